@@ -1,0 +1,1 @@
+"""The Charter compiler: one module per pass (parse, resolve, typecheck, lower, verify)."""

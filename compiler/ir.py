@@ -1,0 +1,782 @@
+"""The typed intermediate representation every later stage reads.
+
+The IR is the contract between the compiler front end (``lower`` produces it)
+and its consumers: the runtime (``charter.runtime``), the verifier
+(``charter.compiler.verify``), the AIGrid exporter and any non-Python runtime
+(through :func:`to_json`).  It is plain frozen ``attrs`` data: no stage
+mutates it, and two compilations of equivalent sources give equal IR.
+
+Meaning of values (the same at compile time, in the runtime and in Z3):
+
+* ``TInt``, ``TAmount``, ``TTime``, ``TDuration`` are Python ``int``.  An
+  amount is a count of the asset's *minor unit*; a time is seconds since the
+  Unix epoch, taken only from events; a duration is seconds.
+* ``TRatio`` is an exact ``fractions.Fraction`` (percentages, basis points,
+  ``a / b`` of integers).  Fractional amounts never reach the IR: the type
+  checker demands ``floor``/``ceil``/``round`` or a ``split``.
+* ``TBool`` is ``bool``; ``TText`` and ``TParty`` are ``str`` (a party id);
+  ``TRecord(R)`` is the ``str`` key of a record of ``R``; ``TOptional`` is the
+  value or ``None``; ``TList`` is a ``tuple``.
+
+Accounts (``Acc*`` nodes) name where value sits.  Every ledger posting moves
+an amount of one asset from one account to another, so each transaction
+balances per asset by construction; ``mint`` and ``burn`` post against the
+asset's supply account (``AccSupply``), whose balance is minus the supply.
+"""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from typing import Any, Optional, Union
+
+import attrs
+
+frozen = attrs.frozen(kw_only=True)
+
+# --------------------------------------------------------------------------
+# Spans (for messages produced after lowering: runtime rejections, verifier
+# counterexamples point back at the source line)
+
+
+@frozen
+class Span:
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+NOSPAN = Span(file="<builtin>", line=0, col=0, end_line=0, end_col=0)
+
+# --------------------------------------------------------------------------
+# Types
+
+
+@frozen
+class TInt:
+    lo: Optional[int] = None
+    hi: Optional[int] = None
+
+
+@frozen
+class TBool:
+    pass
+
+
+@frozen
+class TText:
+    pass
+
+
+@frozen
+class TRatio:
+    pass
+
+
+@frozen
+class TAmount:
+    asset: str
+
+
+@frozen
+class TTime:
+    pass
+
+
+@frozen
+class TDuration:
+    pass
+
+
+@frozen
+class TParty:
+    role: Optional[str] = None  # None: any party
+
+
+@frozen
+class TRecord:
+    record: str
+
+
+@frozen
+class TOptional:
+    inner: "Type"
+
+
+@frozen
+class TList:
+    inner: "Type"
+
+
+Type = Union[TInt, TBool, TText, TRatio, TAmount, TTime, TDuration, TParty, TRecord, TOptional, TList]
+
+# --------------------------------------------------------------------------
+# Declarations
+
+
+@frozen
+class Asset:
+    """An asset.  ``kind`` is ``token`` (transferable), ``score`` (held but
+    never transferable between parties: only minted, burned, decayed) or
+    ``right`` (not an amount: granted to and revoked from parties)."""
+
+    name: str
+    kind: str
+    decimals: int = 0
+    mintable: bool = False
+    burnable: bool = False
+    cap: Optional[int] = None  # max total supply, minor units
+    decay: Optional[Fraction] = None  # share removed by each `decay` statement
+    span: Span = NOSPAN
+
+    @property
+    def transferable(self) -> bool:
+        return self.kind == "token"
+
+
+@frozen
+class Field:
+    name: str
+    type: Type
+    default: Optional["Expr"] = None
+
+
+@frozen
+class Role:
+    name: str
+    attrs: tuple[Field, ...] = ()
+
+
+@frozen
+class Param:
+    name: str
+    type: Type
+    default: Any  # int | Fraction | bool | str (a constant, already evaluated)
+    lo: Any = None
+    hi: Any = None
+    span: Span = NOSPAN
+
+
+@frozen
+class Pool:
+    name: str
+    asset: str
+    kind: str = "pool"  # pool | treasury
+
+
+@frozen
+class Record:
+    name: str
+    fields: tuple[Field, ...]
+    holds: Optional[str] = None  # asset its escrow account holds
+
+
+# --------------------------------------------------------------------------
+# Expressions.  Every expression carries its type.
+
+
+@frozen
+class Const:
+    value: Any
+    type: Type
+
+
+@frozen
+class Local:
+    """A handler argument, ``let`` binding, loop variable or the bound submitter."""
+
+    name: str
+    type: Type
+
+
+@frozen
+class ParamRef:
+    name: str
+    type: Type
+
+
+@frozen
+class Now:
+    type: Type = TTime()
+
+
+@frozen
+class RecordRef:
+    """``Task(key)``: the record's key, checked to exist when evaluated."""
+
+    record: str
+    key: "Expr"
+    type: Type
+
+
+@frozen
+class RecordField:
+    record: str
+    key: "Expr"
+    field: str
+    type: Type
+
+
+@frozen
+class RoleAttr:
+    role: str
+    party: "Expr"
+    attr: str
+    type: Type
+
+
+@frozen
+class Exists:
+    record: str
+    key: "Expr"
+    type: Type = TBool()
+
+
+@frozen
+class Unary:
+    op: str  # "-" | "not"
+    operand: "Expr"
+    type: Type
+
+
+@frozen
+class Binary:
+    """Arithmetic (``+ - * /``), comparison (``== != < <= > >=``) or logic
+    (``and``/``or``, short-circuit).  ``/`` always yields an exact ratio."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    type: Type
+
+
+@frozen
+class Builtin:
+    """A built-in function.
+
+    ``floor ceil round`` (round = half up) take a ratio or a fractional
+    amount and give an int or amount; ``min max abs``; ``isqrt`` (floor of
+    the square root of a non-negative int/amount); ``pow(x, n)`` with a
+    constant ``n >= 0``; ``balance(account)``; ``supply(asset)``;
+    ``len(list)``; ``is_some(x)``, ``is_none(x)``; ``has_role(party, role)``;
+    ``has_right(party, right, key?)``; ``some(x)`` unwraps an optional
+    (rejecting the event when it is none); ``ratio(a, b)`` exact a/b of
+    amounts of one asset.
+    """
+
+    name: str
+    args: tuple["Expr", ...]
+    type: Type
+    extra: tuple[str, ...] = ()  # names: asset for supply, role, right
+
+
+@frozen
+class Aggregate:
+    """``sum``, ``count``, ``min``, ``max`` or ``all``/``any`` over a collection."""
+
+    kind: str
+    var: str
+    source: "Collection"
+    where: Optional["Expr"]
+    body: "Expr"
+    type: Type
+
+
+@frozen
+class AccBalance:
+    account: "Account"
+    type: Type
+
+
+@frozen
+class ListLit:
+    items: tuple["Expr", ...]
+    type: Type
+
+
+Expr = Union[
+    Const, Local, ParamRef, Now, RecordRef, RecordField, RoleAttr, Exists, Unary,
+    Binary, Builtin, Aggregate, AccBalance, ListLit,
+]
+
+# --------------------------------------------------------------------------
+# Collections (bounded iteration; order is always by key)
+
+
+@frozen
+class RoleMembers:
+    """Members of a role (or every known party when ``role`` is None), by party id."""
+
+    role: Optional[str]
+
+
+@frozen
+class RecordsOf:
+    """Live records of a kind, by key; the loop variable is a ``TRecord``."""
+
+    record: str
+
+
+@frozen
+class ListItems:
+    """Items of a list value, in list order."""
+
+    expr: Expr
+
+
+Collection = Union[RoleMembers, RecordsOf, ListItems]
+
+# --------------------------------------------------------------------------
+# Accounts
+
+
+@frozen
+class AccParty:
+    party: Expr
+    asset: str
+
+
+@frozen
+class AccStake:
+    party: Expr
+    asset: str
+
+
+@frozen
+class AccPool:
+    pool: str
+    asset: str
+
+
+@frozen
+class AccEscrow:
+    record: str
+    key: Expr
+    asset: str
+
+
+@frozen
+class AccSupply:
+    asset: str
+
+
+Account = Union[AccParty, AccStake, AccPool, AccEscrow, AccSupply]
+
+# --------------------------------------------------------------------------
+# Statements.  Each carries the span of its source for messages.
+
+
+@frozen
+class Require:
+    cond: Expr
+    message: str
+    span: Span = NOSPAN
+
+
+@frozen
+class Reject:
+    message: str
+    span: Span = NOSPAN
+
+
+@frozen
+class Let:
+    name: str
+    value: Expr
+    span: Span = NOSPAN
+
+
+@frozen
+class SetField:
+    record: str
+    key: Expr
+    field: str
+    value: Expr
+    span: Span = NOSPAN
+
+
+@frozen
+class If:
+    cond: Expr
+    then: tuple["Stmt", ...]
+    orelse: tuple["Stmt", ...] = ()
+    span: Span = NOSPAN
+
+
+@frozen
+class ForEach:
+    var: str
+    var_type: Type
+    source: Collection
+    where: Optional[Expr]
+    body: tuple["Stmt", ...]
+    span: Span = NOSPAN
+
+
+@frozen
+class Move:
+    """Move ``amount`` of ``asset`` from ``src`` to ``dst``.
+
+    ``kind`` keeps the author's verb (transfer, escrow, release, refund,
+    lock, unlock, slash, mint, burn) for messages and the journal; the
+    semantics are the same for all: the source must hold the amount (except
+    a supply account), the amount must not be negative, and one posting is
+    written.  ``mint`` moves from the supply account, ``burn`` into it.
+    """
+
+    kind: str
+    amount: Expr
+    asset: str
+    src: Account
+    dst: Account
+    span: Span = NOSPAN
+
+
+@frozen
+class Split:
+    """Split ``amount`` from ``src`` among the items of ``source`` by ``weight``.
+
+    The recipient of each item is ``to`` evaluated with ``var`` bound (the
+    item itself when it is a party).  ``method`` is one of
+    ``largest_remainder`` (default), ``sequential_floor``, ``dhondt``,
+    ``sainte_lague`` or ``floor_dust``; items are ordered by key (party id
+    or record key), which is also the tie order.  ``minimum``: every
+    recipient first gets this much (the event is rejected if the amount does
+    not cover it); ``cap``: no recipient gets more, the excess stays in the
+    source.  The exact algorithms are in :mod:`charter.runtime.semantics`.
+    """
+
+    amount: Expr
+    asset: str
+    src: Account
+    var: str
+    var_type: Type
+    source: Collection
+    where: Optional[Expr]
+    to: Expr
+    weight: Expr
+    method: str = "largest_remainder"
+    minimum: Optional[Expr] = None
+    cap: Optional[Expr] = None
+    span: Span = NOSPAN
+
+
+@frozen
+class Grant:
+    right: str
+    key: Optional[Expr]
+    party: Expr
+    until: Optional[Expr]
+    span: Span = NOSPAN
+
+
+@frozen
+class Revoke:
+    right: str
+    key: Optional[Expr]
+    party: Expr
+    span: Span = NOSPAN
+
+
+@frozen
+class Admit:
+    party: Expr
+    role: str
+    attrs: tuple[tuple[str, Expr], ...] = ()
+    span: Span = NOSPAN
+
+
+@frozen
+class Expel:
+    party: Expr
+    role: str
+    span: Span = NOSPAN
+
+
+@frozen
+class Create:
+    record: str
+    key: Expr
+    values: tuple[tuple[str, Expr], ...]  # every field, defaults filled in
+    span: Span = NOSPAN
+
+
+@frozen
+class Update:
+    record: str
+    key: Expr
+    values: tuple[tuple[str, Expr], ...]
+    span: Span = NOSPAN
+
+
+@frozen
+class Delete:
+    record: str
+    key: Expr
+    span: Span = NOSPAN
+
+
+@frozen
+class Decay:
+    """Burn ``floor(balance * rate)`` from every party holding ``asset``."""
+
+    asset: str
+    rate: Fraction
+    span: Span = NOSPAN
+
+
+@frozen
+class Flag:
+    party: Expr
+    message: str
+    span: Span = NOSPAN
+
+
+@frozen
+class Dissolve:
+    span: Span = NOSPAN
+
+
+Stmt = Union[
+    Require, Reject, Let, SetField, If, ForEach, Move, Split, Grant, Revoke, Admit,
+    Expel, Create, Update, Delete, Decay, Flag, Dissolve,
+]
+
+# --------------------------------------------------------------------------
+# Handlers
+
+
+@frozen
+class AuthClock:
+    """Only the built-in ``clock`` party may submit."""
+
+
+@frozen
+class AuthRole:
+    """Any party holding ``role`` (any party when None); bound to ``binder``."""
+
+    binder: str
+    role: Optional[str]
+
+
+@frozen
+class AuthParty:
+    """Only the party that ``party`` evaluates to (before the body runs)."""
+
+    party: Expr
+
+
+Auth = Union[AuthClock, AuthRole, AuthParty]
+
+
+@frozen
+class Handler:
+    """An event handler.
+
+    ``kind`` is ``event`` (submitted), ``every`` (fires from event time once
+    per ``period`` elapsed since the first event) or ``deadline`` (fires once
+    for each live record of ``record`` whose ``field`` time has passed; the
+    record is bound to ``binder``).  Timed handlers run before the event
+    whose time makes them due, in order of due time, then handler name,
+    then record key.
+    """
+
+    name: str
+    kind: str
+    params: tuple[Field, ...]
+    auth: Auth
+    body: tuple[Stmt, ...]
+    period: Optional[int] = None
+    record: Optional[str] = None
+    field: Optional[str] = None
+    binder: Optional[str] = None
+    span: Span = NOSPAN
+
+
+# --------------------------------------------------------------------------
+# Properties and tests
+
+
+@frozen
+class SplitProperty:
+    """A fairness property of every ``split`` in ``handler``.
+
+    ``kind``: ``proportional`` (each share within ``bound`` units of
+    amount*w/W), ``monotone`` (more weight never less), ``symmetric`` (equal
+    weights => shares within ``bound``), ``floor`` (each share >= ``bound``
+    expr), ``cap`` (each share <= ``bound`` expr).
+    """
+
+    name: str
+    handler: str
+    kind: str
+    bound: Optional[Expr] = None
+    span: Span = NOSPAN
+
+
+@frozen
+class BudgetProperty:
+    """``handler`` never takes more than ``limit`` out of ``pool`` in one event."""
+
+    name: str
+    handler: str
+    pool: str
+    limit: Expr
+    span: Span = NOSPAN
+
+
+@frozen
+class InvariantProperty:
+    """``cond`` holds in every reachable state (checked inductively per
+    handler).  With ``record`` set, ``cond`` holds for every live record,
+    bound to ``var``."""
+
+    name: str
+    cond: Expr
+    record: Optional[str] = None
+    var: Optional[str] = None
+    span: Span = NOSPAN
+
+
+Property = Union[SplitProperty, BudgetProperty, InvariantProperty]
+
+
+@frozen
+class GivenRole:
+    party: str
+    role: str
+    attrs: tuple[tuple[str, Expr], ...] = ()
+
+
+@frozen
+class GivenFunds:
+    amount: int
+    account: Account
+
+
+@frozen
+class GivenParam:
+    name: str
+    value: Any
+
+
+@frozen
+class WhenEvent:
+    event: str
+    args: tuple[tuple[str, Any], ...]  # constant values, as in an event payload
+    submitter: str
+    time: Optional[int] = None
+
+
+@frozen
+class ExpectOk:
+    pass
+
+
+@frozen
+class ExpectRejected:
+    contains: Optional[str] = None
+
+
+@frozen
+class ExpectTrue:
+    cond: Expr
+    text: str = ""
+
+
+TestStep = Union[GivenRole, GivenFunds, GivenParam, WhenEvent, ExpectOk, ExpectRejected, ExpectTrue]
+
+
+@frozen
+class Test:
+    name: str
+    steps: tuple[TestStep, ...]
+    span: Span = NOSPAN
+
+
+@frozen
+class Policy:
+    name: str
+    version: str
+    assets: tuple[Asset, ...]
+    roles: tuple[Role, ...]
+    params: tuple[Param, ...]
+    pools: tuple[Pool, ...]
+    records: tuple[Record, ...]
+    handlers: tuple[Handler, ...]
+    properties: tuple[Property, ...]
+    tests: tuple[Test, ...]
+    source_hash: str = ""  # sha256 over the policy's source and its imports
+
+    def asset(self, name: str) -> Asset:
+        return next(a for a in self.assets if a.name == name)
+
+    def handler(self, name: str) -> Handler:
+        return next(h for h in self.handlers if h.name == name)
+
+    def record(self, name: str) -> Record:
+        return next(r for r in self.records if r.name == name)
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)
+
+    def pool(self, name: str) -> Pool:
+        return next(p for p in self.pools if p.name == name)
+
+    def role(self, name: str) -> Role:
+        return next(r for r in self.roles if r.name == name)
+
+
+# --------------------------------------------------------------------------
+# JSON
+
+
+def _encode(value: Any) -> Any:
+    if attrs.has(type(value)):
+        out: dict[str, Any] = {"node": type(value).__name__}
+        for f in attrs.fields(type(value)):
+            out[f.name] = _encode(getattr(value, f.name))
+        return out
+    if isinstance(value, Fraction):
+        return {"node": "Fraction", "num": value.numerator, "den": value.denominator}
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def to_data(policy: Policy) -> dict[str, Any]:
+    """The IR as plain JSON-compatible data (every node tagged by class name)."""
+    return _encode(policy)
+
+
+def to_json(policy: Policy, indent: Optional[int] = 2) -> str:
+    return json.dumps(to_data(policy), indent=indent, sort_keys=False, ensure_ascii=False)
+
+
+_NODES: dict[str, type] = {}
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        kind = value.get("node")
+        if kind == "Fraction":
+            return Fraction(value["num"], value["den"])
+        cls = _NODES[kind]
+        kwargs = {k: _decode(v) for k, v in value.items() if k != "node"}
+        return cls(**kwargs)
+    if isinstance(value, list):
+        return tuple(_decode(v) for v in value)
+    return value
+
+
+def from_data(data: dict[str, Any]) -> Policy:
+    """Inverse of :func:`to_data`."""
+    if not _NODES:
+        for name, obj in globals().items():
+            if isinstance(obj, type) and attrs.has(obj):
+                _NODES[name] = obj
+    return _decode(data)

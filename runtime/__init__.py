@@ -1,0 +1,1 @@
+"""The Charter settlement runtime: executes the IR on a double-entry ledger."""
