@@ -140,9 +140,14 @@ class Asset:
 
 @frozen
 class Field:
+    """A record field, role attribute or handler argument.  ``lo``/``hi`` are
+    the declared inclusive range (constants, in the field's own units)."""
+
     name: str
     type: Type
     default: Optional["Expr"] = None
+    lo: Any = None
+    hi: Any = None
 
 
 @frozen
