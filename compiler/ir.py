@@ -83,6 +83,17 @@ class TAmount:
 
 
 @frozen
+class TFrac:
+    """An exact fractional amount of ``asset`` (a ``Fraction`` of minor units).
+
+    Only ever an intermediate value, e.g. ``t.price * fee`` under ``floor``;
+    the type checker never lets one be stored, moved or compared.
+    """
+
+    asset: str
+
+
+@frozen
 class TTime:
     pass
 
@@ -112,7 +123,7 @@ class TList:
     inner: "Type"
 
 
-Type = Union[TInt, TBool, TText, TRatio, TAmount, TTime, TDuration, TParty, TRecord, TOptional, TList]
+Type = Union[TInt, TBool, TText, TRatio, TAmount, TFrac, TTime, TDuration, TParty, TRecord, TOptional, TList]
 
 # --------------------------------------------------------------------------
 # Declarations

@@ -1,0 +1,436 @@
+"""Pass 4, lower: assemble the checked program into one :class:`ir.Policy`.
+
+Declarations become IR declarations with their constants evaluated (asset
+caps in minor units, parameter defaults and ranges, periods), template and
+caller parameter overrides are applied within their declared ranges, and
+each handler's body is elaborated by the type checker.  Imported modules'
+declarations arrive already namespaced (``alias.name``) by ``resolve``.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Optional
+
+from . import ast, ir
+from .diagnostics import Diagnostics
+from .ir import Span
+from .resolve import ModuleScope, Symbols
+from .typecheck import (
+    BOOL, ERR, PARTY, TIME, Checker, Env, NotConstant, TError, compatible, const_value, show,
+)
+
+ASSET_KINDS = ("token", "score", "right")
+ASSET_OPTIONS = ("decimals", "mintable", "burnable", "fixed", "cap", "decays")
+
+
+def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]] = None) -> \
+        ir.Policy:
+    chk = Checker(syms, diags)
+    root = syms.root
+    assert root is not None
+    assets = tuple(_asset(chk, a) for a in syms.assets.values())
+    roles = tuple(ir.Role(name=r.name, attrs=tuple(_fields(chk, r.fields, root)))
+                  for r in syms.roles.values())
+    params = tuple(_param(chk, q, decl, scope, overrides or {})
+                   for q, (decl, scope) in syms.params.items())
+    unknown = set(overrides or {}) - set(syms.params)
+    for name in sorted(unknown):
+        diags.error("E0205", f"the policy has no parameter `{name}`",
+                    Span(file=root.module.file, line=1, col=1, end_line=1, end_col=1),
+                    hint="its parameters: " + ", ".join(sorted(syms.params)) if syms.params
+                    else "it declares no parameters")
+    pools = []
+    for q, (decl, scope) in syms.pools.items():
+        a = syms.assets.get(decl.asset)
+        if a is None:
+            diags.error("E0201", f"unknown asset `{decl.asset}`", decl.span)
+        elif a.kind == "right":
+            diags.error("E0301", f"a {decl.kind} holds amounts; `{decl.asset}` is a right",
+                        decl.span)
+        pools.append(ir.Pool(name=q, asset=decl.asset, kind=decl.kind))
+    records = []
+    for q, (decl, scope) in syms.records.items():
+        if decl.holds is not None and decl.holds not in syms.assets:
+            diags.error("E0201", f"unknown asset `{decl.holds}`", decl.span)
+        elif decl.holds is not None and syms.assets[decl.holds].kind != "token":
+            diags.error("E0401", f"a record can only hold a transferable token, and "
+                                 f"`{decl.holds}` is a {syms.assets[decl.holds].kind}", decl.span)
+        records.append(ir.Record(name=q, fields=tuple(_fields(chk, decl.fields, scope)),
+                                 holds=decl.holds))
+    handlers = []
+    for q, (decl, scope) in syms.handlers.items():
+        h = _handler(chk, q, decl, scope)
+        if h is not None:
+            handlers.append(h)
+    hmap = {h.name: h for h in handlers}
+    properties = []
+    for q, (decl, scope) in syms.properties.items():
+        p = _property(chk, q, decl, scope, hmap)
+        if p is not None:
+            properties.append(p)
+    tests = tuple(t for t in (_test(chk, decl, scope, hmap) for decl, scope in syms.tests)
+                  if t is not None)
+    return ir.Policy(name=root.module.name, version=root.module.version, assets=assets,
+                     roles=roles, params=params, pools=tuple(pools), records=tuple(records),
+                     handlers=tuple(handlers), properties=tuple(properties), tests=tests,
+                     source_hash=syms.source_hash())
+
+
+def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
+    d = chk.d
+    if a.kind not in ASSET_KINDS:
+        d.error("E0211", f"unknown asset kind `{a.kind}`", a.span,
+                hint="token (transferable), score (earned, never transferred) or right "
+                     "(granted and revoked)")
+    decimals, mintable, burnable, cap, decay = 0, False, False, None, None
+    env = Env(scope=chk.syms.root, in_handler=False)
+    for o in a.options:
+        if o.name not in ASSET_OPTIONS:
+            d.error("E0211", f"unknown asset option `{o.name}`", o.span,
+                    hint="options: " + ", ".join(ASSET_OPTIONS))
+            continue
+        takes_value = o.name in ("decimals", "cap", "decays")
+        if takes_value != (o.value is not None):
+            d.error("E0211", f"`{o.name}` {'needs' if takes_value else 'takes no'} value", o.span)
+            continue
+        if o.name == "mintable":
+            mintable = True
+        elif o.name == "burnable":
+            burnable = True
+        elif o.name == "decimals":
+            v = _const(chk, o.value, env)
+            if not isinstance(v, int) or not 0 <= v <= 18:
+                d.error("E0211", "decimals must be a whole number in 0..18", o.span)
+            else:
+                decimals = v
+        elif o.name == "cap":
+            v = _const(chk, o.value, env)
+            if isinstance(v, ir.Const):
+                v = v.value
+            cap_minor = Fraction(v) * 10 ** decimals if isinstance(v, (int, Fraction)) else None
+            if cap_minor is None or cap_minor.denominator != 1 or cap_minor < 0:
+                d.error("E0211", "cap must be a non-negative whole amount", o.span)
+            else:
+                cap = int(cap_minor)
+        elif o.name == "decays":
+            v = _const(chk, o.value, env)
+            if not isinstance(v, (Fraction, int)) or not 0 <= v <= 1:
+                d.error("E0211", "decays takes a ratio in 0%..100%, like `decays 10%`", o.span)
+            else:
+                decay = Fraction(v)
+    if a.kind != "token" and a.kind in ASSET_KINDS and a.kind == "right" and (
+            mintable or burnable or decay):
+        d.error("E0211", "a right has no supply: it is granted and revoked", a.span)
+    if cap is not None and not mintable:
+        d.error("E0211", f"a cap limits minting, and {a.name} is not mintable", a.span)
+    return ir.Asset(name=a.name, kind=a.kind, decimals=decimals, mintable=mintable,
+                    burnable=burnable, cap=cap, decay=decay, span=a.span)
+
+
+def _const(chk: Checker, e: ast.Expr, env: Env) -> Any:
+    x = chk.expr(e, env)
+    if isinstance(x.type, TError):
+        return None
+    try:
+        return const_value(x)
+    except (NotConstant, ZeroDivisionError):
+        chk.d.error("E0310", "this must be a constant", e.span)
+        return None
+
+
+def _fields(chk: Checker, fields: tuple, scope: ModuleScope) -> list[ir.Field]:
+    out, seen = [], set()
+    env = Env(scope=scope, in_handler=False)
+    for f in fields:
+        if f.name in seen:
+            chk.d.error("E0202", f"field `{f.name}` is declared twice", f.span)
+            continue
+        seen.add(f.name)
+        t, lo, hi = chk.type_of(f.type, env)
+        default = chk.value_for(f, f.default, env, scope) if f.default is not None else None
+        out.append(ir.Field(name=f.name, type=t, default=default, lo=lo, hi=hi))
+    return out
+
+
+def _param(chk: Checker, q: str, decl: ast.ParamDecl, scope: ModuleScope,
+           overrides: dict[str, Any]) -> ir.Param:
+    env = Env(scope=scope, in_handler=False)
+    t, _, _ = chk.type_of(decl.type, env)
+    default = _typed_const(chk, decl.default, env, t, f"parameter `{decl.name}`")
+    lo = _typed_const(chk, decl.lo, env, t, "range bound") if decl.lo is not None else None
+    hi = _typed_const(chk, decl.hi, env, t, "range bound") if decl.hi is not None else None
+    # The importer's `with { ... }` setting, then the caller's override, win over the default.
+    if decl.name in scope.settings and scope.settings_scope is not None:
+        setting = scope.settings[decl.name]
+        default = _typed_const(chk, setting, Env(scope=scope.settings_scope, in_handler=False),
+                               t, f"parameter `{decl.name}`")
+        _in_range(chk, default, lo, hi, setting.span, decl.name)
+    elif default is not None:
+        _in_range(chk, default, lo, hi, decl.default.span, decl.name)
+    if q in overrides:
+        value = overrides[q]
+        if not _in_range(chk, value, lo, hi, decl.span, decl.name, override=True):
+            pass
+        else:
+            default = value
+    return ir.Param(name=q, type=t, default=default, lo=lo, hi=hi, span=decl.span)
+
+
+def _typed_const(chk: Checker, e: ast.Expr, env: Env, t: Any, what: str) -> Any:
+    x = chk.expr(e, env)
+    if isinstance(x.type, TError):
+        return None
+    if not compatible(t, x.type):
+        chk.d.error("E0301", f"{what} is {show(t)}, but this is {show(x.type)}", e.span)
+        return None
+    try:
+        return const_value(x)
+    except (NotConstant, ZeroDivisionError):
+        chk.d.error("E0310", f"{what} must be a constant", e.span,
+                    hint="use literals and arithmetic on them")
+        return None
+
+
+def _in_range(chk: Checker, v: Any, lo: Any, hi: Any, span: Span, name: str,
+              override: bool = False) -> bool:
+    if v is None:
+        return True
+    try:
+        bad = (lo is not None and v < lo) or (hi is not None and v > hi)
+    except TypeError:
+        chk.d.error("E0301", f"value for `{name}` has the wrong type", span)
+        return False
+    if bad:
+        chk.d.error("E0308", f"{'override ' if override else ''}value {_fmt(v)} for `{name}` is "
+                             f"outside its declared range {_fmt(lo)}..{_fmt(hi)}", span)
+        return False
+    return True
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, Fraction):
+        return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"
+    return str(v)
+
+
+def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir.Handler]:
+    d = chk.d
+    env = Env(scope=scope)
+    if isinstance(decl, ast.Handler):
+        params = []
+        for p in decl.params:
+            t, lo, hi = chk.type_of(p.type, env)
+            if p.name in env.locals:
+                d.error("E0202", f"argument `{p.name}` is declared twice", p.span)
+            env.locals[p.name] = t
+            params.append(ir.Field(name=p.name, type=t, lo=lo, hi=hi))
+        if decl.by is None:
+            d.error("E0501", f"handler `{decl.name}` does not say who may submit it", decl.span,
+                    hint="add a `by` clause: `by p: Role`, `by p: party`, `by Task(id).poster` "
+                         "or `by clock`")
+            auth: Any = ir.AuthClock()
+        elif isinstance(decl.by, ast.ByRole):
+            t, _, _ = chk.type_of(decl.by.type, env)
+            if not isinstance(t, (ir.TParty, TError)):
+                d.error("E0301", f"`by {decl.by.binder}: {show(t)}`: the submitter is a party; "
+                                 "name a role or `party`", decl.by.span)
+            role = t.role if isinstance(t, ir.TParty) else None
+            auth = ir.AuthRole(binder=decl.by.binder, role=role)
+            env.locals[decl.by.binder] = ir.TParty(role=role)
+        else:
+            e = decl.by.expr
+            if isinstance(e, ast.Name) and e.id == "clock":
+                auth = ir.AuthClock()
+            else:
+                x = chk.party(e, env)
+                auth = ir.AuthParty(party=x)
+        body = chk.block(decl.body, env)
+        _unused(chk, env)
+        return ir.Handler(name=q, kind="event", params=tuple(params), auth=auth, body=body,
+                          span=decl.span)
+    if isinstance(decl, ast.EveryHandler):
+        period_x = chk.expr(decl.period, env)
+        period = None
+        try:
+            period = const_value(period_x)
+        except NotConstant:
+            pass
+        if not isinstance(period_x.type, type(ir.TDuration())) or not isinstance(period, int) \
+                or period <= 0:
+            d.error("E0503", "`every` needs a constant positive duration, like `every 7 days`",
+                    decl.period.span)
+            period = None
+        body = chk.block(decl.body, env)
+        return ir.Handler(name=q, kind="every", params=(), auth=ir.AuthClock(), body=body,
+                          period=period, span=decl.span)
+    # deadline handler
+    rq = scope.q(decl.record)
+    if rq not in chk.syms.records:
+        d.error("E0201", f"unknown record `{decl.record}`", decl.span)
+        return None
+    rdecl = chk.syms.records[rq][0]
+    f = next((f for f in rdecl.fields if f.name == decl.field), None)
+    if f is None:
+        d.error("E0207", f"record `{decl.record}` has no field `{decl.field}`", decl.span)
+        return None
+    ft, _, _ = chk.type_of(f.type, env)
+    inner = ft.inner if isinstance(ft, ir.TOptional) else ft
+    if not isinstance(inner, type(TIME)):
+        d.error("E0301", f"`when {decl.record}.{decl.field} passes` needs a time field, and "
+                         f"`{decl.field}` is {show(ft)}", decl.span)
+    env.locals[decl.binder] = ir.TRecord(record=rq)
+    body = chk.block(decl.body, env)
+    return ir.Handler(name=q, kind="deadline", params=(), auth=ir.AuthClock(), body=body,
+                      record=rq, field=decl.field, binder=decl.binder, span=decl.span)
+
+
+def _unused(chk: Checker, env: Env) -> None:
+    for name, span in env.let_spans.items():
+        if name not in env.used and not name.startswith("_"):
+            chk.d.warning("W0302", f"`{name}` is bound but never used", span,
+                          hint=f"remove it, or name it `_{name}`")
+
+
+def _has_split(stmts: tuple) -> bool:
+    for s in stmts:
+        if isinstance(s, ir.Split):
+            return True
+        if isinstance(s, ir.If) and (_has_split(s.then) or _has_split(s.orelse)):
+            return True
+        if isinstance(s, ir.ForEach) and _has_split(s.body):
+            return True
+    return False
+
+
+def _property(chk: Checker, q: str, decl: ast.PropertyDecl, scope: ModuleScope,
+              handlers: dict[str, ir.Handler]) -> Any:
+    d = chk.d
+    env = Env(scope=scope, in_handler=False)
+    if decl.kind in ("split", "split_floor", "split_cap", "budget"):
+        hq = scope.q(decl.handler)
+        h = handlers.get(hq)
+        if h is None:
+            d.error("E0601", f"property `{decl.name}` names no handler `{decl.handler}`",
+                    decl.span, hint=chk._suggest(decl.handler, list(handlers)) or None)
+            return None
+        if decl.kind == "budget":
+            pq = scope.q(decl.what)
+            if pq not in chk.syms.pools:
+                d.error("E0201", f"unknown pool `{decl.what}`", decl.span)
+                return None
+            limit, _ = chk.amount(decl.bound, env)
+            return ir.BudgetProperty(name=q, handler=hq, pool=pq, limit=limit, span=decl.span)
+        if not _has_split(h.body):
+            d.error("E0602", f"handler `{decl.handler}` has no `split` to check", decl.span)
+            return None
+        if decl.kind == "split":
+            if decl.what not in ("proportional", "monotone", "symmetric"):
+                d.error("E0603", f"unknown split property `{decl.what}`", decl.span,
+                        hint="proportional, monotone or symmetric (or `gives at least/most`)")
+                return None
+            bound = chk.amount(decl.bound, env)[0] if decl.bound is not None else None
+            return ir.SplitProperty(name=q, handler=hq, kind=decl.what, bound=bound,
+                                    span=decl.span)
+        bound, _ = chk.amount(decl.bound, env)
+        return ir.SplitProperty(name=q, handler=hq,
+                                kind="floor" if decl.kind == "split_floor" else "cap",
+                                bound=bound, span=decl.span)
+    if decl.kind == "record_invariant":
+        rq = scope.q(decl.record)
+        if rq not in chk.syms.records:
+            d.error("E0201", f"unknown record `{decl.record}`", decl.span)
+            return None
+        env.locals[decl.var] = ir.TRecord(record=rq)
+        cond = chk.cond(decl.bound, env)
+        return ir.InvariantProperty(name=q, cond=cond, record=rq, var=decl.var, span=decl.span)
+    cond = chk.cond(decl.bound, env)
+    return ir.InvariantProperty(name=q, cond=cond, span=decl.span)
+
+
+def _payload(chk: Checker, x: Any, span: Span) -> Any:
+    """A constant as an event payload value (amounts in minor units)."""
+    try:
+        v = const_value(x)
+    except (NotConstant, ZeroDivisionError):
+        chk.d.error("E0604", "test values must be constants", span)
+        return None
+    if isinstance(v, Fraction):
+        return {"num": v.numerator, "den": v.denominator}
+    return v
+
+
+def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
+          handlers: dict[str, ir.Handler]) -> Optional[ir.Test]:
+    d = chk.d
+    env = Env(scope=scope, in_handler=False)
+    steps: list[Any] = []
+    for s in decl.steps:
+        if s.kind == "given_role":
+            party = chk.party(s.expr, env)
+            role = chk.syms.roles.get(s.name)
+            if role is None:
+                d.error("E0201", f"unknown role `{s.name}`", s.span)
+                continue
+            attrs_out = chk.role_attrs(role, s.assigns, env, s.span)
+            pv = _payload(chk, party, s.expr.span)
+            steps.append(ir.GivenRole(party=pv, role=s.name, attrs=attrs_out))
+        elif s.kind == "given_funds":
+            amount, asset = chk.amount(s.expr, env)
+            acc = chk.account(s.target, env, asset)
+            value = _payload(chk, amount, s.expr.span)
+            if acc is not None and isinstance(value, int):
+                steps.append(ir.GivenFunds(amount=value, account=acc))
+        elif s.kind == "given_param":
+            pq = scope.q(s.name)
+            if pq not in chk.syms.params:
+                d.error("E0201", f"unknown parameter `{s.name}`", s.span)
+                continue
+            x = chk.expr(s.expr, env)
+            try:
+                steps.append(ir.GivenParam(name=pq, value=const_value(x)))
+            except NotConstant:
+                d.error("E0604", "test values must be constants", s.expr.span)
+        elif s.kind == "when":
+            hq = scope.q(s.name)
+            h = handlers.get(hq)
+            if h is None or h.kind != "event":
+                d.error("E0209", f"no event `{s.name}` to submit", s.span,
+                        hint=chk._suggest(s.name, [n for n, hh in handlers.items()
+                                                   if hh.kind == "event"]) or None)
+                continue
+            params = {p.name: p for p in h.params}
+            args = []
+            for a in s.assigns:
+                p = params.get(a.name)
+                if p is None:
+                    d.error("E0207", f"event `{s.name}` has no argument `{a.name}`", a.span)
+                    continue
+                x = chk.expr(a.value, env)
+                if not compatible(p.type, x.type):
+                    d.error("E0301", f"argument `{a.name}` is {show(p.type)}, not {show(x.type)}",
+                            a.value.span)
+                args.append((a.name, _payload(chk, x, a.value.span)))
+            missing = [p for p in params if p not in {a.name for a in s.assigns}]
+            if missing:
+                d.error("E0208", f"event `{s.name}` needs argument{'s' if len(missing) > 1 else ''}"
+                                 f" {', '.join(missing)}", s.span)
+            sub = _payload(chk, chk.party(s.expr, env), s.expr.span)
+            time = None
+            if s.target is not None:
+                tx = chk.expr(s.target, env)
+                time = _payload(chk, tx, s.target.span)
+                if not isinstance(time, int):
+                    d.error("E0604", "`at` takes a whole number of seconds", s.target.span)
+                    time = None
+            steps.append(ir.WhenEvent(event=hq, args=tuple(args), submitter=str(sub), time=time))
+        elif s.kind == "expect_ok":
+            steps.append(ir.ExpectOk())
+        elif s.kind == "expect_rejected":
+            steps.append(ir.ExpectRejected(contains=s.text))
+        elif s.kind == "expect_true":
+            c = chk.cond(s.expr, env)
+            steps.append(ir.ExpectTrue(cond=c, text=chk.text(s.expr)))
+    return ir.Test(name=decl.name, steps=tuple(steps), span=decl.span)
+
+
+__all__ = ["lower", "BOOL", "PARTY", "ERR"]

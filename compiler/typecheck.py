@@ -1,0 +1,1199 @@
+"""Pass 3, typecheck: elaborate AST expressions and statements into typed IR.
+
+Every expression is checked and turned into an IR expression that carries
+its type; every statement into an IR statement.  The economic rules live
+here too: amounts of different assets never mix, a fractional amount must
+state its rounding, scores never move between accounts, fixed supplies are
+never minted, pools only hold their own asset.  Errors are reported to the
+shared :class:`Diagnostics` sink and an ``ERR`` placeholder lets checking
+continue, so one run reports every independent error.
+
+``lower`` calls :class:`Checker` for each declaration and assembles the
+:class:`charter.compiler.ir.Policy`.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Optional
+
+import attrs
+
+from . import ast, ir
+from .diagnostics import Diagnostics
+from .ir import Span
+from .resolve import ModuleScope, Symbols, strip_spans
+
+
+@attrs.frozen
+class TError:
+    """The type of an expression that already failed: compatible with anything."""
+
+
+TFrac = ir.TFrac  # a fractional amount: must be rounded before use
+
+
+@attrs.frozen
+class TNone:
+    """The type of the literal ``none``."""
+
+
+ERR = TError()
+INT, BOOL, TEXT, RATIO, TIME, DURATION = ir.TInt(), ir.TBool(), ir.TText(), ir.TRatio(), \
+    ir.TTime(), ir.TDuration()
+PARTY = ir.TParty()
+
+DURATION_UNITS = {"second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 3600,
+                  "hours": 3600, "day": 86400, "days": 86400, "week": 604800, "weeks": 604800}
+RATIO_UNITS = {"bps": Fraction(1, 10_000), "ppm": Fraction(1, 1_000_000)}
+ROUNDING_METHODS = ("largest_remainder", "sequential_floor", "dhondt", "sainte_lague",
+                    "floor_dust")
+SPLIT_KINDS = ("proportional", "monotone", "symmetric")
+BASE_TYPES = {"int": INT, "bool": BOOL, "text": TEXT, "ratio": RATIO, "percent": RATIO,
+              "time": TIME, "duration": DURATION, "party": PARTY}
+
+
+def show(t: Any) -> str:
+    """A type as the author would write it."""
+    if isinstance(t, ir.TInt):
+        return "int" if t.lo is None else f"int within {t.lo}..{t.hi}"
+    if isinstance(t, ir.TAmount):
+        return t.asset
+    if isinstance(t, TFrac):
+        return f"fractional {t.asset}"
+    if isinstance(t, ir.TParty):
+        return t.role or "party"
+    if isinstance(t, ir.TRecord):
+        return t.record
+    if isinstance(t, ir.TOptional):
+        return show(t.inner) + "?"
+    if isinstance(t, ir.TList):
+        return "list of " + show(t.inner)
+    if isinstance(t, TNone):
+        return "none"
+    names = {ir.TBool: "bool", ir.TText: "text", ir.TRatio: "ratio", ir.TTime: "time",
+             ir.TDuration: "duration", TError: "?"}
+    return names.get(type(t), type(t).__name__)
+
+
+def base(t: Any) -> Any:
+    """Forget ranges and roles: the type used for compatibility checks."""
+    if isinstance(t, ir.TInt):
+        return INT
+    if isinstance(t, ir.TParty):
+        return PARTY
+    return t
+
+
+def compatible(want: Any, got: Any) -> bool:
+    if isinstance(want, TError) or isinstance(got, TError):
+        return True
+    if isinstance(want, ir.TOptional):
+        return isinstance(got, TNone) or compatible(want.inner, got) or (
+            isinstance(got, ir.TOptional) and compatible(want.inner, got.inner))
+    if isinstance(want, ir.TList) and isinstance(got, ir.TList):
+        return compatible(want.inner, got.inner)
+    if isinstance(want, ir.TRecord) and isinstance(got, (ir.TText,)):
+        return True  # a key given as text is checked to exist when used
+    if isinstance(want, ir.TText) and isinstance(got, ir.TRecord):
+        return True
+    if isinstance(want, ir.TParty) and isinstance(got, ir.TParty):
+        return True  # role membership is checked at run time where it matters
+    return base(want) == base(got)
+
+
+def is_numeric(t: Any) -> bool:
+    return isinstance(t, (ir.TInt, ir.TRatio, ir.TAmount, TFrac, ir.TDuration, TError))
+
+
+def _join(a: Span, b: Span) -> Span:
+    return Span(file=a.file, line=a.line, col=a.col, end_line=b.end_line, end_col=b.end_col)
+
+
+def key_of(e: Any) -> Any:
+    return strip_spans(e)
+
+
+class NotConstant(Exception):
+    pass
+
+
+def const_value(e: Any) -> Any:
+    """Evaluate a constant IR expression (literals and arithmetic on them)."""
+    if isinstance(e, ir.Const):
+        return e.value
+    if isinstance(e, ir.Unary) and e.op == "-":
+        return -const_value(e.operand)
+    if isinstance(e, ir.Binary) and e.op in "+-*/":
+        a, b = const_value(e.left), const_value(e.right)
+        if e.op == "+":
+            return a + b
+        if e.op == "-":
+            return a - b
+        if e.op == "*":
+            r = Fraction(a) * Fraction(b)
+        else:
+            if b == 0:
+                raise NotConstant("division by zero")
+            r = Fraction(a) / Fraction(b)
+        return int(r) if isinstance(e.type, (ir.TInt, ir.TAmount, ir.TDuration)) and \
+            r.denominator == 1 else r
+    raise NotConstant()
+
+
+@attrs.define
+class Env:
+    """What a name means at one point of a handler."""
+
+    scope: ModuleScope
+    locals: dict[str, Any] = attrs.field(factory=dict)
+    narrowed: set = attrs.field(factory=set)
+    used: set = attrs.field(factory=set)
+    in_handler: bool = True
+    let_spans: dict[str, Span] = attrs.field(factory=dict)
+
+    def child(self) -> "Env":
+        return Env(scope=self.scope, locals=dict(self.locals), narrowed=set(self.narrowed),
+                   used=self.used, in_handler=self.in_handler, let_spans=self.let_spans)
+
+
+class Checker:
+    def __init__(self, syms: Symbols, diags: Diagnostics):
+        self.syms = syms
+        self.d = diags
+
+    # ------------------------------------------------------------------ types
+    def type_of(self, t: ast.TypeRef, env: Env) -> tuple[Any, Any, Any]:
+        """(IR type, lo, hi) of a written type."""
+        if t.name is None:
+            inner, _, _ = self.type_of(t.item, env)
+            return ir.TList(inner=inner), None, None
+        name = t.name
+        lo = hi = None
+        if name in BASE_TYPES:
+            typ: Any = BASE_TYPES[name]
+        elif name in self.syms.assets:
+            asset = self.syms.assets[name]
+            if asset.kind == "right":
+                self.d.error("E0301", f"`{name}` is a right, not an amount", t.span,
+                             hint="hold rights with `grant`; test them with `has`")
+                typ = ERR
+            else:
+                typ = ir.TAmount(asset=name)
+        elif name in self.syms.roles:
+            typ = ir.TParty(role=name)
+        elif env.scope.q(name) in self.syms.records:
+            typ = ir.TRecord(record=env.scope.q(name))
+        else:
+            self.d.error("E0201", f"unknown type `{name}`", t.span,
+                         hint=self._suggest(name, list(BASE_TYPES) + list(self.syms.assets)
+                                            + list(self.syms.roles)))
+            typ = ERR
+        if t.lo is not None:
+            lo_e, hi_e = self.expr(t.lo, env), self.expr(t.hi, env)
+            lo, hi = self.constant(lo_e, t.lo.span), self.constant(hi_e, t.hi.span)
+            for e, src in ((lo_e, t.lo), (hi_e, t.hi)):
+                if not compatible(typ, e.type):
+                    self.d.error("E0301", f"range bound is {show(e.type)}, not {show(typ)}",
+                                 src.span)
+            if isinstance(typ, ir.TInt) and isinstance(lo, int) and isinstance(hi, int):
+                typ = ir.TInt(lo=lo, hi=hi)
+            if lo is not None and hi is not None and lo > hi:
+                self.d.error("E0308", f"empty range {lo}..{hi}", t.span)
+        if t.optional:
+            typ = ir.TOptional(inner=typ)
+        return typ, lo, hi
+
+    def constant(self, e: Any, span: Span) -> Any:
+        try:
+            return const_value(e)
+        except NotConstant:
+            if not isinstance(e.type, TError):
+                self.d.error("E0310", "this must be a constant", span,
+                             hint="use literals and arithmetic on them")
+            return None
+
+    # ------------------------------------------------------------ expressions
+    def expr(self, e: ast.Expr, env: Env) -> Any:
+        method = getattr(self, "x_" + type(e).__name__)
+        out = method(e, env)
+        t = out.type
+        if isinstance(t, ir.TOptional) and key_of(e) in env.narrowed and attrs.has(type(out)) \
+                and "type" in attrs.fields_dict(type(out)):
+            out = attrs.evolve(out, type=t.inner)
+        return out
+
+    def err(self) -> ir.Const:
+        return ir.Const(value=None, type=ERR)
+
+    def x_Number(self, e: ast.Number, env: Env) -> Any:
+        text = e.text.replace("_", "")
+        if "." in text:
+            return ir.Const(value=Fraction(text), type=RATIO)
+        return ir.Const(value=int(text), type=INT)
+
+    def x_Percent(self, e: ast.Percent, env: Env) -> Any:
+        return ir.Const(value=Fraction(e.text.replace("_", "")) / 100, type=RATIO)
+
+    def x_Quantity(self, e: ast.Quantity, env: Env) -> Any:
+        value = Fraction(e.text.replace("_", ""))
+        unit = e.unit
+        if unit in self.syms.assets:
+            asset = self.syms.assets[unit]
+            if asset.kind == "right":
+                self.d.error("E0301", f"`{unit}` is a right; it has no amounts", e.span)
+                return self.err()
+            decimals = self.asset_decimals(unit)
+            minor = value * 10 ** decimals
+            if minor.denominator != 1:
+                self.d.error("E0105", f"{e.text} {unit} is finer than {unit}'s minor unit "
+                                      f"({decimals} decimals)", e.span,
+                             hint="amounts are whole counts of the minor unit")
+                return self.err()
+            return ir.Const(value=int(minor), type=ir.TAmount(asset=unit))
+        if unit in DURATION_UNITS:
+            secs = value * DURATION_UNITS[unit]
+            if secs.denominator != 1:
+                self.d.error("E0105", f"{e.text} {unit} is not a whole number of seconds", e.span)
+                return self.err()
+            return ir.Const(value=int(secs), type=DURATION)
+        if unit in RATIO_UNITS:
+            return ir.Const(value=value * RATIO_UNITS[unit], type=RATIO)
+        self.d.error("E0210", f"unknown unit `{unit}`", e.span,
+                     hint="a unit is an asset name, bps, ppm, or seconds/minutes/hours/days/"
+                          "weeks" + self._suggest(unit, list(self.syms.assets)
+                                                  + list(DURATION_UNITS), lead="; "))
+        return self.err()
+
+    def asset_decimals(self, name: str) -> int:
+        for opt in self.syms.assets[name].options:
+            if opt.name == "decimals" and isinstance(opt.value, ast.Number):
+                try:
+                    return int(opt.value.text.replace("_", ""))
+                except ValueError:
+                    return 0
+        return 0
+
+    def x_String(self, e: ast.String, env: Env) -> Any:
+        return ir.Const(value=e.value, type=TEXT)
+
+    def x_PartyLit(self, e: ast.PartyLit, env: Env) -> Any:
+        return ir.Const(value=e.name, type=PARTY)
+
+    def x_Name(self, e: ast.Name, env: Env) -> Any:
+        name = e.id
+        if name in env.locals:
+            env.used.add(name)
+            return ir.Local(name=name, type=env.locals[name])
+        if name == "now":
+            if not env.in_handler:
+                self.d.error("E0201", "`now` is only known inside a handler", e.span)
+                return self.err()
+            return ir.Now()
+        if name in ("true", "false"):
+            return ir.Const(value=name == "true", type=BOOL)
+        if name == "none":
+            return ir.Const(value=None, type=TNone())
+        if name == "clock":
+            return ir.Const(value="clock", type=PARTY)
+        q = env.scope.q(name)
+        if q in self.syms.params:
+            return ir.ParamRef(name=q, type=self.param_type(q))
+        if q in self.syms.pools:
+            self.d.error("E0301", f"`{name}` is a {self.syms.pools[q][0].kind}, an account, "
+                                  "not a value", e.span, hint=f"use `balance({name})`")
+            return self.err()
+        if name in self.syms.assets or name in self.syms.roles or q in self.syms.records:
+            self.d.error("E0301", f"`{name}` is a type, not a value", e.span)
+            return self.err()
+        self.d.error("E0201", f"unknown name `{name}`", e.span,
+                     hint=self._suggest(name, list(env.locals) + [
+                         n.rsplit(".", 1)[-1] for n in self.syms.params]) or None)
+        return self.err()
+
+    def param_type(self, q: str) -> Any:
+        decl, scope = self.syms.params[q]
+        t, _, _ = self.type_of(decl.type, Env(scope=scope, in_handler=False))
+        return t
+
+    def _suggest(self, name: str, options: list[str], lead: str = "") -> str:
+        import difflib
+
+        close = difflib.get_close_matches(name, options, n=1, cutoff=0.7)
+        return f"{lead}did you mean `{close[0]}`?" if close else ""
+
+    def x_FieldAccess(self, e: ast.FieldAccess, env: Env) -> Any:
+        if isinstance(e.obj, ast.Name) and e.obj.id not in env.locals and \
+                e.obj.id in env.scope.aliases:
+            sub = env.scope.aliases[e.obj.id]
+            return self.x_Name(ast.Name(id=e.name, span=e.span), Env(
+                scope=sub, in_handler=env.in_handler))
+        obj = self.expr(e.obj, env)
+        t = obj.type
+        if isinstance(t, TError):
+            return self.err()
+        if isinstance(t, ir.TOptional):
+            self.d.error("E0309", f"`{self.text(e.obj)}` may be none", e.obj.span,
+                         hint=f"check it first: `require {self.text(e.obj)} is some`")
+            return self.err()
+        if isinstance(t, ir.TRecord):
+            decl, _scope = self.syms.records[t.record]
+            field = next((f for f in decl.fields if f.name == e.name), None)
+            if field is None:
+                self.d.error("E0207", f"record `{decl.name}` has no field `{e.name}`", e.span,
+                             hint=self._suggest(e.name, [f.name for f in decl.fields]) or None)
+                return self.err()
+            ftype, _, _ = self.type_of(field.type, Env(scope=_scope, in_handler=False))
+            key = obj.key if isinstance(obj, ir.RecordRef) else obj
+            return ir.RecordField(record=t.record, key=key, field=e.name, type=ftype)
+        if isinstance(t, ir.TParty) and t.role:
+            role = self.syms.roles[t.role]
+            attr = next((f for f in role.fields if f.name == e.name), None)
+            if attr is None:
+                self.d.error("E0207", f"role `{t.role}` has no attribute `{e.name}`", e.span)
+                return self.err()
+            atype, _, _ = self.type_of(attr.type, env)
+            return ir.RoleAttr(role=t.role, party=obj, attr=e.name, type=atype)
+        self.d.error("E0207", f"a value of type {show(t)} has no field `{e.name}`", e.span,
+                     hint="fields belong to records and role attributes to parties with a role"
+                     if isinstance(t, ir.TParty) else None)
+        return self.err()
+
+    def text(self, e: Any) -> str:
+        src = self.syms.sources.get(e.span.file)
+        if src is None or e.span.line != e.span.end_line:
+            return "…"
+        line = src.splitlines()[e.span.line - 1]
+        return line[e.span.col - 1:e.span.end_col - 1]
+
+    def x_Unary(self, e: ast.Unary, env: Env) -> Any:
+        if e.op == "exists":
+            ref = e.operand
+            if isinstance(ref, ast.Call) and env.scope.q(ref.func) in self.syms.records \
+                    and len(ref.args) == 1:
+                key = self.key_expr(ref.args[0], env)
+                return ir.Exists(record=env.scope.q(ref.func), key=key)
+            self.d.error("E0301", "`exists` takes a record reference like `exists Task(id)`",
+                         e.span)
+            return self.err()
+        operand = self.expr(e.operand, env)
+        t = operand.type
+        if e.op == "not":
+            if not compatible(BOOL, t):
+                self.d.error("E0304", f"`not` needs a bool, found {show(t)}", e.operand.span)
+            return ir.Unary(op="not", operand=operand, type=BOOL)
+        if not is_numeric(t) and not isinstance(t, TError):
+            self.d.error("E0301", f"cannot negate {show(t)}", e.span)
+        return ir.Unary(op="-", operand=operand, type=t)
+
+    def x_BinOp(self, e: ast.BinOp, env: Env) -> Any:
+        op = e.op
+        if op in ("and", "or"):
+            left = self.expr(e.left, env)
+            right_env = env
+            if op == "and":
+                right_env = env.child()
+                self.narrow(e.left, right_env)
+            right = self.expr(e.right, right_env)
+            for side, src in ((left, e.left), (right, e.right)):
+                if not compatible(BOOL, side.type):
+                    self.d.error("E0304", f"`{op}` needs bools, found {show(side.type)}",
+                                 src.span)
+            return ir.Binary(op=op, left=left, right=right, type=BOOL)
+        left, right = self.expr(e.left, env), self.expr(e.right, env)
+        lt, rt = left.type, right.type
+        if isinstance(lt, TError) or isinstance(rt, TError):
+            t: Any = BOOL if op in ("==", "!=", "<", "<=", ">", ">=") else ERR
+            return ir.Binary(op=op, left=left, right=right, type=t)
+        if op in ("==", "!=", "<", "<=", ">", ">="):
+            return self.compare(e, op, left, right)
+        t = self.arith(e, op, lt, rt)
+        return ir.Binary(op=op, left=left, right=right, type=t)
+
+    def compare(self, e: ast.BinOp, op: str, left: Any, right: Any) -> Any:
+        lt, rt = left.type, right.type
+        for t, src in ((lt, e.left), (rt, e.right)):
+            if isinstance(t, TFrac):
+                self.d.error("E0303", f"a fractional {t.asset} cannot be compared exactly "
+                                      "here", src.span, hint="round it with floor(), ceil() or "
+                                                             "round() first")
+                return ir.Binary(op=op, left=left, right=right, type=BOOL)
+        ordered = op not in ("==", "!=")
+        num = (ir.TInt, ir.TRatio)
+        ok = compatible(lt, rt) or compatible(rt, lt) or (
+            isinstance(base(lt), num) and isinstance(base(rt), num))
+        if isinstance(lt, ir.TAmount) and isinstance(rt, ir.TAmount) and lt.asset != rt.asset:
+            self.d.error("E0302", f"cannot compare {lt.asset} with {rt.asset}", e.span)
+        elif isinstance(lt, TNone) or isinstance(rt, TNone):
+            self.d.error("E0301", "compare with none using `is none` / `is some`", e.span)
+        elif not ok:
+            self.d.error("E0301", f"cannot compare {show(lt)} with {show(rt)}", e.span)
+        elif ordered and not isinstance(base(lt), (ir.TInt, ir.TRatio, ir.TAmount, ir.TTime,
+                                                    ir.TDuration)):
+            self.d.error("E0301", f"`{op}` does not order values of type {show(lt)}", e.span)
+        return ir.Binary(op=op, left=left, right=right, type=BOOL)
+
+    def arith(self, e: ast.BinOp, op: str, lt: Any, rt: Any) -> Any:
+        bl, br = base(lt), base(rt)
+        A, F = ir.TAmount, TFrac
+        if isinstance(bl, A) and isinstance(br, A) and bl.asset != br.asset or (
+                isinstance(bl, (A, F)) and isinstance(br, (A, F)) and bl.asset != br.asset):
+            self.d.error("E0302", f"cannot {'add' if op == '+' else 'combine'} "
+                                  f"{bl.asset} and {br.asset}", e.span,
+                         hint="amounts of different assets never mix; convert with an "
+                              "explicit rate and rounding")
+            return ERR
+        if op in ("+", "-"):
+            if bl == br and isinstance(bl, (ir.TInt, ir.TRatio, A, F, ir.TDuration)):
+                return bl
+            if {type(bl), type(br)} <= {ir.TInt, ir.TRatio}:
+                return RATIO
+            if isinstance(bl, (A, F)) and isinstance(br, (A, F)):
+                return F(asset=bl.asset)
+            if isinstance(bl, ir.TTime) and isinstance(br, ir.TDuration):
+                return TIME
+            if op == "+" and isinstance(bl, ir.TDuration) and isinstance(br, ir.TTime):
+                return TIME
+            if op == "-" and isinstance(bl, ir.TTime) and isinstance(br, ir.TTime):
+                return DURATION
+        elif op == "*":
+            pair = (type(bl), type(br))
+            if pair == (ir.TInt, ir.TInt):
+                return INT
+            if set(pair) <= {ir.TInt, ir.TRatio}:
+                return RATIO
+            for x, y in ((bl, br), (br, bl)):
+                if isinstance(x, A) and isinstance(y, ir.TInt):
+                    return x
+                if isinstance(x, (A, F)) and isinstance(y, (ir.TRatio, ir.TInt)):
+                    return F(asset=x.asset)
+                if isinstance(x, ir.TDuration) and isinstance(y, ir.TInt):
+                    return DURATION
+            if isinstance(bl, (A, F)) and isinstance(br, (A, F)):
+                self.d.error("E0301", f"cannot multiply two amounts of {bl.asset}", e.span,
+                             hint="multiply an amount by a count or a ratio")
+                return ERR
+        elif op == "/":
+            if isinstance(br, (A, F)) and isinstance(bl, (A, F)):
+                return RATIO
+            if set((type(bl), type(br))) <= {ir.TInt, ir.TRatio}:
+                return RATIO
+            if isinstance(bl, (A, F)) and isinstance(br, (ir.TInt, ir.TRatio)):
+                return F(asset=bl.asset)
+            if isinstance(bl, ir.TDuration) and isinstance(br, ir.TDuration):
+                return RATIO
+        self.d.error("E0301", f"cannot apply `{op}` to {show(lt)} and {show(rt)}", e.span)
+        return ERR
+
+    def x_IsTest(self, e: ast.IsTest, env: Env) -> Any:
+        operand = self.expr(e.operand, env) if e.what in ("some", "none") else None
+        if e.what in ("some", "none"):
+            t = operand.type
+            if not isinstance(t, (ir.TOptional, TError)):
+                self.d.warning("W0303", f"`{self.text(e.operand)}` is never none", e.span)
+            return ir.Builtin(name="is_" + e.what, args=(operand,), type=BOOL)
+        operand = self.expr(e.operand, env)
+        if e.what not in self.syms.roles:
+            self.d.error("E0201", f"unknown role `{e.what}`", e.span,
+                         hint="`x is some`, `x is none` or `p is Role`")
+            return self.err()
+        if not compatible(PARTY, operand.type):
+            self.d.error("E0301", f"only parties hold roles, not {show(operand.type)}", e.span)
+        return ir.Builtin(name="has_role", args=(operand,), type=BOOL, extra=(e.what,))
+
+    def x_HasRight(self, e: ast.HasRight, env: Env) -> Any:
+        party = self.expr(e.party, env)
+        if not compatible(PARTY, party.type):
+            self.d.error("E0301", f"only parties hold rights, not {show(party.type)}",
+                         e.party.span)
+        self.right_name(e.right, e.span)
+        args = (party,) + ((self.key_expr(e.key, env),) if e.key is not None else ())
+        return ir.Builtin(name="has_right", args=args, type=BOOL, extra=(e.right,))
+
+    def right_name(self, name: str, span: Span) -> None:
+        asset = self.syms.assets.get(name)
+        if asset is None:
+            self.d.error("E0201", f"unknown right `{name}`", span)
+        elif asset.kind != "right":
+            self.d.error("E0406", f"`{name}` is a {asset.kind}, not a right", span,
+                         hint=f"declare it as `asset {name}: right`")
+
+    def key_expr(self, e: ast.Expr, env: Env) -> Any:
+        k = self.expr(e, env)
+        if not isinstance(k.type, (ir.TText, ir.TParty, ir.TRecord, TError, ir.TInt)):
+            self.d.error("E0301", f"a key must be text or a party, not {show(k.type)}", e.span)
+        return k
+
+    def x_Call(self, e: ast.Call, env: Env) -> Any:
+        name, args = e.func, e.args
+        q = env.scope.q(name)
+        if q in self.syms.records:
+            if len(args) != 1:
+                self.d.error("E0305", f"`{name}(key)` takes exactly one key", e.span)
+                return self.err()
+            return ir.RecordRef(record=q, key=self.key_expr(args[0], env),
+                                type=ir.TRecord(record=q))
+        fn = getattr(self, "fn_" + name, None)
+        if fn is None:
+            self.d.error("E0201", f"unknown function `{name}`", e.span,
+                         hint=self._suggest(name, [n[3:] for n in dir(self)
+                                                   if n.startswith("fn_")]) or None)
+            return self.err()
+        return fn(e, env)
+
+    def _args(self, e: ast.Call, env: Env, n: int | tuple[int, ...]) -> Optional[list[Any]]:
+        ns = (n,) if isinstance(n, int) else n
+        if len(e.args) not in ns:
+            want = " or ".join(str(k) for k in ns)
+            self.d.error("E0305", f"`{e.func}` takes {want} argument{'s' if ns != (1,) else ''},"
+                                  f" got {len(e.args)}", e.span)
+            return None
+        return [self.expr(a, env) for a in e.args]
+
+    def _round(self, e: ast.Call, env: Env) -> Any:
+        args = self._args(e, env, 1)
+        if args is None:
+            return self.err()
+        t = args[0].type
+        if isinstance(t, TFrac):
+            out: Any = ir.TAmount(asset=t.asset)
+        elif isinstance(t, ir.TRatio):
+            out = INT
+        elif isinstance(t, (ir.TInt, ir.TAmount, TError)):
+            out = t
+        else:
+            self.d.error("E0301", f"`{e.func}` rounds numbers, not {show(t)}", e.span)
+            out = ERR
+        return ir.Builtin(name=e.func, args=tuple(args), type=out)
+
+    fn_floor = fn_ceil = fn_round = _round
+
+    def _minmax(self, e: ast.Call, env: Env) -> Any:
+        if len(e.args) < 2:
+            self.d.error("E0305", f"`{e.func}` takes two or more arguments", e.span)
+            return self.err()
+        args = [self.expr(a, env) for a in e.args]
+        t = args[0].type
+        for a, src in zip(args[1:], e.args[1:]):
+            if isinstance(t, ir.TAmount) and isinstance(a.type, ir.TAmount) and \
+                    a.type.asset != t.asset:
+                self.d.error("E0302", f"`{e.func}` of {t.asset} and {a.type.asset}", src.span)
+            elif not compatible(t, a.type) and not (is_numeric(t) and is_numeric(a.type)):
+                self.d.error("E0301", f"`{e.func}` of {show(t)} and {show(a.type)}", src.span)
+            elif isinstance(a.type, ir.TRatio) and isinstance(t, ir.TInt):
+                t = RATIO
+        if isinstance(t, TFrac) or any(isinstance(a.type, TFrac) for a in args):
+            self.d.error("E0303", "round fractional amounts before comparing them", e.span)
+        return ir.Builtin(name=e.func, args=tuple(args), type=base(t))
+
+    fn_min = fn_max = _minmax
+
+    def fn_abs(self, e: ast.Call, env: Env) -> Any:
+        args = self._args(e, env, 1)
+        return ir.Builtin(name="abs", args=tuple(args), type=args[0].type) if args else self.err()
+
+    def fn_isqrt(self, e: ast.Call, env: Env) -> Any:
+        args = self._args(e, env, 1)
+        if args is None:
+            return self.err()
+        t = args[0].type
+        if not isinstance(t, (ir.TInt, ir.TAmount, TError)):
+            self.d.error("E0301", f"`isqrt` takes an int or an amount, not {show(t)}", e.span,
+                         hint="isqrt is the floor of the square root of a whole number")
+        return ir.Builtin(name="isqrt", args=tuple(args), type=base(t))
+
+    def fn_pow(self, e: ast.Call, env: Env) -> Any:
+        args = self._args(e, env, 2)
+        if args is None:
+            return self.err()
+        n = self.constant(args[1], e.args[1].span)
+        if not isinstance(args[1].type, (ir.TInt, TError)) or (n is not None and (
+                not isinstance(n, int) or n < 0 or n > 256)):
+            self.d.error("E0301", "the exponent of `pow` must be a constant int in 0..256",
+                         e.args[1].span)
+        t = args[0].type
+        if not isinstance(t, (ir.TInt, ir.TRatio, TError)):
+            self.d.error("E0301", f"`pow` raises ints or ratios, not {show(t)}", e.span,
+                         hint="raise the ratio, then multiply the amount and round")
+        return ir.Builtin(name="pow", args=tuple(args), type=base(t))
+
+    def fn_ratio(self, e: ast.Call, env: Env) -> Any:
+        args = self._args(e, env, 2)
+        if args is None:
+            return self.err()
+        a, b = args
+        if isinstance(a.type, ir.TAmount) and isinstance(b.type, ir.TAmount) and \
+                a.type.asset != b.type.asset:
+            self.d.error("E0302", f"ratio of {a.type.asset} to {b.type.asset}", e.span)
+        return ir.Binary(op="/", left=a, right=b, type=RATIO)
+
+    def fn_len(self, e: ast.Call, env: Env) -> Any:
+        args = self._args(e, env, 1)
+        if args is None:
+            return self.err()
+        if not isinstance(args[0].type, (ir.TList, TError)):
+            self.d.error("E0301", f"`len` takes a list, not {show(args[0].type)}", e.span)
+        return ir.Builtin(name="len", args=tuple(args), type=INT)
+
+    def fn_supply(self, e: ast.Call, env: Env) -> Any:
+        if len(e.args) != 1 or not isinstance(e.args[0], ast.Name) or \
+                e.args[0].id not in self.syms.assets:
+            self.d.error("E0305", "`supply` takes an asset name, like `supply(Credit)`", e.span)
+            return self.err()
+        asset = e.args[0].id
+        return ir.Builtin(name="supply", args=(), type=ir.TAmount(asset=asset), extra=(asset,))
+
+    def fn_balance(self, e: ast.Call, env: Env) -> Any:
+        if len(e.args) == 2:
+            acc = self.account(e.args[0], env, self.asset_arg(e.args[1]))
+        elif len(e.args) == 1:
+            acc = self.account(e.args[0], env, None)
+        else:
+            self.d.error("E0305", "`balance` takes an account and, for a party, an asset",
+                         e.span, hint="balance(commons), balance(Task(id)), "
+                                      "balance(p, Credit)")
+            return self.err()
+        if acc is None:
+            return self.err()
+        return ir.AccBalance(account=acc, type=ir.TAmount(asset=acc.asset))
+
+    def fn_stake(self, e: ast.Call, env: Env) -> Any:
+        if len(e.args) != 2:
+            self.d.error("E0305", "`stake` takes a party and an asset: stake(p, Credit)", e.span)
+            return self.err()
+        party = self.expr(e.args[0], env)
+        asset = self.asset_arg(e.args[1])
+        if asset is None:
+            return self.err()
+        if not compatible(PARTY, party.type):
+            self.d.error("E0306", f"only parties stake, not {show(party.type)}", e.args[0].span)
+        return ir.AccBalance(account=ir.AccStake(party=party, asset=asset),
+                             type=ir.TAmount(asset=asset))
+
+    def asset_arg(self, e: ast.Expr) -> Optional[str]:
+        if isinstance(e, ast.Name) and e.id in self.syms.assets:
+            if self.syms.assets[e.id].kind == "right":
+                self.d.error("E0301", f"`{e.id}` is a right; it has no balance", e.span)
+                return None
+            return e.id
+        if isinstance(e, ast.Name):
+            self.d.error("E0201", f"unknown asset `{e.id}`", e.span,
+                         hint=self._suggest(e.id, list(self.syms.assets)) or None)
+        else:
+            self.d.error("E0301", "expected an asset name", e.span)
+        return None
+
+    def x_Aggregate(self, e: ast.Aggregate, env: Env) -> Any:
+        if e.func not in ("sum", "count", "min", "max", "all", "any"):
+            self.d.error("E0201", f"unknown aggregate `{e.func}`", e.span,
+                         hint="sum, count, min, max, all or any")
+            return self.err()
+        source, var_type = self.collection(e.source, env)
+        inner = env.child()
+        inner.locals[e.var] = var_type
+        where = self.cond(e.where, inner) if e.where is not None else None
+        if where is not None:
+            self.narrow(e.where, inner)
+        body = self.expr(e.body, inner)
+        t = body.type
+        if e.func == "count":
+            out: Any = INT
+        elif e.func in ("all", "any"):
+            if not compatible(BOOL, t):
+                self.d.error("E0304", f"`{e.func}` needs a condition", e.body.span)
+            out = BOOL
+        else:
+            if not is_numeric(t) or isinstance(t, TFrac):
+                self.d.error("E0301", f"`{e.func}` adds numbers or amounts, not {show(t)}",
+                             e.body.span)
+            out = base(t)
+        if source is None:
+            return self.err()
+        return ir.Aggregate(kind=e.func, var=e.var, source=source, where=where, body=body,
+                            type=out)
+
+    def collection(self, e: ast.Expr, env: Env) -> tuple[Any, Any]:
+        if isinstance(e, ast.Name) and e.id not in env.locals:
+            if e.id in self.syms.roles:
+                return ir.RoleMembers(role=e.id), ir.TParty(role=e.id)
+            if e.id == "party":
+                return ir.RoleMembers(role=None), PARTY
+            q = env.scope.q(e.id)
+            if q in self.syms.records:
+                return ir.RecordsOf(record=q), ir.TRecord(record=q)
+        x = self.expr(e, env)
+        if isinstance(x.type, ir.TList):
+            return ir.ListItems(expr=x), x.type.inner
+        if not isinstance(x.type, TError):
+            self.d.error("E0307", f"cannot iterate over {show(x.type)}", e.span,
+                         hint="iterate over a role, a record kind or a list")
+        return None, ERR
+
+    def cond(self, e: ast.Expr, env: Env) -> Any:
+        c = self.expr(e, env)
+        if not compatible(BOOL, c.type):
+            self.d.error("E0304", f"a condition must be a bool, found {show(c.type)}", e.span)
+        return c
+
+    def narrow(self, e: ast.Expr, env: Env) -> None:
+        """Record what a true condition proves: `x is some` makes `x` usable."""
+        if isinstance(e, ast.BinOp) and e.op == "and":
+            self.narrow(e.left, env)
+            self.narrow(e.right, env)
+        elif isinstance(e, ast.IsTest) and e.what == "some":
+            env.narrowed.add(key_of(e.operand))
+        elif isinstance(e, ast.BinOp) and e.op == "!=" and isinstance(e.right, ast.Name) and \
+                e.right.id == "none":
+            env.narrowed.add(key_of(e.left))
+
+    def narrow_negated(self, e: ast.Expr, env: Env) -> None:
+        if isinstance(e, ast.BinOp) and e.op == "or":
+            self.narrow_negated(e.left, env)
+            self.narrow_negated(e.right, env)
+        elif isinstance(e, ast.IsTest) and e.what == "none":
+            env.narrowed.add(key_of(e.operand))
+        elif isinstance(e, ast.Unary) and e.op == "not":
+            self.narrow(e.operand, env)
+
+    # --------------------------------------------------------------- accounts
+    def account(self, e: Any, env: Env, asset: Optional[str], *, party_ok: bool = True,
+                what: str = "account") -> Optional[Any]:
+        """An account expression; ``asset`` is the asset moved (None: take the account's)."""
+        if isinstance(e, ast.Name) and e.id not in env.locals:
+            q = env.scope.q(e.id)
+            if q in self.syms.pools:
+                pool = self.syms.pools[q][0]
+                if asset is not None and pool.asset != asset:
+                    self.d.error("E0404", f"{pool.kind} `{e.id}` holds {pool.asset}, not {asset}",
+                                 e.span)
+                return ir.AccPool(pool=q, asset=pool.asset)
+        if isinstance(e, ast.FieldAccess) and isinstance(e.obj, ast.Name) and \
+                e.obj.id in env.scope.aliases and e.obj.id not in env.locals:
+            sub = env.scope.aliases[e.obj.id]
+            return self.account(ast.Name(id=e.name, span=e.span), Env(scope=sub), asset,
+                                party_ok=party_ok, what=what)
+        x = self.expr(e, env)
+        t = x.type
+        if isinstance(t, TError):
+            return None
+        if isinstance(t, ir.TRecord):
+            decl = self.syms.records[t.record][0]
+            if decl.holds is None:
+                self.d.error("E0405", f"record `{decl.name}` holds no asset", e.span,
+                             hint=f"declare `record {decl.name} holds <Asset> {{ ... }}`")
+                return None
+            if asset is not None and decl.holds != asset:
+                self.d.error("E0404", f"record `{decl.name}` holds {decl.holds}, not {asset}",
+                             e.span)
+            key = x.key if isinstance(x, ir.RecordRef) else x
+            return ir.AccEscrow(record=t.record, key=key, asset=decl.holds)
+        if isinstance(t, ir.TParty) and party_ok:
+            if asset is None:
+                self.d.error("E0305", "a party holds many assets: name one, like "
+                                      "`balance(p, Credit)`", e.span)
+                return None
+            return ir.AccParty(party=x, asset=asset)
+        if isinstance(t, ir.TOptional):
+            self.d.error("E0309", f"`{self.text(e)}` may be none", e.span,
+                         hint=f"check it first: `require {self.text(e)} is some`")
+            return None
+        self.d.error("E0306", f"{show(t)} is not an {what}", e.span,
+                     hint="an account is a party, a pool or treasury, or a record that holds "
+                          "an asset")
+        return None
+
+    def amount(self, e: Any, env: Env) -> tuple[Any, Optional[str]]:
+        x = self.expr(e, env)
+        t = x.type
+        if isinstance(t, ir.TAmount):
+            return x, t.asset
+        if isinstance(t, TFrac):
+            self.d.error("E0303", f"this {t.asset} amount may be fractional", e.span,
+                         hint="state the rounding: floor(...), ceil(...) or round(...), "
+                              "or distribute it with `split`")
+            return x, t.asset
+        if not isinstance(t, TError):
+            self.d.error("E0301", f"expected an amount, found {show(t)}", e.span,
+                         hint="write amounts with their asset, like `5 Credit`")
+        return x, None
+
+    def party(self, e: Any, env: Env) -> Any:
+        x = self.expr(e, env)
+        if not isinstance(x.type, (ir.TParty, TError)):
+            if isinstance(x.type, ir.TOptional):
+                self.d.error("E0309", f"`{self.text(e)}` may be none", e.span,
+                             hint=f"check it first: `require {self.text(e)} is some`")
+            else:
+                self.d.error("E0301", f"expected a party, found {show(x.type)}", e.span)
+        return x
+
+    # ------------------------------------------------------------- statements
+    def block(self, stmts: tuple, env: Env) -> tuple:
+        out: list[Any] = []
+        dead = False
+        for s in stmts:
+            if dead:
+                self.d.warning("W0301", "this statement can never run", s.span,
+                               notes=("an earlier statement in this block always rejects the "
+                                      "event",))
+                dead = False  # once per block: the rest follows from it
+            r = self.stmt(s, env)
+            if r is not None:
+                out.append(r)
+            if isinstance(r, ir.Reject) or (isinstance(r, ir.Require) and isinstance(
+                    r.cond, ir.Const) and r.cond.value is False):
+                dead = True
+        return tuple(out)
+
+    def stmt(self, s: Any, env: Env) -> Any:
+        return getattr(self, "s_" + type(s).__name__)(s, env)
+
+    def s_Require(self, s: ast.Require, env: Env) -> Any:
+        c = self.cond(s.cond, env)
+        self.narrow(s.cond, env)
+        if isinstance(c, ir.Const) and c.value is True:
+            self.d.warning("W0303", "this requirement always holds", s.span)
+        msg = s.message if s.message is not None else f"requirement failed: {self.text(s.cond)}"
+        return ir.Require(cond=c, message=msg, span=s.span)
+
+    def s_Reject(self, s: ast.Reject, env: Env) -> Any:
+        return ir.Reject(message=s.message, span=s.span)
+
+    def s_Let(self, s: ast.Let, env: Env) -> Any:
+        v = self.expr(s.value, env)
+        if isinstance(v.type, TFrac):
+            self.d.error("E0303", f"this {v.type.asset} amount may be fractional", s.value.span,
+                         hint="state the rounding: floor(...), ceil(...) or round(...)")
+        if s.name in env.locals:
+            self.d.error("E0202", f"`{s.name}` is already defined here", s.span,
+                         hint="pick another name; bindings cannot be reassigned")
+        if isinstance(v.type, TNone):
+            self.d.error("E0301", "cannot bind `none` without a type", s.value.span)
+        env.locals[s.name] = v.type
+        env.let_spans[s.name] = s.span
+        return ir.Let(name=s.name, value=v, span=s.span)
+
+    def _record_target(self, e: Any, env: Env, verb: str) -> tuple[Optional[str], Any]:
+        x = self.expr(e, env)
+        if isinstance(x.type, ir.TRecord):
+            return x.type.record, (x.key if isinstance(x, ir.RecordRef) else x)
+        if not isinstance(x.type, TError):
+            self.d.error("E0301", f"`{verb}` needs a record, found {show(x.type)}", e.span)
+        return None, None
+
+    def _field_values(self, record: str, assigns: tuple, env: Env, span: Span, *,
+                      complete: bool) -> tuple:
+        decl, scope = self.syms.records[record]
+        fields = {f.name: f for f in decl.fields}
+        given: dict[str, Any] = {}
+        for a in assigns:
+            f = fields.get(a.name)
+            if f is None:
+                self.d.error("E0207", f"record `{decl.name}` has no field `{a.name}`", a.span,
+                             hint=self._suggest(a.name, list(fields)) or None)
+                continue
+            if a.name in given:
+                self.d.error("E0202", f"field `{a.name}` is set twice", a.span)
+            given[a.name] = self.value_for(f, a.value, env, scope)
+        if complete:
+            out = []
+            for f in decl.fields:
+                if f.name in given:
+                    out.append((f.name, given[f.name]))
+                    continue
+                ftype, _, _ = self.type_of(f.type, Env(scope=scope, in_handler=False))
+                if f.default is not None:
+                    out.append((f.name, self.value_for(f, f.default, Env(
+                        scope=scope, in_handler=False), scope)))
+                elif isinstance(ftype, ir.TOptional):
+                    out.append((f.name, ir.Const(value=None, type=ftype)))
+                else:
+                    self.d.error("E0208", f"field `{f.name}` of `{decl.name}` is not set", span,
+                                 hint=f"add `{f.name} = ...` or give the field a default")
+            return tuple(out)
+        return tuple(given.items())
+
+    def value_for(self, f: ast.FieldDecl, value: Any, env: Env, scope: ModuleScope) -> Any:
+        ftype, lo, hi = self.type_of(f.type, Env(scope=scope, in_handler=False))
+        v = self.expr(value, env)
+        if isinstance(v.type, TFrac):
+            self.d.error("E0303", f"this {v.type.asset} amount may be fractional", value.span,
+                         hint="state the rounding: floor(...), ceil(...) or round(...)")
+        elif isinstance(ftype, ir.TAmount) and isinstance(v.type, ir.TAmount) and \
+                ftype.asset != v.type.asset:
+            self.d.error("E0302", f"field `{f.name}` holds {ftype.asset}, not {v.type.asset}",
+                         value.span)
+        elif not compatible(ftype, v.type):
+            self.d.error("E0301", f"field `{f.name}` is {show(ftype)}, not {show(v.type)}",
+                         value.span)
+        if isinstance(v.type, TNone):
+            v = ir.Const(value=None, type=ftype)
+        return v
+
+    def s_SetField(self, s: ast.SetField, env: Env) -> Any:
+        record, key = self._record_target(s.target.obj, env, "set")
+        if record is None:
+            return None
+        decl, scope = self.syms.records[record]
+        f = next((f for f in decl.fields if f.name == s.target.name), None)
+        if f is None:
+            self.d.error("E0207", f"record `{decl.name}` has no field `{s.target.name}`",
+                         s.target.span)
+            return None
+        v = self.value_for(f, s.value, env, scope)
+        env.narrowed.discard(key_of(s.target))
+        return ir.SetField(record=record, key=key, field=f.name, value=v, span=s.span)
+
+    def s_If(self, s: ast.If, env: Env) -> Any:
+        c = self.cond(s.cond, env)
+        then_env = env.child()
+        self.narrow(s.cond, then_env)
+        then = self.block(s.then, then_env)
+        else_env = env.child()
+        self.narrow_negated(s.cond, else_env)
+        orelse = self.block(s.orelse, else_env)
+        return ir.If(cond=c, then=then, orelse=orelse, span=s.span)
+
+    def s_ForEach(self, s: ast.ForEach, env: Env) -> Any:
+        source, var_type = self.collection(s.source, env)
+        inner = env.child()
+        inner.locals[s.var] = var_type
+        where = None
+        if s.where is not None:
+            where = self.cond(s.where, inner)
+            self.narrow(s.where, inner)
+        body = self.block(s.body, inner)
+        if source is None:
+            return None
+        return ir.ForEach(var=s.var, var_type=var_type, source=source, where=where, body=body,
+                          span=s.span)
+
+    def _check_transferable(self, asset: Optional[str], verb: str, span: Span) -> None:
+        if asset is None:
+            return
+        decl = self.syms.assets[asset]
+        if decl.kind == "score":
+            self.d.error("E0401", f"{asset} is a score: it cannot be moved between accounts "
+                                  f"(`{verb}`)",
+                         span, hint=f"scores are only minted, burned and decayed; "
+                                    f"`mint ... {asset} to p` or `burn ... from p`")
+
+    def _opt(self, asset: Optional[str], name: str) -> bool:
+        if asset is None:
+            return True
+        return any(o.name == name for o in self.syms.assets[asset].options)
+
+    def s_Move(self, s: ast.Move, env: Env) -> Any:
+        verb = s.verb
+        if verb == "refund":
+            if isinstance(s.amount, ast.RestOf):
+                src = self.account(s.amount.source, env, None)
+                if src is None:
+                    return None
+                amount: Any = ir.AccBalance(account=src, type=ir.TAmount(asset=src.asset))
+                asset: Optional[str] = src.asset
+            else:
+                amount, asset = self.amount(s.amount.amount, env)
+                src = self.account(s.amount.source, env, asset)
+            dst = self.account(s.dst, env, asset)
+            self._check_transferable(asset, verb, s.span)
+        else:
+            amount, asset = self.amount(s.amount, env)
+            if verb in ("transfer", "escrow", "release"):
+                src = self.account(s.src, env, asset)
+                dst = self.account(s.dst, env, asset)
+                if verb == "escrow" and dst is not None and not isinstance(dst, ir.AccEscrow):
+                    self.d.error("E0306", "`escrow` moves value into a record", s.dst.span,
+                                 hint="escrow AMOUNT from PARTY into Record(key)")
+                if verb == "release" and src is not None and not isinstance(src, ir.AccEscrow):
+                    self.d.error("E0306", "`release` moves value out of a record", s.src.span)
+                self._check_transferable(asset, verb, s.span)
+            elif verb == "mint":
+                src = ir.AccSupply(asset=asset) if asset else None
+                dst = self.account(s.dst, env, asset)
+                if asset and not self._opt(asset, "mintable"):
+                    self.d.error("E0402", f"{asset} has a fixed supply: it cannot be minted",
+                                 s.span, hint=f"declare `asset {asset}: ..., mintable` if the "
+                                              "community allows issuing it")
+            elif verb == "burn":
+                src = self.account(s.src, env, asset)
+                dst = ir.AccSupply(asset=asset) if asset else None
+                if asset and not self._opt(asset, "burnable"):
+                    self.d.error("E0403", f"{asset} is not burnable", s.span,
+                                 hint=f"declare `asset {asset}: ..., burnable`")
+            elif verb in ("lock", "unlock", "slash"):
+                p = self.party(s.src, env)
+                self._check_transferable(asset, verb, s.span)
+                if asset is None:
+                    return None
+                if verb == "lock":
+                    src, dst = ir.AccParty(party=p, asset=asset), ir.AccStake(party=p, asset=asset)
+                elif verb == "unlock":
+                    src, dst = ir.AccStake(party=p, asset=asset), ir.AccParty(party=p, asset=asset)
+                else:
+                    src = ir.AccStake(party=p, asset=asset)
+                    if s.dst is None:
+                        dst = ir.AccSupply(asset=asset)
+                        if not self._opt(asset, "burnable"):
+                            self.d.error("E0403", f"slashing without `to` burns, and {asset} is "
+                                                  "not burnable", s.span,
+                                         hint="slash ... of p to <pool>, or make it burnable")
+                    else:
+                        dst = self.account(s.dst, env, asset)
+            else:  # pragma: no cover - the grammar has no other verbs
+                raise AssertionError(verb)
+        if asset is None or src is None or dst is None:
+            return None
+        return ir.Move(kind=verb, amount=amount, asset=asset, src=src, dst=dst, span=s.span)
+
+    def s_Split(self, s: ast.Split, env: Env) -> Any:
+        if isinstance(s.source, ast.RestOf):
+            src = self.account(s.source.source, env, None)
+            if src is None:
+                return None
+            asset: Optional[str] = src.asset
+            amount: Any = ir.AccBalance(account=src, type=ir.TAmount(asset=src.asset))
+        else:
+            amount, asset = self.amount(s.source.amount, env)
+            src = self.account(s.source.source, env, asset)
+        self._check_transferable(asset, "split", s.span)
+        source, var_type = self.collection(s.among, env)
+        inner = env.child()
+        inner.locals[s.var] = var_type
+        where = None
+        if s.where is not None:
+            where = self.cond(s.where, inner)
+            self.narrow(s.where, inner)
+        if s.to is not None:
+            to = self.party(s.to, inner)
+        else:
+            to = ir.Local(name=s.var, type=var_type)
+            if not isinstance(var_type, (ir.TParty, TError)):
+                self.d.error("E0301", f"split recipients are {show(var_type)}, not parties",
+                             s.among.span, hint="say who is paid with `to <party>`")
+        weight = self.expr(s.weight, inner)
+        if not isinstance(weight.type, (ir.TInt, ir.TAmount, TError)):
+            self.d.error("E0301", f"a split weight must be an int or an amount, not "
+                                  f"{show(weight.type)}", s.weight.span,
+                         hint="scale ratios to whole numbers, e.g. floor(r * 10000)")
+        method = s.rounding or "largest_remainder"
+        if method not in ROUNDING_METHODS:
+            self.d.error("E0407", f"unknown rounding method `{method}`", s.span,
+                         hint="one of " + ", ".join(ROUNDING_METHODS))
+        minimum = cap = None
+        for bound, name in ((s.minimum, "minimum"), (s.cap, "cap")):
+            if bound is None:
+                continue
+            b, b_asset = self.amount(bound, env)
+            if asset and b_asset and b_asset != asset:
+                self.d.error("E0302", f"split of {asset} with a {name} in {b_asset}", bound.span)
+            if name == "minimum":
+                minimum = b
+            else:
+                cap = b
+        if asset is None or src is None or source is None:
+            return None
+        return ir.Split(amount=amount, asset=asset, src=src, var=s.var, var_type=var_type,
+                        source=source, where=where, to=to, weight=weight, method=method,
+                        minimum=minimum, cap=cap, span=s.span)
+
+    def s_Grant(self, s: ast.Grant, env: Env) -> Any:
+        self.right_name(s.right, s.span)
+        key = self.key_expr(s.key, env) if s.key is not None else None
+        party = self.party(s.party, env)
+        until = None
+        if s.until is not None:
+            until = self.expr(s.until, env)
+            if not compatible(TIME, until.type):
+                self.d.error("E0301", f"`until` needs a time, found {show(until.type)}",
+                             s.until.span, hint="for example `until now + 30 days`")
+        return ir.Grant(right=s.right, key=key, party=party, until=until, span=s.span)
+
+    def s_Revoke(self, s: ast.Revoke, env: Env) -> Any:
+        self.right_name(s.right, s.span)
+        key = self.key_expr(s.key, env) if s.key is not None else None
+        return ir.Revoke(right=s.right, key=key, party=self.party(s.party, env), span=s.span)
+
+    def s_Admit(self, s: ast.Admit, env: Env) -> Any:
+        party = self.party(s.party, env)
+        role = self.syms.roles.get(s.role)
+        if role is None:
+            self.d.error("E0201", f"unknown role `{s.role}`", s.span)
+            return None
+        attrs_out = self.role_attrs(role, s.assigns, env, s.span)
+        return ir.Admit(party=party, role=s.role, attrs=attrs_out, span=s.span)
+
+    def role_attrs(self, role: ast.RoleDecl, assigns: tuple, env: Env, span: Span) -> tuple:
+        fields = {f.name: f for f in role.fields}
+        out = []
+        given = {a.name: a for a in assigns}
+        for a in assigns:
+            if a.name not in fields:
+                self.d.error("E0207", f"role `{role.name}` has no attribute `{a.name}`", a.span)
+        for f in role.fields:
+            if f.name in given:
+                out.append((f.name, self.value_for(f, given[f.name].value, env, env.scope)))
+            elif f.default is not None:
+                out.append((f.name, self.value_for(f, f.default, env, env.scope)))
+            else:
+                ftype, _, _ = self.type_of(f.type, env)
+                if isinstance(ftype, ir.TOptional):
+                    out.append((f.name, ir.Const(value=None, type=ftype)))
+                else:
+                    self.d.error("E0208", f"attribute `{f.name}` of role `{role.name}` is not "
+                                          "set", span)
+        return tuple(out)
+
+    def s_Expel(self, s: ast.Expel, env: Env) -> Any:
+        if s.role not in self.syms.roles:
+            self.d.error("E0201", f"unknown role `{s.role}`", s.span)
+            return None
+        return ir.Expel(party=self.party(s.party, env), role=s.role, span=s.span)
+
+    def s_Create(self, s: ast.Create, env: Env) -> Any:
+        q = env.scope.q(s.record)
+        if q not in self.syms.records:
+            self.d.error("E0201", f"unknown record `{s.record}`", s.span)
+            return None
+        key = self.key_expr(s.key, env)
+        values = self._field_values(q, s.assigns, env, s.span, complete=True)
+        return ir.Create(record=q, key=key, values=values, span=s.span)
+
+    def s_Update(self, s: ast.Update, env: Env) -> Any:
+        record, key = self._record_target(s.target, env, "update")
+        if record is None:
+            return None
+        values = self._field_values(record, s.assigns, env, s.span, complete=False)
+        return ir.Update(record=record, key=key, values=values, span=s.span)
+
+    def s_Delete(self, s: ast.Delete, env: Env) -> Any:
+        record, key = self._record_target(s.target, env, "delete")
+        if record is None:
+            return None
+        return ir.Delete(record=record, key=key, span=s.span)
+
+    def s_Decay(self, s: ast.Decay, env: Env) -> Any:
+        decl = self.syms.assets.get(s.asset)
+        if decl is None:
+            self.d.error("E0201", f"unknown asset `{s.asset}`", s.span)
+            return None
+        rate = self.decay_rate(decl)
+        if rate is None:
+            self.d.error("E0211", f"{s.asset} declares no decay", s.span,
+                         hint=f"declare `asset {s.asset}: ..., decays 10%`")
+            return None
+        return ir.Decay(asset=s.asset, rate=rate, span=s.span)
+
+    def decay_rate(self, decl: ast.AssetDecl) -> Optional[Fraction]:
+        for o in decl.options:
+            if o.name == "decays" and o.value is not None:
+                v = self.expr(o.value, Env(scope=self.syms.root, in_handler=False))
+                r = self.constant(v, o.value.span)
+                if isinstance(r, (Fraction, int)):
+                    return Fraction(r)
+        return None
+
+    def s_Flag(self, s: ast.Flag, env: Env) -> Any:
+        return ir.Flag(party=self.party(s.party, env), message=s.message, span=s.span)
+
+    def s_Dissolve(self, s: ast.Dissolve, env: Env) -> Any:
+        return ir.Dissolve(span=s.span)
