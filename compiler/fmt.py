@@ -18,7 +18,7 @@ nothing; the AST (without positions) of the output equals that of the input.
 from __future__ import annotations
 
 import re
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import attrs
 
@@ -72,7 +72,10 @@ def _expr(e: ast.Expr) -> str:
     if isinstance(e, ast.Name):
         return e.id
     if isinstance(e, ast.FieldAccess):
-        return f"{expr(e.obj, _POSTFIX)}.{e.name}"
+        obj = expr(e.obj, _POSTFIX)
+        if isinstance(e.obj, ast.Number):  # `1.x` would read as a broken decimal
+            obj = f"({obj})"
+        return f"{obj}.{e.name}"
     if isinstance(e, ast.Call):
         return f"{e.func}({', '.join(expr(a) for a in e.args)})"
     if isinstance(e, ast.Aggregate):
@@ -500,6 +503,24 @@ def simple_step(s: ast.TestStep) -> str:
     raise TypeError(f"unknown test step {s.kind!r}")
 
 
+def strip_positions(node: Any) -> Any:
+    """An AST (or IR) as nested tuples without spans, comments or file names.
+
+    Two sources mean the same if their stripped ASTs are equal; this is how
+    the formatter's output is checked against its input.
+    """
+    if attrs.has(type(node)):
+        return (type(node).__name__,) + tuple(
+            (f.name, strip_positions(getattr(node, f.name))) for f in attrs.fields(type(node))
+            if f.name not in _POSITIONAL)
+    if isinstance(node, (tuple, list)):
+        return tuple(strip_positions(v) for v in node)
+    return node
+
+
+_POSITIONAL = frozenset({"span", "end_span", "comments", "file"})
+
+
 def format_module(module: ast.Module, text: str) -> str:
     """Canonical text of ``module``, which was parsed from ``text`` (for comments)."""
     p = _Printer(text, module)
@@ -510,3 +531,27 @@ def format_module(module: ast.Module, text: str) -> str:
 def format_source(text: str, file: str = "<input>") -> str:
     """Canonical text of a policy.  Raises ``ParseFailure`` if it does not parse."""
     return format_module(parse_source(text, file), text)
+
+
+class FormatterBug(Exception):
+    """The formatted text would not mean what the input meant (never expected)."""
+
+
+def format_verified(text: str, file: str = "<input>") -> str:
+    """:func:`format_source`, then re-parse the result and refuse it unless it has the
+    same AST (without positions) and the same comments as the input.
+
+    ``charter fmt`` writes files only through this, so a formatter bug can cost
+    a refusal, never a silently changed policy.
+    """
+    before = parse_source(text, file)
+    out = format_module(before, text)
+    try:
+        after = parse_source(out, file)
+    except Exception as err:  # a formatter bug, reported with the file name
+        raise FormatterBug(f"{file}: formatted text does not parse: {err}") from None
+    if strip_positions(after) != strip_positions(before):
+        raise FormatterBug(f"{file}: formatting would change the policy's meaning")
+    if sorted(c.text for c in after.comments) != sorted(c.text for c in before.comments):
+        raise FormatterBug(f"{file}: formatting would lose or alter a comment")
+    return out
