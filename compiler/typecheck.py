@@ -998,6 +998,8 @@ class Checker:
             self._check_transferable(asset, verb, s.span)
         else:
             amount, asset = self.amount(s.amount, env)
+            if asset is None:  # already reported; the accounts cannot be checked without it
+                return None
             if verb in ("transfer", "escrow", "release"):
                 src = self.account(s.src, env, asset)
                 dst = self.account(s.dst, env, asset)
