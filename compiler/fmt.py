@@ -83,7 +83,8 @@ def _expr(e: ast.Expr) -> str:
         return f"{e.func}({expr(e.body)} for {e.var} in {expr(e.source)}{where})"
     if isinstance(e, ast.Unary):
         if e.op == "not":
-            return f"not {expr(e.operand, 3)}"
+            # `not (p is Agent)` reads unambiguously; the grammar would allow no parentheses
+            return f"not {expr(e.operand, 5)}"
         if e.op == "exists":
             return f"exists {expr(e.operand, _POSTFIX)}"
         inner = expr(e.operand, 7)
@@ -358,11 +359,20 @@ class _Printer:
                 lead.append(cs[ci])
                 ci += 1
             if out and out[-1] != "" and not out[-1].endswith("{"):
+                gap_end = lead[0].offset if lead else ln.start
                 if ln.blank == "always" or (
-                        ln.blank == "preserve" and _BLANK.search(self.text, prev_end, ln.start)):
+                        ln.blank == "preserve" and _BLANK.search(self.text, prev_end, gap_end)):
                     out.append("")
             ind = INDENT * (ln.indent + (1 if ln.closing else 0))
-            out.extend(ind + c.text for c in lead)
+            for j, c in enumerate(lead):
+                # keep an author's blank line between comment paragraphs, and between a
+                # comment (e.g. a section banner) and the code below it
+                if j and out[-1] != "" and _BLANK.search(self.text, lead[j - 1].offset,
+                                                          c.offset):
+                    out.append("")
+                out.append(ind + c.text)
+            if lead and _BLANK.search(self.text, lead[-1].offset, ln.start):
+                out.append("")
             line = INDENT * ln.indent + ln.text
             nxt = self.lines[i + 1].start if i + 1 < len(self.lines) else len(self.text) + 1
             if (ci < len(cs) and cs[ci].offset < nxt
