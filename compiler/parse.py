@@ -546,8 +546,13 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic
     notes: tuple[str, ...] = ()
     if tok.type == "NAME" and "EQUAL" in expected:
         hint += "; a field name must be followed by '='"
-    if "COMMA" in expected and tok.type == "NAME":
+    if "COMMA" in expected and "RBRACE" in expected and tok.type == "NAME":
         notes = ("items inside braces are separated by commas",)
+    elif "COMMA" in expected and tok.type == "NAME":
+        notes = ("options and arguments are separated by commas",)
+    if tok.type == "NAME" and {"REQUIRE", "LET", "TRANSFER"} <= expected:
+        hint = ("a statement starts with a keyword (require, let, set, if, for, transfer, "
+                "...); to change a field write `set x.f = v`")
     if tok.type == "EQUAL" and ("COMPARE" in expected or "EQUAL" not in expected):
         hint = "use `==` to compare and `set x.f = v` / `let x = v` to assign"
     return Diagnostic("E0101", f"unexpected {what}", span, notes=notes, hint=hint)
