@@ -1,0 +1,48 @@
+"""Sphinx configuration for the Charter documentation.
+
+Built in CI with ``sphinx-build -W -b html docs docs/_build/html`` (warnings
+are errors).  The economy pages are generated from ``stdlib_policies/`` by
+``_ext/charter_economies.py`` at build time, so they never fall out of step
+with the policies.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(DOCS / "_ext"))
+# Import the checkout's charter for autodoc and the economy pages (its
+# __init__ finds compiler/, runtime/ beside it).
+sys.path.insert(0, str(ROOT))
+
+project = "Charter"
+author = "The Charter authors"
+copyright = "2026, The Charter authors"
+
+import tomllib  # noqa: E402
+
+with open(ROOT / "pyproject.toml", "rb") as _f:
+    release = version = tomllib.load(_f)["project"]["version"]
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "charter_economies",
+    "charter_cli",
+]
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "undoc-members": False}
+# The IR and API signatures name attrs/typing constructs that have no
+# cross-reference target in this project; do not turn them into warnings.
+nitpicky = False
+
+exclude_patterns = ["_build"]
+templates_path: list[str] = []
+html_theme = "alabaster"
+html_static_path: list[str] = []
+highlight_language = "text"
+pygments_style = "sphinx"

@@ -1,0 +1,203 @@
+"""The documentation stays in step with the code it describes.
+
+Checks that every grammar rule is explained in docs/language.rst, every
+diagnostic code in docs/diagnostics.rst, every public name of ``charter`` in
+docs/api.rst; that the README's two set-up commands are the ones CI and the
+getting-started page use; that the commands the README shows exist; that
+policy snippets in the docs parse; and that each stdlib economy's generated
+page lists its events, parameters and properties.  (The Sphinx build itself,
+with warnings as errors, runs in .ci/run.)
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+sys.path.insert(0, str(DOCS / "_ext"))
+
+
+def _read(rel: str) -> str:
+    return (ROOT / rel).read_text("utf-8")
+
+
+def _grammar_names() -> list[str]:
+    text = _read("grammar/charter.lark")
+    text = re.sub(r"//[^\n]*", "", text)  # comments name rules in prose only
+    rules = re.findall(r"^\??([a-z_][a-z0-9_]*)\s*:", text, re.M)
+    aliases = re.findall(r"->\s*([a-z_][a-z0-9_]*)", text)
+    terminals = re.findall(r"^([A-Z_][A-Z0-9_]*)(?:\.\d+)?\s*:", text, re.M)
+    return sorted(set(rules) | set(aliases) | set(terminals))
+
+
+def test_grammar_names_are_found() -> None:
+    names = _grammar_names()
+    # A sanity floor: a regex that silently matched nothing would make the
+    # table-driven test below vacuous.
+    assert {"start", "header", "handler", "split_stmt", "expr", "NAME"} <= set(names)
+
+
+@pytest.mark.parametrize("name", _grammar_names())
+def test_language_reference_explains_rule(name: str) -> None:
+    assert f"``{name}``" in _read("docs/language.rst"), (
+        f"grammar rule {name!r} is not explained in docs/language.rst")
+
+
+def _codes() -> list[str]:
+    from charter.compiler.diagnostics import CODES
+
+    return sorted(CODES)
+
+
+@pytest.mark.parametrize("code", _codes())
+def test_diagnostics_page_lists_code(code: str) -> None:
+    from charter.compiler.diagnostics import CODES
+
+    page = _read("docs/diagnostics.rst")
+    assert f"``{code}``" in page, f"{code} ({CODES[code]}) is missing from docs/diagnostics.rst"
+
+
+def test_api_page_names_every_public_name() -> None:
+    import charter
+
+    page = _read("docs/api.rst")
+    missing = [n for n in charter.__all__ if not re.search(rf"\bcharter\.{n}\b", page)]
+    assert not missing, f"docs/api.rst does not document: {missing}"
+
+
+# ---- README, CI and getting started --------------------------------------
+
+def _readme_setup_commands() -> list[str]:
+    readme = _read("README.md")
+    section = readme.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```\n(python3 -m venv[^\n]*)\n```", section)
+
+
+def test_readme_has_exactly_two_setup_commands() -> None:
+    cmds = _readme_setup_commands()
+    assert len(cmds) == 2, cmds
+    run, tests = cmds
+    assert "charter run " in run and "--db" in run
+    assert "pytest" in tests and "[test]" in tests
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    test_cmd = _readme_setup_commands()[1]
+    ci_lines = [ln.strip() for ln in _read(".ci/run").splitlines()]
+    assert test_cmd in ci_lines
+    assert "set -euo pipefail" in ci_lines
+    assert any(ln.startswith(".venv/bin/sphinx-build -W") for ln in ci_lines)
+    # Nothing may mask pytest's exit status (5 = no tests collected).
+    assert not any("pytest" in ln and ("|| true" in ln or "; true" in ln) for ln in ci_lines)
+
+
+def test_getting_started_uses_the_readme_commands() -> None:
+    page = _read("docs/getting_started.rst")
+    for cmd in _readme_setup_commands():
+        assert cmd in page
+
+
+def test_readme_main_command_names_real_files() -> None:
+    run = _readme_setup_commands()[0]
+    args = shlex.split(run.split(".venv/bin/charter run", 1)[1])
+    policy, events = args[0], args[1]
+    assert (ROOT / policy).is_file(), policy
+    assert (ROOT / events).is_file(), events
+
+
+def _readme_usage_commands() -> list[list[str]]:
+    readme = _read("README.md")
+    section = readme.split("## Using it", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```\n", 2)[1]
+    return [shlex.split(line.split("#", 1)[0]) for line in block.splitlines()
+            if line.startswith("charter ")]
+
+
+def test_readme_usage_shows_real_commands() -> None:
+    import click
+
+    from charter.cli import cli
+
+    usage = _readme_usage_commands()
+    assert len(usage) >= 8
+    for words in usage:
+        cmd: click.Command = cli
+        ctx = click.Context(cli)
+        for w in words[1:]:
+            if w.startswith("-") or not isinstance(cmd, click.Group):
+                break
+            sub = cmd.get_command(ctx, w)
+            assert sub is not None, f"README shows `{' '.join(words)}` but there is no `{w}`"
+            cmd = sub
+        assert not isinstance(cmd, click.Group) or cmd is cli, words
+        for w in words:
+            if w.startswith("--"):
+                opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+                assert w.split("=")[0] in opts, f"{' '.join(words)}: no option {w}"
+
+
+# ---- policy snippets -----------------------------------------------------
+
+def _policy_snippets() -> list[tuple[str, str]]:
+    """Indented code blocks of the docs that hold a whole policy."""
+    out = []
+    for page in sorted(DOCS.glob("*.rst")):
+        lines = page.read_text("utf-8").splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() == ".. code-block:: text":
+                body = []
+                for nxt in lines[i + 2:]:
+                    if nxt and not nxt.startswith("   "):
+                        break
+                    body.append(nxt[3:])
+                text = "\n".join(body).strip()
+                if text.startswith("policy "):
+                    out.append((f"{page.name}:{i + 1}", text + "\n"))
+    return out
+
+
+def test_docs_have_policy_snippets() -> None:
+    assert _policy_snippets(), "expected at least the getting-started policy"
+
+
+@pytest.mark.parametrize("where,text", _policy_snippets())
+def test_policy_snippet_parses(where: str, text: str) -> None:
+    from charter.compiler.parse import parse_source
+
+    module = parse_source(text, where)
+    assert module.name and module.version
+
+
+# ---- generated economy pages ---------------------------------------------
+
+def _stdlib() -> list[Path]:
+    return sorted((ROOT / "stdlib_policies").glob("*.charter"))
+
+
+@pytest.mark.parametrize("path", _stdlib(), ids=lambda p: p.stem)
+def test_economy_page_lists_events_params_and_properties(path: Path) -> None:
+    import charter_economies
+    from charter.compiler import ast
+    from charter.compiler.parse import parse_source
+
+    page = charter_economies.economy_page(path)
+    module = parse_source(path.read_text("utf-8"), path.name)
+    names = [i.name for i in module.items
+             if isinstance(i, (ast.Handler, ast.ParamDecl, ast.PropertyDecl, ast.EveryHandler))]
+    for name in names:
+        assert f"``{name}``" in page, f"{path.name}: {name} missing from its docs page"
+    assert f"stdlib_policies/{path.name}" in page
+
+
+def test_economy_index_lists_every_policy() -> None:
+    import charter_economies
+
+    files = _stdlib()
+    index = charter_economies.index_page(files)
+    for p in files:
+        assert f"   {p.stem}" in index
