@@ -84,7 +84,8 @@ def _expr(e: ast.Expr) -> str:
     if isinstance(e, ast.Unary):
         if e.op == "not":
             # `not (p is Agent)` reads unambiguously; the grammar would allow no parentheses
-            return f"not {expr(e.operand, 5)}"
+            nested = isinstance(e.operand, ast.Unary) and e.operand.op == "not"
+            return f"not {expr(e.operand, 3 if nested else 5)}"
         if e.op == "exists":
             return f"exists {expr(e.operand, _POSTFIX)}"
         inner = expr(e.operand, 7)
