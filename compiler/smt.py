@@ -1,0 +1,1075 @@
+"""Symbolic execution of IR handlers into Z3 (the verifier's encoding).
+
+One :class:`HandlerModel` is built per handler.  It holds, as Z3 terms:
+
+* ``assumptions``: what is true of every input the verifier considers -
+  parameters within their declared ranges, argument types and ranges, pre-state
+  balances ``>= 0``, supply within its cap, bounded collections of up to
+  ``bound`` items in key order, and the definitions of split shares;
+* ``ok_explicit``: the event passes every author-written ``require``/``reject``
+  and every implicit check that is not about money (a record read must exist,
+  ``some(x)`` must not be none, no division by zero, ...);
+* ``ok_runtime``: the money checks the runtime performs on each move and split
+  (amount ``>= 0``, source holds it, split inputs valid).  An event *applies*
+  iff ``ok_explicit and ok_runtime``;
+* ``obligations``: each runtime money check with its path guard, so the
+  verifier can ask "can the requires hold and this check still fail?";
+* ``postings``, ``splits`` and the post-state, for properties and for
+  counterexamples.
+
+Values follow :mod:`charter.compiler.ir`: ints/amounts/times are ``Int``,
+ratios are ``Real`` (Z3 reals are exact rationals), text/party/record keys are
+``Int`` codes (string constants get fixed codes; see :class:`Codes`).
+Rounding is encoded exactly as :mod:`charter.runtime.semantics` defines it
+(``floor`` = ``ToInt``, ``ceil(x) = -floor(-x)``, ``round(x) = floor(x+1/2)``),
+and split shares are constrained by a characterisation that has exactly the
+runtime algorithm's result as its unique solution (see :func:`_split_shares`).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Optional
+
+import attrs
+import z3
+
+from . import ir
+
+# --------------------------------------------------------------------------
+# Values
+
+
+@attrs.define
+class Opt:
+    """An optional value: ``some`` says whether ``val`` is present."""
+
+    some: Any
+    val: Any
+
+
+@attrs.define
+class SList:
+    """A bounded list: ``items`` are the first ``len(items)`` slots, ``n`` how many are used."""
+
+    items: list
+    n: Any
+
+
+class Unsupported(Exception):
+    """The IR uses something the encoding does not model (reported as *unknown*)."""
+
+
+class Codes:
+    """String constants (text, party ids, record keys) as fixed Int codes.
+
+    Codes are spaced out so symbolic values can fall between them; a model
+    value that is not a constant's code is rendered as a fresh name.
+    """
+
+    BASE = 1_000_000
+
+    def __init__(self) -> None:
+        self.by_text: dict[str, int] = {}
+
+    def code(self, text: str) -> int:
+        if text not in self.by_text:
+            self.by_text[text] = self.BASE * (len(self.by_text) + 1)
+        return self.by_text[text]
+
+    def text(self, code: int) -> Optional[str]:
+        for t, c in self.by_text.items():
+            if c == code:
+                return t
+        return None
+
+
+def sort_of(t: ir.Type) -> z3.SortRef:
+    if isinstance(t, ir.TBool):
+        return z3.BoolSort()
+    if isinstance(t, ir.TRatio):
+        return z3.RealSort()
+    if isinstance(t, ir.TOptional):
+        return sort_of(t.inner)
+    return z3.IntSort()
+
+
+def _zero(t: ir.Type) -> Any:
+    s = sort_of(t)
+    if s == z3.BoolSort():
+        return z3.BoolVal(False)
+    if s == z3.RealSort():
+        return z3.RealVal(0)
+    return z3.IntVal(0)
+
+
+def ite(c: Any, a: Any, b: Any) -> Any:
+    """``If`` lifted to optional and list values."""
+    if isinstance(a, Opt) or isinstance(b, Opt):
+        a = a if isinstance(a, Opt) else Opt(z3.BoolVal(True), a)
+        b = b if isinstance(b, Opt) else Opt(z3.BoolVal(True), b)
+        return Opt(z3.If(c, a.some, b.some), z3.If(c, a.val, b.val))
+    if isinstance(a, SList) and isinstance(b, SList):
+        k = max(len(a.items), len(b.items))
+        items = []
+        for i in range(k):
+            x = a.items[i] if i < len(a.items) else b.items[i]
+            y = b.items[i] if i < len(b.items) else a.items[i]
+            items.append(ite(c, x, y))
+        return SList(items, z3.If(c, a.n, b.n))
+    if isinstance(a, SList) or isinstance(b, SList):
+        raise Unsupported("merging a list with a non-list value")
+    if z3.is_real(a) and z3.is_int(b):
+        b = z3.ToReal(b)
+    elif z3.is_int(a) and z3.is_real(b):
+        a = z3.ToReal(a)
+    return z3.If(c, a, b)
+
+
+def to_real(x: Any) -> Any:
+    return z3.ToReal(x) if z3.is_int(x) else x
+
+
+def zfloor(x: Any) -> Any:
+    return z3.ToInt(x) if z3.is_real(x) else x
+
+
+def zceil(x: Any) -> Any:
+    return -z3.ToInt(-x) if z3.is_real(x) else x
+
+
+def zround(x: Any) -> Any:
+    return z3.ToInt(x + z3.RealVal(Fraction(1, 2))) if z3.is_real(x) else x
+
+
+# --------------------------------------------------------------------------
+# What the verifier reads back
+
+
+@attrs.define
+class Posting:
+    guard: Any
+    asset: str
+    src: str  # human description, e.g. "balance(@poster, Credit)"
+    dst: str
+    amount: Any
+    kind: str
+    span: ir.Span
+    src_key: tuple = ()  # (component name, index or None): to sum outflows of pools
+    dst_key: tuple = ()
+
+
+@attrs.define
+class Obligation:
+    """A runtime money check: ``cond`` must hold whenever ``guard`` does."""
+
+    kind: str  # negative_amount | overdraft | escrow_overdraft | supply_cap | split_input
+    guard: Any
+    cond: Any
+    span: ir.Span
+    detail: str
+    account: str = ""  # template: "balance({}, Credit)", "{}" is the rendered index
+    account_kind: str = ""
+    index: Any = None
+    amount: Any = None
+
+
+@attrs.define
+class SplitInfo:
+    guard: Any
+    span: ir.Span
+    method: str
+    amount: Any  # the whole amount split
+    rest: Any  # amount minus minimums: the part split by weight
+    weights: list
+    included: list
+    recipients: list  # rendered-later Z3 terms
+    shares: list
+    leftover: Any
+    total: Any
+    n: Any
+    minimum: Any
+    cap: Any
+    src: str
+
+
+@attrs.define
+class Watch:
+    """A term shown in counterexamples: ``label`` evaluated in the model."""
+
+    label: str
+    term: Any
+    type: ir.Type
+    group: str  # param | arg | submitter | now | pre | slot
+
+
+@attrs.define
+class HandlerModel:
+    handler: ir.Handler
+    bound: int
+    assumptions: list
+    ok_explicit: Any
+    ok_runtime: Any
+    obligations: list
+    postings: list
+    splits: list
+    watches: list
+    pre: "State"
+    post: "State"
+    touched: dict  # record name -> list of key terms accessed
+    args: dict  # arg name -> value
+    submitter: Any
+    now: Any
+    params: dict
+    notes: list
+    encoder: "Encoder"
+
+    @property
+    def applied(self) -> Any:
+        return z3.And(self.ok_explicit, self.ok_runtime)
+
+
+# --------------------------------------------------------------------------
+# State: named components (arrays and scalars) with lazily created pre-state
+
+
+class State:
+    """Current values of state components; unknown ones are the encoder's pre-state."""
+
+    def __init__(self, enc: "Encoder", cur: Optional[dict] = None):
+        self.enc = enc
+        self.cur: dict[str, Any] = dict(cur or {})
+
+    def copy(self) -> "State":
+        return State(self.enc, self.cur)
+
+    def get(self, name: str) -> Any:
+        if name in self.cur:
+            return self.cur[name]
+        return self.enc.pre_component(name)
+
+    def set(self, name: str, value: Any) -> None:
+        self.cur[name] = value
+
+    def merge(self, c: Any, other: "State") -> "State":
+        out = State(self.enc)
+        for name in set(self.cur) | set(other.cur):
+            a, b = self.get(name), other.get(name)
+            out.cur[name] = a if a.eq(b) else z3.If(c, a, b)
+        return out
+
+
+# --------------------------------------------------------------------------
+# The encoder
+
+
+class Encoder:
+    """Builds a :class:`HandlerModel` for one handler of a policy."""
+
+    def __init__(self, policy: ir.Policy, bound: int = 3, codes: Optional[Codes] = None,
+                 prefix: str = "", fixed_params: Optional[dict] = None):
+        self.policy = policy
+        self.bound = bound
+        self.codes = codes or Codes()
+        self.prefix = prefix  # distinguishes two encodings in one solver (diff)
+        self.fixed_params = fixed_params or {}
+        self.pre_components: dict[str, Any] = {}
+        self.balance_reads: list[tuple[str, Any]] = []  # (component, index or None)
+        self.assumptions: list = []
+        self.ok_explicit: list = []
+        self.ok_runtime: list = []
+        self.obligations: list[Obligation] = []
+        self.postings: list[Posting] = []
+        self.splits: list[SplitInfo] = []
+        self.watches: list[Watch] = []
+        self.touched: dict[str, list] = {}
+        self.slots: dict[tuple, list] = {}
+        self.notes: list[str] = []
+        self.params: dict[str, Any] = {}
+        self._fresh = 0
+        self.step = 0
+        self._records = {r.name: r for r in policy.records}
+        self._roles = {r.name: r for r in policy.roles}
+        self._assets = {a.name: a for a in policy.assets}
+        self._pools = {p.name: p for p in policy.pools}
+        for p in policy.params:
+            self.params[p.name] = self._param(p)
+
+    # -- naming ------------------------------------------------------------
+    def fresh(self, hint: str, sort: z3.SortRef) -> Any:
+        self._fresh += 1
+        return z3.Const(f"{self.prefix}{hint}!{self._fresh}", sort)
+
+    def pre_component(self, name: str) -> Any:
+        """The pre-state value of a component, created on first use."""
+        if name not in self.pre_components:
+            kind = name.split("!")[0]
+            full = f"{self.prefix}pre!{name}"
+            if kind in ("bal", "stake", "escrow"):
+                v = z3.Array(full, z3.IntSort(), z3.IntSort())
+            elif kind == "pool":
+                v = z3.Int(full)
+                self.assumptions.append(v >= 0)
+            elif kind == "supply":
+                v = z3.Int(full)
+                self.assumptions.append(v >= 0)
+                cap = self._assets[name.split("!")[1]].cap
+                if cap is not None:
+                    self.assumptions.append(v <= cap)
+            elif kind in ("live", "role", "some"):
+                v = z3.Array(full, z3.IntSort(), z3.BoolSort())
+            elif kind == "right":
+                v = z3.Array(full, z3.IntSort(), z3.IntSort(), z3.BoolSort())
+            elif kind in ("fld", "attr"):
+                v = z3.Array(full, z3.IntSort(), self._component_sort(name))
+            else:  # pragma: no cover - internal naming error
+                raise AssertionError(name)
+            self.pre_components[name] = v
+        return self.pre_components[name]
+
+    def _component_sort(self, name: str) -> z3.SortRef:
+        parts = name.split("!")
+        if parts[0] == "fld":
+            return sort_of(self._field_type(parts[1], parts[2]))
+        role = self._roles[parts[1]]
+        return sort_of(next(f.type for f in role.attrs if f.name == parts[2]))
+
+    def _field_type(self, record: str, field: str) -> ir.Type:
+        rec = self._records[record]
+        for f in rec.fields:
+            if f.name == field:
+                return f.type
+        raise Unsupported(f"record {record} has no field {field}")
+
+    # -- params and typed inputs --------------------------------------------
+    def _param(self, p: ir.Param) -> Any:
+        if p.name in self.fixed_params:
+            return self.const(self.fixed_params[p.name], p.type)
+        v = self.fresh_typed(f"param.{p.name}", p.type)
+        lo, hi = p.lo, p.hi
+        if isinstance(p.type, ir.TInt):
+            lo = p.type.lo if lo is None else lo
+            hi = p.type.hi if hi is None else hi
+        if lo is not None:
+            self.assumptions.append(v >= self.const(lo, p.type))
+        if hi is not None:
+            self.assumptions.append(v <= self.const(hi, p.type))
+        if lo is None and hi is None:
+            # A parameter without a declared range is a constant of the policy.
+            self.assumptions.append(v == self.const(p.default, p.type))
+        self.watches.append(Watch(p.name, v, p.type, "param"))
+        return v
+
+    def fresh_typed(self, name: str, t: ir.Type, constrain: bool = True) -> Any:
+        if isinstance(t, ir.TOptional):
+            return Opt(self.fresh(name + "?", z3.BoolSort()), self.fresh_typed(name, t.inner, constrain))
+        if isinstance(t, ir.TList):
+            n = self.fresh(name + ".len", z3.IntSort())
+            self.assumptions += [n >= 0, n <= self.bound]
+            items = [self.fresh_typed(f"{name}[{i}]", t.inner, constrain) for i in range(self.bound)]
+            return SList(items, n)
+        v = self.fresh(name, sort_of(t))
+        if constrain and isinstance(t, ir.TInt):
+            if t.lo is not None:
+                self.assumptions.append(v >= t.lo)
+            if t.hi is not None:
+                self.assumptions.append(v <= t.hi)
+        return v
+
+    def const(self, value: Any, t: ir.Type) -> Any:
+        if value is None:
+            inner = t.inner if isinstance(t, ir.TOptional) else t
+            return Opt(z3.BoolVal(False), _zero(inner))
+        if isinstance(value, bool):
+            return z3.BoolVal(value)
+        if isinstance(value, int):
+            if isinstance(t, ir.TRatio):
+                return z3.RealVal(value)
+            return z3.IntVal(value)
+        if isinstance(value, Fraction):
+            return z3.RealVal(value)
+        if isinstance(value, str):
+            return z3.IntVal(self.codes.code(value))
+        if isinstance(value, tuple):
+            inner = t.inner if isinstance(t, ir.TList) else ir.TInt()
+            items = [self.const(v, inner) for v in value]
+            return SList(items, z3.IntVal(len(items)))
+        raise Unsupported(f"constant {value!r}")
+
+    # -- checks ----------------------------------------------------------------
+    def require(self, guard: Any, cond: Any) -> None:
+        self.ok_explicit.append(z3.Implies(guard, cond))
+
+    def oblige(self, guard: Any, cond: Any, kind: str, span: ir.Span, detail: str,
+               account: str = "", account_kind: str = "", index: Any = None,
+               amount: Any = None) -> None:
+        self.ok_runtime.append(z3.Implies(guard, cond))
+        self.obligations.append(Obligation(kind, guard, cond, span, detail, account, account_kind,
+                                           index, amount))
+
+    # -- the handler -------------------------------------------------------------
+    def encode(self, h: ir.Handler) -> HandlerModel:
+        env: dict[str, Any] = {}
+        state = State(self)
+        pre = State(self)
+        true = z3.BoolVal(True)
+        self.now = z3.Int(f"{self.prefix}now")
+        self.assumptions.append(self.now >= 0)
+        self.watches.append(Watch("now", self.now, ir.TTime(), "now"))
+        submitter = z3.Int(f"{self.prefix}submitter")
+        self.submitter = submitter
+        args: dict[str, Any] = {}
+        for f in h.params:
+            v = self.fresh_typed(f"arg.{f.name}", f.type)
+            env[f.name] = v
+            args[f.name] = v
+            self.watches.append(Watch(f.name, v, f.type, "arg"))
+            self._check_input_type(v, f.type, state, true)
+        if isinstance(h.auth, ir.AuthClock):
+            self.assumptions.append(submitter == self.codes.code("clock"))
+        elif isinstance(h.auth, ir.AuthRole):
+            env[h.auth.binder] = submitter
+            if h.auth.role:
+                self.require(true, self.has_role(state, submitter, h.auth.role))
+            self.watches.append(Watch(h.auth.binder, submitter, ir.TParty(role=h.auth.role), "submitter"))
+        elif isinstance(h.auth, ir.AuthParty):
+            who = self.expr(h.auth.party, env, state, true)
+            self.require(true, submitter == who)
+            self.watches.append(Watch("submitter", submitter, ir.TParty(), "submitter"))
+        if h.kind == "deadline" and h.record and h.binder:
+            key = self.fresh(f"arg.{h.binder}", z3.IntSort())
+            env[h.binder] = key
+            args[h.binder] = key
+            self.watches.append(Watch(h.binder, key, ir.TRecord(record=h.record), "arg"))
+            self.require(true, self.live(state, h.record, key))
+            if h.field:
+                due = self.field(state, h.record, key, h.field, true)
+                due = due.val if isinstance(due, Opt) else due
+                self.require(true, due <= self.now)
+        post = self.block(h.body, env, state, true)
+        self.assumptions += [z3.Select(self.pre_component(c), i) >= 0 if i is not None
+                             else self.pre_component(c) >= 0
+                             for c, i in self.balance_reads]
+        return HandlerModel(
+            handler=h, bound=self.bound, assumptions=self.assumptions,
+            ok_explicit=z3.And(*self.ok_explicit) if self.ok_explicit else true,
+            ok_runtime=z3.And(*self.ok_runtime) if self.ok_runtime else true,
+            obligations=self.obligations, postings=self.postings, splits=self.splits,
+            watches=self.watches, pre=pre, post=post, touched=self.touched, args=args,
+            submitter=submitter, now=self.now, params=self.params, notes=self.notes,
+            encoder=self,
+        )
+
+    def finish_reads(self) -> list:
+        """Non-negativity of pre-state balances read after :meth:`encode` (e.g. by invariants)."""
+        out = [z3.Select(self.pre_component(c), i) >= 0 if i is not None
+               else self.pre_component(c) >= 0 for c, i in self.balance_reads]
+        return out
+
+    def _check_input_type(self, v: Any, t: ir.Type, state: State, guard: Any) -> None:
+        """The runtime rejects ill-typed payloads: a role-typed party must hold the role,
+        a record-typed key must name a live record."""
+        if isinstance(t, ir.TOptional):
+            inner = self._input_cond(v.val, t.inner, state)
+            if inner is not None:
+                self.require(guard, z3.Implies(v.some, inner))
+            return
+        if isinstance(t, ir.TList):
+            for i, item in enumerate(v.items):
+                c = self._input_cond(item, t.inner, state)
+                if c is not None:
+                    self.require(guard, z3.Implies(i < v.n, c))
+            return
+        c = self._input_cond(v, t, state)
+        if c is not None:
+            self.require(guard, c)
+
+    def _input_cond(self, v: Any, t: ir.Type, state: State) -> Any:
+        if isinstance(t, ir.TParty) and t.role:
+            return self.has_role(state, v, t.role)
+        if isinstance(t, ir.TRecord):
+            return self.live(state, t.record, v)
+        return None
+
+    # -- statements ------------------------------------------------------------
+    def block(self, stmts: tuple, env: dict, state: State, guard: Any) -> State:
+        env = dict(env)
+        for s in stmts:
+            state = self.stmt(s, env, state, guard)
+        return state
+
+    def stmt(self, s: Any, env: dict, state: State, guard: Any) -> State:
+        self.step += 1
+        if isinstance(s, ir.Require):
+            self.require(guard, self.cond(s.cond, env, state, guard))
+        elif isinstance(s, ir.Reject):
+            self.ok_explicit.append(z3.Not(guard))
+        elif isinstance(s, ir.Let):
+            env[s.name] = self.expr(s.value, env, state, guard)
+        elif isinstance(s, ir.If):
+            c = self.cond(s.cond, env, state, guard)
+            a = self.block(s.then, env, state.copy(), z3.And(guard, c))
+            b = self.block(s.orelse, env, state.copy(), z3.And(guard, z3.Not(c)))
+            state = a.merge(c, b)
+        elif isinstance(s, ir.ForEach):
+            for item, present in self.collection(s.source, env, state, guard):
+                inner = dict(env)
+                inner[s.var] = item
+                c = present
+                if s.where is not None:
+                    c = z3.And(c, self.cond(s.where, inner, state, z3.And(guard, present)))
+                a = self.block(s.body, inner, state.copy(), z3.And(guard, c))
+                state = a.merge(c, state)
+        elif isinstance(s, ir.Move):
+            self.move(s, env, state, guard)
+        elif isinstance(s, ir.Split):
+            self.split(s, env, state, guard)
+        elif isinstance(s, (ir.SetField, ir.Update, ir.Create)):
+            values = [(s.field, s.value)] if isinstance(s, ir.SetField) else list(s.values)
+            key = self.expr(s.key, env, state, guard)
+            live = self.live(state, s.record, key)
+            if isinstance(s, ir.Create):
+                self.require(guard, z3.Not(live))
+            else:
+                self.require(guard, live)
+            evaluated = [(f, self.expr(e, env, state, guard)) for f, e in values]
+            for f, v in evaluated:
+                self.set_field(state, s.record, key, f, v)
+            if isinstance(s, ir.Create):
+                self.set_live(state, s.record, key, True)
+        elif isinstance(s, ir.Delete):
+            key = self.expr(s.key, env, state, guard)
+            self.require(guard, self.live(state, s.record, key))
+            self.set_live(state, s.record, key, False)
+        elif isinstance(s, ir.Admit):
+            p = self.expr(s.party, env, state, guard)
+            name = f"role!{s.role}"
+            state.set(name, z3.Store(state.get(name), p, True))
+            for a, e in s.attrs:
+                v = self.expr(e, env, state, guard)
+                an = f"attr!{s.role}!{a}"
+                state.set(an, z3.Store(state.get(an), p, v.val if isinstance(v, Opt) else v))
+        elif isinstance(s, ir.Expel):
+            p = self.expr(s.party, env, state, guard)
+            name = f"role!{s.role}"
+            state.set(name, z3.Store(state.get(name), p, False))
+        elif isinstance(s, (ir.Grant, ir.Revoke)):
+            p = self.expr(s.party, env, state, guard)
+            k = self.expr(s.key, env, state, guard) if s.key is not None else z3.IntVal(0)
+            name = f"right!{s.right}"
+            state.set(name, z3.Store(state.get(name), p, k, isinstance(s, ir.Grant)))
+        elif isinstance(s, ir.Decay):
+            self.decay(s, state, guard)
+        elif isinstance(s, ir.Flag):
+            self.expr(s.party, env, state, guard)
+        elif isinstance(s, ir.Dissolve):
+            self.notes.append(f"{s.span}: `dissolve` is not modelled (treated as no change)")
+        else:
+            raise Unsupported(f"statement {type(s).__name__}")
+        return state
+
+    # -- records, roles --------------------------------------------------------
+    def touch(self, record: str, key: Any) -> None:
+        keys = self.touched.setdefault(record, [])
+        if not any(k.eq(key) for k in keys):
+            keys.append(key)
+
+    def live(self, state: State, record: str, key: Any) -> Any:
+        self.touch(record, key)
+        return z3.Select(state.get(f"live!{record}"), key)
+
+    def set_live(self, state: State, record: str, key: Any, value: bool) -> None:
+        name = f"live!{record}"
+        state.set(name, z3.Store(state.get(name), key, value))
+
+    def field(self, state: State, record: str, key: Any, field: str, guard: Any) -> Any:
+        self.require(guard, self.live(state, record, key))
+        t = self._field_type(record, field)
+        val = z3.Select(state.get(f"fld!{record}!{field}"), key)
+        if isinstance(t, ir.TOptional):
+            return Opt(z3.Select(state.get(f"some!{record}!{field}"), key), val)
+        return val
+
+    def set_field(self, state: State, record: str, key: Any, field: str, v: Any) -> None:
+        t = self._field_type(record, field)
+        name = f"fld!{record}!{field}"
+        if isinstance(t, ir.TOptional):
+            v = v if isinstance(v, Opt) else Opt(z3.BoolVal(True), v)
+            sn = f"some!{record}!{field}"
+            state.set(sn, z3.Store(state.get(sn), key, v.some))
+            v = v.val
+        elif isinstance(v, Opt):
+            v = v.val
+        if z3.is_int(v) and sort_of(t) == z3.RealSort():
+            v = z3.ToReal(v)
+        state.set(name, z3.Store(state.get(name), key, v))
+
+    def has_role(self, state: State, p: Any, role: str) -> Any:
+        return z3.Select(state.get(f"role!{role}"), p)
+
+    # -- collections -----------------------------------------------------------
+    def collection(self, src: Any, env: dict, state: State, guard: Any) -> list:
+        """``[(item, present)]``: up to ``bound`` items, in key order."""
+        if isinstance(src, ir.ListItems):
+            lst = self.expr(src.expr, env, state, guard)
+            if not isinstance(lst, SList):
+                raise Unsupported("iteration over a non-list value")
+            return [(item, z3.IntVal(i) < lst.n) for i, item in enumerate(lst.items)]
+        if isinstance(src, ir.RoleMembers):
+            key = ("role", src.role)
+        elif isinstance(src, ir.RecordsOf):
+            key = ("records", src.record)
+        else:
+            raise Unsupported(f"collection {type(src).__name__}")
+        if key not in self.slots:
+            items = []
+            for i in range(self.bound):
+                item = self.fresh(f"slot.{key[1]}[{i}]", z3.IntSort())
+                present = self.fresh(f"slot.{key[1]}[{i}]?", z3.BoolSort())
+                if items:
+                    prev_item, prev_present = items[-1]
+                    # slots are a prefix, strictly increasing in key order
+                    self.assumptions.append(z3.Implies(present, z3.And(prev_present, prev_item < item)))
+                if isinstance(src, ir.RoleMembers) and src.role:
+                    self.assumptions.append(z3.Implies(
+                        present, z3.Select(self.pre_component(f"role!{src.role}"), item)))
+                if isinstance(src, ir.RecordsOf):
+                    self.touch(src.record, item)
+                    self.assumptions.append(z3.Implies(
+                        present, z3.Select(self.pre_component(f"live!{src.record}"), item)))
+                items.append((item, present))
+                self.watches.append(Watch(f"{key[1]}[{i}]", Opt(present, item),
+                                          ir.TParty() if key[0] == "role" else ir.TRecord(record=key[1]),
+                                          "slot"))
+            self.slots[key] = items
+            # closed world for the submitter: if it holds the role it is one of the slots
+            if isinstance(src, ir.RoleMembers) and src.role:
+                sub = self.submitter
+                self.assumptions.append(z3.Implies(
+                    z3.Select(self.pre_component(f"role!{src.role}"), sub),
+                    z3.Or(*[z3.And(p, it == sub) for it, p in items])))
+            self.notes.append(f"collection {key[1]} is modelled with up to {self.bound} items")
+        return self.slots[key]
+
+    # -- accounts and money ----------------------------------------------------
+    def account(self, acc: Any, env: dict, state: State, guard: Any) -> tuple[str, Any, str, str]:
+        """``(component, index or None, description, kind)`` of an account."""
+        if isinstance(acc, ir.AccParty):
+            p = self.expr(acc.party, env, state, guard)
+            return f"bal!{acc.asset}", p, f"balance({{}}, {acc.asset})", "party"
+        if isinstance(acc, ir.AccStake):
+            p = self.expr(acc.party, env, state, guard)
+            return f"stake!{acc.asset}", p, f"stake({{}}, {acc.asset})", "stake"
+        if isinstance(acc, ir.AccPool):
+            return f"pool!{acc.pool}", None, f"balance({acc.pool})", "pool"
+        if isinstance(acc, ir.AccEscrow):
+            k = self.expr(acc.key, env, state, guard)
+            self.touch(acc.record, k)
+            return f"escrow!{acc.record}!{acc.asset}", k, f"balance({acc.record}({{}}))", "escrow"
+        if isinstance(acc, ir.AccSupply):
+            return f"supply!{acc.asset}", None, f"supply({acc.asset})", "supply"
+        raise Unsupported(f"account {type(acc).__name__}")
+
+    def read_balance(self, state: State, comp: str, idx: Any) -> Any:
+        if comp.startswith("supply!"):
+            return state.get(comp)
+        self.balance_reads.append((comp, idx))
+        v = state.get(comp)
+        return v if idx is None else z3.Select(v, idx)
+
+    def add_balance(self, state: State, comp: str, idx: Any, delta: Any) -> None:
+        cur = self.read_balance(state, comp, idx)
+        if idx is None:
+            state.set(comp, cur + delta)
+        else:
+            state.set(comp, z3.Store(state.get(comp), idx, cur + delta))
+
+    def move(self, s: ir.Move, env: dict, state: State, guard: Any) -> None:
+        amount = self.expr(s.amount, env, state, guard)
+        scomp, sidx, sdesc, skind = self.account(s.src, env, state, guard)
+        dcomp, didx, ddesc, dkind = self.account(s.dst, env, state, guard)
+        self.transfer(state, guard, s.asset, amount, (scomp, sidx, sdesc, skind),
+                      (dcomp, didx, ddesc, dkind), s.kind, s.span)
+
+    def transfer(self, state: State, guard: Any, asset: str, amount: Any, src: tuple, dst: tuple,
+                 kind: str, span: ir.Span) -> None:
+        scomp, sidx, sdesc, skind = src
+        dcomp, didx, ddesc, dkind = dst
+        self.oblige(guard, amount >= 0, "negative_amount", span,
+                    f"`{kind}` of a negative amount", sdesc, skind, sidx, amount)
+        if skind == "supply":
+            a = self._assets[asset]
+            supply = state.get(scomp)
+            new = supply + amount
+            state.set(scomp, new)
+            if a.cap is not None:
+                self.oblige(guard, new <= a.cap, "supply_cap", span,
+                            f"minting pushes the supply of {asset} above its cap {a.cap}", sdesc, skind,
+                            sidx, amount)
+        else:
+            have = self.read_balance(state, scomp, sidx)
+            okind = "escrow_overdraft" if skind == "escrow" else "overdraft"
+            self.oblige(guard, have >= amount, okind, span,
+                        f"`{kind}` takes more than the source holds", sdesc, skind, sidx, amount)
+            self.add_balance(state, scomp, sidx, -amount)
+        if dkind == "supply":
+            state.set(dcomp, state.get(dcomp) - amount)
+        else:
+            self.add_balance(state, dcomp, didx, amount)
+        self.postings.append(Posting(guard, asset, sdesc, ddesc, amount, kind, span,
+                                     (scomp, sidx), (dcomp, didx)))
+
+    def decay(self, s: ir.Decay, state: State, guard: Any) -> None:
+        comp = f"bal!{s.asset}"
+        old = state.get(comp)
+        k = z3.Int(f"{self.prefix}decay!{self._fresh}")
+        self._fresh += 1
+        rate = z3.RealVal(s.rate)
+        new = z3.Lambda([k], z3.Select(old, k) - z3.ToInt(z3.ToReal(z3.Select(old, k)) * rate))
+        state.set(comp, new)
+        burned = self.fresh(f"decay.{s.asset}", z3.IntSort())
+        self.assumptions.append(burned >= 0)
+        sc = f"supply!{s.asset}"
+        state.set(sc, state.get(sc) - burned)
+        self.notes.append(f"{s.span}: `decay {s.asset}` is modelled per account; the total burned is "
+                          "an unconstrained non-negative amount")
+
+    def split(self, s: ir.Split, env: dict, state: State, guard: Any) -> None:
+        amount = self.expr(s.amount, env, state, guard)
+        src = self.account(s.src, env, state, guard)
+        scomp, sidx, sdesc, skind = src
+        items = self.collection(s.source, env, state, guard)
+        weights, included, recips = [], [], []
+        for item, present in items:
+            inner = dict(env)
+            inner[s.var] = item
+            inc = present
+            g = z3.And(guard, present)
+            if s.where is not None:
+                inc = z3.And(inc, self.cond(s.where, inner, state, g))
+            g = z3.And(guard, inc)
+            w = self.expr(s.weight, inner, state, g)
+            if z3.is_real(w):
+                raise Unsupported("split weight is a ratio (the runtime takes integer weights)")
+            to = self.expr(s.to, inner, state, g)
+            included.append(inc)
+            weights.append(w)
+            recips.append(to)
+        mn = self.expr(s.minimum, env, state, guard) if s.minimum is not None else None
+        cap = self.expr(s.cap, env, state, guard) if s.cap is not None else None
+        n = z3.Sum(*[z3.If(c, 1, 0) for c in included]) if included else z3.IntVal(0)
+        # the runtime's SplitError cases reject the event
+        valid = [amount >= 0] + [z3.Implies(c, w >= 0) for c, w in zip(included, weights)]
+        if mn is not None:
+            valid += [mn >= 0, amount >= n * mn]
+        if cap is not None:
+            valid += [cap >= 0]
+        if mn is not None and cap is not None:
+            valid += [cap >= mn]
+        for c in valid:
+            self.oblige(guard, c, "split_input", s.span, "split inputs the runtime rejects "
+                        "(negative amount/weight, minimum not covered or cap below minimum)", sdesc, skind,
+                        sidx, amount)
+        have = self.read_balance(state, scomp, sidx)
+        okind = "escrow_overdraft" if skind == "escrow" else "overdraft"
+        self.oblige(guard, have >= amount, okind, s.span, "split takes more than the source holds",
+                    sdesc, skind, sidx, amount)
+        shares, leftover, total, rest = _split_shares(self, z3.And(guard, z3.And(*valid)), s.method,
+                                                      amount, weights, included, n, mn, cap)
+        info = SplitInfo(guard, s.span, s.method, amount, rest, weights, included, recips, shares,
+                         leftover, total, n, mn, cap, sdesc)
+        self.splits.append(info)
+        # postings: each included recipient's share leaves the source
+        rkind = s.to.type if s.to is not None else s.var_type
+        for inc, to, share in zip(included, recips, shares):
+            if isinstance(rkind, ir.TRecord):
+                rec = self._records[rkind.record]
+                dst = (f"escrow!{rec.name}!{s.asset}", to, f"balance({rec.name}({{}}))", "escrow")
+                self.touch(rec.name, to)
+            else:
+                dst = (f"bal!{s.asset}", to, f"balance({{}}, {s.asset})", "party")
+            g = z3.And(guard, inc)
+            # an excluded slot's share is 0, so these updates are no-ops for it
+            self.add_balance(state, scomp, sidx, -share)
+            self.add_balance(state, dst[0], dst[1], share)
+            self.postings.append(Posting(g, s.asset, sdesc, dst[2], share, "split", s.span,
+                                         (scomp, sidx), (dst[0], dst[1])))
+
+    # -- expressions -----------------------------------------------------------
+    def cond(self, e: Any, env: dict, state: State, guard: Any) -> Any:
+        v = self.expr(e, env, state, guard)
+        if isinstance(v, Opt):
+            raise Unsupported("optional value used as a condition")
+        return v
+
+    def expr(self, e: Any, env: dict, state: State, guard: Any) -> Any:
+        if isinstance(e, ir.Const):
+            return self.const(e.value, e.type)
+        if isinstance(e, ir.Local):
+            if e.name not in env:
+                raise Unsupported(f"unbound name {e.name}")
+            return env[e.name]
+        if isinstance(e, ir.ParamRef):
+            if e.name not in self.params:
+                raise Unsupported(f"unknown parameter {e.name}")
+            return self.params[e.name]
+        if isinstance(e, ir.Now):
+            return self.now
+        if isinstance(e, ir.RecordRef):
+            k = self.expr(e.key, env, state, guard)
+            self.require(guard, self.live(state, e.record, k))
+            return k
+        if isinstance(e, ir.RecordField):
+            k = self.expr(e.key, env, state, guard)
+            return self.field(state, e.record, k, e.field, guard)
+        if isinstance(e, ir.RoleAttr):
+            p = self.expr(e.party, env, state, guard)
+            self.require(guard, self.has_role(state, p, e.role))
+            return z3.Select(state.get(f"attr!{e.role}!{e.attr}"), p)
+        if isinstance(e, ir.Exists):
+            k = self.expr(e.key, env, state, guard)
+            return self.live(state, e.record, k)
+        if isinstance(e, ir.Unary):
+            v = self.expr(e.operand, env, state, guard)
+            return z3.Not(v) if e.op == "not" else -v
+        if isinstance(e, ir.Binary):
+            return self.binary(e, env, state, guard)
+        if isinstance(e, ir.Builtin):
+            return self.builtin(e, env, state, guard)
+        if isinstance(e, ir.Aggregate):
+            return self.aggregate(e, env, state, guard)
+        if isinstance(e, ir.AccBalance):
+            comp, idx, _, _ = self.account(e.account, env, state, guard)
+            if comp.startswith("supply!"):
+                return -state.get(comp)
+            return self.read_balance(state, comp, idx)
+        if isinstance(e, ir.ListLit):
+            t = e.type.inner if isinstance(e.type, ir.TList) else ir.TInt()
+            items = [self.expr(x, env, state, guard) for x in e.items]
+            if len(items) > self.bound:
+                self.notes.append(f"a list literal of {len(items)} items exceeds the bound {self.bound}")
+            del t
+            return SList(items, z3.IntVal(len(items)))
+        raise Unsupported(f"expression {type(e).__name__}")
+
+    def binary(self, e: ir.Binary, env: dict, state: State, guard: Any) -> Any:
+        op = e.op
+        if op in ("and", "or"):
+            a = self.cond(e.left, env, state, guard)
+            # short circuit: the right side's implicit checks only apply when it is evaluated
+            g = z3.And(guard, a) if op == "and" else z3.And(guard, z3.Not(a))
+            b = self.cond(e.right, env, state, g)
+            return z3.And(a, b) if op == "and" else z3.Or(a, b)
+        a = self.expr(e.left, env, state, guard)
+        b = self.expr(e.right, env, state, guard)
+        if op in ("==", "!="):
+            if isinstance(a, Opt) or isinstance(b, Opt):
+                a = a if isinstance(a, Opt) else Opt(z3.BoolVal(True), a)
+                b = b if isinstance(b, Opt) else Opt(z3.BoolVal(True), b)
+                eq = z3.And(a.some == b.some, z3.Implies(a.some, _eq(a.val, b.val)))
+            else:
+                eq = _eq(a, b)
+            return eq if op == "==" else z3.Not(eq)
+        a = a.val if isinstance(a, Opt) else a
+        b = b.val if isinstance(b, Opt) else b
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op == "/":
+            self.require(guard, b != 0)
+            return to_real(a) / to_real(b)
+        if op == "<":
+            return a < b
+        if op == "<=":
+            return a <= b
+        if op == ">":
+            return a > b
+        if op == ">=":
+            return a >= b
+        raise Unsupported(f"operator {op}")
+
+    def builtin(self, e: ir.Builtin, env: dict, state: State, guard: Any) -> Any:
+        name = e.name
+        if name in ("balance",):
+            # balance(party, Asset) / balance(pool) / balance(R(k)) when lowered as a builtin
+            if len(e.args) == 1 and e.extra:
+                p = self.expr(e.args[0], env, state, guard)
+                return self.read_balance(state, f"bal!{e.extra[0]}", p)
+            raise Unsupported("balance() form")
+        if name == "supply":
+            return state.get(f"supply!{e.extra[0]}")
+        if name == "has_role":
+            p = self.expr(e.args[0], env, state, guard)
+            return self.has_role(state, p, e.extra[0])
+        if name == "has_right":
+            p = self.expr(e.args[0], env, state, guard)
+            k = self.expr(e.args[1], env, state, guard) if len(e.args) > 1 else z3.IntVal(0)
+            return z3.Select(state.get(f"right!{e.extra[0]}"), p, k)
+        args = [self.expr(a, env, state, guard) for a in e.args]
+        if name in ("is_some", "is_none"):
+            v = args[0]
+            some = v.some if isinstance(v, Opt) else z3.BoolVal(True)
+            return some if name == "is_some" else z3.Not(some)
+        if name == "some":
+            v = args[0]
+            if isinstance(v, Opt):
+                self.require(guard, v.some)
+                return v.val
+            return v
+        args = [a.val if isinstance(a, Opt) else a for a in args]
+        if name == "floor":
+            return zfloor(args[0])
+        if name == "ceil":
+            return zceil(args[0])
+        if name == "round":
+            return zround(args[0])
+        if name in ("min", "max"):
+            out = args[0]
+            for x in args[1:]:
+                out = ite(x < out, x, out) if name == "min" else ite(x > out, x, out)
+            return out
+        if name == "abs":
+            return ite(args[0] < 0, -args[0], args[0])
+        if name == "isqrt":
+            x = args[0]
+            self.require(guard, x >= 0)
+            r = self.fresh("isqrt", z3.IntSort())
+            self.assumptions.append(z3.Implies(x >= 0, z3.And(r >= 0, r * r <= x, x < (r + 1) * (r + 1))))
+            return r
+        if name == "pow":
+            x = args[0]
+            n = e.args[1]
+            if not isinstance(n, ir.Const):
+                raise Unsupported("pow with a non-constant exponent")
+            out = z3.RealVal(1) if z3.is_real(x) else z3.IntVal(1)
+            for _ in range(int(n.value)):
+                out = out * x
+            return out
+        if name == "ratio":
+            self.require(guard, args[1] != 0)
+            return to_real(args[0]) / to_real(args[1])
+        if name == "len":
+            v = args[0]
+            return v.n if isinstance(v, SList) else z3.IntVal(0)
+        raise Unsupported(f"builtin {name}")
+
+    def aggregate(self, e: ir.Aggregate, env: dict, state: State, guard: Any) -> Any:
+        vals = []
+        for item, present in self.collection(e.source, env, state, guard):
+            inner = dict(env)
+            inner[e.var] = item
+            c = present
+            if e.where is not None:
+                c = z3.And(c, self.cond(e.where, inner, state, z3.And(guard, present)))
+            body = self.expr(e.body, inner, state, z3.And(guard, c)) if e.kind != "count" else None
+            if isinstance(body, Opt):
+                body = body.val
+            vals.append((c, body))
+        k = e.kind
+        if k == "count":
+            return z3.Sum(*[z3.If(c, 1, 0) for c, _ in vals]) if vals else z3.IntVal(0)
+        if k == "sum":
+            zero = z3.RealVal(0) if any(b is not None and z3.is_real(b) for _, b in vals) else z3.IntVal(0)
+            return z3.Sum(*[ite(c, b, zero) for c, b in vals]) if vals else zero
+        if k == "all":
+            return z3.And(*[z3.Implies(c, b) for c, b in vals]) if vals else z3.BoolVal(True)
+        if k == "any":
+            return z3.Or(*[z3.And(c, b) for c, b in vals]) if vals else z3.BoolVal(False)
+        if k in ("min", "max"):
+            # min/max of an empty collection has no value: the event is rejected
+            self.require(guard, z3.Or(*[c for c, _ in vals]) if vals else z3.BoolVal(False))
+            seen, out = z3.BoolVal(False), None
+            for c, b in vals:
+                if out is None:
+                    out = b
+                else:
+                    better = (b < out) if k == "min" else (b > out)
+                    out = ite(z3.And(c, z3.Or(z3.Not(seen), better)), b, out)
+                seen = z3.Or(seen, c)
+            return out if out is not None else z3.IntVal(0)
+        raise Unsupported(f"aggregate {k}")
+
+
+def _eq(a: Any, b: Any) -> Any:
+    if isinstance(a, SList) or isinstance(b, SList):
+        raise Unsupported("list equality")
+    return a == b
+
+
+# --------------------------------------------------------------------------
+# Splits: constraints whose unique solution is runtime.semantics.split's result
+
+
+def _split_shares(enc: Encoder, active: Any, method: str, amount: Any, weights: list,
+                  included: list, n: Any, mn: Any, cap: Any) -> tuple[list, Any, Any, Any]:
+    k = len(weights)
+    ws = [z3.If(c, w, 0) for c, w in zip(included, weights)]
+    total = z3.Sum(*ws) if ws else z3.IntVal(0)
+    base = mn if mn is not None else z3.IntVal(0)
+    rest = amount - n * base
+    raw = [enc.fresh(f"split.raw[{i}]", z3.IntSort()) for i in range(k)]
+    cons: list = []
+    trivial = z3.Or(total == 0, rest == 0, n == 0)
+    cons.append(z3.Implies(trivial, z3.And(*[r == 0 for r in raw])) if raw else z3.BoolVal(True))
+    # excluded slots get nothing
+    cons += [z3.Implies(z3.Not(c), r == 0) for c, r in zip(included, raw)]
+    nt = z3.Not(trivial)
+    if method in ("largest_remainder", "sequential_floor", "floor_dust"):
+        q = [enc.fresh(f"split.q[{i}]", z3.IntSort()) for i in range(k)]
+        rm = [enc.fresh(f"split.r[{i}]", z3.IntSort()) for i in range(k)]
+        for i in range(k):
+            cons.append(z3.Implies(nt, z3.And(rest * ws[i] == q[i] * total + rm[i],
+                                              rm[i] >= 0, rm[i] < total)))
+        left = rest - z3.Sum(*q)
+        if method == "floor_dust":
+            cons += [z3.Implies(z3.And(nt, c), r == qq) for c, r, qq in zip(included, raw, q)]
+        elif method == "sequential_floor":
+            # the last included recipient with a positive weight takes what is left
+            for i in range(k):
+                later_pos = [z3.And(included[j], ws[j] > 0) for j in range(i + 1, k)]
+                is_last = z3.And(included[i], ws[i] > 0, z3.Not(z3.Or(*later_pos)) if later_pos else True)
+                cons.append(z3.Implies(z3.And(nt, included[i]),
+                                       raw[i] == q[i] + z3.If(is_last, left, 0)))
+        else:
+            bonus = [enc.fresh(f"split.b[{i}]", z3.IntSort()) for i in range(k)]
+            for i in range(k):
+                cons.append(z3.Implies(z3.And(nt, included[i]), raw[i] == q[i] + bonus[i]))
+                cons.append(z3.Implies(nt, z3.Or(bonus[i] == 0, bonus[i] == 1)))
+                cons.append(z3.Implies(z3.And(nt, z3.Not(included[i])), bonus[i] == 0))
+            cons.append(z3.Implies(nt, z3.Sum(*bonus) == left))
+            # units go to the largest remainders, ties to the earlier recipient
+            for i in range(k):
+                for j in range(k):
+                    if i == j:
+                        continue
+                    beats = z3.Or(rm[i] > rm[j], z3.And(rm[i] == rm[j], i < j))
+                    cons.append(z3.Implies(z3.And(nt, included[i], included[j], bonus[i] == 1,
+                                                  bonus[j] == 0), beats))
+    elif method in ("dhondt", "sainte_lague"):
+        a, b = (2, 2) if method == "dhondt" else (2, 1)
+        cons.append(z3.Implies(nt, z3.Sum(*raw) == rest))
+        cons += [z3.Implies(nt, r >= 0) for r in raw]
+        cons += [z3.Implies(z3.And(nt, w == 0), r == 0) for w, r in zip(ws, raw)]
+        # the held awards are exactly the `rest` best awards (value desc, index asc):
+        # j's last held award (j, s_j - 1) beats i's next award (i, s_i)
+        for i in range(k):
+            for j in range(k):
+                if i == j:
+                    continue
+                vj = ws[j] * (a * raw[i] + b)  # w_j / d(s_j - 1) vs w_i / d(s_i), cross-multiplied
+                vi = ws[i] * (a * (raw[j] - 1) + b)
+                beats = z3.Or(vj > vi, z3.And(vj == vi, j < i))
+                cons.append(z3.Implies(z3.And(nt, included[i], included[j], raw[j] > 0), beats))
+    else:
+        raise Unsupported(f"split method {method}")
+    shares = []
+    for c, r in zip(included, raw):
+        s = z3.If(c, r + base, 0)
+        if cap is not None:
+            s = z3.If(s > cap, cap, s)
+        shares.append(s)
+    leftover = amount - (z3.Sum(*shares) if shares else z3.IntVal(0))
+    enc.assumptions.append(z3.Implies(active, z3.And(*cons)))
+    return shares, leftover, total, rest

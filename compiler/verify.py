@@ -1,0 +1,996 @@
+"""`charter verify`: prove a policy's money safety with Z3, or show a counterexample.
+
+For every handler (encoded by :mod:`charter.compiler.smt`) the verifier asks Z3
+a handful of questions, each ending **proved**, **refuted** (with a model,
+rendered in the policy's own names plus a replayable scenario) or **unknown**
+(time-out or an unsupported construct, said plainly).  Two more outcomes are
+warnings, never green checks:
+
+* ``guard_missing`` - inputs satisfying every ``require`` make a move overdraw
+  a party's, stake's or pool's account.  The runtime rejects such an event
+  (nothing changes, no value is created or lost), so this is *not* a money
+  bug: it says the handler can be made to fail by an overdraft rather than by
+  a clear ``require ... else "..."`` message.  ``--strict`` counts it as a
+  failure.
+* ``vacuous`` - the handler's ``require``s can never all hold, or a declared
+  property's premise (e.g. two equal weights) is impossible, so "proved"
+  would be meaningless.
+
+Money bugs are ``refuted``: a negative move amount (a payout formula that
+goes below zero for allowed parameters), a release from an escrow that can
+exceed what it holds, minting beyond a cap, a split that loses or creates
+units, declared fairness/budget/invariant properties that fail.
+
+Declared invariants (and automatic candidates such as "amount fields of
+records are >= 0") are established Houdini-style: all are assumed before
+each handler and checked after it; those that fail are dropped and the rest
+re-checked until stable.  The survivors are inductive, hence hold in every
+reachable state, and every other check assumes them.
+
+Collections (role members, records, list arguments) are modelled with up to
+``bound`` items; results that depend on a collection say so ("for up to N
+items").
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import attrs
+import z3
+
+from . import ir
+from .smt import Encoder, HandlerModel, Opt, SList, State, Unsupported
+
+VERSION = "verify-1"
+
+PROVED, REFUTED, UNKNOWN, GUARD, VACUOUS = "proved", "refuted", "unknown", "guard_missing", "vacuous"
+
+# the built-in property kinds, with what they mean (also used for docs/SARIF rules)
+BUILTIN = {
+    "applicable": "the handler's requires can all hold (otherwise it is dead code)",
+    "conservation": "every posting moves one asset between two accounts; supply changes only by "
+                    "mint/burn of an asset that declares it",
+    "non_negative": "no move or split amount is negative for inputs that satisfy the requires",
+    "no_overdraft": "no move overdraws a party, stake or pool account for inputs that satisfy the requires",
+    "escrow_bound": "an escrow never releases more than it holds",
+    "supply_cap": "minting never pushes supply above the asset's cap",
+    "rounding": "a split's shares are >= 0 and shares + leftover == amount; methods other than "
+                "floor_dust distribute the whole amount when anyone has weight",
+}
+
+
+@attrs.define
+class Result:
+    name: str  # property name: "handler.kind" for built-ins, the declared name otherwise
+    kind: str
+    handler: Optional[str]
+    status: str
+    message: str
+    span: ir.Span = ir.NOSPAN
+    bound: int = 3
+    bounded: bool = False
+    counterexample: Optional[dict] = None
+    seconds: float = 0.0
+    cached: bool = False
+
+    def to_dict(self) -> dict:
+        d = attrs.asdict(self, recurse=False)
+        d["span"] = attrs.asdict(self.span)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> "Result":
+        d = dict(d)
+        d["span"] = ir.Span(**d["span"])
+        return Result(**d)
+
+
+@attrs.define
+class Options:
+    bound: int = 3
+    timeout_ms: int = 5000
+    cache_dir: Optional[Path] = None
+    fixed_params: Optional[dict] = None
+
+
+# --------------------------------------------------------------------------
+# Solver helpers
+
+
+def solve(formulas: Iterable[Any], timeout_ms: int) -> tuple[str, Optional[z3.ModelRef]]:
+    s = z3.Solver()
+    s.set("timeout", int(timeout_ms))
+    s.add(*list(formulas))
+    r = s.check()
+    if r == z3.sat:
+        return "sat", s.model()
+    if r == z3.unsat:
+        return "unsat", None
+    return "unknown", None
+
+
+def _eval(model: z3.ModelRef, term: Any) -> Any:
+    v = model.eval(term, model_completion=True)
+    if z3.is_int_value(v):
+        return v.as_long()
+    if z3.is_rational_value(v):
+        return Fraction(v.numerator_as_long(), v.denominator_as_long())
+    if z3.is_true(v):
+        return True
+    if z3.is_false(v):
+        return False
+    if z3.is_algebraic_value(v):  # irrational: only from non-linear terms we never produce
+        return str(v)
+    return str(v)
+
+
+# --------------------------------------------------------------------------
+# Naming model values in the policy's terms
+
+
+class Namer:
+    """Turns Int codes of parties, texts and record keys into readable names."""
+
+    PARTIES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+               "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor"]
+
+    def __init__(self, enc: Encoder, model: z3.ModelRef, ints: dict[int, str]):
+        self.codes = enc.codes
+        self.names: dict[int, str] = {}
+        # assign in value order per category so key order (the tie order) is kept
+        by_cat: dict[str, list[int]] = {}
+        for v, cat in ints.items():
+            by_cat.setdefault(cat, []).append(v)
+        for cat, vals in by_cat.items():
+            i = 0
+            for v in sorted(set(vals)):
+                if self.codes.text(v) is not None or v in self.names:
+                    continue
+                if cat == "party":
+                    name = self.PARTIES[i] if i < len(self.PARTIES) else f"party{i}"
+                else:
+                    name = f"{cat}{i + 1}"
+                self.names[v] = name
+                i += 1
+
+    def name(self, v: int) -> str:
+        t = self.codes.text(v)
+        if t is not None:
+            return t
+        return self.names.get(v, f"x{v}")
+
+
+def _category(t: ir.Type) -> Optional[str]:
+    if isinstance(t, ir.TOptional):
+        return _category(t.inner)
+    if isinstance(t, ir.TList):
+        return _category(t.inner)
+    if isinstance(t, ir.TParty):
+        return "party"
+    if isinstance(t, ir.TRecord):
+        return "key"
+    if isinstance(t, ir.TText):
+        return "text"
+    return None
+
+
+def _plain(model: z3.ModelRef, value: Any, t: ir.Type, namer: Namer, policy: ir.Policy) -> Any:
+    """A model value as JSON data in the runtime's event payload format."""
+    if isinstance(value, Opt):
+        if not _eval(model, value.some):
+            return None
+        inner = t.inner if isinstance(t, ir.TOptional) else t
+        return _plain(model, value.val, inner, namer, policy)
+    if isinstance(value, SList):
+        n = _eval(model, value.n)
+        inner = t.inner if isinstance(t, ir.TList) else t
+        return [_plain(model, x, inner, namer, policy) for x in value.items[:n]]
+    v = _eval(model, value)
+    if _category(t) is not None and isinstance(v, int):
+        return namer.name(v)
+    if isinstance(v, Fraction):
+        return {"num": v.numerator, "den": v.denominator} if v.denominator != 1 else v.numerator
+    return v
+
+
+def _show(v: Any, t: ir.Type, policy: ir.Policy) -> str:
+    """A plain value as the policy would write it."""
+    if v is None:
+        return "none"
+    if isinstance(t, ir.TOptional):
+        return _show(v, t.inner, policy)
+    if isinstance(t, ir.TAmount) and isinstance(v, int):
+        try:
+            dec = policy.asset(t.asset).decimals
+        except StopIteration:
+            dec = 0
+        sign = "-" if v < 0 else ""
+        a = abs(v)
+        major = f"{a // 10 ** dec}.{a % 10 ** dec:0{dec}d}" if dec else str(a)
+        return f"{sign}{major} {t.asset}"
+    if isinstance(v, dict) and "num" in v:
+        f = Fraction(v["num"], v["den"])
+        pct = f * 100
+        return f"{pct.numerator / pct.denominator:g}%".replace("%", "%") if pct.denominator in (1, 2, 4, 5, 8, 10) \
+            else f"{v['num']}/{v['den']}"
+    if isinstance(t, ir.TRatio) and isinstance(v, int):
+        return f"{v * 100}%"
+    if isinstance(t, (ir.TParty,)) and isinstance(v, str):
+        return "@" + v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _account_asset(comp: str) -> Optional[str]:
+    parts = comp.split("!")
+    if parts[0] in ("bal", "stake"):
+        return parts[1]
+    if parts[0] == "escrow":
+        return parts[2]
+    return None
+
+
+# --------------------------------------------------------------------------
+# Counterexamples
+
+
+def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, failing: str,
+                   extra: Optional[dict] = None, account: Optional[tuple] = None) -> dict:
+    enc = m.encoder
+    h = m.handler
+    # which Int values are parties / keys / texts
+    ints: dict[int, str] = {}
+    for w in m.watches:
+        cat = _category(w.type)
+        if cat is None:
+            continue
+        vals = []
+        if isinstance(w.term, Opt):
+            if _eval(model, w.term.some):
+                vals.append(w.term.val)
+        elif isinstance(w.term, SList):
+            vals += w.term.items[:_eval(model, w.term.n)]
+        else:
+            vals.append(w.term)
+        for t in vals:
+            t = t.val if isinstance(t, Opt) else t
+            v = _eval(model, t)
+            if isinstance(v, int):
+                ints.setdefault(v, cat)
+    for comp, idx in enc.balance_reads:
+        if idx is not None:
+            ints.setdefault(_eval(model, idx), "party" if comp.split("!")[0] in ("bal", "stake") else "key")
+    for rec, keys in m.touched.items():
+        for k in keys:
+            ints.setdefault(_eval(model, k), "key")
+    ints.pop(enc.codes.code("clock"), None)
+    namer = Namer(enc, model, ints)
+
+    params = {}
+    for p in policy.params:
+        t = enc.params[p.name]
+        params[p.name] = _plain(model, t, p.type, namer, policy)
+    args = {}
+    for f in h.params:
+        args[f.name] = _plain(model, m.args[f.name], f.type, namer, policy)
+    if h.kind == "deadline" and h.binder in m.args:
+        args[h.binder] = namer.name(_eval(model, m.args[h.binder]))
+    if isinstance(h.auth, ir.AuthClock):
+        submitter = "clock"
+    else:
+        submitter = namer.name(_eval(model, m.submitter))
+    now = _eval(model, m.now)
+
+    # pre-state the handler reads
+    pre: dict[str, Any] = {}
+    seen = set()
+    for comp, idx in enc.balance_reads:
+        iv = _eval(model, idx) if idx is not None else None
+        if (comp, iv) in seen:
+            continue
+        seen.add((comp, iv))
+        label = _describe(comp, iv, namer)
+        term = m.pre.get(comp)
+        val = _eval(model, term if idx is None else z3.Select(term, idx))
+        asset = _account_asset(comp) or (policy.pool(comp.split("!")[1]).asset if comp.startswith("pool!") else None)
+        pre[label] = _show(val, ir.TAmount(asset=asset), policy) if asset else val
+    records: dict[str, dict] = {}
+    for rec_name, keys in m.touched.items():
+        try:
+            rec = policy.record(rec_name)
+        except StopIteration:
+            continue
+        for k in keys:
+            kv = _eval(model, k)
+            label = f"{rec_name}({json.dumps(namer.name(kv))})"
+            if label in records:
+                continue
+            live = _eval(model, z3.Select(m.pre.get(f"live!{rec_name}"), k))
+            if not live:
+                records[label] = {"exists": False}
+                continue
+            fields = {}
+            for f in rec.fields:
+                val = z3.Select(m.pre.get(f"fld!{rec_name}!{f.name}"), k)
+                term: Any = val
+                if isinstance(f.type, ir.TOptional):
+                    term = Opt(z3.Select(m.pre.get(f"some!{rec_name}!{f.name}"), k), val)
+                plain = _plain(model, term, f.type, namer, policy)
+                fields[f.name] = _show(plain, f.type, policy)
+            records[label] = {"exists": True, **fields}
+    slots = {}
+    for w in m.watches:
+        if w.group == "slot" and _eval(model, w.term.some):
+            slots[w.label] = namer.name(_eval(model, w.term.val))
+    postings = []
+    for p in m.postings:
+        if not _eval(model, p.guard):
+            continue
+        amt = _eval(model, p.amount)
+        src = _describe(p.src_key[0], _eval(model, p.src_key[1]) if p.src_key[1] is not None else None, namer)
+        dst = _describe(p.dst_key[0], _eval(model, p.dst_key[1]) if p.dst_key[1] is not None else None, namer)
+        postings.append({"kind": p.kind, "from": src, "to": dst,
+                         "amount": _show(amt, ir.TAmount(asset=p.asset), policy), "minor_units": amt,
+                         "asset": p.asset, "line": p.span.line})
+    shown_params = {k: _show(v, policy.param(k).type, policy) for k, v in params.items()}
+    shown_args = {f.name: _show(args[f.name], f.type, policy) for f in h.params}
+    cex = {
+        "handler": h.name,
+        "fails": failing,
+        "params": shown_params,
+        "args": shown_args,
+        "submitter": submitter,
+        "time": now,
+        "pre_state": pre,
+        "records": records,
+        "collections": slots,
+        "postings": postings,
+    }
+    if account is not None and account[0]:
+        template, idx = account
+        who = namer.name(_eval(model, idx)) if idx is not None else ""
+        cex["account"] = template.format("@" + who if template.startswith(("balance({},", "stake(")) else json.dumps(who)) \
+            if "{}" in template else template
+    if extra:
+        cex.update({k: _plain_extra(model, v, namer) for k, v in extra.items()})
+    cex["scenario"] = scenario(policy, h, params, args, submitter, now, pre, records, slots,
+                               model, m, namer)
+    return cex
+
+
+def _plain_extra(model: z3.ModelRef, v: Any, namer: Namer) -> Any:
+    if isinstance(v, list):
+        return [_plain_extra(model, x, namer) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain_extra(model, x, namer) for k, x in v.items()}
+    if isinstance(v, z3.ExprRef):
+        r = _eval(model, v)
+        return str(r) if isinstance(r, Fraction) else r
+    return v
+
+
+def _describe(comp: str, idx: Optional[int], namer: Namer) -> str:
+    parts = comp.split("!")
+    who = namer.name(idx) if idx is not None else ""
+    if parts[0] == "bal":
+        return f"balance(@{who}, {parts[1]})"
+    if parts[0] == "stake":
+        return f"stake(@{who}, {parts[1]})"
+    if parts[0] == "pool":
+        return f"balance({parts[1]})"
+    if parts[0] == "escrow":
+        return f"balance({parts[1]}({json.dumps(who)}))"
+    if parts[0] == "supply":
+        return f"supply({parts[1]})"
+    return comp
+
+
+def scenario(policy: ir.Policy, h: ir.Handler, params: dict, args: dict, submitter: str, now: int,
+             pre: dict, records: dict, slots: dict, model: z3.ModelRef, m: HandlerModel,
+             namer: Namer) -> dict:
+    """A minimal replayable scenario: the setup (`given` facts) and the event as JSONL."""
+    given: list[dict] = []
+    for k, v in params.items():
+        given.append({"given": "param", "name": k, "value": v})
+    # roles the counterexample relies on
+    roles_needed: set[tuple[str, str]] = set()
+    if isinstance(h.auth, ir.AuthRole) and h.auth.role:
+        roles_needed.add((submitter, h.auth.role))
+    for label, who in slots.items():
+        base = label.split("[")[0]
+        if any(r.name == base for r in policy.roles):
+            roles_needed.add((who, base))
+    for f in h.params:
+        t = f.type.inner if isinstance(f.type, ir.TOptional) else f.type
+        if isinstance(t, ir.TParty) and t.role and isinstance(args.get(f.name), str):
+            roles_needed.add((args[f.name], t.role))
+    for who, role in sorted(roles_needed):
+        given.append({"given": "role", "party": who, "role": role})
+    for label, shown in pre.items():
+        amount = _parse_shown_minor(shown, policy)
+        if amount:
+            given.append({"given": "funds", "account": label, "amount": amount})
+    needs = [f"{label} with {fields}" for label, fields in records.items() if fields.get("exists")]
+    event = {"id": "cex-1", "type": h.name, "submitter": submitter, "time": now, "args": args}
+    lines = [json.dumps(g, sort_keys=True) for g in given] + [json.dumps(event, sort_keys=True)]
+    test = _as_test(policy, h, given, event)
+    return {"given": given, "event": event, "jsonl": "\n".join(lines),
+            "needs_records": needs, "charter_test": test}
+
+
+def _parse_shown_minor(shown: Any, policy: ir.Policy) -> Optional[int]:
+    if isinstance(shown, int):
+        return shown
+    if not isinstance(shown, str) or " " not in shown:
+        return None
+    num, asset = shown.rsplit(" ", 1)
+    try:
+        dec = policy.asset(asset).decimals
+    except StopIteration:
+        return None
+    f = Fraction(num)
+    return int(f * 10 ** dec)
+
+
+def _as_test(policy: ir.Policy, h: ir.Handler, given: list, event: dict) -> str:
+    """The scenario as a Charter ``test`` block (records must be created by earlier events)."""
+    out = [f'test "counterexample for {h.name}" {{']
+    for g in given:
+        if g["given"] == "param":
+            v = g["value"]
+            if isinstance(v, dict):
+                v = f"{v['num']} / {v['den']}"
+            out.append(f"    given param {g['name']} = {v}")
+        elif g["given"] == "role":
+            out.append(f"    given @{g['party']} as {g['role']}")
+        elif g["given"] == "funds":
+            out.append(f"    # given {g['amount']} minor units in {g['account']}")
+    args = ", ".join(f"{k} = {json.dumps(v)}" for k, v in event["args"].items())
+    by = "clock" if event["submitter"] == "clock" else "@" + event["submitter"]
+    out.append(f"    when {h.name}({args}) by {by} at {event['time']}")
+    out.append("}")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------
+# Invariants
+
+
+def _eval_side(enc: Encoder, e: ir.Expr, env: dict, state: State) -> Any:
+    """Evaluate ``e`` without adding its implicit checks to the handler's requires;
+    they become part of the value (a property that reads a missing record is false)."""
+    saved = enc.ok_explicit
+    enc.ok_explicit = []
+    try:
+        v = enc.cond(e, env, state, z3.BoolVal(True))
+        side = enc.ok_explicit
+    finally:
+        enc.ok_explicit = saved
+    return z3.And(*side, v) if side else v
+
+
+@attrs.define
+class Inv:
+    name: str
+    cond: ir.Expr
+    record: Optional[str]
+    var: Optional[str]
+    auto: bool = False
+    span: ir.Span = ir.NOSPAN
+
+
+def _auto_invariants(policy: ir.Policy) -> list[Inv]:
+    """Candidate invariants the verifier tries to establish by itself: amount and
+    ranged-int fields of records stay within their natural/declared ranges."""
+    out = []
+    for rec in policy.records:
+        for f in rec.fields:
+            t = f.type
+            if isinstance(t, ir.TAmount):
+                lo, hi = 0, None
+            elif isinstance(t, ir.TInt) and (t.lo is not None or t.hi is not None):
+                lo, hi = t.lo, t.hi
+            else:
+                continue
+            ref = ir.RecordField(record=rec.name, key=ir.Local(name="$r", type=ir.TRecord(record=rec.name)),
+                                 field=f.name, type=t)
+            conds = []
+            if lo is not None:
+                conds.append(ir.Binary(op=">=", left=ref, right=ir.Const(value=lo, type=t), type=ir.TBool()))
+            if hi is not None:
+                conds.append(ir.Binary(op="<=", left=ref, right=ir.Const(value=hi, type=t), type=ir.TBool()))
+            cond = conds[0] if len(conds) == 1 else ir.Binary(op="and", left=conds[0], right=conds[1],
+                                                               type=ir.TBool())
+            out.append(Inv(f"{rec.name}.{f.name} in range", cond, rec.name, "$r", auto=True))
+    return out
+
+
+def _declared_invariants(policy: ir.Policy) -> list[Inv]:
+    return [Inv(p.name, p.cond, p.record, p.var, span=p.span)
+            for p in policy.properties if isinstance(p, ir.InvariantProperty)]
+
+
+def _inv_terms(m: HandlerModel, inv: Inv, state: State, key: Any) -> Any:
+    enc = m.encoder
+    if inv.record is None:
+        return _eval_side(enc, inv.cond, {}, state)
+    live = z3.Select(state.get(f"live!{inv.record}"), key)
+    return z3.Implies(live, _eval_side(enc, inv.cond, {inv.var: key}, state))
+
+
+@attrs.define
+class Prepared:
+    """A handler's model plus invariant terms (pre: assumed; post: to prove)."""
+
+    model: Optional[HandlerModel]
+    error: Optional[str]
+    inv_pre: dict = attrs.Factory(dict)  # name -> list of Z3 terms (touched keys + generic key)
+    inv_post: dict = attrs.Factory(dict)  # name -> Z3 term at the generic key (or global)
+    extra_assumptions: list = attrs.Factory(list)
+
+
+def prepare(policy: ir.Policy, h: ir.Handler, invs: list[Inv], opts: Options) -> Prepared:
+    enc = Encoder(policy, bound=opts.bound, fixed_params=opts.fixed_params)
+    try:
+        m = enc.encode(h)
+        prep = Prepared(m, None)
+        n_reads = len(enc.balance_reads)
+        touched = {k: list(v) for k, v in enc.touched.items()}
+        for inv in invs:
+            if inv.record is None:
+                prep.inv_pre[inv.name] = [_inv_terms(m, inv, m.pre, None)]
+                prep.inv_post[inv.name] = _inv_terms(m, inv, m.post, None)
+                continue
+            generic = z3.Int(f"inv!{inv.record}!key")
+            keys = list(m.touched.get(inv.record, [])) + [generic]
+            prep.inv_pre[inv.name] = [_inv_terms(m, inv, m.pre, k) for k in keys]
+            prep.inv_post[inv.name] = _inv_terms(m, inv, m.post, generic)
+        prep.extra_assumptions = [a for a in enc.finish_reads()[n_reads:]]
+        # what invariants read is assumed, but is not part of the handler's own footprint
+        # (keeps counterexamples to what the handler touches)
+        del enc.balance_reads[n_reads:]
+        enc.touched.clear()
+        enc.touched.update(touched)
+        return prep
+    except Unsupported as exc:
+        return Prepared(None, str(exc))
+
+
+def houdini(policy: ir.Policy, preps: dict[str, Prepared], invs: list[Inv],
+            opts: Options) -> tuple[set[str], dict[str, tuple[str, Optional[str], Any]]]:
+    """The largest subset of ``invs`` that every handler preserves.
+
+    Returns (surviving names, {name: (status, failing handler, model)}) for the dropped ones.
+    """
+    alive = {i.name for i in invs}
+    failed: dict[str, tuple[str, Optional[str], Any]] = {}
+    # the initial (empty) state: no records, zero balances; only global invariants matter
+    for inv in invs:
+        if inv.record is None:
+            ok = _initially(policy, inv, opts)
+            if ok is not True:
+                alive.discard(inv.name)
+                failed[inv.name] = (REFUTED if ok is False else UNKNOWN, None, "initial state")
+    changed = True
+    while changed:
+        changed = False
+        for hname, prep in preps.items():
+            if prep.model is None:
+                for n in list(alive):
+                    alive.discard(n)
+                    failed[n] = (UNKNOWN, hname, prep.error)
+                    changed = True
+                continue
+            m = prep.model
+            assume = m.assumptions + prep.extra_assumptions + [m.applied]
+            for inv in invs:
+                if inv.name in alive:
+                    assume += prep.inv_pre[inv.name]
+            for inv in invs:
+                if inv.name not in alive:
+                    continue
+                r, model = solve(assume + [z3.Not(prep.inv_post[inv.name])], opts.timeout_ms)
+                if r != "unsat":
+                    alive.discard(inv.name)
+                    failed[inv.name] = (REFUTED if r == "sat" else UNKNOWN, hname, model)
+                    changed = True
+                    break  # assumptions changed: rebuild them
+    return alive, failed
+
+
+def _initially(policy: ir.Policy, inv: Inv, opts: Options) -> Optional[bool]:
+    enc = Encoder(policy, bound=opts.bound, fixed_params=opts.fixed_params)
+    enc.submitter = z3.Int("submitter")
+    enc.now = z3.Int("now")
+    state = State(enc)
+    for name in list(enc.pre_components):
+        pass
+    try:
+        v = _eval_side(enc, inv.cond, {}, state)
+    except Unsupported:
+        return None
+    zero = []
+    for comp in enc.pre_components:
+        kind = comp.split("!")[0]
+        pc = enc.pre_components[comp]
+        if kind in ("pool", "supply"):
+            zero.append(pc == 0)
+        elif kind in ("bal", "stake", "escrow"):
+            zero.append(pc == z3.K(z3.IntSort(), z3.IntVal(0)))
+        elif kind in ("live", "role"):
+            zero.append(pc == z3.K(z3.IntSort(), z3.BoolVal(False)))
+    r, _ = solve(enc.assumptions + zero + [z3.Not(v)], opts.timeout_ms)
+    return True if r == "unsat" else (False if r == "sat" else None)
+
+
+# --------------------------------------------------------------------------
+# Per-handler checks
+
+
+def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Options) -> list[Result]:
+    m = prep.model
+    h = m.handler
+    out: list[Result] = []
+    base = m.assumptions + prep.extra_assumptions + inv_assume
+    applied = m.applied
+    bounded = bool(m.encoder.slots)
+
+    def res(kind: str, status: str, message: str, span: ir.Span = h.span, cex: Optional[dict] = None,
+            name: Optional[str] = None, t0: float = 0.0) -> Result:
+        return Result(name or f"{h.name}.{kind}", kind, h.name, status, message, span, opts.bound,
+                      bounded, cex, round(time.perf_counter() - t0, 4) if t0 else 0.0)
+
+    t0 = time.perf_counter()
+    r, model = solve(base + [applied], opts.timeout_ms)
+    if r == "unsat":
+        out.append(res("applicable", VACUOUS, "the handler can never apply: its requires (with the "
+                       "declared ranges and invariants) are unsatisfiable; no property of it is proved",
+                       t0=t0))
+        for k in ("conservation", "non_negative", "no_overdraft", "escrow_bound", "supply_cap", "rounding"):
+            out.append(res(k, VACUOUS, "not checked: the handler can never apply"))
+        return out
+    if r == "unknown":
+        out.append(res("applicable", UNKNOWN, f"could not decide within {opts.timeout_ms} ms whether "
+                       "the handler can apply", t0=t0))
+    else:
+        out.append(res("applicable", PROVED, "the handler can apply (its requires are satisfiable)", t0=t0))
+
+    # conservation: structural (postings are balanced by construction) + mint/burn permissions
+    t0 = time.perf_counter()
+    bad = []
+    for p in m.postings:
+        asset = policy.asset(p.asset)
+        if p.src_key[0].startswith("supply!") and not asset.mintable:
+            bad.append(f"line {p.span.line}: mints {p.asset}, which is not mintable")
+        if p.dst_key[0].startswith("supply!") and not asset.burnable and p.kind != "decay":
+            bad.append(f"line {p.span.line}: burns {p.asset}, which is not burnable")
+    if bad:
+        out.append(res("conservation", REFUTED, "; ".join(bad), t0=t0))
+    else:
+        out.append(res("conservation", PROVED, "every posting balances per asset (one asset, two "
+                       "accounts); supply changes only by declared mint/burn", t0=t0))
+
+    groups = {
+        "non_negative": ("negative_amount", "split_input"),
+        "no_overdraft": ("overdraft",),
+        "escrow_bound": ("escrow_overdraft",),
+        "supply_cap": ("supply_cap",),
+    }
+    for kind, ob_kinds in groups.items():
+        t0 = time.perf_counter()
+        obs = [o for o in m.obligations if o.kind in ob_kinds]
+        status, msg, cex, span = PROVED, "", None, h.span
+        unknown = False
+        for o in obs:
+            # the question: can every require hold and this runtime check still fail?
+            r, model = solve(base + [m.ok_explicit, o.guard, z3.Not(o.cond)], opts.timeout_ms)
+            if r == "sat":
+                bad_status = GUARD if kind == "no_overdraft" else REFUTED
+                extra = {"amount": o.amount} if o.amount is not None else None
+                cex = counterexample(m, model, policy, f"line {o.span.line}: {o.detail}", extra,
+                                     account=(o.account, o.index))
+                status, span = bad_status, o.span
+                msg = _message(kind, o, cex)
+                break
+            if r == "unknown":
+                unknown = True
+        if status == PROVED:
+            if unknown:
+                status, msg = UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms"
+            elif not obs:
+                msg = "nothing to check: the handler moves no value of this kind"
+            else:
+                msg = BUILTIN[kind]
+        out.append(res(kind, status, msg, span, cex, t0=t0))
+
+    # rounding
+    t0 = time.perf_counter()
+    if not m.splits:
+        out.append(res("rounding", PROVED, "no split in this handler", t0=t0))
+    else:
+        status, msg, cex, span = PROVED, BUILTIN["rounding"], None, h.span
+        for sp in m.splits:
+            conds = [s >= 0 for s in sp.shares] + [sp.leftover >= 0]
+            if sp.method != "floor_dust" and sp.cap is None:
+                conds.append(z3.Implies(z3.And(sp.n > 0, sp.total > 0), sp.leftover == 0))
+            r, model = solve(base + [applied, sp.guard, z3.Not(z3.And(*conds))], opts.timeout_ms)
+            if r == "sat":
+                cex = counterexample(m, model, policy, f"line {sp.span.line}: split loses or creates units",
+                                     _split_extra(sp))
+                status, span = REFUTED, sp.span
+                msg = (f"the split at line {sp.span.line} ({sp.method}) does not distribute exactly: "
+                       f"shares {cex.get('shares')}, leftover {cex.get('leftover')} of {cex.get('split_amount')}")
+                break
+            if r == "unknown":
+                status, msg = UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms"
+        out.append(res("rounding", status, msg, span, cex, t0=t0))
+    return out
+
+
+def _split_extra(sp: Any) -> dict:
+    return {"split_amount": sp.amount, "weights": [z3.If(c, w, -1) for c, w in zip(sp.included, sp.weights)],
+            "shares": sp.shares, "leftover": sp.leftover}
+
+
+def _message(kind: str, o: Any, cex: dict) -> str:
+    amt = cex.get("amount")
+    if kind == "non_negative":
+        return (f"line {o.span.line}: {o.detail} is possible for inputs that satisfy every require "
+                f"(amount {amt}); the runtime would reject these events, so the settlement can never "
+                "complete for them - a formula or parameter-range bug")
+    if kind == "no_overdraft":
+        return (f"line {o.span.line}: {o.detail} ({cex.get('account', o.account)}), with every require "
+                f"satisfied (amount {amt}). The runtime rejects such an event (no value is created), but "
+                "no `require` states why: add a guard such as `require balance(...) >= amount else \"...\"`")
+    if kind == "escrow_bound":
+        return (f"line {o.span.line}: the escrow can be asked to release more than it holds "
+                f"(amount {amt}), e.g. when it was already released: the handler does not ensure "
+                "an escrow is released at most once and at most its amount")
+    if kind == "supply_cap":
+        return f"line {o.span.line}: {o.detail} (mint {amt})"
+    return o.detail
+
+
+# --------------------------------------------------------------------------
+# Declared properties
+
+
+def check_declared(policy: ir.Policy, preps: dict[str, Prepared], inv_assume: dict[str, list],
+                   opts: Options) -> list[Result]:
+    out = []
+    for p in policy.properties:
+        t0 = time.perf_counter()
+        if isinstance(p, ir.SplitProperty):
+            out.append(_split_property(policy, p, preps.get(p.handler), inv_assume.get(p.handler, []),
+                                       opts, t0))
+        elif isinstance(p, ir.BudgetProperty):
+            out.append(_budget_property(policy, p, preps.get(p.handler), inv_assume.get(p.handler, []),
+                                        opts, t0))
+    return out
+
+
+def _split_property(policy: ir.Policy, p: ir.SplitProperty, prep: Optional[Prepared], inv: list,
+                    opts: Options, t0: float) -> Result:
+    def res(status: str, msg: str, cex: Optional[dict] = None, span: ir.Span = p.span) -> Result:
+        return Result(p.name, f"split_{p.kind}", p.handler, status, msg, span, opts.bound, True, cex,
+                      round(time.perf_counter() - t0, 4))
+
+    if prep is None:
+        return res(UNKNOWN, f"no handler named {p.handler}")
+    if prep.model is None:
+        return res(UNKNOWN, f"not modelled: {prep.error}")
+    m = prep.model
+    if not m.splits:
+        return res(UNKNOWN, f"handler {p.handler} has no split")
+    base = m.assumptions + prep.extra_assumptions + inv + [m.applied]
+    enc = m.encoder
+    for sp in m.splits:
+        k = len(sp.shares)
+        bound = None
+        if p.bound is not None:
+            bound = enc.expr(p.bound, {}, m.pre, z3.BoolVal(True))
+        inc, w, s = sp.included, sp.weights, sp.shares
+        base_min = sp.minimum if sp.minimum is not None else z3.IntVal(0)
+        conds, premise = [], []
+        if p.kind == "proportional":
+            b = bound if bound is not None else z3.IntVal(1)
+            for i in range(k):
+                # |(share - minimum) - rest*w/W| <= b, cross-multiplied by W > 0
+                diff = (s[i] - base_min) * sp.total - sp.rest * w[i]
+                conds.append(z3.Implies(z3.And(inc[i], sp.total > 0),
+                                        z3.And(diff <= b * sp.total, -diff <= b * sp.total)))
+            premise.append(z3.And(sp.total > 0, sp.n > 0))
+        elif p.kind == "monotone":
+            for i in range(k):
+                for j in range(k):
+                    if i != j:
+                        conds.append(z3.Implies(z3.And(inc[i], inc[j], w[i] > w[j]), s[i] >= s[j]))
+                        premise.append(z3.And(inc[i], inc[j], w[i] > w[j]))
+        elif p.kind == "symmetric":
+            b = bound if bound is not None else z3.IntVal(1)
+            for i in range(k):
+                for j in range(i + 1, k):
+                    conds.append(z3.Implies(z3.And(inc[i], inc[j], w[i] == w[j]),
+                                            z3.And(s[i] - s[j] <= b, s[j] - s[i] <= b)))
+                    premise.append(z3.And(inc[i], inc[j], w[i] == w[j]))
+        elif p.kind in ("floor", "cap"):
+            if bound is None:
+                return res(UNKNOWN, f"{p.kind} property without a bound")
+            for i in range(k):
+                conds.append(z3.Implies(inc[i], s[i] >= bound if p.kind == "floor" else s[i] <= bound))
+            premise += list(inc)
+        else:
+            return res(UNKNOWN, f"unknown split property kind {p.kind}")
+        if isinstance(bound, Opt):
+            return res(UNKNOWN, "optional bound")
+        r, model = solve(base + [sp.guard, z3.Not(z3.And(*conds))], opts.timeout_ms)
+        if r == "sat":
+            cex = counterexample(m, model, policy, f"{p.kind} fails for the split at line {sp.span.line}",
+                                 _split_extra(sp))
+            return res(REFUTED, f"{p.kind} fails for the split at line {sp.span.line} ({sp.method}): "
+                       f"weights {cex['weights']} (-1 = not a recipient) give shares {cex['shares']}"
+                       f" of {cex['split_amount']}", cex, sp.span)
+        if r == "unknown":
+            return res(UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms (bound {opts.bound})")
+        # vacuity: the premise must be reachable, or the proof says nothing
+        r2, _ = solve(base + [sp.guard, z3.Or(*premise) if premise else z3.BoolVal(False)], opts.timeout_ms)
+        if r2 == "unsat":
+            return res(VACUOUS, f"holds only vacuously: no applied event reaches the split at line "
+                       f"{sp.span.line} with the property's premise", span=sp.span)
+    return res(PROVED, f"{p.kind} holds for every split in {p.handler}, for up to {opts.bound} recipients "
+               "and all weights, amounts and parameters in range")
+
+
+def _budget_property(policy: ir.Policy, p: ir.BudgetProperty, prep: Optional[Prepared], inv: list,
+                     opts: Options, t0: float) -> Result:
+    def res(status: str, msg: str, cex: Optional[dict] = None) -> Result:
+        bounded = prep is not None and prep.model is not None and bool(prep.model.encoder.slots)
+        return Result(p.name, "budget", p.handler, status, msg, p.span, opts.bound, bounded, cex,
+                      round(time.perf_counter() - t0, 4))
+
+    if prep is None:
+        return res(UNKNOWN, f"no handler named {p.handler}")
+    if prep.model is None:
+        return res(UNKNOWN, f"not modelled: {prep.error}")
+    m = prep.model
+    comp = f"pool!{p.pool}"
+    outs = [z3.If(q.guard, q.amount, 0) for q in m.postings if q.src_key and q.src_key[0] == comp]
+    paid = z3.Sum(*outs) if outs else z3.IntVal(0)
+    limit = m.encoder.expr(p.limit, {}, m.pre, z3.BoolVal(True))
+    base = m.assumptions + prep.extra_assumptions + inv + [m.applied]
+    r, model = solve(base + [paid > limit], opts.timeout_ms)
+    if r == "sat":
+        cex = counterexample(m, model, policy, f"pays {p.pool} more than the limit",
+                             {"paid_from_pool": paid, "limit": limit})
+        return res(REFUTED, f"{p.handler} can pay {cex['paid_from_pool']} minor units out of {p.pool} "
+                   f"in one event; the limit is {cex['limit']}", cex)
+    if r == "unknown":
+        return res(UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms")
+    return res(PROVED, f"{p.handler} never pays more than the limit out of {p.pool} in one event")
+
+
+# --------------------------------------------------------------------------
+# Caching
+
+
+def _cache_dir(opts: Options) -> Optional[Path]:
+    if opts.cache_dir is not None:
+        return opts.cache_dir
+    root = os.environ.get("XDG_CACHE_HOME")
+    return Path(root) / "charter" / "verify" if root else Path(".charter-cache") / "verify"
+
+
+def cache_key(policy: ir.Policy, opts: Options) -> str:
+    """Hash of everything the results depend on: the IR (without tests) and the options."""
+    data = ir.to_data(policy)
+    data.pop("tests", None)
+    data.pop("source_hash", None)
+    blob = json.dumps({"ir": data, "bound": opts.bound, "timeout": opts.timeout_ms,
+                       "fixed": {k: str(v) for k, v in (opts.fixed_params or {}).items()},
+                       "version": VERSION, "z3": z3.get_version_string()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _cache_load(opts: Options, key: str) -> Optional[list[Result]]:
+    d = _cache_dir(opts)
+    if d is None:
+        return None
+    f = d / f"{key}.json"
+    try:
+        data = json.loads(f.read_text())
+        out = [Result.from_dict(x) for x in data]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    for r in out:
+        r.cached = True
+    return out
+
+
+def _cache_store(opts: Options, key: str, results: list[Result]) -> None:
+    d = _cache_dir(opts)
+    if d is None:
+        return
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f"{key}.tmp{os.getpid()}"
+        tmp.write_text(json.dumps([r.to_dict() for r in results], default=str))
+        tmp.replace(d / f"{key}.json")
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+# --------------------------------------------------------------------------
+# Entry point
+
+
+def verify(policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = True) -> list[Result]:
+    """Every result for ``policy``: built-in properties per handler, then declared ones."""
+    opts = opts or Options()
+    key = cache_key(policy, opts)
+    if use_cache:
+        cached = _cache_load(opts, key)
+        if cached is not None:
+            return cached
+    declared = _declared_invariants(policy)
+    invs = declared + _auto_invariants(policy)
+    preps = {h.name: prepare(policy, h, invs, opts) for h in policy.handlers}
+    t0 = time.perf_counter()
+    alive, failed = houdini(policy, preps, invs, opts)
+    t_inv = time.perf_counter() - t0
+    results: list[Result] = []
+    inv_assume: dict[str, list] = {}
+    for h in policy.handlers:
+        prep = preps[h.name]
+        if prep.model is None:
+            results.append(Result(f"{h.name}.encoding", "encoding", h.name, UNKNOWN,
+                                  f"not verified: the encoding does not support {prep.error}", h.span,
+                                  opts.bound))
+            continue
+        assume = [t for inv in invs if inv.name in alive for t in prep.inv_pre[inv.name]]
+        inv_assume[h.name] = assume
+        results += check_handler(policy, prep, assume, opts)
+    for inv in declared:
+        if inv.name in alive:
+            results.append(Result(inv.name, "invariant", None, PROVED,
+                                  "inductive: holds initially and every handler preserves it",
+                                  inv.span, opts.bound, any(p.model is not None and p.model.encoder.slots
+                                                            for p in preps.values()),
+                                  None, round(t_inv, 4)))
+        else:
+            status, hname, model = failed[inv.name]
+            cex = None
+            if status == REFUTED and hname is not None and isinstance(model, z3.ModelRef):
+                prep = preps[hname]
+                cex = counterexample(prep.model, model, policy,
+                                     f"{hname} breaks invariant {inv.name}")
+                msg = f"handler {hname} can break it: from a state where it holds, an applied " \
+                      f"{hname} event leads to one where it does not"
+            elif status == REFUTED:
+                msg = "does not hold in the initial state (no records, zero balances)"
+            else:
+                msg = f"could not be established ({hname}: {model if isinstance(model, str) else 'time-out'})"
+            results.append(Result(inv.name, "invariant", hname, status, msg, inv.span, opts.bound,
+                                  False, cex, round(t_inv, 4)))
+    results += check_declared(policy, preps, inv_assume, opts)
+    # notes on modelling limits, once per handler
+    for h in policy.handlers:
+        prep = preps[h.name]
+        if prep.model is not None and prep.model.notes:
+            for r in results:
+                if r.handler == h.name and r.kind == "applicable":
+                    r.message += " [model notes: " + "; ".join(dict.fromkeys(prep.model.notes)) + "]"
+    if use_cache:
+        _cache_store(opts, key, results)
+    return results
+
+
+def exit_code(results: list[Result], strict: bool = False) -> int:
+    bad = {REFUTED} | ({GUARD, VACUOUS} if strict else set())
+    return 1 if any(r.status in bad for r in results) else 0
