@@ -1,0 +1,131 @@
+"""Double-entry accounts and postings, and the checks made before every commit.
+
+Account names are strings, stable across stores and in the journal:
+
+* ``party:<id>:<Asset>``  a party's own holding
+* ``stake:<id>:<Asset>``  a party's locked stake
+* ``pool:<name>``         a pool or treasury of the policy (one asset each)
+* ``escrow:<Record>:<key>:<Asset>``  the escrow a record holds
+* ``supply:<Asset>``      minus the asset's supply: mint posts out of it, burn into it
+
+A posting moves a non-negative amount of one asset from one account to
+another, so a transaction's postings balance per asset by construction;
+:func:`check_transaction` re-checks it anyway (sum per asset and
+non-negativity of every touched non-supply account), because the runtime
+must never trust its own evaluation with the books.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping, NamedTuple, Optional
+
+
+class Posting(NamedTuple):
+    src: str
+    dst: str
+    asset: str
+    amount: int
+    kind: str  # the author's verb: transfer, escrow, release, refund, split, mint, burn, decay, ...
+
+    def to_list(self) -> list:
+        return [self.src, self.dst, self.asset, self.amount, self.kind]
+
+    def to_dict(self) -> dict:
+        return {"from": self.src, "to": self.dst, "asset": self.asset, "amount": self.amount, "kind": self.kind}
+
+
+def party_account(party: str, asset: str) -> str:
+    return f"party:{party}:{asset}"
+
+
+def stake_account(party: str, asset: str) -> str:
+    return f"stake:{party}:{asset}"
+
+
+def pool_account(pool: str) -> str:
+    return f"pool:{pool}"
+
+
+def escrow_account(record: str, key: str, asset: str) -> str:
+    return f"escrow:{record}:{key}:{asset}"
+
+
+def supply_account(asset: str) -> str:
+    return f"supply:{asset}"
+
+
+def is_supply(account: str) -> bool:
+    return account.startswith("supply:")
+
+
+def account_kind(account: str) -> str:
+    return account.split(":", 1)[0]
+
+
+def account_party(account: str) -> str | None:
+    """The party of a ``party:``/``stake:`` account (ids may contain ':', assets may not)."""
+    kind, _, rest = account.partition(":")
+    if kind in ("party", "stake"):
+        return rest.rpartition(":")[0]
+    return None
+
+
+class LedgerError(Exception):
+    """The books do not add up: a bug or tampering, never a normal rejection."""
+
+
+def check_transaction(
+    postings: Iterable[Posting],
+    before: Mapping[str, Optional[int]],
+    balances: Mapping[str, int],
+    asset_of: Callable[[str], str],
+) -> None:
+    """Re-check a transaction before commit.
+
+    ``before`` holds the balance of every touched account before the
+    transaction, ``balances`` the balances now.  Checks that every posting is
+    non-negative and moves the asset both accounts hold, that the actual
+    balance changes equal what the postings say, that they sum to zero per
+    asset, and that no touched non-supply account is negative.  Raises
+    :class:`LedgerError` naming the asset or account at fault.
+    """
+    expected: dict[str, int] = {}
+    for p in postings:
+        if p.amount < 0:
+            raise LedgerError(f"negative posting of {p.amount} {p.asset} from {p.src} to {p.dst}")
+        if asset_of(p.src) != p.asset or asset_of(p.dst) != p.asset:
+            raise LedgerError(f"posting of {p.asset} between {p.src} and {p.dst} mixes assets")
+        expected[p.src] = expected.get(p.src, 0) - p.amount
+        expected[p.dst] = expected.get(p.dst, 0) + p.amount
+    net: dict[str, int] = {}
+    for acc, old in before.items():
+        delta = balances.get(acc, 0) - (old or 0)
+        if delta != expected.get(acc, 0):
+            raise LedgerError(f"account {acc} changed by {delta}, postings say {expected.get(acc, 0)}")
+        a = asset_of(acc)
+        net[a] = net.get(a, 0) + delta
+        if not is_supply(acc) and balances.get(acc, 0) < 0:
+            raise LedgerError(f"account {acc} would be negative ({balances.get(acc, 0)})")
+    for acc in expected:
+        if acc not in before:
+            raise LedgerError(f"account {acc} was posted to without being tracked")
+    for a, d in net.items():
+        if d:
+            raise LedgerError(f"transaction does not balance in {a} (net {d})")
+
+
+def balances_from_postings(postings: Iterable[Posting]) -> dict[str, int]:
+    """Balances recomputed from postings alone (for audit and replay)."""
+    out: dict[str, int] = {}
+    for p in postings:
+        out[p.src] = out.get(p.src, 0) - p.amount
+        out[p.dst] = out.get(p.dst, 0) + p.amount
+    return out
+
+
+def totals_by_asset(balances: Mapping[str, int], asset_of: Mapping[str, str]) -> dict[str, int]:
+    """Sum of every account per asset; zero for every asset in balanced books."""
+    out: dict[str, int] = {}
+    for acc, bal in balances.items():
+        a = asset_of[acc]
+        out[a] = out.get(a, 0) + bal
+    return out

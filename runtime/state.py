@@ -1,0 +1,332 @@
+"""The runtime's mutable state, changed only inside transactions that can be undone.
+
+An event is evaluated directly against this state, but every first change of
+a balance, record, role, right or clock entry saves its *before image* in the
+current transaction frame.  A rejection restores the before images, so the
+state is exactly as it was: the effect of a scratch overlay without copying
+anything.  Frames nest (a timed handler that fails inside an event rolls
+back only its own changes).  On commit the keys of the before images are the
+"dirty" set a persistent store writes.
+
+Store keys are ``(kind, key)`` string pairs: ``balance``/account,
+``record``/``["Task","t1"]``, ``role``/``["Agent","alice"]``,
+``right``/``["Licence",key,"alice"]``, ``meta``/name.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+from typing import Any, Iterable, Optional
+
+from charter.compiler import ir
+
+from .ledger import Posting, account_party
+from .values import canonical, from_json_value, to_json_value
+
+_ABSENT = object()
+
+
+class Frame:
+    __slots__ = ("bal", "rec", "role", "right", "meta", "parties", "pops", "npostings", "nflags")
+
+    def __init__(self, npostings: int, nflags: int):
+        self.bal: dict[str, Optional[int]] = {}
+        self.rec: dict[tuple[str, str], Any] = {}
+        self.role: dict[tuple[str, str], Any] = {}
+        self.right: dict[tuple, Any] = {}
+        self.meta: dict[str, Any] = {}
+        self.parties: list[str] = []
+        self.pops: list[tuple[list, tuple]] = []
+        self.npostings = npostings
+        self.nflags = nflags
+
+
+class State:
+    """Balances, records, roles, rights and the clock of one runtime."""
+
+    def __init__(self, policy: ir.Policy):
+        self.policy = policy
+        self.balances: dict[str, int] = {}
+        self.asset_of_acc: dict[str, str] = {}
+        self.holders: dict[str, set[str]] = {a.name: set() for a in policy.assets}
+        self.records: dict[str, dict[str, dict[str, Any]]] = {r.name: {} for r in policy.records}
+        self.roles: dict[str, dict[str, dict[str, Any]]] = {r.name: {} for r in policy.roles}
+        self.rights: dict[tuple[str, Optional[str], str], Optional[int]] = {}
+        self.parties: set[str] = set()
+        # clock: t0 (first applied event), time (latest applied), dissolved,
+        # every:<handler> -> firings done, fired:<handler>:<key> -> due fired
+        self.meta: dict[str, Any] = {}
+        self.pool_asset = {p.name: p.asset for p in policy.pools}
+        # deadline handlers: record -> [(handler, field)], and a lazy heap per handler
+        self.deadline_fields: dict[str, list[tuple[str, str]]] = {}
+        self.heaps: dict[str, list[tuple[int, str]]] = {}
+        for h in policy.handlers:
+            if h.kind == "deadline":
+                self.deadline_fields.setdefault(h.record, []).append((h.name, h.field))
+                self.heaps[h.name] = []
+        self.frames: list[Frame] = []
+        self.postings: list[Posting] = []
+        self.flags: list[dict] = []
+
+    # ------------------------------------------------------------ transactions
+
+    def begin(self) -> None:
+        self.frames.append(Frame(len(self.postings), len(self.flags)))
+
+    def rollback(self) -> None:
+        f = self.frames.pop()
+        bal = self.balances
+        for acc, old in f.bal.items():
+            if old is None:
+                bal.pop(acc, None)
+            else:
+                bal[acc] = old
+        for (r, k), old in f.rec.items():
+            if old is _ABSENT:
+                self.records[r].pop(k, None)
+            else:
+                self.records[r][k] = old
+        for (role, p), old in f.role.items():
+            if old is _ABSENT:
+                self.roles[role].pop(p, None)
+            else:
+                self.roles[role][p] = old
+        for key, old in f.right.items():
+            if old is _ABSENT:
+                self.rights.pop(key, None)
+            else:
+                self.rights[key] = old
+        for key, old in f.meta.items():
+            if old is _ABSENT:
+                self.meta.pop(key, None)
+            else:
+                self.meta[key] = old
+        for p in f.parties:
+            self.parties.discard(p)
+        for heap, item in reversed(f.pops):
+            heapq.heappush(heap, item)
+        del self.postings[f.npostings:]
+        del self.flags[f.nflags:]
+
+    def commit(self) -> Frame:
+        """Close the innermost frame; merged into the outer one if nested.  Returns it."""
+        f = self.frames.pop()
+        if self.frames:
+            outer = self.frames[-1]
+            for name in ("bal", "rec", "role", "right", "meta"):
+                od = getattr(outer, name)
+                for k, v in getattr(f, name).items():
+                    if k not in od:
+                        od[k] = v
+            outer.parties.extend(f.parties)
+            outer.pops.extend(f.pops)
+        return f
+
+    # ------------------------------------------------------------ balances
+
+    def balance(self, acc: str) -> int:
+        return self.balances.get(acc, 0)
+
+    def post(self, src: str, dst: str, asset: str, amount: int, kind: str) -> None:
+        """Write one posting (the caller has checked funds and caps)."""
+        bal = self.balances
+        fb = self.frames[-1].bal
+        if src not in fb:
+            fb[src] = bal.get(src)
+        if dst not in fb:
+            fb[dst] = bal.get(dst)
+        bal[src] = bal.get(src, 0) - amount
+        bal[dst] = bal.get(dst, 0) + amount
+        if dst not in self.asset_of_acc:
+            self._new_account(dst, asset)
+        if src not in self.asset_of_acc:
+            self._new_account(src, asset)
+        self.postings.append(Posting(src, dst, asset, amount, kind))
+
+    def _new_account(self, acc: str, asset: str) -> None:
+        # account metadata is derived (from the name), so it needs no undo
+        self.asset_of_acc[acc] = asset
+        p = account_party(acc)
+        if p is not None:
+            if acc.startswith("party:"):
+                self.holders.setdefault(asset, set()).add(acc)
+            self.add_party(p)
+
+    def asset_of(self, acc: str) -> str:
+        a = self.asset_of_acc.get(acc)
+        if a is not None:
+            return a
+        if acc.startswith("pool:"):
+            return self.pool_asset[acc[5:]]
+        return acc.rpartition(":")[2]
+
+    # ------------------------------------------------------------ parties, roles, rights
+
+    def add_party(self, p: str) -> None:
+        if p not in self.parties and p != "clock":
+            self.parties.add(p)
+            if self.frames:
+                self.frames[-1].parties.append(p)
+
+    def has_role(self, party: str, role: str) -> bool:
+        return party in self.roles[role]
+
+    def set_role(self, role: str, party: str, attrs: Optional[dict]) -> None:
+        fr = self.frames[-1].role
+        members = self.roles[role]
+        if (role, party) not in fr:
+            fr[(role, party)] = members.get(party, _ABSENT)
+        if attrs is None:
+            members.pop(party, None)
+        else:
+            members[party] = attrs
+            self.add_party(party)
+
+    def set_right(self, key: tuple, until: Any) -> None:
+        """``until`` is an int time, None (no expiry) or ``_ABSENT`` to revoke."""
+        fr = self.frames[-1].right
+        if key not in fr:
+            fr[key] = self.rights.get(key, _ABSENT)
+        if until is _ABSENT:
+            self.rights.pop(key, None)
+        else:
+            self.rights[key] = until
+
+    def has_right(self, party: str, right: str, key: Optional[str], now: int) -> bool:
+        until = self.rights.get((right, key, party), _ABSENT)
+        return until is not _ABSENT and (until is None or now < until)
+
+    # ------------------------------------------------------------ records
+
+    def _save_record(self, r: str, k: str) -> None:
+        fr = self.frames[-1].rec
+        if (r, k) not in fr:
+            old = self.records[r].get(k, _ABSENT)
+            fr[(r, k)] = dict(old) if old is not _ABSENT else _ABSENT
+
+    def create_record(self, r: str, k: str, values: dict[str, Any]) -> None:
+        self._save_record(r, k)
+        self.records[r][k] = values
+        for handler, field in self.deadline_fields.get(r, ()):
+            self._arm(handler, values.get(field), k)
+
+    def set_fields(self, r: str, k: str, values: dict[str, Any]) -> None:
+        self._save_record(r, k)
+        self.records[r][k].update(values)
+        for handler, field in self.deadline_fields.get(r, ()):
+            if field in values:
+                self._arm(handler, values[field], k)
+
+    def delete_record(self, r: str, k: str) -> None:
+        self._save_record(r, k)
+        del self.records[r][k]
+
+    def _arm(self, handler: str, due: Any, key: str) -> None:
+        # pushes need no undo: entries are checked against the record when popped
+        if isinstance(due, int):
+            heapq.heappush(self.heaps[handler], (due, key))
+
+    def deadline_top(self, handler: str, record: str, field: str) -> Optional[tuple[int, str]]:
+        """The earliest due, unfired (due, key) of a deadline handler, dropping stale entries."""
+        heap = self.heaps[handler]
+        recs = self.records[record]
+        while heap:
+            due, key = heap[0]
+            rec = recs.get(key)
+            if rec is not None and rec.get(field) == due and self.meta.get(f"fired:{handler}:{key}") != due:
+                return due, key
+            self.pop_deadline(handler)
+        return None
+
+    def pop_deadline(self, handler: str) -> None:
+        heap = self.heaps[handler]
+        item = heapq.heappop(heap)
+        if self.frames:
+            self.frames[-1].pops.append((heap, item))
+
+    # ------------------------------------------------------------ clock / misc
+
+    def set_meta(self, key: str, value: Any) -> None:
+        fr = self.frames[-1].meta
+        if key not in fr:
+            fr[key] = self.meta.get(key, _ABSENT)
+        self.meta[key] = value
+
+    # ------------------------------------------------------------ persistence
+
+    def dirty_keys(self, f: Frame) -> Iterable[tuple[str, str]]:
+        for acc in f.bal:
+            yield "balance", acc
+        for (r, k) in f.rec:
+            yield "record", canonical([r, k])
+        for (role, p) in f.role:
+            yield "role", canonical([role, p])
+        for key in f.right:
+            yield "right", canonical(list(key))
+        for key in f.meta:
+            yield "meta", key
+
+    def value_of(self, kind: str, key: str) -> Any:
+        """The JSON value stored for a key, or None when it no longer exists."""
+        if kind == "balance":
+            v = self.balances.get(key)
+            return None if v is None else [self.asset_of(key), v]
+        if kind == "record":
+            r, k = from_json_value(json.loads(key))
+            rec = self.records[r].get(k)
+            return None if rec is None else to_json_value(rec)
+        if kind == "role":
+            role, p = json.loads(key)
+            attrs = self.roles[role].get(p)
+            return None if attrs is None else to_json_value(attrs)
+        if kind == "right":
+            right, k, p = json.loads(key)
+            until = self.rights.get((right, k, p), _ABSENT)
+            return None if until is _ABSENT else {"until": until}
+        if kind == "meta":
+            v = self.meta.get(key, _ABSENT)
+            return None if v is _ABSENT else {"v": to_json_value(v)}
+        raise KeyError(kind)
+
+    def load_row(self, kind: str, key: str, value: Any) -> None:
+        """Restore one stored row (inverse of :meth:`value_of`)."""
+
+        if kind == "balance":
+            asset, v = value
+            self.balances[key] = v
+            self._new_account(key, asset)
+        elif kind == "record":
+            r, k = json.loads(key)
+            self.records[r][k] = {f: from_json_value(x) for f, x in value.items()}
+            for handler, field in self.deadline_fields.get(r, ()):
+                self._arm(handler, self.records[r][k].get(field), k)
+        elif kind == "role":
+            role, p = json.loads(key)
+            self.roles[role][p] = {f: from_json_value(x) for f, x in value.items()}
+            self.add_party(p)
+        elif kind == "right":
+            right, k, p = json.loads(key)
+            self.rights[(right, k, p)] = value["until"]
+        elif kind == "meta":
+            self.meta[key] = from_json_value(value["v"])
+
+    def rows(self) -> Iterable[tuple[str, str, Any]]:
+        """Every stored row of the whole state (for snapshots and comparisons)."""
+        for acc in sorted(self.balances):
+            yield "balance", acc, self.value_of("balance", acc)
+        for r in sorted(self.records):
+            for k in sorted(self.records[r]):
+                key = canonical([r, k])
+                yield "record", key, self.value_of("record", key)
+        for role in sorted(self.roles):
+            for p in sorted(self.roles[role]):
+                key = canonical([role, p])
+                yield "role", key, self.value_of("role", key)
+        for right in sorted(self.rights, key=lambda t: canonical(list(t))):
+            key = canonical(list(right))
+            yield "right", key, self.value_of("right", key)
+        for m in sorted(self.meta):
+            yield "meta", m, self.value_of("meta", m)
+
+
+ABSENT = _ABSENT

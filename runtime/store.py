@@ -1,0 +1,80 @@
+"""Where a runtime keeps its journal and state: the store interface and the in-memory store.
+
+A store persists two things, always together: journal rows (append-only,
+hash-chained, see :mod:`charter.runtime.journal`) and the current state as
+``(kind, key) -> JSON value`` rows (balances, records, roles, rights, clock).
+The runtime tells the store which keys an applied event changed; the store
+writes their values (read from the live state) with the journal rows in one
+atomic unit, so a restart sees a state that matches the journal exactly.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, Optional, Protocol
+
+from .journal import JournalRow
+
+
+class StoreError(Exception):
+    """The store cannot be used (unreadable file, wrong policy, I/O failure)."""
+
+
+class Store(Protocol):
+    persistent: bool
+
+    def meta(self) -> dict[str, Any]:
+        """Stored metadata (policy, params, genesis); empty for a new store."""
+
+    def init(self, meta: dict[str, Any]) -> None:
+        """Record metadata of a new ledger."""
+
+    def rows(self) -> Iterator[tuple[str, str, Any]]:
+        """Every stored state row."""
+
+    def journal(self) -> Iterator[JournalRow]:
+        """Every journal row in order."""
+
+    def append(self, row: JournalRow, dirty: Iterable[tuple[str, str]], state: Any) -> None:
+        """Record one applied event (may be buffered until :meth:`flush`)."""
+
+    def flush(self, state: Any) -> None:
+        """Make everything appended so far durable."""
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """Keeps the journal in a list; the runtime's own state is the state."""
+
+    persistent = False
+
+    def __init__(self) -> None:
+        self._meta: dict[str, Any] = {}
+        self._journal: list[JournalRow] = []
+
+    def meta(self) -> dict[str, Any]:
+        return dict(self._meta)
+
+    def init(self, meta: dict[str, Any]) -> None:
+        self._meta = dict(meta)
+
+    def rows(self) -> Iterator[tuple[str, str, Any]]:
+        return iter(())
+
+    def journal(self) -> Iterator[JournalRow]:
+        return iter(list(self._journal))
+
+    def append(self, row: JournalRow, dirty: Iterable[tuple[str, str]], state: Any) -> None:
+        self._journal.append(row)
+
+    def flush(self, state: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def tamper(self, seq: int, entry: Optional[str] = None, hash: Optional[str] = None) -> None:
+        """Overwrite a journal row (for tests that prove audit notices)."""
+        old = self._journal[seq - 1]
+        self._journal[seq - 1] = JournalRow(seq=old.seq, event_id=old.event_id,
+                                            entry=entry if entry is not None else old.entry,
+                                            hash=hash if hash is not None else old.hash)
