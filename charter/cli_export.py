@@ -1,0 +1,53 @@
+"""`charter export aigrid`: bundle a policy as an AIGrid policy rule."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from charter.compiler.diagnostics import CharterError, render_text
+
+
+def register(cli: click.Group) -> None:
+    @cli.group()
+    def export() -> None:
+        """Package a policy to run on another platform."""
+
+    @export.command()
+    @click.argument("policy", type=click.Path(dir_okay=False))
+    @click.option("--release-tag", default="stable", show_default=True,
+                  help="AIGrid release tag; the rule's URI is NAME:VERSION-TAG.")
+    @click.option("--code-url", default=None, metavar="URL",
+                  help="Where the bundle will be downloaded from (the PolicyRule's `code`); "
+                       "defaults to the bundle's file name, to be replaced after upload.")
+    @click.option("-o", "--output", "out_dir", default=".", show_default=True,
+                  type=click.Path(file_okay=False), help="Folder to write the two files to.")
+    @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+                  help="Override a parameter's default (within its declared range).")
+    def aigrid(policy: str, release_tag: str, code_url: str | None, out_dir: str,
+               params: tuple[str, ...]) -> None:
+        """Write NAME-VERSION.zip (code/function.py, requirements.txt, the policy and its
+        imports) and NAME-VERSION.policy.json (the PolicyRule document) for AIGrid."""
+        from charter.cli_compile import parse_params
+        from charter.compiler.export_aigrid import ExportError, export as do_export
+
+        if not release_tag.strip() or any(c in release_tag for c in ":/ "):
+            raise click.BadParameter("must be non-empty, without ':', '/' or spaces",
+                                     param_hint="--release-tag")
+        try:
+            result = do_export(policy, out_dir, release_tag=release_tag, code_url=code_url,
+                               params=parse_params(params))
+        except CharterError as err:
+            click.echo(render_text(err.diagnostics, err.sources), err=True)
+            io_codes = {"E0001"}
+            sys.exit(2 if any(d.code in io_codes for d in err.diagnostics) else 1)
+        except (ExportError, OSError) as err:
+            click.echo(f"charter: cannot export: {err}", err=True)
+            sys.exit(2)
+        rule = result.policy_rule
+        click.echo(f"wrote {result.zip_path}")
+        click.echo(f"wrote {result.json_path}")
+        click.echo(f"policy_rule_uri: {rule['policy_rule_uri']}")
+        if code_url is None:
+            click.echo("note: upload the zip and set the PolicyRule's `code` to its URL "
+                       "(or pass --code-url)")

@@ -1,0 +1,500 @@
+"""Export a policy as an AIGrid policy rule: a code bundle and its PolicyRule document.
+
+AIGrid's policy system runs a policy as a dynamically loaded Python class,
+``AIOSv1PolicyRule`` in ``code/function.py`` of a zip bundle, onboarded by a
+PolicyRule JSON document (name, version, release_tag, code URL, type
+``python_class_v1`` and JSON schemas of its input, output, settings,
+parameters and management commands).  :func:`export` writes both:
+
+* ``NAME-VERSION.zip``: ``code/function.py`` (a few lines binding the
+  bundled policy to :class:`PolicyRuleAdapter`, defined in this module),
+  ``code/requirements.txt`` pinning the exporting Charter version,
+  ``code/policy/`` with the policy source and every file it imports, and
+  ``code/charter-bundle.json`` recording the source hash;
+* ``NAME-VERSION.policy.json``: the PolicyRule document, with every schema
+  generated from the compiled policy.
+
+The bundle is deterministic: exporting the same policy twice gives
+byte-identical files (sorted entries, fixed timestamps).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Optional
+
+import attrs
+
+from . import ir
+from .pipeline import Compilation
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+POLICY_TYPE = "python_class_v1"
+DEFAULT_RELEASE_TAG = "stable"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# A ratio argument: "2%", "25 bps", "10 ppm", "1/50", "0.02" (runtime.values.parse_ratio).
+_RATIO_PATTERN = r"^\s*-?[0-9]+(\.[0-9]+)?\s*(%|bps|ppm)?\s*$|^\s*-?[0-9]+/[0-9]+\s*$"
+
+
+class ExportError(Exception):
+    """The policy cannot be exported (it has errors, or its imports cannot be bundled)."""
+
+
+def charter_version() -> str:
+    from charter import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------
+# JSON values and schemas of Charter types
+
+
+def json_value(v: Any) -> Any:
+    """A constant as event-payload JSON (ratios as ``{"num", "den"}``)."""
+    if isinstance(v, Fraction):
+        return {"num": v.numerator, "den": v.denominator}
+    if isinstance(v, tuple):
+        return [json_value(x) for x in v]
+    return v
+
+
+def type_text(t: ir.Type) -> str:
+    """The Charter spelling of a type, for descriptions and ``describe``."""
+    if isinstance(t, ir.TInt):
+        if t.lo is not None or t.hi is not None:
+            return f"int within {t.lo}..{t.hi}"
+        return "int"
+    if isinstance(t, ir.TAmount):
+        return t.asset
+    if isinstance(t, ir.TParty):
+        return t.role or "party"
+    if isinstance(t, ir.TRecord):
+        return t.record
+    if isinstance(t, ir.TOptional):
+        return type_text(t.inner) + "?"
+    if isinstance(t, ir.TList):
+        return "list of " + type_text(t.inner)
+    return type(t).__name__[1:].lower()
+
+
+def _decimal_pattern(decimals: int) -> str:
+    frac = rf"(\.[0-9]{{1,{decimals}}})?" if decimals else ""
+    return rf"^-?[0-9][0-9_]*{frac}$"
+
+
+def type_schema(policy: ir.Policy, t: ir.Type, lo: Any = None, hi: Any = None) -> dict[str, Any]:
+    """JSON Schema of one value of type ``t`` as it appears in an event payload.
+
+    ``lo``/``hi`` are a declared inclusive range (of a field or parameter),
+    in the value's own units.
+    """
+    if isinstance(t, ir.TOptional):
+        inner = type_schema(policy, t.inner, lo, hi)
+        return {"anyOf": [inner, {"type": "null"}],
+                "description": f"{type_text(t.inner)} or null"}
+    if isinstance(t, ir.TList):
+        return {"type": "array", "items": type_schema(policy, t.inner),
+                "description": f"list of {type_text(t.inner)}"}
+    if isinstance(t, (ir.TInt, ir.TTime, ir.TDuration)):
+        s: dict[str, Any] = {"type": "integer"}
+        if isinstance(t, ir.TInt):
+            lo = t.lo if lo is None else lo
+            hi = t.hi if hi is None else hi
+            s["description"] = type_text(t)
+        elif isinstance(t, ir.TTime):
+            s["description"] = "time: seconds since the Unix epoch"
+        else:
+            s["description"] = "duration in seconds"
+        if isinstance(lo, int) and not isinstance(lo, bool):
+            s["minimum"] = lo
+        if isinstance(hi, int) and not isinstance(hi, bool):
+            s["maximum"] = hi
+        return s
+    if isinstance(t, ir.TAmount):
+        decimals = next((a.decimals for a in policy.assets if a.name == t.asset), 0)
+        as_int: dict[str, Any] = {"type": "integer"}
+        if isinstance(lo, int):
+            as_int["minimum"] = lo
+        if isinstance(hi, int):
+            as_int["maximum"] = hi
+        return {
+            "anyOf": [as_int, {"type": "string", "pattern": _decimal_pattern(decimals)}],
+            "description": (f"amount of {t.asset}: an integer of minor units "
+                            f"(1 {t.asset} = {10 ** decimals}), or a decimal string in "
+                            f"{t.asset} with at most {decimals} decimals"),
+            "x-charter-asset": t.asset,
+        }
+    if isinstance(t, ir.TRatio):
+        desc = 'exact ratio: "2%", "25 bps", "10 ppm", "1/50" or {"num": 1, "den": 50}'
+        if lo is not None or hi is not None:
+            desc += f" (within {_show(lo)}..{_show(hi)})"
+        return {"anyOf": [
+            {"type": "string", "pattern": _RATIO_PATTERN},
+            {"type": "integer"},
+            {"type": "object", "required": ["num", "den"], "additionalProperties": False,
+             "properties": {"num": {"type": "integer"},
+                            "den": {"type": "integer", "not": {"const": 0}}}},
+        ], "description": desc}
+    if isinstance(t, ir.TBool):
+        return {"type": "boolean"}
+    if isinstance(t, ir.TText):
+        return {"type": "string"}
+    if isinstance(t, ir.TParty):
+        s = {"type": "string", "minLength": 1,
+             "description": "party id (an AIGrid/AgentGrid subject id)"}
+        if t.role:
+            s["description"] = f"party id of a member of role {t.role}"
+            s["x-charter-role"] = t.role
+        return s
+    if isinstance(t, ir.TRecord):
+        return {"type": "string", "description": f"key of an existing {t.record} record",
+                "x-charter-record": t.record}
+    return {"description": type_text(t)}
+
+
+def _show(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, Fraction):
+        return f"{v.numerator}/{v.denominator}" if v.denominator != 1 else str(v.numerator)
+    return str(v)
+
+
+def auth_text(policy: ir.Policy, h: ir.Handler) -> str:
+    """Who may submit a handler's event, in words."""
+    a = h.auth
+    if isinstance(a, ir.AuthClock):
+        return "clock"
+    if isinstance(a, ir.AuthRole):
+        return f"any member of role {a.role}" if a.role else "any party"
+    return "the party named by the handler's `by` clause"
+
+
+def _submitter_schema(policy: ir.Policy, h: ir.Handler) -> dict[str, Any]:
+    a = h.auth
+    if isinstance(a, ir.AuthClock):
+        return {"const": "clock", "description": "clock events are submitted by \"clock\""}
+    s: dict[str, Any] = {"type": "string", "minLength": 1, "description": auth_text(policy, h)}
+    if isinstance(a, ir.AuthRole) and a.role:
+        s["x-charter-role"] = a.role
+    return s
+
+
+def events(policy: ir.Policy) -> list[ir.Handler]:
+    """The handlers that are submitted as events (timed handlers fire by themselves)."""
+    return [h for h in policy.handlers if h.kind == "event"]
+
+
+def args_schema(policy: ir.Policy, h: ir.Handler) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {f.name: type_schema(policy, f.type, f.lo, f.hi) for f in h.params},
+        "required": [f.name for f in h.params],
+        "additionalProperties": False,
+    }
+
+
+def input_schema(policy: ir.Policy) -> dict[str, Any]:
+    """JSON Schema of ``eval``'s ``input_data``: one event, discriminated by ``type``."""
+    evs = events(policy)
+    variants = []
+    for h in evs:
+        variants.append({
+            "title": h.name,
+            "properties": {
+                "type": {"const": h.name},
+                "submitter": _submitter_schema(policy, h),
+                "args": args_schema(policy, h),
+            },
+        })
+    schema: dict[str, Any] = {
+        "$schema": SCHEMA_DIALECT,
+        "title": f"{policy.name} event",
+        "description": ("One Charter event (the same JSON object `charter run` reads from a "
+                        "JSON Lines file)."),
+        "type": "object",
+        "required": ["id", "type", "submitter", "time", "args"],
+        "properties": {
+            "id": {"type": "string", "minLength": 1,
+                   "description": "unique event id; resubmitting an applied id is a no-op"},
+            "type": {"enum": [h.name for h in evs], "description": "the event (handler) name"},
+            "submitter": {"type": "string", "minLength": 1,
+                          "description": "the submitting party's subject id"},
+            "time": {"type": "integer", "minimum": 0,
+                     "description": "event time, seconds since the Unix epoch"},
+            "args": {"type": "object"},
+        },
+        "additionalProperties": False,
+        "discriminator": {"propertyName": "type"},
+    }
+    if variants:
+        schema["oneOf"] = variants
+    return schema
+
+
+def parameters_schema(policy: ir.Policy) -> dict[str, Any]:
+    """JSON Schema of the policy's parameters (each optional; defaults and ranges shown)."""
+    props = {}
+    for p in policy.params:
+        s = type_schema(policy, p.type, p.lo, p.hi)
+        s = dict(s)
+        s["default"] = json_value(p.default)
+        rng = f" within {_show(p.lo)}..{_show(p.hi)}" if p.lo is not None or p.hi is not None else ""
+        s["description"] = f"{type_text(p.type)}{rng}; default {_show(p.default)}"
+        props[p.name] = s
+    return {"$schema": SCHEMA_DIALECT, "title": f"{policy.name} parameters", "type": "object",
+            "properties": props, "additionalProperties": False}
+
+
+def settings_schema(policy: ir.Policy) -> dict[str, Any]:
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "title": f"{policy.name} settings",
+        "type": "object",
+        "properties": {
+            "store": {"enum": ["sqlite", "memory"], "default": "sqlite",
+                      "description": "where the ledger lives: a SQLite file, or memory "
+                                     "(lost when the process ends)"},
+            "db_path": {"type": "string", "minLength": 1,
+                        "default": default_db_path(policy),
+                        "description": "SQLite file of the ledger (store=sqlite); relative "
+                                       "paths are relative to the process's working directory"},
+        },
+        "additionalProperties": False,
+    }
+
+
+def default_db_path(policy: ir.Policy) -> str:
+    return f"{policy.name}.sqlite"
+
+
+_POSTING_SCHEMA = {
+    "type": "object",
+    "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+                   "asset": {"type": "string"}, "amount": {"type": "integer"},
+                   "kind": {"type": "string"}},
+    "required": ["from", "to", "asset", "amount"],
+}
+
+
+def output_schema(policy: ir.Policy) -> dict[str, Any]:
+    """JSON Schema of what ``eval`` returns: a receipt or a rejection."""
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "title": f"{policy.name} receipt",
+        "type": "object",
+        "required": ["status", "event_id", "applied"],
+        "properties": {
+            "status": {"enum": ["applied", "rejected", "duplicate"],
+                       "description": "applied; rejected (nothing changed); duplicate "
+                                      "(this event id was applied before: nothing changed)"},
+            "applied": {"type": "boolean"},
+            "event_id": {"type": ["string", "null"]},
+            "code": {"type": ["string", "null"],
+                     "description": "rejection reason code (null when applied)"},
+            "message": {"type": ["string", "null"],
+                        "description": "rejection message (null when applied)"},
+            "tx": {"type": ["integer", "null"], "description": "ledger transaction number"},
+            "postings": {"type": "array", "items": _POSTING_SCHEMA},
+            "journal_hash": {"type": ["string", "null"],
+                             "description": "hash of the journal after this event"},
+            "flags": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+
+
+MANAGEMENT_COMMANDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("balances", "Balances of every account, or of one party / one asset",
+     {"type": "object", "properties": {"party": {"type": "string"}, "asset": {"type": "string"}},
+      "additionalProperties": False}),
+    ("history", "Journal entries (applied events and their postings), optionally for one party",
+     {"type": "object", "properties": {"party": {"type": "string"},
+                                       "limit": {"type": "integer", "minimum": 1}},
+      "additionalProperties": False}),
+    ("records", "Live records of one kind (or of every kind)",
+     {"type": "object", "properties": {"record": {"type": "string"}, "key": {"type": "string"}},
+      "additionalProperties": False}),
+    ("audit", "Re-verify the journal's hash chain and the ledger's balances",
+     {"type": "object", "properties": {}, "additionalProperties": False}),
+    ("replay", "Rebuild the state from the journal alone and compare the final hash",
+     {"type": "object", "properties": {}, "additionalProperties": False}),
+    ("params", "The parameter values in force, with their declared ranges",
+     {"type": "object", "properties": {}, "additionalProperties": False}),
+    ("describe", "The policy's events, their argument types and who may submit them",
+     {"type": "object", "properties": {}, "additionalProperties": False}),
+    ("verify", "Prove the policy's properties with Z3: proved, refuted or unknown each",
+     {"type": "object", "properties": {"timeout_ms": {"type": "integer", "minimum": 1}},
+      "additionalProperties": False}),
+)
+
+
+def management_commands_schema(policy: ir.Policy) -> list[dict[str, Any]]:
+    return [{"name": n, "description": d, "schema": s} for n, d, s in MANAGEMENT_COMMANDS]
+
+
+def describe(policy: ir.Policy) -> dict[str, Any]:
+    """Events, argument types and submitters, as ``management("describe")`` returns them."""
+    return {
+        "name": policy.name,
+        "version": policy.version,
+        "source_hash": policy.source_hash,
+        "events": [{"type": h.name,
+                    "args": {f.name: type_text(f.type) for f in h.params},
+                    "submitter": auth_text(policy, h)} for h in events(policy)],
+        "timed": [{"name": h.name, "kind": h.kind, "period": h.period,
+                   "record": h.record, "field": h.field}
+                  for h in policy.handlers if h.kind != "event"],
+        "assets": [{"name": a.name, "kind": a.kind, "decimals": a.decimals}
+                   for a in policy.assets],
+        "roles": [r.name for r in policy.roles],
+        "pools": [{"name": p.name, "asset": p.asset} for p in policy.pools],
+        "records": [r.name for r in policy.records],
+        "properties": [p.name for p in policy.properties],
+    }
+
+
+# --------------------------------------------------------------------------
+# The bundle
+
+
+@attrs.frozen
+class Exported:
+    zip_path: Path
+    json_path: Path
+    policy_rule: dict[str, Any]
+
+
+def _bundle_files(c: Compilation, root: Path) -> dict[str, str]:
+    """``{path inside code/policy/: text}`` for the policy and every file it imports.
+
+    Imported files keep their place relative to the root policy, so relative
+    imports resolve the same way inside the bundle; stdlib modules go under
+    ``stdlib/`` (for the record: at run time they come from the pinned
+    Charter package, and the source hash proves they are the same).
+    """
+    files: dict[str, str] = {}
+    local = {}
+    for name, text in c.sources.items():
+        if name.startswith("<stdlib>/"):
+            files["stdlib/" + name[len("<stdlib>/"):]] = text
+        else:
+            local[Path(name).resolve()] = text
+    base = Path(os.path.commonpath([str(p.parent) for p in local])) if local else root.parent
+    for path, text in local.items():
+        files[path.relative_to(base).as_posix()] = text
+    return files
+
+
+def _function_py(policy: ir.Policy, root_rel: str) -> str:
+    return f'''"""AIGrid policy rule for the Charter policy `{policy.name}` version {policy.version}.
+
+Generated by `charter export aigrid` (Charter {charter_version()}).  The rule
+settles each event given to `eval` through the embedded Charter runtime;
+see the Charter docs, "Running on AIGrid".  At start-up it compiles
+policy/{root_rel} and refuses to run if the source hash differs from the
+one recorded at export.
+"""
+import os
+
+from charter.compiler.export_aigrid import PolicyRuleAdapter
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class AIOSv1PolicyRule(PolicyRuleAdapter):
+    POLICY_FILE = os.path.join(_HERE, "policy", *{root_rel.split("/")!r})
+    SOURCE_HASH = {policy.source_hash!r}
+    CHARTER_VERSION = {charter_version()!r}
+'''
+
+
+def _zip_bytes(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, entries[name])
+    return buf.getvalue()
+
+
+def bundle_entries(c: Compilation, policy: ir.Policy, policy_path: Path) -> dict[str, bytes]:
+    files = _bundle_files(c, policy_path)
+    root_rel = next(k for k, v in files.items()
+                    if not k.startswith("stdlib/") and Path(k).name == policy_path.name
+                    and v == c.text)
+    manifest = {
+        "charter_version": charter_version(),
+        "policy": policy.name,
+        "version": policy.version,
+        "root": root_rel,
+        "source_hash": policy.source_hash,
+        "files": {k: hashlib.sha256(v.encode()).hexdigest() for k, v in sorted(files.items())},
+    }
+    entries = {f"code/policy/{k}": v.encode("utf-8") for k, v in files.items()}
+    entries["code/function.py"] = _function_py(policy, root_rel).encode()
+    entries["code/requirements.txt"] = f"charter-policy=={charter_version()}\n".encode()
+    entries["code/charter-bundle.json"] = (json.dumps(manifest, indent=2, sort_keys=True)
+                                           + "\n").encode()
+    return entries
+
+
+def policy_rule(policy: ir.Policy, *, release_tag: str, code_url: str,
+                description: Optional[str] = None) -> dict[str, Any]:
+    """The PolicyRule document that onboards the bundle into AIGrid's policy system."""
+    return {
+        "name": policy.name,
+        "version": policy.version,
+        "release_tag": release_tag,
+        "policy_rule_uri": f"{policy.name}:{policy.version}-{release_tag}",
+        "metadata": {
+            "generator": f"charter {charter_version()}",
+            "charter_source_hash": policy.source_hash,
+            "execution_environment": "Python 3.10+",
+            "category": "economy",
+        },
+        "tags": ",".join(["charter", "economy", policy.name]),
+        "code": code_url,
+        "type": POLICY_TYPE,
+        "policy_input_schema": input_schema(policy),
+        "policy_output_schema": output_schema(policy),
+        "policy_settings_schema": settings_schema(policy),
+        "policy_parameters_schema": parameters_schema(policy),
+        "policy_settings": {"store": "sqlite", "db_path": default_db_path(policy)},
+        "policy_parameters": {p.name: json_value(p.default) for p in policy.params},
+        "management_commands_schema": management_commands_schema(policy),
+        "description": description or (
+            f"Charter economy `{policy.name}` {policy.version}: settles each event through "
+            f"the Charter runtime on a double-entry ledger and returns its receipt."),
+    }
+
+
+def export(policy_path: str | Path, out_dir: str | Path, *,
+           release_tag: str = DEFAULT_RELEASE_TAG, code_url: Optional[str] = None,
+           params: Optional[dict[str, Any]] = None) -> Exported:
+    """Compile ``policy_path`` and write ``NAME-VERSION.zip`` and ``NAME-VERSION.policy.json``.
+
+    Raises :class:`charter.compiler.diagnostics.CharterError` when the policy
+    has errors, :class:`ExportError` when it cannot be bundled, ``OSError``
+    when the files cannot be written.
+    """
+    policy_path = Path(policy_path)
+    c = Compilation.from_path(policy_path, params)
+    policy = c.ir  # raises CharterError with every diagnostic
+    entries = bundle_entries(c, policy, policy_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{policy.name}-{policy.version}"
+    zip_path = out / f"{stem}.zip"
+    json_path = out / f"{stem}.policy.json"
+    doc = policy_rule(policy, release_tag=release_tag, code_url=code_url or zip_path.name)
+    zip_path.write_bytes(_zip_bytes(entries))
+    json_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    return Exported(zip_path=zip_path, json_path=json_path, policy_rule=doc)
