@@ -266,13 +266,17 @@ class Encoder:
     """Builds a :class:`HandlerModel` for one handler of a policy."""
 
     def __init__(self, policy: ir.Policy, bound: int = 3, codes: Optional[Codes] = None,
-                 prefix: str = "", fixed_params: Optional[dict] = None):
+                 prefix: str = "", fixed_params: Optional[dict] = None,
+                 shared: Optional[dict] = None):
         self.policy = policy
         self.bound = bound
         self.codes = codes or Codes()
         self.prefix = prefix  # distinguishes two encodings in one solver (diff)
         self.fixed_params = fixed_params or {}
-        self.pre_components: dict[str, Any] = {}
+        # `shared` lets two encodings (``charter diff``) use the same inputs and pre-state
+        self.shared = shared if shared is not None else {}
+        self.pre_components: dict[str, Any] = self.shared.setdefault("pre", {})
+        self.inputs: dict[str, Any] = self.shared.setdefault("inputs", {})
         self.balance_reads: list[tuple[str, Any]] = []  # (component, index or None)
         self.assumptions: list = []
         self.ok_explicit: list = []
@@ -282,7 +286,7 @@ class Encoder:
         self.splits: list[SplitInfo] = []
         self.watches: list[Watch] = []
         self.touched: dict[str, list] = {}
-        self.slots: dict[tuple, list] = {}
+        self.slots: dict[tuple, list] = self.shared.setdefault("slots", {})
         self.notes: list[str] = []
         self.params: dict[str, Any] = {}
         self._fresh = 0
@@ -303,7 +307,7 @@ class Encoder:
         """The pre-state value of a component, created on first use."""
         if name not in self.pre_components:
             kind = name.split("!")[0]
-            full = f"{self.prefix}pre!{name}"
+            full = f"pre!{name}"
             if kind in ("bal", "stake", "escrow"):
                 v = z3.Array(full, z3.IntSort(), z3.IntSort())
             elif kind == "pool":
@@ -344,7 +348,7 @@ class Encoder:
     def _param(self, p: ir.Param) -> Any:
         if p.name in self.fixed_params:
             return self.const(self.fixed_params[p.name], p.type)
-        v = self.fresh_typed(f"param.{p.name}", p.type)
+        v = self.named(f"param.{p.name}", p.type)
         lo, hi = p.lo, p.hi
         if isinstance(p.type, ir.TInt):
             lo = p.type.lo if lo is None else lo
@@ -359,12 +363,28 @@ class Encoder:
         self.watches.append(Watch(p.name, v, p.type, "param"))
         return v
 
+    def named(self, name: str, t: ir.Type) -> Any:
+        """An input shared with a paired encoding when names and types agree."""
+        key = (name, repr(t))
+        if key not in self.inputs:
+            self.inputs[key] = self.fresh_typed(name, t, constrain=False)
+        v = self.inputs[key]
+        if isinstance(t, ir.TInt):
+            if t.lo is not None:
+                self.assumptions.append(v >= t.lo)
+            if t.hi is not None:
+                self.assumptions.append(v <= t.hi)
+        if isinstance(t, ir.TList):
+            self.assumptions += [v.n >= 0, v.n <= self.bound]
+        return v
+
     def fresh_typed(self, name: str, t: ir.Type, constrain: bool = True) -> Any:
         if isinstance(t, ir.TOptional):
             return Opt(self.fresh(name + "?", z3.BoolSort()), self.fresh_typed(name, t.inner, constrain))
         if isinstance(t, ir.TList):
             n = self.fresh(name + ".len", z3.IntSort())
-            self.assumptions += [n >= 0, n <= self.bound]
+            if constrain:
+                self.assumptions += [n >= 0, n <= self.bound]
             items = [self.fresh_typed(f"{name}[{i}]", t.inner, constrain) for i in range(self.bound)]
             return SList(items, n)
         v = self.fresh(name, sort_of(t))
@@ -412,14 +432,14 @@ class Encoder:
         state = State(self)
         pre = State(self)
         true = z3.BoolVal(True)
-        self.now = z3.Int(f"{self.prefix}now")
+        self.now = z3.Int("now")
         self.assumptions.append(self.now >= 0)
         self.watches.append(Watch("now", self.now, ir.TTime(), "now"))
-        submitter = z3.Int(f"{self.prefix}submitter")
+        submitter = z3.Int("submitter")
         self.submitter = submitter
         args: dict[str, Any] = {}
         for f in h.params:
-            v = self.fresh_typed(f"arg.{f.name}", f.type)
+            v = self.named(f"arg.{f.name}", f.type)
             env[f.name] = v
             args[f.name] = v
             self.watches.append(Watch(f.name, v, f.type, "arg"))
@@ -436,7 +456,7 @@ class Encoder:
             self.require(true, submitter == who)
             self.watches.append(Watch("submitter", submitter, ir.TParty(), "submitter"))
         if h.kind == "deadline" and h.record and h.binder:
-            key = self.fresh(f"arg.{h.binder}", z3.IntSort())
+            key = self.named(f"arg.{h.binder}", ir.TRecord(record=h.record))
             env[h.binder] = key
             args[h.binder] = key
             self.watches.append(Watch(h.binder, key, ir.TRecord(record=h.record), "arg"))

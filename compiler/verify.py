@@ -241,12 +241,10 @@ def _account_asset(comp: str) -> Optional[str]:
 # Counterexamples
 
 
-def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, failing: str,
-                   extra: Optional[dict] = None, account: Optional[tuple] = None) -> dict:
+def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[dict] = None) -> dict[int, str]:
+    """Which Int values of the model are parties, record keys or texts (for naming)."""
     enc = m.encoder
-    h = m.handler
-    # which Int values are parties / keys / texts
-    ints: dict[int, str] = {}
+    ints = {} if ints is None else ints
     for w in m.watches:
         cat = _category(w.type)
         if cat is None:
@@ -271,7 +269,15 @@ def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, faili
         for k in keys:
             ints.setdefault(_eval(model, k), "key")
     ints.pop(enc.codes.code("clock"), None)
-    namer = Namer(enc, model, ints)
+    return ints
+
+
+def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, failing: str,
+                   extra: Optional[dict] = None, account: Optional[tuple] = None,
+                   namer: Optional["Namer"] = None) -> dict:
+    enc = m.encoder
+    h = m.handler
+    namer = namer or Namer(enc, model, collect_ints(m, model))
 
     params = {}
     for p in policy.params:
@@ -994,3 +1000,122 @@ def verify(policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = 
 def exit_code(results: list[Result], strict: bool = False) -> int:
     bad = {REFUTED} | ({GUARD, VACUOUS} if strict else set())
     return 1 if any(r.status in bad for r in results) else 0
+
+
+# --------------------------------------------------------------------------
+# Rendering: text, JSON, SARIF 2.1.0
+
+_LABEL = {PROVED: "proved", REFUTED: "REFUTED", UNKNOWN: "UNKNOWN", GUARD: "GUARD-MISSING",
+          VACUOUS: "VACUOUS"}
+
+
+def summary(results: list[Result]) -> dict[str, int]:
+    out = {k: 0 for k in (PROVED, REFUTED, GUARD, UNKNOWN, VACUOUS)}
+    for r in results:
+        out[r.status] = out.get(r.status, 0) + 1
+    return out
+
+
+def _cex_lines(cex: dict, indent: str) -> list[str]:
+    lines = [f"{indent}counterexample ({cex['fails']}):"]
+    if cex.get("params"):
+        lines.append(f"{indent}  params:    " + ", ".join(f"{k} = {v}" for k, v in cex["params"].items()))
+    args = ", ".join(f"{k} = {json.dumps(v) if isinstance(v, str) and not v[:1].isdigit() and not v.startswith(('@', '-')) else v}"
+                     for k, v in cex["args"].items())
+    by = cex["submitter"] if cex["submitter"] == "clock" else "@" + cex["submitter"]
+    lines.append(f"{indent}  event:     {cex['handler']}({args}) by {by} at {cex['time']}")
+    for label, v in cex.get("pre_state", {}).items():
+        lines.append(f"{indent}  before:    {label} = {v}")
+    for label, fields in cex.get("records", {}).items():
+        if fields.get("exists"):
+            body = ", ".join(f"{k} = {v}" for k, v in fields.items() if k != "exists")
+            lines.append(f"{indent}  record:    {label} {{ {body} }}")
+        else:
+            lines.append(f"{indent}  record:    {label} does not exist")
+    if cex.get("collections"):
+        lines.append(f"{indent}  members:   " + ", ".join(f"{k} = {v}" for k, v in cex["collections"].items()))
+    for k in ("account", "amount", "split_amount", "weights", "shares", "leftover", "paid_from_pool", "limit"):
+        if k in cex:
+            lines.append(f"{indent}  {k + ':':<10} {cex[k]}")
+    for p in cex.get("postings", []):
+        lines.append(f"{indent}  posting:   {p['kind']} {p['amount']} {p['from']} -> {p['to']} (line {p['line']})")
+    sc = cex.get("scenario")
+    if sc:
+        lines.append(f"{indent}  replay (JSONL, `given` lines first):")
+        lines += [f"{indent}    {ln}" for ln in sc["jsonl"].splitlines()]
+        for need in sc.get("needs_records", []):
+            lines.append(f"{indent}    needs (create with earlier events): {need}")
+    return lines
+
+
+def render_text(policy: ir.Policy, results: list[Result], opts: Options, verbose: bool = False) -> str:
+    out = [f"verify {policy.name} {policy.version}: collections modelled with up to {opts.bound} items, "
+           f"{opts.timeout_ms} ms per check"]
+    by_handler: dict[Optional[str], list[Result]] = {}
+    for r in results:
+        key = r.handler if r.kind not in ("invariant",) and not r.kind.startswith(("split_", "budget")) else None
+        by_handler.setdefault(key, []).append(r)
+    for h in policy.handlers:
+        rs = by_handler.get(h.name, [])
+        out.append("")
+        out.append(f"handler {h.name} ({h.span})")
+        for r in rs:
+            if r.status == PROVED and not verbose:
+                continue
+            out.append(f"  {_LABEL[r.status]:<13} {r.kind}: {r.message}")
+            if r.counterexample:
+                out += _cex_lines(r.counterexample, "      ")
+        proved = [r.kind for r in rs if r.status == PROVED]
+        if proved and not verbose:
+            out.append(f"  {'proved':<13} " + ", ".join(proved))
+    declared = by_handler.get(None, [])
+    if declared:
+        out.append("")
+        out.append("declared properties")
+        for r in declared:
+            b = f" (for up to {r.bound} items)" if r.bounded and r.status == PROVED else ""
+            out.append(f"  {_LABEL[r.status]:<13} {r.name} [{r.kind}]{b}: {r.message}")
+            if r.counterexample:
+                out += _cex_lines(r.counterexample, "      ")
+    s = summary(results)
+    cached = " (from cache)" if results and all(r.cached for r in results) else ""
+    out.append("")
+    out.append(f"{s[PROVED]} proved, {s[REFUTED]} refuted, {s[GUARD]} guard missing, "
+               f"{s[UNKNOWN]} unknown, {s[VACUOUS]} vacuous{cached}")
+    return "\n".join(out)
+
+
+def render_json(policy: ir.Policy, results: list[Result], opts: Options) -> str:
+    return json.dumps({"policy": policy.name, "version": policy.version, "bound": opts.bound,
+                       "timeout_ms": opts.timeout_ms, "summary": summary(results),
+                       "results": [r.to_dict() for r in results]}, indent=2, default=str)
+
+
+def render_sarif(policy: ir.Policy, results: list[Result], opts: Options) -> str:
+    from charter import __version__
+    rules: dict[str, dict] = {}
+    sres = []
+    for r in results:
+        rid = f"charter/{r.kind}"
+        if rid not in rules:
+            rules[rid] = {"id": rid, "name": r.kind,
+                          "shortDescription": {"text": BUILTIN.get(r.kind, f"declared {r.kind} property")}}
+        level, kind = {PROVED: ("none", "pass"), REFUTED: ("error", "fail"), GUARD: ("warning", "review"),
+                       UNKNOWN: ("note", "open"), VACUOUS: ("warning", "review")}[r.status]
+        text = f"{r.name}: {r.status}: {r.message}"
+        item: dict[str, Any] = {"ruleId": rid, "level": level, "kind": kind, "message": {"text": text}}
+        if r.span.line > 0:
+            item["locations"] = [{"physicalLocation": {
+                "artifactLocation": {"uri": r.span.file},
+                "region": {"startLine": r.span.line, "startColumn": max(1, r.span.col),
+                           **({"endLine": r.span.end_line, "endColumn": r.span.end_col}
+                              if r.span.end_line >= r.span.line and r.span.end_col > 0 else {})}}}]
+        if r.counterexample:
+            item["properties"] = {"counterexample": r.counterexample}
+        sres.append(item)
+    doc = {"version": "2.1.0", "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+           "runs": [{"tool": {"driver": {"name": "charter-verify", "version": __version__,
+                                         "informationUri": "https://example.invalid/charter",
+                                         "rules": list(rules.values())}},
+                     "results": sres}]}
+    return json.dumps(doc, indent=2, default=str)

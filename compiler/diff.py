@@ -1,0 +1,162 @@
+"""`charter diff OLD NEW`: do two versions of a policy settle identically?
+
+For each handler present in both versions, both bodies are encoded over the
+*same* symbolic inputs (parameters and arguments matched by name and type,
+submitter, time, pre-state balances, records and collections).  The versions
+are equivalent on a handler when, for every such input, either both reject
+the event or both apply it and leave every balance (party, stake, pool,
+escrow, supply) the same.  Otherwise Z3's model is an input where they differ,
+shown with both outcomes side by side.
+
+Parameters that exist in both versions are compared at equal values within
+the intersection of their declared ranges; a parameter only one side has
+ranges over its own declared range.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Optional
+
+import attrs
+import z3
+
+from . import ir
+from .smt import Codes, Encoder, HandlerModel, Unsupported
+from .verify import Namer, _describe, _eval, _show, collect_ints, counterexample, solve
+
+
+@attrs.define
+class HandlerDiff:
+    handler: str
+    status: str  # equivalent | different | unknown
+    message: str
+    example: Optional[dict] = None
+    seconds: float = 0.0
+
+
+@attrs.define
+class DiffReport:
+    old: str
+    new: str
+    handlers: list
+    only_old: list
+    only_new: list
+    bound: int
+
+
+def _balance_components(m: HandlerModel) -> set[str]:
+    return {c for c in m.post.cur if c.split("!")[0] in ("bal", "stake", "pool", "escrow", "supply")}
+
+
+def _outcome(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, namer: Namer) -> dict:
+    applied = bool(_eval(model, m.applied))
+    postings = []
+    if applied:
+        for p in m.postings:
+            if not _eval(model, p.guard):
+                continue
+            amt = _eval(model, p.amount)
+            if amt == 0:
+                continue
+            src = _describe(p.src_key[0], _eval(model, p.src_key[1]) if p.src_key[1] is not None else None, namer)
+            dst = _describe(p.dst_key[0], _eval(model, p.dst_key[1]) if p.dst_key[1] is not None else None, namer)
+            postings.append({"kind": p.kind, "from": src, "to": dst, "line": p.span.line,
+                             "amount": _show(amt, ir.TAmount(asset=p.asset), policy)})
+    out: dict[str, Any] = {"applied": applied, "postings": postings}
+    if not applied:
+        out["why"] = _why_rejected(m, model)
+    return out
+
+
+def _why_rejected(m: HandlerModel, model: z3.ModelRef) -> str:
+    for o in m.obligations:
+        if _eval(model, o.guard) and not _eval(model, o.cond):
+            return f"line {o.span.line}: {o.detail}"
+    return "a require (or an implicit check) fails"
+
+
+def diff_handler(old: ir.Policy, new: ir.Policy, name: str, bound: int, timeout_ms: int) -> HandlerDiff:
+    t0 = time.perf_counter()
+    shared: dict = {}
+    codes = Codes()
+    try:
+        ea = Encoder(old, bound=bound, codes=codes, prefix="old!", shared=shared)
+        ma = ea.encode(old.handler(name))
+        eb = Encoder(new, bound=bound, codes=codes, prefix="new!", shared=shared)
+        mb = eb.encode(new.handler(name))
+    except Unsupported as exc:
+        return HandlerDiff(name, "unknown", f"not compared: the encoding does not support {exc}")
+    base = ma.assumptions + mb.assumptions + ea.finish_reads() + eb.finish_reads()
+    differs = [ma.applied != mb.applied]
+    both = z3.And(ma.applied, mb.applied)
+    for comp in sorted(_balance_components(ma) | _balance_components(mb)):
+        differs.append(z3.And(both, ma.post.get(comp) != mb.post.get(comp)))
+    r, model = solve(base + [z3.Or(*differs)], timeout_ms)
+    secs = round(time.perf_counter() - t0, 4)
+    if r == "unsat":
+        return HandlerDiff(name, "equivalent", "same outcome and postings for every input "
+                           f"(collections up to {bound} items)", None, secs)
+    if r == "unknown":
+        return HandlerDiff(name, "unknown", f"Z3 gave no answer within {timeout_ms} ms", None, secs)
+    ints = collect_ints(ma, model)
+    collect_ints(mb, model, ints)
+    namer = Namer(ea, model, ints)
+    inputs = counterexample(ma, model, old, "versions differ", namer=namer)
+    example = {
+        "input": {k: inputs[k] for k in ("params", "args", "submitter", "time", "pre_state", "records",
+                                         "collections")},
+        "old": _outcome(ma, model, old, namer),
+        "new": _outcome(mb, model, new, namer),
+        "event": inputs["scenario"]["event"],
+    }
+    return HandlerDiff(name, "different", "an input settles differently", example, secs)
+
+
+def diff(old: ir.Policy, new: ir.Policy, bound: int = 3, timeout_ms: int = 5000) -> DiffReport:
+    names_old = [h.name for h in old.handlers]
+    names_new = {h.name for h in new.handlers}
+    handlers = [diff_handler(old, new, n, bound, timeout_ms) for n in names_old if n in names_new]
+    return DiffReport(f"{old.name} {old.version}", f"{new.name} {new.version}", handlers,
+                      [n for n in names_old if n not in names_new],
+                      [h.name for h in new.handlers if h.name not in set(names_old)], bound)
+
+
+def render_text(rep: DiffReport) -> str:
+    out = [f"diff {rep.old} -> {rep.new} (collections up to {rep.bound} items)"]
+    for n in rep.only_old:
+        out.append(f"  removed       {n}")
+    for n in rep.only_new:
+        out.append(f"  added         {n}")
+    for h in rep.handlers:
+        out.append(f"  {h.status:<13} {h.handler}: {h.message}")
+        if h.example:
+            ex = h.example
+            inp = ex["input"]
+            if inp["params"]:
+                out.append("      params:  " + ", ".join(f"{k} = {v}" for k, v in inp["params"].items()))
+            out.append(f"      event:   {json.dumps(ex['event'], sort_keys=True)}")
+            for k, v in inp["pre_state"].items():
+                out.append(f"      before:  {k} = {v}")
+            for k, v in inp["records"].items():
+                if v.get("exists"):
+                    out.append(f"      record:  {k} {{ " + ", ".join(f"{a} = {b}" for a, b in v.items()
+                                                                       if a != "exists") + " }")
+            cols = []
+            for side in ("old", "new"):
+                o = ex[side]
+                lines = [f"{side}: " + ("applied" if o["applied"] else f"rejected ({o['why']})")]
+                lines += [f"  {p['kind']} {p['amount']} {p['from']} -> {p['to']}" for p in o["postings"]]
+                cols.append(lines)
+            width = max(len(x) for x in cols[0]) + 4
+            for i in range(max(len(cols[0]), len(cols[1]))):
+                left = cols[0][i] if i < len(cols[0]) else ""
+                right = cols[1][i] if i < len(cols[1]) else ""
+                out.append(f"      {left:<{width}}| {right}")
+    same = all(h.status == "equivalent" for h in rep.handlers) and not rep.only_old and not rep.only_new
+    out.append("equivalent" if same else "not equivalent")
+    return "\n".join(out)
+
+
+def render_json(rep: DiffReport) -> str:
+    return json.dumps(attrs.asdict(rep), indent=2, default=str)
