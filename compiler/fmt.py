@@ -73,8 +73,8 @@ def _expr(e: ast.Expr) -> str:
         return e.id
     if isinstance(e, ast.FieldAccess):
         obj = expr(e.obj, _POSTFIX)
-        if isinstance(e.obj, ast.Number):  # `1.x` would read as a broken decimal
-            obj = f"({obj})"
+        if isinstance(e.obj, (ast.Number, ast.PartyLit)):
+            obj = f"({obj})"  # `1.x` reads as a broken decimal, `@a.x` as the party "a.x"
         return f"{obj}.{e.name}"
     if isinstance(e, ast.Call):
         return f"{e.func}({', '.join(expr(a) for a in e.args)})"
@@ -104,6 +104,17 @@ def _expr(e: ast.Expr) -> str:
     raise TypeError(f"not an expression: {type(e).__name__}")
 
 
+def _ends_with_party(e: ast.Expr) -> bool:
+    while isinstance(e, (ast.BinOp, ast.Unary)):
+        e = e.right if isinstance(e, ast.BinOp) else e.operand
+    return isinstance(e, ast.PartyLit)
+
+
+def range_(lo: ast.Expr, hi: ast.Expr) -> str:
+    """``lo..hi``; spaced when ``lo`` ends in a party, whose name may contain dots."""
+    return f"{expr(lo)}{' .. ' if _ends_with_party(lo) else '..'}{expr(hi)}"
+
+
 def type_ref(t: ast.TypeRef) -> str:
     if t.item is not None:
         return f"list of {type_ref(t.item)}"
@@ -111,7 +122,7 @@ def type_ref(t: ast.TypeRef) -> str:
     if t.optional:
         s += "?"
     if t.lo is not None and t.hi is not None:
-        s += f" within {expr(t.lo)}..{expr(t.hi)}"
+        s += f" within {range_(t.lo, t.hi)}"
     return s
 
 
@@ -471,8 +482,7 @@ def simple_decl(d: ast.Decl) -> str:
                        for o in d.options)
         return f"asset {d.name}: {d.kind}{opts}"
     if isinstance(d, ast.ParamDecl):
-        rng = f" within {expr(d.lo)}..{expr(d.hi)}" if d.lo is not None and d.hi is not None \
-            else ""
+        rng = f" within {range_(d.lo, d.hi)}" if d.lo is not None and d.hi is not None else ""
         return f"param {d.name}: {type_ref(d.type)} = {expr(d.default)}{rng}"
     if isinstance(d, ast.PoolDecl):
         return f"{d.kind} {d.name} of {d.asset}"
