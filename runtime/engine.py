@@ -296,6 +296,9 @@ class Runtime:
                     "time": now, "args": {}}
             out = self._run(tick, None, fire=True)
             self.last_tick = out if out.applied else None
+            if self.state.meta.get("dissolved"):
+                return Rejection(ev["id"], "dissolved", "the policy was dissolved by a timed handler "
+                                                        "before this event; no further events apply")
         # arguments are checked against the state after the timers ran
         try:
             ev["args"] = self._convert_args(ch, ev["args"])

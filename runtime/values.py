@@ -108,6 +108,8 @@ def parse_decimal(text: str, decimals: int) -> Optional[int]:
 def parse_ratio(v: Any) -> Optional[Fraction]:
     if isinstance(v, bool):
         return None
+    if isinstance(v, Fraction):
+        return v
     if isinstance(v, int):
         return Fraction(v)
     if isinstance(v, dict) and set(v) == {"num", "den"}:
@@ -193,7 +195,7 @@ class Converter:
                 raise Rejected("missing_record", f"{what}: no {t.record} with key {v!r}")
             return v
         if isinstance(t, ir.TList):
-            if not isinstance(v, list):
+            if not isinstance(v, (list, tuple)):
                 raise bad("a list")
             return tuple(self.convert(t.inner, x, f"{what}[{i}]", state) for i, x in enumerate(v))
         raise bad(type_name(t))
