@@ -1,0 +1,165 @@
+"""The runtime's embedding API (re-exported by ``charter``).
+
+::
+
+    import charter
+    policy = charter.load_policy("gig.charter")
+    rt = charter.open_runtime(policy, "ledger.sqlite", params={"fee": "3%"}, batch=100)
+    r = rt.submit({"id": "e1", "type": "join", "submitter": "alice", "time": 0, "args": {}})
+    r.applied, r.to_dict()
+    rt.balance("alice", "Credit"); rt.records("Task"); rt.history("pool:commons")
+    rt.audit().ok
+    charter.replay("ledger.sqlite").ok
+
+A ledger file records its policy (IR, fingerprint, parameters), so
+``open_runtime(None, "ledger.sqlite")``, :func:`replay` and
+:func:`audit_ledger` work from the file alone.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import attrs
+
+from charter.compiler import ir
+
+from .codegen import DEFAULT_STEP_BUDGET
+from .engine import TICK, Outcome, ParamError, Receipt, Rejection, Runtime, resolve_params
+from .journal import AuditReport
+from .ledger import Posting
+from .sqlite_store import SqliteStore
+from .store import MemoryStore, Store, StoreError
+from .testing import TestResult, run_tests
+from .values import Rejected
+
+PolicyLike = Union[ir.Policy, str, os.PathLike, None]
+StoreLike = Union[str, os.PathLike, Store]
+
+
+def _load_policy(policy: PolicyLike) -> Optional[ir.Policy]:
+    if policy is None or isinstance(policy, ir.Policy):
+        return policy
+    from charter.compiler.pipeline import Compilation
+    return Compilation.from_path(str(policy)).ir  # raises CharterError with diagnostics
+
+
+def _open_store(store: StoreLike, batch: int, synchronous: str, create: bool = True) -> Store:
+    if isinstance(store, (str, os.PathLike)):
+        if str(store) == ":memory:":
+            return MemoryStore()
+        return SqliteStore(store, batch=batch, synchronous=synchronous, create=create)
+    return store
+
+
+def ledger_policy(store: StoreLike) -> ir.Policy:
+    """The policy a ledger was started with (from its own metadata)."""
+    s = _open_store(store, 1, "FULL", create=False)
+    meta = s.meta()
+    if not meta.get("policy_ir"):
+        raise StoreError(f"{store}: the ledger records no policy")
+    import json
+    try:
+        return ir.from_data(json.loads(meta["policy_ir"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"{store}: the recorded policy cannot be read ({exc})") from None
+
+
+def open_runtime(policy: PolicyLike = None, store: StoreLike = ":memory:", *,
+                 params: Optional[dict[str, Any]] = None, batch: int = 1, synchronous: str = "FULL",
+                 step_budget: int = DEFAULT_STEP_BUDGET) -> Runtime:
+    """Open a runtime for ``policy`` (IR, or a path to compile) on ``store``.
+
+    ``store`` is ``":memory:"``, a path to a SQLite ledger (created if new),
+    or a :class:`~charter.runtime.store.Store`.  ``params`` overrides
+    parameters (values as in events: ``"3%"``, ints, decimal strings),
+    each checked against its declared range (:class:`ParamError`).  With
+    ``policy=None`` the ledger's recorded policy is used.  ``batch`` commits
+    every N events (SQLite); call ``flush()``/``close()`` at the end.
+    """
+    st = _open_store(store, batch, synchronous, create=policy is not None)
+    pol = _load_policy(policy)
+    if pol is None:
+        if isinstance(st, MemoryStore):
+            raise ValueError("open_runtime needs a policy for an in-memory store")
+        pol = ledger_policy(st)
+    return Runtime(pol, st, params=params, step_budget=step_budget)
+
+
+@attrs.frozen
+class ReplayReport:
+    ok: bool
+    entries: int
+    head: str
+    stored_head: str
+    problems: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> ReplayReport:
+    """Rebuild state from the journal alone, on a fresh in-memory runtime.
+
+    Every journal entry's event is submitted again; each must apply and
+    reproduce the stored entry hash, and the final state must equal the
+    stored state.  ``source`` is a runtime, a store or a ledger path.
+    """
+    if isinstance(source, Runtime):
+        source.flush()
+        store, pol, params, live = source.store, source.policy, source.params, source
+    else:
+        store = _open_store(source, 1, "FULL", create=False)
+        pol = _load_policy(policy) or ledger_policy(store)
+        live = Runtime(pol, store)
+        params = live.params
+    fresh = Runtime(pol, MemoryStore(), params=params, step_budget=live.step_budget)
+    problems: list[str] = []
+    stored_head = live.genesis
+    n = 0
+    for row in store.journal():
+        n += 1
+        stored_head = row.hash
+        if problems:
+            continue
+        try:
+            ev = row.data()["event"]
+        except (ValueError, KeyError) as exc:
+            problems.append(f"journal entry {row.seq}: unreadable ({exc})")
+            continue
+        out = fresh.submit(ev)
+        if not out.applied:
+            problems.append(f"journal entry {row.seq} (event {row.event_id!r}) does not apply on replay: {out}")
+        elif out.journal_hash != row.hash:
+            problems.append(f"journal entry {row.seq} (event {row.event_id!r}) replays to a different "
+                            "entry (postings or content differ from the stored row)")
+    if not problems:
+        stored_rows = list(live.state.rows()) if not store.persistent else sorted(store.rows())
+        fresh_rows = sorted(fresh.state.rows()) if store.persistent else list(fresh.state.rows())
+        if stored_rows != fresh_rows:
+            a = {(k, key): v for k, key, v in stored_rows}
+            b = {(k, key): v for k, key, v in fresh_rows}
+            for key in sorted(set(a) | set(b)):
+                if a.get(key) != b.get(key):
+                    problems.append(f"stored {key[0]} {key[1]} is {a.get(key)} but replay gives {b.get(key)}")
+                    if len(problems) >= 20:
+                        break
+    return ReplayReport(ok=not problems and fresh.head == stored_head, entries=n, head=fresh.head,
+                        stored_head=stored_head, problems=tuple(problems))
+
+
+def audit_ledger(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> AuditReport:
+    """Re-verify a ledger's hash chain and balances (see :meth:`Runtime.audit`)."""
+    if isinstance(source, Runtime):
+        return source.audit()
+    store = _open_store(source, 1, "FULL", create=False)
+    pol = _load_policy(policy) or ledger_policy(store)
+    return Runtime(pol, store).audit()
+
+
+__all__ = [
+    "open_runtime", "replay", "audit_ledger", "ledger_policy", "run_tests", "resolve_params",
+    "Runtime", "Receipt", "Rejection", "Outcome", "Posting", "AuditReport", "ReplayReport",
+    "TestResult", "Store", "MemoryStore", "SqliteStore", "StoreError", "ParamError", "Rejected", "TICK",
+]
