@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 import zipfile
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +38,7 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 POLICY_TYPE = "python_class_v1"
 DEFAULT_RELEASE_TAG = "stable"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+TICK = "@tick"  # the runtime's explicit clock event (charter.runtime.engine.TICK)
 # A ratio argument: "2%", "25 bps", "10 ppm", "1/50", "0.02" (runtime.values.parse_ratio).
 _RATIO_PATTERN = r"^\s*-?[0-9]+(\.[0-9]+)?\s*(%|bps|ppm)?\s*$|^\s*-?[0-9]+/[0-9]+\s*$"
 
@@ -173,6 +175,21 @@ def auth_text(policy: ir.Policy, h: ir.Handler) -> str:
         return "clock"
     if isinstance(a, ir.AuthRole):
         return f"any member of role {a.role}" if a.role else "any party"
+    return f"only {expr_text(a.party)}"
+
+
+def expr_text(e: Any) -> str:
+    """A short Charter-like spelling of the IR expressions a ``by`` clause uses."""
+    if isinstance(e, (ir.Local, ir.ParamRef)):
+        return e.name
+    if isinstance(e, ir.RecordField):
+        return f"{e.record}({expr_text(e.key)}).{e.field}"
+    if isinstance(e, ir.RoleAttr):
+        return f"{expr_text(e.party)}.{e.attr}"
+    if isinstance(e, ir.Const):
+        return f"@{e.value}" if isinstance(e.type, ir.TParty) else repr(e.value)
+    if isinstance(e, ir.Builtin) and e.name == "some" and e.args:
+        return expr_text(e.args[0])
     return "the party named by the handler's `by` clause"
 
 
@@ -195,7 +212,8 @@ def args_schema(policy: ir.Policy, h: ir.Handler) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {f.name: type_schema(policy, f.type, f.lo, f.hi) for f in h.params},
-        "required": [f.name for f in h.params],
+        # an optional argument may be left out (the runtime reads it as none)
+        "required": [f.name for f in h.params if not isinstance(f.type, ir.TOptional)],
         "additionalProperties": False,
     }
 
@@ -219,22 +237,26 @@ def input_schema(policy: ir.Policy) -> dict[str, Any]:
         "description": ("One Charter event (the same JSON object `charter run` reads from a "
                         "JSON Lines file)."),
         "type": "object",
-        "required": ["id", "type", "submitter", "time", "args"],
+        "required": ["id", "type", "submitter", "time"],
         "properties": {
             "id": {"type": "string", "minLength": 1,
                    "description": "unique event id; resubmitting an applied id is a no-op"},
-            "type": {"enum": [h.name for h in evs], "description": "the event (handler) name"},
+            "type": {"enum": [h.name for h in evs] + [TICK],
+                     "description": f"the event (handler) name, or {TICK} (submitted by the clock: "
+                                    "fires due timed handlers and nothing else)"},
             "submitter": {"type": "string", "minLength": 1,
                           "description": "the submitting party's subject id"},
             "time": {"type": "integer", "minimum": 0,
                      "description": "event time, seconds since the Unix epoch"},
-            "args": {"type": "object"},
+            "args": {"type": "object", "description": "the event's arguments (default {})"},
         },
         "additionalProperties": False,
         "discriminator": {"propertyName": "type"},
     }
-    if variants:
-        schema["oneOf"] = variants
+    variants.append({"title": TICK, "properties": {
+        "type": {"const": TICK}, "submitter": {"const": "clock"},
+        "args": {"type": "object", "maxProperties": 0}}})
+    schema["oneOf"] = variants
     return schema
 
 
@@ -498,3 +520,296 @@ def export(policy_path: str | Path, out_dir: str | Path, *,
     zip_path.write_bytes(_zip_bytes(entries))
     json_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", "utf-8")
     return Exported(zip_path=zip_path, json_path=json_path, policy_rule=doc)
+
+
+# --------------------------------------------------------------------------
+# The adapter that the bundle's function.py subclasses.  It lives here, in the
+# pinned Charter package, so a bundle carries only its policy and a few lines.
+
+
+class BundleError(RuntimeError):
+    """The bundle refuses to start: its source changed, or settings/parameters are invalid."""
+
+
+_COMMANDS = tuple(name for name, _, _ in MANAGEMENT_COMMANDS)
+# Runtimes on one SQLite file are shared by every rule instance of the process,
+# so two threads (or two instances) never keep two diverging copies of a ledger.
+_SHARED: dict[str, tuple[Any, "threading.RLock", str, dict]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, Fraction):
+        return {"num": v.numerator, "den": v.denominator}
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return [_json_safe(x) for x in v]
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if attrs.has(type(v)):
+        return _json_safe(attrs.asdict(v, recurse=False))
+    return str(v)
+
+
+def _check_data(action: str, data: Any) -> Optional[str]:
+    """Validate a management payload against its schema (a flat object of typed keys)."""
+    schema = next(s for n, _, s in MANAGEMENT_COMMANDS if n == action)
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        return f"{action}: data must be an object"
+    props = schema["properties"]
+    for key, value in data.items():
+        if key not in props:
+            known = ", ".join(props) or "none"
+            return f"{action}: unknown key {key!r} (allowed: {known})"
+        want = props[key]["type"]
+        ok = (isinstance(value, str) if want == "string" else
+              isinstance(value, int) and not isinstance(value, bool) and
+              value >= props[key].get("minimum", value))
+        if not ok:
+            return f"{action}: {key!r} must be {'text' if want == 'string' else 'a positive integer'}"
+    return None
+
+
+class PolicyRuleAdapter:
+    """AIGrid's ``AIOSv1PolicyRule`` contract on top of the Charter runtime.
+
+    ``eval`` settles one event and returns its receipt as a dict; it never
+    raises.  ``management`` answers the commands of
+    :data:`MANAGEMENT_COMMANDS`.  Subclasses (the bundle's ``function.py``)
+    set :attr:`POLICY_FILE`, :attr:`SOURCE_HASH` and :attr:`CHARTER_VERSION`.
+    """
+
+    POLICY_FILE: str = ""
+    SOURCE_HASH: str = ""
+    CHARTER_VERSION: str = ""
+
+    def __init__(self, rule_id: Any, settings: Optional[dict], parameters: Optional[dict]):
+        self.rule_id = rule_id
+        self.settings = self._check_settings(settings)
+        self.parameters = dict(parameters or {})
+        self.policy = self._compile()
+        self._runtime, self._lock = self._open()
+
+    # ---- start-up
+
+    @staticmethod
+    def _check_settings(settings: Optional[dict]) -> dict[str, Any]:
+        s = dict(settings or {})
+        unknown = set(s) - {"store", "db_path"}
+        if unknown:
+            raise BundleError(f"unknown setting(s): {', '.join(sorted(unknown))} "
+                              "(allowed: store, db_path)")
+        store = s.get("store", "sqlite")
+        if store not in ("sqlite", "memory"):
+            raise BundleError(f"setting store must be 'sqlite' or 'memory', not {store!r}")
+        if "db_path" in s and (not isinstance(s["db_path"], str) or not s["db_path"]):
+            raise BundleError("setting db_path must be a non-empty path")
+        s["store"] = store
+        return s
+
+    def _compile(self) -> ir.Policy:
+        from charter.compiler.diagnostics import CharterError, render_text
+
+        c = Compilation.from_path(self.POLICY_FILE)
+        try:
+            policy = c.ir
+        except CharterError as err:
+            raise BundleError("the bundled policy does not compile:\n"
+                              + render_text(err.diagnostics, err.sources)) from None
+        if self.SOURCE_HASH and policy.source_hash != self.SOURCE_HASH:
+            raise BundleError(
+                f"refusing to run: the policy's source hash is {policy.source_hash}, but the "
+                f"bundle was exported with {self.SOURCE_HASH} (the policy or a module it imports "
+                f"changed, or the installed Charter's standard library differs from "
+                f"charter-policy=={self.CHARTER_VERSION})")
+        return policy
+
+    def _open(self) -> tuple[Any, "threading.RLock"]:
+        from charter.runtime.engine import ParamError, Runtime, resolve_params
+        from charter.runtime.store import MemoryStore, StoreError
+
+        try:
+            wanted = resolve_params(self.policy, self.parameters)
+        except ParamError as err:
+            raise BundleError(f"parameters refused: {err}") from None
+        try:
+            if self.settings["store"] == "memory":
+                return Runtime(self.policy, MemoryStore(), params=self.parameters), threading.RLock()
+            path = os.path.realpath(self.settings.get("db_path") or default_db_path(self.policy))
+            with _SHARED_LOCK:
+                shared = _SHARED.get(path)
+                if shared is None:
+                    rt = Runtime(self.policy, _sqlite_store(path), params=self.parameters)
+                    shared = (rt, threading.RLock(), self.policy.source_hash, wanted)
+                    _SHARED[path] = shared
+            rt, lock, source_hash, params = shared
+            if source_hash != self.policy.source_hash or params != wanted:
+                raise BundleError(f"{path} is already open in this process for another policy "
+                                  "or other parameters")
+            return rt, lock
+        except StoreError as err:
+            raise BundleError(f"cannot open the ledger: {err}") from None
+
+    # ---- eval
+
+    def _effective_params_error(self, parameters: Any) -> Optional[dict]:
+        from charter.runtime.engine import ParamError, resolve_params
+
+        if not parameters:
+            return None
+        if not isinstance(parameters, dict):
+            return self._refusal(None, "bad_parameter", "parameters must be an object")
+        try:
+            wanted = resolve_params(self.policy, {**self.parameters, **parameters})
+        except ParamError as err:
+            return self._refusal(None, "bad_parameter", f"parameters refused: {err}")
+        if wanted != self._runtime.params:
+            diff = sorted(k for k in wanted if wanted[k] != self._runtime.params.get(k))
+            return self._refusal(None, "params_fixed",
+                                 f"parameters differ from those this ledger was started with "
+                                 f"({', '.join(diff)}); a ledger's parameters are fixed for its "
+                                 f"life: onboard another rule instance with another db_path to "
+                                 f"settle with other values")
+        return None
+
+    def _refusal(self, event_id: Any, code: str, message: str) -> dict[str, Any]:
+        head = getattr(getattr(self, "_runtime", None), "journal_hash", None)
+        return {"status": "rejected", "applied": False,
+                "event_id": event_id if isinstance(event_id, str) else None,
+                "code": code, "message": message, "tx": None, "postings": [],
+                "journal_hash": head, "flags": []}
+
+    def eval(self, parameters: Any, input_data: Any, context: Any = None) -> dict[str, Any]:
+        """Settle one event; return its receipt or its rejection.  Never raises."""
+        event_id = input_data.get("id") if isinstance(input_data, dict) else None
+        try:
+            if isinstance(input_data, (bytes, bytearray)):
+                input_data = input_data.decode("utf-8")
+            if isinstance(input_data, str):
+                try:
+                    input_data = json.loads(input_data)
+                except ValueError as err:
+                    return self._refusal(None, "bad_envelope", f"input is not JSON: {err}")
+                event_id = input_data.get("id") if isinstance(input_data, dict) else None
+            with self._lock:
+                refused = self._effective_params_error(parameters)
+                if refused is not None:
+                    refused["event_id"] = event_id if isinstance(event_id, str) else None
+                    return refused
+                rt = self._runtime
+                outcome = rt.submit(input_data)
+                rt.flush()
+                tick = rt.last_tick
+                head = rt.journal_hash
+            out = outcome.to_dict()
+            out.pop("span", None)
+            if outcome.applied:
+                out.update(status="applied", code=None, message=None)
+            else:
+                out.update(status="duplicate" if out.get("code") == "duplicate" else "rejected",
+                           tx=None, postings=[], flags=[], journal_hash=head)
+            if tick is not None:
+                out["tick"] = tick.to_dict()
+            return _json_safe(out)
+        except Exception as exc:  # the contract: eval never raises
+            return self._refusal(event_id, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    # ---- management
+
+    def management(self, action: str, data: Optional[dict] = None) -> dict[str, Any]:
+        """Answer one management command (see ``management_commands_schema``).  Never raises."""
+        if action not in _COMMANDS:
+            return {"status": "error",
+                    "message": f"unknown action {action!r}; known actions: {', '.join(_COMMANDS)}"}
+        problem = _check_data(action, data)
+        if problem:
+            return {"status": "error", "message": problem}
+        try:
+            with self._lock:
+                result = getattr(self, f"_m_{action}")(dict(data or {}))
+            return _json_safe({"status": "ok", **result})
+        except Exception as exc:
+            return {"status": "error", "message": f"{action} failed: {type(exc).__name__}: {exc}"}
+
+    def _m_balances(self, data: dict) -> dict:
+        rt = self._runtime
+        party, asset = data.get("party"), data.get("asset")
+        pools = {p.name: p.asset for p in self.policy.pools}
+        out = {}
+        for acc, amount in rt.balances().items():
+            parts = acc.split(":")
+            acc_asset = pools.get(parts[1]) if parts[0] == "pool" else parts[-1]
+            if party is not None and not (parts[0] in ("party", "stake") and parts[1] == party):
+                continue
+            if asset is not None and acc_asset != asset:
+                continue
+            out[acc] = amount
+        return {"balances": out, "journal_hash": rt.journal_hash}
+
+    def _m_history(self, data: dict) -> dict:
+        party, limit = data.get("party"), data.get("limit")
+        entries = self._runtime.history()
+        if party is not None:
+            mine = (f"party:{party}:", f"stake:{party}:")
+            entries = [e for e in entries if e["event"].get("submitter") == party
+                       or any(p["from"].startswith(mine) or p["to"].startswith(mine)
+                              for p in e["postings"])]
+        if limit is not None:
+            entries = entries[-limit:]
+        return {"entries": entries}
+
+    def _m_records(self, data: dict) -> dict:
+        names = [r.name for r in self.policy.records]
+        name = data.get("record")
+        if name is not None and name not in names:
+            raise ValueError(f"no record kind {name!r} (records: {', '.join(names) or 'none'})")
+        out = {n: self._runtime.records(n) for n in ([name] if name else names)}
+        if data.get("key") is not None:
+            out = {n: {k: v for k, v in recs.items() if k == data["key"]} for n, recs in out.items()}
+        return {"records": out}
+
+    def _m_audit(self, data: dict) -> dict:
+        return {"audit": self._runtime.audit().to_dict()}
+
+    def _m_replay(self, data: dict) -> dict:
+        from charter.runtime.engine import Runtime
+        from charter.runtime.store import MemoryStore
+
+        rt = self._runtime
+        fresh = Runtime(self.policy, MemoryStore(), params=rt.params)
+        for entry in rt.history():
+            ev = dict(entry["event"])
+            out = fresh.submit(ev)
+            if not out.applied:
+                return {"ok": False, "problem": f"journal entry {entry['seq']} ({ev.get('id')}) "
+                                                f"does not replay: {out}"}
+        same = fresh.journal_hash == rt.journal_hash and fresh.balances() == rt.balances()
+        return {"ok": same, "entries": fresh.seq, "journal_hash": fresh.journal_hash,
+                "expected_hash": rt.journal_hash}
+
+    def _m_params(self, data: dict) -> dict:
+        return {"params": {p.name: {"value": self._runtime.params[p.name],
+                                    "type": type_text(p.type), "default": p.default,
+                                    "lo": p.lo, "hi": p.hi} for p in self.policy.params}}
+
+    def _m_describe(self, data: dict) -> dict:
+        return {"policy": describe(self.policy)}
+
+    def _m_verify(self, data: dict) -> dict:
+        from charter.compiler.verify import Options, verify
+
+        results = verify(self.policy, Options(timeout_ms=data.get("timeout_ms", 5000)),
+                         use_cache=False)
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return {"summary": counts, "results": [r.to_dict() for r in results]}
+
+
+def _sqlite_store(path: str) -> Any:
+    from charter.runtime.store import SqliteStore  # type: ignore[attr-defined]
+
+    return SqliteStore(path)
