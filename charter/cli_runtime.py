@@ -1,0 +1,440 @@
+"""`charter run`, `charter ledger`, `charter audit`, `charter replay`, `charter test`.
+
+A ledger file (SQLite) records the policy it was started with (IR,
+fingerprint, parameters), so ``ledger``, ``audit`` and ``replay`` need only
+the file; ``--policy`` makes them compile a source instead (it must be the
+same policy).  Exit codes: 0 ok, 1 failures (audit/replay mismatch, failed
+tests, policy errors, rejected events with ``--strict``), 2 usage or I/O
+errors.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+import click
+
+from charter.compiler import ir
+from charter.compiler.diagnostics import CharterError, render_text
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    click.echo(f"charter: {msg}", err=True)
+    sys.exit(code)
+
+
+def _compile(path: str) -> ir.Policy:
+    from charter.compiler.pipeline import Compilation
+    if not Path(path).is_file():
+        _fail(f"{path}: no such policy file")
+    try:
+        return Compilation.from_path(path).ir
+    except CharterError as exc:
+        click.echo(render_text(exc.diagnostics, exc.sources), err=True)
+        sys.exit(1)
+
+
+def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
+    """``--param k=v``: values typed by the parameter (amounts in major units, e.g. ``2.50``)."""
+    from charter.runtime.values import parse_decimal, parse_ratio
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--param")
+        name, text = (s.strip() for s in item.split("=", 1))
+        try:
+            p = policy.param(name)
+        except StopIteration:
+            known = ", ".join(p.name for p in policy.params) or "none"
+            raise click.BadParameter(f"unknown parameter {name!r} (parameters: {known})",
+                                     param_hint="--param") from None
+        t = p.type
+        v: Any
+        if isinstance(t, ir.TAmount):
+            dec = next((a.decimals for a in policy.assets if a.name == t.asset), 0)
+            v = parse_decimal(text, dec)
+        elif isinstance(t, ir.TRatio):
+            v = parse_ratio(text)
+        elif isinstance(t, ir.TBool):
+            v = {"true": True, "false": False}.get(text)
+        elif isinstance(t, (ir.TInt, ir.TTime, ir.TDuration)):
+            v = int(text) if text.lstrip("-").isdigit() else None
+        else:
+            v = text[1:] if text.startswith("@") else text
+        if v is None:
+            raise click.BadParameter(f"{name}: cannot read {text!r} as a value of its type",
+                                     param_hint="--param")
+        out[name] = v
+    return out
+
+
+def _fmt_amount(v: int, decimals: int) -> str:
+    if decimals == 0:
+        return str(v)
+    sign = "-" if v < 0 else ""
+    q, r = divmod(abs(v), 10**decimals)
+    return f"{sign}{q}.{str(r).rjust(decimals, '0')}"
+
+
+def _balance_rows(rt: Any, include_supply: bool = True) -> list[tuple[str, str, int, str]]:
+    dec = {a.name: a.decimals for a in rt.policy.assets}
+    rows = []
+    for acc, bal in rt.balances().items():
+        asset = rt.state.asset_of(acc)
+        if acc.startswith("supply:"):
+            if not include_supply:
+                continue
+            acc = f"supply:{asset} (minted)"
+            bal = -bal
+        rows.append((acc, asset, bal, _fmt_amount(bal, dec.get(asset, 0))))
+    return rows
+
+
+def _print_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    click.echo("  ".join("-" * w for w in widths))
+    for r in rows:
+        click.echo("  ".join(str(c).rjust(w) if i == len(r) - 1 else str(c).ljust(w)
+                             for i, (c, w) in enumerate(zip(r, widths))))
+
+
+def _open_ledger(db: str, policy: Optional[str]) -> Any:
+    from charter.runtime.api import open_runtime
+    from charter.runtime.store import StoreError
+    if not Path(db).is_file():
+        _fail(f"{db}: no such ledger file")
+    pol = _compile(policy) if policy else None
+    try:
+        return open_runtime(pol, db) if pol is not None else open_runtime(None, db)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+def _read_events(path: str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON or an error string) for each non-blank line."""
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield n, json.loads(line)
+            except ValueError as exc:
+                yield n, f"line {n} is not valid JSON ({exc.msg} at column {exc.colno})"
+
+
+def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the commands
+    @cli.command()
+    @click.argument("policy", type=click.Path(dir_okay=False))
+    @click.argument("events", type=click.Path(dir_okay=False))
+    @click.option("--db", default="ledger.sqlite", show_default=True,
+                  help="SQLite ledger file (created, or resumed if it exists).")
+    @click.option("--memory", is_flag=True, help="Settle in memory only (no ledger file).")
+    @click.option("--batch", default=1, show_default=True, type=click.IntRange(1, None),
+                  help="Commit every N events in one SQLite transaction.")
+    @click.option("--rejections", "rej_path", default=None,
+                  help="JSON Lines file for rejected events [default: <db>.rejections.jsonl].")
+    @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+                  help="Override a parameter (within its declared range); amounts in major units.")
+    @click.option("--strict", is_flag=True, help="Exit 1 if any event is rejected.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+    def run(policy: str, events: str, db: str, memory: bool, batch: int, rej_path: Optional[str],
+            params: tuple[str, ...], strict: bool, as_json: bool, quiet: bool) -> None:
+        """Settle EVENTS (JSON Lines) under POLICY into a ledger.
+
+        Resumable: run it again on the same --db and events already applied are
+        skipped (reported as already applied), so a killed run continues from
+        the next event.
+        """
+        from charter.runtime.api import open_runtime
+        from charter.runtime.engine import ParamError
+        from charter.runtime.store import StoreError
+
+        pol = _compile(policy)
+        if not Path(events).is_file():
+            _fail(f"{events}: no such events file")
+        overrides = _param_overrides(pol, params)
+        try:
+            rt = open_runtime(pol, ":memory:" if memory else db, params=overrides or None, batch=batch)
+        except (StoreError, ParamError) as exc:
+            _fail(str(exc))
+        if rej_path is None and not memory:
+            rej_path = db + ".rejections.jsonl"
+        try:
+            total = sum(1 for line in open(events, encoding="utf-8") if line.strip())
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"{events}: cannot read ({exc})")
+        applied = skipped = ticks = 0
+        reasons: Counter[tuple[str, str]] = Counter()
+        rej_file = open(rej_path, "w", encoding="utf-8") if rej_path else None
+        started = time.perf_counter()
+        show = not quiet and not as_json and total >= 1000
+        try:
+            with click.progressbar(length=total, label="settling", file=sys.stderr,
+                                   show_pos=True) if show else _NoBar() as bar:
+                for n, ev in _read_events(events):
+                    if isinstance(ev, str):
+                        out = None
+                        rec = {"line": n, "event_id": None, "code": "bad_json", "message": ev}
+                    else:
+                        out = rt.submit(ev)
+                        if rt.last_tick is not None:
+                            ticks += 1
+                        if out.applied:
+                            applied += 1
+                            bar.update(1)
+                            continue
+                        if out.code == "duplicate":
+                            skipped += 1
+                            bar.update(1)
+                            continue
+                        rec = {"line": n, **out.to_dict()}
+                        rec.pop("applied", None)
+                    reasons[(rec["code"], rec["message"])] += 1
+                    if rej_file:
+                        rej_file.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    bar.update(1)
+            rt.close()
+        except KeyboardInterrupt:
+            rt.close()
+            click.echo("interrupted: everything applied so far is committed; run again to resume", err=True)
+            sys.exit(130)
+        except StoreError as exc:
+            _fail(f"ledger write failed: {exc}")
+        finally:
+            if rej_file:
+                rej_file.close()
+        elapsed = time.perf_counter() - started
+        rejected = sum(reasons.values())
+        if as_json:
+            click.echo(json.dumps({
+                "applied": applied, "already_applied": skipped, "rejected": rejected,
+                "timer_entries": ticks,
+                "reasons": [{"code": c, "message": m, "count": k} for (c, m), k in reasons.most_common()],
+                "balances": {acc: bal for acc, bal in rt.balances().items()},
+                "journal_hash": rt.head, "ledger": None if memory else db, "rejections": rej_path,
+            }, indent=2))
+        else:
+            where = "in memory" if memory else db
+            click.echo(f"settled {events} under {pol.name} {pol.version} into {where} "
+                       f"in {elapsed:.2f}s")
+            click.echo(f"  applied:          {applied}")
+            if ticks:
+                click.echo(f"  timer entries:    {ticks} (timed handlers fired from event time)")
+            if skipped:
+                click.echo(f"  already applied:  {skipped} (skipped: resumed run or duplicate ids)")
+            click.echo(f"  rejected:         {rejected}")
+            for (code, msg), k in reasons.most_common(15):
+                click.echo(f"    {k:6d}  {code}: {msg}")
+            if len(reasons) > 15:
+                click.echo(f"    ... {len(reasons) - 15} more reasons")
+            if rejected and rej_path:
+                click.echo(f"  rejections written to {rej_path}")
+            click.echo("")
+            rows = _balance_rows(rt)
+            if rows:
+                _print_table([(a, s, f) for a, s, _, f in rows], ("account", "asset", "balance"))
+            click.echo(f"\njournal head {rt.head}")
+        sys.exit(1 if strict and rejected else 0)
+
+    @cli.group()
+    def ledger() -> None:
+        """Inspect a ledger file: balances, accounts, history, records."""
+
+    @ledger.command("balances")
+    @click.argument("db")
+    @click.option("--policy", default=None, help="Compile this policy instead of the recorded one.")
+    @click.option("--json", "as_json", is_flag=True)
+    def ledger_balances(db: str, policy: Optional[str], as_json: bool) -> None:
+        """Non-zero balances of every account (supply shown as minted)."""
+        rt = _open_ledger(db, policy)
+        if as_json:
+            click.echo(json.dumps(rt.balances(), indent=2))
+            return
+        rows = _balance_rows(rt)
+        if not rows:
+            click.echo("(no balances)")
+            return
+        _print_table([(a, s, f) for a, s, _, f in rows], ("account", "asset", "balance"))
+
+    @ledger.command("accounts")
+    @click.argument("db")
+    @click.option("--policy", default=None)
+    @click.option("--json", "as_json", is_flag=True)
+    def ledger_accounts(db: str, policy: Optional[str], as_json: bool) -> None:
+        """Every account ever posted to, with its kind and asset."""
+        rt = _open_ledger(db, policy)
+        accs = [{"account": a, "kind": a.split(":", 1)[0], "asset": rt.state.asset_of(a), "balance": b}
+                for a, b in rt.balances(include_zero=True).items()]
+        if as_json:
+            click.echo(json.dumps(accs, indent=2))
+            return
+        _print_table([(x["account"], x["kind"], x["asset"], str(x["balance"])) for x in accs],
+                     ("account", "kind", "asset", "balance (minor units)"))
+
+    @ledger.command("history")
+    @click.argument("db")
+    @click.option("--account", default=None, help="Only entries that post to this account.")
+    @click.option("--limit", default=0, type=int, help="Only the last N entries.")
+    @click.option("--policy", default=None)
+    @click.option("--json", "as_json", is_flag=True)
+    def ledger_history(db: str, account: Optional[str], limit: int, policy: Optional[str],
+                       as_json: bool) -> None:
+        """Journal entries (event, postings, hash), oldest first."""
+        rt = _open_ledger(db, policy)
+        hist = rt.history(account)
+        if limit:
+            hist = hist[-limit:]
+        if as_json:
+            click.echo(json.dumps(hist, indent=2))
+            return
+        for h in hist:
+            ev = h["event"]
+            click.echo(f"#{h['seq']} t={ev['time']} {ev['type']} {ev['id']} by {ev['submitter']} "
+                       f"[{h['hash'][:12]}]")
+            for t in h["timers"]:
+                click.echo(f"    timer {t['handler']} due {t['due']}"
+                           + (f" ({t['key']})" if t.get("key") else "") + f": {t['status']}")
+            for p in h["postings"]:
+                click.echo(f"    {p['kind']:>9} {p['amount']:>12} {p['asset']:<10} {p['from']} -> {p['to']}")
+
+    @ledger.command("records")
+    @click.argument("db")
+    @click.argument("record")
+    @click.option("--policy", default=None)
+    def ledger_records(db: str, record: str, policy: Optional[str]) -> None:
+        """Live records of one kind, as JSON."""
+        from charter.runtime.values import to_json_value
+        rt = _open_ledger(db, policy)
+        if record not in rt.state.records:
+            _fail(f"no record kind {record!r} (records: {', '.join(sorted(rt.state.records)) or 'none'})")
+        click.echo(json.dumps(to_json_value(rt.records(record)), indent=2))
+
+    @cli.command()
+    @click.argument("db")
+    @click.option("--policy", default=None, help="Compile this policy instead of the recorded one.")
+    @click.option("--json", "as_json", is_flag=True)
+    def audit(db: str, policy: Optional[str], as_json: bool) -> None:
+        """Re-verify a ledger: hash chain, balances from postings, and a full replay."""
+        from charter.runtime.api import replay
+        rt = _open_ledger(db, policy)
+        rep = rt.audit()
+        rpl = replay(rt)
+        problems = list(rep.problems) + [p for p in rpl.problems if p not in rep.problems]
+        ok = rep.ok and rpl.ok
+        if as_json:
+            click.echo(json.dumps({"ok": ok, "entries": rep.entries, "head": rep.head,
+                                   "problems": problems}, indent=2))
+        else:
+            click.echo(f"{db}: {rep.entries} journal entries, {rep.balances_checked} accounts checked")
+            if ok:
+                click.echo(f"OK: hash chain intact, balances match postings, replay reproduces the state")
+                click.echo(f"journal head {rep.head}")
+            else:
+                click.echo(f"FAILED: {len(problems)} problem(s)")
+                for p in problems[:50]:
+                    click.echo(f"  - {p}")
+        sys.exit(0 if ok else 1)
+
+    @cli.command()
+    @click.argument("db")
+    @click.option("--policy", default=None, help="Compile this policy instead of the recorded one.")
+    @click.option("--json", "as_json", is_flag=True)
+    def replay(db: str, policy: Optional[str], as_json: bool) -> None:
+        """Rebuild the state from the journal alone and compare it with the ledger."""
+        from charter.runtime.api import replay as do_replay
+        from charter.runtime.store import StoreError
+        if not Path(db).is_file():
+            _fail(f"{db}: no such ledger file")
+        pol = _compile(policy) if policy else None
+        try:
+            rep = do_replay(db, pol)
+        except StoreError as exc:
+            _fail(str(exc))
+        if as_json:
+            click.echo(json.dumps(rep.to_dict(), indent=2))
+        else:
+            click.echo(f"replayed {rep.entries} entries")
+            click.echo(f"final hash  {rep.head}")
+            click.echo(f"stored hash {rep.stored_head}")
+            click.echo("match: state and journal reproduced exactly" if rep.ok else "MISMATCH")
+            for p in rep.problems:
+                click.echo(f"  - {p}")
+        sys.exit(0 if rep.ok else 1)
+
+    @cli.command("test")
+    @click.argument("paths", nargs=-1, required=True)
+    @click.option("-k", "keyword", default=None, help="Only tests whose name contains this text.")
+    @click.option("--json", "as_json", is_flag=True)
+    @click.option("-v", "verbose", is_flag=True, help="One line per test.")
+    def test_cmd(paths: tuple[str, ...], keyword: Optional[str], as_json: bool, verbose: bool) -> None:
+        """Run the `test` blocks of policies (files or directories of *.charter)."""
+        from charter.compiler.pipeline import Compilation
+        from charter.runtime.testing import run_tests
+        files: list[Path] = []
+        for p in paths:
+            path = Path(p)
+            if path.is_dir():
+                files.extend(sorted(path.rglob("*.charter")))
+            elif path.is_file():
+                files.append(path)
+            else:
+                _fail(f"{p}: no such file or directory")
+        if not files:
+            _fail("no .charter files found")
+        started = time.perf_counter()
+        results = []
+        errors: list[str] = []
+        for f in files:
+            try:
+                pol = Compilation.from_path(f).ir
+            except CharterError as exc:
+                errors.append(f"{f}: does not compile\n" + render_text(exc.diagnostics, exc.sources))
+                if not as_json:
+                    click.echo(f"{f} E")
+                continue
+            res = [r for r in run_tests(pol) if keyword is None or keyword in r.name]
+            results.extend((f, r) for r in res)
+            if not as_json:
+                if verbose:
+                    for r in res:
+                        click.echo(f"{f}::{r.name} {'PASSED' if r.passed else 'FAILED'}")
+                elif res:
+                    click.echo(f"{f} " + "".join("." if r.passed else "F" for r in res))
+        failed = [(f, r) for f, r in results if not r.passed]
+        passed = len(results) - len(failed)
+        elapsed = time.perf_counter() - started
+        if as_json:
+            click.echo(json.dumps({"passed": passed, "failed": len(failed), "errors": errors,
+                                   "tests": [{"file": str(f), **r.to_dict()} for f, r in results]},
+                                  indent=2))
+        else:
+            for f, r in failed:
+                click.echo(f"\n___ {f}::{r.name} ___ ({r.span})")
+                for msg in r.failures:
+                    click.echo(f"  {msg}")
+            for e in errors:
+                click.echo("\n" + e)
+            summary = f"{passed} passed"
+            if failed:
+                summary += f", {len(failed)} failed"
+            if errors:
+                summary += f", {len(errors)} error(s)"
+            click.echo(f"\n{summary} in {elapsed:.2f}s")
+        sys.exit(1 if failed or errors else 0)
+
+
+class _NoBar:
+    def __enter__(self) -> "_NoBar":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        pass
