@@ -86,7 +86,7 @@ class Codes:
 def sort_of(t: ir.Type) -> z3.SortRef:
     if isinstance(t, ir.TBool):
         return z3.BoolSort()
-    if isinstance(t, ir.TRatio):
+    if isinstance(t, (ir.TRatio, getattr(ir, "TFrac", ir.TRatio))):
         return z3.RealSort()
     if isinstance(t, ir.TOptional):
         return sort_of(t.inner)
@@ -440,6 +440,11 @@ class Encoder:
         args: dict[str, Any] = {}
         for f in h.params:
             v = self.named(f"arg.{f.name}", f.type)
+            lo, hi = getattr(f, "lo", None), getattr(f, "hi", None)
+            if lo is not None and not isinstance(v, (Opt, SList)):
+                self.assumptions.append(v >= self.const(lo, f.type))
+            if hi is not None and not isinstance(v, (Opt, SList)):
+                self.assumptions.append(v <= self.const(hi, f.type))
             env[f.name] = v
             args[f.name] = v
             self.watches.append(Watch(f.name, v, f.type, "arg"))
@@ -822,6 +827,15 @@ class Encoder:
         return v
 
     def expr(self, e: Any, env: dict, state: State, guard: Any) -> Any:
+        v = self._expr(e, env, state, guard)
+        t = getattr(e, "type", None)
+        if isinstance(v, Opt) and t is not None and not isinstance(t, ir.TOptional):
+            # the type checker narrowed an optional (after `is some`): it must be present
+            self.require(guard, v.some)
+            return v.val
+        return v
+
+    def _expr(self, e: Any, env: dict, state: State, guard: Any) -> Any:
         if isinstance(e, ir.Const):
             return self.const(e.value, e.type)
         if isinstance(e, ir.Local):

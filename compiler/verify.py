@@ -499,10 +499,14 @@ def _auto_invariants(policy: ir.Policy) -> list[Inv]:
     for rec in policy.records:
         for f in rec.fields:
             t = f.type
+            flo, fhi = getattr(f, "lo", None), getattr(f, "hi", None)
             if isinstance(t, ir.TAmount):
-                lo, hi = 0, None
-            elif isinstance(t, ir.TInt) and (t.lo is not None or t.hi is not None):
-                lo, hi = t.lo, t.hi
+                lo, hi = (0 if flo is None else flo), fhi
+            elif isinstance(t, ir.TInt) and (t.lo, t.hi, flo, fhi) != (None,) * 4:
+                lo = t.lo if flo is None else flo
+                hi = t.hi if fhi is None else fhi
+            elif isinstance(t, (ir.TRatio, ir.TDuration, ir.TTime)) and (flo, fhi) != (None, None):
+                lo, hi = flo, fhi
             else:
                 continue
             ref = ir.RecordField(record=rec.name, key=ir.Local(name="$r", type=ir.TRecord(record=rec.name)),
@@ -515,6 +519,51 @@ def _auto_invariants(policy: ir.Policy) -> list[Inv]:
             cond = conds[0] if len(conds) == 1 else ir.Binary(op="and", left=conds[0], right=conds[1],
                                                                type=ir.TBool())
             out.append(Inv(f"{rec.name}.{f.name} in range", cond, rec.name, "$r", auto=True))
+        out += _relational_candidates(rec)
+    return out
+
+
+def _relational_candidates(rec: ir.Record) -> list[Inv]:
+    """Candidates relating a record's fields and its escrow: ``f <= g`` for fields of one
+    unit, ``balance(R) >= f`` for amounts of the held asset, optionally under a bool field
+    (``open => balance(R) >= price``).  Houdini keeps only the inductive ones."""
+    key = ir.Local(name="$r", type=ir.TRecord(record=rec.name))
+    out: list[Inv] = []
+
+    def ref(f: ir.Field) -> ir.RecordField:
+        return ir.RecordField(record=rec.name, key=key, field=f.name, type=f.type)
+
+    def cmp(op: str, a: ir.Expr, b: ir.Expr) -> ir.Binary:
+        return ir.Binary(op=op, left=a, right=b, type=ir.TBool())
+
+    nums = [f for f in rec.fields if isinstance(f.type, (ir.TInt, ir.TAmount))]
+    for f in rec.fields:
+        if isinstance(f.type, ir.TInt):
+            out.append(Inv(f"{rec.name}.{f.name} >= 0", cmp(">=", ref(f), ir.Const(value=0, type=f.type)),
+                           rec.name, "$r", auto=True))
+    for f in nums:
+        for g in nums:
+            if f is not g and f.type == g.type:
+                out.append(Inv(f"{rec.name}.{f.name} <= {g.name}", cmp("<=", ref(f), ref(g)),
+                               rec.name, "$r", auto=True))
+    if rec.holds:
+        bal = ir.AccBalance(account=ir.AccEscrow(record=rec.name, key=key, asset=rec.holds),
+                            type=ir.TAmount(asset=rec.holds))
+        bools = [f for f in rec.fields if isinstance(f.type, ir.TBool)]
+        for f in nums:
+            if f.type != ir.TAmount(asset=rec.holds):
+                continue
+            base = cmp(">=", bal, ref(f))
+            out.append(Inv(f"balance({rec.name}) >= {f.name}", base, rec.name, "$r", auto=True))
+            for b in bools:
+                for neg in (False, True):
+                    c: ir.Expr = ref(b)
+                    if neg:
+                        c = ir.Unary(op="not", operand=c, type=ir.TBool())
+                    out.append(Inv(f"{'not ' if neg else ''}{b.name} => balance({rec.name}) >= {f.name}",
+                                   ir.Binary(op="or", left=ir.Unary(op="not", operand=c, type=ir.TBool()),
+                                             right=base, type=ir.TBool()),
+                                   rec.name, "$r", auto=True))
     return out
 
 
@@ -599,15 +648,27 @@ def houdini(policy: ir.Policy, preps: dict[str, Prepared], invs: list[Inv],
             for inv in invs:
                 if inv.name in alive:
                     assume += prep.inv_pre[inv.name]
-            for inv in invs:
-                if inv.name not in alive:
-                    continue
-                r, model = solve(assume + [z3.Not(prep.inv_post[inv.name])], opts.timeout_ms)
-                if r != "unsat":
-                    alive.discard(inv.name)
-                    failed[inv.name] = (REFUTED if r == "sat" else UNKNOWN, hname, model)
-                    changed = True
-                    break  # assumptions changed: rebuild them
+            live = [inv for inv in invs if inv.name in alive]
+            if not live:
+                continue
+            # one query finds a state breaking some candidate; drop every candidate it breaks
+            r, model = solve(assume + [z3.Or(*[z3.Not(prep.inv_post[i.name]) for i in live])],
+                             opts.timeout_ms)
+            if r == "unsat":
+                continue
+            changed = True
+            if r == "sat":
+                for inv in live:
+                    if z3.is_false(model.eval(prep.inv_post[inv.name], model_completion=True)):
+                        alive.discard(inv.name)
+                        failed[inv.name] = (REFUTED, hname, model)
+            else:
+                # undecided: check one by one so one hard candidate does not sink the others
+                for inv in live:
+                    r1, m1 = solve(assume + [z3.Not(prep.inv_post[inv.name])], opts.timeout_ms)
+                    if r1 != "unsat":
+                        alive.discard(inv.name)
+                        failed[inv.name] = (REFUTED if r1 == "sat" else UNKNOWN, hname, m1)
     return alive, failed
 
 
@@ -695,10 +756,12 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
         status, msg, cex, span = PROVED, "", None, h.span
         unknown = False
         for o in obs:
-            # the question: can every require hold and this runtime check still fail?
-            r, model = solve(base + [m.ok_explicit, o.guard, z3.Not(o.cond)], opts.timeout_ms)
+            # the question: can every require hold, every earlier runtime check pass (else the
+            # event was already rejected there), and this check still fail?
+            earlier = [z3.Implies(e.guard, e.cond) for e in m.obligations[:m.obligations.index(o)]]
+            r, model = solve(base + [m.ok_explicit, o.guard, z3.Not(o.cond)] + earlier, opts.timeout_ms)
             if r == "sat":
-                bad_status = GUARD if kind == "no_overdraft" else REFUTED
+                bad_status = GUARD if kind in ("no_overdraft", "supply_cap") else REFUTED
                 extra = {"amount": o.amount} if o.amount is not None else None
                 cex = counterexample(m, model, policy, f"line {o.span.line}: {o.detail}", extra,
                                      account=(o.account, o.index))
@@ -760,7 +823,8 @@ def _message(kind: str, o: Any, cex: dict) -> str:
                 f"(amount {amt}), e.g. when it was already released: the handler does not ensure "
                 "an escrow is released at most once and at most its amount")
     if kind == "supply_cap":
-        return f"line {o.span.line}: {o.detail} (mint {amt})"
+        return (f"line {o.span.line}: {o.detail} (mint {amt}) with every require satisfied. The runtime "
+                "rejects such an event, but no `require` states why: guard it with `supply(...)`")
     return o.detail
 
 
