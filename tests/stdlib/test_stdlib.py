@@ -33,6 +33,8 @@ EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
                         "e33", "e36", "e37", "e40"),
     "iaas_market": ("e12", "e16", "e19", "e20", "e24", "e28", "e29", "e30", "e32", "e37", "e39",
                     "e40", "e42"),
+    "compute_staking": ("e11", "e12", "e15", "e18", "e20", "e22", "e24", "e30", "e32", "e36",
+                        "e37", "e45", "e48"),
 }
 
 
