@@ -128,7 +128,7 @@ class Compiler:
                 return auth_any
             def auth_role(e: Env) -> None:
                 if e.submitter not in e.st.roles[role]:
-                    raise Rejected("unauthorised", f"{e.submitter} is not a {role} and may not submit {h.name}", span)
+                    raise Rejected("unauthorised", f"{e.submitter} does not hold the {role} role and may not submit {h.name}", span)
                 e.loc[binder] = e.submitter
             return auth_role
         if isinstance(a, ir.AuthParty):
@@ -380,7 +380,7 @@ class Compiler:
             if p == "clock":
                 raise Rejected("bad_party", "the clock cannot hold a role", s.span)
             if p in e.st.roles[role]:
-                raise Rejected("already_member", f"{p} is already a {role}", s.span)
+                raise Rejected("already_member", f"{p} already holds the {role} role", s.span)
             attrs_: dict[str, Any] = {}
             for name, d in defaults.items():
                 f = given.get(name, d)
@@ -396,7 +396,7 @@ class Compiler:
         def expel(e: Env) -> None:
             p = party(e)
             if p not in e.st.roles[role]:
-                raise Rejected("not_member", f"{p} is not a {role}", s.span)
+                raise Rejected("not_member", f"{p} does not hold the {role} role", s.span)
             e.st.set_role(role, p, None)
         return expel
 
@@ -581,7 +581,7 @@ class Compiler:
             p = party(e)
             attrs_ = e.st.roles[role].get(p)
             if attrs_ is None:
-                raise Rejected("not_member", f"{p} is not a {role}")
+                raise Rejected("not_member", f"{p} does not hold the {role} role")
             return attrs_.get(attr)
         return role_attr
 

@@ -186,7 +186,7 @@ class Converter:
             if not isinstance(v, str) or not v:
                 raise bad("a party id (text)")
             if t.role is not None and state is not None and not state.has_role(v, t.role):
-                raise Rejected("bad_argument", f"{what}: {v} is not a {t.role}")
+                raise Rejected("bad_argument", f"{what}: {v} does not hold the {t.role} role")
             return v
         if isinstance(t, ir.TRecord):
             if not isinstance(v, str):

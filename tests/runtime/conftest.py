@@ -1,0 +1,21 @@
+"""Shared fixtures for the runtime tests: the worked gig-market example, compiled once."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "gig_market"
+
+
+@pytest.fixture(scope="session")
+def gig_policy():
+    from charter.compiler.pipeline import Compilation
+    return Compilation.from_path(EXAMPLE / "policy.charter").ir
+
+
+@pytest.fixture(scope="session")
+def gig_events():
+    return [json.loads(line) for line in (EXAMPLE / "events.jsonl").read_text().splitlines() if line.strip()]
