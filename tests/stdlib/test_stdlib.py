@@ -35,6 +35,8 @@ EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
                     "e40", "e42"),
     "compute_staking": ("e11", "e12", "e15", "e18", "e20", "e22", "e24", "e30", "e32", "e36",
                         "e37", "e45", "e48"),
+    "asset_royalties": ("e17", "e18", "e25", "e26", "e27", "e28", "e32", "e33", "e35", "e43",
+                        "e44"),
 }
 
 
