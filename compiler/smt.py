@@ -190,6 +190,8 @@ class SplitInfo:
     minimum: Any
     cap: Any
     src: str
+    scaled: Any = None  # raw share * total - rest * weight, as linear terms (None: not available)
+    trivial: Any = None  # the split pays nothing by weight (total or rest is 0)
 
 
 @attrs.define
@@ -798,10 +800,11 @@ class Encoder:
         okind = "escrow_overdraft" if skind == "escrow" else "overdraft"
         self.oblige(guard, have >= amount, okind, s.span, "split takes more than the source holds",
                     sdesc, skind, sidx, amount)
+        self.last_split_scaled = (None, None)
         shares, leftover, total, rest = _split_shares(self, z3.And(guard, z3.And(*valid)), s.method,
                                                       amount, weights, included, n, mn, cap)
         info = SplitInfo(guard, s.span, s.method, amount, rest, weights, included, recips, shares,
-                         leftover, total, n, mn, cap, sdesc)
+                         leftover, total, n, mn, cap, sdesc, *self.last_split_scaled)
         self.splits.append(info)
         # postings: each included recipient's share leaves the source
         rkind = s.to.type if s.to is not None else s.var_type
@@ -1050,15 +1053,37 @@ def _split_shares(enc: Encoder, active: Any, method: str, amount: Any, weights: 
     # excluded slots get nothing
     cons += [z3.Implies(z3.Not(c), r == 0) for c, r in zip(included, raw)]
     nt = z3.Not(trivial)
+    scaled = None  # raw[i] * total as a linear term, when the method allows it
     if method in ("largest_remainder", "sequential_floor", "floor_dust"):
         q = [enc.fresh(f"split.q[{i}]", z3.IntSort()) for i in range(k)]
         rm = [enc.fresh(f"split.r[{i}]", z3.IntSort()) for i in range(k)]
+        prod = [enc.fresh(f"split.p[{i}]", z3.IntSort()) for i in range(k)]  # rest * w_i
+        qw = [enc.fresh(f"split.qw[{i}]", z3.IntSort()) for i in range(k)]  # q_i * total
         for i in range(k):
-            cons.append(z3.Implies(nt, z3.And(rest * ws[i] == q[i] * total + rm[i],
-                                              rm[i] >= 0, rm[i] < total)))
+            cons.append(z3.Implies(nt, z3.And(prod[i] == rest * ws[i], qw[i] == q[i] * total,
+                                              prod[i] == qw[i] + rm[i], rm[i] >= 0, rm[i] < total)))
         left = rest - z3.Sum(*q)
+        # Consequences of the definitions above, stated so Z3 need not rediscover them by
+        # non-linear reasoning (each follows from floor division by total > 0 with rest,
+        # weights >= 0); the hypothesis test against runtime.semantics checks them.
+        for i in range(k):
+            cons.append(z3.Implies(nt, z3.And(prod[i] >= 0, q[i] >= 0, qw[i] >= 0)))
+            for j in range(k):
+                if i != j:
+                    cons.append(z3.Implies(z3.And(nt, ws[i] >= ws[j]), prod[i] >= prod[j]))
+                    cons.append(z3.Implies(z3.And(nt, ws[i] == ws[j]),
+                                           z3.And(prod[i] == prod[j], q[i] == q[j], rm[i] == rm[j],
+                                                  qw[i] == qw[j])))
+                    cons.append(z3.Implies(z3.And(nt, prod[i] >= prod[j]), q[i] >= q[j]))
+                    cons.append(z3.Implies(z3.And(nt, q[i] == q[j]), qw[i] == qw[j]))
+                    cons.append(z3.Implies(z3.And(nt, q[i] > q[j]), qw[i] >= qw[j] + total))
+                    cons.append(z3.Implies(z3.And(nt, ws[i] > ws[j]), prod[i] > prod[j]))
+        cons.append(z3.Implies(nt, z3.Sum(*prod) == rest * total))
+        cons.append(z3.Implies(nt, z3.Sum(*rm) == left * total))
+        cons.append(z3.Implies(nt, z3.And(left >= 0, left < n)))
         if method == "floor_dust":
             cons += [z3.Implies(z3.And(nt, c), r == qq) for c, r, qq in zip(included, raw, q)]
+            scaled = [-rm[i] for i in range(k)]
         elif method == "sequential_floor":
             # the last included recipient with a positive weight takes what is left
             for i in range(k):
@@ -1066,6 +1091,10 @@ def _split_shares(enc: Encoder, active: Any, method: str, amount: Any, weights: 
                 is_last = z3.And(included[i], ws[i] > 0, z3.Not(z3.Or(*later_pos)) if later_pos else True)
                 cons.append(z3.Implies(z3.And(nt, included[i]),
                                        raw[i] == q[i] + z3.If(is_last, left, 0)))
+            scaled = [-rm[i] + z3.If(z3.And(included[i], ws[i] > 0,
+                                           z3.Not(z3.Or(*[z3.And(included[j], ws[j] > 0)
+                                                          for j in range(i + 1, k)])) if i + 1 < k else True),
+                                    z3.Sum(*rm), 0) for i in range(k)]
         else:
             bonus = [enc.fresh(f"split.b[{i}]", z3.IntSort()) for i in range(k)]
             for i in range(k):
@@ -1073,6 +1102,7 @@ def _split_shares(enc: Encoder, active: Any, method: str, amount: Any, weights: 
                 cons.append(z3.Implies(nt, z3.Or(bonus[i] == 0, bonus[i] == 1)))
                 cons.append(z3.Implies(z3.And(nt, z3.Not(included[i])), bonus[i] == 0))
             cons.append(z3.Implies(nt, z3.Sum(*bonus) == left))
+            scaled = [z3.If(bonus[i] == 1, total, 0) - rm[i] for i in range(k)]
             # units go to the largest remainders, ties to the earlier recipient
             for i in range(k):
                 for j in range(k):
@@ -1106,4 +1136,7 @@ def _split_shares(enc: Encoder, active: Any, method: str, amount: Any, weights: 
         shares.append(s)
     leftover = amount - (z3.Sum(*shares) if shares else z3.IntVal(0))
     enc.assumptions.append(z3.Implies(active, z3.And(*cons)))
+    if scaled is not None:
+        scaled = [z3.If(z3.Or(trivial, z3.Not(c)), 0, e) for c, e in zip(included, scaled)]
+    enc.last_split_scaled = (scaled, trivial)
     return shares, leftover, total, rest

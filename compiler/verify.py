@@ -872,8 +872,12 @@ def _split_property(policy: ir.Policy, p: ir.SplitProperty, prep: Optional[Prepa
         if p.kind == "proportional":
             b = bound if bound is not None else z3.IntVal(1)
             for i in range(k):
-                # |(share - minimum) - rest*w/W| <= b, cross-multiplied by W > 0
-                diff = (s[i] - base_min) * sp.total - sp.rest * w[i]
+                # |(share - minimum) - rest*w/W| <= b, cross-multiplied by W > 0; the linear
+                # form (scaled share) is used when no cap can cut the share
+                if sp.scaled is not None and sp.cap is None:
+                    diff = sp.scaled[i]
+                else:
+                    diff = (s[i] - base_min) * sp.total - sp.rest * w[i]
                 conds.append(z3.Implies(z3.And(inc[i], sp.total > 0),
                                         z3.And(diff <= b * sp.total, -diff <= b * sp.total)))
             premise.append(z3.And(sp.total > 0, sp.n > 0))

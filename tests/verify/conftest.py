@@ -1,0 +1,29 @@
+"""Shared helpers for the verifier tests: compile Charter text and verify it quickly."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from charter.compiler import verify as V  # noqa: E402
+from charter.compiler.pipeline import Compilation  # noqa: E402
+
+TIMEOUT_MS = 4000
+
+
+def compile_text(text: str, name: str = "t"):
+    return Compilation.from_text(text, file=f"{name}.charter").ir
+
+
+def verify_text(text: str, bound: int = 3):
+    policy = compile_text(text)
+    results = V.verify(policy, V.Options(bound=bound, timeout_ms=TIMEOUT_MS), use_cache=False)
+    return policy, {r.name: r for r in results}
+
+
+@pytest.fixture
+def run():
+    return verify_text

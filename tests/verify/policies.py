@@ -1,0 +1,100 @@
+"""Correct/buggy policy twins for the verifier tests, as Charter source (table rows use these)."""
+from __future__ import annotations
+
+HEADER = """policy {name} version "1"
+asset Credit: token, decimals 2, mintable, burnable
+role Agent
+pool commons of Credit
+"""
+
+# -- fee: a percent allowed above 100% makes a payout negative -------------
+FEE = HEADER + """
+param fee: percent = 2% within 0%..{hi}
+record Task holds Credit {{ poster: Agent, budget: Credit, worker: Agent?, open: bool = true }}
+on post(id: text, budget: Credit) by poster: Agent {{
+    require budget > 0 Credit else "budget must be positive"
+    require balance(poster, Credit) >= budget else "insufficient funds"
+    require not exists Task(id) else "task exists"
+    create Task(id) {{ poster = poster, budget = budget, worker = poster }}
+    escrow budget from poster into Task(id)
+}}
+on complete(id: Task) by Task(id).poster {{
+    let t = Task(id)
+    require t.open and t.worker is some else "not assignable"
+    let cut = floor(t.budget * fee)
+    release t.budget - cut from Task(id) to t.worker
+    release cut from Task(id) to commons
+    set t.open = false
+}}
+"""
+
+# -- refund: releasable twice without an `open` guard ----------------------
+REFUND = HEADER + """
+record Task holds Credit {{ poster: Agent, budget: Credit, open: bool = true }}
+on post(id: text, budget: Credit) by poster: Agent {{
+    require budget > 0 Credit else "budget must be positive"
+    require balance(poster, Credit) >= budget else "insufficient funds"
+    require not exists Task(id) else "task exists"
+    create Task(id) {{ poster = poster, budget = budget }}
+    escrow budget from poster into Task(id)
+}}
+on refund(id: Task) by Task(id).poster {{
+    let t = Task(id)
+    {guard}
+    release t.budget from Task(id) to t.poster
+}}
+"""
+REFUND_GUARD = 'require t.open else "already refunded"\n    set t.open = false'
+
+# -- splits: method and options vary; declared fairness properties ---------
+SPLIT = HEADER + """
+on deposit(amount: Credit) by g: Agent {{
+    require amount > 0 Credit else "positive"
+    require balance(g, Credit) >= amount else "insufficient funds"
+    transfer amount from g to commons
+}}
+on epoch(amount: Credit) by clock {{
+    require amount >= 0 Credit and balance(commons) >= amount else "pool too small"
+    split amount from commons among a in Agent by {weight} rounding {method}{opts}
+}}
+{props}
+"""
+
+# -- budget: a payout bounded by min() vs not ------------------------------
+BUDGET = HEADER + """
+on claim(amount: Credit) by a: Agent {{
+    require amount > 0 Credit else "positive"
+    let pay = {pay}
+    require balance(commons) >= pay else "pool too small"
+    transfer pay from commons to a
+}}
+property claim_small: claim pays from commons at most 10 Credit
+"""
+
+# -- record invariant: closed tasks hold nothing -----------------------------
+INVARIANT = HEADER + """
+record Job holds Credit {{ client: Agent, price: Credit, open: bool = true }}
+on order(id: text, price: Credit) by c: Agent {{
+    require price > 0 Credit else "positive"
+    require balance(c, Credit) >= price else "insufficient funds"
+    require not exists Job(id) else "exists"
+    create Job(id) {{ client = c, price = price }}
+    escrow price from c into Job(id)
+}}
+on close(id: Job) by Job(id).client {{
+    let j = Job(id)
+    require j.open else "closed"
+    {body}
+    set j.open = false
+}}
+property closed_empty: for each j in Job always j.open or balance(Job(j)) == 0 Credit
+"""
+
+# -- vacuity: requires that can never all hold -------------------------------
+VACUOUS = HEADER + """
+on odd(amount: Credit) by a: Agent {{
+    require amount > 5 Credit else "big"
+    require amount < {lo} else "small"
+    transfer amount from commons to a
+}}
+"""
