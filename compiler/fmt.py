@@ -23,7 +23,8 @@ from typing import Any, Optional, Sequence
 import attrs
 
 from . import ast
-from .parse import parse_source
+from .diagnostics import Diagnostic
+from .parse import ParseFailure, parse_source
 
 WIDTH = 100
 INDENT = "    "
@@ -542,11 +543,24 @@ def strip_positions(node: Any) -> Any:
 _POSITIONAL = frozenset({"span", "end_span", "comments", "file"})
 
 
+def _too_deep(module: ast.Module) -> ParseFailure:
+    return ParseFailure(Diagnostic(
+        "E0104", "the policy is nested too deeply to format", module.span,
+        hint="flatten deeply nested blocks or types"))
+
+
 def format_module(module: ast.Module, text: str) -> str:
-    """Canonical text of ``module``, which was parsed from ``text`` (for comments)."""
-    p = _Printer(text, module)
-    p.module(module)
-    return p.render()
+    """Canonical text of ``module``, which was parsed from ``text`` (for comments).
+
+    The parser bounds expression depth but not block nesting; a policy nested
+    past Python's recursion limit is refused with E0104, as the checker does.
+    """
+    try:
+        p = _Printer(text, module)
+        p.module(module)
+        return p.render()
+    except RecursionError:
+        raise _too_deep(module) from None
 
 
 def format_source(text: str, file: str = "<input>") -> str:
@@ -571,7 +585,11 @@ def format_verified(text: str, file: str = "<input>") -> str:
         after = parse_source(out, file)
     except Exception as err:  # a formatter bug, reported with the file name
         raise FormatterBug(f"{file}: formatted text does not parse: {err}") from None
-    if strip_positions(after) != strip_positions(before):
+    try:
+        same = strip_positions(after) == strip_positions(before)
+    except RecursionError:
+        raise _too_deep(before) from None
+    if not same:
         raise FormatterBug(f"{file}: formatting would change the policy's meaning")
     if sorted(c.text for c in after.comments) != sorted(c.text for c in before.comments):
         raise FormatterBug(f"{file}: formatting would lose or alter a comment")
