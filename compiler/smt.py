@@ -455,6 +455,7 @@ class Encoder:
             self.assumptions.append(submitter == self.codes.code("clock"))
         elif isinstance(h.auth, ir.AuthRole):
             env[h.auth.binder] = submitter
+            self.assumptions.append(submitter != self.codes.code("clock"))
             if h.auth.role:
                 self.require(true, self.has_role(state, submitter, h.auth.role))
             self.watches.append(Watch(h.auth.binder, submitter, ir.TParty(role=h.auth.role), "submitter"))
@@ -656,6 +657,9 @@ class Encoder:
                     prev_item, prev_present = items[-1]
                     # slots are a prefix, strictly increasing in key order
                     self.assumptions.append(z3.Implies(present, z3.And(prev_present, prev_item < item)))
+                if isinstance(src, ir.RoleMembers):
+                    # the built-in clock never holds a role or an account
+                    self.assumptions.append(item != self.codes.code("clock"))
                 if isinstance(src, ir.RoleMembers) and src.role:
                     self.assumptions.append(z3.Implies(
                         present, z3.Select(self.pre_component(f"role!{src.role}"), item)))

@@ -1,0 +1,87 @@
+"""The verifier's split encoding and runtime.semantics agree: for concrete inputs the Z3
+constraints have exactly one solution, the runtime's; and proved fairness properties hold on
+random runtime executions."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import z3
+from hypothesis import given, settings, strategies as st
+
+from charter.compiler import ir
+from charter.compiler.smt import Encoder, _split_shares
+from charter.runtime import semantics
+
+POLICY = ir.Policy(name="t", version="1", assets=(), roles=(), params=(), pools=(), records=(),
+                   handlers=(), properties=(), tests=())
+
+inputs = st.tuples(
+    st.sampled_from(semantics.METHODS),
+    st.integers(0, 60),
+    st.lists(st.integers(0, 9), min_size=0, max_size=3),
+    st.one_of(st.none(), st.integers(0, 5)),
+    st.one_of(st.none(), st.integers(0, 30)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(inputs)
+def test_encoding_has_exactly_the_runtime_result(case):
+    method, amount, weights, minimum, cap = case
+    if minimum is not None and cap is not None and cap < minimum:
+        cap = minimum
+    try:
+        want, left = semantics.split(amount, weights, method, minimum, cap)
+    except semantics.SplitError:
+        return  # the runtime rejects: the verifier treats it as a failed runtime check
+    enc = Encoder(POLICY)
+    k = len(weights)
+    included = [z3.BoolVal(True)] * k
+    ws = [z3.IntVal(w) for w in weights]
+    mn = z3.IntVal(minimum) if minimum is not None else None
+    cp = z3.IntVal(cap) if cap is not None else None
+    shares, leftover, _, _ = _split_shares(enc, z3.BoolVal(True), method, z3.IntVal(amount), ws, included,
+                                           z3.IntVal(k), mn, cp)
+    s = z3.Solver()
+    s.add(*enc.assumptions)
+    assert s.check() == z3.sat, "the encoding rejects the runtime's inputs"
+    m = s.model()
+    got = [m.eval(x, model_completion=True).as_long() for x in shares]
+    assert got == want
+    assert m.eval(leftover, model_completion=True).as_long() == left
+    # uniqueness: no other allocation satisfies the constraints
+    if shares:
+        s.add(z3.Or(*[x != v for x, v in zip(shares, want)]))
+        assert s.check() == z3.unsat
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 10_000), st.lists(st.integers(0, 50), min_size=1, max_size=5))
+def test_largest_remainder_fairness_on_runtime(amount, weights):
+    """What the verifier proves for largest_remainder (proportional within 1 unit, symmetric,
+    monotone) holds on random runtime executions."""
+    shares, left = semantics.split(amount, weights, "largest_remainder")
+    total = sum(weights)
+    assert sum(shares) + left == amount and all(x >= 0 for x in shares)
+    if total == 0:
+        return
+    assert left == 0
+    for i, w in enumerate(weights):
+        assert abs(shares[i] - Fraction(amount * w, total)) <= 1
+        for j, v in enumerate(weights):
+            if w > v:
+                assert shares[i] >= shares[j]
+            if w == v:
+                assert abs(shares[i] - shares[j]) <= 1
+
+
+def test_rounding_builtins_match_runtime():
+    enc = Encoder(POLICY)
+    from charter.compiler.smt import zceil, zfloor, zround
+    for num in range(-13, 14):
+        for den in (1, 2, 3, 4, 7):
+            x = Fraction(num, den)
+            r = z3.RealVal(x)
+            for fn, ref in ((zfloor, semantics.floor), (zceil, semantics.ceil), (zround, semantics.round_half_up)):
+                assert z3.simplify(fn(r)).as_long() == ref(x), (fn.__name__, x)
+    del enc
