@@ -37,6 +37,7 @@ EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
                         "e37", "e45", "e48"),
     "asset_royalties": ("e17", "e18", "e25", "e26", "e27", "e28", "e32", "e33", "e35", "e43",
                         "e44"),
+    "licensed_gig": ("e05", "e11", "e16", "e20", "e25", "e28", "e31", "e36", "e43", "e44"),
 }
 
 
