@@ -1,0 +1,113 @@
+"""`charter verify` and `charter diff` from the command line: formats, exit codes, cache."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import policies as P
+from charter.cli import cli
+
+
+@pytest.fixture
+def files(tmp_path):
+    good = tmp_path / "good.charter"
+    good.write_text(P.FEE.format(name="fee", hi="10%"))
+    bad = tmp_path / "bad.charter"
+    bad.write_text(P.FEE.format(name="fee", hi="150%"))
+    return tmp_path, good, bad
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_text_report_and_exit_codes(files):
+    tmp, good, bad = files
+    r = invoke("verify", str(good), "--cache-dir", str(tmp / "c"))
+    assert r.exit_code == 0, r.output
+    assert "0 refuted" in r.output
+    r = invoke("verify", str(bad), "--cache-dir", str(tmp / "c"))
+    assert r.exit_code == 1
+    assert "REFUTED" in r.output and "non_negative" in r.output and "fee = " in r.output
+    assert '"type": "complete"' in r.output  # the replayable event
+
+
+def test_json_format(files):
+    tmp, _, bad = files
+    r = invoke("verify", str(bad), "--format", "json", "--no-cache", "--bound", "2", "--timeout-ms", "3000")
+    data = json.loads(r.output)
+    assert data["bound"] == 2 and data["timeout_ms"] == 3000
+    refuted = [x for x in data["results"] if x["status"] == "refuted"]
+    assert refuted and refuted[0]["counterexample"]["handler"] == "complete"
+    assert data["summary"]["refuted"] == len(refuted)
+
+
+def test_sarif_format(files):
+    tmp, _, bad = files
+    r = invoke("verify", str(bad), "--format", "sarif", "--no-cache")
+    doc = json.loads(r.output)
+    assert doc["version"] == "2.1.0"
+    run = doc["runs"][0]
+    errors = [x for x in run["results"] if x["level"] == "error"]
+    assert errors
+    loc = errors[0]["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"].endswith("bad.charter") and loc["region"]["startLine"] > 1
+    rule_ids = {rule["id"] for rule in run["tool"]["driver"]["rules"]}
+    assert {x["ruleId"] for x in run["results"]} <= rule_ids
+
+
+def test_cache_reuses_results(files):
+    tmp, good, _ = files
+    cache = tmp / "cache"
+    first = invoke("verify", str(good), "--cache-dir", str(cache))
+    assert "(from cache)" not in first.output
+    assert list(cache.glob("*.json"))
+    second = invoke("verify", str(good), "--cache-dir", str(cache))
+    assert "(from cache)" in second.output
+    assert first.output.splitlines()[-1].split(" (")[0] == second.output.splitlines()[-1].split(" (")[0]
+
+
+def test_strict_fails_on_guard_missing(tmp_path):
+    p = tmp_path / "g.charter"
+    p.write_text(P.FEE.format(name="g", hi="10%").replace(
+        'require balance(poster, Credit) >= budget else "insufficient funds"', ""))
+    assert invoke("verify", str(p), "--no-cache").exit_code == 0
+    r = invoke("verify", str(p), "--no-cache", "--strict")
+    assert r.exit_code == 1 and "GUARD-MISSING" in r.output
+
+
+@pytest.mark.parametrize("args", [["verify", "missing.charter"], ["verify", "--bound", "0", "x"],
+                                  ["verify", "--format", "xml", "x"], ["diff", "a.charter"]])
+def test_usage_errors_exit_2(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert invoke(*args).exit_code == 2
+
+
+def test_policy_with_errors_exits_1(tmp_path):
+    p = tmp_path / "e.charter"
+    p.write_text('policy e version "1"\non x() by p: Nobody { }\n')
+    r = invoke("verify", str(p), "--no-cache")
+    assert r.exit_code == 1 and "error" in r.output.lower()
+
+
+def test_diff_equivalent_and_different(tmp_path):
+    old = tmp_path / "old.charter"
+    new = tmp_path / "new.charter"
+    same = tmp_path / "same.charter"
+    text = P.FEE.format(name="fee", hi="10%")
+    old.write_text(text)
+    same.write_text(text.replace("\n\n", "\n\n# a comment changes nothing\n", 1))
+    new.write_text(text.replace("floor(t.budget * fee)", "ceil(t.budget * fee)"))
+    r = invoke("diff", str(old), str(same))
+    assert r.exit_code == 0 and r.output.strip().endswith("equivalent"), r.output
+    r = invoke("diff", str(old), str(new))
+    assert r.exit_code == 1, r.output
+    assert "different" in r.output and "complete" in r.output
+    assert "old: applied" in r.output and "new: applied" in r.output
+    r = invoke("diff", str(old), str(new), "--format", "json")
+    data = json.loads(r.output)
+    (h,) = [h for h in data["handlers"] if h["status"] == "different"]
+    ex = h["example"]
+    assert ex["old"]["postings"] != ex["new"]["postings"]
