@@ -140,30 +140,31 @@ class Namer:
     PARTIES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
                "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor"]
 
-    def __init__(self, enc: Encoder, model: z3.ModelRef, ints: dict[int, str]):
+    def __init__(self, enc: Encoder, model: z3.ModelRef, ints: Any):
         self.codes = enc.codes
-        self.names: dict[int, str] = {}
-        # assign in value order per category so key order (the tie order) is kept
-        by_cat: dict[str, list[int]] = {}
-        for v, cat in ints.items():
-            by_cat.setdefault(cat, []).append(v)
+        self.names: dict[tuple[str, int], str] = {}
+        # parties and keys/texts are separate namespaces at runtime; names are assigned in
+        # value order per namespace so key order (the tie order) is kept
+        by_cat: dict[str, set[int]] = {}
+        for v, cat in ints:
+            by_cat.setdefault(cat, set()).add(v)
         for cat, vals in by_cat.items():
             i = 0
-            for v in sorted(set(vals)):
-                if self.codes.text(v) is not None or v in self.names:
+            for v in sorted(vals):
+                if self.codes.text(v) is not None:
                     continue
                 if cat == "party":
                     name = self.PARTIES[i] if i < len(self.PARTIES) else f"party{i}"
                 else:
-                    name = f"{cat}{i + 1}"
-                self.names[v] = name
+                    name = f"k{i + 1}"
+                self.names[(cat, v)] = name
                 i += 1
 
-    def name(self, v: int) -> str:
+    def name(self, v: int, cat: str = "party") -> str:
         t = self.codes.text(v)
         if t is not None:
             return t
-        return self.names.get(v, f"x{v}")
+        return self.names.get((cat, v), f"x{v}")
 
 
 def _category(t: ir.Type) -> Optional[str]:
@@ -176,7 +177,7 @@ def _category(t: ir.Type) -> Optional[str]:
     if isinstance(t, ir.TRecord):
         return "key"
     if isinstance(t, ir.TText):
-        return "text"
+        return "key"  # texts are used as record keys: one namespace
     return None
 
 
@@ -193,7 +194,7 @@ def _plain(model: z3.ModelRef, value: Any, t: ir.Type, namer: Namer, policy: ir.
         return [_plain(model, x, inner, namer, policy) for x in value.items[:n]]
     v = _eval(model, value)
     if _category(t) is not None and isinstance(v, int):
-        return namer.name(v)
+        return namer.name(v, _category(t))
     if isinstance(v, Fraction):
         return {"num": v.numerator, "den": v.denominator} if v.denominator != 1 else v.numerator
     return v
@@ -241,10 +242,10 @@ def _account_asset(comp: str) -> Optional[str]:
 # Counterexamples
 
 
-def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[dict] = None) -> dict[int, str]:
+def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[set] = None) -> set:
     """Which Int values of the model are parties, record keys or texts (for naming)."""
     enc = m.encoder
-    ints = {} if ints is None else ints
+    ints = set() if ints is None else ints
     for w in m.watches:
         cat = _category(w.type)
         if cat is None:
@@ -261,14 +262,14 @@ def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[dict] = Non
             t = t.val if isinstance(t, Opt) else t
             v = _eval(model, t)
             if isinstance(v, int):
-                ints.setdefault(v, cat)
+                ints.add((v, cat))
     for comp, idx in enc.balance_reads:
         if idx is not None:
-            ints.setdefault(_eval(model, idx), "party" if comp.split("!")[0] in ("bal", "stake") else "key")
+            ints.add((_eval(model, idx), "party" if comp.split("!")[0] in ("bal", "stake") else "key"))
     for rec, keys in m.touched.items():
         for k in keys:
-            ints.setdefault(_eval(model, k), "key")
-    ints.pop(enc.codes.code("clock"), None)
+            ints.add((_eval(model, k), "key"))
+    ints.discard((enc.codes.code("clock"), "party"))
     return ints
 
 
@@ -287,7 +288,7 @@ def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, faili
     for f in h.params:
         args[f.name] = _plain(model, m.args[f.name], f.type, namer, policy)
     if h.kind == "deadline" and h.binder in m.args:
-        args[h.binder] = namer.name(_eval(model, m.args[h.binder]))
+        args[h.binder] = namer.name(_eval(model, m.args[h.binder]), "key")
     if isinstance(h.auth, ir.AuthClock):
         submitter = "clock"
     else:
@@ -315,7 +316,7 @@ def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, faili
             continue
         for k in keys:
             kv = _eval(model, k)
-            label = f"{rec_name}({json.dumps(namer.name(kv))})"
+            label = f"{rec_name}({json.dumps(namer.name(kv, 'key'))})"
             if label in records:
                 continue
             live = _eval(model, z3.Select(m.pre.get(f"live!{rec_name}"), k))
@@ -334,7 +335,7 @@ def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, faili
     slots = {}
     for w in m.watches:
         if w.group == "slot" and _eval(model, w.term.some):
-            slots[w.label] = namer.name(_eval(model, w.term.val))
+            slots[w.label] = namer.name(_eval(model, w.term.val), _category(w.type) or "party")
     postings = []
     for p in m.postings:
         if not _eval(model, p.guard):
@@ -361,7 +362,7 @@ def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, faili
     }
     if account is not None and account[0]:
         template, idx = account
-        who = namer.name(_eval(model, idx)) if idx is not None else ""
+        who = namer.name(_eval(model, idx), "key" if template.startswith("balance(") and "," not in template else "party") if idx is not None else ""
         cex["account"] = template.format("@" + who if template.startswith(("balance({},", "stake(")) else json.dumps(who)) \
             if "{}" in template else template
     if extra:
@@ -384,7 +385,7 @@ def _plain_extra(model: z3.ModelRef, v: Any, namer: Namer) -> Any:
 
 def _describe(comp: str, idx: Optional[int], namer: Namer) -> str:
     parts = comp.split("!")
-    who = namer.name(idx) if idx is not None else ""
+    who = namer.name(idx, "party" if parts[0] in ("bal", "stake") else "key") if idx is not None else ""
     if parts[0] == "bal":
         return f"balance(@{who}, {parts[1]})"
     if parts[0] == "stake":
