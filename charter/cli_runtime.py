@@ -127,6 +127,24 @@ def _read_events(path: str) -> Iterator[tuple[int, Any]]:
                 yield n, f"line {n} is not valid JSON ({exc.msg} at column {exc.colno})"
 
 
+def _resume_line(path: str, applied: set[str]) -> int:
+    """The last line of ``path`` whose event an earlier run applied (0 if none).
+
+    An id counts at its first occurrence (later ones are duplicates).  A
+    resumed run starts after this line, so it does exactly what the
+    interrupted run would have done next.
+    """
+    seen: set[str] = set()
+    last = 0
+    for n, ev in _read_events(path):
+        eid = ev.get("id") if isinstance(ev, dict) else None
+        if isinstance(eid, str) and eid not in seen:
+            seen.add(eid)
+            if eid in applied:
+                last = n
+    return last
+
+
 def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the commands
     @cli.command()
     @click.argument("policy", type=click.Path(dir_okay=False))
@@ -170,6 +188,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         except (OSError, UnicodeDecodeError) as exc:
             _fail(f"{events}: cannot read ({exc})")
         applied = skipped = ticks = 0
+        resume_at = _resume_line(events, rt.applied_ids) if rt.seq else 0
         reasons: Counter[tuple[str, str]] = Counter()
         rej_file = open(rej_path, "w", encoding="utf-8") if rej_path else None
         started = time.perf_counter()
@@ -178,6 +197,12 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             with click.progressbar(length=total, label="settling", file=sys.stderr,
                                    show_pos=True) if show else _NoBar() as bar:
                 for n, ev in _read_events(events):
+                    if n <= resume_at:
+                        # processed by an earlier run (applied, or rejected before the last
+                        # applied line): re-evaluating it against later state could differ
+                        skipped += 1
+                        bar.update(1)
+                        continue
                     if isinstance(ev, str):
                         out = None
                         rec = {"line": n, "event_id": None, "code": "bad_json", "message": ev}
@@ -213,7 +238,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         rejected = sum(reasons.values())
         if as_json:
             click.echo(json.dumps({
-                "applied": applied, "already_applied": skipped, "rejected": rejected,
+                "applied": applied, "skipped": skipped, "resumed_after_line": resume_at, "rejected": rejected,
                 "timer_entries": ticks,
                 "reasons": [{"code": c, "message": m, "count": k} for (c, m), k in reasons.most_common()],
                 "balances": {acc: bal for acc, bal in rt.balances().items()},
@@ -226,8 +251,10 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             click.echo(f"  applied:          {applied}")
             if ticks:
                 click.echo(f"  timer entries:    {ticks} (timed handlers fired from event time)")
+            if resume_at:
+                click.echo(f"  resumed after line {resume_at} (processed by an earlier run)")
             if skipped:
-                click.echo(f"  already applied:  {skipped} (skipped: resumed run or duplicate ids)")
+                click.echo(f"  skipped:          {skipped} (already processed, or duplicate ids)")
             click.echo(f"  rejected:         {rejected}")
             for (code, msg), k in reasons.most_common(15):
                 click.echo(f"    {k:6d}  {code}: {msg}")
