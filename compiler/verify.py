@@ -297,6 +297,7 @@ def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, faili
 
     # pre-state the handler reads
     pre: dict[str, Any] = {}
+    accounts: list[dict] = []
     seen = set()
     for comp, idx in enc.balance_reads:
         iv = _eval(model, idx) if idx is not None else None
@@ -306,8 +307,12 @@ def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, faili
         label = _describe(comp, iv, namer)
         term = m.pre.get(comp)
         val = _eval(model, term if idx is None else z3.Select(term, idx))
+        pterm = m.post.get(comp)
+        after = _eval(model, pterm if idx is None else z3.Select(pterm, idx))
         asset = _account_asset(comp) or (policy.pool(comp.split("!")[1]).asset if comp.startswith("pool!") else None)
         pre[label] = _show(val, ir.TAmount(asset=asset), policy) if asset else val
+        accounts.append({"account": label, "kind": comp.split("!")[0], "asset": asset,
+                         "before": val, "after": after})
     records: dict[str, dict] = {}
     for rec_name, keys in m.touched.items():
         try:
@@ -359,6 +364,7 @@ def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, faili
         "records": records,
         "collections": slots,
         "postings": postings,
+        "balances": {a["account"]: {"before": a["before"], "after": a["after"]} for a in accounts},
     }
     if account is not None and account[0]:
         template, idx = account
@@ -367,8 +373,10 @@ def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, faili
             if "{}" in template else template
     if extra:
         cex.update({k: _plain_extra(model, v, namer) for k, v in extra.items()})
-    cex["scenario"] = scenario(policy, h, params, args, submitter, now, pre, records, slots,
-                               model, m, namer)
+    applied = bool(_eval(model, m.applied))
+    cex["applied"] = applied
+    cex["scenario"] = scenario(policy, h, params, args, submitter, now, accounts, records, slots,
+                               applied)
     return cex
 
 
@@ -400,13 +408,18 @@ def _describe(comp: str, idx: Optional[int], namer: Namer) -> str:
 
 
 def scenario(policy: ir.Policy, h: ir.Handler, params: dict, args: dict, submitter: str, now: int,
-             pre: dict, records: dict, slots: dict, model: z3.ModelRef, m: HandlerModel,
-             namer: Namer) -> dict:
-    """A minimal replayable scenario: the setup (`given` facts) and the event as JSONL."""
+             accounts: list[dict], records: dict, slots: dict, applied: bool) -> dict:
+    """A minimal replayable scenario.
+
+    ``events_jsonl`` is the event for ``charter run`` (with ``run_params`` as ``--param``
+    options); ``charter_test`` is the same as a Charter ``test`` block with the ``given``
+    setup (roles, funds, parameters) and the outcome the verifier predicts: ``expect
+    rejected`` when a runtime check fails, else the balances after the event.  Records the
+    counterexample needs (``needs_records``) must be created by earlier events.
+    """
     given: list[dict] = []
     for k, v in params.items():
         given.append({"given": "param", "name": k, "value": v})
-    # roles the counterexample relies on
     roles_needed: set[tuple[str, str]] = set()
     if isinstance(h.auth, ir.AuthRole) and h.auth.role:
         roles_needed.add((submitter, h.auth.role))
@@ -420,48 +433,96 @@ def scenario(policy: ir.Policy, h: ir.Handler, params: dict, args: dict, submitt
             roles_needed.add((args[f.name], t.role))
     for who, role in sorted(roles_needed):
         given.append({"given": "role", "party": who, "role": role})
-    for label, shown in pre.items():
-        amount = _parse_shown_minor(shown, policy)
-        if amount:
-            given.append({"given": "funds", "account": label, "amount": amount})
-    needs = [f"{label} with {fields}" for label, fields in records.items() if fields.get("exists")]
+    for acc in accounts:
+        if acc["before"] and acc["kind"] in ("bal", "pool", "stake", "escrow"):
+            given.append({"given": "funds", "account": acc["account"], "asset": acc["asset"],
+                          "amount": acc["before"]})
+    needs = [label + " { " + ", ".join(f"{k} = {v}" for k, v in fields.items() if k != "exists") + " }"
+             for label, fields in records.items() if fields.get("exists")]
     event = {"id": "cex-1", "type": h.name, "submitter": submitter, "time": now, "args": args}
-    lines = [json.dumps(g, sort_keys=True) for g in given] + [json.dumps(event, sort_keys=True)]
-    test = _as_test(policy, h, given, event)
-    return {"given": given, "event": event, "jsonl": "\n".join(lines),
-            "needs_records": needs, "charter_test": test}
+    run_params = [f"{k}={_param_cli(v, policy.param(k).type, policy)}" for k, v in params.items()]
+    test = _as_test(policy, h, given, event, accounts, applied)
+    return {"given": given, "event": event, "events_jsonl": json.dumps(event, sort_keys=True),
+            "run_params": run_params, "needs_records": needs, "charter_test": test,
+            "replayable_without_history": not needs}
 
 
-def _parse_shown_minor(shown: Any, policy: ir.Policy) -> Optional[int]:
-    if isinstance(shown, int):
-        return shown
-    if not isinstance(shown, str) or " " not in shown:
-        return None
-    num, asset = shown.rsplit(" ", 1)
+def _param_cli(v: Any, t: ir.Type, policy: ir.Policy) -> str:
+    if isinstance(v, dict) and "num" in v:
+        return f"{v['num']}/{v['den']}"
+    if isinstance(t, ir.TRatio) and isinstance(v, int):
+        return str(v)
+    if isinstance(t, ir.TAmount) and isinstance(v, int):
+        return _show(v, t, policy).split(" ")[0]
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _literal(v: Any, t: ir.Type, policy: ir.Policy) -> str:
+    """A plain (payload) value as a Charter literal."""
+    if isinstance(t, ir.TOptional):
+        return "none" if v is None else _literal(v, t.inner, policy)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(t, ir.TAmount):
+        return _show(v, t, policy)
+    if isinstance(t, ir.TRatio):
+        f = Fraction(v["num"], v["den"]) if isinstance(v, dict) else Fraction(v)
+        for unit, scale in (("%", 100), (" bps", 10_000), (" ppm", 1_000_000)):
+            x = f * scale
+            if x.denominator == 1:
+                return f"{x.numerator}{unit}"
+        return f"{f.numerator} / {f.denominator}"
+    if isinstance(t, ir.TParty):
+        return "@" + str(v)
+    if isinstance(t, (ir.TText, ir.TRecord)):
+        return json.dumps(v)
+    if isinstance(t, ir.TList):
+        raise ValueError("list literal")
+    return str(v)
+
+
+def _account_literal(label: str) -> str:
+    # "balance(@alice, Credit)" -> "@alice"; "balance(commons)" -> "commons";
+    # "balance(Task(\"k1\"))" -> Task("k1")
+    inner = label[label.index("(") + 1:-1]
+    if label.startswith("balance(@"):
+        return inner.split(",")[0]
+    return inner
+
+
+def _as_test(policy: ir.Policy, h: ir.Handler, given: list, event: dict, accounts: list,
+             applied: bool) -> str:
+    out = [f'test "counterexample {h.name}" {{']
     try:
-        dec = policy.asset(asset).decimals
-    except StopIteration:
-        return None
-    f = Fraction(num)
-    return int(f * 10 ** dec)
-
-
-def _as_test(policy: ir.Policy, h: ir.Handler, given: list, event: dict) -> str:
-    """The scenario as a Charter ``test`` block (records must be created by earlier events)."""
-    out = [f'test "counterexample for {h.name}" {{']
-    for g in given:
-        if g["given"] == "param":
-            v = g["value"]
-            if isinstance(v, dict):
-                v = f"{v['num']} / {v['den']}"
-            out.append(f"    given param {g['name']} = {v}")
-        elif g["given"] == "role":
-            out.append(f"    given @{g['party']} as {g['role']}")
-        elif g["given"] == "funds":
-            out.append(f"    # given {g['amount']} minor units in {g['account']}")
-    args = ", ".join(f"{k} = {json.dumps(v)}" for k, v in event["args"].items())
-    by = "clock" if event["submitter"] == "clock" else "@" + event["submitter"]
-    out.append(f"    when {h.name}({args}) by {by} at {event['time']}")
+        for g in given:
+            if g["given"] == "param":
+                out.append(f"    given param {g['name']} = "
+                           f"{_literal(g['value'], policy.param(g['name']).type, policy)}")
+            elif g["given"] == "role":
+                out.append(f"    given @{g['party']} as {g['role']}")
+            elif g["given"] == "funds" and g["asset"]:
+                if g["account"].startswith("stake("):
+                    out.append(f"    # needs {g['amount']} minor units staked: {g['account']}")
+                    continue
+                amount = _show(g["amount"], ir.TAmount(asset=g["asset"]), policy)
+                out.append(f"    given {amount} in {_account_literal(g['account'])}")
+        types = {f.name: f.type for f in h.params}
+        args = ", ".join(f"{k} = {_literal(v, types.get(k, ir.TText()), policy)}"
+                         for k, v in event["args"].items())
+        by = "clock" if event["submitter"] == "clock" else "@" + event["submitter"]
+        out.append(f"    when {h.name}({args}) by {by} at {max(event['time'], 0)}")
+        if not applied:
+            out.append("    expect rejected")
+        else:
+            out.append("    expect ok")
+            for acc in accounts:
+                if acc["asset"] and acc["kind"] in ("bal", "pool") and acc["after"] != acc["before"]:
+                    amount = _show(acc["after"], ir.TAmount(asset=acc["asset"]), policy)
+                    out.append(f"    expect {acc['account']} == {amount}")
+    except (ValueError, KeyError, StopIteration) as exc:
+        out.append(f"    # not expressible as a test: {exc}")
     out.append("}")
     return "\n".join(out)
 
@@ -1110,10 +1171,10 @@ def _cex_lines(cex: dict, indent: str) -> list[str]:
         lines.append(f"{indent}  posting:   {p['kind']} {p['amount']} {p['from']} -> {p['to']} (line {p['line']})")
     sc = cex.get("scenario")
     if sc:
-        lines.append(f"{indent}  replay (JSONL, `given` lines first):")
-        lines += [f"{indent}    {ln}" for ln in sc["jsonl"].splitlines()]
         for need in sc.get("needs_records", []):
-            lines.append(f"{indent}    needs (create with earlier events): {need}")
+            lines.append(f"{indent}  needs record (create it with earlier events): {need}")
+        lines.append(f"{indent}  replay as a test (`charter test`):")
+        lines += [f"{indent}    {ln}" for ln in sc["charter_test"].splitlines()]
     return lines
 
 

@@ -31,7 +31,7 @@ def test_text_report_and_exit_codes(files):
     r = invoke("verify", str(bad), "--cache-dir", str(tmp / "c"))
     assert r.exit_code == 1
     assert "REFUTED" in r.output and "non_negative" in r.output and "fee = " in r.output
-    assert '"type": "complete"' in r.output  # the replayable event
+    assert 'when complete(' in r.output  # the replayable scenario
 
 
 def test_json_format(files):

@@ -80,7 +80,7 @@ def test_property(text, name, status, check):
     if status == "refuted" or status == "guard_missing":
         cex = r.counterexample
         assert cex is not None and cex["handler"] == r.handler or r.kind == "invariant"
-        assert cex["scenario"]["jsonl"].strip()
+        assert cex["scenario"]["events_jsonl"].strip() and "when " in cex["scenario"]["charter_test"]
         if check is not None:
             assert check(cex), cex
     else:

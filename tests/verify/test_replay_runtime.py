@@ -105,3 +105,34 @@ def test_symmetry_counterexample_replays():
     ws = dict(zip(members, [w for w in weights if w >= 0]))
     # two members with equal weight whose shares differ by more than one unit
     assert any(ws[a] == ws[b] and abs(got[a] - got[b]) > 1 for a in members for b in members), (got, ws)
+
+
+def _replay_as_charter_test(text: str, name: str) -> tuple:
+    _, results = verify_text(text)
+    r = results[name]
+    assert r.status == "refuted", (r.status, r.message)
+    sc = r.counterexample["scenario"]
+    assert sc["replayable_without_history"], sc["needs_records"]
+    from charter.runtime.testing import run_tests
+    policy = compile_text(text + "\n" + sc["charter_test"] + "\n")
+    return run_tests(policy), sc
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("prop,method", [("sym", "sequential_floor"), ("mono", "sequential_floor"),
+                                         ("fair", "sequential_floor"), ("capped", "largest_remainder"),
+                                         ("floored", "largest_remainder")])
+def test_split_counterexample_is_a_passing_charter_test(prop, method):
+    """The generated `test` block runs on the runtime and observes exactly the predicted
+    balances, i.e. the runtime reproduces the violation."""
+    from test_properties import split
+    (res,), sc = _replay_as_charter_test(split(method), prop)
+    assert res.passed, (res.failures, sc["charter_test"])
+    assert "expect ok" in sc["charter_test"]
+
+
+def test_budget_counterexample_is_a_passing_charter_test():
+    (res,), sc = _replay_as_charter_test(P.BUDGET.format(name="b", pay="amount"), "claim_small")
+    assert res.passed, (res.failures, sc["charter_test"])
