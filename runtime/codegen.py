@@ -565,6 +565,17 @@ class Compiler:
 
     def x_RecordField(self, x: ir.RecordField):
         key, r, f = self.expr(x.key), x.record, x.field
+        if isinstance(x.key, ir.Local):
+            # the common `t.field` with `t` a bound key: one closure instead of two
+            name = x.key.name
+
+            def local_record_field(e: Env) -> Any:
+                k = e.loc[name]
+                rec = e.st.records[r].get(k)
+                if rec is None:
+                    raise Rejected("missing_record", f"no {r} with key {show(k)}")
+                return rec[f]
+            return local_record_field
 
         def record_field(e: Env) -> Any:
             k = key(e)
@@ -615,6 +626,15 @@ class Compiler:
             raise PolicyNotExecutable(f"unknown operator {op}")
         if op in ("==", "!="):
             return lambda e: f(a(e), b(e))
+        if op in _CMP and isinstance(x.right, ir.Const) and x.right.value is not None:
+            c = x.right.value
+
+            def compare_const(e: Env) -> bool:
+                l = a(e)
+                if l is None:
+                    raise Rejected("none_value", f"comparison {op} with none")
+                return f(l, c)
+            return compare_const
         if op in _CMP:
             def compare(e: Env) -> bool:
                 l, r = a(e), b(e)

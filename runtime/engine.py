@@ -33,6 +33,7 @@ Processing one event (all inside one undoable transaction, see
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any, Iterable, Optional, Union
 
 import attrs
@@ -50,6 +51,9 @@ from .values import Converter, PolicyNotExecutable, Rejected, canonical, check_r
 import os
 _DEBUG = bool(os.environ.get("CHARTER_RUNTIME_DEBUG"))
 TICK = "@tick"
+_NATIVE = (int, str, bool)
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_sha256 = hashlib.sha256
 MAX_TIMER_FIRINGS = 10_000
 _ENVELOPE = {"id", "type", "submitter", "time", "args"}
 
@@ -138,6 +142,7 @@ class Runtime:
         self.state = State(policy)
         self._timed = [(ch, ch.handler) for ch in self.compiled.timed]
         self._broken: Optional[str] = None
+        self._specs: dict[str, Any] = {}
         meta = self.store.meta()
         if meta:
             fp = policy_fingerprint(policy)
@@ -222,27 +227,15 @@ class Runtime:
     # ---------------------------------------------------------------- validation
 
     def _validate(self, event: Any) -> tuple[dict[str, Any], Any]:
-        if not isinstance(event, dict):
-            raise Rejected("bad_envelope", "an event must be a JSON object")
-        extra = set(event) - _ENVELOPE
-        if extra:
-            raise Rejected("bad_envelope", f"unknown envelope key(s): {', '.join(sorted(extra))} "
-                                           "(allowed: id, type, submitter, time, args)")
-        for key in ("id", "type", "submitter", "time"):
-            if key not in event:
-                raise Rejected("bad_envelope", f"event has no {key!r}")
-        eid, etype, sub, time = event["id"], event["type"], event["submitter"], event["time"]
-        args = event.get("args", {})
-        if not isinstance(eid, str) or not eid:
-            raise Rejected("bad_envelope", "event 'id' must be non-empty text")
-        if not isinstance(etype, str):
-            raise Rejected("bad_envelope", "event 'type' must be text")
-        if not isinstance(sub, str) or not sub:
-            raise Rejected("bad_envelope", "event 'submitter' must be non-empty text")
-        if isinstance(time, bool) or not isinstance(time, int) or time < 0:
-            raise Rejected("bad_envelope", "event 'time' must be an integer >= 0 (seconds)")
-        if not isinstance(args, dict):
-            raise Rejected("bad_envelope", "event 'args' must be an object")
+        if type(event) is dict and event.keys() <= _ENVELOPE:
+            eid, etype, sub, time = (event.get("id"), event.get("type"), event.get("submitter"),
+                                     event.get("time"))
+            args = event.get("args", {})
+            if not (type(eid) is str and eid and type(etype) is str and type(sub) is str and sub
+                    and type(time) is int and time >= 0 and type(args) is dict):
+                self._envelope_error(event)
+        else:
+            self._envelope_error(event)
         if eid in self.applied_ids:
             raise Rejected("duplicate", f"event {eid!r} was already applied")
         if self.state.meta.get("dissolved"):
@@ -262,26 +255,52 @@ class Runtime:
             raise Rejected("unknown_event", f"{etype!r} is a timed handler; it fires from event time and cannot be submitted")
         return {"id": eid, "type": etype, "submitter": sub, "time": time, "args": args}, ch
 
+    @staticmethod
+    def _envelope_error(event: Any) -> None:
+        """Raise the precise reason an envelope is malformed."""
+        if not isinstance(event, dict):
+            raise Rejected("bad_envelope", "an event must be a JSON object")
+        extra = set(event) - _ENVELOPE
+        if extra:
+            raise Rejected("bad_envelope", f"unknown envelope key(s): {', '.join(sorted(extra))} "
+                                           "(allowed: id, type, submitter, time, args)")
+        for key in ("id", "type", "submitter", "time"):
+            if key not in event:
+                raise Rejected("bad_envelope", f"event has no {key!r}")
+        eid, etype, sub, time = event["id"], event["type"], event["submitter"], event["time"]
+        if not isinstance(eid, str) or not eid:
+            raise Rejected("bad_envelope", "event 'id' must be non-empty text")
+        if not isinstance(etype, str):
+            raise Rejected("bad_envelope", "event 'type' must be text")
+        if not isinstance(sub, str) or not sub:
+            raise Rejected("bad_envelope", "event 'submitter' must be non-empty text")
+        if isinstance(time, bool) or not isinstance(time, int) or time < 0:
+            raise Rejected("bad_envelope", "event 'time' must be an integer >= 0 (seconds)")
+        raise Rejected("bad_envelope", "event 'args' must be an object")
+
+    def _arg_spec(self, ch: Any) -> tuple[frozenset, list]:
+        spec = self._specs.get(ch.name)
+        if spec is None:
+            fields = [(f.name, self.converter.compile(f.type, f"{ch.name}: argument {f.name!r}", f.lo, f.hi),
+                       isinstance(f.type, ir.TOptional)) for f in ch.params]
+            spec = self._specs[ch.name] = (frozenset(f.name for f in ch.params), fields)
+        return spec
+
     def _convert_args(self, ch: Any, args: dict[str, Any]) -> dict[str, Any]:
-        etype = ch.name
-        fields = ch.params
-        names = {f.name for f in fields}
-        unknown = [k for k in args if k not in names]
-        if unknown:
-            raise Rejected("unknown_argument", f"{etype}: unknown argument(s) {', '.join(sorted(unknown))}"
-                                               f" (expected: {', '.join(f.name for f in fields) or 'none'})")
+        names, fields = self._arg_spec(ch)
+        if len(args) > len(fields) or not names.issuperset(args):
+            unknown = sorted(k for k in args if k not in names)
+            raise Rejected("unknown_argument", f"{ch.name}: unknown argument(s) {', '.join(unknown)}"
+                                               f" (expected: {', '.join(f[0] for f in fields) or 'none'})")
         out: dict[str, Any] = {}
-        for f in fields:
-            if f.name not in args:
-                if isinstance(f.type, ir.TOptional):
-                    out[f.name] = None
-                    continue
-                raise Rejected("missing_argument", f"{etype}: missing argument {f.name!r}")
-            what = f"{etype}: argument {f.name!r}"
-            v = self.converter.convert(f.type, args[f.name], what, self.state)
-            if v is not None and (f.lo is not None or f.hi is not None):
-                check_range(v, f.lo, f.hi, what)
-            out[f.name] = v
+        state = self.state
+        for name, conv, optional in fields:
+            if name in args:
+                out[name] = conv(args[name], state)
+            elif optional:
+                out[name] = None
+            else:
+                raise Rejected("missing_argument", f"{ch.name}: missing argument {name!r}")
         return out
 
     # ---------------------------------------------------------------- applying
@@ -314,7 +333,7 @@ class Runtime:
                 if t0 is not None and t0 + (st.meta.get("every:" + h.name, 0) + 1) * h.period <= now:
                     return True
             else:
-                top = st.deadline_top(h.name, h.record, h.field)
+                top = st.deadline_top(h.name, h.record, h.field, now)
                 if top is not None and top[0] <= now:
                     return True
         return False
@@ -339,7 +358,7 @@ class Runtime:
                     st.add_party(ev["submitter"])
                 ch.body(env)
             frame = st.frames[-1]
-            check_transaction(st.postings, frame.bal, st.balances, st.asset_of)
+            check_transaction(st.postings, frame.bal, st.balances, st.asset_of_acc.__getitem__)
         except Rejected as r:
             st.rollback()
             span = r.span if r.span is not None else (ch.handler.span if ch is not None else None)
@@ -364,18 +383,28 @@ class Runtime:
         postings = tuple(st.postings)
         flags = tuple(st.flags)
         seq = self.seq + 1
-        entry = {"seq": seq, "event": {**ev, "args": {k: to_json_value(v) for k, v in ev["args"].items()}},
-                 "timers": timers, "postings": [list(p) for p in postings], "flags": list(flags)}
-        entry_json = canonical(entry)
-        h = chain(self.head, entry_json)
+        args = ev["args"]
+        for v in args.values():
+            if not (v is None or type(v) in _NATIVE):
+                args = {k: to_json_value(v) for k, v in args.items()}
+                break
+        # Postings are NamedTuples: JSON writes them as lists, as the journal wants.
+        entry = {"seq": seq, "event": {"args": args, "id": ev["id"], "submitter": ev["submitter"],
+                                       "time": ev["time"], "type": ev["type"]},
+                 "timers": timers, "postings": postings, "flags": flags}
+        entry_json = _dumps(entry)
+        h = _sha256((self.head + entry_json).encode()).hexdigest()
         row = JournalRow(seq=seq, event_id=ev["id"], entry=entry_json, hash=h)
         frame = st.frames[-1]
-        try:
-            self.store.append(row, st.dirty_keys(frame) if self.store.persistent else (), st)
-        except StoreError as exc:
-            st.rollback()
-            self._broken = f"store failed, reopen the ledger: {exc}"
-            raise
+        if self.store.persistent:
+            try:
+                self.store.append(row, frame, st)
+            except StoreError as exc:
+                st.rollback()
+                self._broken = f"store failed, reopen the ledger: {exc}"
+                raise
+        else:
+            self.store.append(row, None, st)
         st.commit()
         self.seq = seq
         self.head = h
@@ -397,7 +426,7 @@ class Runtime:
                     due = t0 + (k + 1) * h.period
                     cand = (due, h.name, "")
                 else:
-                    top = st.deadline_top(h.name, h.record, h.field)
+                    top = st.deadline_top(h.name, h.record, h.field, now)
                     if top is None:
                         continue
                     cand = (top[0], h.name, top[1])

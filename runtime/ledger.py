@@ -89,25 +89,28 @@ def check_transaction(
     :class:`LedgerError` naming the asset or account at fault.
     """
     expected: dict[str, int] = {}
+    get = expected.get
     for p in postings:
-        if p.amount < 0:
-            raise LedgerError(f"negative posting of {p.amount} {p.asset} from {p.src} to {p.dst}")
-        if asset_of(p.src) != p.asset or asset_of(p.dst) != p.asset:
-            raise LedgerError(f"posting of {p.asset} between {p.src} and {p.dst} mixes assets")
-        expected[p.src] = expected.get(p.src, 0) - p.amount
-        expected[p.dst] = expected.get(p.dst, 0) + p.amount
+        src, dst, asset, amount = p[0], p[1], p[2], p[3]
+        if amount < 0:
+            raise LedgerError(f"negative posting of {amount} {asset} from {src} to {dst}")
+        if asset_of(src) != asset or asset_of(dst) != asset:
+            raise LedgerError(f"posting of {asset} between {src} and {dst} mixes assets")
+        expected[src] = get(src, 0) - amount
+        expected[dst] = get(dst, 0) + amount
+    if not expected.keys() <= before.keys():
+        raise LedgerError("an account was posted to without being tracked")
     net: dict[str, int] = {}
     for acc, old in before.items():
-        delta = balances.get(acc, 0) - (old or 0)
-        if delta != expected.get(acc, 0):
-            raise LedgerError(f"account {acc} changed by {delta}, postings say {expected.get(acc, 0)}")
-        a = asset_of(acc)
-        net[a] = net.get(a, 0) + delta
-        if not is_supply(acc) and balances.get(acc, 0) < 0:
-            raise LedgerError(f"account {acc} would be negative ({balances.get(acc, 0)})")
-    for acc in expected:
-        if acc not in before:
-            raise LedgerError(f"account {acc} was posted to without being tracked")
+        now = balances.get(acc, 0)
+        delta = now - (old or 0)
+        if delta != get(acc, 0):
+            raise LedgerError(f"account {acc} changed by {delta}, postings say {get(acc, 0)}")
+        if delta:
+            a = asset_of(acc)
+            net[a] = net.get(a, 0) + delta
+        if now < 0 and not acc.startswith("supply:"):
+            raise LedgerError(f"account {acc} would be negative ({now})")
     for a, d in net.items():
         if d:
             raise LedgerError(f"transaction does not balance in {a} (net {d})")

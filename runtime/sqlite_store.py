@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .journal import JournalRow
+from .state import store_key
 from .store import StoreError
 
 SCHEMA_VERSION = 1
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 _MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
@@ -57,7 +59,8 @@ class SqliteStore:
         self.path = Path(path)
         self.batch = batch
         self._pending: list[JournalRow] = []
-        self._dirty: set[tuple[str, str]] = set()
+        self._dirty: set[tuple[str, Any]] = set()
+        self._dirty_bal: set[str] = set()
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists:
             try:
@@ -140,9 +143,12 @@ class SqliteStore:
             self._rollback()
             raise StoreError(f"{self.path}: {exc}") from None
 
-    def append(self, row: JournalRow, dirty: Iterable[tuple[str, str]], state: Any) -> None:
+    def append(self, row: JournalRow, frame: Any, state: Any) -> None:
+        """Buffer one entry; ``frame`` (the event's before images) names the changed keys."""
         self._pending.append(row)
-        self._dirty.update(dirty)
+        self._dirty_bal.update(frame.bal)
+        if frame.rec or frame.role or frame.right or frame.meta:
+            self._dirty.update(state.dirty_keys(frame, balances=False))
         if len(self._pending) >= self.batch:
             self.flush(state)
 
@@ -151,12 +157,22 @@ class SqliteStore:
             return
         upserts = []
         deletes = []
+        dumps = _dumps
+        bal = state.balances
+        asset_of = state.asset_of
+        for acc in self._dirty_bal:
+            v = bal.get(acc)
+            if v is None:
+                deletes.append(("balance", acc))
+            else:
+                upserts.append(("balance", acc, dumps([asset_of(acc), v])))
         for kind, key in self._dirty:
             v = state.value_of(kind, key)
+            skey = store_key(key)
             if v is None:
-                deletes.append((kind, key))
+                deletes.append((kind, skey))
             else:
-                upserts.append((kind, key, json.dumps(v, separators=(",", ":"), sort_keys=True)))
+                upserts.append((kind, skey, dumps(v)))
         try:
             c = self.conn
             c.execute("BEGIN IMMEDIATE")
@@ -172,6 +188,7 @@ class SqliteStore:
             raise StoreError(f"{self.path}: write failed: {exc}") from None
         self._pending.clear()
         self._dirty.clear()
+        self._dirty_bal.clear()
 
     def _rollback(self) -> None:
         try:

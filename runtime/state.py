@@ -24,6 +24,7 @@ from .ledger import Posting, account_party
 from .values import canonical, from_json_value, to_json_value
 
 _ABSENT = object()
+_NATIVE = (int, str, bool)
 
 
 class Frame:
@@ -226,9 +227,15 @@ class State:
         if isinstance(due, int):
             heapq.heappush(self.heaps[handler], (due, key))
 
-    def deadline_top(self, handler: str, record: str, field: str) -> Optional[tuple[int, str]]:
-        """The earliest due, unfired (due, key) of a deadline handler, dropping stale entries."""
+    def deadline_top(self, handler: str, record: str, field: str,
+                     now: Optional[int] = None) -> Optional[tuple[int, str]]:
+        """The earliest due, unfired (due, key) of a deadline handler, dropping stale entries.
+
+        With ``now``, returns None at once when even the earliest entry is later.
+        """
         heap = self.heaps[handler]
+        if now is not None and (not heap or heap[0][0] > now):
+            return None
         recs = self.records[record]
         while heap:
             due, key = heap[0]
@@ -254,38 +261,46 @@ class State:
 
     # ------------------------------------------------------------ persistence
 
-    def dirty_keys(self, f: Frame) -> Iterable[tuple[str, str]]:
-        for acc in f.bal:
-            yield "balance", acc
-        for (r, k) in f.rec:
-            yield "record", canonical([r, k])
-        for (role, p) in f.role:
-            yield "role", canonical([role, p])
+    def dirty_keys(self, f: Frame, balances: bool = True) -> Iterable[tuple[str, Any]]:
+        """Keys changed in a frame: ``(kind, key)``, key a str or a tuple (see :func:`store_key`)."""
+        if balances:
+            for acc in f.bal:
+                yield "balance", acc
+        for rk in f.rec:
+            yield "record", rk
+        for rp in f.role:
+            yield "role", rp
         for key in f.right:
-            yield "right", canonical(list(key))
+            yield "right", key
         for key in f.meta:
             yield "meta", key
 
-    def value_of(self, kind: str, key: str) -> Any:
+    def value_of(self, kind: str, key: Any) -> Any:
         """The JSON value stored for a key, or None when it no longer exists."""
         if kind == "balance":
             v = self.balances.get(key)
             return None if v is None else [self.asset_of(key), v]
-        if kind == "record":
-            r, k = from_json_value(json.loads(key))
-            rec = self.records[r].get(k)
-            return None if rec is None else to_json_value(rec)
-        if kind == "role":
-            role, p = json.loads(key)
-            attrs = self.roles[role].get(p)
-            return None if attrs is None else to_json_value(attrs)
-        if kind == "right":
-            right, k, p = json.loads(key)
-            until = self.rights.get((right, k, p), _ABSENT)
-            return None if until is _ABSENT else {"until": until}
         if kind == "meta":
             v = self.meta.get(key, _ABSENT)
             return None if v is _ABSENT else {"v": to_json_value(v)}
+        if isinstance(key, str):
+            key = tuple(json.loads(key))
+        if kind == "record":
+            r, k = key
+            rec = self.records[r].get(k)
+            if rec is None:
+                return None
+            for v in rec.values():
+                if not (v is None or type(v) in _NATIVE):
+                    return to_json_value(rec)
+            return rec
+        if kind == "role":
+            role, p = key
+            attrs = self.roles[role].get(p)
+            return None if attrs is None else to_json_value(attrs)
+        if kind == "right":
+            until = self.rights.get(key, _ABSENT)
+            return None if until is _ABSENT else {"until": until}
         raise KeyError(kind)
 
     def load_row(self, kind: str, key: str, value: Any) -> None:
@@ -330,3 +345,8 @@ class State:
 
 
 ABSENT = _ABSENT
+
+
+def store_key(key: Any) -> str:
+    """A state key as stored: strings as they are, tuples as canonical JSON lists."""
+    return key if isinstance(key, str) else canonical(list(key))

@@ -33,8 +33,12 @@ class Store(Protocol):
     def journal(self) -> Iterator[JournalRow]:
         """Every journal row in order."""
 
-    def append(self, row: JournalRow, dirty: Iterable[tuple[str, str]], state: Any) -> None:
-        """Record one applied event (may be buffered until :meth:`flush`)."""
+    def append(self, row: JournalRow, frame: Any, state: Any) -> None:
+        """Record one applied event (may be buffered until :meth:`flush`).
+
+        ``frame`` is the event's :class:`~charter.runtime.state.Frame`: its
+        before images name every key the event changed (None for stores that
+        keep no state)."""
 
     def flush(self, state: Any) -> None:
         """Make everything appended so far durable."""
@@ -63,7 +67,7 @@ class MemoryStore:
     def journal(self) -> Iterator[JournalRow]:
         return iter(list(self._journal))
 
-    def append(self, row: JournalRow, dirty: Iterable[tuple[str, str]], state: Any) -> None:
+    def append(self, row: JournalRow, frame: Any, state: Any) -> None:
         self._journal.append(row)
 
     def flush(self, state: Any) -> None:

@@ -201,6 +201,38 @@ class Converter:
         raise bad(type_name(t))
 
 
+    def compile(self, t: ir.Type, what: str, lo: Any = None, hi: Any = None) -> Any:
+        """A converter for one argument: fast paths for the common JSON shapes, else :meth:`convert`.
+
+        ``lo``/``hi`` (the field's declared range) are checked too; the result
+        is ``f(value, state) -> converted``.
+        """
+        slow = self.convert
+        if isinstance(t, ir.TInt):
+            lo = t.lo if lo is None else (lo if t.lo is None else max(lo, t.lo))
+            hi = t.hi if hi is None else (hi if t.hi is None else min(hi, t.hi))
+        if lo is not None or hi is not None:
+            def ranged(v: Any, state: Any) -> Any:
+                out = slow(t, v, what, state)
+                if out is not None:
+                    check_range(out, lo, hi, what)
+                return out
+            return ranged
+        if isinstance(t, (ir.TInt, ir.TAmount, ir.TTime, ir.TDuration)):
+            return lambda v, state: v if type(v) is int else slow(t, v, what, state)
+        if isinstance(t, ir.TText):
+            return lambda v, state: v if type(v) is str else slow(t, v, what, state)
+        if isinstance(t, ir.TParty):
+            role = t.role
+            if role is None:
+                return lambda v, state: v if type(v) is str and v else slow(t, v, what, state)
+            return lambda v, state: v if type(v) is str and v in state.roles[role] else slow(t, v, what, state)
+        if isinstance(t, ir.TRecord):
+            rec = t.record
+            return lambda v, state: v if type(v) is str and v in state.records[rec] else slow(t, v, what, state)
+        return lambda v, state: slow(t, v, what, state)
+
+
 def check_range(v: Any, lo: Any, hi: Any, what: str) -> None:
     if lo is not None and v < lo:
         raise Rejected("out_of_range", f"{what}: {show(v)} is below the minimum {show(lo)}")
