@@ -114,7 +114,8 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
         pol = _load_policy(policy) or ledger_policy(store)
         live = Runtime(pol, store)
         params = live.params
-    fresh = Runtime(pol, MemoryStore(), params=params, step_budget=live.step_budget)
+    fresh_store = MemoryStore()
+    fresh = Runtime(pol, fresh_store, params=params, step_budget=live.step_budget)
     problems: list[str] = []
     stored_head = live.genesis
     n = 0
@@ -131,7 +132,7 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
         out = fresh.submit(ev)
         if not out.applied:
             problems.append(f"journal entry {row.seq} (event {row.event_id!r}) does not apply on replay: {out}")
-        elif out.journal_hash != row.hash:
+        elif out.journal_hash != row.hash or fresh_store.last_row().entry != row.entry:
             problems.append(f"journal entry {row.seq} (event {row.event_id!r}) replays to a different "
                             "entry (postings or content differ from the stored row)")
     if not problems:

@@ -394,7 +394,7 @@ class Runtime:
                  "timers": timers, "postings": postings, "flags": flags}
         entry_json = _dumps(entry)
         h = _sha256((self.head + entry_json).encode()).hexdigest()
-        row = JournalRow(seq=seq, event_id=ev["id"], entry=entry_json, hash=h)
+        row = JournalRow(seq, ev["id"], entry_json, h)
         frame = st.frames[-1]
         if self.store.persistent:
             try:

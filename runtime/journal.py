@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
 import attrs
 
@@ -41,8 +41,9 @@ def chain(prev: str, entry_json: str) -> str:
     return hashlib.sha256((prev + entry_json).encode()).hexdigest()
 
 
-@attrs.frozen
-class JournalRow:
+class JournalRow(NamedTuple):
+    """One stored journal entry (a NamedTuple: cheap to create once per event)."""
+
     seq: int
     event_id: str
     entry: str  # canonical JSON

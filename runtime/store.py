@@ -76,6 +76,9 @@ class MemoryStore:
     def close(self) -> None:
         pass
 
+    def last_row(self) -> Optional[JournalRow]:
+        return self._journal[-1] if self._journal else None
+
     def tamper(self, seq: int, entry: Optional[str] = None, hash: Optional[str] = None) -> None:
         """Overwrite a journal row (for tests that prove audit notices)."""
         old = self._journal[seq - 1]

@@ -268,3 +268,35 @@ def test_batched_ledger_survives_reopen(feat, tmp_path):
     rt = open_runtime(None, db)
     assert rt.balance("a", "Credit") == 500 and rt.balance("pot") == 200
     assert rt.audit().ok
+
+
+def test_consistent_forgery_is_caught_by_replay(feat, tmp_path):
+    """Rewrite a posting, re-hash the whole chain and fix the balance rows: the chain and the
+    balances then agree, but re-executing the events does not give the forged postings."""
+    import json
+    import sqlite3
+
+    from charter.runtime.journal import chain
+
+    db = _ledger(feat, tmp_path)
+    rt = open_runtime(None, db)
+    genesis = rt.genesis
+    rt.close()
+    c = sqlite3.connect(db)
+    rows = c.execute("SELECT seq, entry FROM journal ORDER BY seq").fetchall()
+    prev = genesis
+    for seq, entry in rows:
+        data = json.loads(entry)
+        if data["event"]["id"] == "m":
+            data["postings"][0][3] = 900  # mint 900 instead of 700
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        prev = chain(prev, text)
+        c.execute("UPDATE journal SET entry = ?, hash = ? WHERE seq = ?", (text, prev, seq))
+    c.execute("UPDATE state SET value = '[\"Credit\",700]' WHERE key = 'party:a:Credit'")
+    c.execute("UPDATE state SET value = '[\"Credit\",-900]' WHERE key = 'supply:Credit'")
+    c.commit()
+    c.close()
+    assert audit_ledger(db).ok          # internally consistent forgery...
+    rep = replay(db)
+    assert not rep.ok                   # ...that the policy could never have produced
+    assert any("replays to a different entry" in p for p in rep.problems)

@@ -1,0 +1,120 @@
+"""The runtime's commands: run, ledger, audit, replay, test (exit codes, no tracebacks)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from charter.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "gig_market"
+POLICY = str(EXAMPLE / "policy.charter")
+EVENTS = str(EXAMPLE / "events.jsonl")
+EXPECTED = json.loads((EXAMPLE / "expected_balances.json").read_text())
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    db = tmp_path / "gig.sqlite"
+    r = invoke("run", POLICY, EVENTS, "--db", db)
+    assert r.exit_code == 0, r.output
+    return db
+
+
+def test_run_prints_a_summary_and_writes_rejections(ledger):
+    r = invoke("run", POLICY, EVENTS, "--db", ledger)  # again: everything is already processed
+    assert r.exit_code == 0
+    assert "resumed after line 53" in r.output
+    rej = Path(str(ledger) + ".rejections.jsonl")
+    first = invoke("run", POLICY, EVENTS, "--db", ledger.with_name("other.sqlite"))
+    assert "applied:          27" in first.output and "rejected:         25" in first.output
+    assert "417.94" in first.output  # ann's Credit in the balances table, in major units
+    lines = [json.loads(x) for x in Path(str(ledger.with_name("other.sqlite")) + ".rejections.jsonl")
+             .read_text().splitlines()]
+    assert len(lines) == 25 and {"line", "event_id", "code", "message"} <= set(lines[0])
+    assert rej.exists()
+
+
+def test_strict_run_fails_on_rejections(tmp_path):
+    r = invoke("run", POLICY, EVENTS, "--memory", "--strict")
+    assert r.exit_code == 1
+
+
+def test_ledger_commands_work_from_the_file_alone(ledger):
+    r = invoke("ledger", "balances", ledger, "--json")
+    assert r.exit_code == 0 and json.loads(r.output) == EXPECTED
+    r = invoke("ledger", "history", ledger, "--account", "pool:commons", "--json")
+    hist = json.loads(r.output)
+    assert [h["event"]["id"] for h in hist] == ["e24", "e32", "e35", "e37"]
+    r = invoke("ledger", "accounts", ledger)
+    assert "escrow:Task:t1:Credit" in r.output
+    r = invoke("ledger", "records", ledger, "Task")
+    assert json.loads(r.output)["t1"]["worker"] == "cat"
+
+
+def test_audit_and_replay_pass_then_catch_tampering(ledger):
+    r = invoke("audit", ledger)
+    assert r.exit_code == 0 and "OK" in r.output
+    r = invoke("replay", ledger)
+    assert r.exit_code == 0 and "match" in r.output
+    c = sqlite3.connect(ledger)
+    c.execute("UPDATE journal SET entry = replace(entry, '14250', '14251') WHERE event_id = 'e24'")
+    c.commit()
+    c.close()
+    r = invoke("audit", ledger)
+    assert r.exit_code == 1 and "modified row" in r.output
+    r = invoke("replay", ledger)
+    assert r.exit_code == 1 and "MISMATCH" in r.output
+
+
+@pytest.mark.parametrize("args,text", [
+    (("run", "nope.charter", EVENTS), "no such policy file"),
+    (("run", POLICY, "nope.jsonl", "--memory"), "no such events file"),
+    (("run", POLICY, EVENTS, "--memory", "--param", "fee=50%"), "above the maximum"),
+    (("run", POLICY, EVENTS, "--memory", "--param", "colour=1"), "unknown parameter"),
+    (("ledger", "balances", "missing.sqlite"), "no such ledger file"),
+])
+def test_usage_and_io_errors_exit_2(args, text):
+    r = invoke(*args)
+    assert r.exit_code == 2, r.output
+    assert text in r.output
+    assert "Traceback" not in r.output
+
+
+def test_corrupt_ledger_is_a_clear_error(tmp_path):
+    db = tmp_path / "bad.sqlite"
+    db.write_text("this is not a database")
+    for cmd in (("audit", db), ("replay", db), ("ledger", "balances", db)):
+        r = invoke(*cmd)
+        assert r.exit_code == 2 and "not a Charter ledger" in r.output and "Traceback" not in r.output
+
+
+def test_param_override_changes_the_settlement(tmp_path):
+    r = invoke("run", POLICY, EVENTS, "--memory", "--param", "fee=0%", "--json")
+    assert r.exit_code == 0
+    out = json.loads(r.output)
+    assert "pool:commons" not in out["balances"]  # no fee, nothing to split
+    assert out["balances"]["party:cat:Credit"] != EXPECTED["party:cat:Credit"]
+
+
+def test_charter_test_command(tmp_path):
+    r = invoke("test", POLICY)
+    assert r.exit_code == 0 and "2 passed" in r.output
+    bad = tmp_path / "bad.charter"
+    bad.write_text(Path(POLICY).read_text().replace(
+        "expect balance(@bob, Credit) == 28.50 Credit", "expect balance(@bob, Credit) == 28.51 Credit"))
+    r = invoke("test", bad)
+    assert r.exit_code == 1
+    assert "1 failed" in r.output and "left is 2850, right is 2851" in r.output
+    broken = tmp_path / "broken.charter"
+    broken.write_text("policy x version \"1\"\non oops(")
+    r = invoke("test", broken)
+    assert r.exit_code == 1 and "does not compile" in r.output
