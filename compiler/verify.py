@@ -725,9 +725,13 @@ def houdini(policy: ir.Policy, preps: dict[str, Prepared], invs: list[Inv],
                         alive.discard(inv.name)
                         failed[inv.name] = (REFUTED, hname, model)
             else:
-                # undecided: check one by one so one hard candidate does not sink the others
+                # undecided: check one by one so one hard candidate does not sink the others,
+                # sharing one time budget (a dropped candidate only weakens the assumptions)
+                deadline = time.perf_counter() + opts.timeout_ms / 1000
                 for inv in live:
-                    r1, m1 = solve(assume + [z3.Not(prep.inv_post[inv.name])], opts.timeout_ms)
+                    left_ms = int((deadline - time.perf_counter()) * 1000)
+                    r1, m1 = solve(assume + [z3.Not(prep.inv_post[inv.name])], left_ms) \
+                        if left_ms > 0 else ("unknown", None)
                     if r1 != "unsat":
                         alive.discard(inv.name)
                         failed[inv.name] = (REFUTED if r1 == "sat" else UNKNOWN, hname, m1)
@@ -817,11 +821,16 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
         obs = [o for o in m.obligations if o.kind in ob_kinds]
         status, msg, cex, span = PROVED, "", None, h.span
         unknown = False
+        deadline = time.perf_counter() + opts.timeout_ms / 1000  # one budget per property
         for o in obs:
+            left_ms = int((deadline - time.perf_counter()) * 1000)
+            if left_ms <= 0:
+                unknown = True
+                break
             # the question: can every require hold, every earlier runtime check pass (else the
             # event was already rejected there), and this check still fail?
             earlier = [z3.Implies(e.guard, e.cond) for e in m.obligations[:m.obligations.index(o)]]
-            r, model = solve(base + [m.ok_explicit, o.guard, z3.Not(o.cond)] + earlier, opts.timeout_ms)
+            r, model = solve(base + [m.ok_explicit, o.guard, z3.Not(o.cond)] + earlier, left_ms)
             if r == "sat":
                 bad_status = GUARD if kind in ("no_overdraft", "supply_cap") else REFUTED
                 extra = {"amount": o.amount} if o.amount is not None else None
@@ -834,7 +843,7 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
                 unknown = True
         if status == PROVED:
             if unknown:
-                status, msg = UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms"
+                status, msg = UNKNOWN, f"Z3 gave no answer within the {opts.timeout_ms} ms limit"
             elif not obs:
                 msg = "nothing to check: the handler moves no value of this kind"
             else:
@@ -847,11 +856,16 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
         out.append(res("rounding", PROVED, "no split in this handler", t0=t0))
     else:
         status, msg, cex, span = PROVED, BUILTIN["rounding"], None, h.span
+        deadline = time.perf_counter() + opts.timeout_ms / 1000
         for sp in m.splits:
+            left_ms = int((deadline - time.perf_counter()) * 1000)
+            if left_ms <= 0:
+                status, msg = UNKNOWN, f"time limit of {opts.timeout_ms} ms reached"
+                break
             conds = [s >= 0 for s in sp.shares] + [sp.leftover >= 0]
             if sp.method != "floor_dust" and sp.cap is None:
                 conds.append(z3.Implies(z3.And(sp.n > 0, sp.total > 0), sp.leftover == 0))
-            r, model = solve(base + [applied, sp.guard, z3.Not(z3.And(*conds))], opts.timeout_ms)
+            r, model = solve(base + [applied, sp.guard, z3.Not(z3.And(*conds))], left_ms)
             if r == "sat":
                 cex = counterexample(m, model, policy, f"line {sp.span.line}: split loses or creates units",
                                      _split_extra(sp))
