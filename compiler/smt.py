@@ -290,6 +290,7 @@ class Encoder:
         self.touched: dict[str, list] = {}
         self.slots: dict[tuple, list] = self.shared.setdefault("slots", {})
         self.notes: list[str] = []
+        self.branches: list[tuple] = []  # (span of the branch's first statement, guard, which)
         self.params: dict[str, Any] = {}
         self._fresh = 0
         self.step = 0
@@ -535,6 +536,10 @@ class Encoder:
             env[s.name] = self.expr(s.value, env, state, guard)
         elif isinstance(s, ir.If):
             c = self.cond(s.cond, env, state, guard)
+            then_span = s.then[0].span if s.then else s.span
+            self.branches.append((then_span, z3.And(guard, c), "then"))
+            if s.orelse:
+                self.branches.append((s.orelse[0].span, z3.And(guard, z3.Not(c)), "else"))
             a = self.block(s.then, env, state.copy(), z3.And(guard, c))
             b = self.block(s.orelse, env, state.copy(), z3.And(guard, z3.Not(c)))
             state = a.merge(c, b)

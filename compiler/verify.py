@@ -54,6 +54,7 @@ PROVED, REFUTED, UNKNOWN, GUARD, VACUOUS = "proved", "refuted", "unknown", "guar
 # the built-in property kinds, with what they mean (also used for docs/SARIF rules)
 BUILTIN = {
     "applicable": "the handler's requires can all hold (otherwise it is dead code)",
+    "reachability": "every `if`/`else` branch can be taken by some applied event",
     "conservation": "every posting moves one asset between two accounts; supply changes only by "
                     "mint/burn of an asset that declares it",
     "non_negative": "no move or split amount is negative for inputs that satisfy the requires",
@@ -786,7 +787,8 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
         out.append(res("applicable", VACUOUS, "the handler can never apply: its requires (with the "
                        "declared ranges and invariants) are unsatisfiable; no property of it is proved",
                        t0=t0))
-        for k in ("conservation", "non_negative", "no_overdraft", "escrow_bound", "supply_cap", "rounding"):
+        for k in ("reachability", "conservation", "non_negative", "no_overdraft", "escrow_bound",
+                  "supply_cap", "rounding"):
             out.append(res(k, VACUOUS, "not checked: the handler can never apply"))
         return out
     if r == "unknown":
@@ -794,6 +796,30 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
                        "the handler can apply", t0=t0))
     else:
         out.append(res("applicable", PROVED, "the handler can apply (its requires are satisfiable)", t0=t0))
+
+    # reachability: a branch no applied event can take is dead code (a warning, not a proof)
+    t0 = time.perf_counter()
+    deadline = t0 + opts.timeout_ms / 1000
+    dead, undecided = [], 0
+    for span, guard, which in m.encoder.branches:
+        left_ms = int((deadline - time.perf_counter()) * 1000)
+        if left_ms <= 0:
+            undecided += 1
+            continue
+        r, _ = solve(base + [applied, guard], left_ms)
+        if r == "unsat":
+            dead.append(f"line {span.line} ({which} branch)")
+        elif r == "unknown":
+            undecided += 1
+    if m.encoder.branches:
+        if dead:
+            out.append(res("reachability", VACUOUS, "no applied event reaches " + ", ".join(dead)
+                           + ": dead code, or every path through it is rejected", t0=t0))
+        elif undecided:
+            out.append(res("reachability", UNKNOWN, f"{undecided} branch(es) not decided within "
+                           f"{opts.timeout_ms} ms", t0=t0))
+        else:
+            out.append(res("reachability", PROVED, "every branch can be taken by an applied event", t0=t0))
 
     # conservation: structural (postings are balanced by construction) + mint/burn permissions
     t0 = time.perf_counter()

@@ -98,3 +98,16 @@ on odd(amount: Credit) by a: Agent {{
     transfer amount from commons to a
 }}
 """
+
+# -- reachability: a branch no applied event can take -----------------------
+BRANCH = HEADER + """
+on pay(amount: Credit) by a: Agent {{
+    require amount > 0 Credit and amount <= 10 Credit else "1..10"
+    require balance(commons) >= amount else "pool too small"
+    if amount > {limit} {{
+        transfer amount from commons to a
+    }} else {{
+        transfer amount from commons to a
+    }}
+}}
+"""

@@ -68,6 +68,8 @@ CASES = [
      "vacuous", None),
     ("no green check under vacuity", P.VACUOUS.format(name="v", lo="1 Credit"), "odd.no_overdraft",
      "vacuous", None),
+    ("every branch reachable", P.BRANCH.format(name="b", limit="5 Credit"), "pay.reachability", "proved", None),
+    ("dead branch reported", P.BRANCH.format(name="b", limit="20 Credit"), "pay.reachability", "vacuous", None),
     ("constant weights make monotone vacuous", split("largest_remainder", weight="1"), "mono", "vacuous", None),
 ]
 
