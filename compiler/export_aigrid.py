@@ -595,6 +595,7 @@ class PolicyRuleAdapter:
         self.parameters = dict(parameters or {})
         self.policy = self._compile()
         self._runtime, self._lock = self._open()
+        self._accepted_params: Any = None
 
     # ---- start-up
 
@@ -659,10 +660,12 @@ class PolicyRuleAdapter:
     # ---- eval
 
     def _effective_params_error(self, parameters: Any) -> Optional[dict]:
+        # AIGrid passes the rule's parameters on every call: remember the last
+        # accepted ones so the common case costs one dict comparison.
+        if not parameters or parameters == self._accepted_params:
+            return None
         from charter.runtime.api import ParamError, resolve_params
 
-        if not parameters:
-            return None
         if not isinstance(parameters, dict):
             return self._refusal(None, "bad_parameter", "parameters must be an object")
         try:
@@ -676,6 +679,7 @@ class PolicyRuleAdapter:
                                  f"({', '.join(diff)}); a ledger's parameters are fixed for its "
                                  f"life: onboard another rule instance with another db_path to "
                                  f"settle with other values")
+        self._accepted_params = json.loads(json.dumps(parameters))  # a private copy
         return None
 
     def _refusal(self, event_id: Any, code: str, message: str) -> dict[str, Any]:
@@ -707,16 +711,22 @@ class PolicyRuleAdapter:
                 rt.flush()
                 tick = rt.last_tick
                 head = rt.journal_hash
-            out = outcome.to_dict()
-            out.pop("span", None)
+            # Receipts are plain JSON data already (the journal is canonical
+            # JSON), so they are returned as they are: no per-event re-walk.
             if outcome.applied:
-                out.update(status="applied", code=None, message=None)
+                out = {"status": "applied", "applied": True, "event_id": outcome.event_id,
+                       "code": None, "message": None, "tx": outcome.tx,
+                       "postings": [p.to_dict() for p in outcome.postings],
+                       "journal_hash": outcome.journal_hash, "flags": list(outcome.flags),
+                       "timers": list(outcome.timers)}
             else:
-                out.update(status="duplicate" if out.get("code") == "duplicate" else "rejected",
-                           tx=None, postings=[], flags=[], journal_hash=head)
+                out = {"status": "duplicate" if outcome.code == "duplicate" else "rejected",
+                       "applied": False, "event_id": outcome.event_id, "code": outcome.code,
+                       "message": outcome.message, "tx": None, "postings": [],
+                       "journal_hash": head, "flags": []}
             if tick is not None:
                 out["tick"] = tick.to_dict()
-            return _json_safe(out)
+            return out
         except Exception as exc:  # the contract: eval never raises
             return self._refusal(event_id, "internal_error", f"{type(exc).__name__}: {exc}")
 

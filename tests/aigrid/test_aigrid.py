@@ -301,6 +301,7 @@ def test_eval_settles_like_charter_run(exporter: Callable[..., Bundle], name: st
     out_validator = jsonschema.Draft202012Validator(b.rule["policy_output_schema"])
     for e, r, o in zip(events, receipts, outcomes):
         assert not list(out_validator.iter_errors(r)), r
+        assert json.loads(json.dumps(r)) == r  # plain JSON data
         if o.applied:
             assert r["journal_hash"] == o.journal_hash
             assert r["postings"] == [p.to_dict() for p in o.postings]
