@@ -360,9 +360,12 @@ class Encoder:
             self.assumptions.append(v >= self.const(lo, p.type))
         if hi is not None:
             self.assumptions.append(v <= self.const(hi, p.type))
-        if lo is None and hi is None:
-            # A parameter without a declared range is a constant of the policy.
+        if lo is None and hi is None and not isinstance(p.type, (ir.TBool, ir.TParty, ir.TText)):
+            # A numeric parameter without a declared range is verified at its default value
+            # (an unbounded int/amount/ratio would make every formula "refutable"); bools,
+            # parties and texts range over every value.
             self.assumptions.append(v == self.const(p.default, p.type))
+            self.notes.append(f"parameter {p.name} has no declared range: verified at its default")
         self.watches.append(Watch(p.name, v, p.type, "param"))
         return v
 
