@@ -290,7 +290,8 @@ class Encoder:
         self.touched: dict[str, list] = {}
         self.slots: dict[tuple, list] = self.shared.setdefault("slots", {})
         self.notes: list[str] = []
-        self.branches: list[tuple] = []  # (span of the branch's first statement, guard, which)
+        self.branches: list[tuple] = []
+        self.role_terms: dict[str, list] = {}  # role -> party terms whose membership is used  # (span of the branch's first statement, guard, which)
         self.params: dict[str, Any] = {}
         self._fresh = 0
         self.step = 0
@@ -478,6 +479,7 @@ class Encoder:
                 due = due.val if isinstance(due, Opt) else due
                 self.require(true, due <= self.now)
         post = self.block(h.body, env, state, true)
+        self.assumptions += self.closed_world(post)
         self.assumptions += [z3.Select(self.pre_component(c), i) >= 0 if i is not None
                              else self.pre_component(c) >= 0
                              for c, i in self.balance_reads]
@@ -579,6 +581,7 @@ class Encoder:
         elif isinstance(s, ir.Admit):
             p = self.expr(s.party, env, state, guard)
             name = f"role!{s.role}"
+            self.role_term(s.role, p)
             state.set(name, z3.Store(state.get(name), p, True))
             for a, e in s.attrs:
                 v = self.expr(e, env, state, guard)
@@ -587,6 +590,7 @@ class Encoder:
         elif isinstance(s, ir.Expel):
             p = self.expr(s.party, env, state, guard)
             name = f"role!{s.role}"
+            self.role_term(s.role, p)
             state.set(name, z3.Store(state.get(name), p, False))
         elif isinstance(s, (ir.Grant, ir.Revoke)):
             p = self.expr(s.party, env, state, guard)
@@ -640,7 +644,13 @@ class Encoder:
         state.set(name, z3.Store(state.get(name), key, v))
 
     def has_role(self, state: State, p: Any, role: str) -> Any:
+        self.role_term(role, p)
         return z3.Select(state.get(f"role!{role}"), p)
+
+    def role_term(self, role: str, p: Any) -> None:
+        terms = self.role_terms.setdefault(role, [])
+        if not any(t.eq(p) for t in terms):
+            terms.append(p)
 
     # -- collections -----------------------------------------------------------
     def collection(self, src: Any, env: dict, state: State, guard: Any) -> list:
@@ -657,6 +667,10 @@ class Encoder:
         else:
             raise Unsupported(f"collection {type(src).__name__}")
         if key not in self.slots:
+            # The slots are the (bounded) universe of keys of this collection that exist at
+            # any point of the event, in key order; which are members *now* is read from the
+            # current state, so records created or parties admitted earlier in the handler
+            # are iterated too (closed world: see closed_world()).
             items = []
             for i in range(self.bound):
                 item = self.fresh(f"slot.{key[1]}[{i}]", z3.IntSort())
@@ -668,26 +682,41 @@ class Encoder:
                 if isinstance(src, ir.RoleMembers):
                     # the built-in clock never holds a role or an account
                     self.assumptions.append(item != self.codes.code("clock"))
-                if isinstance(src, ir.RoleMembers) and src.role:
-                    self.assumptions.append(z3.Implies(
-                        present, z3.Select(self.pre_component(f"role!{src.role}"), item)))
                 if isinstance(src, ir.RecordsOf):
                     self.touch(src.record, item)
-                    self.assumptions.append(z3.Implies(
-                        present, z3.Select(self.pre_component(f"live!{src.record}"), item)))
                 items.append((item, present))
                 self.watches.append(Watch(f"{key[1]}[{i}]", Opt(present, item),
                                           ir.TParty() if key[0] == "role" else ir.TRecord(record=key[1]),
                                           "slot"))
             self.slots[key] = items
-            # closed world for the submitter: if it holds the role it is one of the slots
-            if isinstance(src, ir.RoleMembers) and src.role:
-                sub = self.submitter
-                self.assumptions.append(z3.Implies(
-                    z3.Select(self.pre_component(f"role!{src.role}"), sub),
-                    z3.Or(*[z3.And(p, it == sub) for it, p in items])))
             self.notes.append(f"collection {key[1]} is modelled with up to {self.bound} items")
-        return self.slots[key]
+        out = []
+        for item, present in self.slots[key]:
+            if isinstance(src, ir.RecordsOf):
+                member = z3.And(present, z3.Select(state.get(f"live!{src.record}"), item))
+            elif src.role:
+                member = z3.And(present, z3.Select(state.get(f"role!{src.role}"), item))
+            else:
+                member = present
+            out.append((item, member))
+        return out
+
+    def closed_world(self, post: State) -> list:
+        """Every key of a modelled collection that is a member before or after the event is
+        one of its slots (this is the bound: at most ``bound`` members)."""
+        out = []
+        pre = State(self)
+        for (kind, name), items in self.slots.items():
+            if kind == "records":
+                keys, comp = self.touched.get(name, []), f"live!{name}"
+            elif name is not None:
+                keys, comp = self.role_terms.get(name, []), f"role!{name}"
+            else:
+                continue
+            for k in keys:
+                member = z3.Or(z3.Select(pre.get(comp), k), z3.Select(post.get(comp), k))
+                out.append(z3.Implies(member, z3.Or(*[z3.And(p, it == k) for it, p in items])))
+        return out
 
     # -- accounts and money ----------------------------------------------------
     def account(self, acc: Any, env: dict, state: State, guard: Any) -> tuple[str, Any, str, str]:

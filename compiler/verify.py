@@ -670,7 +670,8 @@ def prepare(policy: ir.Policy, h: ir.Handler, invs: list[Inv], opts: Options) ->
             keys = list(m.touched.get(inv.record, [])) + [generic]
             prep.inv_pre[inv.name] = [_inv_terms(m, inv, m.pre, k) for k in keys]
             prep.inv_post[inv.name] = _inv_terms(m, inv, m.post, generic)
-        prep.extra_assumptions = [a for a in enc.finish_reads()[n_reads:]]
+        # keys the invariants mention (the generic key) are subject to the collection bound too
+        prep.extra_assumptions = [a for a in enc.finish_reads()[n_reads:]] + enc.closed_world(m.post)
         # what invariants read is assumed, but is not part of the handler's own footprint
         # (keeps counterexamples to what the handler touches)
         del enc.balance_reads[n_reads:]

@@ -111,3 +111,16 @@ on pay(amount: Credit) by a: Agent {{
     }}
 }}
 """
+
+# -- aggregate invariant over records: creating a record must respect a total cap ----
+TOTAL_CAP = HEADER + """
+record Pledge {{ backer: Agent, amount: Credit }}
+on pledge(id: text, amount: Credit) by b: Agent {{
+    require amount > 0 Credit else "positive"
+    require not exists Pledge(id) else "exists"
+    {guard}
+    create Pledge(id) {{ backer = b, amount = amount }}
+}}
+property capped_total: always sum(p.amount for p in Pledge) <= 100 Credit
+"""
+TOTAL_CAP_GUARD = 'require sum(p.amount for p in Pledge) + amount <= 100 Credit else "cap reached"'
