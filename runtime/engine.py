@@ -314,7 +314,11 @@ class Runtime:
             tick = {"id": f"{TICK}#{self.seq + 1}", "type": TICK, "submitter": "clock",
                     "time": now, "args": {}}
             out = self._run(tick, None, fire=True)
-            self.last_tick = out if out.applied else None
+            if not out.applied:
+                # time cannot pass timers that could not fire: refuse the event, say why
+                return Rejection(ev["id"], out.code, f"timed handlers due before this event failed: "
+                                                     f"{out.message}", out.span)
+            self.last_tick = out
             if self.state.meta.get("dissolved"):
                 return Rejection(ev["id"], "dissolved", "the policy was dissolved by a timed handler "
                                                         "before this event; no further events apply")
@@ -455,6 +459,12 @@ class Runtime:
                 st.rollback()
                 info["status"] = "rejected"
                 info["reason"] = getattr(r, "message", str(r))
+            except (PolicyNotExecutable, ArithmeticError, TypeError, KeyError, ValueError) as exc:
+                if _DEBUG:
+                    raise
+                st.rollback()
+                info["status"] = "rejected"
+                info["reason"] = f"runtime_error: {type(exc).__name__}: {exc}"
             else:
                 st.commit()
                 info["status"] = "applied"

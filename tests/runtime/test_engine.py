@@ -99,7 +99,7 @@ def test_overdraft_and_cap(feat):
     members(rt, "a")
     out = rt.submit(ev("p", "pay_pot", "a", 1, amount=1))
     assert out.code == "insufficient_funds" and "holds 0" in out.message
-    cap = feat.asset("Credit").cap  # taken from the IR: see the xfail test below
+    cap = feat.asset("Credit").cap  # taken from the IR: see test_asset_cap_is_in_minor_units
     assert rt.submit(ev("m1", "mint_to", "clock", 2, to="a", amount=cap - 1000)).applied
     out = rt.submit(ev("m2", "mint_to", "clock", 3, to="a", amount=1_001))
     assert out.code == "cap_exceeded"
@@ -107,8 +107,6 @@ def test_overdraft_and_cap(feat):
     assert rt.supply("Credit") == cap
 
 
-@pytest.mark.xfail(strict=True, reason="compiler: `cap 1000 Credit` with decimals 2 lowers to 10000000 "
-                                       "minor units (scaled twice), expected 100000")
 def test_asset_cap_is_in_minor_units(feat):
     assert feat.asset("Credit").cap == 1000 * 10**2
 
@@ -300,3 +298,18 @@ def test_consistent_forgery_is_caught_by_replay(feat, tmp_path):
     rep = replay(db)
     assert not rep.ok                   # ...that the policy could never have produced
     assert any("replays to a different entry" in p for p in rep.problems)
+
+
+def test_too_many_due_timers_refuse_the_event(feat, monkeypatch):
+    import charter.runtime.engine as engine
+    monkeypatch.setattr(engine, "MAX_TIMER_FIRINGS", 5)
+    rt = open_runtime(feat)
+    members(rt, "a", t=0)                      # t0 = 0; `every 10 seconds`
+    before = rt.state_rows()
+    out = rt.submit(ev("late", "join", "b", 1_000))  # 100 firings due
+    assert out.code == "timer_overflow" and "@tick" in out.message
+    assert rt.state_rows() == before
+    for t in range(10, 1_001, 50):             # ticking in steps works
+        assert rt.advance(t).applied
+    assert rt.submit(ev("late", "join", "b", 1_000)).applied
+    assert rt.balance("pot") == 100 * 100
