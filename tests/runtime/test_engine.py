@@ -313,3 +313,14 @@ def test_too_many_due_timers_refuse_the_event(feat, monkeypatch):
         assert rt.advance(t).applied
     assert rt.submit(ev("late", "join", "b", 1_000)).applied
     assert rt.balance("pot") == 100 * 100
+
+
+def test_flag_marks_without_blocking(feat):
+    rt = open_runtime(feat)
+    members(rt, "a")
+    rt.submit(ev("m", "mint_to", "clock", 1, to="a", amount=50_000))
+    small = rt.submit(ev("s", "big_pay", "a", 2, amount=100))
+    big = rt.submit(ev("b", "big_pay", "a", 3, amount=20_000))
+    assert small.applied and small.flags == ()
+    assert big.applied and big.flags == ({"party": "a", "message": "large payment"},)
+    assert rt.history()[-1]["flags"] == [{"party": "a", "message": "large payment"}]
