@@ -83,6 +83,7 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
                 hint="token (transferable), score (earned, never transferred) or right "
                      "(granted and revoked)")
     decimals, mintable, burnable, cap, decay = 0, False, False, None, None
+    cap_scale: list[tuple[Any, Any, Span]] = []
     env = Env(scope=chk.syms.root, in_handler=False)
     for o in a.options:
         if o.name not in ASSET_OPTIONS:
@@ -104,20 +105,30 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
             else:
                 decimals = v
         elif o.name == "cap":
+            # `cap 1000 Credit` is already in minor units; a bare `cap 1000` is in whole
+            # units of the asset (decimals may be declared after the cap, so scale last).
+            x = chk.expr(o.value, env)
             v = _const(chk, o.value, env)
-            if isinstance(v, ir.Const):
-                v = v.value
-            cap_minor = Fraction(v) * 10 ** decimals if isinstance(v, (int, Fraction)) else None
-            if cap_minor is None or cap_minor.denominator != 1 or cap_minor < 0:
-                d.error("E0211", "cap must be a non-negative whole amount", o.span)
-            else:
-                cap = int(cap_minor)
+            if isinstance(x.type, ir.TAmount) and x.type.asset != a.name:
+                d.error("E0302", f"the cap of {a.name} is given in {x.type.asset}", o.span)
+                continue
+            scale = 1 if isinstance(x.type, ir.TAmount) else None
+            cap_raw = v if isinstance(v, (int, Fraction)) and not isinstance(v, bool) else None
+            cap_scale.append((cap_raw, scale, o.span))
+            continue
         elif o.name == "decays":
             v = _const(chk, o.value, env)
             if not isinstance(v, (Fraction, int)) or not 0 <= v <= 1:
                 d.error("E0211", "decays takes a ratio in 0%..100%, like `decays 10%`", o.span)
             else:
                 decay = Fraction(v)
+    for cap_raw, scale, span in cap_scale:
+        cap_minor = None if cap_raw is None else \
+            Fraction(cap_raw) * (scale if scale is not None else 10 ** decimals)
+        if cap_minor is None or cap_minor.denominator != 1 or cap_minor < 0:
+            d.error("E0211", "cap must be a non-negative whole amount", span)
+        else:
+            cap = int(cap_minor)
     if a.kind != "token" and a.kind in ASSET_KINDS and a.kind == "right" and (
             mintable or burnable or decay):
         d.error("E0211", "a right has no supply: it is granted and revoked", a.span)

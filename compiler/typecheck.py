@@ -122,9 +122,14 @@ def const_value(e: Any) -> Any:
     if isinstance(e, ir.Const):
         return e.value
     if isinstance(e, ir.Unary) and e.op == "-":
-        return -const_value(e.operand)
+        v = const_value(e.operand)
+        if not isinstance(v, (int, Fraction)) or isinstance(v, bool):
+            raise NotConstant("not a number")
+        return -v
     if isinstance(e, ir.Binary) and e.op in "+-*/":
         a, b = const_value(e.left), const_value(e.right)
+        if not all(isinstance(v, (int, Fraction)) and not isinstance(v, bool) for v in (a, b)):
+            raise NotConstant("not a number")
         if e.op == "+":
             return a + b
         if e.op == "-":
