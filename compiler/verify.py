@@ -964,6 +964,7 @@ def _split_property(policy: ir.Policy, p: ir.SplitProperty, prep: Optional[Prepa
         return res(UNKNOWN, f"handler {p.handler} has no split")
     base = m.assumptions + prep.extra_assumptions + inv + [m.applied]
     enc = m.encoder
+    undecided_premise: list[int] = []
     for sp in m.splits:
         k = len(sp.shares)
         bound = None
@@ -1017,12 +1018,20 @@ def _split_property(policy: ir.Policy, p: ir.SplitProperty, prep: Optional[Prepa
         if r == "unknown":
             return res(UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms (bound {opts.bound})")
         # vacuity: the premise must be reachable, or the proof says nothing
-        r2, _ = solve(base + [sp.guard, z3.Or(*premise) if premise else z3.BoolVal(False)], opts.timeout_ms)
+        r2, _ = solve(base + [sp.guard, z3.Or(*premise) if premise else z3.BoolVal(False)],
+                      max(1, opts.timeout_ms // 2))
         if r2 == "unsat":
             return res(VACUOUS, f"holds only vacuously: no applied event reaches the split at line "
                        f"{sp.span.line} with the property's premise", span=sp.span)
+        if r2 == "unknown":
+            undecided_premise.append(sp.span.line)
+    note = ""
+    if undecided_premise:
+        note = (" (not confirmed non-vacuous: Z3 could not show within the time limit that an applied"
+                f" event reaches the split at line(s) {', '.join(map(str, undecided_premise))} with"
+                " the property's premise)")
     return res(PROVED, f"{p.kind} holds for every split in {p.handler}, for up to {opts.bound} recipients "
-               "and all weights, amounts and parameters in range")
+               "and all weights, amounts and parameters in range" + note)
 
 
 def _budget_property(policy: ir.Policy, p: ir.BudgetProperty, prep: Optional[Prepared], inv: list,
