@@ -251,7 +251,9 @@ def economy_page(path: Path, rel_prefix: str = "../../") -> str:
     policy = example / "policy.charter"
     if events.is_file():
         pol = f"examples/{stem}/policy.charter" if policy.is_file() else f"stdlib_policies/{path.name}"
-        lines += ["Settle the worked example into a SQLite ledger and audit it::", "",
+        readme = " (its ``README.md`` explains the scenario)" if (example / "README.md").is_file() else ""
+        lines += [f"A worked example is in ``examples/{stem}/``{readme}.  Settle it into a "
+                  "SQLite ledger and audit it::", "",
                   f"    charter run {pol} examples/{stem}/events.jsonl --db {stem}.sqlite",
                   f"    charter audit {stem}.sqlite", "",
                   "Its first events:", "", ".. code-block:: json", ""]
