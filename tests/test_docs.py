@@ -166,11 +166,15 @@ def test_docs_have_policy_snippets() -> None:
 
 
 @pytest.mark.parametrize("where,text", _policy_snippets())
-def test_policy_snippet_parses(where: str, text: str) -> None:
-    from charter.compiler.parse import parse_source
+def test_policy_snippet_compiles_and_its_tests_pass(where: str, text: str) -> None:
+    import charter
+    from charter.compiler.diagnostics import render_text
 
-    module = parse_source(text, where)
-    assert module.name and module.version
+    c = charter.Compilation.from_text(text, where)
+    errors = [d for d in c.diagnostics if d.severity == "error"]
+    assert not errors, render_text(errors, c.sources)
+    results = charter.run_tests(c.ir)
+    assert all(r.passed for r in results), [(r.name, r.failures) for r in results]
 
 
 # ---- generated economy pages ---------------------------------------------
