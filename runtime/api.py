@@ -129,7 +129,7 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
         except (ValueError, KeyError) as exc:
             problems.append(f"journal entry {row.seq}: unreadable ({exc})")
             continue
-        out = fresh.submit(ev)
+        out = fresh._submit(ev, True)  # timer entries keep their reserved ids
         if not out.applied:
             problems.append(f"journal entry {row.seq} (event {row.event_id!r}) does not apply on replay: {out}")
         elif out.journal_hash != row.hash or fresh_store.last_row().entry != row.entry:

@@ -52,6 +52,7 @@ import os
 _DEBUG = bool(os.environ.get("CHARTER_RUNTIME_DEBUG"))
 TICK = "@tick"
 _NATIVE = (int, str, bool)
+_AUTO_TICK = TICK + "#"
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _sha256 = hashlib.sha256
 MAX_TIMER_FIRINGS = 10_000
@@ -185,6 +186,9 @@ class Runtime:
 
     def submit(self, event: Any) -> Outcome:
         """Apply one event (a dict as in the JSON Lines input) or reject it."""
+        return self._submit(event, False)
+
+    def _submit(self, event: Any, replaying: bool) -> Outcome:
         if self._broken:
             raise StoreError(self._broken)
         eid = event.get("id") if isinstance(event, dict) else None
@@ -192,6 +196,9 @@ class Runtime:
         self.last_tick = None
         try:
             ev, ch = self._validate(event)
+            if eid.startswith(_AUTO_TICK) and not replaying:
+                raise Rejected("bad_envelope", f"event ids starting with {_AUTO_TICK!r} are reserved "
+                                               "for the runtime's timer entries")
         except Rejected as r:
             return Rejection(eid, r.code, r.message, r.span)
         return self._apply(ev, ch)

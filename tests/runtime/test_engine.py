@@ -324,3 +324,9 @@ def test_flag_marks_without_blocking(feat):
     assert small.applied and small.flags == ()
     assert big.applied and big.flags == ({"party": "a", "message": "large payment"},)
     assert rt.history()[-1]["flags"] == [{"party": "a", "message": "large payment"}]
+
+
+def test_timer_entry_ids_are_reserved(feat):
+    rt = open_runtime(feat)
+    out = rt.submit(ev("@tick#2", "join", "a", 0))
+    assert out.code == "bad_envelope" and "reserved" in out.message
