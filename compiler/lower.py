@@ -257,6 +257,10 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
                 auth = ir.AuthParty(party=x)
         body = chk.block(decl.body, env)
         _unused(chk, env)
+        if not d.has_errors and not _has_effect(body):
+            d.warning("W0304", f"handler `{decl.name}` moves no value and changes no state",
+                      decl.span, hint="an event that only checks conditions is recorded but "
+                                      "does nothing; was a statement forgotten?")
         return ir.Handler(name=q, kind="event", params=tuple(params), auth=auth, body=body,
                           span=decl.span)
     if isinstance(decl, ast.EveryHandler):
@@ -300,6 +304,21 @@ def _unused(chk: Checker, env: Env) -> None:
         if name not in env.used and not name.startswith("_"):
             chk.d.warning("W0302", f"`{name}` is bound but never used", span,
                           hint=f"remove it, or name it `_{name}`")
+
+
+_EFFECTS = (ir.Move, ir.Split, ir.SetField, ir.Create, ir.Update, ir.Delete, ir.Grant, ir.Revoke,
+            ir.Admit, ir.Expel, ir.Decay, ir.Flag, ir.Dissolve)
+
+
+def _has_effect(stmts: tuple) -> bool:
+    for s in stmts:
+        if isinstance(s, _EFFECTS):
+            return True
+        if isinstance(s, ir.If) and (_has_effect(s.then) or _has_effect(s.orelse)):
+            return True
+        if isinstance(s, ir.ForEach) and _has_effect(s.body):
+            return True
+    return False
 
 
 def _has_split(stmts: tuple) -> bool:

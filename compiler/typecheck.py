@@ -871,6 +871,10 @@ class Checker:
         if s.name in env.locals:
             self.d.error("E0202", f"`{s.name}` is already defined here", s.span,
                          hint="pick another name; bindings cannot be reassigned")
+        elif env.scope.q(s.name) in self.syms.params or s.name in ("now", "clock", "true",
+                                                                     "false", "none"):
+            self.d.error("E0408", f"`{s.name}` is read-only: a `let` cannot rebind it", s.span,
+                         hint="parameters change only through governance; pick another name")
         if isinstance(v.type, TNone):
             self.d.error("E0301", "cannot bind `none` without a type", s.value.span)
         env.locals[s.name] = v.type
@@ -935,6 +939,18 @@ class Checker:
         return v
 
     def s_SetField(self, s: ast.SetField, env: Env) -> Any:
+        obj = s.target.obj
+        if isinstance(obj, ast.Name) and obj.id not in env.locals and \
+                obj.id in env.scope.aliases:
+            self.d.error("E0408", f"`{obj.id}.{s.target.name}` is read-only", s.target.span,
+                         hint="an imported policy's parameters are set with `import ... with`")
+            return None
+        probe = self.expr(obj, env.child()) if not isinstance(obj, ast.Call) else None
+        if probe is not None and isinstance(probe.type, ir.TParty):
+            self.d.error("E0408", f"role attribute `{s.target.name}` is read-only", s.target.span,
+                         hint="role attributes are given when a party is admitted: "
+                              "`admit p as Role { attr = ... }`")
+            return None
         record, key = self._record_target(s.target.obj, env, "set")
         if record is None:
             return None
