@@ -160,3 +160,36 @@ def test_installed_check_of_a_stdlib_file(installed: dict) -> None:
     script = installed["site"] / "bin" / "charter"
     proc = _run(installed, str(script), "check", str(stdlib[0]))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+_AIGRID_PROBE = r"""
+import importlib.util, json, sys, zipfile
+from pathlib import Path
+bundle, into = Path(sys.argv[1]), Path(sys.argv[2])
+zipfile.ZipFile(bundle).extractall(into)
+spec = importlib.util.spec_from_file_location("aigrid_probe_fn", into / "code" / "function.py")
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+rule = mod.AIOSv1PolicyRule("r", {"store": "sqlite", "db_path": str(into / "l.sqlite")}, {})
+out = [rule.eval({}, {"id": "1", "type": "join", "submitter": "ann", "time": 5, "args": {}}, {}),
+       rule.eval({}, "not json", {})]
+print(json.dumps({"out": out, "audit": rule.management("audit", {})}))
+"""
+
+
+def test_installed_aigrid_export_runs_on_the_wheel(installed: dict) -> None:
+    stdlib = installed["site"] / "charter" / "stdlib_policies" / "gig_market.charter"
+    if not stdlib.is_file():
+        pytest.skip("no stdlib gig_market yet")
+    script = installed["site"] / "bin" / "charter"
+    out_dir = installed["cwd"] / "dist"
+    proc = _run(installed, str(script), "export", "aigrid", str(stdlib), "-o", str(out_dir))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bundle = next(out_dir.glob("*.zip"))
+    proc = _run(installed, sys.executable, "-c", _AIGRID_PROBE, str(bundle),
+                str(installed["cwd"] / "unzipped"))
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    applied, garbage = got["out"]
+    assert applied["status"] == "applied" and garbage["status"] == "rejected"
+    assert got["audit"]["audit"]["ok"] is True
