@@ -1116,8 +1116,52 @@ def _cache_store(opts: Options, key: str, results: list[Result]) -> None:
 # Entry point
 
 
+def _hash(obj: Any, opts: Options) -> str:
+    blob = json.dumps({"data": obj, "bound": opts.bound, "timeout": opts.timeout_ms,
+                       "fixed": {k: str(v) for k, v in (opts.fixed_params or {}).items()},
+                       "version": VERSION, "z3": z3.get_version_string()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _decls(policy: ir.Policy) -> dict:
+    d = ir.to_data(policy)
+    return {k: d[k] for k in ("assets", "roles", "params", "pools", "records")}
+
+
+def _invariant_results(policy: ir.Policy, declared: list, alive: set, failed: dict, preps: dict,
+                       opts: Options, t_inv: float) -> list[Result]:
+    out = []
+    for inv in declared:
+        if inv.name in alive:
+            out.append(Result(inv.name, "invariant", None, PROVED,
+                              "inductive: holds initially and every handler preserves it",
+                              inv.span, opts.bound, any(p.model is not None and p.model.encoder.slots
+                                                        for p in preps.values()),
+                              None, round(t_inv, 4)))
+            continue
+        status, hname, model = failed[inv.name]
+        cex = None
+        if status == REFUTED and hname is not None and isinstance(model, z3.ModelRef):
+            cex = counterexample(preps[hname].model, model, policy, f"{hname} breaks invariant {inv.name}")
+            msg = (f"not inductive: from a state where it (and every other proved invariant) holds, an "
+                   f"applied {hname} event leads to one where it does not. If that starting state can "
+                   "never be reached, state a stronger invariant that excludes it")
+        elif status == REFUTED:
+            msg = "does not hold in the initial state (no records, zero balances)"
+        else:
+            msg = f"could not be established ({hname}: {model if isinstance(model, str) else 'time-out'})"
+        out.append(Result(inv.name, "invariant", hname, status, msg, inv.span, opts.bound,
+                          False, cex, round(t_inv, 4)))
+    return out
+
+
 def verify(policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = True) -> list[Result]:
-    """Every result for ``policy``: built-in properties per handler, then declared ones."""
+    """Every result for ``policy``: built-in properties per handler, then declared ones.
+
+    Cached at two levels (when ``use_cache``): the whole policy, and per handler by a hash
+    of the handler's IR, the declarations, the invariants it may assume and the properties
+    naming it, so editing one handler re-checks only what depends on it.
+    """
     opts = opts or Options()
     key = cache_key(policy, opts)
     if use_cache:
@@ -1126,55 +1170,86 @@ def verify(policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = 
             return cached
     declared = _declared_invariants(policy)
     invs = declared + _auto_invariants(policy)
-    preps = {h.name: prepare(policy, h, invs, opts) for h in policy.handlers}
-    t0 = time.perf_counter()
-    alive, failed = houdini(policy, preps, invs, opts)
-    t_inv = time.perf_counter() - t0
+    decls = _decls(policy)
+    inv_data = [_encode_inv(i) for i in declared]
+    hkey = _hash({"decls": decls, "handlers": [ir._encode(h) for h in policy.handlers],
+                  "invariants": inv_data, "kind": "houdini"}, opts)
+    preps: dict[str, Prepared] = {}
+
+    def prep_of(name: str) -> Prepared:
+        if name not in preps:
+            preps[name] = prepare(policy, policy.handler(name), invs, opts)
+        return preps[name]
+
+    hcached = _cache_load(opts, hkey) if use_cache else None
+    if hcached is not None and hcached and hcached[0].kind == "houdini":
+        alive = set(hcached[0].counterexample["alive"])
+        inv_results = hcached[1:]
+    else:
+        for h in policy.handlers:
+            prep_of(h.name)
+        t0 = time.perf_counter()
+        alive, failed = houdini(policy, preps, invs, opts)
+        inv_results = _invariant_results(policy, declared, alive, failed, preps, opts,
+                                         time.perf_counter() - t0)
+        if use_cache:
+            marker = Result("$houdini", "houdini", None, PROVED, "", counterexample={"alive": sorted(alive)})
+            _cache_store(opts, hkey, [marker] + inv_results)
     results: list[Result] = []
-    inv_assume: dict[str, list] = {}
+    per_handler_declared: dict[str, list] = {}
+    for p in policy.properties:
+        if isinstance(p, (ir.SplitProperty, ir.BudgetProperty)):
+            per_handler_declared.setdefault(p.handler, []).append(p)
+    declared_results: list[Result] = []
     for h in policy.handlers:
-        prep = preps[h.name]
-        if prep.model is None:
-            results.append(Result(f"{h.name}.encoding", "encoding", h.name, UNKNOWN,
-                                  f"not verified: the encoding does not support {prep.error}", h.span,
-                                  opts.bound))
+        props = per_handler_declared.get(h.name, [])
+        ckey = _hash({"decls": decls, "handler": ir._encode(h), "alive": sorted(alive),
+                      "invariants": inv_data, "props": [ir._encode(p) for p in props],
+                      "kind": "handler"}, opts)
+        cached = _cache_load(opts, ckey) if use_cache else None
+        if cached is not None:
+            results += [r for r in cached if r.kind not in _DECLARED_KINDS]
+            declared_results += [r for r in cached if r.kind in _DECLARED_KINDS]
             continue
-        assume = [t for inv in invs if inv.name in alive for t in prep.inv_pre[inv.name]]
-        inv_assume[h.name] = assume
-        results += check_handler(policy, prep, assume, opts)
-    for inv in declared:
-        if inv.name in alive:
-            results.append(Result(inv.name, "invariant", None, PROVED,
-                                  "inductive: holds initially and every handler preserves it",
-                                  inv.span, opts.bound, any(p.model is not None and p.model.encoder.slots
-                                                            for p in preps.values()),
-                                  None, round(t_inv, 4)))
+        prep = prep_of(h.name)
+        mine: list[Result] = []
+        if prep.model is None:
+            mine.append(Result(f"{h.name}.encoding", "encoding", h.name, UNKNOWN,
+                               f"not verified: the encoding does not support {prep.error}", h.span,
+                               opts.bound))
+            inv_assume: list = []
         else:
-            status, hname, model = failed[inv.name]
-            cex = None
-            if status == REFUTED and hname is not None and isinstance(model, z3.ModelRef):
-                prep = preps[hname]
-                cex = counterexample(prep.model, model, policy,
-                                     f"{hname} breaks invariant {inv.name}")
-                msg = f"handler {hname} can break it: from a state where it holds, an applied " \
-                      f"{hname} event leads to one where it does not"
-            elif status == REFUTED:
-                msg = "does not hold in the initial state (no records, zero balances)"
-            else:
-                msg = f"could not be established ({hname}: {model if isinstance(model, str) else 'time-out'})"
-            results.append(Result(inv.name, "invariant", hname, status, msg, inv.span, opts.bound,
-                                  False, cex, round(t_inv, 4)))
-    results += check_declared(policy, preps, inv_assume, opts)
-    # notes on modelling limits, once per handler
-    for h in policy.handlers:
-        prep = preps[h.name]
-        if prep.model is not None and prep.model.notes:
-            for r in results:
-                if r.handler == h.name and r.kind == "applicable":
-                    r.message += " [model notes: " + "; ".join(dict.fromkeys(prep.model.notes)) + "]"
+            inv_assume = [t for inv in invs if inv.name in alive for t in prep.inv_pre[inv.name]]
+            mine += check_handler(policy, prep, inv_assume, opts)
+            if prep.model.notes:
+                for r in mine:
+                    if r.kind == "applicable":
+                        r.message += " [model notes: " + "; ".join(dict.fromkeys(prep.model.notes)) + "]"
+        sub = attrs.evolve(policy, properties=tuple(props))
+        mine_declared = check_declared(sub, {h.name: prep}, {h.name: inv_assume}, opts)
+        if use_cache:
+            _cache_store(opts, ckey, mine + mine_declared)
+        results += mine
+        declared_results += mine_declared
+    # declared properties naming an unknown handler
+    names = {h.name for h in policy.handlers}
+    orphans = [p for p in policy.properties if isinstance(p, (ir.SplitProperty, ir.BudgetProperty))
+               and p.handler not in names]
+    if orphans:
+        declared_results += check_declared(attrs.evolve(policy, properties=tuple(orphans)), {}, {}, opts)
+    order = {p.name: i for i, p in enumerate(policy.properties)}
+    decl_all = sorted(inv_results + declared_results, key=lambda r: order.get(r.name, len(order)))
+    results += decl_all
     if use_cache:
         _cache_store(opts, key, results)
     return results
+
+
+_DECLARED_KINDS = {"split_proportional", "split_monotone", "split_symmetric", "split_floor", "split_cap", "budget"}
+
+
+def _encode_inv(inv: "Inv") -> Any:
+    return {"name": inv.name, "cond": ir._encode(inv.cond), "record": inv.record, "var": inv.var}
 
 
 def exit_code(results: list[Result], strict: bool = False) -> int:

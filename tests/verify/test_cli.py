@@ -111,3 +111,20 @@ def test_diff_equivalent_and_different(tmp_path):
     (h,) = [h for h in data["handlers"] if h["status"] == "different"]
     ex = h["example"]
     assert ex["old"]["postings"] != ex["new"]["postings"]
+
+
+def test_per_handler_cache(tmp_path):
+    """Editing one handler re-checks it; the unchanged handler's results come from the cache."""
+    from charter.compiler import verify as V
+    from conftest import compile_text
+    opts = V.Options(timeout_ms=4000, cache_dir=tmp_path)
+    text = P.FEE.format(name="fee", hi="10%")
+    first = V.verify(compile_text(text), opts)
+    assert not any(r.cached for r in first)
+    # same line count, different `complete` body: `post` keeps its spans and its cache entry
+    edited = text.replace("floor(t.budget * fee)", "ceil(t.budget * fee)")
+    second = V.verify(compile_text(edited), opts)
+    by = {r.name: r for r in second}
+    assert by["post.no_overdraft"].cached
+    assert not by["complete.non_negative"].cached
+    assert [(r.name, r.status) for r in first] == [(r.name, r.status) for r in second]
