@@ -221,6 +221,14 @@ class State:
     def delete_record(self, r: str, k: str) -> None:
         self._save_record(r, k)
         del self.records[r][k]
+        # a deleted record's "deadline fired" markers are dead weight: drop them with it
+        for handler, _field in self.deadline_fields.get(r, ()):
+            mk = f"fired:{handler}:{k}"
+            if mk in self.meta:
+                fr = self.frames[-1].meta
+                if mk not in fr:
+                    fr[mk] = self.meta[mk]
+                del self.meta[mk]
 
     def _arm(self, handler: str, due: Any, key: str) -> None:
         # pushes need no undo: entries are checked against the record when popped

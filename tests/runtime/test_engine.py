@@ -330,3 +330,29 @@ def test_timer_entry_ids_are_reserved(feat):
     rt = open_runtime(feat)
     out = rt.submit(ev("@tick#2", "join", "a", 0))
     assert out.code == "bad_envelope" and "reserved" in out.message
+
+
+def test_deadline_fires_once_and_again_if_moved(tmp_path):
+    text = """
+policy dl version "1"
+role M
+record Job { due: time, hits: int = 0 }
+on make(k: text, due: time) by p: party { create Job(k) { due = due } }
+on move(k: Job, due: time) by p: party { update Job(k) { due = due } }
+on drop(k: Job) by p: party { delete Job(k) }
+when Job.due passes as j { update Job(j) { hits = Job(j).hits + 1 } }
+"""
+    pol = Compilation.from_text(text, "dl.charter").ir
+    db = str(tmp_path / "dl.sqlite")
+    rt = open_runtime(pol, db)
+    assert rt.submit(ev("1", "make", "a", 0, k="x", due=10)).applied
+    assert rt.advance(20).applied and rt.records("Job")["x"]["hits"] == 1
+    assert rt.advance(30).applied and rt.records("Job")["x"]["hits"] == 1   # once per due time
+    assert rt.submit(ev("2", "move", "a", 31, k="x", due=40)).applied
+    rt.close()
+    rt = open_runtime(None, db)                                            # survives a restart
+    assert rt.advance(50).applied and rt.records("Job")["x"]["hits"] == 2  # re-armed by the move
+    assert rt.submit(ev("3", "drop", "a", 51, k="x")).applied
+    assert not any(k.startswith("fired:") for k in rt.state.meta)
+    rt.close()
+    assert replay(db).ok and audit_ledger(db).ok
