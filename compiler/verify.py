@@ -30,6 +30,20 @@ reachable state, and every other check assumes them.
 Collections (role members, records, list arguments) are modelled with up to
 ``bound`` items; results that depend on a collection say so ("for up to N
 items").
+
+Checks are modular: each handler is verified from an arbitrary pre-state that
+satisfies the proved invariants (declared and automatic).  So a refutation's
+pre-state (shown in full, with the records it needs) may, for a policy whose
+invariants are too weak, be unreachable from the initial state; declaring an
+invariant that excludes it makes the verifier prove it inductive and use it.
+Counterexamples that need no prior records are replayable as-is: each carries
+a Charter ``test`` block (given roles, funds and parameters, the event, and the
+outcome the verifier predicts) that ``charter test`` runs on the runtime.
+
+Not modelled (sound for properties about applied events, stated in results
+where relevant): the runtime's step budget (it can only reject more events),
+``dissolve`` (a flag, moves nothing), the time limit of granted rights, and the
+total supply burned by ``decay`` (per-account decay is exact).
 """
 from __future__ import annotations
 
@@ -1320,9 +1334,13 @@ def render_text(policy: ir.Policy, results: list[Result], opts: Options, verbose
             out.append(f"  {_LABEL[r.status]:<13} {r.kind}: {r.message}")
             if r.counterexample:
                 out += _cex_lines(r.counterexample, "      ")
-        proved = [r.kind for r in rs if r.status == PROVED]
+        trivial = ("nothing to check", "no split in this handler")
+        proved = [r.kind for r in rs if r.status == PROVED and not r.message.startswith(trivial)]
+        empty = [r.kind for r in rs if r.status == PROVED and r.message.startswith(trivial)]
         if proved and not verbose:
             out.append(f"  {'proved':<13} " + ", ".join(proved))
+        if empty and not verbose:
+            out.append(f"  {'n/a':<13} " + ", ".join(empty) + " (nothing of this kind in the handler)")
     declared = by_handler.get(None, [])
     if declared:
         out.append("")
