@@ -23,25 +23,32 @@ def register(cli: click.Group) -> None:
     @click.option("-o", "--output", "out_dir", default=".", show_default=True,
                   type=click.Path(file_okay=False), help="Folder to write the two files to.")
     @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-                  help="Override a parameter's default (within its declared range).")
+                  help="Set a parameter in the rule's policy_parameters (within its declared "
+                       "range); amounts in major units, as for `charter run`.")
     def aigrid(policy: str, release_tag: str, code_url: str | None, out_dir: str,
                params: tuple[str, ...]) -> None:
         """Write NAME-VERSION.zip (code/function.py, requirements.txt, the policy and its
         imports) and NAME-VERSION.policy.json (the PolicyRule document) for AIGrid."""
-        from charter.cli_compile import parse_params
+        from charter.cli_runtime import _param_overrides
         from charter.compiler.export_aigrid import ExportError, export as do_export
+        from charter.compiler.pipeline import Compilation
 
         if not release_tag.strip() or any(c in release_tag for c in ":/ "):
             raise click.BadParameter("must be non-empty, without ':', '/' or spaces",
                                      param_hint="--release-tag")
         try:
+            overrides = _param_overrides(Compilation.from_path(policy).ir, params) if params \
+                else {}
             result = do_export(policy, out_dir, release_tag=release_tag, code_url=code_url,
-                               params=parse_params(params))
+                               params=overrides)
         except CharterError as err:
             click.echo(render_text(err.diagnostics, err.sources), err=True)
             io_codes = {"E0001"}
             sys.exit(2 if any(d.code in io_codes for d in err.diagnostics) else 1)
-        except (ExportError, OSError) as err:
+        except ExportError as err:
+            click.echo(f"charter: cannot export: {err}", err=True)
+            sys.exit(1)
+        except OSError as err:
             click.echo(f"charter: cannot export: {err}", err=True)
             sys.exit(2)
         rule = result.policy_rule

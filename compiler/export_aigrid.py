@@ -506,13 +506,23 @@ def export(policy_path: str | Path, out_dir: str | Path, *,
            params: Optional[dict[str, Any]] = None) -> Exported:
     """Compile ``policy_path`` and write ``NAME-VERSION.zip`` and ``NAME-VERSION.policy.json``.
 
-    Raises :class:`charter.compiler.diagnostics.CharterError` when the policy
-    has errors, :class:`ExportError` when it cannot be bundled, ``OSError``
-    when the files cannot be written.
+    ``params`` overrides parameter values in the document's
+    ``policy_parameters`` (what AIGrid hands the rule's constructor), written
+    as in events or as runtime values, each checked against its declared
+    range.  Raises :class:`charter.compiler.diagnostics.CharterError` when
+    the policy has errors, :class:`ExportError` when it cannot be bundled or
+    a parameter is refused, ``OSError`` when the files cannot be written.
     """
+    from charter.runtime.api import ParamError, resolve_params
+    from charter.runtime.values import to_json_value
+
     policy_path = Path(policy_path)
-    c = Compilation.from_path(policy_path, params)
+    c = Compilation.from_path(policy_path)
     policy = c.ir  # raises CharterError with every diagnostic
+    try:
+        values = resolve_params(policy, params or {})
+    except ParamError as err:
+        raise ExportError(f"parameter refused: {err}") from None
     entries = bundle_entries(c, policy, policy_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -520,6 +530,7 @@ def export(policy_path: str | Path, out_dir: str | Path, *,
     zip_path = out / f"{stem}.zip"
     json_path = out / f"{stem}.policy.json"
     doc = policy_rule(policy, release_tag=release_tag, code_url=code_url or zip_path.name)
+    doc["policy_parameters"] = {name: to_json_value(v) for name, v in values.items()}
     zip_path.write_bytes(_zip_bytes(entries))
     json_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", "utf-8")
     return Exported(zip_path=zip_path, json_path=json_path, policy_rule=doc)

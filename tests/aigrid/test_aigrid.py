@@ -525,6 +525,13 @@ def test_cli_export(tmp_path: Path) -> None:
     rule = json.loads((tmp_path / "out" / "gig_market-1.0.policy.json").read_text())
     assert rule["code"] == "https://x/y.zip" and rule["release_tag"] == "rc1"
     assert (tmp_path / "out" / "gig_market-1.0.zip").is_file()
+    # --param sets the rule's parameters (amounts in major units, as for charter run)
+    res = runner.invoke(cli, ["export", "aigrid", str(GIG), "-o", str(tmp_path / "p"),
+                              "--param", "fee=5%", "--param", "min_bid=2.50"])
+    assert res.exit_code == 0, res.output
+    rule = json.loads((tmp_path / "p" / "gig_market-1.0.policy.json").read_text())
+    assert rule["policy_parameters"]["fee"] == {"num": 1, "den": 20}
+    assert rule["policy_parameters"]["min_bid"] == 250
 
 
 @pytest.mark.parametrize("args,code,text", [
@@ -532,6 +539,7 @@ def test_cli_export(tmp_path: Path) -> None:
     (["BROKEN"], 1, "error["),
     ([str(GIG), "--release-tag", "a:b"], 2, "release-tag"),
     ([str(GIG), "--param", "fee=50%"], 1, "fee"),
+    ([str(GIG), "--param", "nope=1"], 2, "nope"),
 ])
 def test_cli_export_errors(tmp_path: Path, args: list[str], code: int, text: str) -> None:
     from click.testing import CliRunner
