@@ -42,8 +42,12 @@ def _load(path: str):
 @click.option("-v", "--verbose", is_flag=True, help="List every proved property, not only a summary.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the report to a file instead of stdout.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Verify at this parameter value instead of its whole declared range "
+                   "(amounts in major units, ratios as 2% or 1/50).")
 def verify_cmd(policy: str, fmt: str, bound: int, timeout_ms: int, no_cache: bool,
-               cache_dir: Optional[str], strict: bool, verbose: bool, output: Optional[str]) -> None:
+               cache_dir: Optional[str], strict: bool, verbose: bool, output: Optional[str],
+               params: tuple[str, ...]) -> None:
     """Prove POLICY's money safety and declared properties, or show counterexamples.
 
     Exit status: 0 nothing refuted, 1 a property is refuted (or the policy has
@@ -53,8 +57,9 @@ def verify_cmd(policy: str, fmt: str, bound: int, timeout_ms: int, no_cache: boo
     if not Path(policy).is_file():
         raise click.BadParameter(f"{policy} is not a readable file", param_hint="POLICY")
     ir_policy = _load(policy)
+    fixed = _fixed_params(ir_policy, params) if params else None
     opts = v.Options(bound=bound, timeout_ms=timeout_ms,
-                     cache_dir=Path(cache_dir) if cache_dir else None)
+                     cache_dir=Path(cache_dir) if cache_dir else None, fixed_params=fixed)
     results = v.verify(ir_policy, opts, use_cache=not no_cache)
     if fmt == "json":
         text = v.render_json(ir_policy, results, opts)
@@ -71,6 +76,18 @@ def verify_cmd(policy: str, fmt: str, bound: int, timeout_ms: int, no_cache: boo
     else:
         click.echo(text)
     sys.exit(v.exit_code(results, strict=strict))
+
+
+def _fixed_params(policy, items: tuple[str, ...]) -> dict:
+    """``--param`` values, parsed and range-checked as ``charter run`` does."""
+    from charter.cli_runtime import _param_overrides
+    from charter.runtime.engine import ParamError, resolve_params
+    raw = _param_overrides(policy, items)
+    try:
+        values = resolve_params(policy, raw)
+    except ParamError as exc:
+        raise click.BadParameter(str(exc), param_hint="--param") from None
+    return {k: values[k] for k in raw}
 
 
 @click.command("diff")

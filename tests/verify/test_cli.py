@@ -128,3 +128,14 @@ def test_per_handler_cache(tmp_path):
     assert by["post.no_overdraft"].cached
     assert not by["complete.non_negative"].cached
     assert [(r.name, r.status) for r in first] == [(r.name, r.status) for r in second]
+
+
+def test_param_fixes_a_value(tmp_path):
+    p = tmp_path / "bad.charter"
+    p.write_text(P.FEE.format(name="fee", hi="150%"))
+    # at 5% the payout is never negative; over the whole range it can be
+    assert invoke("verify", str(p), "--no-cache", "--param", "fee=5%").exit_code == 0
+    r = invoke("verify", str(p), "--no-cache", "--param", "fee=120%")
+    assert r.exit_code == 1 and "fee = 120%" in r.output
+    assert invoke("verify", str(p), "--no-cache", "--param", "fee=200%").exit_code == 2
+    assert invoke("verify", str(p), "--no-cache", "--param", "nope=1").exit_code == 2
