@@ -15,8 +15,9 @@ from sphinx.util.nodes import nested_parse_with_titles
 
 
 def _walk(cmd: click.Command, path: list[str], parent: click.Context | None):
-    ctx = click.Context(cmd, info_name=path[-1], parent=parent, terminal_width=88,
-                        max_content_width=88)
+    settings = dict(cmd.context_settings)  # e.g. -h as well as --help, as on the terminal
+    settings.update(terminal_width=88, max_content_width=88)
+    ctx = click.Context(cmd, info_name=path[-1], parent=parent, **settings)
     yield path, cmd, ctx
     if isinstance(cmd, click.Group):
         for name in sorted(cmd.list_commands(ctx)):
