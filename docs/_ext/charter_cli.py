@@ -26,13 +26,6 @@ def _walk(cmd: click.Command, path: list[str], parent: click.Context | None):
                 yield from _walk(sub, path + [name], ctx)
 
 
-def command_paths() -> list[str]:
-    """Every command as typed, e.g. ``charter ledger balances``."""
-    from charter.cli import cli
-
-    return [" ".join(p) for p, _, _ in _walk(cli, ["charter"], None)]
-
-
 def cli_rst() -> list[str]:
     from charter.cli import cli
 
