@@ -752,8 +752,13 @@ class PolicyRuleAdapter:
         if problem:
             return {"status": "error", "message": problem}
         try:
-            with self._lock:
-                result = getattr(self, f"_m_{action}")(dict(data or {}))
+            handler = getattr(self, f"_m_{action}")
+            if action in ("describe", "verify"):
+                # read only the compiled policy: a long proof must not hold up eval
+                result = handler(dict(data or {}))
+            else:
+                with self._lock:
+                    result = handler(dict(data or {}))
             return _json_safe({"status": "ok", **result})
         except Exception as exc:
             return {"status": "error", "message": f"{action} failed: {type(exc).__name__}: {exc}"}
