@@ -109,7 +109,7 @@ def diff_cmd(old: str, new: str, fmt: str, bound: int, timeout_ms: int) -> None:
     report = d.diff(a, b, bound=bound, timeout_ms=timeout_ms)
     click.echo(d.render_json(report) if fmt == "json" else d.render_text(report))
     sys.exit(1 if any(h.status != "equivalent" for h in report.handlers) or report.only_old
-             or report.only_new else 0)
+             or report.only_new or report.params else 0)
 
 
 def register(cli: click.Group) -> None:

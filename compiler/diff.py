@@ -5,7 +5,10 @@ For each handler present in both versions, both bodies are encoded over the
 submitter, time, pre-state balances, records and collections).  The versions
 are equivalent on a handler when, for every such input, either both reject
 the event or both apply it and leave every balance (party, stake, pool,
-escrow, supply) the same.  Otherwise Z3's model is an input where they differ,
+escrow, supply) and every piece of state (record fields and existence, role
+members and attributes, rights) the same: equal net effect of the postings,
+and equal state for every later event.  Two versions that route value through
+different intermediate postings but end in the same balances are equivalent.  Otherwise Z3's model is an input where they differ,
 shown with both outcomes side by side.
 
 Parameters that exist in both versions are compared at equal values within
@@ -43,10 +46,36 @@ class DiffReport:
     only_old: list
     only_new: list
     bound: int
+    params: list = attrs.Factory(list)  # parameter declarations that differ (text)
 
 
-def _balance_components(m: HandlerModel) -> set[str]:
-    return {c for c in m.post.cur if c.split("!")[0] in ("bal", "stake", "pool", "escrow", "supply")}
+_MONEY = ("bal", "stake", "pool", "escrow", "supply")
+
+
+def _state_components(a: HandlerModel, b: HandlerModel) -> set[str]:
+    """Everything either version changes: balances, and record/role/right state (which decides
+    what later events do)."""
+    return set(a.post.cur) | set(b.post.cur)
+
+
+def _describe_component(comp: str) -> str:
+    parts = comp.split("!")
+    kind = parts[0]
+    if kind in _MONEY:
+        return {"bal": "party balances", "stake": "stakes", "pool": f"pool {parts[-1]}",
+                "escrow": f"escrow of {parts[1]}", "supply": f"supply of {parts[-1]}"}[kind] \
+            + (f" ({parts[1]})" if kind in ("bal", "stake") else "")
+    if kind in ("fld", "some"):
+        return f"field {parts[1]}.{parts[2]}"
+    if kind == "live":
+        return f"which {parts[1]} records exist"
+    if kind == "role":
+        return f"members of {parts[1]}"
+    if kind == "attr":
+        return f"attribute {parts[1]}.{parts[2]}"
+    if kind == "right":
+        return f"holders of right {parts[1]}"
+    return comp
 
 
 def _outcome(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, namer: Namer) -> dict:
@@ -90,12 +119,18 @@ def diff_handler(old: ir.Policy, new: ir.Policy, name: str, bound: int, timeout_
     base = ma.assumptions + mb.assumptions + ea.finish_reads() + eb.finish_reads()
     differs = [ma.applied != mb.applied]
     both = z3.And(ma.applied, mb.applied)
-    for comp in sorted(_balance_components(ma) | _balance_components(mb)):
-        differs.append(z3.And(both, ma.post.get(comp) != mb.post.get(comp)))
+    comps = []
+    for comp in sorted(_state_components(ma, mb)):
+        try:
+            ne = ma.post.get(comp) != mb.post.get(comp)
+        except z3.Z3Exception:  # the versions declare the component with different types
+            continue
+        comps.append((comp, ne))
+        differs.append(z3.And(both, ne))
     r, model = solve(base + [z3.Or(*differs)], timeout_ms)
     secs = round(time.perf_counter() - t0, 4)
     if r == "unsat":
-        return HandlerDiff(name, "equivalent", "same outcome and postings for every input "
+        return HandlerDiff(name, "equivalent", "same outcome, balances and state for every input "
                            f"(collections up to {bound} items)", None, secs)
     if r == "unknown":
         return HandlerDiff(name, "unknown", f"Z3 gave no answer within {timeout_ms} ms", None, secs)
@@ -109,6 +144,10 @@ def diff_handler(old: ir.Policy, new: ir.Policy, name: str, bound: int, timeout_
         "old": _outcome(ma, model, old, namer),
         "new": _outcome(mb, model, new, namer),
         "event": inputs["scenario"]["event"],
+        "differs_in": sorted({_describe_component(c) for c, ne in comps
+                              if z3.is_true(model.eval(z3.And(both, ne), model_completion=True))})
+        or (["whether the event is applied"] if bool(_eval(model, ma.applied)) != bool(_eval(model, mb.applied))
+            else []),
     }
     return HandlerDiff(name, "different", "an input settles differently", example, secs)
 
@@ -119,11 +158,32 @@ def diff(old: ir.Policy, new: ir.Policy, bound: int = 3, timeout_ms: int = 5000)
     handlers = [diff_handler(old, new, n, bound, timeout_ms) for n in names_old if n in names_new]
     return DiffReport(f"{old.name} {old.version}", f"{new.name} {new.version}", handlers,
                       [n for n in names_old if n not in names_new],
-                      [h.name for h in new.handlers if h.name not in set(names_old)], bound)
+                      [h.name for h in new.handlers if h.name not in set(names_old)], bound,
+                      _param_changes(old, new))
+
+
+def _param_changes(old: ir.Policy, new: ir.Policy) -> list[str]:
+    """Parameters whose type, default or range changed (handlers are compared at equal values
+    within both ranges, so a widened range shows up here, not as a handler difference)."""
+    a = {p.name: p for p in old.params}
+    b = {p.name: p for p in new.params}
+    out = []
+    for name in sorted(set(a) | set(b)):
+        if name not in b:
+            out.append(f"{name}: removed")
+        elif name not in a:
+            out.append(f"{name}: added (default {b[name].default}, range {b[name].lo}..{b[name].hi})")
+        else:
+            x, y = a[name], b[name]
+            if (x.type, x.default, x.lo, x.hi) != (y.type, y.default, y.lo, y.hi):
+                out.append(f"{name}: default {x.default} -> {y.default}, range {x.lo}..{x.hi} -> {y.lo}..{y.hi}")
+    return out
 
 
 def render_text(rep: DiffReport) -> str:
     out = [f"diff {rep.old} -> {rep.new} (collections up to {rep.bound} items)"]
+    for c in rep.params:
+        out.append(f"  parameter     {c}")
     for n in rep.only_old:
         out.append(f"  removed       {n}")
     for n in rep.only_new:
@@ -136,6 +196,7 @@ def render_text(rep: DiffReport) -> str:
             if inp["params"]:
                 out.append("      params:  " + ", ".join(f"{k} = {v}" for k, v in inp["params"].items()))
             out.append(f"      event:   {json.dumps(ex['event'], sort_keys=True)}")
+            out.append(f"      differs: {', '.join(ex['differs_in'])}")
             for k, v in inp["pre_state"].items():
                 out.append(f"      before:  {k} = {v}")
             for k, v in inp["records"].items():
@@ -153,7 +214,8 @@ def render_text(rep: DiffReport) -> str:
                 left = cols[0][i] if i < len(cols[0]) else ""
                 right = cols[1][i] if i < len(cols[1]) else ""
                 out.append(f"      {left:<{width}}| {right}")
-    same = all(h.status == "equivalent" for h in rep.handlers) and not rep.only_old and not rep.only_new
+    same = all(h.status == "equivalent" for h in rep.handlers) and not rep.only_old and not rep.only_new \
+        and not rep.params
     out.append("equivalent" if same else "not equivalent")
     return "\n".join(out)
 

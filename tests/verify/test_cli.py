@@ -139,3 +139,15 @@ def test_param_fixes_a_value(tmp_path):
     assert r.exit_code == 1 and "fee = 120%" in r.output
     assert invoke("verify", str(p), "--no-cache", "--param", "fee=200%").exit_code == 2
     assert invoke("verify", str(p), "--no-cache", "--param", "nope=1").exit_code == 2
+
+
+def test_diff_sees_state_changes_not_only_money(tmp_path):
+    """Forgetting `set t.open = false` moves the same money now but changes what later events do."""
+    old = tmp_path / "old.charter"
+    new = tmp_path / "new.charter"
+    text = P.FEE.format(name="fee", hi="10%")
+    old.write_text(text)
+    new.write_text(text.replace("set t.open = false", ""))
+    r = invoke("diff", str(old), str(new))
+    assert r.exit_code == 1, r.output
+    assert "field Task.open" in r.output
