@@ -120,9 +120,12 @@ class Options:
 
 def solve(formulas: Iterable[Any], timeout_ms: int) -> tuple[str, Optional[z3.ModelRef]]:
     s = z3.Solver()
-    s.set("timeout", int(timeout_ms))
-    s.add(*list(formulas))
-    r = s.check()
+    s.set("timeout", max(1, int(timeout_ms)))
+    try:
+        s.add(*list(formulas))
+        r = s.check()
+    except z3.Z3Exception:
+        return "unknown", None
     if r == z3.sat:
         return "sat", s.model()
     if r == z3.unsat:
@@ -694,6 +697,9 @@ def prepare(policy: ir.Policy, h: ir.Handler, invs: list[Inv], opts: Options) ->
         return prep
     except Unsupported as exc:
         return Prepared(None, str(exc))
+    except (z3.Z3Exception, TypeError, ValueError, KeyError, AttributeError, StopIteration) as exc:
+        # an IR shape the encoder mishandles: say so as "unknown", never crash the report
+        return Prepared(None, f"an internal encoding error ({type(exc).__name__}: {exc})")
 
 
 def houdini(policy: ir.Policy, preps: dict[str, Prepared], invs: list[Inv],
