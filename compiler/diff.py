@@ -116,6 +116,8 @@ def diff_handler(old: ir.Policy, new: ir.Policy, name: str, bound: int, timeout_
         mb = eb.encode(new.handler(name))
     except Unsupported as exc:
         return HandlerDiff(name, "unknown", f"not compared: the encoding does not support {exc}")
+    except (z3.Z3Exception, TypeError, ValueError, KeyError, AttributeError) as exc:
+        return HandlerDiff(name, "unknown", f"not compared: internal encoding error ({exc})")
     base = ma.assumptions + mb.assumptions + ea.finish_reads() + eb.finish_reads()
     differs = [ma.applied != mb.applied]
     both = z3.And(ma.applied, mb.applied)

@@ -294,6 +294,19 @@ def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[set] = None
 def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, failing: str,
                    extra: Optional[dict] = None, account: Optional[tuple] = None,
                    namer: Optional["Namer"] = None) -> dict:
+    """The model as a counterexample in the policy's names (see :func:`_counterexample`)."""
+    try:
+        return _counterexample(m, model, policy, failing, extra, account, namer)
+    except Exception as exc:  # rendering must never hide the verdict behind a traceback
+        return {"handler": m.handler.name, "fails": failing, "params": {}, "args": {},
+                "submitter": "?", "time": 0, "render_error": f"{type(exc).__name__}: {exc}",
+                "scenario": {"events_jsonl": "", "charter_test": "", "needs_records": [],
+                             "replayable_without_history": False}}
+
+
+def _counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, failing: str,
+                   extra: Optional[dict] = None, account: Optional[tuple] = None,
+                   namer: Optional["Namer"] = None) -> dict:
     enc = m.encoder
     h = m.handler
     namer = namer or Namer(enc, model, collect_ints(m, model))
