@@ -51,6 +51,12 @@ class PartyLit:
 
 
 @node
+class ListLit:
+    items: tuple["Expr", ...]
+    span: Span
+
+
+@node
 class Name:
     id: str
     span: Span
@@ -112,7 +118,7 @@ class HasRight:
     span: Span
 
 
-Expr = Union[Number, Quantity, Percent, String, PartyLit, Name, FieldAccess, Call, Aggregate,
+Expr = Union[Number, Quantity, Percent, String, PartyLit, ListLit, Name, FieldAccess, Call, Aggregate,
              Unary, BinOp, IsTest, HasRight]
 
 # ---- types ---------------------------------------------------------------

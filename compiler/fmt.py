@@ -17,6 +17,7 @@ nothing; the AST (without positions) of the output equals that of the input.
 """
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Any, Optional, Sequence
 
@@ -72,6 +73,8 @@ def _expr(e: ast.Expr) -> str:
         return f"@{e.name}"
     if isinstance(e, ast.Name):
         return e.id
+    if isinstance(e, ast.ListLit):
+        return f"[{', '.join(expr(i) for i in e.items)}]"
     if isinstance(e, ast.FieldAccess):
         obj = expr(e.obj, _POSTFIX)
         if isinstance(e.obj, (ast.Number, ast.PartyLit)):
@@ -169,7 +172,6 @@ class _Line:
     end: int  # source offset just past the last token it prints
     closing: bool = False  # starts with '}': comments above it belong inside the block
     blank: str = "never"  # never | always | preserve (a blank line above it)
-    gap_from: int = -1  # for "preserve": where the source gap before this line starts
 
 
 @attrs.frozen
@@ -216,7 +218,6 @@ class _Printer:
         return lo + 1
 
     def has_comment(self, lo: int, hi: int) -> bool:
-        import bisect
         i = bisect.bisect_right(self._comment_offsets, lo)
         return i < len(self._comment_offsets) and self._comment_offsets[i] < hi
 

@@ -384,8 +384,14 @@ def _payload(chk: Checker, x: Any, span: Span) -> Any:
     except (NotConstant, ZeroDivisionError):
         chk.d.error("E0604", "test values must be constants", span)
         return None
+    return _json_value(v)
+
+
+def _json_value(v: Any) -> Any:
     if isinstance(v, Fraction):
         return {"num": v.numerator, "den": v.denominator}
+    if isinstance(v, tuple):
+        return [_json_value(i) for i in v]
     return v
 
 

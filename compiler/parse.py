@@ -375,6 +375,13 @@ class _Build(Transformer_NonRecursive):
         name, body = ch
         return ast.PropertyDecl(name=str(name), span=self.sp(meta), **body)
 
+    def handler_ref(self, meta, ch):
+        return ".".join(str(c) for c in ch)
+
+    def list_lit(self, meta, ch):
+        items = tuple(ch[0] or ())
+        return self._expr(ast.ListLit(items=items, span=self.sp(meta)), *items)
+
     def split_property(self, meta, ch):
         return dict(kind="split", handler=str(ch[0]), what=str(ch[1]), bound=ch[2])
 

@@ -121,6 +121,8 @@ def const_value(e: Any) -> Any:
     """Evaluate a constant IR expression (literals and arithmetic on them)."""
     if isinstance(e, ir.Const):
         return e.value
+    if isinstance(e, ir.ListLit):
+        return tuple(const_value(i) for i in e.items)
     if isinstance(e, ir.Unary) and e.op == "-":
         v = const_value(e.operand)
         if not isinstance(v, (int, Fraction)) or isinstance(v, bool):
@@ -281,6 +283,21 @@ class Checker:
     def x_String(self, e: ast.String, env: Env) -> Any:
         return ir.Const(value=e.value, type=TEXT)
 
+    def x_ListLit(self, e: ast.ListLit, env: Env) -> Any:
+        items = tuple(self.expr(i, env) for i in e.items)
+        if not items:
+            self.d.error("E0301", "an empty list has no item type here", e.span,
+                         hint="leave the argument out or give at least one item")
+            return self.err()
+        t = items[0].type
+        for x, src in zip(items[1:], e.items[1:]):
+            if not compatible(t, x.type):
+                self.d.error("E0301", f"a list of {show(t)} cannot hold {show(x.type)}", src.span)
+        if isinstance(t, ir.TParty):
+            t = PARTY
+        return ir.ListLit(items=items, type=ir.TList(inner=base(t) if isinstance(
+            t, ir.TInt) else t))
+
     def x_PartyLit(self, e: ast.PartyLit, env: Env) -> Any:
         return ir.Const(value=e.name, type=PARTY)
 
@@ -350,6 +367,18 @@ class Checker:
             ftype, _, _ = self.type_of(field.type, Env(scope=_scope, in_handler=False))
             key = obj.key if isinstance(obj, ir.RecordRef) else obj
             return ir.RecordField(record=t.record, key=key, field=e.name, type=ftype)
+        if isinstance(t, ir.TParty) and not t.role:
+            # a party whose role is not known statically (a literal, `party` argument):
+            # an attribute name that only one role declares says which role is meant
+            holders = [r.name for r in self.syms.roles.values()
+                       if any(f.name == e.name for f in r.fields)]
+            if len(holders) == 1:
+                t = ir.TParty(role=holders[0])
+            elif len(holders) > 1:
+                self.d.error("E0207", f"`{e.name}` is an attribute of roles "
+                                      f"{', '.join(holders)}: which one is meant is unclear",
+                             e.span, hint="bind the party with its role, e.g. `by p: Role`")
+                return self.err()
         if isinstance(t, ir.TParty) and t.role:
             role = self.syms.roles[t.role]
             attr = next((f for f in role.fields if f.name == e.name), None)
@@ -1045,7 +1074,10 @@ class Checker:
                                  hint=f"declare `asset {asset}: ..., burnable`")
             elif verb in ("lock", "unlock", "slash"):
                 p = self.party(s.src, env)
-                self._check_transferable(asset, verb, s.span)
+                # Staking keeps value with its holder (own account <-> own stake), so a
+                # score may be staked; only slashing it *to* another account moves it.
+                if verb == "slash" and s.dst is not None:
+                    self._check_transferable(asset, verb, s.span)
                 if asset is None:
                     return None
                 if verb == "lock":

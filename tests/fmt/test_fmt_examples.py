@@ -150,7 +150,9 @@ EXPRS = [
     ("literals as written", "1_000.50 Credit + 25 bps * 10 ppm + 2.5 % + 007",
      "1_000.50 Credit + 25 bps * 10 ppm + 2.5% + 007"),
     ("string escapes", r'"a \"b\" \\ c\n\td"', r'"a \"b\" \\ c\n\td"'),
-    ("party", "@alice.b-c:d", "@alice.b-c:d"),
+    ("party", "@alice_b-c:d", "@alice_b-c:d"),
+    ("party attribute", "@tw.originator", "(@tw).originator"),
+    ("list literal", "[ @a,@b , ]", "[@a, @b]"),
 ]
 
 
