@@ -162,5 +162,5 @@ def audit_ledger(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -
 __all__ = [
     "open_runtime", "replay", "audit_ledger", "ledger_policy", "run_tests", "resolve_params",
     "Runtime", "Receipt", "Rejection", "Outcome", "Posting", "AuditReport", "ReplayReport",
-    "TestResult", "Store", "MemoryStore", "SqliteStore", "StoreError", "ParamError", "TICK",
+    "TestResult", "Store", "MemoryStore", "SqliteStore", "StoreError", "ParamError", "Rejected", "TICK",
 ]

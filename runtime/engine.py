@@ -204,7 +204,20 @@ class Runtime:
         return self._apply(ev, ch)
 
     def submit_batch(self, events: Iterable[Any]) -> list[Outcome]:
-        out = [self.submit(e) for e in events]
+        """Submit several events; a persistent store commits them in one transaction.
+
+        Each event still applies or is rejected on its own; the batch only
+        shares the commit (a crash before it loses the whole batch, never part
+        of an event)."""
+        store = self.store
+        saved = getattr(store, "batch", None)
+        if saved is not None:
+            store.batch = 1 << 62
+        try:
+            out = [self.submit(e) for e in events]
+        finally:
+            if saved is not None:
+                store.batch = saved
         self.flush()
         return out
 

@@ -356,3 +356,15 @@ when Job.due passes as j { update Job(j) { hits = Job(j).hits + 1 } }
     assert not any(k.startswith("fired:") for k in rt.state.meta)
     rt.close()
     assert replay(db).ok and audit_ledger(db).ok
+
+
+def test_submit_batch_commits_once(feat, tmp_path):
+    db = str(tmp_path / "b.sqlite")
+    rt = open_runtime(feat, db)  # batch=1: submit() commits each event
+    outs = rt.submit_batch([ev(f"j{i}", "join", f"p{i}", i) for i in range(5)] + [ev("j0", "join", "x", 9)])
+    assert [o.applied for o in outs] == [True] * 5 + [False]
+    assert rt.store.batch == 1
+    import sqlite3
+    c = sqlite3.connect(db)
+    assert c.execute("SELECT count(*) FROM journal").fetchone()[0] == 5
+    c.close()
