@@ -260,6 +260,24 @@ def _account_asset(comp: str) -> Optional[str]:
 # Counterexamples
 
 
+def _record_fields(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, namer: "Namer",
+                   rec: ir.Record, k: Any, state: State) -> dict:
+    """A record's fields (and escrow balance) in ``state``, as the policy writes values."""
+    if not _eval(model, z3.Select(state.get(f"live!{rec.name}"), k)):
+        return {"exists": False}
+    fields: dict[str, Any] = {"exists": True}
+    for f in rec.fields:
+        val = z3.Select(state.get(f"fld!{rec.name}!{f.name}"), k)
+        term: Any = val
+        if isinstance(f.type, ir.TOptional):
+            term = Opt(z3.Select(state.get(f"some!{rec.name}!{f.name}"), k), val)
+        fields[f.name] = _show(_plain(model, term, f.type, namer, policy), f.type, policy)
+    if rec.holds:
+        bal = _eval(model, z3.Select(state.get(f"escrow!{rec.name}!{rec.holds}"), k))
+        fields["balance"] = _show(bal, ir.TAmount(asset=rec.holds), policy)
+    return fields
+
+
 def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[set] = None) -> set:
     """Which Int values of the model are parties, record keys or texts (for naming)."""
     enc = m.encoder
@@ -345,6 +363,8 @@ def _counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, fail
         accounts.append({"account": label, "kind": comp.split("!")[0], "asset": asset,
                          "before": val, "after": after})
     records: dict[str, dict] = {}
+    records_after: dict[str, dict] = {}
+    after_keys = (extra or {}).pop("$after_keys", None) if extra else None
     for rec_name, keys in m.touched.items():
         try:
             rec = policy.record(rec_name)
@@ -353,21 +373,11 @@ def _counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, fail
         for k in keys:
             kv = _eval(model, k)
             label = f"{rec_name}({json.dumps(namer.name(kv, 'key'))})"
+            if after_keys and any(k.eq(a) for a in after_keys):
+                records_after[label] = _record_fields(m, model, policy, namer, rec, k, m.post)
             if label in records:
                 continue
-            live = _eval(model, z3.Select(m.pre.get(f"live!{rec_name}"), k))
-            if not live:
-                records[label] = {"exists": False}
-                continue
-            fields = {}
-            for f in rec.fields:
-                val = z3.Select(m.pre.get(f"fld!{rec_name}!{f.name}"), k)
-                term: Any = val
-                if isinstance(f.type, ir.TOptional):
-                    term = Opt(z3.Select(m.pre.get(f"some!{rec_name}!{f.name}"), k), val)
-                plain = _plain(model, term, f.type, namer, policy)
-                fields[f.name] = _show(plain, f.type, policy)
-            records[label] = {"exists": True, **fields}
+            records[label] = _record_fields(m, model, policy, namer, rec, k, m.pre)
     slots = {}
     for w in m.watches:
         if w.group == "slot" and _eval(model, w.term.some):
@@ -397,6 +407,8 @@ def _counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, fail
         "postings": postings,
         "balances": {a["account"]: {"before": a["before"], "after": a["after"]} for a in accounts},
     }
+    if records_after:
+        cex["records_after"] = records_after
     if account is not None and account[0]:
         template, idx = account
         who = namer.name(_eval(model, idx), "key" if template.startswith("balance(") and "," not in template else "party") if idx is not None else ""
@@ -1175,7 +1187,17 @@ def _invariant_results(policy: ir.Policy, declared: list, alive: set, failed: di
         status, hname, model = failed[inv.name]
         cex = None
         if status == REFUTED and hname is not None and isinstance(model, z3.ModelRef):
-            cex = counterexample(preps[hname].model, model, policy, f"{hname} breaks invariant {inv.name}")
+            hm = preps[hname].model
+            extra = None
+            if inv.record is not None:
+                # show the record the invariant fails for (the generic key of the check)
+                key = z3.Int(f"inv!{inv.record}!key")
+                saved = list(hm.touched.get(inv.record, []))
+                hm.touched[inv.record] = saved + [key]
+                extra = {"$after_keys": [key]}
+            cex = counterexample(hm, model, policy, f"{hname} breaks invariant {inv.name}", extra)
+            if inv.record is not None:
+                hm.touched[inv.record] = saved
             msg = (f"not inductive: from a state where it (and every other proved invariant) holds, an "
                    f"applied {hname} event leads to one where it does not. If that starting state can "
                    "never be reached, state a stronger invariant that excludes it")
@@ -1314,12 +1336,13 @@ def _cex_lines(cex: dict, indent: str) -> list[str]:
     lines.append(f"{indent}  event:     {cex['handler']}({args}) by {by} at {cex['time']}")
     for label, v in cex.get("pre_state", {}).items():
         lines.append(f"{indent}  before:    {label} = {v}")
-    for label, fields in cex.get("records", {}).items():
-        if fields.get("exists"):
-            body = ", ".join(f"{k} = {v}" for k, v in fields.items() if k != "exists")
-            lines.append(f"{indent}  record:    {label} {{ {body} }}")
-        else:
-            lines.append(f"{indent}  record:    {label} does not exist")
+    for what, recs in (("record:   ", cex.get("records", {})), ("after:    ", cex.get("records_after", {}))):
+        for label, fields in recs.items():
+            if fields.get("exists"):
+                body = ", ".join(f"{k} = {v}" for k, v in fields.items() if k != "exists")
+                lines.append(f"{indent}  {what} {label} {{ {body} }}")
+            else:
+                lines.append(f"{indent}  {what} {label} does not exist")
     if cex.get("collections"):
         lines.append(f"{indent}  members:   " + ", ".join(f"{k} = {v}" for k, v in cex["collections"].items()))
     for k in ("account", "amount", "split_amount", "weights", "shares", "leftover", "paid_from_pool", "limit"):
