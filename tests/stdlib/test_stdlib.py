@@ -40,6 +40,8 @@ EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
     "licensed_gig": ("e05", "e11", "e16", "e20", "e25", "e28", "e31", "e36", "e43", "e44"),
     "quadratic_funding": ("e21", "e22", "e24", "e25", "e31", "e35", "e42", "e44", "e45", "e46",
                           "e47", "e48", "e50", "e53"),
+    "time_bank": ("e02", "e06", "e07", "e09", "e11", "e12", "e14", "e16", "e20", "e22", "e28",
+                  "e32", "e33", "e35"),
 }
 
 
