@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, NamedTuple, Optional, Union
 
 import attrs
 
@@ -53,6 +53,7 @@ _DEBUG = bool(os.environ.get("CHARTER_RUNTIME_DEBUG"))
 TICK = "@tick"
 _NATIVE = (int, str, bool)
 _AUTO_TICK = TICK + "#"
+_NO_ARGS: dict = {}
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _sha256 = hashlib.sha256
 MAX_TIMER_FIRINGS = 10_000
@@ -63,8 +64,9 @@ class ParamError(ValueError):
     """A parameter override that the policy does not accept."""
 
 
-@attrs.frozen
-class Receipt:
+class Receipt(NamedTuple):
+    """An applied event.  Immutable (a NamedTuple: one is made per event, so it must be cheap)."""
+
     event_id: str
     tx: int
     postings: tuple[Posting, ...]
@@ -144,6 +146,7 @@ class Runtime:
         self._timed = [(ch, ch.handler) for ch in self.compiled.timed]
         self._broken: Optional[str] = None
         self._specs: dict[str, Any] = {}
+        self._events = {n: ch for n, ch in self.compiled.handlers.items() if ch.kind == "event"}
         meta = self.store.meta()
         if meta:
             fp = policy_fingerprint(policy)
@@ -191,6 +194,28 @@ class Runtime:
     def _submit(self, event: Any, replaying: bool) -> Outcome:
         if self._broken:
             raise StoreError(self._broken)
+        self.last_tick = None
+        # Fast path (most events): a well-formed envelope for an ordinary handler, nothing
+        # unusual about id or time, no timer due.  Everything else takes the general path
+        # below, which also produces the precise rejection messages.
+        if type(event) is dict and event.keys() <= _ENVELOPE:
+            eid = event.get("id")
+            sub = event.get("submitter")
+            now = event.get("time")
+            args = event.get("args", _NO_ARGS)
+            ch = self._events.get(event.get("type"))
+            clock = self.clock
+            if (ch is not None and type(eid) is str and eid and type(sub) is str and sub
+                    and type(now) is int and now >= 0 and type(args) is dict
+                    and eid not in self.applied_ids and (clock is None or now >= clock)
+                    and not eid.startswith(_AUTO_TICK) and "dissolved" not in self.state.meta
+                    and not (self._timed and self._timers_due(now))):
+                try:
+                    conv = self._convert_args(ch, args)
+                except Rejected as r:
+                    return Rejection(eid, r.code, r.message, r.span)
+                return self._run({"id": eid, "type": ch.name, "submitter": sub, "time": now,
+                                  "args": conv}, ch, False)
         eid = event.get("id") if isinstance(event, dict) else None
         eid = eid if isinstance(eid, str) else None
         self.last_tick = None
@@ -382,7 +407,8 @@ class Runtime:
                     st.add_party(ev["submitter"])
                 ch.body(env)
             frame = st.frames[-1]
-            check_transaction(st.postings, frame.bal, st.balances, st.asset_of_acc.__getitem__)
+            if st.postings or frame.bal:
+                check_transaction(st.postings, frame.bal, st.balances, st.asset_of_acc.__getitem__)
         except Rejected as r:
             st.rollback()
             span = r.span if r.span is not None else (ch.handler.span if ch is not None else None)
