@@ -129,6 +129,17 @@ def test_example_settles_to_expected_balances(folder: Path) -> None:
 
 
 @pytest.mark.parametrize("folder", _example_dirs(), ids=[p.name for p in _example_dirs()])
+def test_example_policy_checks_and_is_formatted(folder: Path) -> None:
+    pipeline = pytest.importorskip("charter.compiler.pipeline")
+    fmt = pytest.importorskip("charter.compiler.fmt")
+    path = folder / "policy.charter"
+    comp = pipeline.Compilation.from_path(str(path))
+    assert comp.diagnostics == []
+    text = path.read_text("utf-8")
+    assert fmt.format_verified(text, str(path)) == text
+
+
+@pytest.mark.parametrize("folder", _example_dirs(), ids=[p.name for p in _example_dirs()])
 def test_example_has_worked_arithmetic(folder: Path) -> None:
     # the stdlib's own examples explain their ledger in a README (gig_market
     # belongs to the runtime's owner, who documents it in its generator)
