@@ -312,6 +312,24 @@ class Encoder:
         if name not in self.pre_components:
             kind = name.split("!")[0]
             full = f"pre!{name}"
+            if self.shared.get("init") and kind in ("live", "escrow", "stake", "right", "supply"):
+                # the initial state of a trace: no records (so no escrows), no stakes or
+                # rights; party and pool balances and role members are the `given` setup
+                if kind == "live":
+                    v = z3.K(z3.IntSort(), z3.BoolVal(False))
+                elif kind == "right":
+                    a, b = z3.Ints("init!p init!k")
+                    v = z3.Lambda([a, b], z3.BoolVal(False))
+                elif kind == "supply":
+                    v = z3.Int(full)
+                    self.assumptions.append(v >= 0)
+                    cap = self._assets[name.split("!")[1]].cap
+                    if cap is not None:
+                        self.assumptions.append(v <= cap)
+                else:
+                    v = z3.K(z3.IntSort(), z3.IntVal(0))
+                self.pre_components[name] = v
+                return v
             if kind in ("bal", "stake", "escrow"):
                 v = z3.Array(full, z3.IntSort(), z3.IntSort())
             elif kind == "pool":
@@ -352,7 +370,11 @@ class Encoder:
     def _param(self, p: ir.Param) -> Any:
         if p.name in self.fixed_params:
             return self.const(self.fixed_params[p.name], p.type)
-        v = self.named(f"param.{p.name}", p.type)
+        params = self.shared.setdefault("params", {})
+        pkey = (p.name, repr(p.type))
+        if pkey not in params:
+            params[pkey] = self.fresh_typed(f"param.{p.name}", p.type, constrain=False)
+        v = params[pkey]
         lo, hi = p.lo, p.hi
         if isinstance(p.type, ir.TInt):
             lo = p.type.lo if lo is None else lo
@@ -434,15 +456,17 @@ class Encoder:
                                            index, amount))
 
     # -- the handler -------------------------------------------------------------
-    def encode(self, h: ir.Handler) -> HandlerModel:
+    def encode(self, h: ir.Handler, start: Optional[dict] = None) -> HandlerModel:
+        """Encode ``h`` from the pre-state (or from ``start``: a previous event's post-state)."""
         env: dict[str, Any] = {}
-        state = State(self)
-        pre = State(self)
+        self._start = dict(start or {})
+        state = State(self, self._start)
+        pre = State(self, self._start)
         true = z3.BoolVal(True)
-        self.now = z3.Int("now")
+        self.now = self.named("now", ir.TTime())
         self.assumptions.append(self.now >= 0)
         self.watches.append(Watch("now", self.now, ir.TTime(), "now"))
-        submitter = z3.Int("submitter")
+        submitter = self.named("submitter", ir.TParty())
         self.submitter = submitter
         args: dict[str, Any] = {}
         for f in h.params:
@@ -705,7 +729,7 @@ class Encoder:
         """Every key of a modelled collection that is a member before or after the event is
         one of its slots (this is the bound: at most ``bound`` members)."""
         out = []
-        pre = State(self)
+        pre = State(self, getattr(self, "_start", {}))
         for (kind, name), items in self.slots.items():
             if kind == "records":
                 keys, comp = self.touched.get(name, []), f"live!{name}"
@@ -1181,3 +1205,26 @@ def _split_shares(enc: Encoder, active: Any, method: str, amount: Any, weights: 
         scaled = [z3.If(z3.Or(trivial, z3.Not(c)), 0, e) for c, e in zip(included, scaled)]
     enc.last_split_scaled = (scaled, trivial)
     return shares, leftover, total, rest
+
+
+def encode_chain(policy: ir.Policy, handlers: list, bound: int = 3, codes: Optional[Codes] = None,
+                 fixed_params: Optional[dict] = None) -> list:
+    """Encode a sequence of events from the initial state (no records; party and pool
+    balances and role members as a `given` setup), each starting where the previous ended.
+    Used to confirm that a counterexample is reachable and to build a replayable trace."""
+    common = {"init": True, "pre": {}, "slots": {}, "params": {}}
+    codes = codes or Codes()
+    models: list[HandlerModel] = []
+    cur: dict = {}
+    for i, h in enumerate(handlers):
+        shared = dict(common)
+        shared["inputs"] = {}
+        enc = Encoder(policy, bound=bound, codes=codes, prefix=f"s{i}!", shared=shared,
+                      fixed_params=fixed_params)
+        m = enc.encode(h, start=cur)
+        if models:
+            enc.assumptions.append(m.now >= models[-1].now)
+        cur = dict(m.post.cur)
+        # components read only from the initial state stay initial
+        models.append(m)
+    return models

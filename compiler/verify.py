@@ -382,6 +382,14 @@ def _counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, fail
     for w in m.watches:
         if w.group == "slot" and _eval(model, w.term.some):
             slots[w.label] = namer.name(_eval(model, w.term.val), _category(w.type) or "party")
+    # role members before the event, among the parties the counterexample names
+    members: list[tuple[str, str]] = []
+    party_vals = sorted({v for v, cat in collect_ints(m, model) if cat == "party"})
+    for role in policy.roles:
+        arr = m.pre.get(f"role!{role.name}")
+        for v in party_vals:
+            if _eval(model, z3.Select(arr, v)) is True:
+                members.append((namer.name(v, "party"), role.name))
     postings = []
     for p in m.postings:
         if not _eval(model, p.guard):
@@ -418,7 +426,8 @@ def _counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, fail
         cex.update({k: _plain_extra(model, v, namer) for k, v in extra.items()})
     applied = bool(_eval(model, m.applied))
     cex["applied"] = applied
-    cex["scenario"] = scenario(policy, h, params, args, submitter, now, accounts, records, slots,
+    cex["members_before"] = [f"@{p} as {r}" for p, r in members]
+    cex["scenario"] = scenario(policy, h, params, args, submitter, now, accounts, records, members,
                                applied)
     return cex
 
@@ -451,7 +460,7 @@ def _describe(comp: str, idx: Optional[int], namer: Namer) -> str:
 
 
 def scenario(policy: ir.Policy, h: ir.Handler, params: dict, args: dict, submitter: str, now: int,
-             accounts: list[dict], records: dict, slots: dict, applied: bool) -> dict:
+             accounts: list[dict], records: dict, members: list, applied: bool) -> dict:
     """A minimal replayable scenario.
 
     ``events_jsonl`` is the event for ``charter run`` (with ``run_params`` as ``--param``
@@ -463,18 +472,7 @@ def scenario(policy: ir.Policy, h: ir.Handler, params: dict, args: dict, submitt
     given: list[dict] = []
     for k, v in params.items():
         given.append({"given": "param", "name": k, "value": v})
-    roles_needed: set[tuple[str, str]] = set()
-    if isinstance(h.auth, ir.AuthRole) and h.auth.role:
-        roles_needed.add((submitter, h.auth.role))
-    for label, who in slots.items():
-        base = label.split("[")[0]
-        if any(r.name == base for r in policy.roles):
-            roles_needed.add((who, base))
-    for f in h.params:
-        t = f.type.inner if isinstance(f.type, ir.TOptional) else f.type
-        if isinstance(t, ir.TParty) and t.role and isinstance(args.get(f.name), str):
-            roles_needed.add((args[f.name], t.role))
-    for who, role in sorted(roles_needed):
+    for who, role in sorted(set(members)):
         given.append({"given": "role", "party": who, "role": role})
     for acc in accounts:
         if acc["before"] and acc["kind"] in ("bal", "pool", "stake", "escrow"):
