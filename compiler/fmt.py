@@ -77,8 +77,8 @@ def _expr(e: ast.Expr) -> str:
         return f"[{', '.join(expr(i) for i in e.items)}]"
     if isinstance(e, ast.FieldAccess):
         obj = expr(e.obj, _POSTFIX)
-        if isinstance(e.obj, (ast.Number, ast.PartyLit)):
-            obj = f"({obj})"  # `1.x` reads as a broken decimal, `@a.x` as the party "a.x"
+        if isinstance(e.obj, ast.Number):
+            obj = f"({obj})"  # `1.x` would read as a broken decimal
         return f"{obj}.{e.name}"
     if isinstance(e, ast.Call):
         return f"{e.func}({', '.join(expr(a) for a in e.args)})"
@@ -108,15 +108,8 @@ def _expr(e: ast.Expr) -> str:
     raise TypeError(f"not an expression: {type(e).__name__}")
 
 
-def _ends_with_party(e: ast.Expr) -> bool:
-    while isinstance(e, (ast.BinOp, ast.Unary)):
-        e = e.right if isinstance(e, ast.BinOp) else e.operand
-    return isinstance(e, ast.PartyLit)
-
-
 def range_(lo: ast.Expr, hi: ast.Expr) -> str:
-    """``lo..hi``; spaced when ``lo`` ends in a party, whose name may contain dots."""
-    return f"{expr(lo)}{' .. ' if _ends_with_party(lo) else '..'}{expr(hi)}"
+    return f"{expr(lo)}..{expr(hi)}"
 
 
 def type_ref(t: ast.TypeRef) -> str:

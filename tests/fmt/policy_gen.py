@@ -56,7 +56,12 @@ class PolicyGen:
         return n
 
     def atom(self, d: int) -> list[str]:
-        k = self.r.randrange(8 if d > 0 else 7)
+        k = self.r.randrange(9 if d > 0 else 7)
+        if k == 8:  # a list literal
+            items: list[str] = []
+            for i in range(self.r.randrange(0, 3)):
+                items += ([","] if i else []) + self.expr(d - 1)
+            return ["[", *items, "]"]
         if k == 0:
             return [self.number()]
         if k == 1:
@@ -66,7 +71,7 @@ class PolicyGen:
         if k == 3:
             return [self.r.choice(STRINGS)]
         if k == 4:
-            return ["@" + self.r.choice(["alice", "bob.x", "c-1:d"])]
+            return ["@" + self.r.choice(["alice", "bob_x", "c-1:d"])]
         if k in (5, 6):
             return [self.name()]
         return ["(", *self.expr(d - 1), ")"]

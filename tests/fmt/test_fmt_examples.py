@@ -31,6 +31,12 @@ CASES = [
      "param fee: percent = 2% within 0%..10%\n"),
     ("param amount range", "param m: Credit = 1 Credit within 0 Credit .. 1000 Credit",
      "param m: Credit = 1 Credit within 0 Credit..1000 Credit\n"),
+    ("party range", "param x: party = @b within @a .. @c",
+     "param x: party = @b within @a..@c\n"),
+    ("handler refs", "property a: split in lib.pay is monotone\nproperty b: Task.deadline.passes "
+     "pays from commons at most 0 Credit",
+     "property a: split in lib.pay is monotone\n"
+     "property b: Task.deadline.passes pays from commons at most 0 Credit\n"),
     ("pool and treasury", "pool commons of Credit\ntreasury fund of Credit",
      "pool commons of Credit\ntreasury fund of Credit\n"),
     ("record short", "record Task holds Credit {\n  poster: Agent,\n  best: Agent?,\n}",
@@ -151,7 +157,7 @@ EXPRS = [
      "1_000.50 Credit + 25 bps * 10 ppm + 2.5% + 007"),
     ("string escapes", r'"a \"b\" \\ c\n\td"', r'"a \"b\" \\ c\n\td"'),
     ("party", "@alice_b-c:d", "@alice_b-c:d"),
-    ("party attribute", "@tw.originator", "(@tw).originator"),
+    ("party attribute", "(@tw).originator", "@tw.originator"),
     ("list literal", "[ @a,@b , ]", "[@a, @b]"),
 ]
 
