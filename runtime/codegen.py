@@ -650,6 +650,35 @@ class Compiler:
             return _norm(f(l, r))
         return arith
 
+    def _rounded_product(self, name: str, b: ir.Binary) -> Fn:
+        """``floor(a * r)`` (or ceil/round, or ``a / b``) in integer arithmetic.
+
+        Same exact result as building the Fraction and rounding it, without
+        the Fraction (and its gcd) on the hot path of fees and shares.
+        """
+        left, right, div = self.expr(b.left), self.expr(b.right), b.op == "/"
+
+        def rounded(e: Env) -> int:
+            l, r = left(e), right(e)
+            if l is None or r is None:
+                raise Rejected("none_value", f"arithmetic {b.op} on none")
+            ln, ld = _nd(l)
+            rn, rd = _nd(r)
+            if div:
+                if rn == 0:
+                    raise Rejected("division_by_zero", "division by zero")
+                n, d = ln * rd, ld * rn
+                if d < 0:
+                    n, d = -n, -d
+            else:
+                n, d = ln * rn, ld * rd
+            if name == "floor":
+                return n // d
+            if name == "ceil":
+                return -((-n) // d)
+            return (2 * n + d) // (2 * d)  # half up
+        return rounded
+
     def x_AccBalance(self, x: ir.AccBalance):
         acc = self.account(x.account)
         return lambda e: e.st.balances.get(acc(e), 0)
@@ -702,6 +731,9 @@ class Compiler:
         one = args[0] if args else None
         if name in ("floor", "ceil", "round"):
             fn = sem.ROUNDINGS[name]
+            arg = x.args[0]
+            if isinstance(arg, ir.Binary) and arg.op in ("*", "/"):
+                return self._rounded_product(name, arg)
             return lambda e: fn(one(e))
         if name == "abs":
             return lambda e: abs(one(e))
@@ -757,6 +789,13 @@ class Compiler:
                 asset = extra[0]
                 return lambda e: e.st.balances.get(mk(one(e), asset), 0)
         raise PolicyNotExecutable(f"built-in {name}({len(args)} args, extra={extra}) is not supported")
+
+
+def _nd(v: Any) -> tuple[int, int]:
+    """A number as (numerator, denominator) without building a Fraction."""
+    if type(v) is int:
+        return v, 1
+    return v.numerator, v.denominator
 
 
 def _norm(v: Any) -> Any:

@@ -144,6 +144,8 @@ class Runtime:
         self.converter = Converter(policy)
         self.state = State(policy)
         self._timed = [(ch, ch.handler) for ch in self.compiled.timed]
+        self._only_deadlines = all(h.kind == "deadline" for _, h in self._timed)
+        self._heaps = [self.state.heaps[h.name] for _, h in self._timed if h.kind == "deadline"]
         self._broken: Optional[str] = None
         self._specs: dict[str, Any] = {}
         self._events = {n: ch for n, ch in self.compiled.handlers.items() if ch.kind == "event"}
@@ -376,6 +378,13 @@ class Runtime:
 
     def _timers_due(self, now: int) -> bool:
         st = self.state
+        # cheap exit: every deadline heap's earliest entry is later and no `every` handler
+        if self._only_deadlines:
+            for heap in self._heaps:
+                if heap and heap[0][0] <= now:
+                    break
+            else:
+                return False
         t0 = st.meta.get("t0")
         for ch, h in self._timed:
             if h.kind == "every":

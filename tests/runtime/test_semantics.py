@@ -198,3 +198,25 @@ def test_split_symmetric_equal_weights(amount, weights, method):
     shares, _ = split(amount, weights, method)
     if method != "sequential_floor":
         assert max(shares) - min(shares) <= 1
+
+
+# ---------------------------------------------------------------- codegen's integer rounding path
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-10**6, 10**6), st.integers(-10**4, 10**4), st.integers(1, 10**4),
+       st.sampled_from(["*", "/"]), st.sampled_from(["floor", "ceil", "round"]))
+def test_rounded_product_matches_fraction_rounding(a, n, d, op, name):
+    """floor/ceil/round of a*r and a/r compiled without Fractions equal the Fraction result."""
+    from charter.compiler import ir
+    from charter.runtime.codegen import Compiler, Env
+    r = F(n, d)
+    if op == "/" and r == 0:
+        return
+    expr = ir.Builtin(name=name, args=(ir.Binary(op=op, left=ir.Const(value=a, type=ir.TInt()),
+                                                 right=ir.Const(value=r, type=ir.TRatio()),
+                                                 type=ir.TRatio()),), type=ir.TInt())
+    pol = ir.Policy(name="p", version="1", assets=(), roles=(), params=(), pools=(), records=(),
+                    handlers=(), properties=(), tests=())
+    got = Compiler(pol).expr(expr)(Env(None, {}, 0, "clock", 10))
+    exact = F(a) * r if op == "*" else F(a) / r
+    assert got == sem.ROUNDINGS[name](exact)
