@@ -906,8 +906,11 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
                 extra = {"amount": o.amount} if o.amount is not None else None
                 cex = counterexample(m, model, policy, f"line {o.span.line}: {o.detail}", extra,
                                      account=(o.account, o.index))
+                if bad_status == REFUTED:
+                    j = m.obligations.index(o)
+                    _attach_trace(policy, h.name, cex, opts, lambda mm, j=j: _obligation_fails(mm, j))
                 status, span = bad_status, o.span
-                msg = _message(kind, o, cex)
+                msg = _message(kind, o, cex) + _trace_note(cex)
                 break
             if r == "unknown":
                 unknown = True
@@ -932,13 +935,14 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
             if left_ms <= 0:
                 status, msg = UNKNOWN, f"time limit of {opts.timeout_ms} ms reached"
                 break
-            conds = [s >= 0 for s in sp.shares] + [sp.leftover >= 0]
-            if sp.method != "floor_dust" and sp.cap is None:
-                conds.append(z3.Implies(z3.And(sp.n > 0, sp.total > 0), sp.leftover == 0))
+            conds = _rounding_conds(sp)
             r, model = solve(base + [applied, sp.guard, z3.Not(z3.And(*conds))], left_ms)
             if r == "sat":
                 cex = counterexample(m, model, policy, f"line {sp.span.line}: split loses or creates units",
                                      _split_extra(sp))
+                i = m.splits.index(sp)
+                _attach_trace(policy, h.name, cex, opts, lambda mm, i=i: z3.And(
+                    mm.applied, mm.splits[i].guard, z3.Not(z3.And(*_rounding_conds(mm.splits[i])))))
                 status, span = REFUTED, sp.span
                 msg = (f"the split at line {sp.span.line} ({sp.method}) does not distribute exactly: "
                        f"shares {cex.get('shares')}, leftover {cex.get('leftover')} of {cex.get('split_amount')}")
@@ -947,6 +951,181 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
                 status, msg = UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms"
         out.append(res("rounding", status, msg, span, cex, t0=t0))
     return out
+
+
+def _rounding_conds(sp: Any) -> list:
+    conds = [x >= 0 for x in sp.shares] + [sp.leftover >= 0]
+    if sp.method != "floor_dust" and sp.cap is None:
+        conds.append(z3.Implies(z3.And(sp.n > 0, sp.total > 0), sp.leftover == 0))
+    return conds
+
+
+def _obligation_fails(m: HandlerModel, j: int) -> Any:
+    o = m.obligations[j]
+    earlier = [z3.Implies(e.guard, e.cond) for e in m.obligations[:j]]
+    return z3.And(m.ok_explicit, o.guard, z3.Not(o.cond), *earlier)
+
+
+# --------------------------------------------------------------------------
+# Confirming a refutation from the initial state (bounded search over event sequences)
+
+MAX_TRACE = 3
+
+
+def _changes_state(h: ir.Handler) -> bool:
+    return any(not isinstance(st, (ir.Require, ir.Let, ir.Flag)) for st in h.body)
+
+
+def confirm(policy: ir.Policy, target: str, fails: Any, opts: Options,
+            max_events: int = MAX_TRACE) -> Optional[tuple]:
+    """Search event sequences of up to ``max_events`` (ending with ``target``) from the initial
+    state for one where ``fails(last_model)`` holds.  Returns (models, z3 model) or None."""
+    from itertools import product
+    from .smt import encode_chain
+    h = policy.handler(target)
+    if h.kind != "event":
+        return None  # timed handlers fire from time, not as test events
+    prefixes = [x for x in policy.handlers if x.kind == "event" and _changes_state(x)]
+    deadline = time.perf_counter() + 2 * opts.timeout_ms / 1000
+    for n in range(1, max_events + 1):
+        for prefix in product(prefixes, repeat=n - 1):
+            left_ms = int((deadline - time.perf_counter()) * 1000)
+            if left_ms <= 0:
+                return None
+            try:
+                models = encode_chain(policy, list(prefix) + [h], bound=opts.bound,
+                                      fixed_params=opts.fixed_params)
+            except Unsupported:
+                return None
+            goal = fails(models[-1]) if not getattr(fails, "wants_chain", False) else fails(models)
+            formulas = [a for mm in models for a in mm.assumptions + mm.encoder.finish_reads()]
+            formulas += [mm.applied for mm in models[:-1]]
+            formulas.append(goal)
+            r, model = solve(formulas, min(left_ms, opts.timeout_ms))
+            if r == "sat":
+                return models, model
+    return None
+
+
+def _attach_trace(policy: ir.Policy, target: str, cex: dict, opts: Options, fails: Any) -> None:
+    """Confirm ``cex`` from the initial state; on success replace its scenario by the trace."""
+    try:
+        found = confirm(policy, target, fails, opts)
+    except (z3.Z3Exception, Unsupported, TypeError, ValueError, KeyError, AttributeError):
+        found = None
+    if found is None:
+        cex["confirmed"] = False
+        return
+    models, model = found
+    try:
+        cex["scenario"] = trace_scenario(policy, models, model)
+        cex["confirmed"] = True
+    except Exception:  # rendering problems must not lose the verdict
+        cex["confirmed"] = False
+
+
+def _trace_note(cex: Optional[dict]) -> str:
+    if not cex:
+        return ""
+    if cex.get("confirmed"):
+        n = len(cex["scenario"].get("events", []))
+        return (f". Confirmed reachable: {n} event{'s' if n != 1 else ''} from the initial state "
+                "reproduce it (replay below)")
+    if "confirmed" in cex:
+        return (f". Not confirmed from the initial state within {MAX_TRACE} events: the pre-state "
+                "shown may be unreachable (then a stronger invariant would prove the property)")
+    return ""
+
+
+def trace_scenario(policy: ir.Policy, models: list, model: z3.ModelRef) -> dict:
+    """A replayable trace: `given` setup from the initial state, then every event."""
+    ints: set = set()
+    for mm in models:
+        collect_ints(mm, model, ints)
+    last = models[-1]
+    namer = Namer(last.encoder, model, ints)
+    enc0 = models[0].encoder
+    params = {p.name: _plain(model, enc0.params[p.name], p.type, namer, policy) for p in policy.params}
+    given: list[dict] = [{"given": "param", "name": k, "value": v} for k, v in params.items()]
+    party_vals = sorted({v for v, cat in ints if cat == "party"} - {enc0.codes.code("clock")})
+    pre = enc0.pre_components
+    for role in policy.roles:
+        arr = pre.get(f"role!{role.name}")
+        if arr is None:
+            continue
+        for v in party_vals:
+            if _eval(model, z3.Select(arr, v)) is True:
+                given.append({"given": "role", "party": namer.name(v, "party"), "role": role.name})
+    accounts = []
+    for comp, arr in sorted(pre.items()):
+        kind = comp.split("!")[0]
+        if kind == "bal":
+            asset = comp.split("!")[1]
+            for v in party_vals:
+                amt = _eval(model, z3.Select(arr, v))
+                if amt:
+                    label = f"balance(@{namer.name(v, 'party')}, {asset})"
+                    given.append({"given": "funds", "account": label, "asset": asset, "amount": amt})
+        elif kind == "pool":
+            amt = _eval(model, arr)
+            pool = comp.split("!")[1]
+            if amt:
+                given.append({"given": "funds", "account": f"balance({pool})",
+                              "asset": policy.pool(pool).asset, "amount": amt})
+    events = []
+    for i, mm in enumerate(models):
+        hh = mm.handler
+        args = {f.name: _plain(model, mm.args[f.name], f.type, namer, policy) for f in hh.params}
+        sub = "clock" if isinstance(hh.auth, ir.AuthClock) else namer.name(_eval(model, mm.submitter), "party")
+        events.append({"id": f"cex-{i + 1}", "type": hh.name, "submitter": sub,
+                       "time": max(0, _eval(model, mm.now)), "args": args})
+    applied = bool(_eval(model, last.applied))
+    # balances the last event changes (for the test's expectations)
+    for comp, idx in last.encoder.balance_reads:
+        kind = comp.split("!")[0]
+        if kind not in ("bal", "pool"):
+            continue
+        iv = _eval(model, idx) if idx is not None else None
+        label = _describe(comp, iv, namer)
+        if any(a["account"] == label for a in accounts):
+            continue
+        b0 = _eval(model, last.pre.get(comp) if idx is None else z3.Select(last.pre.get(comp), idx))
+        b1 = _eval(model, last.post.get(comp) if idx is None else z3.Select(last.post.get(comp), idx))
+        asset = _account_asset(comp) or policy.pool(comp.split("!")[1]).asset
+        accounts.append({"account": label, "kind": kind, "asset": asset, "before": b0, "after": b1})
+    lines = [f'test "counterexample {last.handler.name}" {{']
+    try:
+        for g in given:
+            if g["given"] == "param":
+                lines.append(f"    given param {g['name']} = "
+                             f"{_literal(g['value'], policy.param(g['name']).type, policy)}")
+            elif g["given"] == "role":
+                lines.append(f"    given @{g['party']} as {g['role']}")
+            else:
+                amount = _show(g["amount"], ir.TAmount(asset=g["asset"]), policy)
+                lines.append(f"    given {amount} in {_account_literal(g['account'])}")
+        for i, (ev, mm) in enumerate(zip(events, models)):
+            types = {f.name: f.type for f in mm.handler.params}
+            args = ", ".join(f"{k} = {_literal(v, types[k], policy)}" for k, v in ev["args"].items())
+            by = "clock" if ev["submitter"] == "clock" else "@" + ev["submitter"]
+            lines.append(f"    when {ev['type']}({args}) by {by} at {ev['time']}")
+            if i < len(events) - 1:
+                lines.append("    expect ok")
+        if not applied:
+            lines.append("    expect rejected")
+        else:
+            lines.append("    expect ok")
+            for a in accounts:
+                if a["after"] != a["before"]:
+                    lines.append(f"    expect {a['account']} == "
+                                 f"{_show(a['after'], ir.TAmount(asset=a['asset']), policy)}")
+    except (ValueError, KeyError, StopIteration) as exc:
+        lines.append(f"    # not expressible as a test: {exc}")
+    lines.append("}")
+    return {"given": given, "events": events,
+            "events_jsonl": "\n".join(json.dumps(e, sort_keys=True) for e in events),
+            "run_params": [f"{k}={_param_cli(v, policy.param(k).type, policy)}" for k, v in params.items()],
+            "needs_records": [], "charter_test": "\n".join(lines), "replayable_without_history": True}
 
 
 def _split_extra(sp: Any) -> dict:
@@ -1008,56 +1187,24 @@ def _split_property(policy: ir.Policy, p: ir.SplitProperty, prep: Optional[Prepa
     base = m.assumptions + prep.extra_assumptions + inv + [m.applied]
     enc = m.encoder
     undecided_premise: list[int] = []
-    for sp in m.splits:
-        k = len(sp.shares)
-        bound = None
-        if p.bound is not None:
-            bound = enc.expr(p.bound, {}, m.pre, z3.BoolVal(True))
-        inc, w, s = sp.included, sp.weights, sp.shares
-        base_min = sp.minimum if sp.minimum is not None else z3.IntVal(0)
-        conds, premise = [], []
-        if p.kind == "proportional":
-            b = bound if bound is not None else z3.IntVal(1)
-            for i in range(k):
-                # |(share - minimum) - rest*w/W| <= b, cross-multiplied by W > 0; the linear
-                # form (scaled share) is used when no cap can cut the share
-                if sp.scaled is not None and sp.cap is None:
-                    diff = sp.scaled[i]
-                else:
-                    diff = (s[i] - base_min) * sp.total - sp.rest * w[i]
-                conds.append(z3.Implies(z3.And(inc[i], sp.total > 0),
-                                        z3.And(diff <= b * sp.total, -diff <= b * sp.total)))
-            premise.append(z3.And(sp.total > 0, sp.n > 0))
-        elif p.kind == "monotone":
-            for i in range(k):
-                for j in range(k):
-                    if i != j:
-                        conds.append(z3.Implies(z3.And(inc[i], inc[j], w[i] > w[j]), s[i] >= s[j]))
-                        premise.append(z3.And(inc[i], inc[j], w[i] > w[j]))
-        elif p.kind == "symmetric":
-            b = bound if bound is not None else z3.IntVal(1)
-            for i in range(k):
-                for j in range(i + 1, k):
-                    conds.append(z3.Implies(z3.And(inc[i], inc[j], w[i] == w[j]),
-                                            z3.And(s[i] - s[j] <= b, s[j] - s[i] <= b)))
-                    premise.append(z3.And(inc[i], inc[j], w[i] == w[j]))
-        elif p.kind in ("floor", "cap"):
-            if bound is None:
-                return res(UNKNOWN, f"{p.kind} property without a bound")
-            for i in range(k):
-                conds.append(z3.Implies(inc[i], s[i] >= bound if p.kind == "floor" else s[i] <= bound))
-            premise += list(inc)
-        else:
-            return res(UNKNOWN, f"unknown split property kind {p.kind}")
-        if isinstance(bound, Opt):
-            return res(UNKNOWN, "optional bound")
+    for si, sp in enumerate(m.splits):
+        built = _split_prop_conds(p, m, sp)
+        if isinstance(built, str):
+            return res(UNKNOWN, built)
+        conds, premise = built
         r, model = solve(base + [sp.guard, z3.Not(z3.And(*conds))], opts.timeout_ms)
         if r == "sat":
             cex = counterexample(m, model, policy, f"{p.kind} fails for the split at line {sp.span.line}",
                                  _split_extra(sp))
+
+            def fails(mm: HandlerModel, si: int = si) -> Any:
+                got = _split_prop_conds(p, mm, mm.splits[si])
+                return z3.BoolVal(False) if isinstance(got, str) else \
+                    z3.And(mm.applied, mm.splits[si].guard, z3.Not(z3.And(*got[0])))
+            _attach_trace(policy, p.handler, cex, opts, fails)
             return res(REFUTED, f"{p.kind} fails for the split at line {sp.span.line} ({sp.method}): "
                        f"weights {cex['weights']} (-1 = not a recipient) give shares {cex['shares']}"
-                       f" of {cex['split_amount']}", cex, sp.span)
+                       f" of {cex['split_amount']}" + _trace_note(cex), cex, sp.span)
         if r == "unknown":
             return res(UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms (bound {opts.bound})")
         # vacuity: the premise must be reachable, or the proof says nothing
@@ -1077,6 +1224,61 @@ def _split_property(policy: ir.Policy, p: ir.SplitProperty, prep: Optional[Prepa
                "and all weights, amounts and parameters in range" + note)
 
 
+def _budget_terms(p: ir.BudgetProperty, m: HandlerModel) -> tuple:
+    comp = f"pool!{p.pool}"
+    outs = [z3.If(q.guard, q.amount, 0) for q in m.postings if q.src_key and q.src_key[0] == comp]
+    paid = z3.Sum(*outs) if outs else z3.IntVal(0)
+    return paid, m.encoder.expr(p.limit, {}, m.pre, z3.BoolVal(True))
+
+
+def _split_prop_conds(p: ir.SplitProperty, m: HandlerModel, sp: Any) -> Any:
+    """(conditions that must hold, premise) of split property ``p`` for split ``sp``, or a
+    reason it cannot be checked."""
+    enc = m.encoder
+    k = len(sp.shares)
+    bound = enc.expr(p.bound, {}, m.pre, z3.BoolVal(True)) if p.bound is not None else None
+    if isinstance(bound, Opt):
+        return "optional bound"
+    inc, w, s = sp.included, sp.weights, sp.shares
+    base_min = sp.minimum if sp.minimum is not None else z3.IntVal(0)
+    conds: list = []
+    premise: list = []
+    if p.kind == "proportional":
+        b = bound if bound is not None else z3.IntVal(1)
+        for i in range(k):
+            # |(share - minimum) - rest*w/W| <= b, cross-multiplied by W > 0; the linear
+            # form (scaled share) is used when no cap can cut the share
+            if sp.scaled is not None and sp.cap is None:
+                diff = sp.scaled[i]
+            else:
+                diff = (s[i] - base_min) * sp.total - sp.rest * w[i]
+            conds.append(z3.Implies(z3.And(inc[i], sp.total > 0),
+                                    z3.And(diff <= b * sp.total, -diff <= b * sp.total)))
+        premise.append(z3.And(sp.total > 0, sp.n > 0))
+    elif p.kind == "monotone":
+        for i in range(k):
+            for j in range(k):
+                if i != j:
+                    conds.append(z3.Implies(z3.And(inc[i], inc[j], w[i] > w[j]), s[i] >= s[j]))
+                    premise.append(z3.And(inc[i], inc[j], w[i] > w[j]))
+    elif p.kind == "symmetric":
+        b = bound if bound is not None else z3.IntVal(1)
+        for i in range(k):
+            for j in range(i + 1, k):
+                conds.append(z3.Implies(z3.And(inc[i], inc[j], w[i] == w[j]),
+                                        z3.And(s[i] - s[j] <= b, s[j] - s[i] <= b)))
+                premise.append(z3.And(inc[i], inc[j], w[i] == w[j]))
+    elif p.kind in ("floor", "cap"):
+        if bound is None:
+            return f"{p.kind} property without a bound"
+        for i in range(k):
+            conds.append(z3.Implies(inc[i], s[i] >= bound if p.kind == "floor" else s[i] <= bound))
+        premise += list(inc)
+    else:
+        return f"unknown split property kind {p.kind}"
+    return conds, premise
+
+
 def _budget_property(policy: ir.Policy, p: ir.BudgetProperty, prep: Optional[Prepared], inv: list,
                      opts: Options, t0: float) -> Result:
     def res(status: str, msg: str, cex: Optional[dict] = None) -> Result:
@@ -1089,17 +1291,19 @@ def _budget_property(policy: ir.Policy, p: ir.BudgetProperty, prep: Optional[Pre
     if prep.model is None:
         return res(UNKNOWN, f"not modelled: {prep.error}")
     m = prep.model
-    comp = f"pool!{p.pool}"
-    outs = [z3.If(q.guard, q.amount, 0) for q in m.postings if q.src_key and q.src_key[0] == comp]
-    paid = z3.Sum(*outs) if outs else z3.IntVal(0)
-    limit = m.encoder.expr(p.limit, {}, m.pre, z3.BoolVal(True))
+    paid, limit = _budget_terms(p, m)
     base = m.assumptions + prep.extra_assumptions + inv + [m.applied]
     r, model = solve(base + [paid > limit], opts.timeout_ms)
     if r == "sat":
         cex = counterexample(m, model, policy, f"pays {p.pool} more than the limit",
                              {"paid_from_pool": paid, "limit": limit})
+
+        def fails(mm: HandlerModel) -> Any:
+            pd, lm = _budget_terms(p, mm)
+            return z3.And(mm.applied, pd > lm)
+        _attach_trace(policy, p.handler, cex, opts, fails)
         return res(REFUTED, f"{p.handler} can pay {cex['paid_from_pool']} minor units out of {p.pool} "
-                   f"in one event; the limit is {cex['limit']}", cex)
+                   f"in one event; the limit is {cex['limit']}" + _trace_note(cex), cex)
     if r == "unknown":
         return res(UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms")
     return res(PROVED, f"{p.handler} never pays more than the limit out of {p.pool} in one event")
@@ -1171,6 +1375,22 @@ def _decls(policy: ir.Policy) -> dict:
     return {k: d[k] for k in ("assets", "roles", "params", "pools", "records")}
 
 
+def _invariant_fails(inv: "Inv") -> Any:
+    """For confirm(): the invariant holds in the trace's initial state and fails at its end."""
+    def fails(models: list) -> Any:
+        first, last = models[0], models[-1]
+        key = z3.Int(f"bmc!{inv.record}!key") if inv.record else None
+        init = State(first.encoder, {})
+        before = _inv_terms(first, inv, init, key) if inv.record is None else z3.BoolVal(True)
+        after = _inv_terms(last, inv, last.post, key)
+        if key is not None:
+            last.encoder.touch(inv.record, key)
+        closed = last.encoder.closed_world(last.post)
+        return z3.And(before, last.applied, z3.Not(after), *closed)
+    fails.wants_chain = True  # type: ignore[attr-defined]
+    return fails
+
+
 def _invariant_results(policy: ir.Policy, declared: list, alive: set, failed: dict, preps: dict,
                        opts: Options, t_inv: float) -> list[Result]:
     out = []
@@ -1196,9 +1416,16 @@ def _invariant_results(policy: ir.Policy, declared: list, alive: set, failed: di
             cex = counterexample(hm, model, policy, f"{hname} breaks invariant {inv.name}", extra)
             if inv.record is not None:
                 hm.touched[inv.record] = saved
-            msg = (f"not inductive: from a state where it (and every other proved invariant) holds, an "
-                   f"applied {hname} event leads to one where it does not. If that starting state can "
-                   "never be reached, state a stronger invariant that excludes it")
+            _attach_trace(policy, hname, cex, opts, _invariant_fails(inv))
+            if cex.get("confirmed"):
+                n = len(cex["scenario"]["events"])
+                msg = (f"violated: {n} event{'s' if n != 1 else ''} from the initial state (where it "
+                       f"holds) lead to a state where it does not, the last one {hname} (replay below)")
+            else:
+                msg = (f"not inductive: from a state where it (and every other proved invariant) holds, "
+                       f"an applied {hname} event leads to one where it does not. No violation was found "
+                       f"from the initial state within {MAX_TRACE} events, so that starting state may be "
+                       "unreachable: a stronger invariant that excludes it would prove this one")
         elif status == REFUTED:
             msg = "does not hold in the initial state (no records, zero balances)"
         else:

@@ -124,3 +124,21 @@ on pledge(id: text, amount: Credit) by b: Agent {{
 property capped_total: always sum(p.amount for p in Pledge) <= 100 Credit
 """
 TOTAL_CAP_GUARD = 'require sum(p.amount for p in Pledge) + amount <= 100 Credit else "cap reached"'
+
+# -- a modular refutation that is not reachable (counterexample to induction) ------
+BOX = HEADER + """
+record Box holds Credit {{ owner: Agent, amount: Credit, mult: int, open: bool = true }}
+on make(id: text, amount: Credit) by o: Agent {{
+    require amount > 0 Credit else "positive"
+    require balance(o, Credit) >= amount * 2 else "insufficient funds"
+    require not exists Box(id) else "exists"
+    create Box(id) {{ owner = o, amount = amount, mult = 2 }}
+    escrow amount * 2 from o into Box(id)
+}}
+on take(id: Box) by Box(id).owner {{
+    let b = Box(id)
+    require b.open else "taken"
+    release b.amount * b.mult from Box(id) to b.owner
+    set b.open = false
+}}
+"""
