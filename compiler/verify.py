@@ -33,12 +33,15 @@ items").
 
 Checks are modular: each handler is verified from an arbitrary pre-state that
 satisfies the proved invariants (declared and automatic).  So a refutation's
-pre-state (shown in full, with the records it needs) may, for a policy whose
-invariants are too weak, be unreachable from the initial state; declaring an
-invariant that excludes it makes the verifier prove it inductive and use it.
-Counterexamples that need no prior records are replayable as-is: each carries
-a Charter ``test`` block (given roles, funds and parameters, the event, and the
-outcome the verifier predicts) that ``charter test`` runs on the runtime.
+pre-state may, for a policy whose invariants are too weak, be unreachable.
+Every refutation is therefore also searched for from the initial state (no
+records; party and pool balances and role members as a ``given`` setup) over
+event sequences of up to :data:`MAX_TRACE` events ending in the failing
+handler.  When found, the result says "confirmed reachable" and its scenario is
+that trace as a Charter ``test`` block (given roles, funds and parameters, each
+event, and the outcome the verifier predicts) which ``charter test`` replays on
+the runtime; otherwise it says the pre-state may be unreachable and shows the
+modular counterexample with the records it needs.
 
 Not modelled (sound for properties about applied events, stated in results
 where relevant): the runtime's step budget (it can only reject more events),
