@@ -66,7 +66,7 @@ def register(cli: click.Group) -> None:
                     click.echo(line, nl=False)
             if not check and not show_diff:
                 try:
-                    Path(path).write_text(out, encoding="utf-8")
+                    Path(path).write_text(out, encoding="utf-8", newline="\n")
                 except OSError as err:
                     click.echo(f"charter: cannot write {name}: {err.strerror or err}", err=True)
                     exit_code = 2
