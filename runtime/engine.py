@@ -586,7 +586,7 @@ class Runtime:
         """Re-verify the journal chain and recompute balances from its postings."""
         self.flush()
         if self.store.persistent:
-            stored = {k: v[1] for kind, k, v in self.store.rows() if kind == "balance"}
+            stored = {k: v for kind, k, v in self.store.rows() if kind == "balance"}
         else:
             stored = dict(self.state.balances)
         report = audit_rows(self.store.journal(), self.genesis, stored)

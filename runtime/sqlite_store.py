@@ -33,7 +33,7 @@ from .journal import JournalRow
 from .state import store_key
 from .store import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: balance rows hold the bare amount
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 _MAGIC = b"SQLite format 3\x00"
 
@@ -159,13 +159,12 @@ class SqliteStore:
         deletes = []
         dumps = _dumps
         bal = state.balances
-        asset_of = state.asset_of
         for acc in self._dirty_bal:
             v = bal.get(acc)
             if v is None:
                 deletes.append(("balance", acc))
             else:
-                upserts.append(("balance", acc, dumps([asset_of(acc), v])))
+                upserts.append(("balance", acc, str(v)))  # JSON of an int
         for kind, key in self._dirty:
             v = state.value_of(kind, key)
             skey = store_key(key)

@@ -286,8 +286,7 @@ class State:
     def value_of(self, kind: str, key: Any) -> Any:
         """The JSON value stored for a key, or None when it no longer exists."""
         if kind == "balance":
-            v = self.balances.get(key)
-            return None if v is None else [self.asset_of(key), v]
+            return self.balances.get(key)  # the asset follows from the account name
         if kind == "meta":
             v = self.meta.get(key, _ABSENT)
             return None if v is _ABSENT else {"v": to_json_value(v)}
@@ -315,9 +314,8 @@ class State:
         """Restore one stored row (inverse of :meth:`value_of`)."""
 
         if kind == "balance":
-            asset, v = value
-            self.balances[key] = v
-            self._new_account(key, asset)
+            self.balances[key] = value
+            self._new_account(key, self.asset_of(key))
         elif kind == "record":
             r, k = json.loads(key)
             self.records[r][k] = {f: from_json_value(x) for f, x in value.items()}

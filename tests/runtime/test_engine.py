@@ -226,7 +226,7 @@ def _ledger(feat, tmp_path, batch=1):
 TAMPER = [
     # (SQL, what audit must say)
     ("UPDATE journal SET entry = replace(entry, '700', '800') WHERE event_id = 'm'", "modified row"),
-    ("UPDATE state SET value = '[\"Credit\",5]' WHERE key = 'pool:pot'", "balance of pool:pot"),
+    ("UPDATE state SET value = '5' WHERE key = 'pool:pot'", "balance of pool:pot"),
     ("DELETE FROM journal WHERE event_id = 'join-b'", "sequence number"),
     ("UPDATE journal SET hash = 'ab' || substr(hash, 3) WHERE seq = 1", "hash does not match"),
 ]
@@ -290,8 +290,8 @@ def test_consistent_forgery_is_caught_by_replay(feat, tmp_path):
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         prev = chain(prev, text)
         c.execute("UPDATE journal SET entry = ?, hash = ? WHERE seq = ?", (text, prev, seq))
-    c.execute("UPDATE state SET value = '[\"Credit\",700]' WHERE key = 'party:a:Credit'")
-    c.execute("UPDATE state SET value = '[\"Credit\",-900]' WHERE key = 'supply:Credit'")
+    c.execute("UPDATE state SET value = '700' WHERE key = 'party:a:Credit'")
+    c.execute("UPDATE state SET value = '-900' WHERE key = 'supply:Credit'")
     c.commit()
     c.close()
     assert audit_ledger(db).ok          # internally consistent forgery...
