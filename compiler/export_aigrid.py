@@ -607,6 +607,7 @@ class PolicyRuleAdapter:
         self.policy = self._compile()
         self._runtime, self._lock = self._open()
         self._accepted_params: Any = None
+        self._persistent = bool(getattr(self._runtime.store, "persistent", True))
 
     # ---- start-up
 
@@ -719,7 +720,8 @@ class PolicyRuleAdapter:
                     return refused
                 rt = self._runtime
                 outcome = rt.submit(input_data)
-                rt.flush()
+                if self._persistent:
+                    rt.flush()  # durable before the receipt is returned
                 tick = rt.last_tick
                 head = rt.journal_hash
             # Receipts are plain JSON data already (the journal is canonical
