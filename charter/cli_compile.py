@@ -9,7 +9,7 @@ from typing import Iterable
 import click
 
 from charter.compiler import ir
-from charter.compiler.diagnostics import render_json, render_text
+from charter.compiler.diagnostics import render_text
 from charter.compiler.pipeline import Compilation
 
 

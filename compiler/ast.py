@@ -118,7 +118,8 @@ class HasRight:
     span: Span
 
 
-Expr = Union[Number, Quantity, Percent, String, PartyLit, ListLit, Name, FieldAccess, Call, Aggregate,
+Expr = Union[Number, Quantity, Percent, String, PartyLit, ListLit, Name, FieldAccess, Call,
+             Aggregate,
              Unary, BinOp, IsTest, HasRight]
 
 # ---- types ---------------------------------------------------------------

@@ -111,7 +111,8 @@ class CharterError(Exception):
     def __init__(self, diagnostics: Iterable[Diagnostic], sources: Optional[dict[str, str]] = None):
         self.diagnostics = tuple(diagnostics)
         self.sources = sources or {}
-        super().__init__(render_text(self.diagnostics, self.sources) if self.diagnostics else "error")
+        text = render_text(self.diagnostics, self.sources) if self.diagnostics else "error"
+        super().__init__(text)
 
 
 class Diagnostics:

@@ -123,7 +123,8 @@ class TList:
     inner: "Type"
 
 
-Type = Union[TInt, TBool, TText, TRatio, TAmount, TFrac, TTime, TDuration, TParty, TRecord, TOptional, TList]
+Type = Union[TInt, TBool, TText, TRatio, TAmount, TFrac, TTime, TDuration, TParty, TRecord,
+             TOptional, TList]
 
 # --------------------------------------------------------------------------
 # Declarations

@@ -12,12 +12,11 @@ from __future__ import annotations
 import threading
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Optional
+from typing import Any
 
 from lark import Lark, Token, v_args
 from lark.visitors import Transformer_NonRecursive
 from lark.exceptions import (
-    LarkError,
     UnexpectedCharacters,
     UnexpectedEOF,
     UnexpectedInput,
@@ -30,7 +29,6 @@ from .diagnostics import Diagnostic
 from .ir import Span
 
 MAX_DEPTH = 200
-MAX_BYTES = 2_000_000
 
 _local = threading.local()
 
@@ -69,7 +67,8 @@ _TERMINAL_NAMES = {
     "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "COMMA": "','",
     "COLON": "':'", "EQUAL": "'='", "DOT": "'.'", "LSQB": "'['", "RSQB": "']'",
     "PERCENT": "'%'", "QMARK": "'?'", "COMPARE": "a comparison", "ADDOP": "'+' or '-'",
-    "MULOP": "'*' or '/'", "MINUS": "'-'", "POOLKIND": "'pool' or 'treasury'", "$END": "end of file",
+    "MULOP": "'*' or '/'", "MINUS": "'-'", "POOLKIND": "'pool' or 'treasury'",
+    "$END": "end of file",
     "__ANON_0": "'..'",
 }
 
@@ -161,7 +160,8 @@ class _Build(Transformer_NonRecursive):
 
     def asset_decl(self, meta, ch):
         name, kind, *opts = ch
-        return ast.AssetDecl(name=str(name), kind=str(kind), options=tuple(opts), span=self.sp(meta))
+        return ast.AssetDecl(name=str(name), kind=str(kind), options=tuple(opts),
+                             span=self.sp(meta))
 
     def asset_opt(self, meta, ch):
         return ast.AssetOpt(name=str(ch[0]), value=ch[1], span=self.sp(meta))
