@@ -12,18 +12,18 @@ import attrs
 
 from .ir import Span
 
-node = attrs.frozen(kw_only=True)
+
 
 # ---- expressions ---------------------------------------------------------
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Number:
     text: str
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Quantity:
     """``5 Credit``, ``30 days``, ``25 bps``: a number with a unit name."""
 
@@ -32,51 +32,51 @@ class Quantity:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Percent:
     text: str
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class String:
     value: str
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class PartyLit:
     name: str  # without the '@'
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class ListLit:
     items: tuple["Expr", ...]
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Name:
     id: str
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class FieldAccess:
     obj: "Expr"
     name: str
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Call:
     func: str
     args: tuple["Expr", ...]
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Aggregate:
     func: str  # sum | count | min | max | all | any
     body: "Expr"
@@ -86,14 +86,14 @@ class Aggregate:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Unary:
     op: str  # "-" | "not" | "exists"
     operand: "Expr"
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class BinOp:
     op: str  # + - * / == != < <= > >= and or
     left: "Expr"
@@ -101,7 +101,7 @@ class BinOp:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class IsTest:
     """``x is some``, ``x is none``, ``p is Agent``."""
 
@@ -110,7 +110,7 @@ class IsTest:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class HasRight:
     party: "Expr"
     right: str
@@ -125,7 +125,7 @@ Expr = Union[Number, Quantity, Percent, String, PartyLit, ListLit, Name, FieldAc
 # ---- types ---------------------------------------------------------------
 
 
-@node
+@attrs.frozen(kw_only=True)
 class TypeRef:
     """``int``, ``Credit``, ``Agent?``, ``int within 1..5``, ``list of party``."""
 
@@ -140,41 +140,41 @@ class TypeRef:
 # ---- statements ----------------------------------------------------------
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Assign:
     name: str
     value: Expr
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Require:
     cond: Expr
     message: Optional[str]
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Reject:
     message: str
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Let:
     name: str
     value: Expr
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class SetField:
     target: FieldAccess
     value: Expr
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class If:
     cond: Expr
     then: tuple["Stmt", ...]
@@ -183,7 +183,7 @@ class If:
     end_span: Optional[Span] = None  # the closing brace, for comment placement
 
 
-@node
+@attrs.frozen(kw_only=True)
 class ForEach:
     var: str
     source: Expr
@@ -192,20 +192,20 @@ class ForEach:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class AmountFrom:
     amount: Expr
     source: Expr
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class RestOf:
     source: Expr
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Move:
     """transfer / escrow / release / refund / mint / burn / lock / unlock / slash.
 
@@ -220,7 +220,7 @@ class Move:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Split:
     source: Union[AmountFrom, RestOf]
     var: str
@@ -234,7 +234,7 @@ class Split:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Grant:
     right: str
     key: Optional[Expr]
@@ -243,7 +243,7 @@ class Grant:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Revoke:
     right: str
     key: Optional[Expr]
@@ -251,7 +251,7 @@ class Revoke:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Admit:
     party: Expr
     role: str
@@ -259,14 +259,14 @@ class Admit:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Expel:
     party: Expr
     role: str
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Create:
     record: str
     key: Expr
@@ -274,33 +274,33 @@ class Create:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Update:
     target: Expr
     assigns: tuple[Assign, ...]
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Delete:
     target: Expr
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Decay:
     asset: str
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Flag:
     party: Expr
     message: str
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Dissolve:
     span: Span
 
@@ -311,7 +311,7 @@ Stmt = Union[Require, Reject, Let, SetField, If, ForEach, Move, Split, Grant, Re
 # ---- declarations --------------------------------------------------------
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Import:
     target: str
     alias: Optional[str]
@@ -319,14 +319,14 @@ class Import:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class AssetOpt:
     name: str
     value: Optional[Expr]
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class AssetDecl:
     name: str
     kind: str
@@ -334,7 +334,7 @@ class AssetDecl:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class FieldDecl:
     name: str
     type: TypeRef
@@ -342,14 +342,14 @@ class FieldDecl:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class RoleDecl:
     name: str
     fields: tuple[FieldDecl, ...]
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class ParamDecl:
     name: str
     type: TypeRef
@@ -359,7 +359,7 @@ class ParamDecl:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class PoolDecl:
     kind: str  # pool | treasury
     name: str
@@ -367,7 +367,7 @@ class PoolDecl:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class RecordDecl:
     name: str
     holds: Optional[str]
@@ -375,20 +375,20 @@ class RecordDecl:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class ByRole:
     binder: str
     type: TypeRef
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class ByExpr:
     expr: Expr
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Handler:
     name: str
     params: tuple[FieldDecl, ...]
@@ -398,7 +398,7 @@ class Handler:
     end_span: Optional[Span] = None
 
 
-@node
+@attrs.frozen(kw_only=True)
 class EveryHandler:
     period: Expr
     name: str
@@ -407,7 +407,7 @@ class EveryHandler:
     end_span: Optional[Span] = None
 
 
-@node
+@attrs.frozen(kw_only=True)
 class DeadlineHandler:
     record: str
     field: str
@@ -417,7 +417,7 @@ class DeadlineHandler:
     end_span: Optional[Span] = None
 
 
-@node
+@attrs.frozen(kw_only=True)
 class PropertyDecl:
     """kind: split | split_floor | split_cap | budget | invariant | record_invariant."""
 
@@ -431,7 +431,7 @@ class PropertyDecl:
     span: Span
 
 
-@node
+@attrs.frozen(kw_only=True)
 class TestStep:
     """kind: given_role | given_funds | given_param | when | expect_ok |
     expect_rejected | expect_true."""
@@ -445,7 +445,7 @@ class TestStep:
     assigns: tuple[Assign, ...] = ()
 
 
-@node
+@attrs.frozen(kw_only=True)
 class TestDecl:
     name: str
     steps: tuple[TestStep, ...]
@@ -457,7 +457,7 @@ Decl = Union[Import, AssetDecl, RoleDecl, ParamDecl, PoolDecl, RecordDecl, Handl
              DeadlineHandler, PropertyDecl, TestDecl]
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Comment:
     text: str  # including the leading '#'
     line: int
@@ -465,7 +465,7 @@ class Comment:
     own_line: bool  # nothing but whitespace before it on its line
 
 
-@node
+@attrs.frozen(kw_only=True)
 class Module:
     name: str
     version: str

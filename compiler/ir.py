@@ -31,14 +31,14 @@ from typing import Any, Optional, Union
 
 import attrs
 
-frozen = attrs.frozen(kw_only=True)
+
 
 # --------------------------------------------------------------------------
 # Spans (for messages produced after lowering: runtime rejections, verifier
 # counterexamples point back at the source line)
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Span:
     file: str
     line: int
@@ -56,33 +56,33 @@ NOSPAN = Span(file="<builtin>", line=0, col=0, end_line=0, end_col=0)
 # Types
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TInt:
     lo: Optional[int] = None
     hi: Optional[int] = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TBool:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TText:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TRatio:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TAmount:
     asset: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TFrac:
     """An exact fractional amount of ``asset`` (a ``Fraction`` of minor units).
 
@@ -93,32 +93,32 @@ class TFrac:
     asset: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TTime:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TDuration:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TParty:
     role: Optional[str] = None  # None: any party
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TRecord:
     record: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TOptional:
     inner: "Type"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TList:
     inner: "Type"
 
@@ -130,7 +130,7 @@ Type = Union[TInt, TBool, TText, TRatio, TAmount, TFrac, TTime, TDuration, TPart
 # Declarations
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Asset:
     """An asset.  ``kind`` is ``token`` (transferable), ``score`` (held but
     never transferable between parties: only minted, burned, decayed) or
@@ -150,7 +150,7 @@ class Asset:
         return self.kind == "token"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Field:
     """A record field, role attribute or handler argument.  ``lo``/``hi`` are
     the declared inclusive range (constants, in the field's own units)."""
@@ -162,13 +162,13 @@ class Field:
     hi: Any = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Role:
     name: str
     attrs: tuple[Field, ...] = ()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Param:
     name: str
     type: Type
@@ -178,14 +178,14 @@ class Param:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Pool:
     name: str
     asset: str
     kind: str = "pool"  # pool | treasury
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Record:
     name: str
     fields: tuple[Field, ...]
@@ -196,13 +196,13 @@ class Record:
 # Expressions.  Every expression carries its type.
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Const:
     value: Any
     type: Type
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Local:
     """A handler argument, ``let`` binding, loop variable or the bound submitter."""
 
@@ -210,18 +210,18 @@ class Local:
     type: Type
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ParamRef:
     name: str
     type: Type
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Now:
     type: Type = TTime()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RecordRef:
     """``Task(key)``: the record's key, checked to exist when evaluated."""
 
@@ -230,7 +230,7 @@ class RecordRef:
     type: Type
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RecordField:
     record: str
     key: "Expr"
@@ -238,7 +238,7 @@ class RecordField:
     type: Type
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RoleAttr:
     role: str
     party: "Expr"
@@ -246,21 +246,21 @@ class RoleAttr:
     type: Type
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Exists:
     record: str
     key: "Expr"
     type: Type = TBool()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Unary:
     op: str  # "-" | "not"
     operand: "Expr"
     type: Type
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Binary:
     """Arithmetic (``+ - * /``), comparison (``== != < <= > >=``) or logic
     (``and``/``or``, short-circuit).  ``/`` always yields an exact ratio."""
@@ -271,7 +271,7 @@ class Binary:
     type: Type
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Builtin:
     """A built-in function.
 
@@ -291,7 +291,7 @@ class Builtin:
     extra: tuple[str, ...] = ()  # names: asset for supply, role, right
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Aggregate:
     """``sum``, ``count``, ``min``, ``max`` or ``all``/``any`` over a collection."""
 
@@ -303,13 +303,13 @@ class Aggregate:
     type: Type
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AccBalance:
     account: "Account"
     type: Type
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ListLit:
     items: tuple["Expr", ...]
     type: Type
@@ -324,21 +324,21 @@ Expr = Union[
 # Collections (bounded iteration; order is always by key)
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RoleMembers:
     """Members of a role (or every known party when ``role`` is None), by party id."""
 
     role: Optional[str]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RecordsOf:
     """Live records of a kind, by key; the loop variable is a ``TRecord``."""
 
     record: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ListItems:
     """Items of a list value, in list order."""
 
@@ -351,32 +351,32 @@ Collection = Union[RoleMembers, RecordsOf, ListItems]
 # Accounts
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AccParty:
     party: Expr
     asset: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AccStake:
     party: Expr
     asset: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AccPool:
     pool: str
     asset: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AccEscrow:
     record: str
     key: Expr
     asset: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AccSupply:
     asset: str
 
@@ -387,27 +387,27 @@ Account = Union[AccParty, AccStake, AccPool, AccEscrow, AccSupply]
 # Statements.  Each carries the span of its source for messages.
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Require:
     cond: Expr
     message: str
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Reject:
     message: str
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Let:
     name: str
     value: Expr
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SetField:
     record: str
     key: Expr
@@ -416,7 +416,7 @@ class SetField:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class If:
     cond: Expr
     then: tuple["Stmt", ...]
@@ -424,7 +424,7 @@ class If:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ForEach:
     var: str
     var_type: Type
@@ -434,7 +434,7 @@ class ForEach:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Move:
     """Move ``amount`` of ``asset`` from ``src`` to ``dst``.
 
@@ -453,7 +453,7 @@ class Move:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Split:
     """Split ``amount`` from ``src`` among the items of ``source`` by ``weight``.
 
@@ -482,7 +482,7 @@ class Split:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Grant:
     right: str
     key: Optional[Expr]
@@ -491,7 +491,7 @@ class Grant:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Revoke:
     right: str
     key: Optional[Expr]
@@ -499,7 +499,7 @@ class Revoke:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Admit:
     party: Expr
     role: str
@@ -507,14 +507,14 @@ class Admit:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Expel:
     party: Expr
     role: str
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Create:
     record: str
     key: Expr
@@ -522,7 +522,7 @@ class Create:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Update:
     record: str
     key: Expr
@@ -530,14 +530,14 @@ class Update:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Delete:
     record: str
     key: Expr
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Decay:
     """Burn ``floor(balance * rate)`` from every party holding ``asset``."""
 
@@ -546,14 +546,14 @@ class Decay:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Flag:
     party: Expr
     message: str
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Dissolve:
     span: Span = NOSPAN
 
@@ -567,12 +567,12 @@ Stmt = Union[
 # Handlers
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AuthClock:
     """Only the built-in ``clock`` party may submit."""
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AuthRole:
     """Any party holding ``role`` (any party when None); bound to ``binder``."""
 
@@ -580,7 +580,7 @@ class AuthRole:
     role: Optional[str]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AuthParty:
     """Only the party that ``party`` evaluates to (before the body runs)."""
 
@@ -590,7 +590,7 @@ class AuthParty:
 Auth = Union[AuthClock, AuthRole, AuthParty]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Handler:
     """An event handler.
 
@@ -618,7 +618,7 @@ class Handler:
 # Properties and tests
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SplitProperty:
     """A fairness property of every ``split`` in ``handler``.
 
@@ -635,7 +635,7 @@ class SplitProperty:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class BudgetProperty:
     """``handler`` never takes more than ``limit`` out of ``pool`` in one event."""
 
@@ -646,7 +646,7 @@ class BudgetProperty:
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InvariantProperty:
     """``cond`` holds in every reachable state (checked inductively per
     handler).  With ``record`` set, ``cond`` holds for every live record,
@@ -662,26 +662,26 @@ class InvariantProperty:
 Property = Union[SplitProperty, BudgetProperty, InvariantProperty]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class GivenRole:
     party: str
     role: str
     attrs: tuple[tuple[str, Expr], ...] = ()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class GivenFunds:
     amount: int
     account: Account
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class GivenParam:
     name: str
     value: Any
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class WhenEvent:
     event: str
     args: tuple[tuple[str, Any], ...]  # constant values, as in an event payload
@@ -689,17 +689,17 @@ class WhenEvent:
     time: Optional[int] = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ExpectOk:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ExpectRejected:
     contains: Optional[str] = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ExpectTrue:
     cond: Expr
     text: str = ""
@@ -708,14 +708,14 @@ class ExpectTrue:
 TestStep = Union[GivenRole, GivenFunds, GivenParam, WhenEvent, ExpectOk, ExpectRejected, ExpectTrue]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Test:
     name: str
     steps: tuple[TestStep, ...]
     span: Span = NOSPAN
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Policy:
     name: str
     version: str
