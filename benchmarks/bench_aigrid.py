@@ -93,7 +93,8 @@ def gig_events(n: int, seed: int = 1) -> list[dict]:
 def load_rule(bundle_zip: Path, into: Path) -> Any:
     with zipfile.ZipFile(bundle_zip) as zf:
         zf.extractall(into)
-    spec = importlib.util.spec_from_file_location("aigrid_bench_rule", into / "code" / "function.py")
+    path = into / "code" / "function.py"
+    spec = importlib.util.spec_from_file_location("aigrid_bench_rule", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.AIOSv1PolicyRule

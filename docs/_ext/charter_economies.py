@@ -250,8 +250,10 @@ def economy_page(path: Path, rel_prefix: str = "../../") -> str:
     events = example / "events.jsonl"
     policy = example / "policy.charter"
     if events.is_file():
-        pol = f"examples/{stem}/policy.charter" if policy.is_file() else f"stdlib_policies/{path.name}"
-        readme = " (its ``README.md`` explains the scenario)" if (example / "README.md").is_file() else ""
+        pol = (f"examples/{stem}/policy.charter" if policy.is_file()
+               else f"stdlib_policies/{path.name}")
+        readme = (" (its ``README.md`` explains the scenario)"
+                  if (example / "README.md").is_file() else "")
         lines += [f"A worked example is in ``examples/{stem}/``{readme}.  Settle it into a "
                   "SQLite ledger and audit it::", "",
                   f"    charter run {pol} examples/{stem}/events.jsonl --db {stem}.sqlite",

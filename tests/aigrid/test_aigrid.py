@@ -186,7 +186,8 @@ def test_bundle_carries_imports(exporter: Callable[..., Bundle], tmp_path: Path)
     src = tmp_path / "src"
     (src / "lib").mkdir(parents=True)
     (src / "lib" / "fees.charter").write_text(
-        'policy fees version "1"\nasset Credit: token, decimals 2, mintable, burnable\nrole Member\n'
+        'policy fees version "1"\n'
+        'asset Credit: token, decimals 2, mintable, burnable\nrole Member\n'
         'pool fund of Credit\n'
         'on give(amount: Credit) by m: Member {\n    transfer amount from m to fund\n}\n')
     (src / "main.charter").write_text(
