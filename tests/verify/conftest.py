@@ -1,32 +1,7 @@
-"""Shared helpers for the verifier tests: compile Charter text and verify it quickly."""
+"""Lets the verifier tests import their helper modules (verify_*.py) from this folder."""
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).parent))
-
-from charter.compiler import verify as V  # noqa: E402
-from charter.compiler.pipeline import Compilation  # noqa: E402
-
-TIMEOUT_MS = 20000  # generous: these checks take milliseconds, but CI machines can be loaded
-
-
-def compile_text(text: str, name: str = "t"):
-    return Compilation.from_text(text, file=f"{name}.charter").ir
-
-
-@functools.lru_cache(maxsize=None)
-def verify_text(text: str, bound: int = 3):
-    """Compile and verify (memoised: several table rows share one policy)."""
-    policy = compile_text(text)
-    results = V.verify(policy, V.Options(bound=bound, timeout_ms=TIMEOUT_MS), use_cache=False)
-    return policy, {r.name: r for r in results}
-
-
-@pytest.fixture
-def run():
-    return verify_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from charter.compiler import ir, verify as V
-from irkit import PARTY, amt, b, c, handler, loc, move, party_acc, policy, req
+from verify_irkit import PARTY, amt, b, c, handler, loc, move, party_acc, policy, req
 
 OPTS = V.Options(timeout_ms=20000)
 

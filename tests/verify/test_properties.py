@@ -6,8 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-import policies as P
-from conftest import verify_text
+import verify_policies as P
+from verify_helpers import verify_text
 
 SPLIT_PROPS = """property fair: split in epoch is proportional within 0.01 Credit
 property sym: split in epoch is symmetric

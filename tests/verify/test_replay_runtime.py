@@ -6,8 +6,8 @@ from fractions import Fraction
 
 from hypothesis import given, settings, strategies as st
 
-import policies as P
-from conftest import compile_text, verify_text
+import verify_policies as P
+from verify_helpers import compile_text, verify_text
 from charter.runtime.engine import Runtime
 from charter.runtime.ledger import party_account
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import policies as P
-from conftest import compile_text, verify_text
+import verify_policies as P
+from verify_helpers import compile_text, verify_text
 from charter.runtime.testing import run_tests
 
 CONFIRMED = [

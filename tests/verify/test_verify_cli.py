@@ -6,7 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import policies as P
+import verify_policies as P
 from charter.cli import cli
 
 
@@ -116,7 +116,7 @@ def test_diff_equivalent_and_different(tmp_path):
 def test_per_handler_cache(tmp_path):
     """Editing one handler re-checks it; the unchanged handler's results come from the cache."""
     from charter.compiler import verify as V
-    from conftest import compile_text
+    from verify_helpers import compile_text
     opts = V.Options(timeout_ms=4000, cache_dir=tmp_path)
     text = P.FEE.format(name="fee", hi="10%")
     first = V.verify(compile_text(text), opts)
