@@ -554,3 +554,23 @@ def test_cli_export_errors(tmp_path: Path, args: list[str], code: int, text: str
     assert res.exit_code == code, res.output
     assert text in res.output
     assert "Traceback" not in res.output
+
+
+# ---- every stdlib economy exports ----------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", sorted((ROOT / "stdlib_policies").glob("*.charter")),
+                         ids=lambda p: p.stem)
+def test_every_stdlib_economy_exports_and_starts(exporter: Callable[..., Bundle],
+                                                 policy: Path) -> None:
+    import jsonschema
+
+    b = exporter(policy)
+    for key in ("policy_input_schema", "policy_output_schema", "policy_settings_schema",
+                "policy_parameters_schema"):
+        jsonschema.Draft202012Validator.check_schema(b.rule[key])
+    jsonschema.validate(b.rule["policy_parameters"], b.rule["policy_parameters_schema"])
+    rule = b.rule_instance(parameters=b.rule["policy_parameters"])
+    described = rule.management("describe", {})["policy"]
+    variants = {v["title"] for v in b.rule["policy_input_schema"]["oneOf"]}
+    assert {e["type"] for e in described["events"]} | {"@tick"} == variants
