@@ -68,7 +68,7 @@ def ledger_policy(store: StoreLike) -> ir.Policy:
 
 def open_runtime(policy: PolicyLike = None, store: StoreLike = ":memory:", *,
                  params: Optional[dict[str, Any]] = None, batch: int = 1, synchronous: str = "FULL",
-                 step_budget: int = DEFAULT_STEP_BUDGET) -> Runtime:
+                 step_budget: int = DEFAULT_STEP_BUDGET, backend: str = "python") -> Runtime:
     """Open a runtime for ``policy`` (IR, or a path to compile) on ``store``.
 
     ``store`` is ``":memory:"``, a path to a SQLite ledger (created if new),
@@ -77,6 +77,8 @@ def open_runtime(policy: PolicyLike = None, store: StoreLike = ":memory:", *,
     each checked against its declared range (:class:`ParamError`).  With
     ``policy=None`` the ledger's recorded policy is used.  ``batch`` commits
     every N events (SQLite); call ``flush()``/``close()`` at the end.
+    ``backend`` is ``"python"`` (handler bodies as generated functions, the
+    default) or ``"closures"``; both settle identically.
     """
     st = _open_store(store, batch, synchronous, create=policy is not None)
     pol = _load_policy(policy)
@@ -84,7 +86,7 @@ def open_runtime(policy: PolicyLike = None, store: StoreLike = ":memory:", *,
         if isinstance(st, MemoryStore):
             raise ValueError("open_runtime needs a policy for an in-memory store")
         pol = ledger_policy(st)
-    return Runtime(pol, st, params=params, step_budget=step_budget)
+    return Runtime(pol, st, params=params, step_budget=step_budget, backend=backend)
 
 
 @attrs.frozen
@@ -115,7 +117,8 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
         live = Runtime(pol, store)
         params = live.params
     fresh_store = MemoryStore()
-    fresh = Runtime(pol, fresh_store, params=params, step_budget=live.step_budget)
+    fresh = Runtime(pol, fresh_store, params=params, step_budget=live.step_budget,
+                    backend=getattr(live, "backend", "python"))
     problems: list[str] = []
     stored_head = live.genesis
     n = 0

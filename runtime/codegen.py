@@ -75,19 +75,31 @@ class CompiledPolicy:
     exprs: "Compiler"
 
 
-_CACHE: dict[int, tuple[ir.Policy, CompiledPolicy]] = {}
+_CACHE: dict[tuple[int, str], tuple[ir.Policy, CompiledPolicy]] = {}
+BACKENDS = ("python", "closures")
 
 
-def compile_policy(policy: ir.Policy) -> CompiledPolicy:
-    """Compile every handler of ``policy`` (cached: a policy is compiled once per process)."""
-    hit = _CACHE.get(id(policy))
+def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy:
+    """Compile every handler of ``policy`` (cached: a policy is compiled once per process).
+
+    ``backend``: ``"python"`` writes each body as one generated function
+    (:mod:`charter.runtime.pygen`, faster); ``"closures"`` keeps one closure
+    per node.  Both have the same semantics (tests compare their journals).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
+    hit = _CACHE.get((id(policy), backend))
     if hit is not None and hit[0] is policy:
         return hit[1]
     c = Compiler(policy)
-    handlers = {h.name: c.handler(h) for h in policy.handlers}
+    if backend == "python":
+        from .pygen import compile_body
+        handlers = {h.name: attrs.evolve(c.handler(h), body=compile_body(c, h)) for h in policy.handlers}
+    else:
+        handlers = {h.name: c.handler(h) for h in policy.handlers}
     timed = tuple(handlers[h.name] for h in policy.handlers if h.kind in ("every", "deadline"))
     out = CompiledPolicy(policy=policy, handlers=handlers, timed=timed, exprs=c)
-    _CACHE[id(policy)] = (policy, out)
+    _CACHE[(id(policy), backend)] = (policy, out)
     return out
 
 
@@ -616,10 +628,10 @@ class Compiler:
             return lambda e: a(e) or b(e)
         if op == "/":
             def div(e: Env) -> Any:
-                r = b(e)
+                l, r = a(e), b(e)
                 if r == 0:
                     raise Rejected("division_by_zero", "division by zero")
-                return Fraction(a(e)) / r
+                return Fraction(l) / r
             return div
         f = _CMP.get(op) or _ARITH.get(op)
         if f is None:

@@ -136,10 +136,12 @@ class Runtime:
     """A policy settled on a store.  Not thread-safe: one writer per runtime."""
 
     def __init__(self, policy: ir.Policy, store: Optional[Store] = None, *,
-                 params: Optional[dict[str, Any]] = None, step_budget: int = DEFAULT_STEP_BUDGET):
+                 params: Optional[dict[str, Any]] = None, step_budget: int = DEFAULT_STEP_BUDGET,
+                 backend: str = "python"):
         self.policy = policy
         self.store: Store = store if store is not None else MemoryStore()
-        self.compiled: CompiledPolicy = compile_policy(policy)
+        self.compiled: CompiledPolicy = compile_policy(policy, backend)
+        self.backend = backend
         self.step_budget = step_budget
         self.converter = Converter(policy)
         self.state = State(policy)

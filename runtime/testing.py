@@ -29,6 +29,8 @@ class TestResult:
     failures: tuple[str, ...]
     span: ir.Span
     steps: int
+    journal_hash: str = ""
+    outcomes: tuple[str, ...] = ()  # each `when` event's receipt hash or rejection text
 
     def to_dict(self) -> dict[str, Any]:
         return {"policy": self.policy, "name": self.name, "passed": self.passed,
@@ -36,13 +38,15 @@ class TestResult:
                 "steps": self.steps}
 
 
-def run_tests(policy: ir.Policy, names: Optional[list[str]] = None) -> list[TestResult]:
+def run_tests(policy: ir.Policy, names: Optional[list[str]] = None,
+              backend: str = "python") -> list[TestResult]:
     """Run every ``test`` of ``policy`` (or those named) on a fresh in-memory runtime each."""
-    return [run_test(policy, t) for t in policy.tests if names is None or t.name in names]
+    return [run_test(policy, t, backend) for t in policy.tests if names is None or t.name in names]
 
 
-def run_test(policy: ir.Policy, test: ir.Test) -> TestResult:
-    rt = Runtime(policy)
+def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestResult:
+    rt = Runtime(policy, backend=backend)
+    outcomes: list[str] = []
     comp = Compiler(policy)
     failures: list[str] = []
     last: Optional[Outcome] = None
@@ -61,6 +65,7 @@ def run_test(policy: ir.Policy, test: ir.Test) -> TestResult:
                     now = step.time
                 last = rt.submit({"id": f"{test.name}#{i}", "type": step.event, "submitter": step.submitter,
                                   "time": now, "args": dict(step.args)})
+                outcomes.append(last.journal_hash if last.applied else str(last))
             elif isinstance(step, ir.ExpectOk):
                 if last is None:
                     failures.append(f"{where}: expect ok, but no event was submitted")
@@ -89,7 +94,8 @@ def run_test(policy: ir.Policy, test: ir.Test) -> TestResult:
         except (Rejected, ParamError) as exc:
             failures.append(f"{where}: setup failed: {getattr(exc, 'message', exc)}")
     return TestResult(policy=policy.name, name=test.name, passed=not failures, failures=tuple(failures),
-                      span=test.span, steps=len(test.steps))
+                      span=test.span, steps=len(test.steps), journal_hash=rt.journal_hash,
+                      outcomes=tuple(outcomes))
 
 
 def _explain(comp: Compiler, cond: ir.Expr, env: Env) -> str:

@@ -1,0 +1,411 @@
+"""A faster backend: handler bodies compiled once into one generated Python function each.
+
+:mod:`charter.runtime.codegen` turns every IR node into a closure; a body
+then costs one Python call per node.  This module writes the common nodes
+(constants, names, record fields, arithmetic, comparisons, ``require``,
+``let``, ``if``, ``set``, moves) as Python *source* for one function per
+handler, compiled with :func:`compile` once per policy.  Nodes it does not
+write (loops, splits, aggregates, roles, rights, records created or
+deleted, ...) are called as their closure from :mod:`codegen`, so the two
+backends share one semantics.  ``tests/runtime/test_backends.py`` checks
+they give byte-identical journals.
+
+Safety: no text of the policy ever becomes code.  Every value (numbers,
+strings, names, spans) is passed through a constant table ``K`` and only
+referenced by index; the generated text consists of this module's own
+templates, indices and Python operators.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Callable
+
+from charter.compiler import ir
+
+from . import semantics as sem
+from .codegen import Compiler, Env, _norm, _over_budget
+from .ledger import escrow_account, party_account, stake_account
+from .values import PolicyNotExecutable, Rejected, show
+
+_CMP = {"==", "!=", "<", "<=", ">", ">="}
+
+
+# ------------------------------------------------------------------ helpers the generated code calls
+
+def _rec(recs: dict, k: Any, r: str) -> dict:
+    rec = recs.get(k)
+    if rec is None:
+        raise Rejected("missing_record", f"no {r} with key {show(k)}")
+    return rec
+
+
+def _rref(recs: dict, k: Any, r: str) -> Any:
+    if k not in recs:
+        raise Rejected("missing_record", f"no {r} with key {show(k)}")
+    return k
+
+
+def _pacc(p: Any, asset: str) -> str:
+    if p is None:
+        raise Rejected("none_value", f"account of none ({asset})")
+    if p == "clock":
+        raise Rejected("bad_party", "the clock holds no accounts")
+    return party_account(p, asset)
+
+
+def _sacc(p: Any, asset: str) -> str:
+    if p is None:
+        raise Rejected("none_value", f"stake of none ({asset})")
+    if p == "clock":
+        raise Rejected("bad_party", "the clock holds no accounts")
+    return stake_account(p, asset)
+
+
+def _eacc(recs: dict, k: Any, r: str, asset: str) -> str:
+    if k not in recs:
+        raise Rejected("missing_record", f"no {r} with key {show(k)}")
+    return escrow_account(r, k, asset)
+
+
+def _div(a: Any, b: Any) -> Any:
+    if b == 0:
+        raise Rejected("division_by_zero", "division by zero")
+    return Fraction(a) / b
+
+
+def _none(op: str) -> Rejected:
+    return Rejected("none_value", f"{op} with none")
+
+
+def _rounded(name: str, l: Any, r: Any, div: bool) -> int:
+    if l is None or r is None:
+        raise _none("arithmetic")
+    ln, ld = (l, 1) if type(l) is int else (l.numerator, l.denominator)
+    rn, rd = (r, 1) if type(r) is int else (r.numerator, r.denominator)
+    if div:
+        if rn == 0:
+            raise Rejected("division_by_zero", "division by zero")
+        n, d = ln * rd, ld * rn
+        if d < 0:
+            n, d = -n, -d
+    else:
+        n, d = ln * rn, ld * rd
+    if name == "floor":
+        return n // d
+    if name == "ceil":
+        return -((-n) // d)
+    return (2 * n + d) // (2 * d)
+
+
+def _move(st: Any, amt: Any, s_acc: str, d_acc: str, asset: str, kind: str, supply_acc: Any,
+          cap: Any, span: Any) -> None:
+    if amt < 0:
+        raise Rejected("negative_amount", f"cannot {kind} a negative amount ({amt} {asset})", span)
+    bal = st.balances
+    if supply_acc is not None:
+        if cap is not None:
+            supply = -bal.get(supply_acc, 0)
+            if supply + amt > cap:
+                raise Rejected("cap_exceeded", f"minting {amt} {asset} would exceed its cap of {cap} "
+                                               f"(supply {supply})", span)
+    else:
+        have = bal.get(s_acc, 0)
+        if have < amt:
+            raise Rejected("insufficient_funds", f"{kind}: {s_acc} holds {have} {asset}, needs {amt}", span)
+    if amt:
+        st.post(s_acc, d_acc, asset, amt, kind)
+
+
+def _some(v: Any) -> Any:
+    if v is None:
+        raise Rejected("none_value", "value is none")
+    return v
+
+
+def _isqrt(v: Any) -> int:
+    if v < 0:
+        raise Rejected("negative_sqrt", f"isqrt of a negative value ({v})")
+    return sem.isqrt(v)
+
+
+def _ratio(a: Any, b: Any) -> Fraction:
+    if b == 0:
+        raise Rejected("division_by_zero", "ratio with a zero denominator")
+    return Fraction(a, b)
+
+
+_HELPERS = {
+    "_rec": _rec, "_rref": _rref, "_pacc": _pacc, "_sacc": _sacc, "_eacc": _eacc, "_div": _div,
+    "_rounded": _rounded, "_move": _move, "_some": _some, "_isqrt": _isqrt, "_ratio": _ratio,
+    "_norm": _norm, "_over": _over_budget, "Rejected": Rejected, "_floor": sem.floor, "_ceil": sem.ceil,
+    "_round": sem.round_half_up, "_pow": sem.ipow, "_none": _none,
+}
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class PyGen:
+    """Writes one handler body as Python source; falls back to closures per statement/expression."""
+
+    def __init__(self, compiler: Compiler):
+        self.c = compiler
+        self.consts: list[Any] = []
+        self.lines: list[str] = []
+        self.tmp = 0
+
+    def k(self, v: Any) -> str:
+        self.consts.append(v)
+        return f"K[{len(self.consts) - 1}]"
+
+    def emit(self, depth: int, text: str) -> None:
+        self.lines.append("    " * depth + text)
+
+    # ------------------------------------------------------------ handler
+
+    def body(self, h: ir.Handler) -> Callable[[Env], None]:
+        self.emit(1, "st = e.st; loc = e.loc; recs = st.records; bal = st.balances; P = e.params")
+        if h.body:
+            # as in the closure backend, the top-level step check is outside any statement
+            self.emit(1, f"e.steps += {len(h.body)}")
+            self.emit(1, "if e.steps > e.budget:")
+            self.emit(2, "_over(e)")
+        self.emit(1, "_s = 0")
+        self.emit(1, "try:")
+        self.block(h.body, 2, count=False)
+        self.emit(2, "pass")
+        self.emit(1, "except Rejected as r:")
+        self.emit(2, "if r.span is None:")
+        self.emit(3, "r.span = K[_s]")
+        self.emit(2, "raise")
+        src = "def body(e):\n" + "\n".join(self.lines) + "\n"
+        ns = dict(_HELPERS)
+        ns["K"] = tuple(self.consts)
+        exec(compile(src, f"<charter handler {h.name!r}>", "exec"), ns)  # noqa: S102 - our own templates
+        fn = ns["body"]
+        fn.__charter_source__ = src
+        return fn
+
+    def block(self, stmts: tuple[ir.Stmt, ...], depth: int, count: bool = True) -> None:
+        if not stmts:
+            return
+        if count:
+            self.emit(depth, f"e.steps += {len(stmts)}")
+            self.emit(depth, "if e.steps > e.budget:")
+            self.emit(depth + 1, "_over(e)")
+        for s in stmts:
+            self.emit(depth, f"_s = {self.consts_index(s.span)}")
+            self.stmt(s, depth)
+
+    def consts_index(self, v: Any) -> int:
+        self.consts.append(v)
+        return len(self.consts) - 1
+
+    # ------------------------------------------------------------ statements
+
+    def stmt(self, s: ir.Stmt, depth: int) -> None:
+        m = getattr(self, "s_" + type(s).__name__, None)
+        mark = len(self.lines)
+        try:
+            if m is None:
+                raise _Unsupported
+            m(s, depth)
+        except _Unsupported:
+            del self.lines[mark:]
+            # the closure backend's statement, called from the generated code
+            self.emit(depth, f"{self.k(self.c.stmt(s))}(e)")
+
+    def s_Require(self, s: ir.Require, d: int) -> None:
+        self.emit(d, f"if not ({self.x(s.cond)}):")
+        self.emit(d + 1, f"raise Rejected('require', {self.k(s.message or 'requirement failed')}, "
+                         f"{self.k(s.span)})")
+
+    def s_Reject(self, s: ir.Reject, d: int) -> None:
+        self.emit(d, f"raise Rejected('rejected', {self.k(s.message)}, {self.k(s.span)})")
+
+    def s_Let(self, s: ir.Let, d: int) -> None:
+        self.emit(d, f"loc[{self.k(s.name)}] = {self.x(s.value)}")
+
+    def s_If(self, s: ir.If, d: int) -> None:
+        self.emit(d, f"if {self.x(s.cond)}:")
+        self.block(s.then, d + 1)
+        self.emit(d + 1, "pass")
+        if s.orelse:
+            self.emit(d, "else:")
+            self.block(s.orelse, d + 1)
+        else:
+            # the closure backend counts the empty else block's zero steps too: nothing to do
+            pass
+
+    def s_SetField(self, s: ir.SetField, d: int) -> None:
+        key = self.x(s.key)
+        r = self.k(s.record)
+        self.emit(d, f"_k = {key}")
+        self.emit(d, f"if _k not in recs[{r}]:")
+        self.emit(d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))")
+        self.emit(d, f"st.set_fields({r}, _k, {{{self.k(s.field)}: {self.x(s.value)}}})")
+
+    def s_Update(self, s: ir.Update, d: int) -> None:
+        key = self.x(s.key)
+        r = self.k(s.record)
+        self.emit(d, f"_k = {key}")
+        self.emit(d, f"if _k not in recs[{r}]:")
+        self.emit(d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))")
+        items = ", ".join(f"{self.k(n)}: {self.x(v)}" for n, v in s.values)
+        self.emit(d, f"st.set_fields({r}, _k, {{{items}}})")
+
+    def s_Move(self, s: ir.Move, d: int) -> None:
+        a = self.c.assets.get(s.asset)
+        if a is None or a.kind == "right":
+            raise _Unsupported  # the closure backend reports it
+        from_supply = isinstance(s.src, ir.AccSupply)
+        if from_supply and not a.mintable:
+            raise _Unsupported
+        if isinstance(s.dst, ir.AccSupply) and not (a.burnable or a.decay is not None):
+            raise _Unsupported
+        supply = self.k(f"supply:{s.asset}") if from_supply else "None"
+        # the closure backend's order: amount, its sign check, then source and destination
+        self.emit(d, f"_a = {self.x(s.amount)}")
+        self.emit(d, "if _a < 0:")
+        self.emit(d + 1, f"raise Rejected('negative_amount', 'cannot ' + {self.k(s.kind)} + ' a negative "
+                         f"amount (' + str(_a) + ' ' + {self.k(s.asset)} + ')', {self.k(s.span)})")
+        self.emit(d, f"_move(st, _a, {self.acc(s.src)}, {self.acc(s.dst)}, "
+                     f"{self.k(s.asset)}, {self.k(s.kind)}, {supply}, {self.k(a.cap)}, {self.k(s.span)})")
+
+    # ------------------------------------------------------------ accounts
+
+    def acc(self, a: ir.Account) -> str:
+        if isinstance(a, ir.AccPool):
+            return self.k(f"pool:{a.pool}")
+        if isinstance(a, ir.AccSupply):
+            return self.k(f"supply:{a.asset}")
+        if isinstance(a, ir.AccParty):
+            return f"_pacc({self.x(a.party)}, {self.k(a.asset)})"
+        if isinstance(a, ir.AccStake):
+            return f"_sacc({self.x(a.party)}, {self.k(a.asset)})"
+        if isinstance(a, ir.AccEscrow):
+            r = self.k(a.record)
+            return f"_eacc(recs[{r}], {self.x(a.key)}, {r}, {self.k(a.asset)})"
+        raise _Unsupported
+
+    # ------------------------------------------------------------ expressions
+
+    def x(self, x: ir.Expr) -> str:
+        m = getattr(self, "x_" + type(x).__name__, None)
+        if m is not None:
+            try:
+                return m(x)
+            except _Unsupported:
+                pass
+        return f"{self.k(self.c.expr(x))}(e)"
+
+    def x_Const(self, x: ir.Const) -> str:
+        v = x.value
+        if v is None or isinstance(v, bool):
+            return repr(v)
+        if type(v) is int:
+            return f"({v})"
+        return self.k(v)
+
+    def x_Local(self, x: ir.Local) -> str:
+        return f"loc[{self.k(x.name)}]"
+
+    def x_ParamRef(self, x: ir.ParamRef) -> str:
+        return f"P[{self.k(x.name)}]"
+
+    def x_Now(self, x: ir.Now) -> str:
+        return "e.now"
+
+    def x_RecordRef(self, x: ir.RecordRef) -> str:
+        r = self.k(x.record)
+        return f"_rref(recs[{r}], {self.x(x.key)}, {r})"
+
+    def x_RecordField(self, x: ir.RecordField) -> str:
+        r = self.k(x.record)
+        return f"_rec(recs[{r}], {self.x(x.key)}, {r})[{self.k(x.field)}]"
+
+    def x_Exists(self, x: ir.Exists) -> str:
+        return f"({self.x(x.key)} in recs[{self.k(x.record)}])"
+
+    def x_Unary(self, x: ir.Unary) -> str:
+        if x.op == "not":
+            return f"(not {self.x(x.operand)})"
+        if x.op == "-":
+            return f"(-{self.x(x.operand)})"
+        raise _Unsupported
+
+    def x_Binary(self, x: ir.Binary) -> str:
+        op = x.op
+        if op in ("and", "or"):
+            return f"({self.x(x.left)} {op} {self.x(x.right)})"
+        if op in ("==", "!="):
+            return f"({self.x(x.left)} {op} {self.x(x.right)})"
+        if op == "/":
+            return f"_div({self.x(x.left)}, {self.x(x.right)})"
+        if op in _CMP or op in ("+", "-", "*"):
+            # None is refused like the closure backend does (the checker makes it unreachable)
+            if _maybe_none(x.left) or _maybe_none(x.right):
+                raise _Unsupported
+            text = f"({self.x(x.left)} {op} {self.x(x.right)})"
+            if op in _CMP:
+                return text
+            if _is_integral(x.type) and _is_integral(_type_of(x.left)) and _is_integral(_type_of(x.right)):
+                return text
+            return f"_norm{text}"  # a whole Fraction becomes an int, as in the closure backend
+        raise _Unsupported
+
+    def x_AccBalance(self, x: ir.AccBalance) -> str:
+        return f"bal.get({self.acc(x.account)}, 0)"
+
+    def x_Builtin(self, x: ir.Builtin) -> str:
+        n, args = x.name, x.args
+        if n in ("floor", "ceil", "round") and len(args) == 1:
+            a = args[0]
+            if isinstance(a, ir.Binary) and a.op in ("*", "/"):
+                return (f"_rounded({self.k(n)}, {self.x(a.left)}, {self.x(a.right)}, "
+                        f"{a.op == '/'})")
+            return f"_{n}({self.x(a)})"
+        if n == "is_some" and len(args) == 1:
+            return f"({self.x(args[0])} is not None)"
+        if n == "is_none" and len(args) == 1:
+            return f"({self.x(args[0])} is None)"
+        if n == "some" and len(args) == 1:
+            return f"_some({self.x(args[0])})"
+        if n == "isqrt" and len(args) == 1:
+            return f"_isqrt({self.x(args[0])})"
+        if n == "abs" and len(args) == 1:
+            return f"abs({self.x(args[0])})"
+        if n in ("min", "max") and len(args) >= 2:
+            return f"{n}({', '.join(self.x(a) for a in args)})"
+        if n == "ratio" and len(args) == 2:
+            return f"_ratio({self.x(args[0])}, {self.x(args[1])})"
+        if n == "has_role" and len(args) == 1 and x.extra:
+            return f"({self.x(args[0])} in st.roles[{self.k(x.extra[0])}])"
+        if n == "supply" and x.extra:
+            return f"(-bal.get({self.k('supply:' + x.extra[0])}, 0))"
+        raise _Unsupported
+
+
+def _type_of(x: ir.Expr) -> Any:
+    return getattr(x, "type", None)
+
+
+def _is_integral(t: Any) -> bool:
+    return isinstance(t, (ir.TInt, ir.TAmount, ir.TTime, ir.TDuration))
+
+
+def _maybe_none(x: ir.Expr) -> bool:
+    t = _type_of(x)
+    return t is None or isinstance(t, ir.TOptional) or (isinstance(x, ir.Const) and x.value is None)
+
+
+_HELPERS["_show"] = show
+
+
+def compile_body(compiler: Compiler, h: ir.Handler) -> Callable[[Env], None]:
+    """The generated body of ``h`` (or its closure body if generation fails)."""
+    try:
+        return PyGen(compiler).body(h)
+    except (PolicyNotExecutable, SyntaxError, RecursionError):
+        return compiler.block(h.body)
