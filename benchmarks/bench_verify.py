@@ -7,6 +7,7 @@ amounts 0..60 among up to 3 weights 0..9 with runtime.semantics and checking pro
 (what the verifier proves symbolically for all amounts and weights).  Prints figures only;
 nothing here is asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,6 +22,7 @@ from pathlib import Path
 
 def reference_enumeration() -> tuple[int, float]:
     from charter.runtime import semantics
+
     t0 = time.perf_counter()
     n = 0
     for k in (1, 2, 3):
@@ -30,7 +32,9 @@ def reference_enumeration() -> tuple[int, float]:
                 shares, left = semantics.split(amount, list(weights))
                 n += 1
                 if total:
-                    assert all(abs(s - Fraction(amount * w, total)) <= 1 for s, w in zip(shares, weights))
+                    assert all(
+                        abs(s - Fraction(amount * w, total)) <= 1 for s, w in zip(shares, weights)
+                    )
     return n, time.perf_counter() - t0
 
 
@@ -43,11 +47,16 @@ def main() -> int:
     from charter.compiler import verify as V
     from charter.compiler.pipeline import Compilation
 
-    files = sorted(p for p in resources.files("charter.stdlib_policies").iterdir()
-                   if p.name.endswith(".charter"))
+    files = sorted(
+        p
+        for p in resources.files("charter.stdlib_policies").iterdir()
+        if p.name.endswith(".charter")
+    )
     print(f"charter verify benchmark: bound {args.bound}, timeout {args.timeout_ms} ms per check")
-    print(f"{'policy':<28}{'handlers':>9}{'checks':>8}{'proved':>8}{'refuted':>8}{'guard':>7}"
-          f"{'unknown':>8}{'vacuous':>8}{'compile s':>10}{'verify s':>10}{'cached s':>10}")
+    print(
+        f"{'policy':<28}{'handlers':>9}{'checks':>8}{'proved':>8}{'refuted':>8}{'guard':>7}"
+        f"{'unknown':>8}{'vacuous':>8}{'compile s':>10}{'verify s':>10}{'cached s':>10}"
+    )
     total = 0.0
     rows = 0
     with tempfile.TemporaryDirectory() as cache:
@@ -71,14 +80,20 @@ def main() -> int:
             s = V.summary(results)
             total += tv
             rows += 1
-            print(f"{f.name[:-8]:<28}{len(policy.handlers):>9}{len(results):>8}{s['proved']:>8}"
-                  f"{s['refuted']:>8}{s['guard_missing']:>7}{s['unknown']:>8}{s['vacuous']:>8}"
-                  f"{tc:>10.3f}{tv:>10.3f}{tcache:>10}")
-    print(f"total verify time for {rows} policies: {total:.2f} s"
-          f" (mean {total / max(rows, 1):.2f} s per policy)")
+            print(
+                f"{f.name[:-8]:<28}{len(policy.handlers):>9}{len(results):>8}{s['proved']:>8}"
+                f"{s['refuted']:>8}{s['guard_missing']:>7}{s['unknown']:>8}{s['vacuous']:>8}"
+                f"{tc:>10.3f}{tv:>10.3f}{tcache:>10}"
+            )
+    print(
+        f"total verify time for {rows} policies: {total:.2f} s"
+        f" (mean {total / max(rows, 1):.2f} s per policy)"
+    )
     n, tr = reference_enumeration()
-    print(f"plain-Python reference: {n} concrete largest-remainder splits enumerated and checked "
-          f"in {tr:.2f} s (covers amounts 0..60 only; the verifier covers all amounts)")
+    print(
+        f"plain-Python reference: {n} concrete largest-remainder splits enumerated and checked "
+        f"in {tr:.2f} s (covers amounts 0..60 only; the verifier covers all amounts)"
+    )
     return 0
 
 

@@ -25,6 +25,7 @@ Rounding is encoded exactly as :mod:`charter.runtime.semantics` defines it
 and split shares are constrained by a characterisation that has exactly the
 runtime algorithm's result as its unique solution (see :func:`_split_shares`).
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -267,9 +268,15 @@ class State:
 class Encoder:
     """Builds a :class:`HandlerModel` for one handler of a policy."""
 
-    def __init__(self, policy: ir.Policy, bound: int = 3, codes: Optional[Codes] = None,
-                 prefix: str = "", fixed_params: Optional[dict] = None,
-                 shared: Optional[dict] = None):
+    def __init__(
+        self,
+        policy: ir.Policy,
+        bound: int = 3,
+        codes: Optional[Codes] = None,
+        prefix: str = "",
+        fixed_params: Optional[dict] = None,
+        shared: Optional[dict] = None,
+    ):
         self.policy = policy
         self.bound = bound
         self.codes = codes or Codes()
@@ -290,8 +297,10 @@ class Encoder:
         self.touched: dict[str, list] = {}
         self.slots: dict[tuple, list] = self.shared.setdefault("slots", {})
         self.notes: list[str] = []
+        # (span of the branch's first statement, guard, which branch)
         self.branches: list[tuple] = []
-        self.role_terms: dict[str, list] = {}  # role -> party terms whose membership is used  # (span of the branch's first statement, guard, which)
+        # role -> party terms whose membership the handler uses
+        self.role_terms: dict[str, list] = {}
         self.params: dict[str, Any] = {}
         self._fresh = 0
         self.step = 0
@@ -409,12 +418,16 @@ class Encoder:
 
     def fresh_typed(self, name: str, t: ir.Type, constrain: bool = True) -> Any:
         if isinstance(t, ir.TOptional):
-            return Opt(self.fresh(name + "?", z3.BoolSort()), self.fresh_typed(name, t.inner, constrain))
+            return Opt(
+                self.fresh(name + "?", z3.BoolSort()), self.fresh_typed(name, t.inner, constrain)
+            )
         if isinstance(t, ir.TList):
             n = self.fresh(name + ".len", z3.IntSort())
             if constrain:
                 self.assumptions += [n >= 0, n <= self.bound]
-            items = [self.fresh_typed(f"{name}[{i}]", t.inner, constrain) for i in range(self.bound)]
+            items = [
+                self.fresh_typed(f"{name}[{i}]", t.inner, constrain) for i in range(self.bound)
+            ]
             return SList(items, n)
         v = self.fresh(name, sort_of(t))
         if constrain and isinstance(t, ir.TInt):
@@ -448,12 +461,22 @@ class Encoder:
     def require(self, guard: Any, cond: Any) -> None:
         self.ok_explicit.append(z3.Implies(guard, cond))
 
-    def oblige(self, guard: Any, cond: Any, kind: str, span: ir.Span, detail: str,
-               account: str = "", account_kind: str = "", index: Any = None,
-               amount: Any = None) -> None:
+    def oblige(
+        self,
+        guard: Any,
+        cond: Any,
+        kind: str,
+        span: ir.Span,
+        detail: str,
+        account: str = "",
+        account_kind: str = "",
+        index: Any = None,
+        amount: Any = None,
+    ) -> None:
         self.ok_runtime.append(z3.Implies(guard, cond))
-        self.obligations.append(Obligation(kind, guard, cond, span, detail, account, account_kind,
-                                           index, amount))
+        self.obligations.append(
+            Obligation(kind, guard, cond, span, detail, account, account_kind, index, amount)
+        )
 
     # -- the handler -------------------------------------------------------------
     def encode(self, h: ir.Handler, start: Optional[dict] = None) -> HandlerModel:
@@ -487,7 +510,9 @@ class Encoder:
             self.assumptions.append(submitter != self.codes.code("clock"))
             if h.auth.role:
                 self.require(true, self.has_role(state, submitter, h.auth.role))
-            self.watches.append(Watch(h.auth.binder, submitter, ir.TParty(role=h.auth.role), "submitter"))
+            self.watches.append(
+                Watch(h.auth.binder, submitter, ir.TParty(role=h.auth.role), "submitter")
+            )
         elif isinstance(h.auth, ir.AuthParty):
             who = self.expr(h.auth.party, env, state, true)
             self.require(true, submitter == who)
@@ -504,23 +529,41 @@ class Encoder:
                 self.require(true, due <= self.now)
         post = self.block(h.body, env, state, true)
         self.assumptions += self.closed_world(post)
-        self.assumptions += [z3.Select(self.pre_component(c), i) >= 0 if i is not None
-                             else self.pre_component(c) >= 0
-                             for c, i in self.balance_reads]
+        self.assumptions += [
+            z3.Select(self.pre_component(c), i) >= 0
+            if i is not None
+            else self.pre_component(c) >= 0
+            for c, i in self.balance_reads
+        ]
         return HandlerModel(
-            handler=h, bound=self.bound, assumptions=self.assumptions,
+            handler=h,
+            bound=self.bound,
+            assumptions=self.assumptions,
             ok_explicit=z3.And(*self.ok_explicit) if self.ok_explicit else true,
             ok_runtime=z3.And(*self.ok_runtime) if self.ok_runtime else true,
-            obligations=self.obligations, postings=self.postings, splits=self.splits,
-            watches=self.watches, pre=pre, post=post, touched=self.touched, args=args,
-            submitter=submitter, now=self.now, params=self.params, notes=self.notes,
+            obligations=self.obligations,
+            postings=self.postings,
+            splits=self.splits,
+            watches=self.watches,
+            pre=pre,
+            post=post,
+            touched=self.touched,
+            args=args,
+            submitter=submitter,
+            now=self.now,
+            params=self.params,
+            notes=self.notes,
             encoder=self,
         )
 
     def finish_reads(self) -> list:
         """Non-negativity of pre-state balances read after :meth:`encode` (e.g. by invariants)."""
-        out = [z3.Select(self.pre_component(c), i) >= 0 if i is not None
-               else self.pre_component(c) >= 0 for c, i in self.balance_reads]
+        out = [
+            z3.Select(self.pre_component(c), i) >= 0
+            if i is not None
+            else self.pre_component(c) >= 0
+            for c, i in self.balance_reads
+        ]
         return out
 
     def _check_input_type(self, v: Any, t: ir.Type, state: State, guard: Any) -> None:
@@ -702,16 +745,23 @@ class Encoder:
                 if items:
                     prev_item, prev_present = items[-1]
                     # slots are a prefix, strictly increasing in key order
-                    self.assumptions.append(z3.Implies(present, z3.And(prev_present, prev_item < item)))
+                    self.assumptions.append(
+                        z3.Implies(present, z3.And(prev_present, prev_item < item))
+                    )
                 if isinstance(src, ir.RoleMembers):
                     # the built-in clock never holds a role or an account
                     self.assumptions.append(item != self.codes.code("clock"))
                 if isinstance(src, ir.RecordsOf):
                     self.touch(src.record, item)
                 items.append((item, present))
-                self.watches.append(Watch(f"{key[1]}[{i}]", Opt(present, item),
-                                          ir.TParty() if key[0] == "role" else ir.TRecord(record=key[1]),
-                                          "slot"))
+                self.watches.append(
+                    Watch(
+                        f"{key[1]}[{i}]",
+                        Opt(present, item),
+                        ir.TParty() if key[0] == "role" else ir.TRecord(record=key[1]),
+                        "slot",
+                    )
+                )
             self.slots[key] = items
             self.notes.append(f"collection {key[1]} is modelled with up to {self.bound} items")
         out = []
@@ -779,36 +829,80 @@ class Encoder:
         amount = self.expr(s.amount, env, state, guard)
         scomp, sidx, sdesc, skind = self.account(s.src, env, state, guard)
         dcomp, didx, ddesc, dkind = self.account(s.dst, env, state, guard)
-        self.transfer(state, guard, s.asset, amount, (scomp, sidx, sdesc, skind),
-                      (dcomp, didx, ddesc, dkind), s.kind, s.span)
+        self.transfer(
+            state,
+            guard,
+            s.asset,
+            amount,
+            (scomp, sidx, sdesc, skind),
+            (dcomp, didx, ddesc, dkind),
+            s.kind,
+            s.span,
+        )
 
-    def transfer(self, state: State, guard: Any, asset: str, amount: Any, src: tuple, dst: tuple,
-                 kind: str, span: ir.Span) -> None:
+    def transfer(
+        self,
+        state: State,
+        guard: Any,
+        asset: str,
+        amount: Any,
+        src: tuple,
+        dst: tuple,
+        kind: str,
+        span: ir.Span,
+    ) -> None:
         scomp, sidx, sdesc, skind = src
         dcomp, didx, ddesc, dkind = dst
-        self.oblige(guard, amount >= 0, "negative_amount", span,
-                    f"`{kind}` of a negative amount", sdesc, skind, sidx, amount)
+        self.oblige(
+            guard,
+            amount >= 0,
+            "negative_amount",
+            span,
+            f"`{kind}` of a negative amount",
+            sdesc,
+            skind,
+            sidx,
+            amount,
+        )
         if skind == "supply":
             a = self._assets[asset]
             supply = state.get(scomp)
             new = supply + amount
             state.set(scomp, new)
             if a.cap is not None:
-                self.oblige(guard, new <= a.cap, "supply_cap", span,
-                            f"minting pushes the supply of {asset} above its cap {a.cap}", sdesc, skind,
-                            sidx, amount)
+                self.oblige(
+                    guard,
+                    new <= a.cap,
+                    "supply_cap",
+                    span,
+                    f"minting pushes the supply of {asset} above its cap {a.cap}",
+                    sdesc,
+                    skind,
+                    sidx,
+                    amount,
+                )
         else:
             have = self.read_balance(state, scomp, sidx)
             okind = "escrow_overdraft" if skind == "escrow" else "overdraft"
-            self.oblige(guard, have >= amount, okind, span,
-                        f"`{kind}` takes more than the source holds", sdesc, skind, sidx, amount)
+            self.oblige(
+                guard,
+                have >= amount,
+                okind,
+                span,
+                f"`{kind}` takes more than the source holds",
+                sdesc,
+                skind,
+                sidx,
+                amount,
+            )
             self.add_balance(state, scomp, sidx, -amount)
         if dkind == "supply":
             state.set(dcomp, state.get(dcomp) - amount)
         else:
             self.add_balance(state, dcomp, didx, amount)
-        self.postings.append(Posting(guard, asset, sdesc, ddesc, amount, kind, span,
-                                     (scomp, sidx), (dcomp, didx)))
+        self.postings.append(
+            Posting(guard, asset, sdesc, ddesc, amount, kind, span, (scomp, sidx), (dcomp, didx))
+        )
 
     def decay(self, s: ir.Decay, state: State, guard: Any) -> None:
         comp = f"bal!{s.asset}"
@@ -822,8 +916,10 @@ class Encoder:
         self.assumptions.append(burned >= 0)
         sc = f"supply!{s.asset}"
         state.set(sc, state.get(sc) - burned)
-        self.notes.append(f"{s.span}: `decay {s.asset}` is modelled per account; the total burned is "
-                          "an unconstrained non-negative amount")
+        self.notes.append(
+            f"{s.span}: `decay {s.asset}` is modelled per account; the total burned is "
+            "an unconstrained non-negative amount"
+        )
 
     def split(self, s: ir.Split, env: dict, state: State, guard: Any) -> None:
         amount = self.expr(s.amount, env, state, guard)
@@ -858,18 +954,53 @@ class Encoder:
         if mn is not None and cap is not None:
             valid += [cap >= mn]
         for c in valid:
-            self.oblige(guard, c, "split_input", s.span, "split inputs the runtime rejects "
-                        "(negative amount/weight, minimum not covered or cap below minimum)", sdesc, skind,
-                        sidx, amount)
+            self.oblige(
+                guard,
+                c,
+                "split_input",
+                s.span,
+                "split inputs the runtime rejects "
+                "(negative amount/weight, minimum not covered or cap below minimum)",
+                sdesc,
+                skind,
+                sidx,
+                amount,
+            )
         have = self.read_balance(state, scomp, sidx)
         okind = "escrow_overdraft" if skind == "escrow" else "overdraft"
-        self.oblige(guard, have >= amount, okind, s.span, "split takes more than the source holds",
-                    sdesc, skind, sidx, amount)
+        self.oblige(
+            guard,
+            have >= amount,
+            okind,
+            s.span,
+            "split takes more than the source holds",
+            sdesc,
+            skind,
+            sidx,
+            amount,
+        )
         self.last_split_scaled = (None, None)
-        shares, leftover, total, rest = _split_shares(self, z3.And(guard, z3.And(*valid)), s.method,
-                                                      amount, weights, included, n, mn, cap)
-        info = SplitInfo(guard, s.span, s.method, amount, rest, weights, included, recips, shares,
-                         leftover, total, n, mn, cap, sdesc, *self.last_split_scaled)
+        shares, leftover, total, rest = _split_shares(
+            self, z3.And(guard, z3.And(*valid)), s.method, amount, weights, included, n, mn, cap
+        )
+        info = SplitInfo(
+            guard,
+            s.span,
+            s.method,
+            amount,
+            rest,
+            weights,
+            included,
+            recips,
+            shares,
+            leftover,
+            total,
+            n,
+            mn,
+            cap,
+            sdesc,
+            *self.last_split_scaled,
+        )
         self.splits.append(info)
         # postings: each included recipient's share leaves the source
         rkind = s.to.type if s.to is not None else s.var_type
@@ -884,8 +1015,19 @@ class Encoder:
             # an excluded slot's share is 0, so these updates are no-ops for it
             self.add_balance(state, scomp, sidx, -share)
             self.add_balance(state, dst[0], dst[1], share)
-            self.postings.append(Posting(g, s.asset, sdesc, dst[2], share, "split", s.span,
-                                         (scomp, sidx), (dst[0], dst[1])))
+            self.postings.append(
+                Posting(
+                    g,
+                    s.asset,
+                    sdesc,
+                    dst[2],
+                    share,
+                    "split",
+                    s.span,
+                    (scomp, sidx),
+                    (dst[0], dst[1]),
+                )
+            )
 
     # -- expressions -----------------------------------------------------------
     def cond(self, e: Any, env: dict, state: State, guard: Any) -> Any:
@@ -948,7 +1090,9 @@ class Encoder:
             t = e.type.inner if isinstance(e.type, ir.TList) else ir.TInt()
             items = [self.expr(x, env, state, guard) for x in e.items]
             if len(items) > self.bound:
-                self.notes.append(f"a list literal of {len(items)} items exceeds the bound {self.bound}")
+                self.notes.append(
+                    f"a list literal of {len(items)} items exceeds the bound {self.bound}"
+                )
             del t
             return SList(items, z3.IntVal(len(items)))
         raise Unsupported(f"expression {type(e).__name__}")
@@ -1038,7 +1182,9 @@ class Encoder:
             x = args[0]
             self.require(guard, x >= 0)
             r = self.fresh("isqrt", z3.IntSort())
-            self.assumptions.append(z3.Implies(x >= 0, z3.And(r >= 0, r * r <= x, x < (r + 1) * (r + 1))))
+            self.assumptions.append(
+                z3.Implies(x >= 0, z3.And(r >= 0, r * r <= x, x < (r + 1) * (r + 1)))
+            )
             return r
         if name == "pow":
             x = args[0]
@@ -1073,7 +1219,11 @@ class Encoder:
         if k == "count":
             return z3.Sum(*[z3.If(c, 1, 0) for c, _ in vals]) if vals else z3.IntVal(0)
         if k == "sum":
-            zero = z3.RealVal(0) if any(b is not None and z3.is_real(b) for _, b in vals) else z3.IntVal(0)
+            zero = (
+                z3.RealVal(0)
+                if any(b is not None and z3.is_real(b) for _, b in vals)
+                else z3.IntVal(0)
+            )
             return z3.Sum(*[ite(c, b, zero) for c, b in vals]) if vals else zero
         if k == "all":
             return z3.And(*[z3.Implies(c, b) for c, b in vals]) if vals else z3.BoolVal(True)
@@ -1104,8 +1254,17 @@ def _eq(a: Any, b: Any) -> Any:
 # Splits: constraints whose unique solution is runtime.semantics.split's result
 
 
-def _split_shares(enc: Encoder, active: Any, method: str, amount: Any, weights: list,
-                  included: list, n: Any, mn: Any, cap: Any) -> tuple[list, Any, Any, Any]:
+def _split_shares(
+    enc: Encoder,
+    active: Any,
+    method: str,
+    amount: Any,
+    weights: list,
+    included: list,
+    n: Any,
+    mn: Any,
+    cap: Any,
+) -> tuple[list, Any, Any, Any]:
     k = len(weights)
     ws = [z3.If(c, w, 0) for c, w in zip(included, weights)]
     total = z3.Sum(*ws) if ws else z3.IntVal(0)
@@ -1125,8 +1284,18 @@ def _split_shares(enc: Encoder, active: Any, method: str, amount: Any, weights: 
         prod = [enc.fresh(f"split.p[{i}]", z3.IntSort()) for i in range(k)]  # rest * w_i
         qw = [enc.fresh(f"split.qw[{i}]", z3.IntSort()) for i in range(k)]  # q_i * total
         for i in range(k):
-            cons.append(z3.Implies(nt, z3.And(prod[i] == rest * ws[i], qw[i] == q[i] * total,
-                                              prod[i] == qw[i] + rm[i], rm[i] >= 0, rm[i] < total)))
+            cons.append(
+                z3.Implies(
+                    nt,
+                    z3.And(
+                        prod[i] == rest * ws[i],
+                        qw[i] == q[i] * total,
+                        prod[i] == qw[i] + rm[i],
+                        rm[i] >= 0,
+                        rm[i] < total,
+                    ),
+                )
+            )
         left = rest - z3.Sum(*q)
         # Consequences of the definitions above, stated so Z3 need not rediscover them by
         # non-linear reasoning (each follows from floor division by total > 0 with rest,
@@ -1136,9 +1305,14 @@ def _split_shares(enc: Encoder, active: Any, method: str, amount: Any, weights: 
             for j in range(k):
                 if i != j:
                     cons.append(z3.Implies(z3.And(nt, ws[i] >= ws[j]), prod[i] >= prod[j]))
-                    cons.append(z3.Implies(z3.And(nt, ws[i] == ws[j]),
-                                           z3.And(prod[i] == prod[j], q[i] == q[j], rm[i] == rm[j],
-                                                  qw[i] == qw[j])))
+                    cons.append(
+                        z3.Implies(
+                            z3.And(nt, ws[i] == ws[j]),
+                            z3.And(
+                                prod[i] == prod[j], q[i] == q[j], rm[i] == rm[j], qw[i] == qw[j]
+                            ),
+                        )
+                    )
                     cons.append(z3.Implies(z3.And(nt, prod[i] >= prod[j]), q[i] >= q[j]))
                     cons.append(z3.Implies(z3.And(nt, q[i] == q[j]), qw[i] == qw[j]))
                     cons.append(z3.Implies(z3.And(nt, q[i] > q[j]), qw[i] >= qw[j] + total))
@@ -1153,13 +1327,27 @@ def _split_shares(enc: Encoder, active: Any, method: str, amount: Any, weights: 
             # the last included recipient with a positive weight takes what is left
             for i in range(k):
                 later_pos = [z3.And(included[j], ws[j] > 0) for j in range(i + 1, k)]
-                is_last = z3.And(included[i], ws[i] > 0, z3.Not(z3.Or(*later_pos)) if later_pos else True)
-                cons.append(z3.Implies(z3.And(nt, included[i]),
-                                       raw[i] == q[i] + z3.If(is_last, left, 0)))
-            scaled = [-rm[i] + z3.If(z3.And(included[i], ws[i] > 0,
-                                           z3.Not(z3.Or(*[z3.And(included[j], ws[j] > 0)
-                                                          for j in range(i + 1, k)])) if i + 1 < k else True),
-                                    z3.Sum(*rm), 0) for i in range(k)]
+                is_last = z3.And(
+                    included[i], ws[i] > 0, z3.Not(z3.Or(*later_pos)) if later_pos else True
+                )
+                cons.append(
+                    z3.Implies(z3.And(nt, included[i]), raw[i] == q[i] + z3.If(is_last, left, 0))
+                )
+            scaled = [
+                -rm[i]
+                + z3.If(
+                    z3.And(
+                        included[i],
+                        ws[i] > 0,
+                        z3.Not(z3.Or(*[z3.And(included[j], ws[j] > 0) for j in range(i + 1, k)]))
+                        if i + 1 < k
+                        else True,
+                    ),
+                    z3.Sum(*rm),
+                    0,
+                )
+                for i in range(k)
+            ]
         else:
             bonus = [enc.fresh(f"split.b[{i}]", z3.IntSort()) for i in range(k)]
             for i in range(k):
@@ -1174,8 +1362,12 @@ def _split_shares(enc: Encoder, active: Any, method: str, amount: Any, weights: 
                     if i == j:
                         continue
                     beats = z3.Or(rm[i] > rm[j], z3.And(rm[i] == rm[j], i < j))
-                    cons.append(z3.Implies(z3.And(nt, included[i], included[j], bonus[i] == 1,
-                                                  bonus[j] == 0), beats))
+                    cons.append(
+                        z3.Implies(
+                            z3.And(nt, included[i], included[j], bonus[i] == 1, bonus[j] == 0),
+                            beats,
+                        )
+                    )
     elif method in ("dhondt", "sainte_lague"):
         a, b = (2, 2) if method == "dhondt" else (2, 1)
         cons.append(z3.Implies(nt, z3.Sum(*raw) == rest))
@@ -1207,8 +1399,13 @@ def _split_shares(enc: Encoder, active: Any, method: str, amount: Any, weights: 
     return shares, leftover, total, rest
 
 
-def encode_chain(policy: ir.Policy, handlers: list, bound: int = 3, codes: Optional[Codes] = None,
-                 fixed_params: Optional[dict] = None) -> list:
+def encode_chain(
+    policy: ir.Policy,
+    handlers: list,
+    bound: int = 3,
+    codes: Optional[Codes] = None,
+    fixed_params: Optional[dict] = None,
+) -> list:
     """Encode a sequence of events from the initial state (no records; party and pool
     balances and role members as a `given` setup), each starting where the previous ended.
     Used to confirm that a counterexample is reachable and to build a replayable trace."""
@@ -1219,8 +1416,14 @@ def encode_chain(policy: ir.Policy, handlers: list, bound: int = 3, codes: Optio
     for i, h in enumerate(handlers):
         shared = dict(common)
         shared["inputs"] = {}
-        enc = Encoder(policy, bound=bound, codes=codes, prefix=f"s{i}!", shared=shared,
-                      fixed_params=fixed_params)
+        enc = Encoder(
+            policy,
+            bound=bound,
+            codes=codes,
+            prefix=f"s{i}!",
+            shared=shared,
+            fixed_params=fixed_params,
+        )
         m = enc.encode(h, start=cur)
         if models:
             enc.assumptions.append(m.now >= models[-1].now)

@@ -48,6 +48,7 @@ where relevant): the runtime's step budget (it can only reject more events),
 ``dissolve`` (a flag, moves nothing), the time limit of granted rights, and the
 total supply burned by ``decay`` (per-account decay is exact).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,20 +67,27 @@ from .smt import Encoder, HandlerModel, Opt, SList, State, Unsupported
 
 VERSION = "verify-1"
 
-PROVED, REFUTED, UNKNOWN, GUARD, VACUOUS = "proved", "refuted", "unknown", "guard_missing", "vacuous"
+PROVED, REFUTED, UNKNOWN, GUARD, VACUOUS = (
+    "proved",
+    "refuted",
+    "unknown",
+    "guard_missing",
+    "vacuous",
+)
 
 # the built-in property kinds, with what they mean (also used for docs/SARIF rules)
 BUILTIN = {
     "applicable": "the handler's requires can all hold (otherwise it is dead code)",
     "reachability": "every `if`/`else` branch can be taken by some applied event",
     "conservation": "every posting moves one asset between two accounts; supply changes only by "
-                    "mint/burn of an asset that declares it",
+    "mint/burn of an asset that declares it",
     "non_negative": "no move or split amount is negative for inputs that satisfy the requires",
-    "no_overdraft": "no move overdraws a party, stake or pool account for inputs that satisfy the requires",
+    "no_overdraft": "no move overdraws a party, stake or pool account for inputs that satisfy "
+    "the requires",
     "escrow_bound": "an escrow never releases more than it holds",
     "supply_cap": "minting never pushes supply above the asset's cap",
     "rounding": "a split's shares are >= 0 and shares + leftover == amount; methods other than "
-                "floor_dust distribute the whole amount when anyone has weight",
+    "floor_dust distribute the whole amount when anyone has weight",
 }
 
 
@@ -158,8 +166,26 @@ def _eval(model: z3.ModelRef, term: Any) -> Any:
 class Namer:
     """Turns Int codes of parties, texts and record keys into readable names."""
 
-    PARTIES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
-               "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor"]
+    PARTIES = [
+        "alice",
+        "bob",
+        "carol",
+        "dave",
+        "erin",
+        "frank",
+        "grace",
+        "heidi",
+        "ivan",
+        "judy",
+        "mallory",
+        "niaj",
+        "olivia",
+        "peggy",
+        "rupert",
+        "sybil",
+        "trent",
+        "victor",
+    ]
 
     def __init__(self, enc: Encoder, model: z3.ModelRef, ints: Any):
         self.codes = enc.codes
@@ -234,13 +260,16 @@ def _show(v: Any, t: ir.Type, policy: ir.Policy) -> str:
             dec = 0
         sign = "-" if v < 0 else ""
         a = abs(v)
-        major = f"{a // 10 ** dec}.{a % 10 ** dec:0{dec}d}" if dec else str(a)
+        major = f"{a // 10**dec}.{a % 10**dec:0{dec}d}" if dec else str(a)
         return f"{sign}{major} {t.asset}"
     if isinstance(v, dict) and "num" in v:
         f = Fraction(v["num"], v["den"])
         pct = f * 100
-        return f"{pct.numerator / pct.denominator:g}%".replace("%", "%") if pct.denominator in (1, 2, 4, 5, 8, 10) \
+        return (
+            f"{pct.numerator / pct.denominator:g}%".replace("%", "%")
+            if pct.denominator in (1, 2, 4, 5, 8, 10)
             else f"{v['num']}/{v['den']}"
+        )
     if isinstance(t, ir.TRatio) and isinstance(v, int):
         return f"{v * 100}%"
     if isinstance(t, (ir.TParty,)) and isinstance(v, str):
@@ -263,8 +292,15 @@ def _account_asset(comp: str) -> Optional[str]:
 # Counterexamples
 
 
-def _record_fields(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, namer: "Namer",
-                   rec: ir.Record, k: Any, state: State) -> dict:
+def _record_fields(
+    m: HandlerModel,
+    model: z3.ModelRef,
+    policy: ir.Policy,
+    namer: "Namer",
+    rec: ir.Record,
+    k: Any,
+    state: State,
+) -> dict:
     """A record's fields (and escrow balance) in ``state``, as the policy writes values."""
     if not _eval(model, z3.Select(state.get(f"live!{rec.name}"), k)):
         return {"exists": False}
@@ -294,7 +330,7 @@ def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[set] = None
             if _eval(model, w.term.some):
                 vals.append(w.term.val)
         elif isinstance(w.term, SList):
-            vals += w.term.items[:_eval(model, w.term.n)]
+            vals += w.term.items[: _eval(model, w.term.n)]
         else:
             vals.append(w.term)
         for t in vals:
@@ -304,7 +340,9 @@ def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[set] = None
                 ints.add((v, cat))
     for comp, idx in enc.balance_reads:
         if idx is not None:
-            ints.add((_eval(model, idx), "party" if comp.split("!")[0] in ("bal", "stake") else "key"))
+            ints.add(
+                (_eval(model, idx), "party" if comp.split("!")[0] in ("bal", "stake") else "key")
+            )
     for rec, keys in m.touched.items():
         for k in keys:
             ints.add((_eval(model, k), "key"))
@@ -312,22 +350,45 @@ def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[set] = None
     return ints
 
 
-def counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, failing: str,
-                   extra: Optional[dict] = None, account: Optional[tuple] = None,
-                   namer: Optional["Namer"] = None) -> dict:
+def counterexample(
+    m: HandlerModel,
+    model: z3.ModelRef,
+    policy: ir.Policy,
+    failing: str,
+    extra: Optional[dict] = None,
+    account: Optional[tuple] = None,
+    namer: Optional["Namer"] = None,
+) -> dict:
     """The model as a counterexample in the policy's names (see :func:`_counterexample`)."""
     try:
         return _counterexample(m, model, policy, failing, extra, account, namer)
     except Exception as exc:  # rendering must never hide the verdict behind a traceback
-        return {"handler": m.handler.name, "fails": failing, "params": {}, "args": {},
-                "submitter": "?", "time": 0, "render_error": f"{type(exc).__name__}: {exc}",
-                "scenario": {"events_jsonl": "", "charter_test": "", "needs_records": [],
-                             "replayable_without_history": False}}
+        return {
+            "handler": m.handler.name,
+            "fails": failing,
+            "params": {},
+            "args": {},
+            "submitter": "?",
+            "time": 0,
+            "render_error": f"{type(exc).__name__}: {exc}",
+            "scenario": {
+                "events_jsonl": "",
+                "charter_test": "",
+                "needs_records": [],
+                "replayable_without_history": False,
+            },
+        }
 
 
-def _counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, failing: str,
-                   extra: Optional[dict] = None, account: Optional[tuple] = None,
-                   namer: Optional["Namer"] = None) -> dict:
+def _counterexample(
+    m: HandlerModel,
+    model: z3.ModelRef,
+    policy: ir.Policy,
+    failing: str,
+    extra: Optional[dict] = None,
+    account: Optional[tuple] = None,
+    namer: Optional["Namer"] = None,
+) -> dict:
     enc = m.encoder
     h = m.handler
     namer = namer or Namer(enc, model, collect_ints(m, model))
@@ -361,10 +422,19 @@ def _counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, fail
         val = _eval(model, term if idx is None else z3.Select(term, idx))
         pterm = m.post.get(comp)
         after = _eval(model, pterm if idx is None else z3.Select(pterm, idx))
-        asset = _account_asset(comp) or (policy.pool(comp.split("!")[1]).asset if comp.startswith("pool!") else None)
+        asset = _account_asset(comp) or (
+            policy.pool(comp.split("!")[1]).asset if comp.startswith("pool!") else None
+        )
         pre[label] = _show(val, ir.TAmount(asset=asset), policy) if asset else val
-        accounts.append({"account": label, "kind": comp.split("!")[0], "asset": asset,
-                         "before": val, "after": after})
+        accounts.append(
+            {
+                "account": label,
+                "kind": comp.split("!")[0],
+                "asset": asset,
+                "before": val,
+                "after": after,
+            }
+        )
     records: dict[str, dict] = {}
     records_after: dict[str, dict] = {}
     after_keys = (extra or {}).pop("$after_keys", None) if extra else None
@@ -398,11 +468,23 @@ def _counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, fail
         if not _eval(model, p.guard):
             continue
         amt = _eval(model, p.amount)
-        src = _describe(p.src_key[0], _eval(model, p.src_key[1]) if p.src_key[1] is not None else None, namer)
-        dst = _describe(p.dst_key[0], _eval(model, p.dst_key[1]) if p.dst_key[1] is not None else None, namer)
-        postings.append({"kind": p.kind, "from": src, "to": dst,
-                         "amount": _show(amt, ir.TAmount(asset=p.asset), policy), "minor_units": amt,
-                         "asset": p.asset, "line": p.span.line})
+        src = _describe(
+            p.src_key[0], _eval(model, p.src_key[1]) if p.src_key[1] is not None else None, namer
+        )
+        dst = _describe(
+            p.dst_key[0], _eval(model, p.dst_key[1]) if p.dst_key[1] is not None else None, namer
+        )
+        postings.append(
+            {
+                "kind": p.kind,
+                "from": src,
+                "to": dst,
+                "amount": _show(amt, ir.TAmount(asset=p.asset), policy),
+                "minor_units": amt,
+                "asset": p.asset,
+                "line": p.span.line,
+            }
+        )
     shown_params = {k: _show(v, policy.param(k).type, policy) for k, v in params.items()}
     shown_args = {f.name: _show(args[f.name], f.type, policy) for f in h.params}
     cex = {
@@ -422,16 +504,29 @@ def _counterexample(m: HandlerModel, model: z3.ModelRef, policy: ir.Policy, fail
         cex["records_after"] = records_after
     if account is not None and account[0]:
         template, idx = account
-        who = namer.name(_eval(model, idx), "key" if template.startswith("balance(") and "," not in template else "party") if idx is not None else ""
-        cex["account"] = template.format("@" + who if template.startswith(("balance({},", "stake(")) else json.dumps(who)) \
-            if "{}" in template else template
+        who = (
+            namer.name(
+                _eval(model, idx),
+                "key" if template.startswith("balance(") and "," not in template else "party",
+            )
+            if idx is not None
+            else ""
+        )
+        cex["account"] = (
+            template.format(
+                "@" + who if template.startswith(("balance({},", "stake(")) else json.dumps(who)
+            )
+            if "{}" in template
+            else template
+        )
     if extra:
         cex.update({k: _plain_extra(model, v, namer) for k, v in extra.items()})
     applied = bool(_eval(model, m.applied))
     cex["applied"] = applied
     cex["members_before"] = [f"@{p} as {r}" for p, r in members]
-    cex["scenario"] = scenario(policy, h, params, args, submitter, now, accounts, records, members,
-                               applied)
+    cex["scenario"] = scenario(
+        policy, h, params, args, submitter, now, accounts, records, members, applied
+    )
     return cex
 
 
@@ -448,7 +543,11 @@ def _plain_extra(model: z3.ModelRef, v: Any, namer: Namer) -> Any:
 
 def _describe(comp: str, idx: Optional[int], namer: Namer) -> str:
     parts = comp.split("!")
-    who = namer.name(idx, "party" if parts[0] in ("bal", "stake") else "key") if idx is not None else ""
+    who = (
+        namer.name(idx, "party" if parts[0] in ("bal", "stake") else "key")
+        if idx is not None
+        else ""
+    )
     if parts[0] == "bal":
         return f"balance(@{who}, {parts[1]})"
     if parts[0] == "stake":
@@ -462,8 +561,18 @@ def _describe(comp: str, idx: Optional[int], namer: Namer) -> str:
     return comp
 
 
-def scenario(policy: ir.Policy, h: ir.Handler, params: dict, args: dict, submitter: str, now: int,
-             accounts: list[dict], records: dict, members: list, applied: bool) -> dict:
+def scenario(
+    policy: ir.Policy,
+    h: ir.Handler,
+    params: dict,
+    args: dict,
+    submitter: str,
+    now: int,
+    accounts: list[dict],
+    records: dict,
+    members: list,
+    applied: bool,
+) -> dict:
     """A minimal replayable scenario.
 
     ``events_jsonl`` is the event for ``charter run`` (with ``run_params`` as ``--param``
@@ -479,16 +588,31 @@ def scenario(policy: ir.Policy, h: ir.Handler, params: dict, args: dict, submitt
         given.append({"given": "role", "party": who, "role": role})
     for acc in accounts:
         if acc["before"] and acc["kind"] in ("bal", "pool", "stake", "escrow"):
-            given.append({"given": "funds", "account": acc["account"], "asset": acc["asset"],
-                          "amount": acc["before"]})
-    needs = [label + " { " + ", ".join(f"{k} = {v}" for k, v in fields.items() if k != "exists") + " }"
-             for label, fields in records.items() if fields.get("exists")]
+            given.append(
+                {
+                    "given": "funds",
+                    "account": acc["account"],
+                    "asset": acc["asset"],
+                    "amount": acc["before"],
+                }
+            )
+    needs = [
+        label + " { " + ", ".join(f"{k} = {v}" for k, v in fields.items() if k != "exists") + " }"
+        for label, fields in records.items()
+        if fields.get("exists")
+    ]
     event = {"id": "cex-1", "type": h.name, "submitter": submitter, "time": now, "args": args}
     run_params = [f"{k}={_param_cli(v, policy.param(k).type, policy)}" for k, v in params.items()]
     test = _as_test(policy, h, given, event, accounts, applied)
-    return {"given": given, "event": event, "events_jsonl": json.dumps(event, sort_keys=True),
-            "run_params": run_params, "needs_records": needs, "charter_test": test,
-            "replayable_without_history": not needs}
+    return {
+        "given": given,
+        "event": event,
+        "events_jsonl": json.dumps(event, sort_keys=True),
+        "run_params": run_params,
+        "needs_records": needs,
+        "charter_test": test,
+        "replayable_without_history": not needs,
+    }
 
 
 def _param_cli(v: Any, t: ir.Type, policy: ir.Policy) -> str:
@@ -530,20 +654,23 @@ def _literal(v: Any, t: ir.Type, policy: ir.Policy) -> str:
 def _account_literal(label: str) -> str:
     # "balance(@alice, Credit)" -> "@alice"; "balance(commons)" -> "commons";
     # "balance(Task(\"k1\"))" -> Task("k1")
-    inner = label[label.index("(") + 1:-1]
+    inner = label[label.index("(") + 1 : -1]
     if label.startswith("balance(@"):
         return inner.split(",")[0]
     return inner
 
 
-def _as_test(policy: ir.Policy, h: ir.Handler, given: list, event: dict, accounts: list,
-             applied: bool) -> str:
+def _as_test(
+    policy: ir.Policy, h: ir.Handler, given: list, event: dict, accounts: list, applied: bool
+) -> str:
     out = [f'test "counterexample {h.name}" {{']
     try:
         for g in given:
             if g["given"] == "param":
-                out.append(f"    given param {g['name']} = "
-                           f"{_literal(g['value'], policy.param(g['name']).type, policy)}")
+                out.append(
+                    f"    given param {g['name']} = "
+                    f"{_literal(g['value'], policy.param(g['name']).type, policy)}"
+                )
             elif g["given"] == "role":
                 out.append(f"    given @{g['party']} as {g['role']}")
             elif g["given"] == "funds" and g["asset"]:
@@ -553,8 +680,10 @@ def _as_test(policy: ir.Policy, h: ir.Handler, given: list, event: dict, account
                 amount = _show(g["amount"], ir.TAmount(asset=g["asset"]), policy)
                 out.append(f"    given {amount} in {_account_literal(g['account'])}")
         types = {f.name: f.type for f in h.params}
-        args = ", ".join(f"{k} = {_literal(v, types.get(k, ir.TText()), policy)}"
-                         for k, v in event["args"].items())
+        args = ", ".join(
+            f"{k} = {_literal(v, types.get(k, ir.TText()), policy)}"
+            for k, v in event["args"].items()
+        )
         by = "clock" if event["submitter"] == "clock" else "@" + event["submitter"]
         out.append(f"    when {h.name}({args}) by {by} at {max(event['time'], 0)}")
         if not applied:
@@ -562,7 +691,11 @@ def _as_test(policy: ir.Policy, h: ir.Handler, given: list, event: dict, account
         else:
             out.append("    expect ok")
             for acc in accounts:
-                if acc["asset"] and acc["kind"] in ("bal", "pool") and acc["after"] != acc["before"]:
+                if (
+                    acc["asset"]
+                    and acc["kind"] in ("bal", "pool")
+                    and acc["after"] != acc["before"]
+                ):
                     amount = _show(acc["after"], ir.TAmount(asset=acc["asset"]), policy)
                     out.append(f"    expect {acc['account']} == {amount}")
     except (ValueError, KeyError, StopIteration) as exc:
@@ -615,15 +748,26 @@ def _auto_invariants(policy: ir.Policy) -> list[Inv]:
                 lo, hi = flo, fhi
             else:
                 continue
-            ref = ir.RecordField(record=rec.name, key=ir.Local(name="$r", type=ir.TRecord(record=rec.name)),
-                                 field=f.name, type=t)
+            ref = ir.RecordField(
+                record=rec.name,
+                key=ir.Local(name="$r", type=ir.TRecord(record=rec.name)),
+                field=f.name,
+                type=t,
+            )
             conds = []
             if lo is not None:
-                conds.append(ir.Binary(op=">=", left=ref, right=ir.Const(value=lo, type=t), type=ir.TBool()))
+                conds.append(
+                    ir.Binary(op=">=", left=ref, right=ir.Const(value=lo, type=t), type=ir.TBool())
+                )
             if hi is not None:
-                conds.append(ir.Binary(op="<=", left=ref, right=ir.Const(value=hi, type=t), type=ir.TBool()))
-            cond = conds[0] if len(conds) == 1 else ir.Binary(op="and", left=conds[0], right=conds[1],
-                                                               type=ir.TBool())
+                conds.append(
+                    ir.Binary(op="<=", left=ref, right=ir.Const(value=hi, type=t), type=ir.TBool())
+                )
+            cond = (
+                conds[0]
+                if len(conds) == 1
+                else ir.Binary(op="and", left=conds[0], right=conds[1], type=ir.TBool())
+            )
             out.append(Inv(f"{rec.name}.{f.name} in range", cond, rec.name, "$r", auto=True))
         out += _relational_candidates(rec)
     return out
@@ -645,16 +789,32 @@ def _relational_candidates(rec: ir.Record) -> list[Inv]:
     nums = [f for f in rec.fields if isinstance(f.type, (ir.TInt, ir.TAmount))]
     for f in rec.fields:
         if isinstance(f.type, ir.TInt):
-            out.append(Inv(f"{rec.name}.{f.name} >= 0", cmp(">=", ref(f), ir.Const(value=0, type=f.type)),
-                           rec.name, "$r", auto=True))
+            out.append(
+                Inv(
+                    f"{rec.name}.{f.name} >= 0",
+                    cmp(">=", ref(f), ir.Const(value=0, type=f.type)),
+                    rec.name,
+                    "$r",
+                    auto=True,
+                )
+            )
     for f in nums:
         for g in nums:
             if f is not g and f.type == g.type:
-                out.append(Inv(f"{rec.name}.{f.name} <= {g.name}", cmp("<=", ref(f), ref(g)),
-                               rec.name, "$r", auto=True))
+                out.append(
+                    Inv(
+                        f"{rec.name}.{f.name} <= {g.name}",
+                        cmp("<=", ref(f), ref(g)),
+                        rec.name,
+                        "$r",
+                        auto=True,
+                    )
+                )
     if rec.holds:
-        bal = ir.AccBalance(account=ir.AccEscrow(record=rec.name, key=key, asset=rec.holds),
-                            type=ir.TAmount(asset=rec.holds))
+        bal = ir.AccBalance(
+            account=ir.AccEscrow(record=rec.name, key=key, asset=rec.holds),
+            type=ir.TAmount(asset=rec.holds),
+        )
         bools = [f for f in rec.fields if isinstance(f.type, ir.TBool)]
         for f in nums:
             if f.type != ir.TAmount(asset=rec.holds):
@@ -666,16 +826,29 @@ def _relational_candidates(rec: ir.Record) -> list[Inv]:
                     c: ir.Expr = ref(b)
                     if neg:
                         c = ir.Unary(op="not", operand=c, type=ir.TBool())
-                    out.append(Inv(f"{'not ' if neg else ''}{b.name} => balance({rec.name}) >= {f.name}",
-                                   ir.Binary(op="or", left=ir.Unary(op="not", operand=c, type=ir.TBool()),
-                                             right=base, type=ir.TBool()),
-                                   rec.name, "$r", auto=True))
+                    out.append(
+                        Inv(
+                            f"{'not ' if neg else ''}{b.name} => balance({rec.name}) >= {f.name}",
+                            ir.Binary(
+                                op="or",
+                                left=ir.Unary(op="not", operand=c, type=ir.TBool()),
+                                right=base,
+                                type=ir.TBool(),
+                            ),
+                            rec.name,
+                            "$r",
+                            auto=True,
+                        )
+                    )
     return out
 
 
 def _declared_invariants(policy: ir.Policy) -> list[Inv]:
-    return [Inv(p.name, p.cond, p.record, p.var, span=p.span)
-            for p in policy.properties if isinstance(p, ir.InvariantProperty)]
+    return [
+        Inv(p.name, p.cond, p.record, p.var, span=p.span)
+        for p in policy.properties
+        if isinstance(p, ir.InvariantProperty)
+    ]
 
 
 def _inv_terms(m: HandlerModel, inv: Inv, state: State, key: Any) -> Any:
@@ -714,7 +887,9 @@ def prepare(policy: ir.Policy, h: ir.Handler, invs: list[Inv], opts: Options) ->
             prep.inv_pre[inv.name] = [_inv_terms(m, inv, m.pre, k) for k in keys]
             prep.inv_post[inv.name] = _inv_terms(m, inv, m.post, generic)
         # keys the invariants mention (the generic key) are subject to the collection bound too
-        prep.extra_assumptions = [a for a in enc.finish_reads()[n_reads:]] + enc.closed_world(m.post)
+        prep.extra_assumptions = [a for a in enc.finish_reads()[n_reads:]] + enc.closed_world(
+            m.post
+        )
         # what invariants read is assumed, but is not part of the handler's own footprint
         # (keeps counterexamples to what the handler touches)
         del enc.balance_reads[n_reads:]
@@ -728,8 +903,9 @@ def prepare(policy: ir.Policy, h: ir.Handler, invs: list[Inv], opts: Options) ->
         return Prepared(None, f"an internal encoding error ({type(exc).__name__}: {exc})")
 
 
-def houdini(policy: ir.Policy, preps: dict[str, Prepared], invs: list[Inv],
-            opts: Options) -> tuple[set[str], dict[str, tuple[str, Optional[str], Any]]]:
+def houdini(
+    policy: ir.Policy, preps: dict[str, Prepared], invs: list[Inv], opts: Options
+) -> tuple[set[str], dict[str, tuple[str, Optional[str], Any]]]:
     """The largest subset of ``invs`` that every handler preserves.
 
     Returns (surviving names, {name: (status, failing handler, model)}) for the dropped ones.
@@ -762,8 +938,9 @@ def houdini(policy: ir.Policy, preps: dict[str, Prepared], invs: list[Inv],
             if not live:
                 continue
             # one query finds a state breaking some candidate; drop every candidate it breaks
-            r, model = solve(assume + [z3.Or(*[z3.Not(prep.inv_post[i.name]) for i in live])],
-                             opts.timeout_ms)
+            r, model = solve(
+                assume + [z3.Or(*[z3.Not(prep.inv_post[i.name]) for i in live])], opts.timeout_ms
+            )
             if r == "unsat":
                 continue
             changed = True
@@ -778,8 +955,11 @@ def houdini(policy: ir.Policy, preps: dict[str, Prepared], invs: list[Inv],
                 deadline = time.perf_counter() + opts.timeout_ms / 1000
                 for inv in live:
                     left_ms = int((deadline - time.perf_counter()) * 1000)
-                    r1, m1 = solve(assume + [z3.Not(prep.inv_post[inv.name])], left_ms) \
-                        if left_ms > 0 else ("unknown", None)
+                    r1, m1 = (
+                        solve(assume + [z3.Not(prep.inv_post[inv.name])], left_ms)
+                        if left_ms > 0
+                        else ("unknown", None)
+                    )
                     if r1 != "unsat":
                         alive.discard(inv.name)
                         failed[inv.name] = (REFUTED if r1 == "sat" else UNKNOWN, hname, m1)
@@ -815,7 +995,9 @@ def _initially(policy: ir.Policy, inv: Inv, opts: Options) -> Optional[bool]:
 # Per-handler checks
 
 
-def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Options) -> list[Result]:
+def check_handler(
+    policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Options
+) -> list[Result]:
     m = prep.model
     h = m.handler
     out: list[Result] = []
@@ -823,26 +1005,64 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
     applied = m.applied
     bounded = bool(m.encoder.slots)
 
-    def res(kind: str, status: str, message: str, span: ir.Span = h.span, cex: Optional[dict] = None,
-            name: Optional[str] = None, t0: float = 0.0) -> Result:
-        return Result(name or f"{h.name}.{kind}", kind, h.name, status, message, span, opts.bound,
-                      bounded, cex, round(time.perf_counter() - t0, 4) if t0 else 0.0)
+    def res(
+        kind: str,
+        status: str,
+        message: str,
+        span: ir.Span = h.span,
+        cex: Optional[dict] = None,
+        name: Optional[str] = None,
+        t0: float = 0.0,
+    ) -> Result:
+        return Result(
+            name or f"{h.name}.{kind}",
+            kind,
+            h.name,
+            status,
+            message,
+            span,
+            opts.bound,
+            bounded,
+            cex,
+            round(time.perf_counter() - t0, 4) if t0 else 0.0,
+        )
 
     t0 = time.perf_counter()
     r, model = solve(base + [applied], opts.timeout_ms)
     if r == "unsat":
-        out.append(res("applicable", VACUOUS, "the handler can never apply: its requires (with the "
-                       "declared ranges and invariants) are unsatisfiable; no property of it is proved",
-                       t0=t0))
-        for k in ("reachability", "conservation", "non_negative", "no_overdraft", "escrow_bound",
-                  "supply_cap", "rounding"):
+        out.append(
+            res(
+                "applicable",
+                VACUOUS,
+                "the handler can never apply: its requires (with the "
+                "declared ranges and invariants) are unsatisfiable; no property of it is proved",
+                t0=t0,
+            )
+        )
+        for k in (
+            "reachability",
+            "conservation",
+            "non_negative",
+            "no_overdraft",
+            "escrow_bound",
+            "supply_cap",
+            "rounding",
+        ):
             out.append(res(k, VACUOUS, "not checked: the handler can never apply"))
         return out
     if r == "unknown":
-        out.append(res("applicable", UNKNOWN, f"could not decide within {opts.timeout_ms} ms whether "
-                       "the handler can apply", t0=t0))
+        out.append(
+            res(
+                "applicable",
+                UNKNOWN,
+                f"could not decide within {opts.timeout_ms} ms whether the handler can apply",
+                t0=t0,
+            )
+        )
     else:
-        out.append(res("applicable", PROVED, "the handler can apply (its requires are satisfiable)", t0=t0))
+        out.append(
+            res("applicable", PROVED, "the handler can apply (its requires are satisfiable)", t0=t0)
+        )
 
     # reachability: a branch no applied event can take is dead code (a warning, not a proof)
     t0 = time.perf_counter()
@@ -860,13 +1080,29 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
             undecided += 1
     if m.encoder.branches:
         if dead:
-            out.append(res("reachability", VACUOUS, "no applied event reaches " + ", ".join(dead)
-                           + ": dead code, or every path through it is rejected", t0=t0))
+            out.append(
+                res(
+                    "reachability",
+                    VACUOUS,
+                    "no applied event reaches "
+                    + ", ".join(dead)
+                    + ": dead code, or every path through it is rejected",
+                    t0=t0,
+                )
+            )
         elif undecided:
-            out.append(res("reachability", UNKNOWN, f"{undecided} branch(es) not decided within "
-                           f"{opts.timeout_ms} ms", t0=t0))
+            out.append(
+                res(
+                    "reachability",
+                    UNKNOWN,
+                    f"{undecided} branch(es) not decided within {opts.timeout_ms} ms",
+                    t0=t0,
+                )
+            )
         else:
-            out.append(res("reachability", PROVED, "every branch can be taken by an applied event", t0=t0))
+            out.append(
+                res("reachability", PROVED, "every branch can be taken by an applied event", t0=t0)
+            )
 
     # conservation: structural (postings are balanced by construction) + mint/burn permissions
     t0 = time.perf_counter()
@@ -880,8 +1116,15 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
     if bad:
         out.append(res("conservation", REFUTED, "; ".join(bad), t0=t0))
     else:
-        out.append(res("conservation", PROVED, "every posting balances per asset (one asset, two "
-                       "accounts); supply changes only by declared mint/burn", t0=t0))
+        out.append(
+            res(
+                "conservation",
+                PROVED,
+                "every posting balances per asset (one asset, two "
+                "accounts); supply changes only by declared mint/burn",
+                t0=t0,
+            )
+        )
 
     groups = {
         "non_negative": ("negative_amount", "split_input"),
@@ -902,16 +1145,24 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
                 break
             # the question: can every require hold, every earlier runtime check pass (else the
             # event was already rejected there), and this check still fail?
-            earlier = [z3.Implies(e.guard, e.cond) for e in m.obligations[:m.obligations.index(o)]]
+            earlier = [z3.Implies(e.guard, e.cond) for e in m.obligations[: m.obligations.index(o)]]
             r, model = solve(base + [m.ok_explicit, o.guard, z3.Not(o.cond)] + earlier, left_ms)
             if r == "sat":
                 bad_status = GUARD if kind in ("no_overdraft", "supply_cap") else REFUTED
                 extra = {"amount": o.amount} if o.amount is not None else None
-                cex = counterexample(m, model, policy, f"line {o.span.line}: {o.detail}", extra,
-                                     account=(o.account, o.index))
+                cex = counterexample(
+                    m,
+                    model,
+                    policy,
+                    f"line {o.span.line}: {o.detail}",
+                    extra,
+                    account=(o.account, o.index),
+                )
                 if bad_status == REFUTED:
                     j = m.obligations.index(o)
-                    _attach_trace(policy, h.name, cex, opts, lambda mm, j=j: _obligation_fails(mm, j))
+                    _attach_trace(
+                        policy, h.name, cex, opts, lambda mm, j=j: _obligation_fails(mm, j)
+                    )
                 status, span = bad_status, o.span
                 msg = _message(kind, o, cex) + _trace_note(cex)
                 break
@@ -941,14 +1192,31 @@ def check_handler(policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Opt
             conds = _rounding_conds(sp)
             r, model = solve(base + [applied, sp.guard, z3.Not(z3.And(*conds))], left_ms)
             if r == "sat":
-                cex = counterexample(m, model, policy, f"line {sp.span.line}: split loses or creates units",
-                                     _split_extra(sp))
+                cex = counterexample(
+                    m,
+                    model,
+                    policy,
+                    f"line {sp.span.line}: split loses or creates units",
+                    _split_extra(sp),
+                )
                 i = m.splits.index(sp)
-                _attach_trace(policy, h.name, cex, opts, lambda mm, i=i: z3.And(
-                    mm.applied, mm.splits[i].guard, z3.Not(z3.And(*_rounding_conds(mm.splits[i])))))
+                _attach_trace(
+                    policy,
+                    h.name,
+                    cex,
+                    opts,
+                    lambda mm, i=i: z3.And(
+                        mm.applied,
+                        mm.splits[i].guard,
+                        z3.Not(z3.And(*_rounding_conds(mm.splits[i]))),
+                    ),
+                )
                 status, span = REFUTED, sp.span
-                msg = (f"the split at line {sp.span.line} ({sp.method}) does not distribute exactly: "
-                       f"shares {cex.get('shares')}, leftover {cex.get('leftover')} of {cex.get('split_amount')}")
+                msg = (
+                    f"the split at line {sp.span.line} ({sp.method}) does not distribute exactly: "
+                    f"shares {cex.get('shares')}, leftover {cex.get('leftover')} "
+                    f"of {cex.get('split_amount')}"
+                )
                 break
             if r == "unknown":
                 status, msg = UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms"
@@ -979,12 +1247,14 @@ def _changes_state(h: ir.Handler) -> bool:
     return any(not isinstance(st, (ir.Require, ir.Let, ir.Flag)) for st in h.body)
 
 
-def confirm(policy: ir.Policy, target: str, fails: Any, opts: Options,
-            max_events: int = MAX_TRACE) -> Optional[tuple]:
+def confirm(
+    policy: ir.Policy, target: str, fails: Any, opts: Options, max_events: int = MAX_TRACE
+) -> Optional[tuple]:
     """Search event sequences of up to ``max_events`` (ending with ``target``) from the initial
     state for one where ``fails(last_model)`` holds.  Returns (models, z3 model) or None."""
     from itertools import product
     from .smt import encode_chain
+
     h = policy.handler(target)
     if h.kind != "event":
         return None  # timed handlers fire from time, not as test events
@@ -996,8 +1266,9 @@ def confirm(policy: ir.Policy, target: str, fails: Any, opts: Options,
             if left_ms <= 0:
                 return None
             try:
-                models = encode_chain(policy, list(prefix) + [h], bound=opts.bound,
-                                      fixed_params=opts.fixed_params)
+                models = encode_chain(
+                    policy, list(prefix) + [h], bound=opts.bound, fixed_params=opts.fixed_params
+                )
             except Unsupported:
                 return None
             goal = fails(models[-1]) if not getattr(fails, "wants_chain", False) else fails(models)
@@ -1032,11 +1303,15 @@ def _trace_note(cex: Optional[dict]) -> str:
         return ""
     if cex.get("confirmed"):
         n = len(cex["scenario"].get("events", []))
-        return (f". Confirmed reachable: {n} event{'s' if n != 1 else ''} from the initial state "
-                "reproduce it (replay below)")
+        return (
+            f". Confirmed reachable: {n} event{'s' if n != 1 else ''} from the initial state "
+            "reproduce it (replay below)"
+        )
     if "confirmed" in cex:
-        return (f". Not confirmed from the initial state within {MAX_TRACE} events: the pre-state "
-                "shown may be unreachable (then a stronger invariant would prove the property)")
+        return (
+            f". Not confirmed from the initial state within {MAX_TRACE} events: the pre-state "
+            "shown may be unreachable (then a stronger invariant would prove the property)"
+        )
     return ""
 
 
@@ -1048,7 +1323,9 @@ def trace_scenario(policy: ir.Policy, models: list, model: z3.ModelRef) -> dict:
     last = models[-1]
     namer = Namer(last.encoder, model, ints)
     enc0 = models[0].encoder
-    params = {p.name: _plain(model, enc0.params[p.name], p.type, namer, policy) for p in policy.params}
+    params = {
+        p.name: _plain(model, enc0.params[p.name], p.type, namer, policy) for p in policy.params
+    }
     given: list[dict] = [{"given": "param", "name": k, "value": v} for k, v in params.items()]
     party_vals = sorted({v for v, cat in ints if cat == "party"} - {enc0.codes.code("clock")})
     pre = enc0.pre_components
@@ -1068,20 +1345,39 @@ def trace_scenario(policy: ir.Policy, models: list, model: z3.ModelRef) -> dict:
                 amt = _eval(model, z3.Select(arr, v))
                 if amt:
                     label = f"balance(@{namer.name(v, 'party')}, {asset})"
-                    given.append({"given": "funds", "account": label, "asset": asset, "amount": amt})
+                    given.append(
+                        {"given": "funds", "account": label, "asset": asset, "amount": amt}
+                    )
         elif kind == "pool":
             amt = _eval(model, arr)
             pool = comp.split("!")[1]
             if amt:
-                given.append({"given": "funds", "account": f"balance({pool})",
-                              "asset": policy.pool(pool).asset, "amount": amt})
+                given.append(
+                    {
+                        "given": "funds",
+                        "account": f"balance({pool})",
+                        "asset": policy.pool(pool).asset,
+                        "amount": amt,
+                    }
+                )
     events = []
     for i, mm in enumerate(models):
         hh = mm.handler
         args = {f.name: _plain(model, mm.args[f.name], f.type, namer, policy) for f in hh.params}
-        sub = "clock" if isinstance(hh.auth, ir.AuthClock) else namer.name(_eval(model, mm.submitter), "party")
-        events.append({"id": f"cex-{i + 1}", "type": hh.name, "submitter": sub,
-                       "time": max(0, _eval(model, mm.now)), "args": args})
+        sub = (
+            "clock"
+            if isinstance(hh.auth, ir.AuthClock)
+            else namer.name(_eval(model, mm.submitter), "party")
+        )
+        events.append(
+            {
+                "id": f"cex-{i + 1}",
+                "type": hh.name,
+                "submitter": sub,
+                "time": max(0, _eval(model, mm.now)),
+                "args": args,
+            }
+        )
     applied = bool(_eval(model, last.applied))
     # balances the last event changes (for the test's expectations)
     for comp, idx in last.encoder.balance_reads:
@@ -1093,15 +1389,19 @@ def trace_scenario(policy: ir.Policy, models: list, model: z3.ModelRef) -> dict:
         if any(a["account"] == label for a in accounts):
             continue
         b0 = _eval(model, last.pre.get(comp) if idx is None else z3.Select(last.pre.get(comp), idx))
-        b1 = _eval(model, last.post.get(comp) if idx is None else z3.Select(last.post.get(comp), idx))
+        b1 = _eval(
+            model, last.post.get(comp) if idx is None else z3.Select(last.post.get(comp), idx)
+        )
         asset = _account_asset(comp) or policy.pool(comp.split("!")[1]).asset
         accounts.append({"account": label, "kind": kind, "asset": asset, "before": b0, "after": b1})
     lines = [f'test "counterexample {last.handler.name}" {{']
     try:
         for g in given:
             if g["given"] == "param":
-                lines.append(f"    given param {g['name']} = "
-                             f"{_literal(g['value'], policy.param(g['name']).type, policy)}")
+                lines.append(
+                    f"    given param {g['name']} = "
+                    f"{_literal(g['value'], policy.param(g['name']).type, policy)}"
+                )
             elif g["given"] == "role":
                 lines.append(f"    given @{g['party']} as {g['role']}")
             else:
@@ -1109,7 +1409,9 @@ def trace_scenario(policy: ir.Policy, models: list, model: z3.ModelRef) -> dict:
                 lines.append(f"    given {amount} in {_account_literal(g['account'])}")
         for i, (ev, mm) in enumerate(zip(events, models)):
             types = {f.name: f.type for f in mm.handler.params}
-            args = ", ".join(f"{k} = {_literal(v, types[k], policy)}" for k, v in ev["args"].items())
+            args = ", ".join(
+                f"{k} = {_literal(v, types[k], policy)}" for k, v in ev["args"].items()
+            )
             by = "clock" if ev["submitter"] == "clock" else "@" + ev["submitter"]
             lines.append(f"    when {ev['type']}({args}) by {by} at {ev['time']}")
             if i < len(events) - 1:
@@ -1120,39 +1422,62 @@ def trace_scenario(policy: ir.Policy, models: list, model: z3.ModelRef) -> dict:
             lines.append("    expect ok")
             for a in accounts:
                 if a["after"] != a["before"]:
-                    lines.append(f"    expect {a['account']} == "
-                                 f"{_show(a['after'], ir.TAmount(asset=a['asset']), policy)}")
+                    lines.append(
+                        f"    expect {a['account']} == "
+                        f"{_show(a['after'], ir.TAmount(asset=a['asset']), policy)}"
+                    )
     except (ValueError, KeyError, StopIteration) as exc:
         lines.append(f"    # not expressible as a test: {exc}")
     lines.append("}")
-    return {"given": given, "events": events,
-            "events_jsonl": "\n".join(json.dumps(e, sort_keys=True) for e in events),
-            "run_params": [f"{k}={_param_cli(v, policy.param(k).type, policy)}" for k, v in params.items()],
-            "needs_records": [], "charter_test": "\n".join(lines), "replayable_without_history": True}
+    return {
+        "given": given,
+        "events": events,
+        "events_jsonl": "\n".join(json.dumps(e, sort_keys=True) for e in events),
+        "run_params": [
+            f"{k}={_param_cli(v, policy.param(k).type, policy)}" for k, v in params.items()
+        ],
+        "needs_records": [],
+        "charter_test": "\n".join(lines),
+        "replayable_without_history": True,
+    }
 
 
 def _split_extra(sp: Any) -> dict:
-    return {"split_amount": sp.amount, "weights": [z3.If(c, w, -1) for c, w in zip(sp.included, sp.weights)],
-            "shares": sp.shares, "leftover": sp.leftover}
+    return {
+        "split_amount": sp.amount,
+        "weights": [z3.If(c, w, -1) for c, w in zip(sp.included, sp.weights)],
+        "shares": sp.shares,
+        "leftover": sp.leftover,
+    }
 
 
 def _message(kind: str, o: Any, cex: dict) -> str:
     amt = cex.get("amount")
     if kind == "non_negative":
-        return (f"line {o.span.line}: {o.detail} is possible for inputs that satisfy every require "
-                f"(amount {amt}); the runtime would reject these events, so the settlement can never "
-                "complete for them - a formula or parameter-range bug")
+        return (
+            f"line {o.span.line}: {o.detail} is possible for inputs that satisfy every require "
+            f"(amount {amt}); the runtime would reject these events, so the settlement can never "
+            "complete for them - a formula or parameter-range bug"
+        )
     if kind == "no_overdraft":
-        return (f"line {o.span.line}: {o.detail} ({cex.get('account', o.account)}), with every require "
-                f"satisfied (amount {amt}). The runtime rejects such an event (no value is created), but "
-                "no `require` states why: add a guard such as `require balance(...) >= amount else \"...\"`")
+        return (
+            f"line {o.span.line}: {o.detail} ({cex.get('account', o.account)}), with every require "
+            f"satisfied (amount {amt}). The runtime rejects such an event (no value is created), "
+            "but no `require` states why: add a guard such as "
+            '`require balance(...) >= amount else "..."`'
+        )
     if kind == "escrow_bound":
-        return (f"line {o.span.line}: the escrow can be asked to release more than it holds "
-                f"(amount {amt}), e.g. when it was already released: the handler does not ensure "
-                "an escrow is released at most once and at most its amount")
+        return (
+            f"line {o.span.line}: the escrow can be asked to release more than it holds "
+            f"(amount {amt}), e.g. when it was already released: the handler does not ensure "
+            "an escrow is released at most once and at most its amount"
+        )
     if kind == "supply_cap":
-        return (f"line {o.span.line}: {o.detail} (mint {amt}) with every require satisfied. The runtime "
-                "rejects such an event, but no `require` states why: guard it with `supply(...)`")
+        return (
+            f"line {o.span.line}: {o.detail} (mint {amt}) with every require satisfied. "
+            "The runtime "
+            "rejects such an event, but no `require` states why: guard it with `supply(...)`"
+        )
     return o.detail
 
 
@@ -1160,25 +1485,48 @@ def _message(kind: str, o: Any, cex: dict) -> str:
 # Declared properties
 
 
-def check_declared(policy: ir.Policy, preps: dict[str, Prepared], inv_assume: dict[str, list],
-                   opts: Options) -> list[Result]:
+def check_declared(
+    policy: ir.Policy, preps: dict[str, Prepared], inv_assume: dict[str, list], opts: Options
+) -> list[Result]:
     out = []
     for p in policy.properties:
         t0 = time.perf_counter()
         if isinstance(p, ir.SplitProperty):
-            out.append(_split_property(policy, p, preps.get(p.handler), inv_assume.get(p.handler, []),
-                                       opts, t0))
+            out.append(
+                _split_property(
+                    policy, p, preps.get(p.handler), inv_assume.get(p.handler, []), opts, t0
+                )
+            )
         elif isinstance(p, ir.BudgetProperty):
-            out.append(_budget_property(policy, p, preps.get(p.handler), inv_assume.get(p.handler, []),
-                                        opts, t0))
+            out.append(
+                _budget_property(
+                    policy, p, preps.get(p.handler), inv_assume.get(p.handler, []), opts, t0
+                )
+            )
     return out
 
 
-def _split_property(policy: ir.Policy, p: ir.SplitProperty, prep: Optional[Prepared], inv: list,
-                    opts: Options, t0: float) -> Result:
+def _split_property(
+    policy: ir.Policy,
+    p: ir.SplitProperty,
+    prep: Optional[Prepared],
+    inv: list,
+    opts: Options,
+    t0: float,
+) -> Result:
     def res(status: str, msg: str, cex: Optional[dict] = None, span: ir.Span = p.span) -> Result:
-        return Result(p.name, f"split_{p.kind}", p.handler, status, msg, span, opts.bound, True, cex,
-                      round(time.perf_counter() - t0, 4))
+        return Result(
+            p.name,
+            f"split_{p.kind}",
+            p.handler,
+            status,
+            msg,
+            span,
+            opts.bound,
+            True,
+            cex,
+            round(time.perf_counter() - t0, 4),
+        )
 
     if prep is None:
         return res(UNKNOWN, f"no handler named {p.handler}")
@@ -1188,7 +1536,6 @@ def _split_property(policy: ir.Policy, p: ir.SplitProperty, prep: Optional[Prepa
     if not m.splits:
         return res(UNKNOWN, f"handler {p.handler} has no split")
     base = m.assumptions + prep.extra_assumptions + inv + [m.applied]
-    enc = m.encoder
     undecided_premise: list[int] = []
     for si, sp in enumerate(m.splits):
         built = _split_prop_conds(p, m, sp)
@@ -1197,34 +1544,61 @@ def _split_property(policy: ir.Policy, p: ir.SplitProperty, prep: Optional[Prepa
         conds, premise = built
         r, model = solve(base + [sp.guard, z3.Not(z3.And(*conds))], opts.timeout_ms)
         if r == "sat":
-            cex = counterexample(m, model, policy, f"{p.kind} fails for the split at line {sp.span.line}",
-                                 _split_extra(sp))
+            cex = counterexample(
+                m,
+                model,
+                policy,
+                f"{p.kind} fails for the split at line {sp.span.line}",
+                _split_extra(sp),
+            )
 
             def fails(mm: HandlerModel, si: int = si) -> Any:
                 got = _split_prop_conds(p, mm, mm.splits[si])
-                return z3.BoolVal(False) if isinstance(got, str) else \
-                    z3.And(mm.applied, mm.splits[si].guard, z3.Not(z3.And(*got[0])))
+                return (
+                    z3.BoolVal(False)
+                    if isinstance(got, str)
+                    else z3.And(mm.applied, mm.splits[si].guard, z3.Not(z3.And(*got[0])))
+                )
+
             _attach_trace(policy, p.handler, cex, opts, fails)
-            return res(REFUTED, f"{p.kind} fails for the split at line {sp.span.line} ({sp.method}): "
-                       f"weights {cex['weights']} (-1 = not a recipient) give shares {cex['shares']}"
-                       f" of {cex['split_amount']}" + _trace_note(cex), cex, sp.span)
+            return res(
+                REFUTED,
+                f"{p.kind} fails for the split at line {sp.span.line} ({sp.method}): "
+                f"weights {cex['weights']} (-1 = not a recipient) give shares {cex['shares']}"
+                f" of {cex['split_amount']}" + _trace_note(cex),
+                cex,
+                sp.span,
+            )
         if r == "unknown":
-            return res(UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms (bound {opts.bound})")
+            return res(
+                UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms (bound {opts.bound})"
+            )
         # vacuity: the premise must be reachable, or the proof says nothing
-        r2, _ = solve(base + [sp.guard, z3.Or(*premise) if premise else z3.BoolVal(False)],
-                      max(1, opts.timeout_ms // 2))
+        r2, _ = solve(
+            base + [sp.guard, z3.Or(*premise) if premise else z3.BoolVal(False)],
+            max(1, opts.timeout_ms // 2),
+        )
         if r2 == "unsat":
-            return res(VACUOUS, f"holds only vacuously: no applied event reaches the split at line "
-                       f"{sp.span.line} with the property's premise", span=sp.span)
+            return res(
+                VACUOUS,
+                f"holds only vacuously: no applied event reaches the split at line "
+                f"{sp.span.line} with the property's premise",
+                span=sp.span,
+            )
         if r2 == "unknown":
             undecided_premise.append(sp.span.line)
     note = ""
     if undecided_premise:
-        note = (" (not confirmed non-vacuous: Z3 could not show within the time limit that an applied"
-                f" event reaches the split at line(s) {', '.join(map(str, undecided_premise))} with"
-                " the property's premise)")
-    return res(PROVED, f"{p.kind} holds for every split in {p.handler}, for up to {opts.bound} recipients "
-               "and all weights, amounts and parameters in range" + note)
+        note = (
+            " (not confirmed non-vacuous: Z3 could not show within the time limit that an applied"
+            f" event reaches the split at line(s) {', '.join(map(str, undecided_premise))} with"
+            " the property's premise)"
+        )
+    return res(
+        PROVED,
+        f"{p.kind} holds for every split in {p.handler}, for up to {opts.bound} recipients "
+        "and all weights, amounts and parameters in range" + note,
+    )
 
 
 def _budget_terms(p: ir.BudgetProperty, m: HandlerModel) -> tuple:
@@ -1255,8 +1629,12 @@ def _split_prop_conds(p: ir.SplitProperty, m: HandlerModel, sp: Any) -> Any:
                 diff = sp.scaled[i]
             else:
                 diff = (s[i] - base_min) * sp.total - sp.rest * w[i]
-            conds.append(z3.Implies(z3.And(inc[i], sp.total > 0),
-                                    z3.And(diff <= b * sp.total, -diff <= b * sp.total)))
+            conds.append(
+                z3.Implies(
+                    z3.And(inc[i], sp.total > 0),
+                    z3.And(diff <= b * sp.total, -diff <= b * sp.total),
+                )
+            )
         premise.append(z3.And(sp.total > 0, sp.n > 0))
     elif p.kind == "monotone":
         for i in range(k):
@@ -1268,8 +1646,12 @@ def _split_prop_conds(p: ir.SplitProperty, m: HandlerModel, sp: Any) -> Any:
         b = bound if bound is not None else z3.IntVal(1)
         for i in range(k):
             for j in range(i + 1, k):
-                conds.append(z3.Implies(z3.And(inc[i], inc[j], w[i] == w[j]),
-                                        z3.And(s[i] - s[j] <= b, s[j] - s[i] <= b)))
+                conds.append(
+                    z3.Implies(
+                        z3.And(inc[i], inc[j], w[i] == w[j]),
+                        z3.And(s[i] - s[j] <= b, s[j] - s[i] <= b),
+                    )
+                )
                 premise.append(z3.And(inc[i], inc[j], w[i] == w[j]))
     elif p.kind in ("floor", "cap"):
         if bound is None:
@@ -1282,12 +1664,28 @@ def _split_prop_conds(p: ir.SplitProperty, m: HandlerModel, sp: Any) -> Any:
     return conds, premise
 
 
-def _budget_property(policy: ir.Policy, p: ir.BudgetProperty, prep: Optional[Prepared], inv: list,
-                     opts: Options, t0: float) -> Result:
+def _budget_property(
+    policy: ir.Policy,
+    p: ir.BudgetProperty,
+    prep: Optional[Prepared],
+    inv: list,
+    opts: Options,
+    t0: float,
+) -> Result:
     def res(status: str, msg: str, cex: Optional[dict] = None) -> Result:
         bounded = prep is not None and prep.model is not None and bool(prep.model.encoder.slots)
-        return Result(p.name, "budget", p.handler, status, msg, p.span, opts.bound, bounded, cex,
-                      round(time.perf_counter() - t0, 4))
+        return Result(
+            p.name,
+            "budget",
+            p.handler,
+            status,
+            msg,
+            p.span,
+            opts.bound,
+            bounded,
+            cex,
+            round(time.perf_counter() - t0, 4),
+        )
 
     if prep is None:
         return res(UNKNOWN, f"no handler named {p.handler}")
@@ -1298,15 +1696,25 @@ def _budget_property(policy: ir.Policy, p: ir.BudgetProperty, prep: Optional[Pre
     base = m.assumptions + prep.extra_assumptions + inv + [m.applied]
     r, model = solve(base + [paid > limit], opts.timeout_ms)
     if r == "sat":
-        cex = counterexample(m, model, policy, f"pays {p.pool} more than the limit",
-                             {"paid_from_pool": paid, "limit": limit})
+        cex = counterexample(
+            m,
+            model,
+            policy,
+            f"pays {p.pool} more than the limit",
+            {"paid_from_pool": paid, "limit": limit},
+        )
 
         def fails(mm: HandlerModel) -> Any:
             pd, lm = _budget_terms(p, mm)
             return z3.And(mm.applied, pd > lm)
+
         _attach_trace(policy, p.handler, cex, opts, fails)
-        return res(REFUTED, f"{p.handler} can pay {cex['paid_from_pool']} minor units out of {p.pool} "
-                   f"in one event; the limit is {cex['limit']}" + _trace_note(cex), cex)
+        return res(
+            REFUTED,
+            f"{p.handler} can pay {cex['paid_from_pool']} minor units out of {p.pool} "
+            f"in one event; the limit is {cex['limit']}" + _trace_note(cex),
+            cex,
+        )
     if r == "unknown":
         return res(UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms")
     return res(PROVED, f"{p.handler} never pays more than the limit out of {p.pool} in one event")
@@ -1328,9 +1736,18 @@ def cache_key(policy: ir.Policy, opts: Options) -> str:
     data = ir.to_data(policy)
     data.pop("tests", None)
     data.pop("source_hash", None)
-    blob = json.dumps({"ir": data, "bound": opts.bound, "timeout": opts.timeout_ms,
-                       "fixed": {k: str(v) for k, v in (opts.fixed_params or {}).items()},
-                       "version": VERSION, "z3": z3.get_version_string()}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {
+            "ir": data,
+            "bound": opts.bound,
+            "timeout": opts.timeout_ms,
+            "fixed": {k: str(v) for k, v in (opts.fixed_params or {}).items()},
+            "version": VERSION,
+            "z3": z3.get_version_string(),
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -1367,9 +1784,18 @@ def _cache_store(opts: Options, key: str, results: list[Result]) -> None:
 
 
 def _hash(obj: Any, opts: Options) -> str:
-    blob = json.dumps({"data": obj, "bound": opts.bound, "timeout": opts.timeout_ms,
-                       "fixed": {k: str(v) for k, v in (opts.fixed_params or {}).items()},
-                       "version": VERSION, "z3": z3.get_version_string()}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {
+            "data": obj,
+            "bound": opts.bound,
+            "timeout": opts.timeout_ms,
+            "fixed": {k: str(v) for k, v in (opts.fixed_params or {}).items()},
+            "version": VERSION,
+            "z3": z3.get_version_string(),
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -1380,6 +1806,7 @@ def _decls(policy: ir.Policy) -> dict:
 
 def _invariant_fails(inv: "Inv") -> Any:
     """For confirm(): the invariant holds in the trace's initial state and fails at its end."""
+
     def fails(models: list) -> Any:
         first, last = models[0], models[-1]
         key = z3.Int(f"bmc!{inv.record}!key") if inv.record else None
@@ -1390,20 +1817,37 @@ def _invariant_fails(inv: "Inv") -> Any:
             last.encoder.touch(inv.record, key)
         closed = last.encoder.closed_world(last.post)
         return z3.And(before, last.applied, z3.Not(after), *closed)
+
     fails.wants_chain = True  # type: ignore[attr-defined]
     return fails
 
 
-def _invariant_results(policy: ir.Policy, declared: list, alive: set, failed: dict, preps: dict,
-                       opts: Options, t_inv: float) -> list[Result]:
+def _invariant_results(
+    policy: ir.Policy,
+    declared: list,
+    alive: set,
+    failed: dict,
+    preps: dict,
+    opts: Options,
+    t_inv: float,
+) -> list[Result]:
     out = []
     for inv in declared:
         if inv.name in alive:
-            out.append(Result(inv.name, "invariant", None, PROVED,
-                              "inductive: holds initially and every handler preserves it",
-                              inv.span, opts.bound, any(p.model is not None and p.model.encoder.slots
-                                                        for p in preps.values()),
-                              None, round(t_inv, 4)))
+            out.append(
+                Result(
+                    inv.name,
+                    "invariant",
+                    None,
+                    PROVED,
+                    "inductive: holds initially and every handler preserves it",
+                    inv.span,
+                    opts.bound,
+                    any(p.model is not None and p.model.encoder.slots for p in preps.values()),
+                    None,
+                    round(t_inv, 4),
+                )
+            )
             continue
         status, hname, model = failed[inv.name]
         cex = None
@@ -1422,23 +1866,43 @@ def _invariant_results(policy: ir.Policy, declared: list, alive: set, failed: di
             _attach_trace(policy, hname, cex, opts, _invariant_fails(inv))
             if cex.get("confirmed"):
                 n = len(cex["scenario"]["events"])
-                msg = (f"violated: {n} event{'s' if n != 1 else ''} from the initial state (where it "
-                       f"holds) lead to a state where it does not, the last one {hname} (replay below)")
+                msg = (
+                    f"violated: {n} event{'s' if n != 1 else ''} from the initial state (where it "
+                    f"holds) lead to a state where it does not, the last one {hname} (replay below)"
+                )
             else:
-                msg = (f"not inductive: from a state where it (and every other proved invariant) holds, "
-                       f"an applied {hname} event leads to one where it does not. No violation was found "
-                       f"from the initial state within {MAX_TRACE} events, so that starting state may be "
-                       "unreachable: a stronger invariant that excludes it would prove this one")
+                msg = (
+                    "not inductive: from a state where it (and every other proved invariant) "
+                    f"holds, an applied {hname} event leads to one where it does not. No "
+                    f"violation was found from the initial state within {MAX_TRACE} events, "
+                    "so that starting state may be "
+                    "unreachable: a stronger invariant that excludes it would prove this one"
+                )
         elif status == REFUTED:
             msg = "does not hold in the initial state (no records, zero balances)"
         else:
-            msg = f"could not be established ({hname}: {model if isinstance(model, str) else 'time-out'})"
-        out.append(Result(inv.name, "invariant", hname, status, msg, inv.span, opts.bound,
-                          False, cex, round(t_inv, 4)))
+            why = model if isinstance(model, str) else "time-out"
+            msg = f"could not be established ({hname}: {why})"
+        out.append(
+            Result(
+                inv.name,
+                "invariant",
+                hname,
+                status,
+                msg,
+                inv.span,
+                opts.bound,
+                False,
+                cex,
+                round(t_inv, 4),
+            )
+        )
     return out
 
 
-def verify(policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = True) -> list[Result]:
+def verify(
+    policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = True
+) -> list[Result]:
     """Every result for ``policy``: built-in properties per handler, then declared ones.
 
     Cached at two levels (when ``use_cache``): the whole policy, and per handler by a hash
@@ -1455,8 +1919,15 @@ def verify(policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = 
     invs = declared + _auto_invariants(policy)
     decls = _decls(policy)
     inv_data = [_encode_inv(i) for i in declared]
-    hkey = _hash({"decls": decls, "handlers": [ir._encode(h) for h in policy.handlers],
-                  "invariants": inv_data, "kind": "houdini"}, opts)
+    hkey = _hash(
+        {
+            "decls": decls,
+            "handlers": [ir._encode(h) for h in policy.handlers],
+            "invariants": inv_data,
+            "kind": "houdini",
+        },
+        opts,
+    )
     preps: dict[str, Prepared] = {}
 
     def prep_of(name: str) -> Prepared:
@@ -1473,10 +1944,13 @@ def verify(policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = 
             prep_of(h.name)
         t0 = time.perf_counter()
         alive, failed = houdini(policy, preps, invs, opts)
-        inv_results = _invariant_results(policy, declared, alive, failed, preps, opts,
-                                         time.perf_counter() - t0)
+        inv_results = _invariant_results(
+            policy, declared, alive, failed, preps, opts, time.perf_counter() - t0
+        )
         if use_cache:
-            marker = Result("$houdini", "houdini", None, PROVED, "", counterexample={"alive": sorted(alive)})
+            marker = Result(
+                "$houdini", "houdini", None, PROVED, "", counterexample={"alive": sorted(alive)}
+            )
             _cache_store(opts, hkey, [marker] + inv_results)
     results: list[Result] = []
     per_handler_declared: dict[str, list] = {}
@@ -1486,9 +1960,17 @@ def verify(policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = 
     declared_results: list[Result] = []
     for h in policy.handlers:
         props = per_handler_declared.get(h.name, [])
-        ckey = _hash({"decls": decls, "handler": ir._encode(h), "alive": sorted(alive),
-                      "invariants": inv_data, "props": [ir._encode(p) for p in props],
-                      "kind": "handler"}, opts)
+        ckey = _hash(
+            {
+                "decls": decls,
+                "handler": ir._encode(h),
+                "alive": sorted(alive),
+                "invariants": inv_data,
+                "props": [ir._encode(p) for p in props],
+                "kind": "handler",
+            },
+            opts,
+        )
         cached = _cache_load(opts, ckey) if use_cache else None
         if cached is not None:
             results += [r for r in cached if r.kind not in _DECLARED_KINDS]
@@ -1497,9 +1979,17 @@ def verify(policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = 
         prep = prep_of(h.name)
         mine: list[Result] = []
         if prep.model is None:
-            mine.append(Result(f"{h.name}.encoding", "encoding", h.name, UNKNOWN,
-                               f"not verified: the encoding does not support {prep.error}", h.span,
-                               opts.bound))
+            mine.append(
+                Result(
+                    f"{h.name}.encoding",
+                    "encoding",
+                    h.name,
+                    UNKNOWN,
+                    f"not verified: the encoding does not support {prep.error}",
+                    h.span,
+                    opts.bound,
+                )
+            )
             inv_assume: list = []
         else:
             inv_assume = [t for inv in invs if inv.name in alive for t in prep.inv_pre[inv.name]]
@@ -1507,7 +1997,9 @@ def verify(policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = 
             if prep.model.notes:
                 for r in mine:
                     if r.kind == "applicable":
-                        r.message += " [model notes: " + "; ".join(dict.fromkeys(prep.model.notes)) + "]"
+                        r.message += (
+                            " [model notes: " + "; ".join(dict.fromkeys(prep.model.notes)) + "]"
+                        )
         sub = attrs.evolve(policy, properties=tuple(props))
         mine_declared = check_declared(sub, {h.name: prep}, {h.name: inv_assume}, opts)
         if use_cache:
@@ -1516,10 +2008,15 @@ def verify(policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = 
         declared_results += mine_declared
     # declared properties naming an unknown handler
     names = {h.name for h in policy.handlers}
-    orphans = [p for p in policy.properties if isinstance(p, (ir.SplitProperty, ir.BudgetProperty))
-               and p.handler not in names]
+    orphans = [
+        p
+        for p in policy.properties
+        if isinstance(p, (ir.SplitProperty, ir.BudgetProperty)) and p.handler not in names
+    ]
     if orphans:
-        declared_results += check_declared(attrs.evolve(policy, properties=tuple(orphans)), {}, {}, opts)
+        declared_results += check_declared(
+            attrs.evolve(policy, properties=tuple(orphans)), {}, {}, opts
+        )
     order = {p.name: i for i, p in enumerate(policy.properties)}
     decl_all = sorted(inv_results + declared_results, key=lambda r: order.get(r.name, len(order)))
     results += decl_all
@@ -1528,7 +2025,14 @@ def verify(policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = 
     return results
 
 
-_DECLARED_KINDS = {"split_proportional", "split_monotone", "split_symmetric", "split_floor", "split_cap", "budget"}
+_DECLARED_KINDS = {
+    "split_proportional",
+    "split_monotone",
+    "split_symmetric",
+    "split_floor",
+    "split_cap",
+    "budget",
+}
 
 
 def _encode_inv(inv: "Inv") -> Any:
@@ -1543,8 +2047,13 @@ def exit_code(results: list[Result], strict: bool = False) -> int:
 # --------------------------------------------------------------------------
 # Rendering: text, JSON, SARIF 2.1.0
 
-_LABEL = {PROVED: "proved", REFUTED: "REFUTED", UNKNOWN: "UNKNOWN", GUARD: "GUARD-MISSING",
-          VACUOUS: "VACUOUS"}
+_LABEL = {
+    PROVED: "proved",
+    REFUTED: "REFUTED",
+    UNKNOWN: "UNKNOWN",
+    GUARD: "GUARD-MISSING",
+    VACUOUS: "VACUOUS",
+}
 
 
 def summary(results: list[Result]) -> dict[str, int]:
@@ -1554,17 +2063,33 @@ def summary(results: list[Result]) -> dict[str, int]:
     return out
 
 
+def _quote_shown(v: Any) -> str:
+    """Shown values are policy literals already, except texts, which get quotes."""
+    if (
+        isinstance(v, str)
+        and not v[:1].isdigit()
+        and not v.startswith(("@", "-"))
+        and v not in ("true", "false", "none")
+    ):
+        return json.dumps(v)
+    return str(v)
+
+
 def _cex_lines(cex: dict, indent: str) -> list[str]:
     lines = [f"{indent}counterexample ({cex['fails']}):"]
     if cex.get("params"):
-        lines.append(f"{indent}  params:    " + ", ".join(f"{k} = {v}" for k, v in cex["params"].items()))
-    args = ", ".join(f"{k} = {json.dumps(v) if isinstance(v, str) and not v[:1].isdigit() and not v.startswith(('@', '-')) else v}"
-                     for k, v in cex["args"].items())
+        lines.append(
+            f"{indent}  params:    " + ", ".join(f"{k} = {v}" for k, v in cex["params"].items())
+        )
+    args = ", ".join(f"{k} = {_quote_shown(v)}" for k, v in cex["args"].items())
     by = cex["submitter"] if cex["submitter"] == "clock" else "@" + cex["submitter"]
     lines.append(f"{indent}  event:     {cex['handler']}({args}) by {by} at {cex['time']}")
     for label, v in cex.get("pre_state", {}).items():
         lines.append(f"{indent}  before:    {label} = {v}")
-    for what, recs in (("record:   ", cex.get("records", {})), ("after:    ", cex.get("records_after", {}))):
+    for what, recs in (
+        ("record:   ", cex.get("records", {})),
+        ("after:    ", cex.get("records_after", {})),
+    ):
         for label, fields in recs.items():
             if fields.get("exists"):
                 body = ", ".join(f"{k} = {v}" for k, v in fields.items() if k != "exists")
@@ -1572,12 +2097,27 @@ def _cex_lines(cex: dict, indent: str) -> list[str]:
             else:
                 lines.append(f"{indent}  {what} {label} does not exist")
     if cex.get("collections"):
-        lines.append(f"{indent}  members:   " + ", ".join(f"{k} = {v}" for k, v in cex["collections"].items()))
-    for k in ("account", "amount", "split_amount", "weights", "shares", "leftover", "paid_from_pool", "limit"):
+        lines.append(
+            f"{indent}  members:   "
+            + ", ".join(f"{k} = {v}" for k, v in cex["collections"].items())
+        )
+    for k in (
+        "account",
+        "amount",
+        "split_amount",
+        "weights",
+        "shares",
+        "leftover",
+        "paid_from_pool",
+        "limit",
+    ):
         if k in cex:
             lines.append(f"{indent}  {k + ':':<10} {cex[k]}")
     for p in cex.get("postings", []):
-        lines.append(f"{indent}  posting:   {p['kind']} {p['amount']} {p['from']} -> {p['to']} (line {p['line']})")
+        lines.append(
+            f"{indent}  posting:   {p['kind']} {p['amount']} {p['from']} -> {p['to']} "
+            f"(line {p['line']})"
+        )
     sc = cex.get("scenario")
     if sc:
         for need in sc.get("needs_records", []):
@@ -1587,12 +2127,21 @@ def _cex_lines(cex: dict, indent: str) -> list[str]:
     return lines
 
 
-def render_text(policy: ir.Policy, results: list[Result], opts: Options, verbose: bool = False) -> str:
-    out = [f"verify {policy.name} {policy.version}: collections modelled with up to {opts.bound} items, "
-           f"{opts.timeout_ms} ms per check"]
+def render_text(
+    policy: ir.Policy, results: list[Result], opts: Options, verbose: bool = False
+) -> str:
+    out = [
+        f"verify {policy.name} {policy.version}: collections modelled with up to "
+        f"{opts.bound} items, "
+        f"{opts.timeout_ms} ms per check"
+    ]
     by_handler: dict[Optional[str], list[Result]] = {}
     for r in results:
-        key = r.handler if r.kind not in ("invariant",) and not r.kind.startswith(("split_", "budget")) else None
+        key = (
+            r.handler
+            if r.kind not in ("invariant",) and not r.kind.startswith(("split_", "budget"))
+            else None
+        )
         by_handler.setdefault(key, []).append(r)
     for h in policy.handlers:
         rs = by_handler.get(h.name, [])
@@ -1610,7 +2159,9 @@ def render_text(policy: ir.Policy, results: list[Result], opts: Options, verbose
         if proved and not verbose:
             out.append(f"  {'proved':<13} " + ", ".join(proved))
         if empty and not verbose:
-            out.append(f"  {'n/a':<13} " + ", ".join(empty) + " (nothing of this kind in the handler)")
+            out.append(
+                f"  {'n/a':<13} " + ", ".join(empty) + " (nothing of this kind in the handler)"
+            )
     declared = by_handler.get(None, [])
     if declared:
         out.append("")
@@ -1623,42 +2174,90 @@ def render_text(policy: ir.Policy, results: list[Result], opts: Options, verbose
     s = summary(results)
     cached = " (from cache)" if results and all(r.cached for r in results) else ""
     out.append("")
-    out.append(f"{s[PROVED]} proved, {s[REFUTED]} refuted, {s[GUARD]} guard missing, "
-               f"{s[UNKNOWN]} unknown, {s[VACUOUS]} vacuous{cached}")
+    out.append(
+        f"{s[PROVED]} proved, {s[REFUTED]} refuted, {s[GUARD]} guard missing, "
+        f"{s[UNKNOWN]} unknown, {s[VACUOUS]} vacuous{cached}"
+    )
     return "\n".join(out)
 
 
 def render_json(policy: ir.Policy, results: list[Result], opts: Options) -> str:
-    return json.dumps({"policy": policy.name, "version": policy.version, "bound": opts.bound,
-                       "timeout_ms": opts.timeout_ms, "summary": summary(results),
-                       "results": [r.to_dict() for r in results]}, indent=2, default=str)
+    return json.dumps(
+        {
+            "policy": policy.name,
+            "version": policy.version,
+            "bound": opts.bound,
+            "timeout_ms": opts.timeout_ms,
+            "summary": summary(results),
+            "results": [r.to_dict() for r in results],
+        },
+        indent=2,
+        default=str,
+    )
 
 
 def render_sarif(policy: ir.Policy, results: list[Result], opts: Options) -> str:
     from charter import __version__
+
     rules: dict[str, dict] = {}
     sres = []
     for r in results:
         rid = f"charter/{r.kind}"
         if rid not in rules:
-            rules[rid] = {"id": rid, "name": r.kind,
-                          "shortDescription": {"text": BUILTIN.get(r.kind, f"declared {r.kind} property")}}
-        level, kind = {PROVED: ("none", "pass"), REFUTED: ("error", "fail"), GUARD: ("warning", "review"),
-                       UNKNOWN: ("note", "open"), VACUOUS: ("warning", "review")}[r.status]
+            rules[rid] = {
+                "id": rid,
+                "name": r.kind,
+                "shortDescription": {"text": BUILTIN.get(r.kind, f"declared {r.kind} property")},
+            }
+        level, kind = {
+            PROVED: ("none", "pass"),
+            REFUTED: ("error", "fail"),
+            GUARD: ("warning", "review"),
+            UNKNOWN: ("note", "open"),
+            VACUOUS: ("warning", "review"),
+        }[r.status]
         text = f"{r.name}: {r.status}: {r.message}"
-        item: dict[str, Any] = {"ruleId": rid, "level": level, "kind": kind, "message": {"text": text}}
+        item: dict[str, Any] = {
+            "ruleId": rid,
+            "level": level,
+            "kind": kind,
+            "message": {"text": text},
+        }
         if r.span.line > 0:
-            item["locations"] = [{"physicalLocation": {
-                "artifactLocation": {"uri": r.span.file},
-                "region": {"startLine": r.span.line, "startColumn": max(1, r.span.col),
-                           **({"endLine": r.span.end_line, "endColumn": r.span.end_col}
-                              if r.span.end_line >= r.span.line and r.span.end_col > 0 else {})}}}]
+            item["locations"] = [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": r.span.file},
+                        "region": {
+                            "startLine": r.span.line,
+                            "startColumn": max(1, r.span.col),
+                            **(
+                                {"endLine": r.span.end_line, "endColumn": r.span.end_col}
+                                if r.span.end_line >= r.span.line and r.span.end_col > 0
+                                else {}
+                            ),
+                        },
+                    }
+                }
+            ]
         if r.counterexample:
             item["properties"] = {"counterexample": r.counterexample}
         sres.append(item)
-    doc = {"version": "2.1.0", "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-           "runs": [{"tool": {"driver": {"name": "charter-verify", "version": __version__,
-                                         "informationUri": "https://example.invalid/charter",
-                                         "rules": list(rules.values())}},
-                     "results": sres}]}
+    doc = {
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "charter-verify",
+                        "version": __version__,
+                        "informationUri": "https://example.invalid/charter",
+                        "rules": list(rules.values()),
+                    }
+                },
+                "results": sres,
+            }
+        ],
+    }
     return json.dumps(doc, indent=2, default=str)

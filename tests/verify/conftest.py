@@ -1,4 +1,5 @@
 """Lets the verifier tests import their helper modules (verify_*.py) from this folder."""
+
 from __future__ import annotations
 
 import sys

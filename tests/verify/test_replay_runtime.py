@@ -1,5 +1,6 @@
 """Cross-checks with the runtime: a refuted property's counterexample, replayed through
 ``charter.runtime``, shows the violation; the correct twin behaves on random inputs."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -26,23 +27,33 @@ def _fund(rt: Runtime, party: str, amount: int) -> None:
         s.set_role("Agent", party, {})
         if amount:
             s.post("supply:Credit", party_account(party, "Credit"), "Credit", amount, "given")
+
     rt.genesis_apply(setup)
 
 
 def test_fee_counterexample_replays_as_negative_payout():
     policy, results = verify_text(P.FEE.format(name="f", hi="150%"))
     cex = results["complete.non_negative"].counterexample
-    (label, task), = [(k, v) for k, v in cex["records"].items() if v.get("exists")]
-    key = label[len('Task("'):-2]
+    ((label, task),) = [(k, v) for k, v in cex["records"].items() if v.get("exists")]
+    key = label[len('Task("') : -2]
     budget = _minor(task["budget"])
     poster = task["poster"].lstrip("@")
     rt = Runtime(policy)
     rt.set_param("fee", _fraction(cex["params"]["fee"]))
     _fund(rt, poster, budget)
-    ok = rt.submit({"id": "e1", "type": "post", "submitter": poster, "time": 1,
-                    "args": {"id": key, "budget": budget}})
+    ok = rt.submit(
+        {
+            "id": "e1",
+            "type": "post",
+            "submitter": poster,
+            "time": 1,
+            "args": {"id": key, "budget": budget},
+        }
+    )
     assert ok.applied, ok
-    out = rt.submit({"id": "e2", "type": "complete", "submitter": poster, "time": 2, "args": {"id": key}})
+    out = rt.submit(
+        {"id": "e2", "type": "complete", "submitter": poster, "time": 2, "args": {"id": key}}
+    )
     # every require holds, yet the settlement cannot happen: the payout is negative
     assert not out.applied
     assert "negative" in (out.code + out.message).lower(), out
@@ -55,9 +66,18 @@ def test_fee_within_range_never_pays_negative(fee_pct, budget):
     rt = Runtime(policy)
     rt.set_param("fee", Fraction(fee_pct, 100))
     _fund(rt, "alice", budget)
-    assert rt.submit({"id": "e1", "type": "post", "submitter": "alice", "time": 1,
-                      "args": {"id": "t", "budget": budget}}).applied
-    out = rt.submit({"id": "e2", "type": "complete", "submitter": "alice", "time": 2, "args": {"id": "t"}})
+    assert rt.submit(
+        {
+            "id": "e1",
+            "type": "post",
+            "submitter": "alice",
+            "time": 1,
+            "args": {"id": "t", "budget": budget},
+        }
+    ).applied
+    out = rt.submit(
+        {"id": "e2", "type": "complete", "submitter": "alice", "time": 2, "args": {"id": "t"}}
+    )
     assert out.applied, out
     assert all(p.amount >= 0 for p in out.postings)
 
@@ -68,25 +88,46 @@ def test_refund_twice_counterexample_replays():
     assert results["refund.escrow_bound"].status == "refuted"
     rt = Runtime(policy)
     _fund(rt, "alice", 500)
-    assert rt.submit({"id": "e1", "type": "post", "submitter": "alice", "time": 1,
-                      "args": {"id": "t", "budget": 500}}).applied
-    assert rt.submit({"id": "e2", "type": "refund", "submitter": "alice", "time": 2,
-                      "args": {"id": "t"}}).applied
-    second = rt.submit({"id": "e3", "type": "refund", "submitter": "alice", "time": 3, "args": {"id": "t"}})
+    assert rt.submit(
+        {
+            "id": "e1",
+            "type": "post",
+            "submitter": "alice",
+            "time": 1,
+            "args": {"id": "t", "budget": 500},
+        }
+    ).applied
+    assert rt.submit(
+        {"id": "e2", "type": "refund", "submitter": "alice", "time": 2, "args": {"id": "t"}}
+    ).applied
+    second = rt.submit(
+        {"id": "e3", "type": "refund", "submitter": "alice", "time": 3, "args": {"id": "t"}}
+    )
     # the escrow is asked for its amount a second time: only the runtime's funds check stops it
     assert not second.applied and "already" not in second.message
     # the guarded twin stops it with its own require
     fixed = compile_text(P.REFUND.format(name="r", guard=P.REFUND_GUARD))
     rt = Runtime(fixed)
     _fund(rt, "alice", 500)
-    rt.submit({"id": "e1", "type": "post", "submitter": "alice", "time": 1, "args": {"id": "t", "budget": 500}})
+    rt.submit(
+        {
+            "id": "e1",
+            "type": "post",
+            "submitter": "alice",
+            "time": 1,
+            "args": {"id": "t", "budget": 500},
+        }
+    )
     rt.submit({"id": "e2", "type": "refund", "submitter": "alice", "time": 2, "args": {"id": "t"}})
-    again = rt.submit({"id": "e3", "type": "refund", "submitter": "alice", "time": 3, "args": {"id": "t"}})
+    again = rt.submit(
+        {"id": "e3", "type": "refund", "submitter": "alice", "time": 3, "args": {"id": "t"}}
+    )
     assert not again.applied and "already refunded" in again.message
 
 
 def test_symmetry_counterexample_replays():
     from test_properties import split
+
     policy, results = verify_text(split("sequential_floor"))
     r = results["sym"]
     assert r.status == "refuted"
@@ -97,14 +138,23 @@ def test_symmetry_counterexample_replays():
     for who, w in zip(members, [w for w in weights if w >= 0]):
         _fund(rt, who, w)  # the weight is the member's balance
     if amount:
-        rt.genesis_apply(lambda s: s.post("supply:Credit", "pool:commons", "Credit", amount, "given"))
-    out = rt.submit({"id": "e", "type": "epoch", "submitter": "clock", "time": 2, "args": {"amount": amount}})
+        rt.genesis_apply(
+            lambda s: s.post("supply:Credit", "pool:commons", "Credit", amount, "given")
+        )
+    out = rt.submit(
+        {"id": "e", "type": "epoch", "submitter": "clock", "time": 2, "args": {"amount": amount}}
+    )
     assert out.applied, out
-    got = {who: rt.balance(party_account(who, "Credit")) - w
-           for who, w in zip(members, [w for w in weights if w >= 0])}
+    got = {
+        who: rt.balance(party_account(who, "Credit")) - w
+        for who, w in zip(members, [w for w in weights if w >= 0])
+    }
     ws = dict(zip(members, [w for w in weights if w >= 0]))
     # two members with equal weight whose shares differ by more than one unit
-    assert any(ws[a] == ws[b] and abs(got[a] - got[b]) > 1 for a in members for b in members), (got, ws)
+    assert any(ws[a] == ws[b] and abs(got[a] - got[b]) > 1 for a in members for b in members), (
+        got,
+        ws,
+    )
 
 
 def _replay_as_charter_test(text: str, name: str) -> tuple:
@@ -114,6 +164,7 @@ def _replay_as_charter_test(text: str, name: str) -> tuple:
     sc = r.counterexample["scenario"]
     assert sc["replayable_without_history"], sc["needs_records"]
     from charter.runtime.testing import run_tests
+
     policy = compile_text(text + "\n" + sc["charter_test"] + "\n")
     return run_tests(policy), sc
 
@@ -121,13 +172,21 @@ def _replay_as_charter_test(text: str, name: str) -> tuple:
 import pytest  # noqa: E402
 
 
-@pytest.mark.parametrize("prop,method", [("sym", "sequential_floor"), ("mono", "sequential_floor"),
-                                         ("fair", "sequential_floor"), ("capped", "largest_remainder"),
-                                         ("floored", "largest_remainder")])
+@pytest.mark.parametrize(
+    "prop,method",
+    [
+        ("sym", "sequential_floor"),
+        ("mono", "sequential_floor"),
+        ("fair", "sequential_floor"),
+        ("capped", "largest_remainder"),
+        ("floored", "largest_remainder"),
+    ],
+)
 def test_split_counterexample_is_a_passing_charter_test(prop, method):
     """The generated `test` block runs on the runtime and observes exactly the predicted
     balances, i.e. the runtime reproduces the violation."""
     from test_properties import split
+
     (res,), sc = _replay_as_charter_test(split(method), prop)
     assert res.passed, (res.failures, sc["charter_test"])
     assert "expect ok" in sc["charter_test"]

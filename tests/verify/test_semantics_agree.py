@@ -1,6 +1,7 @@
 """The verifier's split encoding and runtime.semantics agree: for concrete inputs the Z3
 constraints have exactly one solution, the runtime's; and proved fairness properties hold on
 random runtime executions."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -12,8 +13,18 @@ from charter.compiler import ir
 from charter.compiler.smt import Encoder, _split_shares
 from charter.runtime import semantics
 
-POLICY = ir.Policy(name="t", version="1", assets=(), roles=(), params=(), pools=(), records=(),
-                   handlers=(), properties=(), tests=())
+POLICY = ir.Policy(
+    name="t",
+    version="1",
+    assets=(),
+    roles=(),
+    params=(),
+    pools=(),
+    records=(),
+    handlers=(),
+    properties=(),
+    tests=(),
+)
 
 inputs = st.tuples(
     st.sampled_from(semantics.METHODS),
@@ -40,8 +51,9 @@ def test_encoding_has_exactly_the_runtime_result(case):
     ws = [z3.IntVal(w) for w in weights]
     mn = z3.IntVal(minimum) if minimum is not None else None
     cp = z3.IntVal(cap) if cap is not None else None
-    shares, leftover, _, _ = _split_shares(enc, z3.BoolVal(True), method, z3.IntVal(amount), ws, included,
-                                           z3.IntVal(k), mn, cp)
+    shares, leftover, _, _ = _split_shares(
+        enc, z3.BoolVal(True), method, z3.IntVal(amount), ws, included, z3.IntVal(k), mn, cp
+    )
     s = z3.Solver()
     s.add(*enc.assumptions)
     assert s.check() == z3.sat, "the encoding rejects the runtime's inputs"
@@ -78,10 +90,15 @@ def test_largest_remainder_fairness_on_runtime(amount, weights):
 def test_rounding_builtins_match_runtime():
     enc = Encoder(POLICY)
     from charter.compiler.smt import zceil, zfloor, zround
+
     for num in range(-13, 14):
         for den in (1, 2, 3, 4, 7):
             x = Fraction(num, den)
             r = z3.RealVal(x)
-            for fn, ref in ((zfloor, semantics.floor), (zceil, semantics.ceil), (zround, semantics.round_half_up)):
+            for fn, ref in (
+                (zfloor, semantics.floor),
+                (zceil, semantics.ceil),
+                (zround, semantics.round_half_up),
+            ):
                 assert z3.simplify(fn(r)).as_long() == ref(x), (fn.__name__, x)
     del enc

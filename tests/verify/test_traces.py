@@ -1,5 +1,6 @@
 """Refutations are confirmed from the initial state by a bounded search over event sequences;
 a confirmed trace is a `charter test` that the runtime replays and passes."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,7 +19,9 @@ CONFIRMED = [
 ]
 
 
-@pytest.mark.parametrize("text,name,events", [c[1:] for c in CONFIRMED], ids=[c[0] for c in CONFIRMED])
+@pytest.mark.parametrize(
+    "text,name,events", [c[1:] for c in CONFIRMED], ids=[c[0] for c in CONFIRMED]
+)
 def test_confirmed_trace_replays_on_the_runtime(text, name, events):
     _, results = verify_text(text)
     r = results[name]

@@ -1,4 +1,5 @@
 """`charter verify` and `charter diff` from the command line: formats, exit codes, cache."""
+
 from __future__ import annotations
 
 import json
@@ -31,12 +32,14 @@ def test_text_report_and_exit_codes(files):
     r = invoke("verify", str(bad), "--cache-dir", str(tmp / "c"))
     assert r.exit_code == 1
     assert "REFUTED" in r.output and "non_negative" in r.output and "fee = " in r.output
-    assert 'when complete(' in r.output  # the replayable scenario
+    assert "when complete(" in r.output  # the replayable scenario
 
 
 def test_json_format(files):
     tmp, _, bad = files
-    r = invoke("verify", str(bad), "--format", "json", "--no-cache", "--bound", "2", "--timeout-ms", "3000")
+    r = invoke(
+        "verify", str(bad), "--format", "json", "--no-cache", "--bound", "2", "--timeout-ms", "3000"
+    )
     data = json.loads(r.output)
     assert data["bound"] == 2 and data["timeout_ms"] == 3000
     refuted = [x for x in data["results"] if x["status"] == "refuted"]
@@ -66,20 +69,33 @@ def test_cache_reuses_results(files):
     assert list(cache.glob("*.json"))
     second = invoke("verify", str(good), "--cache-dir", str(cache))
     assert "(from cache)" in second.output
-    assert first.output.splitlines()[-1].split(" (")[0] == second.output.splitlines()[-1].split(" (")[0]
+    assert (
+        first.output.splitlines()[-1].split(" (")[0]
+        == second.output.splitlines()[-1].split(" (")[0]
+    )
 
 
 def test_strict_fails_on_guard_missing(tmp_path):
     p = tmp_path / "g.charter"
-    p.write_text(P.FEE.format(name="g", hi="10%").replace(
-        'require balance(poster, Credit) >= budget else "insufficient funds"', ""))
+    p.write_text(
+        P.FEE.format(name="g", hi="10%").replace(
+            'require balance(poster, Credit) >= budget else "insufficient funds"', ""
+        )
+    )
     assert invoke("verify", str(p), "--no-cache").exit_code == 0
     r = invoke("verify", str(p), "--no-cache", "--strict")
     assert r.exit_code == 1 and "GUARD-MISSING" in r.output
 
 
-@pytest.mark.parametrize("args", [["verify", "missing.charter"], ["verify", "--bound", "0", "x"],
-                                  ["verify", "--format", "xml", "x"], ["diff", "a.charter"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verify", "missing.charter"],
+        ["verify", "--bound", "0", "x"],
+        ["verify", "--format", "xml", "x"],
+        ["diff", "a.charter"],
+    ],
+)
 def test_usage_errors_exit_2(args, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert invoke(*args).exit_code == 2
@@ -117,6 +133,7 @@ def test_per_handler_cache(tmp_path):
     """Editing one handler re-checks it; the unchanged handler's results come from the cache."""
     from charter.compiler import verify as V
     from verify_helpers import compile_text
+
     opts = V.Options(timeout_ms=4000, cache_dir=tmp_path)
     text = P.FEE.format(name="fee", hi="10%")
     first = V.verify(compile_text(text), opts)

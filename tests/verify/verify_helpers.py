@@ -1,4 +1,5 @@
 """Helpers for the verifier tests: compile Charter text and verify it quickly."""
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Correct/buggy policy twins for the verifier tests, as Charter source (table rows use these)."""
+
 from __future__ import annotations
 
 HEADER = """policy {name} version "1"
@@ -8,7 +9,9 @@ pool commons of Credit
 """
 
 # -- fee: a percent allowed above 100% makes a payout negative -------------
-FEE = HEADER + """
+FEE = (
+    HEADER
+    + """
 param fee: percent = 2% within 0%..{hi}
 record Task holds Credit {{ poster: Agent, budget: Credit, worker: Agent?, open: bool = true }}
 on post(id: text, budget: Credit) by poster: Agent {{
@@ -27,9 +30,12 @@ on complete(id: Task) by Task(id).poster {{
     set t.open = false
 }}
 """
+)
 
 # -- refund: releasable twice without an `open` guard ----------------------
-REFUND = HEADER + """
+REFUND = (
+    HEADER
+    + """
 record Task holds Credit {{ poster: Agent, budget: Credit, open: bool = true }}
 on post(id: text, budget: Credit) by poster: Agent {{
     require budget > 0 Credit else "budget must be positive"
@@ -44,10 +50,13 @@ on refund(id: Task) by Task(id).poster {{
     release t.budget from Task(id) to t.poster
 }}
 """
+)
 REFUND_GUARD = 'require t.open else "already refunded"\n    set t.open = false'
 
 # -- splits: method and options vary; declared fairness properties ---------
-SPLIT = HEADER + """
+SPLIT = (
+    HEADER
+    + """
 on deposit(amount: Credit) by g: Agent {{
     require amount > 0 Credit else "positive"
     require balance(g, Credit) >= amount else "insufficient funds"
@@ -59,9 +68,12 @@ on epoch(amount: Credit) by clock {{
 }}
 {props}
 """
+)
 
 # -- budget: a payout bounded by min() vs not ------------------------------
-BUDGET = HEADER + """
+BUDGET = (
+    HEADER
+    + """
 on claim(amount: Credit) by a: Agent {{
     require amount > 0 Credit else "positive"
     let pay = {pay}
@@ -70,9 +82,12 @@ on claim(amount: Credit) by a: Agent {{
 }}
 property claim_small: claim pays from commons at most 10 Credit
 """
+)
 
 # -- record invariant: closed tasks hold nothing -----------------------------
-INVARIANT = HEADER + """
+INVARIANT = (
+    HEADER
+    + """
 record Job holds Credit {{ client: Agent, price: Credit, open: bool = true }}
 on order(id: text, price: Credit) by c: Agent {{
     require price > 0 Credit else "positive"
@@ -89,18 +104,24 @@ on close(id: Job) by Job(id).client {{
 }}
 property closed_empty: for each j in Job always j.open or balance(Job(j)) == 0 Credit
 """
+)
 
 # -- vacuity: requires that can never all hold -------------------------------
-VACUOUS = HEADER + """
+VACUOUS = (
+    HEADER
+    + """
 on odd(amount: Credit) by a: Agent {{
     require amount > 5 Credit else "big"
     require amount < {lo} else "small"
     transfer amount from commons to a
 }}
 """
+)
 
 # -- reachability: a branch no applied event can take -----------------------
-BRANCH = HEADER + """
+BRANCH = (
+    HEADER
+    + """
 on pay(amount: Credit) by a: Agent {{
     require amount > 0 Credit and amount <= 10 Credit else "1..10"
     require balance(commons) >= amount else "pool too small"
@@ -111,9 +132,12 @@ on pay(amount: Credit) by a: Agent {{
     }}
 }}
 """
+)
 
 # -- aggregate invariant over records: creating a record must respect a total cap ----
-TOTAL_CAP = HEADER + """
+TOTAL_CAP = (
+    HEADER
+    + """
 record Pledge {{ backer: Agent, amount: Credit }}
 on pledge(id: text, amount: Credit) by b: Agent {{
     require amount > 0 Credit else "positive"
@@ -123,10 +147,13 @@ on pledge(id: text, amount: Credit) by b: Agent {{
 }}
 property capped_total: always sum(p.amount for p in Pledge) <= 100 Credit
 """
+)
 TOTAL_CAP_GUARD = 'require sum(p.amount for p in Pledge) + amount <= 100 Credit else "cap reached"'
 
 # -- a modular refutation that is not reachable (counterexample to induction) ------
-BOX = HEADER + """
+BOX = (
+    HEADER
+    + """
 record Box holds Credit {{ owner: Agent, amount: Credit, mult: int, open: bool = true }}
 on make(id: text, amount: Credit) by o: Agent {{
     require amount > 0 Credit else "positive"
@@ -142,3 +169,4 @@ on take(id: Box) by Box(id).owner {{
     set b.open = false
 }}
 """
+)
