@@ -16,7 +16,7 @@ from charter.cli_compile import policy_files
 from charter.compiler.diagnostics import render_text
 from charter.compiler.fmt import FormatterBug, format_verified
 from charter.compiler.parse import ParseFailure
-from charter.compiler.source import SourceError, read_source_file
+from charter.compiler.source import SourceError, decode_source, read_source_file
 
 
 def register(cli: click.Group) -> None:
@@ -27,7 +27,10 @@ def register(cli: click.Group) -> None:
     @click.option("--diff", "show_diff", is_flag=True,
                   help="Change nothing; print a unified diff of what formatting would change.")
     def fmt(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
-        """Format policies (files, or directories searched for *.charter)."""
+        """Format policies (files, or directories searched for *.charter; `-` formats
+        standard input to standard output, for editors)."""
+        if paths == ("-",):
+            sys.exit(_stdin(check))
         files = policy_files(paths)
         if not files:
             click.echo("charter: no .charter files found", err=True)
@@ -81,3 +84,24 @@ def register(cli: click.Group) -> None:
             n = len(files)
             click.echo(f"ok: {n} file{'s' if n != 1 else ''} already formatted")
         sys.exit(exit_code)
+
+
+def _stdin(check: bool) -> int:
+    name = "<stdin>"
+    try:
+        text = decode_source(sys.stdin.buffer.read(), name)
+    except SourceError as err:
+        click.echo(render_text([err.diagnostic], {}), err=True)
+        return 2
+    try:
+        out = format_verified(text, name)
+    except ParseFailure as err:
+        click.echo(render_text([err.diagnostic], {name: text}), err=True)
+        return 1
+    except FormatterBug as err:
+        click.echo(f"charter fmt: internal error, {err}", err=True)
+        return 1
+    if check:
+        return 0 if out == text else 1
+    click.echo(out, nl=False)
+    return 0

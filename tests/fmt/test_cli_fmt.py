@@ -99,3 +99,13 @@ def test_one_bad_file_does_not_stop_the_others(tree: Path) -> None:
     r = run(str(tree))
     assert r.exit_code == 1
     assert (tree / "a.charter").read_text("utf-8") == CLEAN
+
+
+def test_stdin_to_stdout() -> None:
+    r = CliRunner().invoke(cli, ["fmt", "-"], input=MESSY.encode())
+    assert r.exit_code == 0 and r.output == CLEAN
+    assert CliRunner().invoke(cli, ["fmt", "--check", "-"], input=MESSY.encode()).exit_code == 1
+    assert CliRunner().invoke(cli, ["fmt", "--check", "-"], input=CLEAN.encode()).exit_code == 0
+    bad = CliRunner().invoke(cli, ["fmt", "-"], input=b"policy p")
+    assert bad.exit_code == 1 and "<stdin>:1:9: error[E0103]" in bad.output
+    assert CliRunner().invoke(cli, ["fmt", "-"], input=b"\xff").exit_code == 2
