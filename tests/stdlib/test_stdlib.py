@@ -148,3 +148,17 @@ def test_example_has_worked_arithmetic(folder: Path) -> None:
         assert readme.is_file(), "the expected ledger must be worked out in a README"
     events = [ln for ln in (folder / "events.jsonl").read_text("utf-8").splitlines() if ln.strip()]
     assert len(events) >= 24, "a realistic scenario has dozens of events"
+
+
+@pytest.mark.parametrize("folder", _example_dirs(), ids=[p.name for p in _example_dirs()])
+def test_expected_ledger_balances_per_asset(folder: Path) -> None:
+    """The hand-computed ledger is itself balanced: per asset, holdings equal the supply."""
+    pipeline = pytest.importorskip("charter.compiler.pipeline")
+    policy = pipeline.Compilation.from_path(str(folder / "policy.charter")).ir
+    pool_asset = {f"pool:{p.name}": p.asset for p in policy.pools}
+    totals: dict[str, int] = {}
+    for account, amount in json.loads((folder / "expected_balances.json").read_text("utf-8")).items():
+        asset = pool_asset.get(account) or account.rsplit(":", 1)[-1]
+        assert asset in {a.name for a in policy.assets}, account
+        totals[asset] = totals.get(asset, 0) + amount
+    assert all(v == 0 for v in totals.values()), totals
