@@ -247,6 +247,20 @@ def _plain(model: z3.ModelRef, value: Any, t: ir.Type, namer: Namer, policy: ir.
     return v
 
 
+def _exact_decimal(x: Fraction, max_digits: int = 6) -> Optional[str]:
+    """``x`` as an exact decimal string (no floats), or None if it needs more digits."""
+    sign = "-" if x < 0 else ""
+    x = abs(x)
+    for digits in range(max_digits + 1):
+        scaled = x * 10**digits
+        if scaled.denominator == 1:
+            n = scaled.numerator
+            if digits == 0:
+                return f"{sign}{n}"
+            return f"{sign}{n // 10**digits}.{n % 10**digits:0{digits}d}"
+    return None
+
+
 def _show(v: Any, t: ir.Type, policy: ir.Policy) -> str:
     """A plain value as the policy would write it."""
     if v is None:
@@ -263,13 +277,8 @@ def _show(v: Any, t: ir.Type, policy: ir.Policy) -> str:
         major = f"{a // 10**dec}.{a % 10**dec:0{dec}d}" if dec else str(a)
         return f"{sign}{major} {t.asset}"
     if isinstance(v, dict) and "num" in v:
-        f = Fraction(v["num"], v["den"])
-        pct = f * 100
-        return (
-            f"{pct.numerator / pct.denominator:g}%".replace("%", "%")
-            if pct.denominator in (1, 2, 4, 5, 8, 10)
-            else f"{v['num']}/{v['den']}"
-        )
+        exact = _exact_decimal(Fraction(v["num"], v["den"]) * 100)
+        return f"{exact}%" if exact is not None else f"{v['num']}/{v['den']}"
     if isinstance(t, ir.TRatio) and isinstance(v, int):
         return f"{v * 100}%"
     if isinstance(t, (ir.TParty,)) and isinstance(v, str):
@@ -971,8 +980,6 @@ def _initially(policy: ir.Policy, inv: Inv, opts: Options) -> Optional[bool]:
     enc.submitter = z3.Int("submitter")
     enc.now = z3.Int("now")
     state = State(enc)
-    for name in list(enc.pre_components):
-        pass
     try:
         v = _eval_side(enc, inv.cond, {}, state)
     except Unsupported:
