@@ -1829,6 +1829,22 @@ def _invariant_fails(inv: "Inv") -> Any:
     return fails
 
 
+def _creates(policy: ir.Policy, record: str) -> bool:
+    """Does any handler contain ``create record(...)`` (at any depth)?"""
+
+    def walk(stmts: tuple) -> bool:
+        for st in stmts:
+            if isinstance(st, ir.Create) and st.record == record:
+                return True
+            if isinstance(st, ir.If) and (walk(st.then) or walk(st.orelse)):
+                return True
+            if isinstance(st, ir.ForEach) and walk(st.body):
+                return True
+        return False
+
+    return any(walk(h.body) for h in policy.handlers)
+
+
 def _invariant_results(
     policy: ir.Policy,
     declared: list,
@@ -1840,6 +1856,19 @@ def _invariant_results(
 ) -> list[Result]:
     out = []
     for inv in declared:
+        if inv.name in alive and inv.record is not None and not _creates(policy, inv.record):
+            out.append(
+                Result(
+                    inv.name,
+                    "invariant",
+                    None,
+                    VACUOUS,
+                    f"holds only vacuously: no handler ever creates a {inv.record} record",
+                    inv.span,
+                    opts.bound,
+                )
+            )
+            continue
         if inv.name in alive:
             out.append(
                 Result(

@@ -155,6 +155,13 @@ CASES = [
         lambda cex: cex["handler"] == "pledge",
     ),
     (
+        "invariant over a record nobody creates is vacuous",
+        P.NEVER_CREATED.format(name="g"),
+        "ghosts_small",
+        "vacuous",
+        None,
+    ),
+    (
         "guarded escrow has no overdraft",
         P.FEE.format(name="f", hi="10%"),
         "post.no_overdraft",

@@ -170,3 +170,14 @@ on take(id: Box) by Box(id).owner {{
 }}
 """
 )
+
+# -- a record invariant over a record no handler creates --------------------------
+NEVER_CREATED = HEADER + """
+record Ghost {{ amount: Credit }}
+on noop(amount: Credit) by a: Agent {{
+    require amount > 0 Credit else "positive"
+    require balance(a, Credit) >= amount else "funds"
+    transfer amount from a to commons
+}}
+property ghosts_small: for each g in Ghost always g.amount <= 1 Credit
+"""
