@@ -44,7 +44,7 @@ from . import semantics as sem
 from .codegen import DEFAULT_STEP_BUDGET, CompiledPolicy, Env, compile_policy
 from .journal import (AuditReport, JournalRow, audit_rows, chain, genesis_hash, policy_fingerprint)
 from .ledger import LedgerError, Posting, check_transaction, party_account, pool_account
-from .state import State
+from .state import Frame, State
 from .store import MemoryStore, Store, StoreError
 from .values import Converter, PolicyNotExecutable, Rejected, canonical, check_range, to_json_value
 
@@ -218,8 +218,7 @@ class Runtime:
                     conv = self._convert_args(ch, args)
                 except Rejected as r:
                     return Rejection(eid, r.code, r.message, r.span)
-                return self._run({"id": eid, "type": ch.name, "submitter": sub, "time": now,
-                                  "args": conv}, ch, False)
+                return self._run_event(eid, ch, sub, now, conv)
         eid = event.get("id") if isinstance(event, dict) else None
         eid = eid if isinstance(eid, str) else None
         self.last_tick = None
@@ -438,6 +437,71 @@ class Runtime:
             return Rejection(ev["id"], "runtime_error", f"{type(exc).__name__}: {exc}",
                              ch.handler.span if ch else None)
         return self._commit(ev, timers)
+
+    def _run_event(self, eid: str, ch: Any, sub: str, now: int, args: dict[str, Any]) -> Outcome:
+        """:meth:`_run` + :meth:`_commit` for the fast path (an ordinary event, no timers):
+        the same steps, written out once without the general case's branches."""
+        st = self.state
+        postings: list = []
+        st.postings = postings
+        st.flags = []
+        frame = Frame(0, 0)
+        st.frames.append(frame)
+        try:
+            if "t0" not in st.meta:
+                st.set_meta("t0", now)
+            env = Env(st, self.params, now, sub, self.step_budget)
+            env.loc.update(args)
+            ch.auth(env)
+            if sub != "clock" and sub not in st.parties:
+                st.add_party(sub)
+            ch.body(env)
+            if postings or frame.bal:
+                check_transaction(postings, frame.bal, st.balances, st.asset_of_acc.__getitem__)
+        except (Rejected, LedgerError, sem.SemanticsError, PolicyNotExecutable, ArithmeticError,
+                TypeError, KeyError, ValueError, RecursionError) as exc:
+            st.rollback()
+            return self._rejection(eid, ch, exc)
+        seq = self.seq + 1
+        for v in args.values():
+            if not (v is None or type(v) in _NATIVE):
+                args = {k: to_json_value(v) for k, v in args.items()}
+                break
+        ptuple = tuple(postings)
+        flags = tuple(st.flags)
+        entry_json = _dumps({"seq": seq, "event": {"args": args, "id": eid, "submitter": sub,
+                                                   "time": now, "type": ch.name},
+                             "timers": (), "postings": ptuple, "flags": flags})
+        h = _sha256((self.head + entry_json).encode()).hexdigest()
+        store = self.store
+        if store.persistent:
+            try:
+                store.append(JournalRow(seq, eid, entry_json, h), frame, st)
+            except StoreError as exc:
+                st.rollback()
+                self._broken = f"store failed, reopen the ledger: {exc}"
+                raise
+        else:
+            store.append(JournalRow(seq, eid, entry_json, h), None, st)
+        st.frames.pop()
+        self.seq = seq
+        self.head = h
+        self.clock = now
+        self.applied_ids.add(eid)
+        return Receipt(eid, seq, ptuple, h, flags, ())
+
+    def _rejection(self, eid: str, ch: Any, exc: BaseException) -> Rejection:
+        span = ch.handler.span if ch is not None else None
+        if isinstance(exc, Rejected):
+            return Rejection(eid, exc.code, exc.message, exc.span if exc.span is not None else span)
+        if isinstance(exc, LedgerError):
+            return Rejection(eid, "ledger_check", f"ledger re-check failed: {exc}")
+        if isinstance(exc, sem.SemanticsError):
+            return Rejection(eid, exc.code, exc.message, span)
+        if _DEBUG:
+            raise exc
+        # a compiler/runtime mismatch or ill-typed IR: never half-apply, say what happened
+        return Rejection(eid, "runtime_error", f"{type(exc).__name__}: {exc}", span)
 
     def _commit(self, ev: dict[str, Any], timers: list[dict]) -> Receipt:
         st = self.state

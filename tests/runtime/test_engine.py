@@ -368,3 +368,23 @@ def test_submit_batch_commits_once(feat, tmp_path):
     c = sqlite3.connect(db)
     assert c.execute("SELECT count(*) FROM journal").fetchone()[0] == 5
     c.close()
+
+
+LEDGER_BUGS = [
+    # (postings, before, after, text): books the engine could only produce through a bug
+    ([("a", "b", "X", 5, "t")], {"a": 10, "b": 0}, {"a": 5, "b": 6}, "do not match"),
+    ([("a", "b", "X", -5, "t")], {"a": 10, "b": 0}, {"a": 15, "b": -5}, "negative posting"),
+    ([("a", "b", "X", 15, "t")], {"a": 10, "b": 0}, {"a": -5, "b": 15}, "negative"),
+    ([("a", "b", "Y", 5, "t")], {"a": 10, "b": 0}, {"a": 5, "b": 5}, "mixes assets"),
+    ([("a", "b", "X", 5, "t"), ("b", "c", "X", 5, "t")], {"a": 10, "b": 0, "c": 0},
+     {"a": 5, "b": 0, "c": 4}, "postings say"),
+    ([("a", "b", "X", 5, "t"), ("b", "c", "X", 5, "t")], {"a": 10, "b": 0},
+     {"a": 5, "b": 0, "c": 5}, "without being tracked"),
+]
+
+
+@pytest.mark.parametrize("postings,before,after,text", LEDGER_BUGS)
+def test_ledger_recheck_catches_inconsistent_books(postings, before, after, text):
+    from charter.runtime.ledger import LedgerError, Posting, check_transaction
+    with pytest.raises(LedgerError, match=text):
+        check_transaction([Posting(*p) for p in postings], before, after, lambda acc: "X")
