@@ -28,8 +28,10 @@ class PolicyGen:
         k = self.r.random()
         if k < 0.70:
             return " "
-        if k < 0.80:
+        if k < 0.78:
             return "\n" + " " * self.r.randrange(0, 6)
+        if k < 0.82:
+            return "\n \n\n"  # blank lines, which the formatter keeps (once) between items
         if k < 0.85:
             return "\t "
         if not self.comments:
