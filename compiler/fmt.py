@@ -201,14 +201,7 @@ class _Printer:
         return self._off(node.span.end_line, node.span.end_col)
 
     def _line_of(self, offset: int) -> int:
-        lo, hi = 0, len(self.starts)
-        while lo + 1 < hi:
-            mid = (lo + hi) // 2
-            if self.starts[mid] <= offset:
-                lo = mid
-            else:
-                hi = mid
-        return lo + 1
+        return bisect.bisect_right(self.starts, offset)
 
     def has_comment(self, lo: int, hi: int) -> bool:
         i = bisect.bisect_right(self._comment_offsets, lo)
