@@ -24,6 +24,7 @@ from .ledger import Posting, account_party
 from .values import canonical, from_json_value, to_json_value
 
 _ABSENT = object()
+_NONE: dict = {}
 _NATIVE = (int, str, bool)
 
 
@@ -31,13 +32,14 @@ class Frame:
     __slots__ = ("bal", "rec", "role", "right", "meta", "parties", "pops", "npostings", "nflags")
 
     def __init__(self, npostings: int, nflags: int):
+        # most events only move value: the other before-image maps are made when first needed
         self.bal: dict[str, Optional[int]] = {}
-        self.rec: dict[tuple[str, str], Any] = {}
-        self.role: dict[tuple[str, str], Any] = {}
-        self.right: dict[tuple, Any] = {}
-        self.meta: dict[str, Any] = {}
-        self.parties: list[str] = []
-        self.pops: list[tuple[list, tuple]] = []
+        self.rec: Optional[dict[tuple[str, str], Any]] = None
+        self.role: Optional[dict[tuple[str, str], Any]] = None
+        self.right: Optional[dict[tuple, Any]] = None
+        self.meta: Optional[dict[str, Any]] = None
+        self.parties: Optional[list[str]] = None
+        self.pops: Optional[list[tuple[list, tuple]]] = None
         self.npostings = npostings
         self.nflags = nflags
 
@@ -82,29 +84,29 @@ class State:
                 bal.pop(acc, None)
             else:
                 bal[acc] = old
-        for (r, k), old in f.rec.items():
+        for (r, k), old in (f.rec or _NONE).items():
             if old is _ABSENT:
                 self.records[r].pop(k, None)
             else:
                 self.records[r][k] = old
-        for (role, p), old in f.role.items():
+        for (role, p), old in (f.role or _NONE).items():
             if old is _ABSENT:
                 self.roles[role].pop(p, None)
             else:
                 self.roles[role][p] = old
-        for key, old in f.right.items():
+        for key, old in (f.right or _NONE).items():
             if old is _ABSENT:
                 self.rights.pop(key, None)
             else:
                 self.rights[key] = old
-        for key, old in f.meta.items():
+        for key, old in (f.meta or _NONE).items():
             if old is _ABSENT:
                 self.meta.pop(key, None)
             else:
                 self.meta[key] = old
-        for p in f.parties:
+        for p in f.parties or ():
             self.parties.discard(p)
-        for heap, item in reversed(f.pops):
+        for heap, item in reversed(f.pops or ()):
             heapq.heappush(heap, item)
         del self.postings[f.npostings:]
         del self.flags[f.nflags:]
@@ -115,12 +117,22 @@ class State:
         if self.frames:
             outer = self.frames[-1]
             for name in ("bal", "rec", "role", "right", "meta"):
+                inner = getattr(f, name)
+                if not inner:
+                    continue
                 od = getattr(outer, name)
-                for k, v in getattr(f, name).items():
+                if od is None:
+                    od = {}
+                    setattr(outer, name, od)
+                for k, v in inner.items():
                     if k not in od:
                         od[k] = v
-            outer.parties.extend(f.parties)
-            outer.pops.extend(f.pops)
+            for name in ("parties", "pops"):
+                inner = getattr(f, name)
+                if inner:
+                    if getattr(outer, name) is None:
+                        setattr(outer, name, [])
+                    getattr(outer, name).extend(inner)
         return f
 
     # ------------------------------------------------------------ balances
@@ -167,13 +179,19 @@ class State:
         if p not in self.parties and p != "clock":
             self.parties.add(p)
             if self.frames:
-                self.frames[-1].parties.append(p)
+                f = self.frames[-1]
+                if f.parties is None:
+                    f.parties = []
+                f.parties.append(p)
 
     def has_role(self, party: str, role: str) -> bool:
         return party in self.roles[role]
 
     def set_role(self, role: str, party: str, attrs: Optional[dict]) -> None:
-        fr = self.frames[-1].role
+        f = self.frames[-1]
+        fr = f.role
+        if fr is None:
+            fr = f.role = {}
         members = self.roles[role]
         if (role, party) not in fr:
             fr[(role, party)] = members.get(party, _ABSENT)
@@ -185,7 +203,10 @@ class State:
 
     def set_right(self, key: tuple, until: Any) -> None:
         """``until`` is an int time, None (no expiry) or ``_ABSENT`` to revoke."""
-        fr = self.frames[-1].right
+        f = self.frames[-1]
+        fr = f.right
+        if fr is None:
+            fr = f.right = {}
         if key not in fr:
             fr[key] = self.rights.get(key, _ABSENT)
         if until is _ABSENT:
@@ -200,7 +221,10 @@ class State:
     # ------------------------------------------------------------ records
 
     def _save_record(self, r: str, k: str) -> None:
-        fr = self.frames[-1].rec
+        f = self.frames[-1]
+        fr = f.rec
+        if fr is None:
+            fr = f.rec = {}
         if (r, k) not in fr:
             old = self.records[r].get(k, _ABSENT)
             fr[(r, k)] = dict(old) if old is not _ABSENT else _ABSENT
@@ -225,7 +249,10 @@ class State:
         for handler, _field in self.deadline_fields.get(r, ()):
             mk = f"fired:{handler}:{k}"
             if mk in self.meta:
-                fr = self.frames[-1].meta
+                f = self.frames[-1]
+                fr = f.meta
+                if fr is None:
+                    fr = f.meta = {}
                 if mk not in fr:
                     fr[mk] = self.meta[mk]
                 del self.meta[mk]
@@ -257,12 +284,18 @@ class State:
         heap = self.heaps[handler]
         item = heapq.heappop(heap)
         if self.frames:
-            self.frames[-1].pops.append((heap, item))
+            f = self.frames[-1]
+            if f.pops is None:
+                f.pops = []
+            f.pops.append((heap, item))
 
     # ------------------------------------------------------------ clock / misc
 
     def set_meta(self, key: str, value: Any) -> None:
-        fr = self.frames[-1].meta
+        f = self.frames[-1]
+        fr = f.meta
+        if fr is None:
+            fr = f.meta = {}
         if key not in fr:
             fr[key] = self.meta.get(key, _ABSENT)
         self.meta[key] = value
@@ -274,13 +307,13 @@ class State:
         if balances:
             for acc in f.bal:
                 yield "balance", acc
-        for rk in f.rec:
+        for rk in f.rec or ():
             yield "record", rk
-        for rp in f.role:
+        for rp in f.role or ():
             yield "role", rp
-        for key in f.right:
+        for key in f.right or ():
             yield "right", key
-        for key in f.meta:
+        for key in f.meta or ():
             yield "meta", key
 
     def value_of(self, kind: str, key: Any) -> Any:
