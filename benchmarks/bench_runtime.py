@@ -330,10 +330,17 @@ class SqliteGig(PlainGig):
         self.dirty_task.clear()
 
 
-def _time(fn) -> float:
-    t0 = time.perf_counter()
+def _feed(submit, events: list) -> None:
+    # outcomes are dropped as they come, as a settling service would (none is kept alive)
+    for e in events:
+        submit(e)
+
+
+def _time(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) for one call."""
+    w0, c0 = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - t0
+    return time.perf_counter() - w0, time.process_time() - c0
 
 
 def main() -> None:
@@ -358,32 +365,36 @@ def main() -> None:
     best = {"mem": [], "plain": [], "sql": [], "hand": []}
     for r in range(repeat):
         rt = open_runtime(policy)
-        best["mem"].append(_time(lambda: [rt.submit(e) for e in events]))
+        best["mem"].append(_time(lambda: _feed(rt.submit, events)))
         plain = PlainGig()
-        best["plain"].append(_time(lambda: [plain.submit(e) for e in events]))
+        best["plain"].append(_time(lambda: _feed(plain.submit, events)))
         got = {k: v for k, v in sorted(plain.bal.items()) if v}
         assert got == rt.balances(), "plain-Python reference and Charter disagree"
         assert plain.seq == rt.seq, (plain.seq, rt.seq)
         with tempfile.TemporaryDirectory() as d:
             rts = open_runtime(policy, str(Path(d) / "charter.sqlite"), batch=batch)
-            best["sql"].append(_time(lambda: ([rts.submit(e) for e in events], rts.flush())))
+            best["sql"].append(_time(lambda: (_feed(rts.submit, events), rts.flush())))
             hand = SqliteGig(str(Path(d) / "hand.sqlite"), batch)
-            best["hand"].append(_time(lambda: ([hand.submit(e) for e in events], hand.flush())))
+            best["hand"].append(_time(lambda: (_feed(hand.submit, events), hand.flush())))
             assert rts.journal_hash == rt.journal_hash
             rts.close()
             hand.conn.close()
-    t_mem, t_plain, t_sql, t_hand = (min(best[k]) for k in ("mem", "plain", "sql", "hand"))
+    wall = {k: min(w for w, _ in v) for k, v in best.items()}
+    cpu = {k: min(c for _, c in v) for k, v in best.items()}
 
-    def row(name: str, t: float) -> None:
-        print(f"  {name:<34} {t:7.2f} s  {n / t:10,.0f} events/s")
+    def row(name: str, key: str) -> None:
+        print(f"  {name:<26} wall {wall[key]:6.2f} s {n / wall[key]:9,.0f} ev/s   "
+              f"cpu {cpu[key]:6.2f} s {n / cpu[key]:9,.0f} ev/s")
 
     print(f"applied {rt.seq} journal entries; balances equal in both implementations")
-    row("charter, memory", t_mem)
-    row("plain Python, memory", t_plain)
-    row("charter, SQLite", t_sql)
-    row("hand-written sqlite3", t_hand)
-    print(f"memory: charter throughput = {t_plain / t_mem:.2f}x plain Python (goal >= 0.5x)")
-    print(f"SQLite: charter time = {t_sql / t_hand:.2f}x hand-written sqlite3 (goal <= 1.5x)")
+    row("charter, memory", "mem")
+    row("plain Python, memory", "plain")
+    row("charter, SQLite", "sql")
+    row("hand-written sqlite3", "hand")
+    print(f"memory: charter throughput = {wall['plain'] / wall['mem']:.2f}x plain Python by wall time, "
+          f"{cpu['plain'] / cpu['mem']:.2f}x by CPU time (goal >= 0.5x)")
+    print(f"SQLite: charter time = {wall['sql'] / wall['hand']:.2f}x hand-written sqlite3 by wall time "
+          f"(goal <= 1.5x)")
 
 
 if __name__ == "__main__":
