@@ -34,7 +34,8 @@ from .state import store_key
 from .store import StoreError
 
 SCHEMA_VERSION = 2  # 2: balance rows hold the bare amount
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+# state values are not hashed; records keep their (deterministic) field order
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 _MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
