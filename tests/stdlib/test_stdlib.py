@@ -44,6 +44,7 @@ EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
                   "e32", "e33", "e35"),
     "purpose_economy": ("e05", "e07", "e10", "e18", "e21", "e23", "e25", "e26", "e29", "e33",
                         "e34", "e37", "e38"),
+    "reputation_commons": ("e13", "e18", "e19", "e23", "e32", "e34"),
 }
 
 
