@@ -20,6 +20,7 @@ import click
 
 from charter.compiler import ir
 from charter.compiler.diagnostics import CharterError, render_text
+from charter.runtime.values import PolicyNotExecutable
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -113,6 +114,8 @@ def _open_ledger(db: str, policy: Optional[str]) -> Any:
         return open_runtime(pol, db) if pol is not None else open_runtime(None, db)
     except StoreError as exc:
         _fail(str(exc))
+    except PolicyNotExecutable as exc:
+        _fail(f"this runtime cannot execute the policy: {exc}", 1)
 
 
 def _read_events(path: str) -> Iterator[tuple[int, Any]]:
@@ -182,6 +185,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             rt = open_runtime(pol, ":memory:" if memory else db, params=overrides or None, batch=batch)
         except (StoreError, ParamError) as exc:
             _fail(str(exc))
+        except PolicyNotExecutable as exc:
+            _fail(f"this runtime cannot execute the policy: {exc}", 1)
         if rej_path is None and not memory:
             rej_path = db + ".rejections.jsonl"
         try:
@@ -384,6 +389,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             rep = do_replay(db, pol)
         except StoreError as exc:
             _fail(str(exc))
+        except PolicyNotExecutable as exc:
+            _fail(f"this runtime cannot execute the policy: {exc}", 1)
         if as_json:
             click.echo(json.dumps(rep.to_dict(), indent=2))
         else:
@@ -426,7 +433,13 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                 if not as_json:
                     click.echo(f"{f} E")
                 continue
-            res = [r for r in run_tests(pol) if keyword is None or keyword in r.name]
+            try:
+                res = [r for r in run_tests(pol) if keyword is None or keyword in r.name]
+            except PolicyNotExecutable as exc:
+                errors.append(f"{f}: this runtime cannot execute the policy: {exc}")
+                if not as_json:
+                    click.echo(f"{f} E")
+                continue
             results.extend((f, r) for r in res)
             if not as_json:
                 if verbose:
