@@ -29,6 +29,11 @@ Processing one event (all inside one undoable transaction, see
 5. authorisation (``by`` clause), then the handler body;
 6. the ledger re-check (balanced per asset, nothing negative), then the
    journal entry is hashed and handed to the store.
+
+Most events take a fast path (:meth:`Runtime._run_event`) that does the
+same steps without the general case's branches; anything unusual (a
+malformed envelope, a duplicate, timers due, a tick) takes the general
+path, which also words the rejections.
 """
 from __future__ import annotations
 
