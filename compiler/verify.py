@@ -2288,7 +2288,6 @@ def render_sarif(policy: ir.Policy, results: list[Result], opts: Options) -> str
                     "driver": {
                         "name": "charter-verify",
                         "version": __version__,
-                        "informationUri": "https://example.invalid/charter",
                         "rules": list(rules.values()),
                     }
                 },
