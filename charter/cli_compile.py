@@ -78,7 +78,7 @@ def register(cli: click.Group) -> None:
         for f in files:
             c = Compilation.from_path(f, overrides)
             diags = c.diagnostics
-            if c.read_error is not None and c.read_error.io_error:
+            if c.read_error is not None:  # unreadable, not UTF-8 or too large: exit 2
                 exit_code = max(exit_code, 2)
             elif any(d.severity == "error" for d in diags) or (strict and diags):
                 exit_code = max(exit_code, 1)
@@ -103,7 +103,7 @@ def register(cli: click.Group) -> None:
         c = Compilation.from_path(path, parse_params(params))
         if not c.ok:
             click.echo(render_text(c.diagnostics, c.sources), err=True)
-            sys.exit(2 if c.read_error is not None and c.read_error.io_error else 1)
+            sys.exit(2 if c.read_error is not None else 1)
         text = ir.to_json(c.ir)
         if output:
             Path(output).write_text(text + "\n", encoding="utf-8")

@@ -143,11 +143,19 @@ class Diagnostics:
         return out
 
 
+def source_lines(text: str) -> list[str]:
+    """Lines as the lexer counts them: only '\\n' ends a line (not '\\f', '\\v', U+2028...)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
 def _source_line(sources: dict[str, str], span: Span) -> Optional[str]:
     text = sources.get(span.file)
     if text is None or span.line < 1:
         return None
-    lines = text.splitlines()
+    lines = source_lines(text)
     if span.line > len(lines):
         return None
     return lines[span.line - 1]

@@ -175,12 +175,12 @@ def _param(chk: Checker, q: str, decl: ast.ParamDecl, scope: ModuleScope,
         setting = scope.settings[decl.name]
         default = _typed_const(chk, setting, Env(scope=scope.settings_scope, in_handler=False),
                                t, f"parameter `{decl.name}`")
-        _in_range(chk, default, lo, hi, setting.span, decl.name)
+        _in_range(chk, default, lo, hi, setting.span, decl.name, t=t)
     elif default is not None:
-        _in_range(chk, default, lo, hi, decl.default.span, decl.name)
+        _in_range(chk, default, lo, hi, decl.default.span, decl.name, t=t)
     if q in overrides:
         value = overrides[q]
-        if not _in_range(chk, value, lo, hi, decl.span, decl.name, override=True):
+        if not _in_range(chk, value, lo, hi, decl.span, decl.name, override=True, t=t):
             pass
         else:
             default = value
@@ -203,7 +203,7 @@ def _typed_const(chk: Checker, e: ast.Expr, env: Env, t: Any, what: str) -> Any:
 
 
 def _in_range(chk: Checker, v: Any, lo: Any, hi: Any, span: Span, name: str,
-              override: bool = False) -> bool:
+              override: bool = False, t: Any = None) -> bool:
     if v is None:
         return True
     try:
@@ -212,13 +212,30 @@ def _in_range(chk: Checker, v: Any, lo: Any, hi: Any, span: Span, name: str,
         chk.d.error("E0301", f"value for `{name}` has the wrong type", span)
         return False
     if bad:
-        chk.d.error("E0308", f"{'override ' if override else ''}value {_fmt(v)} for `{name}` is "
-                             f"outside its declared range {_fmt(lo)}..{_fmt(hi)}", span)
+        dec = chk.asset_decimals(t.asset) if isinstance(t, ir.TAmount) else 0
+        chk.d.error("E0308", f"{'override ' if override else ''}value {_fmt(v, t, dec)} for "
+                             f"`{name}` is outside its declared range "
+                             f"{_fmt(lo, t, dec)}..{_fmt(hi, t, dec)}", span)
         return False
     return True
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, t: Any = None, decimals: int = 0) -> str:
+    """A constant as the author would write it: 20%, 1.50 Credit, 3."""
+    if v is None:
+        return "…"
+    if isinstance(t, ir.TRatio) and isinstance(v, (int, Fraction)):
+        hundredths = Fraction(v) * 10_000  # percent with two exact decimals
+        if hundredths.denominator == 1:
+            n = int(hundredths)
+            whole, frac = divmod(abs(n), 100)
+            text = f"{whole}.{frac:02d}".rstrip("0").rstrip(".")
+            return f"{'-' if n < 0 else ''}{text}%"
+    if isinstance(t, ir.TAmount) and isinstance(v, int):
+        sign, mag = ("-" if v < 0 else ""), abs(v)
+        whole, frac = divmod(mag, 10 ** decimals)
+        text = f"{whole}.{frac:0{decimals}d}" if decimals else str(whole)
+        return f"{sign}{text} {t.asset}"
     if isinstance(v, Fraction):
         return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"
     return str(v)

@@ -25,7 +25,7 @@ from lark.exceptions import (
 )
 
 from . import ast
-from .diagnostics import Diagnostic
+from .diagnostics import Diagnostic, source_lines
 from .ir import Span
 
 MAX_DEPTH = 200
@@ -529,6 +529,10 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic
         hint = None
         if ch == "'":
             hint = "strings use double quotes"
+        elif ch == '"':
+            hint = "a string must end with `\"` on the same line"
+        elif ch in "&|!":
+            hint = "write `and`, `or` and `not`"
         elif ch == ";":
             hint = "statements need no terminator: start the next one on a new line"
         return Diagnostic("E0102", f"unexpected character {ch!r}",
@@ -536,7 +540,7 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic
                           hint=hint)
     if isinstance(err, UnexpectedEOF) or (
             isinstance(err, UnexpectedToken) and err.token.type == "$END"):
-        lines = text.splitlines() or [""]
+        lines = source_lines(text) or [""]
         last = len(lines)
         expected = getattr(err, "expected", None) or set()
         return Diagnostic("E0103", "unexpected end of file",
@@ -551,8 +555,14 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic
     span = _tok_span(file, tok)
     hint = f"expected {_describe_expected(expected)}"
     notes: tuple[str, ...] = ()
-    if tok.type == "NAME" and "EQUAL" in expected:
+    if tok.type == "NAME" and "EQUAL" in expected and "COLON" not in expected \
+            and "QMARK" not in expected:
         hint += "; a field name must be followed by '='"
+    if tok.type == "STRING" and "ELSE" in expected:
+        hint = 'the message of a `require` follows `else`: require COND else "message"'
+    if "RBRACE" in expected and tok.type in ("ON", "EVERY", "WHEN", "PROPERTY", "TEST", "ASSET",
+                                             "RECORD", "PARAM", "ROLE"):
+        hint = f"is a '}}' missing before this `{tok}`? ({hint})"
     if "COMMA" in expected and "RBRACE" in expected and tok.type == "NAME":
         notes = ("items inside braces are separated by commas",)
     elif "COMMA" in expected and tok.type == "NAME":
@@ -594,7 +604,7 @@ def parse_source(text: str, file: str = "<input>") -> ast.Module:
             from None
     finally:
         _local.comments = None
-    lines = text.splitlines()
+    lines = source_lines(text)
     kept = []
     for tok in comments:
         prefix = lines[tok.line - 1][: tok.column - 1] if tok.line - 1 < len(lines) else ""

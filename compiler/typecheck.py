@@ -19,7 +19,7 @@ from typing import Any, Optional
 import attrs
 
 from . import ast, ir
-from .diagnostics import Diagnostics
+from .diagnostics import Diagnostics, source_lines
 from .ir import Span
 from .resolve import ModuleScope, Symbols, strip_spans
 
@@ -96,6 +96,8 @@ def compatible(want: Any, got: Any) -> bool:
         return True  # a key given as text is checked to exist when used
     if isinstance(want, ir.TText) and isinstance(got, ir.TRecord):
         return True
+    if isinstance(want, ir.TRatio) and isinstance(got, ir.TInt):
+        return True  # a whole number is an exact ratio
     if isinstance(want, ir.TParty) and isinstance(got, ir.TParty):
         return True  # role membership is checked at run time where it matters
     return base(want) == base(got)
@@ -396,7 +398,10 @@ class Checker:
         src = self.syms.sources.get(e.span.file)
         if src is None or e.span.line != e.span.end_line:
             return "…"
-        line = src.splitlines()[e.span.line - 1]
+        lines = source_lines(src)
+        if e.span.line > len(lines):
+            return "…"
+        line = lines[e.span.line - 1]
         return line[e.span.col - 1:e.span.end_col - 1]
 
     def x_Unary(self, e: ast.Unary, env: Env) -> Any:
