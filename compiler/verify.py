@@ -1724,6 +1724,12 @@ def _budget_property(
         )
     if r == "unknown":
         return res(UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms")
+    if not any(q.src_key and q.src_key[0] == f"pool!{p.pool}" for q in m.postings):
+        return res(
+            PROVED,
+            f"{p.handler} never pays more than the limit out of {p.pool} in one event "
+            f"(trivially: it has no posting out of {p.pool})",
+        )
     return res(PROVED, f"{p.handler} never pays more than the limit out of {p.pool} in one event")
 
 
