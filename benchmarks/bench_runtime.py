@@ -19,6 +19,7 @@ Both implementations must end with identical balances (checked), so the
 comparison is of equal work.  Goals: in memory >= 0.5x plain Python; on
 SQLite within 1.5x of hand-written sqlite3.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,7 +36,7 @@ sys.path.insert(0, str(ROOT / "examples" / "gig_market"))
 
 from generate import gig_events  # noqa: E402
 
-FEE_NUM, FEE_DEN = 5, 100     # fee 5%
+FEE_NUM, FEE_DEN = 5, 100  # fee 5%
 REP_PER_GRADE = 10
 MIN_BID = 100
 
@@ -64,8 +65,11 @@ class PlainGig:
     # -- journal
     def _journal(self, ev: dict, postings: list) -> None:
         self.seq += 1
-        entry = json.dumps({"seq": self.seq, "event": ev, "postings": postings},
-                           sort_keys=True, separators=(",", ":"))
+        entry = json.dumps(
+            {"seq": self.seq, "event": ev, "postings": postings},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
         self.head = hashlib.sha256((self.head + entry).encode()).hexdigest()
         self.pending.append((self.seq, ev["id"], entry, self.head))
         self.applied.add(ev["id"])
@@ -98,16 +102,34 @@ class PlainGig:
                 self.tasks[tid]["open"] = False
                 self.dirty_task.add(tid)
             self._post(postings)
-            self._journal({"id": f"@tick#{self.seq + 1}", "type": "@tick", "submitter": "clock",
-                           "time": now, "args": {}}, postings)
+            self._journal(
+                {
+                    "id": f"@tick#{self.seq + 1}",
+                    "type": "@tick",
+                    "submitter": "clock",
+                    "time": now,
+                    "args": {},
+                },
+                postings,
+            )
             self.clock = now
 
     # -- events
     def submit(self, e: dict) -> bool:
         try:
-            if not isinstance(e, dict) or not isinstance(e.get("id"), str) or not isinstance(e.get("time"), int):
+            if (
+                not isinstance(e, dict)
+                or not isinstance(e.get("id"), str)
+                or not isinstance(e.get("time"), int)
+            ):
                 raise Reject("bad_envelope")
-            eid, typ, sub, now, args = e["id"], e["type"], e["submitter"], e["time"], e.get("args", {})
+            eid, typ, sub, now, args = (
+                e["id"],
+                e["type"],
+                e["submitter"],
+                e["time"],
+                e.get("args", {}),
+            )
             if eid in self.applied:
                 raise Reject("duplicate")
             if self.clock is not None and now < self.clock:
@@ -118,10 +140,12 @@ class PlainGig:
             if self.deadlines and self.deadlines[0][0] <= now:
                 self._fire(now)
             postings: list = []
-            apply = h(sub, now, args, postings)   # checks only; returns the state change
+            apply = h(sub, now, args, postings)  # checks only; returns the state change
             apply()
             self._post(postings)
-            self._journal({"id": eid, "type": typ, "submitter": sub, "time": now, "args": args}, postings)
+            self._journal(
+                {"id": eid, "type": typ, "submitter": sub, "time": now, "args": args}, postings
+            )
             self.clock = now
             return True
         except Reject:
@@ -204,10 +228,17 @@ class PlainGig:
         postings.append([acc, f"escrow:Task:{tid}:Credit", "Credit", budget, "escrow"])
 
         def apply() -> None:
-            self.tasks[tid] = {"poster": sub, "budget": budget, "worker": None, "price": 0,
-                               "open": True, "deadline": now + dur}
+            self.tasks[tid] = {
+                "poster": sub,
+                "budget": budget,
+                "worker": None,
+                "price": 0,
+                "open": True,
+                "deadline": now + dur,
+            }
             heapq.heappush(self.deadlines, (now + dur, tid))
             self.dirty_task.add(tid)
+
         return apply
 
     def on_bid(self, sub, now, args, postings):
@@ -227,6 +258,7 @@ class PlainGig:
         def apply() -> None:
             t["worker"], t["price"] = sub, price
             self.dirty_task.add(tid)
+
         return apply
 
     def on_complete(self, sub, now, args, postings):
@@ -249,11 +281,14 @@ class PlainGig:
             postings.append([esc, f"party:{t['poster']}:Credit", "Credit", rest, "refund"])
         rep = q * REP_PER_GRADE
         if rep:
-            postings.append(["supply:Reputation", f"party:{t['worker']}:Reputation", "Reputation", rep, "mint"])
+            postings.append(
+                ["supply:Reputation", f"party:{t['worker']}:Reputation", "Reputation", rep, "mint"]
+            )
 
         def apply() -> None:
             t["open"] = False
             self.dirty_task.add(tid)
+
         return apply
 
     def on_epoch_end(self, sub, now, args, postings):
@@ -275,7 +310,9 @@ class PlainGig:
             for a, s in zip(agents, shares):
                 if s:
                     postings.append(["pool:commons", f"party:{a}:Credit", "Credit", s, "split"])
-        holders = sorted(k for k, v in self.bal.items() if k.startswith("party:") and k.endswith(":Reputation"))
+        holders = sorted(
+            k for k, v in self.bal.items() if k.startswith("party:") and k.endswith(":Reputation")
+        )
         for acc in holders:
             cut = self.bal[acc] // 10
             if cut:
@@ -300,7 +337,8 @@ class SqliteGig(PlainGig):
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript("""
-            CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT UNIQUE, entry TEXT, hash TEXT);
+            CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT UNIQUE,
+                                  entry TEXT, hash TEXT);
             CREATE TABLE balances (account TEXT PRIMARY KEY, balance TEXT) WITHOUT ROWID;
             CREATE TABLE tasks (id TEXT PRIMARY KEY, data TEXT) WITHOUT ROWID;
             CREATE TABLE members (role TEXT, party TEXT, PRIMARY KEY (role, party)) WITHOUT ROWID;
@@ -318,12 +356,18 @@ class SqliteGig(PlainGig):
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", self.pending)
-        c.executemany("INSERT OR REPLACE INTO balances VALUES (?, ?)",
-                      [(a, str(self.bal[a])) for a in self.dirty_acc])
-        c.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?)",
-                      [(t, json.dumps(self.tasks[t], sort_keys=True)) for t in self.dirty_task])
-        c.executemany("INSERT OR IGNORE INTO members VALUES (?, ?)",
-                      [("Agent", a) for a in self.agents] if self.seq <= self.batch * 2 else [])
+        c.executemany(
+            "INSERT OR REPLACE INTO balances VALUES (?, ?)",
+            [(a, str(self.bal[a])) for a in self.dirty_acc],
+        )
+        c.executemany(
+            "INSERT OR REPLACE INTO tasks VALUES (?, ?)",
+            [(t, json.dumps(self.tasks[t], sort_keys=True)) for t in self.dirty_task],
+        )
+        c.executemany(
+            "INSERT OR IGNORE INTO members VALUES (?, ?)",
+            [("Agent", a) for a in self.agents] if self.seq <= self.batch * 2 else [],
+        )
         c.execute("COMMIT")
         self.pending.clear()
         self.dirty_acc.clear()
@@ -350,7 +394,7 @@ def main() -> None:
         if name in args:
             i = args.index(name)
             opts[name] = int(args[i + 1])
-            del args[i:i + 2]
+            del args[i : i + 2]
     batch, repeat = opts["--batch"], opts["--repeat"]
     n = int(args[0]) if args else 100_000
     sys.path.insert(0, str(ROOT))
@@ -359,8 +403,10 @@ def main() -> None:
 
     policy = Compilation.from_path(ROOT / "examples" / "gig_market" / "policy.charter").ir
     events = list(gig_events(n, seed=7))
-    print(f"{n} gig-market events, SQLite batch {batch} (WAL, synchronous=FULL), "
-          f"best of {repeat} interleaved run(s)")
+    print(
+        f"{n} gig-market events, SQLite batch {batch} (WAL, synchronous=FULL), "
+        f"best of {repeat} interleaved run(s)"
+    )
 
     best = {"mem": [], "plain": [], "sql": [], "hand": []}
     for r in range(repeat):
@@ -383,18 +429,26 @@ def main() -> None:
     cpu = {k: min(c for _, c in v) for k, v in best.items()}
 
     def row(name: str, key: str) -> None:
-        print(f"  {name:<26} wall {wall[key]:6.2f} s {n / wall[key]:9,.0f} ev/s   "
-              f"cpu {cpu[key]:6.2f} s {n / cpu[key]:9,.0f} ev/s")
+        print(
+            f"  {name:<26} wall {wall[key]:6.2f} s {n / wall[key]:9,.0f} ev/s   "
+            f"cpu {cpu[key]:6.2f} s {n / cpu[key]:9,.0f} ev/s"
+        )
 
     print(f"applied {rt.seq} journal entries; balances equal in both implementations")
     row("charter, memory", "mem")
     row("plain Python, memory", "plain")
     row("charter, SQLite", "sql")
     row("hand-written sqlite3", "hand")
-    print(f"memory: charter throughput = {wall['plain'] / wall['mem']:.2f}x plain Python by wall time, "
-          f"{cpu['plain'] / cpu['mem']:.2f}x by CPU time (goal >= 0.5x)")
-    print(f"SQLite: charter time = {wall['sql'] / wall['hand']:.2f}x hand-written sqlite3 by wall time "
-          f"(goal <= 1.5x)")
+    print(
+        f"memory: charter throughput = {wall['plain'] / wall['mem']:.2f}x plain Python "
+        f"by wall time, "
+        f"{cpu['plain'] / cpu['mem']:.2f}x by CPU time (goal >= 0.5x)"
+    )
+    print(
+        f"SQLite: charter time = {wall['sql'] / wall['hand']:.2f}x hand-written sqlite3 "
+        f"by wall time "
+        f"(goal <= 1.5x)"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ same policy).  Exit codes: 0 ok, 1 failures (audit/replay mismatch, failed
 tests, policy errors, rejected events with ``--strict``), 2 usage or I/O
 errors.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,6 +31,7 @@ def _fail(msg: str, code: int = 2) -> None:
 
 def _compile(path: str) -> ir.Policy:
     from charter.compiler.pipeline import Compilation
+
     if not Path(path).is_file():
         _fail(f"{path}: no such policy file")
     try:
@@ -42,6 +44,7 @@ def _compile(path: str) -> ir.Policy:
 def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
     """``--param k=v``: values typed by the parameter (amounts in major units, e.g. ``2.50``)."""
     from charter.runtime.values import parse_decimal, parse_ratio
+
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -51,8 +54,9 @@ def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
             p = policy.param(name)
         except StopIteration:
             known = ", ".join(p.name for p in policy.params) or "none"
-            raise click.BadParameter(f"unknown parameter {name!r} (parameters: {known})",
-                                     param_hint="--param") from None
+            raise click.BadParameter(
+                f"unknown parameter {name!r} (parameters: {known})", param_hint="--param"
+            ) from None
         t = p.type
         v: Any
         if isinstance(t, ir.TAmount):
@@ -67,8 +71,9 @@ def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
         else:
             v = text[1:] if text.startswith("@") else text
         if v is None:
-            raise click.BadParameter(f"{name}: cannot read {text!r} as a value of its type",
-                                     param_hint="--param")
+            raise click.BadParameter(
+                f"{name}: cannot read {text!r} as a value of its type", param_hint="--param"
+            )
         out[name] = v
     return out
 
@@ -100,13 +105,18 @@ def _print_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
     click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     click.echo("  ".join("-" * w for w in widths))
     for r in rows:
-        click.echo("  ".join(str(c).rjust(w) if i == len(r) - 1 else str(c).ljust(w)
-                             for i, (c, w) in enumerate(zip(r, widths))))
+        click.echo(
+            "  ".join(
+                str(c).rjust(w) if i == len(r) - 1 else str(c).ljust(w)
+                for i, (c, w) in enumerate(zip(r, widths))
+            )
+        )
 
 
 def _open_ledger(db: str, policy: Optional[str]) -> Any:
     from charter.runtime.api import open_runtime
     from charter.runtime.store import StoreError
+
     if not Path(db).is_file():
         _fail(f"{db}: no such ledger file")
     pol = _compile(policy) if policy else None
@@ -152,20 +162,48 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @cli.command()
     @click.argument("policy", type=click.Path(dir_okay=False))
     @click.argument("events", type=click.Path(dir_okay=False))
-    @click.option("--db", default="ledger.sqlite", show_default=True,
-                  help="SQLite ledger file (created, or resumed if it exists).")
+    @click.option(
+        "--db",
+        default="ledger.sqlite",
+        show_default=True,
+        help="SQLite ledger file (created, or resumed if it exists).",
+    )
     @click.option("--memory", is_flag=True, help="Settle in memory only (no ledger file).")
-    @click.option("--batch", default=1, show_default=True, type=click.IntRange(1, None),
-                  help="Commit every N events in one SQLite transaction.")
-    @click.option("--rejections", "rej_path", default=None,
-                  help="JSON Lines file for rejected events [default: <db>.rejections.jsonl].")
-    @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-                  help="Override a parameter (within its declared range); amounts in major units.")
+    @click.option(
+        "--batch",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1, None),
+        help="Commit every N events in one SQLite transaction.",
+    )
+    @click.option(
+        "--rejections",
+        "rej_path",
+        default=None,
+        help="JSON Lines file for rejected events [default: <db>.rejections.jsonl].",
+    )
+    @click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Override a parameter (within its declared range); amounts in major units.",
+    )
     @click.option("--strict", is_flag=True, help="Exit 1 if any event is rejected.")
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-    def run(policy: str, events: str, db: str, memory: bool, batch: int, rej_path: Optional[str],
-            params: tuple[str, ...], strict: bool, as_json: bool, quiet: bool) -> None:
+    def run(
+        policy: str,
+        events: str,
+        db: str,
+        memory: bool,
+        batch: int,
+        rej_path: Optional[str],
+        params: tuple[str, ...],
+        strict: bool,
+        as_json: bool,
+        quiet: bool,
+    ) -> None:
         """Settle EVENTS (JSON Lines) under POLICY into a ledger.
 
         Resumable: run the same command again after a crash or kill; lines up to
@@ -182,7 +220,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             _fail(f"{events}: no such events file")
         overrides = _param_overrides(pol, params)
         try:
-            rt = open_runtime(pol, ":memory:" if memory else db, params=overrides or None, batch=batch)
+            rt = open_runtime(
+                pol, ":memory:" if memory else db, params=overrides or None, batch=batch
+            )
         except (StoreError, ParamError) as exc:
             _fail(str(exc))
         except PolicyNotExecutable as exc:
@@ -200,8 +240,11 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         started = time.perf_counter()
         show = not quiet and not as_json and total >= 1000
         try:
-            with click.progressbar(length=total, label="settling", file=sys.stderr,
-                                   show_pos=True) if show else _NoBar() as bar:
+            with (
+                click.progressbar(length=total, label="settling", file=sys.stderr, show_pos=True)
+                if show
+                else _NoBar() as bar
+            ):
                 for n, ev in _read_events(events):
                     if n <= resume_at:
                         # processed by an earlier run (applied, or rejected before the last
@@ -233,7 +276,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             rt.close()
         except KeyboardInterrupt:
             rt.close()
-            click.echo("interrupted: everything applied so far is committed; run again to resume", err=True)
+            click.echo(
+                "interrupted: everything applied so far is committed; run again to resume", err=True
+            )
             sys.exit(130)
         except StoreError as exc:
             _fail(f"ledger write failed: {exc}")
@@ -243,17 +288,31 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         elapsed = time.perf_counter() - started
         rejected = sum(reasons.values())
         if as_json:
-            click.echo(json.dumps({
-                "applied": applied, "skipped": skipped, "resumed_after_line": resume_at, "rejected": rejected,
-                "timer_entries": ticks,
-                "reasons": [{"code": c, "message": m, "count": k} for (c, m), k in reasons.most_common()],
-                "balances": {acc: bal for acc, bal in rt.balances().items()},
-                "journal_hash": rt.head, "ledger": None if memory else db, "rejections": rej_path,
-            }, indent=2))
+            click.echo(
+                json.dumps(
+                    {
+                        "applied": applied,
+                        "skipped": skipped,
+                        "resumed_after_line": resume_at,
+                        "rejected": rejected,
+                        "timer_entries": ticks,
+                        "reasons": [
+                            {"code": c, "message": m, "count": k}
+                            for (c, m), k in reasons.most_common()
+                        ],
+                        "balances": {acc: bal for acc, bal in rt.balances().items()},
+                        "journal_hash": rt.head,
+                        "ledger": None if memory else db,
+                        "rejections": rej_path,
+                    },
+                    indent=2,
+                )
+            )
         else:
             where = "in memory" if memory else db
-            click.echo(f"settled {events} under {pol.name} {pol.version} into {where} "
-                       f"in {elapsed:.2f}s")
+            click.echo(
+                f"settled {events} under {pol.name} {pol.version} into {where} in {elapsed:.2f}s"
+            )
             click.echo(f"  applied:          {applied}")
             if ticks:
                 click.echo(f"  timer entries:    {ticks} (timed handlers fired from event time)")
@@ -302,13 +361,17 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     def ledger_accounts(db: str, policy: Optional[str], as_json: bool) -> None:
         """Every account ever posted to, with its kind and asset."""
         rt = _open_ledger(db, policy)
-        accs = [{"account": a, "kind": a.split(":", 1)[0], "asset": rt.state.asset_of(a), "balance": b}
-                for a, b in rt.balances(include_zero=True).items()]
+        accs = [
+            {"account": a, "kind": a.split(":", 1)[0], "asset": rt.state.asset_of(a), "balance": b}
+            for a, b in rt.balances(include_zero=True).items()
+        ]
         if as_json:
             click.echo(json.dumps(accs, indent=2))
             return
-        _print_table([(x["account"], x["kind"], x["asset"], str(x["balance"])) for x in accs],
-                     ("account", "kind", "asset", "balance (minor units)"))
+        _print_table(
+            [(x["account"], x["kind"], x["asset"], str(x["balance"])) for x in accs],
+            ("account", "kind", "asset", "balance (minor units)"),
+        )
 
     @ledger.command("history")
     @click.argument("db")
@@ -316,8 +379,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @click.option("--limit", default=0, type=int, help="Only the last N entries.")
     @click.option("--policy", default=None)
     @click.option("--json", "as_json", is_flag=True)
-    def ledger_history(db: str, account: Optional[str], limit: int, policy: Optional[str],
-                       as_json: bool) -> None:
+    def ledger_history(
+        db: str, account: Optional[str], limit: int, policy: Optional[str], as_json: bool
+    ) -> None:
         """Journal entries (event, postings, hash), oldest first."""
         rt = _open_ledger(db, policy)
         hist = rt.history(account)
@@ -328,13 +392,21 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             return
         for h in hist:
             ev = h["event"]
-            click.echo(f"#{h['seq']} t={ev['time']} {ev['type']} {ev['id']} by {ev['submitter']} "
-                       f"[{h['hash'][:12]}]")
+            click.echo(
+                f"#{h['seq']} t={ev['time']} {ev['type']} {ev['id']} by {ev['submitter']} "
+                f"[{h['hash'][:12]}]"
+            )
             for t in h["timers"]:
-                click.echo(f"    timer {t['handler']} due {t['due']}"
-                           + (f" ({t['key']})" if t.get("key") else "") + f": {t['status']}")
+                click.echo(
+                    f"    timer {t['handler']} due {t['due']}"
+                    + (f" ({t['key']})" if t.get("key") else "")
+                    + f": {t['status']}"
+                )
             for p in h["postings"]:
-                click.echo(f"    {p['kind']:>9} {p['amount']:>12} {p['asset']:<10} {p['from']} -> {p['to']}")
+                click.echo(
+                    f"    {p['kind']:>9} {p['amount']:>12} {p['asset']:<10} "
+                    f"{p['from']} -> {p['to']}"
+                )
 
     @ledger.command("records")
     @click.argument("db")
@@ -343,9 +415,13 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     def ledger_records(db: str, record: str, policy: Optional[str]) -> None:
         """Live records of one kind, as JSON."""
         from charter.runtime.values import to_json_value
+
         rt = _open_ledger(db, policy)
         if record not in rt.state.records:
-            _fail(f"no record kind {record!r} (records: {', '.join(sorted(rt.state.records)) or 'none'})")
+            _fail(
+                f"no record kind {record!r} "
+                f"(records: {', '.join(sorted(rt.state.records)) or 'none'})"
+            )
         click.echo(json.dumps(to_json_value(rt.records(record)), indent=2))
 
     @cli.command()
@@ -355,18 +431,27 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     def audit(db: str, policy: Optional[str], as_json: bool) -> None:
         """Re-verify a ledger: hash chain, balances from postings, and a full replay."""
         from charter.runtime.api import replay
+
         rt = _open_ledger(db, policy)
         rep = rt.audit()
         rpl = replay(rt)
         problems = list(rep.problems) + [p for p in rpl.problems if p not in rep.problems]
         ok = rep.ok and rpl.ok
         if as_json:
-            click.echo(json.dumps({"ok": ok, "entries": rep.entries, "head": rep.head,
-                                   "problems": problems}, indent=2))
+            click.echo(
+                json.dumps(
+                    {"ok": ok, "entries": rep.entries, "head": rep.head, "problems": problems},
+                    indent=2,
+                )
+            )
         else:
-            click.echo(f"{db}: {rep.entries} journal entries, {rep.balances_checked} accounts checked")
+            click.echo(
+                f"{db}: {rep.entries} journal entries, {rep.balances_checked} accounts checked"
+            )
             if ok:
-                click.echo(f"OK: hash chain intact, balances match postings, replay reproduces the state")
+                click.echo(
+                    "OK: hash chain intact, balances match postings, replay reproduces the state"
+                )
                 click.echo(f"journal head {rep.head}")
             else:
                 click.echo(f"FAILED: {len(problems)} problem(s)")
@@ -382,6 +467,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         """Rebuild the state from the journal alone and compare it with the ledger."""
         from charter.runtime.api import replay as do_replay
         from charter.runtime.store import StoreError
+
         if not Path(db).is_file():
             _fail(f"{db}: no such ledger file")
         pol = _compile(policy) if policy else None
@@ -407,10 +493,13 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @click.option("-k", "keyword", default=None, help="Only tests whose name contains this text.")
     @click.option("--json", "as_json", is_flag=True)
     @click.option("-v", "verbose", is_flag=True, help="One line per test.")
-    def test_cmd(paths: tuple[str, ...], keyword: Optional[str], as_json: bool, verbose: bool) -> None:
+    def test_cmd(
+        paths: tuple[str, ...], keyword: Optional[str], as_json: bool, verbose: bool
+    ) -> None:
         """Run the `test` blocks of policies (files or directories of *.charter)."""
         from charter.compiler.pipeline import Compilation
         from charter.runtime.testing import run_tests
+
         files: list[Path] = []
         for p in paths:
             path = Path(p)
@@ -429,7 +518,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             try:
                 pol = Compilation.from_path(f).ir
             except CharterError as exc:
-                errors.append(f"{f}: does not compile\n" + render_text(exc.diagnostics, exc.sources))
+                errors.append(
+                    f"{f}: does not compile\n" + render_text(exc.diagnostics, exc.sources)
+                )
                 if not as_json:
                     click.echo(f"{f} E")
                 continue
@@ -451,9 +542,17 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         passed = len(results) - len(failed)
         elapsed = time.perf_counter() - started
         if as_json:
-            click.echo(json.dumps({"passed": passed, "failed": len(failed), "errors": errors,
-                                   "tests": [{"file": str(f), **r.to_dict()} for f, r in results]},
-                                  indent=2))
+            click.echo(
+                json.dumps(
+                    {
+                        "passed": passed,
+                        "failed": len(failed),
+                        "errors": errors,
+                        "tests": [{"file": str(f), **r.to_dict()} for f, r in results],
+                    },
+                    indent=2,
+                )
+            )
         else:
             for f, r in failed:
                 click.echo(f"\n___ {f}::{r.name} ___ ({r.span})")

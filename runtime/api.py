@@ -15,10 +15,10 @@ A ledger file records its policy (IR, fingerprint, parameters), so
 ``open_runtime(None, "ledger.sqlite")``, :func:`replay` and
 :func:`audit_ledger` work from the file alone.
 """
+
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Optional, Union
 
 import attrs
@@ -42,6 +42,7 @@ def _load_policy(policy: PolicyLike) -> Optional[ir.Policy]:
     if policy is None or isinstance(policy, ir.Policy):
         return policy
     from charter.compiler.pipeline import Compilation
+
     return Compilation.from_path(str(policy)).ir  # raises CharterError with diagnostics
 
 
@@ -60,15 +61,23 @@ def ledger_policy(store: StoreLike) -> ir.Policy:
     if not meta.get("policy_ir"):
         raise StoreError(f"{store}: the ledger records no policy")
     import json
+
     try:
         return ir.from_data(json.loads(meta["policy_ir"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise StoreError(f"{store}: the recorded policy cannot be read ({exc})") from None
 
 
-def open_runtime(policy: PolicyLike = None, store: StoreLike = ":memory:", *,
-                 params: Optional[dict[str, Any]] = None, batch: int = 1, synchronous: str = "FULL",
-                 step_budget: int = DEFAULT_STEP_BUDGET, backend: str = "python") -> Runtime:
+def open_runtime(
+    policy: PolicyLike = None,
+    store: StoreLike = ":memory:",
+    *,
+    params: Optional[dict[str, Any]] = None,
+    batch: int = 1,
+    synchronous: str = "FULL",
+    step_budget: int = DEFAULT_STEP_BUDGET,
+    backend: str = "python",
+) -> Runtime:
     """Open a runtime for ``policy`` (IR, or a path to compile) on ``store``.
 
     ``store`` is ``":memory:"``, a path to a SQLite ledger (created if new),
@@ -117,8 +126,13 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
         live = Runtime(pol, store)
         params = live.params
     fresh_store = MemoryStore()
-    fresh = Runtime(pol, fresh_store, params=params, step_budget=live.step_budget,
-                    backend=getattr(live, "backend", "python"))
+    fresh = Runtime(
+        pol,
+        fresh_store,
+        params=params,
+        step_budget=live.step_budget,
+        backend=getattr(live, "backend", "python"),
+    )
     problems: list[str] = []
     stored_head = live.genesis
     n = 0
@@ -134,10 +148,14 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
             continue
         out = fresh._submit(ev, True)  # timer entries keep their reserved ids
         if not out.applied:
-            problems.append(f"journal entry {row.seq} (event {row.event_id!r}) does not apply on replay: {out}")
+            problems.append(
+                f"journal entry {row.seq} (event {row.event_id!r}) does not apply on replay: {out}"
+            )
         elif out.journal_hash != row.hash or fresh_store.last_row().entry != row.entry:
-            problems.append(f"journal entry {row.seq} (event {row.event_id!r}) replays to a different "
-                            "entry (postings or content differ from the stored row)")
+            problems.append(
+                f"journal entry {row.seq} (event {row.event_id!r}) replays to a different "
+                "entry (postings or content differ from the stored row)"
+            )
     if not problems:
         stored_rows = list(live.state.rows()) if not store.persistent else sorted(store.rows())
         fresh_rows = sorted(fresh.state.rows()) if store.persistent else list(fresh.state.rows())
@@ -146,11 +164,18 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
             b = {(k, key): v for k, key, v in fresh_rows}
             for key in sorted(set(a) | set(b)):
                 if a.get(key) != b.get(key):
-                    problems.append(f"stored {key[0]} {key[1]} is {a.get(key)} but replay gives {b.get(key)}")
+                    problems.append(
+                        f"stored {key[0]} {key[1]} is {a.get(key)} but replay gives {b.get(key)}"
+                    )
                     if len(problems) >= 20:
                         break
-    return ReplayReport(ok=not problems and fresh.head == stored_head, entries=n, head=fresh.head,
-                        stored_head=stored_head, problems=tuple(problems))
+    return ReplayReport(
+        ok=not problems and fresh.head == stored_head,
+        entries=n,
+        head=fresh.head,
+        stored_head=stored_head,
+        problems=tuple(problems),
+    )
 
 
 def audit_ledger(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> AuditReport:
@@ -163,7 +188,25 @@ def audit_ledger(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -
 
 
 __all__ = [
-    "open_runtime", "replay", "audit_ledger", "ledger_policy", "run_tests", "resolve_params",
-    "Runtime", "Receipt", "Rejection", "Outcome", "Posting", "AuditReport", "ReplayReport",
-    "TestResult", "Store", "MemoryStore", "SqliteStore", "StoreError", "ParamError", "Rejected", "TICK",
+    "open_runtime",
+    "replay",
+    "audit_ledger",
+    "ledger_policy",
+    "run_tests",
+    "resolve_params",
+    "Runtime",
+    "Receipt",
+    "Rejection",
+    "Outcome",
+    "Posting",
+    "AuditReport",
+    "ReplayReport",
+    "TestResult",
+    "Store",
+    "MemoryStore",
+    "SqliteStore",
+    "StoreError",
+    "ParamError",
+    "Rejected",
+    "TICK",
 ]

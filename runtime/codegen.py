@@ -12,6 +12,7 @@ message and the span of the statement being executed.  A per-event step
 budget (statements executed + loop/aggregate/split items) bounds every
 evaluation, so even a huge collection cannot stall the runtime.
 """
+
 from __future__ import annotations
 
 import operator
@@ -52,9 +53,7 @@ class StepBudgetExceeded(Rejected):
 
 
 def _over_budget(e: Env) -> None:
-    raise StepBudgetExceeded(
-        "step_budget", f"event exceeded its step budget of {e.budget} steps"
-    )
+    raise StepBudgetExceeded("step_budget", f"event exceeded its step budget of {e.budget} steps")
 
 
 @attrs.frozen
@@ -94,7 +93,10 @@ def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy
     c = Compiler(policy)
     if backend == "python":
         from .pygen import compile_body
-        handlers = {h.name: attrs.evolve(c.handler(h), body=compile_body(c, h)) for h in policy.handlers}
+
+        handlers = {
+            h.name: attrs.evolve(c.handler(h), body=compile_body(c, h)) for h in policy.handlers
+        }
     else:
         handlers = {h.name: c.handler(h) for h in policy.handlers}
     timed = tuple(handlers[h.name] for h in policy.handlers if h.kind in ("every", "deadline"))
@@ -103,8 +105,14 @@ def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy
     return out
 
 
-_CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
-        ">": operator.gt, ">=": operator.ge}
+_CMP = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
@@ -119,36 +127,61 @@ class Compiler:
 
     def handler(self, h: ir.Handler) -> CompiledHandler:
         body = self.block(h.body)
-        return CompiledHandler(name=h.name, kind=h.kind, handler=h, params=h.params,
-                               auth=self.auth(h), body=body)
+        return CompiledHandler(
+            name=h.name, kind=h.kind, handler=h, params=h.params, auth=self.auth(h), body=body
+        )
 
     def auth(self, h: ir.Handler) -> Callable[[Env], None]:
         a = h.auth
         span = h.span
         if isinstance(a, ir.AuthClock):
+
             def auth_clock(e: Env) -> None:
                 if e.submitter != "clock":
-                    raise Rejected("unauthorised", f"{h.name} may only be submitted by the clock, not {e.submitter}", span)
+                    raise Rejected(
+                        "unauthorised",
+                        f"{h.name} may only be submitted by the clock, not {e.submitter}",
+                        span,
+                    )
+
             return auth_clock
         if isinstance(a, ir.AuthRole):
             binder, role = a.binder, a.role
             if role is None:
+
                 def auth_any(e: Env) -> None:
                     if e.submitter == "clock":
-                        raise Rejected("unauthorised", f"{h.name} must be submitted by a party, not the clock", span)
+                        raise Rejected(
+                            "unauthorised",
+                            f"{h.name} must be submitted by a party, not the clock",
+                            span,
+                        )
                     e.loc[binder] = e.submitter
+
                 return auth_any
+
             def auth_role(e: Env) -> None:
                 if e.submitter not in e.st.roles[role]:
-                    raise Rejected("unauthorised", f"{e.submitter} does not hold the {role} role and may not submit {h.name}", span)
+                    raise Rejected(
+                        "unauthorised",
+                        f"{e.submitter} does not hold the {role} role and may not submit {h.name}",
+                        span,
+                    )
                 e.loc[binder] = e.submitter
+
             return auth_role
         if isinstance(a, ir.AuthParty):
             who = self.expr(a.party)
+
             def auth_party(e: Env) -> None:
                 expected = who(e)
                 if expected != e.submitter:
-                    raise Rejected("unauthorised", f"only {expected} may submit {h.name}, not {e.submitter}", span)
+                    raise Rejected(
+                        "unauthorised",
+                        f"only {expected} may submit {h.name}, not {e.submitter}",
+                        span,
+                    )
+
             return auth_party
         raise PolicyNotExecutable(f"unknown auth {a!r}")
 
@@ -175,12 +208,15 @@ class Compiler:
                 if r.span is None:
                     r.span = spans[min(i, n - 1)]
                 raise
+
         return run
 
     def stmt(self, s: ir.Stmt) -> Callable[[Env], None]:
         m = getattr(self, "s_" + type(s).__name__, None)
         if m is None:
-            raise PolicyNotExecutable(f"statement {type(s).__name__} is not supported by the runtime")
+            raise PolicyNotExecutable(
+                f"statement {type(s).__name__} is not supported by the runtime"
+            )
         return m(s)
 
     def s_Require(self, s: ir.Require):
@@ -191,6 +227,7 @@ class Compiler:
         def require(e: Env) -> None:
             if not cond(e):
                 raise Rejected("require", msg, span)
+
         return require
 
     def s_Reject(self, s: ir.Reject):
@@ -198,6 +235,7 @@ class Compiler:
 
         def reject(e: Env) -> None:
             raise Rejected("rejected", msg, span)
+
         return reject
 
     def s_Let(self, s: ir.Let):
@@ -205,6 +243,7 @@ class Compiler:
 
         def let(e: Env) -> None:
             e.loc[name] = v(e)
+
         return let
 
     def s_SetField(self, s: ir.SetField):
@@ -215,6 +254,7 @@ class Compiler:
             if k not in e.st.records[r]:
                 raise Rejected("missing_record", f"no {r} with key {show(k)}")
             e.st.set_fields(r, k, {f: v(e)})
+
         return set_field
 
     def s_If(self, s: ir.If):
@@ -225,6 +265,7 @@ class Compiler:
                 then(e)
             else:
                 orelse(e)
+
         return if_
 
     def s_ForEach(self, s: ir.ForEach):
@@ -251,6 +292,7 @@ class Compiler:
                 loc.pop(var, None)
             else:
                 loc[var] = saved
+
         return for_each
 
     def _liveness(self, src: ir.Collection):
@@ -283,20 +325,32 @@ class Compiler:
         def move(e: Env) -> None:
             amt = amount(e)
             if amt < 0:
-                raise Rejected("negative_amount", f"cannot {kind} a negative amount ({amt} {asset})", span)
+                raise Rejected(
+                    "negative_amount", f"cannot {kind} a negative amount ({amt} {asset})", span
+                )
             s_acc, d_acc = src(e), dst(e)
             st = e.st
             if from_supply:
                 if cap is not None:
                     supply = -st.balances.get(supply_acc, 0)
                     if supply + amt > cap:
-                        raise Rejected("cap_exceeded", f"minting {amt} {asset} would exceed its cap of {cap} (supply {supply})", span)
+                        raise Rejected(
+                            "cap_exceeded",
+                            f"minting {amt} {asset} would exceed its cap of {cap} "
+                            f"(supply {supply})",
+                            span,
+                        )
             else:
                 have = st.balances.get(s_acc, 0)
                 if have < amt:
-                    raise Rejected("insufficient_funds", f"{kind}: {s_acc} holds {have} {asset}, needs {amt}", span)
+                    raise Rejected(
+                        "insufficient_funds",
+                        f"{kind}: {s_acc} holds {have} {asset}, needs {amt}",
+                        span,
+                    )
             if amt:
                 st.post(s_acc, d_acc, asset, amt, kind)
+
         return move
 
     def s_Split(self, s: ir.Split):
@@ -319,9 +373,13 @@ class Compiler:
             st = e.st
             have = st.balances.get(s_acc, 0)
             if amt < 0:
-                raise Rejected("negative_amount", f"cannot split a negative amount ({amt} {asset})", span)
+                raise Rejected(
+                    "negative_amount", f"cannot split a negative amount ({amt} {asset})", span
+                )
             if have < amt:
-                raise Rejected("insufficient_funds", f"split: {s_acc} holds {have} {asset}, needs {amt}", span)
+                raise Rejected(
+                    "insufficient_funds", f"split: {s_acc} holds {have} {asset}, needs {amt}", span
+                )
             loc = e.loc
             saved = loc.get(var, ABSENT)
             recipients: list[Any] = []
@@ -352,6 +410,7 @@ class Compiler:
             for r, share in zip(recipients, shares):
                 if share:
                     st.post(s_acc, party_account(r, dst_asset), asset, share, "split")
+
         return split
 
     def s_Grant(self, s: ir.Grant):
@@ -365,6 +424,7 @@ class Compiler:
                 raise Rejected("none_value", f"grant {right} to none", s.span)
             e.st.set_right((right, key(e) if key else None, p), until(e) if until else None)
             e.st.add_party(p)
+
         return grant
 
     def s_Revoke(self, s: ir.Revoke):
@@ -375,6 +435,7 @@ class Compiler:
             k = (right, key(e) if key else None, party(e))
             if k in e.st.rights:
                 e.st.set_right(k, ABSENT)
+
         return revoke
 
     def s_Admit(self, s: ir.Admit):
@@ -383,7 +444,9 @@ class Compiler:
         decl = self.roles.get(role)
         if decl is None:
             raise PolicyNotExecutable(f"admit as unknown role {role}")
-        defaults = {f.name: (self.expr(f.default) if f.default is not None else None) for f in decl.attrs}
+        defaults = {
+            f.name: (self.expr(f.default) if f.default is not None else None) for f in decl.attrs
+        }
 
         def admit(e: Env) -> None:
             p = party(e)
@@ -400,6 +463,7 @@ class Compiler:
             for name, f in given.items():
                 attrs_[name] = f(e)
             e.st.set_role(role, p, attrs_)
+
         return admit
 
     def s_Expel(self, s: ir.Expel):
@@ -410,6 +474,7 @@ class Compiler:
             if p not in e.st.roles[role]:
                 raise Rejected("not_member", f"{p} does not hold the {role} role", s.span)
             e.st.set_role(role, p, None)
+
         return expel
 
     def s_Create(self, s: ir.Create):
@@ -418,8 +483,10 @@ class Compiler:
         if decl is None:
             raise PolicyNotExecutable(f"create of unknown record {r}")
         given = {name: self.expr(x) for name, x in s.values}
-        fields = [(f.name, given.get(f.name) or (self.expr(f.default) if f.default is not None else None))
-                  for f in decl.fields]
+        fields = [
+            (f.name, given.get(f.name) or (self.expr(f.default) if f.default is not None else None))
+            for f in decl.fields
+        ]
 
         def create(e: Env) -> None:
             k = key(e)
@@ -427,7 +494,10 @@ class Compiler:
                 raise Rejected("bad_key", f"{r} key must be text, got {show(k)}", s.span)
             if k in e.st.records[r]:
                 raise Rejected("record_exists", f"{r} {k!r} already exists", s.span)
-            e.st.create_record(r, k, {name: (f(e) if f is not None else None) for name, f in fields})
+            e.st.create_record(
+                r, k, {name: (f(e) if f is not None else None) for name, f in fields}
+            )
+
         return create
 
     def s_Update(self, s: ir.Update):
@@ -439,6 +509,7 @@ class Compiler:
             if k not in e.st.records[r]:
                 raise Rejected("missing_record", f"no {r} with key {show(k)}", s.span)
             e.st.set_fields(r, k, {name: f(e) for name, f in values})
+
         return update
 
     def s_Delete(self, s: ir.Delete):
@@ -453,12 +524,15 @@ class Compiler:
                 left = e.st.balances.get(escrow_account(r, k, holds), 0)
                 if left:
                     # deleting would strand value no account could ever reach again
-                    raise Rejected("record_holds_value", f"{r} {k!r} still holds {left} {holds}", s.span)
+                    raise Rejected(
+                        "record_holds_value", f"{r} {k!r} still holds {left} {holds}", s.span
+                    )
             e.st.delete_record(r, k)
+
         return delete
 
     def s_Decay(self, s: ir.Decay):
-        asset, rate, span = s.asset, s.rate, s.span
+        asset, rate = s.asset, s.rate
         supply = supply_account(asset)
 
         def decay(e: Env) -> None:
@@ -472,6 +546,7 @@ class Compiler:
                 cut = sem.decay_amount(bal.get(acc, 0), rate)
                 if cut > 0:
                     st.post(acc, supply, asset, cut, "decay")
+
         return decay
 
     def s_Flag(self, s: ir.Flag):
@@ -479,11 +554,13 @@ class Compiler:
 
         def flag(e: Env) -> None:
             e.st.flags.append({"party": party(e), "message": msg})
+
         return flag
 
     def s_Dissolve(self, s: ir.Dissolve):
         def dissolve(e: Env) -> None:
             e.st.set_meta("dissolved", True)
+
         return dissolve
 
     # ================================================================ accounts
@@ -508,6 +585,7 @@ class Compiler:
                 if p == "clock":
                     raise Rejected("bad_party", "the clock holds no accounts")
                 return mk(p, asset)
+
             return party_acc
         if isinstance(a, ir.AccEscrow):
             key, r, asset = self.expr(a.key), a.record, a.asset
@@ -517,6 +595,7 @@ class Compiler:
                 if k not in e.st.records[r]:
                     raise Rejected("missing_record", f"no {r} with key {show(k)}")
                 return escrow_account(r, k, asset)
+
             return escrow_acc
         raise PolicyNotExecutable(f"unknown account {a!r}")
 
@@ -541,7 +620,9 @@ class Compiler:
     def expr(self, x: ir.Expr) -> Fn:
         m = getattr(self, "x_" + type(x).__name__, None)
         if m is None:
-            raise PolicyNotExecutable(f"expression {type(x).__name__} is not supported by the runtime")
+            raise PolicyNotExecutable(
+                f"expression {type(x).__name__} is not supported by the runtime"
+            )
         return m(x)
 
     def x_Const(self, x: ir.Const):
@@ -556,6 +637,7 @@ class Compiler:
                 return e.loc[name]
             except KeyError:
                 raise PolicyNotExecutable(f"unbound name {name}") from None
+
         return local
 
     def x_ParamRef(self, x: ir.ParamRef):
@@ -573,6 +655,7 @@ class Compiler:
             if k not in e.st.records[r]:
                 raise Rejected("missing_record", f"no {r} with key {show(k)}")
             return k
+
         return record_ref
 
     def x_RecordField(self, x: ir.RecordField):
@@ -587,6 +670,7 @@ class Compiler:
                 if rec is None:
                     raise Rejected("missing_record", f"no {r} with key {show(k)}")
                 return rec[f]
+
             return local_record_field
 
         def record_field(e: Env) -> Any:
@@ -595,6 +679,7 @@ class Compiler:
             if rec is None:
                 raise Rejected("missing_record", f"no {r} with key {show(k)}")
             return rec[f]
+
         return record_field
 
     def x_RoleAttr(self, x: ir.RoleAttr):
@@ -606,6 +691,7 @@ class Compiler:
             if attrs_ is None:
                 raise Rejected("not_member", f"{p} does not hold the {role} role")
             return attrs_.get(attr)
+
         return role_attr
 
     def x_Exists(self, x: ir.Exists):
@@ -627,11 +713,13 @@ class Compiler:
         if op == "or":
             return lambda e: a(e) or b(e)
         if op == "/":
+
             def div(e: Env) -> Any:
-                l, r = a(e), b(e)
-                if r == 0:
+                lv, rv = a(e), b(e)
+                if rv == 0:
                     raise Rejected("division_by_zero", "division by zero")
-                return Fraction(l) / r
+                return Fraction(lv) / rv
+
             return div
         f = _CMP.get(op) or _ARITH.get(op)
         if f is None:
@@ -642,24 +730,28 @@ class Compiler:
             c = x.right.value
 
             def compare_const(e: Env) -> bool:
-                l = a(e)
-                if l is None:
+                lv = a(e)
+                if lv is None:
                     raise Rejected("none_value", f"comparison {op} with none")
-                return f(l, c)
+                return f(lv, c)
+
             return compare_const
         if op in _CMP:
+
             def compare(e: Env) -> bool:
-                l, r = a(e), b(e)
-                if l is None or r is None:
+                lv, rv = a(e), b(e)
+                if lv is None or rv is None:
                     raise Rejected("none_value", f"comparison {op} with none")
-                return f(l, r)
+                return f(lv, rv)
+
             return compare
 
         def arith(e: Env) -> Any:
-            l, r = a(e), b(e)
-            if l is None or r is None:
+            lv, rv = a(e), b(e)
+            if lv is None or rv is None:
                 raise Rejected("none_value", f"arithmetic {op} on none")
-            return _norm(f(l, r))
+            return _norm(f(lv, rv))
+
         return arith
 
     def _rounded_product(self, name: str, b: ir.Binary) -> Fn:
@@ -671,11 +763,11 @@ class Compiler:
         left, right, div = self.expr(b.left), self.expr(b.right), b.op == "/"
 
         def rounded(e: Env) -> int:
-            l, r = left(e), right(e)
-            if l is None or r is None:
+            lv, rv = left(e), right(e)
+            if lv is None or rv is None:
                 raise Rejected("none_value", f"arithmetic {b.op} on none")
-            ln, ld = _nd(l)
-            rn, rd = _nd(r)
+            ln, ld = _nd(lv)
+            rn, rd = _nd(rv)
             if div:
                 if rn == 0:
                     raise Rejected("division_by_zero", "division by zero")
@@ -689,6 +781,7 @@ class Compiler:
             if name == "ceil":
                 return -((-n) // d)
             return (2 * n + d) // (2 * d)  # half up
+
         return rounded
 
     def x_AccBalance(self, x: ir.AccBalance):
@@ -734,6 +827,7 @@ class Compiler:
             if not vals:
                 raise Rejected("empty_aggregate", f"{kind} over an empty collection")
             return min(vals) if kind == "min" else max(vals)
+
         return aggregate
 
     def x_Builtin(self, x: ir.Builtin):
@@ -753,11 +847,13 @@ class Compiler:
             agg = min if name == "min" else max
             return lambda e: agg(f(e) for f in args)
         if name == "isqrt":
+
             def isqrt(e: Env) -> int:
                 v = one(e)
                 if v < 0:
                     raise Rejected("negative_sqrt", f"isqrt of a negative value ({v})")
                 return sem.isqrt(v)
+
             return isqrt
         if name == "pow":
             base, exp = args
@@ -769,11 +865,13 @@ class Compiler:
         if name == "is_none":
             return lambda e: one(e) is None
         if name == "some":
+
             def some(e: Env) -> Any:
                 v = one(e)
                 if v is None:
                     raise Rejected("none_value", "value is none")
                 return v
+
             return some
         if name == "ratio":
             a, b = args
@@ -783,6 +881,7 @@ class Compiler:
                 if d == 0:
                     raise Rejected("division_by_zero", "ratio with a zero denominator")
                 return Fraction(a(e), d)
+
             return ratio
         if name == "supply":
             acc = supply_account(extra[0])
@@ -800,7 +899,9 @@ class Compiler:
             if len(args) == 1 and extra:
                 asset = extra[0]
                 return lambda e: e.st.balances.get(mk(one(e), asset), 0)
-        raise PolicyNotExecutable(f"built-in {name}({len(args)} args, extra={extra}) is not supported")
+        raise PolicyNotExecutable(
+            f"built-in {name}({len(args)} args, extra={extra}) is not supported"
+        )
 
 
 def _nd(v: Any) -> tuple[int, int]:
@@ -832,4 +933,5 @@ def _integer_weights(weights: list[Any]) -> list[int]:
 
 def _gcd(a: int, b: int) -> int:
     import math
+
     return math.gcd(a, b)

@@ -35,6 +35,7 @@ same steps without the general case's branches; anything unusual (a
 malformed envelope, a duplicate, timers due, a tick) takes the general
 path, which also words the rejections.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,13 +48,14 @@ from charter.compiler import ir
 
 from . import semantics as sem
 from .codegen import DEFAULT_STEP_BUDGET, CompiledPolicy, Env, compile_policy
-from .journal import (AuditReport, JournalRow, audit_rows, chain, genesis_hash, policy_fingerprint)
+from .journal import AuditReport, JournalRow, audit_rows, genesis_hash, policy_fingerprint
 from .ledger import LedgerError, Posting, check_transaction, party_account, pool_account
 from .state import Frame, State
 from .store import MemoryStore, Store, StoreError
 from .values import Converter, PolicyNotExecutable, Rejected, canonical, check_range, to_json_value
 
 import os
+
 _DEBUG = bool(os.environ.get("CHARTER_RUNTIME_DEBUG"))
 TICK = "@tick"
 _NATIVE = (int, str, bool)
@@ -82,10 +84,15 @@ class Receipt(NamedTuple):
     applied = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"applied": True, "event_id": self.event_id, "tx": self.tx,
-                "postings": [p.to_dict() for p in self.postings],
-                "journal_hash": self.journal_hash, "flags": list(self.flags),
-                "timers": list(self.timers)}
+        return {
+            "applied": True,
+            "event_id": self.event_id,
+            "tx": self.tx,
+            "postings": [p.to_dict() for p in self.postings],
+            "journal_hash": self.journal_hash,
+            "flags": list(self.flags),
+            "timers": list(self.timers),
+        }
 
 
 @attrs.frozen
@@ -98,11 +105,20 @@ class Rejection:
     applied = False
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"applied": False, "event_id": self.event_id, "code": self.code,
-                               "message": self.message}
+        out: dict[str, Any] = {
+            "applied": False,
+            "event_id": self.event_id,
+            "code": self.code,
+            "message": self.message,
+        }
         if self.span is not None and self.span != ir.NOSPAN:
-            out["span"] = {"file": self.span.file, "line": self.span.line, "col": self.span.col,
-                           "end_line": self.span.end_line, "end_col": self.span.end_col}
+            out["span"] = {
+                "file": self.span.file,
+                "line": self.span.line,
+                "col": self.span.col,
+                "end_line": self.span.end_line,
+                "end_col": self.span.end_col,
+            }
         return out
 
     def __str__(self) -> str:
@@ -124,7 +140,11 @@ def resolve_params(policy: ir.Policy, overrides: Optional[dict[str, Any]] = None
             known = ", ".join(sorted(values)) or "none"
             raise ParamError(f"unknown parameter {name!r} (parameters: {known})") from None
         try:
-            v = conv.convert(p.type, raw, f"parameter {name}") if not _is_native(p.type, raw) else raw
+            v = (
+                conv.convert(p.type, raw, f"parameter {name}")
+                if not _is_native(p.type, raw)
+                else raw
+            )
             check_range(v, p.lo, p.hi, f"parameter {name}")
         except Rejected as r:
             raise ParamError(r.message) from None
@@ -134,15 +154,22 @@ def resolve_params(policy: ir.Policy, overrides: Optional[dict[str, Any]] = None
 
 def _is_native(t: ir.Type, v: Any) -> bool:
     from fractions import Fraction
+
     return isinstance(t, ir.TRatio) and isinstance(v, Fraction)
 
 
 class Runtime:
     """A policy settled on a store.  Not thread-safe: one writer per runtime."""
 
-    def __init__(self, policy: ir.Policy, store: Optional[Store] = None, *,
-                 params: Optional[dict[str, Any]] = None, step_budget: int = DEFAULT_STEP_BUDGET,
-                 backend: str = "python"):
+    def __init__(
+        self,
+        policy: ir.Policy,
+        store: Optional[Store] = None,
+        *,
+        params: Optional[dict[str, Any]] = None,
+        step_budget: int = DEFAULT_STEP_BUDGET,
+        backend: str = "python",
+    ):
         self.policy = policy
         self.store: Store = store if store is not None else MemoryStore()
         self.compiled: CompiledPolicy = compile_policy(policy, backend)
@@ -162,30 +189,44 @@ class Runtime:
             if meta.get("fingerprint") != fp:
                 raise StoreError(
                     f"this ledger belongs to policy {meta.get('policy_name')!r} "
-                    f"(fingerprint {str(meta.get('fingerprint'))[:12]}...), not {policy.name!r} ({fp[:12]}...)")
+                    f"(fingerprint {str(meta.get('fingerprint'))[:12]}...), "
+                    f"not {policy.name!r} ({fp[:12]}...)"
+                )
             stored_params = {k: _decode_param(v) for k, v in meta.get("params", {}).items()}
             if params:
                 wanted = resolve_params(policy, params)
                 if wanted != stored_params:
-                    raise StoreError("parameter overrides differ from those this ledger was started with "
-                                     f"({_show_params(stored_params)})")
+                    raise StoreError(
+                        "parameter overrides differ from those this ledger was started with "
+                        f"({_show_params(stored_params)})"
+                    )
             self.params = stored_params
         else:
             self.params = resolve_params(policy, params)
         self.genesis = genesis_hash(policy, self.params)
         if not meta:
-            self.store.init({"fingerprint": policy_fingerprint(policy), "policy_name": policy.name,
-                             "policy_version": policy.version, "source_hash": policy.source_hash,
-                             "params": {k: to_json_value(v) for k, v in self.params.items()},
-                             "genesis": self.genesis, "policy_ir": ir.to_json(policy, indent=None)})
+            self.store.init(
+                {
+                    "fingerprint": policy_fingerprint(policy),
+                    "policy_name": policy.name,
+                    "policy_version": policy.version,
+                    "source_hash": policy.source_hash,
+                    "params": {k: to_json_value(v) for k, v in self.params.items()},
+                    "genesis": self.genesis,
+                    "policy_ir": ir.to_json(policy, indent=None),
+                }
+            )
         self.applied_ids: set[str] = set()
         self.head = self.genesis
         self.seq = 0
         self.clock: Optional[int] = None
-        self.last_tick: Optional[Outcome] = None  # the timers entry the last submit committed, if any
+        self.last_tick: Optional[Outcome] = (
+            None  # the timers entry the last submit committed, if any
+        )
         for kind, key, value in self.store.rows():
             self.state.load_row(kind, key, value)
         import json
+
         for row in self.store.journal():
             self.applied_ids.add(row.event_id)
             self.seq = row.seq
@@ -214,11 +255,21 @@ class Runtime:
             args = event.get("args", _NO_ARGS)
             ch = self._events.get(event.get("type"))
             clock = self.clock
-            if (ch is not None and type(eid) is str and eid and type(sub) is str and sub
-                    and type(now) is int and now >= 0 and type(args) is dict
-                    and eid not in self.applied_ids and (clock is None or now >= clock)
-                    and not eid.startswith(_AUTO_TICK) and "dissolved" not in self.state.meta
-                    and not (self._timed and self._timers_due(now))):
+            if (
+                ch is not None
+                and type(eid) is str
+                and eid
+                and type(sub) is str
+                and sub
+                and type(now) is int
+                and now >= 0
+                and type(args) is dict
+                and eid not in self.applied_ids
+                and (clock is None or now >= clock)
+                and not eid.startswith(_AUTO_TICK)
+                and "dissolved" not in self.state.meta
+                and not (self._timed and self._timers_due(now))
+            ):
                 try:
                     conv = self._convert_args(ch, args)
                 except Rejected as r:
@@ -230,8 +281,11 @@ class Runtime:
         try:
             ev, ch = self._validate(event)
             if eid.startswith(_AUTO_TICK) and not replaying:
-                raise Rejected("bad_envelope", f"event ids starting with {_AUTO_TICK!r} are reserved "
-                                               "for the runtime's timer entries")
+                raise Rejected(
+                    "bad_envelope",
+                    f"event ids starting with {_AUTO_TICK!r} are reserved "
+                    "for the runtime's timer entries",
+                )
         except Rejected as r:
             return Rejection(eid, r.code, r.message, r.span)
         return self._apply(ev, ch)
@@ -256,8 +310,15 @@ class Runtime:
 
     def advance(self, time: int, event_id: Optional[str] = None) -> Outcome:
         """Advance the clock to ``time``, firing due timed handlers (a ``@tick`` event)."""
-        return self.submit({"id": event_id or f"@tick:{time}", "type": TICK, "submitter": "clock",
-                            "time": time, "args": {}})
+        return self.submit(
+            {
+                "id": event_id or f"@tick:{time}",
+                "type": TICK,
+                "submitter": "clock",
+                "time": time,
+                "args": {},
+            }
+        )
 
     def flush(self) -> None:
         if self.store.persistent:
@@ -281,11 +342,23 @@ class Runtime:
 
     def _validate(self, event: Any) -> tuple[dict[str, Any], Any]:
         if type(event) is dict and event.keys() <= _ENVELOPE:
-            eid, etype, sub, time = (event.get("id"), event.get("type"), event.get("submitter"),
-                                     event.get("time"))
+            eid, etype, sub, time = (
+                event.get("id"),
+                event.get("type"),
+                event.get("submitter"),
+                event.get("time"),
+            )
             args = event.get("args", {})
-            if not (type(eid) is str and eid and type(etype) is str and type(sub) is str and sub
-                    and type(time) is int and time >= 0 and type(args) is dict):
+            if not (
+                type(eid) is str
+                and eid
+                and type(etype) is str
+                and type(sub) is str
+                and sub
+                and type(time) is int
+                and time >= 0
+                and type(args) is dict
+            ):
                 self._envelope_error(event)
         else:
             self._envelope_error(event)
@@ -294,7 +367,10 @@ class Runtime:
         if self.state.meta.get("dissolved"):
             raise Rejected("dissolved", "the policy has been dissolved; no further events apply")
         if self.clock is not None and time < self.clock:
-            raise Rejected("time_regressed", f"event time {time} is before the last applied event ({self.clock})")
+            raise Rejected(
+                "time_regressed",
+                f"event time {time} is before the last applied event ({self.clock})",
+            )
         if etype == TICK:
             if sub != "clock":
                 raise Rejected("unauthorised", f"{TICK} may only be submitted by the clock")
@@ -303,9 +379,15 @@ class Runtime:
             return {"id": eid, "type": etype, "submitter": sub, "time": time, "args": {}}, None
         ch = self.compiled.handlers.get(etype)
         if ch is None:
-            raise Rejected("unknown_event", f"unknown event type {etype!r}" + _suggest(etype, self.compiled.handlers))
+            raise Rejected(
+                "unknown_event",
+                f"unknown event type {etype!r}" + _suggest(etype, self.compiled.handlers),
+            )
         if ch.kind != "event":
-            raise Rejected("unknown_event", f"{etype!r} is a timed handler; it fires from event time and cannot be submitted")
+            raise Rejected(
+                "unknown_event",
+                f"{etype!r} is a timed handler; it fires from event time and cannot be submitted",
+            )
         return {"id": eid, "type": etype, "submitter": sub, "time": time, "args": args}, ch
 
     @staticmethod
@@ -315,8 +397,11 @@ class Runtime:
             raise Rejected("bad_envelope", "an event must be a JSON object")
         extra = set(event) - _ENVELOPE
         if extra:
-            raise Rejected("bad_envelope", f"unknown envelope key(s): {', '.join(sorted(extra))} "
-                                           "(allowed: id, type, submitter, time, args)")
+            raise Rejected(
+                "bad_envelope",
+                f"unknown envelope key(s): {', '.join(sorted(extra))} "
+                "(allowed: id, type, submitter, time, args)",
+            )
         for key in ("id", "type", "submitter", "time"):
             if key not in event:
                 raise Rejected("bad_envelope", f"event has no {key!r}")
@@ -334,8 +419,14 @@ class Runtime:
     def _arg_spec(self, ch: Any) -> tuple[frozenset, list]:
         spec = self._specs.get(ch.name)
         if spec is None:
-            fields = [(f.name, self.converter.compile(f.type, f"{ch.name}: argument {f.name!r}", f.lo, f.hi),
-                       isinstance(f.type, ir.TOptional)) for f in ch.params]
+            fields = [
+                (
+                    f.name,
+                    self.converter.compile(f.type, f"{ch.name}: argument {f.name!r}", f.lo, f.hi),
+                    isinstance(f.type, ir.TOptional),
+                )
+                for f in ch.params
+            ]
             spec = self._specs[ch.name] = (frozenset(f.name for f in ch.params), fields)
         return spec
 
@@ -343,8 +434,11 @@ class Runtime:
         names, fields = self._arg_spec(ch)
         if len(args) > len(fields) or not names.issuperset(args):
             unknown = sorted(k for k in args if k not in names)
-            raise Rejected("unknown_argument", f"{ch.name}: unknown argument(s) {', '.join(unknown)}"
-                                               f" (expected: {', '.join(f[0] for f in fields) or 'none'})")
+            raise Rejected(
+                "unknown_argument",
+                f"{ch.name}: unknown argument(s) {', '.join(unknown)}"
+                f" (expected: {', '.join(f[0] for f in fields) or 'none'})",
+            )
         out: dict[str, Any] = {}
         state = self.state
         for name, conv, optional in fields:
@@ -359,22 +453,34 @@ class Runtime:
     # ---------------------------------------------------------------- applying
 
     def _apply(self, ev: dict[str, Any], ch: Any) -> Outcome:
-        st = self.state
         now = ev["time"]
         if ch is None:  # an explicit @tick: timers only, always journaled
             return self._run(ev, None, fire=True)
         if self._timed and self._timers_due(now):
-            tick = {"id": f"{TICK}#{self.seq + 1}", "type": TICK, "submitter": "clock",
-                    "time": now, "args": {}}
+            tick = {
+                "id": f"{TICK}#{self.seq + 1}",
+                "type": TICK,
+                "submitter": "clock",
+                "time": now,
+                "args": {},
+            }
             out = self._run(tick, None, fire=True)
             if not out.applied:
                 # time cannot pass timers that could not fire: refuse the event, say why
-                return Rejection(ev["id"], out.code, f"timed handlers due before this event failed: "
-                                                     f"{out.message}", out.span)
+                return Rejection(
+                    ev["id"],
+                    out.code,
+                    f"timed handlers due before this event failed: {out.message}",
+                    out.span,
+                )
             self.last_tick = out
             if self.state.meta.get("dissolved"):
-                return Rejection(ev["id"], "dissolved", "the policy was dissolved by a timed handler "
-                                                        "before this event; no further events apply")
+                return Rejection(
+                    ev["id"],
+                    "dissolved",
+                    "the policy was dissolved by a timed handler "
+                    "before this event; no further events apply",
+                )
         # arguments are checked against the state after the timers ran
         try:
             ev["args"] = self._convert_args(ch, ev["args"])
@@ -394,7 +500,10 @@ class Runtime:
         t0 = st.meta.get("t0")
         for ch, h in self._timed:
             if h.kind == "every":
-                if t0 is not None and t0 + (st.meta.get("every:" + h.name, 0) + 1) * h.period <= now:
+                if (
+                    t0 is not None
+                    and t0 + (st.meta.get("every:" + h.name, 0) + 1) * h.period <= now
+                ):
                     return True
             else:
                 top = st.deadline_top(h.name, h.record, h.field, now)
@@ -434,13 +543,24 @@ class Runtime:
         except sem.SemanticsError as exc:
             st.rollback()
             return Rejection(ev["id"], exc.code, exc.message, ch.handler.span if ch else None)
-        except (PolicyNotExecutable, ArithmeticError, TypeError, KeyError, ValueError, RecursionError) as exc:
+        except (
+            PolicyNotExecutable,
+            ArithmeticError,
+            TypeError,
+            KeyError,
+            ValueError,
+            RecursionError,
+        ) as exc:
             if _DEBUG:
                 raise
             # a compiler/runtime mismatch or ill-typed IR: never half-apply, say what happened
             st.rollback()
-            return Rejection(ev["id"], "runtime_error", f"{type(exc).__name__}: {exc}",
-                             ch.handler.span if ch else None)
+            return Rejection(
+                ev["id"],
+                "runtime_error",
+                f"{type(exc).__name__}: {exc}",
+                ch.handler.span if ch else None,
+            )
         return self._commit(ev, timers)
 
     def _run_event(self, eid: str, ch: Any, sub: str, now: int, args: dict[str, Any]) -> Outcome:
@@ -463,8 +583,17 @@ class Runtime:
             ch.body(env)
             if postings or frame.bal:
                 check_transaction(postings, frame.bal, st.balances, st.asset_of_acc.__getitem__)
-        except (Rejected, LedgerError, sem.SemanticsError, PolicyNotExecutable, ArithmeticError,
-                TypeError, KeyError, ValueError, RecursionError) as exc:
+        except (
+            Rejected,
+            LedgerError,
+            sem.SemanticsError,
+            PolicyNotExecutable,
+            ArithmeticError,
+            TypeError,
+            KeyError,
+            ValueError,
+            RecursionError,
+        ) as exc:
             st.rollback()
             return self._rejection(eid, ch, exc)
         seq = self.seq + 1
@@ -474,9 +603,15 @@ class Runtime:
                 break
         ptuple = tuple(postings)
         flags = tuple(st.flags)
-        entry_json = _dumps({"seq": seq, "event": {"args": args, "id": eid, "submitter": sub,
-                                                   "time": now, "type": ch.name},
-                             "timers": (), "postings": ptuple, "flags": flags})
+        entry_json = _dumps(
+            {
+                "seq": seq,
+                "event": {"args": args, "id": eid, "submitter": sub, "time": now, "type": ch.name},
+                "timers": (),
+                "postings": ptuple,
+                "flags": flags,
+            }
+        )
         h = _sha256((self.head + entry_json).encode()).hexdigest()
         store = self.store
         if store.persistent:
@@ -519,9 +654,19 @@ class Runtime:
                 args = {k: to_json_value(v) for k, v in args.items()}
                 break
         # Postings are NamedTuples: JSON writes them as lists, as the journal wants.
-        entry = {"seq": seq, "event": {"args": args, "id": ev["id"], "submitter": ev["submitter"],
-                                       "time": ev["time"], "type": ev["type"]},
-                 "timers": timers, "postings": postings, "flags": flags}
+        entry = {
+            "seq": seq,
+            "event": {
+                "args": args,
+                "id": ev["id"],
+                "submitter": ev["submitter"],
+                "time": ev["time"],
+                "type": ev["type"],
+            },
+            "timers": timers,
+            "postings": postings,
+            "flags": flags,
+        }
         entry_json = _dumps(entry)
         h = _sha256((self.head + entry_json).encode()).hexdigest()
         row = JournalRow(seq, ev["id"], entry_json, h)
@@ -540,8 +685,14 @@ class Runtime:
         self.head = h
         self.clock = ev["time"]
         self.applied_ids.add(ev["id"])
-        return Receipt(event_id=ev["id"], tx=seq, postings=postings, journal_hash=h, flags=flags,
-                       timers=tuple(timers))
+        return Receipt(
+            event_id=ev["id"],
+            tx=seq,
+            postings=postings,
+            journal_hash=h,
+            flags=flags,
+            timers=tuple(timers),
+        )
 
     def _fire_timers(self, now: int, out: list[dict]) -> None:
         st = self.state
@@ -566,10 +717,17 @@ class Runtime:
                 return
             fired += 1
             if fired > MAX_TIMER_FIRINGS:
-                raise Rejected("timer_overflow", f"more than {MAX_TIMER_FIRINGS} timed handler firings are due "
-                                                 "before this event; submit @tick events in between")
+                raise Rejected(
+                    "timer_overflow",
+                    f"more than {MAX_TIMER_FIRINGS} timed handler firings are due "
+                    "before this event; submit @tick events in between",
+                )
             (due, name, key), ch, h = best
-            info: dict[str, Any] = {"handler": name, "due": due, "key": key if h.kind == "deadline" else None}
+            info: dict[str, Any] = {
+                "handler": name,
+                "due": due,
+                "key": key if h.kind == "deadline" else None,
+            }
             if h.kind == "every":
                 st.set_meta("every:" + name, meta.get("every:" + name, 0) + 1)
             else:
@@ -603,7 +761,7 @@ class Runtime:
         return {a: b for a, b in sorted(self.state.balances.items()) if b or include_zero}
 
     def balance(self, account: str, asset: Optional[str] = None) -> int:
-        """``balance("alice", "Credit")``, ``balance("commons")`` (a pool) or a full account name."""
+        """``balance("alice", "Credit")``, ``balance("commons")`` (a pool), or an account name."""
         if asset is not None and ":" not in account:
             return self.state.balances.get(party_account(account, asset), 0)
         if ":" not in account:
@@ -622,8 +780,12 @@ class Runtime:
         return {p: dict(a) for p, a in sorted(self.state.roles[role].items())}
 
     def rights(self) -> list[dict[str, Any]]:
-        return [{"right": r, "key": k, "party": p, "until": u}
-                for (r, k, p), u in sorted(self.state.rights.items(), key=lambda kv: canonical(list(kv[0])))]
+        return [
+            {"right": r, "key": k, "party": p, "until": u}
+            for (r, k, p), u in sorted(
+                self.state.rights.items(), key=lambda kv: canonical(list(kv[0]))
+            )
+        ]
 
     @property
     def dissolved(self) -> bool:
@@ -644,9 +806,16 @@ class Runtime:
                 ps = [p for p in ps if account in (p[0], p[1])]
                 if not ps:
                     continue
-            out.append({"seq": row.seq, "event": data["event"], "hash": row.hash,
-                        "postings": [Posting(*p).to_dict() for p in ps], "timers": data["timers"],
-                        "flags": data["flags"]})
+            out.append(
+                {
+                    "seq": row.seq,
+                    "event": data["event"],
+                    "hash": row.hash,
+                    "postings": [Posting(*p).to_dict() for p in ps],
+                    "timers": data["timers"],
+                    "flags": data["flags"],
+                }
+            )
         return out
 
     def state_rows(self) -> list[tuple[str, str, Any]]:
@@ -666,10 +835,14 @@ class Runtime:
             live = {k: v for k, v in self.state.balances.items()}
             for acc in sorted(set(live) | set(stored)):
                 if live.get(acc, 0) != stored.get(acc, 0):
-                    problems.append(f"stored balance of {acc} ({stored.get(acc, 0)}) differs from the "
-                                    f"running state ({live.get(acc, 0)})")
+                    problems.append(
+                        f"stored balance of {acc} ({stored.get(acc, 0)}) differs from the "
+                        f"running state ({live.get(acc, 0)})"
+                    )
         if report.head != self.head:
-            problems.append(f"journal head {report.head[:16]} differs from the runtime's {self.head[:16]}")
+            problems.append(
+                f"journal head {report.head[:16]} differs from the runtime's {self.head[:16]}"
+            )
         return attrs.evolve(report, ok=not problems, problems=tuple(problems))
 
     # ================================================================ tests support
@@ -698,16 +871,19 @@ class Runtime:
 
 def _decode_param(v: Any) -> Any:
     from .values import from_json_value
+
     return from_json_value(v)
 
 
 def _show_params(params: dict[str, Any]) -> str:
     from .values import show
+
     return ", ".join(f"{k}={show(v)}" for k, v in sorted(params.items())) or "none"
 
 
 def _suggest(name: str, handlers: dict[str, Any]) -> str:
     import difflib
+
     events = [n for n, h in handlers.items() if h.kind == "event"]
     close = difflib.get_close_matches(name, events, n=1)
     if close:

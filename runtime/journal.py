@@ -11,6 +11,7 @@ Its hash is ``sha256(prev_hash + canonical_json(entry))`` (hex).  The first
 or IR fingerprint) and the parameter values, so a journal cannot be replayed
 against another policy unnoticed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,7 +34,12 @@ def policy_fingerprint(policy: ir.Policy) -> str:
 
 
 def genesis_hash(policy: ir.Policy, params: dict[str, Any]) -> str:
-    text = "charter-journal-v1\n" + policy_fingerprint(policy) + "\n" + canonical(to_json_value(params))
+    text = (
+        "charter-journal-v1\n"
+        + policy_fingerprint(policy)
+        + "\n"
+        + canonical(to_json_value(params))
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -65,11 +71,18 @@ class AuditReport:
     balances_checked: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "entries": self.entries, "head": self.head,
-                "problems": list(self.problems), "balances_checked": self.balances_checked}
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "head": self.head,
+            "problems": list(self.problems),
+            "balances_checked": self.balances_checked,
+        }
 
 
-def verify_chain(rows: Iterable[JournalRow], genesis: str) -> tuple[list[str], str, int, list[Posting]]:
+def verify_chain(
+    rows: Iterable[JournalRow], genesis: str
+) -> tuple[list[str], str, int, list[Posting]]:
     """Re-hash every entry; returns (problems, head, count, all postings)."""
     problems: list[str] = []
     prev = genesis
@@ -79,7 +92,9 @@ def verify_chain(rows: Iterable[JournalRow], genesis: str) -> tuple[list[str], s
         n += 1
         where = f"journal entry {row.seq} (event {row.event_id!r})"
         if row.seq != n:
-            problems.append(f"{where}: sequence number {row.seq}, expected {n} (entry missing or reordered)")
+            problems.append(
+                f"{where}: sequence number {row.seq}, expected {n} (entry missing or reordered)"
+            )
         try:
             data = json.loads(row.entry)
             ev_id = data["event"]["id"]
@@ -94,7 +109,9 @@ def verify_chain(rows: Iterable[JournalRow], genesis: str) -> tuple[list[str], s
             problems.append(f"{where}: entry is not in canonical form (edited by hand?)")
         h = chain(prev, row.entry)
         if h != row.hash:
-            problems.append(f"{where}: hash does not match its content and predecessor (modified row)")
+            problems.append(
+                f"{where}: hash does not match its content and predecessor (modified row)"
+            )
         postings.extend(ps)
         prev = row.hash
     return problems, prev, n, postings
@@ -109,16 +126,25 @@ def compare_balances(recomputed: dict[str, int], stored: dict[str, int]) -> list
     return problems
 
 
-def audit_rows(rows: Iterable[JournalRow], genesis: str, stored_balances: dict[str, int],
-               asset_of: Optional[dict[str, str]] = None) -> AuditReport:
+def audit_rows(
+    rows: Iterable[JournalRow],
+    genesis: str,
+    stored_balances: dict[str, int],
+    asset_of: Optional[dict[str, str]] = None,
+) -> AuditReport:
     problems, head, n, postings = verify_chain(rows, genesis)
     recomputed = balances_from_postings(postings)
     problems += compare_balances(recomputed, stored_balances)
     for acc, bal in sorted(recomputed.items()):
         if bal < 0 and not acc.startswith("supply:"):
             problems.append(f"account {acc} is negative ({bal}) in the journal")
-    return AuditReport(ok=not problems, entries=n, head=head, problems=tuple(problems),
-                       balances_checked=len(set(recomputed) | set(stored_balances)))
+    return AuditReport(
+        ok=not problems,
+        entries=n,
+        head=head,
+        problems=tuple(problems),
+        balances_checked=len(set(recomputed) | set(stored_balances)),
+    )
 
 
 def iter_events(rows: Iterable[JournalRow]) -> Iterator[dict[str, Any]]:

@@ -14,6 +14,7 @@ another, so a transaction's postings balance per asset by construction;
 non-negativity of every touched non-supply account), because the runtime
 must never trust its own evaluation with the books.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
@@ -30,7 +31,13 @@ class Posting(NamedTuple):
         return [self.src, self.dst, self.asset, self.amount, self.kind]
 
     def to_dict(self) -> dict:
-        return {"from": self.src, "to": self.dst, "asset": self.asset, "amount": self.amount, "kind": self.kind}
+        return {
+            "from": self.src,
+            "to": self.dst,
+            "asset": self.asset,
+            "amount": self.amount,
+            "kind": self.kind,
+        }
 
 
 def party_account(party: str, asset: str) -> str:
@@ -99,7 +106,9 @@ def check_transaction(
             s_now, d_now = balances.get(src, 0), balances.get(dst, 0)
             if s_now - (before[src] or 0) != -amount or d_now - (before[dst] or 0) != amount:
                 raise LedgerError(f"balances of {src} and {dst} do not match a move of {amount}")
-            if (s_now < 0 and not src.startswith("supply:")) or (d_now < 0 and not dst.startswith("supply:")):
+            if (s_now < 0 and not src.startswith("supply:")) or (
+                d_now < 0 and not dst.startswith("supply:")
+            ):
                 raise LedgerError(f"a move of {amount} {asset} leaves {src} or {dst} negative")
             return
     expected: dict[str, int] = {}

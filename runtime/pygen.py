@@ -15,6 +15,7 @@ strings, names, spans) is passed through a constant table ``K`` and only
 referenced by index; the generated text consists of this module's own
 templates, indices and Python operators.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -30,7 +31,8 @@ from .values import PolicyNotExecutable, Rejected, show
 _CMP = {"==", "!=", "<", "<=", ">", ">="}
 
 
-# ------------------------------------------------------------------ helpers the generated code calls
+# ------------------------------------------------------------ helpers the generated code calls
+
 
 def _rec(recs: dict, k: Any, r: str) -> dict:
     rec = recs.get(k)
@@ -77,11 +79,11 @@ def _none(op: str) -> Rejected:
     return Rejected("none_value", f"{op} with none")
 
 
-def _rounded(name: str, l: Any, r: Any, div: bool) -> int:
-    if l is None or r is None:
+def _rounded(name: str, lv: Any, rv: Any, div: bool) -> int:
+    if lv is None or rv is None:
         raise _none("arithmetic")
-    ln, ld = (l, 1) if type(l) is int else (l.numerator, l.denominator)
-    rn, rd = (r, 1) if type(r) is int else (r.numerator, r.denominator)
+    ln, ld = (lv, 1) if type(lv) is int else (lv.numerator, lv.denominator)
+    rn, rd = (rv, 1) if type(rv) is int else (rv.numerator, rv.denominator)
     if div:
         if rn == 0:
             raise Rejected("division_by_zero", "division by zero")
@@ -97,8 +99,17 @@ def _rounded(name: str, l: Any, r: Any, div: bool) -> int:
     return (2 * n + d) // (2 * d)
 
 
-def _move(st: Any, amt: Any, s_acc: str, d_acc: str, asset: str, kind: str, supply_acc: Any,
-          cap: Any, span: Any) -> None:
+def _move(
+    st: Any,
+    amt: Any,
+    s_acc: str,
+    d_acc: str,
+    asset: str,
+    kind: str,
+    supply_acc: Any,
+    cap: Any,
+    span: Any,
+) -> None:
     if amt < 0:
         raise Rejected("negative_amount", f"cannot {kind} a negative amount ({amt} {asset})", span)
     bal = st.balances
@@ -106,12 +117,17 @@ def _move(st: Any, amt: Any, s_acc: str, d_acc: str, asset: str, kind: str, supp
         if cap is not None:
             supply = -bal.get(supply_acc, 0)
             if supply + amt > cap:
-                raise Rejected("cap_exceeded", f"minting {amt} {asset} would exceed its cap of {cap} "
-                                               f"(supply {supply})", span)
+                raise Rejected(
+                    "cap_exceeded",
+                    f"minting {amt} {asset} would exceed its cap of {cap} (supply {supply})",
+                    span,
+                )
     else:
         have = bal.get(s_acc, 0)
         if have < amt:
-            raise Rejected("insufficient_funds", f"{kind}: {s_acc} holds {have} {asset}, needs {amt}", span)
+            raise Rejected(
+                "insufficient_funds", f"{kind}: {s_acc} holds {have} {asset}, needs {amt}", span
+            )
     if amt:
         st.post(s_acc, d_acc, asset, amt, kind)
 
@@ -135,10 +151,25 @@ def _ratio(a: Any, b: Any) -> Fraction:
 
 
 _HELPERS = {
-    "_rec": _rec, "_rref": _rref, "_pacc": _pacc, "_sacc": _sacc, "_eacc": _eacc, "_div": _div,
-    "_rounded": _rounded, "_move": _move, "_some": _some, "_isqrt": _isqrt, "_ratio": _ratio,
-    "_norm": _norm, "_over": _over_budget, "Rejected": Rejected, "_floor": sem.floor, "_ceil": sem.ceil,
-    "_round": sem.round_half_up, "_pow": sem.ipow, "_none": _none,
+    "_rec": _rec,
+    "_rref": _rref,
+    "_pacc": _pacc,
+    "_sacc": _sacc,
+    "_eacc": _eacc,
+    "_div": _div,
+    "_rounded": _rounded,
+    "_move": _move,
+    "_some": _some,
+    "_isqrt": _isqrt,
+    "_ratio": _ratio,
+    "_norm": _norm,
+    "_over": _over_budget,
+    "Rejected": Rejected,
+    "_floor": sem.floor,
+    "_ceil": sem.ceil,
+    "_round": sem.round_half_up,
+    "_pow": sem.ipow,
+    "_none": _none,
 }
 
 
@@ -218,8 +249,11 @@ class PyGen:
 
     def s_Require(self, s: ir.Require, d: int) -> None:
         self.emit(d, f"if not ({self.x(s.cond)}):")
-        self.emit(d + 1, f"raise Rejected('require', {self.k(s.message or 'requirement failed')}, "
-                         f"{self.k(s.span)})")
+        self.emit(
+            d + 1,
+            f"raise Rejected('require', {self.k(s.message or 'requirement failed')}, "
+            f"{self.k(s.span)})",
+        )
 
     def s_Reject(self, s: ir.Reject, d: int) -> None:
         self.emit(d, f"raise Rejected('rejected', {self.k(s.message)}, {self.k(s.span)})")
@@ -243,7 +277,9 @@ class PyGen:
         r = self.k(s.record)
         self.emit(d, f"_k = {key}")
         self.emit(d, f"if _k not in recs[{r}]:")
-        self.emit(d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))")
+        self.emit(
+            d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))"
+        )
         self.emit(d, f"st.set_fields({r}, _k, {{{self.k(s.field)}: {self.x(s.value)}}})")
 
     def s_Update(self, s: ir.Update, d: int) -> None:
@@ -251,7 +287,9 @@ class PyGen:
         r = self.k(s.record)
         self.emit(d, f"_k = {key}")
         self.emit(d, f"if _k not in recs[{r}]:")
-        self.emit(d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))")
+        self.emit(
+            d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))"
+        )
         items = ", ".join(f"{self.k(n)}: {self.x(v)}" for n, v in s.values)
         self.emit(d, f"st.set_fields({r}, _k, {{{items}}})")
 
@@ -268,10 +306,16 @@ class PyGen:
         # the closure backend's order: amount, its sign check, then source and destination
         self.emit(d, f"_a = {self.x(s.amount)}")
         self.emit(d, "if _a < 0:")
-        self.emit(d + 1, f"raise Rejected('negative_amount', 'cannot ' + {self.k(s.kind)} + ' a negative "
-                         f"amount (' + str(_a) + ' ' + {self.k(s.asset)} + ')', {self.k(s.span)})")
-        self.emit(d, f"_move(st, _a, {self.acc(s.src)}, {self.acc(s.dst)}, "
-                     f"{self.k(s.asset)}, {self.k(s.kind)}, {supply}, {self.k(a.cap)}, {self.k(s.span)})")
+        self.emit(
+            d + 1,
+            f"raise Rejected('negative_amount', 'cannot ' + {self.k(s.kind)} + ' a negative "
+            f"amount (' + str(_a) + ' ' + {self.k(s.asset)} + ')', {self.k(s.span)})",
+        )
+        self.emit(
+            d,
+            f"_move(st, _a, {self.acc(s.src)}, {self.acc(s.dst)}, "
+            f"{self.k(s.asset)}, {self.k(s.kind)}, {supply}, {self.k(a.cap)}, {self.k(s.span)})",
+        )
 
     # ------------------------------------------------------------ accounts
 
@@ -350,7 +394,11 @@ class PyGen:
             text = f"({self.x(x.left)} {op} {self.x(x.right)})"
             if op in _CMP:
                 return text
-            if _is_integral(x.type) and _is_integral(_type_of(x.left)) and _is_integral(_type_of(x.right)):
+            if (
+                _is_integral(x.type)
+                and _is_integral(_type_of(x.left))
+                and _is_integral(_type_of(x.right))
+            ):
                 return text
             return f"_norm{text}"  # a whole Fraction becomes an int, as in the closure backend
         raise _Unsupported
@@ -363,8 +411,7 @@ class PyGen:
         if n in ("floor", "ceil", "round") and len(args) == 1:
             a = args[0]
             if isinstance(a, ir.Binary) and a.op in ("*", "/"):
-                return (f"_rounded({self.k(n)}, {self.x(a.left)}, {self.x(a.right)}, "
-                        f"{a.op == '/'})")
+                return f"_rounded({self.k(n)}, {self.x(a.left)}, {self.x(a.right)}, {a.op == '/'})"
             return f"_{n}({self.x(a)})"
         if n == "is_some" and len(args) == 1:
             return f"({self.x(args[0])} is not None)"

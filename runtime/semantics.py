@@ -43,6 +43,7 @@ Negative amounts, weights, minimums or caps fail with :class:`SplitError`.
 The result always satisfies ``sum(shares) + leftover == amount`` with every
 share and the leftover ``>= 0``.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -119,7 +120,7 @@ def ipow(x: Number, n: int) -> Number:
     """``x ** n`` for a constant ``n >= 0`` (exact for ints and Fractions)."""
     if n < 0:
         raise SemanticsError("negative_power", f"pow with a negative exponent ({n})")
-    return x ** n
+    return x**n
 
 
 def exact_div(a: Number, b: Number) -> Fraction:
@@ -299,7 +300,9 @@ def divisor_reference(rest: int, weights: list[int], method: str) -> list[int]:
     if sum(weights) == 0:
         return shares
     for _ in range(rest):
-        best = max(range(len(weights)), key=lambda i: (Fraction(2 * weights[i], 2 * shares[i] + b), -i))
+        best = max(
+            range(len(weights)), key=lambda i: (Fraction(2 * weights[i], 2 * shares[i] + b), -i)
+        )
         shares[best] += 1
     return shares
 

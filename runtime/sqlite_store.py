@@ -2,7 +2,7 @@
 
 Schema (version in ``schema_version``)::
 
-    meta(key TEXT PRIMARY KEY, value TEXT)          -- policy IR, fingerprint, params, genesis (JSON)
+    meta(key TEXT PRIMARY KEY, value TEXT)   -- policy IR, fingerprint, params, genesis (JSON)
     journal(seq INTEGER PRIMARY KEY, event_id TEXT UNIQUE, entry TEXT, hash TEXT)
     state(kind TEXT, key TEXT, value TEXT, PRIMARY KEY(kind, key))   -- balances, records, ...
 
@@ -21,13 +21,14 @@ consistent, and still safe against ``kill -9`` (the OS has the written WAL
 pages), but the last commits may roll back on power loss.  A ledger moves
 money, so FULL is the default and batching is the way to go faster.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 from .journal import JournalRow
 from .state import store_key
@@ -51,8 +52,14 @@ CREATE TABLE state (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
 class SqliteStore:
     persistent = True
 
-    def __init__(self, path: str | os.PathLike, *, batch: int = 1, synchronous: str = "FULL",
-                 create: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        batch: int = 1,
+        synchronous: str = "FULL",
+        create: bool = True,
+    ):
         if batch < 1:
             raise ValueError("batch must be >= 1")
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
@@ -74,10 +81,14 @@ class SqliteStore:
         elif not create:
             raise StoreError(f"{self.path}: no such ledger")
         try:
-            self.conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self.conn = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False
+            )
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {
+                r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path} cannot be opened as a Charter ledger: {exc}") from None
         if not tables:
@@ -100,8 +111,10 @@ class SqliteStore:
             except (sqlite3.Error, TypeError):
                 raise StoreError(f"{self.path}: unreadable schema version") from None
             if version != SCHEMA_VERSION:
-                raise StoreError(f"{self.path} has ledger schema version {version}; "
-                                 f"this Charter reads version {SCHEMA_VERSION}")
+                raise StoreError(
+                    f"{self.path} has ledger schema version {version}; "
+                    f"this Charter reads version {SCHEMA_VERSION}"
+                )
 
     # ------------------------------------------------------------ reading
 
@@ -121,14 +134,18 @@ class SqliteStore:
         return out
 
     def rows(self) -> Iterator[tuple[str, str, Any]]:
-        for kind, key, value in self._query("SELECT kind, key, value FROM state ORDER BY kind, key"):
+        for kind, key, value in self._query(
+            "SELECT kind, key, value FROM state ORDER BY kind, key"
+        ):
             try:
                 yield kind, key, json.loads(value)
             except ValueError:
                 raise StoreError(f"{self.path}: state row {kind} {key} is corrupt") from None
 
     def journal(self) -> Iterator[JournalRow]:
-        for seq, eid, entry, h in self._query("SELECT seq, event_id, entry, hash FROM journal ORDER BY seq"):
+        for seq, eid, entry, h in self._query(
+            "SELECT seq, event_id, entry, hash FROM journal ORDER BY seq"
+        ):
             yield JournalRow(seq=seq, event_id=eid, entry=entry, hash=h)
         yield from list(self._pending)
 
@@ -137,8 +154,10 @@ class SqliteStore:
     def init(self, meta: dict[str, Any]) -> None:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                  [(k, json.dumps(v, sort_keys=True)) for k, v in meta.items()])
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [(k, json.dumps(v, sort_keys=True)) for k, v in meta.items()],
+            )
             self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
@@ -176,8 +195,10 @@ class SqliteStore:
         try:
             c = self.conn
             c.execute("BEGIN IMMEDIATE")
-            c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)",
-                          [(r.seq, r.event_id, r.entry, r.hash) for r in self._pending])
+            c.executemany(
+                "INSERT INTO journal VALUES (?, ?, ?, ?)",
+                [(r.seq, r.event_id, r.entry, r.hash) for r in self._pending],
+            )
             if upserts:
                 c.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", upserts)
             if deletes:

@@ -12,6 +12,7 @@ Store keys are ``(kind, key)`` string pairs: ``balance``/account,
 ``record``/``["Task","t1"]``, ``role``/``["Agent","alice"]``,
 ``right``/``["Licence",key,"alice"]``, ``meta``/name.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -108,8 +109,8 @@ class State:
             self.parties.discard(p)
         for heap, item in reversed(f.pops or ()):
             heapq.heappush(heap, item)
-        del self.postings[f.npostings:]
-        del self.flags[f.nflags:]
+        del self.postings[f.npostings :]
+        del self.flags[f.nflags :]
 
     def commit(self) -> Frame:
         """Close the innermost frame; merged into the outer one if nested.  Returns it."""
@@ -262,8 +263,9 @@ class State:
         if isinstance(due, int):
             heapq.heappush(self.heaps[handler], (due, key))
 
-    def deadline_top(self, handler: str, record: str, field: str,
-                     now: Optional[int] = None) -> Optional[tuple[int, str]]:
+    def deadline_top(
+        self, handler: str, record: str, field: str, now: Optional[int] = None
+    ) -> Optional[tuple[int, str]]:
         """The earliest due, unfired (due, key) of a deadline handler, dropping stale entries.
 
         With ``now``, returns None at once when even the earliest entry is later.
@@ -275,7 +277,11 @@ class State:
         while heap:
             due, key = heap[0]
             rec = recs.get(key)
-            if rec is not None and rec.get(field) == due and self.meta.get(f"fired:{handler}:{key}") != due:
+            if (
+                rec is not None
+                and rec.get(field) == due
+                and self.meta.get(f"fired:{handler}:{key}") != due
+            ):
                 return due, key
             self.pop_deadline(handler)
         return None
@@ -303,7 +309,7 @@ class State:
     # ------------------------------------------------------------ persistence
 
     def dirty_keys(self, f: Frame, balances: bool = True) -> Iterable[tuple[str, Any]]:
-        """Keys changed in a frame: ``(kind, key)``, key a str or a tuple (see :func:`store_key`)."""
+        """Keys changed in a frame: ``(kind, key)``, key a str or tuple (see :func:`store_key`)."""
         if balances:
             for acc in f.bal:
                 yield "balance", acc

@@ -7,9 +7,10 @@ The runtime tells the store which keys an applied event changed; the store
 writes their values (read from the live state) with the journal rows in one
 atomic unit, so a restart sees a state that matches the journal exactly.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Optional, Protocol
+from typing import Any, Iterator, Optional, Protocol
 
 from .journal import JournalRow
 
@@ -82,6 +83,9 @@ class MemoryStore:
     def tamper(self, seq: int, entry: Optional[str] = None, hash: Optional[str] = None) -> None:
         """Overwrite a journal row (for tests that prove audit notices)."""
         old = self._journal[seq - 1]
-        self._journal[seq - 1] = JournalRow(seq=old.seq, event_id=old.event_id,
-                                            entry=entry if entry is not None else old.entry,
-                                            hash=hash if hash is not None else old.hash)
+        self._journal[seq - 1] = JournalRow(
+            seq=old.seq,
+            event_id=old.event_id,
+            entry=entry if entry is not None else old.entry,
+            hash=hash if hash is not None else old.hash,
+        )

@@ -8,6 +8,7 @@ first); ``expect ok`` / ``expect rejected "text"`` look at the last event's
 outcome (the text must occur in the rejection's message or code);
 ``expect <cond>`` evaluates the condition on the current state.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -33,13 +34,20 @@ class TestResult:
     outcomes: tuple[str, ...] = ()  # each `when` event's receipt hash or rejection text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy, "name": self.name, "passed": self.passed,
-                "failures": list(self.failures), "file": self.span.file, "line": self.span.line,
-                "steps": self.steps}
+        return {
+            "policy": self.policy,
+            "name": self.name,
+            "passed": self.passed,
+            "failures": list(self.failures),
+            "file": self.span.file,
+            "line": self.span.line,
+            "steps": self.steps,
+        }
 
 
-def run_tests(policy: ir.Policy, names: Optional[list[str]] = None,
-              backend: str = "python") -> list[TestResult]:
+def run_tests(
+    policy: ir.Policy, names: Optional[list[str]] = None, backend: str = "python"
+) -> list[TestResult]:
     """Run every ``test`` of ``policy`` (or those named) on a fresh in-memory runtime each."""
     return [run_test(policy, t, backend) for t in policy.tests if names is None or t.name in names]
 
@@ -63,8 +71,15 @@ def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestR
             elif isinstance(step, ir.WhenEvent):
                 if step.time is not None:
                     now = step.time
-                last = rt.submit({"id": f"{test.name}#{i}", "type": step.event, "submitter": step.submitter,
-                                  "time": now, "args": dict(step.args)})
+                last = rt.submit(
+                    {
+                        "id": f"{test.name}#{i}",
+                        "type": step.event,
+                        "submitter": step.submitter,
+                        "time": now,
+                        "args": dict(step.args),
+                    }
+                )
                 outcomes.append(last.journal_hash if last.applied else str(last))
             elif isinstance(step, ir.ExpectOk):
                 if last is None:
@@ -75,10 +90,19 @@ def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestR
                 if last is None:
                     failures.append(f"{where}: expect rejected, but no event was submitted")
                 elif last.applied:
-                    failures.append(f"{where}: expected rejected"
-                                    + (f" {step.contains!r}" if step.contains else "") + ", but it was applied")
-                elif step.contains and step.contains not in last.message and step.contains not in last.code:
-                    failures.append(f"{where}: expected a rejection containing {step.contains!r}, got: {last}")
+                    failures.append(
+                        f"{where}: expected rejected"
+                        + (f" {step.contains!r}" if step.contains else "")
+                        + ", but it was applied"
+                    )
+                elif (
+                    step.contains
+                    and step.contains not in last.message
+                    and step.contains not in last.code
+                ):
+                    failures.append(
+                        f"{where}: expected a rejection containing {step.contains!r}, got: {last}"
+                    )
             elif isinstance(step, ir.ExpectTrue):
                 env = Env(rt.state, rt.params, now, "clock", rt.step_budget)
                 try:
@@ -87,15 +111,24 @@ def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestR
                     failures.append(f"{where}: expect {step.text}: could not evaluate: {r.message}")
                     continue
                 if not ok:
-                    failures.append(f"{where}: expect {step.text or 'condition'} is false"
-                                    + _explain(comp, step.cond, env))
+                    failures.append(
+                        f"{where}: expect {step.text or 'condition'} is false"
+                        + _explain(comp, step.cond, env)
+                    )
             else:
                 failures.append(f"{where}: unknown test step {type(step).__name__}")
         except (Rejected, ParamError) as exc:
             failures.append(f"{where}: setup failed: {getattr(exc, 'message', exc)}")
-    return TestResult(policy=policy.name, name=test.name, passed=not failures, failures=tuple(failures),
-                      span=test.span, steps=len(test.steps), journal_hash=rt.journal_hash,
-                      outcomes=tuple(outcomes))
+    return TestResult(
+        policy=policy.name,
+        name=test.name,
+        passed=not failures,
+        failures=tuple(failures),
+        span=test.span,
+        steps=len(test.steps),
+        journal_hash=rt.journal_hash,
+        outcomes=tuple(outcomes),
+    )
 
 
 def _explain(comp: Compiler, cond: ir.Expr, env: Env) -> str:

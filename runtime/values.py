@@ -6,6 +6,7 @@ arguments into those values (checking them against the handler signature),
 turns values back into JSON for the journal and the store, and defines the
 internal :class:`Rejected` exception that every failed check raises.
 """
+
 from __future__ import annotations
 
 import json
@@ -114,7 +115,12 @@ def parse_ratio(v: Any) -> Optional[Fraction]:
         return Fraction(v)
     if isinstance(v, dict) and set(v) == {"num", "den"}:
         n, d = v["num"], v["den"]
-        if isinstance(n, int) and isinstance(d, int) and not isinstance(n, bool) and d not in (0, False):
+        if (
+            isinstance(n, int)
+            and isinstance(d, int)
+            and not isinstance(n, bool)
+            and d not in (0, False)
+        ):
             return Fraction(n, d)
         return None
     if isinstance(v, str):
@@ -140,10 +146,11 @@ class Converter:
         self.decimals = {a.name: a.decimals for a in policy.assets}
 
     def convert(self, t: ir.Type, v: Any, what: str, state: Any = None) -> Any:
-        """Convert ``v`` to type ``t``; raise :class:`Rejected` (``bad_argument``) if it does not fit.
+        """Convert ``v`` to type ``t``; raise :class:`Rejected` (``bad_argument``) if it won't fit.
 
         ``state`` (the runtime state) is used to check role membership and record existence.
         """
+
         def bad(expect: str) -> Rejected:
             return Rejected("bad_argument", f"{what}: expected {expect}, got {json.dumps(v)}")
 
@@ -166,7 +173,10 @@ class Converter:
                 dec = self.decimals.get(t.asset, 0)
                 out = parse_decimal(v, dec)
                 if out is None:
-                    raise bad(f"an amount of {t.asset} (int minor units or a decimal string with at most {dec} decimals)")
+                    raise bad(
+                        f"an amount of {t.asset} (int minor units or a decimal string "
+                        f"with at most {dec} decimals)"
+                    )
                 return out
             raise bad(f"an amount of {t.asset}")
         if isinstance(t, ir.TBool):
@@ -200,9 +210,8 @@ class Converter:
             return tuple(self.convert(t.inner, x, f"{what}[{i}]", state) for i, x in enumerate(v))
         raise bad(type_name(t))
 
-
     def compile(self, t: ir.Type, what: str, lo: Any = None, hi: Any = None) -> Any:
-        """A converter for one argument: fast paths for the common JSON shapes, else :meth:`convert`.
+        """A converter for one argument: fast paths for common JSON shapes, else :meth:`convert`.
 
         ``lo``/``hi`` (the field's declared range) are checked too; the result
         is ``f(value, state) -> converted``.
@@ -212,11 +221,13 @@ class Converter:
             lo = t.lo if lo is None else (lo if t.lo is None else max(lo, t.lo))
             hi = t.hi if hi is None else (hi if t.hi is None else min(hi, t.hi))
         if lo is not None or hi is not None:
+
             def ranged(v: Any, state: Any) -> Any:
                 out = slow(t, v, what, state)
                 if out is not None:
                     check_range(out, lo, hi, what)
                 return out
+
             return ranged
         if isinstance(t, (ir.TInt, ir.TAmount, ir.TTime, ir.TDuration)):
             return lambda v, state: v if type(v) is int else slow(t, v, what, state)
@@ -226,10 +237,14 @@ class Converter:
             role = t.role
             if role is None:
                 return lambda v, state: v if type(v) is str and v else slow(t, v, what, state)
-            return lambda v, state: v if type(v) is str and v in state.roles[role] else slow(t, v, what, state)
+            return lambda v, state: (
+                v if type(v) is str and v in state.roles[role] else slow(t, v, what, state)
+            )
         if isinstance(t, ir.TRecord):
             rec = t.record
-            return lambda v, state: v if type(v) is str and v in state.records[rec] else slow(t, v, what, state)
+            return lambda v, state: (
+                v if type(v) is str and v in state.records[rec] else slow(t, v, what, state)
+            )
         return lambda v, state: slow(t, v, what, state)
 
 

@@ -9,6 +9,7 @@ posters complete tasks that have a worker); about 3% are deliberately bad
 too.  The clock ends an epoch every ``epoch`` events.  Used by the crash
 test and the runtime benchmark.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,8 @@ def gig_events(n: int, seed: int = 7, agents: int = 50, epoch: int = 1000) -> It
     names = [f"a{i:03d}" for i in range(agents)]
     t = 1_000
     k = 0
-    cash = {a: 0 for a in names}          # the generator's rough idea of balances
-    tasks: dict[str, dict] = {}           # open tasks
+    cash = {a: 0 for a in names}  # the generator's rough idea of balances
+    tasks: dict[str, dict] = {}  # open tasks
     out = 0
 
     def ev(typ: str, sub: str, **args: object) -> dict:
@@ -50,12 +51,14 @@ def gig_events(n: int, seed: int = 7, agents: int = 50, epoch: int = 1000) -> It
         if out % epoch == epoch - 1:
             e = ev("epoch_end", "clock")
         elif r < 0.03:  # deliberately bad
-            e = rnd.choice([
-                ev("bid", rnd.choice(names), id="missing", price=100),
-                ev("post", rnd.choice(names), id=f"x{k}", budget=10**12, duration=60),
-                ev("epoch_end", rnd.choice(names)),
-                ev("deposit", rnd.choice(names), to=rnd.choice(names), amount=5),
-            ])
+            e = rnd.choice(
+                [
+                    ev("bid", rnd.choice(names), id="missing", price=100),
+                    ev("post", rnd.choice(names), id=f"x{k}", budget=10**12, duration=60),
+                    ev("epoch_end", rnd.choice(names)),
+                    ev("deposit", rnd.choice(names), to=rnd.choice(names), amount=5),
+                ]
+            )
         elif r < 0.25 or not tasks:
             poster = rnd.choice(names)
             budget = rnd.randrange(100, 20_000)
@@ -67,7 +70,9 @@ def gig_events(n: int, seed: int = 7, agents: int = 50, epoch: int = 1000) -> It
                 tid = f"t{next_task}"
                 cash[poster] -= budget
                 tasks[tid] = {"poster": poster, "budget": budget, "best": None, "price": None}
-                e = ev("post", poster, id=tid, budget=budget, duration=rnd.randrange(3_600, 200_000))
+                e = ev(
+                    "post", poster, id=tid, budget=budget, duration=rnd.randrange(3_600, 200_000)
+                )
         elif r < 0.75:
             tid = rnd.choice(list(tasks))
             task = tasks[tid]

@@ -4,6 +4,7 @@ Same receipts (journal hashes), same rejections (code, message, span), on
 every standard-library policy's own tests, the worked example, and random
 event streams.
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,7 +19,9 @@ from charter.runtime.testing import run_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = sorted((ROOT / "stdlib_policies").glob("*.charter")) + [
-    ROOT / "examples" / "gig_market" / "policy.charter", Path(__file__).parent / "features.charter"]
+    ROOT / "examples" / "gig_market" / "policy.charter",
+    Path(__file__).parent / "features.charter",
+]
 
 
 def _compile(path):
@@ -34,19 +37,27 @@ def test_policy_tests_agree(path):
     fast = run_tests(pol, backend="python")
     slow = run_tests(pol, backend="closures")
     for a, b in zip(fast, slow):
-        assert (a.name, a.passed, a.failures, a.outcomes, a.journal_hash) == \
-               (b.name, b.passed, b.failures, b.outcomes, b.journal_hash)
+        assert (a.name, a.passed, a.failures, a.outcomes, a.journal_hash) == (
+            b.name,
+            b.passed,
+            b.failures,
+            b.outcomes,
+            b.journal_hash,
+        )
 
 
 def _outcomes(policy, events, backend):
     rt = open_runtime(policy, backend=backend)
-    out = [o.journal_hash if o.applied else (o.code, o.message, o.span) for o in map(rt.submit, events)]
+    out = [
+        o.journal_hash if o.applied else (o.code, o.message, o.span) for o in map(rt.submit, events)
+    ]
     return out, [r.entry for r in rt.store.journal()]
 
 
 def test_long_stream_agrees(gig_policy):
     sys.path.insert(0, str(ROOT / "examples" / "gig_market"))
     from generate import gig_events
+
     events = list(gig_events(4000, seed=5))
     assert _outcomes(gig_policy, events, "python") == _outcomes(gig_policy, events, "closures")
 
@@ -66,11 +77,29 @@ def test_step_budget_and_spans_agree():
         res = []
         for backend in ("python", "closures"):
             rt = open_runtime(pol, step_budget=budget, backend=backend)
-            evs = [{"id": f"j{i}", "type": "join", "submitter": f"m{i:02d}", "time": 0, "args": {}}
-                   for i in range(12)]
-            evs.append({"id": "b", "type": "open_box", "submitter": "m00", "time": 1, "args": {"key": "b"}})
-            evs.append({"id": "s", "type": "spin", "submitter": "m00", "time": 2, "args": {"times": 1}})
-            evs.append({"id": "g", "type": "give_then_fail", "submitter": "m00", "time": 3,
-                        "args": {"to": "m01", "amount": 0}})
-            res.append([o.journal_hash if o.applied else (o.code, o.message, o.span) for o in map(rt.submit, evs)])
+            evs = [
+                {"id": f"j{i}", "type": "join", "submitter": f"m{i:02d}", "time": 0, "args": {}}
+                for i in range(12)
+            ]
+            evs.append(
+                {"id": "b", "type": "open_box", "submitter": "m00", "time": 1, "args": {"key": "b"}}
+            )
+            evs.append(
+                {"id": "s", "type": "spin", "submitter": "m00", "time": 2, "args": {"times": 1}}
+            )
+            evs.append(
+                {
+                    "id": "g",
+                    "type": "give_then_fail",
+                    "submitter": "m00",
+                    "time": 3,
+                    "args": {"to": "m01", "amount": 0},
+                }
+            )
+            res.append(
+                [
+                    o.journal_hash if o.applied else (o.code, o.message, o.span)
+                    for o in map(rt.submit, evs)
+                ]
+            )
         assert res[0] == res[1]

@@ -5,6 +5,7 @@ with SIGKILL at random moments, several times, then run to the end.  The
 final ledger must equal an uninterrupted in-memory settlement (same journal
 hash, same balances and records) and pass audit and replay.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,13 @@ from generate import gig_events  # noqa: E402
 
 def _run(args, **kw):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "charter.cli", "run", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "charter.cli", "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        **kw,
+    )
 
 
 def _seq(db: Path) -> int:
@@ -47,10 +53,13 @@ def _seq(db: Path) -> int:
         return 0
 
 
-@pytest.mark.parametrize("batch,events", [
-    (1, 2500),    # one SQLite transaction (and fsync) per event
-    (25, 6000),   # batches: a kill loses the uncommitted tail, which is resubmitted
-])
+@pytest.mark.parametrize(
+    "batch,events",
+    [
+        (1, 2500),  # one SQLite transaction (and fsync) per event
+        (25, 6000),  # batches: a kill loses the uncommitted tail, which is resubmitted
+    ],
+)
 def test_kill_minus_nine_and_resume(gig_policy, tmp_path, batch, events):
     rnd = random.Random(batch)
     stream = list(gig_events(events, seed=3))
@@ -61,7 +70,15 @@ def test_kill_minus_nine_and_resume(gig_policy, tmp_path, batch, events):
         reference.submit(e)
 
     db = tmp_path / "ledger.sqlite"
-    args = [str(EXAMPLE / "policy.charter"), str(path), "--db", str(db), "--batch", str(batch), "-q"]
+    args = [
+        str(EXAMPLE / "policy.charter"),
+        str(path),
+        "--db",
+        str(db),
+        "--batch",
+        str(batch),
+        "-q",
+    ]
     # kill once the ledger has reached a random point, plus a random few milliseconds, so the
     # signal lands anywhere: between events, inside an evaluation, inside a commit
     targets = sorted(rnd.sample(range(reference.seq // 10, reference.seq * 9 // 10), 3))

@@ -1,4 +1,5 @@
-"""Runtime engine behaviour: envelopes, authorisation, atomicity, budgets, caps, timers, params, stores."""
+"""Runtime engine: envelopes, authorisation, atomicity, budgets, caps, timers, params, stores."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from charter.compiler.pipeline import Compilation
-from charter.runtime.api import (ParamError, StoreError, audit_ledger, open_runtime, replay)
+from charter.runtime.api import ParamError, StoreError, audit_ledger, open_runtime, replay
 
 HERE = Path(__file__).resolve().parent
 
@@ -35,7 +36,11 @@ BAD_EVENTS = [
     ({"id": "x", "type": "join", "submitter": "a", "time": -1}, "bad_envelope", "time"),
     ({"id": "x", "type": "join", "submitter": "a", "time": 1.5}, "bad_envelope", "time"),
     ({"id": "x", "type": "join", "submitter": "a", "time": 0, "args": []}, "bad_envelope", "args"),
-    ({"id": "x", "type": "join", "submitter": "a", "time": 0, "colour": 1}, "bad_envelope", "colour"),
+    (
+        {"id": "x", "type": "join", "submitter": "a", "time": 0, "colour": 1},
+        "bad_envelope",
+        "colour",
+    ),
     (ev("x", "jion", "a", 0), "unknown_event", "did you mean 'join'"),
     (ev("x", "tick_every", "clock", 0), "unknown_event", "timed handler"),
     (ev("x", "join", "a", 0, extra=1), "unknown_argument", "extra"),
@@ -69,6 +74,7 @@ def test_amount_as_decimal_string_is_major_units(feat):
 
 
 # ------------------------------------------------------------------ atomicity, idempotence
+
 
 def test_failure_after_a_posting_rolls_back_everything(feat):
     rt = open_runtime(feat)
@@ -135,9 +141,10 @@ def test_step_budget_bounds_nested_loops(feat):
 
 # ------------------------------------------------------------------ time
 
+
 def test_every_fires_from_event_time_in_order(feat):
     rt = open_runtime(feat)
-    members(rt, "a", t=100)          # t0 = 100
+    members(rt, "a", t=100)  # t0 = 100
     r = rt.submit(ev("j", "join", "b", 135))  # due 110, 120, 130 fire first, in one timer entry
     assert r.applied
     tick = rt.last_tick
@@ -168,6 +175,7 @@ def test_dissolve_stops_the_ledger(feat):
 
 # ------------------------------------------------------------------ parameters
 
+
 def test_parameter_overrides_in_range_only(feat):
     rt = open_runtime(feat, params={"bonus": "2.00", "rate": "25%"})
     assert rt.params["bonus"] == 200 and str(rt.params["rate"]) == "1/4"
@@ -181,6 +189,7 @@ def test_parameter_overrides_in_range_only(feat):
 
 # ------------------------------------------------------------------ stores
 
+
 def test_ledger_refuses_another_policy_and_other_params(feat, tmp_path):
     db = str(tmp_path / "l.sqlite")
     rt = open_runtime(feat, db)
@@ -193,7 +202,9 @@ def test_ledger_refuses_another_policy_and_other_params(feat, tmp_path):
         open_runtime(feat, db, params={"bonus": 300})
 
 
-@pytest.mark.parametrize("content", [b"hello, not a database", b"SQLite format 3\x00" + b"\x00" * 100])
+@pytest.mark.parametrize(
+    "content", [b"hello, not a database", b"SQLite format 3\x00" + b"\x00" * 100]
+)
 def test_corrupt_ledger_file_is_a_clear_error(feat, tmp_path, content):
     db = tmp_path / "bad.sqlite"
     db.write_bytes(content)
@@ -204,6 +215,7 @@ def test_corrupt_ledger_file_is_a_clear_error(feat, tmp_path, content):
 
 def test_non_charter_sqlite_file_is_refused(feat, tmp_path):
     import sqlite3
+
     db = tmp_path / "other.sqlite"
     c = sqlite3.connect(db)
     c.execute("CREATE TABLE t (x)")
@@ -225,7 +237,10 @@ def _ledger(feat, tmp_path, batch=1):
 
 TAMPER = [
     # (SQL, what audit must say)
-    ("UPDATE journal SET entry = replace(entry, '700', '800') WHERE event_id = 'm'", "modified row"),
+    (
+        "UPDATE journal SET entry = replace(entry, '700', '800') WHERE event_id = 'm'",
+        "modified row",
+    ),
     ("UPDATE state SET value = '5' WHERE key = 'pool:pot'", "balance of pool:pot"),
     ("DELETE FROM journal WHERE event_id = 'join-b'", "sequence number"),
     ("UPDATE journal SET hash = 'ab' || substr(hash, 3) WHERE seq = 1", "hash does not match"),
@@ -235,6 +250,7 @@ TAMPER = [
 @pytest.mark.parametrize("sql,text", TAMPER)
 def test_tampering_is_detected(feat, tmp_path, sql, text):
     import sqlite3
+
     db = _ledger(feat, tmp_path)
     assert audit_ledger(db).ok and replay(db).ok
     c = sqlite3.connect(db)
@@ -248,6 +264,7 @@ def test_tampering_is_detected(feat, tmp_path, sql, text):
 
 def test_tampered_record_is_caught_by_replay(feat, tmp_path):
     import sqlite3
+
     db = str(tmp_path / "r.sqlite")
     rt = open_runtime(feat, db)
     members(rt, "a")
@@ -294,22 +311,23 @@ def test_consistent_forgery_is_caught_by_replay(feat, tmp_path):
     c.execute("UPDATE state SET value = '-900' WHERE key = 'supply:Credit'")
     c.commit()
     c.close()
-    assert audit_ledger(db).ok          # internally consistent forgery...
+    assert audit_ledger(db).ok  # internally consistent forgery...
     rep = replay(db)
-    assert not rep.ok                   # ...that the policy could never have produced
+    assert not rep.ok  # ...that the policy could never have produced
     assert any("replays to a different entry" in p for p in rep.problems)
 
 
 def test_too_many_due_timers_refuse_the_event(feat, monkeypatch):
     import charter.runtime.engine as engine
+
     monkeypatch.setattr(engine, "MAX_TIMER_FIRINGS", 5)
     rt = open_runtime(feat)
-    members(rt, "a", t=0)                      # t0 = 0; `every 10 seconds`
+    members(rt, "a", t=0)  # t0 = 0; `every 10 seconds`
     before = rt.state_rows()
     out = rt.submit(ev("late", "join", "b", 1_000))  # 100 firings due
     assert out.code == "timer_overflow" and "@tick" in out.message
     assert rt.state_rows() == before
-    for t in range(10, 1_001, 50):             # ticking in steps works
+    for t in range(10, 1_001, 50):  # ticking in steps works
         assert rt.advance(t).applied
     assert rt.submit(ev("late", "join", "b", 1_000)).applied
     assert rt.balance("pot") == 100 * 100
@@ -347,10 +365,10 @@ when Job.due passes as j { update Job(j) { hits = Job(j).hits + 1 } }
     rt = open_runtime(pol, db)
     assert rt.submit(ev("1", "make", "a", 0, k="x", due=10)).applied
     assert rt.advance(20).applied and rt.records("Job")["x"]["hits"] == 1
-    assert rt.advance(30).applied and rt.records("Job")["x"]["hits"] == 1   # once per due time
+    assert rt.advance(30).applied and rt.records("Job")["x"]["hits"] == 1  # once per due time
     assert rt.submit(ev("2", "move", "a", 31, k="x", due=40)).applied
     rt.close()
-    rt = open_runtime(None, db)                                            # survives a restart
+    rt = open_runtime(None, db)  # survives a restart
     assert rt.advance(50).applied and rt.records("Job")["x"]["hits"] == 2  # re-armed by the move
     assert rt.submit(ev("3", "drop", "a", 51, k="x")).applied
     assert not any(k.startswith("fired:") for k in rt.state.meta)
@@ -361,10 +379,13 @@ when Job.due passes as j { update Job(j) { hits = Job(j).hits + 1 } }
 def test_submit_batch_commits_once(feat, tmp_path):
     db = str(tmp_path / "b.sqlite")
     rt = open_runtime(feat, db)  # batch=1: submit() commits each event
-    outs = rt.submit_batch([ev(f"j{i}", "join", f"p{i}", i) for i in range(5)] + [ev("j0", "join", "x", 9)])
+    outs = rt.submit_batch(
+        [ev(f"j{i}", "join", f"p{i}", i) for i in range(5)] + [ev("j0", "join", "x", 9)]
+    )
     assert [o.applied for o in outs] == [True] * 5 + [False]
     assert rt.store.batch == 1
     import sqlite3
+
     c = sqlite3.connect(db)
     assert c.execute("SELECT count(*) FROM journal").fetchone()[0] == 5
     c.close()
@@ -376,15 +397,24 @@ LEDGER_BUGS = [
     ([("a", "b", "X", -5, "t")], {"a": 10, "b": 0}, {"a": 15, "b": -5}, "negative posting"),
     ([("a", "b", "X", 15, "t")], {"a": 10, "b": 0}, {"a": -5, "b": 15}, "negative"),
     ([("a", "b", "Y", 5, "t")], {"a": 10, "b": 0}, {"a": 5, "b": 5}, "mixes assets"),
-    ([("a", "b", "X", 5, "t"), ("b", "c", "X", 5, "t")], {"a": 10, "b": 0, "c": 0},
-     {"a": 5, "b": 0, "c": 4}, "postings say"),
-    ([("a", "b", "X", 5, "t"), ("b", "c", "X", 5, "t")], {"a": 10, "b": 0},
-     {"a": 5, "b": 0, "c": 5}, "without being tracked"),
+    (
+        [("a", "b", "X", 5, "t"), ("b", "c", "X", 5, "t")],
+        {"a": 10, "b": 0, "c": 0},
+        {"a": 5, "b": 0, "c": 4},
+        "postings say",
+    ),
+    (
+        [("a", "b", "X", 5, "t"), ("b", "c", "X", 5, "t")],
+        {"a": 10, "b": 0},
+        {"a": 5, "b": 0, "c": 5},
+        "without being tracked",
+    ),
 ]
 
 
 @pytest.mark.parametrize("postings,before,after,text", LEDGER_BUGS)
 def test_ledger_recheck_catches_inconsistent_books(postings, before, after, text):
     from charter.runtime.ledger import LedgerError, Posting, check_transaction
+
     with pytest.raises(LedgerError, match=text):
         check_transaction([Posting(*p) for p in postings], before, after, lambda acc: "X")

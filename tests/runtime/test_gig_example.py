@@ -35,6 +35,7 @@ arithmetic, event by event (only events that move value are listed):
   e53 epoch end: commons is 0 (nothing split); decay: ann floor(0.9) = 0 -> 9,
       bob floor(1.8) = 1 -> 17, cat floor(4.5) = 4 -> 41; Reputation supply 80 - 8 - 5 = 67
 """
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,10 @@ from pathlib import Path
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gig_market"
 
 HAND_WORKED = {
-    "party:ann:Credit": 50000 - 20000 + 5000 + 6650 + 144 - 2000 + 2000,   # 41794
-    "party:bob:Credit": 20000 - 15000 + 15000 + 950 - 7000 + 287,          # 14237
-    "party:cat:Credit": 14250 + 718 - 4968,                                # 10000
-    "party:dan:Credit": 1000 - 1000 + 1,                                   # 1
+    "party:ann:Credit": 50000 - 20000 + 5000 + 6650 + 144 - 2000 + 2000,  # 41794
+    "party:bob:Credit": 20000 - 15000 + 15000 + 950 - 7000 + 287,  # 14237
+    "party:cat:Credit": 14250 + 718 - 4968,  # 10000
+    "party:dan:Credit": 1000 - 1000 + 1,  # 1
     "party:ann:Reputation": 10 - 1 - 0,
     "party:bob:Reputation": 20 - 2 - 1,
     "party:cat:Reputation": 50 - 5 - 4,
@@ -59,13 +60,31 @@ HAND_WORKED = {
 
 # event ids the example is meant to reject, with the reason code
 EXPECTED_REJECTIONS = {
-    "e05": "require", "e07": "unauthorised", "e10": "unauthorised", "e11": "bad_argument",
-    "e12": "require", "e15": "insufficient_funds", "e16": "require", "e18": "require",
-    "e20": "require", "e21": "require", "e23": "unauthorised", "e25": "require",
-    "e26": "missing_record", "e27": "require", "e28": "insufficient_funds", "e36": "unauthorised",
-    "e38": "insufficient_funds", "e40": "unauthorised", "e45": "require", "e46": "unknown_event",
-    "e47": "missing_argument", "e48": "unknown_argument", "e49": "bad_argument",
-    "e50": "out_of_range", "e51": "time_regressed",
+    "e05": "require",
+    "e07": "unauthorised",
+    "e10": "unauthorised",
+    "e11": "bad_argument",
+    "e12": "require",
+    "e15": "insufficient_funds",
+    "e16": "require",
+    "e18": "require",
+    "e20": "require",
+    "e21": "require",
+    "e23": "unauthorised",
+    "e25": "require",
+    "e26": "missing_record",
+    "e27": "require",
+    "e28": "insufficient_funds",
+    "e36": "unauthorised",
+    "e38": "insufficient_funds",
+    "e40": "unauthorised",
+    "e45": "require",
+    "e46": "unknown_event",
+    "e47": "missing_argument",
+    "e48": "unknown_argument",
+    "e49": "bad_argument",
+    "e50": "out_of_range",
+    "e51": "time_regressed",
 }
 
 
@@ -106,8 +125,13 @@ def test_deadline_refund_fires_before_the_event_that_passes_it(gig_policy, gig_e
     # entry is the 14th applied (e01-e04, e06, e08, e09, e13, e14, e17, e19, e22, e24 come first)
     assert [h["event"]["id"] for h in hist] == ["e14", "@tick#14"]
     refund = hist[1]["postings"][0]
-    assert refund == {"from": "escrow:Task:t2:Credit", "to": "party:bob:Credit", "asset": "Credit",
-                      "amount": 15000, "kind": "refund"}
+    assert refund == {
+        "from": "escrow:Task:t2:Credit",
+        "to": "party:bob:Credit",
+        "asset": "Credit",
+        "amount": 15000,
+        "kind": "refund",
+    }
     assert hist[1]["timers"][0]["handler"] == "Task.deadline.passes"
 
 
@@ -127,6 +151,7 @@ def test_example_on_sqlite_matches_memory_and_replays(gig_policy, gig_events, tm
 
 def test_in_language_tests_of_the_example_pass(gig_policy):
     from charter.runtime.api import run_tests
+
     results = run_tests(gig_policy)
     assert len(results) == 2
     assert all(r.passed for r in results), [r.failures for r in results]

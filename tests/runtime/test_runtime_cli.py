@@ -1,4 +1,5 @@
 """The runtime's commands: run, ledger, audit, replay, test (exit codes, no tracebacks)."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,12 @@ def test_run_prints_a_summary_and_writes_rejections(ledger):
     first = invoke("run", POLICY, EVENTS, "--db", ledger.with_name("other.sqlite"))
     assert "applied:          27" in first.output and "rejected:         25" in first.output
     assert "417.94" in first.output  # ann's Credit in the balances table, in major units
-    lines = [json.loads(x) for x in Path(str(ledger.with_name("other.sqlite")) + ".rejections.jsonl")
-             .read_text().splitlines()]
+    lines = [
+        json.loads(x)
+        for x in Path(str(ledger.with_name("other.sqlite")) + ".rejections.jsonl")
+        .read_text()
+        .splitlines()
+    ]
     assert len(lines) == 25 and {"line", "event_id", "code", "message"} <= set(lines[0])
     assert rej.exists()
 
@@ -75,13 +80,16 @@ def test_audit_and_replay_pass_then_catch_tampering(ledger):
     assert r.exit_code == 1 and "MISMATCH" in r.output
 
 
-@pytest.mark.parametrize("args,text", [
-    (("run", "nope.charter", EVENTS), "no such policy file"),
-    (("run", POLICY, "nope.jsonl", "--memory"), "no such events file"),
-    (("run", POLICY, EVENTS, "--memory", "--param", "fee=50%"), "above the maximum"),
-    (("run", POLICY, EVENTS, "--memory", "--param", "colour=1"), "unknown parameter"),
-    (("ledger", "balances", "missing.sqlite"), "no such ledger file"),
-])
+@pytest.mark.parametrize(
+    "args,text",
+    [
+        (("run", "nope.charter", EVENTS), "no such policy file"),
+        (("run", POLICY, "nope.jsonl", "--memory"), "no such events file"),
+        (("run", POLICY, EVENTS, "--memory", "--param", "fee=50%"), "above the maximum"),
+        (("run", POLICY, EVENTS, "--memory", "--param", "colour=1"), "unknown parameter"),
+        (("ledger", "balances", "missing.sqlite"), "no such ledger file"),
+    ],
+)
 def test_usage_and_io_errors_exit_2(args, text):
     r = invoke(*args)
     assert r.exit_code == 2, r.output
@@ -94,7 +102,9 @@ def test_corrupt_ledger_is_a_clear_error(tmp_path):
     db.write_text("this is not a database")
     for cmd in (("audit", db), ("replay", db), ("ledger", "balances", db)):
         r = invoke(*cmd)
-        assert r.exit_code == 2 and "not a Charter ledger" in r.output and "Traceback" not in r.output
+        assert (
+            r.exit_code == 2 and "not a Charter ledger" in r.output and "Traceback" not in r.output
+        )
 
 
 def test_param_override_changes_the_settlement(tmp_path):
@@ -109,12 +119,18 @@ def test_charter_test_command(tmp_path):
     r = invoke("test", POLICY)
     assert r.exit_code == 0 and "2 passed" in r.output
     bad = tmp_path / "bad.charter"
-    bad.write_text(Path(POLICY).read_text().replace(
-        "expect balance(@bob, Credit) == 28.50 Credit", "expect balance(@bob, Credit) == 28.51 Credit"))
+    bad.write_text(
+        Path(POLICY)
+        .read_text()
+        .replace(
+            "expect balance(@bob, Credit) == 28.50 Credit",
+            "expect balance(@bob, Credit) == 28.51 Credit",
+        )
+    )
     r = invoke("test", bad)
     assert r.exit_code == 1
     assert "1 failed" in r.output and "left is 2850, right is 2851" in r.output
     broken = tmp_path / "broken.charter"
-    broken.write_text("policy x version \"1\"\non oops(")
+    broken.write_text('policy x version "1"\non oops(')
     r = invoke("test", broken)
     assert r.exit_code == 1 and "does not compile" in r.output

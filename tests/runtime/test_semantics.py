@@ -2,6 +2,7 @@
 
 Expected values below are worked by hand; the comments show the arithmetic.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction as F
@@ -20,10 +21,10 @@ ROUNDING_CASES = [
     (sem.floor, F(-7, 2), -4),
     (sem.ceil, F(7, 2), 4),
     (sem.ceil, F(-7, 2), -3),
-    (sem.round_half_up, F(5, 2), 3),       # 2.5 -> 3
-    (sem.round_half_up, F(-5, 2), -2),     # -2.5 -> -2 (half towards +inf)
-    (sem.round_half_up, F(7, 3), 2),       # 2.33 -> 2
-    (sem.round_half_up, F(8, 3), 3),       # 2.67 -> 3
+    (sem.round_half_up, F(5, 2), 3),  # 2.5 -> 3
+    (sem.round_half_up, F(-5, 2), -2),  # -2.5 -> -2 (half towards +inf)
+    (sem.round_half_up, F(7, 3), 2),  # 2.33 -> 2
+    (sem.round_half_up, F(8, 3), 3),  # 2.67 -> 3
     (sem.floor, 5, 5),
     (sem.ceil, 5, 5),
     (sem.round_half_up, 5, 5),
@@ -49,7 +50,9 @@ def test_division_by_zero_is_an_error():
         sem.exact_div(F(1), 0)
 
 
-@pytest.mark.parametrize("x,r", [(0, 0), (1, 1), (15, 3), (16, 4), (10**40, 10**20), (10**40 - 1, 10**20 - 1)])
+@pytest.mark.parametrize(
+    "x,r", [(0, 0), (1, 1), (15, 3), (16, 4), (10**40, 10**20), (10**40 - 1, 10**20 - 1)]
+)
 def test_isqrt(x, r):
     assert sem.isqrt(x) == r
 
@@ -60,20 +63,23 @@ def test_isqrt_negative_rejects():
     assert e.value.code == "negative_sqrt"
 
 
-@pytest.mark.parametrize("amount,ratio,rounding,expected", [
-    (5000, F(1, 50), "floor", 100),     # 2% of 50.00 = 1.00
-    (1999, F(1, 50), "floor", 39),      # 39.98 -> 39
-    (1999, F(1, 50), "ceil", 40),
-    (1999, F(1, 50), "round", 40),      # 39.98 -> 40
-    (25, F(1, 10), "round", 3),         # 2.5 -> 3 (half up)
-    (123456789, F(25, 10000), "floor", 308641),  # 25 bps: 308641.97 -> 308641
-])
+@pytest.mark.parametrize(
+    "amount,ratio,rounding,expected",
+    [
+        (5000, F(1, 50), "floor", 100),  # 2% of 50.00 = 1.00
+        (1999, F(1, 50), "floor", 39),  # 39.98 -> 39
+        (1999, F(1, 50), "ceil", 40),
+        (1999, F(1, 50), "round", 40),  # 39.98 -> 40
+        (25, F(1, 10), "round", 3),  # 2.5 -> 3 (half up)
+        (123456789, F(25, 10000), "floor", 308641),  # 25 bps: 308641.97 -> 308641
+    ],
+)
 def test_apply_ratio(amount, ratio, rounding, expected):
     assert sem.apply_ratio(amount, ratio, rounding) == expected
 
 
 def test_decay_amount():
-    assert sem.decay_amount(15, F(1, 10)) == 1   # floor(1.5)
+    assert sem.decay_amount(15, F(1, 10)) == 1  # floor(1.5)
     assert sem.decay_amount(9, F(1, 10)) == 0
 
 
@@ -121,13 +127,16 @@ def test_split_hand_worked(amount, weights, method, minimum, cap, shares, leftov
     assert split(amount, weights, method, minimum, cap) == (shares, leftover)
 
 
-@pytest.mark.parametrize("args,code", [
-    ((5, [1, 1, 1], "largest_remainder", 2, None), "split_minimum"),   # 5 < 3*2
-    ((-1, [1], "largest_remainder", None, None), "split_negative"),
-    ((5, [1, -1], "largest_remainder", None, None), "split_weight"),
-    ((5, [1, 1], "nonsense", None, None), "split_method"),
-    ((5, [1, 1], "largest_remainder", 3, 2), "split_cap"),
-])
+@pytest.mark.parametrize(
+    "args,code",
+    [
+        ((5, [1, 1, 1], "largest_remainder", 2, None), "split_minimum"),  # 5 < 3*2
+        ((-1, [1], "largest_remainder", None, None), "split_negative"),
+        ((5, [1, -1], "largest_remainder", None, None), "split_weight"),
+        ((5, [1, 1], "nonsense", None, None), "split_method"),
+        ((5, [1, 1], "largest_remainder", 3, 2), "split_cap"),
+    ],
+)
 def test_split_errors(args, code):
     with pytest.raises(SplitError) as e:
         split(*args)
@@ -150,7 +159,13 @@ methods = st.sampled_from(sem.METHODS)
 
 
 @settings(max_examples=200, deadline=None)
-@given(amounts, weight_lists, methods, st.none() | st.integers(0, 20), st.none() | st.integers(20, 10**5))
+@given(
+    amounts,
+    weight_lists,
+    methods,
+    st.none() | st.integers(0, 20),
+    st.none() | st.integers(20, 10**5),
+)
 def test_split_conserves(amount, weights, method, minimum, cap):
     try:
         shares, left = split(amount, weights, method, minimum, cap)
@@ -179,8 +194,11 @@ def test_largest_remainder_proportional_within_one(amount, weights):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 60), st.lists(st.integers(0, 6), min_size=1, max_size=6),
-       st.sampled_from(["dhondt", "sainte_lague"]))
+@given(
+    st.integers(0, 60),
+    st.lists(st.integers(0, 6), min_size=1, max_size=6),
+    st.sampled_from(["dhondt", "sainte_lague"]),
+)
 def test_divisor_matches_unit_by_unit(amount, weights, method):
     # small weights make ties common: the fast path must break them exactly like the loop
     shares, _ = split(amount, weights, method)
@@ -202,21 +220,47 @@ def test_split_symmetric_equal_weights(amount, weights, method):
 
 # ---------------------------------------------------------------- codegen's integer rounding path
 
+
 @settings(max_examples=300, deadline=None)
-@given(st.integers(-10**6, 10**6), st.integers(-10**4, 10**4), st.integers(1, 10**4),
-       st.sampled_from(["*", "/"]), st.sampled_from(["floor", "ceil", "round"]))
+@given(
+    st.integers(-(10**6), 10**6),
+    st.integers(-(10**4), 10**4),
+    st.integers(1, 10**4),
+    st.sampled_from(["*", "/"]),
+    st.sampled_from(["floor", "ceil", "round"]),
+)
 def test_rounded_product_matches_fraction_rounding(a, n, d, op, name):
     """floor/ceil/round of a*r and a/r compiled without Fractions equal the Fraction result."""
     from charter.compiler import ir
     from charter.runtime.codegen import Compiler, Env
+
     r = F(n, d)
     if op == "/" and r == 0:
         return
-    expr = ir.Builtin(name=name, args=(ir.Binary(op=op, left=ir.Const(value=a, type=ir.TInt()),
-                                                 right=ir.Const(value=r, type=ir.TRatio()),
-                                                 type=ir.TRatio()),), type=ir.TInt())
-    pol = ir.Policy(name="p", version="1", assets=(), roles=(), params=(), pools=(), records=(),
-                    handlers=(), properties=(), tests=())
+    expr = ir.Builtin(
+        name=name,
+        args=(
+            ir.Binary(
+                op=op,
+                left=ir.Const(value=a, type=ir.TInt()),
+                right=ir.Const(value=r, type=ir.TRatio()),
+                type=ir.TRatio(),
+            ),
+        ),
+        type=ir.TInt(),
+    )
+    pol = ir.Policy(
+        name="p",
+        version="1",
+        assets=(),
+        roles=(),
+        params=(),
+        pools=(),
+        records=(),
+        handlers=(),
+        properties=(),
+        tests=(),
+    )
     got = Compiler(pol).expr(expr)(Env(None, {}, 0, "clock", 10))
     exact = F(a) * r if op == "*" else F(a) / r
     assert got == sem.ROUNDINGS[name](exact)

@@ -4,6 +4,7 @@ Conservation per asset, no negative balance, rejected events change
 nothing, same stream => same journal hash, memory store => same state as
 the SQLite store (which also replays and audits clean).
 """
+
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -14,16 +15,25 @@ PARTIES = ["ann", "bob", "cat", "gw", "operator", "clock", "zed"]
 TASKS = ["t1", "t2", "t3"]
 
 # mostly plausible values, sometimes hostile ones
-amounts = st.one_of(st.integers(100, 8_000), st.integers(100, 8_000), st.integers(-5, 40_000),
-                    st.sampled_from(["1.00", "250.5", "0", "x"]))
+amounts = st.one_of(
+    st.integers(100, 8_000),
+    st.integers(100, 8_000),
+    st.integers(-5, 40_000),
+    st.sampled_from(["1.00", "250.5", "0", "x"]),
+)
 SUBMITTERS = ["ann", "bob", "cat"] * 4 + PARTIES
 args_for = {
     "join": st.just({}),
     "appoint": st.fixed_dictionaries({"gateway": st.sampled_from(PARTIES)}),
     "deposit": st.fixed_dictionaries({"to": st.sampled_from(PARTIES), "amount": amounts}),
     "withdraw": st.fixed_dictionaries({"amount": amounts}),
-    "post": st.fixed_dictionaries({"id": st.sampled_from(TASKS), "budget": amounts,
-                                   "duration": st.one_of(st.integers(1, 20_000), st.integers(-10, 10))}),
+    "post": st.fixed_dictionaries(
+        {
+            "id": st.sampled_from(TASKS),
+            "budget": amounts,
+            "duration": st.one_of(st.integers(1, 20_000), st.integers(-10, 10)),
+        }
+    ),
     "bid": st.fixed_dictionaries({"id": st.sampled_from(TASKS + ["nope"]), "price": amounts}),
     "complete": st.fixed_dictionaries({"id": st.sampled_from(TASKS), "quality": st.integers(0, 6)}),
     "epoch_end": st.just({}),
@@ -38,21 +48,48 @@ def streams(draw):
     t = 0
     out = []
     for i in range(n):
-        typ = draw(st.sampled_from(sorted(args_for) + ["post"] * 4 + ["bid"] * 4 + ["complete"] * 3))
+        typ = draw(
+            st.sampled_from(sorted(args_for) + ["post"] * 4 + ["bid"] * 4 + ["complete"] * 3)
+        )
         t += draw(st.integers(0, 300))
         sub = draw(st.sampled_from(SUBMITTERS))
         # reuse an earlier id now and then: duplicates must be no-ops
-        eid = out[draw(st.integers(0, len(out) - 1))]["id"] if out and draw(st.integers(0, 9)) == 0 else f"e{i}"
-        out.append({"id": eid, "type": typ, "submitter": sub, "time": t, "args": draw(args_for[typ])})
+        eid = (
+            out[draw(st.integers(0, len(out) - 1))]["id"]
+            if out and draw(st.integers(0, 9)) == 0
+            else f"e{i}"
+        )
+        out.append(
+            {"id": eid, "type": typ, "submitter": sub, "time": t, "args": draw(args_for[typ])}
+        )
     return out
 
 
 def _settle(policy, events, store=":memory:"):
     rt = open_runtime(policy, store)
-    setup = [{"id": "s0", "type": "appoint", "submitter": "operator", "time": 0, "args": {"gateway": "gw"}}]
-    setup += [{"id": f"s{p}", "type": "join", "submitter": p, "time": 0, "args": {}} for p in ("ann", "bob", "cat")]
-    setup += [{"id": f"d{p}", "type": "deposit", "submitter": "gw", "time": 0, "args": {"to": p, "amount": 20_000}}
-              for p in ("ann", "bob", "cat")]
+    setup = [
+        {
+            "id": "s0",
+            "type": "appoint",
+            "submitter": "operator",
+            "time": 0,
+            "args": {"gateway": "gw"},
+        }
+    ]
+    setup += [
+        {"id": f"s{p}", "type": "join", "submitter": p, "time": 0, "args": {}}
+        for p in ("ann", "bob", "cat")
+    ]
+    setup += [
+        {
+            "id": f"d{p}",
+            "type": "deposit",
+            "submitter": "gw",
+            "time": 0,
+            "args": {"to": p, "amount": 20_000},
+        }
+        for p in ("ann", "bob", "cat")
+    ]
     for e in setup:
         assert rt.submit(e).applied
     checks = []
@@ -63,7 +100,12 @@ def _settle(policy, events, store=":memory:"):
             if rt.last_tick is None:
                 checks.append((rt.state_rows() == before_rows, rt.seq == before_seq))
             else:  # time passed: only the timer entry was committed, not the event
-                checks.append((rt.seq == before_seq + 1, e["id"] not in rt.applied_ids or out.code == "duplicate"))
+                checks.append(
+                    (
+                        rt.seq == before_seq + 1,
+                        e["id"] not in rt.applied_ids or out.code == "duplicate",
+                    )
+                )
         _assert_books(rt)
     rt.flush()
     return rt, checks
@@ -91,8 +133,11 @@ def test_random_streams_keep_the_books(gig_policy, events):
     assert rt.audit().ok
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(streams())
 def test_memory_and_sqlite_agree(gig_policy, tmp_path_factory, events):
     mem, _ = _settle(gig_policy, events)
