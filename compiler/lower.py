@@ -444,7 +444,7 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
             except NotConstant:
                 d.error("E0604", "test values must be constants", s.expr.span)
         elif s.kind == "when":
-            hq = scope.q(s.name)
+            hq = chk.qualify(s.name, env, s.span)
             h = handlers.get(hq)
             if h is None or h.kind != "event":
                 d.error("E0209", f"no event `{s.name}` to submit", s.span,

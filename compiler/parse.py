@@ -375,8 +375,24 @@ class _Build(Transformer_NonRecursive):
         name, body = ch
         return ast.PropertyDecl(name=str(name), span=self.sp(meta), **body)
 
-    def handler_ref(self, meta, ch):
+    def qualified_name(self, meta, ch):
         return ".".join(str(c) for c in ch)
+
+    def qualified_call(self, meta, ch):
+        obj, name, args = ch
+        parts = [str(name)]
+        while isinstance(obj, ast.FieldAccess):
+            parts.append(obj.name)
+            obj = obj.obj
+        if not isinstance(obj, ast.Name):
+            raise ParseFailure(Diagnostic(
+                "E0101", "only names from an import can be called with a dot, like "
+                         "`lic.Skill(id)`", self.sp(meta),
+                hint="values have fields, not methods"))
+        parts.append(obj.id)
+        args = tuple(args or ())
+        return self._expr(ast.Call(func=".".join(reversed(parts)), args=args,
+                                   span=self.sp(meta)), *args)
 
     def list_lit(self, meta, ch):
         items = tuple(ch[0] or ())

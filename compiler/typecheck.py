@@ -190,8 +190,8 @@ class Checker:
                 typ = ir.TAmount(asset=name)
         elif name in self.syms.roles:
             typ = ir.TParty(role=name)
-        elif env.scope.q(name) in self.syms.records:
-            typ = ir.TRecord(record=env.scope.q(name))
+        elif self.qualify(name, env, t.span) in self.syms.records:
+            typ = ir.TRecord(record=self.qualify(name, env, t.span))
         else:
             self.d.error("E0201", f"unknown type `{name}`", t.span,
                          hint=self._suggest(name, list(BASE_TYPES) + list(self.syms.assets)
@@ -407,10 +407,10 @@ class Checker:
     def x_Unary(self, e: ast.Unary, env: Env) -> Any:
         if e.op == "exists":
             ref = e.operand
-            if isinstance(ref, ast.Call) and env.scope.q(ref.func) in self.syms.records \
-                    and len(ref.args) == 1:
+            if isinstance(ref, ast.Call) and self.qualify(ref.func, env, ref.span) in \
+                    self.syms.records and len(ref.args) == 1:
                 key = self.key_expr(ref.args[0], env)
-                return ir.Exists(record=env.scope.q(ref.func), key=key)
+                return ir.Exists(record=self.qualify(ref.func, env, ref.span), key=key)
             self.d.error("E0301", "`exists` takes a record reference like `exists Task(id)`",
                          e.span)
             return self.err()
@@ -562,9 +562,23 @@ class Checker:
             self.d.error("E0301", f"a key must be text or a party, not {show(k.type)}", e.span)
         return k
 
+    def qualify(self, name: str, env: Env, span: Span) -> str:
+        """The program-wide name of a possibly alias-qualified local name."""
+        if "." not in name:
+            return env.scope.q(name)
+        *aliases, local = name.split(".")
+        scope = env.scope
+        for alias in aliases:
+            if alias not in scope.aliases:
+                self.d.error("E0201", f"no import named `{alias}`", span,
+                             hint=self._suggest(alias, list(scope.aliases)) or None)
+                return name
+            scope = scope.aliases[alias]
+        return scope.q(local)
+
     def x_Call(self, e: ast.Call, env: Env) -> Any:
         name, args = e.func, e.args
-        q = env.scope.q(name)
+        q = self.qualify(name, env, e.span)
         if q in self.syms.records:
             if len(args) != 1:
                 self.d.error("E0305", f"`{name}(key)` takes exactly one key", e.span)
@@ -751,6 +765,11 @@ class Checker:
                             type=out)
 
     def collection(self, e: ast.Expr, env: Env) -> tuple[Any, Any]:
+        if isinstance(e, ast.FieldAccess) and isinstance(e.obj, ast.Name) and \
+                e.obj.id not in env.locals and e.obj.id in env.scope.aliases:
+            q = self.qualify(f"{e.obj.id}.{e.name}", env, e.span)
+            if q in self.syms.records:
+                return ir.RecordsOf(record=q), ir.TRecord(record=q)
         if isinstance(e, ast.Name) and e.id not in env.locals:
             if e.id in self.syms.roles:
                 return ir.RoleMembers(role=e.id), ir.TParty(role=e.id)
@@ -1210,7 +1229,7 @@ class Checker:
         return ir.Expel(party=self.party(s.party, env), role=s.role, span=s.span)
 
     def s_Create(self, s: ast.Create, env: Env) -> Any:
-        q = env.scope.q(s.record)
+        q = self.qualify(s.record, env, s.span)
         if q not in self.syms.records:
             self.d.error("E0201", f"unknown record `{s.record}`", s.span)
             return None

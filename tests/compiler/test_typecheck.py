@@ -160,3 +160,31 @@ def test_import_errors(tmp_path: Path) -> None:
     assert codes == ["E0204"]
     codes = sorted(d.code for d in Compilation.from_path(tmp_path / "c.charter").diagnostics)
     assert codes == ["E0203", "E0204", "E0206"]
+
+
+def test_imported_records_are_reached_through_their_alias(tmp_path: Path) -> None:
+    (tmp_path / "lib.charter").write_text(
+        'policy lib version "1"\nasset Credit: token, decimals 2\nrole Author\n'
+        'record Skill holds Credit { author: Author, price: Credit }\n'
+        'on publish(id: text, price: Credit) by a: Author {\n'
+        '    create Skill(id) { author = a, price = price }\n}\n')
+    (tmp_path / "main.charter").write_text(
+        'policy main version "1"\nimport "./lib.charter" as lib\n'
+        'asset Credit: token, decimals 2\nrole Author\n'
+        'record Job { skill: lib.Skill, worker: party }\n'
+        'on hire(id: text, skill: lib.Skill) by p: party {\n'
+        '    require exists lib.Skill(skill) else "no such skill"\n'
+        '    let s = lib.Skill(skill)\n'
+        '    create Job(id) { skill = skill, worker = p }\n'
+        '    transfer s.price from p to s.author\n}\n'
+        'test "t" {\n    when lib.publish(id = "x", price = 1 Credit) by @ann\n'
+        '    expect lib.Skill("x").price == 1 Credit\n}\n')
+    policy = Compilation.from_path(tmp_path / "main.charter").ir
+    job = policy.record("Job")
+    assert job.fields[0].type == ir.TRecord(record="lib.Skill")
+    hire = policy.handler("hire")
+    assert isinstance(hire.body[0].cond, ir.Exists) and hire.body[0].cond.record == "lib.Skill"
+    assert policy.tests[0].steps[0].event == "lib.publish"
+    bad = Compilation.from_text('policy m version "1"\non h() by clock { let x = nope.R("k") }',
+                                "m.charter")
+    assert "E0201" in [d.code for d in bad.diagnostics]
