@@ -644,6 +644,22 @@ class Encoder:
         elif isinstance(s, ir.Delete):
             key = self.expr(s.key, env, state, guard)
             self.require(guard, self.live(state, s.record, key))
+            holds = self._records[s.record].holds if s.record in self._records else None
+            if holds is not None:
+                # the runtime refuses to delete a record whose escrow still holds value
+                comp = f"escrow!{s.record}!{holds}"
+                left = self.read_balance(state, comp, key)
+                self.oblige(
+                    guard,
+                    left == 0,
+                    "stranded",
+                    s.span,
+                    f"`delete` of a {s.record} whose escrow still holds {holds}",
+                    f"balance({s.record}({{}}))",
+                    "escrow",
+                    key,
+                    left,
+                )
             self.set_live(state, s.record, key, False)
         elif isinstance(s, ir.Admit):
             p = self.expr(s.party, env, state, guard)

@@ -86,6 +86,7 @@ BUILTIN = {
     "the requires",
     "escrow_bound": "an escrow never releases more than it holds",
     "supply_cap": "minting never pushes supply above the asset's cap",
+    "delete_empty": "a record is deleted only when its escrow is empty (else the runtime rejects)",
     "rounding": "a split's shares are >= 0 and shares + leftover == amount; methods other than "
     "floor_dust distribute the whole amount when anyone has weight",
 }
@@ -1053,6 +1054,7 @@ def check_handler(
             "no_overdraft",
             "escrow_bound",
             "supply_cap",
+            "delete_empty",
             "rounding",
         ):
             out.append(res(k, VACUOUS, "not checked: the handler can never apply"))
@@ -1075,7 +1077,13 @@ def check_handler(
     t0 = time.perf_counter()
     deadline = t0 + opts.timeout_ms / 1000
     dead, undecided = [], 0
+    # a branch inside a loop is encoded once per item: it is dead only if no copy is reachable
+    grouped: dict[tuple, list] = {}
     for span, guard, which in m.encoder.branches:
+        grouped.setdefault((span.line, span.col, which), []).append((span, guard))
+    for (_, _, which), copies in grouped.items():
+        span = copies[0][0]
+        guard = z3.Or(*[g for _, g in copies])
         left_ms = int((deadline - time.perf_counter()) * 1000)
         if left_ms <= 0:
             undecided += 1
@@ -1138,6 +1146,7 @@ def check_handler(
         "no_overdraft": ("overdraft",),
         "escrow_bound": ("escrow_overdraft",),
         "supply_cap": ("supply_cap",),
+        "delete_empty": ("stranded",),
     }
     for kind, ob_kinds in groups.items():
         t0 = time.perf_counter()
@@ -1155,7 +1164,9 @@ def check_handler(
             earlier = [z3.Implies(e.guard, e.cond) for e in m.obligations[: m.obligations.index(o)]]
             r, model = solve(base + [m.ok_explicit, o.guard, z3.Not(o.cond)] + earlier, left_ms)
             if r == "sat":
-                bad_status = GUARD if kind in ("no_overdraft", "supply_cap") else REFUTED
+                bad_status = (
+                    GUARD if kind in ("no_overdraft", "supply_cap", "delete_empty") else REFUTED
+                )
                 extra = {"amount": o.amount} if o.amount is not None else None
                 cex = counterexample(
                     m,
@@ -1478,6 +1489,12 @@ def _message(kind: str, o: Any, cex: dict) -> str:
             f"line {o.span.line}: the escrow can be asked to release more than it holds "
             f"(amount {amt}), e.g. when it was already released: the handler does not ensure "
             "an escrow is released at most once and at most its amount"
+        )
+    if kind == "delete_empty":
+        return (
+            f"line {o.span.line}: {o.detail} ({amt} minor units left) with every require "
+            "satisfied. The runtime rejects such an event rather than strand the value; "
+            "refund or release the rest first, or require the escrow to be empty"
         )
     if kind == "supply_cap":
         return (

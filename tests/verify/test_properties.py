@@ -162,6 +162,20 @@ CASES = [
         None,
     ),
     (
+        "delete after refund is clean",
+        P.DELETE.format(name="d", body="refund rest of Job(id) to j.client"),
+        "close.delete_empty",
+        "proved",
+        None,
+    ),
+    (
+        "delete with money left is a guard finding",
+        P.DELETE.format(name="d", body=""),
+        "close.delete_empty",
+        "guard_missing",
+        lambda cex: cex["amount"] > 0,
+    ),
+    (
         "guarded escrow has no overdraft",
         P.FEE.format(name="f", hi="10%"),
         "post.no_overdraft",

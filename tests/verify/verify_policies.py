@@ -172,7 +172,9 @@ on take(id: Box) by Box(id).owner {{
 )
 
 # -- a record invariant over a record no handler creates --------------------------
-NEVER_CREATED = HEADER + """
+NEVER_CREATED = (
+    HEADER
+    + """
 record Ghost {{ amount: Credit }}
 on noop(amount: Credit) by a: Agent {{
     require amount > 0 Credit else "positive"
@@ -181,3 +183,24 @@ on noop(amount: Credit) by a: Agent {{
 }}
 property ghosts_small: for each g in Ghost always g.amount <= 1 Credit
 """
+)
+
+# -- deleting a record whose escrow still holds value --------------------------------
+DELETE = (
+    HEADER
+    + """
+record Job holds Credit {{ client: Agent, price: Credit }}
+on order(id: text, price: Credit) by c: Agent {{
+    require price > 0 Credit else "positive"
+    require balance(c, Credit) >= price else "insufficient funds"
+    require not exists Job(id) else "exists"
+    create Job(id) {{ client = c, price = price }}
+    escrow price from c into Job(id)
+}}
+on close(id: Job) by Job(id).client {{
+    let j = Job(id)
+    {body}
+    delete Job(id)
+}}
+"""
+)
