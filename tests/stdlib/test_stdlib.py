@@ -101,6 +101,17 @@ def test_in_language_tests_pass(path: Path) -> None:
     assert not failed, failed
 
 
+@pytest.mark.parametrize("folder", _example_dirs(), ids=[p.name for p in _example_dirs()])
+def test_example_in_language_tests_pass(folder: Path) -> None:
+    pytest.importorskip("charter.runtime.testing")
+    from charter.compiler.pipeline import Compilation
+    from charter.runtime.testing import run_tests
+
+    results = run_tests(Compilation.from_path(str(folder / "policy.charter")).ir)
+    failed = {r.name: r.failures for r in results if not r.passed}
+    assert not failed, failed
+
+
 def _settle(folder: Path):
     from charter.runtime.api import open_runtime
 
