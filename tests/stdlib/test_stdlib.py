@@ -11,6 +11,7 @@ second run gives the same journal hash (determinism).
 Components that do not exist yet are skipped by ``importorskip`` on their
 module only; once a component exists, a failure is a failure.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,27 +24,127 @@ STDLIB = sorted((ROOT / "stdlib_policies").glob("*.charter"))
 EXAMPLES = ROOT / "examples"
 
 # The economies this library must provide (issue 2 / DESIGN §5, first eight).
-REQUIRED = ("iaas_market", "gig_market", "skill_licensing", "compute_staking", "asset_royalties",
-            "time_bank", "quadratic_funding", "purpose_economy")
+REQUIRED = (
+    "iaas_market",
+    "gig_market",
+    "skill_licensing",
+    "compute_staking",
+    "asset_royalties",
+    "time_bank",
+    "quadratic_funding",
+    "purpose_economy",
+)
 
 # example folder -> ids of the events that must be rejected (decided by hand,
 # see each README's event table); every other event must apply.
 EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
-    "skill_licensing": ("e10", "e14", "e15", "e16", "e20", "e22", "e28", "e29", "e30", "e31",
-                        "e33", "e36", "e37", "e40"),
-    "iaas_market": ("e12", "e16", "e19", "e20", "e24", "e28", "e29", "e30", "e32", "e37", "e39",
-                    "e40", "e42"),
-    "compute_staking": ("e11", "e12", "e15", "e18", "e20", "e22", "e24", "e30", "e32", "e36",
-                        "e37", "e45", "e48"),
-    "asset_royalties": ("e17", "e18", "e25", "e26", "e27", "e28", "e32", "e33", "e35", "e43",
-                        "e44"),
+    "skill_licensing": (
+        "e10",
+        "e14",
+        "e15",
+        "e16",
+        "e20",
+        "e22",
+        "e28",
+        "e29",
+        "e30",
+        "e31",
+        "e33",
+        "e36",
+        "e37",
+        "e40",
+    ),
+    "iaas_market": (
+        "e12",
+        "e16",
+        "e19",
+        "e20",
+        "e24",
+        "e28",
+        "e29",
+        "e30",
+        "e32",
+        "e37",
+        "e39",
+        "e40",
+        "e42",
+    ),
+    "compute_staking": (
+        "e11",
+        "e12",
+        "e15",
+        "e18",
+        "e20",
+        "e22",
+        "e24",
+        "e30",
+        "e32",
+        "e36",
+        "e37",
+        "e45",
+        "e48",
+    ),
+    "asset_royalties": (
+        "e17",
+        "e18",
+        "e25",
+        "e26",
+        "e27",
+        "e28",
+        "e32",
+        "e33",
+        "e35",
+        "e43",
+        "e44",
+    ),
     "licensed_gig": ("e05", "e11", "e16", "e20", "e25", "e28", "e31", "e36", "e43", "e44"),
-    "quadratic_funding": ("e21", "e22", "e24", "e25", "e31", "e35", "e42", "e44", "e45", "e46",
-                          "e47", "e48", "e50", "e53"),
-    "time_bank": ("e02", "e06", "e07", "e09", "e11", "e12", "e14", "e16", "e20", "e22", "e28",
-                  "e32", "e33", "e35"),
-    "purpose_economy": ("e05", "e07", "e10", "e18", "e21", "e23", "e25", "e26", "e29", "e33",
-                        "e34", "e37", "e38"),
+    "quadratic_funding": (
+        "e21",
+        "e22",
+        "e24",
+        "e25",
+        "e31",
+        "e35",
+        "e42",
+        "e44",
+        "e45",
+        "e46",
+        "e47",
+        "e48",
+        "e50",
+        "e53",
+    ),
+    "time_bank": (
+        "e02",
+        "e06",
+        "e07",
+        "e09",
+        "e11",
+        "e12",
+        "e14",
+        "e16",
+        "e20",
+        "e22",
+        "e28",
+        "e32",
+        "e33",
+        "e35",
+    ),
+    "purpose_economy": (
+        "e05",
+        "e07",
+        "e10",
+        "e18",
+        "e21",
+        "e23",
+        "e25",
+        "e26",
+        "e29",
+        "e33",
+        "e34",
+        "e37",
+        "e38",
+    ),
     "reputation_commons": ("e13", "e18", "e19", "e23", "e32", "e34"),
 }
 
@@ -169,7 +270,9 @@ def test_expected_ledger_balances_per_asset(folder: Path) -> None:
     policy = pipeline.Compilation.from_path(str(folder / "policy.charter")).ir
     pool_asset = {f"pool:{p.name}": p.asset for p in policy.pools}
     totals: dict[str, int] = {}
-    for account, amount in json.loads((folder / "expected_balances.json").read_text("utf-8")).items():
+    for account, amount in json.loads(
+        (folder / "expected_balances.json").read_text("utf-8")
+    ).items():
         asset = pool_asset.get(account) or account.rsplit(":", 1)[-1]
         assert asset in {a.name for a in policy.assets}, account
         totals[asset] = totals.get(asset, 0) + amount

@@ -12,6 +12,7 @@ event we check, independently of the runtime's own re-check:
   budget minus the milestones already paid; a royalty payment leaves exactly
   floor(amount * fee) in the protocol pool).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -21,15 +22,17 @@ import pytest
 
 pytest.importorskip("charter.runtime.api")
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from charter.compiler.pipeline import Compilation  # noqa: E402
-from charter.runtime.api import open_runtime  # noqa: E402
+from charter.compiler.pipeline import Compilation
+from charter.runtime.api import open_runtime
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 PARTIES = ["ann", "bob", "cat"]
 party = st.sampled_from(PARTIES)
 
@@ -68,8 +71,9 @@ def run(rt, events, after, resolve=None) -> int:
     for i, (etype, sub, args, dt) in enumerate(events):
         # time passing is committed on its own before an event (engine step 3):
         # tick first so `before` is the state the event itself starts from
-        assert rt.submit({"id": f"tick{i}", "type": "@tick", "submitter": "clock",
-                          "time": 1000 + dt, "args": {}}).applied
+        assert rt.submit(
+            {"id": f"tick{i}", "type": "@tick", "submitter": "clock", "time": 1000 + dt, "args": {}}
+        ).applied
         check_books(rt)
         after(rt, {"type": "@tick"}, None, rt.balances())
         before = rt.balances()
@@ -95,31 +99,55 @@ task_id = st.sampled_from(["t1", "t2", "t3", "t4"])
 # mostly sensible amounts, sometimes zero, negative or too large
 money = st.one_of(st.integers(100, 6000), st.integers(100, 6000), st.integers(-50, 20000))
 
-_post = st.tuples(st.just("post"), party, st.fixed_dictionaries({
-    "id": task_id, "budget": money, "skill": st.just("s"),
-    "payout": st.sampled_from(["fixed", "quality", "milestone", "milestone", "barter"]),
-    "milestones": st.sampled_from([1, 1, 2, 3]), "duration": st.integers(3600, 5 * 86400)}))
+_post = st.tuples(
+    st.just("post"),
+    party,
+    st.fixed_dictionaries(
+        {
+            "id": task_id,
+            "budget": money,
+            "skill": st.just("s"),
+            "payout": st.sampled_from(["fixed", "quality", "milestone", "milestone", "barter"]),
+            "milestones": st.sampled_from([1, 1, 2, 3]),
+            "duration": st.integers(3600, 5 * 86400),
+        }
+    ),
+)
 _bid = st.tuples(st.just("bid"), party, st.fixed_dictionaries({"id": task_id, "price": money}))
 # "POSTER" is resolved when the event is submitted to the poster of the task
 # named in its args (so poster-only events are mostly authorised)
 by_poster = st.sampled_from(["POSTER", "POSTER", "POSTER"] + PARTIES)
 gig_event = st.one_of(
-    _post, _post, _bid, _bid, _bid,
+    _post,
+    _post,
+    _bid,
+    _bid,
+    _bid,
     st.tuples(st.just("award"), by_poster, st.fixed_dictionaries({"id": task_id})),
-    st.tuples(st.just("assign"), by_poster, st.fixed_dictionaries({
-        "id": task_id, "worker": party, "price": money})),
+    st.tuples(
+        st.just("assign"),
+        by_poster,
+        st.fixed_dictionaries({"id": task_id, "worker": party, "price": money}),
+    ),
     st.tuples(st.just("milestone"), by_poster, st.fixed_dictionaries({"id": task_id})),
-    st.tuples(st.just("complete"), by_poster, st.fixed_dictionaries({
-        "id": task_id, "quality": st.integers(1, 5)})),
-    st.tuples(st.just("complete"), by_poster, st.fixed_dictionaries({
-        "id": task_id, "quality": st.integers(1, 5)})),
+    st.tuples(
+        st.just("complete"),
+        by_poster,
+        st.fixed_dictionaries({"id": task_id, "quality": st.integers(1, 5)}),
+    ),
+    st.tuples(
+        st.just("complete"),
+        by_poster,
+        st.fixed_dictionaries({"id": task_id, "quality": st.integers(1, 5)}),
+    ),
     st.tuples(st.just("cancel"), by_poster, st.fixed_dictionaries({"id": task_id})),
 )
 
 
 def _timed(ev_strategy, spread: int = 3 * 86400):
     return st.lists(st.tuples(ev_strategy, st.integers(0, spread)), min_size=10, max_size=40).map(
-        lambda xs: [(e[0], e[1], e[2], t) for e, t in sorted(xs, key=lambda x: x[1])])
+        lambda xs: [(e[0], e[1], e[2], t) for e, t in sorted(xs, key=lambda x: x[1])]
+    )
 
 
 def _gig_invariants(rt, ev, out, before) -> None:
@@ -136,22 +164,42 @@ def _gig_invariants(rt, ev, out, before) -> None:
         assert rt.balance("commons") >= before.get("pool:commons", 0)
 
 
-_valid_post = st.tuples(st.just("post"), party, st.fixed_dictionaries({
-    "id": task_id, "budget": st.integers(100, 6000), "skill": st.just("s"),
-    "payout": st.sampled_from(["fixed", "quality", "milestone"]),
-    "milestones": st.just(1), "duration": st.integers(3600, 5 * 86400)}))
+_valid_post = st.tuples(
+    st.just("post"),
+    party,
+    st.fixed_dictionaries(
+        {
+            "id": task_id,
+            "budget": st.integers(100, 6000),
+            "skill": st.just("s"),
+            "payout": st.sampled_from(["fixed", "quality", "milestone"]),
+            "milestones": st.just(1),
+            "duration": st.integers(3600, 5 * 86400),
+        }
+    ),
+)
 
 
 @SETTINGS
-@given(setup=st.lists(_valid_post, min_size=2, max_size=4),
-       stream=_timed(gig_event, spread=8 * 3600))
+@given(
+    setup=st.lists(_valid_post, min_size=2, max_size=4), stream=_timed(gig_event, spread=8 * 3600)
+)
 def test_gig_market_random_streams(setup, stream) -> None:
     events = [(e[0], e[1], e[2], 0) for e in setup] + stream
     rt = open_runtime(policy("gig_market"))
     for i, p in enumerate(PARTIES):
-        assert rt.submit({"id": f"j{i}", "type": "join", "submitter": p, "time": 0, "args": {}}).applied
-        assert rt.submit({"id": f"d{i}", "type": "deposit", "submitter": "gateway", "time": 0,
-                          "args": {"account": p, "amount": 10000}}).applied
+        assert rt.submit(
+            {"id": f"j{i}", "type": "join", "submitter": p, "time": 0, "args": {}}
+        ).applied
+        assert rt.submit(
+            {
+                "id": f"d{i}",
+                "type": "deposit",
+                "submitter": "gateway",
+                "time": 0,
+                "args": {"account": p, "amount": 10000},
+            }
+        ).applied
     run(rt, events, _gig_invariants)
     # nothing is burned in the gig market: all Credit minted is still somewhere
     assert rt.supply("Credit") == 30000
@@ -161,10 +209,20 @@ def test_gig_market_random_streams(setup, stream) -> None:
 
 work = st.sampled_from(["w1", "w2", "w3", "w4"])
 roy_event = st.one_of(
-    st.tuples(st.just("register"), party, st.fixed_dictionaries({
-        "id": work, "rate": st.sampled_from(["0%", "5%", "10%", "25%", "40%", "101%"])})),
-    st.tuples(st.just("declare_reuse"), party, st.fixed_dictionaries({
-        "id": st.sampled_from(["e1", "e2", "e3", "e4", "e5"]), "child": work, "parent": work})),
+    st.tuples(
+        st.just("register"),
+        party,
+        st.fixed_dictionaries(
+            {"id": work, "rate": st.sampled_from(["0%", "5%", "10%", "25%", "40%", "101%"])}
+        ),
+    ),
+    st.tuples(
+        st.just("declare_reuse"),
+        party,
+        st.fixed_dictionaries(
+            {"id": st.sampled_from(["e1", "e2", "e3", "e4", "e5"]), "child": work, "parent": work}
+        ),
+    ),
     st.tuples(st.just("pay"), party, st.fixed_dictionaries({"work": work, "amount": money})),
     st.tuples(st.just("claim"), party, st.fixed_dictionaries({"work": work})),
 )
@@ -174,14 +232,21 @@ def _roy_invariants(rt, ev, out, before) -> None:
     works = rt.records("Work")
     for key in works:
         parents = [e for e in rt.records("Reuse").values() if e["child"] == key]
-        assert sum(works[e["parent"]]["rate"] for e in parents) <= policy("asset_royalties").param(
-            "max_royalty").default
+        assert (
+            sum(works[e["parent"]]["rate"] for e in parents)
+            <= policy("asset_royalties").param("max_royalty").default
+        )
     if out is not None and out.applied and ev["type"] == "pay":
         amount = ev["args"]["amount"]
         fee = policy("asset_royalties").param("protocol_fee").default
-        assert rt.balance("protocol") - before.get("pool:protocol", 0) == amount * fee.numerator // fee.denominator
-        escrow_gain = sum(rt.balance(f"escrow:Work:{k}:Credit") - before.get(f"escrow:Work:{k}:Credit", 0)
-                          for k in works)
+        assert (
+            rt.balance("protocol") - before.get("pool:protocol", 0)
+            == amount * fee.numerator // fee.denominator
+        )
+        escrow_gain = sum(
+            rt.balance(f"escrow:Work:{k}:Credit") - before.get(f"escrow:Work:{k}:Credit", 0)
+            for k in works
+        )
         # every unit the buyer paid is either the protocol's or in some work's escrow
         assert escrow_gain == amount - amount * fee.numerator // fee.denominator
 
@@ -191,9 +256,18 @@ def _roy_invariants(rt, ev, out, before) -> None:
 def test_asset_royalties_random_streams(events) -> None:
     rt = open_runtime(policy("asset_royalties"))
     for i, p in enumerate(PARTIES):
-        assert rt.submit({"id": f"j{i}", "type": "join", "submitter": p, "time": 0, "args": {}}).applied
-        assert rt.submit({"id": f"d{i}", "type": "deposit", "submitter": "gateway", "time": 0,
-                          "args": {"account": p, "amount": 10000}}).applied
+        assert rt.submit(
+            {"id": f"j{i}", "type": "join", "submitter": p, "time": 0, "args": {}}
+        ).applied
+        assert rt.submit(
+            {
+                "id": f"d{i}",
+                "type": "deposit",
+                "submitter": "gateway",
+                "time": 0,
+                "args": {"account": p, "amount": 10000},
+            }
+        ).applied
     run(rt, events, _roy_invariants)
     assert rt.supply("Credit") == 30000
 
@@ -201,19 +275,54 @@ def test_asset_royalties_random_streams(events) -> None:
 # ---- skill licensing ---------------------------------------------------------
 
 skill = st.sampled_from(["s1", "s2", "s3"])
-_publish = st.tuples(st.just("publish"), party, st.fixed_dictionaries({
-    "id": skill, "mode": st.sampled_from(["per_use", "burn", "stake", "free"]),
-    "price": st.integers(0, 500), "deposit": st.just(0), "term": st.integers(3600, 2 * 86400)}))
-_publish_staked = st.tuples(st.just("publish"), party, st.fixed_dictionaries({
-    "id": skill, "mode": st.just("stake"), "price": st.just(0), "deposit": st.integers(0, 3000),
-    "term": st.integers(3600, 2 * 86400)}))
-_license = st.tuples(st.just("license"), party, st.fixed_dictionaries({
-    "id": st.sampled_from(["L1", "L2", "L3", "L4", "L5", "L6"]), "skill": skill}))
+_publish = st.tuples(
+    st.just("publish"),
+    party,
+    st.fixed_dictionaries(
+        {
+            "id": skill,
+            "mode": st.sampled_from(["per_use", "burn", "stake", "free"]),
+            "price": st.integers(0, 500),
+            "deposit": st.just(0),
+            "term": st.integers(3600, 2 * 86400),
+        }
+    ),
+)
+_publish_staked = st.tuples(
+    st.just("publish"),
+    party,
+    st.fixed_dictionaries(
+        {
+            "id": skill,
+            "mode": st.just("stake"),
+            "price": st.just(0),
+            "deposit": st.integers(0, 3000),
+            "term": st.integers(3600, 2 * 86400),
+        }
+    ),
+)
+_license = st.tuples(
+    st.just("license"),
+    party,
+    st.fixed_dictionaries(
+        {"id": st.sampled_from(["L1", "L2", "L3", "L4", "L5", "L6"]), "skill": skill}
+    ),
+)
 lic_event = st.one_of(
-    _publish, _publish_staked, _license, _license,
-    st.tuples(st.just("use"), party, st.fixed_dictionaries({"skill": skill, "calls": st.integers(1, 50)})),
-    st.tuples(st.just("report_violation"), st.just("judge"), st.fixed_dictionaries({
-        "lease": st.sampled_from(["L1", "L2", "L3", "L4"]), "reason": st.just("x")})),
+    _publish,
+    _publish_staked,
+    _license,
+    _license,
+    st.tuples(
+        st.just("use"), party, st.fixed_dictionaries({"skill": skill, "calls": st.integers(1, 50)})
+    ),
+    st.tuples(
+        st.just("report_violation"),
+        st.just("judge"),
+        st.fixed_dictionaries(
+            {"lease": st.sampled_from(["L1", "L2", "L3", "L4"]), "reason": st.just("x")}
+        ),
+    ),
 )
 
 
@@ -230,12 +339,28 @@ def _lic_invariants(rt, ev, out, before) -> None:
 @given(events=_timed(lic_event))
 def test_skill_licensing_random_streams(events) -> None:
     rt = open_runtime(policy("skill_licensing"))
-    assert rt.submit({"id": "a", "type": "appoint_arbiter", "submitter": "gateway", "time": 0,
-                      "args": {"who": "judge"}}).applied
+    assert rt.submit(
+        {
+            "id": "a",
+            "type": "appoint_arbiter",
+            "submitter": "gateway",
+            "time": 0,
+            "args": {"who": "judge"},
+        }
+    ).applied
     for i, p in enumerate(PARTIES):
-        assert rt.submit({"id": f"j{i}", "type": "join", "submitter": p, "time": 0, "args": {}}).applied
-        assert rt.submit({"id": f"d{i}", "type": "deposit", "submitter": "gateway", "time": 0,
-                          "args": {"account": p, "amount": 10000}}).applied
+        assert rt.submit(
+            {"id": f"j{i}", "type": "join", "submitter": p, "time": 0, "args": {}}
+        ).applied
+        assert rt.submit(
+            {
+                "id": f"d{i}",
+                "type": "deposit",
+                "submitter": "gateway",
+                "time": 0,
+                "args": {"account": p, "amount": 10000},
+            }
+        ).applied
     run(rt, events, _lic_invariants)
 
 
@@ -244,19 +369,59 @@ def test_skill_licensing_random_streams(events) -> None:
 cap = st.sampled_from(["c1", "c2", "c3"])
 pos = st.sampled_from(["pa", "pb", "pc"])
 iaas_event = st.one_of(
-    st.tuples(st.just("list"), party, st.fixed_dictionaries({
-        "id": cap, "price": st.integers(0, 300), "price_usdc": st.integers(0, 3_000_000),
-        "barter": st.booleans()})),
-    st.tuples(st.just("call"), party, st.fixed_dictionaries({"cap": cap, "calls": st.integers(1, 60)})),
-    st.tuples(st.just("call_usdc"), party, st.fixed_dictionaries({"cap": cap, "calls": st.integers(1, 60)})),
+    st.tuples(
+        st.just("list"),
+        party,
+        st.fixed_dictionaries(
+            {
+                "id": cap,
+                "price": st.integers(0, 300),
+                "price_usdc": st.integers(0, 3_000_000),
+                "barter": st.booleans(),
+            }
+        ),
+    ),
+    st.tuples(
+        st.just("call"), party, st.fixed_dictionaries({"cap": cap, "calls": st.integers(1, 60)})
+    ),
+    st.tuples(
+        st.just("call_usdc"),
+        party,
+        st.fixed_dictionaries({"cap": cap, "calls": st.integers(1, 60)}),
+    ),
     st.tuples(st.just("join_barter"), party, st.fixed_dictionaries({"id": pos})),
-    st.tuples(st.just("barter_call"), party, st.fixed_dictionaries({
-        "cap": cap, "calls": st.integers(1, 40), "mine": pos, "theirs": pos})),
+    st.tuples(
+        st.just("barter_call"),
+        party,
+        st.fixed_dictionaries(
+            {"cap": cap, "calls": st.integers(1, 40), "mine": pos, "theirs": pos}
+        ),
+    ),
     # "MINE"/"THEIRS" are resolved to the submitter's and the provider's positions
-    st.tuples(st.just("barter_call"), party, st.fixed_dictionaries({
-        "cap": cap, "calls": st.integers(1, 40), "mine": st.just("MINE"), "theirs": st.just("THEIRS")})),
-    st.tuples(st.just("barter_call"), party, st.fixed_dictionaries({
-        "cap": cap, "calls": st.integers(1, 40), "mine": st.just("MINE"), "theirs": st.just("THEIRS")})),
+    st.tuples(
+        st.just("barter_call"),
+        party,
+        st.fixed_dictionaries(
+            {
+                "cap": cap,
+                "calls": st.integers(1, 40),
+                "mine": st.just("MINE"),
+                "theirs": st.just("THEIRS"),
+            }
+        ),
+    ),
+    st.tuples(
+        st.just("barter_call"),
+        party,
+        st.fixed_dictionaries(
+            {
+                "cap": cap,
+                "calls": st.integers(1, 40),
+                "mine": st.just("MINE"),
+                "theirs": st.just("THEIRS"),
+            }
+        ),
+    ),
     st.tuples(st.just("rebond"), party, st.fixed_dictionaries({"amount": st.integers(1, 3000)})),
 )
 
@@ -267,13 +432,17 @@ def _iaas_invariants(rt, ev, out, before) -> None:
     for x in positions.values():
         assert x["spent"] <= x["earned"] + limit
     # barter is double entry: every call is spent by one member and earned by another
-    assert sum(x["spent"] for x in positions.values()) == sum(x["earned"] for x in positions.values())
+    assert sum(x["spent"] for x in positions.values()) == sum(
+        x["earned"] for x in positions.values()
+    )
     assert rt.balance("clearing") == 0
     assert rt.balance("fees") >= before.get("pool:fees", 0)
     if out is not None and out.applied and ev["type"] == "call":
         c = rt.records("Capability")[ev["args"]["cap"]]
         gross = c["price"] * ev["args"]["calls"]
-        paid = before.get(f"party:{ev['submitter']}:Credit", 0) - rt.balance(ev["submitter"], "Credit")
+        paid = before.get(f"party:{ev['submitter']}:Credit", 0) - rt.balance(
+            ev["submitter"], "Credit"
+        )
         assert paid == gross
         assert rt.balance("fees") - before.get("pool:fees", 0) == gross * 2 // 100
 
@@ -289,22 +458,58 @@ def _iaas_resolve(rt, etype, sub, args):
 
 
 @SETTINGS
-@given(prices=st.lists(st.integers(0, 300), min_size=3, max_size=3),
-       events=_timed(iaas_event, spread=20 * 86400))
+@given(
+    prices=st.lists(st.integers(0, 300), min_size=3, max_size=3),
+    events=_timed(iaas_event, spread=20 * 86400),
+)
 def test_iaas_market_random_streams(prices, events) -> None:
     rt = open_runtime(policy("iaas_market"))
     for i, p in enumerate(PARTIES):
-        assert rt.submit({"id": f"j{i}", "type": "join", "submitter": p, "time": 0, "args": {}}).applied
-        assert rt.submit({"id": f"d{i}", "type": "deposit", "submitter": "gateway", "time": 0,
-                          "args": {"account": p, "amount": 10000}}).applied
-        assert rt.submit({"id": f"u{i}", "type": "deposit_usdc", "submitter": "gateway", "time": 0,
-                          "args": {"account": p, "amount": 50_000_000}}).applied
+        assert rt.submit(
+            {"id": f"j{i}", "type": "join", "submitter": p, "time": 0, "args": {}}
+        ).applied
+        assert rt.submit(
+            {
+                "id": f"d{i}",
+                "type": "deposit",
+                "submitter": "gateway",
+                "time": 0,
+                "args": {"account": p, "amount": 10000},
+            }
+        ).applied
+        assert rt.submit(
+            {
+                "id": f"u{i}",
+                "type": "deposit_usdc",
+                "submitter": "gateway",
+                "time": 0,
+                "args": {"account": p, "amount": 50_000_000},
+            }
+        ).applied
         # every party lists one capability (the last not for barter) and joins barter
-        assert rt.submit({"id": f"l{i}", "type": "list", "submitter": p, "time": 0, "args": {
-            "id": f"c{i + 1}", "price": prices[i], "price_usdc": prices[i] * 10_000,
-            "barter": i < 2}}).applied
-        assert rt.submit({"id": f"b{i}", "type": "join_barter", "submitter": p, "time": 0,
-                          "args": {"id": f"p{p}"}}).applied
+        assert rt.submit(
+            {
+                "id": f"l{i}",
+                "type": "list",
+                "submitter": p,
+                "time": 0,
+                "args": {
+                    "id": f"c{i + 1}",
+                    "price": prices[i],
+                    "price_usdc": prices[i] * 10_000,
+                    "barter": i < 2,
+                },
+            }
+        ).applied
+        assert rt.submit(
+            {
+                "id": f"b{i}",
+                "type": "join_barter",
+                "submitter": p,
+                "time": 0,
+                "args": {"id": f"p{p}"},
+            }
+        ).applied
     run(rt, events, _iaas_invariants, _iaas_resolve)
     assert rt.supply("Credit") == 30000 and rt.supply("USDC") == 150_000_000
 
@@ -315,18 +520,43 @@ job = st.sampled_from(["j1", "j2", "j3", "j4"])
 node = st.sampled_from(["n-ann", "n-bob"])
 provider = st.sampled_from(["ann", "bob"])
 compute_event = st.one_of(
-    st.tuples(st.just("submit_job"), st.just("cat"), st.fixed_dictionaries({
-        "id": job, "provider": provider, "payment": money, "window": st.integers(600, 86400)})),
-    st.tuples(st.just("prove"), st.sampled_from(["PROVIDER", "PROVIDER", "ann"]),
-              st.fixed_dictionaries({"job": job, "proof": st.just("p")})),
-    st.tuples(st.just("verify"), st.just("val"), st.fixed_dictionaries({"job": job, "valid": st.booleans()})),
-    st.tuples(st.just("verify"), st.just("val"), st.fixed_dictionaries({"job": job, "valid": st.booleans()})),
+    st.tuples(
+        st.just("submit_job"),
+        st.just("cat"),
+        st.fixed_dictionaries(
+            {"id": job, "provider": provider, "payment": money, "window": st.integers(600, 86400)}
+        ),
+    ),
+    st.tuples(
+        st.just("prove"),
+        st.sampled_from(["PROVIDER", "PROVIDER", "ann"]),
+        st.fixed_dictionaries({"job": job, "proof": st.just("p")}),
+    ),
+    st.tuples(
+        st.just("verify"),
+        st.just("val"),
+        st.fixed_dictionaries({"job": job, "valid": st.booleans()}),
+    ),
+    st.tuples(
+        st.just("verify"),
+        st.just("val"),
+        st.fixed_dictionaries({"job": job, "valid": st.booleans()}),
+    ),
     st.tuples(st.just("heartbeat"), provider, st.fixed_dictionaries({"node": node})),
-    st.tuples(st.just("report_downtime"), st.sampled_from(["cat", "val"]), st.fixed_dictionaries({"node": node})),
+    st.tuples(
+        st.just("report_downtime"),
+        st.sampled_from(["cat", "val"]),
+        st.fixed_dictionaries({"node": node}),
+    ),
     st.tuples(st.just("unjail"), provider, st.fixed_dictionaries({"node": node})),
     st.tuples(st.just("bond"), provider, st.fixed_dictionaries({"amount": st.integers(1, 5000)})),
-    st.tuples(st.just("unbond"), provider, st.fixed_dictionaries({
-        "id": st.sampled_from(["u1", "u2", "u3"]), "amount": st.integers(1, 20000)})),
+    st.tuples(
+        st.just("unbond"),
+        provider,
+        st.fixed_dictionaries(
+            {"id": st.sampled_from(["u1", "u2", "u3"]), "amount": st.integers(1, 20000)}
+        ),
+    ),
 )
 
 
@@ -337,10 +567,13 @@ def _compute_invariants(rt, ev, out, before) -> None:
         held = rt.balance(f"escrow:Job:{key}:Credit")
         assert held == (j["payment"] if j["state"] in ("open", "proved") else 0), (key, j, held)
     for p in ("ann", "bob"):
-        unfinished = [j for j in rt.records("Job").values()
-                      if j["provider"] == p and j["state"] in ("open", "proved")]
+        unfinished = [
+            j
+            for j in rt.records("Job").values()
+            if j["provider"] == p and j["state"] in ("open", "proved")
+        ]
         assert len(unfinished) <= max_jobs
-    for key, u in rt.records("Unbond").items():
+    for key in rt.records("Unbond"):
         assert rt.balance(f"escrow:Unbond:{key}:Credit") >= 0
     # nothing is minted after setup; slashes may burn
     assert rt.supply("Credit") <= 60000
@@ -363,8 +596,12 @@ def test_compute_staking_random_streams(events) -> None:
     for p in ("ann", "bob"):
         # min_stake is 100.00 Credit
         setup += [("register_node", p, {"id": f"n-{p}"}), ("bond", p, {"amount": 15000})]
-    setup += [("submit_job", "cat", {"id": "j1", "provider": "ann", "payment": 1234, "window": 86400}),
-              ("submit_job", "cat", {"id": "j2", "provider": "bob", "payment": 999, "window": 7200})]
+    setup += [
+        ("submit_job", "cat", {"id": "j1", "provider": "ann", "payment": 1234, "window": 86400}),
+        ("submit_job", "cat", {"id": "j2", "provider": "bob", "payment": 999, "window": 7200}),
+    ]
     for i, (etype, sub, args) in enumerate(setup):
-        assert rt.submit({"id": f"s{i}", "type": etype, "submitter": sub, "time": 0, "args": args}).applied
+        assert rt.submit(
+            {"id": f"s{i}", "type": etype, "submitter": sub, "time": 0, "args": args}
+        ).applied
     run(rt, events, _compute_invariants, _compute_resolve)

@@ -7,6 +7,7 @@ verifier refutes the named property on the mutated copy and that the same
 property is proved on the original.  Small bound and Z3 timeout keep this
 fast; results are not cached so the test always exercises the solver.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,40 +19,71 @@ STDLIB = ROOT / "stdlib_policies"
 
 verify_mod = pytest.importorskip("charter.compiler.verify")
 
-from charter.compiler.pipeline import Compilation  # noqa: E402
+from charter.compiler.pipeline import Compilation
 
-OPTS = dict(bound=2, timeout_ms=4000)
+OPTS = {"bound": 2, "timeout_ms": 4000}
 
-CORE = ("iaas_market", "gig_market", "skill_licensing", "compute_staking", "asset_royalties",
-        "time_bank", "quadratic_funding", "purpose_economy")
+CORE = (
+    "iaas_market",
+    "gig_market",
+    "skill_licensing",
+    "compute_staking",
+    "asset_royalties",
+    "time_bank",
+    "quadratic_funding",
+    "purpose_economy",
+)
 
 # economy -> (text in the policy, its buggy replacement, property that must be refuted)
 MUTATIONS: dict[str, tuple[str, str, str]] = {
     # fee taken out of the commons instead of paid into it
-    "gig_market": ("release gross - cut - roy from Task(id) to t.worker\n    release cut from Task(id) to commons",
-                   "release gross - cut - roy from Task(id) to t.worker\n    transfer cut from commons to t.worker",
-                   "complete_never_drains_commons"),
+    "gig_market": (
+        "release gross - cut - roy from Task(id) to t.worker\n    release cut from Task(id) to commons",
+        "release gross - cut - roy from Task(id) to t.worker\n    transfer cut from commons to t.worker",
+        "complete_never_drains_commons",
+    ),
     # barter debt limit check forgotten
-    "iaas_market": ('require me.spent + value <= me.earned + barter_limit else "barter debt limit reached"',
-                    "", "barter_within_limit"),
+    "iaas_market": (
+        'require me.spent + value <= me.earned + barter_limit else "barter debt limit reached"',
+        "",
+        "barter_within_limit",
+    ),
     # per-use fee paid out of the treasury to the author
-    "skill_licensing": ("transfer cut from p to treasury", "transfer cut from treasury to s.author",
-                        "use_never_drains_treasury"),
+    "skill_licensing": (
+        "transfer cut from p to treasury",
+        "transfer cut from treasury to s.author",
+        "use_never_drains_treasury",
+    ),
     # accepted job: the leftover of the escrow is never refunded
-    "compute_staking": ("release cut from Job(job) to treasury\n        refund rest of Job(job) to j.client",
-                        "release cut from Job(job) to treasury", "settled_jobs_are_empty"),
+    "compute_staking": (
+        "release cut from Job(job) to treasury\n        refund rest of Job(job) to j.client",
+        "release cut from Job(job) to treasury",
+        "settled_jobs_are_empty",
+    ),
     # a work may declare itself as its own parent
-    "asset_royalties": ('require child != parent else "a work cannot reuse itself"', "",
-                        "no_self_reuse"),
+    "asset_royalties": (
+        'require child != parent else "a work cannot reuse itself"',
+        "",
+        "no_self_reuse",
+    ),
     # the per-service aid cover is forgotten
-    "time_bank": ("min(s.hours - own, aid_cover, balance(aid))", "min(s.hours - own, balance(aid))",
-                  "confirm_aid_budget"),
+    "time_bank": (
+        "min(s.hours - own, aid_cover, balance(aid))",
+        "min(s.hours - own, balance(aid))",
+        "confirm_aid_budget",
+    ),
     # what the per-project cap leaves is not moved to carry
-    "quadratic_funding": ("transfer balance(Round(round)) from Round(round) to carry\n", "",
-                          "finalized_rounds_are_empty"),
+    "quadratic_funding": (
+        "transfer balance(Round(round)) from Round(round) to carry\n",
+        "",
+        "finalized_rounds_are_empty",
+    ),
     # approval trusts the cap checked when the claim was filed
-    "purpose_economy": ('require c.amount <= max_claim else "claim is above the current cap"', "",
-                        "claims_capped"),
+    "purpose_economy": (
+        'require c.amount <= max_claim else "claim is above the current cap"',
+        "",
+        "claims_capped",
+    ),
 }
 
 
