@@ -146,6 +146,7 @@ EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
         "e38",
     ),
     "reputation_commons": ("e13", "e18", "e19", "e23", "e32", "e34"),
+    "service_dao": ("e07", "e10", "e12", "e13", "e16", "e18", "e19", "e24", "e29", "e31"),
 }
 
 
