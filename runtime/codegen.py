@@ -26,7 +26,7 @@ from charter.compiler import ir
 from . import semantics as sem
 from .ledger import escrow_account, party_account, pool_account, stake_account, supply_account
 from .state import ABSENT, State
-from .values import PolicyNotExecutable, Rejected, show
+from .values import PolicyNotExecutable, Rejected, amount_text, show
 
 Fn = Callable[["Env"], Any]
 DEFAULT_STEP_BUDGET = 100_000
@@ -314,6 +314,7 @@ class Compiler:
             raise PolicyNotExecutable(f"{kind} of unknown asset {asset}")
         if a.kind == "right":
             raise PolicyNotExecutable(f"{kind} of {asset}: a right is granted, not moved")
+        dec = a.decimals
         from_supply = isinstance(s.src, ir.AccSupply)
         if from_supply and not a.mintable:
             raise PolicyNotExecutable(f"mint of {asset}, which is not mintable")
@@ -345,7 +346,8 @@ class Compiler:
                 if have < amt:
                     raise Rejected(
                         "insufficient_funds",
-                        f"{kind}: {s_acc} holds {have} {asset}, needs {amt}",
+                        f"{kind}: {s_acc} holds {amount_text(have, dec, asset)}, "
+                        f"needs {amount_text(amt, dec, asset)}",
                         span,
                     )
             if amt:
@@ -363,6 +365,7 @@ class Compiler:
         minimum = self.expr(s.minimum) if s.minimum is not None else None
         cap = self.expr(s.cap) if s.cap is not None else None
         var, method, asset, span = s.var, s.method, s.asset, s.span
+        dec = self.assets[asset].decimals if asset in self.assets else 0
         if method not in sem.METHODS:
             raise PolicyNotExecutable(f"unknown split method {method!r}")
         dst_asset = asset
@@ -378,7 +381,10 @@ class Compiler:
                 )
             if have < amt:
                 raise Rejected(
-                    "insufficient_funds", f"split: {s_acc} holds {have} {asset}, needs {amt}", span
+                    "insufficient_funds",
+                    f"split: {s_acc} holds {amount_text(have, dec, asset)}, "
+                    f"needs {amount_text(amt, dec, asset)}",
+                    span,
                 )
             loc = e.loc
             saved = loc.get(var, ABSENT)

@@ -26,7 +26,7 @@ from charter.compiler import ir
 from . import semantics as sem
 from .codegen import Compiler, Env, _norm, _over_budget
 from .ledger import escrow_account, party_account, stake_account
-from .values import PolicyNotExecutable, Rejected, show
+from .values import PolicyNotExecutable, Rejected, amount_text, show
 
 _CMP = {"==", "!=", "<", "<=", ">", ">="}
 
@@ -109,6 +109,7 @@ def _move(
     supply_acc: Any,
     cap: Any,
     span: Any,
+    dec: int = 0,
 ) -> None:
     if amt < 0:
         raise Rejected("negative_amount", f"cannot {kind} a negative amount ({amt} {asset})", span)
@@ -126,7 +127,10 @@ def _move(
         have = bal.get(s_acc, 0)
         if have < amt:
             raise Rejected(
-                "insufficient_funds", f"{kind}: {s_acc} holds {have} {asset}, needs {amt}", span
+                "insufficient_funds",
+                f"{kind}: {s_acc} holds {amount_text(have, dec, asset)}, "
+                f"needs {amount_text(amt, dec, asset)}",
+                span,
             )
     if amt:
         st.post(s_acc, d_acc, asset, amt, kind)
@@ -314,7 +318,8 @@ class PyGen:
         self.emit(
             d,
             f"_move(st, _a, {self.acc(s.src)}, {self.acc(s.dst)}, "
-            f"{self.k(s.asset)}, {self.k(s.kind)}, {supply}, {self.k(a.cap)}, {self.k(s.span)})",
+            f"{self.k(s.asset)}, {self.k(s.kind)}, {supply}, {self.k(a.cap)}, {self.k(s.span)}, "
+            f"{self.k(a.decimals)})",
         )
 
     # ------------------------------------------------------------ accounts

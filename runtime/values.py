@@ -255,6 +255,13 @@ def check_range(v: Any, lo: Any, hi: Any, what: str) -> None:
         raise Rejected("out_of_range", f"{what}: {show(v)} is above the maximum {show(hi)}")
 
 
+def amount_text(minor: int, decimals: int, asset: str) -> str:
+    """``3000, 2, "Credit"`` -> ``"30.00 Credit"``: amounts in messages, as authors write them."""
+    sign, mag = ("-" if minor < 0 else ""), abs(minor)
+    whole, frac = divmod(mag, 10**decimals)
+    return f"{sign}{whole}.{frac:0{decimals}d} {asset}" if decimals else f"{sign}{whole} {asset}"
+
+
 def show(v: Any) -> str:
     if isinstance(v, Fraction):
         return f"{v.numerator}/{v.denominator}" if v.denominator != 1 else str(v.numerator)
