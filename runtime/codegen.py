@@ -337,8 +337,9 @@ class Compiler:
                     if supply + amt > cap:
                         raise Rejected(
                             "cap_exceeded",
-                            f"minting {amt} {asset} would exceed its cap of {cap} "
-                            f"(supply {supply})",
+                            f"minting {amount_text(amt, dec, asset)} would exceed its cap of "
+                            f"{amount_text(cap, dec, asset)} (supply "
+                            f"{amount_text(supply, dec, asset)})",
                             span,
                         )
             else:

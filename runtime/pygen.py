@@ -120,7 +120,8 @@ def _move(
             if supply + amt > cap:
                 raise Rejected(
                     "cap_exceeded",
-                    f"minting {amt} {asset} would exceed its cap of {cap} (supply {supply})",
+                    f"minting {amount_text(amt, dec, asset)} would exceed its cap of "
+                    f"{amount_text(cap, dec, asset)} (supply {amount_text(supply, dec, asset)})",
                     span,
                 )
     else:
