@@ -149,6 +149,7 @@ EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
     "service_dao": ("e07", "e10", "e12", "e13", "e16", "e18", "e19", "e24", "e29", "e31"),
     "proof_of_contribution": ("e12", "e13", "e15", "e17", "e19", "e21", "e25", "e29", "e33", "e36"),
     "model_cooperative": ("e09", "e13", "e14", "e18", "e19", "e23", "e25", "e31", "e37", "e38"),
+    "digital_twins": ("e05", "e06", "e07", "e09", "e13", "e14", "e16", "e17", "e18", "e23"),
 }
 
 
