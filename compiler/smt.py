@@ -288,6 +288,7 @@ class Encoder:
         self.inputs: dict[str, Any] = self.shared.setdefault("inputs", {})
         self.balance_reads: list[tuple[str, Any]] = []  # (component, index or None)
         self.assumptions: list = []
+        self.lemmas: list = []  # valid facts about non-linear products (see product())
         self.ok_explicit: list = []
         self.ok_runtime: list = []
         self.obligations: list[Obligation] = []
@@ -1138,7 +1139,7 @@ class Encoder:
         if op == "-":
             return a - b
         if op == "*":
-            return a * b
+            return self.product(a, b)
         if op == "/":
             self.require(guard, b != 0)
             return to_real(a) / to_real(b)
@@ -1151,6 +1152,27 @@ class Encoder:
         if op == ">=":
             return a >= b
         raise Unsupported(f"operator {op}")
+
+    def product(self, a: Any, b: Any) -> Any:
+        """``a * b``; when both are symbolic, also state sign and scaling facts of the product
+        (valid for all values) so Z3 need not find them by non-linear search, e.g. that
+        ``floor(amount * fee)`` lies between 0 and ``amount`` when ``0 <= fee <= 1``."""
+        p = a * b
+        if z3.is_arith(a) and z3.is_arith(b) and not _numeral(a) and not _numeral(b):
+            one = z3.RealVal(1) if z3.is_real(p) else z3.IntVal(1)
+            # kept apart from the assumptions: they help some proofs and slow others, so the
+            # verifier tries queries without them first (both ways are sound: they are valid)
+            self.lemmas += [
+                z3.Implies(z3.And(a >= 0, b >= 0), p >= 0),
+                z3.Implies(z3.And(a <= 0, b <= 0), p >= 0),
+                z3.Implies(z3.And(a >= 0, b <= 0), p <= 0),
+                z3.Implies(z3.And(a <= 0, b >= 0), p <= 0),
+                z3.Implies(z3.And(a >= 0, b >= 0, b <= one), p <= a),
+                z3.Implies(z3.And(b >= 0, a >= 0, a <= one), p <= b),
+                z3.Implies(z3.And(a >= 0, b >= one), p >= a),
+                z3.Implies(z3.And(b >= 0, a >= one), p >= b),
+            ]
+        return p
 
     def builtin(self, e: ir.Builtin, env: dict, state: State, guard: Any) -> Any:
         name = e.name
@@ -1258,6 +1280,10 @@ class Encoder:
                 seen = z3.Or(seen, c)
             return out if out is not None else z3.IntVal(0)
         raise Unsupported(f"aggregate {k}")
+
+
+def _numeral(x: Any) -> bool:
+    return z3.is_int_value(x) or z3.is_rational_value(x)
 
 
 def _eq(a: Any, b: Any) -> Any:

@@ -145,6 +145,21 @@ def solve(formulas: Iterable[Any], timeout_ms: int) -> tuple[str, Optional[z3.Mo
     return "unknown", None
 
 
+def solve_m(formulas: list, m: HandlerModel, timeout_ms: int) -> tuple[str, Optional[z3.ModelRef]]:
+    """``solve`` for a question about handler ``m``: half the time without the product
+    lemmas, then (if undecided) the rest with them.  Both answers are sound because the
+    lemmas are valid facts about multiplication."""
+    lemmas = m.encoder.lemmas
+    if not lemmas:
+        return solve(formulas, timeout_ms)
+    t0 = time.perf_counter()
+    r, model = solve(formulas, max(1, timeout_ms // 2))
+    if r != "unknown":
+        return r, model
+    left = timeout_ms - int((time.perf_counter() - t0) * 1000)
+    return solve(formulas + lemmas, left) if left > 0 else ("unknown", None)
+
+
 def solve_sat(
     formulas: list, m: HandlerModel, timeout_ms: int
 ) -> tuple[str, Optional[z3.ModelRef]]:
@@ -969,8 +984,8 @@ def houdini(
             if not live:
                 continue
             # one query finds a state breaking some candidate; drop every candidate it breaks
-            r, model = solve(
-                assume + [z3.Or(*[z3.Not(prep.inv_post[i.name]) for i in live])], opts.timeout_ms
+            r, model = solve_m(
+                assume + [z3.Or(*[z3.Not(prep.inv_post[i.name]) for i in live])], m, opts.timeout_ms
             )
             if r == "unsat":
                 continue
@@ -987,7 +1002,7 @@ def houdini(
                 for inv in live:
                     left_ms = int((deadline - time.perf_counter()) * 1000)
                     r1, m1 = (
-                        solve(assume + [z3.Not(prep.inv_post[inv.name])], left_ms)
+                        solve_m(assume + [z3.Not(prep.inv_post[inv.name])], m, left_ms)
                         if left_ms > 0
                         else ("unknown", None)
                     )
@@ -1183,7 +1198,9 @@ def check_handler(
             # the question: can every require hold, every earlier runtime check pass (else the
             # event was already rejected there), and this check still fail?
             earlier = [z3.Implies(e.guard, e.cond) for e in m.obligations[: m.obligations.index(o)]]
-            r, model = solve(base + [m.ok_explicit, o.guard, z3.Not(o.cond)] + earlier, left_ms)
+            r, model = solve_m(
+                base + [m.ok_explicit, o.guard, z3.Not(o.cond)] + earlier, m, left_ms
+            )
             if r == "sat":
                 bad_status = (
                     GUARD if kind in ("no_overdraft", "supply_cap", "delete_empty") else REFUTED
@@ -1229,7 +1246,7 @@ def check_handler(
                 status, msg = UNKNOWN, f"time limit of {opts.timeout_ms} ms reached"
                 break
             conds = _rounding_conds(sp)
-            r, model = solve(base + [applied, sp.guard, z3.Not(z3.And(*conds))], left_ms)
+            r, model = solve_m(base + [applied, sp.guard, z3.Not(z3.And(*conds))], m, left_ms)
             if r == "sat":
                 cex = counterexample(
                     m,
@@ -1587,7 +1604,7 @@ def _split_property(
         if isinstance(built, str):
             return res(UNKNOWN, built)
         conds, premise = built
-        r, model = solve(base + [sp.guard, z3.Not(z3.And(*conds))], opts.timeout_ms)
+        r, model = solve_m(base + [sp.guard, z3.Not(z3.And(*conds))], m, opts.timeout_ms)
         if r == "sat":
             cex = counterexample(
                 m,
@@ -1739,7 +1756,7 @@ def _budget_property(
     m = prep.model
     paid, limit = _budget_terms(p, m)
     base = m.assumptions + prep.extra_assumptions + inv + [m.applied]
-    r, model = solve(base + [paid > limit], opts.timeout_ms)
+    r, model = solve_m(base + [paid > limit], m, opts.timeout_ms)
     if r == "sat":
         cex = counterexample(
             m,
