@@ -408,14 +408,26 @@ class Encoder:
         if key not in self.inputs:
             self.inputs[key] = self.fresh_typed(name, t, constrain=False)
         v = self.inputs[key]
-        if isinstance(t, ir.TInt):
-            if t.lo is not None:
-                self.assumptions.append(v >= t.lo)
-            if t.hi is not None:
-                self.assumptions.append(v <= t.hi)
-        if isinstance(t, ir.TList):
-            self.assumptions += [v.n >= 0, v.n <= self.bound]
+        self.assumptions += self.type_constraints(v, t)
         return v
+
+    def type_constraints(self, v: Any, t: ir.Type) -> list:
+        """What every value of type ``t`` satisfies (declared int ranges, list bound)."""
+        if isinstance(t, ir.TInt):
+            out = []
+            if t.lo is not None:
+                out.append(v >= t.lo)
+            if t.hi is not None:
+                out.append(v <= t.hi)
+            return out
+        if isinstance(t, ir.TOptional) and isinstance(v, Opt):
+            return [z3.Implies(v.some, c) for c in self.type_constraints(v.val, t.inner)]
+        if isinstance(t, ir.TList) and isinstance(v, SList):
+            out = [v.n >= 0, v.n <= self.bound]
+            for item in v.items:
+                out += self.type_constraints(item, t.inner)
+            return out
+        return []
 
     def fresh_typed(self, name: str, t: ir.Type, constrain: bool = True) -> Any:
         if isinstance(t, ir.TOptional):
