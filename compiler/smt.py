@@ -678,6 +678,9 @@ class Encoder:
             p = self.expr(s.party, env, state, guard)
             name = f"role!{s.role}"
             self.role_term(s.role, p)
+            # the runtime rejects admitting the clock or an existing member
+            self.require(guard, p != self.codes.code("clock"))
+            self.require(guard, z3.Not(z3.Select(state.get(name), p)))
             state.set(name, z3.Store(state.get(name), p, True))
             for a, e in s.attrs:
                 v = self.expr(e, env, state, guard)
@@ -687,6 +690,7 @@ class Encoder:
             p = self.expr(s.party, env, state, guard)
             name = f"role!{s.role}"
             self.role_term(s.role, p)
+            self.require(guard, z3.Select(state.get(name), p))  # expelling a non-member rejects
             state.set(name, z3.Store(state.get(name), p, False))
         elif isinstance(s, (ir.Grant, ir.Revoke)):
             p = self.expr(s.party, env, state, guard)
@@ -824,6 +828,10 @@ class Encoder:
     # -- accounts and money ----------------------------------------------------
     def account(self, acc: Any, env: dict, state: State, guard: Any) -> tuple[str, Any, str, str]:
         """``(component, index or None, description, kind)`` of an account."""
+        if isinstance(acc, (ir.AccParty, ir.AccStake)):
+            # the runtime rejects any account of the clock
+            p0 = self.expr(acc.party, env, state, guard)
+            self.require(guard, p0 != self.codes.code("clock"))
         if isinstance(acc, ir.AccParty):
             p = self.expr(acc.party, env, state, guard)
             return f"bal!{acc.asset}", p, f"balance({{}}, {acc.asset})", "party"
