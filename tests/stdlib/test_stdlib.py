@@ -150,6 +150,7 @@ EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
     "proof_of_contribution": ("e12", "e13", "e15", "e17", "e19", "e21", "e25", "e29", "e33", "e36"),
     "model_cooperative": ("e09", "e13", "e14", "e18", "e19", "e23", "e25", "e31", "e37", "e38"),
     "digital_twins": ("e05", "e06", "e07", "e09", "e13", "e14", "e16", "e17", "e18", "e23"),
+    "crowdsourced_pool": ("e10", "e11", "e16", "e19", "e20", "e25", "e27"),
     "flash_collaboration": (
         "e05",
         "e10",
