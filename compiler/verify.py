@@ -160,17 +160,21 @@ def solve_m(formulas: list, m: HandlerModel, timeout_ms: int) -> tuple[str, Opti
     return solve(formulas + lemmas, left) if left > 0 else ("unknown", None)
 
 
+def opts_bound(slots: list) -> int:
+    return max((len(items) for items in slots), default=0)
+
+
 def solve_sat(
     formulas: list, m: HandlerModel, timeout_ms: int
 ) -> tuple[str, Optional[z3.ModelRef]]:
     """For questions that want a witness (can the handler apply, can a branch run): first try
-    the easy witnesses - every collection empty, then one item each - with a fifth of the
-    time, then the full question.  Any witness found is a real one (fewer items is a
+    the easy witnesses - every collection empty, then one item each, then two - each with a
+    tenth of the time, then the full question.  Any witness found is a real one (fewer items is a
     legitimate state), so a quick "sat" is final; only "unsat" needs the full query."""
     slots = list(m.encoder.slots.values())
     if slots:
         t0 = time.perf_counter()
-        for keep in (0, 1):
+        for keep in range(min(3, opts_bound(slots))):
             restrict = [z3.Not(p) for items in slots for i, (_, p) in enumerate(items) if i >= keep]
             r, model = solve(formulas + restrict, max(1, timeout_ms // 10))
             if r == "sat":
@@ -1636,8 +1640,9 @@ def _split_property(
                 UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms (bound {opts.bound})"
             )
         # vacuity: the premise must be reachable, or the proof says nothing
-        r2, _ = solve(
+        r2, _ = solve_sat(
             base + [sp.guard, z3.Or(*premise) if premise else z3.BoolVal(False)],
+            m,
             max(1, opts.timeout_ms // 2),
         )
         if r2 == "unsat":
