@@ -67,7 +67,7 @@ def test_encoding_has_exactly_the_runtime_result(case):
         assert s.check() == z3.unsat
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.integers(0, 10_000), st.lists(st.integers(0, 50), min_size=1, max_size=5))
 def test_largest_remainder_fairness_on_runtime(amount, weights):
     """What the verifier proves for largest_remainder (proportional within 1 unit, symmetric,

@@ -168,3 +168,24 @@ def test_diff_sees_state_changes_not_only_money(tmp_path):
     r = invoke("diff", str(old), str(new))
     assert r.exit_code == 1, r.output
     assert "field Task.open" in r.output
+
+
+def test_diff_shows_an_input_one_version_rejects(tmp_path):
+    """A new require changes which events apply: the diff shows one and why it is rejected."""
+    old = tmp_path / "old.charter"
+    new = tmp_path / "new.charter"
+    text = P.FEE.format(name="fee", hi="10%")
+    old.write_text(text)
+    new.write_text(
+        text.replace(
+            'require budget > 0 Credit else "budget must be positive"',
+            'require budget > 1 Credit else "budget must exceed one Credit"',
+        )
+    )
+    r = invoke("diff", str(old), str(new), "--format", "json")
+    data = json.loads(r.output)
+    (h,) = [h for h in data["handlers"] if h["status"] == "different"]
+    assert h["handler"] == "post"
+    ex = h["example"]
+    assert ex["old"]["applied"] and not ex["new"]["applied"]
+    assert "whether the event is applied" in ex["differs_in"]
