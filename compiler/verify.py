@@ -65,7 +65,21 @@ import z3
 from . import ir
 from .smt import Encoder, HandlerModel, Opt, SList, State, Unsupported
 
-VERSION = "verify-1"
+VERSION = "verify-2"
+
+
+def _engine_fingerprint() -> str:
+    """Hash of the verifier's own code: a changed encoding must never reuse cached results."""
+    h = hashlib.sha256(VERSION.encode())
+    for name in ("smt.py", "verify.py"):
+        try:
+            h.update((Path(__file__).parent / name).read_bytes())
+        except OSError:
+            pass
+    return h.hexdigest()[:16]
+
+
+ENGINE = _engine_fingerprint()
 
 PROVED, REFUTED, UNKNOWN, GUARD, VACUOUS = (
     "proved",
@@ -1815,7 +1829,7 @@ def cache_key(policy: ir.Policy, opts: Options) -> str:
             "bound": opts.bound,
             "timeout": opts.timeout_ms,
             "fixed": {k: str(v) for k, v in (opts.fixed_params or {}).items()},
-            "version": VERSION,
+            "version": ENGINE,
             "z3": z3.get_version_string(),
         },
         sort_keys=True,
@@ -1863,7 +1877,7 @@ def _hash(obj: Any, opts: Options) -> str:
             "bound": opts.bound,
             "timeout": opts.timeout_ms,
             "fixed": {k: str(v) for k, v in (opts.fixed_params or {}).items()},
-            "version": VERSION,
+            "version": ENGINE,
             "z3": z3.get_version_string(),
         },
         sort_keys=True,
