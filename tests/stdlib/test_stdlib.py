@@ -154,6 +154,7 @@ EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
     "reputation_currency": ("e04", "e06", "e10", "e16", "e18", "e20", "e22", "e26"),
     "curation_economy": ("e06", "e10", "e11", "e14", "e16", "e17"),
     "policy_centric": ("e05", "e09", "e12", "e14", "e17", "e18", "e23", "e26"),
+    "ethical_value": ("e08", "e11", "e15", "e17", "e20", "e22", "e25", "e28", "e29", "e33"),
     "flash_collaboration": (
         "e05",
         "e10",
