@@ -168,6 +168,7 @@ EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
         "e33",
         "e37",
     ),
+    "collective_creation": ("e08", "e10", "e11", "e13", "e18", "e22", "e26", "e27"),
     "flash_collaboration": (
         "e05",
         "e10",
