@@ -169,6 +169,7 @@ EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
         "e37",
     ),
     "collective_creation": ("e08", "e10", "e11", "e13", "e18", "e22", "e26", "e27"),
+    "meta_design": ("e07", "e12", "e13", "e14", "e17", "e23"),
     "flash_collaboration": (
         "e05",
         "e10",
