@@ -1,26 +1,37 @@
 """The embedding API: the names other programs use after ``import charter``.
 
-Compile: :func:`load_policy` (path or text, parameter overrides) returns the
-checked :class:`~charter.compiler.ir.Policy` or raises :class:`CharterError`
-carrying every diagnostic.  Settle: the runtime's names are re-exported
-here when the runtime is installed (see ``charter.runtime.api``).
+Compile: :func:`load_policy` (a path or the policy's text, parameter
+overrides) returns the checked :class:`~charter.compiler.ir.Policy` or raises
+:class:`CharterError` carrying every diagnostic.
+
+Settle: :func:`open_runtime` opens a :class:`Runtime` on a store (memory or a
+SQLite file); ``submit`` returns a :class:`Receipt` or a :class:`Rejection`;
+:func:`replay` and :func:`audit_ledger` re-verify a ledger (see
+:mod:`charter.runtime.api`).
+
+Prove: :func:`verify` returns one :class:`VerifyResult` per property
+(proved / refuted / unknown / guard_missing / vacuous), as ``charter verify``
+prints them.
 """
 from __future__ import annotations
 
 from charter.compiler.diagnostics import CharterError, Diagnostic
 from charter.compiler.ir import Policy
 from charter.compiler.pipeline import Compilation, load_policy
+from charter.runtime import api as _runtime_api
+from charter.runtime.api import *  # noqa: F401,F403  (the runtime's public names)
+from charter.compiler.verify import Options as _VerifyOptions
+from charter.compiler.verify import Result as VerifyResult
+from charter.compiler.verify import verify as _verify
 
-__all__ = ["CharterError", "Compilation", "Diagnostic", "Policy", "load_policy"]
 
-import importlib as _importlib
+def verify(policy: Policy, *, bound: int = 3, timeout_ms: int = 5000,
+           use_cache: bool = True) -> list[VerifyResult]:
+    """Prove the policy's built-in and declared properties with Z3."""
+    return _verify(policy, _VerifyOptions(bound=bound, timeout_ms=timeout_ms),
+                   use_cache=use_cache)
 
-try:  # the runtime re-exports its public names through charter.runtime.api
-    _runtime_api = _importlib.import_module("charter.runtime.api")
-except ModuleNotFoundError as _exc:  # pragma: no cover - only while the runtime is being built
-    if _exc.name != "charter.runtime.api":
-        raise
-else:
-    for _name in getattr(_runtime_api, "__all__", ()):
-        globals()[_name] = getattr(_runtime_api, _name)
-        __all__.append(_name)
+
+__all__ = ["CharterError", "Compilation", "Diagnostic", "Policy", "load_policy", "verify",
+           "VerifyResult", *_runtime_api.__all__]
+
