@@ -170,6 +170,7 @@ EXAMPLE_REJECTIONS: dict[str, tuple[str, ...]] = {
     ),
     "collective_creation": ("e08", "e10", "e11", "e13", "e18", "e22", "e26", "e27"),
     "meta_design": ("e07", "e12", "e13", "e14", "e17", "e23"),
+    "commons_maintenance": ("e12", "e14", "e19", "e22", "e24"),
     "flash_collaboration": (
         "e05",
         "e10",
