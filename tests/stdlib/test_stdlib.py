@@ -202,6 +202,13 @@ def test_required_economies_exist() -> None:
 
 
 @pytest.mark.parametrize("path", STDLIB, ids=_ids(STDLIB))
+def test_every_economy_has_a_worked_example(path: Path) -> None:
+    folder = EXAMPLES / path.stem
+    for name in ("policy.charter", "events.jsonl", "expected_balances.json"):
+        assert (folder / name).is_file(), f"examples/{path.stem}/{name} is missing"
+
+
+@pytest.mark.parametrize("path", STDLIB, ids=_ids(STDLIB))
 def test_parses(path: Path) -> None:
     from charter.compiler.parse import parse_source
 
