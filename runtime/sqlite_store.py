@@ -67,8 +67,14 @@ class SqliteStore:
         self.path = Path(path)
         self.batch = batch
         self._pending: list[JournalRow] = []
-        self._dirty: set[tuple[str, Any]] = set()
+        # keys changed since the last flush, per kind (sets: a key changed by
+        # many events of a batch is written once, with its final value)
+        self._dirty: set[tuple[str, Any]] = set()  # roles, rights, clock (rare)
         self._dirty_bal: set[str] = set()
+        self._dirty_rec: set[tuple[str, str]] = set()
+        # record (name, key) -> its stored key text; records are rewritten often
+        # (post, bids, completion, deadline), so each key is encoded once
+        self._rec_keys: dict[tuple[str, str], str] = {}
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists:
             try:
@@ -165,11 +171,14 @@ class SqliteStore:
 
     def append(self, row: JournalRow, frame: Any, state: Any) -> None:
         """Buffer one entry; ``frame`` (the event's before images) names the changed keys."""
-        self._pending.append(row)
+        pending = self._pending
+        pending.append(row)
         self._dirty_bal.update(frame.bal)
-        if frame.rec or frame.role or frame.right or frame.meta:
-            self._dirty.update(state.dirty_keys(frame, balances=False))
-        if len(self._pending) >= self.batch:
+        if frame.rec:
+            self._dirty_rec.update(frame.rec)
+        if frame.role or frame.right or frame.meta:
+            self._dirty.update(state.dirty_keys(frame, balances=False, records=False))
+        if len(pending) >= self.batch:
             self.flush(state)
 
     def flush(self, state: Any) -> None:
@@ -185,6 +194,19 @@ class SqliteStore:
                 deletes.append(("balance", acc))
             else:
                 upserts.append(("balance", acc, str(v)))  # JSON of an int
+        records = state.records
+        rec_keys = self._rec_keys
+        for rk in self._dirty_rec:
+            r, k = rk
+            skey = rec_keys.get(rk)
+            if skey is None:
+                skey = rec_keys[rk] = store_key(rk)
+            rec = records[r].get(k)
+            if rec is None:
+                deletes.append(("record", skey))
+                del rec_keys[rk]
+            else:
+                upserts.append(("record", skey, dumps(state.record_value(rec))))
         for kind, key in self._dirty:
             v = state.value_of(kind, key)
             skey = store_key(key)
@@ -195,10 +217,8 @@ class SqliteStore:
         try:
             c = self.conn
             c.execute("BEGIN IMMEDIATE")
-            c.executemany(
-                "INSERT INTO journal VALUES (?, ?, ?, ?)",
-                [(r.seq, r.event_id, r.entry, r.hash) for r in self._pending],
-            )
+            # a JournalRow is the tuple (seq, event_id, entry, hash): bound as it is
+            c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", self._pending)
             if upserts:
                 c.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", upserts)
             if deletes:
@@ -210,6 +230,7 @@ class SqliteStore:
         self._pending.clear()
         self._dirty.clear()
         self._dirty_bal.clear()
+        self._dirty_rec.clear()
 
     def _rollback(self) -> None:
         try:

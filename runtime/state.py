@@ -308,13 +308,16 @@ class State:
 
     # ------------------------------------------------------------ persistence
 
-    def dirty_keys(self, f: Frame, balances: bool = True) -> Iterable[tuple[str, Any]]:
+    def dirty_keys(
+        self, f: Frame, balances: bool = True, records: bool = True
+    ) -> Iterable[tuple[str, Any]]:
         """Keys changed in a frame: ``(kind, key)``, key a str or tuple (see :func:`store_key`)."""
         if balances:
             for acc in f.bal:
                 yield "balance", acc
-        for rk in f.rec or ():
-            yield "record", rk
+        if records:
+            for rk in f.rec or ():
+                yield "record", rk
         for rp in f.role or ():
             yield "role", rp
         for key in f.right or ():
@@ -334,12 +337,7 @@ class State:
         if kind == "record":
             r, k = key
             rec = self.records[r].get(k)
-            if rec is None:
-                return None
-            for v in rec.values():
-                if not (v is None or type(v) in _NATIVE):
-                    return to_json_value(rec)
-            return rec
+            return None if rec is None else self.record_value(rec)
         if kind == "role":
             role, p = key
             attrs = self.roles[role].get(p)
@@ -348,6 +346,14 @@ class State:
             until = self.rights.get(key, _ABSENT)
             return None if until is _ABSENT else {"until": until}
         raise KeyError(kind)
+
+    @staticmethod
+    def record_value(rec: dict[str, Any]) -> Any:
+        """A live record's stored JSON value (the record itself when all fields are plain)."""
+        for v in rec.values():
+            if not (v is None or type(v) in _NATIVE):
+                return to_json_value(rec)
+        return rec
 
     def load_row(self, kind: str, key: str, value: Any) -> None:
         """Restore one stored row (inverse of :meth:`value_of`)."""
