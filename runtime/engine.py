@@ -39,7 +39,6 @@ path, which also words the rejections.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any, Iterable, NamedTuple, Optional, Union
 
 import attrs
@@ -48,7 +47,14 @@ from charter.compiler import ir
 
 from . import semantics as sem
 from .codegen import DEFAULT_STEP_BUDGET, CompiledPolicy, Env, compile_policy
-from .journal import AuditReport, JournalRow, audit_rows, genesis_hash, policy_fingerprint
+from .journal import (
+    AuditReport,
+    JournalRow,
+    audit_rows,
+    encode_entry,
+    genesis_hash,
+    policy_fingerprint,
+)
 from .ledger import LedgerError, Posting, check_transaction, party_account, pool_account
 from .state import Frame, State
 from .store import MemoryStore, Store, StoreError
@@ -61,7 +67,6 @@ TICK = "@tick"
 _NATIVE = (int, str, bool)
 _AUTO_TICK = TICK + "#"
 _NO_ARGS: dict = {}
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _sha256 = hashlib.sha256
 MAX_TIMER_FIRINGS = 10_000
 _ENVELOPE = {"id", "type", "submitter", "time", "args"}
@@ -603,15 +608,7 @@ class Runtime:
                 break
         ptuple = tuple(postings)
         flags = tuple(st.flags)
-        entry_json = _dumps(
-            {
-                "seq": seq,
-                "event": {"args": args, "id": eid, "submitter": sub, "time": now, "type": ch.name},
-                "timers": (),
-                "postings": ptuple,
-                "flags": flags,
-            }
-        )
+        entry_json = encode_entry(seq, eid, sub, now, ch.name, args, (), ptuple, flags)
         h = _sha256((self.head + entry_json).encode()).hexdigest()
         store = self.store
         if store.persistent:
@@ -654,20 +651,9 @@ class Runtime:
                 args = {k: to_json_value(v) for k, v in args.items()}
                 break
         # Postings are NamedTuples: JSON writes them as lists, as the journal wants.
-        entry = {
-            "seq": seq,
-            "event": {
-                "args": args,
-                "id": ev["id"],
-                "submitter": ev["submitter"],
-                "time": ev["time"],
-                "type": ev["type"],
-            },
-            "timers": timers,
-            "postings": postings,
-            "flags": flags,
-        }
-        entry_json = _dumps(entry)
+        entry_json = encode_entry(
+            seq, ev["id"], ev["submitter"], ev["time"], ev["type"], args, timers, postings, flags
+        )
         h = _sha256((self.head + entry_json).encode()).hexdigest()
         row = JournalRow(seq, ev["id"], entry_json, h)
         frame = st.frames[-1]

@@ -43,6 +43,61 @@ def genesis_hash(policy: ir.Policy, params: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+try:  # CPython's C encoder, made once (json.dumps builds a new one on every call)
+    from json.encoder import c_make_encoder as _c_make_encoder
+    from json.encoder import encode_basestring as _json_str
+except ImportError:  # pragma: no cover - other Pythons
+    _c_make_encoder = None
+
+if _c_make_encoder is not None:
+    # the same settings as values.canonical: sorted keys, no spaces, UTF-8 (no \u escapes)
+    _c_canonical = _c_make_encoder(None, None, _json_str, None, ":", ",", True, False, True)
+
+    def _canon(v: Any) -> str:
+        return "".join(_c_canonical(v, 0))
+
+else:  # pragma: no cover
+    _canon = canonical
+
+    def _json_str(s: str) -> str:
+        return canonical(s)
+
+
+def encode_entry(
+    seq: int,
+    event_id: str,
+    submitter: str,
+    time: int,
+    etype: str,
+    args: dict[str, Any],
+    timers: Any,
+    postings: Any,
+    flags: Any,
+) -> str:
+    """``canonical(entry)`` of one journal entry, byte for byte, written out directly.
+
+    The entry's own keys and its event's keys are fixed, so they are laid
+    out here in sorted order; only the variable parts (arguments, timers,
+    postings, flags) go through the canonical encoder.  ``event_id``,
+    ``submitter`` and ``etype`` must be ``str`` and ``seq``/``time`` ``int``
+    (the engine has checked the envelope); ``args`` must already be JSON
+    values.  ``tests/runtime/test_journal_encoding.py`` holds it to
+    :func:`~charter.runtime.values.canonical`.
+    """
+    return (
+        '{"event":{"args":' + (_canon(args) if args else "{}")
+        + ',"id":' + _json_str(event_id)
+        + ',"submitter":' + _json_str(submitter)
+        + ',"time":' + int.__repr__(time)
+        + ',"type":' + _json_str(etype)
+        + '},"flags":' + (_canon(flags) if flags else "[]")
+        + ',"postings":' + (_canon(postings) if postings else "[]")
+        + ',"seq":' + int.__repr__(seq)
+        + ',"timers":' + (_canon(timers) if timers else "[]")
+        + "}"
+    )  # fmt: skip
+
+
 def chain(prev: str, entry_json: str) -> str:
     return hashlib.sha256((prev + entry_json).encode()).hexdigest()
 

@@ -1,0 +1,78 @@
+"""The journal's direct entry encoder writes exactly the canonical JSON that is hashed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from charter.runtime.journal import encode_entry
+from charter.runtime.ledger import Posting
+from charter.runtime.values import canonical
+
+P = Posting("party:alice:Credit", "escrow:Task:t1:Credit", "Credit", 5000, "escrow")
+
+CASES = [
+    # (seq, id, submitter, time, type, args, timers, postings, flags)
+    (1, "e1", "alice", 0, "join", {}, (), (), ()),
+    (7, "e7", "alice", 1000, "post", {"id": "t1", "budget": 5000, "duration": 60}, (), (P,), ()),
+    (2, 'é"\\\n', "ünï ☃", 5, "bid", {"z": None, "a": True, "m": False}, [], [P, P], []),
+    (
+        3,
+        "@tick#3",
+        "clock",
+        99,
+        "@tick",
+        {},
+        [{"handler": "Task.deadline.passes", "due": 90, "key": "t1", "status": "applied"}],
+        (P,),
+        (),
+    ),
+    (4, "e4", "bob", 7, "vote", {"r": {"num": 1, "den": 3}, "xs": ["b", "a"]}, (), (), ()),
+    (5, "e5", "bob", 8, "pay", {"n": -3, "big": 10**30}, (), (), ({"party": "bob", "msg": "hi"},)),
+]
+
+
+def _expected(seq, eid, sub, time, etype, args, timers, postings, flags) -> str:
+    return canonical(
+        {
+            "seq": seq,
+            "event": {"args": args, "id": eid, "submitter": sub, "time": time, "type": etype},
+            "timers": list(timers),
+            "postings": [list(p) for p in postings],
+            "flags": list(flags),
+        }
+    )
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_encode_entry_is_canonical(case: tuple) -> None:
+    got = encode_entry(*case)
+    assert got == _expected(*case)
+    assert json.loads(got)["seq"] == case[0]
+
+
+_text = st.text(max_size=8)
+_scalar = st.none() | st.booleans() | st.integers() | _text
+_value = st.recursive(
+    _scalar,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seq=st.integers(min_value=1),
+    eid=_text,
+    sub=_text,
+    time=st.integers(min_value=0),
+    etype=_text,
+    args=st.dictionaries(_text, _value, max_size=4),
+    flags=st.lists(st.dictionaries(_text, _scalar, max_size=2), max_size=2),
+)
+def test_encode_entry_matches_canonical_on_any_values(seq, eid, sub, time, etype, args, flags):
+    case = (seq, eid, sub, time, etype, args, (), (P,), tuple(flags))
+    assert encode_entry(*case) == _expected(*case)
