@@ -255,7 +255,8 @@ class State:
 
     def merge(self, c: Any, other: "State") -> "State":
         out = State(self.enc)
-        for name in set(self.cur) | set(other.cur):
+        # sorted: in hash order the terms, and so Z3's running time, would vary run to run
+        for name in sorted(set(self.cur) | set(other.cur)):
             a, b = self.get(name), other.get(name)
             out.cur[name] = a if a.eq(b) else z3.If(c, a, b)
         return out
