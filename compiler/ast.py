@@ -102,6 +102,16 @@ class BinOp:
 
 
 @attrs.frozen(kw_only=True)
+class CondExpr:
+    """``if c then a else b``: the value of one branch."""
+
+    cond: "Expr"
+    then: "Expr"
+    orelse: "Expr"
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
 class IsTest:
     """``x is some``, ``x is none``, ``p is Agent``."""
 
@@ -119,7 +129,7 @@ class HasRight:
 
 
 Expr = Union[Number, Quantity, Percent, String, PartyLit, ListLit, Name, FieldAccess, Call,
-             Aggregate,
+             Aggregate, CondExpr,
              Unary, BinOp, IsTest, HasRight]
 
 # ---- types ---------------------------------------------------------------

@@ -38,6 +38,8 @@ _POSTFIX = 8
 
 
 def _prec(e: ast.Expr) -> int:
+    if isinstance(e, ast.CondExpr):
+        return 0
     if isinstance(e, ast.BinOp):
         return _BINARY[e.op]
     if isinstance(e, ast.Unary):
@@ -73,6 +75,9 @@ def _expr(e: ast.Expr) -> str:
         return f"@{e.name}"
     if isinstance(e, ast.Name):
         return e.id
+    if isinstance(e, ast.CondExpr):
+        # the else branch extends as far as it can; the others are delimited by keywords
+        return f"if {expr(e.cond)} then {expr(e.then)} else {expr(e.orelse)}"
     if isinstance(e, ast.ListLit):
         return f"[{', '.join(expr(i) for i in e.items)}]"
     if isinstance(e, ast.FieldAccess):

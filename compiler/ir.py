@@ -272,6 +272,16 @@ class Binary:
 
 
 @attrs.frozen(kw_only=True)
+class Cond:
+    """``if cond then then else orelse``: only the chosen branch is evaluated."""
+
+    cond: "Expr"
+    then: "Expr"
+    orelse: "Expr"
+    type: Type
+
+
+@attrs.frozen(kw_only=True)
 class Builtin:
     """A built-in function.
 
@@ -282,7 +292,8 @@ class Builtin:
     ``len(list)``; ``is_some(x)``, ``is_none(x)``; ``has_role(party, role)``;
     ``has_right(party, right, key?)``; ``some(x)`` unwraps an optional
     (rejecting the event when it is none); ``ratio(a, b)`` exact a/b of
-    amounts of one asset.
+    amounts of one asset.  (``minor(x)`` and ``from_minor(n, Asset)`` in the
+    language only change a type: the checker gives the operand the new type.)
     """
 
     name: str
@@ -317,7 +328,7 @@ class ListLit:
 
 Expr = Union[
     Const, Local, ParamRef, Now, RecordRef, RecordField, RoleAttr, Exists, Unary,
-    Binary, Builtin, Aggregate, AccBalance, ListLit,
+    Binary, Cond, Builtin, Aggregate, AccBalance, ListLit,
 ]
 
 # --------------------------------------------------------------------------

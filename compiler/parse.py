@@ -463,6 +463,10 @@ class _Build(Transformer_NonRecursive):
             left = self._expr(ast.BinOp(op=op, left=left, right=right, span=span), left, right)
         return left
 
+    def cond_expr(self, meta, ch):
+        c, a, b = ch
+        return self._expr(ast.CondExpr(cond=c, then=a, orelse=b, span=self.sp(meta)), c, a, b)
+
     def or_expr(self, meta, ch):
         return self._fold_kw(ch, "or")
 

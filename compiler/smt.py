@@ -1115,6 +1115,13 @@ class Encoder:
             return z3.Not(v) if e.op == "not" else -v
         if isinstance(e, ir.Binary):
             return self.binary(e, env, state, guard)
+        if isinstance(e, ir.Cond):
+            c = self.cond(e.cond, env, state, guard)
+            # each branch's implicit checks (record exists, divisor non-zero) only bind
+            # when that branch is the one evaluated
+            a = self.expr(e.then, env, state, z3.And(guard, c))
+            b = self.expr(e.orelse, env, state, z3.And(guard, z3.Not(c)))
+            return ite(c, a, b)
         if isinstance(e, ir.Builtin):
             return self.builtin(e, env, state, guard)
         if isinstance(e, ir.Aggregate):

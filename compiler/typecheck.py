@@ -523,6 +523,43 @@ class Checker:
         self.d.error("E0301", f"cannot apply `{op}` to {show(lt)} and {show(rt)}", e.span)
         return ERR
 
+    def x_CondExpr(self, e: ast.CondExpr, env: Env) -> Any:
+        c = self.cond(e.cond, env)
+        then_env = env.child()
+        self.narrow(e.cond, then_env)
+        a = self.expr(e.then, then_env)
+        else_env = env.child()
+        self.narrow_negated(e.cond, else_env)
+        b = self.expr(e.orelse, else_env)
+        t = self.join(a.type, b.type)
+        if t is None:
+            self.d.error("E0301", f"the branches give {show(a.type)} and {show(b.type)}", e.span,
+                         hint="both branches of `if ... then ... else ...` need one type")
+            t = ERR
+        return ir.Cond(cond=c, then=a, orelse=b, type=t)
+
+    def join(self, a: Any, b: Any) -> Any:
+        """The type of a value that is either an ``a`` or a ``b`` (None: no such type)."""
+        if isinstance(a, TError) or isinstance(b, TError):
+            return ERR
+        if isinstance(a, TNone) and not isinstance(b, TNone):
+            return b if isinstance(b, ir.TOptional) else ir.TOptional(inner=b)
+        if isinstance(b, TNone):
+            return self.join(b, a)
+        if isinstance(a, ir.TAmount) and isinstance(b, ir.TAmount):
+            return a if a.asset == b.asset else None
+        if {type(base(a)), type(base(b))} == {ir.TInt, ir.TRatio}:
+            return RATIO
+        if isinstance(a, ir.TOptional) or isinstance(b, ir.TOptional):
+            inner = self.join(a.inner if isinstance(a, ir.TOptional) else a,
+                              b.inner if isinstance(b, ir.TOptional) else b)
+            return None if inner is None else ir.TOptional(inner=inner)
+        if isinstance(a, ir.TParty) and isinstance(b, ir.TParty):
+            return a if a == b else PARTY
+        if base(a) == base(b):
+            return base(a)
+        return None
+
     def x_IsTest(self, e: ast.IsTest, env: Env) -> Any:
         operand = self.expr(e.operand, env) if e.what in ("some", "none") else None
         if e.what in ("some", "none"):
@@ -678,6 +715,34 @@ class Checker:
                 a.type.asset != b.type.asset:
             self.d.error("E0302", f"ratio of {a.type.asset} to {b.type.asset}", e.span)
         return ir.Binary(op="/", left=a, right=b, type=RATIO)
+
+    def fn_minor(self, e: ast.Call, env: Env) -> Any:
+        """``minor(x)``: an amount as the plain count of its minor units (an int).
+
+        Amounts already are such counts at run time, so this only changes the type."""
+        args = self._args(e, env, 1)
+        if args is None:
+            return self.err()
+        if not isinstance(args[0].type, (ir.TAmount, TError)):
+            self.d.error("E0301", f"`minor` takes an amount, not {show(args[0].type)}", e.span)
+            return self.err()
+        return attrs.evolve(args[0], type=INT)
+
+    def fn_from_minor(self, e: ast.Call, env: Env) -> Any:
+        """``from_minor(n, Asset)``: ``n`` minor units of ``Asset`` (the inverse of minor)."""
+        if len(e.args) != 2:
+            self.d.error("E0305", "`from_minor` takes a count and an asset: from_minor(n, Credit)",
+                         e.span)
+            return self.err()
+        n = self.expr(e.args[0], env)
+        asset = self.asset_arg(e.args[1])
+        if asset is None:
+            return self.err()
+        if not isinstance(n.type, (ir.TInt, TError)):
+            self.d.error("E0301", f"`from_minor` counts minor units with an int, not "
+                                  f"{show(n.type)}", e.args[0].span)
+            return self.err()
+        return attrs.evolve(n, type=ir.TAmount(asset=asset))
 
     def fn_len(self, e: ast.Call, env: Env) -> Any:
         args = self._args(e, env, 1)

@@ -705,6 +705,10 @@ class Compiler:
         key, r = self.expr(x.key), x.record
         return lambda e: key(e) in e.st.records[r]
 
+    def x_Cond(self, x: ir.Cond):
+        c, a, b = self.expr(x.cond), self.expr(x.then), self.expr(x.orelse)
+        return lambda e: a(e) if c(e) else b(e)
+
     def x_Unary(self, x: ir.Unary):
         v = self.expr(x.operand)
         if x.op == "-":

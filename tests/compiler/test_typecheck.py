@@ -81,6 +81,16 @@ CASES = [
     ("on a(x: Credit) by p: Agent { require isqrt(x) > 0 Credit and pow(fee, 2) < 1 }", ["W0304"]),
     ("on a(n: int within 1..5) by p: Agent { mint n * 1 Rep to p }", []),
     ("on a(n: int within 5..1) by p: Agent { mint n * 1 Rep to p }", ["E0308"]),
+    ("on a(q: int) by p: Agent { transfer if q > 3 then 2 Credit else 1 Credit from p to commons }",
+     []),
+    ("on a(q: int) by p: Agent { transfer if q > 3 then 2 Credit else 1 Rep from p to commons }",
+     ["E0301"]),
+    ("on a(id: Task) by p: Agent { let t = Task(id) "
+     "transfer 1 Credit from t to if t.best is some then t.best else t.poster }", []),
+    ("on a(x: Credit) by p: Agent { require minor(x) >= 100 "
+     "transfer from_minor(minor(x) * 2, Credit) from p to commons }", []),
+    ("on a(x: Credit) by p: Agent { transfer from_minor(minor(x) / 3, Credit) from p to commons }",
+     ["E0301"]),
 ]
 
 

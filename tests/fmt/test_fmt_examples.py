@@ -159,6 +159,9 @@ EXPRS = [
     ("party", "@alice_b-c:d", "@alice_b-c:d"),
     ("party attribute", "(@tw).originator", "@tw.originator"),
     ("list literal", "[ @a,@b , ]", "[@a, @b]"),
+    ("conditional", "if a>1 then b else if c then d else e", "if a > 1 then b else if c then d else e"),
+    ("conditional in a sum", "( if a then 1 else 2 ) + 3", "(if a then 1 else 2) + 3"),
+    ("sum in a conditional", "if a then 1 + 2 else 3 * 4", "if a then 1 + 2 else 3 * 4"),
 ]
 
 
