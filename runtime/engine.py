@@ -185,6 +185,9 @@ class Runtime:
         self._timed = [(ch, ch.handler) for ch in self.compiled.timed]
         self._only_deadlines = all(h.kind == "deadline" for _, h in self._timed)
         self._heaps = [self.state.heaps[h.name] for _, h in self._timed if h.kind == "deadline"]
+        # a policy whose only timer is one deadline handler (common): the fast path looks
+        # at that heap's earliest entry itself before asking _timers_due
+        self._one_heap = self._heaps[0] if self._only_deadlines and len(self._heaps) == 1 else None
         self._broken: Optional[str] = None
         self._specs: dict[str, Any] = {}
         self._events = {n: ch for n, ch in self.compiled.handlers.items() if ch.kind == "event"}
@@ -260,6 +263,7 @@ class Runtime:
             args = event.get("args", _NO_ARGS)
             ch = self._events.get(event.get("type"))
             clock = self.clock
+            one_heap = self._one_heap
             if (
                 ch is not None
                 and type(eid) is str
@@ -273,7 +277,11 @@ class Runtime:
                 and (clock is None or now >= clock)
                 and not eid.startswith(_AUTO_TICK)
                 and "dissolved" not in self.state.meta
-                and not (self._timed and self._timers_due(now))
+                and not (
+                    self._timed
+                    and (one_heap is None or (one_heap and one_heap[0][0] <= now))
+                    and self._timers_due(now)
+                )
             ):
                 try:
                     conv = self._convert_args(ch, args)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from json.encoder import c_make_encoder as _c_make_encoder
+from json.encoder import encode_basestring as _json_str
 from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
 import attrs
@@ -43,24 +45,18 @@ def genesis_hash(policy: ir.Policy, params: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-try:  # CPython's C encoder, made once (json.dumps builds a new one on every call)
-    from json.encoder import c_make_encoder as _c_make_encoder
-    from json.encoder import encode_basestring as _json_str
-except ImportError:  # pragma: no cover - other Pythons
-    _c_make_encoder = None
-
+# CPython's C encoder, made once (json.dumps builds a new one on every call)
 if _c_make_encoder is not None:
     # the same settings as values.canonical: sorted keys, no spaces, UTF-8 (no \u escapes)
-    _c_canonical = _c_make_encoder(None, None, _json_str, None, ":", ",", True, False, True)
+    _c_canonical = _c_make_encoder(
+        None, json.JSONEncoder().default, _json_str, None, ":", ",", True, False, True
+    )
 
     def _canon(v: Any) -> str:
         return "".join(_c_canonical(v, 0))
 
-else:  # pragma: no cover
+else:  # pragma: no cover - Pythons without the C accelerator
     _canon = canonical
-
-    def _json_str(s: str) -> str:
-        return canonical(s)
 
 
 def encode_entry(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from json.encoder import c_make_encoder, encode_basestring_ascii
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,6 +38,16 @@ from .store import StoreError
 SCHEMA_VERSION = 2  # 2: balance rows hold the bare amount
 # state values are not hashed; records keep their (deterministic) field order
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+if c_make_encoder is not None:  # the same encoding through one C encoder, made once
+    _default = json.JSONEncoder().default  # raises the usual "not JSON serializable"
+    _c_state = c_make_encoder(
+        None, _default, encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+
+    def _dumps(v: Any) -> str:  # noqa: F811 - replaces the portable definition above
+        return "".join(_c_state(v, 0))
+
+
 _MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """

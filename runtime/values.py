@@ -228,6 +228,16 @@ class Converter:
                     check_range(out, lo, hi, what)
                 return out
 
+            if isinstance(t, (ir.TInt, ir.TAmount, ir.TTime, ir.TDuration)) and all(
+                b is None or type(b) is int for b in (lo, hi)
+            ):
+                # an int already within the range is its own value; anything else is
+                # converted and checked (and worded) by the general path
+                low = lo if lo is not None else -(10**400)
+                high = hi if hi is not None else 10**400
+                return lambda v, state: (
+                    v if type(v) is int and low <= v <= high else ranged(v, state)
+                )
             return ranged
         if isinstance(t, (ir.TInt, ir.TAmount, ir.TTime, ir.TDuration)):
             return lambda v, state: v if type(v) is int else slow(t, v, what, state)
