@@ -68,6 +68,8 @@ _NATIVE = (int, str, bool)
 _AUTO_TICK = TICK + "#"
 _NO_ARGS: dict = {}
 _sha256 = hashlib.sha256
+# NamedTuple instances made per event skip the generated __new__ (a Python frame)
+_new_tuple = tuple.__new__
 MAX_TIMER_FIRINGS = 10_000
 _ENVELOPE = {"id", "type", "submitter", "time", "args"}
 
@@ -621,19 +623,19 @@ class Runtime:
         store = self.store
         if store.persistent:
             try:
-                store.append(JournalRow(seq, eid, entry_json, h), frame, st)
+                store.append(_new_tuple(JournalRow, (seq, eid, entry_json, h)), frame, st)
             except StoreError as exc:
                 st.rollback()
                 self._broken = f"store failed, reopen the ledger: {exc}"
                 raise
         else:
-            store.append(JournalRow(seq, eid, entry_json, h), None, st)
+            store.append(_new_tuple(JournalRow, (seq, eid, entry_json, h)), None, st)
         st.frames.pop()
         self.seq = seq
         self.head = h
         self.clock = now
         self.applied_ids.add(eid)
-        return Receipt(eid, seq, ptuple, h, flags, ())
+        return _new_tuple(Receipt, (eid, seq, ptuple, h, flags, ()))
 
     def _rejection(self, eid: str, ch: Any, exc: BaseException) -> Rejection:
         span = ch.handler.span if ch is not None else None

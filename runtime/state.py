@@ -25,6 +25,8 @@ from .ledger import Posting, account_party
 from .values import canonical, from_json_value, to_json_value
 
 _ABSENT = object()
+# NamedTuple instances made per posting/event skip the generated __new__ (a Python frame)
+_new_tuple = tuple.__new__
 _NONE: dict = {}
 _NATIVE = (int, str, bool)
 
@@ -155,7 +157,7 @@ class State:
             self._new_account(dst, asset)
         if src not in self.asset_of_acc:
             self._new_account(src, asset)
-        self.postings.append(Posting(src, dst, asset, amount, kind))
+        self.postings.append(_new_tuple(Posting, (src, dst, asset, amount, kind)))
 
     def _new_account(self, acc: str, asset: str) -> None:
         # account metadata is derived (from the name), so it needs no undo
