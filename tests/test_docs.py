@@ -205,3 +205,15 @@ def test_economy_index_lists_every_policy() -> None:
     index = charter_economies.index_page(files)
     for p in files:
         assert f"   {p.stem}" in index
+
+
+def test_sphinx_build_has_no_warnings(tmp_path: Path) -> None:
+    """The same build as .ci/run, so a broken page shows up in the test run too."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", "-d", str(tmp_path / "doctrees"),
+         str(DOCS), str(tmp_path / "html")],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "html" / "language.html").is_file()
