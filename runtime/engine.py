@@ -501,7 +501,8 @@ class Runtime:
             ev["args"] = self._convert_args(ch, ev["args"])
         except Rejected as r:
             return Rejection(ev["id"], r.code, r.message, r.span)
-        return self._run(ev, ch, fire=False)
+        # the event itself: the same steps as the fast path's (no timers left to fire)
+        return self._run_event(ev["id"], ch, ev["submitter"], now, ev["args"])
 
     def _timers_due(self, now: int) -> bool:
         st = self.state
