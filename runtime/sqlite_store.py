@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .journal import JournalRow
-from .state import store_key
+from .state import ABSENT, store_key
 from .store import StoreError
 
 SCHEMA_VERSION = 2  # 2: balance rows hold the bare amount
@@ -80,7 +80,8 @@ class SqliteStore:
         self._pending: list[JournalRow] = []
         # keys changed since the last flush, per kind (sets: a key changed by
         # many events of a batch is written once, with its final value)
-        self._dirty: set[tuple[str, Any]] = set()  # roles, rights, clock (rare)
+        self._dirty: set[tuple[str, Any]] = set()  # roles, rights (rare)
+        self._dirty_meta: set[str] = set()  # clock, deadline markers
         self._dirty_bal: set[str] = set()
         self._dirty_rec: set[tuple[str, str]] = set()
         # record (name, key) -> its stored key text; records are rewritten often
@@ -187,24 +188,26 @@ class SqliteStore:
         self._dirty_bal.update(frame.bal)
         if frame.rec:
             self._dirty_rec.update(frame.rec)
-        if frame.role or frame.right or frame.meta:
-            self._dirty.update(state.dirty_keys(frame, balances=False, records=False))
+        if frame.meta:
+            self._dirty_meta.update(frame.meta)
+        if frame.role or frame.right:
+            self._dirty.update(state.dirty_keys(frame, balances=False, records=False, meta=False))
         if len(pending) >= self.batch:
             self.flush(state)
 
     def flush(self, state: Any) -> None:
         if not self._pending:
             return
-        upserts = []
-        deletes = []
         dumps = _dumps
         bal = state.balances
-        for acc in self._dirty_bal:
-            v = bal.get(acc)
-            if v is None:
-                deletes.append(("balance", acc))
-            else:
-                upserts.append(("balance", acc, str(v)))  # JSON of an int
+        dirty_bal = self._dirty_bal
+        # a balance row holds the JSON of an int, i.e. str(int); a closed account is deleted
+        upserts = [("balance", a, str(v)) for a in dirty_bal if (v := bal.get(a)) is not None]
+        deletes = (
+            [("balance", a) for a in dirty_bal if a not in bal]
+            if len(upserts) != len(dirty_bal)
+            else []
+        )
         records = state.records
         rec_keys = self._rec_keys
         for rk in self._dirty_rec:
@@ -218,6 +221,15 @@ class SqliteStore:
                 del rec_keys[rk]
             else:
                 upserts.append(("record", skey, dumps(state.record_value(rec))))
+        meta = state.meta
+        for key in self._dirty_meta:
+            v = meta.get(key, ABSENT)
+            if v is ABSENT:
+                deletes.append(("meta", key))
+            elif type(v) is int:  # clock entries and deadline markers: {"v": <int>}
+                upserts.append(("meta", key, '{"v":' + int.__repr__(v) + "}"))
+            else:
+                upserts.append(("meta", key, dumps(state.value_of("meta", key))))
         for kind, key in self._dirty:
             v = state.value_of(kind, key)
             skey = store_key(key)
@@ -242,6 +254,7 @@ class SqliteStore:
         self._dirty.clear()
         self._dirty_bal.clear()
         self._dirty_rec.clear()
+        self._dirty_meta.clear()
 
     def _rollback(self) -> None:
         try:

@@ -311,7 +311,7 @@ class State:
     # ------------------------------------------------------------ persistence
 
     def dirty_keys(
-        self, f: Frame, balances: bool = True, records: bool = True
+        self, f: Frame, balances: bool = True, records: bool = True, meta: bool = True
     ) -> Iterable[tuple[str, Any]]:
         """Keys changed in a frame: ``(kind, key)``, key a str or tuple (see :func:`store_key`)."""
         if balances:
@@ -324,8 +324,9 @@ class State:
             yield "role", rp
         for key in f.right or ():
             yield "right", key
-        for key in f.meta or ():
-            yield "meta", key
+        if meta:
+            for key in f.meta or ():
+                yield "meta", key
 
     def value_of(self, kind: str, key: Any) -> Any:
         """The JSON value stored for a key, or None when it no longer exists."""
