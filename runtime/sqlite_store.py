@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from fractions import Fraction
 from json.encoder import c_make_encoder, encode_basestring_ascii
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,14 +39,26 @@ from .store import StoreError
 SCHEMA_VERSION = 2  # 2: balance rows hold the bare amount
 # state values are not hashed; records keep their (deterministic) field order
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+_record_json = None  # live record -> its row text, when the C encoder is there
 if c_make_encoder is not None:  # the same encoding through one C encoder, made once
-    _default = json.JSONEncoder().default  # raises the usual "not JSON serializable"
+
+    def _default(v: Any) -> Any:
+        # a record's exact ratio fields, as to_json_value writes them; anything else
+        # raises the usual "not JSON serializable"
+        if isinstance(v, Fraction):
+            return {"num": v.numerator, "den": v.denominator}
+        return json.JSONEncoder().default(v)
+
     _c_state = c_make_encoder(
         None, _default, encode_basestring_ascii, None, ":", ",", False, False, True
     )
 
     def _dumps(v: Any) -> str:  # noqa: F811 - replaces the portable definition above
         return "".join(_c_state(v, 0))
+
+    # records hold only None/bool/int/str, Fractions and tuples of these (the language
+    # has no map type), so encoding the live record directly gives to_json_value's text
+    _record_json = _dumps
 
 
 _MAGIC = b"SQLite format 3\x00"
@@ -210,6 +223,7 @@ class SqliteStore:
         )
         records = state.records
         rec_keys = self._rec_keys
+        rec_json = _record_json
         for rk in self._dirty_rec:
             r, k = rk
             skey = rec_keys.get(rk)
@@ -220,7 +234,9 @@ class SqliteStore:
                 deletes.append(("record", skey))
                 del rec_keys[rk]
             else:
-                upserts.append(("record", skey, dumps(state.record_value(rec))))
+                upserts.append(
+                    ("record", skey, rec_json(rec) if rec_json else dumps(state.record_value(rec)))
+                )
         meta = state.meta
         for key in self._dirty_meta:
             v = meta.get(key, ABSENT)
