@@ -373,7 +373,14 @@ class PyGen:
 
     def x_RecordField(self, x: ir.RecordField) -> str:
         r = self.k(x.record)
-        return f"_rec(recs[{r}], {self.x(x.key)}, {r})[{self.k(x.field)}]"
+        # a dict lookup inline; _rec (which words the rejection) only when it finds nothing
+        # (or an empty record).  The key is evaluated once, into a name of its own.
+        self._nkeys = getattr(self, "_nkeys", 0) + 1
+        kv = f"_rk{self._nkeys}"
+        return (
+            f"(recs[{r}].get(({kv} := {self.x(x.key)})) or _rec(recs[{r}], {kv}, {r}))"
+            f"[{self.k(x.field)}]"
+        )
 
     def x_Exists(self, x: ir.Exists) -> str:
         return f"({self.x(x.key)} in recs[{self.k(x.record)}])"
