@@ -1407,7 +1407,14 @@ def trace_scenario(policy: ir.Policy, models: list, model: z3.ModelRef) -> dict:
         arr = pre.get(f"role!{role.name}")
         if arr is None:
             continue
+        # A role the first handler iterates is a closed world of its slots: a party outside
+        # them is not a member in this model, whatever the unconstrained array says there.
+        slots = enc0.slots.get(("role", role.name))
+        in_slots = None if slots is None else {
+            _eval(model, item) for item, present in slots if _eval(model, present) is True}
         for v in party_vals:
+            if in_slots is not None and v not in in_slots:
+                continue
             if _eval(model, z3.Select(arr, v)) is True:
                 given.append({"given": "role", "party": namer.name(v, "party"), "role": role.name})
     accounts = []
