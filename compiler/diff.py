@@ -27,7 +27,7 @@ import attrs
 import z3
 
 from . import ir
-from .smt import Codes, Encoder, HandlerModel, Unsupported
+from .smt import Codes, Encoder, HandlerModel, Unsupported, fresh_context
 from .verify import Namer, _describe, _eval, _show, collect_ints, counterexample, solve
 
 
@@ -193,6 +193,7 @@ def diff_handler(
 
 
 def diff(old: ir.Policy, new: ir.Policy, bound: int = 3, timeout_ms: int = 5000) -> DiffReport:
+    fresh_context()
     names_old = [h.name for h in old.handlers]
     names_new = {h.name for h in new.handlers}
     handlers = [diff_handler(old, new, n, bound, timeout_ms) for n in names_old if n in names_new]

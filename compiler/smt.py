@@ -262,6 +262,16 @@ class State:
         return out
 
 
+def fresh_context() -> None:
+    """Start Z3's default context afresh.
+
+    Z3's search depends on the identities of the terms it has seen, so a run after
+    many others can take another path (and time out) on the same formula.  Each
+    ``verify``/``diff`` starts from a pristine context, so its results depend only
+    on the policy and the options, not on what ran before in the process."""
+    z3.z3._main_ctx = None
+
+
 # --------------------------------------------------------------------------
 # The encoder
 

@@ -63,7 +63,7 @@ import attrs
 import z3
 
 from . import ir
-from .smt import Encoder, HandlerModel, Opt, SList, State, Unsupported
+from .smt import Encoder, HandlerModel, Opt, SList, State, Unsupported, fresh_context
 
 VERSION = "verify-2"
 
@@ -2033,6 +2033,7 @@ def verify(
     naming it, so editing one handler re-checks only what depends on it.
     """
     opts = opts or Options()
+    fresh_context()
     key = cache_key(policy, opts)
     if use_cache:
         cached = _cache_load(opts, key)
