@@ -787,11 +787,7 @@ class Compiler:
                     n, d = -n, -d
             else:
                 n, d = ln * rn, ld * rd
-            if name == "floor":
-                return n // d
-            if name == "ceil":
-                return -((-n) // d)
-            return (2 * n + d) // (2 * d)  # half up
+            return sem.round_quotient(n, d, name)
 
         return rounded
 

@@ -92,11 +92,7 @@ def _rounded(name: str, lv: Any, rv: Any, div: bool) -> int:
             n, d = -n, -d
     else:
         n, d = ln * rn, ld * rd
-    if name == "floor":
-        return n // d
-    if name == "ceil":
-        return -((-n) // d)
-    return (2 * n + d) // (2 * d)
+    return sem.round_quotient(n, d, name)
 
 
 def _move(

@@ -109,6 +109,16 @@ def round_half_up(x: Number) -> int:
 ROUNDINGS = {"floor": floor, "ceil": ceil, "round": round_half_up}
 
 
+def round_quotient(n: int, d: int, mode: str) -> int:
+    """``floor``/``ceil``/``round`` (half up) of ``n / d`` for ``d > 0``, without a Fraction:
+    the runtime's fused form of ``floor(a * b)`` and ``floor(a / b)``."""
+    if mode == "floor":
+        return n // d
+    if mode == "ceil":
+        return -((-n) // d)
+    return (2 * n + d) // (2 * d)
+
+
 def isqrt(x: int) -> int:
     """Floor of the square root of a non-negative int."""
     if x < 0:

@@ -264,3 +264,13 @@ def test_rounded_product_matches_fraction_rounding(a, n, d, op, name):
     got = Compiler(pol).expr(expr)(Env(None, {}, 0, "clock", 10))
     exact = F(a) * r if op == "*" else F(a) / r
     assert got == sem.ROUNDINGS[name](exact)
+
+
+@pytest.mark.parametrize("n,d", [(7, 2), (-7, 2), (5, 2), (-5, 2), (6, 3), (1, 3), (-1, 3), (0, 5)])
+def test_round_quotient_agrees_with_fraction_rounding(n: int, d: int) -> None:
+    from fractions import Fraction
+
+    x = Fraction(n, d)
+    assert sem.round_quotient(n, d, "floor") == sem.floor(x)
+    assert sem.round_quotient(n, d, "ceil") == sem.ceil(x)
+    assert sem.round_quotient(n, d, "round") == sem.round_half_up(x)
