@@ -1830,19 +1830,7 @@ def cache_key(policy: ir.Policy, opts: Options) -> str:
     data = ir.to_data(policy)
     data.pop("tests", None)
     data.pop("source_hash", None)
-    blob = json.dumps(
-        {
-            "ir": data,
-            "bound": opts.bound,
-            "timeout": opts.timeout_ms,
-            "fixed": {k: str(v) for k, v in (opts.fixed_params or {}).items()},
-            "version": ENGINE,
-            "z3": z3.get_version_string(),
-        },
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return _hash({"ir": data}, opts)
 
 
 def _cache_load(opts: Options, key: str) -> Optional[list[Result]]:
