@@ -360,7 +360,7 @@ def _invariant_results(
         elif status == REFUTED:
             msg = "does not hold in the initial state (no records, zero balances)"
         else:
-            why = model if isinstance(model, str) else "time-out"
+            why = model if isinstance(model, str) else f"no answer within {opts.limit_text()}"
             msg = f"could not be established ({hname}: {why})"
         out.append(
             Result(

@@ -218,7 +218,7 @@ def _limit_taint(results: list[Result], run: Run) -> None:
         r.status = UNKNOWN
         r.message = (
             f"not decided: invariant inference left {run.undecided_invariants} candidate(s) "
-            f"undecided within {run.opts.limit_text()}, so the pre-state of this finding may be "
+            "undecided (see the invariant results), so the pre-state of this finding may be "
             "unreachable, and no violation was found from the initial state within "
             f"{MAX_TRACE} events. The finding was: " + r.message
         )
@@ -245,7 +245,8 @@ def _assemble(run: Run) -> None:
 
 
 def _store(run: Run) -> None:
-    if run.use_cache:
+    # a run the wall-clock safety net interrupted has machine-dependent verdicts: not cached
+    if run.use_cache and not stats().safety_net:
         _cache_store(run.opts, run.key, run.results)
 
 

@@ -147,17 +147,49 @@ def _used(s: z3.Solver, ctx: z3.Context) -> int:
 
 
 def solve_m(formulas: list, m: HandlerModel, limits: Union[Limits, int]) -> Answer:
-    """``solve`` for a question about handler ``m``: half the resources without the product
-    lemmas, then (if undecided) the other half with them.  Both answers are sound because
-    the lemmas are valid facts about multiplication."""
+    """``solve`` for a question about handler ``m`` with non-linear products.
+
+    First the linear abstraction: each product of two symbolic terms becomes a fresh
+    variable constrained only by the product lemmas (valid facts about multiplication).
+    Every real state satisfies it (with the variable equal to the product), so *unsat* is a
+    proof - and linear arithmetic decides fast.  Otherwise the exact question: half the
+    resources without the lemmas, then the other half with them (a model of the
+    abstraction may be spurious, so it is never used)."""
     lim = _limits(limits)
     lemmas = m.encoder.lemmas
     if not lemmas:
         return solve(formulas, lim)
+    a = solve(_abstract(m, formulas + lemmas + m.encoder.product_group_lemmas()), lim)
+    if a.status == "unsat":
+        return a
     a = solve(formulas, lim.part(2))
     if a.status != "unknown":
         return a
     return solve(formulas + lemmas, lim.part(2))
+
+
+def _abstract(m: HandlerModel, formulas: list) -> list:
+    enc = m.encoder
+    if not enc.products:
+        return formulas
+    cached = getattr(enc, "_abstraction", None)
+    if cached is None or cached[0] != len(enc.products):
+        n = len(enc.products)
+        src = (z3.Ast * n)()
+        dst = (z3.Ast * n)()
+        keep = []  # the fresh constants must outlive the arrays that point at them
+        for i, (_, _, p, _) in enumerate(enc.products):
+            v = z3.Const(f"{enc.prefix}prod!{i}", p.sort())
+            keep.append(v)
+            src[i], dst[i] = p.as_ast(), v.as_ast()
+        cached = (n, src, dst, keep)
+        enc._abstraction = cached
+    n, src, dst, _ = cached
+    # one C call per formula (z3.substitute re-checks every pair's sorts in Python each call)
+    return [
+        z3.z3._to_expr_ref(z3.Z3_substitute(f.ctx_ref(), f.as_ast(), n, src, dst), f.ctx)
+        for f in formulas
+    ]
 
 
 def opts_bound(slots: list) -> int:
