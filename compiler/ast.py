@@ -483,3 +483,19 @@ class Module:
     comments: tuple[Comment, ...]
     span: Span
     file: str
+
+    def doc(self, decl: Decl) -> str:
+        """A declaration's doc comment: the own-line comments directly above it
+        (no blank line between), joined into one paragraph; "" when it has none.
+
+        ``param fee: percent = 2%`` with ``# Take rate on every payout.`` on the
+        line above documents ``fee``; the stdlib pages' "meaning" column and the
+        language server's hover read it from here.
+        """
+        by_line = {c.line: c for c in self.comments if c.own_line}
+        got: list[str] = []
+        line = decl.span.line - 1
+        while line in by_line:
+            got.append(by_line[line].text.lstrip("#").strip())
+            line -= 1
+        return " ".join(t for t in reversed(got) if t)
