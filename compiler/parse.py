@@ -661,8 +661,8 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic
     if opener is not None and opener[2] in "([" and closer_terms[_CLOSER[opener[2]]] in expected \
             and tok.type not in ("RBRACE", "RPAR", "RSQB"):
         o_line, o_col, o_char = opener
-        notes += (f"the `{o_char}` at line {o_line}, column {o_col} is still open: is its "
-                  f"`{_CLOSER[o_char]}` missing?",)
+        notes += (f"the `{o_char}` at line {o_line}, column {o_col} is still open",)
+        hint = f"add the missing `{_CLOSER[o_char]}` before `{tok}`"
     if tok.type == "EQUAL" and ("COMPARE" in expected or "EQUAL" not in expected):
         hint = "use `==` to compare and `set x.f = v` / `let x = v` to assign"
     return Diagnostic("E0101", f"unexpected {what}", span, notes=notes, hint=hint)
