@@ -28,7 +28,7 @@ from . import ast
 from .diagnostics import Diagnostic, source_lines
 from .ir import Span
 
-MAX_DEPTH = 200
+MAX_DEPTH = 100  # deeper generated Python overwhelms CPython's own parser (MemoryError)
 
 _local = threading.local()
 
@@ -198,14 +198,18 @@ class _Build(Transformer_NonRecursive):
         return ast.TypeRef(name=str(ch[0]), lo=ch[1], hi=ch[2], span=self.sp(meta))
 
     def list_type(self, meta, ch):
-        return ast.TypeRef(name=None, item=ch[0], span=self.sp(meta))
+        return self._expr(ast.TypeRef(name=None, item=ch[0], span=self.sp(meta)), ch[0])
 
     # -- handlers --
     def handler(self, meta, ch):
-        name, params, by, block = ch
+        name, params, by, *ens, block = ch
         body, end = block
         return ast.Handler(name=str(name), params=tuple(params or ()), by=by, body=body,
-                           span=self.sp(meta), end_span=end)
+                           span=self.sp(meta), end_span=end, ensures=tuple(ens))
+
+    def ensures_clause(self, meta, ch):
+        return ast.Ensures(cond=ch[0], message=unescape(ch[1]) if ch[1] else None,
+                           span=self.sp(meta))
 
     def params(self, meta, ch):
         return tuple(ch)
@@ -220,14 +224,15 @@ class _Build(Transformer_NonRecursive):
         return ast.ByExpr(expr=ch[0], span=self.sp(meta))
 
     def every_handler(self, meta, ch):
-        period, name, (body, end) = ch
+        period, name, *ens, (body, end) = ch
         return ast.EveryHandler(period=period, name=str(name), body=body, span=self.sp(meta),
-                                end_span=end)
+                                end_span=end, ensures=tuple(ens))
 
     def deadline_handler(self, meta, ch):
-        record, field, binder, (body, end) = ch
+        record, field, binder, *ens, (body, end) = ch
         return ast.DeadlineHandler(record=str(record), field=str(field), binder=str(binder),
-                                   body=body, span=self.sp(meta), end_span=end)
+                                   body=body, span=self.sp(meta), end_span=end,
+                                   ensures=tuple(ens))
 
     def block(self, meta, ch):
         end = Span(file=self.file, line=meta.end_line, col=meta.end_column - 1,
@@ -253,6 +258,16 @@ class _Build(Transformer_NonRecursive):
                 self.sp(meta), hint="use `let` to bind a new name"))
         return ast.SetField(target=target, value=value, span=self.sp(meta))
 
+    def _nested(self, node: Any, *blocks: tuple) -> Any:
+        """Track statement nesting like expression nesting (an else-if chain nests too)."""
+        d = 1 + max((self.depth.get(id(s), 0) for b in blocks for s in b), default=0)
+        if d > MAX_DEPTH:
+            raise ParseFailure(Diagnostic(
+                "E0104", f"statements nested more than {MAX_DEPTH} levels deep", node.span,
+                hint="move the inner part into its own handler or flatten the conditions"))
+        self.depth[id(node)] = d
+        return node
+
     def if_stmt(self, meta, ch):
         cond, (then, end), orelse = ch
         if orelse is None:
@@ -261,11 +276,13 @@ class _Build(Transformer_NonRecursive):
             other = (orelse,)
         else:
             other, end = orelse
-        return ast.If(cond=cond, then=then, orelse=other, span=self.sp(meta), end_span=end)
+        return self._nested(ast.If(cond=cond, then=then, orelse=other, span=self.sp(meta),
+                                   end_span=end), then, other)
 
     def for_stmt(self, meta, ch):
         var, source, where, (body, _end) = ch
-        return ast.ForEach(var=str(var), source=source, where=where, body=body, span=self.sp(meta))
+        return self._nested(ast.ForEach(var=str(var), source=source, where=where, body=body,
+                                        span=self.sp(meta)), body)
 
     def _move(self, verb, meta, amount, src, dst):
         return ast.Move(verb=verb, amount=amount, src=src, dst=dst, span=self.sp(meta))
@@ -412,6 +429,9 @@ class _Build(Transformer_NonRecursive):
 
     def invariant_property(self, meta, ch):
         return dict(kind="invariant", bound=ch[0])
+
+    def anyone_property(self, meta, ch):
+        return dict(kind="anyone", handler=str(ch[0]))
 
     def record_invariant_property(self, meta, ch):
         return dict(kind="record_invariant", var=str(ch[0]), record=str(ch[1]), bound=ch[2])
