@@ -482,7 +482,28 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
         elif s.kind == "when":
             hq = chk.qualify(s.name, env, s.span)
             h = handlers.get(hq)
-            if h is None or h.kind != "event":
+            if h is not None and h.kind != "event":
+                # a timed handler is not submitted: `when epoch() by clock at 30 days` advances
+                # the clock to that time, and the timed handlers due by then fire
+                if s.assigns:
+                    d.error("E0207", f"`{s.name}` is a timed handler: it takes no arguments",
+                            s.assigns[0].span)
+                sub = _payload(chk, chk.party(s.expr, env), s.expr.span)
+                if sub != "clock":
+                    d.error("E0209", f"`{s.name}` is a timed handler: only the clock fires it "
+                                     "(`by clock at <time>`)", s.expr.span)
+                if s.target is None:
+                    d.error("E0209", f"`{s.name}` is a timed handler: say when it fires "
+                                     "(`at <time>`)", s.span)
+                    continue
+                tx = chk.expr(s.target, env)
+                time = _payload(chk, tx, s.target.span)
+                if not isinstance(time, int):
+                    d.error("E0604", "`at` takes a whole number of seconds", s.target.span)
+                    continue
+                steps.append(ir.WhenEvent(event=hq, args=(), submitter="clock", time=time))
+                continue
+            if h is None:
                 d.error("E0209", f"no event `{s.name}` to submit", s.span,
                         hint=chk._suggest(s.name, [n for n, hh in handlers.items()
                                                    if hh.kind == "event"]) or None)
