@@ -151,20 +151,26 @@ def source_lines(text: str) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
-def _source_line(sources: dict[str, str], span: Span) -> Optional[str]:
+def _source_line(sources: dict[str, str], span: Span,
+                 cache: Optional[dict[str, list[str]]] = None) -> Optional[str]:
     text = sources.get(span.file)
     if text is None or span.line < 1:
         return None
-    lines = source_lines(text)
+    if cache is None:
+        cache = {}
+    lines = cache.get(span.file)
+    if lines is None:  # split each file once per rendering, not once per diagnostic
+        lines = cache[span.file] = source_lines(text)
     if span.line > len(lines):
         return None
     return lines[span.line - 1]
 
 
-def render_one(d: Diagnostic, sources: dict[str, str]) -> str:
+def render_one(d: Diagnostic, sources: dict[str, str],
+               _lines: Optional[dict[str, list[str]]] = None) -> str:
     head = f"{d.span.file}:{d.span.line}:{d.span.col}: {d.severity}[{d.code}]: {d.message}"
     out = [head]
-    line = _source_line(sources, d.span)
+    line = _source_line(sources, d.span, _lines)
     if line is not None:
         gutter = str(d.span.line)
         pad = " " * len(gutter)
@@ -191,7 +197,8 @@ def render_one(d: Diagnostic, sources: dict[str, str]) -> str:
 
 def render_text(diags: Iterable[Diagnostic], sources: dict[str, str]) -> str:
     diags = list(diags)
-    parts = [render_one(d, sources) for d in diags]
+    lines: dict[str, list[str]] = {}
+    parts = [render_one(d, sources, lines) for d in diags]
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
     if diags:

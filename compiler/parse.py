@@ -28,7 +28,7 @@ from . import ast
 from .diagnostics import Diagnostic, source_lines
 from .ir import Span
 
-MAX_DEPTH = 200
+MAX_DEPTH = 100  # deeper generated Python overwhelms CPython's own parser (MemoryError)
 
 _local = threading.local()
 
@@ -198,7 +198,7 @@ class _Build(Transformer_NonRecursive):
         return ast.TypeRef(name=str(ch[0]), lo=ch[1], hi=ch[2], span=self.sp(meta))
 
     def list_type(self, meta, ch):
-        return ast.TypeRef(name=None, item=ch[0], span=self.sp(meta))
+        return self._expr(ast.TypeRef(name=None, item=ch[0], span=self.sp(meta)), ch[0])
 
     # -- handlers --
     def handler(self, meta, ch):
@@ -253,6 +253,16 @@ class _Build(Transformer_NonRecursive):
                 self.sp(meta), hint="use `let` to bind a new name"))
         return ast.SetField(target=target, value=value, span=self.sp(meta))
 
+    def _nested(self, node: Any, *blocks: tuple) -> Any:
+        """Track statement nesting like expression nesting (an else-if chain nests too)."""
+        d = 1 + max((self.depth.get(id(s), 0) for b in blocks for s in b), default=0)
+        if d > MAX_DEPTH:
+            raise ParseFailure(Diagnostic(
+                "E0104", f"statements nested more than {MAX_DEPTH} levels deep", node.span,
+                hint="move the inner part into its own handler or flatten the conditions"))
+        self.depth[id(node)] = d
+        return node
+
     def if_stmt(self, meta, ch):
         cond, (then, end), orelse = ch
         if orelse is None:
@@ -261,11 +271,13 @@ class _Build(Transformer_NonRecursive):
             other = (orelse,)
         else:
             other, end = orelse
-        return ast.If(cond=cond, then=then, orelse=other, span=self.sp(meta), end_span=end)
+        return self._nested(ast.If(cond=cond, then=then, orelse=other, span=self.sp(meta),
+                                   end_span=end), then, other)
 
     def for_stmt(self, meta, ch):
         var, source, where, (body, _end) = ch
-        return ast.ForEach(var=str(var), source=source, where=where, body=body, span=self.sp(meta))
+        return self._nested(ast.ForEach(var=str(var), source=source, where=where, body=body,
+                                        span=self.sp(meta)), body)
 
     def _move(self, verb, meta, amount, src, dst):
         return ast.Move(verb=verb, amount=amount, src=src, dst=dst, span=self.sp(meta))

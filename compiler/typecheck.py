@@ -47,6 +47,12 @@ DURATION_UNITS = {"second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour"
 RATIO_UNITS = {"bps": Fraction(1, 10_000), "ppm": Fraction(1, 1_000_000)}
 ROUNDING_METHODS = ("largest_remainder", "sequential_floor", "dhondt", "sainte_lague",
                     "floor_dust")
+# The longest numeric literal accepted (digits, not counting `_` and `.`).
+MAX_LITERAL_DIGITS = 60
+# The deepest statement nesting accepted (blocks inside blocks); expressions are
+# limited by the parser (parse.MAX_DEPTH).  Both together keep every recursive
+# later stage (code generation, the verifier's encoding) far from Python's stack limit.
+MAX_BLOCK_DEPTH = 64
 SPLIT_KINDS = ("proportional", "monotone", "symmetric")
 BASE_TYPES = {"int": INT, "bool": BOOL, "text": TEXT, "ratio": RATIO, "percent": RATIO,
               "time": TIME, "duration": DURATION, "party": PARTY}
@@ -172,6 +178,8 @@ class Checker:
         self.d = diags
         # Told every checked expression with its typed IR (the language server's hover).
         self.on_expr = on_expr
+        self.block_depth = 0
+        self.depth_reported = False
 
     # ------------------------------------------------------------------ types
     def type_of(self, t: ast.TypeRef, env: Env) -> tuple[Any, Any, Any]:
@@ -239,17 +247,37 @@ class Checker:
     def err(self) -> ir.Const:
         return ir.Const(value=None, type=ERR)
 
+    def literal(self, text: str, span: Span) -> Optional[Fraction]:
+        """The value of a numeric literal, or None (reported) when it is too long.
+
+        The limit keeps every later step (exact arithmetic, Z3, printing) fast and
+        far from Python's int/str conversion limit."""
+        digits = text.replace("_", "")
+        if len(digits) - digits.count(".") > MAX_LITERAL_DIGITS:
+            self.d.error("E0105", f"a number literal of {len(digits):,} digits; literals are "
+                                  f"limited to {MAX_LITERAL_DIGITS} digits", span,
+                         hint="amounts this large do not fit any ledger; check the value")
+            return None
+        return Fraction(digits)
+
     def x_Number(self, e: ast.Number, env: Env) -> Any:
-        text = e.text.replace("_", "")
-        if "." in text:
-            return ir.Const(value=Fraction(text), type=RATIO)
-        return ir.Const(value=int(text), type=INT)
+        value = self.literal(e.text, e.span)
+        if value is None:
+            return self.err()
+        if "." in e.text:
+            return ir.Const(value=value, type=RATIO)
+        return ir.Const(value=int(value), type=INT)
 
     def x_Percent(self, e: ast.Percent, env: Env) -> Any:
-        return ir.Const(value=Fraction(e.text.replace("_", "")) / 100, type=RATIO)
+        value = self.literal(e.text, e.span)
+        if value is None:
+            return self.err()
+        return ir.Const(value=value / 100, type=RATIO)
 
     def x_Quantity(self, e: ast.Quantity, env: Env) -> Any:
-        value = Fraction(e.text.replace("_", ""))
+        value = self.literal(e.text, e.span)
+        if value is None:
+            return self.err()
         unit = e.unit
         if unit in self.syms.assets:
             asset = self.syms.assets[unit]
@@ -281,10 +309,10 @@ class Checker:
     def asset_decimals(self, name: str) -> int:
         for opt in self.syms.assets[name].options:
             if opt.name == "decimals" and isinstance(opt.value, ast.Number):
-                try:
-                    return int(opt.value.text.replace("_", ""))
-                except ValueError:
-                    return 0
+                digits = opt.value.text.replace("_", "")
+                # an invalid `decimals` is reported by lower; count whole units meanwhile
+                ok = digits.isdigit() and len(digits) <= 2 and int(digits) <= 18
+                return int(digits) if ok else 0
         return 0
 
     def x_String(self, e: ast.String, env: Env) -> Any:
@@ -890,6 +918,8 @@ class Checker:
             q = env.scope.q(e.id)
             if q in self.syms.pools:
                 pool = self.syms.pools[q][0]
+                if pool.asset not in self.syms.assets:
+                    return None  # its unknown asset is reported at the declaration
                 if asset is not None and pool.asset != asset:
                     self.d.error("E0404", f"{pool.kind} `{e.id}` holds {pool.asset}, not {asset}",
                                  e.span)
@@ -909,6 +939,8 @@ class Checker:
                 self.d.error("E0405", f"record `{decl.name}` holds no asset", e.span,
                              hint=f"declare `record {decl.name} holds <Asset> {{ ... }}`")
                 return None
+            if decl.holds not in self.syms.assets:
+                return None  # its unknown asset is reported at the declaration
             if asset is not None and decl.holds != asset:
                 self.d.error("E0404", f"record `{decl.name}` holds {decl.holds}, not {asset}",
                              e.span)
@@ -956,6 +988,27 @@ class Checker:
 
     # ------------------------------------------------------------- statements
     def block(self, stmts: tuple, env: Env) -> tuple:
+        if not stmts:
+            return ()
+        self.block_depth += 1
+        try:
+            if self.block_depth > MAX_BLOCK_DEPTH + 1:  # a handler's own body is level 0
+                if self.depth_reported:
+                    return ()
+                self.depth_reported = True  # once per outermost statement
+                self.d.error("E0104", f"statements nested more than {MAX_BLOCK_DEPTH} levels "
+                                      "deep", stmts[0].span,
+                             notes=("an `else if` chain nests too: each `else if` is one level",),
+                             hint="move the inner part into its own handler or flatten the "
+                                  "conditions with `and`")
+                return ()
+            return self._block(stmts, env)
+        finally:
+            self.block_depth -= 1
+            if self.block_depth == 0:
+                self.depth_reported = False
+
+    def _block(self, stmts: tuple, env: Env) -> tuple:
         out: list[Any] = []
         dead = False
         for s in stmts:
@@ -1112,9 +1165,9 @@ class Checker:
                           span=s.span)
 
     def _check_transferable(self, asset: Optional[str], verb: str, span: Span) -> None:
-        if asset is None:
+        decl = self.syms.assets.get(asset) if asset is not None else None
+        if decl is None:  # none, or an undeclared asset (reported where it is named)
             return
-        decl = self.syms.assets[asset]
         if decl.kind == "score":
             self.d.error("E0401", f"{asset} is a score: it cannot be moved between accounts "
                                   f"(`{verb}`)",
@@ -1122,9 +1175,10 @@ class Checker:
                                     f"`mint ... {asset} to p` or `burn ... from p`")
 
     def _opt(self, asset: Optional[str], name: str) -> bool:
-        if asset is None:
+        decl = self.syms.assets.get(asset) if asset is not None else None
+        if decl is None:  # none, or an undeclared asset (reported where it is named)
             return True
-        return any(o.name == name for o in self.syms.assets[asset].options)
+        return any(o.name == name for o in decl.options)
 
     def s_Move(self, s: ast.Move, env: Env) -> Any:
         verb = s.verb
