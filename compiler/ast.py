@@ -399,6 +399,15 @@ class ByExpr:
 
 
 @attrs.frozen(kw_only=True)
+class Ensures:
+    """``ensures cond [else "message"]``: a postcondition of a handler (``old(e)`` inside)."""
+
+    cond: Expr
+    message: Optional[str]
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
 class Handler:
     name: str
     params: tuple[FieldDecl, ...]
@@ -406,6 +415,7 @@ class Handler:
     body: tuple[Stmt, ...]
     span: Span
     end_span: Optional[Span] = None
+    ensures: tuple["Ensures", ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -415,6 +425,7 @@ class EveryHandler:
     body: tuple[Stmt, ...]
     span: Span
     end_span: Optional[Span] = None
+    ensures: tuple["Ensures", ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -425,15 +436,17 @@ class DeadlineHandler:
     body: tuple[Stmt, ...]
     span: Span
     end_span: Optional[Span] = None
+    ensures: tuple["Ensures", ...] = ()
 
 
 @attrs.frozen(kw_only=True)
 class PropertyDecl:
-    """kind: split | split_floor | split_cap | budget | invariant | record_invariant."""
+    """kind: split | split_floor | split_cap | budget | invariant | record_invariant | anyone
+    (``anyone may call h``: a declared permissionless handler)."""
 
     name: str
     kind: str
-    handler: Optional[str] = None  # split*, budget
+    handler: Optional[str] = None  # split*, budget, anyone
     what: Optional[str] = None  # split: proportional|monotone|symmetric; budget: pool
     bound: Optional[Expr] = None
     var: Optional[str] = None  # record_invariant

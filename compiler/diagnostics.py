@@ -65,6 +65,8 @@ CODES: dict[str, str] = {
     "E0501": "handler has no `by` clause",
     "E0502": "duplicate handler",
     "E0503": "invalid period",
+    "E0504": "old() outside an ensures clause",
+    "E0505": "old() inside old()",
     # E06xx: properties and tests
     "E0601": "property names an unknown handler",
     "E0602": "property names a handler without a split",

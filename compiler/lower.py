@@ -272,6 +272,7 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
             else:
                 x = chk.party(e, env)
                 auth = ir.AuthParty(party=x)
+        ens = _ensures(chk, decl, env)
         body = chk.block(decl.body, env)
         _unused(chk, env)
         if not d.has_errors and not _has_effect(body):
@@ -279,7 +280,7 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
                       decl.span, hint="an event that only checks conditions is recorded but "
                                       "does nothing; was a statement forgotten?")
         return ir.Handler(name=q, kind="event", params=tuple(params), auth=auth, body=body,
-                          span=decl.span)
+                          span=decl.span, ensures=ens)
     if isinstance(decl, ast.EveryHandler):
         period_x = chk.expr(decl.period, env)
         period = None
@@ -292,9 +293,10 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
             d.error("E0503", "`every` needs a constant positive duration, like `every 7 days`",
                     decl.period.span)
             period = None
+        ens = _ensures(chk, decl, env)
         body = chk.block(decl.body, env)
         return ir.Handler(name=q, kind="every", params=(), auth=ir.AuthClock(), body=body,
-                          period=period, span=decl.span)
+                          period=period, span=decl.span, ensures=ens)
     # deadline handler
     rq = scope.q(decl.record)
     if rq not in chk.syms.records:
@@ -311,9 +313,26 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
         d.error("E0301", f"`when {decl.record}.{decl.field} passes` needs a time field, and "
                          f"`{decl.field}` is {show(ft)}", decl.span)
     env.locals[decl.binder] = ir.TRecord(record=rq)
+    ens = _ensures(chk, decl, env)
     body = chk.block(decl.body, env)
     return ir.Handler(name=q, kind="deadline", params=(), auth=ir.AuthClock(), body=body,
-                      record=rq, field=decl.field, binder=decl.binder, span=decl.span)
+                      record=rq, field=decl.field, binder=decl.binder, span=decl.span,
+                      ensures=ens)
+
+
+def _ensures(chk: Checker, decl: Any, env: Env) -> tuple[ir.Ensures, ...]:
+    """A handler's postconditions, checked with only its arguments and submitter in scope
+    (checked before the body, so its `let`s are not visible)."""
+    from .fmt import expr as show_expr  # the condition as the author wrote it, for reports
+
+    out = []
+    for e in decl.ensures:
+        eenv = env.child()
+        eenv.spec = "ensures"
+        cond = chk.cond(e.cond, eenv)
+        out.append(ir.Ensures(cond=cond, message=e.message, text=show_expr(e.cond),
+                              span=e.span))
+    return tuple(out)
 
 
 def _unused(chk: Checker, env: Env) -> None:
@@ -382,6 +401,13 @@ def _property(chk: Checker, q: str, decl: ast.PropertyDecl, scope: ModuleScope,
         return ir.SplitProperty(name=q, handler=hq,
                                 kind="floor" if decl.kind == "split_floor" else "cap",
                                 bound=bound, span=decl.span)
+    if decl.kind == "anyone":
+        hq = scope.q(decl.handler)
+        if hq not in handlers:
+            d.error("E0601", f"property `{decl.name}` names no handler `{decl.handler}`",
+                    decl.span, hint=chk._suggest(decl.handler, list(handlers)) or None)
+            return None
+        return ir.AnyoneProperty(name=q, handler=hq, span=decl.span)
     if decl.kind == "record_invariant":
         rq = scope.q(decl.record)
         if rq not in chk.syms.records:
@@ -446,7 +472,28 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
         elif s.kind == "when":
             hq = chk.qualify(s.name, env, s.span)
             h = handlers.get(hq)
-            if h is None or h.kind != "event":
+            if h is not None and h.kind != "event":
+                # a timed handler is not submitted: `when epoch() by clock at 30 days` advances
+                # the clock to that time, and the timed handlers due by then fire
+                if s.assigns:
+                    d.error("E0207", f"`{s.name}` is a timed handler: it takes no arguments",
+                            s.assigns[0].span)
+                sub = _payload(chk, chk.party(s.expr, env), s.expr.span)
+                if sub != "clock":
+                    d.error("E0209", f"`{s.name}` is a timed handler: only the clock fires it "
+                                     "(`by clock at <time>`)", s.expr.span)
+                if s.target is None:
+                    d.error("E0209", f"`{s.name}` is a timed handler: say when it fires "
+                                     "(`at <time>`)", s.span)
+                    continue
+                tx = chk.expr(s.target, env)
+                time = _payload(chk, tx, s.target.span)
+                if not isinstance(time, int):
+                    d.error("E0604", "`at` takes a whole number of seconds", s.target.span)
+                    continue
+                steps.append(ir.WhenEvent(event=hq, args=(), submitter="clock", time=time))
+                continue
+            if h is None:
                 d.error("E0209", f"no event `{s.name}` to submit", s.span,
                         hint=chk._suggest(s.name, [n for n, hh in handlers.items()
                                                    if hh.kind == "event"]) or None)

@@ -202,10 +202,14 @@ class _Build(Transformer_NonRecursive):
 
     # -- handlers --
     def handler(self, meta, ch):
-        name, params, by, block = ch
+        name, params, by, *ens, block = ch
         body, end = block
         return ast.Handler(name=str(name), params=tuple(params or ()), by=by, body=body,
-                           span=self.sp(meta), end_span=end)
+                           span=self.sp(meta), end_span=end, ensures=tuple(ens))
+
+    def ensures_clause(self, meta, ch):
+        return ast.Ensures(cond=ch[0], message=unescape(ch[1]) if ch[1] else None,
+                           span=self.sp(meta))
 
     def params(self, meta, ch):
         return tuple(ch)
@@ -220,14 +224,15 @@ class _Build(Transformer_NonRecursive):
         return ast.ByExpr(expr=ch[0], span=self.sp(meta))
 
     def every_handler(self, meta, ch):
-        period, name, (body, end) = ch
+        period, name, *ens, (body, end) = ch
         return ast.EveryHandler(period=period, name=str(name), body=body, span=self.sp(meta),
-                                end_span=end)
+                                end_span=end, ensures=tuple(ens))
 
     def deadline_handler(self, meta, ch):
-        record, field, binder, (body, end) = ch
+        record, field, binder, *ens, (body, end) = ch
         return ast.DeadlineHandler(record=str(record), field=str(field), binder=str(binder),
-                                   body=body, span=self.sp(meta), end_span=end)
+                                   body=body, span=self.sp(meta), end_span=end,
+                                   ensures=tuple(ens))
 
     def block(self, meta, ch):
         end = Span(file=self.file, line=meta.end_line, col=meta.end_column - 1,
@@ -424,6 +429,9 @@ class _Build(Transformer_NonRecursive):
 
     def invariant_property(self, meta, ch):
         return dict(kind="invariant", bound=ch[0])
+
+    def anyone_property(self, meta, ch):
+        return dict(kind="anyone", handler=str(ch[0]))
 
     def record_invariant_property(self, meta, ch):
         return dict(kind="record_invariant", var=str(ch[0]), record=str(ch[1]), bound=ch[2])

@@ -165,10 +165,14 @@ class Env:
     used: set = attrs.field(factory=set)
     in_handler: bool = True
     let_spans: dict[str, Span] = attrs.field(factory=dict)
+    # "ensures" inside a handler's postcondition (where `old(...)` is allowed), "old" inside
+    # an `old(...)` (which must not nest)
+    spec: str = ""
 
     def child(self) -> "Env":
         return Env(scope=self.scope, locals=dict(self.locals), narrowed=set(self.narrowed),
-                   used=self.used, in_handler=self.in_handler, let_spans=self.let_spans)
+                   used=self.used, in_handler=self.in_handler, let_spans=self.let_spans,
+                   spec=self.spec)
 
 
 class Checker:
@@ -784,6 +788,25 @@ class Checker:
         if not isinstance(args[0].type, (ir.TList, TError)):
             self.d.error("E0301", f"`len` takes a list, not {show(args[0].type)}", e.span)
         return ir.Builtin(name="len", args=tuple(args), type=INT)
+
+    def fn_old(self, e: ast.Call, env: Env) -> Any:
+        """``old(e)``: ``e`` before the handler ran; only in an ``ensures`` clause."""
+        if env.spec != "ensures":
+            if env.spec == "old":
+                self.d.error("E0505", "`old(...)` inside `old(...)`: the inner one already "
+                                      "reads the state before the event", e.span,
+                             hint="remove the inner `old`")
+            else:
+                self.d.error("E0504", "`old(...)` is only meaningful in an `ensures` clause",
+                             e.span, hint="`old(e)` is `e` before the event; in a handler "
+                                          "body, keep the earlier value with `let`")
+            return self.err()
+        inner = env.child()
+        inner.spec = "old"
+        args = self._args(e, inner, 1)
+        if args is None:
+            return self.err()
+        return ir.Old(expr=args[0], type=args[0].type)
 
     def fn_supply(self, e: ast.Call, env: Env) -> Any:
         if len(e.args) != 1 or not isinstance(e.args[0], ast.Name) or \
