@@ -9,7 +9,7 @@ declarations arrive already namespaced (``alias.name``) by ``resolve``.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import ast, ir
 from .diagnostics import Diagnostics, closest, did_you_mean
@@ -23,9 +23,9 @@ ASSET_KINDS = ("token", "score", "right")
 ASSET_OPTIONS = ("decimals", "mintable", "burnable", "fixed", "cap", "decays")
 
 
-def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]] = None) -> \
-        ir.Policy:
-    chk = Checker(syms, diags)
+def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]] = None,
+          on_expr: Optional[Callable[[ast.Expr, Any], None]] = None) -> ir.Policy:
+    chk = Checker(syms, diags, on_expr)
     root = syms.root
     assert root is not None
     assets = tuple(_asset(chk, a) for a in syms.assets.values())

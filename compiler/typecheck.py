@@ -14,7 +14,7 @@ continue, so one run reports every independent error.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 
@@ -176,9 +176,12 @@ class Env:
 
 
 class Checker:
-    def __init__(self, syms: Symbols, diags: Diagnostics):
+    def __init__(self, syms: Symbols, diags: Diagnostics,
+                 on_expr: Optional[Callable[[ast.Expr, Any], None]] = None):
         self.syms = syms
         self.d = diags
+        # Told every checked expression with its typed IR (the language server's hover).
+        self.on_expr = on_expr
         self.block_depth = 0
         self.depth_reported = False
 
@@ -242,6 +245,8 @@ class Checker:
         if isinstance(t, ir.TOptional) and key_of(e) in env.narrowed and attrs.has(type(out)) \
                 and "type" in attrs.fields_dict(type(out)):
             out = attrs.evolve(out, type=t.inner)
+        if self.on_expr is not None:
+            self.on_expr(e, out)
         return out
 
     def err(self) -> ir.Const:
