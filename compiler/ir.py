@@ -715,18 +715,21 @@ class GivenRole:
     party: str
     role: str
     attrs: tuple[tuple[str, Expr], ...] = ()
+    span: Span = NOSPAN  # where the step is written (failures point at it)
 
 
 @attrs.frozen(kw_only=True)
 class GivenFunds:
     amount: int
     account: Account
+    span: Span = NOSPAN  # where the step is written (failures point at it)
 
 
 @attrs.frozen(kw_only=True)
 class GivenParam:
     name: str
     value: Any
+    span: Span = NOSPAN  # where the step is written (failures point at it)
 
 
 @attrs.frozen(kw_only=True)
@@ -735,22 +738,25 @@ class WhenEvent:
     args: tuple[tuple[str, Any], ...]  # constant values, as in an event payload
     submitter: str
     time: Optional[int] = None
+    span: Span = NOSPAN  # where the step is written (failures point at it)
 
 
 @attrs.frozen(kw_only=True)
 class ExpectOk:
-    pass
+    span: Span = NOSPAN
 
 
 @attrs.frozen(kw_only=True)
 class ExpectRejected:
     contains: Optional[str] = None
+    span: Span = NOSPAN  # where the step is written (failures point at it)
 
 
 @attrs.frozen(kw_only=True)
 class ExpectTrue:
     cond: Expr
     text: str = ""
+    span: Span = NOSPAN  # where the step is written (failures point at it)
 
 
 TestStep = Union[GivenRole, GivenFunds, GivenParam, WhenEvent, ExpectOk, ExpectRejected, ExpectTrue]
