@@ -710,26 +710,34 @@ class AnyoneProperty:
 Property = Union[SplitProperty, BudgetProperty, InvariantProperty, AnyoneProperty]
 
 
+def _step_span() -> Any:
+    """A test step's span: where it is written, not part of the step's value."""
+    return attrs.field(default=NOSPAN, eq=False)
+
+
 @attrs.frozen(kw_only=True)
 class GivenRole:
     party: str
     role: str
     attrs: tuple[tuple[str, Expr], ...] = ()
-    span: Span = NOSPAN  # where the step is written (failures point at it)
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class GivenFunds:
     amount: int
     account: Account
-    span: Span = NOSPAN  # where the step is written (failures point at it)
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class GivenParam:
     name: str
     value: Any
-    span: Span = NOSPAN  # where the step is written (failures point at it)
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
@@ -738,25 +746,28 @@ class WhenEvent:
     args: tuple[tuple[str, Any], ...]  # constant values, as in an event payload
     submitter: str
     time: Optional[int] = None
-    span: Span = NOSPAN  # where the step is written (failures point at it)
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class ExpectOk:
-    span: Span = NOSPAN
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class ExpectRejected:
     contains: Optional[str] = None
-    span: Span = NOSPAN  # where the step is written (failures point at it)
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class ExpectTrue:
     cond: Expr
     text: str = ""
-    span: Span = NOSPAN  # where the step is written (failures point at it)
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 TestStep = Union[GivenRole, GivenFunds, GivenParam, WhenEvent, ExpectOk, ExpectRejected, ExpectTrue]
