@@ -235,7 +235,9 @@ def replay(
     for i, ev in enumerate(events):
         if i == len(events) - 1:
             before = rt.balances()
-        out = rt.submit(dict(ev, args=dict(ev.get("args", {}))))
+        # the runtime's envelope only: `fires` names the timed handler a tick is for
+        envelope = {k: v for k, v in ev.items() if k != "fires"}
+        out = rt.submit(dict(envelope, args=dict(ev.get("args", {}))))
         outcomes.append("applied" if out.applied else f"rejected: {out.code}: {out.message}")
         if i < len(events) - 1 and not out.applied:
             return Observed(False, f"event {ev['id']} ({ev['type']}) was rejected: {out}", outcomes)
