@@ -262,8 +262,8 @@ def _event_time(found: Any, model: z3.ModelRef, hm: Any, period_of: dict) -> int
     return now
 
 
-def genesis_trace(policy: ir.Policy, found: Any) -> tuple[dict, list[dict], list]:
-    """(parameters, events, handler models) of a chain found from genesis, as the runtime
+def genesis_trace(policy: ir.Policy, found: Any) -> tuple[dict, list[dict], Any]:
+    """(parameters, events, namer) of a chain found from genesis, as the runtime
     takes them: a timed handler at the end becomes a clock tick at the time it is due."""
     model = found.model
     ints: set = set()
@@ -290,7 +290,7 @@ def genesis_trace(policy: ir.Policy, found: Any) -> tuple[dict, list[dict], list
             _eval(model, hm.submitter), "party")
         events.append({"id": f"cex-{i}", "type": h.name, "submitter": sub, "time": t,
                        "args": args})
-    return params, events, found.handlers
+    return params, events, namer
 
 
 def _default_plain(p: ir.Param) -> Any:
@@ -442,7 +442,9 @@ def build(
         return {"status": "not_reached", "note": f"the search failed: {type(exc).__name__}: {exc}"}
     if found is None:
         return {"status": "not_reached", "note": NOT_REACHED.format(n=longest)}
-    params, events, _ = genesis_trace(policy, found)
+    params, events, namer = genesis_trace(policy, found)
+    if hasattr(violation, "bind"):
+        violation.bind(policy, found, namer)
     seen = replay(policy, params, events, violation)
     if seen.ok:
         params, events = minimise(policy, params, events, violation)
