@@ -198,22 +198,87 @@ def test_economy_page_lists_events_params_and_properties(path: Path) -> None:
     assert f"stdlib_policies/{path.name}" in page
 
 
-def test_economy_index_lists_every_policy() -> None:
+def test_every_stdlib_policy_has_a_page_and_every_page_a_policy() -> None:
     import charter_economies
 
-    files = _stdlib()
-    index = charter_economies.index_page(files)
-    for p in files:
-        assert f"   {p.stem}" in index
+    assert charter_economies.page_problems() == []
+    for path in _stdlib():
+        page = (DOCS / "economies" / f"{path.stem}.rst").read_text("utf-8")
+        assert page.strip() == f".. charter-economy:: {path.stem}"
 
 
-def test_sphinx_build_has_no_warnings(tmp_path: Path) -> None:
-    """The same build as .ci/run, so a broken page shows up in the test run too."""
+def _param_rows(page: str) -> list[list[str]]:
+    """The rows of an economy page's parameter table, cells as written."""
+    section = page.split("Parameters\n----------\n", 1)[1].split("\n\n\n", 1)[0]
+    table = section.split("Events\n------", 1)[0]
+    rows: list[list[str]] = []
+    for line in table.splitlines():
+        if line.startswith("   * - "):
+            rows.append([line[7:]])
+        elif line.startswith("     - ") and rows:
+            rows[-1].append(line[7:])
+    return rows[1:]  # without the header row
+
+
+@pytest.mark.parametrize("path", _stdlib(), ids=lambda p: p.stem)
+def test_every_stdlib_parameter_has_a_meaning(path: Path) -> None:
+    """The meaning column is each param's doc comment; an empty cell fails."""
+    import charter_economies
+    from charter.compiler import ast
+    from charter.compiler.parse import parse_source
+
+    module = parse_source(path.read_text("utf-8"), path.name)
+    params = [i for i in module.items if isinstance(i, ast.ParamDecl)]
+    rows = _param_rows(charter_economies.economy_page(path))
+    assert [r[0] for r in rows] == [f"``{p.name}``" for p in params]
+    empty = [r[0] for r in rows if len(r) < 5 or not r[4].strip()]
+    assert not empty, (f"{path.name}: no meaning for {empty}: write a `# ...` comment on "
+                       "the line above each `param`")
+    for p in params:
+        assert len(module.doc(p).split()) >= 3, f"{path.name}: {p.name}: {module.doc(p)!r}"
+
+
+def test_doc_comment_is_the_comment_block_directly_above() -> None:
+    from charter.compiler import ast
+    from charter.compiler.parse import parse_source
+
+    text = ('policy p version "1"\n'
+            '# not a doc comment: a blank line follows\n\n'
+            '# The take rate,\n#   paid to the commons.\nparam fee: percent = 2%\n'
+            'param bare: int = 1  # a trailing comment is not a doc comment\n')
+    module = parse_source(text, "p.charter")
+    fee, bare = [i for i in module.items if isinstance(i, ast.ParamDecl)]
+    assert module.doc(fee) == "The take rate, paid to the commons."
+    assert module.doc(bare) == ""
+
+
+def _tree_state() -> str:
+    """Everything git sees in the checkout, ignored files included."""
     import subprocess
 
+    out = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    return "\n".join(ln for ln in out.stdout.splitlines()
+                     if "__pycache__" not in ln and ".hypothesis" not in ln
+                     and ".pytest_cache" not in ln)
+
+
+def test_sphinx_build_has_no_warnings_and_leaves_the_tree_clean(tmp_path: Path) -> None:
+    """The same build as .ci/run, so a broken page shows up in the test run too; building
+    writes nothing into the source tree (the economy pages are rendered, not generated)."""
+    import subprocess
+
+    before = _tree_state()
     proc = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", "-d", str(tmp_path / "doctrees"),
          str(DOCS), str(tmp_path / "html")],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "html" / "language.html").is_file()
+    assert _tree_state() == before
+    page = (tmp_path / "html" / "economies" / "gig_market.html").read_text("utf-8")
+    # Highlighted by the Charter lexer: keywords and declarations carry Pygments classes.
+    assert '<span class="kd">param</span>' in page and '<span class="k">require</span>' in page
+    assert "Take rate on every payout" in page
