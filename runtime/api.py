@@ -121,13 +121,13 @@ def open_runtime(
     default) or ``"closures"``; both settle identically.
 
     A ledger file has one writer at a time: opening one that another
-    runtime (in any process) has open raises :class:`LedgerBusyError`
+    runtime (in any process) has open raises :class:`charter.LedgerBusyError`
     naming that process, or with ``wait=S`` waits up to S seconds for it to
     close.  A ledger that fails its open-time integrity check
-    (:mod:`charter.runtime.integrity`) raises :class:`LedgerIntegrityError`
+    (``runtime/integrity.py``) raises :class:`charter.LedgerIntegrityError`
     with the check's and the audit's findings and is never written to; a
     file that is not a Charter ledger (empty, another program's) raises
-    :class:`NotALedgerError` and is left untouched.  ``readonly=True`` takes
+    :class:`charter.NotALedgerError` and is left untouched.  ``readonly=True`` takes
     no lock and refuses nothing (audits use it); submitting then fails.
     """
     pol = _load_policy(policy)

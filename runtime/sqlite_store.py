@@ -112,10 +112,10 @@ def _why(exc: Exception) -> str:
 
 
 class SqliteStore:
-    """A ledger file.  Writers hold the file's writer lock (:mod:`.lock`) from open to
-    :meth:`close` and are refused a ledger that fails its integrity check
-    (:mod:`.integrity`); ``readonly=True`` takes no lock, reads one consistent
-    snapshot and reports integrity problems in :attr:`integrity_problems`."""
+    """A ledger file.  A writer holds the file's writer lock (``<path>.lock``) from open
+    to ``close()`` and is refused a ledger that fails its integrity check
+    (``runtime/integrity.py``); ``readonly=True`` takes no lock, reads one
+    consistent snapshot and lists integrity problems in ``integrity_problems``."""
 
     persistent = True
 
