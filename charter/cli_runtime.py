@@ -129,11 +129,20 @@ def _open_ledger(db: str, policy: Optional[str]) -> Any:
         _fail(f"{db}: no such ledger file")
     pol = _compile(policy) if policy else None
     try:
-        return open_runtime(pol, db) if pol is not None else open_runtime(None, db)
+        # read-only: no writer lock (works while `charter run` writes), nothing refused
+        rt = open_runtime(pol, db, readonly=True)
     except StoreError as exc:
         _fail(str(exc))
     except PolicyNotExecutable as exc:
         _fail(f"this runtime cannot execute the policy: {exc}", 1)
+    problems = getattr(rt.store, "integrity_problems", ())
+    if problems:
+        click.echo(
+            f"charter: warning: {db} fails its integrity check ({problems[0]}); "
+            f"`charter audit {db}` for the full report",
+            err=True,
+        )
+    return rt
 
 
 def _read_events(path: str) -> Iterator[tuple[int, Any]]:
@@ -197,6 +206,14 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         metavar="NAME=VALUE",
         help="Override a parameter (within its declared range); amounts in major units.",
     )
+    @click.option(
+        "--wait",
+        default=0.0,
+        type=click.FloatRange(0, None),
+        metavar="SECONDS",
+        help="If another process is writing the ledger, wait up to SECONDS for it to "
+        "finish instead of stopping at once.",
+    )
     @click.option("--strict", is_flag=True, help="Exit 1 if any event is rejected.")
     @click.option(
         "--check",
@@ -215,6 +232,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         batch: int,
         rej_path: Optional[str],
         params: tuple[str, ...],
+        wait: float,
         strict: bool,
         check_props: bool,
         as_json: bool,
@@ -226,6 +244,11 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         the last one an earlier run applied are skipped, so it continues with
         the next event.  Each event is its own SQLite transaction (fsync'd);
         --batch 500 is much faster on long files and just as safe to resume.
+
+        One writer per ledger: while another process writes the file this stops
+        at once (exit 2, naming that process) or, with --wait, waits its turn.
+        A ledger that fails its integrity check (edited, truncated, forged) is
+        refused with the audit's findings (exit 2) and never appended to.
         """
         from charter.runtime.api import open_runtime
         from charter.runtime.engine import ParamError
@@ -237,7 +260,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         overrides = _param_overrides(pol, params)
         try:
             rt = open_runtime(
-                pol, ":memory:" if memory else db, params=overrides or None, batch=batch
+                pol, ":memory:" if memory else db, params=overrides or None, batch=batch, wait=wait
             )
         except (StoreError, ParamError) as exc:
             _fail(str(exc))
