@@ -18,7 +18,7 @@ import attrs
 from charter.compiler import ir
 
 from .codegen import Compiler, Env
-from .engine import Outcome, ParamError, Rejection, Runtime
+from .engine import TICK, Outcome, ParamError, Rejection, Runtime
 from .values import Rejected
 
 
@@ -59,6 +59,7 @@ def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestR
     failures: list[str] = []
     last: Optional[Outcome] = None
     now = 0
+    timed = {h.name: h.kind != "event" for h in policy.handlers}
     for i, step in enumerate(test.steps, 1):
         where = f"step {i}"
         try:
@@ -68,6 +69,10 @@ def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestR
                 _given_funds(rt, comp, step, now)
             elif isinstance(step, ir.GivenParam):
                 rt.set_param(step.name, step.value)
+            elif isinstance(step, ir.WhenEvent) and timed.get(step.event):
+                now = step.time if step.time is not None else now
+                last = _advance(rt, step.event, f"{test.name}#{i}", now)
+                outcomes.append(last.journal_hash if last.applied else str(last))
             elif isinstance(step, ir.WhenEvent):
                 if step.time is not None:
                     now = step.time
@@ -129,6 +134,21 @@ def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestR
         journal_hash=rt.journal_hash,
         outcomes=tuple(outcomes),
     )
+
+
+def _advance(rt: Runtime, handler: str, eid: str, now: int) -> Outcome:
+    """``when <timed handler>() by clock at T``: a clock tick at T; the step's outcome is that
+    handler's firing (rejected if any of its firings was, or if it was not due by T)."""
+    out = rt.submit({"id": eid, "type": TICK, "submitter": "clock", "time": now, "args": {}})
+    if not out.applied:
+        return out
+    fired = [t for t in out.timers if t.get("handler") == handler]
+    bad = [t for t in fired if t.get("status") != "applied"]
+    if bad:
+        return Rejection(eid, "timer", f"{handler} fired and was rejected: {bad[0].get('reason')}")
+    if not fired:
+        return Rejection(eid, "not_due", f"{handler} was not due by time {now}")
+    return out
 
 
 def _explain(comp: Compiler, cond: ir.Expr, env: Env) -> str:
