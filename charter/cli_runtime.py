@@ -79,11 +79,10 @@ def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
 
 
 def _fmt_amount(v: int, decimals: int) -> str:
-    if decimals == 0:
-        return str(v)
-    sign = "-" if v < 0 else ""
-    q, r = divmod(abs(v), 10**decimals)
-    return f"{sign}{q}.{str(r).rjust(decimals, '0')}"
+    # every ledger command prints amounts in asset units (`500.00`); --json keeps minor units
+    from charter.compiler.display import amount_number
+
+    return amount_number(v, decimals)
 
 
 def _balance_rows(rt: Any, include_supply: bool = True) -> list[tuple[str, str, int, str]]:
@@ -394,9 +393,14 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if as_json:
             click.echo(json.dumps(accs, indent=2))
             return
+        dec = {a.name: a.decimals for a in rt.policy.assets}
         _print_table(
-            [(x["account"], x["kind"], x["asset"], str(x["balance"])) for x in accs],
-            ("account", "kind", "asset", "balance (minor units)"),
+            [
+                (x["account"], x["kind"], x["asset"],
+                 _fmt_amount(x["balance"], dec.get(x["asset"], 0)))
+                for x in accs
+            ],
+            ("account", "kind", "asset", "balance"),
         )
 
     @ledger.command("history")
@@ -416,6 +420,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if as_json:
             click.echo(json.dumps(hist, indent=2))
             return
+        dec = {a.name: a.decimals for a in rt.policy.assets}
         for h in hist:
             ev = h["event"]
             click.echo(
@@ -430,7 +435,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                 )
             for p in h["postings"]:
                 click.echo(
-                    f"    {p['kind']:>9} {p['amount']:>12} {p['asset']:<10} "
+                    f"    {p['kind']:>9} {_fmt_amount(p['amount'], dec.get(p['asset'], 0)):>12} "
+                    f"{p['asset']:<10} "
                     f"{p['from']} -> {p['to']}"
                 )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Callable, Optional
 
-from . import ast, ir
+from . import ast, display, ir
 from .diagnostics import Diagnostics, closest, did_you_mean
 from .ir import Span
 from .resolve import ModuleScope, Symbols
@@ -225,24 +225,11 @@ def _in_range(chk: Checker, v: Any, lo: Any, hi: Any, span: Span, name: str,
 
 
 def _fmt(v: Any, t: Any = None, decimals: int = 0) -> str:
-    """A constant as the author would write it: 20%, 1.50 Credit, 3."""
+    """A constant as the author would write it: 20%, 1.50 Credit, 30 days."""
     if v is None:
         return "…"
-    if isinstance(t, ir.TRatio) and isinstance(v, (int, Fraction)):
-        hundredths = Fraction(v) * 10_000  # percent with two exact decimals
-        if hundredths.denominator == 1:
-            n = int(hundredths)
-            whole, frac = divmod(abs(n), 100)
-            text = f"{whole}.{frac:02d}".rstrip("0").rstrip(".")
-            return f"{'-' if n < 0 else ''}{text}%"
-    if isinstance(t, ir.TAmount) and isinstance(v, int):
-        sign, mag = ("-" if v < 0 else ""), abs(v)
-        whole, frac = divmod(mag, 10 ** decimals)
-        text = f"{whole}.{frac:0{decimals}d}" if decimals else str(whole)
-        return f"{sign}{text} {t.asset}"
-    if isinstance(v, Fraction):
-        return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"
-    return str(v)
+    asset = t.asset if isinstance(t, ir.TAmount) else None
+    return display.value(v, t, {asset: decimals} if asset else None)
 
 
 def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir.Handler]:
@@ -461,13 +448,13 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
                 continue
             attrs_out = chk.role_attrs(role, s.assigns, env, s.span)
             pv = _payload(chk, party, s.expr.span)
-            steps.append(ir.GivenRole(party=pv, role=s.name, attrs=attrs_out))
+            steps.append(ir.GivenRole(party=pv, role=s.name, attrs=attrs_out, span=s.span))
         elif s.kind == "given_funds":
             amount, asset = chk.amount(s.expr, env)
             acc = chk.account(s.target, env, asset)
             value = _payload(chk, amount, s.expr.span)
             if acc is not None and isinstance(value, int):
-                steps.append(ir.GivenFunds(amount=value, account=acc))
+                steps.append(ir.GivenFunds(amount=value, account=acc, span=s.span))
         elif s.kind == "given_param":
             pq = scope.q(s.name)
             if pq not in chk.syms.params:
@@ -476,11 +463,12 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
                 continue
             x = chk.expr(s.expr, env)
             try:
-                steps.append(ir.GivenParam(name=pq, value=const_value(x)))
+                steps.append(ir.GivenParam(name=pq, value=const_value(x), span=s.span))
             except NotConstant:
                 d.error("E0604", "test values must be constants", s.expr.span)
         elif s.kind == "when":
-            hq = chk.qualify(s.name, env, s.span)
+            # a deadline handler's own name (`Task.deadline.passes`) is not an import path
+            hq = s.name if s.name in handlers else chk.qualify(s.name, env, s.span)
             h = handlers.get(hq)
             if h is not None and h.kind != "event":
                 # a timed handler is not submitted: `when epoch() by clock at 30 days` advances
@@ -501,7 +489,8 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
                 if not isinstance(time, int):
                     d.error("E0604", "`at` takes a whole number of seconds", s.target.span)
                     continue
-                steps.append(ir.WhenEvent(event=hq, args=(), submitter="clock", time=time))
+                steps.append(ir.WhenEvent(event=hq, args=(), submitter="clock", time=time,
+                                          span=s.span))
                 continue
             if h is None:
                 d.error("E0209", f"no event `{s.name}` to submit", s.span,
@@ -540,14 +529,15 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
                 if not isinstance(time, int):
                     d.error("E0604", "`at` takes a whole number of seconds", s.target.span)
                     time = None
-            steps.append(ir.WhenEvent(event=hq, args=tuple(args), submitter=str(sub), time=time))
+            steps.append(ir.WhenEvent(event=hq, args=tuple(args), submitter=str(sub), time=time,
+                                       span=s.span))
         elif s.kind == "expect_ok":
-            steps.append(ir.ExpectOk())
+            steps.append(ir.ExpectOk(span=s.span))
         elif s.kind == "expect_rejected":
-            steps.append(ir.ExpectRejected(contains=s.text))
+            steps.append(ir.ExpectRejected(contains=s.text, span=s.span))
         elif s.kind == "expect_true":
             c = chk.cond(s.expr, env)
-            steps.append(ir.ExpectTrue(cond=c, text=chk.text(s.expr)))
+            steps.append(ir.ExpectTrue(cond=c, text=chk.text(s.expr), span=s.span))
     return ir.Test(name=decl.name, steps=tuple(steps), span=decl.span)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 import attrs
 
-from . import ast, ir
+from . import ast, display, ir
 from .diagnostics import Diagnostics, did_you_mean, source_lines
 from .ir import Span
 from .resolve import ModuleScope, Symbols, strip_spans
@@ -115,6 +115,11 @@ def is_numeric(t: Any) -> bool:
 
 def _join(a: Span, b: Span) -> Span:
     return Span(file=a.file, line=a.line, col=a.col, end_line=b.end_line, end_col=b.end_col)
+
+
+def _ordered(a: Any, b: Any) -> bool:
+    """Whether two constants can be compared (both numbers), so `a > b` cannot raise."""
+    return all(isinstance(x, (int, Fraction)) and not isinstance(x, bool) for x in (a, b))
 
 
 def key_of(e: Any) -> Any:
@@ -222,8 +227,10 @@ class Checker:
                                  src.span)
             if isinstance(typ, ir.TInt) and isinstance(lo, int) and isinstance(hi, int):
                 typ = ir.TInt(lo=lo, hi=hi)
-            if lo is not None and hi is not None and lo > hi:
-                self.d.error("E0308", f"empty range {lo}..{hi}", t.span)
+            if _ordered(lo, hi) and lo > hi:
+                shown = display.value_range(lo, hi, typ, self.decimals)
+                self.d.error("E0308", f"empty range {shown}", t.span,
+                             hint="the lower bound comes first")
         if t.optional:
             typ = ir.TOptional(inner=typ)
         return typ, lo, hi
@@ -310,6 +317,10 @@ class Checker:
                           "weeks" + self._suggest(unit, list(self.syms.assets)
                                                   + list(DURATION_UNITS), lead="; "))
         return self.err()
+
+    def decimals(self, asset: str) -> int:
+        """An asset's decimals for printing values (0 for an unknown asset)."""
+        return self.asset_decimals(asset) if asset in self.syms.assets else 0
 
     def asset_decimals(self, name: str) -> int:
         for opt in self.syms.assets[name].options:

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import attrs
 
-from charter.compiler import ir
+from charter.compiler import display, ir
 
 from .codegen import Compiler, Env
 from .engine import TICK, Outcome, ParamError, Rejection, Runtime
@@ -61,7 +61,7 @@ def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestR
     now = 0
     timed = {h.name: h.kind != "event" for h in policy.handlers}
     for i, step in enumerate(test.steps, 1):
-        where = f"step {i}"
+        where = _where(step, i)
         try:
             if isinstance(step, ir.GivenRole):
                 _given_role(rt, comp, step, now)
@@ -118,7 +118,7 @@ def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestR
                 if not ok:
                     failures.append(
                         f"{where}: expect {step.text or 'condition'} is false"
-                        + _explain(comp, step.cond, env)
+                        + _explain(comp, step.cond, env, policy)
                     )
             else:
                 failures.append(f"{where}: unknown test step {type(step).__name__}")
@@ -151,14 +151,24 @@ def _advance(rt: Runtime, handler: str, eid: str, now: int) -> Outcome:
     return out
 
 
-def _explain(comp: Compiler, cond: ir.Expr, env: Env) -> str:
-    # for a failed comparison show both sides: that is what the author needs to fix the test
+def _where(step: Any, i: int) -> str:
+    """``file:line`` of a test step as written (``step N`` for a step without a span)."""
+    span = getattr(step, "span", None)
+    if span is not None and span.line >= 1:
+        return f"{span.file}:{span.line}"
+    return f"step {i}"
+
+
+def _explain(comp: Compiler, cond: ir.Expr, env: Env, policy: ir.Policy) -> str:
+    # for a failed comparison show both sides, in the units the test is written in
     if isinstance(cond, ir.Binary) and cond.op in ("==", "!=", "<", "<=", ">", ">="):
         try:
             left, right = comp.expr(cond.left)(env), comp.expr(cond.right)(env)
         except Rejected:
             return ""
-        return f" (left is {left}, right is {right})"
+        shown = [display.value(v, getattr(x, "type", None), policy)
+                 for v, x in ((left, cond.left), (right, cond.right))]
+        return f" (left is {shown[0]}, right is {shown[1]})"
     return ""
 
 
