@@ -42,10 +42,13 @@ def _compile(path: str) -> ir.Policy:
 
 
 def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
-    """``--param k=v``: values typed by the parameter (amounts in major units, e.g. ``2.50``)."""
-    from charter.runtime.values import parse_decimal, parse_ratio
+    """``--param k=v``: read by the one convention of :mod:`charter.compiler.units`
+    (``2.50`` is 2.50 of the asset, ``3%``, ``2 days``), range-checked in the same units."""
+    from charter.compiler import display, units
+    from charter.compiler.diagnostics import did_you_mean
 
     out: dict[str, Any] = {}
+    dec = {a.name: a.decimals for a in policy.assets}
     for item in items:
         if "=" not in item:
             raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--param")
@@ -54,26 +57,32 @@ def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
             p = policy.param(name)
         except StopIteration:
             known = ", ".join(p.name for p in policy.params) or "none"
+            hint = did_you_mean(name, [p.name for p in policy.params])
             raise click.BadParameter(
-                f"unknown parameter {name!r} (parameters: {known})", param_hint="--param"
+                f"unknown parameter {name!r}" + (f"; {hint}" if hint else "")
+                + f" (parameters: {known})", param_hint="--param"
             ) from None
         t = p.type
         v: Any
-        if isinstance(t, ir.TAmount):
-            dec = next((a.decimals for a in policy.assets if a.name == t.asset), 0)
-            v = parse_decimal(text, dec)
-        elif isinstance(t, ir.TRatio):
-            v = parse_ratio(text)
-        elif isinstance(t, ir.TBool):
-            v = {"true": True, "false": False}.get(text)
-        elif isinstance(t, (ir.TInt, ir.TTime, ir.TDuration)):
-            v = int(text) if text.lstrip("-").isdigit() else None
-        else:
-            v = text[1:] if text.startswith("@") else text
-        if v is None:
-            raise click.BadParameter(
-                f"{name}: cannot read {text!r} as a value of its type", param_hint="--param"
-            )
+        try:
+            if units.is_numeric(t):
+                v = units.read(t, text, lambda a: dec.get(a, 0))
+            elif isinstance(t, ir.TBool):
+                v = {"true": True, "false": False}.get(text)
+                if v is None:
+                    raise units.UnitError("expected true or false")
+            else:
+                v = text[1:] if text.startswith("@") else text
+        except units.UnitError as err:
+            raise click.BadParameter(f"{name}: cannot read {text!r}: {err}",
+                                     param_hint="--param") from None
+        for bound, word in ((p.lo, "below the minimum"), (p.hi, "above the maximum")):
+            if bound is not None and (v < bound if word.startswith("below") else v > bound):
+                shown = display.value(v, t, policy)
+                said = f"{name}={text} is " + (f"{shown}, " if shown != text else "")
+                raise click.BadParameter(
+                    f"{said}{word} {display.value(bound, t, policy)} (declared range "
+                    f"{display.value_range(p.lo, p.hi, t, policy)})", param_hint="--param")
         out[name] = v
     return out
 

@@ -85,8 +85,9 @@ class Refusal(Violation):
 
     def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
         return [
-            f"    # {self.describe}: every require of {self.handler} holds here, so it must",
-            f"    # settle; the runtime refuses it instead ({' / '.join(self.codes)})",
+            f"    # violated: {self.describe}",
+            f"    # every require of {self.handler} holds here, so it must settle; the runtime",
+            f"    # refuses it instead ({' / '.join(self.codes)})",
             "    expect ok",
         ]
 

@@ -398,16 +398,7 @@ def minimise(
     dropped one at a time (never the last).  Every candidate is replayed on the runtime."""
     from .replay import replay
 
-    for name in list(params):
-        p = policy.param(name)
-        trial = {k: v for k, v in params.items() if k != name}
-        evs = events
-        if isinstance(p.type, ir.TParty) and isinstance(params[name], str):
-            if any(e["submitter"] == p.default or p.default in e["args"].values() for e in events):
-                continue  # the default's name is taken by another party of the scenario
-            evs = _rename_party(events, params[name], p.default)
-        if replay(policy, trial, evs, violation).ok:
-            params, events = trial, evs
+    params, events = _default_params(policy, params, events, violation)
     events = _merge_amounts(policy, params, events, violation)
     changed = True
     while changed:  # until no single event can go (an event may only become removable later)
@@ -419,7 +410,27 @@ def minimise(
                 events, changed = trial_events, True
             else:
                 i += 1
+    # fewer events may need fewer parameters off their defaults
+    params, events = _default_params(policy, params, events, violation)
     events = [dict(e, id=f"cex-{i}") for i, e in enumerate(events, 1)]
+    return params, events
+
+
+def _default_params(
+    policy: ir.Policy, params: dict, events: list[dict], violation: Any
+) -> tuple[dict, list[dict]]:
+    from .replay import replay
+
+    for name in list(params):
+        p = policy.param(name)
+        trial = {k: v for k, v in params.items() if k != name}
+        evs = events
+        if isinstance(p.type, ir.TParty) and isinstance(params[name], str):
+            if any(e["submitter"] == p.default or p.default in e["args"].values() for e in events):
+                continue  # the default's name is taken by another party of the scenario
+            evs = _rename_party(events, params[name], p.default)
+        if replay(policy, trial, evs, violation).ok:
+            params, events = trial, evs
     return params, events
 
 
