@@ -42,10 +42,13 @@ def _compile(path: str) -> ir.Policy:
 
 
 def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
-    """``--param k=v``: values typed by the parameter (amounts in major units, e.g. ``2.50``)."""
-    from charter.runtime.values import parse_decimal, parse_ratio
+    """``--param k=v``: read by the one convention of :mod:`charter.compiler.units`
+    (``2.50`` is 2.50 of the asset, ``3%``, ``2 days``), range-checked in the same units."""
+    from charter.compiler import display, units
+    from charter.compiler.diagnostics import did_you_mean
 
     out: dict[str, Any] = {}
+    dec = {a.name: a.decimals for a in policy.assets}
     for item in items:
         if "=" not in item:
             raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--param")
@@ -54,36 +57,41 @@ def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
             p = policy.param(name)
         except StopIteration:
             known = ", ".join(p.name for p in policy.params) or "none"
+            hint = did_you_mean(name, [p.name for p in policy.params])
             raise click.BadParameter(
-                f"unknown parameter {name!r} (parameters: {known})", param_hint="--param"
+                f"unknown parameter {name!r}" + (f"; {hint}" if hint else "")
+                + f" (parameters: {known})", param_hint="--param"
             ) from None
         t = p.type
         v: Any
-        if isinstance(t, ir.TAmount):
-            dec = next((a.decimals for a in policy.assets if a.name == t.asset), 0)
-            v = parse_decimal(text, dec)
-        elif isinstance(t, ir.TRatio):
-            v = parse_ratio(text)
-        elif isinstance(t, ir.TBool):
-            v = {"true": True, "false": False}.get(text)
-        elif isinstance(t, (ir.TInt, ir.TTime, ir.TDuration)):
-            v = int(text) if text.lstrip("-").isdigit() else None
-        else:
-            v = text[1:] if text.startswith("@") else text
-        if v is None:
-            raise click.BadParameter(
-                f"{name}: cannot read {text!r} as a value of its type", param_hint="--param"
-            )
+        try:
+            if units.is_numeric(t):
+                v = units.read(t, text, lambda a: dec.get(a, 0))
+            elif isinstance(t, ir.TBool):
+                v = {"true": True, "false": False}.get(text)
+                if v is None:
+                    raise units.UnitError("expected true or false")
+            else:
+                v = text[1:] if text.startswith("@") else text
+        except units.UnitError as err:
+            raise click.BadParameter(f"{name}: cannot read {text!r}: {err}",
+                                     param_hint="--param") from None
+        for bound, word in ((p.lo, "below the minimum"), (p.hi, "above the maximum")):
+            if bound is not None and (v < bound if word.startswith("below") else v > bound):
+                shown = display.value(v, t, policy)
+                said = f"{name}={text} is " + (f"{shown}, " if shown != text else "")
+                raise click.BadParameter(
+                    f"{said}{word} {display.value(bound, t, policy)} (declared range "
+                    f"{display.value_range(p.lo, p.hi, t, policy)})", param_hint="--param")
         out[name] = v
     return out
 
 
 def _fmt_amount(v: int, decimals: int) -> str:
-    if decimals == 0:
-        return str(v)
-    sign = "-" if v < 0 else ""
-    q, r = divmod(abs(v), 10**decimals)
-    return f"{sign}{q}.{str(r).rjust(decimals, '0')}"
+    # every ledger command prints amounts in asset units (`500.00`); --json keeps minor units
+    from charter.compiler.display import amount_number
+
+    return amount_number(v, decimals)
 
 
 def _balance_rows(rt: Any, include_supply: bool = True) -> list[tuple[str, str, int, str]]:
@@ -121,11 +129,20 @@ def _open_ledger(db: str, policy: Optional[str]) -> Any:
         _fail(f"{db}: no such ledger file")
     pol = _compile(policy) if policy else None
     try:
-        return open_runtime(pol, db) if pol is not None else open_runtime(None, db)
+        # read-only: no writer lock (works while `charter run` writes), nothing refused
+        rt = open_runtime(pol, db, readonly=True)
     except StoreError as exc:
         _fail(str(exc))
     except PolicyNotExecutable as exc:
         _fail(f"this runtime cannot execute the policy: {exc}", 1)
+    problems = getattr(rt.store, "integrity_problems", ())
+    if problems:
+        click.echo(
+            f"charter: warning: {db} fails its integrity check ({problems[0]}); "
+            f"`charter audit {db}` for the full report",
+            err=True,
+        )
+    return rt
 
 
 def _read_events(path: str) -> Iterator[tuple[int, Any]]:
@@ -189,7 +206,22 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         metavar="NAME=VALUE",
         help="Override a parameter (within its declared range); amounts in major units.",
     )
+    @click.option(
+        "--wait",
+        default=0.0,
+        type=click.FloatRange(0, None),
+        metavar="SECONDS",
+        help="If another process is writing the ledger, wait up to SECONDS for it to "
+        "finish instead of stopping at once.",
+    )
     @click.option("--strict", is_flag=True, help="Exit 1 if any event is rejected.")
+    @click.option(
+        "--check",
+        "check_props",
+        is_flag=True,
+        help="After every applied event, check the policy's declared invariants; report the "
+        "first event after which each is false (exit 1 if any is).",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     def run(
@@ -200,7 +232,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         batch: int,
         rej_path: Optional[str],
         params: tuple[str, ...],
+        wait: float,
         strict: bool,
+        check_props: bool,
         as_json: bool,
         quiet: bool,
     ) -> None:
@@ -210,6 +244,11 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         the last one an earlier run applied are skipped, so it continues with
         the next event.  Each event is its own SQLite transaction (fsync'd);
         --batch 500 is much faster on long files and just as safe to resume.
+
+        One writer per ledger: while another process writes the file this stops
+        at once (exit 2, naming that process) or, with --wait, waits its turn.
+        A ledger that fails its integrity check (edited, truncated, forged) is
+        refused with the audit's findings (exit 2) and never appended to.
         """
         from charter.runtime.api import open_runtime
         from charter.runtime.engine import ParamError
@@ -221,7 +260,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         overrides = _param_overrides(pol, params)
         try:
             rt = open_runtime(
-                pol, ":memory:" if memory else db, params=overrides or None, batch=batch
+                pol, ":memory:" if memory else db, params=overrides or None, batch=batch, wait=wait
             )
         except (StoreError, ParamError) as exc:
             _fail(str(exc))
@@ -236,6 +275,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         applied = skipped = ticks = 0
         resume_at = _resume_line(events, rt.applied_ids) if rt.seq else 0
         reasons: Counter[tuple[str, str]] = Counter()
+        broken: dict[tuple, dict] = {}  # (property, record) -> where it first failed
+        if check_props:
+            from charter.runtime.monitor import violations
         rej_file = open(rej_path, "w", encoding="utf-8") if rej_path else None
         started = time.perf_counter()
         show = not quiet and not as_json and total >= 1000
@@ -261,6 +303,11 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                             ticks += 1
                         if out.applied:
                             applied += 1
+                            if check_props:
+                                for v in violations(rt):
+                                    key = (v["property"], v["record"])
+                                    if key not in broken:
+                                        broken[key] = {**v, "line": n, "event_id": ev.get("id")}
                             bar.update(1)
                             continue
                         if out.code == "duplicate":
@@ -302,6 +349,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                         ],
                         "balances": {acc: bal for acc, bal in rt.balances().items()},
                         "journal_hash": rt.head,
+                        "violations": list(broken.values()) if check_props else None,
                         "ledger": None if memory else db,
                         "rejections": rej_path,
                     },
@@ -332,7 +380,16 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             if rows:
                 _print_table([(a, s, f) for a, s, _, f in rows], ("account", "asset", "balance"))
             click.echo(f"\njournal head {rt.head}")
-        sys.exit(1 if strict and rejected else 0)
+            if check_props:
+                if not broken:
+                    click.echo("declared invariants: all hold after every applied event")
+                for v in broken.values():
+                    rec = f" for {v['record']}" if v["record"] else ""
+                    click.echo(
+                        f"VIOLATED property {v['property']}{rec}: false after event "
+                        f"{v['event_id']} (line {v['line']})"
+                    )
+        sys.exit(1 if (strict and rejected) or broken else 0)
 
     @cli.group()
     def ledger() -> None:
@@ -368,9 +425,14 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if as_json:
             click.echo(json.dumps(accs, indent=2))
             return
+        dec = {a.name: a.decimals for a in rt.policy.assets}
         _print_table(
-            [(x["account"], x["kind"], x["asset"], str(x["balance"])) for x in accs],
-            ("account", "kind", "asset", "balance (minor units)"),
+            [
+                (x["account"], x["kind"], x["asset"],
+                 _fmt_amount(x["balance"], dec.get(x["asset"], 0)))
+                for x in accs
+            ],
+            ("account", "kind", "asset", "balance"),
         )
 
     @ledger.command("history")
@@ -390,6 +452,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if as_json:
             click.echo(json.dumps(hist, indent=2))
             return
+        dec = {a.name: a.decimals for a in rt.policy.assets}
         for h in hist:
             ev = h["event"]
             click.echo(
@@ -404,7 +467,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                 )
             for p in h["postings"]:
                 click.echo(
-                    f"    {p['kind']:>9} {p['amount']:>12} {p['asset']:<10} "
+                    f"    {p['kind']:>9} {_fmt_amount(p['amount'], dec.get(p['asset'], 0)):>12} "
+                    f"{p['asset']:<10} "
                     f"{p['from']} -> {p['to']}"
                 )
 

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import ast, ir
 from .diagnostics import CharterError, Diagnostic, Diagnostics
 from .lower import lower
 from .parse import ParseFailure, parse_source
 from .resolve import Symbols, resolve
-from .source import MAX_BYTES, SourceError, decode_source, read_source_file
+from .source import SourceError, check_text, read_source_file
 
 
 class Compilation:
@@ -36,17 +36,19 @@ class Compilation:
         self.params = dict(params or {})
         self._diags = Diagnostics()
         self.read_error = read_error
+        # Set before the first stage runs to be told each expression's typed IR
+        # (``charter lsp`` hover); the checker calls it, nothing else changes.
+        self.on_expr: Optional[Callable[[ast.Expr, Any], None]] = None
         if read_error is not None:
             self._diags.items.append(read_error.diagnostic)
 
     @classmethod
     def from_text(cls, text: str, file: str = "<input>",
                   params: Optional[dict[str, Any]] = None) -> "Compilation":
-        if len(text) > MAX_BYTES // 4 and len(text.encode("utf-8")) > MAX_BYTES:
-            try:
-                decode_source(text.encode("utf-8"), file)
-            except SourceError as err:
-                return cls(None, file, params, read_error=err)
+        try:
+            check_text(text, file)
+        except SourceError as err:
+            return cls(None, file, params, read_error=err)
         return cls(text, file, params)
 
     @classmethod
@@ -84,7 +86,7 @@ class Compilation:
         if self.symbols is None:
             return None
         try:
-            return lower(self.symbols, self._diags, self.params)
+            return lower(self.symbols, self._diags, self.params, self.on_expr)
         except RecursionError:
             self._diags.error("E0104", "the policy is nested too deeply to check",
                               self.module.span if self.module else ir.NOSPAN)
