@@ -36,7 +36,6 @@ from .terms import Codes, Unsupported
 SETUP_LEVELS = (4, 8)  # joining/minting events before the first record: small first
 CORE_STEPS = 3  # record-handling events before the failing one
 MAX_QUERIES = 48  # per finding: the search's size, independent of the machine
-QUERY_MS = 15000  # per query, a safety net (most take milliseconds; replaced by rlimit)
 
 
 class GenesisEncoder(Encoder):
@@ -356,9 +355,7 @@ def _search_level(
         last = chain.last
         goal = fails([chain.first, last]) if getattr(fails, "wants_chain", False) else fails(last)
         longest = max(longest, setup_steps + len(seq) + 1)
-        r, model = solve(
-            chain.formulas + _closed_roles(chain) + [goal], min(opts.timeout_ms, QUERY_MS)
-        )
+        r, model = solve(chain.formulas + _closed_roles(chain) + [goal], opts.limits)
         if r == "sat":
             hms = [m for st in chain.steps if (m := st.chosen(model)) is not None]
             return Found(chain, model, hms), longest, queries
