@@ -38,7 +38,6 @@ from .integrity import (
     full_check,
     meta_digest,
     recorded_policy,
-    row_hash,
     state_digest,
 )
 from .journal import JournalRow
@@ -464,14 +463,7 @@ class SqliteStore:
                 else []
             )
             last = pending[-1]
-            cp = self._cp.advanced(
-                last.seq,
-                last.hash,
-                [row_hash(*r) for r in old],
-                [row_hash(*u) for u in upserts],
-                len(old),
-                len(upserts),
-            )
+            cp = self._cp.advanced(last.seq, last.hash, old, upserts)
             # a JournalRow is the tuple (seq, event_id, entry, hash): bound as it is
             c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", pending)
             if upserts:

@@ -281,6 +281,8 @@ def known_limits(stem: str) -> list[str]:
             extra.append("tests: " + ", ".join(_lit(t) for t in check["tests"]))
         if check.get("properties"):
             extra.append("proved: " + ", ".join(_lit(p) for p in check["properties"]))
+        if check.get("ensures"):
+            extra.append("postconditions of: " + ", ".join(_lit(h) for h in check["ensures"]))
         if check.get("unprovable"):
             extra.append("not yet provable: " + _escape(" ".join(check["unprovable"].split())))
         rows.append([_escape(check["kind"]), _escape(" ".join(check["attack"].split())),
