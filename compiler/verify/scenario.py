@@ -435,7 +435,13 @@ def _default_params(
 
 
 def build(
-    policy: ir.Policy, target: str, fails: Any, violation: Any, opts: Any, name: str = ""
+    policy: ir.Policy,
+    target: str,
+    fails: Any,
+    violation: Any,
+    opts: Any,
+    name: str = "",
+    wanted: tuple = (),
 ) -> dict:
     """Search a scenario from genesis that ends in ``violation`` at ``target``, replay it on
     the runtime, and say what happened.  The one entry point every check uses.
@@ -448,7 +454,7 @@ def build(
     from .replay import replay
 
     try:
-        found, longest = search(policy, target, fails, opts)
+        found, longest = search(policy, target, fails, opts, wanted=wanted)
     except (z3.Z3Exception, ValueError, KeyError, TypeError, AttributeError) as exc:
         return {"status": "not_reached", "note": f"the search failed: {type(exc).__name__}: {exc}"}
     if found is None:
@@ -488,13 +494,46 @@ def build(
     return {"status": "replayed", "scenario": sc}
 
 
+def wanted_writers(policy: ir.Policy, cex: dict) -> tuple:
+    """For each record field the modular counterexample shows away from the value every
+    record is created with: the handlers that can set it (the search tries those first)."""
+    from .genesis import field_writers, initial_values
+
+    writers, initial = field_writers(policy), initial_values(policy)
+    out = []
+    for label, fields in (cex.get("records") or {}).items():
+        if not fields.get("exists"):
+            continue
+        rec = label.split("(", 1)[0]
+        for f, shown in fields.items():
+            init = initial.get((rec, f))
+            if init is None or (rec, f) not in writers:
+                continue
+            v, t = init
+            try:
+                first = _show(v, t, policy)
+            except (TypeError, ValueError, StopIteration):
+                continue
+            if first != shown and frozenset(writers[(rec, f)]) not in out:
+                out.append(frozenset(writers[(rec, f)]))
+    return tuple(out)
+
+
 def attach(
     policy: ir.Policy, target: str, cex: dict, opts: Any, fails: Any, violation: Any
 ) -> None:
     """Put :func:`build`'s outcome into a counterexample: a replayed genesis scenario
     replaces the modular one; otherwise the modular state stays, without a test or JSONL
     (they would not replay), and the note says plainly that reachability is not claimed."""
-    got = build(policy, target, fails, violation, opts, name=f"counterexample {cex['fails']}")
+    got = build(
+        policy,
+        target,
+        fails,
+        violation,
+        opts,
+        name=f"counterexample {cex['fails']}",
+        wanted=wanted_writers(policy, cex),
+    )
     if got["status"] == "replayed":
         cex["scenario"] = got["scenario"]
         cex["confirmed"] = True

@@ -68,6 +68,8 @@ def _attach_trace(
 
         attach(policy, target, cex, opts, fails, violation)
         return
+    # no runtime-side twin for this check: confirm from a `given` setup (the scenario is
+    # labelled so; it is not replayed from genesis)
     try:
         found = confirm(policy, target, fails, opts)
     except (z3.Z3Exception, Unsupported, TypeError, ValueError, KeyError, AttributeError):
