@@ -68,6 +68,7 @@ def test_hover_shows_declarations_types_units_and_param_meanings(session: dict) 
     assert "Task.budget: Credit" in h["t.budget (a record field)"]
     assert "2592000 seconds" in h["30 days (a value)"]
     assert "builtin" in h["floor (a built-in)"] and "round" in h["floor (a built-in)"]
+    assert 'release_stmt: "release" expr "from" expr "to" expr' in h["release (a keyword)"]
     imported = session["hover_import_setting"]
     assert "param fee: percent = 5% within 0%..20%" in imported  # skill_licensing's own fee
     assert "Treasury take on per-use licence payments." in imported
