@@ -254,7 +254,7 @@ def _search(old: ir.Policy, new: ir.Policy, name: str, ma: HandlerModel, mb: Han
         n = z3.Sum([z3.If(c, 1, 0) for c in paid]) if paid else z3.IntVal(0)
         wants.append(z3.And(sp.guard, n >= 2, sp.amount > 2))
     for extra in ([z3.Or(*wants)] if wants else [], []):
-        r, model = solve_sat(base + [ma.applied] + extra, ma, max(1, timeout_ms // 2))
+        r, model = solve_sat(base + [ma.applied] + extra, ma, timeout_ms)
         if r == "sat":
             namer = Namer(ea, model, collect_ints(ma, model))
             return search(old, new, name, ma, mb, model, namer)

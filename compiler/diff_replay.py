@@ -304,7 +304,7 @@ def _asset_of(account: str, policy: ir.Policy) -> Optional[str]:
 
 
 def search(old: ir.Policy, new: ir.Policy, name: str, m: Any, mb: Any, model: z3.ModelRef,
-           namer: Any, tries: int = 40, seed: int = 0) -> Optional[Replay]:
+           namer: Any, tries: int = 150, seed: int = 0) -> Optional[Replay]:
     """Look for a difference the runtime shows near one input: the model's state with its
     amounts and numbers varied (seeded, so the answer is the same every run).
 
@@ -334,24 +334,31 @@ def search(old: ir.Policy, new: ir.Policy, name: str, m: Any, mb: Any, model: z3
     for i in range(tries):
         varied = []
         for kind, a, b, c in setup:
-            if kind == "funds" and i:
+            if kind == "funds" and i and rnd.random() < 0.8:
                 c = rnd.randrange(1, rnd.choice(scales))
             elif kind == "record" and i:
                 c = tuple((f, rnd.randrange(1, rnd.choice(scales))
-                           if type(v) is int and v >= 0 and rnd.random() < 0.5 else v)
+                           if type(v) is int and v >= 0 and rnd.random() < 0.25 else v)
                           for f, v in c)
             varied.append((kind, a, b, c))
         ev = dict(event, args={k: (rnd.randrange(1, rnd.choice(scales))
                                    if type(v) is int and v > 0 and i and rnd.random() < 0.5
                                    else v) for k, v in event["args"].items()})
+        pv = dict(native)
+        for p in old.params if i else ():
+            if p.lo is not None and p.hi is not None and rnd.random() < 0.3 and \
+                    type(p.lo) is type(p.hi) and not isinstance(p.lo, bool):
+                pv[p.name] = rnd.choice([p.lo, p.hi, p.default if p.default is not None
+                                         else p.hi, (p.lo + p.hi) / 2 if isinstance(
+                                             p.lo, Fraction) else (p.lo + p.hi) // 2])
         try:
-            x = _side(old, {k: v for k, v in native.items() if _has_param(old, k)}, varied,
+            x = _side(old, {k: v for k, v in pv.items() if _has_param(old, k)}, varied,
                       old.handler(name), ev)
-            y = _side(new, {k: v for k, v in native.items() if _has_param(new, k)}, varied,
+            y = _side(new, {k: v for k, v in pv.items() if _has_param(new, k)}, varied,
                       new.handler(name), ev)
         except Exception:  # noqa: BLE001 - this variation cannot run; try another
             continue
         diffs = compare(x, y, new)
         if diffs:
-            return Replay(True, x, y, "; ".join(diffs[:3]), diffs, varied, ev, native)
+            return Replay(True, x, y, "; ".join(diffs[:3]), diffs, varied, ev, pv)
     return None

@@ -12,8 +12,9 @@ This test holds the data to the policy:
   tests of the policy that play it, and each of those tests exists and
   passes (so the exploit scenario really fails, with its exact balances, or
   the deliberate rule really behaves as documented);
-* every property a check cites is declared by the policy (whether it is
-  proved is ``charter verify``'s job: tests/stdlib/test_stdlib_verify.py);
+* every property a check cites is declared by the policy, and every handler
+  it cites under ``ensures`` states a postcondition (whether they are proved
+  is ``charter verify``'s job: tests/stdlib/test_stdlib_verify.py);
 * a ``known limit`` says why it is left open, and the page shows it.
 """
 
@@ -38,7 +39,7 @@ KINDS = (
 )
 EXTRA_KINDS = ("identities (sybils)", "self-dealing", "header and code")
 OUTCOMES = ("closed", "deliberate", "holds", "known limit", "not applicable")
-FIELDS = {"kind", "attack", "outcome", "why", "tests", "properties", "unprovable"}
+FIELDS = {"kind", "attack", "outcome", "why", "tests", "properties", "ensures", "unprovable"}
 
 
 def _review(path: Path) -> dict:
@@ -83,6 +84,11 @@ def test_review_tests_and_properties_exist_and_tests_pass(path: Path) -> None:
     assert named_props <= {p.name for p in policy.properties}, (
         f"properties the review cites but the policy does not declare: "
         f"{sorted(named_props - {p.name for p in policy.properties})}")
+    named_ensures = {h for c in data.get("check", []) for h in c.get("ensures", [])}
+    with_ensures = {h.name for h in policy.handlers if h.ensures}
+    assert named_ensures <= with_ensures, (
+        f"handlers the review cites for postconditions that state none: "
+        f"{sorted(named_ensures - with_ensures)}")
     results = {r.name: r for r in run_tests(policy)}
     assert named_tests <= set(results), (
         f"tests the review cites but the policy does not have: {sorted(named_tests - set(results))}")
@@ -101,5 +107,5 @@ def test_known_limits_are_on_the_docs_page(path: Path) -> None:
     assert "Known limits\n------------" in page
     for check in _review(path).get("check", []):
         assert f"**{check['outcome']}**" in page
-        for name in check.get("tests", []) + check.get("properties", []):
+        for name in check.get("tests", []) + check.get("properties", []) + check.get("ensures", []):
             assert f"``{name}``" in page
