@@ -16,7 +16,7 @@ from .model import HandlerModel, State
 from .options import Options
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .replay import Broken
-from .search import _attach_trace, MAX_TRACE
+from .search import _attach_trace
 from .solver import solve, solve_m
 from .terms import Unsupported
 
@@ -376,6 +376,16 @@ def _invariant_results(
         else:
             why = model if isinstance(model, str) else f"no answer within {opts.limit_text()}"
             msg = f"could not be established ({hname}: {why})"
+            found = _search_genesis(policy, inv, hname, opts) if model is None else None
+            if found is not None:
+                status, hname, cex = REFUTED, found["handler"], found
+                n = len(cex["scenario"]["events"])
+                msg = (
+                    f"violated: the proof was undecided, but {n} event{'s' if n != 1 else ''} "
+                    f"from genesis through the policy's own handlers lead to a state where it "
+                    f"does not hold, the last one {hname}; replayed on the runtime (test and "
+                    "JSONL below)"
+                )
         out.append(
             Result(
                 inv.name,
@@ -391,6 +401,56 @@ def _invariant_results(
             )
         )
     return out
+
+
+# queries per handler when a proof was undecided and the search from genesis looks for a
+# violation instead (a plainly false cap must be refuted, not left unknown)
+UNDECIDED_SEARCH_QUERIES = 12
+
+
+def _search_genesis(
+    policy: ir.Policy, inv: Inv, stuck: Optional[str], opts: Options
+) -> Optional[dict]:
+    """A violation of ``inv`` reached from genesis and replayed on the runtime, ending in the
+    handler the proof got stuck on or else in any other (in policy order), or None."""
+    from .scenario import build
+
+    targets = [h.name for h in policy.handlers if h.kind == "event"]
+    if stuck in targets:
+        targets.remove(stuck)
+        targets.insert(0, stuck)
+    for target in targets:
+        violation = Broken(
+            handler=target,
+            describe=f"property {inv.name} must hold after every event",
+            cond=inv.cond,
+            record=inv.record,
+            var=inv.var,
+        )
+        got = build(
+            policy,
+            target,
+            _invariant_fails(inv),
+            violation,
+            opts,
+            name=f"counterexample {inv.name}",
+            max_queries=UNDECIDED_SEARCH_QUERIES,
+        )
+        if got["status"] == "replayed":
+            sc = got["scenario"]
+            last = sc["events"][-1] if sc["events"] else {}
+            return {
+                "handler": target,
+                "fails": f"{target} breaks invariant {inv.name}",
+                "params": dict(sc.get("params") or {}),
+                "args": dict(last.get("args") or {}),
+                "submitter": last.get("submitter", "?"),
+                "time": last.get("time", 0),
+                "scenario": sc,
+                "confirmed": True,
+                "replayed": True,
+            }
+    return None
 
 
 def _encode_inv(inv: "Inv") -> Any:

@@ -5,6 +5,7 @@ Charter ``test`` block and as JSONL for ``charter run``.
 from __future__ import annotations
 
 import json
+from typing import Any, Optional
 
 import z3
 
@@ -477,6 +478,7 @@ def build(
     opts: Any,
     name: str = "",
     wanted: tuple = (),
+    max_queries: Optional[int] = None,
 ) -> dict:
     """Search a scenario from genesis that ends in ``violation`` at ``target``, replay it on
     the runtime, and say what happened.  The one entry point every check uses.
@@ -489,7 +491,8 @@ def build(
     from .replay import replay
 
     try:
-        found, longest = search(policy, target, fails, opts, wanted=wanted)
+        extra = {} if max_queries is None else {"max_queries": max_queries}
+        found, longest = search(policy, target, fails, opts, wanted=wanted, **extra)
     except (z3.Z3Exception, ValueError, KeyError, TypeError, AttributeError) as exc:
         return {"status": "not_reached", "note": f"the search failed: {type(exc).__name__}: {exc}"}
     if found is None:

@@ -103,3 +103,42 @@ def test_catalogue_lists_every_check():
     for text in (P.FEE.format(name="fee", hi="150%"), P.DELETE.format(name="d", body="")):
         kinds |= {r.kind for r in V.verify(compile_text(text), V.Options(), use_cache=False)}
     assert kinds <= names | {"encoding"}, kinds - names
+
+
+FALSE_CAP = """policy capped version "1"
+asset Credit: token, decimals 2, mintable
+role Member
+param gateway: party = @gateway
+on join() by p: party {
+    require not (p is Member) else "already a member"
+    admit p as Member
+}
+on deposit(to: Member, amount: Credit) by gateway {
+    require amount > 0 Credit else "positive"
+    mint amount to to
+}
+property capped: always supply(Credit) <= 1000 Credit
+"""
+
+
+def test_an_undecided_false_cap_is_refuted_from_genesis():
+    """When the inductive proof of a cap ends undecided (a limit), the search from genesis
+    still finds the violation, replays it on the runtime and reports it as refuted - a
+    plainly false cap is never left unknown."""
+    from charter.compiler.verify.invariants import _declared_invariants, _invariant_results
+
+    policy = compile_text(FALSE_CAP, "capped")
+    declared = _declared_invariants(policy)
+    out = _invariant_results(
+        policy, declared, set(), {"capped": (V.UNKNOWN, "deposit", None)}, {}, V.Options(), 0.0
+    )
+    (r,) = out
+    assert r.status == V.REFUTED, r.message
+    assert r.counterexample["replayed"] and "from genesis" in r.message
+    events = r.counterexample["scenario"]["events"]
+    assert events[-1]["type"] == "deposit"
+    # and an undecided proof whose reason is an encoding gap is not searched (nothing to run)
+    out = _invariant_results(
+        policy, declared, set(), {"capped": (V.UNKNOWN, "deposit", "a gap")}, {}, V.Options(), 0.0
+    )
+    assert out[0].status == V.UNKNOWN and "a gap" in out[0].message
