@@ -59,7 +59,7 @@ def _load(path: str):
     "--timeout-ms",
     type=click.IntRange(1, 3_600_000),
     default=None,
-    help="Wall-clock safety net per query (default 60000).  Only for a runaway Z3: a check "
+    help="Wall-clock safety net per query (default 300000).  Only for a runaway Z3: a check "
     "it stops is unknown and reported as machine-dependent, and is not cached.",
 )
 @click.option("--no-cache", is_flag=True, help="Ignore and do not write the result cache.")

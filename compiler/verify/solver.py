@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 # query needs about a tenth of this (see benchmarks/bench_verify.py, which prints the
 # largest per-query use), so a proof is far from the limit and load cannot move it.
 DEFAULT_RLIMIT = 20_000_000
-# wall-clock safety net per query (``--timeout-ms``): only for a Z3 that runs away
-DEFAULT_TIMEOUT_MS = 60_000
+# wall-clock safety net per query (``--timeout-ms``): only for a Z3 that runs away.  Generous:
+# a query within the resource limit can take 10 s of CPU, and a loaded machine gives a
+# process a fraction of a core; the net must never decide what the rlimit would have
+DEFAULT_TIMEOUT_MS = 300_000
 
 
 @attrs.frozen

@@ -32,7 +32,7 @@ DROPPED = (
 
 def _verify(text: str, stem: str) -> dict:
     pol = Compilation.from_text(text, file=f"{stem}.charter").ir
-    return {r.name: r for r in V.verify(pol, V.Options(timeout_ms=20000), use_cache=False)}
+    return {r.name: r for r in V.verify(pol, V.Options(), use_cache=False)}
 
 
 @pytest.mark.parametrize("tid", SAMPLE)

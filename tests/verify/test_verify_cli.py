@@ -134,7 +134,7 @@ def test_per_handler_cache(tmp_path):
     from charter.compiler import verify as V
     from verify_helpers import compile_text
 
-    opts = V.Options(timeout_ms=4000, cache_dir=tmp_path)
+    opts = V.Options(cache_dir=tmp_path)
     text = P.FEE.format(name="fee", hi="10%")
     first = V.verify(compile_text(text), opts)
     assert not any(r.cached for r in first)
