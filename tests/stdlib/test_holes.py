@@ -26,7 +26,7 @@ STDLIB = ROOT / "stdlib_policies"
 
 verify_mod = pytest.importorskip("charter.compiler.verify")
 
-OPTS = {"bound": 2}  # the resource limit decides (same verdict under load)
+OPTS = {"bound": 2, "timeout_ms": 4000}
 
 # id -> (economy, text in the policy, the text that re-opens the hole (or
 #        tuples of several such texts), property the verifier must refute or
