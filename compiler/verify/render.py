@@ -7,9 +7,10 @@ import json
 from typing import Any, Optional
 
 from .. import ir
-from .catalogue import BUILTIN
+from .catalogue import BUILTIN, BY_NAME
+from .authority import render_table as render_authority, table as authority_table
 from .options import Options
-from .result import GUARD, PROVED, REFUTED, Result, summary, UNKNOWN, VACUOUS
+from .result import GUARD, PROVED, REFUTED, Result, summary, UNKNOWN, VACUOUS, WARNING
 
 
 _LABEL = {
@@ -18,6 +19,7 @@ _LABEL = {
     UNKNOWN: "UNKNOWN",
     GUARD: "GUARD-MISSING",
     VACUOUS: "VACUOUS",
+    WARNING: "WARNING",
 }
 
 
@@ -94,7 +96,10 @@ def render_text(
         f"{opts.timeout_ms} ms per check"
     ]
     by_handler: dict[Optional[str], list[Result]] = {}
+    policy_wide = [r for r in results if r.kind == "issuance"]
     for r in results:
+        if r.kind == "issuance":
+            continue
         key = (
             r.handler
             if r.kind not in ("invariant",) and not r.kind.startswith(("split_", "budget"))
@@ -129,12 +134,21 @@ def render_text(
             out.append(f"  {_LABEL[r.status]:<13} {r.name} [{r.kind}]{b}: {r.message}")
             if r.counterexample:
                 out += _cex_lines(r.counterexample, "      ")
+    if policy_wide:
+        out.append("")
+        out.append("issuance (per mintable asset)")
+        for r in policy_wide:
+            out.append(f"  {_LABEL[r.status]:<13} {r.name}: {r.message}")
+    rows = authority_table(results)
+    if rows:
+        out.append("")
+        out += render_authority(rows)
     s = summary(results)
     cached = " (from cache)" if results and all(r.cached for r in results) else ""
     out.append("")
     out.append(
         f"{s[PROVED]} proved, {s[REFUTED]} refuted, {s[GUARD]} guard missing, "
-        f"{s[UNKNOWN]} unknown, {s[VACUOUS]} vacuous{cached}"
+        f"{s[UNKNOWN]} unknown, {s[VACUOUS]} vacuous, {s[WARNING]} warning{cached}"
     )
     return "\n".join(out)
 
@@ -148,6 +162,7 @@ def render_json(policy: ir.Policy, results: list[Result], opts: Options) -> str:
             "timeout_ms": opts.timeout_ms,
             "summary": summary(results),
             "results": [r.to_dict() for r in results],
+            "who_can_move_whose_money": authority_table(results),
         },
         indent=2,
         default=str,
@@ -165,7 +180,10 @@ def render_sarif(policy: ir.Policy, results: list[Result], opts: Options) -> str
             rules[rid] = {
                 "id": rid,
                 "name": r.kind,
-                "shortDescription": {"text": BUILTIN.get(r.kind, f"declared {r.kind} property")},
+                "shortDescription": {
+                    "text": BY_NAME[r.kind].proves if r.kind in BY_NAME
+                    else BUILTIN.get(r.kind, f"declared {r.kind} property")
+                },
             }
         level, kind = {
             PROVED: ("none", "pass"),
@@ -173,6 +191,7 @@ def render_sarif(policy: ir.Policy, results: list[Result], opts: Options) -> str
             GUARD: ("warning", "review"),
             UNKNOWN: ("note", "open"),
             VACUOUS: ("warning", "review"),
+            WARNING: ("warning", "review"),
         }[r.status]
         text = f"{r.name}: {r.status}: {r.message}"
         item: dict[str, Any] = {

@@ -403,7 +403,7 @@ def test_management_commands(exporter: Callable[..., Bundle]) -> None:
     assert mine and all(a.split(":")[1] == "agent1" for a in mine)
     verify = rule.management("verify", {"timeout_ms": 500})
     assert verify["results"] and set(verify["summary"]) <= {
-        "proved", "refuted", "unknown", "guard_missing", "vacuous"}
+        "proved", "refuted", "unknown", "guard_missing", "vacuous", "warning"}
 
 
 @pytest.mark.parametrize("action,data", [
