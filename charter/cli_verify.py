@@ -61,7 +61,7 @@ def _load(path: str):
     help="Cache directory (default $XDG_CACHE_HOME/charter/verify or .charter-cache/verify).",
 )
 @click.option(
-    "--strict", is_flag=True, help="Also fail (exit 1) on guard-missing and vacuous findings."
+    "--strict", is_flag=True, help="Also fail (exit 1) on guard-missing, vacuous and warning findings."
 )
 @click.option(
     "-v", "--verbose", is_flag=True, help="List every proved property, not only a summary."

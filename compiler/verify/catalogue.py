@@ -101,7 +101,7 @@ CHECKS += (
           "`dissolve` leaves no value in pools, escrows or stakes, and an event that leaves a "
           "record's escrow holding value leaves some handler able to pay it out",
           "refuted", "an applied event after which value sits where no handler can move it",
-          "STRANDED", "stranded:check_stranded"),
+          "DISSOLVE", "stranded:check_stranded"),
     Check("postcondition", "policy",
           "every `ensures` clause of a handler holds after every applied event (`old(e)`: "
           "`e` before it)",
