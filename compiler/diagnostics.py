@@ -145,6 +145,28 @@ class Diagnostics:
         return out
 
 
+def closest(name: str, options: Iterable[str], cutoff: float = 0.7) -> Optional[str]:
+    """The option a misspelt ``name`` most likely meant (case-insensitive), or None."""
+    import difflib
+
+    by_lower: dict[str, str] = {}
+    for o in options:
+        if o and o != name:
+            by_lower.setdefault(o.lower(), o)
+    if len(name) > 200:  # a generated or pasted blob is no typo
+        return None
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=cutoff)
+    return by_lower[close[0]] if close else None
+
+
+def did_you_mean(name: str, options: Iterable[str], cutoff: float = 0.7) -> Optional[str]:
+    """The hint ``did you mean `x`?`` for a misspelt name, or None when nothing is close."""
+    best = closest(name, options, cutoff)
+    return f"did you mean `{best}`?" if best else None
+
+
 def source_lines(text: str) -> list[str]:
     """Lines as the lexer counts them: only '\\n' ends a line (not '\\f', '\\v', U+2028...)."""
     lines = text.split("\n")

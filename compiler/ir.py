@@ -710,23 +710,34 @@ class AnyoneProperty:
 Property = Union[SplitProperty, BudgetProperty, InvariantProperty, AnyoneProperty]
 
 
+def _step_span() -> Any:
+    """A test step's span: where it is written, not part of the step's value."""
+    return attrs.field(default=NOSPAN, eq=False)
+
+
 @attrs.frozen(kw_only=True)
 class GivenRole:
     party: str
     role: str
     attrs: tuple[tuple[str, Expr], ...] = ()
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class GivenFunds:
     amount: int
     account: Account
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class GivenParam:
     name: str
     value: Any
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
@@ -735,22 +746,28 @@ class WhenEvent:
     args: tuple[tuple[str, Any], ...]  # constant values, as in an event payload
     submitter: str
     time: Optional[int] = None
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class ExpectOk:
-    pass
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class ExpectRejected:
     contains: Optional[str] = None
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class ExpectTrue:
     cond: Expr
     text: str = ""
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 TestStep = Union[GivenRole, GivenFunds, GivenParam, WhenEvent, ExpectOk, ExpectRejected, ExpectTrue]

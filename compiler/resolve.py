@@ -21,7 +21,7 @@ from typing import Any, Optional, Union
 import attrs
 
 from . import ast
-from .diagnostics import Diagnostics
+from .diagnostics import Diagnostics, did_you_mean
 from .parse import ParseFailure, parse_source
 from .source import SourceError, read_source_file
 
@@ -189,8 +189,9 @@ def _load(scope: ModuleScope, syms: Symbols, diags: Diagnostics, stack: list[str
         for a in item.settings:
             if a.name not in declared:
                 diags.error("E0205", f"`{item.target}` has no parameter `{a.name}`", a.span,
-                            hint=("its parameters: " + ", ".join(sorted(declared)))
-                            if declared else "it declares no parameters")
+                            hint=did_you_mean(a.name, declared) or (
+                                ("its parameters: " + ", ".join(sorted(declared)))
+                                if declared else "it declares no parameters"))
     for item in module.items:
         if isinstance(item, ast.Import):
             continue

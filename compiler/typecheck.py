@@ -14,12 +14,12 @@ continue, so one run reports every independent error.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 
-from . import ast, ir
-from .diagnostics import Diagnostics, source_lines
+from . import ast, display, ir
+from .diagnostics import Diagnostics, did_you_mean, source_lines
 from .ir import Span
 from .resolve import ModuleScope, Symbols, strip_spans
 
@@ -117,6 +117,11 @@ def _join(a: Span, b: Span) -> Span:
     return Span(file=a.file, line=a.line, col=a.col, end_line=b.end_line, end_col=b.end_col)
 
 
+def _ordered(a: Any, b: Any) -> bool:
+    """Whether two constants can be compared (both numbers), so `a > b` cannot raise."""
+    return all(isinstance(x, (int, Fraction)) and not isinstance(x, bool) for x in (a, b))
+
+
 def key_of(e: Any) -> Any:
     return strip_spans(e)
 
@@ -176,9 +181,12 @@ class Env:
 
 
 class Checker:
-    def __init__(self, syms: Symbols, diags: Diagnostics):
+    def __init__(self, syms: Symbols, diags: Diagnostics,
+                 on_expr: Optional[Callable[[ast.Expr, Any], None]] = None):
         self.syms = syms
         self.d = diags
+        # Told every checked expression with its typed IR (the language server's hover).
+        self.on_expr = on_expr
         self.block_depth = 0
         self.depth_reported = False
 
@@ -207,7 +215,8 @@ class Checker:
         else:
             self.d.error("E0201", f"unknown type `{name}`", t.span,
                          hint=self._suggest(name, list(BASE_TYPES) + list(self.syms.assets)
-                                            + list(self.syms.roles)))
+                                            + list(self.syms.roles)
+                                            + self.names(self.syms.records)) or None)
             typ = ERR
         if t.lo is not None:
             lo_e, hi_e = self.expr(t.lo, env), self.expr(t.hi, env)
@@ -218,8 +227,10 @@ class Checker:
                                  src.span)
             if isinstance(typ, ir.TInt) and isinstance(lo, int) and isinstance(hi, int):
                 typ = ir.TInt(lo=lo, hi=hi)
-            if lo is not None and hi is not None and lo > hi:
-                self.d.error("E0308", f"empty range {lo}..{hi}", t.span)
+            if _ordered(lo, hi) and lo > hi:
+                shown = display.value_range(lo, hi, typ, self.decimals)
+                self.d.error("E0308", f"empty range {shown}", t.span,
+                             hint="the lower bound comes first")
         if t.optional:
             typ = ir.TOptional(inner=typ)
         return typ, lo, hi
@@ -241,6 +252,8 @@ class Checker:
         if isinstance(t, ir.TOptional) and key_of(e) in env.narrowed and attrs.has(type(out)) \
                 and "type" in attrs.fields_dict(type(out)):
             out = attrs.evolve(out, type=t.inner)
+        if self.on_expr is not None:
+            self.on_expr(e, out)
         return out
 
     def err(self) -> ir.Const:
@@ -305,6 +318,10 @@ class Checker:
                                                   + list(DURATION_UNITS), lead="; "))
         return self.err()
 
+    def decimals(self, asset: str) -> int:
+        """An asset's decimals for printing values (0 for an unknown asset)."""
+        return self.asset_decimals(asset) if asset in self.syms.assets else 0
+
     def asset_decimals(self, name: str) -> int:
         for opt in self.syms.assets[name].options:
             if opt.name == "decimals" and isinstance(opt.value, ast.Number):
@@ -362,9 +379,17 @@ class Checker:
             self.d.error("E0301", f"`{name}` is a type, not a value", e.span)
             return self.err()
         self.d.error("E0201", f"unknown name `{name}`", e.span,
-                     hint=self._suggest(name, list(env.locals) + [
-                         n.rsplit(".", 1)[-1] for n in self.syms.params]) or None)
+                     hint=self._suggest(name, [*env.locals, *self.names(self.syms.params),
+                                               *self.names(self.syms.pools),
+                                               *self.names(self.syms.records),
+                                               *self.syms.roles, "now", "clock", "true",
+                                               "false", "none"]) or None)
         return self.err()
+
+    @staticmethod
+    def names(table: Any) -> list[str]:
+        """Names of a symbol table as authors write them: `fee` and `gig.fee`."""
+        return [*table, *(q.rsplit(".", 1)[-1] for q in table if "." in q)]
 
     def param_type(self, q: str) -> Any:
         decl, scope = self.syms.params[q]
@@ -372,10 +397,8 @@ class Checker:
         return t
 
     def _suggest(self, name: str, options: list[str], lead: str = "") -> str:
-        import difflib
-
-        close = difflib.get_close_matches(name, options, n=1, cutoff=0.7)
-        return f"{lead}did you mean `{close[0]}`?" if close else ""
+        hint = did_you_mean(name, options)
+        return lead + hint if hint else ""
 
     def x_FieldAccess(self, e: ast.FieldAccess, env: Env) -> Any:
         if isinstance(e.obj, ast.Name) and e.obj.id not in env.locals and \
@@ -417,7 +440,8 @@ class Checker:
             role = self.syms.roles[t.role]
             attr = next((f for f in role.fields if f.name == e.name), None)
             if attr is None:
-                self.d.error("E0207", f"role `{t.role}` has no attribute `{e.name}`", e.span)
+                self.d.error("E0207", f"role `{t.role}` has no attribute `{e.name}`", e.span,
+                             hint=self._suggest(e.name, [f.name for f in role.fields]) or None)
                 return self.err()
             atype, _, _ = self.type_of(attr.type, env)
             return ir.RoleAttr(role=t.role, party=obj, attr=e.name, type=atype)
@@ -602,7 +626,8 @@ class Checker:
         operand = self.expr(e.operand, env)
         if e.what not in self.syms.roles:
             self.d.error("E0201", f"unknown role `{e.what}`", e.span,
-                         hint="`x is some`, `x is none` or `p is Role`")
+                         hint=self._suggest(e.what, [*self.syms.roles, "some", "none"])
+                         or "`x is some`, `x is none` or `p is Role`")
             return self.err()
         if not compatible(PARTY, operand.type):
             self.d.error("E0301", f"only parties hold roles, not {show(operand.type)}", e.span)
@@ -620,7 +645,9 @@ class Checker:
     def right_name(self, name: str, span: Span) -> None:
         asset = self.syms.assets.get(name)
         if asset is None:
-            self.d.error("E0201", f"unknown right `{name}`", span)
+            self.d.error("E0201", f"unknown right `{name}`", span,
+                         hint=self._suggest(name, [a for a, d in self.syms.assets.items()
+                                                   if d.kind == "right"]) or None)
         elif asset.kind != "right":
             self.d.error("E0406", f"`{name}` is a {asset.kind}, not a right", span,
                          hint=f"declare it as `asset {name}: right`")
@@ -657,8 +684,8 @@ class Checker:
         fn = getattr(self, "fn_" + name, None)
         if fn is None:
             self.d.error("E0201", f"unknown function `{name}`", e.span,
-                         hint=self._suggest(name, [n[3:] for n in dir(self)
-                                                   if n.startswith("fn_")]) or None)
+                         hint=self._suggest(name, [n[3:] for n in dir(self) if n.startswith("fn_")]
+                                            + self.names(self.syms.records)) or None)
             return self.err()
         return fn(e, env)
 
@@ -854,7 +881,8 @@ class Checker:
     def x_Aggregate(self, e: ast.Aggregate, env: Env) -> Any:
         if e.func not in ("sum", "count", "min", "max", "all", "any"):
             self.d.error("E0201", f"unknown aggregate `{e.func}`", e.span,
-                         hint="sum, count, min, max, all or any")
+                         hint=self._suggest(e.func, ["sum", "count", "min", "max", "all", "any"])
+                         or "sum, count, min, max, all or any")
             return self.err()
         source, var_type = self.collection(e.source, env)
         inner = env.child()
@@ -1152,7 +1180,8 @@ class Checker:
         f = next((f for f in decl.fields if f.name == s.target.name), None)
         if f is None:
             self.d.error("E0207", f"record `{decl.name}` has no field `{s.target.name}`",
-                         s.target.span)
+                         s.target.span,
+                         hint=self._suggest(s.target.name, [f.name for f in decl.fields]) or None)
             return None
         v = self.value_for(f, s.value, env, scope)
         env.narrowed.discard(key_of(s.target))
@@ -1338,7 +1367,8 @@ class Checker:
         party = self.party(s.party, env)
         role = self.syms.roles.get(s.role)
         if role is None:
-            self.d.error("E0201", f"unknown role `{s.role}`", s.span)
+            self.d.error("E0201", f"unknown role `{s.role}`", s.span,
+                         hint=self._suggest(s.role, list(self.syms.roles)) or None)
             return None
         attrs_out = self.role_attrs(role, s.assigns, env, s.span)
         return ir.Admit(party=party, role=s.role, attrs=attrs_out, span=s.span)
@@ -1349,7 +1379,8 @@ class Checker:
         given = {a.name: a for a in assigns}
         for a in assigns:
             if a.name not in fields:
-                self.d.error("E0207", f"role `{role.name}` has no attribute `{a.name}`", a.span)
+                self.d.error("E0207", f"role `{role.name}` has no attribute `{a.name}`", a.span,
+                             hint=self._suggest(a.name, list(fields)) or None)
         for f in role.fields:
             if f.name in given:
                 out.append((f.name, self.value_for(f, given[f.name].value, env, env.scope)))
@@ -1366,14 +1397,16 @@ class Checker:
 
     def s_Expel(self, s: ast.Expel, env: Env) -> Any:
         if s.role not in self.syms.roles:
-            self.d.error("E0201", f"unknown role `{s.role}`", s.span)
+            self.d.error("E0201", f"unknown role `{s.role}`", s.span,
+                         hint=self._suggest(s.role, list(self.syms.roles)) or None)
             return None
         return ir.Expel(party=self.party(s.party, env), role=s.role, span=s.span)
 
     def s_Create(self, s: ast.Create, env: Env) -> Any:
         q = self.qualify(s.record, env, s.span)
         if q not in self.syms.records:
-            self.d.error("E0201", f"unknown record `{s.record}`", s.span)
+            self.d.error("E0201", f"unknown record `{s.record}`", s.span,
+                         hint=self._suggest(s.record, self.names(self.syms.records)) or None)
             return None
         key = self.key_expr(s.key, env)
         values = self._field_values(q, s.assigns, env, s.span, complete=True)
@@ -1395,7 +1428,8 @@ class Checker:
     def s_Decay(self, s: ast.Decay, env: Env) -> Any:
         decl = self.syms.assets.get(s.asset)
         if decl is None:
-            self.d.error("E0201", f"unknown asset `{s.asset}`", s.span)
+            self.d.error("E0201", f"unknown asset `{s.asset}`", s.span,
+                         hint=self._suggest(s.asset, list(self.syms.assets)) or None)
             return None
         rate = self.decay_rate(decl)
         if rate is None:

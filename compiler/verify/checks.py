@@ -15,6 +15,7 @@ from .counterexample import _split_extra, counterexample
 from .model import HandlerModel
 from .options import Options
 from .prepare import Prepared
+from .replay import REFUSAL_CODES, Refusal
 from .result import GUARD, PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .search import _attach_trace, _trace_note
 from .solver import solve_m, solve_sat
@@ -195,11 +196,20 @@ def check_handler(
                     extra,
                     account=(o.account, o.index),
                 )
-                if bad_status == REFUTED:
-                    j = m.obligations.index(o)
-                    _attach_trace(
-                        policy, h.name, cex, opts, lambda mm, j=j: _obligation_fails(mm, j)
-                    )
+                j = m.obligations.index(o)
+                _attach_trace(
+                    policy,
+                    h.name,
+                    cex,
+                    opts,
+                    lambda mm, j=j: _obligation_fails(mm, j),
+                    Refusal(
+                        handler=h.name,
+                        describe=f"{kind} (line {o.span.line}): {BUILTIN[kind]}",
+                        codes=REFUSAL_CODES[o.kind],
+                        line=o.span.line,
+                    ),
+                )
                 status, span = bad_status, o.span
                 msg = _message(kind, o, cex) + _trace_note(cex)
                 break

@@ -16,6 +16,7 @@ from .encode import Encoder
 from .model import HandlerModel, State
 from .options import Options
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
+from .replay import Broken
 from .search import _attach_trace, MAX_TRACE
 from .solver import solve, solve_m
 from .terms import Unsupported
@@ -349,20 +350,33 @@ def _invariant_results(
             cex = counterexample(hm, model, policy, f"{hname} breaks invariant {inv.name}", extra)
             if inv.record is not None:
                 hm.touched[inv.record] = saved
-            _attach_trace(policy, hname, cex, opts, _invariant_fails(inv))
-            if cex.get("confirmed"):
+            _attach_trace(
+                policy,
+                hname,
+                cex,
+                opts,
+                _invariant_fails(inv),
+                Broken(
+                    handler=hname,
+                    describe=f"property {inv.name} must hold after every event",
+                    cond=inv.cond,
+                    record=inv.record,
+                    var=inv.var,
+                ),
+            )
+            if cex.get("replayed"):
                 n = len(cex["scenario"]["events"])
                 msg = (
-                    f"violated: {n} event{'s' if n != 1 else ''} from the initial state (where it "
-                    f"holds) lead to a state where it does not, the last one {hname} (replay below)"
+                    f"violated: {n} event{'s' if n != 1 else ''} from genesis through the "
+                    f"policy's own handlers lead to a state where it does not hold, the last one "
+                    f"{hname}; replayed on the runtime (test and JSONL below)"
                 )
             else:
                 msg = (
                     "not inductive: from a state where it (and every other proved invariant) "
-                    f"holds, an applied {hname} event leads to one where it does not. No "
-                    f"violation was found from the initial state within {MAX_TRACE} events, "
-                    "so that starting state may be "
-                    "unreachable: a stronger invariant that excludes it would prove this one"
+                    f"holds, an applied {hname} event leads to one where it does not. "
+                    + cex.get("reach_note", "")
+                    + "; a stronger invariant that excludes that state would prove this one"
                 )
         elif status == REFUTED:
             msg = "does not hold in the initial state (no records, zero balances)"

@@ -15,6 +15,7 @@ from .model import HandlerModel
 from .options import Options
 from .prepare import Prepared
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
+from .replay import PaysOver
 from .search import _attach_trace, _trace_note
 from .solver import solve_m, solve_sat
 from .terms import Opt
@@ -244,7 +245,7 @@ def _budget_property(
             pd, lm = _budget_terms(p, mm)
             return z3.And(mm.applied, pd > lm)
 
-        _attach_trace(policy, p.handler, cex, opts, fails)
+        _attach_trace(policy, p.handler, cex, opts, fails, PaysOver(p))
         return res(
             REFUTED,
             f"{p.handler} can pay {cex['paid_from_pool']} minor units out of {p.pool} "

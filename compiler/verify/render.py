@@ -79,11 +79,20 @@ def _cex_lines(cex: dict, indent: str) -> list[str]:
             f"(line {p['line']})"
         )
     sc = cex.get("scenario")
+    if cex.get("internal_error"):
+        lines.append(f"{indent}  INTERNAL ERROR: {cex['internal_error']}")
     if sc:
         for need in sc.get("needs_records", []):
-            lines.append(f"{indent}  needs record (create it with earlier events): {need}")
-        lines.append(f"{indent}  replay as a test (`charter test`):")
-        lines += [f"{indent}    {ln}" for ln in sc["charter_test"].splitlines()]
+            lines.append(f"{indent}  needs record (no events from genesis found that create it): {need}")
+        if sc.get("charter_test"):
+            lines.append(f"{indent}  replay as a test (`charter test`; it fails while the bug is there):")
+            lines += [f"{indent}    {ln}" for ln in sc["charter_test"].splitlines()]
+        if sc.get("from") == "genesis" and sc.get("events_jsonl"):
+            opts = "".join(f" --param {p}" for p in sc.get("run_params", []))
+            lines.append(
+                f"{indent}  replay the events (`charter run POLICY events.jsonl --memory{opts}`):"
+            )
+            lines += [f"{indent}    {ln}" for ln in sc["events_jsonl"].splitlines()]
     return lines
 
 

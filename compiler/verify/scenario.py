@@ -243,3 +243,228 @@ def trace_scenario(policy: ir.Policy, models: list, model: z3.ModelRef) -> dict:
         "charter_test": "\n".join(lines),
         "replayable_without_history": True,
     }
+
+
+# --------------------------------------------------------------------------
+# Scenarios from genesis (see :mod:`.genesis` for the search, :mod:`.replay` for the check)
+
+NOT_REACHED = (
+    "violated in some state; not reached from genesis within {n} events (no claim that it is "
+    "reachable: the state shown may be one no sequence of events produces)"
+)
+
+
+def _event_time(found: Any, model: z3.ModelRef, hm: Any, period_of: dict) -> int:
+    now = max(0, _eval(model, hm.now))
+    if hm.handler.kind == "every":
+        # the first firing is one period after the first event (at time 0)
+        return max(now, period_of.get(hm.handler.name, 0))
+    return now
+
+
+def genesis_trace(policy: ir.Policy, found: Any) -> tuple[dict, list[dict], list]:
+    """(parameters, events, handler models) of a chain found from genesis, as the runtime
+    takes them: a timed handler at the end becomes a clock tick at the time it is due."""
+    model = found.model
+    ints: set = set()
+    for hm in found.handlers:
+        collect_ints(hm, model, ints)
+    first = found.chain.first
+    namer = Namer(first.encoder, model, ints)
+    params = {}
+    for p in policy.params:
+        v = _plain(model, first.encoder.params[p.name], p.type, namer, policy)
+        if v != _default_plain(p):
+            params[p.name] = v
+    period_of = {h.name: h.period or 0 for h in policy.handlers if h.kind == "every"}
+    events = []
+    for i, hm in enumerate(found.handlers, 1):
+        h = hm.handler
+        t = _event_time(found, model, hm, period_of)
+        if h.kind != "event":
+            events.append({"id": f"cex-{i}", "type": "@tick", "submitter": "clock", "time": t,
+                           "args": {}, "fires": h.name})
+            continue
+        args = {f.name: _plain(model, hm.args[f.name], f.type, namer, policy) for f in h.params}
+        sub = "clock" if isinstance(h.auth, ir.AuthClock) else namer.name(
+            _eval(model, hm.submitter), "party")
+        events.append({"id": f"cex-{i}", "type": h.name, "submitter": sub, "time": t,
+                       "args": args})
+    return params, events, found.handlers
+
+
+def _default_plain(p: ir.Param) -> Any:
+    from fractions import Fraction
+
+    v = p.default
+    if isinstance(v, Fraction):
+        return v.numerator if v.denominator == 1 else {"num": v.numerator, "den": v.denominator}
+    return v
+
+
+def run_params(policy: ir.Policy, params: dict) -> list[str]:
+    """``--param NAME=VALUE`` options for ``charter run`` (only those off their default)."""
+    return [f"{k}={_param_cli(v, policy.param(k).type, policy)}" for k, v in params.items()]
+
+
+def events_jsonl(events: list[dict]) -> str:
+    out = []
+    for ev in events:
+        e = {k: v for k, v in ev.items() if k != "fires"}
+        out.append(json.dumps(e, sort_keys=True))
+    return "\n".join(out)
+
+
+def genesis_test(
+    policy: ir.Policy, name: str, params: dict, events: list[dict], violation: Any
+) -> str:
+    """The scenario as a ``test`` block that asserts the violated property (so it fails on the
+    policy as written, and states what a fix must make true)."""
+    from .source import value_literal
+
+    lines = [f"test {json.dumps(name)} {{"]
+    for k, v in params.items():
+        lines.append(f"    given param {k} = {value_literal(v, policy.param(k).type, policy)}")
+    for i, ev in enumerate(events):
+        last = i == len(events) - 1
+        if ev["type"] == "@tick":
+            lines.append(f"    when {ev['fires']}() by clock at {ev['time']}")
+        else:
+            h = policy.handler(ev["type"])
+            types = {f.name: f.type for f in h.params}
+            args = ", ".join(
+                f"{k} = {value_literal(v, types[k], policy)}" for k, v in ev["args"].items()
+            )
+            by = "clock" if ev["submitter"] == "clock" else "@" + ev["submitter"]
+            lines.append(f"    when {ev['type']}({args}) by {by} at {ev['time']}")
+        if not last:
+            lines.append("    expect ok")
+    lines += violation.expect_lines(policy, None)
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _rename_party(events: list[dict], old: str, new: str) -> list[dict]:
+    def sub(v: Any) -> Any:
+        if v == old:
+            return new
+        if isinstance(v, list):
+            return [sub(x) for x in v]
+        return v
+
+    return [
+        dict(e, submitter=sub(e["submitter"]), args={k: sub(v) for k, v in e["args"].items()})
+        for e in events
+    ]
+
+
+def minimise(
+    policy: ir.Policy, params: dict, events: list[dict], violation: Any
+) -> tuple[dict, list[dict]]:
+    """A smaller scenario that still replays to the violation: parameters back at their
+    defaults where that keeps it (a party parameter by renaming the party), then events
+    dropped one at a time (never the last).  Every candidate is replayed on the runtime."""
+    from .replay import replay
+
+    for name in list(params):
+        p = policy.param(name)
+        trial = {k: v for k, v in params.items() if k != name}
+        evs = events
+        if isinstance(p.type, ir.TParty) and isinstance(params[name], str):
+            if any(e["submitter"] == p.default or p.default in e["args"].values() for e in events):
+                continue  # the default's name is taken by another party of the scenario
+            evs = _rename_party(events, params[name], p.default)
+        if replay(policy, trial, evs, violation).ok:
+            params, events = trial, evs
+    changed = True
+    while changed:  # until no single event can go (an event may only become removable later)
+        changed = False
+        i = 0
+        while i < len(events) - 1:
+            trial_events = events[:i] + events[i + 1 :]
+            if replay(policy, params, trial_events, violation).ok:
+                events, changed = trial_events, True
+            else:
+                i += 1
+    events = [dict(e, id=f"cex-{i}") for i, e in enumerate(events, 1)]
+    return params, events
+
+
+def build(
+    policy: ir.Policy, target: str, fails: Any, violation: Any, opts: Any, name: str = ""
+) -> dict:
+    """Search a scenario from genesis that ends in ``violation`` at ``target``, replay it on
+    the runtime, and say what happened.  The one entry point every check uses.
+
+    Returns ``{"status": "replayed", "scenario": {...}}`` (events, JSONL, ``run_params``,
+    ``charter_test``, the replay's outcomes), ``{"status": "not_reached", "note": ...}`` or
+    ``{"status": "replay_failed", "note": ..., "scenario": ...}`` (an internal bug: the
+    verifier and the runtime disagree; never shown as a refutation)."""
+    from .genesis import search
+    from .replay import replay
+
+    try:
+        found, longest = search(policy, target, fails, opts)
+    except (z3.Z3Exception, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return {"status": "not_reached", "note": f"the search failed: {type(exc).__name__}: {exc}"}
+    if found is None:
+        return {"status": "not_reached", "note": NOT_REACHED.format(n=longest)}
+    params, events, _ = genesis_trace(policy, found)
+    seen = replay(policy, params, events, violation)
+    if seen.ok:
+        params, events = minimise(policy, params, events, violation)
+        seen = replay(policy, params, events, violation)
+    sc: dict = {
+        "from": "genesis",
+        "events": events,
+        "events_jsonl": events_jsonl(events),
+        "run_params": run_params(policy, params),
+        "params": params,
+        "needs_records": [],
+        "replayable_without_history": True,
+        "replay": {"ok": seen.ok, "detail": seen.detail, "outcomes": seen.outcomes},
+    }
+    try:
+        sc["charter_test"] = genesis_test(
+            policy, name or f"counterexample {target}", params, events, violation
+        )
+    except (ValueError, KeyError, StopIteration) as exc:
+        sc["charter_test"] = f"# not expressible as a test: {exc}"
+    if not seen.ok:
+        return {
+            "status": "replay_failed",
+            "note": (
+                "internal error: the verifier's scenario does not replay on the runtime "
+                f"({seen.detail}); please report it - the finding is not shown as a refutation"
+            ),
+            "scenario": sc,
+        }
+    return {"status": "replayed", "scenario": sc}
+
+
+def attach(
+    policy: ir.Policy, target: str, cex: dict, opts: Any, fails: Any, violation: Any
+) -> None:
+    """Put :func:`build`'s outcome into a counterexample: a replayed genesis scenario
+    replaces the modular one; otherwise the modular state stays, without a test or JSONL
+    (they would not replay), and the note says plainly that reachability is not claimed."""
+    got = build(policy, target, fails, violation, opts, name=f"counterexample {cex['fails']}")
+    if got["status"] == "replayed":
+        cex["scenario"] = got["scenario"]
+        cex["confirmed"] = True
+        cex["replayed"] = True
+        return
+    cex["confirmed"] = False
+    cex["replayed"] = False
+    cex["reach_note"] = got["note"]
+    if got["status"] == "replay_failed":
+        cex["internal_error"] = got["note"]
+        cex["unreplayed_scenario"] = got["scenario"]
+    modular = cex.get("scenario") or {}
+    cex["scenario"] = {
+        "from": "state",
+        "given": modular.get("given", []),
+        "event": modular.get("event"),
+        "needs_records": modular.get("needs_records", []),
+        "replayable_without_history": False,
+    }

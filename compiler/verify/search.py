@@ -57,8 +57,17 @@ def confirm(
     return None
 
 
-def _attach_trace(policy: ir.Policy, target: str, cex: dict, opts: Options, fails: Any) -> None:
-    """Confirm ``cex`` from the initial state; on success replace its scenario by the trace."""
+def _attach_trace(
+    policy: ir.Policy, target: str, cex: dict, opts: Options, fails: Any, violation: Any = None
+) -> None:
+    """Look for ``cex``'s violation from genesis and replay it on the runtime (see
+    :func:`.scenario.build`); with no ``violation`` (checks whose effect the runtime does not
+    show directly), confirm it from a ``given`` setup as before."""
+    if violation is not None:
+        from .scenario import attach
+
+        attach(policy, target, cex, opts, fails, violation)
+        return
     try:
         found = confirm(policy, target, fails, opts)
     except (z3.Z3Exception, Unsupported, TypeError, ValueError, KeyError, AttributeError):
@@ -77,10 +86,18 @@ def _attach_trace(policy: ir.Policy, target: str, cex: dict, opts: Options, fail
 def _trace_note(cex: Optional[dict]) -> str:
     if not cex:
         return ""
+    if cex.get("replayed"):
+        n = len(cex["scenario"].get("events", []))
+        return (
+            f". Reached from genesis: {n} event{'s' if n != 1 else ''} through the policy's own "
+            "handlers, replayed on the runtime (test and JSONL below)"
+        )
+    if cex.get("reach_note"):
+        return ". " + cex["reach_note"][0].upper() + cex["reach_note"][1:]
     if cex.get("confirmed"):
         n = len(cex["scenario"].get("events", []))
         return (
-            f". Confirmed reachable: {n} event{'s' if n != 1 else ''} from the initial state "
+            f". Confirmed reachable: {n} event{'s' if n != 1 else ''} from a given setup "
             "reproduce it (replay below)"
         )
     if "confirmed" in cex:
