@@ -105,30 +105,14 @@ def _verify(text: str, file: str, opts: Any) -> tuple[Any, list]:
     return policy, V.verify(policy, opts, use_cache=False)
 
 
-def _replays(text: str, file: str, results: list) -> str:
-    """Does some new failing result's counterexample replay as a passing `charter test`?"""
-    from charter.compiler.pipeline import Compilation
-    from charter.runtime.testing import run_test
-
-    tried = False
-    for r in results:
-        sc = (r.counterexample or {}).get("scenario") or {}
-        test = sc.get("charter_test")
-        if not test or not (r.counterexample.get("confirmed")
-                            or sc.get("replayable_without_history")):
-            continue
-        tried = True
-        comp = Compilation.from_text(text + "\n" + test + "\n", file=file)
-        if not comp.ok:
-            continue
-        policy = comp.ir
-        try:
-            outcome = run_test(policy, policy.tests[-1])
-        except Exception:  # a replay that crashes does not replay
-            continue
-        if outcome.passed:
-            return "yes"
-    return "no" if tried else "-"
+def _replays(results: list) -> str:
+    """Did a new failing result's counterexample replay on the runtime from genesis (the
+    verifier's own replay, :mod:`charter.compiler.verify.replay`)?  "-" when no result has
+    a counterexample to replay (a warning lists sites instead)."""
+    cexs = [r.counterexample for r in results if r.counterexample]
+    if not cexs:
+        return "-"
+    return "yes" if any(c.get("replayed") for c in cexs) else "no"
 
 
 _ORIGINALS: dict[str, tuple] = {}
@@ -156,7 +140,7 @@ def run(m: Mutant, opts: Any, replay: bool = True) -> Outcome:
         verdict = "caught"
     else:
         verdict = "unexpected"
-    rep = _replays(text, file, new) if replay and new else "-"
+    rep = _replays(new) if replay and new else "-"
     detail = "; ".join(f"{r.name}: {r.status}" for r in new[:4])
     return Outcome(m, verdict, kinds, rep, detail, time.perf_counter() - t0)
 

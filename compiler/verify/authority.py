@@ -26,6 +26,7 @@ import z3
 from .. import ir
 from .counterexample import counterexample
 from .footprint import debits, declared_anyone, is_not, open_roles, own_account_lines, owners, who
+from .observed import Unowned
 from .options import Options
 from .prepare import Prepared
 from .result import PROVED, REFUTED, UNKNOWN, Result
@@ -105,6 +106,8 @@ def check_authority(
                     policy, h.name, cex, opts,
                     lambda mm, line=p.span.line, col=p.span.col, comp=p.src_key[0]:
                         _fails(policy, mm, line, col, comp),
+                    Unowned(h.name, f"only an account's owner or an authority may move value "
+                            f"out of it, and {w.text} may submit {h.name}"),
                 )
                 status, span = REFUTED, p.span
                 msg = (

@@ -283,7 +283,8 @@ def search(
 ) -> tuple[Optional[Found], int]:
     """The first chain from genesis (setup, core, ``target``) where ``fails`` holds.
 
-    ``fails(last_model)`` or, with ``fails.wants_chain``, ``fails([first, last])``.
+    ``fails(last_model)`` or, with ``fails.wants_chain``, ``fails([first, last])``, or with
+    ``fails.wants_steps``, ``fails(steps)`` (every :class:`Step` of the chain).
     Returns (found or None, the longest number of events searched)."""
     h = policy.handler(target)
     setup, core = classify(policy)
@@ -329,7 +330,12 @@ def search(
             for x in list(seq) + [h]:
                 chain = extend(policy, chain, [x], False, opts.bound, opts.fixed_params)
         last = chain.last
-        goal = fails([chain.first, last]) if getattr(fails, "wants_chain", False) else fails(last)
+        if getattr(fails, "wants_steps", False):  # e.g. "the same event twice in a row"
+            goal = fails(chain.steps)
+        elif getattr(fails, "wants_chain", False):
+            goal = fails([chain.first, last])
+        else:
+            goal = fails(last)
         longest = max(longest, (setup_steps if setup else 0) + len(seq) + 1)
         r, model = solve(chain.formulas + [goal], min(opts.timeout_ms, QUERY_MS))
         if r == "sat":

@@ -28,11 +28,13 @@ from .counterexample import counterexample
 from .encode import Encoder
 from .footprint import debits, is_not, record_args
 from .invariants import _inv_terms
+from .observed import PaidAgain
 from .options import Options
 from .prepare import Prepared
 from .result import PROVED, REFUTED, UNKNOWN, Result
+from .search import _attach_trace, _trace_note
 from .solver import solve
-from .terms import Unsupported
+from .terms import Opt, SList, Unsupported
 
 _PROGRESS = (ir.TInt, ir.TAmount, ir.TTime, ir.TDuration)
 
@@ -58,16 +60,7 @@ def check_once(
         except Unsupported as exc:
             out.append(_res(h, UNKNOWN, f"not checked: {exc}", opts, t0))
             continue
-        keys = [(m1.args[a], rec) for a, rec in addressed]
-        progress = []
-        for k, rec in keys:
-            for f in policy.record(rec).fields:
-                t = f.type.inner if isinstance(f.type, ir.TOptional) else f.type
-                if isinstance(t, _PROGRESS):
-                    comp = f"fld!{rec}!{f.name}"
-                    progress.append(
-                        z3.Select(m1.post.get(comp), k) != z3.Select(m1.pre.get(comp), k)
-                    )
+        progress = _progress(policy, m1, addressed)
         goal = [m1.applied, m2.applied, _pays(m1), _pays(m2)] + [z3.Not(p) for p in progress]
         r, model = solve(formulas + goal, opts.timeout_ms)
         if r == "unsat":
@@ -78,18 +71,61 @@ def check_once(
             cex = counterexample(m2, model, policy, f"`{h.name}` applied a second time with "
                                  "the same arguments pays again")
             cex["first_event"] = counterexample(m1, model, policy, "the first event").get("args")
+            _attach_trace(policy, h.name, cex, opts, _again(policy, h, addressed),
+                          PaidAgain(h.name, f"one {h.name} settles a record once"))
             msg = (
                 f"the same `{h.name}` event can apply twice and pay out both times: the first "
                 "changes no counter, amount or time field of "
                 + ", ".join(f"{rec}({a})" for a, rec in addressed)
                 + ", so nothing stops the second (a settled record paid again). Require the "
                 "record's state (e.g. `require c.open`) and change it when paying"
+                + _trace_note(cex)
             )
             out.append(_res(h, REFUTED, msg, opts, t0, cex))
         else:
             out.append(_res(h, UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms",
                             opts, t0))
     return out
+
+
+def _progress(policy: ir.Policy, m: Any, addressed: list) -> list:
+    """Terms saying the event changed a counter, amount or time field of a record it
+    addresses (by its record-typed arguments)."""
+    out = []
+    for a, rec in addressed:
+        k = m.args[a]
+        for f in policy.record(rec).fields:
+            t = f.type.inner if isinstance(f.type, ir.TOptional) else f.type
+            if isinstance(t, _PROGRESS):
+                comp = f"fld!{rec}!{f.name}"
+                out.append(z3.Select(m.post.get(comp), k) != z3.Select(m.pre.get(comp), k))
+    return out
+
+
+def _same(a: Any, b: Any) -> Any:
+    if isinstance(a, Opt) and isinstance(b, Opt):
+        return z3.And(a.some == b.some, z3.Implies(a.some, a.val == b.val))
+    if isinstance(a, SList) or isinstance(b, SList):
+        return z3.And(a.n == b.n, *[x == y for x, y in zip(a.items, b.items)])
+    return a == b
+
+
+def _again(policy: ir.Policy, h: ir.Handler, addressed: list) -> Any:
+    """For the search from genesis: the last two events are ``h`` with the same arguments and
+    submitter, both pay, and the first advanced none of the records it addresses."""
+
+    def fails(steps: list) -> Any:
+        if len(steps) < 2 or len(steps[-2].models) != 1 or steps[-2].skippable:
+            return z3.BoolVal(False)
+        m1, m2 = steps[-2].models[0], steps[-1].models[0]
+        if m1.handler.name != h.name:
+            return z3.BoolVal(False)
+        same = [_same(m1.args[f.name], m2.args[f.name]) for f in h.params]
+        return z3.And(m2.applied, m1.submitter == m2.submitter, *same, _pays(m1), _pays(m2),
+                      *[z3.Not(p) for p in _progress(policy, m1, addressed)])
+
+    fails.wants_steps = True  # type: ignore[attr-defined]
+    return fails
 
 
 def _pays(m: Any) -> Any:

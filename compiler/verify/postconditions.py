@@ -19,6 +19,7 @@ import z3
 from .. import ir
 from .counterexample import counterexample
 from .model import HandlerModel
+from .observed import EnsuresBroken
 from .options import Options
 from .prepare import Prepared
 from .result import PROVED, REFUTED, UNKNOWN, Result
@@ -69,6 +70,7 @@ def check_postconditions(
                 _attach_trace(
                     policy, h.name, cex, opts,
                     lambda mm, e=e: z3.And(mm.applied, z3.Not(ensures_term(mm, e))),
+                    EnsuresBroken(h.name, f"{h.name} ensures {e.text}", clause=e),
                 )
                 status = REFUTED
                 msg = f"{said} can be false after an applied event" + _trace_note(cex)

@@ -235,6 +235,9 @@ def replay(
     for i, ev in enumerate(events):
         if i == len(events) - 1:
             before = rt.balances()
+            hook = getattr(violation, "before_last", None)
+            if hook is not None:  # a violation that compares with the state before the event
+                hook(rt, ev)
         out = rt.submit(dict(ev, args=dict(ev.get("args", {}))))
         outcomes.append("applied" if out.applied else f"rejected: {out.code}: {out.message}")
         if i < len(events) - 1 and not out.applied:

@@ -26,6 +26,7 @@ from .. import ir
 from .counterexample import counterexample
 from .footprint import lifecycle_fields, walk
 from .invariants import _inv_terms
+from .observed import LeftBehind
 from .options import Options
 from .prepare import Prepared
 from .result import PROVED, REFUTED, UNKNOWN, Result
@@ -92,7 +93,8 @@ def _dissolve(policy, h, m, base, guard, span, locked, invs, opts) -> Result:
     where = [label for label, c in left if _eval(model, c) is True]
     cex = counterexample(m, model, policy, f"line {span.line}: `dissolve` with value left in "
                          + ", ".join(where))
-    _attach_trace(policy, h.name, cex, opts, lambda mm: _dissolve_leaves(policy, mm))
+    _attach_trace(policy, h.name, cex, opts, lambda mm: _dissolve_leaves(policy, mm),
+                  LeftBehind(h.name, "nothing is left in a pool, escrow or stake after dissolve"))
     msg = (f"`dissolve` (line {span.line}) can run with value still in {', '.join(where)}: "
            "after it no event applies, so that value is stranded. Pay out the remainder "
            "first (`split all of ...`, `refund rest of ...`)" + _trace_note(cex))
@@ -167,10 +169,14 @@ def _closing(policy, h, prep, base, preps, assume, opts) -> list[Result]:
                                   if v is not None)
                 cex = counterexample(m, model, policy,
                                      f"{rec.name} left holding {rec.holds} in stage {shown}")
+                stage = {f.name: v for f, v in zip(fields, sigma) if v is not None}
                 _attach_trace(policy, h.name, cex, opts,
                               lambda mm, rec=rec, fields=fields, sigma=sigma:
-                                  _left_in(mm, rec, fields, sigma))
-                status = REFUTED if cex.get("confirmed") else UNKNOWN
+                                  _left_in(mm, rec, fields, sigma),
+                              LeftBehind(h.name, f"a {rec.name} in stage {shown} holds "
+                                         "nothing (no handler can pay it out there)",
+                                         record=rec.name, stage=stage))
+                status = REFUTED if cex.get("replayed") else UNKNOWN
                 msg = (f"`{h.name}` can leave a {rec.name} holding {rec.holds} in stage "
                        f"{shown}, where no handler can pay its escrow out "
                        f"({', '.join(p.model.handler.name for p in payers) or 'none pays it'}"

@@ -9,6 +9,7 @@ import json
 import pytest
 
 import verify_policies as P
+from replay_check import emitted_test_failures
 from verify_helpers import compile_text, verify_text
 from charter.compiler import verify as V
 from charter.compiler.verify.catalogue import BY_NAME, POLICY_CHECKS
@@ -67,7 +68,13 @@ def test_twin(text: str, name: str, status: str) -> None:
     r = results[name]
     assert r.status == status, (r.status, r.message)
     if status == "refuted":
-        assert r.counterexample, r  # every refutation shows an event that breaks it
+        # every refutation is a scenario from genesis the runtime replayed, whose test block
+        # asserts the violated property: it fails on the policy as written
+        cex = r.counterexample
+        assert cex and cex.get("replayed"), cex and (cex.get("reach_note"), cex.get("internal_error"))
+        passed, failures = emitted_test_failures(text, cex["scenario"]["charter_test"])
+        assert not passed and failures, cex["scenario"]["charter_test"]
+        assert not any("setup failed" in f for f in failures), failures
 
 
 def test_every_policy_check_has_twins_here() -> None:

@@ -223,10 +223,6 @@ AUTHORITY = (
     HEADER
     + """
 record Task holds Credit {{ poster: Agent, budget: Credit, open: bool = true }}
-on join() by p: party {{
-    require not (p is Agent) else "already a member"
-    admit p as Agent
-}}
 on post(id: text, budget: Credit) by poster: Agent {{
     require budget > 0 Credit else "budget must be positive"
     require balance(poster, Credit) >= budget else "insufficient funds"
@@ -337,12 +333,15 @@ CLOSE_REFUND = "refund rest of Task(id) to Task(id).poster"
 ENSURES = (
     HEADER
     + """
-record Job holds Credit {{ client: Agent, worker: party, price: Credit, paid: Credit = 0 Credit }}
-on hire(id: text, worker: party, price: Credit) by c: Agent {{
+record Job holds Credit {{
+    client: Agent, worker: party, price: Credit, budget: Credit, paid: Credit = 0 Credit,
+}}
+on hire(id: text, worker: party, price: Credit, budget: Credit) by c: Agent {{
     require not exists Job(id) else "job id taken"
-    require price > 0 Credit and balance(c, Credit) >= price else "price out of range"
-    create Job(id) {{ client = c, worker = worker, price = price }}
-    escrow price from c into Job(id)
+    require price > 0 Credit and budget >= price else "price out of range"
+    require balance(c, Credit) >= budget else "not enough Credit"
+    create Job(id) {{ client = c, worker = worker, price = price, budget = budget }}
+    escrow budget from c into Job(id)
 }}
 on pay(id: Job, amount: Credit) by Job(id).client
     ensures Job(id).paid <= Job(id).price else "the worker receives at most the agreed price"
@@ -354,7 +353,7 @@ on pay(id: Job, amount: Credit) by Job(id).client
     release amount from Job(id) to j.worker
     set j.paid = j.paid + amount
 }}
-property paid_within_price: for each j in Job always j.paid + balance(j) == j.price
+property escrow_pays_the_budget: for each j in Job always j.paid + balance(j) == j.budget
 """
 )
 ENSURES_GUARD = 'require j.paid + amount <= j.price else "more than the price"'
