@@ -29,7 +29,7 @@ from .footprint import debits, declared_anyone, is_not, open_roles, own_account_
 from .observed import Unowned
 from .options import Options
 from .prepare import Prepared
-from .result import PROVED, REFUTED, UNKNOWN, Result
+from .result import PROVED, REFUTED, UNKNOWN, VACUOUS, Result
 from .search import _attach_trace, _trace_note
 from .solver import solve_m
 
@@ -131,6 +131,32 @@ def check_authority(
         )
         res.details = {"rows": rows}
         out.append(res)
+    out += _declarations(policy, opened)
+    return out
+
+
+def _declarations(policy: ir.Policy, opened: dict) -> list[Result]:
+    """A result for each ``anyone may call H``: what it makes permissionless, or vacuous
+    when only some parties may submit ``H`` anyway (the declaration would hide nothing)."""
+    from .footprint import walk
+
+    out = []
+    for p in policy.properties:
+        if not isinstance(p, ir.AnyoneProperty):
+            continue
+        h = policy.handler(p.handler)
+        w = who(policy, h, opened)
+        moves = [s for s in walk(h.body) if isinstance(s, (ir.Move, ir.Split))
+                 and not isinstance(s.src, ir.AccSupply)]
+        if w.authority:
+            status, msg = VACUOUS, (f"declares `{h.name}` permissionless, but only {w.text} "
+                                    "may submit it: the declaration grants nothing")
+        else:
+            status, msg = PROVED, (f"declared: {w.text} may submit `{h.name}`, which moves "
+                                   f"value out of {len(moves)} account(s) that need not be "
+                                   "theirs (listed in the who-can-move-whose-money table); "
+                                   "a declaration of intent, not a proof")
+        out.append(Result(p.name, "authority", None, status, msg, p.span))
     return out
 
 
