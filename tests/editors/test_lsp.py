@@ -121,6 +121,16 @@ def test_formatting_is_charter_fmt(session: dict) -> None:
     assert edit.range.start.line == 0 and edit.range.end.line == 3
 
 
+def test_a_lone_surrogate_is_a_diagnostic_not_a_crash() -> None:
+    """JSON can carry "\\ud800"; the text then is not Unicode and must be refused as such
+    (found by tools/fuzz_lsp.py: resolve's source hash raised UnicodeEncodeError)."""
+    from charter.lsp.analysis import Analysis
+
+    a = Analysis('policy p version "1"\n# note \ud800\nasset A: token\n', str(GIG))
+    assert [(d.code, d.span.line, d.span.col) for _, d in a.editor_diagnostics()] == \
+        [("E0002", 2, 8)]
+
+
 # ---- the analysis under hostile input --------------------------------------------
 
 _SOURCES = [GIG_TEXT, (ROOT / "examples" / "licensed_gig" / "policy.charter").read_text("utf-8")]
