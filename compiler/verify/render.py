@@ -88,7 +88,8 @@ def _cex_lines(cex: dict, indent: str) -> list[str]:
         if sc.get("from") == "genesis" and sc.get("events_jsonl"):
             opts = "".join(f" --param {p}" for p in sc.get("run_params", []))
             lines.append(
-                f"{indent}  replay the events (`charter run POLICY events.jsonl --memory{opts}`):"
+                f"{indent}  replay the events "
+                f"(`charter run POLICY events.jsonl --memory --check{opts}`):"
             )
             lines += [f"{indent}    {ln}" for ln in sc["events_jsonl"].splitlines()]
     return lines

@@ -412,8 +412,43 @@ def minimise(
                 i += 1
     # fewer events may need fewer parameters off their defaults
     params, events = _default_params(policy, params, events, violation)
+    events = _round_amounts(policy, params, events, violation)
     events = [dict(e, id=f"cex-{i}") for i, e in enumerate(events, 1)]
     return params, events
+
+
+def _round_amounts(
+    policy: ir.Policy, params: dict, events: list[dict], violation: Any
+) -> list[dict]:
+    """Amounts as a reader would pick them: each distinct amount (everywhere it occurs, as
+    a deposit and the budget it pays for are one number) becomes a round one where that
+    still replays: 1, 10, 100, ... minor units, or a whole number of major units."""
+    from .replay import replay
+
+    def amount_args(e: dict) -> set:
+        if e["type"] == "@tick":
+            return set()
+        h = policy.handler(e["type"])
+        return {f.name for f in h.params if isinstance(f.type, ir.TAmount)}
+
+    values = sorted(
+        {e["args"][k] for e in events for k in amount_args(e) if isinstance(e["args"].get(k), int)}
+    )
+    for v in values:
+        if v <= 1:
+            continue
+        tens = [10**i for i in range(0, len(str(v)))]
+        candidates = [c for c in tens + [v - v % t for t in tens[1:]] if 0 < c < v]
+        for c in sorted(set(candidates), key=lambda c: (len(str(c).rstrip("0")), c)):
+            trial = [
+                dict(e, args={k: (c if k in amount_args(e) and x == v else x)
+                              for k, x in e["args"].items()})
+                for e in events
+            ]
+            if replay(policy, params, trial, violation).ok:
+                events = trial
+                break
+    return events
 
 
 def _default_params(

@@ -68,21 +68,22 @@ def _attach_trace(
 
         attach(policy, target, cex, opts, fails, violation)
         return
-    # no runtime-side twin for this check: confirm from a `given` setup (the scenario is
-    # labelled so; it is not replayed from genesis)
-    try:
-        found = confirm(policy, target, fails, opts)
-    except (z3.Z3Exception, Unsupported, TypeError, ValueError, KeyError, AttributeError):
-        found = None
-    if found is None:
-        cex["confirmed"] = False
-        return
-    models, model = found
-    try:
-        cex["scenario"] = trace_scenario(policy, models, model)
-        cex["confirmed"] = True
-    except Exception:  # rendering problems must not lose the verdict
-        cex["confirmed"] = False
+    # No runtime-side twin for this check: no scenario is claimed (one that was not replayed
+    # could pass or fail for the wrong reason), only the modular state is shown.
+    cex["confirmed"] = False
+    cex["replayed"] = False
+    cex["reach_note"] = (
+        "violated in some state; no replay from genesis for this kind of check, so no claim "
+        "that it is reachable"
+    )
+    modular = cex.get("scenario") or {}
+    cex["scenario"] = {
+        "from": "state",
+        "given": modular.get("given", []),
+        "event": modular.get("event"),
+        "needs_records": modular.get("needs_records", []),
+        "replayable_without_history": False,
+    }
 
 
 def _trace_note(cex: Optional[dict]) -> str:
