@@ -88,7 +88,7 @@ def check_authority(
             same = [p2 for p2 in moves if (p2.span.line, p2.span.col, p2.src_key[0]) == key]
             pays = z3.Or(*[z3.And(q.guard, q.amount > 0, _drained(m, q)) for q in same])
             not_owner = z3.And(*[is_not(m.submitter, o) for o in terms]) if terms else True
-            r, model = solve_m(base + [m.applied, pays, not_owner], m, opts.timeout_ms)
+            r, model = solve_m(base + [m.applied, pays, not_owner], m, opts.limits)
             if r == "unsat":
                 row["verdict"] = "owner only: the requires make the submitter its owner"
                 continue
@@ -121,7 +121,7 @@ def check_authority(
         if status == PROVED:
             if undecided:
                 status = UNKNOWN
-                msg = f"{undecided} move(s) not decided within {opts.timeout_ms} ms"
+                msg = f"{undecided} move(s) not decided within {opts.limit_text()}"
             else:
                 verdicts = sorted({r["verdict"].split(":")[0] for r in rows})
                 msg = f"who can move value out ({w.text}): " + ", ".join(verdicts)

@@ -116,11 +116,11 @@ def _rate(policy: ir.Policy, prep, assume: list, s: ir.Move, opts: Options):
             and p.src_key[1].eq(m.submitter))
     ]
     if inflow:
-        r, _ = solve_m(base + [total > z3.Sum(*inflow)], m, opts.timeout_ms)
+        r, _ = solve_m(base + [total > z3.Sum(*inflow)], m, opts.limits)
         if r == "unsat":
             return "backed"
     for cap in _RATES:  # each question has the run's own limit: no clock shared between them
-        r, _ = solve_m(base + [total > cap], m, opts.timeout_ms)
+        r, _ = solve_m(base + [total > cap], m, opts.limits)
         if r == "unsat":
             return cap
         if r == "unknown":

@@ -62,7 +62,7 @@ def check_once(
             continue
         progress = _progress(policy, m1, addressed)
         goal = [m1.applied, m2.applied, _pays(m1), _pays(m2)] + [z3.Not(p) for p in progress]
-        r, model = solve(formulas + goal, opts.timeout_ms)
+        r, model = solve(formulas + goal, opts.limits)
         if r == "unsat":
             out.append(_res(h, PROVED, "the same event cannot pay twice without the record "
                             "advancing: " + ", ".join(f"{a}: {rec}" for a, rec in addressed),
@@ -83,7 +83,7 @@ def check_once(
             )
             out.append(_res(h, REFUTED, msg, opts, t0, cex))
         else:
-            out.append(_res(h, UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms",
+            out.append(_res(h, UNKNOWN, f"Z3 gave no answer within {opts.limit_text()}",
                             opts, t0))
     return out
 

@@ -60,7 +60,7 @@ def check_postconditions(
                            f"it ({type(exc).__name__}: {exc})", e.span, opts.bound)
                 )
                 continue
-            r, model = solve_m(base + [m.applied, z3.Not(holds)], m, opts.timeout_ms)
+            r, model = solve_m(base + [m.applied, z3.Not(holds)], m, opts.limits)
             said = f"`ensures {e.text}`" + (f' ("{e.message}")' if e.message else "")
             cex = None
             if r == "unsat":
@@ -76,7 +76,7 @@ def check_postconditions(
                 msg = f"{said} can be false after an applied event" + _trace_note(cex)
             else:
                 status = UNKNOWN
-                msg = f"{said}: Z3 gave no answer within {opts.timeout_ms} ms"
+                msg = f"{said}: Z3 gave no answer within {opts.limit_text()}"
             out.append(
                 Result(name, "postcondition", h.name, status, msg, e.span, opts.bound,
                        bool(m.encoder.slots), cex, round(time.perf_counter() - t0, 4))

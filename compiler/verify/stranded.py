@@ -83,12 +83,12 @@ def _dissolve(policy, h, m, base, guard, span, locked, invs, opts) -> Result:
         return _res(name, h, PROVED, "`dissolve`: the policy has no pools, escrows or stakes",
                     span, opts, t0)
     anything = z3.Or(*[c for _, c in left])
-    r, model = solve_m(base + extra + [m.applied, guard, anything], m, opts.timeout_ms)
+    r, model = solve_m(base + extra + [m.applied, guard, anything], m, opts.limits)
     if r == "unsat":
         return _res(name, h, PROVED, f"`dissolve` (line {span.line}) leaves nothing behind: "
                     "every pool, escrow and stake is empty after it", span, opts, t0)
     if r == "unknown":
-        return _res(name, h, UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms",
+        return _res(name, h, UNKNOWN, f"Z3 gave no answer within {opts.limit_text()}",
                     span, opts, t0)
     where = [label for label, c in left if _eval(model, c) is True]
     cex = counterexample(m, model, policy, f"line {span.line}: `dissolve` with value left in "
@@ -150,9 +150,9 @@ def _closing(policy, h, prep, base, preps, assume, opts) -> list[Result]:
                            z3.Or(*[a != b for a, b in zip(pre_stage, post_stage)]))
             blocked: list = []
             for _ in range(_STAGES):
-                r, model = solve_m(base + [m.applied, holds] + blocked, m, opts.timeout_ms)
+                r, model = solve_m(base + [m.applied, holds] + blocked, m, opts.limits)
                 if r == "unknown":
-                    status, msg = UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms"
+                    status, msg = UNKNOWN, f"Z3 gave no answer within {opts.limit_text()}"
                     break
                 if r == "unsat":
                     break
@@ -213,7 +213,7 @@ def _someone_pays(rec, fields, sigma, payers, assume, opts):
                     z3.Select(mm.pre.get(f"live!{rec.name}"), j),
                     z3.Select(mm.pre.get(comp), j) > 0] + stage
             base = mm.assumptions + p.extra_assumptions + assume.get(mm.handler.name, [])
-            r, _ = solve_m(base + cond, mm, opts.timeout_ms)
+            r, _ = solve_m(base + cond, mm, opts.limits)
             if r == "sat":
                 return True
             if r == "unknown":
