@@ -87,7 +87,9 @@ def check_authority(
                 continue
             same = [p2 for p2 in moves if (p2.span.line, p2.span.col, p2.src_key[0]) == key]
             pays = z3.Or(*[z3.And(q.guard, q.amount > 0, _drained(m, q)) for q in same])
-            not_owner = z3.And(*[is_not(m.submitter, o) for o in terms]) if terms else True
+            not_owner = (
+                z3.And(*[is_not(m.submitter, o) for o in terms]) if terms else z3.BoolVal(True)
+            )
             r, model = solve_m(base + [m.applied, pays, not_owner], m, opts.limits)
             if r == "unsat":
                 row["verdict"] = "owner only: the requires make the submitter its owner"
