@@ -61,7 +61,7 @@ def main() -> int:
     ap.add_argument("--drop-requires", action="store_true")
     ap.add_argument("--mutants", action="store_true", help="also the mutation suite's rows")
     ap.add_argument("-k", default="", help="only twins whose id contains this text")
-    ap.add_argument("--timeout-ms", type=int, default=5000)
+    ap.add_argument("--timeout-ms", type=int, default=None, help="wall-clock safety net per query")
     args = ap.parse_args()
     twins = list(TWINS) + (suite_twins() if args.mutants else [])
     twins += drop_require_twins() if args.drop_requires else []
@@ -87,7 +87,8 @@ def main() -> int:
             print(f"{tid}: does not compile ({type(exc).__name__})")
             totals["not compiling"] += 1
             continue
-        results = V.verify(pol, V.Options(timeout_ms=args.timeout_ms), use_cache=False)
+        opts = V.Options() if args.timeout_ms is None else V.Options(timeout_ms=args.timeout_ms)
+        results = V.verify(pol, opts, use_cache=False)
         bad = [r for r in results if r.status in ("refuted", "guard_missing") and r.counterexample]
         totals["twins"] += 1
         totals["caught twins"] += bool(bad)
