@@ -21,10 +21,9 @@ each has the run's Z3 resource limit, so whether a scenario is found does not de
 machine or its load.  Whatever the search finds is only a candidate: :mod:`.replay` runs it
 on the runtime before anyone sees it.
 
-Not searched: time passing between submitted events beyond what the chosen times give (a
-timer that fires in between makes the replay fail, and the finding says "not reached"),
-more setup events than :data:`SETUP_LEVELS` allows, more than :data:`CORE_STEPS` record
-events.
+Not searched: time passing before the failing event (every earlier event is at time 0, so
+no timer fires in between; a scenario that needs one is "not reached"), more setup events
+than :data:`SETUP_LEVELS` allows, more than :data:`CORE_STEPS` record events.
 """
 
 from __future__ import annotations
@@ -437,7 +436,10 @@ def _search_level(
         longest = max(longest, setup_steps + len(seq) + 1)
         # the run's resource limit decides (the same answer on any machine); without one,
         # a wall-clock limit per query
-        r, model = solve(chain.formulas + _closed_roles(chain) + [goal], limits)
+        # time does not pass before the failing event: a timer firing in between is not
+        # modelled (the replay would diverge), so every earlier event is at time 0
+        still = [st.models[0].now == 0 for st in chain.steps[:-1]]
+        r, model = solve(chain.formulas + still + _closed_roles(chain) + [goal], limits)
         if r == "sat":
             hms = [m for st in chain.steps if (m := st.chosen(model)) is not None]
             return Found(chain, model, hms), longest, queries
