@@ -87,7 +87,10 @@ def ledger_policy(store: StoreLike) -> ir.Policy:
 
 
 def _diagnose(path: StoreLike, pol: Optional[ir.Policy], exc: LedgerIntegrityError) -> Exception:
-    """A refused ledger's error, with what a full audit and replay say changed."""
+    """A refused ledger's error, with what a replay says changed when the chain and balance
+    audit (already in ``exc``) could not say it."""
+    if not exc.replay_may_say_more:
+        return exc
     found = list(exc.audit)
     try:
         rep = replay(path, pol)

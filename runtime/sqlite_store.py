@@ -226,7 +226,12 @@ class SqliteStore:
             self.integrity_problems = tuple(problems)
         elif problems:
             _, genesis, _ = recorded_policy(self.meta_or_empty())
-            raise LedgerIntegrityError(self.path, problems, tuple(full_check(self, genesis)))
+            # say exactly what changed: the audit's chain and balance findings (this reads
+            # the whole journal, but only on the way to a refusal)
+            found = tuple(full_check(self, genesis))
+            raise LedgerIntegrityError(
+                self.path, problems, found, replay_may_say_more=genesis is not None and not found
+            )
 
     def _create(self) -> None:
         """Make a new ledger file whole, then link it into place: a crash leaves no ledger

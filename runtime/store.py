@@ -51,10 +51,19 @@ class LedgerIntegrityError(StoreError):
     state digest, recorded policy); ``audit`` the full audit's findings
     when it was run to say exactly what changed."""
 
-    def __init__(self, path: object, problems: list[str], audit: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        path: object,
+        problems: list[str],
+        audit: tuple[str, ...] = (),
+        replay_may_say_more: bool = False,
+    ):
         self.path = str(path)
         self.problems = tuple(problems)
         self.audit = tuple(audit)
+        # the chain and balances audit found nothing though the check failed (an edited
+        # record, say): only a replay can name the row
+        self.replay_may_say_more = replay_may_say_more
         lines = [f"refusing to write to {path}: the ledger fails its integrity check"]
         lines += [f"  - {p}" for p in self.problems[:10]]
         extra = [p for p in self.audit if p not in self.problems]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -99,6 +100,27 @@ def stdlib_path(file: str) -> Optional[Path]:
     res = resources.files(STDLIB_PACKAGE).joinpath(file[len("<stdlib>/"):])
     path = Path(str(res))
     return path if path.is_file() else None
+
+
+@lru_cache(maxsize=None)
+def keyword_syntax(word: str) -> tuple[str, ...]:
+    """The grammar rules (``split_stmt: "split" amount_source "among" ...``) that start
+    with a keyword, or else mention it: what a keyword's hover shows."""
+    from charter.compiler.parse import grammar_text
+
+    rules: list[tuple[str, str]] = []
+    current = ""
+    for line in grammar_text().split("\n"):
+        code = line.split("//", 1)[0].rstrip()
+        m = re.match(r"^\??([a-z_]+)\s*:(.*)$", code)
+        if m:
+            current = m.group(1)
+            rules.append((current, m.group(2).strip()))
+        elif code.strip().startswith("|") and current:
+            rules.append((current, code.strip()[1:].strip()))
+    quoted = f'"{word}"'
+    first = [f"{name}: {body}" for name, body in rules if body.startswith(quoted)]
+    return tuple(first or [f"{name}: {body}" for name, body in rules if quoted in body][:4])
 
 
 def stdlib_modules() -> list[str]:
@@ -477,6 +499,11 @@ class Analysis:
         target = self.resolve_at(pos)
         word, span = self.word_at(pos)
         hit = self.expr_at(pos)
+        if target is None and word in keywords() and (hit is None or word not in BUILTINS):
+            syntax = keyword_syntax(word)
+            if syntax:
+                return ("```\n" + "\n".join(syntax) + "\n```\n\n*keyword* `" + word +
+                        "`: the grammar's rules that use it (see the language reference)", span)
         if target is None:
             if hit is None:
                 return None
@@ -496,6 +523,31 @@ class Analysis:
     def definition(self, pos: Pos) -> Optional[Span]:
         target = self.resolve_at(pos)
         return target.span if target is not None else None
+
+    def references(self, pos: Pos, include_declaration: bool = True) -> list[Span]:
+        """Every place in this document that names the declaration under the cursor
+        (found by resolving each occurrence of the name, so a local `fee` in another
+        handler is not a reference to the parameter `fee`)."""
+        target = self.resolve_at(pos)
+        if target is None or target.span is None or target.kind in ("builtin", "constant",
+                                                                     "type", "value"):
+            return []
+        local = target.name.rsplit(".", 1)[-1]
+        out: list[Span] = []
+        for line_no, line in enumerate(self.lines, start=1):
+            for m in re.finditer(rf"\b{re.escape(local)}\b", line):
+                if _in_comment(line, m.start() + 1):
+                    continue
+                at = (line_no, m.start() + 1)
+                other = self.resolve_at(at)
+                if other is not None and other.span == target.span:
+                    out.append(Span(file=self.path, line=line_no, col=m.start() + 1,
+                                    end_line=line_no, end_col=m.end() + 1))
+        decl = target.span
+        if not include_declaration:
+            out = [s for s in out if not (s.line == decl.line and decl.file == self.path
+                                          and contains(decl, (s.line, s.col)))]
+        return out
 
     # ------------------------------------------------------------ completion
     def completions(self, pos: Pos, line_text: str) -> list[Completion]:

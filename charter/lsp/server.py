@@ -6,6 +6,7 @@ feature                            answered from
 diagnostics (open, change, save)   the compiler pipeline, every stage
 hover                              typed IR + symbol table + doc comments
 go to definition                   declarations, across imports, into the stdlib
+find references                    every use in the document of that declaration
 completion (``.``, ``"``)          keywords of the grammar, names in scope, fields
 document symbols                   the module's declarations
 formatting                         ``charter fmt`` (:func:`format_verified`)
@@ -25,7 +26,9 @@ from typing import Any, Optional
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import from_fs_path
 
 from charter import __version__
@@ -62,10 +65,35 @@ def uri_to_path(uri: str) -> str:
     return uri  # an unsaved buffer: imports resolve against the working directory
 
 
+class _Answered:
+    """Stands in for a request that was already answered with an error; pygls's
+    dispatcher ignores it (its ``jsonrpc`` is not "2.0")."""
+
+    jsonrpc = "answered"
+
+
+class CharterProtocol(LanguageServerProtocol):
+    """pygls's protocol, except that a request whose params do not fit the LSP types
+    gets a JSON-RPC error reply (``-32602`` invalid params) instead of none at all:
+    pygls only logs it, and the editor would wait for the answer forever."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            msg_id = data.get("id") if isinstance(data, dict) else None
+            if isinstance(data, dict) and "method" in data and \
+                    isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool):
+                self._send_response(msg_id, error=exc.to_response_error())
+                return _Answered()
+            raise
+
+
 class CharterServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("charter-lsp", __version__,
-                         text_document_sync_kind=lsp.TextDocumentSyncKind.Full)
+                         text_document_sync_kind=lsp.TextDocumentSyncKind.Full,
+                         protocol_cls=CharterProtocol)
         self.latest: dict[str, Analysis] = {}
         self.last_parsed: dict[str, Analysis] = {}
 
@@ -171,7 +199,9 @@ def build() -> CharterServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: CharterServer, params: lsp.DidSaveTextDocumentParams) -> None:
-        ls.analyse(params.text_document.uri)  # imported files may have changed on disk
+        # The saved file may be imported by other open documents: recheck them all.
+        for uri in dict.fromkeys([params.text_document.uri, *ls.latest]):
+            ls.analyse(uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CharterServer, params: lsp.DidCloseTextDocumentParams) -> None:
@@ -199,6 +229,16 @@ def build() -> CharterServer:
             return None
         span = a.definition(ls.position_in(params.text_document.uri, params.position))
         return ls.location(a, span) if span is not None else None
+
+    @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
+    def references(ls: CharterServer, params: lsp.ReferenceParams) -> list[lsp.Location]:
+        a = ls.for_features(params.text_document.uri)
+        if a is None:
+            return []
+        spans = a.references(ls.position_in(params.text_document.uri, params.position),
+                             include_declaration=params.context.include_declaration)
+        return [lsp.Location(uri=params.text_document.uri, range=ls.range_of(s, a.text))
+                for s in spans]
 
     @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
                     lsp.CompletionOptions(trigger_characters=[".", '"']))

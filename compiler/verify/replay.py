@@ -9,8 +9,15 @@ of a check:
 * :class:`Refusal` - the runtime's own money check (negative amount, overdraft, cap, a
   delete of a record holding value) refuses the last event although every ``require`` of it
   held: the rejection must come with the check's code, from the statement's line;
-* :class:`Broken` - a condition (a declared invariant, a budget) is false after the last
-  event applied.
+* :class:`Broken` - a condition (a declared invariant) is false after the last event
+  applied; :class:`PaysOver` - one event paid more than a budget; :class:`SplitUnfair` -
+  a split paid shares that break a declared fairness property;
+* :class:`Forbidden` - the last event applied although it must not (an unauthorised debit,
+  a second payout): its test says ``expect rejected``.
+
+A check hands its :class:`Violation` and a Z3 ``fails`` predicate to
+:func:`.search._attach_trace` (or :func:`.scenario.build`), which searches, replays,
+shrinks and renders the scenario.
 
 New checks add their own :class:`Violation` subclasses (``observe`` plus the ``expect`` lines
 a ``test`` block asserts the property with).
@@ -43,6 +50,10 @@ class Observed:
     ok: bool
     detail: str  # what the runtime did, in words (shown with the scenario)
     outcomes: list = attrs.Factory(list)  # per event: "applied" or "rejected: code: message"
+    # a timed handler the search does not model fired (before the last event, or another
+    # than the one the last event is for): the scenario is out of the search's model, which
+    # is a limit of the search, not a disagreement between verifier and runtime
+    unmodelled_timer: bool = False
 
 
 class Violation:
@@ -90,6 +101,23 @@ class Refusal(Violation):
             f"    # refuses it instead ({' / '.join(self.codes)})",
             "    expect ok",
         ]
+
+
+@attrs.define
+class Forbidden(Violation):
+    """The last event applied although the property says it must not (someone without the
+    authority moved value, a settled record paid again): the test says ``expect rejected``."""
+
+    handler: str
+    describe: str
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        if _timer_rejection(outcome, self.handler) is not None:
+            return f"the runtime refused {self.handler}: {outcome}"
+        return None
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        return [f"    # violated: {self.describe}", "    expect rejected"]
 
 
 @attrs.define
@@ -339,6 +367,7 @@ def replay(
         return Observed(False, f"the parameters are refused: {exc}")
     outcomes: list[str] = []
     before: dict = {}
+    unmodelled = False
     for i, ev in enumerate(events):
         if i == len(events) - 1:
             before = rt.balances()
@@ -346,17 +375,26 @@ def replay(
         envelope = {k: v for k, v in ev.items() if k != "fires"}
         out = rt.submit(dict(envelope, args=dict(ev.get("args", {}))))
         outcomes.append("applied" if out.applied else f"rejected: {out.code}: {out.message}")
+        fired = {t.get("handler") for t in getattr(out, "timers", ()) or ()}
+        tick = getattr(rt, "last_tick", None)
+        fired |= {t.get("handler") for t in getattr(tick, "timers", ()) or ()}
+        if fired - ({ev.get("fires")} if i == len(events) - 1 else set()):
+            unmodelled = True
         if i < len(events) - 1 and not out.applied:
-            return Observed(False, f"event {ev['id']} ({ev['type']}) was rejected: {out}", outcomes)
+            return Observed(
+                False, f"event {ev['id']} ({ev['type']}) was rejected: {out}", outcomes,
+                unmodelled,
+            )
         if i < len(events) - 1 and out.applied:
             bad = [t for t in getattr(out, "timers", ()) if t.get("status") == "rejected"]
             if bad:
                 return Observed(
-                    False, f"a timed handler fired before {ev['id']} and failed: {bad[0]}", outcomes
+                    False, f"a timed handler fired before {ev['id']} and failed: {bad[0]}",
+                    outcomes, True,
                 )
         if i == len(events) - 1:
             why = violation.observe(rt, before, out)
             if why is not None:
-                return Observed(False, why, outcomes)
-            return Observed(True, outcomes[-1], outcomes)
+                return Observed(False, why, outcomes, unmodelled)
+            return Observed(True, outcomes[-1], outcomes, unmodelled)
     return Observed(False, "no events", outcomes)

@@ -275,18 +275,17 @@ def known_limits(stem: str) -> list[str]:
     lines += [_escape(" ".join(data.get("summary", "").split())), ""] if data.get("summary") else []
     rows = []
     for check in data.get("check", []):
-        why = _escape(" ".join(check.get("why", "").split()))
-        extra = []
+        parts = [_escape(" ".join(check.get("why", "").split()))]
         if check.get("tests"):
-            extra.append("tests: " + ", ".join(_lit(t) for t in check["tests"]))
+            parts.append("Tests: " + ", ".join(_lit(t) for t in check["tests"]) + ".")
         if check.get("properties"):
-            extra.append("proved: " + ", ".join(_lit(p) for p in check["properties"]))
+            parts.append("Proved: " + ", ".join(_lit(p) for p in check["properties"]) + ".")
         if check.get("ensures"):
-            extra.append("postconditions of: " + ", ".join(_lit(h) for h in check["ensures"]))
+            parts.append("Postconditions of: " + ", ".join(_lit(h) for h in check["ensures"]) + ".")
         if check.get("unprovable"):
-            extra.append("not yet provable: " + _escape(" ".join(check["unprovable"].split())))
+            parts.append("Not yet provable: " + _escape(" ".join(check["unprovable"].split())))
         rows.append([_escape(check["kind"]), _escape(" ".join(check["attack"].split())),
-                     f"**{check['outcome']}**", "; ".join([why] + extra) if why else "; ".join(extra)])
+                     f"**{check['outcome']}**", " ".join(p for p in parts if p)])
     lines += _table(["check", "what was tried", "outcome", "what stops it, or why not"], rows)
     return lines
 
