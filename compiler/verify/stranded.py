@@ -93,12 +93,32 @@ def _dissolve(policy, h, m, base, guard, span, locked, invs, opts) -> Result:
     where = [label for label, c in left if _eval(model, c) is True]
     cex = counterexample(m, model, policy, f"line {span.line}: `dissolve` with value left in "
                          + ", ".join(where))
-    _attach_trace(policy, h.name, cex, opts, lambda mm: _dissolve_leaves(policy, mm),
+    def fails(steps: list) -> Any:
+        return z3.And(_dissolve_leaves(policy, steps[-1].models[0]), no_dissolve_before(steps))
+
+    fails.wants_steps = True  # type: ignore[attr-defined]
+    _attach_trace(policy, h.name, cex, opts, fails,
                   LeftBehind(h.name, "nothing is left in a pool, escrow or stake after dissolve"))
     msg = (f"`dissolve` (line {span.line}) can run with value still in {', '.join(where)}: "
            "after it no event applies, so that value is stranded. Pay out the remainder "
            "first (`split all of ...`, `refund rest of ...`)" + _trace_note(cex))
     return _res(name, h, REFUTED, msg, span, opts, t0, cex)
+
+
+def no_dissolve_before(steps: list) -> Any:
+    """No event before the last one of a chain dissolved the policy (the encoding does not
+    model that nothing applies after ``dissolve``; the runtime refuses every later event)."""
+    out = []
+    for st in steps[:-1]:
+        for k, mm in enumerate(st.models):
+            ran = z3.Or(*[g for g, _ in mm.encoder.dissolves]) if mm.encoder.dissolves else None
+            if ran is None:
+                continue
+            if len(st.models) == 1 and not st.skippable:
+                out.append(z3.Not(ran))
+            else:
+                out.append(z3.Implies(st.sel == k, z3.Not(ran)))
+    return z3.And(*out) if out else z3.BoolVal(True)
 
 
 def _dissolve_leaves(policy: ir.Policy, mm: Any) -> Any:
