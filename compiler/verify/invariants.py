@@ -16,7 +16,7 @@ from .model import HandlerModel, State
 from .options import Options
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .replay import Broken
-from .search import _attach_trace
+from .search import _attach_trace, replayed_status
 from .solver import solve, solve_m
 from .terms import Unsupported
 
@@ -391,7 +391,7 @@ def _invariant_results(
                 inv.name,
                 "invariant",
                 hname,
-                status,
+                replayed_status(status, cex),
                 msg,
                 inv.span,
                 opts.bound,
