@@ -92,6 +92,13 @@ class Editor:
             content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=text)]))
         return await self._wait(uri)
 
+    async def save(self, uri: str, wait_for: str) -> list[lsp.Diagnostic]:
+        """Save ``uri``; return the diagnostics then published for ``wait_for``."""
+        self._published.setdefault(wait_for, asyncio.Event()).clear()
+        self.client.text_document_did_save(lsp.DidSaveTextDocumentParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri)))
+        return await self._wait(wait_for)
+
     async def hover(self, uri: str, pos: lsp.Position) -> Optional[lsp.Hover]:
         return await self.client.text_document_hover_async(lsp.HoverParams(
             text_document=lsp.TextDocumentIdentifier(uri=uri), position=pos))

@@ -198,7 +198,9 @@ def build() -> CharterServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: CharterServer, params: lsp.DidSaveTextDocumentParams) -> None:
-        ls.analyse(params.text_document.uri)  # imported files may have changed on disk
+        # The saved file may be imported by other open documents: recheck them all.
+        for uri in dict.fromkeys([params.text_document.uri, *ls.latest]):
+            ls.analyse(uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CharterServer, params: lsp.DidCloseTextDocumentParams) -> None:

@@ -35,7 +35,7 @@ from .terms import Codes, Unsupported
 
 SETUP_LEVELS = (4, 8)  # joining/minting events before the first record: small first
 CORE_STEPS = 4  # record-handling events before the failing one
-MAX_QUERIES = 48  # per finding: the search's size, independent of the machine
+MAX_QUERIES = 32  # target queries per finding: the search's size, independent of the machine
 QUERY_MS = 15000  # per query, a safety net (most take milliseconds; replaced by rlimit)
 
 
@@ -386,7 +386,7 @@ def _search_level(
                 memo[key] = extend(policy, chain, [seq[j]], False, opts.bound, opts.fixed_params)
             chain = memo[key]
             if key not in feasible:
-                if len(feasible) >= 4 * max_queries:
+                if len(feasible) >= 2 * max_queries:
                     return True
                 last = chain.steps[-1].models[0]
                 r, _ = solve(chain.formulas + [last.applied], limits)
