@@ -159,6 +159,21 @@ def _find(text: str, pos: int, ch: str) -> int:
     return n
 
 
+def _code_end(text: str, lo: int, hi: int) -> int:
+    """Just past the last code character in ``text[lo:hi]`` (comments and blanks skipped).
+
+    Used for a handler's head, which holds no string literal, so ``#`` always
+    starts a comment there."""
+    end = lo
+    pos = lo
+    for line in text[lo:hi].split("\n"):
+        code = line.split("#", 1)[0].rstrip()
+        if code.strip():
+            end = pos + len(code)
+        pos += len(line) + 1
+    return end
+
+
 _BLANK = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
@@ -252,8 +267,12 @@ class _Printer:
         close = _find(self.text, self.end(body[-1]) if body else open_ + 1, "}")
         lines = [(indent, head, start)] + [(indent + 1, _ensures(e), self.start(e))
                                            for e in ensures]
-        for (ind, text, lo), nxt in zip(lines, lines[1:]):
-            self.emit(ind, text, lo, nxt[2], blank=blank if lo == start else "never")
+        # each line ends at its own last token, so a comment between two lines
+        # leads the next one on every pass (formatting stays idempotent)
+        ends = [_code_end(self.text, start, self.start(ensures[0]))] if ensures else []
+        ends += [self.end(e) for e in ensures[:-1]]
+        for (ind, text, lo), hi in zip(lines, ends):
+            self.emit(ind, text, lo, hi, blank=blank if lo == start else "never")
         last_indent, last, last_start = lines[-1]
         blank_last = blank if last_start == start else "never"
         if not body and not self.has_comment(open_, close):
