@@ -195,6 +195,13 @@ async def session() -> dict[str, Any]:
             out["definition"][label] = loc
             say(f"definition of {label} at {pos.line + 1}:{pos.character + 1} -> {where(loc)}")
 
+        refs = await ed.client.text_document_references_async(lsp.ReferenceParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri),
+            position=position_of(text, "param fee:", 6),
+            context=lsp.ReferenceContext(include_declaration=True)))
+        out["references"] = refs
+        say("references of `fee`: lines " + ", ".join(str(r.range.start.line + 1) for r in refs))
+
         body = position_of(text, "admit p as Agent")
         items = await ed.complete(uri, body)
         out["completion"] = items

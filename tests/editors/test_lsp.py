@@ -89,6 +89,15 @@ def test_go_to_definition_within_the_file_across_imports_and_into_the_stdlib(
     assert Path(loc.uri.removeprefix("file://")).resolve() == GIG.resolve()
 
 
+def test_references_are_every_use_of_the_declaration(session: dict) -> None:
+    import re
+
+    expected = [(i, m.start()) for i, line in enumerate(GIG_TEXT.split("\n"))
+                for m in re.finditer(r"\bfee\b", line.split("#", 1)[0])]
+    got = [(r.range.start.line, r.range.start.character) for r in session["references"]]
+    assert len(expected) >= 4 and sorted(got) == expected
+
+
 def test_completion_offers_every_keyword_and_the_names_in_scope(session: dict) -> None:
     labels = {i.label for i in session["completion"]}
     assert set(keywords()) <= labels
@@ -194,6 +203,7 @@ def test_analysis_answers_anything_without_raising(text: str, points: list) -> N
     for line, col in points:
         a.hover((line, col))
         a.definition((line, col))
+        a.references((line, col))
         a.completions((line, col), lines[line - 1] if 1 <= line <= len(lines) else "")
 
 
