@@ -328,9 +328,10 @@ class Analysis:
             if asset is not None:
                 doc += ("\n\n" if doc else "") + _units(asset)
         if kind == "record":
-            fields = ", ".join(_src(self.sources.get(decl.span.file, ""), f.span)
-                               for f in decl.fields)
-            sig = f"{sig} {{ {fields} }}" if fields else sig
+            fields = [_src(self.sources.get(decl.span.file, ""), f.span) for f in decl.fields]
+            one_line = f"{sig} {{ {', '.join(fields)} }}"
+            sig = sig if not fields else one_line if len(one_line) <= 80 else \
+                sig + " {\n" + "".join(f"    {f},\n" for f in fields) + "}"
         if owner.prefix:
             doc += ("\n\n" if doc else "") + f"Declared in `{_show_file(decl.span.file)}` " \
                                              f"(as `{q}` here)."

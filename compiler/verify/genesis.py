@@ -337,7 +337,8 @@ def search(
 ) -> tuple[Optional[Found], int]:
     """The first chain from genesis (setup, core, ``target``) where ``fails`` holds.
 
-    ``fails(last_model)`` or, with ``fails.wants_chain``, ``fails([first, last])``.  Small
+    ``fails(last_model)``, or with ``fails.wants_chain`` ``fails([first, last])``, or with
+    ``fails.wants_steps`` ``fails(steps)`` (every :class:`Step` of the chain).  Small
     setups first (each query is quicker, the scenario shorter); two thirds of the queries go
     to the smaller setup.  Returns (found or None, the longest number of events searched)."""
     longest = 0
@@ -432,7 +433,12 @@ def _search_level(
         except Unsupported:
             return None, longest, queries
         last = chain.last
-        goal = fails([chain.first, last]) if getattr(fails, "wants_chain", False) else fails(last)
+        if getattr(fails, "wants_steps", False):  # e.g. "the same event twice in a row"
+            goal = fails(chain.steps)
+        elif getattr(fails, "wants_chain", False):
+            goal = fails([chain.first, last])
+        else:
+            goal = fails(last)
         longest = max(longest, setup_steps + len(seq) + 1)
         # the run's resource limit decides (the same answer on any machine); without one,
         # a wall-clock limit per query

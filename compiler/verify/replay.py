@@ -371,6 +371,9 @@ def replay(
     for i, ev in enumerate(events):
         if i == len(events) - 1:
             before = rt.balances()
+            hook = getattr(violation, "before_last", None)
+            if hook is not None:  # a violation that compares with the state before the event
+                hook(rt, ev)
         # the runtime's envelope only: `fires` names the timed handler a tick is for
         envelope = {k: v for k, v in ev.items() if k != "fires"}
         out = rt.submit(dict(envelope, args=dict(ev.get("args", {}))))
