@@ -152,7 +152,7 @@ def resolve_params(policy: ir.Policy, overrides: Optional[dict[str, Any]] = None
                 if not _is_native(p.type, raw)
                 else raw
             )
-            check_range(v, p.lo, p.hi, f"parameter {name}")
+            check_range(v, p.lo, p.hi, f"parameter {name}", p.type, conv.decimals)
         except Rejected as r:
             raise ParamError(r.message) from None
         values[name] = v
@@ -448,11 +448,17 @@ class Runtime:
     def _convert_args(self, ch: Any, args: dict[str, Any]) -> dict[str, Any]:
         names, fields = self._arg_spec(ch)
         if len(args) > len(fields) or not names.issuperset(args):
+            from charter.compiler.diagnostics import closest
+
             unknown = sorted(k for k in args if k not in names)
+            missing = [f[0] for f in fields if f[0] not in args]
+            meant = [(k, closest(str(k), missing)) for k in unknown]
+            hints = "; ".join(f"did you mean {m!r} for {k!r}?" for k, m in meant if m)
             raise Rejected(
                 "unknown_argument",
                 f"{ch.name}: unknown argument(s) {', '.join(unknown)}"
-                f" (expected: {', '.join(f[0] for f in fields) or 'none'})",
+                + (f"; {hints}" if hints else "")
+                + f" (expected: {', '.join(f[0] for f in fields) or 'none'})",
             )
         out: dict[str, Any] = {}
         state = self.state
