@@ -27,6 +27,7 @@ from charter.compiler import ir
 
 from .codegen import DEFAULT_STEP_BUDGET
 from .engine import TICK, Outcome, ParamError, Receipt, Rejection, Runtime, resolve_params
+from .settle import CLOCKS, DEFAULT_MAX_SKEW
 from .journal import AuditReport
 from .ledger import Posting
 from .sqlite_store import SqliteStore
@@ -77,6 +78,9 @@ def open_runtime(
     synchronous: str = "FULL",
     step_budget: int = DEFAULT_STEP_BUDGET,
     backend: str = "python",
+    clock: str = "events",
+    max_skew: int = DEFAULT_MAX_SKEW,
+    time_source: Any = None,
 ) -> Runtime:
     """Open a runtime for ``policy`` (IR, or a path to compile) on ``store``.
 
@@ -86,8 +90,14 @@ def open_runtime(
     each checked against its declared range (:class:`ParamError`).  With
     ``policy=None`` the ledger's recorded policy is used.  ``batch`` commits
     every N events (SQLite); call ``flush()``/``close()`` at the end.
-    ``backend`` is ``"python"`` (handler bodies as generated functions, the
-    default) or ``"closures"``; both settle identically.
+    ``backend`` is ``"python"`` (the engine: handler bodies as generated
+    functions, the default) or ``"closures"`` (the reference the fuzzers
+    compare it with); both settle identically.  ``step_budget`` bounds one
+    event's work (default 10,000,000 steps).  ``clock`` is the time policy:
+    ``"events"`` (trusted files, replay, simulation: the event's ``time``)
+    or ``"system"`` (untrusted submitters: the runtime stamps each event from
+    ``time_source``, default the system clock, and refuses a submitted time
+    more than ``max_skew`` seconds off); see ``docs/runtime.rst``.
     """
     st = _open_store(store, batch, synchronous, create=policy is not None)
     pol = _load_policy(policy)
@@ -95,7 +105,16 @@ def open_runtime(
         if isinstance(st, MemoryStore):
             raise ValueError("open_runtime needs a policy for an in-memory store")
         pol = ledger_policy(st)
-    return Runtime(pol, st, params=params, step_budget=step_budget, backend=backend)
+    return Runtime(
+        pol,
+        st,
+        params=params,
+        step_budget=step_budget,
+        backend=backend,
+        clock=clock,
+        max_skew=max_skew,
+        time_source=time_source,
+    )
 
 
 @attrs.frozen
@@ -209,4 +228,7 @@ __all__ = [
     "ParamError",
     "Rejected",
     "TICK",
+    "CLOCKS",
+    "DEFAULT_MAX_SKEW",
+    "DEFAULT_STEP_BUDGET",
 ]

@@ -30,7 +30,7 @@ import sqlite3
 from fractions import Fraction
 from json.encoder import c_make_encoder, encode_basestring_ascii
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from .journal import JournalRow
 from .state import ABSENT, store_key
@@ -179,6 +179,17 @@ class SqliteStore:
         ):
             yield JournalRow(seq=seq, event_id=eid, entry=entry, hash=h)
         yield from list(self._pending)
+
+    def entry(self, seq: int) -> Optional[JournalRow]:
+        """One journal row by sequence number (pending rows included), or None."""
+        for row in self._pending:
+            if row.seq == seq:
+                return row
+        for s, eid, entry, h in self._query(
+            "SELECT seq, event_id, entry, hash FROM journal WHERE seq = ?", (seq,)
+        ):
+            return JournalRow(seq=s, event_id=eid, entry=entry, hash=h)
+        return None
 
     # ------------------------------------------------------------ writing
 

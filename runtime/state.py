@@ -2,7 +2,10 @@
 
 An event is evaluated directly against this state, but every first change of
 a balance, record, role, right or clock entry saves its *before image* in the
-current transaction frame.  A rejection restores the before images, so the
+current transaction frame.  Records are copied on their first write in a
+frame (the before image is the old dict itself, never changed afterwards), so
+a dict handed out earlier (``state_rows()``) never shows a value that a
+rolled-back transaction wrote.  A rejection restores the before images, so the
 state is exactly as it was: the effect of a scratch overlay without copying
 anything.  Frames nest (a timed handler that fails inside an event rolls
 back only its own changes).  On commit the keys of the before images are the
@@ -22,7 +25,7 @@ from typing import Any, Iterable, Optional
 from charter.compiler import ir
 
 from .ledger import Posting, account_party
-from .values import canonical, from_json_value, to_json_value
+from .values import MAX_INT, Rejected, bound_problem, canonical, from_json_value, to_json_value
 
 _ABSENT = object()
 # NamedTuple instances made per posting/event skip the generated __new__ (a Python frame)
@@ -201,6 +204,7 @@ class State:
         if attrs is None:
             members.pop(party, None)
         else:
+            _check_values(role, attrs)
             members[party] = attrs
             self.add_party(party)
 
@@ -212,6 +216,8 @@ class State:
             fr = f.right = {}
         if key not in fr:
             fr[key] = self.rights.get(key, _ABSENT)
+        if until is not _ABSENT and until is not None and not -MAX_INT <= until <= MAX_INT:
+            raise Rejected("out_of_bounds", f"{key[0]}: expiry time outside +-(2**63-1)")
         if until is _ABSENT:
             self.rights.pop(key, None)
         else:
@@ -229,18 +235,31 @@ class State:
         if fr is None:
             fr = f.rec = {}
         if (r, k) not in fr:
-            old = self.records[r].get(k, _ABSENT)
-            fr[(r, k)] = dict(old) if old is not _ABSENT else _ABSENT
+            fr[(r, k)] = self.records[r].get(k, _ABSENT)
 
     def create_record(self, r: str, k: str, values: dict[str, Any]) -> None:
+        _check_values(r, values)
         self._save_record(r, k)
         self.records[r][k] = values
         for handler, field in self.deadline_fields.get(r, ()):
             self._arm(handler, values.get(field), k)
 
     def set_fields(self, r: str, k: str, values: dict[str, Any]) -> None:
-        self._save_record(r, k)
-        self.records[r][k].update(values)
+        _check_values(r, values)
+        f = self.frames[-1]
+        fr = f.rec
+        if fr is None:
+            fr = f.rec = {}
+        recs = self.records[r]
+        if (r, k) in fr:
+            recs[k].update(values)  # a dict this frame made: nobody else holds it
+        else:
+            # copy on first write: the old dict is the before image and stays as it was
+            old = recs[k]
+            fr[(r, k)] = old
+            new = dict(old)
+            new.update(values)
+            recs[k] = new
         for handler, field in self.deadline_fields.get(r, ()):
             if field in values:
                 self._arm(handler, values[field], k)
@@ -399,6 +418,20 @@ class State:
 
 
 ABSENT = _ABSENT
+
+
+def _check_values(where: str, values: dict[str, Any]) -> None:
+    """Every value stored in a record or role stays within the documented bounds."""
+    for name, v in values.items():
+        t = type(v)
+        if t is int:
+            if -MAX_INT <= v <= MAX_INT:
+                continue
+        elif v is None or t is str or t is bool:
+            continue
+        problem = bound_problem(v)
+        if problem:
+            raise Rejected("out_of_bounds", f"{where}.{name}: {problem}")
 
 
 _list_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

@@ -34,6 +34,9 @@ class Store(Protocol):
     def journal(self) -> Iterator[JournalRow]:
         """Every journal row in order."""
 
+    def entry(self, seq: int) -> Optional[JournalRow]:
+        """The journal row with sequence number ``seq``, or None (idempotent resubmission)."""
+
     def append(self, row: JournalRow, frame: Any, state: Any) -> None:
         """Record one applied event (may be buffered until :meth:`flush`).
 
@@ -67,6 +70,11 @@ class MemoryStore:
 
     def journal(self) -> Iterator[JournalRow]:
         return iter(list(self._journal))
+
+    def entry(self, seq: int) -> Optional[JournalRow]:
+        if 1 <= seq <= len(self._journal):
+            return self._journal[seq - 1]
+        return None
 
     def append(self, row: JournalRow, frame: Any, state: Any) -> None:
         self._journal.append(row)
