@@ -446,6 +446,18 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
         elif s.kind == "when":
             hq = chk.qualify(s.name, env, s.span)
             h = handlers.get(hq)
+            if h is None and s.name == "tick" and not s.assigns:
+                # `when tick() by @clock at T`: time passes (the runtime's @tick event); a
+                # rejected event moves no time, so tests of timers need a way to say it
+                sub = _payload(chk, chk.party(s.expr, env), s.expr.span)
+                time = None
+                if s.target is not None:
+                    time = _payload(chk, chk.expr(s.target, env), s.target.span)
+                    if not isinstance(time, int):
+                        d.error("E0604", "`at` takes a whole number of seconds", s.target.span)
+                        time = None
+                steps.append(ir.WhenEvent(event="@tick", args=(), submitter=str(sub), time=time))
+                continue
             if h is None or h.kind != "event":
                 d.error("E0209", f"no event `{s.name}` to submit", s.span,
                         hint=chk._suggest(s.name, [n for n, hh in handlers.items()

@@ -164,7 +164,6 @@ class Runtime:
         self.max_skew = max_skew
         self.time_source = time_source or _time.time
         self.debug = _DEBUG
-        self.no_args = _NO_ARGS
         self.converter = Converter(policy)
         self.state = State(policy)
         self._timed = [(ch, ch.handler) for ch in self.compiled.timed]
@@ -338,7 +337,7 @@ class Runtime:
             args = {}
         else:
             try:
-                args = to_json_value(self._convert_args(tx.ch, tx.args, stateless=True))
+                args = to_json_value(self._stateless_args(tx.ch, tx.args))
             except Rejected:
                 args = None
         return same_event(ev, tx, args, self.clock_policy == "events" or tx.replaying)
@@ -358,9 +357,32 @@ class Runtime:
         return spec
 
     def convert_args(self, ch: Any, args: dict[str, Any]) -> dict[str, Any]:
-        return self._convert_args(ch, args)
+        """The handler's arguments, converted and checked against the live state."""
+        names, fields = self._arg_spec(ch)
+        if len(args) > len(fields) or not names.issuperset(args):
+            self._unknown_args(ch, args, names, fields)
+        out: dict[str, Any] = {}
+        state = self.state
+        for name, conv, optional in fields:
+            if name in args:
+                out[name] = conv(args[name], state)
+            elif optional:
+                out[name] = None
+            else:
+                raise Rejected("missing_argument", f"{ch.name}: missing argument {name!r}")
+        return out
 
-    def _convert_args(self, ch: Any, args: dict[str, Any], stateless: bool = False) -> dict[str, Any]:
+    @staticmethod
+    def _unknown_args(ch: Any, args: dict, names: Any, fields: list) -> None:
+        unknown = sorted(preview(k) for k in args if k not in names)
+        raise Rejected(
+            "unknown_argument",
+            f"{ch.name}: unknown argument(s) {', '.join(unknown)}"
+            f" (expected: {', '.join(f[0] for f in fields) or 'none'})",
+        )
+
+    def _stateless_args(self, ch: Any, args: dict[str, Any]) -> dict[str, Any]:
+        """The arguments converted without the state (to compare a resubmitted event)."""
         names, fields = self._arg_spec(ch)
         if len(args) > len(fields) or not names.issuperset(args):
             unknown = sorted(preview(k) for k in args if k not in names)
@@ -370,17 +392,11 @@ class Runtime:
                 f" (expected: {', '.join(f[0] for f in fields) or 'none'})",
             )
         out: dict[str, Any] = {}
-        state = None if stateless else self.state
+        types = {f.name: f.type for f in ch.params}
         for name, conv, optional in fields:
             if name in args:
-                out[name] = (
-                    conv(args[name], state)
-                    if state is not None
-                    else self.converter.convert(
-                        next(f.type for f in ch.params if f.name == name),
-                        args[name],
-                        f"{ch.name}: argument {name!r}",
-                    )
+                out[name] = self.converter.convert(
+                    types[name], args[name], f"{ch.name}: argument {name!r}"
                 )
             elif optional:
                 out[name] = None
@@ -615,7 +631,8 @@ def _suggest(name: str, handlers: dict[str, Any]) -> str:
     import difflib
 
     events = [n for n, h in handlers.items() if h.kind == "event"]
-    close = difflib.get_close_matches(name, events, n=1)
+    # a long name is no typo (and difflib's cost grows with it: a 1 MB type took 0.4 s)
+    close = difflib.get_close_matches(name, events, n=1) if len(name) <= 64 else []
     if close:
         return f"; did you mean {close[0]!r}?"
     return f" (events: {', '.join(sorted(events))})" if events else ""
