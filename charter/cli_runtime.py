@@ -79,11 +79,10 @@ def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
 
 
 def _fmt_amount(v: int, decimals: int) -> str:
-    if decimals == 0:
-        return str(v)
-    sign = "-" if v < 0 else ""
-    q, r = divmod(abs(v), 10**decimals)
-    return f"{sign}{q}.{str(r).rjust(decimals, '0')}"
+    # every ledger command prints amounts in asset units (`500.00`); --json keeps minor units
+    from charter.compiler.display import amount_number
+
+    return amount_number(v, decimals)
 
 
 def _balance_rows(rt: Any, include_supply: bool = True) -> list[tuple[str, str, int, str]]:
@@ -240,6 +239,13 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         is_flag=True,
         help="Exit 1 if any event is rejected (re-sent duplicates are not rejections).",
     )
+    @click.option(
+        "--check",
+        "check_props",
+        is_flag=True,
+        help="After every applied event, check the policy's declared invariants; report the "
+        "first event after which each is false (exit 1 if any is).",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     def run(
@@ -254,6 +260,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         max_skew: int,
         step_budget: Optional[int],
         strict: bool,
+        check_props: bool,
         as_json: bool,
         quiet: bool,
     ) -> None:
@@ -298,6 +305,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         applied = skipped = ticks = duplicates = 0
         resume_at = _resume_line(events, rt.applied_ids) if rt.seq else 0
         reasons: Counter[tuple[str, str]] = Counter()
+        broken: dict[tuple, dict] = {}  # (property, record) -> where it first failed
+        if check_props:
+            from charter.runtime.monitor import violations
         rej_file = open(rej_path, "w", encoding="utf-8") if rej_path else None
         started = time.perf_counter()
         show = not quiet and not as_json and total >= 1000
@@ -325,6 +335,15 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                             else:
                                 applied += 1
                                 ticks += bool(out.timers)
+                                if check_props:
+                                    for v in violations(rt):
+                                        key = (v["property"], v["record"])
+                                        if key not in broken:
+                                            broken[key] = {
+                                                **v,
+                                                "line": n,
+                                                "event_id": ev.get("id"),
+                                            }
                             bar.update(1)
                             continue
                         rec = {"line": n, **out.to_dict()}
@@ -363,6 +382,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                         ],
                         "balances": {acc: bal for acc, bal in rt.balances().items()},
                         "journal_hash": rt.head,
+                        "violations": list(broken.values()) if check_props else None,
                         "ledger": None if memory else db,
                         "rejections": rej_path,
                     },
@@ -398,7 +418,16 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             if rows:
                 _print_table([(a, s, f) for a, s, _, f in rows], ("account", "asset", "balance"))
             click.echo(f"\njournal head {rt.head}")
-        sys.exit(1 if strict and rejected else 0)
+            if check_props:
+                if not broken:
+                    click.echo("declared invariants: all hold after every applied event")
+                for v in broken.values():
+                    rec = f" for {v['record']}" if v["record"] else ""
+                    click.echo(
+                        f"VIOLATED property {v['property']}{rec}: false after event "
+                        f"{v['event_id']} (line {v['line']})"
+                    )
+        sys.exit(1 if (strict and rejected) or broken else 0)
 
     @cli.group()
     def ledger() -> None:
@@ -434,9 +463,14 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if as_json:
             click.echo(json.dumps(accs, indent=2))
             return
+        dec = {a.name: a.decimals for a in rt.policy.assets}
         _print_table(
-            [(x["account"], x["kind"], x["asset"], str(x["balance"])) for x in accs],
-            ("account", "kind", "asset", "balance (minor units)"),
+            [
+                (x["account"], x["kind"], x["asset"],
+                 _fmt_amount(x["balance"], dec.get(x["asset"], 0)))
+                for x in accs
+            ],
+            ("account", "kind", "asset", "balance"),
         )
 
     @ledger.command("history")
@@ -456,6 +490,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if as_json:
             click.echo(json.dumps(hist, indent=2))
             return
+        dec = {a.name: a.decimals for a in rt.policy.assets}
         for h in hist:
             ev = h["event"]
             click.echo(
@@ -470,7 +505,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                 )
             for p in h["postings"]:
                 click.echo(
-                    f"    {p['kind']:>9} {p['amount']:>12} {p['asset']:<10} "
+                    f"    {p['kind']:>9} {_fmt_amount(p['amount'], dec.get(p['asset'], 0)):>12} "
+                    f"{p['asset']:<10} "
                     f"{p['from']} -> {p['to']}"
                 )
 

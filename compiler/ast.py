@@ -399,6 +399,15 @@ class ByExpr:
 
 
 @attrs.frozen(kw_only=True)
+class Ensures:
+    """``ensures cond [else "message"]``: a postcondition of a handler (``old(e)`` inside)."""
+
+    cond: Expr
+    message: Optional[str]
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
 class Handler:
     name: str
     params: tuple[FieldDecl, ...]
@@ -406,6 +415,7 @@ class Handler:
     body: tuple[Stmt, ...]
     span: Span
     end_span: Optional[Span] = None
+    ensures: tuple["Ensures", ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -415,6 +425,7 @@ class EveryHandler:
     body: tuple[Stmt, ...]
     span: Span
     end_span: Optional[Span] = None
+    ensures: tuple["Ensures", ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -425,15 +436,17 @@ class DeadlineHandler:
     body: tuple[Stmt, ...]
     span: Span
     end_span: Optional[Span] = None
+    ensures: tuple["Ensures", ...] = ()
 
 
 @attrs.frozen(kw_only=True)
 class PropertyDecl:
-    """kind: split | split_floor | split_cap | budget | invariant | record_invariant."""
+    """kind: split | split_floor | split_cap | budget | invariant | record_invariant | anyone
+    (``anyone may call h``: a declared permissionless handler)."""
 
     name: str
     kind: str
-    handler: Optional[str] = None  # split*, budget
+    handler: Optional[str] = None  # split*, budget, anyone
     what: Optional[str] = None  # split: proportional|monotone|symmetric; budget: pool
     bound: Optional[Expr] = None
     var: Optional[str] = None  # record_invariant
@@ -483,3 +496,19 @@ class Module:
     comments: tuple[Comment, ...]
     span: Span
     file: str
+
+    def doc(self, decl: Decl) -> str:
+        """A declaration's doc comment: the own-line comments directly above it
+        (no blank line between), joined into one paragraph; "" when it has none.
+
+        ``param fee: percent = 2%`` with ``# Take rate on every payout.`` on the
+        line above documents ``fee``; the stdlib pages' "meaning" column and the
+        language server's hover read it from here.
+        """
+        by_line = {c.line: c for c in self.comments if c.own_line}
+        got: list[str] = []
+        line = decl.span.line - 1
+        while line in by_line:
+            got.append(by_line[line].text.lstrip("#").strip())
+            line -= 1
+        return " ".join(t for t in reversed(got) if t)

@@ -65,6 +65,8 @@ CODES: dict[str, str] = {
     "E0501": "handler has no `by` clause",
     "E0502": "duplicate handler",
     "E0503": "invalid period",
+    "E0504": "old() outside an ensures clause",
+    "E0505": "old() inside old()",
     # E06xx: properties and tests
     "E0601": "property names an unknown handler",
     "E0602": "property names a handler without a split",
@@ -143,6 +145,28 @@ class Diagnostics:
         return out
 
 
+def closest(name: str, options: Iterable[str], cutoff: float = 0.7) -> Optional[str]:
+    """The option a misspelt ``name`` most likely meant (case-insensitive), or None."""
+    import difflib
+
+    by_lower: dict[str, str] = {}
+    for o in options:
+        if o and o != name:
+            by_lower.setdefault(o.lower(), o)
+    if len(name) > 200:  # a generated or pasted blob is no typo
+        return None
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=cutoff)
+    return by_lower[close[0]] if close else None
+
+
+def did_you_mean(name: str, options: Iterable[str], cutoff: float = 0.7) -> Optional[str]:
+    """The hint ``did you mean `x`?`` for a misspelt name, or None when nothing is close."""
+    best = closest(name, options, cutoff)
+    return f"did you mean `{best}`?" if best else None
+
+
 def source_lines(text: str) -> list[str]:
     """Lines as the lexer counts them: only '\\n' ends a line (not '\\f', '\\v', U+2028...)."""
     lines = text.split("\n")
@@ -151,20 +175,26 @@ def source_lines(text: str) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
-def _source_line(sources: dict[str, str], span: Span) -> Optional[str]:
+def _source_line(sources: dict[str, str], span: Span,
+                 cache: Optional[dict[str, list[str]]] = None) -> Optional[str]:
     text = sources.get(span.file)
     if text is None or span.line < 1:
         return None
-    lines = source_lines(text)
+    if cache is None:
+        cache = {}
+    lines = cache.get(span.file)
+    if lines is None:  # split each file once per rendering, not once per diagnostic
+        lines = cache[span.file] = source_lines(text)
     if span.line > len(lines):
         return None
     return lines[span.line - 1]
 
 
-def render_one(d: Diagnostic, sources: dict[str, str]) -> str:
+def render_one(d: Diagnostic, sources: dict[str, str],
+               _lines: Optional[dict[str, list[str]]] = None) -> str:
     head = f"{d.span.file}:{d.span.line}:{d.span.col}: {d.severity}[{d.code}]: {d.message}"
     out = [head]
-    line = _source_line(sources, d.span)
+    line = _source_line(sources, d.span, _lines)
     if line is not None:
         gutter = str(d.span.line)
         pad = " " * len(gutter)
@@ -191,7 +221,8 @@ def render_one(d: Diagnostic, sources: dict[str, str]) -> str:
 
 def render_text(diags: Iterable[Diagnostic], sources: dict[str, str]) -> str:
     diags = list(diags)
-    parts = [render_one(d, sources) for d in diags]
+    lines: dict[str, list[str]] = {}
+    parts = [render_one(d, sources, lines) for d in diags]
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
     if diags:

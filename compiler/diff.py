@@ -27,8 +27,12 @@ import attrs
 import z3
 
 from . import ir
-from .smt import Codes, Encoder, HandlerModel, Unsupported, fresh_context
-from .verify import Namer, _describe, _eval, _show, collect_ints, counterexample, solve
+from .verify.counterexample import counterexample
+from .verify.encode import Encoder
+from .verify.model import HandlerModel
+from .verify.naming import Namer, _describe, _show, collect_ints
+from .verify.solver import _eval, fresh_context, solve
+from .verify.terms import Codes, Unsupported
 
 
 @attrs.define

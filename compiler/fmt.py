@@ -241,15 +241,25 @@ class _Printer:
             self.emit(indent + 1, t + ",", self.start(item), self.end(item))
         self.emit(indent, "}", close, close + 1, closing=True)
 
-    def block(self, indent: int, head: str, node, body: Sequence, step, *, blank: str) -> None:
-        """``head {`` body ``}``; ``{}`` when empty and comment-free."""
+    def block(self, indent: int, head: str, node, body: Sequence, step, *, blank: str,
+              ensures: Sequence = ()) -> None:
+        """``head {`` body ``}``; ``{}`` when empty and comment-free.
+
+        A handler's ``ensures`` clauses go one per line between the head and the brace,
+        indented one level, the brace ending the last of them."""
         start = self.start(node)
-        open_ = _find(self.text, start, "{")
+        open_ = _find(self.text, self.end(ensures[-1]) if ensures else start, "{")
         close = _find(self.text, self.end(body[-1]) if body else open_ + 1, "}")
+        lines = [(indent, head, start)] + [(indent + 1, _ensures(e), self.start(e))
+                                           for e in ensures]
+        for (ind, text, lo), nxt in zip(lines, lines[1:]):
+            self.emit(ind, text, lo, nxt[2], blank=blank if lo == start else "never")
+        last_indent, last, last_start = lines[-1]
+        blank_last = blank if last_start == start else "never"
         if not body and not self.has_comment(open_, close):
-            self.emit(indent, head + " {}", start, close + 1, blank=blank)
+            self.emit(last_indent, last + " {}", last_start, close + 1, blank=blank_last)
             return
-        self.emit(indent, head + " {", start, open_ + 1, blank=blank)
+        self.emit(last_indent, last + " {", last_start, open_ + 1, blank=blank_last)
         for i, s in enumerate(body):
             step(indent + 1, s, "never" if i == 0 else "preserve")
         self.emit(indent, "}", close, close + 1, closing=True)
@@ -318,13 +328,14 @@ class _Printer:
                 by = f" by {d.by.binder}: {type_ref(d.by.type)}"
             elif isinstance(d.by, ast.ByExpr):
                 by = f" by {expr(d.by.expr)}"
-            self.block(0, f"on {d.name}({params}){by}", d, d.body, self.stmt, blank=blank)
+            self.block(0, f"on {d.name}({params}){by}", d, d.body, self.stmt, blank=blank,
+                       ensures=d.ensures)
         elif isinstance(d, ast.EveryHandler):
             self.block(0, f"every {expr(d.period)} as {d.name}", d, d.body, self.stmt,
-                       blank=blank)
+                       blank=blank, ensures=d.ensures)
         elif isinstance(d, ast.DeadlineHandler):
             self.block(0, f"when {d.record}.{d.field} passes as {d.binder}", d, d.body,
-                       self.stmt, blank=blank)
+                       self.stmt, blank=blank, ensures=d.ensures)
         elif isinstance(d, ast.TestDecl):
             self.block(0, f"test {quote(d.name)}", d, d.steps, self.test_step, blank=blank)
         else:
@@ -469,6 +480,11 @@ def simple_stmt(s: ast.Stmt) -> str:
     raise TypeError(f"not a one-line statement: {type(s).__name__}")
 
 
+def _ensures(e: ast.Ensures) -> str:
+    msg = f" else {quote(e.message)}" if e.message is not None else ""
+    return f"ensures {expr(e.cond)}{msg}"
+
+
 def simple_decl(d: ast.Decl) -> str:
     if isinstance(d, ast.AssetDecl):
         opts = "".join(f", {o.name}" + (f" {expr(o.value)}" if o.value is not None else "")
@@ -495,6 +511,8 @@ def simple_decl(d: ast.Decl) -> str:
             return f"{head}always {bound}"
         if d.kind == "record_invariant":
             return f"{head}for each {d.var} in {d.record} always {bound}"
+        if d.kind == "anyone":
+            return f"{head}anyone may call {d.handler}"
         raise TypeError(f"unknown property kind {d.kind!r}")
     raise TypeError(f"not a one-line declaration: {type(d).__name__}")
 

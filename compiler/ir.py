@@ -326,9 +326,19 @@ class ListLit:
     type: Type
 
 
+@attrs.frozen(kw_only=True)
+class Old:
+    """``old(expr)`` in an ``ensures`` clause: ``expr`` evaluated in the state before the
+    handler ran (its arguments and submitter bound).  Appears only in :class:`Ensures`;
+    the runtime never evaluates it (postconditions are proved, not checked per event)."""
+
+    expr: "Expr"
+    type: Type
+
+
 Expr = Union[
     Const, Local, ParamRef, Now, RecordRef, RecordField, RoleAttr, Exists, Unary,
-    Binary, Cond, Builtin, Aggregate, AccBalance, ListLit,
+    Binary, Cond, Builtin, Aggregate, AccBalance, ListLit, Old,
 ]
 
 # --------------------------------------------------------------------------
@@ -602,6 +612,20 @@ Auth = Union[AuthClock, AuthRole, AuthParty]
 
 
 @attrs.frozen(kw_only=True)
+class Ensures:
+    """A postcondition: ``cond`` holds after every applied event of the handler.
+
+    ``cond`` reads the post-state; :class:`Old` sub-expressions read the pre-state.  Names
+    bound: the handler's arguments, its submitter binder and a deadline handler's record.
+    ``text`` is the condition as written, for reports."""
+
+    cond: Expr
+    message: Optional[str] = None
+    text: str = ""
+    span: Span = NOSPAN
+
+
+@attrs.frozen(kw_only=True)
 class Handler:
     """An event handler.
 
@@ -623,6 +647,7 @@ class Handler:
     field: Optional[str] = None
     binder: Optional[str] = None
     span: Span = NOSPAN
+    ensures: tuple[Ensures, ...] = ()
 
 
 # --------------------------------------------------------------------------
@@ -670,7 +695,24 @@ class InvariantProperty:
     span: Span = NOSPAN
 
 
-Property = Union[SplitProperty, BudgetProperty, InvariantProperty]
+@attrs.frozen(kw_only=True)
+class AnyoneProperty:
+    """``anyone may call handler``: the author declares that any party may submit
+    ``handler`` even though it moves value out of accounts that are not the submitter's
+    (a permissionless crank: finalize a round, report downtime).  The authorisation check
+    then lists it as declared instead of reporting it."""
+
+    name: str
+    handler: str
+    span: Span = NOSPAN
+
+
+Property = Union[SplitProperty, BudgetProperty, InvariantProperty, AnyoneProperty]
+
+
+def _step_span() -> Any:
+    """A test step's span: where it is written, not part of the step's value."""
+    return attrs.field(default=NOSPAN, eq=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -678,18 +720,24 @@ class GivenRole:
     party: str
     role: str
     attrs: tuple[tuple[str, Expr], ...] = ()
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class GivenFunds:
     amount: int
     account: Account
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class GivenParam:
     name: str
     value: Any
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
@@ -698,22 +746,28 @@ class WhenEvent:
     args: tuple[tuple[str, Any], ...]  # constant values, as in an event payload
     submitter: str
     time: Optional[int] = None
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class ExpectOk:
-    pass
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class ExpectRejected:
     contains: Optional[str] = None
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 @attrs.frozen(kw_only=True)
 class ExpectTrue:
     cond: Expr
     text: str = ""
+    # where the step is written (failures point at it); not part of the step's value
+    span: Span = _step_span()
 
 
 TestStep = Union[GivenRole, GivenFunds, GivenParam, WhenEvent, ExpectOk, ExpectRejected, ExpectTrue]

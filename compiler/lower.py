@@ -9,10 +9,10 @@ declarations arrive already namespaced (``alias.name``) by ``resolve``.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from . import ast, ir
-from .diagnostics import Diagnostics
+from . import ast, display, ir
+from .diagnostics import Diagnostics, closest, did_you_mean
 from .ir import Span
 from .resolve import ModuleScope, Symbols
 from .typecheck import (
@@ -23,9 +23,9 @@ ASSET_KINDS = ("token", "score", "right")
 ASSET_OPTIONS = ("decimals", "mintable", "burnable", "fixed", "cap", "decays")
 
 
-def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]] = None) -> \
-        ir.Policy:
-    chk = Checker(syms, diags)
+def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]] = None,
+          on_expr: Optional[Callable[[ast.Expr, Any], None]] = None) -> ir.Policy:
+    chk = Checker(syms, diags, on_expr)
     root = syms.root
     assert root is not None
     assets = tuple(_asset(chk, a) for a in syms.assets.values())
@@ -37,13 +37,15 @@ def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]]
     for name in sorted(unknown):
         diags.error("E0205", f"the policy has no parameter `{name}`",
                     Span(file=root.module.file, line=1, col=1, end_line=1, end_col=1),
-                    hint="its parameters: " + ", ".join(sorted(syms.params)) if syms.params
-                    else "it declares no parameters")
+                    hint=did_you_mean(name, syms.params) or (
+                        "its parameters: " + ", ".join(sorted(syms.params)) if syms.params
+                        else "it declares no parameters"))
     pools = []
     for q, (decl, scope) in syms.pools.items():
         a = syms.assets.get(decl.asset)
         if a is None:
-            diags.error("E0201", f"unknown asset `{decl.asset}`", decl.span)
+            diags.error("E0201", f"unknown asset `{decl.asset}`", decl.span,
+                        hint=did_you_mean(decl.asset, syms.assets))
         elif a.kind == "right":
             diags.error("E0301", f"a {decl.kind} holds amounts; `{decl.asset}` is a right",
                         decl.span)
@@ -51,7 +53,8 @@ def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]]
     records = []
     for q, (decl, scope) in syms.records.items():
         if decl.holds is not None and decl.holds not in syms.assets:
-            diags.error("E0201", f"unknown asset `{decl.holds}`", decl.span)
+            diags.error("E0201", f"unknown asset `{decl.holds}`", decl.span,
+                        hint=did_you_mean(decl.holds, syms.assets))
         elif decl.holds is not None and syms.assets[decl.holds].kind != "token":
             diags.error("E0401", f"a record can only hold a transferable token, and "
                                  f"`{decl.holds}` is a {syms.assets[decl.holds].kind}", decl.span)
@@ -80,15 +83,16 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
     d = chk.d
     if a.kind not in ASSET_KINDS:
         d.error("E0211", f"unknown asset kind `{a.kind}`", a.span,
-                hint="token (transferable), score (earned, never transferred) or right "
-                     "(granted and revoked)")
+                hint=did_you_mean(a.kind, ASSET_KINDS) or "token (transferable), score (earned, "
+                "never transferred) or right (granted and revoked)")
     decimals, mintable, burnable, cap, decay = 0, False, False, None, None
     cap_scale: list[tuple[Any, Any, Span]] = []
     env = Env(scope=chk.syms.root, in_handler=False)
     for o in a.options:
         if o.name not in ASSET_OPTIONS:
             d.error("E0211", f"unknown asset option `{o.name}`", o.span,
-                    hint="options: " + ", ".join(ASSET_OPTIONS))
+                    hint=did_you_mean(o.name, ASSET_OPTIONS) or "options: "
+                    + ", ".join(ASSET_OPTIONS))
             continue
         takes_value = o.name in ("decimals", "cap", "decays")
         if takes_value != (o.value is not None):
@@ -221,24 +225,11 @@ def _in_range(chk: Checker, v: Any, lo: Any, hi: Any, span: Span, name: str,
 
 
 def _fmt(v: Any, t: Any = None, decimals: int = 0) -> str:
-    """A constant as the author would write it: 20%, 1.50 Credit, 3."""
+    """A constant as the author would write it: 20%, 1.50 Credit, 30 days."""
     if v is None:
         return "…"
-    if isinstance(t, ir.TRatio) and isinstance(v, (int, Fraction)):
-        hundredths = Fraction(v) * 10_000  # percent with two exact decimals
-        if hundredths.denominator == 1:
-            n = int(hundredths)
-            whole, frac = divmod(abs(n), 100)
-            text = f"{whole}.{frac:02d}".rstrip("0").rstrip(".")
-            return f"{'-' if n < 0 else ''}{text}%"
-    if isinstance(t, ir.TAmount) and isinstance(v, int):
-        sign, mag = ("-" if v < 0 else ""), abs(v)
-        whole, frac = divmod(mag, 10 ** decimals)
-        text = f"{whole}.{frac:0{decimals}d}" if decimals else str(whole)
-        return f"{sign}{text} {t.asset}"
-    if isinstance(v, Fraction):
-        return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"
-    return str(v)
+    asset = t.asset if isinstance(t, ir.TAmount) else None
+    return display.value(v, t, {asset: decimals} if asset else None)
 
 
 def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir.Handler]:
@@ -272,6 +263,7 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
             else:
                 x = chk.party(e, env)
                 auth = ir.AuthParty(party=x)
+        ens = _ensures(chk, decl, env)
         body = chk.block(decl.body, env)
         _unused(chk, env)
         if not d.has_errors and not _has_effect(body):
@@ -279,7 +271,7 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
                       decl.span, hint="an event that only checks conditions is recorded but "
                                       "does nothing; was a statement forgotten?")
         return ir.Handler(name=q, kind="event", params=tuple(params), auth=auth, body=body,
-                          span=decl.span)
+                          span=decl.span, ensures=ens)
     if isinstance(decl, ast.EveryHandler):
         period_x = chk.expr(decl.period, env)
         period = None
@@ -292,18 +284,21 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
             d.error("E0503", "`every` needs a constant positive duration, like `every 7 days`",
                     decl.period.span)
             period = None
+        ens = _ensures(chk, decl, env)
         body = chk.block(decl.body, env)
         return ir.Handler(name=q, kind="every", params=(), auth=ir.AuthClock(), body=body,
-                          period=period, span=decl.span)
+                          period=period, span=decl.span, ensures=ens)
     # deadline handler
     rq = scope.q(decl.record)
     if rq not in chk.syms.records:
-        d.error("E0201", f"unknown record `{decl.record}`", decl.span)
+        d.error("E0201", f"unknown record `{decl.record}`", decl.span,
+                hint=did_you_mean(decl.record, chk.names(chk.syms.records)))
         return None
     rdecl = chk.syms.records[rq][0]
     f = next((f for f in rdecl.fields if f.name == decl.field), None)
     if f is None:
-        d.error("E0207", f"record `{decl.record}` has no field `{decl.field}`", decl.span)
+        d.error("E0207", f"record `{decl.record}` has no field `{decl.field}`", decl.span,
+                hint=did_you_mean(decl.field, [f.name for f in rdecl.fields]))
         return None
     ft, _, _ = chk.type_of(f.type, env)
     inner = ft.inner if isinstance(ft, ir.TOptional) else ft
@@ -311,9 +306,26 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
         d.error("E0301", f"`when {decl.record}.{decl.field} passes` needs a time field, and "
                          f"`{decl.field}` is {show(ft)}", decl.span)
     env.locals[decl.binder] = ir.TRecord(record=rq)
+    ens = _ensures(chk, decl, env)
     body = chk.block(decl.body, env)
     return ir.Handler(name=q, kind="deadline", params=(), auth=ir.AuthClock(), body=body,
-                      record=rq, field=decl.field, binder=decl.binder, span=decl.span)
+                      record=rq, field=decl.field, binder=decl.binder, span=decl.span,
+                      ensures=ens)
+
+
+def _ensures(chk: Checker, decl: Any, env: Env) -> tuple[ir.Ensures, ...]:
+    """A handler's postconditions, checked with only its arguments and submitter in scope
+    (checked before the body, so its `let`s are not visible)."""
+    from .fmt import expr as show_expr  # the condition as the author wrote it, for reports
+
+    out = []
+    for e in decl.ensures:
+        eenv = env.child()
+        eenv.spec = "ensures"
+        cond = chk.cond(e.cond, eenv)
+        out.append(ir.Ensures(cond=cond, message=e.message, text=show_expr(e.cond),
+                              span=e.span))
+    return tuple(out)
 
 
 def _unused(chk: Checker, env: Env) -> None:
@@ -363,7 +375,8 @@ def _property(chk: Checker, q: str, decl: ast.PropertyDecl, scope: ModuleScope,
         if decl.kind == "budget":
             pq = scope.q(decl.what)
             if pq not in chk.syms.pools:
-                d.error("E0201", f"unknown pool `{decl.what}`", decl.span)
+                d.error("E0201", f"unknown pool `{decl.what}`", decl.span,
+                        hint=did_you_mean(decl.what, chk.names(chk.syms.pools)))
                 return None
             limit, _ = chk.amount(decl.bound, env)
             return ir.BudgetProperty(name=q, handler=hq, pool=pq, limit=limit, span=decl.span)
@@ -382,10 +395,18 @@ def _property(chk: Checker, q: str, decl: ast.PropertyDecl, scope: ModuleScope,
         return ir.SplitProperty(name=q, handler=hq,
                                 kind="floor" if decl.kind == "split_floor" else "cap",
                                 bound=bound, span=decl.span)
+    if decl.kind == "anyone":
+        hq = scope.q(decl.handler)
+        if hq not in handlers:
+            d.error("E0601", f"property `{decl.name}` names no handler `{decl.handler}`",
+                    decl.span, hint=chk._suggest(decl.handler, list(handlers)) or None)
+            return None
+        return ir.AnyoneProperty(name=q, handler=hq, span=decl.span)
     if decl.kind == "record_invariant":
         rq = scope.q(decl.record)
         if rq not in chk.syms.records:
-            d.error("E0201", f"unknown record `{decl.record}`", decl.span)
+            d.error("E0201", f"unknown record `{decl.record}`", decl.span,
+                    hint=did_you_mean(decl.record, chk.names(chk.syms.records)))
             return None
         env.locals[decl.var] = ir.TRecord(record=rq)
         cond = chk.cond(decl.bound, env)
@@ -422,60 +443,80 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
             party = chk.party(s.expr, env)
             role = chk.syms.roles.get(s.name)
             if role is None:
-                d.error("E0201", f"unknown role `{s.name}`", s.span)
+                d.error("E0201", f"unknown role `{s.name}`", s.span,
+                        hint=did_you_mean(s.name, chk.syms.roles))
                 continue
             attrs_out = chk.role_attrs(role, s.assigns, env, s.span)
             pv = _payload(chk, party, s.expr.span)
-            steps.append(ir.GivenRole(party=pv, role=s.name, attrs=attrs_out))
+            steps.append(ir.GivenRole(party=pv, role=s.name, attrs=attrs_out, span=s.span))
         elif s.kind == "given_funds":
             amount, asset = chk.amount(s.expr, env)
             acc = chk.account(s.target, env, asset)
             value = _payload(chk, amount, s.expr.span)
             if acc is not None and isinstance(value, int):
-                steps.append(ir.GivenFunds(amount=value, account=acc))
+                steps.append(ir.GivenFunds(amount=value, account=acc, span=s.span))
         elif s.kind == "given_param":
             pq = scope.q(s.name)
             if pq not in chk.syms.params:
-                d.error("E0201", f"unknown parameter `{s.name}`", s.span)
+                d.error("E0201", f"unknown parameter `{s.name}`", s.span,
+                        hint=did_you_mean(s.name, chk.names(chk.syms.params)))
                 continue
             x = chk.expr(s.expr, env)
             try:
-                steps.append(ir.GivenParam(name=pq, value=const_value(x)))
+                steps.append(ir.GivenParam(name=pq, value=const_value(x), span=s.span))
             except NotConstant:
                 d.error("E0604", "test values must be constants", s.expr.span)
         elif s.kind == "when":
             hq = chk.qualify(s.name, env, s.span)
             h = handlers.get(hq)
-            if h is None and s.name == "tick" and not s.assigns:
-                # `when tick() by @clock at T`: time passes (the runtime's @tick event); a
-                # rejected event moves no time, so tests of timers need a way to say it
+            if h is not None and h.kind != "event":
+                # a timed handler is not submitted: `when epoch() by clock at 30 days` advances
+                # the clock to that time, and the timed handlers due by then fire
+                if s.assigns:
+                    d.error("E0207", f"`{s.name}` is a timed handler: it takes no arguments",
+                            s.assigns[0].span)
                 sub = _payload(chk, chk.party(s.expr, env), s.expr.span)
-                time = None
-                if s.target is not None:
-                    time = _payload(chk, chk.expr(s.target, env), s.target.span)
-                    if not isinstance(time, int):
-                        d.error("E0604", "`at` takes a whole number of seconds", s.target.span)
-                        time = None
-                steps.append(ir.WhenEvent(event="@tick", args=(), submitter=str(sub), time=time))
+                if sub != "clock":
+                    d.error("E0209", f"`{s.name}` is a timed handler: only the clock fires it "
+                                     "(`by clock at <time>`)", s.expr.span)
+                if s.target is None:
+                    d.error("E0209", f"`{s.name}` is a timed handler: say when it fires "
+                                     "(`at <time>`)", s.span)
+                    continue
+                tx = chk.expr(s.target, env)
+                time = _payload(chk, tx, s.target.span)
+                if not isinstance(time, int):
+                    d.error("E0604", "`at` takes a whole number of seconds", s.target.span)
+                    continue
+                steps.append(ir.WhenEvent(event=hq, args=(), submitter="clock", time=time,
+                                          span=s.span))
                 continue
-            if h is None or h.kind != "event":
+            if h is None:
                 d.error("E0209", f"no event `{s.name}` to submit", s.span,
                         hint=chk._suggest(s.name, [n for n, hh in handlers.items()
                                                    if hh.kind == "event"]) or None)
                 continue
             params = {p.name: p for p in h.params}
+            given = {a.name for a in s.assigns}
+            missing = [p for p in params if p not in given]
             args = []
             for a in s.assigns:
                 p = params.get(a.name)
                 if p is None:
-                    d.error("E0207", f"event `{s.name}` has no argument `{a.name}`", a.span)
+                    # a misspelt argument is one error (with the fix), not also a missing one
+                    meant = closest(a.name, missing)
+                    if meant is not None:
+                        missing.remove(meant)
+                    d.error("E0207", f"event `{s.name}` has no argument `{a.name}`", a.span,
+                            hint=f"did you mean `{meant}`?" if meant else (
+                                "its arguments: " + ", ".join(params) if params else
+                                "it takes no arguments"))
                     continue
                 x = chk.expr(a.value, env)
                 if not compatible(p.type, x.type):
                     d.error("E0301", f"argument `{a.name}` is {show(p.type)}, not {show(x.type)}",
                             a.value.span)
                 args.append((a.name, _payload(chk, x, a.value.span)))
-            missing = [p for p in params if p not in {a.name for a in s.assigns}]
             if missing:
                 d.error("E0208", f"event `{s.name}` needs argument{'s' if len(missing) > 1 else ''}"
                                  f" {', '.join(missing)}", s.span)
@@ -487,14 +528,15 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
                 if not isinstance(time, int):
                     d.error("E0604", "`at` takes a whole number of seconds", s.target.span)
                     time = None
-            steps.append(ir.WhenEvent(event=hq, args=tuple(args), submitter=str(sub), time=time))
+            steps.append(ir.WhenEvent(event=hq, args=tuple(args), submitter=str(sub), time=time,
+                                       span=s.span))
         elif s.kind == "expect_ok":
-            steps.append(ir.ExpectOk())
+            steps.append(ir.ExpectOk(span=s.span))
         elif s.kind == "expect_rejected":
-            steps.append(ir.ExpectRejected(contains=s.text))
+            steps.append(ir.ExpectRejected(contains=s.text, span=s.span))
         elif s.kind == "expect_true":
             c = chk.cond(s.expr, env)
-            steps.append(ir.ExpectTrue(cond=c, text=chk.text(s.expr)))
+            steps.append(ir.ExpectTrue(cond=c, text=chk.text(s.expr), span=s.span))
     return ir.Test(name=decl.name, steps=tuple(steps), span=decl.span)
 
 

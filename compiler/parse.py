@@ -9,10 +9,11 @@ Comments are collected from the lexer for the formatter.
 """
 from __future__ import annotations
 
+import re
 import threading
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Optional
 
 from lark import Lark, Token, v_args
 from lark.visitors import Transformer_NonRecursive
@@ -25,10 +26,10 @@ from lark.exceptions import (
 )
 
 from . import ast
-from .diagnostics import Diagnostic, source_lines
+from .diagnostics import Diagnostic, closest, source_lines
 from .ir import Span
 
-MAX_DEPTH = 200
+MAX_DEPTH = 100  # deeper generated Python overwhelms CPython's own parser (MemoryError)
 
 _local = threading.local()
 
@@ -198,14 +199,18 @@ class _Build(Transformer_NonRecursive):
         return ast.TypeRef(name=str(ch[0]), lo=ch[1], hi=ch[2], span=self.sp(meta))
 
     def list_type(self, meta, ch):
-        return ast.TypeRef(name=None, item=ch[0], span=self.sp(meta))
+        return self._expr(ast.TypeRef(name=None, item=ch[0], span=self.sp(meta)), ch[0])
 
     # -- handlers --
     def handler(self, meta, ch):
-        name, params, by, block = ch
+        name, params, by, *ens, block = ch
         body, end = block
         return ast.Handler(name=str(name), params=tuple(params or ()), by=by, body=body,
-                           span=self.sp(meta), end_span=end)
+                           span=self.sp(meta), end_span=end, ensures=tuple(ens))
+
+    def ensures_clause(self, meta, ch):
+        return ast.Ensures(cond=ch[0], message=unescape(ch[1]) if ch[1] else None,
+                           span=self.sp(meta))
 
     def params(self, meta, ch):
         return tuple(ch)
@@ -220,14 +225,15 @@ class _Build(Transformer_NonRecursive):
         return ast.ByExpr(expr=ch[0], span=self.sp(meta))
 
     def every_handler(self, meta, ch):
-        period, name, (body, end) = ch
+        period, name, *ens, (body, end) = ch
         return ast.EveryHandler(period=period, name=str(name), body=body, span=self.sp(meta),
-                                end_span=end)
+                                end_span=end, ensures=tuple(ens))
 
     def deadline_handler(self, meta, ch):
-        record, field, binder, (body, end) = ch
+        record, field, binder, *ens, (body, end) = ch
         return ast.DeadlineHandler(record=str(record), field=str(field), binder=str(binder),
-                                   body=body, span=self.sp(meta), end_span=end)
+                                   body=body, span=self.sp(meta), end_span=end,
+                                   ensures=tuple(ens))
 
     def block(self, meta, ch):
         end = Span(file=self.file, line=meta.end_line, col=meta.end_column - 1,
@@ -253,6 +259,16 @@ class _Build(Transformer_NonRecursive):
                 self.sp(meta), hint="use `let` to bind a new name"))
         return ast.SetField(target=target, value=value, span=self.sp(meta))
 
+    def _nested(self, node: Any, *blocks: tuple) -> Any:
+        """Track statement nesting like expression nesting (an else-if chain nests too)."""
+        d = 1 + max((self.depth.get(id(s), 0) for b in blocks for s in b), default=0)
+        if d > MAX_DEPTH:
+            raise ParseFailure(Diagnostic(
+                "E0104", f"statements nested more than {MAX_DEPTH} levels deep", node.span,
+                hint="move the inner part into its own handler or flatten the conditions"))
+        self.depth[id(node)] = d
+        return node
+
     def if_stmt(self, meta, ch):
         cond, (then, end), orelse = ch
         if orelse is None:
@@ -261,11 +277,13 @@ class _Build(Transformer_NonRecursive):
             other = (orelse,)
         else:
             other, end = orelse
-        return ast.If(cond=cond, then=then, orelse=other, span=self.sp(meta), end_span=end)
+        return self._nested(ast.If(cond=cond, then=then, orelse=other, span=self.sp(meta),
+                                   end_span=end), then, other)
 
     def for_stmt(self, meta, ch):
         var, source, where, (body, _end) = ch
-        return ast.ForEach(var=str(var), source=source, where=where, body=body, span=self.sp(meta))
+        return self._nested(ast.ForEach(var=str(var), source=source, where=where, body=body,
+                                        span=self.sp(meta)), body)
 
     def _move(self, verb, meta, amount, src, dst):
         return ast.Move(verb=verb, amount=amount, src=src, dst=dst, span=self.sp(meta))
@@ -413,6 +431,9 @@ class _Build(Transformer_NonRecursive):
     def invariant_property(self, meta, ch):
         return dict(kind="invariant", bound=ch[0])
 
+    def anyone_property(self, meta, ch):
+        return dict(kind="anyone", handler=str(ch[0]))
+
     def record_invariant_property(self, meta, ch):
         return dict(kind="record_invariant", var=str(ch[0]), record=str(ch[1]), bound=ch[2])
 
@@ -541,6 +562,39 @@ class _Build(Transformer_NonRecursive):
         return ast.Name(id=str(ch[0]), span=self.sp(meta))
 
 
+_CLOSER = {"{": "}", "(": ")", "[": "]"}
+
+
+_BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[{}()\[\]]')
+
+
+def unclosed_opener(text: str) -> Optional[tuple[int, int, str]]:
+    """(line, col, char) of the innermost bracket still open at the end of ``text``.
+
+    Strings and comments are skipped as the lexer skips them; a closer that does
+    not match is ignored (the parser reports it where it is)."""
+    stack: list[int] = []
+    for m in _BRACKETS.finditer(text):
+        c = m.group()
+        if c in _CLOSER:
+            stack.append(m.start())
+        elif len(c) == 1 and c in ")]}" and stack and _CLOSER[text[stack[-1]]] == c:
+            stack.pop()
+    if not stack:
+        return None
+    pos = stack[-1]
+    line = text.count("\n", 0, pos) + 1
+    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1, text[pos]
+
+
+def _keyword_hint(word: str, expected: set[str]) -> Optional[str]:
+    """`did you mean `require`?` for a misspelt keyword where keywords are expected."""
+    keywords = [t.lower() for t in expected if t.isalpha() and t.isupper()
+                and t not in _TERMINAL_NAMES]
+    best = closest(word, keywords, cutoff=0.75)
+    return f"did you mean `{best}`?" if best else None
+
+
 def _syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic:
     line = getattr(err, "line", 0) or 0
     col = getattr(err, "column", 0) or 0
@@ -563,6 +617,14 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic
         lines = source_lines(text) or [""]
         last = len(lines)
         expected = getattr(err, "expected", None) or set()
+        opener = unclosed_opener(text)
+        if opener is not None:
+            o_line, o_col, o_char = opener
+            return Diagnostic(
+                "E0103", f"unexpected end of file: this `{o_char}` is never closed",
+                Span(file=file, line=o_line, col=o_col, end_line=o_line, end_col=o_col + 1),
+                notes=(f"the file ends at line {last}",),
+                hint=f"add the matching `{_CLOSER[o_char]}`")
         return Diagnostic("E0103", "unexpected end of file",
                           Span(file=file, line=last, col=len(lines[-1]) + 1, end_line=last,
                                end_col=len(lines[-1]) + 2),
@@ -590,6 +652,17 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic
     if tok.type == "NAME" and {"REQUIRE", "LET", "TRANSFER"} <= expected:
         hint = ("a statement starts with a keyword (require, let, set, if, for, transfer, "
                 "...); to change a field write `set x.f = v`")
+    if tok.type == "NAME":
+        hint = _keyword_hint(str(tok), expected) or hint
+    pos = getattr(tok, "start_pos", None)
+    opener = unclosed_opener(text[:pos]) if isinstance(pos, int) else None
+    closer_terms = {"}": "RBRACE", ")": "RPAR", "]": "RSQB"}
+    # `(` and `[` close on the same line or soon after; an open `{` is normal mid-block
+    if opener is not None and opener[2] in "([" and closer_terms[_CLOSER[opener[2]]] in expected \
+            and tok.type not in ("RBRACE", "RPAR", "RSQB"):
+        o_line, o_col, o_char = opener
+        notes += (f"the `{o_char}` at line {o_line}, column {o_col} is still open",)
+        hint = f"add the missing `{_CLOSER[o_char]}` before `{tok}`"
     if tok.type == "EQUAL" and ("COMPARE" in expected or "EQUAL" not in expected):
         hint = "use `==` to compare and `set x.f = v` / `let x = v` to assign"
     return Diagnostic("E0101", f"unexpected {what}", span, notes=notes, hint=hint)

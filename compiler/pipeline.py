@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import ast, ir
 from .diagnostics import CharterError, Diagnostic, Diagnostics
@@ -36,6 +36,9 @@ class Compilation:
         self.params = dict(params or {})
         self._diags = Diagnostics()
         self.read_error = read_error
+        # Set before the first stage runs to be told each expression's typed IR
+        # (``charter lsp`` hover); the checker calls it, nothing else changes.
+        self.on_expr: Optional[Callable[[ast.Expr, Any], None]] = None
         if read_error is not None:
             self._diags.items.append(read_error.diagnostic)
 
@@ -84,7 +87,7 @@ class Compilation:
         if self.symbols is None:
             return None
         try:
-            return lower(self.symbols, self._diags, self.params)
+            return lower(self.symbols, self._diags, self.params, self.on_expr)
         except RecursionError:
             self._diags.error("E0104", "the policy is nested too deeply to check",
                               self.module.span if self.module else ir.NOSPAN)

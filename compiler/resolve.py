@@ -11,7 +11,9 @@ local names to those qualified names, so its handlers still read naturally.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -19,11 +21,21 @@ from typing import Any, Optional, Union
 import attrs
 
 from . import ast
-from .diagnostics import Diagnostics
+from .diagnostics import Diagnostics, did_you_mean
 from .parse import ParseFailure, parse_source
 from .source import SourceError, read_source_file
 
 STDLIB_PACKAGE = "charter.stdlib_policies"
+# Longest import target accepted: far above any real path, far below what the OS refuses.
+MAX_IMPORT_CHARS = 1024
+_STDLIB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def stdlib_modules() -> list[str]:
+    """The names ``import "NAME"`` finds in the standard library."""
+    root = resources.files(STDLIB_PACKAGE)
+    return sorted(p.name.removesuffix(".charter") for p in root.iterdir()
+                  if p.name.endswith(".charter"))
 
 
 @attrs.define
@@ -75,22 +87,49 @@ def strip_spans(node: Any) -> Any:
     return node
 
 
+def is_path_import(target: str) -> bool:
+    return target.endswith(".charter") or target.startswith(".") or "/" in target
+
+
 def _find_import(target: str, importer_file: str) -> tuple[Optional[str], Optional[str]]:
     """(file name, text) of an import target, or (None, None)."""
-    if target.endswith(".charter") or target.startswith("."):
+    if is_path_import(target):
         base = Path(importer_file).parent if importer_file and not importer_file.startswith("<") \
             else Path.cwd()
-        path = (base / target)
-        if not path.suffix:
-            path = path.with_suffix(".charter")
-        if path.is_file():
-            return str(path), None
+        try:
+            path = (base / target)
+            if not path.suffix:
+                path = path.with_suffix(".charter")
+            if path.is_file():
+                return str(path), None
+        except (OSError, ValueError):  # a name the OS refuses (too long, NUL, loop)
+            pass
+        return None, None
+    if not _STDLIB_NAME.fullmatch(target):
         return None, None
     name = target.replace(".", "/")
-    res = resources.files(STDLIB_PACKAGE).joinpath(f"{name}.charter")
-    if res.is_file():
-        return f"<stdlib>/{name}.charter", res.read_text("utf-8")
+    try:
+        res = resources.files(STDLIB_PACKAGE).joinpath(f"{name}.charter")
+        if res.is_file():
+            return f"<stdlib>/{name}.charter", res.read_text("utf-8")
+    except (OSError, ValueError):
+        pass
     return None, None
+
+
+def _import_not_found(target: str) -> tuple[str, str]:
+    """The message and hint of an import that does not resolve."""
+    if is_path_import(target):
+        return (f"cannot find policy file `{target}` to import",
+                "a path is relative to the importing file; a bare name like "
+                "`\"gig_market\"` is looked up in the standard library")
+    close = difflib.get_close_matches(target, stdlib_modules(), n=1, cutoff=0.6)
+    if close:
+        return (f"the standard library has no policy `{target}`",
+                f"did you mean `{close[0]}`?")
+    return (f"the standard library has no policy `{target}`",
+            "a bare name is looked up in the standard library (" + ", ".join(stdlib_modules())
+            + "); a path starting with `./` is relative to this file")
 
 
 def resolve(root: ast.Module, root_text: str, diags: Diagnostics) -> Symbols:
@@ -114,11 +153,16 @@ def _load(scope: ModuleScope, syms: Symbols, diags: Diagnostics, stack: list[str
             diags.error("E0202", f"import alias `{alias}` is used twice", item.span,
                         hint="give one of the imports another name with `as`")
             continue
+        if len(item.target) > MAX_IMPORT_CHARS:
+            diags.error("E0203", f"an import name of {len(item.target):,} characters; import "
+                                 f"names are limited to {MAX_IMPORT_CHARS:,}", item.span,
+                        hint="import a standard-library policy by name or a file by a "
+                             "relative path")
+            continue
         file, text = _find_import(item.target, module.file)
         if file is None:
-            diags.error("E0203", f"cannot find policy `{item.target}` to import", item.span,
-                        hint="a bare name is looked up in the standard library; a path "
-                             "starting with `./` is relative to this file")
+            message, hint = _import_not_found(item.target)
+            diags.error("E0203", message, item.span, hint=hint)
             continue
         if file in stack:
             diags.error("E0204", f"import cycle: {' -> '.join(stack + [file])}", item.span)
@@ -145,8 +189,9 @@ def _load(scope: ModuleScope, syms: Symbols, diags: Diagnostics, stack: list[str
         for a in item.settings:
             if a.name not in declared:
                 diags.error("E0205", f"`{item.target}` has no parameter `{a.name}`", a.span,
-                            hint=("its parameters: " + ", ".join(sorted(declared)))
-                            if declared else "it declares no parameters")
+                            hint=did_you_mean(a.name, declared) or (
+                                ("its parameters: " + ", ".join(sorted(declared)))
+                                if declared else "it declares no parameters"))
     for item in module.items:
         if isinstance(item, ast.Import):
             continue

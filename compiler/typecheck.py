@@ -14,12 +14,12 @@ continue, so one run reports every independent error.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 
-from . import ast, ir
-from .diagnostics import Diagnostics, source_lines
+from . import ast, display, ir
+from .diagnostics import Diagnostics, did_you_mean, source_lines
 from .ir import Span
 from .resolve import ModuleScope, Symbols, strip_spans
 
@@ -47,6 +47,12 @@ DURATION_UNITS = {"second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour"
 RATIO_UNITS = {"bps": Fraction(1, 10_000), "ppm": Fraction(1, 1_000_000)}
 ROUNDING_METHODS = ("largest_remainder", "sequential_floor", "dhondt", "sainte_lague",
                     "floor_dust")
+# The longest numeric literal accepted (digits, not counting `_` and `.`).
+MAX_LITERAL_DIGITS = 60
+# The deepest statement nesting accepted (blocks inside blocks); expressions are
+# limited by the parser (parse.MAX_DEPTH).  Both together keep every recursive
+# later stage (code generation, the verifier's encoding) far from Python's stack limit.
+MAX_BLOCK_DEPTH = 64
 SPLIT_KINDS = ("proportional", "monotone", "symmetric")
 BASE_TYPES = {"int": INT, "bool": BOOL, "text": TEXT, "ratio": RATIO, "percent": RATIO,
               "time": TIME, "duration": DURATION, "party": PARTY}
@@ -111,6 +117,11 @@ def _join(a: Span, b: Span) -> Span:
     return Span(file=a.file, line=a.line, col=a.col, end_line=b.end_line, end_col=b.end_col)
 
 
+def _ordered(a: Any, b: Any) -> bool:
+    """Whether two constants can be compared (both numbers), so `a > b` cannot raise."""
+    return all(isinstance(x, (int, Fraction)) and not isinstance(x, bool) for x in (a, b))
+
+
 def key_of(e: Any) -> Any:
     return strip_spans(e)
 
@@ -159,16 +170,25 @@ class Env:
     used: set = attrs.field(factory=set)
     in_handler: bool = True
     let_spans: dict[str, Span] = attrs.field(factory=dict)
+    # "ensures" inside a handler's postcondition (where `old(...)` is allowed), "old" inside
+    # an `old(...)` (which must not nest)
+    spec: str = ""
 
     def child(self) -> "Env":
         return Env(scope=self.scope, locals=dict(self.locals), narrowed=set(self.narrowed),
-                   used=self.used, in_handler=self.in_handler, let_spans=self.let_spans)
+                   used=self.used, in_handler=self.in_handler, let_spans=self.let_spans,
+                   spec=self.spec)
 
 
 class Checker:
-    def __init__(self, syms: Symbols, diags: Diagnostics):
+    def __init__(self, syms: Symbols, diags: Diagnostics,
+                 on_expr: Optional[Callable[[ast.Expr, Any], None]] = None):
         self.syms = syms
         self.d = diags
+        # Told every checked expression with its typed IR (the language server's hover).
+        self.on_expr = on_expr
+        self.block_depth = 0
+        self.depth_reported = False
 
     # ------------------------------------------------------------------ types
     def type_of(self, t: ast.TypeRef, env: Env) -> tuple[Any, Any, Any]:
@@ -195,7 +215,8 @@ class Checker:
         else:
             self.d.error("E0201", f"unknown type `{name}`", t.span,
                          hint=self._suggest(name, list(BASE_TYPES) + list(self.syms.assets)
-                                            + list(self.syms.roles)))
+                                            + list(self.syms.roles)
+                                            + self.names(self.syms.records)) or None)
             typ = ERR
         if t.lo is not None:
             lo_e, hi_e = self.expr(t.lo, env), self.expr(t.hi, env)
@@ -206,8 +227,10 @@ class Checker:
                                  src.span)
             if isinstance(typ, ir.TInt) and isinstance(lo, int) and isinstance(hi, int):
                 typ = ir.TInt(lo=lo, hi=hi)
-            if lo is not None and hi is not None and lo > hi:
-                self.d.error("E0308", f"empty range {lo}..{hi}", t.span)
+            if _ordered(lo, hi) and lo > hi:
+                shown = display.value_range(lo, hi, typ, self.decimals)
+                self.d.error("E0308", f"empty range {shown}", t.span,
+                             hint="the lower bound comes first")
         if t.optional:
             typ = ir.TOptional(inner=typ)
         return typ, lo, hi
@@ -229,22 +252,44 @@ class Checker:
         if isinstance(t, ir.TOptional) and key_of(e) in env.narrowed and attrs.has(type(out)) \
                 and "type" in attrs.fields_dict(type(out)):
             out = attrs.evolve(out, type=t.inner)
+        if self.on_expr is not None:
+            self.on_expr(e, out)
         return out
 
     def err(self) -> ir.Const:
         return ir.Const(value=None, type=ERR)
 
+    def literal(self, text: str, span: Span) -> Optional[Fraction]:
+        """The value of a numeric literal, or None (reported) when it is too long.
+
+        The limit keeps every later step (exact arithmetic, Z3, printing) fast and
+        far from Python's int/str conversion limit."""
+        digits = text.replace("_", "")
+        if len(digits) - digits.count(".") > MAX_LITERAL_DIGITS:
+            self.d.error("E0105", f"a number literal of {len(digits):,} digits; literals are "
+                                  f"limited to {MAX_LITERAL_DIGITS} digits", span,
+                         hint="amounts this large do not fit any ledger; check the value")
+            return None
+        return Fraction(digits)
+
     def x_Number(self, e: ast.Number, env: Env) -> Any:
-        text = e.text.replace("_", "")
-        if "." in text:
-            return ir.Const(value=Fraction(text), type=RATIO)
-        return ir.Const(value=int(text), type=INT)
+        value = self.literal(e.text, e.span)
+        if value is None:
+            return self.err()
+        if "." in e.text:
+            return ir.Const(value=value, type=RATIO)
+        return ir.Const(value=int(value), type=INT)
 
     def x_Percent(self, e: ast.Percent, env: Env) -> Any:
-        return ir.Const(value=Fraction(e.text.replace("_", "")) / 100, type=RATIO)
+        value = self.literal(e.text, e.span)
+        if value is None:
+            return self.err()
+        return ir.Const(value=value / 100, type=RATIO)
 
     def x_Quantity(self, e: ast.Quantity, env: Env) -> Any:
-        value = Fraction(e.text.replace("_", ""))
+        value = self.literal(e.text, e.span)
+        if value is None:
+            return self.err()
         unit = e.unit
         if unit in self.syms.assets:
             asset = self.syms.assets[unit]
@@ -273,13 +318,17 @@ class Checker:
                                                   + list(DURATION_UNITS), lead="; "))
         return self.err()
 
+    def decimals(self, asset: str) -> int:
+        """An asset's decimals for printing values (0 for an unknown asset)."""
+        return self.asset_decimals(asset) if asset in self.syms.assets else 0
+
     def asset_decimals(self, name: str) -> int:
         for opt in self.syms.assets[name].options:
             if opt.name == "decimals" and isinstance(opt.value, ast.Number):
-                try:
-                    return int(opt.value.text.replace("_", ""))
-                except ValueError:
-                    return 0
+                digits = opt.value.text.replace("_", "")
+                # an invalid `decimals` is reported by lower; count whole units meanwhile
+                ok = digits.isdigit() and len(digits) <= 2 and int(digits) <= 18
+                return int(digits) if ok else 0
         return 0
 
     def x_String(self, e: ast.String, env: Env) -> Any:
@@ -330,9 +379,17 @@ class Checker:
             self.d.error("E0301", f"`{name}` is a type, not a value", e.span)
             return self.err()
         self.d.error("E0201", f"unknown name `{name}`", e.span,
-                     hint=self._suggest(name, list(env.locals) + [
-                         n.rsplit(".", 1)[-1] for n in self.syms.params]) or None)
+                     hint=self._suggest(name, [*env.locals, *self.names(self.syms.params),
+                                               *self.names(self.syms.pools),
+                                               *self.names(self.syms.records),
+                                               *self.syms.roles, "now", "clock", "true",
+                                               "false", "none"]) or None)
         return self.err()
+
+    @staticmethod
+    def names(table: Any) -> list[str]:
+        """Names of a symbol table as authors write them: `fee` and `gig.fee`."""
+        return [*table, *(q.rsplit(".", 1)[-1] for q in table if "." in q)]
 
     def param_type(self, q: str) -> Any:
         decl, scope = self.syms.params[q]
@@ -340,10 +397,8 @@ class Checker:
         return t
 
     def _suggest(self, name: str, options: list[str], lead: str = "") -> str:
-        import difflib
-
-        close = difflib.get_close_matches(name, options, n=1, cutoff=0.7)
-        return f"{lead}did you mean `{close[0]}`?" if close else ""
+        hint = did_you_mean(name, options)
+        return lead + hint if hint else ""
 
     def x_FieldAccess(self, e: ast.FieldAccess, env: Env) -> Any:
         if isinstance(e.obj, ast.Name) and e.obj.id not in env.locals and \
@@ -385,7 +440,8 @@ class Checker:
             role = self.syms.roles[t.role]
             attr = next((f for f in role.fields if f.name == e.name), None)
             if attr is None:
-                self.d.error("E0207", f"role `{t.role}` has no attribute `{e.name}`", e.span)
+                self.d.error("E0207", f"role `{t.role}` has no attribute `{e.name}`", e.span,
+                             hint=self._suggest(e.name, [f.name for f in role.fields]) or None)
                 return self.err()
             atype, _, _ = self.type_of(attr.type, env)
             return ir.RoleAttr(role=t.role, party=obj, attr=e.name, type=atype)
@@ -570,7 +626,8 @@ class Checker:
         operand = self.expr(e.operand, env)
         if e.what not in self.syms.roles:
             self.d.error("E0201", f"unknown role `{e.what}`", e.span,
-                         hint="`x is some`, `x is none` or `p is Role`")
+                         hint=self._suggest(e.what, [*self.syms.roles, "some", "none"])
+                         or "`x is some`, `x is none` or `p is Role`")
             return self.err()
         if not compatible(PARTY, operand.type):
             self.d.error("E0301", f"only parties hold roles, not {show(operand.type)}", e.span)
@@ -588,7 +645,9 @@ class Checker:
     def right_name(self, name: str, span: Span) -> None:
         asset = self.syms.assets.get(name)
         if asset is None:
-            self.d.error("E0201", f"unknown right `{name}`", span)
+            self.d.error("E0201", f"unknown right `{name}`", span,
+                         hint=self._suggest(name, [a for a, d in self.syms.assets.items()
+                                                   if d.kind == "right"]) or None)
         elif asset.kind != "right":
             self.d.error("E0406", f"`{name}` is a {asset.kind}, not a right", span,
                          hint=f"declare it as `asset {name}: right`")
@@ -625,8 +684,8 @@ class Checker:
         fn = getattr(self, "fn_" + name, None)
         if fn is None:
             self.d.error("E0201", f"unknown function `{name}`", e.span,
-                         hint=self._suggest(name, [n[3:] for n in dir(self)
-                                                   if n.startswith("fn_")]) or None)
+                         hint=self._suggest(name, [n[3:] for n in dir(self) if n.startswith("fn_")]
+                                            + self.names(self.syms.records)) or None)
             return self.err()
         return fn(e, env)
 
@@ -752,6 +811,25 @@ class Checker:
             self.d.error("E0301", f"`len` takes a list, not {show(args[0].type)}", e.span)
         return ir.Builtin(name="len", args=tuple(args), type=INT)
 
+    def fn_old(self, e: ast.Call, env: Env) -> Any:
+        """``old(e)``: ``e`` before the handler ran; only in an ``ensures`` clause."""
+        if env.spec != "ensures":
+            if env.spec == "old":
+                self.d.error("E0505", "`old(...)` inside `old(...)`: the inner one already "
+                                      "reads the state before the event", e.span,
+                             hint="remove the inner `old`")
+            else:
+                self.d.error("E0504", "`old(...)` is only meaningful in an `ensures` clause",
+                             e.span, hint="`old(e)` is `e` before the event; in a handler "
+                                          "body, keep the earlier value with `let`")
+            return self.err()
+        inner = env.child()
+        inner.spec = "old"
+        args = self._args(e, inner, 1)
+        if args is None:
+            return self.err()
+        return ir.Old(expr=args[0], type=args[0].type)
+
     def fn_supply(self, e: ast.Call, env: Env) -> Any:
         if len(e.args) != 1 or not isinstance(e.args[0], ast.Name) or \
                 e.args[0].id not in self.syms.assets:
@@ -803,7 +881,8 @@ class Checker:
     def x_Aggregate(self, e: ast.Aggregate, env: Env) -> Any:
         if e.func not in ("sum", "count", "min", "max", "all", "any"):
             self.d.error("E0201", f"unknown aggregate `{e.func}`", e.span,
-                         hint="sum, count, min, max, all or any")
+                         hint=self._suggest(e.func, ["sum", "count", "min", "max", "all", "any"])
+                         or "sum, count, min, max, all or any")
             return self.err()
         source, var_type = self.collection(e.source, env)
         inner = env.child()
@@ -885,6 +964,8 @@ class Checker:
             q = env.scope.q(e.id)
             if q in self.syms.pools:
                 pool = self.syms.pools[q][0]
+                if pool.asset not in self.syms.assets:
+                    return None  # its unknown asset is reported at the declaration
                 if asset is not None and pool.asset != asset:
                     self.d.error("E0404", f"{pool.kind} `{e.id}` holds {pool.asset}, not {asset}",
                                  e.span)
@@ -904,6 +985,8 @@ class Checker:
                 self.d.error("E0405", f"record `{decl.name}` holds no asset", e.span,
                              hint=f"declare `record {decl.name} holds <Asset> {{ ... }}`")
                 return None
+            if decl.holds not in self.syms.assets:
+                return None  # its unknown asset is reported at the declaration
             if asset is not None and decl.holds != asset:
                 self.d.error("E0404", f"record `{decl.name}` holds {decl.holds}, not {asset}",
                              e.span)
@@ -951,6 +1034,27 @@ class Checker:
 
     # ------------------------------------------------------------- statements
     def block(self, stmts: tuple, env: Env) -> tuple:
+        if not stmts:
+            return ()
+        self.block_depth += 1
+        try:
+            if self.block_depth > MAX_BLOCK_DEPTH + 1:  # a handler's own body is level 0
+                if self.depth_reported:
+                    return ()
+                self.depth_reported = True  # once per outermost statement
+                self.d.error("E0104", f"statements nested more than {MAX_BLOCK_DEPTH} levels "
+                                      "deep", stmts[0].span,
+                             notes=("an `else if` chain nests too: each `else if` is one level",),
+                             hint="move the inner part into its own handler or flatten the "
+                                  "conditions with `and`")
+                return ()
+            return self._block(stmts, env)
+        finally:
+            self.block_depth -= 1
+            if self.block_depth == 0:
+                self.depth_reported = False
+
+    def _block(self, stmts: tuple, env: Env) -> tuple:
         out: list[Any] = []
         dead = False
         for s in stmts:
@@ -1076,7 +1180,8 @@ class Checker:
         f = next((f for f in decl.fields if f.name == s.target.name), None)
         if f is None:
             self.d.error("E0207", f"record `{decl.name}` has no field `{s.target.name}`",
-                         s.target.span)
+                         s.target.span,
+                         hint=self._suggest(s.target.name, [f.name for f in decl.fields]) or None)
             return None
         v = self.value_for(f, s.value, env, scope)
         env.narrowed.discard(key_of(s.target))
@@ -1107,9 +1212,9 @@ class Checker:
                           span=s.span)
 
     def _check_transferable(self, asset: Optional[str], verb: str, span: Span) -> None:
-        if asset is None:
+        decl = self.syms.assets.get(asset) if asset is not None else None
+        if decl is None:  # none, or an undeclared asset (reported where it is named)
             return
-        decl = self.syms.assets[asset]
         if decl.kind == "score":
             self.d.error("E0401", f"{asset} is a score: it cannot be moved between accounts "
                                   f"(`{verb}`)",
@@ -1117,9 +1222,10 @@ class Checker:
                                     f"`mint ... {asset} to p` or `burn ... from p`")
 
     def _opt(self, asset: Optional[str], name: str) -> bool:
-        if asset is None:
+        decl = self.syms.assets.get(asset) if asset is not None else None
+        if decl is None:  # none, or an undeclared asset (reported where it is named)
             return True
-        return any(o.name == name for o in self.syms.assets[asset].options)
+        return any(o.name == name for o in decl.options)
 
     def s_Move(self, s: ast.Move, env: Env) -> Any:
         verb = s.verb
@@ -1261,7 +1367,8 @@ class Checker:
         party = self.party(s.party, env)
         role = self.syms.roles.get(s.role)
         if role is None:
-            self.d.error("E0201", f"unknown role `{s.role}`", s.span)
+            self.d.error("E0201", f"unknown role `{s.role}`", s.span,
+                         hint=self._suggest(s.role, list(self.syms.roles)) or None)
             return None
         attrs_out = self.role_attrs(role, s.assigns, env, s.span)
         return ir.Admit(party=party, role=s.role, attrs=attrs_out, span=s.span)
@@ -1272,7 +1379,8 @@ class Checker:
         given = {a.name: a for a in assigns}
         for a in assigns:
             if a.name not in fields:
-                self.d.error("E0207", f"role `{role.name}` has no attribute `{a.name}`", a.span)
+                self.d.error("E0207", f"role `{role.name}` has no attribute `{a.name}`", a.span,
+                             hint=self._suggest(a.name, list(fields)) or None)
         for f in role.fields:
             if f.name in given:
                 out.append((f.name, self.value_for(f, given[f.name].value, env, env.scope)))
@@ -1289,14 +1397,16 @@ class Checker:
 
     def s_Expel(self, s: ast.Expel, env: Env) -> Any:
         if s.role not in self.syms.roles:
-            self.d.error("E0201", f"unknown role `{s.role}`", s.span)
+            self.d.error("E0201", f"unknown role `{s.role}`", s.span,
+                         hint=self._suggest(s.role, list(self.syms.roles)) or None)
             return None
         return ir.Expel(party=self.party(s.party, env), role=s.role, span=s.span)
 
     def s_Create(self, s: ast.Create, env: Env) -> Any:
         q = self.qualify(s.record, env, s.span)
         if q not in self.syms.records:
-            self.d.error("E0201", f"unknown record `{s.record}`", s.span)
+            self.d.error("E0201", f"unknown record `{s.record}`", s.span,
+                         hint=self._suggest(s.record, self.names(self.syms.records)) or None)
             return None
         key = self.key_expr(s.key, env)
         values = self._field_values(q, s.assigns, env, s.span, complete=True)
@@ -1318,7 +1428,8 @@ class Checker:
     def s_Decay(self, s: ast.Decay, env: Env) -> Any:
         decl = self.syms.assets.get(s.asset)
         if decl is None:
-            self.d.error("E0201", f"unknown asset `{s.asset}`", s.span)
+            self.d.error("E0201", f"unknown asset `{s.asset}`", s.span,
+                         hint=self._suggest(s.asset, list(self.syms.assets)) or None)
             return None
         rate = self.decay_rate(decl)
         if rate is None:

@@ -1,9 +1,11 @@
 """Sphinx configuration for the Charter documentation.
 
 Built in CI with ``sphinx-build -W -b html docs docs/_build/html`` (warnings
-are errors).  The economy pages are generated from ``stdlib_policies/`` by
-``_ext/charter_economies.py`` at build time, so they never fall out of step
-with the policies.
+are errors).  The economy pages are rendered from ``stdlib_policies/`` by
+``_ext/charter_economies.py`` at build time (nothing is written into the
+source tree), so they never fall out of step with the policies.  Charter
+snippets are ``.. code-block:: charter``, highlighted by
+:mod:`charter.pygments_lexer` (also registered as a Pygments entry point).
 """
 from __future__ import annotations
 
@@ -36,9 +38,12 @@ extensions = [
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "undoc-members": False}
-# The IR and API signatures name attrs/typing constructs that have no
-# cross-reference target in this project; do not turn them into warnings.
-nitpicky = False
+# Every reference to a `charter.` name must resolve (a dead :class: is a
+# warning, so an error under -W); attrs/typing/stdlib names in signatures have
+# no target here and are not checked.
+nitpicky = True
+nitpick_ignore_regex = [(r"py:.*", r"(?!charter\.).*"),
+                        (r"py:.*", r"charter\.(compiler|runtime)\..*")]
 
 exclude_patterns = ["_build"]
 templates_path: list[str] = []
@@ -46,3 +51,11 @@ html_theme = "alabaster"
 html_static_path: list[str] = []
 highlight_language = "text"
 pygments_style = "sphinx"
+
+
+def setup(app):  # type: ignore[no-untyped-def]
+    # The entry point registers the lexer when the package is installed; a
+    # build from a bare checkout gets it from here.
+    from charter.pygments_lexer import CharterLexer
+
+    app.add_lexer("charter", CharterLexer)

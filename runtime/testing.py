@@ -15,10 +15,10 @@ from typing import Any, Optional
 
 import attrs
 
-from charter.compiler import ir
+from charter.compiler import display, ir
 
 from .codegen import Compiler, Env
-from .engine import Outcome, ParamError, Rejection, Runtime
+from .engine import TICK, Outcome, ParamError, Rejection, Runtime
 from .values import Rejected
 
 
@@ -59,8 +59,9 @@ def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestR
     failures: list[str] = []
     last: Optional[Outcome] = None
     now = 0
+    timed = {h.name: h.kind != "event" for h in policy.handlers}
     for i, step in enumerate(test.steps, 1):
-        where = f"step {i}"
+        where = _where(step, i)
         try:
             if isinstance(step, ir.GivenRole):
                 _given_role(rt, comp, step, now)
@@ -68,6 +69,10 @@ def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestR
                 _given_funds(rt, comp, step, now)
             elif isinstance(step, ir.GivenParam):
                 rt.set_param(step.name, step.value)
+            elif isinstance(step, ir.WhenEvent) and timed.get(step.event):
+                now = step.time if step.time is not None else now
+                last = _advance(rt, step.event, f"{test.name}#{i}", now)
+                outcomes.append(last.journal_hash if last.applied else str(last))
             elif isinstance(step, ir.WhenEvent):
                 if step.time is not None:
                     now = step.time
@@ -113,7 +118,7 @@ def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestR
                 if not ok:
                     failures.append(
                         f"{where}: expect {step.text or 'condition'} is false"
-                        + _explain(comp, step.cond, env)
+                        + _explain(comp, step.cond, env, policy)
                     )
             else:
                 failures.append(f"{where}: unknown test step {type(step).__name__}")
@@ -131,14 +136,39 @@ def run_test(policy: ir.Policy, test: ir.Test, backend: str = "python") -> TestR
     )
 
 
-def _explain(comp: Compiler, cond: ir.Expr, env: Env) -> str:
-    # for a failed comparison show both sides: that is what the author needs to fix the test
+def _advance(rt: Runtime, handler: str, eid: str, now: int) -> Outcome:
+    """``when <timed handler>() by clock at T``: a clock tick at T; the step's outcome is that
+    handler's firing (rejected if any of its firings was, or if it was not due by T)."""
+    out = rt.submit({"id": eid, "type": TICK, "submitter": "clock", "time": now, "args": {}})
+    if not out.applied:
+        return out
+    fired = [t for t in out.timers if t.get("handler") == handler]
+    bad = [t for t in fired if t.get("status") != "applied"]
+    if bad:
+        return Rejection(eid, "timer", f"{handler} fired and was rejected: {bad[0].get('reason')}")
+    if not fired:
+        return Rejection(eid, "not_due", f"{handler} was not due by time {now}")
+    return out
+
+
+def _where(step: Any, i: int) -> str:
+    """``file:line`` of a test step as written (``step N`` for a step without a span)."""
+    span = getattr(step, "span", None)
+    if span is not None and span.line >= 1:
+        return f"{span.file}:{span.line}"
+    return f"step {i}"
+
+
+def _explain(comp: Compiler, cond: ir.Expr, env: Env, policy: ir.Policy) -> str:
+    # for a failed comparison show both sides, in the units the test is written in
     if isinstance(cond, ir.Binary) and cond.op in ("==", "!=", "<", "<=", ">", ">="):
         try:
             left, right = comp.expr(cond.left)(env), comp.expr(cond.right)(env)
         except Rejected:
             return ""
-        return f" (left is {left}, right is {right})"
+        shown = [display.value(v, getattr(x, "type", None), policy)
+                 for v, x in ((left, cond.left), (right, cond.right))]
+        return f" (left is {shown[0]}, right is {shown[1]})"
     return ""
 
 

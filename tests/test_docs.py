@@ -141,40 +141,113 @@ def test_readme_usage_shows_real_commands() -> None:
                 assert w.split("=")[0] in opts, f"{' '.join(words)}: no option {w}"
 
 
-# ---- policy snippets -----------------------------------------------------
+# ---- Charter snippets --------------------------------------------------------
 
-def _policy_snippets() -> list[tuple[str, str]]:
-    """Indented code blocks of the docs that hold a whole policy."""
+def _charter_snippets(page: Path) -> list[tuple[int, str]]:
+    """(line, text) of every ``.. code-block:: charter`` of a page."""
+    lines = page.read_text("utf-8").splitlines()
     out = []
-    for page in sorted(DOCS.glob("*.rst")):
-        lines = page.read_text("utf-8").splitlines()
-        for i, line in enumerate(lines):
-            if line.strip() == ".. code-block:: text":
-                body = []
-                for nxt in lines[i + 2:]:
-                    if nxt and not nxt.startswith("   "):
-                        break
-                    body.append(nxt[3:])
-                text = "\n".join(body).strip()
-                if text.startswith("policy "):
-                    out.append((f"{page.name}:{i + 1}", text + "\n"))
+    for i, line in enumerate(lines):
+        if line.strip() == ".. code-block:: charter":
+            indent = len(line) - len(line.lstrip()) + 3
+            body = []
+            for nxt in lines[i + 1:]:
+                if nxt.strip() and len(nxt) - len(nxt.lstrip()) < indent:
+                    break
+                body.append(nxt[indent:])
+            out.append((i + 1, "\n".join(body).strip() + "\n"))
     return out
 
 
-def test_docs_have_policy_snippets() -> None:
-    assert _policy_snippets(), "expected at least the getting-started policy"
+def _pages() -> list[Path]:
+    return sorted(DOCS.glob("*.rst")) + sorted((DOCS / "economies").glob("*.rst"))
 
 
-@pytest.mark.parametrize("where,text", _policy_snippets())
-def test_policy_snippet_compiles_and_its_tests_pass(where: str, text: str) -> None:
+def _snippet_programs() -> list[tuple[str, str]]:
+    """What the docs' Charter snippets compile as.
+
+    A snippet that is a whole policy (a header and more) is its own program.  The
+    others are fragments of the page's running example: a page's header snippet
+    (``policy gig_market version "1.0"``) and all its fragments, in page order, form
+    one policy, so every fragment is compiled in the context the page gives it.
+    """
+    out = []
+    for page in _pages():
+        header, parts = None, []
+        for line, text in _charter_snippets(page):
+            first = text.lstrip().split("\n", 1)
+            if first[0].startswith("policy "):
+                if first[1:] and first[1].strip():
+                    out.append((f"{page.name}:{line}", text))
+                    continue
+                header = first[0]
+                continue
+            parts.append(f"# {page.name}:{line}\n{text}")
+        if parts:
+            out.append((f"{page.name} (its fragments)",
+                        (header or f'policy {page.stem} version "1.0"') + "\n\n"
+                        + "\n".join(parts)))
+    return out
+
+
+def test_charter_is_highlighted_as_charter_everywhere() -> None:
+    """No Charter snippet hides in a ``text`` block (where no test would compile it)."""
+    for page in _pages():
+        lines = page.read_text("utf-8").splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() in (".. code-block:: text", ".. code-block::") or \
+                    line.rstrip().endswith("::") and not line.strip().startswith(".."):
+                body = "\n".join(lines[i + 1:i + 6])
+                assert not re.search(r"^\s+(policy|on|asset|param|record|role) \w", body, re.M), \
+                    f"{page.name}:{i + 1}: a Charter snippet should be `.. code-block:: charter`"
+
+
+def test_docs_have_charter_snippets() -> None:
+    programs = dict(_snippet_programs())
+    assert any(k.startswith("getting_started.rst:") for k in programs)
+    assert "language.rst (its fragments)" in programs
+    assert sum(len(_charter_snippets(p)) for p in _pages()) >= 19
+
+
+@pytest.mark.parametrize("where,text", _snippet_programs())
+def test_charter_snippet_compiles_and_its_tests_pass(where: str, text: str) -> None:
     import charter
     from charter.compiler.diagnostics import render_text
 
-    c = charter.Compilation.from_text(text, where)
+    c = charter.Compilation.from_text(text, str(DOCS / "snippet.charter"))
     errors = [d for d in c.diagnostics if d.severity == "error"]
-    assert not errors, render_text(errors, c.sources)
+    assert not errors, where + "\n" + render_text(errors, c.sources)
     results = charter.run_tests(c.ir)
     assert all(r.passed for r in results), [(r.name, r.failures) for r in results]
+
+
+def test_a_score_can_be_staked_but_not_slashed_to_another_account() -> None:
+    """The language reference's rule (and stdlib reputation_currency's comment): the
+    checker accepts `lock` of a score and refuses moving one to another account."""
+    import charter
+
+    head = ('policy s version "1"\nasset Cred: score, decimals 0, mintable, burnable\n'
+            'role M\npool p of Cred\n')
+    ok = charter.Compilation.from_text(
+        head + "on bond(a: Cred) by x: M { lock a from x }\n"
+               "on unbond(a: Cred) by x: M { unlock a of x }\n"
+               "on fine(who: M, a: Cred) by clock { slash a of who }\n")
+    assert [d.code for d in ok.diagnostics if d.severity == "error"] == []
+    bad = charter.Compilation.from_text(head + "on fine(who: M) by clock { slash 1 Cred of who to p }\n")
+    assert [d.code for d in bad.diagnostics if d.severity == "error"] == ["E0401"]
+    page = (ROOT / "stdlib_policies" / "reputation_currency.charter").read_text("utf-8")
+    assert "rejects `lock` of a score" not in page
+
+
+def test_getting_started_policy_verifies_clean() -> None:
+    """The first policy a reader writes proves every property: no guard missing."""
+    import charter
+
+    [(where, text)] = [(w, t) for w, t in _snippet_programs()
+                       if w.startswith("getting_started.rst:")]
+    results = charter.verify(charter.Compilation.from_text(text, "hello.charter").ir)
+    assert results and all(r.status in ("proved", "n/a") for r in results), \
+        [(r.name, r.status, r.message) for r in results if r.status not in ("proved", "n/a")]
 
 
 # ---- generated economy pages ---------------------------------------------
@@ -198,22 +271,95 @@ def test_economy_page_lists_events_params_and_properties(path: Path) -> None:
     assert f"stdlib_policies/{path.name}" in page
 
 
-def test_economy_index_lists_every_policy() -> None:
+def test_every_stdlib_policy_has_a_page_and_every_page_a_policy() -> None:
     import charter_economies
 
-    files = _stdlib()
-    index = charter_economies.index_page(files)
-    for p in files:
-        assert f"   {p.stem}" in index
+    assert charter_economies.page_problems() == []
+    for path in _stdlib():
+        page = (DOCS / "economies" / f"{path.stem}.rst").read_text("utf-8")
+        assert page.strip() == f".. charter-economy:: {path.stem}"
 
 
-def test_sphinx_build_has_no_warnings(tmp_path: Path) -> None:
-    """The same build as .ci/run, so a broken page shows up in the test run too."""
+def _param_rows(page: str) -> list[list[str]]:
+    """The rows of an economy page's parameter table, cells as written."""
+    section = page.split("Parameters\n----------\n", 1)[1].split("\n\n\n", 1)[0]
+    table = section.split("Events\n------", 1)[0]
+    rows: list[list[str]] = []
+    for line in table.splitlines():
+        if line.startswith("   * - "):
+            rows.append([line[7:]])
+        elif line.startswith("     - ") and rows:
+            rows[-1].append(line[7:])
+    return rows[1:]  # without the header row
+
+
+@pytest.mark.parametrize("path", _stdlib(), ids=lambda p: p.stem)
+def test_every_stdlib_parameter_has_a_meaning(path: Path) -> None:
+    """The meaning column is each param's doc comment; an empty cell fails."""
+    import charter_economies
+    from charter.compiler import ast
+    from charter.compiler.parse import parse_source
+
+    module = parse_source(path.read_text("utf-8"), path.name)
+    params = [i for i in module.items if isinstance(i, ast.ParamDecl)]
+    rows = _param_rows(charter_economies.economy_page(path))
+    assert [r[0] for r in rows] == [f"``{p.name}``" for p in params]
+    empty = [r[0] for r in rows if len(r) < 5 or not r[4].strip()]
+    assert not empty, (f"{path.name}: no meaning for {empty}: write a `# ...` comment on "
+                       "the line above each `param`")
+    for p in params:
+        assert len(module.doc(p).split()) >= 3, f"{path.name}: {p.name}: {module.doc(p)!r}"
+
+
+def test_doc_comment_is_the_comment_block_directly_above() -> None:
+    from charter.compiler import ast
+    from charter.compiler.parse import parse_source
+
+    text = ('policy p version "1"\n'
+            '# not a doc comment: a blank line follows\n\n'
+            '# The take rate,\n#   paid to the commons.\nparam fee: percent = 2%\n'
+            'param bare: int = 1  # a trailing comment is not a doc comment\n')
+    module = parse_source(text, "p.charter")
+    fee, bare = [i for i in module.items if isinstance(i, ast.ParamDecl)]
+    assert module.doc(fee) == "The take rate, paid to the commons."
+    assert module.doc(bare) == ""
+
+
+def _tree_state() -> str:
+    """Everything git sees in the checkout, ignored files included."""
     import subprocess
 
+    out = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    return "\n".join(ln for ln in out.stdout.splitlines()
+                     if "__pycache__" not in ln and ".hypothesis" not in ln
+                     and ".pytest_cache" not in ln)
+
+
+def test_sphinx_build_has_no_warnings_and_leaves_the_tree_clean(tmp_path: Path) -> None:
+    """The same build as .ci/run, so a broken page shows up in the test run too; building
+    writes nothing into the source tree (the economy pages are rendered, not generated)."""
+    import subprocess
+
+    before = _tree_state()
     proc = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", "-d", str(tmp_path / "doctrees"),
          str(DOCS), str(tmp_path / "html")],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "html" / "language.html").is_file()
+    assert _tree_state() == before
+    page = (tmp_path / "html" / "economies" / "gig_market.html").read_text("utf-8")
+    # Highlighted by the Charter lexer: keywords and declarations carry Pygments classes.
+    assert '<span class="kd">param</span>' in page and '<span class="k">require</span>' in page
+    assert "Take rate on every payout" in page
+    # The embedding API page is autodoc'd: every :class:/:data:/:mod: it names is a link.
+    api, src = (tmp_path / "html" / "api.html").read_text("utf-8"), _read("docs/api.rst")
+    names = set(re.findall(r":(?:class|data|mod|func|meth|exc):`~?([^`]+)`", src))
+    assert len(names) >= 15
+    dead = [n for n in names if f'title="{n}"><code class="xref' not in api]
+    assert not dead, f"docs/api.rst names these without a target: {dead}"
+    for name in ("charter.open_runtime", "charter.Runtime.submit", "charter.load_policy"):
+        assert f'id="{name}"' in api, name

@@ -1,12 +1,16 @@
 """Sphinx extension: one page per standard-library economy, generated from its source.
 
-At ``builder-inited`` it writes ``docs/economies/index.rst`` and one
-``docs/economies/<policy>.rst`` per ``stdlib_policies/*.charter``: what the
-economy models (the policy's leading comment), its parameters with ranges,
-its events with argument types and who may submit them, its timed handlers,
-its declared properties, its imports, an example (``examples/<policy>/``
-when present) and the full source.  Generating the pages from the parsed
-policy is what keeps them in step with the library as economies are added.
+Each ``docs/economies/<policy>.rst`` is one line, ``.. charter-economy::
+<policy>``; the directive parses ``stdlib_policies/<policy>.charter`` when the
+docs are built and renders what the economy models (the policy's leading
+comment), its parameters with ranges and meanings (each ``param``'s doc
+comment), its events with argument types and who may submit them, its timed
+handlers, its declared properties, its imports, an example
+(``examples/<policy>/`` when present) and the full, highlighted source.
+Nothing is written into the source tree: the build reads the policies and
+leaves ``git status`` clean.  A stdlib policy without a page (or a page
+without a policy) is a build warning, so ``sphinx-build -W`` fails until the
+page is added.
 
 The page text comes from :func:`economy_page`, which ``tests/test_docs.py``
 also calls.
@@ -21,27 +25,7 @@ DOCS = Path(__file__).resolve().parent.parent
 ROOT = DOCS.parent
 STDLIB = ROOT / "stdlib_policies"
 EXAMPLES = ROOT / "examples"
-OUT = DOCS / "economies"
-
-INTRO = """\
-Standard-library economies
-==========================
-
-Each economy of the standard library is a policy in ``stdlib_policies/``
-that you can run as it is, or import into your own policy and parameterise::
-
-    import "{first}" as econ with {{ ... }}
-
-Imported params, pools, records and handlers are namespaced by the alias
-(an event ``post`` of the module becomes ``econ.post``); assets, roles and
-rights are shared by name.  Installed, the sources are package data of
-``charter.stdlib_policies``.
-
-The pages below are generated from the policy sources when the docs are
-built: the description is the policy's leading comment, and the tables list
-exactly what the compiler sees.
-"""
-
+PAGES = DOCS / "economies"
 
 def _src(text: str, span: Any) -> str:
     """The source text a span covers (spans are 1-based, end exclusive)."""
@@ -116,15 +100,9 @@ def _prose(lines: list[str]) -> list[str]:
     return out
 
 
-def _comment_above(module: Any, line: int) -> str:
-    """Own-line comments immediately above ``line`` (a declaration's doc comment)."""
-    by_line = {c.line: c for c in module.comments if c.own_line}
-    got: list[str] = []
-    ln = line - 1
-    while ln in by_line:
-        got.append(by_line[ln].text.lstrip("#").strip())
-        ln -= 1
-    return _escape(" ".join(reversed(got)))
+def _doc(module: Any, decl: Any) -> str:
+    """A declaration's doc comment (``Module.doc``) as reST text."""
+    return _escape(module.doc(decl))
 
 
 def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
@@ -208,7 +186,7 @@ def economy_page(path: Path, rel_prefix: str = "../../") -> str:
             lines += _table(["param", "type", "default", "range", "meaning"], (
                 [_lit(p.name), _lit(_type(text, p.type)), _lit(_src(text, p.default.span)),
                  _lit(f"{_src(text, p.lo.span)} .. {_src(text, p.hi.span)}") if p.lo else "",
-                 _comment_above(module, p.span.line)] for p in params))
+                 _doc(module, p)] for p in params))
         else:
             lines += ["This economy has no parameters.", ""]
 
@@ -216,7 +194,7 @@ def economy_page(path: Path, rel_prefix: str = "../../") -> str:
         if handlers:
             lines += _table(["event", "arguments", "submitted by", "meaning"], (
                 [_lit(h.name), _lit(", ".join(_src(text, f.span) for f in h.params)),
-                 _lit(_by(text, h.by)), _comment_above(module, h.span.line)] for h in handlers))
+                 _lit(_by(text, h.by)), _doc(module, h)] for h in handlers))
         else:
             lines += ["This economy has no submitted events.", ""]
         if timed:
@@ -225,10 +203,10 @@ def economy_page(path: Path, rel_prefix: str = "../../") -> str:
             for t in timed:
                 if isinstance(t, ast.EveryHandler):
                     rows.append([_lit(t.name), _lit(f"every {_src(text, t.period.span)}"),
-                                 _comment_above(module, t.span.line)])
+                                 _doc(module, t)])
                 else:
                     rows.append([_lit(t.binder), _lit(f"when {t.record}.{t.field} passes"),
-                                 _comment_above(module, t.span.line)])
+                                 _doc(module, t)])
             lines += _table(["name", "fires", "meaning"], rows)
 
         lines += _underline("Properties", "-")
@@ -271,7 +249,7 @@ def economy_page(path: Path, rel_prefix: str = "../../") -> str:
 
     lines += _underline("Source", "-")
     lines += [f".. literalinclude:: {rel_prefix}stdlib_policies/{path.name}",
-              "   :language: text", ""]
+              "   :language: charter", ""]
     return "\n".join(lines)
 
 
@@ -279,35 +257,57 @@ def policy_files() -> list[Path]:
     return sorted(STDLIB.glob("*.charter"))
 
 
-def index_page(files: list[Path]) -> str:
-    first = files[0].stem if files else "gig_market"
-    out = [INTRO.format(first=first), ""]
-    if files:
-        out += [".. toctree::", "   :maxdepth: 1", ""]
-        out += [f"   {p.stem}" for p in files]
-    else:
-        out += ["No economy has been added to ``stdlib_policies/`` yet."]
-    return "\n".join(out) + "\n"
+def page_problems() -> list[str]:
+    """Stdlib policies without a page and pages without a policy."""
+    policies = {p.stem for p in policy_files()}
+    pages = {p.stem for p in PAGES.glob("*.rst")} - {"index"}
+    out = [f"stdlib policy {s!r} has no docs page: add docs/economies/{s}.rst containing "
+           f"the line `.. charter-economy:: {s}`" for s in sorted(policies - pages)]
+    out += [f"docs/economies/{s}.rst documents no stdlib policy (stdlib_policies/{s}.charter "
+            "is gone): delete the page" for s in sorted(pages - policies)]
+    return out
 
 
-def _write(path: Path, text: str) -> None:
-    # Rewrite only on change, so incremental builds stay incremental.
-    if not path.is_file() or path.read_text("utf-8") != text:
-        path.write_text(text, "utf-8")
+def _check_pages(app: Any) -> None:
+    from sphinx.util import logging
+
+    log = logging.getLogger(__name__)
+    for problem in page_problems():
+        log.warning(problem)
 
 
-def generate(app: Any = None) -> None:
-    OUT.mkdir(exist_ok=True)
-    files = policy_files()
-    wanted = {"index.rst"} | {f"{p.stem}.rst" for p in files}
-    for stale in OUT.glob("*.rst"):
-        if stale.name not in wanted:
-            stale.unlink()
-    _write(OUT / "index.rst", index_page(files))
-    for p in files:
-        _write(OUT / f"{p.stem}.rst", economy_page(p))
+def _directive() -> type:
+    from docutils.statemachine import StringList
+    from sphinx.util.docutils import SphinxDirective
+    from sphinx.util.nodes import nested_parse_with_titles
+    from docutils import nodes
+
+    class CharterEconomy(SphinxDirective):
+        """``.. charter-economy:: NAME``: the page of ``stdlib_policies/NAME.charter``."""
+
+        required_arguments = 1
+        has_content = False
+
+        def run(self) -> list[Any]:
+            stem = self.arguments[0]
+            path = STDLIB / f"{stem}.charter"
+            if not path.is_file():
+                raise self.error(f"no stdlib policy {stem!r} (looked for {path})")
+            self.env.note_dependency(str(path))
+            example = EXAMPLES / stem / "events.jsonl"
+            if example.is_file():
+                self.env.note_dependency(str(example))
+            depth = self.env.docname.count("/") + 1  # from the page's folder up to docs/..
+            text = economy_page(path, rel_prefix="../" * depth)
+            node = nodes.section()
+            node.document = self.state.document
+            nested_parse_with_titles(self.state, StringList(text.splitlines(), str(path)), node)
+            return node.children
+
+    return CharterEconomy
 
 
 def setup(app: Any) -> dict[str, Any]:
-    app.connect("builder-inited", generate)
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    app.add_directive("charter-economy", _directive())
+    app.connect("builder-inited", _check_pages)
+    return {"version": "2", "parallel_read_safe": True, "parallel_write_safe": True}

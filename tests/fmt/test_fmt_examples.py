@@ -54,6 +54,16 @@ CASES = [
      "on close(id: Task, q: int within 1..5) by Task(id).poster {\n    dissolve\n}\n"),
     ("handler no by", "on x() { dissolve }", "on x() {\n    dissolve\n}\n"),
     ("handler empty", "on tick() by clock {\n\n}", "on tick() by clock {}\n"),
+    ("handler ensures", "on pay(a: int) by p: party ensures a>0 ensures old( a )==a else \"x\" "
+     "{ dissolve }",
+     "on pay(a: int) by p: party\n    ensures a > 0\n    ensures old(a) == a else \"x\" {\n"
+     "    dissolve\n}\n"),
+    ("timed handlers ensures", "every 1 days as t ensures true {}\n"
+     "when T.d passes as r ensures   true  { dissolve }",
+     "every 1 days as t\n    ensures true {}\n\nwhen T.d passes as r\n    ensures true {\n"
+     "    dissolve\n}\n"),
+    ("anyone may call", "property open:anyone  may call lib.finalize",
+     "property open: anyone may call lib.finalize\n"),
     ("every", "every 30 days as monthly { decay Reputation }",
      "every 30 days as monthly {\n    decay Reputation\n}\n"),
     ("deadline", "when Task.deadline passes as t { refund rest of t to t.poster delete t }",

@@ -65,6 +65,22 @@ def test_ledger_commands_work_from_the_file_alone(ledger):
     assert json.loads(r.output)["t1"]["worker"] == "cat"
 
 
+def test_every_ledger_command_prints_amounts_in_asset_units(ledger):
+    # balances, accounts and history agree: `417.94`, never the minor units `41794`
+    # (--json keeps minor units, the documented machine form)
+    balances = invoke("ledger", "balances", ledger).output
+    accounts = invoke("ledger", "accounts", ledger).output
+    assert "417.94" in balances and "417.94" in accounts and "41794" not in accounts
+    history = invoke("ledger", "history", ledger, "--account", "pool:commons").output
+    as_json = json.loads(invoke("ledger", "history", ledger, "--account", "pool:commons",
+                                "--json").output)
+    for entry in as_json:
+        for p in entry["postings"]:
+            if p["asset"] == "Credit":
+                whole, cents = divmod(p["amount"], 100)
+                assert f"{whole}.{cents:02d} Credit" in history
+
+
 def test_audit_and_replay_pass_then_catch_tampering(ledger):
     r = invoke("audit", ledger)
     assert r.exit_code == 0 and "OK" in r.output
@@ -129,7 +145,11 @@ def test_charter_test_command(tmp_path):
     )
     r = invoke("test", bad)
     assert r.exit_code == 1
-    assert "1 failed" in r.output and "left is 2850, right is 2851" in r.output
+    assert "1 failed" in r.output
+    # the failing `expect` by file:line, both sides in the units the test is written in
+    line = next(i for i, ln in enumerate(bad.read_text().split("\n"), 1) if "28.51 Credit" in ln)
+    assert f"{bad}:{line}: expect balance(@bob, Credit) == 28.51 Credit is false " \
+           "(left is 28.50 Credit, right is 28.51 Credit)" in r.output
     broken = tmp_path / "broken.charter"
     broken.write_text('policy x version "1"\non oops(')
     r = invoke("test", broken)

@@ -10,7 +10,8 @@ import z3
 from hypothesis import given, settings, strategies as st
 
 from charter.compiler import ir
-from charter.compiler.smt import Encoder, _split_shares
+from charter.compiler.verify.encode import Encoder
+from charter.compiler.verify.splits import _split_shares
 from charter.runtime import semantics
 
 POLICY = ir.Policy(
@@ -89,7 +90,7 @@ def test_largest_remainder_fairness_on_runtime(amount, weights):
 
 def test_rounding_builtins_match_runtime():
     enc = Encoder(POLICY)
-    from charter.compiler.smt import zceil, zfloor, zround
+    from charter.compiler.verify.terms import zceil, zfloor, zround
 
     for num in range(-13, 14):
         for den in (1, 2, 3, 4, 7):

@@ -1,46 +1,55 @@
-"""Refutations are confirmed from the initial state by a bounded search over event sequences;
-a confirmed trace is a `charter test` that the runtime replays and passes."""
+"""Refutations are searched from genesis through the policy's own handlers; a scenario found
+is replayed on the runtime before it is shown, and a reviewer can replay it two ways: the
+emitted `test` block fails on the violated property, and the JSONL through
+`charter run --memory --check` shows the violation.  The fixed twin does not violate."""
 
 from __future__ import annotations
 
 import pytest
 
 import verify_policies as P
-from verify_helpers import compile_text, verify_text
-from charter.runtime.testing import run_tests
+from replay_check import check_emitted
+from verify_helpers import verify_text
 
-CONFIRMED = [
-    # (id, policy text, result name, number of events in the trace)
-    ("fee above 100%", P.FEE.format(name="f", hi="150%"), "complete.non_negative", 2),
-    ("refund twice", P.REFUND.format(name="r", guard=""), "refund.escrow_bound", 3),
-    ("closed job keeps money", P.INVARIANT.format(name="i", body=""), "closed_empty", 2),
-    ("pledges exceed the cap", P.TOTAL_CAP.format(name="c", guard=""), "capped_total", None),
-    ("unbounded claim", P.BUDGET.format(name="b", pay="amount"), "claim_small", 1),
+REPLAYED = [
+    # (id, buggy text, fixed text, result name)
+    ("fee above 100%", P.FEE.format(name="f", hi="150%"), P.FEE.format(name="f", hi="100%"),
+     "complete.non_negative"),
+    ("refund twice", P.REFUND.format(name="r", guard=""),
+     P.REFUND.format(name="r", guard=P.REFUND_GUARD), "refund.escrow_bound"),
+    ("closed job keeps money", P.INVARIANT.format(name="i", body=""),
+     P.INVARIANT.format(name="i", body="refund rest of Job(id) to j.client"), "closed_empty"),
+    ("pledges exceed the cap", P.TOTAL_CAP.format(name="c", guard=""),
+     P.TOTAL_CAP.format(name="c", guard=P.TOTAL_CAP_GUARD), "capped_total"),
+    ("unbounded claim", P.BUDGET.format(name="b", pay="amount"),
+     P.BUDGET.format(name="b", pay="min(amount, 10 Credit)"), "claim_small"),
+    ("delete with money left", P.DELETE.format(name="d", body=""),
+     P.DELETE.format(name="d", body="refund rest of Job(id) to j.client"), "close.delete_empty"),
 ]
 
 
 @pytest.mark.parametrize(
-    "text,name,events", [c[1:] for c in CONFIRMED], ids=[c[0] for c in CONFIRMED]
+    "buggy,fixed,name", [c[1:] for c in REPLAYED], ids=[c[0] for c in REPLAYED]
 )
-def test_confirmed_trace_replays_on_the_runtime(text, name, events):
-    _, results = verify_text(text)
+def test_counterexample_replays_from_genesis(buggy, fixed, name):
+    _, results = verify_text(buggy)
     r = results[name]
-    assert r.status == "refuted"
-    cex = r.counterexample
-    assert cex["confirmed"] is True, r.message
-    sc = cex["scenario"]
-    if events is not None:
-        assert len(sc["events"]) == events
-    assert "Confirmed reachable" in r.message or r.message.startswith("violated")
-    (res,) = run_tests(compile_text(text + "\n" + sc["charter_test"] + "\n"))
-    assert res.passed, (res.failures, sc["charter_test"])
+    assert r.status in ("refuted", "guard_missing"), (r.status, r.message)
+    assert r.counterexample["replayed"] is True, r.message
+    assert "from genesis" in r.message or "Reached from genesis" in r.message
+    sc = r.counterexample["scenario"]
+    assert sc["from"] == "genesis" and sc["replay"]["ok"]
+    assert not check_emitted(r, buggy, fixed), check_emitted(r, buggy, fixed)
 
 
-def test_unreachable_counterexample_is_not_confirmed():
+def test_unreachable_counterexample_is_not_claimed():
     """`take` releases amount*mult; every Box is created with mult = 2 and twice the amount in
-    escrow, so the modular counterexample (mult = 3, say) is unreachable: the result says so."""
+    escrow, so the modular counterexample (mult = 3, say) is unreachable: the result says so
+    and offers no test or JSONL that would not replay."""
     _, results = verify_text(P.BOX.format(name="box"))
     r = results["take.escrow_bound"]
     assert r.status == "refuted"
-    assert r.counterexample["confirmed"] is False
-    assert "Not confirmed from the initial state" in r.message
+    cex = r.counterexample
+    assert cex["confirmed"] is False and cex["replayed"] is False
+    assert "not reached from genesis within" in r.message
+    assert "charter_test" not in cex["scenario"] and "events_jsonl" not in cex["scenario"]

@@ -6,6 +6,15 @@ HEADER = """policy {name} version "1"
 asset Credit: token, decimals 2, mintable, burnable
 role Agent
 pool commons of Credit
+param gateway: party = @gateway
+on join() by p: party {{
+    require not (p is Agent) else "already a member"
+    admit p as Agent
+}}
+on deposit_credit(account: party, amount: Credit) by gateway {{
+    require amount > 0 Credit else "amount must be positive"
+    mint amount to account
+}}
 """
 
 # -- fee: a percent allowed above 100% makes a payout negative -------------
@@ -74,6 +83,10 @@ on epoch(amount: Credit) by clock {{
 BUDGET = (
     HEADER
     + """
+on donate(amount: Credit) by d: party {{
+    require amount > 0 Credit and balance(d, Credit) >= amount else "funds"
+    transfer amount from d to commons
+}}
 on claim(amount: Credit) by a: Agent {{
     require amount > 0 Credit else "positive"
     let pay = {pay}

@@ -1,0 +1,338 @@
+"""Bounded search for a violation reached from genesis through the policy's own handlers.
+
+A counterexample a reviewer can replay must start where ``charter run`` starts: no role
+members, no records, no balances, supply zero.  Parties get their roles from the policy's
+joining handlers, money from its minting or deposit handlers, records from the handlers that
+create them.  The search encodes such a chain of events in Z3 and asks for one that ends in
+the violation:
+
+* the first steps are *setup* events, each a symbolic choice among the handlers that touch
+  no record (``join``, ``deposit``, ``admit_member``...) or nothing at all, so one query
+  covers every setup of up to :data:`SETUP_STEPS` events;
+* then a *core* sequence of record-handling events, enumerated shortest first (a handler that
+  needs a record comes only after one that creates it), up to :data:`CORE_STEPS` events;
+* then the failing handler.
+
+The number of queries is capped (:data:`MAX_QUERIES`), so whether a scenario is found does
+not depend on the machine's speed; each query has the run's Z3 limit.  Whatever the search
+finds is only a candidate: :mod:`.replay` runs it on the runtime before anyone sees it.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+from typing import Any, Callable, Optional
+
+import attrs
+import z3
+
+from .. import ir
+from .encode import Encoder
+from .model import HandlerModel
+from .options import Options
+from .solver import solve
+from .terms import Codes, Unsupported
+
+SETUP_STEPS = 6  # joining/minting events before the first record is created
+CORE_STEPS = 3  # record-handling events before the failing one
+MAX_QUERIES = 48  # per finding: the search's size, independent of the machine
+QUERY_MS = 5000  # per query (a safety net: most take milliseconds)
+
+
+class GenesisEncoder(Encoder):
+    """An encoder whose pre-state is genesis: no members, records, balances, stakes, rights
+    or supply (fields and attributes of things that do not exist yet stay unconstrained)."""
+
+    def pre_component(self, name: str) -> Any:
+        if name not in self.pre_components:
+            kind = name.split("!")[0]
+            if kind in ("bal", "stake", "escrow"):
+                v: Any = z3.K(z3.IntSort(), z3.IntVal(0))
+            elif kind in ("pool", "supply"):
+                v = z3.IntVal(0)
+            elif kind in ("live", "role"):
+                v = z3.K(z3.IntSort(), z3.BoolVal(False))
+            elif kind == "right":
+                a, b = z3.Ints("genesis!p genesis!k")
+                v = z3.Lambda([a, b], z3.BoolVal(False))
+            else:
+                return super().pre_component(name)
+            self.pre_components[name] = v
+        return self.pre_components[name]
+
+
+@attrs.define
+class Step:
+    """One event of a chain: a symbolic choice ``sel`` among ``models`` (one per candidate
+    handler); ``sel == len(models)`` is "no event" (only setup steps may be skipped)."""
+
+    sel: Any
+    models: list[HandlerModel]
+    skippable: bool = False
+
+    def chosen(self, model: z3.ModelRef) -> Optional[HandlerModel]:
+        if len(self.models) == 1 and not self.skippable:
+            return self.models[0]
+        k = model.eval(self.sel, model_completion=True).as_long()
+        return self.models[k] if 0 <= k < len(self.models) else None
+
+
+@attrs.define
+class Chain:
+    """A chain of steps from genesis, extendable (extensions share the encoding so far)."""
+
+    steps: list[Step]
+    formulas: list  # every step before the last applies; times ordered; choices in range
+    codes: Codes
+    common: dict  # shared by every encoder of the chain (pre-state, parameters, slots)
+    cur: dict  # the state after the last step
+    prev_now: Any = None
+    prev_skip: Any = None
+    last_applies: bool = False  # whether the last step's "applied" is among the formulas
+
+    @property
+    def last(self) -> HandlerModel:
+        return self.steps[-1].models[0]
+
+    @property
+    def first(self) -> HandlerModel:
+        return self.steps[0].models[0]
+
+
+def start(policy: ir.Policy) -> Chain:
+    return Chain([], [], Codes(), {"init": True, "pre": {}, "slots": {}, "params": {}}, {})
+
+
+def extend(
+    policy: ir.Policy,
+    chain: Chain,
+    cands: list[ir.Handler],
+    skippable: bool = False,
+    bound: int = 3,
+    fixed_params: Optional[dict] = None,
+) -> Chain:
+    """``chain`` plus one step (one of ``cands``, or none when ``skippable``); the steps
+    before the new one must apply (the new one's application is the caller's question)."""
+    c = Chain(list(chain.steps), list(chain.formulas), chain.codes, chain.common,
+              dict(chain.cur), chain.prev_now, chain.prev_skip)
+    formulas = c.formulas
+    if chain.steps and not chain.last_applies:
+        prev = chain.steps[-1]
+        skip = prev.sel == len(prev.models) if prev.skippable else z3.BoolVal(False)
+        formulas.append(
+            z3.Or(skip, *[z3.And(prev.sel == k, m.applied) for k, m in enumerate(prev.models)])
+        )
+    i = len(c.steps)
+    sel = z3.Int(f"genesis!sel!{i}")
+    models = []
+    for k, h in enumerate(cands):
+        shared = dict(c.common)
+        shared["inputs"] = {}
+        enc = GenesisEncoder(
+            policy,
+            bound=bound,
+            codes=c.codes,
+            prefix=f"g{i}h{k}!",
+            shared=shared,
+            fixed_params=fixed_params,
+        )
+        models.append(enc.encode(h, start=c.cur))
+    n = len(models)
+    skip = sel == n if skippable else z3.BoolVal(False)
+    if skippable:
+        formulas += [sel >= 0, sel <= n]
+        if c.prev_skip is not None:
+            formulas.append(z3.Implies(c.prev_skip, skip))  # skipped steps come last
+        c.prev_skip = skip
+    elif n > 1:
+        formulas += [sel >= 0, sel < n]
+    else:
+        formulas.append(sel == 0)
+    now = models[0].now
+    formulas += [m.now == now for m in models[1:]]
+    if c.prev_now is not None:
+        formulas.append(now >= c.prev_now)
+    else:
+        formulas.append(now == 0)  # the first event starts the clock (t0)
+    c.prev_now = now
+    for k, m in enumerate(models):
+        formulas += [z3.Implies(sel == k, a) for a in m.assumptions]
+    names = sorted({x for m in models for x in m.post.cur})
+    for x in names:
+        v = c.cur[x] if x in c.cur else models[0].encoder.pre_component(x)
+        for k, m in enumerate(models):
+            pv = m.post.get(x)
+            if not pv.eq(v):
+                v = z3.If(sel == k, pv, v)
+        c.cur[x] = v
+    c.steps.append(Step(sel, models, skippable))
+    return c
+
+
+def encode_steps(
+    policy: ir.Policy,
+    choices: list[tuple[list[ir.Handler], bool]],
+    bound: int = 3,
+    fixed_params: Optional[dict] = None,
+) -> Chain:
+    """Encode a chain from genesis; step i is one of ``choices[i][0]`` (or, when
+    ``choices[i][1]``, no event).  Every step but the last must apply."""
+    chain = start(policy)
+    for cands, skippable in choices:
+        chain = extend(policy, chain, cands, skippable, bound, fixed_params)
+    return chain
+
+
+def _walk(stmts: tuple) -> list:
+    out = []
+    for st in stmts:
+        out.append(st)
+        if isinstance(st, ir.If):
+            out += _walk(st.then) + _walk(st.orelse)
+        elif isinstance(st, ir.ForEach):
+            out += _walk(st.body)
+    return out
+
+
+def _changes_state(h: ir.Handler) -> bool:
+    return any(not isinstance(st, (ir.Require, ir.Let, ir.Flag)) for st in h.body)
+
+
+def _creates(h: ir.Handler) -> set:
+    return {st.record for st in _walk(h.body) if isinstance(st, ir.Create)}
+
+
+def _record_names(x: Any, out: set) -> None:
+    """Every record an IR value mentions (reads, accounts, record-typed arguments)."""
+    if isinstance(x, ir.TRecord):
+        out.add(x.record)
+    if isinstance(x, (ir.RecordRef, ir.RecordsOf, ir.AccEscrow)):
+        out.add(x.record)
+    if attrs.has(type(x)):
+        for f in attrs.fields(type(x)):
+            _record_names(getattr(x, f.name), out)
+    elif isinstance(x, (tuple, list)):
+        for y in x:
+            _record_names(y, out)
+
+
+def _needs(h: ir.Handler) -> set:
+    """Records ``h`` reads or updates but does not create (it needs one created earlier)."""
+    out: set = set()
+    _record_names(h.params, out)
+    _record_names(h.auth, out)
+    _record_names(h.body, out)
+    if h.record:
+        out.add(h.record)
+    return out - _creates(h)
+
+
+def classify(policy: ir.Policy) -> tuple[list[ir.Handler], list[ir.Handler]]:
+    """(setup, core): submitted handlers that change state, split by whether they touch
+    records.  Setup handlers give roles and money; core handlers create and work records."""
+    setup, core = [], []
+    for h in policy.handlers:
+        if h.kind != "event" or not _changes_state(h):
+            continue
+        touched: set = set()
+        _record_names((h.params, h.auth, h.body), touched)
+        (core if touched else setup).append(h)
+    return setup, core
+
+
+def core_sequences(policy: ir.Policy, target: ir.Handler, core: list, max_len: int) -> list:
+    """Core prefixes, shortest first; a handler that needs a record only after a creator.
+    Within a length: those that create what the failing handler needs, then those without a
+    repeated handler, first."""
+    out = []
+    needs = {h.name: _needs(h) for h in core}
+    creates = {h.name: _creates(h) for h in core}
+    target_needs = _needs(target)
+    for n in range(0, max_len + 1):
+        found = []
+        for seq in product(core, repeat=n):
+            made: set = set()
+            ok = True
+            for h in seq:
+                if not needs[h.name] <= made:
+                    ok = False
+                    break
+                made |= creates[h.name]
+            if ok:
+                repeats = len(seq) - len({h.name for h in seq})
+                found.append((0 if target_needs <= made else 1, repeats, seq))
+        out += [seq for *_, seq in sorted(found, key=lambda x: x[:2])]
+    return out
+
+
+@attrs.define
+class Found:
+    chain: Chain
+    model: z3.ModelRef
+    handlers: list[HandlerModel]  # the events that happen, in order (skips dropped)
+
+
+def search(
+    policy: ir.Policy,
+    target: str,
+    fails: Callable[..., Any],
+    opts: Options,
+    setup_steps: int = SETUP_STEPS,
+    core_steps: int = CORE_STEPS,
+    max_queries: int = MAX_QUERIES,
+) -> tuple[Optional[Found], int]:
+    """The first chain from genesis (setup, core, ``target``) where ``fails`` holds.
+
+    ``fails(last_model)`` or, with ``fails.wants_chain``, ``fails([first, last])``.
+    Returns (found or None, the longest number of events searched)."""
+    h = policy.handler(target)
+    setup, core = classify(policy)
+    longest = 0
+    queries = 0
+    base = start(policy)
+    for _ in range(setup_steps if setup else 0):
+        base = extend(policy, base, setup, True, opts.bound, opts.fixed_params)
+    # a setup handler that iterates a collection adds slots shared by the whole chain; the
+    # extensions of one base must not share them (each query would miss the others' facts)
+    share = not base.common["slots"]
+    memo: dict = {}
+    for seq in core_sequences(policy, h, core, core_steps):
+        if queries >= max_queries:
+            break
+        queries += 1
+        try:
+            if share:
+                # the longest encoded prefix of this sequence, extended by the rest
+                k = len(seq)
+                while k and tuple(x.name for x in seq[:k]) not in memo:
+                    k -= 1
+                chain = memo[tuple(x.name for x in seq[:k])] if k else base
+                for j in range(k, len(seq)):
+                    chain = extend(policy, chain, [seq[j]], False, opts.bound, opts.fixed_params)
+                    memo[tuple(x.name for x in seq[: j + 1])] = chain
+            else:
+                chain = start(policy)
+                for _ in range(setup_steps if setup else 0):
+                    chain = extend(policy, chain, setup, True, opts.bound, opts.fixed_params)
+                for x in seq:
+                    chain = extend(policy, chain, [x], False, opts.bound, opts.fixed_params)
+            chain = extend(policy, chain, [h], False, opts.bound, opts.fixed_params)
+        except Unsupported:
+            return None, longest
+        if share and chain.common["slots"]:
+            # the core handlers iterate collections: encode from scratch from now on
+            share = False
+            base = start(policy)
+            for _ in range(setup_steps if setup else 0):
+                base = extend(policy, base, setup, True, opts.bound, opts.fixed_params)
+            chain = base
+            for x in list(seq) + [h]:
+                chain = extend(policy, chain, [x], False, opts.bound, opts.fixed_params)
+        last = chain.last
+        goal = fails([chain.first, last]) if getattr(fails, "wants_chain", False) else fails(last)
+        longest = max(longest, (setup_steps if setup else 0) + len(seq) + 1)
+        r, model = solve(chain.formulas + [goal], min(opts.timeout_ms, QUERY_MS))
+        if r == "sat":
+            hms = [m for st in chain.steps if (m := st.chosen(model)) is not None]
+            return Found(chain, model, hms), longest
+    return None, longest

@@ -1,0 +1,262 @@
+"""Model values in the policy's own terms: parties and record keys get readable names,
+amounts, ratios and durations are printed as authors write them.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from typing import Any, Optional, TYPE_CHECKING
+
+import z3
+
+from .. import ir
+from .solver import _eval
+from .terms import Opt, SList
+
+if TYPE_CHECKING:
+    from .encode import Encoder
+    from .model import HandlerModel
+
+
+class Namer:
+    """Turns Int codes of parties, texts and record keys into readable names."""
+
+    PARTIES = [
+        "alice",
+        "bob",
+        "carol",
+        "dave",
+        "erin",
+        "frank",
+        "grace",
+        "heidi",
+        "ivan",
+        "judy",
+        "mallory",
+        "niaj",
+        "olivia",
+        "peggy",
+        "rupert",
+        "sybil",
+        "trent",
+        "victor",
+    ]
+
+    def __init__(self, enc: Encoder, model: z3.ModelRef, ints: Any):
+        self.codes = enc.codes
+        self.names: dict[tuple[str, int], str] = {}
+        # parties and keys/texts are separate namespaces at runtime; names are assigned in
+        # value order per namespace so key order (the tie order) is kept
+        by_cat: dict[str, set[int]] = {}
+        for v, cat in ints:
+            by_cat.setdefault(cat, set()).add(v)
+        for cat, vals in by_cat.items():
+            i = 0
+            for v in sorted(vals):
+                if self.codes.text(v) is not None:
+                    continue
+                if cat == "party":
+                    name = self.PARTIES[i] if i < len(self.PARTIES) else f"party{i}"
+                else:
+                    name = f"k{i + 1}"
+                self.names[(cat, v)] = name
+                i += 1
+
+    def name(self, v: int, cat: str = "party") -> str:
+        t = self.codes.text(v)
+        if t is not None:
+            return t
+        return self.names.get((cat, v), f"x{v}")
+
+
+def _category(t: ir.Type) -> Optional[str]:
+    if isinstance(t, ir.TOptional):
+        return _category(t.inner)
+    if isinstance(t, ir.TList):
+        return _category(t.inner)
+    if isinstance(t, ir.TParty):
+        return "party"
+    if isinstance(t, ir.TRecord):
+        return "key"
+    if isinstance(t, ir.TText):
+        return "key"  # texts are used as record keys: one namespace
+    return None
+
+
+def _plain(model: z3.ModelRef, value: Any, t: ir.Type, namer: Namer, policy: ir.Policy) -> Any:
+    """A model value as JSON data in the runtime's event payload format."""
+    if isinstance(value, Opt):
+        if not _eval(model, value.some):
+            return None
+        inner = t.inner if isinstance(t, ir.TOptional) else t
+        return _plain(model, value.val, inner, namer, policy)
+    if isinstance(value, SList):
+        n = _eval(model, value.n)
+        inner = t.inner if isinstance(t, ir.TList) else t
+        return [_plain(model, x, inner, namer, policy) for x in value.items[:n]]
+    v = _eval(model, value)
+    if _category(t) is not None and isinstance(v, int):
+        return namer.name(v, _category(t))
+    if isinstance(v, Fraction):
+        return {"num": v.numerator, "den": v.denominator} if v.denominator != 1 else v.numerator
+    return v
+
+
+def _exact_decimal(x: Fraction, max_digits: int = 6) -> Optional[str]:
+    """``x`` as an exact decimal string (no floats), or None if it needs more digits."""
+    sign = "-" if x < 0 else ""
+    x = abs(x)
+    for digits in range(max_digits + 1):
+        scaled = x * 10**digits
+        if scaled.denominator == 1:
+            n = scaled.numerator
+            if digits == 0:
+                return f"{sign}{n}"
+            return f"{sign}{n // 10**digits}.{n % 10**digits:0{digits}d}"
+    return None
+
+
+def _show(v: Any, t: ir.Type, policy: ir.Policy) -> str:
+    """A plain value as the policy would write it."""
+    if v is None:
+        return "none"
+    if isinstance(t, ir.TOptional):
+        return _show(v, t.inner, policy)
+    if isinstance(t, ir.TAmount) and isinstance(v, int):
+        try:
+            dec = policy.asset(t.asset).decimals
+        except StopIteration:
+            dec = 0
+        sign = "-" if v < 0 else ""
+        a = abs(v)
+        major = f"{a // 10**dec}.{a % 10**dec:0{dec}d}" if dec else str(a)
+        return f"{sign}{major} {t.asset}"
+    if isinstance(v, dict) and "num" in v:
+        exact = _exact_decimal(Fraction(v["num"], v["den"]) * 100)
+        return f"{exact}%" if exact is not None else f"{v['num']}/{v['den']}"
+    if isinstance(t, ir.TRatio) and isinstance(v, int):
+        return f"{v * 100}%"
+    if isinstance(t, (ir.TParty,)) and isinstance(v, str):
+        return "@" + v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _account_asset(comp: str) -> Optional[str]:
+    parts = comp.split("!")
+    if parts[0] in ("bal", "stake"):
+        return parts[1]
+    if parts[0] == "escrow":
+        return parts[2]
+    return None
+
+
+def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[set] = None) -> set:
+    """Which Int values of the model are parties, record keys or texts (for naming)."""
+    enc = m.encoder
+    ints = set() if ints is None else ints
+    for w in m.watches:
+        cat = _category(w.type)
+        if cat is None:
+            continue
+        vals = []
+        if isinstance(w.term, Opt):
+            if _eval(model, w.term.some):
+                vals.append(w.term.val)
+        elif isinstance(w.term, SList):
+            vals += w.term.items[: _eval(model, w.term.n)]
+        else:
+            vals.append(w.term)
+        for t in vals:
+            t = t.val if isinstance(t, Opt) else t
+            v = _eval(model, t)
+            if isinstance(v, int):
+                ints.add((v, cat))
+    for comp, idx in enc.balance_reads:
+        if idx is not None:
+            ints.add(
+                (_eval(model, idx), "party" if comp.split("!")[0] in ("bal", "stake") else "key")
+            )
+    for rec, keys in m.touched.items():
+        for k in keys:
+            ints.add((_eval(model, k), "key"))
+    ints.discard((enc.codes.code("clock"), "party"))
+    return ints
+
+
+def _plain_extra(model: z3.ModelRef, v: Any, namer: Namer) -> Any:
+    if isinstance(v, list):
+        return [_plain_extra(model, x, namer) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain_extra(model, x, namer) for k, x in v.items()}
+    if isinstance(v, z3.ExprRef):
+        r = _eval(model, v)
+        return str(r) if isinstance(r, Fraction) else r
+    return v
+
+
+def _describe(comp: str, idx: Optional[int], namer: Namer) -> str:
+    parts = comp.split("!")
+    who = (
+        namer.name(idx, "party" if parts[0] in ("bal", "stake") else "key")
+        if idx is not None
+        else ""
+    )
+    if parts[0] == "bal":
+        return f"balance(@{who}, {parts[1]})"
+    if parts[0] == "stake":
+        return f"stake(@{who}, {parts[1]})"
+    if parts[0] == "pool":
+        return f"balance({parts[1]})"
+    if parts[0] == "escrow":
+        return f"balance({parts[1]}({json.dumps(who)}))"
+    if parts[0] == "supply":
+        return f"supply({parts[1]})"
+    return comp
+
+
+def _param_cli(v: Any, t: ir.Type, policy: ir.Policy) -> str:
+    if isinstance(v, dict) and "num" in v:
+        return f"{v['num']}/{v['den']}"
+    if isinstance(t, ir.TRatio) and isinstance(v, int):
+        return str(v)
+    if isinstance(t, ir.TAmount) and isinstance(v, int):
+        return _show(v, t, policy).split(" ")[0]
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _literal(v: Any, t: ir.Type, policy: ir.Policy) -> str:
+    """A plain (payload) value as a Charter literal."""
+    if isinstance(t, ir.TOptional):
+        return "none" if v is None else _literal(v, t.inner, policy)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(t, ir.TAmount):
+        return _show(v, t, policy)
+    if isinstance(t, ir.TRatio):
+        f = Fraction(v["num"], v["den"]) if isinstance(v, dict) else Fraction(v)
+        for unit, scale in (("%", 100), (" bps", 10_000), (" ppm", 1_000_000)):
+            x = f * scale
+            if x.denominator == 1:
+                return f"{x.numerator}{unit}"
+        return f"{f.numerator} / {f.denominator}"
+    if isinstance(t, ir.TParty):
+        return "@" + str(v)
+    if isinstance(t, (ir.TText, ir.TRecord)):
+        return json.dumps(v)
+    if isinstance(t, ir.TList):
+        raise ValueError("list literal")
+    return str(v)
+
+
+def _account_literal(label: str) -> str:
+    # "balance(@alice, Credit)" -> "@alice"; "balance(commons)" -> "commons";
+    # "balance(Task(\"k1\"))" -> Task("k1")
+    inner = label[label.index("(") + 1 : -1]
+    if label.startswith("balance(@"):
+        return inner.split(",")[0]
+    return inner

@@ -1,0 +1,253 @@
+"""Replaying a counterexample on the runtime, and what "the same violation" means there.
+
+A refutation is only shown with a scenario the runtime has actually run: the verifier builds
+a fresh in-memory :class:`~charter.runtime.engine.Runtime` (the one ``charter run --memory``
+uses), submits every event of the scenario and asks the :class:`Violation` whether it
+observed the violation the verifier predicted.  A :class:`Violation` is the runtime-side twin
+of a check:
+
+* :class:`Refusal` - the runtime's own money check (negative amount, overdraft, cap, a
+  delete of a record holding value) refuses the last event although every ``require`` of it
+  held: the rejection must come with the check's code, from the statement's line;
+* :class:`Broken` - a condition (a declared invariant, a budget) is false after the last
+  event applied.
+
+New checks add their own :class:`Violation` subclasses (``observe`` plus the ``expect`` lines
+a ``test`` block asserts the property with).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Callable, Optional
+
+import attrs
+
+from .. import ir
+
+# the runtime's rejection code for each kind of money obligation of the encoding
+REFUSAL_CODES = {
+    "negative_amount": ("negative_amount",),
+    "split_input": ("negative_amount", "bad_weight"),
+    "overdraft": ("insufficient_funds",),
+    "escrow_overdraft": ("insufficient_funds",),
+    "supply_cap": ("cap_exceeded",),
+    "stranded": ("record_holds_value",),
+}
+
+
+@attrs.define
+class Observed:
+    """What a replay saw: ``ok`` when the violation happened exactly as predicted."""
+
+    ok: bool
+    detail: str  # what the runtime did, in words (shown with the scenario)
+    outcomes: list = attrs.Factory(list)  # per event: "applied" or "rejected: code: message"
+
+
+class Violation:
+    """How the runtime shows that a property is violated by the last event of a scenario."""
+
+    handler: str
+    describe: str  # the violated property, one sentence
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        """None if the violation is visible after ``outcome`` (the last event), else why not.
+        ``before`` is the runtime's balances before the last event."""
+        raise NotImplementedError
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        """``expect`` steps (after the last ``when``) that state the property: they fail on
+        the scenario, which is the point of a counterexample test."""
+        raise NotImplementedError
+
+
+@attrs.define
+class Refusal(Violation):
+    handler: str
+    describe: str
+    codes: tuple[str, ...]
+    line: Optional[int] = None
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        rej = _timer_rejection(outcome, self.handler)
+        if rej is None:
+            return f"the runtime applied {self.handler}"
+        code, message, span = rej
+        if code not in self.codes:
+            return f"the runtime refused {self.handler} for another reason ({code}: {message})"
+        if self.line is not None and span is not None and span.line != self.line:
+            return (
+                f"the runtime refused {self.handler} ({code}) at line {span.line}, "
+                f"not at line {self.line}"
+            )
+        return None
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        return [
+            f"    # {self.describe}: every require of {self.handler} holds here, so it must",
+            f"    # settle; the runtime refuses it instead ({' / '.join(self.codes)})",
+            "    expect ok",
+        ]
+
+
+@attrs.define
+class Broken(Violation):
+    """``cond`` (for each live ``record`` bound to ``var``, if set) is false after the last
+    event, which applied."""
+
+    handler: str
+    describe: str
+    cond: ir.Expr
+    record: Optional[str] = None
+    var: Optional[str] = None
+    keys: list = attrs.Factory(list)  # filled by observe: the records it fails for
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        if not getattr(outcome, "applied", False):
+            return f"{self.handler} was rejected: {outcome}"
+        if _is_tick(outcome) and _timer_rejection(outcome, self.handler) is not None:
+            return f"{self.handler} did not fire successfully"
+        self.keys = []
+        if self.record is None:
+            ok = _evaluate(rt, self.cond, {})
+            return None if ok is False else "the property still holds after the events"
+        for key in sorted(rt.records(self.record)):
+            if _evaluate(rt, self.cond, {self.var: key}) is False:
+                self.keys.append(key)
+        return None if self.keys else "the property holds for every record after the events"
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        from .source import expr_source
+
+        out = ["    expect ok", f"    # {self.describe}"]
+        if self.record is None:
+            out.append(f"    expect {expr_source(self.cond, policy, {})}")
+        for key in self.keys:
+            out.append(f"    expect {expr_source(self.cond, policy, {self.var: (self.record, key)})}")
+        return out
+
+
+@attrs.define
+class PaysOver(Violation):
+    """A budget property: one ``handler`` event pays more than ``limit`` out of ``pool``."""
+
+    prop: ir.BudgetProperty
+    paid: int = 0
+    limit: Any = None
+    before: int = 0
+
+    @property
+    def handler(self) -> str:  # type: ignore[override]
+        return self.prop.handler
+
+    @property
+    def describe(self) -> str:  # type: ignore[override]
+        return f"property {self.prop.name}: one {self.prop.handler} pays at most the limit from {self.prop.pool}"
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        if not getattr(outcome, "applied", False):
+            return f"{self.handler} was rejected: {outcome}"
+        acc = f"pool:{self.prop.pool}"
+        self.paid = sum(p.amount for p in outcome.postings if p.src == acc)
+        self.limit = _evaluate(rt, self.prop.limit, {})
+        self.before = before.get(acc, 0)
+        if self.paid > self.limit:
+            return None
+        return f"{self.handler} paid {self.paid} minor units from {self.prop.pool}, within the limit"
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        from .source import value_literal
+
+        asset = policy.pool(self.prop.pool).asset
+        floor_ = value_literal(self.before - self.limit, ir.TAmount(asset=asset), policy)
+        return [
+            "    expect ok",
+            f"    # {self.describe}: it held "
+            f"{value_literal(self.before, ir.TAmount(asset=asset), policy)} before this event",
+            f"    expect balance({self.prop.pool}) >= {floor_}",
+        ]
+
+
+def _is_tick(outcome: Any) -> bool:
+    return bool(getattr(outcome, "timers", ()))
+
+
+def _timer_rejection(outcome: Any, handler: str) -> Optional[tuple]:
+    """(code, message, span) of the last event's rejection, or of a timed handler's rejected
+    firing in a tick's receipt; None if it applied."""
+    if not getattr(outcome, "applied", False):
+        return (outcome.code, outcome.message, outcome.span)
+    for t in getattr(outcome, "timers", ()):
+        if t.get("handler") == handler and t.get("status") == "rejected":
+            reason = t.get("reason", "")
+            code = reason.split(":", 1)[0] if reason.startswith("runtime_error") else _code_of(reason)
+            return (code, reason, None)
+    return None
+
+
+def _code_of(message: str) -> str:
+    # a timer's record keeps only the message; the runtime's money checks say what they are
+    low = message.lower()
+    for code, words in (
+        ("negative_amount", ("negative",)),
+        ("insufficient_funds", ("insufficient", "holds only", "cannot", "overdraw")),
+        ("cap_exceeded", ("cap",)),
+        ("record_holds_value", ("still holds",)),
+    ):
+        if any(w in low for w in words):
+            return code
+    return "rejected"
+
+
+def _evaluate(rt: Any, cond: ir.Expr, env: dict) -> Any:
+    from charter.runtime.monitor import holds, value
+
+    if isinstance(getattr(cond, "type", None), ir.TBool):
+        return holds(rt, cond, env)
+    return value(rt, cond, env)
+
+
+def native_params(policy: ir.Policy, plain: dict) -> dict:
+    """Model parameter values (JSON-plain) as the runtime's native values."""
+    out = {}
+    for name, v in plain.items():
+        t = policy.param(name).type
+        if isinstance(t, ir.TRatio):
+            v = Fraction(v["num"], v["den"]) if isinstance(v, dict) else Fraction(v)
+        out[name] = v
+    return out
+
+
+def replay(
+    policy: ir.Policy, params: dict, events: list[dict], violation: Violation
+) -> Observed:
+    """Run ``events`` from genesis on a fresh in-memory runtime: every event but the last must
+    apply, and the last must show ``violation``."""
+    from charter.runtime.engine import ParamError, Runtime
+
+    try:
+        rt = Runtime(policy, params=native_params(policy, params))
+    except (ParamError, ValueError, TypeError) as exc:
+        return Observed(False, f"the parameters are refused: {exc}")
+    outcomes: list[str] = []
+    before: dict = {}
+    for i, ev in enumerate(events):
+        if i == len(events) - 1:
+            before = rt.balances()
+        out = rt.submit(dict(ev, args=dict(ev.get("args", {}))))
+        outcomes.append("applied" if out.applied else f"rejected: {out.code}: {out.message}")
+        if i < len(events) - 1 and not out.applied:
+            return Observed(False, f"event {ev['id']} ({ev['type']}) was rejected: {out}", outcomes)
+        if i < len(events) - 1 and out.applied:
+            bad = [t for t in getattr(out, "timers", ()) if t.get("status") == "rejected"]
+            if bad:
+                return Observed(
+                    False, f"a timed handler fired before {ev['id']} and failed: {bad[0]}", outcomes
+                )
+        if i == len(events) - 1:
+            why = violation.observe(rt, before, out)
+            if why is not None:
+                return Observed(False, why, outcomes)
+            return Observed(True, outcomes[-1], outcomes)
+    return Observed(False, "no events", outcomes)

@@ -1,0 +1,104 @@
+"""Checking an emitted counterexample the way a reviewer would: its ``test`` block compiled
+with the policy and run (it must fail, on the violation), its JSONL replayed through
+``charter run --memory --check`` (the violation must show), and the same events on the
+fixed twin (the violation must not show).  Shared by the replay tests and tools/."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+from click.testing import CliRunner
+
+from charter.cli import cli
+from charter.compiler.pipeline import Compilation
+from charter.runtime.testing import run_tests
+
+REFUSAL = {
+    "non_negative": ("negative_amount",),
+    "escrow_bound": ("insufficient_funds",),
+    "no_overdraft": ("insufficient_funds",),
+    "supply_cap": ("cap_exceeded",),
+    "delete_empty": ("record_holds_value",),
+}
+
+
+def run_cli(policy_text: str, events_jsonl: str, params: list[str]) -> dict:
+    """``charter run POLICY EVENTS --memory --check --json`` on temp files."""
+    with tempfile.TemporaryDirectory() as d:
+        pol = Path(d) / "policy.charter"
+        pol.write_text(policy_text)
+        ev = Path(d) / "events.jsonl"
+        ev.write_text(events_jsonl + "\n")
+        args = ["run", str(pol), str(ev), "--memory", "--check", "--json"]
+        for p in params:
+            args += ["--param", p]
+        r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    try:
+        return json.loads(r.output)
+    except ValueError:
+        # e.g. a parameter value the (fixed) policy's range refuses
+        return {"error": r.output.strip()}
+
+
+def emitted_test_failures(policy_text: str, charter_test: str) -> tuple[bool, list[str]]:
+    """(passed, failures) of the emitted test block compiled with the policy."""
+    pol = Compilation.from_text(policy_text + "\n" + charter_test + "\n", file="twin.charter").ir
+    (res,) = [r for r in run_tests(pol) if r.name.startswith("counterexample")]
+    return res.passed, list(res.failures)
+
+
+def jsonl_shows(result: Any, out: dict, n_events: int) -> Optional[str]:
+    """None if ``charter run``'s summary shows ``result``'s violation, else why not."""
+    kind = result.kind
+    if "error" in out:
+        return f"charter run refused the input: {out['error']}"
+    if kind in REFUSAL:
+        codes = {x["code"] for x in out["reasons"]}
+        if out["rejected"] != 1 or not codes & set(REFUSAL[kind]):
+            return f"expected the last event refused with {REFUSAL[kind]}, got {out['reasons']}"
+        return None
+    if kind == "invariant":
+        names = {v["property"] for v in out["violations"] or []}
+        return None if result.name in names else f"no violation of {result.name}: {out}"
+    if kind == "budget":
+        return None if out["rejected"] == 0 else f"events were rejected: {out['reasons']}"
+    return f"no JSONL check for {kind}"
+
+
+def check_emitted(
+    result: Any, buggy_text: str, fixed_text: Optional[str]
+) -> list[str]:
+    """Every problem with ``result``'s emitted scenario (empty: it is a proper replay)."""
+    problems = []
+    cex = result.counterexample
+    sc = cex["scenario"]
+    if not cex.get("replayed"):
+        return ["not replayed: " + cex.get("reach_note", "?")]
+    passed, failures = emitted_test_failures(buggy_text, sc["charter_test"])
+    if passed:
+        problems.append("the emitted test passes on the buggy policy: it asserts nothing")
+    elif any("setup failed" in f or "expected ok, got rejected" in f and not _right(result, f)
+             for f in failures):
+        problems.append(f"the emitted test fails for another reason: {failures}")
+    elif result.kind in REFUSAL and not any(_right(result, f) for f in failures):
+        problems.append(f"the emitted test does not fail on the refusal: {failures}")
+    elif result.kind == "invariant" or result.kind == "budget":
+        if not any(" is false" in f for f in failures):
+            problems.append(f"the emitted test does not fail on the property: {failures}")
+    n = len(sc["events"])
+    out = run_cli(buggy_text, sc["events_jsonl"], sc["run_params"])
+    why = jsonl_shows(result, out, n)
+    if why:
+        problems.append("JSONL: " + why)
+    if fixed_text is not None:
+        out = run_cli(fixed_text, sc["events_jsonl"], sc["run_params"])
+        if jsonl_shows(result, out, n) is None and result.kind != "budget":
+            problems.append(f"the fixed twin shows the same violation: {out['reasons']}")
+    return problems
+
+
+def _right(result: Any, failure: str) -> bool:
+    return any(c in failure for c in REFUSAL.get(result.kind, ()))
