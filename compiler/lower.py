@@ -467,7 +467,8 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
             except NotConstant:
                 d.error("E0604", "test values must be constants", s.expr.span)
         elif s.kind == "when":
-            hq = chk.qualify(s.name, env, s.span)
+            # a deadline handler's own name (`Task.deadline.passes`) is not an import path
+            hq = s.name if s.name in handlers else chk.qualify(s.name, env, s.span)
             h = handlers.get(hq)
             if h is not None and h.kind != "event":
                 # a timed handler is not submitted: `when epoch() by clock at 30 days` advances

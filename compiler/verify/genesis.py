@@ -8,7 +8,7 @@ the violation:
 
 * the first steps are *setup* events, each a symbolic choice among the handlers that touch
   no record (``join``, ``deposit``, ``admit_member``...) or nothing at all, so one query
-  covers every setup of up to :data:`SETUP_STEPS` events;
+  covers every setup of up to :data:`SETUP_LEVELS` events (small ones first);
 * then a *core* sequence of record-handling events, enumerated shortest first (a handler that
   needs a record comes only after one that creates it), up to :data:`CORE_STEPS` events;
 * then the failing handler.
@@ -33,10 +33,10 @@ from .options import Options
 from .solver import solve
 from .terms import Codes, Unsupported
 
-SETUP_STEPS = 6  # joining/minting events before the first record is created
+SETUP_LEVELS = (4, 8)  # joining/minting events before the first record: small first
 CORE_STEPS = 3  # record-handling events before the failing one
 MAX_QUERIES = 48  # per finding: the search's size, independent of the machine
-QUERY_MS = 5000  # per query (a safety net: most take milliseconds)
+QUERY_MS = 15000  # per query, a safety net (most take milliseconds; replaced by rlimit)
 
 
 class GenesisEncoder(Encoder):
@@ -236,7 +236,12 @@ def classify(policy: ir.Policy) -> tuple[list[ir.Handler], list[ir.Handler]]:
             continue
         touched: set = set()
         _record_names((h.params, h.auth, h.body), touched)
-        (core if touched else setup).append(h)
+        # setup steps are symbolic choices, so only cheap handlers: no loops or splits, not
+        # the clock's (those are core steps, tried one at a time)
+        heavy = isinstance(h.auth, ir.AuthClock) or any(
+            isinstance(st, (ir.ForEach, ir.Split)) for st in _walk(h.body)
+        )
+        (core if touched or heavy else setup).append(h)
     return setup, core
 
 
@@ -277,22 +282,51 @@ def search(
     target: str,
     fails: Callable[..., Any],
     opts: Options,
-    setup_steps: int = SETUP_STEPS,
+    setup_levels: tuple = SETUP_LEVELS,
     core_steps: int = CORE_STEPS,
     max_queries: int = MAX_QUERIES,
 ) -> tuple[Optional[Found], int]:
     """The first chain from genesis (setup, core, ``target``) where ``fails`` holds.
 
-    ``fails(last_model)`` or, with ``fails.wants_chain``, ``fails([first, last])``.
-    Returns (found or None, the longest number of events searched)."""
+    ``fails(last_model)`` or, with ``fails.wants_chain``, ``fails([first, last])``.  Small
+    setups first (each query is quicker, the scenario shorter); two thirds of the queries go
+    to the smaller setup.  Returns (found or None, the longest number of events searched)."""
+    longest = 0
+    used = 0
+    for n, setup_steps in enumerate(setup_levels):
+        cap = max_queries - used if n == len(setup_levels) - 1 else (2 * max_queries) // 3
+        found, reach, q = _search_level(policy, target, fails, opts, setup_steps, core_steps, cap)
+        used += q
+        longest = max(longest, reach)
+        if found is not None or used >= max_queries:
+            return found, longest
+    return None, longest
+
+
+def _search_level(
+    policy: ir.Policy,
+    target: str,
+    fails: Callable[..., Any],
+    opts: Options,
+    setup_steps: int,
+    core_steps: int,
+    max_queries: int,
+) -> tuple[Optional[Found], int, int]:
     h = policy.handler(target)
     setup, core = classify(policy)
+    if not setup:
+        setup_steps = 0
     longest = 0
     queries = 0
-    base = start(policy)
-    for _ in range(setup_steps if setup else 0):
-        base = extend(policy, base, setup, True, opts.bound, opts.fixed_params)
-    # a setup handler that iterates a collection adds slots shared by the whole chain; the
+
+    def fresh_base() -> Chain:
+        base = start(policy)
+        for _ in range(setup_steps):
+            base = extend(policy, base, setup, True, opts.bound, opts.fixed_params)
+        return base
+
+    base = fresh_base()
+    # a handler that iterates a collection adds slots shared by the whole chain; the
     # extensions of one base must not share them (each query would miss the others' facts)
     share = not base.common["slots"]
     memo: dict = {}
@@ -310,29 +344,63 @@ def search(
                 for j in range(k, len(seq)):
                     chain = extend(policy, chain, [seq[j]], False, opts.bound, opts.fixed_params)
                     memo[tuple(x.name for x in seq[: j + 1])] = chain
-            else:
-                chain = start(policy)
-                for _ in range(setup_steps if setup else 0):
-                    chain = extend(policy, chain, setup, True, opts.bound, opts.fixed_params)
-                for x in seq:
+                chain = extend(policy, chain, [h], False, opts.bound, opts.fixed_params)
+                if chain.common["slots"]:
+                    share = False  # from now on every sequence is encoded afresh
+            if not share:
+                chain = fresh_base()
+                for x in list(seq) + [h]:
                     chain = extend(policy, chain, [x], False, opts.bound, opts.fixed_params)
-            chain = extend(policy, chain, [h], False, opts.bound, opts.fixed_params)
         except Unsupported:
-            return None, longest
-        if share and chain.common["slots"]:
-            # the core handlers iterate collections: encode from scratch from now on
-            share = False
-            base = start(policy)
-            for _ in range(setup_steps if setup else 0):
-                base = extend(policy, base, setup, True, opts.bound, opts.fixed_params)
-            chain = base
-            for x in list(seq) + [h]:
-                chain = extend(policy, chain, [x], False, opts.bound, opts.fixed_params)
+            return None, longest, queries
         last = chain.last
         goal = fails([chain.first, last]) if getattr(fails, "wants_chain", False) else fails(last)
-        longest = max(longest, (setup_steps if setup else 0) + len(seq) + 1)
-        r, model = solve(chain.formulas + [goal], min(opts.timeout_ms, QUERY_MS))
+        longest = max(longest, setup_steps + len(seq) + 1)
+        r, model = solve(
+            chain.formulas + _closed_roles(chain) + [goal], min(opts.timeout_ms, QUERY_MS)
+        )
         if r == "sat":
             hms = [m for st in chain.steps if (m := st.chosen(model)) is not None]
-            return Found(chain, model, hms), longest
-    return None, longest
+            return Found(chain, model, hms), longest, queries
+    return None, longest, queries
+
+
+def _closed_roles(chain: Chain) -> list:
+    """A role a handler iterates is modelled by its slots: every party any step of the chain
+    uses as a member of that role (admitted, checked) must be one of them, or the model's
+    split or loop would leave out a member the runtime includes."""
+    out = []
+    slots = chain.common["slots"]
+    last = chain.last
+    clock = chain.codes.code("clock")
+    for (kind, name), items in slots.items():
+        # the slots' own facts (a prefix, in key order) were assumed by the encoder that made
+        # them, which a choice step may not have chosen: state them for the whole chain
+        for i, (item, present) in enumerate(items):
+            if i:
+                prev_item, prev_present = items[i - 1]
+                out.append(z3.Implies(present, z3.And(prev_present, prev_item < item)))
+            if kind == "role":
+                out.append(item != clock)
+        if kind != "role" or name is None:
+            continue
+        arr = last.post.get(f"role!{name}")
+        pre = last.pre.get(f"role!{name}")
+        terms = []
+        for st in chain.steps:
+            for m in st.models:
+                terms += m.encoder.role_terms.get(name, [])
+                terms += [
+                    w.term
+                    for w in m.watches
+                    if w.group == "submitter"
+                    or (w.group == "arg" and isinstance(w.type, ir.TParty))
+                ]
+        seen: list = []
+        for t in terms:
+            if any(t.eq(x) for x in seen):
+                continue
+            seen.append(t)
+            member = z3.Or(z3.Select(pre, t), z3.Select(arr, t))
+            out.append(z3.Implies(member, z3.Or(*[z3.And(p, it == t) for it, p in items])))
+    return out

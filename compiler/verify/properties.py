@@ -15,7 +15,7 @@ from .model import HandlerModel
 from .options import Options
 from .prepare import Prepared
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
-from .replay import PaysOver
+from .replay import PaysOver, SplitUnfair
 from .search import _attach_trace, _trace_note
 from .solver import solve_m, solve_sat
 from .terms import Opt
@@ -96,7 +96,7 @@ def _split_property(
                     else z3.And(mm.applied, mm.splits[si].guard, z3.Not(z3.And(*got[0])))
                 )
 
-            _attach_trace(policy, p.handler, cex, opts, fails)
+            _attach_trace(policy, p.handler, cex, opts, fails, SplitUnfair(p, si))
             return res(
                 REFUTED,
                 f"{p.kind} fails for the split at line {sp.span.line} ({sp.method}): "

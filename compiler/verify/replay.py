@@ -169,6 +169,112 @@ class PaysOver(Violation):
         ]
 
 
+@attrs.define
+class SplitUnfair(Violation):
+    """A declared split property fails for split number ``index`` of ``handler``: the runtime
+    pays the shares the model predicts, and those shares break the property."""
+
+    prop: ir.SplitProperty
+    index: int
+    recipients: list = attrs.Factory(list)  # (runtime account, source text, weight, share)
+    rest: int = 0
+    witness: list = attrs.Factory(list)  # the expect lines
+
+    @property
+    def handler(self) -> str:  # type: ignore[override]
+        return self.prop.handler
+
+    @property
+    def describe(self) -> str:  # type: ignore[override]
+        return f"property {self.prop.name}: every split in {self.prop.handler} is {self.prop.kind}"
+
+    def bind(self, policy: ir.Policy, found: Any, namer: Any) -> None:
+        from .solver import _eval
+
+        model, last = found.model, found.handlers[-1]
+        sp = last.splits[self.index]
+        asset = next(p.asset for p in last.postings if p.kind == "split" and p.span == sp.span)
+        self.rest = _eval(model, sp.rest)
+        self.recipients = []
+        for inc, to, w, share in zip(sp.included, sp.recipients, sp.weights, sp.shares):
+            if not _eval(model, inc):
+                continue
+            v = _eval(model, to)
+            rec = _split_record(policy, last.handler, self.index)
+            if rec is not None:
+                key = namer.name(v, "key")
+                acc, text = f"escrow:{rec}:{key}:{asset}", f'balance({rec}("{key}"))'
+            else:
+                who = namer.name(v, "party")
+                acc, text = f"party:{who}:{asset}", f"balance(@{who}, {asset})"
+            self.recipients.append((acc, text, _eval(model, w), _eval(model, share), asset))
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        if not getattr(outcome, "applied", False):
+            return f"{self.handler} was rejected: {outcome}"
+        paid: dict = {}
+        for p in getattr(outcome, "postings", ()):
+            if p.kind == "split":
+                paid[p.dst] = paid.get(p.dst, 0) + p.amount
+        got = [(a, t, w, paid.get(a, 0), asset) for a, t, w, _, asset in self.recipients]
+        if [g[3] for g in got] != [r[3] for r in self.recipients]:
+            return f"the runtime paid other shares than predicted: {paid}"
+        bound = self.prop.bound
+        b = _evaluate(rt, bound, {}) if bound is not None else 1
+        self.witness = _split_witness(self.prop.kind, got, b, self.rest, before)
+        return None if self.witness else "the shares paid satisfy the property"
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        from .source import value_literal
+
+        out = ["    expect ok", f"    # {self.describe}"]
+        for lhs, op, amount, asset in self.witness:
+            out.append(f"    expect {lhs} {op} {value_literal(amount, ir.TAmount(asset=asset), policy)}")
+        return out
+
+
+def _split_record(policy: ir.Policy, h: ir.Handler, index: int) -> Optional[str]:
+    """The record whose escrows a handler's ``index``-th split pays into (None: parties)."""
+    from .genesis import _walk
+
+    splits = [st for st in _walk(h.body) if isinstance(st, ir.Split)]
+    if index >= len(splits):
+        return None
+    st = splits[index]
+    t = st.to.type if st.to is not None else getattr(st, "var_type", None)
+    return t.record if isinstance(t, ir.TRecord) else None
+
+
+def _split_witness(kind: str, got: list, b: int, rest: int, before: dict) -> list:
+    """``expect`` comparisons (lhs, op, amount, asset) that state the property for the
+    shares ``got`` = [(account, text, weight, share, asset)] and fail for them."""
+    def pre(a: str) -> int:
+        return before.get(a, 0)
+
+    total_w = sum(g[2] for g in got)
+    for i, (ai, ti, wi, si, asset) in enumerate(got):
+        if kind == "floor" and si < b:
+            return [(ti, ">=", pre(ai) + b, asset)]
+        if kind == "cap" and si > b:
+            return [(ti, "<=", pre(ai) + b, asset)]
+        if kind == "proportional" and total_w > 0:
+            ideal = Fraction(rest * wi, total_w)
+            if si > ideal + b:
+                return [(ti, "<=", pre(ai) + int(ideal + b), asset)]
+            if si < ideal - b:
+                lo = ideal - b
+                return [(ti, ">=", pre(ai) + (lo.numerator + lo.denominator - 1) // lo.denominator, asset)]
+        for aj, tj, wj, sj, _ in got[i + 1 :] if kind == "symmetric" else got:
+            if aj == ai:
+                continue
+            d = pre(ai) - pre(aj)
+            if kind == "symmetric" and wi == wj and abs(si - sj) > b:
+                return [(f"{ti} - {tj}", "<=" if si > sj else ">=", d + (b if si > sj else -b), asset)]
+            if kind == "monotone" and wi > wj and si < sj:
+                return [(f"{ti} - {tj}", ">=", d, asset)]
+    return []
+
+
 def _is_tick(outcome: Any) -> bool:
     return bool(getattr(outcome, "timers", ()))
 
@@ -235,7 +341,9 @@ def replay(
     for i, ev in enumerate(events):
         if i == len(events) - 1:
             before = rt.balances()
-        out = rt.submit(dict(ev, args=dict(ev.get("args", {}))))
+        # the runtime's envelope only: `fires` names the timed handler a tick is for
+        envelope = {k: v for k, v in ev.items() if k != "fires"}
+        out = rt.submit(dict(envelope, args=dict(ev.get("args", {}))))
         outcomes.append("applied" if out.applied else f"rejected: {out.code}: {out.message}")
         if i < len(events) - 1 and not out.applied:
             return Observed(False, f"event {ev['id']} ({ev['type']}) was rejected: {out}", outcomes)

@@ -262,8 +262,8 @@ def _event_time(found: Any, model: z3.ModelRef, hm: Any, period_of: dict) -> int
     return now
 
 
-def genesis_trace(policy: ir.Policy, found: Any) -> tuple[dict, list[dict], list]:
-    """(parameters, events, handler models) of a chain found from genesis, as the runtime
+def genesis_trace(policy: ir.Policy, found: Any) -> tuple[dict, list[dict], Any]:
+    """(parameters, events, namer) of a chain found from genesis, as the runtime
     takes them: a timed handler at the end becomes a clock tick at the time it is due."""
     model = found.model
     ints: set = set()
@@ -290,7 +290,7 @@ def genesis_trace(policy: ir.Policy, found: Any) -> tuple[dict, list[dict], list
             _eval(model, hm.submitter), "party")
         events.append({"id": f"cex-{i}", "type": h.name, "submitter": sub, "time": t,
                        "args": args})
-    return params, events, found.handlers
+    return params, events, namer
 
 
 def _default_plain(p: ir.Param) -> Any:
@@ -358,6 +358,38 @@ def _rename_party(events: list[dict], old: str, new: str) -> list[dict]:
     ]
 
 
+def _merge_amounts(
+    policy: ir.Policy, params: dict, events: list[dict], violation: Any
+) -> list[dict]:
+    """Two events of one handler by one submitter whose arguments differ only in amounts
+    (deposits of 0.01, 0.01, ...) become one with the amounts added, where that replays."""
+    from .replay import replay
+
+    i = 0
+    while i < len(events) - 1:
+        a = events[i]
+        h = policy.handler(a["type"]) if a["type"] != "@tick" else None
+        merged = False
+        if h is not None:
+            money = {f.name for f in h.params if isinstance(f.type, ir.TAmount)}
+            for j in range(i + 1, len(events) - 1):
+                b = events[j]
+                if b["type"] != a["type"] or b["submitter"] != a["submitter"] or not money:
+                    continue
+                if any(a["args"].get(k) != b["args"].get(k) for k in a["args"] if k not in money):
+                    continue
+                args = dict(a["args"])
+                for k in money:
+                    args[k] = a["args"][k] + b["args"][k]
+                trial = events[:i] + [dict(a, args=args)] + events[i + 1 : j] + events[j + 1 :]
+                if replay(policy, params, trial, violation).ok:
+                    events, merged = trial, True
+                    break
+        if not merged:
+            i += 1
+    return events
+
+
 def minimise(
     policy: ir.Policy, params: dict, events: list[dict], violation: Any
 ) -> tuple[dict, list[dict]]:
@@ -376,6 +408,7 @@ def minimise(
             evs = _rename_party(events, params[name], p.default)
         if replay(policy, trial, evs, violation).ok:
             params, events = trial, evs
+    events = _merge_amounts(policy, params, events, violation)
     changed = True
     while changed:  # until no single event can go (an event may only become removable later)
         changed = False
@@ -409,7 +442,9 @@ def build(
         return {"status": "not_reached", "note": f"the search failed: {type(exc).__name__}: {exc}"}
     if found is None:
         return {"status": "not_reached", "note": NOT_REACHED.format(n=longest)}
-    params, events, _ = genesis_trace(policy, found)
+    params, events, namer = genesis_trace(policy, found)
+    if hasattr(violation, "bind"):
+        violation.bind(policy, found, namer)
     seen = replay(policy, params, events, violation)
     if seen.ok:
         params, events = minimise(policy, params, events, violation)

@@ -182,14 +182,15 @@ import pytest  # noqa: E402
         ("floored", "largest_remainder"),
     ],
 )
-def test_split_counterexample_is_a_passing_charter_test(prop, method):
-    """The generated `test` block runs on the runtime and observes exactly the predicted
-    balances, i.e. the runtime reproduces the violation."""
+def test_split_counterexample_is_a_failing_charter_test(prop, method):
+    """The generated `test` block replays from genesis on the runtime and asserts the split
+    property on the shares paid, so it fails - on that assertion, not in setup."""
     from test_properties import split
 
     (res,), sc = _replay_as_charter_test(split(method), prop)
-    assert res.passed, (res.failures, sc["charter_test"])
-    assert "expect ok" in sc["charter_test"]
+    assert sc["from"] == "genesis" and sc["replay"]["ok"], sc["replay"]
+    assert not res.passed, sc["charter_test"]
+    assert all(" is false" in f for f in res.failures), (res.failures, sc["charter_test"])
 
 
 def test_budget_counterexample_is_a_failing_charter_test():
