@@ -267,7 +267,9 @@ class Stream:
 
     def well_formed(self, rt: Any) -> dict:
         rng, tg = self.rng, self.tg
-        if tg.seeds and rng.random() < 0.5:
+        # an episode starts by mostly following its example, so there is state to work on
+        warm = self.seed_i < len(tg.seeds) and rng.random() < 0.8
+        if tg.seeds and (warm or rng.random() < 0.4):
             e = dict(tg.seeds[self.seed_i % len(tg.seeds)])
             self.seed_i += 1
             e["id"] = self._id()
@@ -474,8 +476,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     for tg in targets(a.examples, a.only):
         c = fuzz(tg, a.events, a.seed, a.episode, not a.no_compare)
         all_counts.append(c)
-        print(f"{tg.name}: {c.events} events, {c.accepted} accepted, {c.failures} failures "
+        print(f"{tg.name}: {c.events} events, {c.accepted} accepted, {c.duplicates} duplicates, "
+              f"{sum(c.rejected.values())} rejected ({dict(c.rejected.most_common())}), "
+              f"{c.exceptions} exceptions, {c.changed} rejected-that-changed-something, "
+              f"{c.audit_failures} audit failures, {c.mismatches} backend mismatches "
               f"({c.seconds:.0f} s)", flush=True)  # fmt: skip
+        for ex in c.examples:
+            print(f"  {ex}", flush=True)
     report(all_counts)
     return 1 if any(c.failures for c in all_counts) else 0
 

@@ -69,10 +69,13 @@ class State:
         # deadline handlers: record -> [(handler, field)], and a lazy heap per handler
         self.deadline_fields: dict[str, list[tuple[str, str]]] = {}
         self.heaps: dict[str, list[tuple[int, str]]] = {}
+        self.deadline_of: dict[str, tuple[str, str]] = {}
+        self._compact: set[str] = set()
         for h in policy.handlers:
             if h.kind == "deadline":
                 self.deadline_fields.setdefault(h.record, []).append((h.name, h.field))
                 self.heaps[h.name] = []
+                self.deadline_of[h.name] = (h.record, h.field)
         self.frames: list[Frame] = []
         self.postings: list[Posting] = []
         self.flags: list[dict] = []
@@ -116,6 +119,8 @@ class State:
             heapq.heappush(heap, item)
         del self.postings[f.npostings :]
         del self.flags[f.nflags :]
+        if self._compact and not self.frames:
+            self._compact_heaps()
 
     def commit(self) -> Frame:
         """Close the innermost frame; merged into the outer one if nested.  Returns it."""
@@ -139,6 +144,8 @@ class State:
                     if getattr(outer, name) is None:
                         setattr(outer, name, [])
                     getattr(outer, name).extend(inner)
+        elif self._compact:
+            self._compact_heaps()
         return f
 
     # ------------------------------------------------------------ balances
@@ -280,9 +287,27 @@ class State:
                 del self.meta[mk]
 
     def _arm(self, handler: str, due: Any, key: str) -> None:
-        # pushes need no undo: entries are checked against the record when popped
+        # pushes need no undo: entries are checked against the record when popped.  Stale
+        # entries (moved deadlines, deleted records, rolled-back events) are dropped when
+        # they reach the top; so that rejected events cannot grow a heap without bound, a
+        # heap more than twice the size of its record table is rebuilt (amortised O(1)).
         if isinstance(due, int):
-            heapq.heappush(self.heaps[handler], (due, key))
+            heap = self.heaps[handler]
+            heapq.heappush(heap, (due, key))
+            if len(heap) > 64 and len(heap) > 2 * len(self.records[self.deadline_of[handler][0]]) + 64:
+                self._compact.add(handler)  # rebuilt when no transaction is open
+
+    def _compact_heaps(self) -> None:
+        """Rebuild oversized heaps from the records (only between transactions: inside one,
+        a rolled-back delete or move would lose its entry)."""
+        for handler in self._compact:
+            record, field = self.deadline_of[handler]
+            heap = self.heaps[handler]
+            heap[:] = [
+                (r[field], k) for k, r in self.records[record].items() if isinstance(r.get(field), int)
+            ]
+            heapq.heapify(heap)
+        self._compact.clear()
 
     def deadline_top(
         self, handler: str, record: str, field: str, now: Optional[int] = None

@@ -32,7 +32,7 @@ from typing import Callable
 from charter.compiler.diagnostics import CODES, Diagnostic, render_text
 from charter.compiler.parse import grammar_text
 from charter.compiler.pipeline import Compilation
-from charter.runtime.codegen import BACKENDS, compile_policy
+from charter.runtime.pygen import BACKENDS, compile_policy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fmt"))
 from policy_gen import PolicyGen  # noqa: E402

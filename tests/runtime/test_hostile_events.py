@@ -363,3 +363,15 @@ def test_step_budget_rejection_names_the_loop_and_is_configurable(tmp_path):
     assert "the loop over Job records" in CliRunner().invoke(
         cli, ["run", str(pol), str(events), "--memory", "--step-budget", "50"]
     ).output
+
+def test_rejected_events_cannot_grow_the_deadline_heap(gig):
+    """Each rejected `post` armed a deadline before failing; the heap is compacted, so a
+    stream of rejected events costs no memory that lasts (and deadlines still fire)."""
+    heap = gig.state.heaps["Task.deadline.passes"]
+    live = len(gig.records("Task"))
+    for i in range(3000):
+        out = gig.submit(ev(f"p{i}", "post", "ann", 10_000 + i, id=f"x{i}", budget=10**9,
+                            duration=10**6))  # fmt: skip
+        assert out.code == "insufficient_funds", out
+    assert len(heap) <= 2 * live + 65
+    assert gig.submit(ev("late", "join", "zoe", 10**7)).timers  # t3's deadline still fires
