@@ -62,7 +62,6 @@ from .pygen import CompiledPolicy, compile_policy
 from .settle import (
     CLOCKS,
     DEFAULT_MAX_SKEW,
-    ENVELOPE,
     TICK,
     Outcome,
     Receipt,
@@ -72,21 +71,11 @@ from .settle import (
 )
 from .state import State
 from .store import MemoryStore, Store, StoreError
-from .values import (
-    Converter,
-    PolicyNotExecutable,
-    Rejected,
-    canonical,
-    canonical_party,
-    check_range,
-    preview,
-    to_json_value,
-)
+from .values import Converter, Rejected, canonical, check_range, preview, to_json_value
 
 _DEBUG = bool(os.environ.get("CHARTER_RUNTIME_DEBUG"))
 _NO_ARGS: dict = {}
 MAX_TIMER_FIRINGS = 10_000
-_ENVELOPE = ENVELOPE
 
 __all__ = [
     "Runtime", "Receipt", "Rejection", "Outcome", "ParamError", "resolve_params", "TICK",
