@@ -1,6 +1,13 @@
-"""Verification time per stdlib policy and in total (no cache), next to a plain-Python reference.
+"""Verification time and Z3 resources per stdlib policy and in total (cold), next to a reference.
 
-    PYTHONPATH=. python benchmarks/bench_verify.py [--bound N] [--timeout-ms T] [--cached]
+    PYTHONPATH=. python benchmarks/bench_verify.py [FILES...] [--bound N] [--rlimit R]
+        [--timeout-ms T] [--cached]
+
+Per policy: wall and CPU seconds, queries, Z3 resource units used (total and the costliest
+query: how far the stdlib stays below ``--rlimit``), and how many queries the wall-clock
+safety net stopped (``net``; it should be 0 - those verdicts depend on the machine).  The
+last lines give the machine's load and a digest of every verdict: two runs with equal
+digests gave identical verdicts (run one under load to see that load does not matter).
 
 The reference is what a plain-Python check costs for comparison: enumerating every split of
 amounts 0..60 among up to 3 weights 0..9 with runtime.semantics and checking proportionality
@@ -11,6 +18,9 @@ nothing here is asserted.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import sys
 import tempfile
 import time
@@ -38,40 +48,66 @@ def reference_enumeration() -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
+def _load() -> str:
+    try:
+        return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "load average n/a"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="*", help="policies to verify (default: the stdlib)")
     ap.add_argument("--bound", type=int, default=3)
-    ap.add_argument("--timeout-ms", type=int, default=5000)
+    ap.add_argument("--rlimit", type=int, default=None, help="Z3 resource limit per query")
+    ap.add_argument("--timeout-ms", type=int, default=None, help="wall-clock safety net")
     ap.add_argument("--cached", action="store_true", help="also time a second, cached run")
     args = ap.parse_args()
     from charter.compiler import verify as V
     from charter.compiler.pipeline import Compilation
+    from charter.compiler.verify import solver
 
-    files = sorted(
-        p
-        for p in resources.files("charter.stdlib_policies").iterdir()
-        if p.name.endswith(".charter")
-    )
-    print(f"charter verify benchmark: bound {args.bound}, timeout {args.timeout_ms} ms per check")
+    if args.files:
+        files = [Path(f) for f in args.files]
+    else:
+        files = sorted(
+            p
+            for p in resources.files("charter.stdlib_policies").iterdir()
+            if p.name.endswith(".charter")
+        )
+    base = V.Options(bound=args.bound)
+    rlimit = args.rlimit if args.rlimit is not None else base.rlimit
+    timeout_ms = args.timeout_ms if args.timeout_ms is not None else base.timeout_ms
     print(
-        f"{'policy':<28}{'handlers':>9}{'checks':>8}{'proved':>8}{'refuted':>8}{'guard':>7}"
-        f"{'unknown':>8}{'vacuous':>8}{'compile s':>10}{'verify s':>10}{'cached s':>10}"
+        f"charter verify benchmark: bound {args.bound}, rlimit {rlimit:,} per query, "
+        f"wall-clock safety net {timeout_ms:,} ms; {os.cpu_count()} cores, {_load()}"
     )
-    total = 0.0
+    print(
+        f"{'policy':<24}{'hand':>5}{'checks':>7}{'proved':>7}{'refut':>6}{'guard':>6}"
+        f"{'unkn':>5}{'vac':>4}{'compile s':>10}{'verify s':>9}{'cpu s':>7}{'queries':>8}"
+        f"{'rlimit used':>13}{'max/query':>11}{'net':>4}{'cached s':>9}"
+    )
+    total = cpu_total = 0.0
+    rl_total = 0
     rows = 0
+    worst = ("", 0.0)
+    verdicts: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as cache:
         for f in files:
             t0 = time.perf_counter()
             try:
                 policy = Compilation.from_text(f.read_text(), file=f.name).ir
             except Exception as exc:  # a broken stdlib policy is reported, not fatal
-                print(f"{f.name:<28} does not compile: {str(exc).splitlines()[0][:60]}")
+                print(f"{f.name:<24} does not compile: {str(exc).splitlines()[0][:60]}")
                 continue
             tc = time.perf_counter() - t0
-            opts = V.Options(bound=args.bound, timeout_ms=args.timeout_ms, cache_dir=Path(cache))
-            t0 = time.perf_counter()
+            opts = V.Options(
+                bound=args.bound, rlimit=rlimit, timeout_ms=timeout_ms, cache_dir=Path(cache)
+            )
+            t0, c0 = time.perf_counter(), time.process_time()
             results = V.verify(policy, opts, use_cache=args.cached)
-            tv = time.perf_counter() - t0
+            tv, cv = time.perf_counter() - t0, time.process_time() - c0
+            st = solver.stats()
             tcache = ""
             if args.cached:
                 t0 = time.perf_counter()
@@ -79,16 +115,24 @@ def main() -> int:
                 tcache = f"{time.perf_counter() - t0:.3f}"
             s = V.summary(results)
             total += tv
+            cpu_total += cv
+            rl_total += st.rlimit_used
+            worst = max(worst, (f.name[:-8], tv), key=lambda x: x[1])
             rows += 1
+            for r in results:
+                verdicts[f"{f.name[:-8]}:{r.name}"] = r.status
             print(
-                f"{f.name[:-8]:<28}{len(policy.handlers):>9}{len(results):>8}{s['proved']:>8}"
-                f"{s['refuted']:>8}{s['guard_missing']:>7}{s['unknown']:>8}{s['vacuous']:>8}"
-                f"{tc:>10.3f}{tv:>10.3f}{tcache:>10}"
+                f"{f.name[:-8][:23]:<24}{len(policy.handlers):>5}{len(results):>7}"
+                f"{s['proved']:>7}{s['refuted']:>6}{s['guard_missing']:>6}{s['unknown']:>5}"
+                f"{s['vacuous']:>4}{tc:>10.3f}{tv:>9.3f}{cv:>7.2f}{st.queries:>8}"
+                f"{st.rlimit_used:>13,}{st.rlimit_max:>11,}{st.safety_net:>4}{tcache:>9}"
             )
     print(
-        f"total verify time for {rows} policies: {total:.2f} s"
-        f" (mean {total / max(rows, 1):.2f} s per policy)"
+        f"total verify time for {rows} policies: {total:.2f} s wall, {cpu_total:.2f} s cpu "
+        f"(slowest {worst[0]} {worst[1]:.2f} s); rlimit used {rl_total:,}; {_load()}"
     )
+    digest = hashlib.sha256(json.dumps(verdicts, sort_keys=True).encode()).hexdigest()[:16]
+    print(f"verdict digest (equal digests = identical verdicts for every check): {digest}")
     n, tr = reference_enumeration()
     print(
         f"plain-Python reference: {n} concrete largest-remainder splits enumerated and checked "

@@ -15,8 +15,11 @@ prints them.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from charter.compiler.diagnostics import CharterError, Diagnostic
 from charter.compiler.ir import Policy
+
 from charter.compiler.pipeline import Compilation, load_policy
 from charter.runtime import api as _runtime_api
 from charter.runtime.api import *  # noqa: F401,F403  (the runtime's public names)
@@ -25,11 +28,18 @@ from charter.compiler.verify import Result as VerifyResult
 from charter.compiler.verify import verify as _verify
 
 
-def verify(policy: Policy, *, bound: int = 3, timeout_ms: int = 5000,
-           use_cache: bool = True) -> list[VerifyResult]:
-    """Prove the policy's built-in and declared properties with Z3."""
-    return _verify(policy, _VerifyOptions(bound=bound, timeout_ms=timeout_ms),
-                   use_cache=use_cache)
+def verify(policy: Policy, *, bound: int = 3, rlimit: Optional[int] = None,
+           timeout_ms: Optional[int] = None, use_cache: bool = True) -> list[VerifyResult]:
+    """Prove the policy's built-in and declared properties with Z3.
+
+    ``rlimit`` (Z3 resource units per query) decides every verdict; ``timeout_ms`` is only a
+    wall-clock safety net per query (defaults: :class:`charter.compiler.verify.Options`)."""
+    opts = _VerifyOptions(bound=bound)
+    if rlimit is not None:
+        opts.rlimit = rlimit
+    if timeout_ms is not None:
+        opts.timeout_ms = timeout_ms
+    return _verify(policy, opts, use_cache=use_cache)
 
 
 __all__ = ["CharterError", "Compilation", "Diagnostic", "Policy", "load_policy", "verify",

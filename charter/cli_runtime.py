@@ -42,10 +42,13 @@ def _compile(path: str) -> ir.Policy:
 
 
 def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
-    """``--param k=v``: values typed by the parameter (amounts in major units, e.g. ``2.50``)."""
-    from charter.runtime.values import parse_decimal, parse_ratio
+    """``--param k=v``: read by the one convention of :mod:`charter.compiler.units`
+    (``2.50`` is 2.50 of the asset, ``3%``, ``2 days``), range-checked in the same units."""
+    from charter.compiler import display, units
+    from charter.compiler.diagnostics import did_you_mean
 
     out: dict[str, Any] = {}
+    dec = {a.name: a.decimals for a in policy.assets}
     for item in items:
         if "=" not in item:
             raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--param")
@@ -54,26 +57,32 @@ def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
             p = policy.param(name)
         except StopIteration:
             known = ", ".join(p.name for p in policy.params) or "none"
+            hint = did_you_mean(name, [p.name for p in policy.params])
             raise click.BadParameter(
-                f"unknown parameter {name!r} (parameters: {known})", param_hint="--param"
+                f"unknown parameter {name!r}" + (f"; {hint}" if hint else "")
+                + f" (parameters: {known})", param_hint="--param"
             ) from None
         t = p.type
         v: Any
-        if isinstance(t, ir.TAmount):
-            dec = next((a.decimals for a in policy.assets if a.name == t.asset), 0)
-            v = parse_decimal(text, dec)
-        elif isinstance(t, ir.TRatio):
-            v = parse_ratio(text)
-        elif isinstance(t, ir.TBool):
-            v = {"true": True, "false": False}.get(text)
-        elif isinstance(t, (ir.TInt, ir.TTime, ir.TDuration)):
-            v = int(text) if text.lstrip("-").isdigit() else None
-        else:
-            v = text  # party ids: the runtime puts them in canonical form (no '@'), as for the API
-        if v is None:
-            raise click.BadParameter(
-                f"{name}: cannot read {text!r} as a value of its type", param_hint="--param"
-            )
+        try:
+            if units.is_numeric(t):
+                v = units.read(t, text, lambda a: dec.get(a, 0))
+            elif isinstance(t, ir.TBool):
+                v = {"true": True, "false": False}.get(text)
+                if v is None:
+                    raise units.UnitError("expected true or false")
+            else:
+                v = text  # a party id: the runtime makes it canonical (no '@'), as for the API
+        except units.UnitError as err:
+            raise click.BadParameter(f"{name}: cannot read {text!r}: {err}",
+                                     param_hint="--param") from None
+        for bound, word in ((p.lo, "below the minimum"), (p.hi, "above the maximum")):
+            if bound is not None and (v < bound if word.startswith("below") else v > bound):
+                shown = display.value(v, t, policy)
+                said = f"{name}={text} is " + (f"{shown}, " if shown != text else "")
+                raise click.BadParameter(
+                    f"{said}{word} {display.value(bound, t, policy)} (declared range "
+                    f"{display.value_range(p.lo, p.hi, t, policy)})", param_hint="--param")
         out[name] = v
     return out
 
@@ -120,11 +129,20 @@ def _open_ledger(db: str, policy: Optional[str]) -> Any:
         _fail(f"{db}: no such ledger file")
     pol = _compile(policy) if policy else None
     try:
-        return open_runtime(pol, db) if pol is not None else open_runtime(None, db)
+        # read-only: no writer lock (works while `charter run` writes), nothing refused
+        rt = open_runtime(pol, db, readonly=True)
     except StoreError as exc:
         _fail(str(exc))
     except PolicyNotExecutable as exc:
         _fail(f"this runtime cannot execute the policy: {exc}", 1)
+    problems = getattr(rt.store, "integrity_problems", ())
+    if problems:
+        click.echo(
+            f"charter: warning: {db} fails its integrity check ({problems[0]}); "
+            f"`charter audit {db}` for the full report",
+            err=True,
+        )
+    return rt
 
 
 def _read_events(path: str) -> Iterator[tuple[int, Any]]:
@@ -235,6 +253,14 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         "[default: 10,000,000].",
     )
     @click.option(
+        "--wait",
+        default=0.0,
+        type=click.FloatRange(0, None),
+        metavar="SECONDS",
+        help="If another process is writing the ledger, wait up to SECONDS for it to "
+        "finish instead of stopping at once.",
+    )
+    @click.option(
         "--strict",
         is_flag=True,
         help="Exit 1 if any event is rejected (re-sent duplicates are not rejections).",
@@ -259,6 +285,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         clock: str,
         max_skew: int,
         step_budget: Optional[int],
+        wait: float,
         strict: bool,
         check_props: bool,
         as_json: bool,
@@ -270,8 +297,14 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         the last one an earlier run applied are skipped, so it continues with
         the next event.  An event whose id was already applied is a no-op when
         it is the same event (counted as a duplicate) and a rejection
-        (id_conflict) when it is a different one.  Each event is its own SQLite transaction (fsync'd);
-        --batch 500 is much faster on long files and just as safe to resume.
+        (id_conflict) when it is a different one.  Each event is its own SQLite
+        transaction (fsync'd); --batch 500 is much faster on long files and just
+        as safe to resume.
+
+        One writer per ledger: while another process writes the file this stops
+        at once (exit 2, naming that process) or, with --wait, waits its turn.
+        A ledger that fails its integrity check (edited, truncated, forged) is
+        refused with the audit's findings (exit 2) and never appended to.
         """
         from charter.runtime.api import DEFAULT_STEP_BUDGET, open_runtime
         from charter.runtime.engine import ParamError
@@ -290,6 +323,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                 clock=clock,
                 max_skew=max_skew,
                 step_budget=step_budget or DEFAULT_STEP_BUDGET,
+                wait=wait,
             )
         except (StoreError, ParamError) as exc:
             _fail(str(exc))

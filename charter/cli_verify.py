@@ -30,14 +30,15 @@ def _load(path: str):
 
 
 @click.command("verify")
-@click.argument("policy", type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json", "sarif"]),
     default="text",
     show_default=True,
-    help="Output format.",
+    help="Output format (several policies: JSON gives one report each and a total; SARIF "
+    "one run with every policy's results).",
 )
 @click.option(
     "--bound",
@@ -47,18 +48,28 @@ def _load(path: str):
     help="Items per collection (role members, records, list items) in the symbolic model.",
 )
 @click.option(
+    "--rlimit",
+    type=click.IntRange(1, 10**12),
+    default=None,
+    help="Z3 resource limit per query (default "
+    f"{20_000_000:,}): it decides every verdict, so a policy gets the same result on any "
+    "machine and under any load; a check that reaches it is reported as unknown.",
+)
+@click.option(
     "--timeout-ms",
-    type=click.IntRange(1, 600_000),
-    default=5000,
-    show_default=True,
-    help="Z3 time limit per check; a check that runs out is reported as unknown.",
+    type=click.IntRange(1, 3_600_000),
+    default=None,
+    help="Wall-clock safety net per query (default 60000).  Only for a runaway Z3: a check "
+    "it stops is unknown and reported as machine-dependent, and is not cached.",
 )
 @click.option("--no-cache", is_flag=True, help="Ignore and do not write the result cache.")
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Cache directory (default $XDG_CACHE_HOME/charter/verify or .charter-cache/verify).",
+    help="Cache directory (default: the user's cache directory, e.g. "
+    "~/.cache/charter/verify or $XDG_CACHE_HOME/charter/verify; $CHARTER_CACHE_DIR "
+    "overrides it).",
 )
 @click.option(
     "--strict", is_flag=True, help="Also fail (exit 1) on guard-missing and vacuous findings."
@@ -79,13 +90,14 @@ def _load(path: str):
     multiple=True,
     metavar="NAME=VALUE",
     help="Verify at this parameter value instead of its whole declared range "
-    "(amounts in major units, ratios as 2% or 1/50).",
+    "(amounts in major units, ratios as 2% or 1/50); every policy given must declare it.",
 )
 def verify_cmd(
-    policy: str,
+    paths: tuple[str, ...],
     fmt: str,
     bound: int,
-    timeout_ms: int,
+    rlimit: Optional[int],
+    timeout_ms: Optional[int],
     no_cache: bool,
     cache_dir: Optional[str],
     strict: bool,
@@ -93,39 +105,86 @@ def verify_cmd(
     output: Optional[str],
     params: tuple[str, ...],
 ) -> None:
-    """Prove POLICY's money safety and declared properties, or show counterexamples.
+    """Prove the money safety and declared properties of each policy in PATHS (files, or
+    directories searched for *.charter), or show counterexamples.
 
-    Exit status: 0 nothing refuted, 1 a property is refuted (or the policy has
+    Exit status: 0 nothing refuted, 1 a property is refuted (or a policy has
     errors), 2 usage or I/O errors.
     """
+    from charter.cli_compile import policy_files
     from charter.compiler import verify as v
 
-    if not Path(policy).is_file():
-        raise click.BadParameter(f"{policy} is not a readable file", param_hint="POLICY")
-    ir_policy = _load(policy)
-    fixed = _fixed_params(ir_policy, params) if params else None
+    files = policy_files(paths)
+    if not files:
+        click.echo("charter: no .charter files found", err=True)
+        sys.exit(2)
+    for f in files:
+        if not f.is_file():
+            raise click.BadParameter(f"{f} is not a readable file", param_hint="PATHS")
+    base = v.Options()
+    runs = []
+    status = 0
+    for f in files:
+        ir_policy, code = _compile(str(f))
+        status = max(status, code)
+        if ir_policy is None:
+            continue
+        fixed = _fixed_params(ir_policy, params) if params else None
+        opts = v.Options(
+            bound=bound,
+            rlimit=rlimit if rlimit is not None else base.rlimit,
+            timeout_ms=timeout_ms if timeout_ms is not None else base.timeout_ms,
+            cache_dir=Path(cache_dir) if cache_dir else None,
+            fixed_params=fixed,
+        )
+        results = v.verify(ir_policy, opts, use_cache=not no_cache)
+        runs.append((ir_policy, results))
+        status = max(status, v.exit_code(results, strict=strict))
     opts = v.Options(
         bound=bound,
-        timeout_ms=timeout_ms,
-        cache_dir=Path(cache_dir) if cache_dir else None,
-        fixed_params=fixed,
+        rlimit=rlimit if rlimit is not None else base.rlimit,
+        timeout_ms=timeout_ms if timeout_ms is not None else base.timeout_ms,
     )
-    results = v.verify(ir_policy, opts, use_cache=not no_cache)
+    single = len(paths) == 1 and len(files) == 1 and not Path(paths[0]).is_dir()
     if fmt == "json":
-        text = v.render_json(ir_policy, results, opts)
+        text = (
+            v.render_json(runs[0][0], runs[0][1], opts)
+            if single and runs
+            else v.render_json_many(runs, opts)
+        )
     elif fmt == "sarif":
-        text = v.render_sarif(ir_policy, results, opts)
+        text = v.render_sarif_many(runs, opts)
     else:
-        text = v.render_text(ir_policy, results, opts, verbose=verbose)
+        text = "\n\n".join(v.render_text(p, rs, opts, verbose=verbose) for p, rs in runs)
+        if len(files) > 1:
+            total = {k: sum(v.summary(rs)[k] for _, rs in runs) for k in v.summary([])}
+            text += (
+                f"\n\n{len(runs)} of {len(files)} policies verified: {total[v.PROVED]} proved, "
+                f"{total[v.REFUTED]} refuted, {total[v.GUARD]} guard missing, "
+                f"{total[v.UNKNOWN]} unknown, {total[v.VACUOUS]} vacuous"
+            )
     if output:
         try:
             Path(output).write_text(text + "\n")
         except OSError as exc:
             click.echo(f"error: cannot write {output}: {exc}", err=True)
             sys.exit(2)
-    else:
+    elif text:
         click.echo(text)
-    sys.exit(v.exit_code(results, strict=strict))
+    sys.exit(status)
+
+
+def _compile(path: str):
+    """(IR, 0) for a policy that compiles; else (None, exit code) after printing why."""
+    from charter.compiler.diagnostics import CharterError, render_text
+    from charter.compiler.pipeline import Compilation
+
+    comp = Compilation.from_path(path)
+    try:
+        return comp.ir, 0
+    except CharterError as exc:
+        click.echo(render_text(exc.diagnostics, exc.sources), err=True)
+        return None, 2 if comp.read_error is not None else 1
 
 
 def _fixed_params(policy, items: tuple[str, ...]) -> dict:

@@ -4,7 +4,7 @@ Registered as the ``pygments.lexers`` entry point ``charter``, so Sphinx
 (``.. code-block:: charter``), ``pygmentize -l charter`` and anything else
 that uses Pygments highlight Charter once the package is installed.
 
-The keyword list is read from the grammar (:func:`charter.grammar.keywords`),
+The keyword list is read from the grammar (``charter.grammar.keywords()``),
 the type names and built-in functions from the type checker, so the lexer
 highlights exactly the words the compiler knows.
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Callable, Optional
 
-from . import ast, display, ir
+from . import ast, display, ir, units
 from .diagnostics import Diagnostics, closest, did_you_mean
 from .ir import Span
 from .resolve import ModuleScope, Symbols
@@ -183,12 +183,41 @@ def _param(chk: Checker, q: str, decl: ast.ParamDecl, scope: ModuleScope,
     elif default is not None:
         _in_range(chk, default, lo, hi, decl.default.span, decl.name, t=t)
     if q in overrides:
-        value = overrides[q]
-        if not _in_range(chk, value, lo, hi, decl.span, decl.name, override=True, t=t):
+        value = _override(chk, overrides[q], t, decl)
+        if value is None:
+            pass
+        elif not _in_range(chk, value, lo, hi, decl.span, decl.name, override=True, t=t):
             pass
         else:
             default = value
     return ir.Param(name=q, type=t, default=default, lo=lo, hi=hi, span=decl.span)
+
+
+def _override(chk: Checker, raw: Any, t: Any, decl: ast.ParamDecl) -> Any:
+    """A caller's parameter value, read by the one convention (:mod:`charter.compiler.units`):
+    ``"3%"``, ``"12.50"``, ``"2 days"`` as well as native values; None when it does not read."""
+    base = t.inner if isinstance(t, ir.TOptional) else t
+    if raw is None and isinstance(t, ir.TOptional):
+        return None
+    try:
+        if isinstance(base, ir.TRatio) and isinstance(raw, Fraction):
+            return raw
+        if units.is_numeric(base):
+            return units.read(base, raw, chk.decimals)
+        if isinstance(base, ir.TBool):
+            v = {"true": True, "false": False}.get(raw, raw) if isinstance(raw, str) else raw
+            if isinstance(v, bool):
+                return v
+            raise units.UnitError("expected true or false")
+        if isinstance(base, ir.TParty) and isinstance(raw, str) and raw.strip("@"):
+            return raw[1:] if raw.startswith("@") else raw
+        if isinstance(base, (ir.TText, ir.TRecord)) and isinstance(raw, str):
+            return raw
+        raise units.UnitError(f"expected {show(t)}")
+    except units.UnitError as err:
+        chk.d.error("E0301", f"the value given for parameter `{decl.name}` does not read as "
+                             f"{show(t)}: {err}", decl.span)
+        return None
 
 
 def _typed_const(chk: Checker, e: ast.Expr, env: Env, t: Any, what: str) -> Any:

@@ -25,7 +25,7 @@ from .diagnostics import CharterError, Diagnostic, Diagnostics
 from .lower import lower
 from .parse import ParseFailure, parse_source
 from .resolve import Symbols, resolve
-from .source import MAX_BYTES, SourceError, decode_source, read_source_file
+from .source import SourceError, check_text, read_source_file
 
 
 class Compilation:
@@ -45,11 +45,10 @@ class Compilation:
     @classmethod
     def from_text(cls, text: str, file: str = "<input>",
                   params: Optional[dict[str, Any]] = None) -> "Compilation":
-        if len(text) > MAX_BYTES // 4 and len(text.encode("utf-8")) > MAX_BYTES:
-            try:
-                decode_source(text.encode("utf-8"), file)
-            except SourceError as err:
-                return cls(None, file, params, read_error=err)
+        try:
+            check_text(text, file)
+        except SourceError as err:
+            return cls(None, file, params, read_error=err)
         return cls(text, file, params)
 
     @classmethod

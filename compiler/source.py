@@ -58,3 +58,22 @@ def read_source_file(path: str | Path) -> str:
         raise SourceError(Diagnostic("E0001", f"cannot read {file}: {err.strerror or err}",
                                      _at(file)), io_error=True) from None
     return decode_source(data, file)
+
+
+def check_text(text: str, file: str) -> None:
+    """Policy text handed over as a ``str`` (an editor buffer, the API) must be real
+    Unicode and within the size limit; a lone surrogate (JSON can carry ``"\\ud800"``)
+    would otherwise break every later stage that encodes the text."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        line = text.count("\n", 0, err.start) + 1
+        col = err.start - (text.rfind("\n", 0, err.start) + 1) + 1
+        raise SourceError(Diagnostic(
+            "E0002", f"the text is not valid Unicode: a lone surrogate "
+                     f"U+{ord(text[err.start]):04X} at line {line}, column {col}",
+            Span(file=file, line=line, col=col, end_line=line, end_col=col + 1),
+            hint="save the policy as UTF-8")) from None
+    if len(data) > MAX_BYTES:
+        decode_source(data, file)  # raises the size diagnostic
+

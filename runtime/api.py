@@ -24,16 +24,25 @@ from typing import Any, Optional, Union
 import attrs
 
 from charter.compiler import ir
+from charter.compiler.diagnostics import CharterError
 
 from .codegen import DEFAULT_STEP_BUDGET
 from .engine import TICK, Outcome, ParamError, Receipt, Rejection, Runtime, resolve_params
 from .settle import CLOCKS, DEFAULT_MAX_SKEW
 from .journal import AuditReport
 from .ledger import Posting
+from .integrity import recorded_policy
 from .sqlite_store import SqliteStore
-from .store import MemoryStore, Store, StoreError
+from .store import (
+    LedgerBusyError,
+    LedgerIntegrityError,
+    MemoryStore,
+    NotALedgerError,
+    Store,
+    StoreError,
+)
 from .testing import TestResult, run_tests
-from .values import Rejected
+from .values import PolicyNotExecutable, Rejected
 
 PolicyLike = Union[ir.Policy, str, os.PathLike, None]
 StoreLike = Union[str, os.PathLike, Store]
@@ -47,26 +56,49 @@ def _load_policy(policy: PolicyLike) -> Optional[ir.Policy]:
     return Compilation.from_path(str(policy)).ir  # raises CharterError with diagnostics
 
 
-def _open_store(store: StoreLike, batch: int, synchronous: str, create: bool = True) -> Store:
+def _open_store(
+    store: StoreLike,
+    batch: int,
+    synchronous: str,
+    create: bool = True,
+    readonly: bool = False,
+    wait: float = 0.0,
+) -> Store:
     if isinstance(store, (str, os.PathLike)):
         if str(store) == ":memory:":
             return MemoryStore()
-        return SqliteStore(store, batch=batch, synchronous=synchronous, create=create)
+        return SqliteStore(
+            store, batch=batch, synchronous=synchronous, create=create, readonly=readonly, wait=wait
+        )
     return store
+
+
+def _where(store: Any) -> str:
+    """How messages name a store: its file, never an object repr."""
+    return str(getattr(store, "path", None) or store)
 
 
 def ledger_policy(store: StoreLike) -> ir.Policy:
     """The policy a ledger was started with (from its own metadata)."""
-    s = _open_store(store, 1, "FULL", create=False)
-    meta = s.meta()
-    if not meta.get("policy_ir"):
-        raise StoreError(f"{store}: the ledger records no policy")
-    import json
+    s = _open_store(store, 1, "FULL", create=False, readonly=True)
+    pol, _, problems = recorded_policy(s.meta())
+    if pol is None:
+        raise StoreError(f"{_where(s)}: {problems[0]}")
+    return pol
 
+
+def _diagnose(path: StoreLike, pol: Optional[ir.Policy], exc: LedgerIntegrityError) -> Exception:
+    """A refused ledger's error, with what a replay says changed when the chain and balance
+    audit (already in ``exc``) could not say it."""
+    if not exc.replay_may_say_more:
+        return exc
+    found = list(exc.audit)
     try:
-        return ir.from_data(json.loads(meta["policy_ir"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise StoreError(f"{store}: the recorded policy cannot be read ({exc})") from None
+        rep = replay(path, pol)
+        found += [p for p in rep.problems if p not in found]
+    except Exception:  # noqa: BLE001 - a diagnosis of a damaged file is best effort; the refusal stands
+        pass
+    return exc.with_audit(tuple(found)) if found != list(exc.audit) else exc
 
 
 def open_runtime(
@@ -81,6 +113,8 @@ def open_runtime(
     clock: str = "events",
     max_skew: int = DEFAULT_MAX_SKEW,
     time_source: Any = None,
+    readonly: bool = False,
+    wait: float = 0.0,
 ) -> Runtime:
     """Open a runtime for ``policy`` (IR, or a path to compile) on ``store``.
 
@@ -98,23 +132,43 @@ def open_runtime(
     or ``"system"`` (untrusted submitters: the runtime stamps each event from
     ``time_source``, default the system clock, and refuses a submitted time
     more than ``max_skew`` seconds off); see ``docs/runtime.rst``.
+
+    A ledger file has one writer at a time: opening one that another
+    runtime (in any process) has open raises :class:`charter.LedgerBusyError`
+    naming that process, or with ``wait=S`` waits up to S seconds for it to
+    close.  A ledger that fails its open-time integrity check
+    (``runtime/integrity.py``) raises :class:`charter.LedgerIntegrityError`
+    with the check's and the audit's findings and is never written to; a
+    file that is not a Charter ledger (empty, another program's) raises
+    :class:`charter.NotALedgerError` and is left untouched.  ``readonly=True`` takes
+    no lock and refuses nothing (audits use it); submitting then fails.
     """
-    st = _open_store(store, batch, synchronous, create=policy is not None)
     pol = _load_policy(policy)
-    if pol is None:
-        if isinstance(st, MemoryStore):
-            raise ValueError("open_runtime needs a policy for an in-memory store")
-        pol = ledger_policy(st)
-    return Runtime(
-        pol,
-        st,
-        params=params,
-        step_budget=step_budget,
-        backend=backend,
-        clock=clock,
-        max_skew=max_skew,
-        time_source=time_source,
-    )
+    try:
+        st = _open_store(
+            store, batch, synchronous, create=policy is not None, readonly=readonly, wait=wait
+        )
+    except LedgerIntegrityError as exc:
+        raise _diagnose(exc.path, pol, exc) from None
+    try:
+        if pol is None:
+            if isinstance(st, MemoryStore):
+                raise ValueError("open_runtime needs a policy for an in-memory store")
+            pol = ledger_policy(st)
+        return Runtime(
+            pol,
+            st,
+            params=params,
+            step_budget=step_budget,
+            backend=backend,
+            clock=clock,
+            max_skew=max_skew,
+            time_source=time_source,
+        )
+    except BaseException:
+        if st is not store:  # opened here: close it (and release its writer lock)
+            st.close()
+        raise
 
 
 @attrs.frozen
@@ -140,9 +194,13 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
         source.flush()
         store, pol, params, live = source.store, source.policy, source.params, source
     else:
-        store = _open_store(source, 1, "FULL", create=False)
-        pol = _load_policy(policy) or ledger_policy(store)
-        live = Runtime(pol, store)
+        store = _open_store(source, 1, "FULL", create=False, readonly=True)
+        try:
+            pol = _load_policy(policy) or ledger_policy(store)
+            live = Runtime(pol, store)
+        except BaseException:
+            store.close()
+            raise
         params = live.params
     fresh_store = MemoryStore()
     fresh = Runtime(
@@ -188,6 +246,8 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
                     )
                     if len(problems) >= 20:
                         break
+    if not isinstance(source, Runtime) and store is not source:
+        store.close()
     return ReplayReport(
         ok=not problems and fresh.head == stored_head,
         entries=n,
@@ -201,9 +261,13 @@ def audit_ledger(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -
     """Re-verify a ledger's hash chain and balances (see :meth:`Runtime.audit`)."""
     if isinstance(source, Runtime):
         return source.audit()
-    store = _open_store(source, 1, "FULL", create=False)
-    pol = _load_policy(policy) or ledger_policy(store)
-    return Runtime(pol, store).audit()
+    store = _open_store(source, 1, "FULL", create=False, readonly=True)
+    try:
+        pol = _load_policy(policy) or ledger_policy(store)
+        return Runtime(pol, store).audit()
+    finally:
+        if store is not source:
+            store.close()
 
 
 __all__ = [
@@ -225,6 +289,9 @@ __all__ = [
     "MemoryStore",
     "SqliteStore",
     "StoreError",
+    "LedgerBusyError",
+    "LedgerIntegrityError",
+    "NotALedgerError",
     "ParamError",
     "Rejected",
     "TICK",

@@ -195,20 +195,18 @@ class Runtime:
                     "policy_ir": ir.to_json(policy, indent=None),
                 }
             )
-        # event id -> journal sequence number of the entry that applied it
-        self.applied_ids: dict[str, int] = {}
+        self.applied_ids: set[str] = set()
         self.head = self.genesis
         self.seq = 0
         self.clock: Optional[int] = None
         for kind, key, value in self.store.rows():
             self.state.load_row(kind, key, value)
-        last = None
-        for row in self.store.journal():
-            self.applied_ids[row.event_id] = row.seq
-            self.seq = row.seq
-            self.head = row.hash
-            last = row
+        # the ids and the newest entry, not every entry: opening stays cheap on long journals
+        self.applied_ids.update(self.store.event_ids())
+        last = self.store.last_row()
         if last is not None:
+            self.seq = last.seq
+            self.head = last.hash
             self.clock = json.loads(last.entry)["event"]["time"]
 
     # ================================================================ submitting
@@ -291,23 +289,23 @@ class Runtime:
             return f"{etype!r} is a timed handler; it fires from event time and cannot be submitted"
         return f"unknown event type {preview(etype)}" + _suggest(etype, self.compiled.handlers)
 
-    def journal_row(self, seq: int) -> Optional[JournalRow]:
-        """The journal entry with sequence number ``seq`` (None if there is none)."""
-        get = getattr(self.store, "entry", None)
+    def applied_entry(self, event_id: str) -> Optional[JournalRow]:
+        """The journal entry that applied ``event_id`` (None if there is none)."""
+        get = getattr(self.store, "entry_for", None)
         if get is not None:
-            return get(seq)
-        for row in self.store.journal():
-            if row.seq == seq:
+            return get(event_id)
+        for row in self.store.journal():  # a store without the lookup: read the journal
+            if row.event_id == event_id:
                 return row
         return None
 
-    def receipt_of(self, seq: int) -> Receipt:
+    @staticmethod
+    def receipt_of(row: JournalRow) -> Receipt:
         """The receipt of an applied entry, marked as a duplicate (idempotent resubmission)."""
-        row = self.journal_row(seq)
         data = row.data()
         return Receipt(
             row.event_id,
-            seq,
+            row.seq,
             tuple(Posting(*p) for p in data["postings"]),
             row.hash,
             tuple(data["flags"]),
@@ -315,11 +313,10 @@ class Runtime:
             True,
         )
 
-    def difference(self, seq: int, tx: Any) -> Optional[str]:
-        """None if ``tx`` is the event applied as entry ``seq`` again, else what differs."""
-        row = self.journal_row(seq)
+    def difference(self, row: Optional[JournalRow], tx: Any) -> Optional[str]:
+        """None if ``tx`` is the event applied as ``row`` again, else what differs."""
         if row is None:
-            return "the journal entry is missing"
+            return "its journal entry cannot be found"
         ev = row.data()["event"]
         args: Any = None
         if tx.ch is None:
@@ -578,6 +575,10 @@ class Runtime:
             problems.append(
                 f"journal head {report.head[:16]} differs from the runtime's {self.head[:16]}"
             )
+        # a ledger file's checkpoint (runtime/integrity.py): what the open-time check says
+        check = getattr(self.store, "check_integrity", None)
+        if check is not None:
+            problems += [p for p in check() if p not in problems]
         return attrs.evolve(report, ok=not problems, problems=tuple(problems))
 
     # ================================================================ tests support

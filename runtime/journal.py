@@ -95,7 +95,8 @@ def encode_entry(
 
 
 def chain(prev: str, entry_json: str) -> str:
-    return hashlib.sha256((prev + entry_json).encode()).hexdigest()
+    # surrogatepass: a hand-edited row with a lone surrogate is reported, not a crash
+    return hashlib.sha256((prev + entry_json).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class JournalRow(NamedTuple):
@@ -132,31 +133,44 @@ class AuditReport:
 
 
 def verify_chain(
-    rows: Iterable[JournalRow], genesis: str
+    rows: Iterable[JournalRow], genesis: str, first_seq: int = 1
 ) -> tuple[list[str], str, int, list[Posting]]:
-    """Re-hash every entry; returns (problems, head, count, all postings)."""
+    """Re-hash every entry; returns (problems, head, count, all postings).
+
+    ``genesis`` is the hash before the first row, which should be entry
+    ``first_seq`` (the open-time check verifies only the newest entries)."""
     problems: list[str] = []
     prev = genesis
     n = 0
     postings: list[Posting] = []
     for row in rows:
+        expect = first_seq + n
         n += 1
         where = f"journal entry {row.seq} (event {row.event_id!r})"
-        if row.seq != n:
+        if row.seq != expect:
             problems.append(
-                f"{where}: sequence number {row.seq}, expected {n} (entry missing or reordered)"
+                f"{where}: sequence number {row.seq}, expected {expect} "
+                "(entry missing or reordered)"
             )
+        if not (isinstance(row.entry, str) and isinstance(row.hash, str)):
+            problems.append(f"{where}: entry or hash is not text (edited by hand?)")
+            prev = str(row.hash)
+            continue
         try:
             data = json.loads(row.entry)
             ev_id = data["event"]["id"]
             ps = [Posting(*p) for p in data["postings"]]
-        except (ValueError, KeyError, TypeError) as exc:
+            canon = canonical(data)
+            for p in ps:  # hand-edited postings must not crash the balance recomputation
+                if not (type(p.amount) is int and isinstance(p.src, str) and isinstance(p.dst, str)):
+                    raise TypeError(f"malformed posting {list(p)!r}")
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             problems.append(f"{where}: entry is not valid journal JSON ({exc})")
             prev = row.hash
             continue
         if data.get("seq") != row.seq or ev_id != row.event_id:
             problems.append(f"{where}: entry content names seq {data.get('seq')} / event {ev_id!r}")
-        if canonical(data) != row.entry:
+        if canon != row.entry:
             problems.append(f"{where}: entry is not in canonical form (edited by hand?)")
         h = chain(prev, row.entry)
         if h != row.hash:

@@ -232,15 +232,16 @@ def decode(rt: Any, tx: Tx) -> None:
 
 
 def identify(rt: Any, tx: Tx) -> Optional[Outcome]:
-    seq = rt.applied_ids.get(tx.eid)
-    if seq is not None:
-        diff = rt.difference(seq, tx)
+    if tx.eid in rt.applied_ids:
+        row = rt.applied_entry(tx.eid)
+        diff = rt.difference(row, tx)
         if diff is None:
-            return rt.receipt_of(seq)  # the same event again: done, nothing changes
+            return rt.receipt_of(row)  # the same event again: done, nothing changes
+        where = f" (journal entry {row.seq})" if row is not None else ""
         raise Rejected(
             "id_conflict",
-            f"event id {preview(tx.eid)} was already applied (journal entry {seq}) to a "
-            f"different event ({diff}); give this event an id of its own",
+            f"event id {preview(tx.eid)} was already applied{where} to a different event "
+            f"({diff}); give this event an id of its own",
         )
     if "dissolved" in rt.state.meta:
         raise Rejected("dissolved", "the policy has been dissolved; no further events apply")
@@ -351,7 +352,7 @@ def commit(rt: Any, tx: Tx) -> Outcome:
     rt.seq = tx.seq
     rt.head = tx.hash
     rt.clock = tx.time
-    rt.applied_ids[tx.eid] = tx.seq
+    rt.applied_ids.add(tx.eid)
     return _new_tuple(
         Receipt, (tx.eid, tx.seq, tx.postings, tx.hash, tx.flags, tuple(tx.timers), False)
     )

@@ -19,6 +19,66 @@ class StoreError(Exception):
     """The store cannot be used (unreadable file, wrong policy, I/O failure)."""
 
 
+class NotALedgerError(StoreError):
+    """The file exists but is not a Charter ledger (empty, foreign, another app's SQLite).
+
+    Such a file is never initialised as a new ledger: it may be someone's data."""
+
+    def __init__(self, path: object, why: str):
+        self.path = str(path)
+        self.why = why
+        super().__init__(f"{path} {why}")
+
+
+class LedgerBusyError(StoreError):
+    """Another writer (process ``pid``, when known) has the ledger open."""
+
+    def __init__(self, path: object, pid: Optional[int], holder: str):
+        self.path = str(path)
+        self.pid = pid
+        who = f"process {pid}" + (f" ({holder})" if holder else "") if pid else "another process"
+        super().__init__(
+            f"ledger {path} is in use by {who}: one writer per ledger; wait for it to "
+            "finish (charter run --wait SECONDS, open_runtime(..., wait=SECONDS)) or open "
+            "it read-only"
+        )
+
+
+class LedgerIntegrityError(StoreError):
+    """The ledger fails its integrity check at open, so nothing is appended to it.
+
+    ``problems`` are the open-time check's findings (checkpoint, chain head,
+    state digest, recorded policy); ``audit`` the full audit's findings
+    when it was run to say exactly what changed."""
+
+    def __init__(
+        self,
+        path: object,
+        problems: list[str],
+        audit: tuple[str, ...] = (),
+        replay_may_say_more: bool = False,
+    ):
+        self.path = str(path)
+        self.problems = tuple(problems)
+        self.audit = tuple(audit)
+        # the chain and balances audit found nothing though the check failed (an edited
+        # record, say): only a replay can name the row
+        self.replay_may_say_more = replay_may_say_more
+        lines = [f"refusing to write to {path}: the ledger fails its integrity check"]
+        lines += [f"  - {p}" for p in self.problems[:10]]
+        extra = [p for p in self.audit if p not in self.problems]
+        if extra:
+            lines.append("  audit:")
+            lines += [f"  - {p}" for p in extra[:10]]
+            if len(extra) > 10:
+                lines.append(f"  - ... {len(extra) - 10} more")
+        lines.append(f"  (`charter audit {path}` gives the full report)")
+        super().__init__("\n".join(lines))
+
+    def with_audit(self, audit: tuple[str, ...]) -> "LedgerIntegrityError":
+        return LedgerIntegrityError(self.path, list(self.problems), tuple(audit))
+
+
 class Store(Protocol):
     persistent: bool
 
@@ -34,8 +94,15 @@ class Store(Protocol):
     def journal(self) -> Iterator[JournalRow]:
         """Every journal row in order."""
 
-    def entry(self, seq: int) -> Optional[JournalRow]:
-        """The journal row with sequence number ``seq``, or None (idempotent resubmission)."""
+    def event_ids(self) -> Iterator[str]:
+        """The id of every journal row (opening a ledger reads these, not whole entries)."""
+
+    def last_row(self) -> Optional[JournalRow]:
+        """The newest journal row, or None."""
+
+    def entry_for(self, event_id: str) -> Optional[JournalRow]:
+        """The journal row that applied ``event_id``, or None (an idempotent resubmission
+        is compared with it and answered with its receipt)."""
 
     def append(self, row: JournalRow, frame: Any, state: Any) -> None:
         """Record one applied event (may be buffered until :meth:`flush`).
@@ -71,9 +138,13 @@ class MemoryStore:
     def journal(self) -> Iterator[JournalRow]:
         return iter(list(self._journal))
 
-    def entry(self, seq: int) -> Optional[JournalRow]:
-        if 1 <= seq <= len(self._journal):
-            return self._journal[seq - 1]
+    def event_ids(self) -> Iterator[str]:
+        return iter([r.event_id for r in self._journal])
+
+    def entry_for(self, event_id: str) -> Optional[JournalRow]:
+        for row in reversed(self._journal):
+            if row.event_id == event_id:
+                return row
         return None
 
     def append(self, row: JournalRow, frame: Any, state: Any) -> None:

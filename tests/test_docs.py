@@ -221,6 +221,55 @@ def test_charter_snippet_compiles_and_its_tests_pass(where: str, text: str) -> N
     assert all(r.passed for r in results), [(r.name, r.failures) for r in results]
 
 
+def _events_after(page: Path, line: int) -> list[dict]:
+    """The JSON events of the first ``json`` block after ``line`` and before the next
+    Charter snippet (the events a page settles with the policy it just showed)."""
+    import json
+
+    lines = page.read_text("utf-8").splitlines()
+    for i in range(line, len(lines)):
+        if lines[i].strip() == ".. code-block:: charter":
+            return []
+        if lines[i].strip() == ".. code-block:: json":
+            events = []
+            for nxt in lines[i + 1:]:
+                if nxt.strip() and not nxt.startswith("   "):
+                    break
+                if nxt.strip():
+                    events.append(json.loads(nxt))
+            return [e for e in events if isinstance(e, dict) and "submitter" in e]
+    return []
+
+
+def _whole_policies() -> list[tuple[str, Path, int, str]]:
+    return [(f"{page.name}:{line}", page, line, text) for page in _pages()
+            for line, text in _charter_snippets(page)
+            if text.startswith("policy ") and len(text.strip().split("\n")) > 1]
+
+
+@pytest.mark.parametrize("where,page,line,text", _whole_policies(), ids=lambda x: str(x)[:40])
+def test_whole_policy_snippets_are_formatted_and_their_events_settle(
+        where: str, page: Path, line: int, text: str) -> None:
+    import charter
+    from charter.compiler.fmt import format_source
+
+    assert format_source(text) == text, f"{where}: not in `charter fmt` layout"
+    events = _events_after(page, line)
+    if not events:
+        return
+    rt = charter.open_runtime(charter.Compilation.from_text(text, "snippet.charter").ir)
+    outcomes = [rt.submit(e) for e in events]
+    assert [o.to_dict() for o in outcomes if not o.applied] == []
+    assert rt.audit().ok
+
+
+def test_getting_started_events_settle() -> None:
+    """The page's events.jsonl is run against its hello.charter, not just shown."""
+    page = DOCS / "getting_started.rst"
+    [(line, _)] = [(ln, t) for ln, t in _charter_snippets(page) if t.startswith("policy hello")]
+    assert len(_events_after(page, line)) >= 4
+
+
 def test_a_score_can_be_staked_but_not_slashed_to_another_account() -> None:
     """The language reference's rule (and stdlib reputation_currency's comment): the
     checker accepts `lock` of a score and refuses moving one to another account."""
@@ -245,7 +294,8 @@ def test_getting_started_policy_verifies_clean() -> None:
 
     [(where, text)] = [(w, t) for w, t in _snippet_programs()
                        if w.startswith("getting_started.rst:")]
-    results = charter.verify(charter.Compilation.from_text(text, "hello.charter").ir)
+    results = charter.verify(charter.Compilation.from_text(text, "hello.charter").ir,
+                             use_cache=False)
     assert results and all(r.status in ("proved", "n/a") for r in results), \
         [(r.name, r.status, r.message) for r in results if r.status not in ("proved", "n/a")]
 

@@ -167,6 +167,7 @@ async def session() -> dict[str, Any]:
             "t.budget (a record field)": position_of(text, "t.budget", 2),
             "30 days (a value)": position_of(text, "every 30 days", 7),
             "floor (a built-in)": position_of(text, "floor(gross * fee)", 1),
+            "release (a keyword)": position_of(text, "release cut", 2),
         }
         out["hover"] = {}
         for label, pos in hovers.items():

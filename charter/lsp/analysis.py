@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -99,6 +100,27 @@ def stdlib_path(file: str) -> Optional[Path]:
     res = resources.files(STDLIB_PACKAGE).joinpath(file[len("<stdlib>/"):])
     path = Path(str(res))
     return path if path.is_file() else None
+
+
+@lru_cache(maxsize=None)
+def keyword_syntax(word: str) -> tuple[str, ...]:
+    """The grammar rules (``split_stmt: "split" amount_source "among" ...``) that start
+    with a keyword, or else mention it: what a keyword's hover shows."""
+    from charter.compiler.parse import grammar_text
+
+    rules: list[tuple[str, str]] = []
+    current = ""
+    for line in grammar_text().split("\n"):
+        code = line.split("//", 1)[0].rstrip()
+        m = re.match(r"^\??([a-z_]+)\s*:(.*)$", code)
+        if m:
+            current = m.group(1)
+            rules.append((current, m.group(2).strip()))
+        elif code.strip().startswith("|") and current:
+            rules.append((current, code.strip()[1:].strip()))
+    quoted = f'"{word}"'
+    first = [f"{name}: {body}" for name, body in rules if body.startswith(quoted)]
+    return tuple(first or [f"{name}: {body}" for name, body in rules if quoted in body][:4])
 
 
 def stdlib_modules() -> list[str]:
@@ -477,6 +499,11 @@ class Analysis:
         target = self.resolve_at(pos)
         word, span = self.word_at(pos)
         hit = self.expr_at(pos)
+        if target is None and word in keywords() and (hit is None or word not in BUILTINS):
+            syntax = keyword_syntax(word)
+            if syntax:
+                return ("```\n" + "\n".join(syntax) + "\n```\n\n*keyword* `" + word +
+                        "`: the grammar's rules that use it (see the language reference)", span)
         if target is None:
             if hit is None:
                 return None

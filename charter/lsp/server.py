@@ -25,7 +25,9 @@ from typing import Any, Optional
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import from_fs_path
 
 from charter import __version__
@@ -62,10 +64,35 @@ def uri_to_path(uri: str) -> str:
     return uri  # an unsaved buffer: imports resolve against the working directory
 
 
+class _Answered:
+    """Stands in for a request that was already answered with an error; pygls's
+    dispatcher ignores it (its ``jsonrpc`` is not "2.0")."""
+
+    jsonrpc = "answered"
+
+
+class CharterProtocol(LanguageServerProtocol):
+    """pygls's protocol, except that a request whose params do not fit the LSP types
+    gets a JSON-RPC error reply (``-32602`` invalid params) instead of none at all:
+    pygls only logs it, and the editor would wait for the answer forever."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            msg_id = data.get("id") if isinstance(data, dict) else None
+            if isinstance(data, dict) and "method" in data and \
+                    isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool):
+                self._send_response(msg_id, error=exc.to_response_error())
+                return _Answered()
+            raise
+
+
 class CharterServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("charter-lsp", __version__,
-                         text_document_sync_kind=lsp.TextDocumentSyncKind.Full)
+                         text_document_sync_kind=lsp.TextDocumentSyncKind.Full,
+                         protocol_cls=CharterProtocol)
         self.latest: dict[str, Analysis] = {}
         self.last_parsed: dict[str, Analysis] = {}
 

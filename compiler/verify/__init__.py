@@ -62,28 +62,38 @@ stages in :mod:`.pipeline`):
 
 from __future__ import annotations
 
+from .cache import user_cache_dir
 from .catalogue import BUILTIN, CHECKS, Check
 from .options import Options
 from .pipeline import STAGES, verify
-from .render import render_json, render_sarif, render_text
+from .render import render_json, render_json_many, render_sarif, render_sarif_many, render_text
+from .solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_MS, Limits, Stats, stats
 from .result import GUARD, PROVED, REFUTED, UNKNOWN, VACUOUS, Result, exit_code, summary
 
 __all__ = [
     "BUILTIN",
     "CHECKS",
     "Check",
+    "DEFAULT_RLIMIT",
+    "DEFAULT_TIMEOUT_MS",
     "GUARD",
+    "Limits",
     "Options",
     "PROVED",
     "REFUTED",
     "Result",
     "STAGES",
+    "Stats",
     "UNKNOWN",
     "VACUOUS",
     "exit_code",
     "render_json",
+    "render_json_many",
     "render_sarif",
+    "render_sarif_many",
     "render_text",
+    "stats",
     "summary",
+    "user_cache_dir",
     "verify",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -34,11 +35,31 @@ def _engine_fingerprint() -> str:
 ENGINE = _engine_fingerprint()
 
 
+def user_cache_dir() -> Path:
+    """Where results are cached unless ``--cache-dir`` says otherwise: the user's cache
+    directory as each platform defines it (what ``platformdirs.user_cache_dir`` returns),
+    never the current directory.  ``CHARTER_CACHE_DIR`` overrides it (CI, tests)."""
+    env = os.environ.get("CHARTER_CACHE_DIR")
+    if env:
+        return Path(env)
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "charter" / "Cache" / "verify"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "charter" / "verify"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # the XDG spec: a relative XDG_CACHE_HOME is invalid and must be ignored
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "charter" / "verify"
+
+
 def _cache_dir(opts: Options) -> Optional[Path]:
     if opts.cache_dir is not None:
-        return opts.cache_dir
-    root = os.environ.get("XDG_CACHE_HOME")
-    return Path(root) / "charter" / "verify" if root else Path(".charter-cache") / "verify"
+        return Path(opts.cache_dir)
+    try:
+        return user_cache_dir()
+    except RuntimeError:  # no home directory to put it in: run without a cache
+        return None
 
 
 def cache_key(policy: ir.Policy, opts: Options) -> str:
@@ -82,7 +103,9 @@ def _hash(obj: Any, opts: Options) -> str:
         {
             "data": obj,
             "bound": opts.bound,
-            "timeout": opts.timeout_ms,
+            # the resource limit decides verdicts; the wall-clock safety net does not (a run
+            # it interrupted is never cached)
+            "rlimit": opts.rlimit,
             "fixed": {k: str(v) for k, v in (opts.fixed_params or {}).items()},
             "version": ENGINE,
             "z3": z3.get_version_string(),

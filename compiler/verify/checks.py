@@ -54,7 +54,7 @@ def check_handler(
         )
 
     t0 = time.perf_counter()
-    r, model = solve_sat(base + [applied], m, opts.timeout_ms)
+    r, model = solve_sat(base + [applied], m, opts.limits)
     if r == "unsat":
         out.append(
             res(
@@ -82,7 +82,7 @@ def check_handler(
             res(
                 "applicable",
                 UNKNOWN,
-                f"could not decide within {opts.timeout_ms} ms whether the handler can apply",
+                f"could not decide within {opts.limit_text()} whether the handler can apply",
                 t0=t0,
             )
         )
@@ -93,7 +93,6 @@ def check_handler(
 
     # reachability: a branch no applied event can take is dead code (a warning, not a proof)
     t0 = time.perf_counter()
-    deadline = t0 + opts.timeout_ms / 1000
     dead, undecided = [], 0
     # a branch inside a loop is encoded once per item: it is dead only if no copy is reachable
     grouped: dict[tuple, list] = {}
@@ -102,11 +101,7 @@ def check_handler(
     for (_, _, which), copies in grouped.items():
         span = copies[0][0]
         guard = z3.Or(*[g for _, g in copies])
-        left_ms = int((deadline - time.perf_counter()) * 1000)
-        if left_ms <= 0:
-            undecided += 1
-            continue
-        r, _ = solve_sat(base + [applied, guard], m, left_ms)
+        r, _ = solve_sat(base + [applied, guard], m, opts.limits)
         if r == "unsat":
             dead.append(f"line {span.line} ({which} branch)")
         elif r == "unknown":
@@ -128,7 +123,7 @@ def check_handler(
                 res(
                     "reachability",
                     UNKNOWN,
-                    f"{undecided} branch(es) not decided within {opts.timeout_ms} ms",
+                    f"{undecided} branch(es) not decided within {opts.limit_text()}",
                     t0=t0,
                 )
             )
@@ -166,22 +161,28 @@ def check_handler(
         "supply_cap": ("supply_cap",),
         "delete_empty": ("stranded",),
     }
+    # One question first: can every require hold and some runtime money check still fail?
+    # Usually not, and then every group below is proved by this one answer; only a possible
+    # failure (or no answer) needs the per-check questions, which find the first one.
+    t0 = time.perf_counter()
+    all_pass = z3.And(*[z3.Implies(o.guard, o.cond) for o in m.obligations])
+    r_all = (
+        solve_m(base + [m.ok_explicit, z3.Not(all_pass)], m, opts.limits).status
+        if m.obligations
+        else "unsat"
+    )
+    t_all = time.perf_counter() - t0
     for kind, ob_kinds in groups.items():
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() - (t_all if r_all == "unsat" else 0.0) / len(groups)
         obs = [o for o in m.obligations if o.kind in ob_kinds]
         status, msg, cex, span = PROVED, "", None, h.span
         unknown = False
-        deadline = time.perf_counter() + opts.timeout_ms / 1000  # one budget per property
-        for o in obs:
-            left_ms = int((deadline - time.perf_counter()) * 1000)
-            if left_ms <= 0:
-                unknown = True
-                break
+        for o in obs if r_all != "unsat" else ():
             # the question: can every require hold, every earlier runtime check pass (else the
             # event was already rejected there), and this check still fail?
             earlier = [z3.Implies(e.guard, e.cond) for e in m.obligations[: m.obligations.index(o)]]
             r, model = solve_m(
-                base + [m.ok_explicit, o.guard, z3.Not(o.cond)] + earlier, m, left_ms
+                base + [m.ok_explicit, o.guard, z3.Not(o.cond)] + earlier, m, opts.limits
             )
             if r == "sat":
                 bad_status = (
@@ -217,7 +218,7 @@ def check_handler(
                 unknown = True
         if status == PROVED:
             if unknown:
-                status, msg = UNKNOWN, f"Z3 gave no answer within the {opts.timeout_ms} ms limit"
+                status, msg = UNKNOWN, f"Z3 gave no answer within {opts.limit_text()}"
             elif not obs:
                 msg = "nothing to check: the handler moves no value of this kind"
             else:
@@ -230,14 +231,11 @@ def check_handler(
         out.append(res("rounding", PROVED, "no split in this handler", t0=t0))
     else:
         status, msg, cex, span = PROVED, BUILTIN["rounding"], None, h.span
-        deadline = time.perf_counter() + opts.timeout_ms / 1000
         for sp in m.splits:
-            left_ms = int((deadline - time.perf_counter()) * 1000)
-            if left_ms <= 0:
-                status, msg = UNKNOWN, f"time limit of {opts.timeout_ms} ms reached"
-                break
             conds = _rounding_conds(sp)
-            r, model = solve_m(base + [applied, sp.guard, z3.Not(z3.And(*conds))], m, left_ms)
+            r, model = solve_m(
+                base + [applied, sp.guard, z3.Not(z3.And(*conds))], m, opts.limits
+            )
             if r == "sat":
                 cex = counterexample(
                     m,
@@ -266,7 +264,7 @@ def check_handler(
                 )
                 break
             if r == "unknown":
-                status, msg = UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms"
+                status, msg = UNKNOWN, f"Z3 gave no answer within {opts.limit_text()}"
         out.append(res("rounding", status, msg, span, cex, t0=t0))
     return out
 

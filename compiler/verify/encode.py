@@ -64,6 +64,9 @@ class Encoder:
         self.balance_reads: list[tuple[str, Any]] = []  # (component, index or None)
         self.assumptions: list = []
         self.lemmas: list = []  # valid facts about non-linear products (see product())
+        # (a, b, a*b, path guard) of every product of two symbolic terms: the solver's linear
+        # abstraction replaces each by a fresh variable constrained by the lemmas
+        self.products: list = []
         self.ok_explicit: list = []
         self.ok_runtime: list = []
         self.obligations: list[Obligation] = []
@@ -941,7 +944,7 @@ class Encoder:
         if op == "-":
             return a - b
         if op == "*":
-            return self.product(a, b)
+            return self.product(a, b, guard)
         if op == "/":
             self.require(guard, b != 0)
             return to_real(a) / to_real(b)
@@ -955,7 +958,7 @@ class Encoder:
             return a >= b
         raise Unsupported(f"operator {op}")
 
-    def product(self, a: Any, b: Any) -> Any:
+    def product(self, a: Any, b: Any, guard: Any = None) -> Any:
         """``a * b``; when both are symbolic, also state sign and scaling facts of the product
         (valid for all values) so Z3 need not find them by non-linear search, e.g. that
         ``floor(amount * fee)`` lies between 0 and ``amount`` when ``0 <= fee <= 1``."""
@@ -974,7 +977,30 @@ class Encoder:
                 z3.Implies(z3.And(a >= 0, b >= one), p >= a),
                 z3.Implies(z3.And(b >= 0, a >= one), p >= b),
             ]
+            self.products.append((a, b, p, z3.BoolVal(True) if guard is None else guard))
         return p
+
+    def product_group_lemmas(self) -> list:
+        """Facts about products that share a factor: ``a*b1 + ... + a*bn = a*(b1+...+bn)``,
+        so with ``a >= 0`` and the b's (on their paths) adding up to at most 1 the products
+        add up to at most ``a`` - what a payout that splits one amount among parents by
+        rates needs (``floor(net * rate)`` for each parent, the rates capped in total)."""
+        groups: dict[int, list] = {}
+        for a, b, p, g in self.products:
+            groups.setdefault(a.get_id(), []).append((a, b, p, g))
+        out = []
+        for items in groups.values():
+            if len(items) < 2:
+                continue
+            a = items[0][0]
+            zero = z3.RealVal(0) if z3.is_real(items[0][2]) else z3.IntVal(0)
+            one = z3.RealVal(1) if z3.is_real(items[0][1]) else z3.IntVal(1)
+            bsum = z3.Sum(*[z3.If(g, b, 0 if not z3.is_real(b) else z3.RealVal(0))
+                            for _, b, _, g in items])
+            psum = z3.Sum(*[z3.If(g, p, zero) for _, _, p, g in items])
+            nonneg = [z3.Implies(g, b >= 0) for _, b, _, g in items]
+            out.append(z3.Implies(z3.And(a >= 0, bsum <= one, *nonneg), psum <= a))
+        return out
 
     def builtin(self, e: ir.Builtin, env: dict, state: State, guard: Any) -> Any:
         name = e.name

@@ -34,7 +34,7 @@ from .solver import solve
 from .terms import Codes, Unsupported
 
 SETUP_LEVELS = (4, 8)  # joining/minting events before the first record: small first
-CORE_STEPS = 3  # record-handling events before the failing one
+CORE_STEPS = 4  # record-handling events before the failing one
 MAX_QUERIES = 48  # per finding: the search's size, independent of the machine
 QUERY_MS = 15000  # per query, a safety net (most take milliseconds; replaced by rlimit)
 
@@ -238,23 +238,29 @@ def classify(policy: ir.Policy) -> tuple[list[ir.Handler], list[ir.Handler]]:
         _record_names((h.params, h.auth, h.body), touched)
         # setup steps are symbolic choices, so only cheap handlers: no loops or splits, not
         # the clock's (those are core steps, tried one at a time)
-        heavy = isinstance(h.auth, ir.AuthClock) or any(
-            isinstance(st, (ir.ForEach, ir.Split)) for st in _walk(h.body)
-        )
-        (core if touched or heavy else setup).append(h)
+        (core if touched or _heavy(h) else setup).append(h)
     return setup, core
 
 
-def core_sequences(policy: ir.Policy, target: ir.Handler, core: list, max_len: int) -> list:
-    """Core prefixes, shortest first; a handler that needs a record only after a creator.
-    Within a length: those that create what the failing handler needs, then those without a
-    repeated handler, first."""
-    out = []
+def _heavy(h: ir.Handler) -> bool:
+    return isinstance(h.auth, ir.AuthClock) or any(
+        isinstance(st, (ir.ForEach, ir.Split)) for st in _walk(h.body)
+    )
+
+
+def core_sequences(
+    policy: ir.Policy, target: ir.Handler, core: list, max_len: int, wanted: tuple = ()
+) -> list:
+    """Core prefixes; a handler that needs a record only after a creator.  First those that
+    include a writer of every field the modular counterexample shows changed (``wanted``:
+    one set of handler names per such field), then shorter ones, those that create what the
+    failing handler needs (repeats are not penalised: "do it twice" is a common bug)."""
+    found = []
     needs = {h.name: _needs(h) for h in core}
     creates = {h.name: _creates(h) for h in core}
     target_needs = _needs(target)
+    heavy = {h.name for h in core if _heavy(h)}
     for n in range(0, max_len + 1):
-        found = []
         for seq in product(core, repeat=n):
             made: set = set()
             ok = True
@@ -263,11 +269,45 @@ def core_sequences(policy: ir.Policy, target: ir.Handler, core: list, max_len: i
                     ok = False
                     break
                 made |= creates[h.name]
-            if ok:
-                repeats = len(seq) - len({h.name for h in seq})
-                found.append((0 if target_needs <= made else 1, repeats, seq))
-        out += [seq for *_, seq in sorted(found, key=lambda x: x[:2])]
+            # a loop or split handler (an epoch) is costly to encode and rarely needed twice
+            if ok and all(seq.count(x) < 2 for x in seq if x.name in heavy):
+                names = {h.name for h in seq}
+                missing = sum(1 for w in wanted if not (w & (names | {target.name})))
+                found.append((missing, n, 0 if target_needs <= made else 1, seq))
+    return [seq for *_, seq in sorted(found, key=lambda x: x[:3])]
+
+
+def field_writers(policy: ir.Policy) -> dict:
+    """(record, field) -> the handlers that set it after creation (``set``/``update``)."""
+    out: dict = {}
+    for h in policy.handlers:
+        for st in _walk(h.body):
+            if isinstance(st, ir.SetField):
+                out.setdefault((st.record, st.field), set()).add(h.name)
+            elif isinstance(st, ir.Update):
+                for f, _ in st.values:
+                    out.setdefault((st.record, f), set()).add(h.name)
     return out
+
+
+def initial_values(policy: ir.Policy) -> dict:
+    """(record, field) -> the constant every ``create`` gives it (absent: set from inputs)."""
+    seen: dict = {}
+    for h in policy.handlers:
+        for st in _walk(h.body):
+            if isinstance(st, ir.Create):
+                for f, e in st.values:
+                    v = e.value if isinstance(e, ir.Const) else _FROM_INPUT
+                    seen.setdefault((st.record, f), []).append((v, getattr(e, "type", None)))
+    out = {}
+    for k, vs in seen.items():
+        first = vs[0][0]
+        if first is not _FROM_INPUT and all(v == first for v, _ in vs):
+            out[k] = vs[0]
+    return out
+
+
+_FROM_INPUT = object()
 
 
 @attrs.define
@@ -285,6 +325,7 @@ def search(
     setup_levels: tuple = SETUP_LEVELS,
     core_steps: int = CORE_STEPS,
     max_queries: int = MAX_QUERIES,
+    wanted: tuple = (),
 ) -> tuple[Optional[Found], int]:
     """The first chain from genesis (setup, core, ``target``) where ``fails`` holds.
 
@@ -295,7 +336,9 @@ def search(
     used = 0
     for n, setup_steps in enumerate(setup_levels):
         cap = max_queries - used if n == len(setup_levels) - 1 else (2 * max_queries) // 3
-        found, reach, q = _search_level(policy, target, fails, opts, setup_steps, core_steps, cap)
+        found, reach, q = _search_level(
+            policy, target, fails, opts, setup_steps, core_steps, cap, wanted
+        )
         used += q
         longest = max(longest, reach)
         if found is not None or used >= max_queries:
@@ -311,6 +354,7 @@ def _search_level(
     setup_steps: int,
     core_steps: int,
     max_queries: int,
+    wanted: tuple = (),
 ) -> tuple[Optional[Found], int, int]:
     h = policy.handler(target)
     setup, core = classify(policy)
@@ -330,9 +374,35 @@ def _search_level(
     # extensions of one base must not share them (each query would miss the others' facts)
     share = not base.common["slots"]
     memo: dict = {}
-    for seq in core_sequences(policy, h, core, core_steps):
+    feasible: dict = {}  # prefix names -> can every event of it apply (share mode)
+    limits = getattr(opts, "limits", None) or min(opts.timeout_ms, QUERY_MS)
+
+    def prefix_ok(seq: tuple) -> bool:
+        """Every proper prefix can apply (checked once each; unknown counts as yes)."""
+        chain = base
+        for j in range(len(seq)):
+            key = tuple(x.name for x in seq[: j + 1])
+            if key not in memo:
+                memo[key] = extend(policy, chain, [seq[j]], False, opts.bound, opts.fixed_params)
+            chain = memo[key]
+            if key not in feasible:
+                if len(feasible) >= 4 * max_queries:
+                    return True
+                last = chain.steps[-1].models[0]
+                r, _ = solve(chain.formulas + [last.applied], limits)
+                feasible[key] = r != "unsat"
+            if not feasible[key]:
+                return False
+        return True
+
+    for seq in core_sequences(policy, h, core, core_steps, wanted):
         if queries >= max_queries:
             break
+        try:
+            if share and not prefix_ok(seq):
+                continue
+        except Unsupported:
+            return None, longest, queries
         queries += 1
         try:
             if share:
@@ -356,9 +426,9 @@ def _search_level(
         last = chain.last
         goal = fails([chain.first, last]) if getattr(fails, "wants_chain", False) else fails(last)
         longest = max(longest, setup_steps + len(seq) + 1)
-        r, model = solve(
-            chain.formulas + _closed_roles(chain) + [goal], min(opts.timeout_ms, QUERY_MS)
-        )
+        # the run's resource limit decides (the same answer on any machine); without one,
+        # a wall-clock limit per query
+        r, model = solve(chain.formulas + _closed_roles(chain) + [goal], limits)
         if r == "sat":
             hms = [m for st in chain.steps if (m := st.chosen(model)) is not None]
             return Found(chain, model, hms), longest, queries

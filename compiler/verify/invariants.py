@@ -4,7 +4,6 @@ largest subset every handler preserves), and their results.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Optional, TYPE_CHECKING
 
 import attrs
@@ -212,7 +211,7 @@ def houdini(
                 continue
             # one query finds a state breaking some candidate; drop every candidate it breaks
             r, model = solve_m(
-                assume + [z3.Or(*[z3.Not(prep.inv_post[i.name]) for i in live])], m, opts.timeout_ms
+                assume + [z3.Or(*[z3.Not(prep.inv_post[i.name]) for i in live])], m, opts.limits
             )
             if r == "unsat":
                 continue
@@ -223,16 +222,10 @@ def houdini(
                         alive.discard(inv.name)
                         failed[inv.name] = (REFUTED, hname, model)
             else:
-                # undecided: check one by one so one hard candidate does not sink the others,
-                # sharing one time budget (a dropped candidate only weakens the assumptions)
-                deadline = time.perf_counter() + opts.timeout_ms / 1000
+                # undecided: check one by one so one hard candidate does not sink the others
+                # (a dropped candidate only weakens the assumptions)
                 for inv in live:
-                    left_ms = int((deadline - time.perf_counter()) * 1000)
-                    r1, m1 = (
-                        solve_m(assume + [z3.Not(prep.inv_post[inv.name])], m, left_ms)
-                        if left_ms > 0
-                        else ("unknown", None)
-                    )
+                    r1, m1 = solve_m(assume + [z3.Not(prep.inv_post[inv.name])], m, opts.limits)
                     if r1 != "unsat":
                         alive.discard(inv.name)
                         failed[inv.name] = (REFUTED if r1 == "sat" else UNKNOWN, hname, m1)
@@ -258,7 +251,7 @@ def _initially(policy: ir.Policy, inv: Inv, opts: Options) -> Optional[bool]:
             zero.append(pc == z3.K(z3.IntSort(), z3.IntVal(0)))
         elif kind in ("live", "role"):
             zero.append(pc == z3.K(z3.IntSort(), z3.BoolVal(False)))
-    r, _ = solve(enc.assumptions + zero + [z3.Not(v)], opts.timeout_ms)
+    r, _ = solve(enc.assumptions + zero + [z3.Not(v)], opts.limits)
     return True if r == "unsat" else (False if r == "sat" else None)
 
 
@@ -381,7 +374,7 @@ def _invariant_results(
         elif status == REFUTED:
             msg = "does not hold in the initial state (no records, zero balances)"
         else:
-            why = model if isinstance(model, str) else "time-out"
+            why = model if isinstance(model, str) else f"no answer within {opts.limit_text()}"
             msg = f"could not be established ({hname}: {why})"
         out.append(
             Result(

@@ -10,7 +10,7 @@ from typing import Any, Optional, TYPE_CHECKING
 
 import z3
 
-from .. import ir
+from .. import display, ir
 from .solver import _eval
 from .terms import Opt, SList
 
@@ -118,29 +118,22 @@ def _exact_decimal(x: Fraction, max_digits: int = 6) -> Optional[str]:
 
 
 def _show(v: Any, t: ir.Type, policy: ir.Policy) -> str:
-    """A plain value as the policy would write it."""
+    """A plain value as the policy would write it (amounts, ratios and durations through
+    the one value formatter, :mod:`charter.compiler.display`)."""
     if v is None:
         return "none"
     if isinstance(t, ir.TOptional):
         return _show(v, t.inner, policy)
-    if isinstance(t, ir.TAmount) and isinstance(v, int):
-        try:
-            dec = policy.asset(t.asset).decimals
-        except StopIteration:
-            dec = 0
-        sign = "-" if v < 0 else ""
-        a = abs(v)
-        major = f"{a // 10**dec}.{a % 10**dec:0{dec}d}" if dec else str(a)
-        return f"{sign}{major} {t.asset}"
     if isinstance(v, dict) and "num" in v:
-        exact = _exact_decimal(Fraction(v["num"], v["den"]) * 100)
-        return f"{exact}%" if exact is not None else f"{v['num']}/{v['den']}"
-    if isinstance(t, ir.TRatio) and isinstance(v, int):
-        return f"{v * 100}%"
-    if isinstance(t, (ir.TParty,)) and isinstance(v, str):
-        return "@" + v
+        v = Fraction(v["num"], v["den"])
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(t, (ir.TAmount, ir.TRatio, ir.TDuration)) and isinstance(v, (int, Fraction)):
+        return display.value(v, t, policy)
+    if isinstance(v, Fraction):
+        return display.ratio(v)
+    if isinstance(t, (ir.TParty,)) and isinstance(v, str):
+        return "@" + v
     return str(v)
 
 

@@ -37,8 +37,9 @@ from .invariants import (
 from .options import Options
 from .prepare import Prepared, prepare
 from .properties import check_declared
-from .result import PROVED, UNKNOWN, Result
-from .solver import fresh_context
+from .result import GUARD, PROVED, REFUTED, UNKNOWN, Result
+from .search import MAX_TRACE
+from .solver import fresh_context, stats
 
 
 @attrs.define
@@ -57,6 +58,9 @@ class Run:
     preps: dict[str, Prepared] = attrs.Factory(dict)
     alive: set = attrs.Factory(set)
     inv_results: list[Result] = attrs.Factory(list)
+    # invariant candidates dropped undecided (a limit, or an encoding gap): the checks then
+    # assume less than is true, so their modular counterexamples may be unreachable
+    undecided_invariants: int = 0
     results: list[Result] = attrs.Factory(list)
     declared_results: list[Result] = attrs.Factory(list)
 
@@ -94,20 +98,32 @@ def _invariants(run: Run) -> None:
     hcached = _cache_load(opts, hkey) if run.use_cache else None
     if hcached is not None and hcached and hcached[0].kind == "houdini":
         run.alive = set(hcached[0].counterexample["alive"])
+        run.undecided_invariants = hcached[0].counterexample.get("undecided", 0)
         run.inv_results = hcached[1:]
+        _limit_taint(run.inv_results, run)
         return
     for h in policy.handlers:
         run.prep_of(h.name)
     t0 = time.perf_counter()
+    net = stats().safety_net
     run.alive, failed = houdini(policy, run.preps, run.invs, opts)
+    run.undecided_invariants = sum(1 for st, _, _ in failed.values() if st == UNKNOWN)
     run.inv_results = _invariant_results(
         policy, run.declared, run.alive, failed, run.preps, opts, time.perf_counter() - t0
     )
-    if run.use_cache:
+    if stats().safety_net > net:
+        _mark_safety_net(run.inv_results, opts)
+    elif run.use_cache:
         marker = Result(
-            "$houdini", "houdini", None, PROVED, "", counterexample={"alive": sorted(run.alive)}
+            "$houdini",
+            "houdini",
+            None,
+            PROVED,
+            "",
+            counterexample={"alive": sorted(run.alive), "undecided": run.undecided_invariants},
         )
         _cache_store(opts, hkey, [marker] + run.inv_results)
+    _limit_taint(run.inv_results, run)
 
 
 def _handlers(run: Run) -> None:
@@ -133,9 +149,11 @@ def _handlers(run: Run) -> None:
         )
         cached = _cache_load(opts, ckey) if run.use_cache else None
         if cached is not None:
+            _limit_taint(cached, run)
             run.results += [r for r in cached if r.kind not in DECLARED_KINDS]
             run.declared_results += [r for r in cached if r.kind in DECLARED_KINDS]
             continue
+        net = stats().safety_net
         prep = run.prep_of(h.name)
         mine: list[Result] = []
         if prep.model is None:
@@ -164,10 +182,46 @@ def _handlers(run: Run) -> None:
                         )
         sub = attrs.evolve(policy, properties=tuple(props))
         mine_declared = check_declared(sub, {h.name: prep}, {h.name: inv_assume}, opts)
-        if run.use_cache:
+        if stats().safety_net > net:
+            _mark_safety_net(mine + mine_declared, opts)
+        elif run.use_cache:
             _cache_store(opts, ckey, mine + mine_declared)
+        _limit_taint(mine + mine_declared, run)
         run.results += mine
         run.declared_results += mine_declared
+
+
+def _mark_safety_net(results: list[Result], opts: Options) -> None:
+    """Say which unknowns come from the wall clock: only they depend on the machine."""
+    for r in results:
+        if r.status == UNKNOWN:
+            r.message += (
+                f" [the wall-clock safety net of {opts.timeout_ms:,} ms per query was reached "
+                "before the resource limit: on another machine or under less load this check "
+                "may be decided]"
+            )
+
+
+def _limit_taint(results: list[Result], run: Run) -> None:
+    """A limit reached anywhere is *unknown*, never *refuted*.
+
+    When invariant inference left candidates undecided, every check assumed less than may
+    be true, so a counterexample it found from an arbitrary pre-state proves nothing unless
+    the search from the initial state reached it.  Such findings become unknown (the
+    counterexample stays attached, marked unconfirmed)."""
+    if not run.undecided_invariants:
+        return
+    for r in results:
+        cex = r.counterexample
+        if r.status not in (REFUTED, GUARD) or not cex or cex.get("confirmed"):
+            continue
+        r.status = UNKNOWN
+        r.message = (
+            f"not decided: invariant inference left {run.undecided_invariants} candidate(s) "
+            "undecided (see the invariant results), so the pre-state of this finding may be "
+            "unreachable, and no violation was found from the initial state within "
+            f"{MAX_TRACE} events. The finding was: " + r.message
+        )
 
 
 def _orphans(run: Run) -> None:
@@ -191,7 +245,8 @@ def _assemble(run: Run) -> None:
 
 
 def _store(run: Run) -> None:
-    if run.use_cache:
+    # a run the wall-clock safety net interrupted has machine-dependent verdicts: not cached
+    if run.use_cache and not stats().safety_net:
         _cache_store(run.opts, run.key, run.results)
 
 

@@ -78,7 +78,7 @@ def _split_property(
         if isinstance(built, str):
             return res(UNKNOWN, built)
         conds, premise = built
-        r, model = solve_m(base + [sp.guard, z3.Not(z3.And(*conds))], m, opts.timeout_ms)
+        r, model = solve_m(base + [sp.guard, z3.Not(z3.And(*conds))], m, opts.limits)
         if r == "sat":
             cex = counterexample(
                 m,
@@ -107,13 +107,13 @@ def _split_property(
             )
         if r == "unknown":
             return res(
-                UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms (bound {opts.bound})"
+                UNKNOWN, f"Z3 gave no answer within {opts.limit_text()} (bound {opts.bound})"
             )
         # vacuity: the premise must be reachable, or the proof says nothing
         r2, _ = solve_sat(
             base + [sp.guard, z3.Or(*premise) if premise else z3.BoolVal(False)],
             m,
-            max(1, opts.timeout_ms // 2),
+            opts.limits.part(2),
         )
         if r2 == "unsat":
             return res(
@@ -127,7 +127,7 @@ def _split_property(
     note = ""
     if undecided_premise:
         note = (
-            " (not confirmed non-vacuous: Z3 could not show within the time limit that an applied"
+            " (not confirmed non-vacuous: Z3 could not show within the resource limit that an applied"
             f" event reaches the split at line(s) {', '.join(map(str, undecided_premise))} with"
             " the property's premise)"
         )
@@ -231,7 +231,7 @@ def _budget_property(
     m = prep.model
     paid, limit = _budget_terms(p, m)
     base = m.assumptions + prep.extra_assumptions + inv + [m.applied]
-    r, model = solve_m(base + [paid > limit], m, opts.timeout_ms)
+    r, model = solve_m(base + [paid > limit], m, opts.limits)
     if r == "sat":
         cex = counterexample(
             m,
@@ -253,7 +253,7 @@ def _budget_property(
             cex,
         )
     if r == "unknown":
-        return res(UNKNOWN, f"Z3 gave no answer within {opts.timeout_ms} ms")
+        return res(UNKNOWN, f"Z3 gave no answer within {opts.limit_text()}")
     if not any(q.src_key and q.src_key[0] == f"pool!{p.pool}" for q in m.postings):
         return res(
             PROVED,

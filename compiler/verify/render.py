@@ -88,7 +88,8 @@ def _cex_lines(cex: dict, indent: str) -> list[str]:
         if sc.get("from") == "genesis" and sc.get("events_jsonl"):
             opts = "".join(f" --param {p}" for p in sc.get("run_params", []))
             lines.append(
-                f"{indent}  replay the events (`charter run POLICY events.jsonl --memory{opts}`):"
+                f"{indent}  replay the events "
+                f"(`charter run POLICY events.jsonl --memory --check{opts}`):"
             )
             lines += [f"{indent}    {ln}" for ln in sc["events_jsonl"].splitlines()]
     return lines
@@ -99,8 +100,8 @@ def render_text(
 ) -> str:
     out = [
         f"verify {policy.name} {policy.version}: collections modelled with up to "
-        f"{opts.bound} items, "
-        f"{opts.timeout_ms} ms per check"
+        f"{opts.bound} items, rlimit {opts.rlimit:,} per query "
+        f"(wall-clock safety net {opts.timeout_ms:,} ms)"
     ]
     by_handler: dict[Optional[str], list[Result]] = {}
     for r in results:
@@ -149,26 +150,42 @@ def render_text(
 
 
 def render_json(policy: ir.Policy, results: list[Result], opts: Options) -> str:
-    return json.dumps(
-        {
-            "policy": policy.name,
-            "version": policy.version,
-            "bound": opts.bound,
-            "timeout_ms": opts.timeout_ms,
-            "summary": summary(results),
-            "results": [r.to_dict() for r in results],
-        },
-        indent=2,
-        default=str,
-    )
+    return json.dumps(_json_doc(policy, results, opts), indent=2, default=str)
+
+
+def render_json_many(runs: list[tuple[ir.Policy, list[Result]]], opts: Options) -> str:
+    """Several policies: one report each, and the summary over all of them."""
+    total: dict[str, int] = {}
+    for _, results in runs:
+        for k, v in summary(results).items():
+            total[k] = total.get(k, 0) + v
+    doc = {"policies": [_json_doc(p, rs, opts) for p, rs in runs], "summary": total}
+    return json.dumps(doc, indent=2, default=str)
+
+
+def _json_doc(policy: ir.Policy, results: list[Result], opts: Options) -> dict:
+    return {
+        "policy": policy.name,
+        "version": policy.version,
+        "bound": opts.bound,
+        "rlimit": opts.rlimit,
+        "timeout_ms": opts.timeout_ms,
+        "summary": summary(results),
+        "results": [r.to_dict() for r in results],
+    }
 
 
 def render_sarif(policy: ir.Policy, results: list[Result], opts: Options) -> str:
+    return render_sarif_many([(policy, results)], opts)
+
+
+def render_sarif_many(runs: list[tuple[ir.Policy, list[Result]]], opts: Options) -> str:
+    """One SARIF run for every policy verified (each result points at its own file)."""
     from charter import __version__
 
     rules: dict[str, dict] = {}
     sres = []
-    for r in results:
+    for r in (r for _, results in runs for r in results):
         rid = f"charter/{r.kind}"
         if rid not in rules:
             rules[rid] = {

@@ -9,8 +9,15 @@ of a check:
 * :class:`Refusal` - the runtime's own money check (negative amount, overdraft, cap, a
   delete of a record holding value) refuses the last event although every ``require`` of it
   held: the rejection must come with the check's code, from the statement's line;
-* :class:`Broken` - a condition (a declared invariant, a budget) is false after the last
-  event applied.
+* :class:`Broken` - a condition (a declared invariant) is false after the last event
+  applied; :class:`PaysOver` - one event paid more than a budget; :class:`SplitUnfair` -
+  a split paid shares that break a declared fairness property;
+* :class:`Forbidden` - the last event applied although it must not (an unauthorised debit,
+  a second payout): its test says ``expect rejected``.
+
+A check hands its :class:`Violation` and a Z3 ``fails`` predicate to
+:func:`.search._attach_trace` (or :func:`.scenario.build`), which searches, replays,
+shrinks and renders the scenario.
 
 New checks add their own :class:`Violation` subclasses (``observe`` plus the ``expect`` lines
 a ``test`` block asserts the property with).
@@ -85,10 +92,28 @@ class Refusal(Violation):
 
     def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
         return [
-            f"    # {self.describe}: every require of {self.handler} holds here, so it must",
-            f"    # settle; the runtime refuses it instead ({' / '.join(self.codes)})",
+            f"    # violated: {self.describe}",
+            f"    # every require of {self.handler} holds here, so it must settle; the runtime",
+            f"    # refuses it instead ({' / '.join(self.codes)})",
             "    expect ok",
         ]
+
+
+@attrs.define
+class Forbidden(Violation):
+    """The last event applied although the property says it must not (someone without the
+    authority moved value, a settled record paid again): the test says ``expect rejected``."""
+
+    handler: str
+    describe: str
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        if _timer_rejection(outcome, self.handler) is not None:
+            return f"the runtime refused {self.handler}: {outcome}"
+        return None
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        return [f"    # violated: {self.describe}", "    expect rejected"]
 
 
 @attrs.define

@@ -398,16 +398,7 @@ def minimise(
     dropped one at a time (never the last).  Every candidate is replayed on the runtime."""
     from .replay import replay
 
-    for name in list(params):
-        p = policy.param(name)
-        trial = {k: v for k, v in params.items() if k != name}
-        evs = events
-        if isinstance(p.type, ir.TParty) and isinstance(params[name], str):
-            if any(e["submitter"] == p.default or p.default in e["args"].values() for e in events):
-                continue  # the default's name is taken by another party of the scenario
-            evs = _rename_party(events, params[name], p.default)
-        if replay(policy, trial, evs, violation).ok:
-            params, events = trial, evs
+    params, events = _default_params(policy, params, events, violation)
     events = _merge_amounts(policy, params, events, violation)
     changed = True
     while changed:  # until no single event can go (an event may only become removable later)
@@ -419,12 +410,73 @@ def minimise(
                 events, changed = trial_events, True
             else:
                 i += 1
+    # fewer events may need fewer parameters off their defaults
+    params, events = _default_params(policy, params, events, violation)
+    events = _round_amounts(policy, params, events, violation)
     events = [dict(e, id=f"cex-{i}") for i, e in enumerate(events, 1)]
     return params, events
 
 
+def _round_amounts(
+    policy: ir.Policy, params: dict, events: list[dict], violation: Any
+) -> list[dict]:
+    """Amounts as a reader would pick them: each distinct amount (everywhere it occurs, as
+    a deposit and the budget it pays for are one number) becomes a round one where that
+    still replays: 1, 10, 100, ... minor units, or a whole number of major units."""
+    from .replay import replay
+
+    def amount_args(e: dict) -> set:
+        if e["type"] == "@tick":
+            return set()
+        h = policy.handler(e["type"])
+        return {f.name for f in h.params if isinstance(f.type, ir.TAmount)}
+
+    values = sorted(
+        {e["args"][k] for e in events for k in amount_args(e) if isinstance(e["args"].get(k), int)}
+    )
+    for v in values:
+        if v <= 1:
+            continue
+        tens = [10**i for i in range(0, len(str(v)))]
+        candidates = [c for c in tens + [v - v % t for t in tens[1:]] if 0 < c < v]
+        for c in sorted(set(candidates), key=lambda c: (len(str(c).rstrip("0")), c)):
+            trial = [
+                dict(e, args={k: (c if k in amount_args(e) and x == v else x)
+                              for k, x in e["args"].items()})
+                for e in events
+            ]
+            if replay(policy, params, trial, violation).ok:
+                events = trial
+                break
+    return events
+
+
+def _default_params(
+    policy: ir.Policy, params: dict, events: list[dict], violation: Any
+) -> tuple[dict, list[dict]]:
+    from .replay import replay
+
+    for name in list(params):
+        p = policy.param(name)
+        trial = {k: v for k, v in params.items() if k != name}
+        evs = events
+        if isinstance(p.type, ir.TParty) and isinstance(params[name], str):
+            if any(e["submitter"] == p.default or p.default in e["args"].values() for e in events):
+                continue  # the default's name is taken by another party of the scenario
+            evs = _rename_party(events, params[name], p.default)
+        if replay(policy, trial, evs, violation).ok:
+            params, events = trial, evs
+    return params, events
+
+
 def build(
-    policy: ir.Policy, target: str, fails: Any, violation: Any, opts: Any, name: str = ""
+    policy: ir.Policy,
+    target: str,
+    fails: Any,
+    violation: Any,
+    opts: Any,
+    name: str = "",
+    wanted: tuple = (),
 ) -> dict:
     """Search a scenario from genesis that ends in ``violation`` at ``target``, replay it on
     the runtime, and say what happened.  The one entry point every check uses.
@@ -437,7 +489,7 @@ def build(
     from .replay import replay
 
     try:
-        found, longest = search(policy, target, fails, opts)
+        found, longest = search(policy, target, fails, opts, wanted=wanted)
     except (z3.Z3Exception, ValueError, KeyError, TypeError, AttributeError) as exc:
         return {"status": "not_reached", "note": f"the search failed: {type(exc).__name__}: {exc}"}
     if found is None:
@@ -477,13 +529,46 @@ def build(
     return {"status": "replayed", "scenario": sc}
 
 
+def wanted_writers(policy: ir.Policy, cex: dict) -> tuple:
+    """For each record field the modular counterexample shows away from the value every
+    record is created with: the handlers that can set it (the search tries those first)."""
+    from .genesis import field_writers, initial_values
+
+    writers, initial = field_writers(policy), initial_values(policy)
+    out = []
+    for label, fields in (cex.get("records") or {}).items():
+        if not fields.get("exists"):
+            continue
+        rec = label.split("(", 1)[0]
+        for f, shown in fields.items():
+            init = initial.get((rec, f))
+            if init is None or (rec, f) not in writers:
+                continue
+            v, t = init
+            try:
+                first = _show(v, t, policy)
+            except (TypeError, ValueError, StopIteration):
+                continue
+            if first != shown and frozenset(writers[(rec, f)]) not in out:
+                out.append(frozenset(writers[(rec, f)]))
+    return tuple(out)
+
+
 def attach(
     policy: ir.Policy, target: str, cex: dict, opts: Any, fails: Any, violation: Any
 ) -> None:
     """Put :func:`build`'s outcome into a counterexample: a replayed genesis scenario
     replaces the modular one; otherwise the modular state stays, without a test or JSONL
     (they would not replay), and the note says plainly that reachability is not claimed."""
-    got = build(policy, target, fails, violation, opts, name=f"counterexample {cex['fails']}")
+    got = build(
+        policy,
+        target,
+        fails,
+        violation,
+        opts,
+        name=f"counterexample {cex['fails']}",
+        wanted=wanted_writers(policy, cex),
+    )
     if got["status"] == "replayed":
         cex["scenario"] = got["scenario"]
         cex["confirmed"] = True

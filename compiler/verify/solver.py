@@ -1,72 +1,216 @@
-"""Every question to Z3 goes through here: one solver per query on a fresh context per run,
-and the staged strategies (without, then with product lemmas; small witnesses first).
+"""Every question to Z3 goes through here.
+
+Verdicts are decided by Z3's resource limit (``rlimit``), a count of the solver's own
+steps: the same question gets the same answer on any machine and under any load.  A
+wall-clock time-out stays as a safety net only; a query stopped by it is reported as
+such (:attr:`Stats.safety_net`), because only that answer depends on the machine.
+
+Determinism also needs the same question asked the same way: every run starts from a
+fresh Z3 context (:func:`fresh_context`), each query gets a new solver with fixed seeds,
+and the encoders iterate in sorted or insertion order, never in hash order.
 """
 
 from __future__ import annotations
 
+import contextvars
 import time
 from fractions import Fraction
-from typing import Any, Iterable, Optional, TYPE_CHECKING
+from typing import Any, Iterable, Iterator, Optional, TYPE_CHECKING, Union
 
+import attrs
 import z3
 
 if TYPE_CHECKING:
     from .model import HandlerModel
 
+# Z3 resource units per query (``--rlimit``).  Calibrated on the stdlib: its hardest proved
+# query needs about a tenth of this (see benchmarks/bench_verify.py, which prints the
+# largest per-query use), so a proof is far from the limit and load cannot move it.
+DEFAULT_RLIMIT = 20_000_000
+# wall-clock safety net per query (``--timeout-ms``): only for a Z3 that runs away
+DEFAULT_TIMEOUT_MS = 60_000
 
-def solve(formulas: Iterable[Any], timeout_ms: int) -> tuple[str, Optional[z3.ModelRef]]:
-    s = z3.Solver()
-    s.set("timeout", max(1, int(timeout_ms)))
+
+@attrs.frozen
+class Limits:
+    """What one query may spend: ``rlimit`` decides, ``timeout_ms`` is the safety net."""
+
+    rlimit: int = DEFAULT_RLIMIT
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+
+    def part(self, divisor: int) -> "Limits":
+        """A share of the resource limit for a quick first attempt (the net stays)."""
+        return Limits(max(1, self.rlimit // divisor), self.timeout_ms)
+
+
+@attrs.define
+class Stats:
+    """What the queries of one run cost (for benchmarks and the safety-net report)."""
+
+    queries: int = 0
+    rlimit_used: int = 0  # sum over queries
+    rlimit_max: int = 0  # the costliest single query
+    at_limit: int = 0  # queries stopped by the resource limit (deterministic unknowns)
+    safety_net: int = 0  # queries stopped by the wall-clock safety net (machine-dependent)
+    seconds: float = 0.0
+
+
+_STATS: contextvars.ContextVar[Stats] = contextvars.ContextVar("charter_verify_stats")
+_COUNT: dict[int, int] = {}  # context id -> rlimit count after its last query
+
+
+def stats() -> Stats:
+    """The statistics of the current run (a new one after :func:`fresh_context`)."""
     try:
-        s.add(*list(formulas))
+        return _STATS.get()
+    except LookupError:
+        st = Stats()
+        _STATS.set(st)
+        return st
+
+
+def fresh_context() -> None:
+    """Start Z3's default context afresh, and the run's statistics.
+
+    Z3's search depends on the identities of the terms it has seen, so a run after
+    many others can take another path (and use more resources) on the same formula.  Each
+    ``verify``/``diff`` starts from a pristine context, so its results depend only
+    on the policy and the options, not on what ran before in the process."""
+    z3.z3._main_ctx = None
+    _COUNT.clear()
+    _STATS.set(Stats())
+
+
+@attrs.define
+class Answer:
+    """Z3's answer: ``status`` is sat / unsat / unknown; ``why`` says why unknown
+    (``rlimit``, ``safety_net``, ``incomplete`` or ``error``).  Unpacks as (status, model)."""
+
+    status: str
+    model: Optional[z3.ModelRef] = None
+    why: str = ""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.status, self.model))
+
+
+def _limits(limits: Union[Limits, int]) -> Limits:
+    # a bare int is a wall-clock limit from an older caller: it becomes the safety net
+    return limits if isinstance(limits, Limits) else Limits(timeout_ms=max(1, int(limits)))
+
+
+def solve(formulas: Iterable[Any], limits: Union[Limits, int]) -> Answer:
+    lim = _limits(limits)
+    formulas = list(formulas)
+    st = stats()
+    st.queries += 1
+    ctx = formulas[0].ctx if formulas and isinstance(formulas[0], z3.AstRef) else z3.main_ctx()
+    s = z3.Solver(ctx=ctx)
+    s.set("rlimit", max(1, int(lim.rlimit)))
+    s.set("timeout", max(1, int(lim.timeout_ms)))
+    s.set("random_seed", 0)
+    t0 = time.perf_counter()
+    try:
+        s.add(*formulas)
         r = s.check()
     except z3.Z3Exception:
-        return "unknown", None
+        st.seconds += time.perf_counter() - t0
+        return Answer("unknown", None, "error")
+    elapsed = time.perf_counter() - t0
+    st.seconds += elapsed
+    used = _used(s, ctx)
+    st.rlimit_used += used
+    st.rlimit_max = max(st.rlimit_max, used)
     if r == z3.sat:
-        return "sat", s.model()
+        return Answer("sat", s.model())
     if r == z3.unsat:
-        return "unsat", None
-    return "unknown", None
+        return Answer("unsat")
+    if used >= lim.rlimit:
+        st.at_limit += 1
+        return Answer("unknown", None, "rlimit")
+    if elapsed * 1000 >= lim.timeout_ms * 0.9:
+        st.safety_net += 1
+        return Answer("unknown", None, "safety_net")
+    return Answer("unknown", None, "incomplete")
 
 
-def solve_m(formulas: list, m: HandlerModel, timeout_ms: int) -> tuple[str, Optional[z3.ModelRef]]:
-    """``solve`` for a question about handler ``m``: half the time without the product
-    lemmas, then (if undecided) the rest with them.  Both answers are sound because the
-    lemmas are valid facts about multiplication."""
+def _used(s: z3.Solver, ctx: z3.Context) -> int:
+    """Resource units this query used (Z3 counts per context, cumulatively)."""
+    try:
+        total = int(s.statistics().get_key_value("rlimit count"))
+    except (z3.Z3Exception, KeyError):
+        return 0
+    key = id(ctx)
+    used = total - _COUNT.get(key, 0)
+    _COUNT[key] = total
+    return max(0, used)
+
+
+def solve_m(formulas: list, m: HandlerModel, limits: Union[Limits, int]) -> Answer:
+    """``solve`` for a question about handler ``m`` with non-linear products.
+
+    First the linear abstraction: each product of two symbolic terms becomes a fresh
+    variable constrained only by the product lemmas (valid facts about multiplication).
+    Every real state satisfies it (with the variable equal to the product), so *unsat* is a
+    proof - and linear arithmetic decides fast.  Otherwise the exact question: half the
+    resources without the lemmas, then the other half with them (a model of the
+    abstraction may be spurious, so it is never used)."""
+    lim = _limits(limits)
     lemmas = m.encoder.lemmas
     if not lemmas:
-        return solve(formulas, timeout_ms)
-    t0 = time.perf_counter()
-    r, model = solve(formulas, max(1, timeout_ms // 2))
-    if r != "unknown":
-        return r, model
-    left = timeout_ms - int((time.perf_counter() - t0) * 1000)
-    return solve(formulas + lemmas, left) if left > 0 else ("unknown", None)
+        return solve(formulas, lim)
+    a = solve(_abstract(m, formulas + lemmas + m.encoder.product_group_lemmas()), lim)
+    if a.status == "unsat":
+        return a
+    a = solve(formulas, lim.part(2))
+    if a.status != "unknown":
+        return a
+    return solve(formulas + lemmas, lim.part(2))
+
+
+def _abstract(m: HandlerModel, formulas: list) -> list:
+    enc = m.encoder
+    if not enc.products:
+        return formulas
+    cached = getattr(enc, "_abstraction", None)
+    if cached is None or cached[0] != len(enc.products):
+        n = len(enc.products)
+        src = (z3.Ast * n)()
+        dst = (z3.Ast * n)()
+        keep = []  # the fresh constants must outlive the arrays that point at them
+        for i, (_, _, p, _) in enumerate(enc.products):
+            v = z3.Const(f"{enc.prefix}prod!{i}", p.sort())
+            keep.append(v)
+            src[i], dst[i] = p.as_ast(), v.as_ast()
+        cached = (n, src, dst, keep)
+        enc._abstraction = cached
+    n, src, dst, _ = cached
+    # one C call per formula (z3.substitute re-checks every pair's sorts in Python each call)
+    return [
+        z3.z3._to_expr_ref(z3.Z3_substitute(f.ctx_ref(), f.as_ast(), n, src, dst), f.ctx)
+        for f in formulas
+    ]
 
 
 def opts_bound(slots: list) -> int:
     return max((len(items) for items in slots), default=0)
 
 
-def solve_sat(
-    formulas: list, m: HandlerModel, timeout_ms: int
-) -> tuple[str, Optional[z3.ModelRef]]:
+def solve_sat(formulas: list, m: HandlerModel, limits: Union[Limits, int]) -> Answer:
     """For questions that want a witness (can the handler apply, can a branch run): first try
     the easy witnesses - every collection empty, then one item each, then two - each with a
-    tenth of the time, then the full question.  Any witness found is a real one (fewer items is a
-    legitimate state), so a quick "sat" is final; only "unsat" needs the full query."""
+    tenth of the resources, then the full question.  Any witness found is a real one (fewer
+    items is a legitimate state), so a quick "sat" is final; only "unsat" needs the full
+    query."""
+    lim = _limits(limits)
     slots = list(m.encoder.slots.values())
     if slots:
-        t0 = time.perf_counter()
         for keep in range(min(3, opts_bound(slots))):
             restrict = [z3.Not(p) for items in slots for i, (_, p) in enumerate(items) if i >= keep]
-            r, model = solve(formulas + restrict, max(1, timeout_ms // 10))
-            if r == "sat":
-                return r, model
-        timeout_ms -= int((time.perf_counter() - t0) * 1000)
-        if timeout_ms <= 0:
-            return "unknown", None
-    return solve(formulas, timeout_ms)
+            a = solve(formulas + restrict, lim.part(10))
+            if a.status == "sat":
+                return a
+    return solve(formulas, lim)
 
 
 def _eval(model: z3.ModelRef, term: Any) -> Any:
@@ -82,13 +226,3 @@ def _eval(model: z3.ModelRef, term: Any) -> Any:
     if z3.is_algebraic_value(v):  # irrational: only from non-linear terms we never produce
         return str(v)
     return str(v)
-
-
-def fresh_context() -> None:
-    """Start Z3's default context afresh.
-
-    Z3's search depends on the identities of the terms it has seen, so a run after
-    many others can take another path (and time out) on the same formula.  Each
-    ``verify``/``diff`` starts from a pristine context, so its results depend only
-    on the policy and the options, not on what ran before in the process."""
-    z3.z3._main_ctx = None

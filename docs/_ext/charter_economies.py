@@ -223,6 +223,7 @@ def economy_page(path: Path, rel_prefix: str = "../../") -> str:
             lines += [f"* {_lit(t.name)}" for t in tests] + [""]
             lines += [f"Run them with ``charter test stdlib_policies/{path.name}``.", ""]
 
+    lines += known_limits(stem)
     lines += _underline("Example", "-")
     example = EXAMPLES / stem
     events = example / "events.jsonl"
@@ -251,6 +252,42 @@ def economy_page(path: Path, rel_prefix: str = "../../") -> str:
     lines += [f".. literalinclude:: {rel_prefix}stdlib_policies/{path.name}",
               "   :language: charter", ""]
     return "\n".join(lines)
+
+
+def review_data(stem: str) -> Optional[dict[str, Any]]:
+    """``stdlib_policies/review/<stem>.toml``: the economy's adversarial review."""
+    import tomllib
+
+    path = STDLIB / "review" / f"{stem}.toml"
+    return tomllib.loads(path.read_text("utf-8")) if path.is_file() else None
+
+
+def known_limits(stem: str) -> list[str]:
+    """The "Known limits" section: what the adversarial review tried, and what stops it.
+
+    Rendered from the review data kept next to the policy, which
+    ``tests/stdlib/test_review.py`` holds to the policy (the tests and
+    properties it names exist, and the tests pass)."""
+    data = review_data(stem)
+    lines = _underline("Known limits", "-")
+    if data is None:
+        return lines + ["This economy has not had an adversarial review yet.", ""]
+    lines += [_escape(" ".join(data.get("summary", "").split())), ""] if data.get("summary") else []
+    rows = []
+    for check in data.get("check", []):
+        parts = [_escape(" ".join(check.get("why", "").split()))]
+        if check.get("tests"):
+            parts.append("Tests: " + ", ".join(_lit(t) for t in check["tests"]) + ".")
+        if check.get("properties"):
+            parts.append("Proved: " + ", ".join(_lit(p) for p in check["properties"]) + ".")
+        if check.get("ensures"):
+            parts.append("Postconditions of: " + ", ".join(_lit(h) for h in check["ensures"]) + ".")
+        if check.get("unprovable"):
+            parts.append("Not yet provable: " + _escape(" ".join(check["unprovable"].split())))
+        rows.append([_escape(check["kind"]), _escape(" ".join(check["attack"].split())),
+                     f"**{check['outcome']}**", " ".join(p for p in parts if p)])
+    lines += _table(["check", "what was tried", "outcome", "what stops it, or why not"], rows)
+    return lines
 
 
 def policy_files() -> list[Path]:

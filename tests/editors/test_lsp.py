@@ -68,6 +68,7 @@ def test_hover_shows_declarations_types_units_and_param_meanings(session: dict) 
     assert "Task.budget: Credit" in h["t.budget (a record field)"]
     assert "2592000 seconds" in h["30 days (a value)"]
     assert "builtin" in h["floor (a built-in)"] and "round" in h["floor (a built-in)"]
+    assert 'release_stmt: "release" expr "from" expr "to" expr' in h["release (a keyword)"]
     imported = session["hover_import_setting"]
     assert "param fee: percent = 5% within 0%..20%" in imported  # skill_licensing's own fee
     assert "Treasury take on per-use licence payments." in imported
@@ -119,6 +120,16 @@ def test_formatting_is_charter_fmt(session: dict) -> None:
     [edit] = session["format"]
     assert edit.new_text == format_source(messy)
     assert edit.range.start.line == 0 and edit.range.end.line == 3
+
+
+def test_a_lone_surrogate_is_a_diagnostic_not_a_crash() -> None:
+    """JSON can carry "\\ud800"; the text then is not Unicode and must be refused as such
+    (found by tools/fuzz_lsp.py: resolve's source hash raised UnicodeEncodeError)."""
+    from charter.lsp.analysis import Analysis
+
+    a = Analysis('policy p version "1"\n# note \ud800\nasset A: token\n', str(GIG))
+    assert [(d.code, d.span.line, d.span.col) for _, d in a.editor_diagnostics()] == \
+        [("E0002", 2, 8)]
 
 
 # ---- the analysis under hostile input --------------------------------------------

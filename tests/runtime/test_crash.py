@@ -53,6 +53,15 @@ def _seq(db: Path) -> int:
         return 0
 
 
+def _rows(db: Path) -> tuple[int, int]:
+    """(journal rows, distinct event ids): equal when nothing is doubled."""
+    c = sqlite3.connect(db)
+    try:
+        return c.execute("SELECT count(*), count(DISTINCT event_id) FROM journal").fetchone()
+    finally:
+        c.close()
+
+
 @pytest.mark.parametrize(
     "batch,events",
     [
@@ -93,19 +102,53 @@ def test_kill_minus_nine_and_resume(gig_policy, tmp_path, batch, events):
         time.sleep(rnd.uniform(0, 0.03))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        # a writer open: the integrity check at open accepts what a killed run left
         rt = open_runtime(None, str(db))
         progress.append(rt.seq)
         assert rt.audit().ok  # every committed prefix is whole: no half-applied event
+        assert rt.store.check_integrity() == []  # its checkpoint was committed with it
         rt.close()
+        assert _rows(db) == (rt.seq, rt.seq)  # no entry lost or doubled
     final = _run(args)
     out, err = final.communicate(timeout=180)
     assert final.returncode == 0, err.decode()
     assert len(progress) == 3, "the run finished before it could be killed three times"
     assert progress == sorted(progress) and 0 < progress[0] and progress[-1] < reference.seq
 
+    assert _rows(db) == (reference.seq, reference.seq)
     rt = open_runtime(None, str(db))
     assert rt.journal_hash == reference.journal_hash
     assert rt.state_rows() == reference.state_rows()
     assert audit_ledger(str(db)).ok
     assert replay(str(db)).ok
     assert b"resumed after line" in out
+
+
+def test_kill_minus_nine_hands_the_ledger_to_a_waiting_writer(gig_policy, tmp_path):
+    """The writer lock dies with its process: a second `charter run --wait` that queued
+    behind a killed one gets the ledger, re-reads it and finishes the stream exactly once."""
+    stream = list(gig_events(2000, seed=5))
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in stream))
+    reference = open_runtime(gig_policy)
+    for e in stream:
+        reference.submit(e)
+    db = tmp_path / "ledger.sqlite"
+    args = [str(EXAMPLE / "policy.charter"), str(path), "--db", str(db), "-q"]
+    first = _run(args)
+    give_up = time.monotonic() + 90
+    while first.poll() is None and _seq(db) < reference.seq // 3 and time.monotonic() < give_up:
+        time.sleep(0.005)
+    second = _run([*args, "--wait", "300"])
+    time.sleep(0.5)  # let it queue on the lock
+    assert first.poll() is None, "the first run finished before it could be killed"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    out, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err.decode()
+    assert b"resumed after line" in out
+    assert _rows(db) == (reference.seq, reference.seq)
+    rt = open_runtime(None, str(db))
+    assert rt.journal_hash == reference.journal_hash and rt.state_rows() == reference.state_rows()
+    rt.close()
+    assert audit_ledger(str(db)).ok and replay(str(db)).ok

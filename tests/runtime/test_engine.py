@@ -333,10 +333,32 @@ def test_consistent_forgery_is_caught_by_replay(feat, tmp_path):
     c.execute("UPDATE state SET value = '-900' WHERE key = 'supply:Credit'")
     c.commit()
     c.close()
-    assert audit_ledger(db).ok  # internally consistent forgery...
+    # the checkpoint the last real commit wrote no longer matches the rewritten chain
+    report = audit_ledger(db)
+    assert not report.ok and any("chain rewritten" in p for p in report.problems)
+    # a forger who also re-seals the checkpoint with the public algorithm (what only a
+    # signed checkpoint would stop, issue 18) gets past the chain and balance checks...
+    _reseal_checkpoint(db)
+    assert audit_ledger(db).ok
     rep = replay(db)
-    assert not rep.ok  # ...that the policy could never have produced
+    assert not rep.ok  # ...but not past replay: the policy could never have produced it
     assert any("replays to a different entry" in p for p in rep.problems)
+
+
+def _reseal_checkpoint(db):
+    import sqlite3
+
+    from charter.runtime.integrity import Checkpoint, meta_digest, state_digest
+
+    c = sqlite3.connect(db)
+    seq, head = c.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+    digest, n = state_digest(c.execute("SELECT kind, key, value FROM state"))
+    md = meta_digest(c.execute("SELECT key, value FROM meta"))
+    cp = Checkpoint(seq, head, digest, n, md)
+    c.execute("UPDATE checkpoint SET seq=?, head=?, state_digest=?, state_rows=?, "
+              "meta_digest=?, hash=?", cp.row())
+    c.commit()
+    c.close()
 
 
 def test_too_many_due_timers_refuse_the_event(feat, monkeypatch):

@@ -33,7 +33,7 @@ def dump(rt) -> str:
             "seq": rt.seq,
             "head": rt.head,
             "journal": [list(r) for r in rt.store.journal()],
-            "applied": sorted(rt.applied_ids.items()),
+            "applied": sorted(rt.applied_ids),
         }
     )
 

@@ -53,3 +53,35 @@ def test_unreachable_counterexample_is_not_claimed():
     assert cex["confirmed"] is False and cex["replayed"] is False
     assert "not reached from genesis within" in r.message
     assert "charter_test" not in cex["scenario"] and "events_jsonl" not in cex["scenario"]
+
+
+def test_build_is_the_entry_point_for_any_check():
+    """What a new check does (here a made-up rule, "no refund ever applies"): hand `build`
+    the Z3 question and the runtime-side Violation; it searches from genesis, replays,
+    shrinks and renders.  The emitted test fails on the property (`expect rejected` after
+    the refund applied); the JSONL applies every event."""
+    import z3
+
+    from replay_check import emitted_test_failures, run_cli
+    from verify_helpers import compile_text
+
+    from charter.compiler.verify import Options
+    from charter.compiler.verify.replay import Forbidden
+    from charter.compiler.verify.scenario import build
+
+    text = P.REFUND.format(name="r", guard="")
+    policy = compile_text(text)
+    got = build(
+        policy,
+        "refund",
+        lambda m: z3.And(m.applied),
+        Forbidden(handler="refund", describe="no refund ever applies"),
+        Options(),
+        name="counterexample refund twice",
+    )
+    assert got["status"] == "replayed", got
+    sc = got["scenario"]
+    passed, failures = emitted_test_failures(text, sc["charter_test"])
+    assert not passed and any("expected rejected" in f for f in failures), failures
+    out = run_cli(text, sc["events_jsonl"], sc["run_params"])
+    assert out["rejected"] == 0 and out["applied"] == len(sc["events"]), out

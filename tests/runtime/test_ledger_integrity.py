@@ -1,0 +1,326 @@
+"""A ledger that fails its integrity check is never appended to; foreign files are left alone.
+
+Each tamper case edits a real ledger file with sqlite3 (as someone with the
+file would) and then asks `charter run` and the API to write to it: both
+refuse, with the open-time check's reason and the audit's, and the file is
+byte-for-byte unchanged.  Read-only commands still open it and `charter
+audit` reports the damage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from charter.cli import cli
+from charter.runtime.api import (
+    LedgerIntegrityError,
+    NotALedgerError,
+    StoreError,
+    audit_ledger,
+    open_runtime,
+)
+from charter.runtime.integrity import Checkpoint, meta_digest, state_digest
+from charter.runtime.journal import chain
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "gig_market"
+POLICY = str(EXAMPLE / "policy.charter")
+EVENTS = str(EXAMPLE / "events.jsonl")
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    db = tmp_path_factory.mktemp("pristine") / "gig.sqlite"
+    r = invoke("run", POLICY, EVENTS, "--db", db)
+    assert r.exit_code == 0, r.output
+    return db
+
+
+@pytest.fixture
+def ledger(pristine, tmp_path):
+    db = tmp_path / "gig.sqlite"
+    shutil.copy(pristine, db)
+    return db
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _sql(*stmts):
+    def tamper(db: Path) -> None:
+        c = sqlite3.connect(db)
+        for s in stmts:
+            c.execute(s)
+        c.commit()
+        c.close()
+
+    return tamper
+
+
+def _forge_posting(db: Path, reseal: bool = False) -> None:
+    """Raise a deposit, re-hash the chain from there and fix the balances (a careful forger)."""
+    c = sqlite3.connect(db)
+    meta = {k: json.loads(v) for k, v in c.execute("SELECT key, value FROM meta")}
+    prev = meta["genesis"]
+    rows = c.execute("SELECT seq, entry FROM journal ORDER BY seq").fetchall()
+    forged = None
+    for seq, entry in rows:
+        data = json.loads(entry)
+        if forged is None and data["event"]["type"] == "deposit":
+            p = data["postings"][0]
+            p[3] += 100_00
+            forged = p[1], p[0]
+            entry = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        prev = chain(prev, entry)
+        c.execute("UPDATE journal SET entry = ?, hash = ? WHERE seq = ?", (entry, prev, seq))
+    to, supply = forged
+    c.execute("UPDATE state SET value = value + 10000 WHERE kind = 'balance' AND key = ?", (to,))
+    c.execute("UPDATE state SET value = value - 10000 WHERE kind = 'balance' AND key = ?", (supply,))
+    if reseal:
+        seq, head = rows[-1][0], prev
+        d, n = state_digest(c.execute("SELECT kind, key, value FROM state"))
+        cp = Checkpoint(seq, head, d, n, meta_digest(c.execute("SELECT key, value FROM meta")))
+        c.execute(
+            "UPDATE checkpoint SET seq=?, head=?, state_digest=?, state_rows=?, meta_digest=?, "
+            "hash=?",
+            cp.row(),
+        )
+    c.commit()
+    c.close()
+
+
+LAST = "(SELECT max(seq) FROM journal)"
+# (name, tamper, what the open-time check says, what the audit says or None)
+TAMPER = [
+    (
+        "edited posting",
+        _sql(
+            "UPDATE journal SET entry = replace(entry, 'party:ann:Credit', 'party:bob:Credit') "
+            "WHERE seq = (SELECT max(seq) FROM journal WHERE entry LIKE '%party:ann:Credit%')"
+        ),
+        "modified row",
+        "modified row",
+    ),
+    (
+        "edited posting amount",
+        _sql(
+            "UPDATE journal SET entry = replace(entry, '\"Credit\",', '\"Credit\",1') "
+            "WHERE seq = (SELECT max(seq) FROM journal WHERE entry LIKE '%\"Credit\",%')"
+        ),
+        "modified row",
+        "modified row",
+    ),
+    ("forged posting, chain recomputed", _forge_posting, "chain rewritten", "replays to"),
+    ("deleted last entry", _sql(f"DELETE FROM journal WHERE seq = {LAST}"), "entries deleted",
+     "journal's postings give"),
+    ("deleted middle entry", _sql("DELETE FROM journal WHERE seq = 10"), "entries missing",
+     "sequence number"),
+    (
+        "appended entry",
+        _sql(
+            f"INSERT INTO journal SELECT seq + 1, event_id || 'x', entry, hash FROM journal "
+            f"WHERE seq = {LAST}"
+        ),
+        "appended outside Charter",
+        None,
+    ),
+    (
+        "edited balance",
+        _sql("UPDATE state SET value = value + 1 WHERE kind = 'balance' AND key = 'party:ann:Credit'"),
+        "changed outside Charter",
+        "balance of party:ann:Credit",
+    ),
+    (
+        "edited record",
+        _sql("UPDATE state SET value = replace(value, '\"open\":false', '\"open\":true') "
+             "WHERE kind = 'record'"),
+        "changed outside Charter",
+        "stored record",
+    ),
+    (
+        "deleted state row",
+        _sql("DELETE FROM state WHERE kind = 'balance' AND key = 'party:ann:Credit'"),
+        "changed outside Charter",
+        "balance of party:ann:Credit",
+    ),
+    (
+        "edited hash column",
+        _sql(f"UPDATE journal SET hash = 'ab' || substr(hash, 3) WHERE seq = {LAST}"),
+        "chain rewritten",
+        None,
+    ),
+    (
+        "edited hash column, earlier entry",
+        _sql(f"UPDATE journal SET hash = 'ab' || substr(hash, 3) WHERE seq = {LAST} - 3"),
+        "modified row",
+        "modified row",
+    ),
+    (
+        "unreadable recorded policy",
+        _sql("UPDATE meta SET value = '\"{not json\"' WHERE key = 'policy_ir'"),
+        "recorded policy cannot be read",
+        None,
+    ),
+    (
+        "edited recorded parameters",
+        _sql("UPDATE meta SET value = replace(value, '20', '25') WHERE key = 'params'"),
+        "genesis hash does not match",
+        None,
+    ),
+    ("deleted metadata", _sql("DELETE FROM meta"), "records no policy", None),
+    (
+        "edited checkpoint",
+        _sql("UPDATE checkpoint SET seq = seq + 1"),
+        "checkpoint row is missing or does not match",
+        None,
+    ),
+    ("deleted checkpoint", _sql("DELETE FROM checkpoint"), "checkpoint row is missing", None),
+]
+
+
+@pytest.mark.parametrize("name,tamper,reason,audit_reason", TAMPER, ids=[t[0] for t in TAMPER])
+def test_tampered_ledger_is_refused_by_run_and_api(ledger, name, tamper, reason, audit_reason):
+    tamper(ledger)
+    before = _digest(ledger)
+    r = invoke("run", POLICY, EVENTS, "--db", ledger)
+    assert r.exit_code == 2, r.output
+    assert f"refusing to write to {ledger}" in r.output
+    assert reason in r.output and "Traceback" not in r.output
+    if audit_reason:
+        assert audit_reason in r.output  # the audit's own finding, not only "digest differs"
+    with pytest.raises(LedgerIntegrityError) as e:
+        open_runtime(None if "policy" in name or "metadata" in name else POLICY, str(ledger))
+    assert e.value.path == str(ledger) and any(reason in p for p in e.value.problems)
+    assert _digest(ledger) == before  # nothing written, not even a new checkpoint
+    # read-only access still works for inspection, and the audit says what is wrong
+    if "policy" not in name and "metadata" not in name:
+        r = invoke("audit", ledger)
+        assert r.exit_code == 1 and "FAILED" in r.output, r.output
+        r = invoke("ledger", "balances", ledger)
+        assert r.exit_code == 0 and "fails its integrity check" in r.output
+
+
+def test_intact_ledger_opens_and_resumes(ledger):
+    r = invoke("run", POLICY, EVENTS, "--db", ledger)
+    assert r.exit_code == 0 and "resumed after line" in r.output
+    rt = open_runtime(POLICY, str(ledger))
+    assert rt.store.check_integrity() == []
+    rt.close()
+    assert audit_ledger(str(ledger)).ok
+
+
+def test_a_resealed_forgery_passes_the_open_check_but_not_audit(ledger):
+    """What only a signed checkpoint stops (issue 18): the forger recomputes the chain, the
+    balances and the checkpoint with the public algorithm.  The open check cannot tell;
+    `charter audit` replays the events and can."""
+    _forge_posting(ledger, reseal=True)
+    rt = open_runtime(POLICY, str(ledger))  # accepted: indistinguishable without a secret
+    rt.close()
+    r = invoke("audit", ledger)
+    assert r.exit_code == 1 and "replays to a different entry" in r.output
+
+
+def test_integrity_refusal_names_the_policy_path_not_an_object(ledger):
+    _sql("UPDATE meta SET value = '\"garbage\"' WHERE key = 'policy_ir'")(ledger)
+    for cmd in (("audit", ledger), ("replay", ledger), ("ledger", "balances", ledger)):
+        r = invoke(*cmd)
+        assert r.exit_code == 2 and str(ledger) in r.output, r.output
+        assert "object at 0x" not in r.output and "Traceback" not in r.output
+
+
+def _foreign_sqlite(db: Path, tables: bool = True, app_id: int = 0) -> None:
+    c = sqlite3.connect(db)
+    if app_id:
+        c.execute(f"PRAGMA application_id = {app_id}")
+    if tables:
+        c.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        c.execute("INSERT INTO notes (body) VALUES ('someone else''s data')")
+    else:
+        c.execute("PRAGMA user_version = 7")  # a header, no tables
+    c.commit()
+    c.close()
+
+
+def _charter_lookalike(db: Path) -> None:
+    """Another app's database that happens to have tables with Charter's names."""
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA application_id = 1234")
+    for t in ("schema_version", "meta", "journal", "state", "checkpoint"):
+        c.execute(f"CREATE TABLE {t} (x)")
+    c.execute("INSERT INTO schema_version VALUES (3)")
+    c.commit()
+    c.close()
+
+
+FOREIGN = [
+    ("zero bytes", lambda p: p.write_bytes(b""), "empty file (0 bytes)"),
+    ("text file", lambda p: p.write_text("name,amount\nann,5\n"), "not an SQLite database"),
+    ("truncated header", lambda p: p.write_bytes(b"SQLite format 3\x00" + b"\x00" * 84),
+     "not a Charter ledger"),
+    ("another app's SQLite", _foreign_sqlite, "not a Charter ledger"),
+    ("empty SQLite database", lambda p: _foreign_sqlite(p, tables=False), "not a Charter ledger"),
+    ("SQLite with another application id", _charter_lookalike, "not a Charter ledger"),
+]
+
+
+@pytest.mark.parametrize("name,make,text", FOREIGN, ids=[f[0] for f in FOREIGN])
+def test_foreign_files_are_refused_and_left_untouched(tmp_path, name, make, text):
+    db = tmp_path / "ledger.sqlite"
+    make(db)
+    before = _digest(db)
+    r = invoke("run", POLICY, EVENTS, "--db", db)
+    assert r.exit_code == 2 and text in r.output and str(db) in r.output, r.output
+    assert "Traceback" not in r.output
+    with pytest.raises(NotALedgerError) as e:
+        open_runtime(POLICY, str(db))
+    assert e.value.path == str(db)
+    for cmd in (("audit", db), ("ledger", "balances", db)):
+        r = invoke(*cmd)
+        assert r.exit_code == 2 and str(db) in r.output
+    assert _digest(db) == before  # never reinitialised, not even switched to WAL
+    assert not Path(str(db) + "-wal").exists() or name != "another app's SQLite"
+
+
+def test_a_new_ledger_is_created_whole(tmp_path):
+    db = tmp_path / "new.sqlite"
+    rt = open_runtime(POLICY, str(db))
+    rt.close()
+    assert not [p for p in tmp_path.iterdir() if "creating" in p.name]
+    c = sqlite3.connect(db)
+    assert c.execute("PRAGMA application_id").fetchone()[0] != 0
+    assert c.execute("SELECT seq FROM checkpoint").fetchone() == (0,)
+    c.close()
+    with pytest.raises(StoreError, match="no such ledger"):
+        open_runtime(None, str(tmp_path / "absent.sqlite"))
+
+
+def test_schema_2_ledger_is_verified_once_and_upgraded(ledger):
+    c = sqlite3.connect(ledger)
+    c.execute("DROP TABLE checkpoint")
+    c.execute("UPDATE schema_version SET version = 2")
+    c.execute("PRAGMA application_id = 0")
+    c.commit()
+    c.close()
+    rt = open_runtime(POLICY, str(ledger))  # full verification, then a checkpoint
+    rt.close()
+    c = sqlite3.connect(ledger)
+    assert c.execute("SELECT version FROM schema_version").fetchone() == (3,)
+    c.close()
+    assert audit_ledger(str(ledger)).ok
+    # a tampered schema-2 ledger is not blessed with a checkpoint
+    _sql("DROP TABLE checkpoint", "UPDATE schema_version SET version = 2",
+         "UPDATE state SET value = value + 1 WHERE key = 'party:ann:Credit'")(ledger)
+    with pytest.raises(LedgerIntegrityError, match="balance of party:ann:Credit"):
+        open_runtime(POLICY, str(ledger))
