@@ -72,7 +72,7 @@ def _load(path: str):
     "overrides it).",
 )
 @click.option(
-    "--strict", is_flag=True, help="Also fail (exit 1) on guard-missing and vacuous findings."
+    "--strict", is_flag=True, help="Also fail (exit 1) on guard-missing, vacuous and warning findings."
 )
 @click.option(
     "-v", "--verbose", is_flag=True, help="List every proved property, not only a summary."

@@ -208,6 +208,22 @@ class _Printer:
     def _line_of(self, offset: int) -> int:
         return bisect.bisect_right(self.starts, offset)
 
+    def _text_end(self, lo: int, hi: int) -> int:
+        """The end of the last code (not space, not comment) in ``[lo, hi)``."""
+        spans = [(c.offset, c.offset + len(c.text)) for c in self.comments
+                 if lo <= c.offset < hi]
+        pos = hi
+        while pos > lo:
+            ch = self.text[pos - 1]
+            inside = next((a for a, b in spans if a < pos <= b), None)
+            if inside is not None:
+                pos = inside
+            elif ch in " \t\r\n":
+                pos -= 1
+            else:
+                break
+        return pos
+
     def has_comment(self, lo: int, hi: int) -> bool:
         i = bisect.bisect_right(self._comment_offsets, lo)
         return i < len(self._comment_offsets) and self._comment_offsets[i] < hi
@@ -250,11 +266,13 @@ class _Printer:
         start = self.start(node)
         open_ = _find(self.text, self.end(ensures[-1]) if ensures else start, "{")
         close = _find(self.text, self.end(body[-1]) if body else open_ + 1, "}")
-        lines = [(indent, head, start)] + [(indent + 1, _ensures(e), self.start(e))
-                                           for e in ensures]
-        for (ind, text, lo), nxt in zip(lines, lines[1:]):
-            self.emit(ind, text, lo, nxt[2], blank=blank if lo == start else "never")
-        last_indent, last, last_start = lines[-1]
+        lines = [(indent, head, start, self._text_end(start, self.start(ensures[0])))
+                 if ensures else (indent, head, start, 0)]
+        lines += [(indent + 1, _ensures(e), self.start(e), self.end(e)) for e in ensures]
+        for ind, text, lo, hi in lines[:-1]:
+            # a line ends where its own text does: a comment after it stays between lines
+            self.emit(ind, text, lo, hi, blank=blank if lo == start else "never")
+        last_indent, last, last_start, _ = lines[-1]
         blank_last = blank if last_start == start else "never"
         if not body and not self.has_comment(open_, close):
             self.emit(last_indent, last + " {}", last_start, close + 1, blank=blank_last)

@@ -1,7 +1,7 @@
 """Hammer the language server's analysis with hostile documents and cursor positions.
 
 Mutates stdlib policies and examples (cuts, junk, huge literals, NULs, lone
-surrogates, deep nesting) and asks hover, definition and completion at random
+surrogates, deep nesting) and asks hover, definition, completion and references at random
 positions of each mutant, as an editor would while someone types.  Prints how
 many queries ran, how many raised (must be 0) and the slowest one.
 
@@ -62,13 +62,15 @@ def main() -> None:
         for _ in range(args.per_document):
             line = rng.randint(-1, len(lines) + 1)
             col = rng.randint(-1, 120)
-            kind = rng.choice(("hover", "definition", "completion"))
+            kind = rng.choice(("hover", "definition", "completion", "references"))
             t0 = time.perf_counter()
             try:
                 if kind == "hover":
                     a.hover((line, col))
                 elif kind == "definition":
                     a.definition((line, col))
+                elif kind == "references":
+                    a.references((line, col))
                 else:
                     a.completions((line, col), lines[line - 1] if 1 <= line <= len(lines) else "")
             except Exception:
@@ -78,7 +80,7 @@ def main() -> None:
             queries += 1
     took = time.perf_counter() - start
     print(f"documents compiled: {docs}")
-    print(f"queries (hover/definition/completion): {queries}")
+    print(f"queries (hover/definition/completion/references): {queries}")
     print(f"tracebacks: {crashes}")
     print(f"slowest: {slowest[0]:.3f} s ({slowest[1]})")
     print(f"total: {took:.1f} s")

@@ -50,6 +50,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", "--count", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--start", type=int, default=0,
+                    help="first input number (split a run: -n 50000 --start 50000)")
     ap.add_argument("--save", type=Path, default=None, help="directory for failing inputs")
     args = ap.parse_args()
     if args.save:
@@ -59,8 +61,9 @@ def main() -> int:
     counts: dict[str, collections.Counter] = {f: collections.Counter() for f in families}
     sites: collections.Counter = collections.Counter()
     slowest: list[tuple[float, str, int]] = []
+    check('policy warm version "1"\n')  # build the parser before the clock starts
     start = time.perf_counter()
-    for i in range(args.count):
+    for i in range(args.start, args.start + args.count):
         family = families[i % len(families)]
         rnd = random.Random(f"{args.seed}:{i}")
         file, text = make_input(family, rnd)
@@ -84,9 +87,14 @@ def main() -> int:
         if args.save and (outcome in ("traceback", "hang") or cpu > SLOW):
             (args.save / f"{outcome}-{args.seed}-{i}.charter").write_text(
                 text, encoding="utf-8", errors="surrogatepass")
-        if (i + 1) % 10_000 == 0:
-            print(f"  {i + 1:,} inputs, {time.perf_counter() - start:,.0f} s", file=sys.stderr,
-                  flush=True)
+        if (i + 1) % 5_000 == 0:  # running totals, so a long run that is stopped still says
+            run: collections.Counter = collections.Counter()
+            for c in counts.values():
+                run.update(c)
+            print(f"  {i + 1:,} inputs, {time.perf_counter() - start:,.0f} s: "
+                  + ", ".join(f"{k} {run[k]:,}" for k in ("ok", "diagnostics", "traceback",
+                                                           "hang", "wall>2s", "cpu>2s")),
+                  file=sys.stderr, flush=True)
     cols = ["ok", "diagnostics", "traceback", "hang", "wall>2s", "cpu>2s"]
     print(f"{'family':<12}" + "".join(f"{c:>13}" for c in cols))
     total: collections.Counter = collections.Counter()
@@ -94,7 +102,8 @@ def main() -> int:
         total.update(counts[f])
         print(f"{f:<12}" + "".join(f"{counts[f][c]:>13,}" for c in cols))
     print(f"{'total':<12}" + "".join(f"{total[c]:>13,}" for c in cols))
-    print(f"{args.count:,} inputs (seed {args.seed}) in {time.perf_counter() - start:,.0f} s")
+    print(f"{args.count:,} inputs (seed {args.seed}, numbers {args.start:,}.."
+          f"{args.start + args.count - 1:,}) in {time.perf_counter() - start:,.0f} s")
     print("slowest: " + ", ".join(f"{w:.2f} s ({fam} #{i})" for w, fam, i in slowest))
     for site, n in sites.most_common():
         print(f"traceback {n:>6,}  {site}")

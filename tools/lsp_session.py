@@ -92,6 +92,13 @@ class Editor:
             content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=text)]))
         return await self._wait(uri)
 
+    async def save(self, uri: str, wait_for: str) -> list[lsp.Diagnostic]:
+        """Save ``uri``; return the diagnostics then published for ``wait_for``."""
+        self._published.setdefault(wait_for, asyncio.Event()).clear()
+        self.client.text_document_did_save(lsp.DidSaveTextDocumentParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri)))
+        return await self._wait(wait_for)
+
     async def hover(self, uri: str, pos: lsp.Position) -> Optional[lsp.Hover]:
         return await self.client.text_document_hover_async(lsp.HoverParams(
             text_document=lsp.TextDocumentIdentifier(uri=uri), position=pos))
@@ -187,6 +194,13 @@ async def session() -> dict[str, Any]:
             loc = await ed.definition(uri, pos)
             out["definition"][label] = loc
             say(f"definition of {label} at {pos.line + 1}:{pos.character + 1} -> {where(loc)}")
+
+        refs = await ed.client.text_document_references_async(lsp.ReferenceParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri),
+            position=position_of(text, "param fee:", 6),
+            context=lsp.ReferenceContext(include_declaration=True)))
+        out["references"] = refs
+        say("references of `fee`: lines " + ", ".join(str(r.range.start.line + 1) for r in refs))
 
         body = position_of(text, "admit p as Agent")
         items = await ed.complete(uri, body)

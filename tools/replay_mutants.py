@@ -1,6 +1,7 @@
 """Replay every counterexample `charter verify` emits for buggy twins of the stdlib.
 
-Twins: the curated table in ``tests/verify/twins.py`` plus (``--drop-requires``) one mutant
+Twins: the curated table in ``tests/verify/twins.py``, the mutation suite's rows
+(``--mutants``: ``tests/verify/mutants/mutants.toml``) and (``--drop-requires``) one mutant
 per stdlib ``require`` that guards a state, status or balance (the "forgotten guard" bug).
 For every refuted or guard-missing finding the script checks what a reviewer would: the
 emitted ``test`` block compiles and FAILS on the violated property, the JSONL replays through
@@ -9,6 +10,7 @@ not violate.  Prints one line per finding and the totals (the issue-14 measureme
 
     python tools/replay_mutants.py                 # curated twins
     python tools/replay_mutants.py --drop-requires # plus every dropped guard (slow)
+    python tools/replay_mutants.py --mutants       # plus the mutation suite (mutants.toml)
 """
 
 from __future__ import annotations
@@ -43,13 +45,26 @@ def drop_require_twins() -> list[tuple]:
     return out
 
 
+def suite_twins() -> list[tuple]:
+    """The mutation suite's rows (``tests/verify/mutants/mutants.toml``), as twins."""
+    import tomllib
+
+    table = ROOT / "tests" / "verify" / "mutants" / "mutants.toml"
+    if not table.exists():
+        return []
+    rows = tomllib.loads(table.read_text())["mutant"]
+    return [(r["id"], r["policy"], r["find"], r["replace"]) for r in rows]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--drop-requires", action="store_true")
+    ap.add_argument("--mutants", action="store_true", help="also the mutation suite's rows")
     ap.add_argument("-k", default="", help="only twins whose id contains this text")
-    ap.add_argument("--timeout-ms", type=int, default=5000)
+    ap.add_argument("--timeout-ms", type=int, default=None, help="wall-clock safety net per query")
     args = ap.parse_args()
-    twins = list(TWINS) + (drop_require_twins() if args.drop_requires else [])
+    twins = list(TWINS) + (suite_twins() if args.mutants else [])
+    twins += drop_require_twins() if args.drop_requires else []
     twins = [t for t in twins if args.k in t[0]]
     totals: Counter = Counter()
     t_start = time.perf_counter()
@@ -72,7 +87,8 @@ def main() -> int:
             print(f"{tid}: does not compile ({type(exc).__name__})")
             totals["not compiling"] += 1
             continue
-        results = V.verify(pol, V.Options(timeout_ms=args.timeout_ms), use_cache=False)
+        opts = V.Options() if args.timeout_ms is None else V.Options(timeout_ms=args.timeout_ms)
+        results = V.verify(pol, opts, use_cache=False)
         bad = [r for r in results if r.status in ("refuted", "guard_missing") and r.counterexample]
         totals["twins"] += 1
         totals["caught twins"] += bool(bad)

@@ -328,9 +328,10 @@ class Analysis:
             if asset is not None:
                 doc += ("\n\n" if doc else "") + _units(asset)
         if kind == "record":
-            fields = ", ".join(_src(self.sources.get(decl.span.file, ""), f.span)
-                               for f in decl.fields)
-            sig = f"{sig} {{ {fields} }}" if fields else sig
+            fields = [_src(self.sources.get(decl.span.file, ""), f.span) for f in decl.fields]
+            one_line = f"{sig} {{ {', '.join(fields)} }}"
+            sig = sig if not fields else one_line if len(one_line) <= 80 else \
+                sig + " {\n" + "".join(f"    {f},\n" for f in fields) + "}"
         if owner.prefix:
             doc += ("\n\n" if doc else "") + f"Declared in `{_show_file(decl.span.file)}` " \
                                              f"(as `{q}` here)."
@@ -523,6 +524,31 @@ class Analysis:
     def definition(self, pos: Pos) -> Optional[Span]:
         target = self.resolve_at(pos)
         return target.span if target is not None else None
+
+    def references(self, pos: Pos, include_declaration: bool = True) -> list[Span]:
+        """Every place in this document that names the declaration under the cursor
+        (found by resolving each occurrence of the name, so a local `fee` in another
+        handler is not a reference to the parameter `fee`)."""
+        target = self.resolve_at(pos)
+        if target is None or target.span is None or target.kind in ("builtin", "constant",
+                                                                     "type", "value"):
+            return []
+        local = target.name.rsplit(".", 1)[-1]
+        out: list[Span] = []
+        for line_no, line in enumerate(self.lines, start=1):
+            for m in re.finditer(rf"\b{re.escape(local)}\b", line):
+                if _in_comment(line, m.start() + 1):
+                    continue
+                at = (line_no, m.start() + 1)
+                other = self.resolve_at(at)
+                if other is not None and other.span == target.span:
+                    out.append(Span(file=self.path, line=line_no, col=m.start() + 1,
+                                    end_line=line_no, end_col=m.end() + 1))
+        decl = target.span
+        if not include_declaration:
+            out = [s for s in out if not (s.line == decl.line and decl.file == self.path
+                                          and contains(decl, (s.line, s.col)))]
+        return out
 
     # ------------------------------------------------------------ completion
     def completions(self, pos: Pos, line_text: str) -> list[Completion]:

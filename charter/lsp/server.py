@@ -6,6 +6,7 @@ feature                            answered from
 diagnostics (open, change, save)   the compiler pipeline, every stage
 hover                              typed IR + symbol table + doc comments
 go to definition                   declarations, across imports, into the stdlib
+find references                    every use in the document of that declaration
 completion (``.``, ``"``)          keywords of the grammar, names in scope, fields
 document symbols                   the module's declarations
 formatting                         ``charter fmt`` (:func:`format_verified`)
@@ -198,7 +199,9 @@ def build() -> CharterServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: CharterServer, params: lsp.DidSaveTextDocumentParams) -> None:
-        ls.analyse(params.text_document.uri)  # imported files may have changed on disk
+        # The saved file may be imported by other open documents: recheck them all.
+        for uri in dict.fromkeys([params.text_document.uri, *ls.latest]):
+            ls.analyse(uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CharterServer, params: lsp.DidCloseTextDocumentParams) -> None:
@@ -226,6 +229,16 @@ def build() -> CharterServer:
             return None
         span = a.definition(ls.position_in(params.text_document.uri, params.position))
         return ls.location(a, span) if span is not None else None
+
+    @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
+    def references(ls: CharterServer, params: lsp.ReferenceParams) -> list[lsp.Location]:
+        a = ls.for_features(params.text_document.uri)
+        if a is None:
+            return []
+        spans = a.references(ls.position_in(params.text_document.uri, params.position),
+                             include_declaration=params.context.include_declaration)
+        return [lsp.Location(uri=params.text_document.uri, range=ls.range_of(s, a.text))
+                for s in spans]
 
     @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
                     lsp.CompletionOptions(trigger_characters=[".", '"']))

@@ -15,6 +15,13 @@ warnings, never green checks:
 * ``vacuous`` - the handler's ``require``s can never all hold, or a declared
   property's premise (e.g. two equal weights) is impossible, so "proved"
   would be meaningless.
+* ``warning`` - a risk rather than a counterexample: a mintable asset without a
+  cap whose mint sites nothing bounds (:mod:`.issuance`).  ``--strict`` fails on it.
+
+Across handlers, :mod:`.authority` (who can move whose money), :mod:`.once` (a record
+paid at most once per lifecycle stage), :mod:`.issuance`, :mod:`.stranded` (nothing left
+where no rule can move it) and :mod:`.postconditions` (``ensures`` clauses) run as the
+pipeline's ``policy`` stage.
 
 Money bugs are ``refuted``: a negative move amount (a payout formula that
 goes below zero for allowed parameters), a release from an escrow that can
@@ -68,7 +75,7 @@ from .options import Options
 from .pipeline import STAGES, verify
 from .render import render_json, render_json_many, render_sarif, render_sarif_many, render_text
 from .solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_MS, Limits, Stats, stats
-from .result import GUARD, PROVED, REFUTED, UNKNOWN, VACUOUS, Result, exit_code, summary
+from .result import GUARD, PROVED, REFUTED, UNKNOWN, VACUOUS, WARNING, Result, exit_code, summary
 
 __all__ = [
     "BUILTIN",
@@ -86,6 +93,7 @@ __all__ = [
     "Stats",
     "UNKNOWN",
     "VACUOUS",
+    "WARNING",
     "exit_code",
     "render_json",
     "render_json_many",

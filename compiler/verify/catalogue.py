@@ -20,6 +20,7 @@ class Check:
     fails_as: str  # the status a violation gets (refuted / guard_missing / vacuous)
     counterexample: str  # what a failing result shows
     twin: Optional[str] = None  # the buggy twin in tests/verify/verify_policies.py
+    runner: Optional[str] = None  # policy-scope checks: "module:function" in this package
 
 
 CHECKS: tuple[Check, ...] = (
@@ -76,6 +77,40 @@ CHECKS: tuple[Check, ...] = (
           "one event never pays more than the limit out of the pool",
           "refuted", "an event paying more than the limit", "BUDGET"),
 )
+
+CHECKS += (
+    Check("authority", "policy",
+          "only the account's owner, the clock, a declared party, a party the record names, "
+          "or members of a role only an authority grants can make the handler move value out "
+          "of an account (or the handler is declared `anyone may call`); reports list who "
+          "can move whose money",
+          "refuted", "an applied event whose submitter owns none of the account it empties",
+          "AUTHORITY", "authority:check_authority"),
+    Check("once", "policy",
+          "the same event applied twice to a record pays out of someone else's account at "
+          "most once, unless the first advanced the record (a counter, amount or time field)",
+          "refuted", "two identical events that both pay, with the record's lifecycle fields "
+          "unchanged in between", "ONCE", "once:check_once"),
+    Check("issuance", "policy",
+          "every mint site is bounded: by the asset's declared cap, by a per-event rate Z3 "
+          "can bound, or issued only by a declared party; an asset with an unbounded mint "
+          "site is a warning that lists its sites",
+          "warning", "the mint sites with no cap, rate or issuer bounding them", "ISSUANCE",
+          "issuance:check_issuance"),
+    Check("stranded", "policy",
+          "`dissolve` leaves no value in pools, escrows or stakes, and an event that leaves a "
+          "record's escrow holding value leaves some handler able to pay it out",
+          "refuted", "an applied event after which value sits where no handler can move it",
+          "DISSOLVE", "stranded:check_stranded"),
+    Check("postcondition", "policy",
+          "every `ensures` clause of a handler holds after every applied event (`old(e)`: "
+          "`e` before it)",
+          "refuted", "an applied event after which the clause is false", "ENSURES",
+          "postconditions:check_postconditions"),
+)
+
+# checks run once per policy after the per-handler ones, in this order (see pipeline._policy)
+POLICY_CHECKS = tuple(c for c in CHECKS if c.scope == "policy")
 
 BY_NAME = {c.name: c for c in CHECKS}
 

@@ -17,7 +17,7 @@ from .options import Options
 from .prepare import Prepared
 from .replay import REFUSAL_CODES, Refusal
 from .result import GUARD, PROVED, REFUTED, Result, UNKNOWN, VACUOUS
-from .search import _attach_trace, _trace_note
+from .search import _attach_trace, _trace_note, replayed_status
 from .solver import solve_m, solve_sat
 
 
@@ -211,7 +211,7 @@ def check_handler(
                         line=o.span.line,
                     ),
                 )
-                status, span = bad_status, o.span
+                status, span = replayed_status(bad_status, cex), o.span
                 msg = _message(kind, o, cex) + _trace_note(cex)
                 break
             if r == "unknown":

@@ -76,6 +76,7 @@ class Encoder:
         self.touched: dict[str, list] = {}
         self.slots: dict[tuple, list] = self.shared.setdefault("slots", {})
         self.notes: list[str] = []
+        self.dissolves: list[tuple] = []  # (path guard, span) of each `dissolve`
         # (span of the branch's first statement, guard, which branch)
         self.branches: list[tuple] = []
         # role -> party terms whose membership the handler uses
@@ -481,6 +482,7 @@ class Encoder:
             self.expr(s.party, env, state, guard)
         elif isinstance(s, ir.Dissolve):
             self.notes.append(f"{s.span}: `dissolve` is not modelled (treated as no change)")
+            self.dissolves.append((guard, s.span))  # the stranded-value check asks about them
         else:
             raise Unsupported(f"statement {type(s).__name__}")
         return state

@@ -9,13 +9,21 @@ the violation:
 * the first steps are *setup* events, each a symbolic choice among the handlers that touch
   no record (``join``, ``deposit``, ``admit_member``...) or nothing at all, so one query
   covers every setup of up to :data:`SETUP_LEVELS` events (small ones first);
-* then a *core* sequence of record-handling events, enumerated shortest first (a handler that
-  needs a record comes only after one that creates it), up to :data:`CORE_STEPS` events;
-* then the failing handler.
+* then a *core* sequence of record-handling events (and clock or loop handlers), one
+  sequence per query, up to :data:`CORE_STEPS` events: a handler that needs a record comes
+  only after one that creates it; sequences that write every record field the modular
+  counterexample shows changed come first, then shorter ones; a prefix that cannot apply
+  (one cheap query, remembered) rules out every sequence that starts with it;
+* then the failing handler (a timed one fires from a clock tick).
 
-The number of queries is capped (:data:`MAX_QUERIES`), so whether a scenario is found does
-not depend on the machine's speed; each query has the run's Z3 limit.  Whatever the search
-finds is only a candidate: :mod:`.replay` runs it on the runtime before anyone sees it.
+The number of queries is capped (:data:`MAX_QUERIES`, plus twice as many prefix checks) and
+each has the run's Z3 resource limit, so whether a scenario is found does not depend on the
+machine or its load.  Whatever the search finds is only a candidate: :mod:`.replay` runs it
+on the runtime before anyone sees it.
+
+Not searched: time passing before the failing event (every earlier event is at time 0, so
+no timer fires in between; a scenario that needs one is "not reached"), more setup events
+than :data:`SETUP_LEVELS` allows, more than :data:`CORE_STEPS` record events.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from .terms import Codes, Unsupported
 
 SETUP_LEVELS = (4, 8)  # joining/minting events before the first record: small first
 CORE_STEPS = 4  # record-handling events before the failing one
-MAX_QUERIES = 48  # per finding: the search's size, independent of the machine
+MAX_QUERIES = 32  # target queries per finding: the search's size, independent of the machine
 QUERY_MS = 15000  # per query, a safety net (most take milliseconds; replaced by rlimit)
 
 
@@ -329,7 +337,8 @@ def search(
 ) -> tuple[Optional[Found], int]:
     """The first chain from genesis (setup, core, ``target``) where ``fails`` holds.
 
-    ``fails(last_model)`` or, with ``fails.wants_chain``, ``fails([first, last])``.  Small
+    ``fails(last_model)``, or with ``fails.wants_chain`` ``fails([first, last])``, or with
+    ``fails.wants_steps`` ``fails(steps)`` (every :class:`Step` of the chain).  Small
     setups first (each query is quicker, the scenario shorter); two thirds of the queries go
     to the smaller setup.  Returns (found or None, the longest number of events searched)."""
     longest = 0
@@ -386,7 +395,7 @@ def _search_level(
                 memo[key] = extend(policy, chain, [seq[j]], False, opts.bound, opts.fixed_params)
             chain = memo[key]
             if key not in feasible:
-                if len(feasible) >= 4 * max_queries:
+                if len(feasible) >= 2 * max_queries:
                     return True
                 last = chain.steps[-1].models[0]
                 r, _ = solve(chain.formulas + [last.applied], limits)
@@ -424,11 +433,19 @@ def _search_level(
         except Unsupported:
             return None, longest, queries
         last = chain.last
-        goal = fails([chain.first, last]) if getattr(fails, "wants_chain", False) else fails(last)
+        if getattr(fails, "wants_steps", False):  # e.g. "the same event twice in a row"
+            goal = fails(chain.steps)
+        elif getattr(fails, "wants_chain", False):
+            goal = fails([chain.first, last])
+        else:
+            goal = fails(last)
         longest = max(longest, setup_steps + len(seq) + 1)
         # the run's resource limit decides (the same answer on any machine); without one,
         # a wall-clock limit per query
-        r, model = solve(chain.formulas + _closed_roles(chain) + [goal], limits)
+        # time does not pass before the failing event: a timer firing in between is not
+        # modelled (the replay would diverge), so every earlier event is at time 0
+        still = [st.models[0].now == 0 for st in chain.steps[:-1]]
+        r, model = solve(chain.formulas + still + _closed_roles(chain) + [goal], limits)
         if r == "sat":
             hms = [m for st in chain.steps if (m := st.chosen(model)) is not None]
             return Found(chain, model, hms), longest, queries

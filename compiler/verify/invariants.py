@@ -16,7 +16,7 @@ from .model import HandlerModel, State
 from .options import Options
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .replay import Broken
-from .search import _attach_trace, MAX_TRACE
+from .search import _attach_trace, MAX_TRACE, replayed_status
 from .solver import solve, solve_m
 from .terms import Unsupported
 
@@ -381,7 +381,7 @@ def _invariant_results(
                 inv.name,
                 "invariant",
                 hname,
-                status,
+                replayed_status(status, cex),
                 msg,
                 inv.span,
                 opts.bound,

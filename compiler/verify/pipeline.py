@@ -6,6 +6,9 @@ stage        module                             does
 start        :mod:`.solver`                     fresh Z3 context; whole-policy cache hit ends
 invariants   :mod:`.invariants`                 Houdini: which invariants are inductive
 handlers     :mod:`.checks`, :mod:`.properties` built-in checks + declared properties per handler
+policy       :mod:`.authority`, :mod:`.once`,      who can move whose money, paid at most once,
+             :mod:`.issuance`, :mod:`.stranded`, issuance bounded, nothing stranded,
+             :mod:`.postconditions`             ``ensures`` clauses
 orphans      :mod:`.properties`                 declared properties naming no handler
 assemble     here                               handler results, then declared in source order
 store        :mod:`.cache`                      whole-policy cache entry
@@ -17,6 +20,7 @@ Every stage reads and writes one :class:`Run`; a stage may set ``Run.done`` to e
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Callable, Optional
 
@@ -24,7 +28,7 @@ import attrs
 
 from .. import ir
 from .cache import _cache_load, _cache_store, _decls, _hash, cache_key
-from .catalogue import DECLARED_KINDS
+from .catalogue import DECLARED_KINDS, POLICY_CHECKS
 from .checks import check_handler
 from .invariants import (
     Inv,
@@ -191,6 +195,29 @@ def _handlers(run: Run) -> None:
         run.declared_results += mine_declared
 
 
+def _policy(run: Run) -> None:
+    """The checks that look across handlers or at a handler's own clauses (the catalogue's
+    ``policy`` rows): each gets every handler's encoding and the invariants it may assume."""
+    for h in run.policy.handlers:
+        run.prep_of(h.name)
+    assume = {
+        name: [t for inv in run.invs if inv.name in run.alive for t in prep.inv_pre[inv.name]]
+        for name, prep in run.preps.items()
+        if prep.model is not None
+    }
+    alive = [inv for inv in run.invs if inv.name in run.alive]
+    net = stats().safety_net
+    mine: list[Result] = []
+    for c in POLICY_CHECKS:
+        module, func = c.runner.split(":")
+        check = getattr(importlib.import_module(f".{module}", __package__), func)
+        mine += check(run.policy, run.preps, assume, run.opts, alive)
+    if stats().safety_net != net:
+        _mark_safety_net(mine, run.opts)
+    _limit_taint(mine, run)
+    run.results += mine
+
+
 def _mark_safety_net(results: list[Result], opts: Options) -> None:
     """Say which unknowns come from the wall clock: only they depend on the machine."""
     for r in results:
@@ -254,6 +281,7 @@ STAGES: tuple[tuple[str, Callable[[Run], None]], ...] = (
     ("start", _start),
     ("invariants", _invariants),
     ("handlers", _handlers),
+    ("policy", _policy),
     ("orphans", _orphans),
     ("assemble", _assemble),
     ("store", _store),

@@ -16,7 +16,7 @@ from .options import Options
 from .prepare import Prepared
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .replay import PaysOver, SplitUnfair
-from .search import _attach_trace, _trace_note
+from .search import _attach_trace, _trace_note, replayed_status
 from .solver import solve_m, solve_sat
 from .terms import Opt
 
@@ -98,7 +98,7 @@ def _split_property(
 
             _attach_trace(policy, p.handler, cex, opts, fails, SplitUnfair(p, si))
             return res(
-                REFUTED,
+                replayed_status(REFUTED, cex),
                 f"{p.kind} fails for the split at line {sp.span.line} ({sp.method}): "
                 f"weights {cex['weights']} (-1 = not a recipient) give shares {cex['shares']}"
                 f" of {cex['split_amount']}" + _trace_note(cex),
@@ -247,7 +247,7 @@ def _budget_property(
 
         _attach_trace(policy, p.handler, cex, opts, fails, PaysOver(p))
         return res(
-            REFUTED,
+            replayed_status(REFUTED, cex),
             f"{p.handler} can pay {cex['paid_from_pool']} minor units out of {p.pool} "
             f"in one event; the limit is {cex['limit']}" + _trace_note(cex),
             cex,

@@ -7,9 +7,10 @@ import json
 from typing import Any, Optional
 
 from .. import ir
-from .catalogue import BUILTIN
+from .catalogue import BUILTIN, BY_NAME
+from .authority import render_table as render_authority, table as authority_table
 from .options import Options
-from .result import GUARD, PROVED, REFUTED, Result, summary, UNKNOWN, VACUOUS
+from .result import GUARD, PROVED, REFUTED, Result, summary, UNKNOWN, VACUOUS, WARNING
 
 
 _LABEL = {
@@ -18,6 +19,7 @@ _LABEL = {
     UNKNOWN: "UNKNOWN",
     GUARD: "GUARD-MISSING",
     VACUOUS: "VACUOUS",
+    WARNING: "WARNING",
 }
 
 
@@ -104,7 +106,10 @@ def render_text(
         f"(wall-clock safety net {opts.timeout_ms:,} ms)"
     ]
     by_handler: dict[Optional[str], list[Result]] = {}
+    policy_wide = [r for r in results if r.kind == "issuance"]
     for r in results:
+        if r.kind == "issuance":
+            continue
         key = (
             r.handler
             if r.kind not in ("invariant",) and not r.kind.startswith(("split_", "budget"))
@@ -139,12 +144,21 @@ def render_text(
             out.append(f"  {_LABEL[r.status]:<13} {r.name} [{r.kind}]{b}: {r.message}")
             if r.counterexample:
                 out += _cex_lines(r.counterexample, "      ")
+    if policy_wide:
+        out.append("")
+        out.append("issuance (per mintable asset)")
+        for r in policy_wide:
+            out.append(f"  {_LABEL[r.status]:<13} {r.name}: {r.message}")
+    rows = authority_table(results)
+    if rows:
+        out.append("")
+        out += render_authority(rows)
     s = summary(results)
     cached = " (from cache)" if results and all(r.cached for r in results) else ""
     out.append("")
     out.append(
         f"{s[PROVED]} proved, {s[REFUTED]} refuted, {s[GUARD]} guard missing, "
-        f"{s[UNKNOWN]} unknown, {s[VACUOUS]} vacuous{cached}"
+        f"{s[UNKNOWN]} unknown, {s[VACUOUS]} vacuous, {s[WARNING]} warning{cached}"
     )
     return "\n".join(out)
 
@@ -172,6 +186,7 @@ def _json_doc(policy: ir.Policy, results: list[Result], opts: Options) -> dict:
         "timeout_ms": opts.timeout_ms,
         "summary": summary(results),
         "results": [r.to_dict() for r in results],
+        "who_can_move_whose_money": authority_table(results),
     }
 
 
@@ -191,7 +206,10 @@ def render_sarif_many(runs: list[tuple[ir.Policy, list[Result]]], opts: Options)
             rules[rid] = {
                 "id": rid,
                 "name": r.kind,
-                "shortDescription": {"text": BUILTIN.get(r.kind, f"declared {r.kind} property")},
+                "shortDescription": {
+                    "text": BY_NAME[r.kind].proves if r.kind in BY_NAME
+                    else BUILTIN.get(r.kind, f"declared {r.kind} property")
+                },
             }
         level, kind = {
             PROVED: ("none", "pass"),
@@ -199,6 +217,7 @@ def render_sarif_many(runs: list[tuple[ir.Policy, list[Result]]], opts: Options)
             GUARD: ("warning", "review"),
             UNKNOWN: ("note", "open"),
             VACUOUS: ("warning", "review"),
+            WARNING: ("warning", "review"),
         }[r.status]
         text = f"{r.name}: {r.status}: {r.message}"
         item: dict[str, Any] = {

@@ -50,6 +50,10 @@ class Observed:
     ok: bool
     detail: str  # what the runtime did, in words (shown with the scenario)
     outcomes: list = attrs.Factory(list)  # per event: "applied" or "rejected: code: message"
+    # a timed handler the search does not model fired (before the last event, or another
+    # than the one the last event is for): the scenario is out of the search's model, which
+    # is a limit of the search, not a disagreement between verifier and runtime
+    unmodelled_timer: bool = False
 
 
 class Violation:
@@ -363,24 +367,37 @@ def replay(
         return Observed(False, f"the parameters are refused: {exc}")
     outcomes: list[str] = []
     before: dict = {}
+    unmodelled = False
     for i, ev in enumerate(events):
         if i == len(events) - 1:
             before = rt.balances()
+            hook = getattr(violation, "before_last", None)
+            if hook is not None:  # a violation that compares with the state before the event
+                hook(rt, ev)
         # the runtime's envelope only: `fires` names the timed handler a tick is for
         envelope = {k: v for k, v in ev.items() if k != "fires"}
         out = rt.submit(dict(envelope, args=dict(ev.get("args", {}))))
         outcomes.append("applied" if out.applied else f"rejected: {out.code}: {out.message}")
+        fired = {t.get("handler") for t in getattr(out, "timers", ()) or ()}
+        tick = getattr(rt, "last_tick", None)
+        fired |= {t.get("handler") for t in getattr(tick, "timers", ()) or ()}
+        if fired - ({ev.get("fires")} if i == len(events) - 1 else set()):
+            unmodelled = True
         if i < len(events) - 1 and not out.applied:
-            return Observed(False, f"event {ev['id']} ({ev['type']}) was rejected: {out}", outcomes)
+            return Observed(
+                False, f"event {ev['id']} ({ev['type']}) was rejected: {out}", outcomes,
+                unmodelled,
+            )
         if i < len(events) - 1 and out.applied:
             bad = [t for t in getattr(out, "timers", ()) if t.get("status") == "rejected"]
             if bad:
                 return Observed(
-                    False, f"a timed handler fired before {ev['id']} and failed: {bad[0]}", outcomes
+                    False, f"a timed handler fired before {ev['id']} and failed: {bad[0]}",
+                    outcomes, True,
                 )
         if i == len(events) - 1:
             why = violation.observe(rt, before, out)
             if why is not None:
-                return Observed(False, why, outcomes)
-            return Observed(True, outcomes[-1], outcomes)
+                return Observed(False, why, outcomes, unmodelled)
+            return Observed(True, outcomes[-1], outcomes, unmodelled)
     return Observed(False, "no events", outcomes)

@@ -17,6 +17,9 @@ PROVED, REFUTED, UNKNOWN, GUARD, VACUOUS = (
     "guard_missing",
     "vacuous",
 )
+# a risk the policy takes on purpose or by accident (an uncapped mintable asset): not a
+# counterexample, never green; ``--strict`` fails on it
+WARNING = "warning"
 
 
 @attrs.define
@@ -32,6 +35,9 @@ class Result:
     counterexample: Optional[dict] = None
     seconds: float = 0.0
     cached: bool = False
+    # check-specific data for reports (the authorisation check's "who can move whose money"
+    # rows); never part of the verdict
+    details: Optional[dict] = None
 
     def to_dict(self) -> dict:
         d = attrs.asdict(self, recurse=False)
@@ -46,12 +52,12 @@ class Result:
 
 
 def exit_code(results: list[Result], strict: bool = False) -> int:
-    bad = {REFUTED} | ({GUARD, VACUOUS} if strict else set())
+    bad = {REFUTED} | ({GUARD, VACUOUS, WARNING} if strict else set())
     return 1 if any(r.status in bad for r in results) else 0
 
 
 def summary(results: list[Result]) -> dict[str, int]:
-    out = {k: 0 for k in (PROVED, REFUTED, GUARD, UNKNOWN, VACUOUS)}
+    out = {k: 0 for k in (PROVED, REFUTED, GUARD, UNKNOWN, VACUOUS, WARNING)}
     for r in results:
         out[r.status] = out.get(r.status, 0) + 1
     return out

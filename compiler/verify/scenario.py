@@ -517,6 +517,13 @@ def build(
         )
     except (ValueError, KeyError, StopIteration) as exc:
         sc["charter_test"] = f"# not expressible as a test: {exc}"
+    if not seen.ok and seen.unmodelled_timer:
+        # a timed handler fired that the search did not model: a limit of the search
+        return {
+            "status": "not_reached",
+            "note": NOT_REACHED.format(n=longest)
+            + f" (the closest scenario found has a timed handler fire in between: {seen.detail})",
+        }
     if not seen.ok:
         return {
             "status": "replay_failed",

@@ -108,3 +108,11 @@ def _trace_note(cex: Optional[dict]) -> str:
             "shown may be unreachable (then a stronger invariant would prove the property)"
         )
     return ""
+
+
+def replayed_status(status: str, cex: Optional[dict]) -> str:
+    """A finding whose scenario the runtime did not replay to the violation is never shown as
+    a refutation: that is an internal error of the verifier (the message says so)."""
+    if cex and cex.get("internal_error") and status in ("refuted", "guard_missing"):
+        return "unknown"
+    return status

@@ -403,7 +403,7 @@ def test_management_commands(exporter: Callable[..., Bundle]) -> None:
     assert mine and all(a.split(":")[1] == "agent1" for a in mine)
     verify = rule.management("verify", {"timeout_ms": 500})
     assert verify["results"] and set(verify["summary"]) <= {
-        "proved", "refuted", "unknown", "guard_missing", "vacuous"}
+        "proved", "refuted", "unknown", "guard_missing", "vacuous", "warning"}
 
 
 @pytest.mark.parametrize("action,data", [
@@ -539,7 +539,8 @@ def test_cli_export(tmp_path: Path) -> None:
     (["missing.charter"], 2, "E0001"),
     (["BROKEN"], 1, "error["),
     ([str(GIG), "--release-tag", "a:b"], 2, "release-tag"),
-    ([str(GIG), "--param", "fee=50%"], 1, "fee"),
+    # an out-of-range --param is a usage error, like an unknown or unreadable one
+    ([str(GIG), "--param", "fee=50%"], 2, "fee=50% is above the maximum 10%"),
     ([str(GIG), "--param", "nope=1"], 2, "nope"),
 ])
 def test_cli_export_errors(tmp_path: Path, args: list[str], code: int, text: str) -> None:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pygments import lex
 from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator
@@ -91,3 +93,15 @@ def test_textmate_grammar_is_what_the_generator_writes() -> None:
 
     assert json.loads(TM.read_text("utf-8")) == gen_tmlanguage.grammar(), \
         "editors/charter.tmLanguage.json is stale: run tools/gen_tmlanguage.py"
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=300) | st.sampled_from(["\ud800", "@", '"unterminated', "#",
+                                                      "9" * 10_000, "\x00\u2028\r"]))
+def test_lexer_takes_any_text(text: str) -> None:
+    """Any text (an editor buffer mid-edit) lexes, loses nothing and has no error token."""
+    toks = list(lex(text, CharterLexer(stripnl=False)))
+    joined = "".join(v for _, v in toks)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # Pygments' own newline rule
+    assert joined == text or joined == text + "\n"
+    assert not [v for t, v in toks if t in Error]

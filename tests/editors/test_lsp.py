@@ -89,6 +89,15 @@ def test_go_to_definition_within_the_file_across_imports_and_into_the_stdlib(
     assert Path(loc.uri.removeprefix("file://")).resolve() == GIG.resolve()
 
 
+def test_references_are_every_use_of_the_declaration(session: dict) -> None:
+    import re
+
+    expected = [(i, m.start()) for i, line in enumerate(GIG_TEXT.split("\n"))
+                for m in re.finditer(r"\bfee\b", line.split("#", 1)[0])]
+    got = [(r.range.start.line, r.range.start.character) for r in session["references"]]
+    assert len(expected) >= 4 and sorted(got) == expected
+
+
 def test_completion_offers_every_keyword_and_the_names_in_scope(session: dict) -> None:
     labels = {i.label for i in session["completion"]}
     assert set(keywords()) <= labels
@@ -132,6 +141,35 @@ def test_a_lone_surrogate_is_a_diagnostic_not_a_crash() -> None:
         [("E0002", 2, 8)]
 
 
+def test_saving_an_imported_file_rechecks_its_importer(tmp_path: Path) -> None:
+    """An error in an imported file is shown on the importer's `import` line, and saving
+    the imported file updates the importer's diagnostics."""
+    lib = tmp_path / "lib.charter"
+    main = tmp_path / "main.charter"
+    lib.write_text('policy lib version "1"\n\n# The fee.\nparam fee: percent = 2% within 0%..10%\n')
+    main.write_text('policy main version "1"\n\nimport "./lib.charter" as lib with { fee = 3% }\n')
+
+    async def run() -> tuple[list, list, list]:
+        ed = lsp_session.Editor()
+        await ed.start()
+        try:
+            uri, first = await ed.open(main)
+            lib_uri, _ = await ed.open(lib)
+            lib.write_text('policy lib version "1"\nparam fee: percent = 2% within 0%..10%\n'
+                           'param broken: int = "x"\n')
+            after = await ed.save(lib_uri, wait_for=uri)
+            lib.write_text('policy lib version "1"\nparam fee: percent = 2% within 0%..10%\n')
+            fixed = await ed.save(lib_uri, wait_for=uri)
+            return first, after, fixed
+        finally:
+            await ed.stop()
+
+    first, after, fixed = asyncio.run(asyncio.wait_for(run(), 300))
+    assert first == [] and fixed == []
+    assert [(d.code, d.range.start.line) for d in after] == [("E0301", 2)]
+    assert "lib.charter:3:" in after[0].message
+
+
 # ---- the analysis under hostile input --------------------------------------------
 
 _SOURCES = [GIG_TEXT, (ROOT / "examples" / "licensed_gig" / "policy.charter").read_text("utf-8")]
@@ -165,4 +203,17 @@ def test_analysis_answers_anything_without_raising(text: str, points: list) -> N
     for line, col in points:
         a.hover((line, col))
         a.definition((line, col))
+        a.references((line, col))
         a.completions((line, col), lines[line - 1] if 1 <= line <= len(lines) else "")
+
+
+def test_without_the_lsp_extra_charter_lsp_says_what_to_install() -> None:
+    import subprocess
+
+    code = ("import sys; sys.modules['pygls'] = None\n"
+            "from charter.cli import main; sys.argv = ['charter', 'lsp']; main()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 2
+    assert "pip install 'charter-policy[lsp]'" in proc.stderr
+    assert "Traceback" not in proc.stderr

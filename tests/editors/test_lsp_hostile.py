@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GIG = ROOT / "stdlib_policies" / "gig_market.charter"
 URI = GIG.resolve().as_uri()
 METHODS = ["textDocument/hover", "textDocument/definition", "textDocument/completion",
+           "textDocument/references",
            "textDocument/documentSymbol", "textDocument/formatting"]
 NOTIFICATIONS = ["textDocument/didOpen", "textDocument/didChange", "textDocument/didSave",
                  "textDocument/didClose"]
@@ -119,7 +120,8 @@ def hostile_params(draw: st.DrawFn) -> Any:
            "character": draw(st.one_of(st.integers(-5, 10**12), json_values))}
     doc = {"uri": draw(st.one_of(st.just(URI), json_values))}
     params: dict[str, Any] = {"textDocument": doc, "position": pos,
-                              "options": {"tabSize": 4, "insertSpaces": True}}
+                              "options": {"tabSize": 4, "insertSpaces": True},
+                              "context": {"includeDeclaration": draw(st.booleans())}}
     if draw(st.booleans()):
         params[draw(st.sampled_from(list(params)))] = draw(json_values)
     return params
@@ -160,9 +162,12 @@ def test_hostile_documents_get_diagnostics_and_answers(server: RawServer, text: 
     server.notify("textDocument/didOpen", {"textDocument": {
         "uri": uri, "languageId": "charter", "version": 1, "text": text}})
     for method in METHODS:
-        reply = server.request(method, {"textDocument": {"uri": uri},
-                                        "position": {"line": 0, "character": 3},
-                                        "options": {"tabSize": 4, "insertSpaces": True}})
+        params: dict[str, Any] = {"textDocument": {"uri": uri},
+                                  "position": {"line": 0, "character": 3},
+                                  "options": {"tabSize": 4, "insertSpaces": True}}
+        if method == "textDocument/references":
+            params["context"] = {"includeDeclaration": True}
+        reply = server.request(method, params)
         assert "result" in reply, reply
     server.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
 

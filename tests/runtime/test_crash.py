@@ -127,7 +127,7 @@ def test_kill_minus_nine_and_resume(gig_policy, tmp_path, batch, events):
 def test_kill_minus_nine_hands_the_ledger_to_a_waiting_writer(gig_policy, tmp_path):
     """The writer lock dies with its process: a second `charter run --wait` that queued
     behind a killed one gets the ledger, re-reads it and finishes the stream exactly once."""
-    stream = list(gig_events(2000, seed=5))
+    stream = list(gig_events(3000, seed=5))
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in stream))
     reference = open_runtime(gig_policy)
@@ -137,11 +137,13 @@ def test_kill_minus_nine_hands_the_ledger_to_a_waiting_writer(gig_policy, tmp_pa
     args = [str(EXAMPLE / "policy.charter"), str(path), "--db", str(db), "-q"]
     first = _run(args)
     give_up = time.monotonic() + 90
-    while first.poll() is None and _seq(db) < reference.seq // 3 and time.monotonic() < give_up:
+    while first.poll() is None and _seq(db) < 300 and time.monotonic() < give_up:
         time.sleep(0.005)
-    second = _run([*args, "--wait", "300"])
-    time.sleep(0.5)  # let it queue on the lock
-    assert first.poll() is None, "the first run finished before it could be killed"
+    assert first.poll() is None, "the first run finished before it could be stopped"
+    first.send_signal(signal.SIGSTOP)  # frozen mid-run, holding the lock: it cannot finish
+    second = _run([*args, "--wait", "300", "--batch", "100"])
+    time.sleep(1.0)  # let it start and queue on the lock
+    assert second.poll() is None, "the second run did not wait for the lock"
     first.send_signal(signal.SIGKILL)
     first.wait()
     out, err = second.communicate(timeout=300)

@@ -172,6 +172,13 @@ HOLES: dict[str, tuple] = {
         None,
         "exploit: unused and owner-used items farm nothing, carried revenue pays the fee once",
     ),
+    "compute_staking-unbond-before-verdict": (
+        "compute_staking",
+        '    require count(j for j in Job where j.provider == p and j.state == "proved") == 0 else "a proof of yours awaits its verdict"\n',
+        "",
+        None,
+        "exploit: a provider cannot shrink its fault slash by unbonding before the verdict",
+    ),
     "iaas_market-unbonded-barter": (
         "iaas_market",
         '    require stake(p, Credit) >= barter_bond else "top up your barter bond first"\n',

@@ -85,3 +85,30 @@ def test_build_is_the_entry_point_for_any_check():
     assert not passed and any("expected rejected" in f for f in failures), failures
     out = run_cli(text, sc["events_jsonl"], sc["run_params"])
     assert out["rejected"] == 0 and out["applied"] == len(sc["events"]), out
+
+
+def test_a_scenario_the_runtime_does_not_replay_is_never_a_refutation():
+    """If the runtime does not show the violation the verifier predicted (here: a Violation
+    that never sees it), the scenario is withheld, the result is unknown, and the message
+    says it is an internal error."""
+    import z3
+
+    from verify_helpers import compile_text
+
+    from charter.compiler.verify import Options
+    from charter.compiler.verify.replay import Forbidden
+    from charter.compiler.verify.scenario import attach
+    from charter.compiler.verify.search import _trace_note, replayed_status
+
+    class NeverSeen(Forbidden):
+        def observe(self, rt, before, outcome):
+            return "not observed"
+
+    policy = compile_text(P.REFUND.format(name="r", guard=""))
+    cex = {"fails": "x", "scenario": {}}
+    attach(policy, "refund", cex, Options(), lambda m: z3.And(m.applied),
+           NeverSeen(handler="refund", describe="d"))
+    assert cex["replayed"] is False and "internal error" in cex["internal_error"]
+    assert replayed_status("refuted", cex) == "unknown"
+    assert "charter_test" not in cex["scenario"]
+    assert "internal error" in _trace_note(cex).lower()

@@ -217,3 +217,143 @@ on close(id: Job) by Job(id).client {{
 }}
 """
 )
+
+# -- authority: who may cancel (the issue's "cancel by anyone") --------------------------
+AUTHORITY = (
+    HEADER
+    + """
+record Task holds Credit {{ poster: Agent, budget: Credit, open: bool = true }}
+on post(id: text, budget: Credit) by poster: Agent {{
+    require budget > 0 Credit else "budget must be positive"
+    require balance(poster, Credit) >= budget else "insufficient funds"
+    require not exists Task(id) else "task exists"
+    create Task(id) {{ poster = poster, budget = budget }}
+    escrow budget from poster into Task(id)
+}}
+on cancel(id: Task) by {by} {{
+    let t = Task(id)
+    require t.open else "already cancelled"
+    refund rest of Task(id) to t.poster
+    set t.open = false
+}}
+{extra}
+"""
+)
+
+# -- once: a case ruled twice (the guard on its state is the bug) -------------------------
+ONCE = (
+    HEADER
+    + """
+record Case holds Credit {{ requester: party, arbiter: party, fee: Credit, status: text = "open" }}
+on open_case(id: text, arbiter: party, fee: Credit) by p: party {{
+    require not exists Case(id) else "case id taken"
+    require fee > 0 Credit and balance(p, Credit) >= fee else "fee out of range"
+    create Case(id) {{ requester = p, arbiter = arbiter, fee = fee }}
+    escrow fee from p into Case(id)
+}}
+on rule(id: Case) by Case(id).arbiter {{
+    let c = Case(id)
+    {guard}
+    release floor(c.fee / 2) from Case(id) to c.arbiter
+    set c.status = "ruled"
+}}
+"""
+)
+ONCE_GUARD = 'require c.status == "open" else "already ruled"'
+
+# -- issuance: a reward minted from supply, capped or not ---------------------------------
+ISSUANCE = """policy {name} version "1"
+asset Credit: token, decimals 2, mintable, burnable
+asset Rep: score, decimals 0, mintable{cap}
+role Agent
+param gateway: party = @gateway
+record Item {{ owner: party, uses: int = 0 }}
+on deposit(account: party, amount: Credit) by gateway {{
+    require amount > 0 Credit else "amount must be positive"
+    mint amount to account
+}}
+on add(id: text) by p: party {{
+    require not exists Item(id) else "id taken"
+    create Item(id) {{ owner = p }}
+}}
+on rate(id: Item, score: int within 1..5) by p: party {{
+    set Item(id).uses = Item(id).uses + 1
+    {mint}
+}}
+"""
+ISSUANCE_RATE = "mint score * 1 Rep to Item(id).owner"
+ISSUANCE_UNBOUNDED = "mint score * Item(id).uses * 1 Rep to Item(id).owner"
+ISSUANCE_CAPPED = (
+    "if supply(Rep) + score * Item(id).uses * 1 Rep <= 1000 Rep {{\n"
+    "        mint score * Item(id).uses * 1 Rep to Item(id).owner\n    }}"
+)
+
+# -- stranded: a fund dissolved with money in it; a task closed without its refund ---------
+DISSOLVE = (
+    HEADER
+    + """
+on give(amount: Credit) by p: Agent {{
+    require amount > 0 Credit and balance(p, Credit) >= amount else "amount out of range"
+    transfer amount from p to commons
+}}
+on wind_up() by p: Agent {{
+    {payout}
+    dissolve
+}}
+"""
+)
+DISSOLVE_PAYOUT = "transfer balance(commons) from commons to p"
+
+CLOSE = (
+    HEADER
+    + """
+record Task holds Credit {{ poster: Agent, budget: Credit, open: bool = true }}
+on post(id: text, budget: Credit) by poster: Agent {{
+    require budget > 0 Credit else "budget must be positive"
+    require balance(poster, Credit) >= budget else "insufficient funds"
+    require not exists Task(id) else "task exists"
+    create Task(id) {{ poster = poster, budget = budget }}
+    escrow budget from poster into Task(id)
+}}
+on pay(id: Task, amount: Credit) by Task(id).poster {{
+    require Task(id).open else "closed"
+    require amount > 0 Credit and amount <= balance(Task(id)) else "amount out of range"
+    release amount from Task(id) to Task(id).poster
+}}
+on close(id: Task) by Task(id).poster {{
+    require Task(id).open else "closed"
+    {refund}
+    set Task(id).open = false
+}}
+"""
+)
+CLOSE_REFUND = "refund rest of Task(id) to Task(id).poster"
+
+# -- postconditions: "the worker receives at most the agreed price in total" ---------------
+ENSURES = (
+    HEADER
+    + """
+record Job holds Credit {{
+    client: Agent, worker: party, price: Credit, budget: Credit, paid: Credit = 0 Credit,
+}}
+on hire(id: text, worker: party, price: Credit, budget: Credit) by c: Agent {{
+    require not exists Job(id) else "job id taken"
+    require price > 0 Credit and budget >= price else "price out of range"
+    require balance(c, Credit) >= budget else "not enough Credit"
+    create Job(id) {{ client = c, worker = worker, price = price, budget = budget }}
+    escrow budget from c into Job(id)
+}}
+on pay(id: Job, amount: Credit) by Job(id).client
+    ensures Job(id).paid <= Job(id).price else "the worker receives at most the agreed price"
+    ensures Job(id).paid == old(Job(id).paid) + amount
+    ensures balance(Job(id)) == old(balance(Job(id))) - amount {{
+    let j = Job(id)
+    require amount > 0 Credit and amount <= balance(Job(id)) else "amount out of range"
+    {guard}
+    release amount from Job(id) to j.worker
+    set j.paid = j.paid + amount
+}}
+property escrow_pays_the_budget: for each j in Job always j.paid + balance(j) == j.budget
+"""
+)
+ENSURES_GUARD = 'require j.paid + amount <= j.price else "more than the price"'

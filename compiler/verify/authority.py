@@ -1,0 +1,225 @@
+"""Authorisation: who can move whose money.
+
+For every handler that moves value out of an account (a party's balance or stake, a record's
+escrow, a pool) the check says who can cause it: the clock (a timed rule), a declared party
+(``by gateway``), the party a record names (``by Task(id).poster``), the members of a role
+whose membership is controlled, or anyone.  It is a finding when a submitter who is none of
+those - anyone, or any member of a role anyone can join - can move value out of an account
+that is not theirs: Z3 is asked whether the handler can apply, with the move paying a
+positive amount and the account ending the event poorer, while the submitter is not one of the account's owners (the party itself
+for balances and stakes, the parties the record names for an escrow, nobody for a pool).
+Only a net loss counts: value that flows through an account within the event (a royalty
+routed on from what the same event paid in) takes nothing from its owner.  A handler
+declared ``property ...: anyone may call H`` is listed as declared, not reported.
+
+Every debit becomes one row of the "who can move whose money" table that the text and JSON
+reports show (``Result.details["rows"]``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import z3
+
+from .. import ir
+from .counterexample import counterexample
+from .footprint import debits, declared_anyone, is_not, open_roles, own_account_lines, owners, who
+from .observed import Unowned
+from .options import Options
+from .prepare import Prepared
+from .result import PROVED, REFUTED, UNKNOWN, VACUOUS, Result
+from .search import _attach_trace, _trace_note
+from .solver import solve_m
+
+
+def check_authority(
+    policy: ir.Policy,
+    preps: dict[str, Prepared],
+    assume: dict[str, list],
+    opts: Options,
+    invs: list,
+) -> list[Result]:
+    opened = open_roles(policy)
+    declared = declared_anyone(policy)
+    out: list[Result] = []
+    for h in policy.handlers:
+        prep = preps.get(h.name)
+        if prep is None or prep.model is None:
+            continue
+        m = prep.model
+        moves = debits(m)
+        if not moves:
+            continue
+        t0 = time.perf_counter()
+        w = who(policy, h, opened)
+        base = m.assumptions + prep.extra_assumptions + assume.get(h.name, [])
+        rows: list[dict] = []
+        status, msg, cex, span = PROVED, "", None, h.span
+        undecided = 0
+        seen: set = set()
+        own = own_account_lines(h)
+        for p in moves:
+            key = (p.span.line, p.span.col, p.src_key[0])
+            if key in seen:  # a split or a loop posts once per item: one row per statement
+                continue
+            seen.add(key)
+            terms, owner_text = owners(policy, m, p.src_key[0], p.src_key[1], m.pre)
+            row = {
+                "handler": h.name,
+                "line": p.span.line,
+                "who": w.text,
+                "moves": f"{p.kind} of {p.asset} out of {_account(p)}",
+                "owner": owner_text,
+                "verdict": "",
+            }
+            rows.append(row)
+            if (p.span.line, p.span.col) in own:
+                row["owner"] = f"the submitter ({h.auth.binder})"
+                row["verdict"] = "owner: the submitter's own account"
+                continue
+            if w.authority:
+                row["verdict"] = "authorised: " + _AUTHORITY[w.kind]
+                continue
+            if h.name in declared:
+                row["verdict"] = f"declared: anyone may call ({declared[h.name]})"
+                continue
+            same = [p2 for p2 in moves if (p2.span.line, p2.span.col, p2.src_key[0]) == key]
+            pays = z3.Or(*[z3.And(q.guard, q.amount > 0, _drained(m, q)) for q in same])
+            not_owner = (
+                z3.And(*[is_not(m.submitter, o) for o in terms]) if terms else z3.BoolVal(True)
+            )
+            r, model = solve_m(base + [m.applied, pays, not_owner], m, opts.limits)
+            if r == "unsat":
+                row["verdict"] = "owner only: the requires make the submitter its owner"
+                continue
+            if r == "unknown":
+                row["verdict"] = "undecided"
+                undecided += 1
+                continue
+            row["verdict"] = "FINDING: a submitter who does not own it can move it"
+            if status != REFUTED:
+                cex = counterexample(
+                    m, model, policy, f"line {p.span.line}: {p.kind} out of {_account(p)} "
+                    "by a party who does not own it"
+                )
+                _attach_trace(
+                    policy, h.name, cex, opts,
+                    lambda mm, line=p.span.line, col=p.span.col, comp=p.src_key[0]:
+                        _fails(policy, mm, line, col, comp),
+                    Unowned(h.name, f"only an account's owner or an authority may move value "
+                            f"out of it, and {w.text} may submit {h.name}"),
+                )
+                status, span = REFUTED, p.span
+                msg = (
+                    f"{w.text} may submit `{h.name}`, and it moves {p.asset} out of "
+                    f"{_account(p)} (line {p.span.line}) whose owner is {owner_text}: a party "
+                    "who is none of them can cause it. Restrict `by` (e.g. `by Task(id).poster` "
+                    "or a role only an authority grants), require the submitter to be the "
+                    f"owner, or declare `property ...: anyone may call {h.name}` if anyone "
+                    "is meant to" + _trace_note(cex)
+                )
+        if status == PROVED:
+            if undecided:
+                status = UNKNOWN
+                msg = f"{undecided} move(s) not decided within {opts.limit_text()}"
+            else:
+                verdicts = sorted({r["verdict"].split(":")[0] for r in rows})
+                msg = f"who can move value out ({w.text}): " + ", ".join(verdicts)
+        res = Result(
+            f"{h.name}.authority", "authority", h.name, status, msg, span, opts.bound,
+            bool(m.encoder.slots), cex, round(time.perf_counter() - t0, 4),
+        )
+        res.details = {"rows": rows}
+        out.append(res)
+    out += _declarations(policy, opened)
+    return out
+
+
+def _declarations(policy: ir.Policy, opened: dict) -> list[Result]:
+    """A result for each ``anyone may call H``: what it makes permissionless, or vacuous
+    when only some parties may submit ``H`` anyway (the declaration would hide nothing)."""
+    from .footprint import walk
+
+    out = []
+    for p in policy.properties:
+        if not isinstance(p, ir.AnyoneProperty):
+            continue
+        h = policy.handler(p.handler)
+        w = who(policy, h, opened)
+        moves = [s for s in walk(h.body) if isinstance(s, (ir.Move, ir.Split))
+                 and not isinstance(s.src, ir.AccSupply)]
+        if w.authority:
+            status, msg = VACUOUS, (f"declares `{h.name}` permissionless, but only {w.text} "
+                                    "may submit it: the declaration grants nothing")
+        else:
+            status, msg = PROVED, (f"declared: {w.text} may submit `{h.name}`, which moves "
+                                   f"value out of {len(moves)} account(s) that need not be "
+                                   "theirs (listed in the who-can-move-whose-money table); "
+                                   "a declaration of intent, not a proof")
+        out.append(Result(p.name, "authority", None, status, msg, p.span))
+    return out
+
+
+_AUTHORITY = {
+    "clock": "a timed rule",
+    "param": "a declared party",
+    "named": "the party its `by` names",
+    "role": "a role only an authority grants",
+}
+
+
+def _drained(m: Any, q: Any) -> Any:
+    """The account ``q`` pays out of ends the event with less than it started: value that
+    only flows through (a royalty routed on from what the same event paid in) is no one's
+    loss."""
+    comp, idx = q.src_key
+    if idx is None:
+        return m.post.get(comp) < m.pre.get(comp)
+    return z3.Select(m.post.get(comp), idx) < z3.Select(m.pre.get(comp), idx)
+
+
+def _account(p: Any) -> str:
+    """A posting's source account with the owner left open (``balance({}, Credit)``)."""
+    return p.src.replace("{}", "...") if "{}" in p.src else p.src
+
+
+def _fails(policy: ir.Policy, m: Any, line: int, col: int, comp: str) -> Any:
+    """In a trace's last model: the same move pays by a party who does not own the account."""
+    same = [
+        q for q in debits(m) if (q.span.line, q.span.col, q.src_key[0]) == (line, col, comp)
+    ]
+    if not same:
+        return z3.BoolVal(False)
+    terms, _ = owners(policy, m, comp, same[0].src_key[1], m.pre)
+    not_owner = z3.And(*[is_not(m.submitter, o) for o in terms]) if terms else z3.BoolVal(True)
+    pays = z3.Or(*[z3.And(q.guard, q.amount > 0, _drained(m, q)) for q in same])
+    return z3.And(m.applied, pays, not_owner)
+
+
+def table(results: list[Result]) -> list[dict]:
+    """The "who can move whose money" rows of a run's authority results, in handler order."""
+    out: list[dict] = []
+    for r in results:
+        if r.kind == "authority" and r.details:
+            out += r.details.get("rows", [])
+    return out
+
+
+def render_table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    head = ("handler", "line", "who can cause it", "moves", "owner", "verdict")
+    cells = [
+        (r["handler"], str(r["line"]), r["who"], r["moves"], r["owner"], r["verdict"])
+        for r in rows
+    ]
+    width = [max(len(c[i]) for c in cells + [head]) for i in range(5)]
+    lines = ["who can move whose money"]
+    for c in [head] + cells:
+        lines.append(
+            "  " + "  ".join(c[i].ljust(width[i]) for i in range(5)) + "  " + c[5]
+        )
+    return lines
+

@@ -1,0 +1,272 @@
+"""The runtime-side twins (:class:`.replay.Violation`) of the policy-wide checks: how a replay
+from genesis shows that anyone moved someone else's money, that a settled record was paid
+again, that value was left where no rule can move it, or that an ``ensures`` clause failed -
+and the ``expect`` lines that make the emitted ``test`` block assert the property (so the
+test fails on the policy as written and states what a fix must make true).
+
+Each gets the runtime and the last event before it is submitted (``before_last``), then the
+outcome (``observe``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import attrs
+
+from .. import ir
+from .replay import Violation
+
+
+def account_literal(account: str) -> str:
+    """A runtime account name as Charter source: ``balance(@ann, Credit)``, ``stake(...)``,
+    ``balance(commons)``, ``balance(Task("k"))``, ``supply(Rep)``."""
+    import json
+
+    parts = account.split(":")
+    if parts[0] == "party":
+        return f"balance(@{parts[1]}, {parts[2]})"
+    if parts[0] == "stake":
+        return f"stake(@{parts[1]}, {parts[2]})"
+    if parts[0] == "pool":
+        return f"balance({parts[1]})"
+    if parts[0] == "escrow":
+        return f"balance({parts[1]}({json.dumps(':'.join(parts[2:-1]))}))"
+    if parts[0] == "supply":
+        return f"supply({parts[1]})"
+    return account
+
+
+def _asset_of(policy: ir.Policy, account: str) -> Optional[str]:
+    parts = account.split(":")
+    if parts[0] in ("party", "stake", "escrow", "supply"):
+        return parts[-1] if parts[0] != "supply" else parts[1]
+    if parts[0] == "pool":
+        return policy.pool(parts[1]).asset
+    return None
+
+
+def _amount(policy: ir.Policy, account: str, v: int) -> str:
+    from .source import value_literal
+
+    asset = _asset_of(policy, account)
+    return value_literal(v, ir.TAmount(asset=asset), policy) if asset else str(v)
+
+
+def _owners(policy: ir.Policy, account: str, records: dict) -> set:
+    """The parties that own ``account`` (before the event): a balance's or stake's holder,
+    the parties an escrow's record names; a pool has none."""
+    from .footprint import party_fields
+
+    parts = account.split(":")
+    if parts[0] in ("party", "stake"):
+        return {parts[1]}
+    if parts[0] == "escrow":
+        rec = policy.record(parts[1])
+        fields = records.get(rec.name, {}).get(":".join(parts[2:-1]), {})
+        return {fields.get(f) for f in party_fields(rec) if fields.get(f) is not None}
+    return set()
+
+
+@attrs.define
+class _Snapshot(Violation):
+    """Keeps the balances and records before the last event, and the event itself."""
+
+    handler: str
+    describe: str
+    event: dict = attrs.Factory(dict)
+    records: dict = attrs.Factory(dict)
+    before: dict = attrs.Factory(dict)
+    found: list = attrs.Factory(list)
+
+    def before_last(self, rt: Any, event: dict) -> None:
+        self.event = dict(event)
+        self.before = rt.balances()
+        self.records = {r.name: rt.records(r.name) for r in rt.policy.records}
+        self.found = []
+
+
+@attrs.define
+class Unowned(_Snapshot):
+    """The last event applied, and an account its submitter owns none of ended poorer."""
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        if not getattr(outcome, "applied", False):
+            return f"{self.handler} was rejected: {outcome}"
+        who = self.event.get("submitter")
+        after = rt.balances()
+        for acc, was in sorted(self.before.items()):
+            if acc.startswith("supply:") or after.get(acc, 0) >= was:
+                continue
+            if who not in _owners(rt.policy, acc, self.records):
+                self.found.append((acc, was))
+        return None if self.found else "every account that lost value belongs to the submitter"
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        who = self.event.get("submitter")
+        out = ["    expect ok", f"    # {self.describe}: @{who} owns none of these accounts"]
+        for acc, was in self.found:
+            out.append(f"    expect {account_literal(acc)} >= {_amount(policy, acc, was)}")
+        return out
+
+
+@attrs.define
+class PaidAgain(_Snapshot):
+    """The last event - the same as the one before it - applied and paid out again (out of
+    an account its submitter does not own, or by minting)."""
+
+    repeated: bool = False
+
+    def before_last(self, rt: Any, event: dict) -> None:
+        super().before_last(rt, event)
+        applied = [h["event"] for h in rt.history() if h["event"].get("type") != "@tick"]
+        prev = applied[-1] if applied else {}
+        self.repeated = (
+            prev.get("type") == event.get("type")
+            and prev.get("submitter") == event.get("submitter")
+            and prev.get("args") == event.get("args")
+        )
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        if not getattr(outcome, "applied", False):
+            return f"{self.handler} was rejected: {outcome}"
+        if not self.repeated:
+            return f"the event before the last is not the same {self.handler} event"
+        who = self.event.get("submitter")
+        for p in getattr(outcome, "postings", ()):
+            if p.amount <= 0:
+                continue
+            # an escrow or pool paid out twice is paid twice, whoever the record names
+            kind = p.src.split(":")[0]
+            if kind in ("supply", "escrow", "pool") or who not in _owners(
+                rt.policy, p.src, self.records
+            ):
+                self.found.append((p.src, self.before.get(p.src, 0)))
+        return None if self.found else f"{self.handler} paid nothing the second time"
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        out = ["    expect ok", f"    # {self.describe}: the same event already settled it"]
+        for acc, was in dict.fromkeys(self.found):
+            if acc.startswith("supply:"):
+                out.append(f"    expect {account_literal(acc)} <= {_amount(policy, acc, -was)}")
+            else:
+                out.append(f"    expect {account_literal(acc)} >= {_amount(policy, acc, was)}")
+        return out
+
+
+@attrs.define
+class LeftBehind(_Snapshot):
+    """After the last event (which applied), value sits in an account no rule can empty:
+    after ``dissolve`` any pool, escrow or stake; after closing, the escrow of a record of
+    ``record`` whose lifecycle fields are ``stage``."""
+
+    record: Optional[str] = None
+    stage: dict = attrs.Factory(dict)
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        if not getattr(outcome, "applied", False):
+            return f"{self.handler} was rejected: {outcome}"
+        after = rt.balances()
+        if self.record is None:
+            self.found = [(a, v) for a, v in after.items()
+                          if a.split(":")[0] in ("pool", "escrow", "stake") and v > 0]
+            return None if self.found else "nothing was left after dissolve"
+        live = rt.records(self.record)
+        for key, fields in live.items():
+            if any(fields.get(f) != v for f, v in self.stage.items()):
+                continue
+            acc = f"escrow:{self.record}:{key}:{rt.policy.record(self.record).holds}"
+            if after.get(acc, 0) > 0:
+                self.found.append((acc, after[acc]))
+        return None if self.found else f"no {self.record} was left holding value"
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        out = ["    expect ok", f"    # {self.describe}"]
+        for acc, _v in self.found:
+            out.append(f"    expect {account_literal(acc)} == {_amount(policy, acc, 0)}")
+        return out
+
+
+@attrs.define
+class EnsuresBroken(_Snapshot):
+    """The last event applied and the handler's ``ensures`` clause is false after it."""
+
+    clause: Any = None  # ir.Ensures
+    olds: list = attrs.Factory(list)  # values of the old(...) parts before the event
+    env: dict = attrs.Factory(dict)
+
+    def before_last(self, rt: Any, event: dict) -> None:
+        from charter.runtime.monitor import value
+
+        super().before_last(rt, event)
+        h = rt.policy.handler(self.handler)
+        try:
+            env = dict(rt._convert_args(h, dict(event.get("args", {}))))
+        except Exception:  # the event is refused anyway; observe says so
+            env = {}
+        if isinstance(h.auth, ir.AuthRole):
+            env[h.auth.binder] = event.get("submitter")
+        self.env = env
+        self.olds = []
+        for sub in _olds(self.clause.cond):
+            try:
+                self.olds.append(value(rt, sub, env))
+            except Exception:
+                self.olds.append(None)
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        from charter.runtime.monitor import holds
+
+        if not getattr(outcome, "applied", False):
+            return f"{self.handler} was rejected: {outcome}"
+        cond = self._with_olds()
+        if cond is None:
+            return "an old(...) value could not be read before the event"
+        return None if not holds(rt, cond, self.env) else "the clause holds after the event"
+
+    def _with_olds(self) -> Any:
+        if any(v is None for v in self.olds):
+            return None
+        it = iter(self.olds)
+        return _replace_olds(self.clause.cond, lambda e: ir.Const(value=next(it), type=e.type))
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        from .source import expr_source
+
+        cond = self._with_olds()
+        env = {}
+        h = policy.handler(self.handler)
+        for f in h.params:
+            if isinstance(f.type, ir.TRecord) and f.name in self.env:
+                env[f.name] = (f.type.record, self.env[f.name])
+            elif f.name in self.env:
+                from .source import value_literal
+
+                env[f.name] = value_literal(self.env[f.name], f.type, policy)
+        if isinstance(h.auth, ir.AuthRole) and self.event.get("submitter"):
+            env[h.auth.binder] = "@" + self.event["submitter"]
+        out = ["    expect ok", f"    # {self.describe}"]
+        out.append(f"    expect {expr_source(cond, policy, env)}")
+        return out
+
+
+def _olds(e: Any) -> list:
+    found: list = []
+    _replace_olds(e, lambda x: found.append(x.expr) or x)
+    return found
+
+
+def _replace_olds(e: Any, f: Callable[[Any], Any]) -> Any:
+    if isinstance(e, ir.Old):
+        return f(e)
+    if isinstance(e, tuple):
+        return tuple(_replace_olds(x, f) for x in e)
+    if not attrs.has(type(e)):
+        return e
+    changes = {}
+    for fld in attrs.fields(type(e)):
+        v = getattr(e, fld.name)
+        nv = _replace_olds(v, f)
+        if nv is not v:
+            changes[fld.name] = nv
+    return attrs.evolve(e, **changes) if changes else e

@@ -1,0 +1,133 @@
+"""Postconditions: a handler's ``ensures`` clauses, proved for every applied event.
+
+``ensures COND`` is asked of Z3 as "can the handler apply (from any pre-state satisfying the
+proved invariants, for any inputs and parameters in range) and ``COND`` be false
+afterwards?".  ``old(e)`` is ``e`` evaluated in the pre-state; everything else reads the
+post-state.  A read that fails (a record that does not exist, ``none`` unwrapped) makes the
+condition false, as for invariants.  Refutations come with a counterexample and a search
+for a trace from the initial state, like every other check.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import attrs
+import z3
+
+from .. import ir
+from .counterexample import counterexample
+from .model import HandlerModel
+from .observed import EnsuresBroken
+from .options import Options
+from .prepare import Prepared
+from .result import PROVED, REFUTED, UNKNOWN, Result
+from .search import _attach_trace, _trace_note
+from .solver import solve_m
+
+
+def check_postconditions(
+    policy: ir.Policy,
+    preps: dict[str, Prepared],
+    assume: dict[str, list],
+    opts: Options,
+    invs: list,
+) -> list[Result]:
+    out: list[Result] = []
+    for h in policy.handlers:
+        if not h.ensures:
+            continue
+        prep = preps.get(h.name)
+        for i, e in enumerate(h.ensures, 1):
+            name = f"{h.name}.ensures.{i}"
+            t0 = time.perf_counter()
+            if prep is None or prep.model is None:
+                out.append(
+                    Result(name, "postcondition", h.name, UNKNOWN,
+                           f"`ensures {e.text}`: not verified, the handler is not encoded "
+                           f"({prep.error if prep else 'no model'})", e.span, opts.bound)
+                )
+                continue
+            m = prep.model
+            base = m.assumptions + prep.extra_assumptions + assume.get(h.name, [])
+            try:
+                holds = ensures_term(m, e)
+            except (z3.Z3Exception, KeyError, TypeError, ValueError, AttributeError) as exc:
+                out.append(
+                    Result(name, "postcondition", h.name, UNKNOWN,
+                           f"`ensures {e.text}`: not verified, the encoding does not support "
+                           f"it ({type(exc).__name__}: {exc})", e.span, opts.bound)
+                )
+                continue
+            r, model = solve_m(base + [m.applied, z3.Not(holds)], m, opts.limits)
+            said = f"`ensures {e.text}`" + (f' ("{e.message}")' if e.message else "")
+            cex = None
+            if r == "unsat":
+                status, msg = PROVED, f"{said} holds after every applied event"
+            elif r == "sat":
+                cex = counterexample(m, model, policy, f"line {e.span.line}: {said} fails")
+                _attach_trace(
+                    policy, h.name, cex, opts,
+                    lambda mm, e=e: z3.And(mm.applied, z3.Not(ensures_term(mm, e))),
+                    EnsuresBroken(h.name, f"{h.name} ensures {e.text}", clause=e),
+                )
+                status = REFUTED
+                msg = f"{said} can be false after an applied event" + _trace_note(cex)
+            else:
+                status = UNKNOWN
+                msg = f"{said}: Z3 gave no answer within {opts.limit_text()}"
+            out.append(
+                Result(name, "postcondition", h.name, status, msg, e.span, opts.bound,
+                       bool(m.encoder.slots), cex, round(time.perf_counter() - t0, 4))
+            )
+    return out
+
+
+def ensures_term(m: HandlerModel, e: ir.Ensures) -> Any:
+    """The clause as a Z3 condition over the model's pre- and post-state."""
+    enc = m.encoder
+    env: dict[str, Any] = dict(m.args)
+    h = m.handler
+    if isinstance(h.auth, ir.AuthRole):
+        env[h.auth.binder] = m.submitter
+    olds: list = []
+    cond = _lift_old(e.cond, olds)
+    sides = []
+    for j, sub in enumerate(olds):
+        v, side = _side(enc, lambda sub=sub: enc.expr(sub, env, m.pre, z3.BoolVal(True)))
+        env[f"$old{j}"] = v
+        sides += side
+    v, side = _side(enc, lambda: enc.cond(cond, env, m.post, z3.BoolVal(True)))
+    return z3.And(*sides, *side, v)
+
+
+def _side(enc: Any, f: Any) -> tuple[Any, list]:
+    """Evaluate without adding implicit checks to the handler's requires; return them."""
+    saved = enc.ok_explicit
+    enc.ok_explicit = []
+    try:
+        v = f()
+        side = enc.ok_explicit
+    finally:
+        enc.ok_explicit = saved
+    return v, side
+
+
+def _lift_old(e: Any, olds: list) -> Any:
+    """Replace each ``old(x)`` by a local ``$oldN`` (bound to ``x`` in the pre-state)."""
+    if isinstance(e, ir.Old):
+        olds.append(e.expr)
+        return ir.Local(name=f"$old{len(olds) - 1}", type=e.type)
+    if not attrs.has(type(e)):
+        if isinstance(e, tuple):
+            return tuple(_lift_old(x, olds) for x in e)
+        return e
+    changes = {}
+    for f in attrs.fields(type(e)):
+        v = getattr(e, f.name)
+        nv = _lift_old(v, olds)
+        if nv is not v:
+            changes[f.name] = nv
+    return attrs.evolve(e, **changes) if changes else e
+
