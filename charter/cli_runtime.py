@@ -66,7 +66,7 @@ def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
         v: Any
         try:
             if units.is_numeric(t):
-                v = units.read(t, text, lambda a: dec.get(a, 0))
+                v = units.read(t, text, lambda a: dec.get(a, 0), text=True)
             elif isinstance(t, ir.TBool):
                 v = {"true": True, "false": False}.get(text)
                 if v is None:

@@ -12,12 +12,13 @@ ratio      an integer (``1`` is 100%)            ``"3%"``, ``"25 bps"``, ``"10 p
            or ``{"num": 1, "den": 50}``          ``"1/50"``, ``"0.03"``
 duration   an integer count of seconds           ``"2 days"``, ``"90 minutes"``,
                                                  ``"1 week 2 days"``, ``"3600"`` (seconds)
-time       an integer count of seconds           ``"5000"`` (seconds)
-int        an integer                            ``"42"``
+time       an integer count of seconds           on the command line only: ``"5000"``
+int        an integer                            on the command line only: ``"42"``
 =========  ====================================  =====================================
 
-The command line has only strings, so ``--param bounty=11`` is 11.00 Credit and
-``--param voting_period=2 days`` is two days.  :func:`read` converts one value or
+The command line has only strings, so ``--param bounty=11`` is 11.00 Credit,
+``--param voting_period=2 days`` is two days and ``--param quorum=4`` is 4; in JSON
+and through the API an int or a time is a JSON integer.  :func:`read` converts one value or
 raises :class:`UnitError` with a message that says what was expected.
 """
 from __future__ import annotations
@@ -122,8 +123,8 @@ def expected(t: Any, decimals: int = 0) -> str:
     """What a value of type ``t`` may look like, for error messages."""
     if isinstance(t, ir.TAmount):
         example = "12." + "5" * decimals if decimals else "12"
-        return (f'an amount of {t.asset}: "{example}" in {t.asset} or an integer of minor '
-                "units")
+        return (f'an amount of {t.asset}: "{example}" in {t.asset} (at most {decimals} '
+                "decimals) or an integer of minor units")
     if isinstance(t, ir.TRatio):
         return 'a ratio: "3%", "25 bps", "1/50" or {"num": 1, "den": 50}'
     if isinstance(t, ir.TDuration):
@@ -133,10 +134,12 @@ def expected(t: Any, decimals: int = 0) -> str:
     return "an integer"
 
 
-def read(t: Any, v: Any, decimals: Callable[[str], int] | int = 0) -> Any:
+
+def read(t: Any, v: Any, decimals: Callable[[str], int] | int = 0, *, text: bool = False) -> Any:
     """``v`` as a value of numeric type ``t`` (amount, ratio, duration, time, int).
 
-    Raises :class:`UnitError` when it does not read as one."""
+    ``text``: ``v`` comes from a text-only input (the command line), where an int or a
+    time is written in digits.  Raises :class:`UnitError` when it does not read."""
     dec = decimals(t.asset) if callable(decimals) and isinstance(t, ir.TAmount) else \
         (decimals if isinstance(decimals, int) else 0)
     out: Any = None
@@ -153,7 +156,7 @@ def read(t: Any, v: Any, decimals: Callable[[str], int] | int = 0) -> Any:
     elif isinstance(t, ir.TDuration):
         out = parse_duration(v)
     elif isinstance(t, (ir.TTime, ir.TInt)):
-        out = parse_int(v)
+        out = parse_int(v) if text or not isinstance(v, str) else None
     else:
         raise UnitError(f"not a numeric type: {t!r}")
     if out is None:

@@ -103,7 +103,7 @@ def resolve_params(policy: ir.Policy, overrides: Optional[dict[str, Any]] = None
                 if not _is_native(p.type, raw)
                 else raw
             )
-            check_range(v, p.lo, p.hi, f"parameter {name}")
+            check_range(v, p.lo, p.hi, f"parameter {name}", p.type, conv.decimals)
         except Rejected as r:
             raise ParamError(r.message) from None
         values[name] = v
@@ -363,11 +363,18 @@ class Runtime:
 
     @staticmethod
     def _unknown_args(ch: Any, args: dict, names: Any, fields: list) -> None:
-        unknown = sorted(preview(k) for k in args if k not in names)
+        from charter.compiler.diagnostics import closest
+
+        unknown = sorted((k for k in args if k not in names), key=preview)
+        missing = [f[0] for f in fields if f[0] not in args]
+        # a long name is no typo (and the suggestion's cost grows with it)
+        meant = [(k, closest(k, missing)) for k in unknown if isinstance(k, str) and len(k) <= 64]
+        hints = "; ".join(f"did you mean {m!r} for {k!r}?" for k, m in meant if m)
         raise Rejected(
             "unknown_argument",
-            f"{ch.name}: unknown argument(s) {', '.join(unknown)}"
-            f" (expected: {', '.join(f[0] for f in fields) or 'none'})",
+            f"{ch.name}: unknown argument(s) {', '.join(preview(k) for k in unknown)}"
+            + (f"; {hints}" if hints else "")
+            + f" (expected: {', '.join(f[0] for f in fields) or 'none'})",
         )
 
     def _stateless_args(self, ch: Any, args: dict[str, Any]) -> dict[str, Any]:

@@ -176,6 +176,8 @@ def check_open(store: Any) -> tuple[list[str], Optional[Checkpoint]]:
     meta_rows = q("SELECT key, value FROM meta")
     (maxseq, count), = q("SELECT max(seq), count(*) FROM journal")
     maxseq = maxseq or 0
+    if type(maxseq) is not int:
+        return [f"journal sequence numbers are not integers (found {str(maxseq)[:20]!r})"], None
     digest, nrows = state_digest(store._scan("SELECT kind, key, value FROM state"))
     if not meta_rows:
         if count or nrows:

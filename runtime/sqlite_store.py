@@ -221,6 +221,15 @@ class SqliteStore:
             if not self.readonly:
                 self._upgrade_v2()
             return
+        changed = self._changed_tables()
+        if changed:
+            # the columns' meaning is not what this code reads (a column type edited in the
+            # schema, say): nothing below can be trusted, not even as a diagnosis
+            problems = [f"the definition of table {t} was changed outside Charter" for t in changed]
+            if self.readonly:
+                self.integrity_problems = tuple(problems)
+                return
+            raise LedgerIntegrityError(self.path, problems)
         problems, self._cp = check_open(self)
         if self.readonly:
             self.integrity_problems = tuple(problems)
@@ -232,6 +241,19 @@ class SqliteStore:
             raise LedgerIntegrityError(
                 self.path, problems, found, replay_may_say_more=genesis is not None and not found
             )
+
+    def _changed_tables(self) -> list[str]:
+        """Ledger tables whose stored definition differs from the one this code creates."""
+        want = {
+            " ".join(stmt.split()).split(" (", 1)[0].split()[-1]: " ".join(stmt.split())
+            for stmt in (*_SCHEMA.strip().split(";"), _CHECKPOINT_TABLE)
+            if stmt.strip()
+        }
+        have = {
+            name: " ".join(str(sql).split())
+            for name, sql in self._query("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+        }
+        return [t for t in sorted(want) if have.get(t) != want[t]]
 
     def _create(self) -> None:
         """Make a new ledger file whole, then link it into place: a crash leaves no ledger

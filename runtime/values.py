@@ -32,7 +32,7 @@ import unicodedata
 from fractions import Fraction
 from typing import Any, Optional
 
-from charter.compiler import ir
+from charter.compiler import display, ir, units
 
 
 class Rejected(Exception):
@@ -293,7 +293,11 @@ class Converter:
             raise bad(type_name(t))
         if isinstance(t, (ir.TInt, ir.TTime, ir.TDuration)):
             if isinstance(v, bool) or not isinstance(v, int):
-                raise bad(type_name(t) if not isinstance(t, ir.TInt) else "an integer")
+                # the one convention (charter.compiler.units): "2 days", "7200", "42"
+                try:
+                    v = units.read(t, v)
+                except (units.UnitError, ValueError):
+                    raise bad(units.expected(t)) from None
             v = int(v)
             _check_bound(v, what)
             if isinstance(t, ir.TInt):
@@ -308,12 +312,10 @@ class Converter:
                 return v
             if isinstance(v, str):
                 dec = self.decimals.get(t.asset, 0)
-                out = parse_decimal(v, dec) if len(v) <= _MAX_NUMBER_TEXT else None
-                if out is None:
-                    raise bad(
-                        f"an amount of {t.asset} (int minor units or a decimal string "
-                        f"with at most {dec} decimals, within +-(2**63-1) minor units)"
-                    )
+                try:
+                    out = units.read(t, v, dec)  # "12.50" or "12.50 Credit"
+                except (units.UnitError, ValueError):
+                    raise bad(units.expected(t, dec)) from None
                 _check_bound(out, what)
                 return out
             raise bad(f"an amount of {t.asset}")
@@ -367,6 +369,7 @@ class Converter:
         is ``f(value, state) -> converted``.
         """
         slow = self.convert
+        decimals = self.decimals
         if isinstance(t, ir.TInt):
             lo = t.lo if lo is None else (lo if t.lo is None else max(lo, t.lo))
             hi = t.hi if hi is None else (hi if t.hi is None else min(hi, t.hi))
@@ -375,7 +378,7 @@ class Converter:
             def ranged(v: Any, state: Any) -> Any:
                 out = slow(t, v, what, state)
                 if out is not None:
-                    check_range(out, lo, hi, what)
+                    check_range(out, lo, hi, what, t, decimals)
                 return out
 
             if isinstance(t, (ir.TInt, ir.TAmount, ir.TTime, ir.TDuration)) and all(
@@ -419,11 +422,16 @@ def _check_bound(v: Any, what: str) -> None:
         raise Rejected("out_of_bounds", f"{what}: {problem}")
 
 
-def check_range(v: Any, lo: Any, hi: Any, what: str) -> None:
+def check_range(v: Any, lo: Any, hi: Any, what: str, t: Any = None,
+                decimals: Any = None) -> None:
+    """Refuse ``v`` outside ``lo..hi``, saying so in the policy's units (``t``, ``decimals``:
+    the value's type and the assets' decimals, for :func:`charter.compiler.display.value`)."""
     if lo is not None and v < lo:
-        raise Rejected("out_of_range", f"{what}: {show(v)} is below the minimum {show(lo)}")
+        raise Rejected("out_of_range", f"{what}: {display.value(v, t, decimals)} is below the "
+                                       f"minimum {display.value(lo, t, decimals)}")
     if hi is not None and v > hi:
-        raise Rejected("out_of_range", f"{what}: {show(v)} is above the maximum {show(hi)}")
+        raise Rejected("out_of_range", f"{what}: {display.value(v, t, decimals)} is above the "
+                                       f"maximum {display.value(hi, t, decimals)}")
 
 
 def amount_text(minor: int, decimals: int, asset: str) -> str:

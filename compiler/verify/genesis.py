@@ -242,6 +242,8 @@ def classify(policy: ir.Policy) -> tuple[list[ir.Handler], list[ir.Handler]]:
     for h in policy.handlers:
         if h.kind != "event" or not _changes_state(h):
             continue
+        if any(isinstance(st, ir.Dissolve) for st in _walk(h.body)):
+            continue  # after a dissolve no event applies: it can only be the failing one
         touched: set = set()
         _record_names((h.params, h.auth, h.body), touched)
         # setup steps are symbolic choices, so only cheap handlers: no loops or splits, not

@@ -187,6 +187,14 @@ TAMPER = [
         None,
     ),
     ("deleted checkpoint", _sql("DELETE FROM checkpoint"), "checkpoint row is missing", None),
+    (  # found by the 100,000-mutation run: a flipped byte in the schema text made seq a string
+        "edited table definition",
+        _sql("PRAGMA writable_schema = ON",
+             "UPDATE sqlite_master SET sql = replace(sql, 'seq INTEGER PRIMARY KEY', "
+             "'seq TEXT PRIMARY KEY') WHERE name = 'journal'"),
+        "definition of table journal was changed",
+        None,
+    ),
 ]
 
 

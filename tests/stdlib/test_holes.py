@@ -179,6 +179,13 @@ HOLES: dict[str, tuple] = {
         None,
         "exploit: a provider cannot shrink its fault slash by unbonding before the verdict",
     ),
+    "iaas_market-no-price-guard": (
+        "iaas_market",
+        '    require c.active else "capability is not listed"\n    require c.price <= max_price else "the price is above your max_price"\n',
+        '    require c.active else "capability is not listed"\n',
+        None,
+        "exploit: a provider repricing before a call gets the call rejected, not paid",
+    ),
     "iaas_market-unbonded-barter": (
         "iaas_market",
         '    require stake(p, Credit) >= barter_bond else "top up your barter bond first"\n',

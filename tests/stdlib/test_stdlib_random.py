@@ -382,19 +382,32 @@ iaas_event = st.one_of(
         ),
     ),
     st.tuples(
-        st.just("call"), party, st.fixed_dictionaries({"cap": cap, "calls": st.integers(1, 60)})
+        st.just("call"),
+        party,
+        # max_price mostly above the listed prices (0..300), sometimes below
+        st.fixed_dictionaries(
+            {"cap": cap, "calls": st.integers(1, 60), "max_price": st.integers(0, 400)}
+        ),
     ),
     st.tuples(
         st.just("call_usdc"),
         party,
-        st.fixed_dictionaries({"cap": cap, "calls": st.integers(1, 60)}),
+        st.fixed_dictionaries(
+            {"cap": cap, "calls": st.integers(1, 60), "max_price": st.integers(0, 4_000_000)}
+        ),
     ),
     st.tuples(st.just("join_barter"), party, st.fixed_dictionaries({"id": pos})),
     st.tuples(
         st.just("barter_call"),
         party,
         st.fixed_dictionaries(
-            {"cap": cap, "calls": st.integers(1, 40), "mine": pos, "theirs": pos}
+            {
+                "cap": cap,
+                "calls": st.integers(1, 40),
+                "mine": pos,
+                "theirs": pos,
+                "max_price": st.integers(0, 400),
+            }
         ),
     ),
     # "MINE"/"THEIRS" are resolved to the submitter's and the provider's positions
@@ -407,6 +420,7 @@ iaas_event = st.one_of(
                 "calls": st.integers(1, 40),
                 "mine": st.just("MINE"),
                 "theirs": st.just("THEIRS"),
+                "max_price": st.integers(0, 400),
             }
         ),
     ),
@@ -419,6 +433,7 @@ iaas_event = st.one_of(
                 "calls": st.integers(1, 40),
                 "mine": st.just("MINE"),
                 "theirs": st.just("THEIRS"),
+                "max_price": st.integers(0, 400),
             }
         ),
     ),
