@@ -8,7 +8,7 @@ Settles the same generated stream (examples/gig_market/generate.py,
 * Charter runtime, in memory;
 * a hand-written plain-Python implementation of the same rules, with the
   same guarantees the runtime gives (payload checks, authorisation,
-  idempotent ids, deadline refunds before the event, largest-remainder
+  idempotent ids, deadline refunds before the event (in its transaction), largest-remainder
   split, decay, all-or-nothing events, a sha256 hash-chained journal);
 * Charter runtime on SQLite (WAL, synchronous=FULL, one transaction per
   ``--batch`` events);
@@ -82,37 +82,35 @@ class PlainGig:
             self.dirty_acc.add(src)
             self.dirty_acc.add(dst)
 
-    # -- timers
-    def _fire(self, now: int) -> None:
-        fired = False
+    # -- timers: part of the event's own transaction, undone if the event is rejected
+    def _fire(self, now: int) -> tuple[list, list, list]:
         postings: list = []
-        closed = []
+        closed: list = []
+        popped: list = []
         while self.deadlines and self.deadlines[0][0] <= now:
-            due, tid = heapq.heappop(self.deadlines)
+            item = heapq.heappop(self.deadlines)
+            popped.append(item)
+            due, tid = item
             t = self.tasks[tid]
-            fired = True
             if t["open"]:
                 esc = f"escrow:Task:{tid}:Credit"
                 rest = self.bal.get(esc, 0)
                 if rest:
                     postings.append([esc, f"party:{t['poster']}:Credit", "Credit", rest, "refund"])
                 closed.append(tid)
-        if fired:
-            for tid in closed:
-                self.tasks[tid]["open"] = False
-                self.dirty_task.add(tid)
-            self._post(postings)
-            self._journal(
-                {
-                    "id": f"@tick#{self.seq + 1}",
-                    "type": "@tick",
-                    "submitter": "clock",
-                    "time": now,
-                    "args": {},
-                },
-                postings,
-            )
-            self.clock = now
+        for tid in closed:
+            self.tasks[tid]["open"] = False
+            self.dirty_task.add(tid)
+        self._post(postings)
+        return postings, closed, popped
+
+    def _unfire(self, fired: tuple[list, list, list]) -> None:
+        postings, closed, popped = fired
+        for tid in closed:
+            self.tasks[tid]["open"] = True
+        self._post([[dst, src, a, amt, k] for src, dst, a, amt, k in postings])
+        for item in popped:
+            heapq.heappush(self.deadlines, item)
 
     # -- events
     def submit(self, e: dict) -> bool:
@@ -137,14 +135,21 @@ class PlainGig:
             h = getattr(self, "on_" + typ, None)
             if h is None:
                 raise Reject("unknown_event")
+            fired = None
             if self.deadlines and self.deadlines[0][0] <= now:
-                self._fire(now)
+                fired = self._fire(now)
             postings: list = []
-            apply = h(sub, now, args, postings)  # checks only; returns the state change
+            try:
+                apply = h(sub, now, args, postings)  # checks only; returns the state change
+            except Reject:
+                if fired is not None:
+                    self._unfire(fired)
+                raise
             apply()
             self._post(postings)
             self._journal(
-                {"id": eid, "type": typ, "submitter": sub, "time": now, "args": args}, postings
+                {"id": eid, "type": typ, "submitter": sub, "time": now, "args": args},
+                (fired[0] + postings) if fired is not None else postings,
             )
             self.clock = now
             return True

@@ -72,7 +72,7 @@ def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
                 if v is None:
                     raise units.UnitError("expected true or false")
             else:
-                v = text[1:] if text.startswith("@") else text
+                v = text  # a party id: the runtime makes it canonical (no '@'), as for the API
         except units.UnitError as err:
             raise click.BadParameter(f"{name}: cannot read {text!r}: {err}",
                                      param_hint="--param") from None
@@ -146,15 +146,37 @@ def _open_ledger(db: str, policy: Optional[str]) -> Any:
 
 
 def _read_events(path: str) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed JSON or an error string) for each non-blank line."""
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
+    """(line number, parsed JSON or an error string) for each non-blank line.
+
+    A line that is not UTF-8, not JSON, nested too deeply or holding a number
+    of more than 4,300 digits is an error string for that line (the run goes on)."""
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield n, f"line {n} is not valid UTF-8 (byte {exc.start + 1})"
                 continue
             try:
                 yield n, json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 yield n, f"line {n} is not valid JSON ({exc.msg} at column {exc.colno})"
+            except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+                yield n, f"line {n} is not acceptable JSON ({str(exc)[:120]})"
+            except RecursionError:
+                yield n, f"line {n} is nested too deeply to be an event"
+
+
+def _jsonl(rec: dict[str, Any]) -> str:
+    """One rejections-file line: UTF-8 as written, lone surrogates escaped (never a crash)."""
+    text = json.dumps(rec, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(rec, ensure_ascii=True)
+    return text
 
 
 def _resume_line(path: str, applied: set[str]) -> int:
@@ -207,6 +229,30 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         help="Override a parameter (within its declared range); amounts in major units.",
     )
     @click.option(
+        "--clock",
+        "clock",
+        type=click.Choice(["events", "system"]),
+        default="events",
+        show_default=True,
+        help="Time policy: 'events' takes each event's time (trusted files, replay, "
+        "simulation); 'system' stamps events with this machine's clock and refuses "
+        "times more than --max-skew off (untrusted submitters).",
+    )
+    @click.option(
+        "--max-skew",
+        default=300,
+        show_default=True,
+        type=click.IntRange(0, None),
+        help="With --clock system: seconds a submitted time may differ from the clock.",
+    )
+    @click.option(
+        "--step-budget",
+        default=None,
+        type=click.IntRange(1, None),
+        help="Most work one event may do (statements + loop/split items) "
+        "[default: 10,000,000].",
+    )
+    @click.option(
         "--wait",
         default=0.0,
         type=click.FloatRange(0, None),
@@ -214,7 +260,11 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         help="If another process is writing the ledger, wait up to SECONDS for it to "
         "finish instead of stopping at once.",
     )
-    @click.option("--strict", is_flag=True, help="Exit 1 if any event is rejected.")
+    @click.option(
+        "--strict",
+        is_flag=True,
+        help="Exit 1 if any event is rejected (re-sent duplicates are not rejections).",
+    )
     @click.option(
         "--check",
         "check_props",
@@ -232,6 +282,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         batch: int,
         rej_path: Optional[str],
         params: tuple[str, ...],
+        clock: str,
+        max_skew: int,
+        step_budget: Optional[int],
         wait: float,
         strict: bool,
         check_props: bool,
@@ -242,15 +295,18 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
 
         Resumable: run the same command again after a crash or kill; lines up to
         the last one an earlier run applied are skipped, so it continues with
-        the next event.  Each event is its own SQLite transaction (fsync'd);
-        --batch 500 is much faster on long files and just as safe to resume.
+        the next event.  An event whose id was already applied is a no-op when
+        it is the same event (counted as a duplicate) and a rejection
+        (id_conflict) when it is a different one.  Each event is its own SQLite
+        transaction (fsync'd); --batch 500 is much faster on long files and just
+        as safe to resume.
 
         One writer per ledger: while another process writes the file this stops
         at once (exit 2, naming that process) or, with --wait, waits its turn.
         A ledger that fails its integrity check (edited, truncated, forged) is
         refused with the audit's findings (exit 2) and never appended to.
         """
-        from charter.runtime.api import open_runtime
+        from charter.runtime.api import DEFAULT_STEP_BUDGET, open_runtime
         from charter.runtime.engine import ParamError
         from charter.runtime.store import StoreError
 
@@ -260,7 +316,14 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         overrides = _param_overrides(pol, params)
         try:
             rt = open_runtime(
-                pol, ":memory:" if memory else db, params=overrides or None, batch=batch, wait=wait
+                pol,
+                ":memory:" if memory else db,
+                params=overrides or None,
+                batch=batch,
+                clock=clock,
+                max_skew=max_skew,
+                step_budget=step_budget or DEFAULT_STEP_BUDGET,
+                wait=wait,
             )
         except (StoreError, ParamError) as exc:
             _fail(str(exc))
@@ -269,10 +332,11 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if rej_path is None and not memory:
             rej_path = db + ".rejections.jsonl"
         try:
-            total = sum(1 for line in open(events, encoding="utf-8") if line.strip())
-        except (OSError, UnicodeDecodeError) as exc:
+            with open(events, "rb") as fh:
+                total = sum(1 for line in fh if line.strip())
+        except OSError as exc:
             _fail(f"{events}: cannot read ({exc})")
-        applied = skipped = ticks = 0
+        applied = skipped = ticks = duplicates = 0
         resume_at = _resume_line(events, rt.applied_ids) if rt.seq else 0
         reasons: Counter[tuple[str, str]] = Counter()
         broken: dict[tuple, dict] = {}  # (property, record) -> where it first failed
@@ -299,26 +363,28 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                         rec = {"line": n, "event_id": None, "code": "bad_json", "message": ev}
                     else:
                         out = rt.submit(ev)
-                        if rt.last_tick is not None:
-                            ticks += 1
                         if out.applied:
-                            applied += 1
-                            if check_props:
-                                for v in violations(rt):
-                                    key = (v["property"], v["record"])
-                                    if key not in broken:
-                                        broken[key] = {**v, "line": n, "event_id": ev.get("id")}
-                            bar.update(1)
-                            continue
-                        if out.code == "duplicate":
-                            skipped += 1
+                            if out.duplicate:
+                                duplicates += 1  # the same event again: a no-op
+                            else:
+                                applied += 1
+                                ticks += bool(out.timers)
+                                if check_props:
+                                    for v in violations(rt):
+                                        key = (v["property"], v["record"])
+                                        if key not in broken:
+                                            broken[key] = {
+                                                **v,
+                                                "line": n,
+                                                "event_id": ev.get("id"),
+                                            }
                             bar.update(1)
                             continue
                         rec = {"line": n, **out.to_dict()}
                         rec.pop("applied", None)
                     reasons[(rec["code"], rec["message"])] += 1
                     if rej_file:
-                        rej_file.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                        rej_file.write(_jsonl(rec) + "\n")
                     bar.update(1)
             rt.close()
         except KeyboardInterrupt:
@@ -339,10 +405,11 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                 json.dumps(
                     {
                         "applied": applied,
+                        "duplicates": duplicates,
                         "skipped": skipped,
                         "resumed_after_line": resume_at,
                         "rejected": rejected,
-                        "timer_entries": ticks,
+                        "events_that_fired_timers": ticks,
                         "reasons": [
                             {"code": c, "message": m, "count": k}
                             for (c, m), k in reasons.most_common()
@@ -363,11 +430,16 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             )
             click.echo(f"  applied:          {applied}")
             if ticks:
-                click.echo(f"  timer entries:    {ticks} (timed handlers fired from event time)")
+                click.echo(f"  fired timers:     {ticks} event(s) (timed handlers due before them)")
+            if duplicates:
+                click.echo(
+                    f"  duplicates:       {duplicates} (same id and content as an applied "
+                    "event: nothing done)"
+                )
             if resume_at:
                 click.echo(f"  resumed after line {resume_at} (processed by an earlier run)")
             if skipped:
-                click.echo(f"  skipped:          {skipped} (already processed, or duplicate ids)")
+                click.echo(f"  skipped:          {skipped} (lines processed by an earlier run)")
             click.echo(f"  rejected:         {rejected}")
             for (code, msg), k in reasons.most_common(15):
                 click.echo(f"    {k:6d}  {code}: {msg}")

@@ -291,6 +291,9 @@ def settings_schema(policy: ir.Policy) -> dict[str, Any]:
                         "default": default_db_path(policy),
                         "description": "SQLite file of the ledger (store=sqlite); relative "
                                        "paths are relative to the process's working directory"},
+            "step_budget": {"type": "integer", "minimum": 1, "default": 10_000_000,
+                            "description": "most work one event may do (statements plus "
+                                           "loop, aggregate and split items)"},
         },
         "additionalProperties": False,
     }
@@ -319,7 +322,9 @@ def output_schema(policy: ir.Policy) -> dict[str, Any]:
         "properties": {
             "status": {"enum": ["applied", "rejected", "duplicate"],
                        "description": "applied; rejected (nothing changed); duplicate "
-                                      "(this event id was applied before: nothing changed)"},
+                                      "(this same event was applied before: nothing changed, "
+                                      "the original receipt; a different event reusing an "
+                                      "applied id is rejected as id_conflict)"},
             "applied": {"type": "boolean"},
             "event_id": {"type": ["string", "null"]},
             "code": {"type": ["string", "null"],
@@ -616,10 +621,14 @@ class PolicyRuleAdapter:
     @staticmethod
     def _check_settings(settings: Optional[dict]) -> dict[str, Any]:
         s = dict(settings or {})
-        unknown = set(s) - {"store", "db_path"}
+        unknown = set(s) - {"store", "db_path", "step_budget"}
         if unknown:
-            raise BundleError(f"unknown setting(s): {', '.join(sorted(unknown))} "
-                              "(allowed: store, db_path)")
+            raise BundleError(f"unknown setting(s): {', '.join(sorted(map(str, unknown)))} "
+                              "(allowed: store, db_path, step_budget)")
+        budget = s.get("step_budget", 10_000_000)
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise BundleError("setting step_budget must be a positive integer")
+        s["step_budget"] = budget
         store = s.get("store", "sqlite")
         if store not in ("sqlite", "memory"):
             raise BundleError(f"setting store must be 'sqlite' or 'memory', not {store!r}")
@@ -654,13 +663,15 @@ class PolicyRuleAdapter:
             raise BundleError(f"parameters refused: {err}") from None
         try:
             if self.settings["store"] == "memory":
-                rt = open_runtime(self.policy, ":memory:", params=self.parameters)
+                rt = open_runtime(self.policy, ":memory:", params=self.parameters,
+                                  step_budget=self.settings["step_budget"])
                 return rt, threading.RLock()
             path = os.path.realpath(self.settings.get("db_path") or default_db_path(self.policy))
             with _SHARED_LOCK:
                 shared = _SHARED.get(path)
                 if shared is None:
-                    rt = open_runtime(self.policy, path, params=self.parameters)
+                    rt = open_runtime(self.policy, path, params=self.parameters,
+                                      step_budget=self.settings["step_budget"])
                     shared = (rt, threading.RLock(), self.policy.source_hash, wanted)
                     _SHARED[path] = shared
             rt, lock, source_hash, params = shared
@@ -724,23 +735,20 @@ class PolicyRuleAdapter:
                 outcome = rt.submit(input_data)
                 if self._persistent:
                     rt.flush()  # durable before the receipt is returned
-                tick = rt.last_tick
                 head = rt.journal_hash
             # Receipts are plain JSON data already (the journal is canonical
             # JSON), so they are returned as they are: no per-event re-walk.
             if outcome.applied:
-                out = {"status": "applied", "applied": True, "event_id": outcome.event_id,
+                out = {"status": "duplicate" if outcome.duplicate else "applied", "applied": True, "event_id": outcome.event_id,
                        "code": None, "message": None, "tx": outcome.tx,
                        "postings": [p.to_dict() for p in outcome.postings],
                        "journal_hash": outcome.journal_hash, "flags": list(outcome.flags),
                        "timers": list(outcome.timers)}
             else:
-                out = {"status": "duplicate" if outcome.code == "duplicate" else "rejected",
+                out = {"status": "rejected",
                        "applied": False, "event_id": outcome.event_id, "code": outcome.code,
                        "message": outcome.message, "tx": None, "postings": [],
                        "journal_hash": head, "flags": []}
-            if tick is not None:
-                out["tick"] = tick.to_dict()
             return out
         except Exception as exc:  # the contract: eval never raises
             return self._refusal(event_id, "internal_error", f"{type(exc).__name__}: {exc}")

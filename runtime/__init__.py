@@ -2,11 +2,16 @@
 
 Modules, in the order an event meets them:
 
-* :mod:`.engine` -- :class:`~.engine.Runtime`: envelope and payload checks,
-  authorisation, timed handlers, atomic apply, receipts and rejections;
-* :mod:`.codegen` -- compiles each IR handler once into Python closures;
-* :mod:`.pygen` -- the default backend: each handler body as one generated
-  Python function (same semantics, faster; closures for the rarer nodes);
+* :mod:`.engine` -- :class:`~.engine.Runtime`: the state of a settled policy,
+  argument conversion, timed handlers, queries, audit;
+* :mod:`.settle` -- the one path of an event, an ordered table of named steps
+  (decode, identify, clock, timers, convert, authorise, handler, ledger,
+  encode, commit), receipts and rejections;
+* :mod:`.pygen` -- the engine's backend: each handler body as one generated
+  Python function (closures from :mod:`.codegen` for the rarer nodes);
+* :mod:`.codegen` -- the reference backend: one closure per IR node, which
+  the tests and event fuzzers compare the engine against;
+* :mod:`.values` -- conversion of event input, bounds, canonical party ids;
 * :mod:`.semantics` -- exact rounding and the split algorithms (shared with the verifier);
 * :mod:`.state` -- balances, records, roles, rights, clock, with undoable transactions;
 * :mod:`.ledger` -- account names, postings, the pre-commit re-check;

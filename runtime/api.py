@@ -28,6 +28,7 @@ from charter.compiler.diagnostics import CharterError
 
 from .codegen import DEFAULT_STEP_BUDGET
 from .engine import TICK, Outcome, ParamError, Receipt, Rejection, Runtime, resolve_params
+from .settle import CLOCKS, DEFAULT_MAX_SKEW
 from .journal import AuditReport
 from .ledger import Posting
 from .integrity import recorded_policy
@@ -109,6 +110,9 @@ def open_runtime(
     synchronous: str = "FULL",
     step_budget: int = DEFAULT_STEP_BUDGET,
     backend: str = "python",
+    clock: str = "events",
+    max_skew: int = DEFAULT_MAX_SKEW,
+    time_source: Any = None,
     readonly: bool = False,
     wait: float = 0.0,
 ) -> Runtime:
@@ -120,8 +124,14 @@ def open_runtime(
     each checked against its declared range (:class:`ParamError`).  With
     ``policy=None`` the ledger's recorded policy is used.  ``batch`` commits
     every N events (SQLite); call ``flush()``/``close()`` at the end.
-    ``backend`` is ``"python"`` (handler bodies as generated functions, the
-    default) or ``"closures"``; both settle identically.
+    ``backend`` is ``"python"`` (the engine: handler bodies as generated
+    functions, the default) or ``"closures"`` (the reference the fuzzers
+    compare it with); both settle identically.  ``step_budget`` bounds one
+    event's work (default 10,000,000 steps).  ``clock`` is the time policy:
+    ``"events"`` (trusted files, replay, simulation: the event's ``time``)
+    or ``"system"`` (untrusted submitters: the runtime stamps each event from
+    ``time_source``, default the system clock, and refuses a submitted time
+    more than ``max_skew`` seconds off); see ``docs/runtime.rst``.
 
     A ledger file has one writer at a time: opening one that another
     runtime (in any process) has open raises :class:`charter.LedgerBusyError`
@@ -145,7 +155,16 @@ def open_runtime(
             if isinstance(st, MemoryStore):
                 raise ValueError("open_runtime needs a policy for an in-memory store")
             pol = ledger_policy(st)
-        return Runtime(pol, st, params=params, step_budget=step_budget, backend=backend)
+        return Runtime(
+            pol,
+            st,
+            params=params,
+            step_budget=step_budget,
+            backend=backend,
+            clock=clock,
+            max_skew=max_skew,
+            time_source=time_source,
+        )
     except BaseException:
         if st is not store:  # opened here: close it (and release its writer lock)
             st.close()
@@ -276,4 +295,7 @@ __all__ = [
     "ParamError",
     "Rejected",
     "TICK",
+    "CLOCKS",
+    "DEFAULT_MAX_SKEW",
+    "DEFAULT_STEP_BUDGET",
 ]

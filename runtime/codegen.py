@@ -1,4 +1,13 @@
-"""Compile IR handlers once into Python closures.
+"""The reference backend: IR handlers compiled once into one Python closure per node.
+
+This is the runtime's *reference*: each IR statement and expression maps to
+one small closure that says what the node means, with no code generation.
+The engine (:mod:`charter.runtime.pygen`) writes straight-line handler code
+as Python source and calls these closures for the nodes it does not write
+(loops, splits, aggregates, ...); ``backend="closures"`` runs whole handlers
+on closures only, and the tests and event fuzzers compare the two
+(``tests/runtime/test_backends.py``, ``tests/runtime/test_event_fuzz.py``).
+This module imports nothing of the engine.
 
 Every expression becomes a function ``f(env) -> value`` and every statement a
 function ``f(env) -> None``; a handler is a tuple of statement closures.  The
@@ -29,7 +38,10 @@ from .state import ABSENT, State
 from .values import PolicyNotExecutable, Rejected, amount_text, show
 
 Fn = Callable[["Env"], Any]
-DEFAULT_STEP_BUDGET = 100_000
+# Sized so that ordinary economies never meet it (a split among 100,000 recipients, a loop
+# over 200,000 records with a few statements each, an apportionment of 435 seats over 50
+# states) while a runaway event still ends in seconds.  ``step_budget=`` / ``--step-budget``.
+DEFAULT_STEP_BUDGET = 10_000_000
 
 
 class Env:
@@ -49,11 +61,30 @@ class Env:
 
 
 class StepBudgetExceeded(Rejected):
-    pass
+    named = False  # True once the message names the loop or split that spent the budget
 
 
-def _over_budget(e: Env) -> None:
-    raise StepBudgetExceeded("step_budget", f"event exceeded its step budget of {e.budget} steps")
+def _over_budget(e: Env, where: Optional[str] = None, span: Optional[ir.Span] = None) -> None:
+    place = f" in {where}" if where else ""
+    if where and span is not None and span != ir.NOSPAN:
+        place += f" (line {span.line})"
+    err = StepBudgetExceeded(
+        "step_budget",
+        f"event exceeded its step budget of {e.budget} steps{place}; raise the budget with "
+        "--step-budget N (charter run) or step_budget=N (open_runtime)",
+        span if where else None,
+    )
+    err.named = where is not None
+    raise err
+
+
+def describe_collection(c: ir.Collection) -> str:
+    """``Task records``, ``members of Agent``, ``all parties``, ``a list``: for messages."""
+    if isinstance(c, ir.RecordsOf):
+        return f"{c.record} records"
+    if isinstance(c, ir.RoleMembers):
+        return f"members of {c.role}" if c.role is not None else "all parties"
+    return "a list"
 
 
 @attrs.frozen
@@ -64,45 +95,6 @@ class CompiledHandler:
     params: tuple[ir.Field, ...]
     auth: Callable[[Env], None]
     body: Callable[[Env], None]
-
-
-@attrs.frozen
-class CompiledPolicy:
-    policy: ir.Policy
-    handlers: dict[str, CompiledHandler]
-    timed: tuple[CompiledHandler, ...]
-    exprs: "Compiler"
-
-
-_CACHE: dict[tuple[int, str], tuple[ir.Policy, CompiledPolicy]] = {}
-BACKENDS = ("python", "closures")
-
-
-def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy:
-    """Compile every handler of ``policy`` (cached: a policy is compiled once per process).
-
-    ``backend``: ``"python"`` writes each body as one generated function
-    (:mod:`charter.runtime.pygen`, faster); ``"closures"`` keeps one closure
-    per node.  Both have the same semantics (tests compare their journals).
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
-    hit = _CACHE.get((id(policy), backend))
-    if hit is not None and hit[0] is policy:
-        return hit[1]
-    c = Compiler(policy)
-    if backend == "python":
-        from .pygen import compile_body
-
-        handlers = {
-            h.name: attrs.evolve(c.handler(h), body=compile_body(c, h)) for h in policy.handlers
-        }
-    else:
-        handlers = {h.name: c.handler(h) for h in policy.handlers}
-    timed = tuple(handlers[h.name] for h in policy.handlers if h.kind in ("every", "deadline"))
-    out = CompiledPolicy(policy=policy, handlers=handlers, timed=timed, exprs=c)
-    _CACHE[(id(policy), backend)] = (policy, out)
-    return out
 
 
 _CMP = {
@@ -274,20 +266,26 @@ class Compiler:
         body = self.block(s.body)
         var = s.var
         live = self._liveness(s.source)
+        place, span = f"the loop over {describe_collection(s.source)} (for {var})", s.span
 
         def for_each(e: Env) -> None:
             loc = e.loc
             saved = loc.get(var, ABSENT)
-            for item in items(e):
-                e.steps += 1
-                if e.steps > e.budget:
-                    _over_budget(e)
-                if live is not None and not live(e, item):
-                    continue  # removed by an earlier iteration
-                loc[var] = item
-                if where is not None and not where(e):
-                    continue
-                body(e)
+            try:
+                for item in items(e):
+                    e.steps += 1
+                    if e.steps > e.budget:
+                        _over_budget(e, place, span)
+                    if live is not None and not live(e, item):
+                        continue  # removed by an earlier iteration
+                    loc[var] = item
+                    if where is not None and not where(e):
+                        continue
+                    body(e)
+            except StepBudgetExceeded as r:
+                if not r.named:  # spent by a statement of the body: this loop spent it
+                    _over_budget(e, place, span)
+                raise
             if saved is ABSENT:
                 loc.pop(var, None)
             else:
@@ -370,6 +368,7 @@ class Compiler:
         if method not in sem.METHODS:
             raise PolicyNotExecutable(f"unknown split method {method!r}")
         dst_asset = asset
+        where_budget = f"the split of {asset} among {describe_collection(s.source)}"
 
         def split(e: Env) -> None:
             amt = amount(e)
@@ -391,18 +390,23 @@ class Compiler:
             saved = loc.get(var, ABSENT)
             recipients: list[Any] = []
             weights: list[Any] = []
-            for item in items(e):
-                e.steps += 1
-                if e.steps > e.budget:
-                    _over_budget(e)
-                loc[var] = item
-                if where is not None and not where(e):
-                    continue
-                r = to(e)
-                if r is None:
-                    raise Rejected("none_value", "split recipient is none", span)
-                recipients.append(r)
-                weights.append(weight(e))
+            try:
+                for item in items(e):
+                    e.steps += 1
+                    if e.steps > e.budget:
+                        _over_budget(e, where_budget, span)
+                    loc[var] = item
+                    if where is not None and not where(e):
+                        continue
+                    r = to(e)
+                    if r is None:
+                        raise Rejected("none_value", "split recipient is none", span)
+                    recipients.append(r)
+                    weights.append(weight(e))
+            except StepBudgetExceeded as err:
+                if not err.named:
+                    _over_budget(e, where_budget, span)
+                raise
             mn = minimum(e) if minimum is not None else None
             cp = cap(e) if cap is not None else None
             if saved is ABSENT:
@@ -547,7 +551,7 @@ class Compiler:
             accs = sorted(st.holders.get(asset, ()))
             e.steps += len(accs)
             if e.steps > e.budget:
-                _over_budget(e)
+                _over_budget(e, f"the decay of {asset}", s.span)
             bal = st.balances
             for acc in accs:
                 cut = sem.decay_amount(bal.get(acc, 0), rate)
@@ -807,18 +811,26 @@ class Compiler:
         if kind not in ("sum", "count", "min", "max", "all", "any"):
             raise PolicyNotExecutable(f"unknown aggregate {kind}")
 
+        place = f"the {kind} over {describe_collection(x.source)}"
+        span = getattr(x, "span", None)
+
         def aggregate(e: Env) -> Any:
             loc = e.loc
             saved = loc.get(var, ABSENT)
             vals = []
-            for item in items(e):
-                e.steps += 1
-                if e.steps > e.budget:
-                    _over_budget(e)
-                loc[var] = item
-                if where is not None and not where(e):
-                    continue
-                vals.append(True if kind == "count" else body(e))
+            try:
+                for item in items(e):
+                    e.steps += 1
+                    if e.steps > e.budget:
+                        _over_budget(e, place, span)
+                    loc[var] = item
+                    if where is not None and not where(e):
+                        continue
+                    vals.append(True if kind == "count" else body(e))
+            except StepBudgetExceeded as r:
+                if not r.named:
+                    _over_budget(e, place, span)
+                raise
             if saved is ABSENT:
                 loc.pop(var, None)
             else:

@@ -1,139 +1,90 @@
-"""The settlement engine: validates, authorises and applies events atomically.
+"""The settlement engine: :class:`Runtime`, a policy settled on a store.
 
 :class:`Runtime` is what embedders use.  ``submit(event)`` returns a frozen
 :class:`Receipt` (applied: journal sequence number, postings, journal hash,
-flags, timed handlers that fired) or a frozen :class:`Rejection` (code,
-message, source span); a rejected event changes nothing.
+flags, timed handlers that fired before it) or a frozen :class:`Rejection`
+(code, message, source span, the step that refused it); a rejected event
+changes nothing.  The steps every event goes through, in order, are the
+table in :mod:`charter.runtime.settle` - this module holds the runtime's
+state and the pieces the steps call (argument conversion, timers), and the
+queries (balances, records, history, audit).
 
-Processing one event (all inside one undoable transaction, see
-:mod:`charter.runtime.state`):
+Time (``clock=``):
 
-1. envelope: ``id`` (non-empty text), ``type``, ``submitter``, ``time``
-   (int >= 0), ``args`` (object); unknown keys are refused;
-2. ``id`` already applied -> ``duplicate``; ledger dissolved -> ``dissolved``;
-   time before the last applied event -> ``time_regressed``;
-3. timed handlers due at or before the event time fire first, in order of
-   due time, handler name, record key, each with ``now`` = its due time.
-   ``every`` handlers are due at ``t0 + k*period`` (``t0`` = time of the first
-   applied event), ``deadline`` handlers once per live record whose time
-   field has passed (again if the field is moved later).  A timed handler
-   that rejects rolls back only itself and is recorded as rejected in the
-   entry; it is not retried.  Time passing is a fact of its own: the firings
-   are committed as a separate journal entry (type ``@tick``, id
-   ``@tick#<seq>``) *before* the event is evaluated, so they stand even if
-   the event is then rejected (the rejected event itself changes nothing).
-   ``{"type": "@tick", "submitter": "clock", "time": T}`` submits a tick
-   explicitly (fires due timers, no other effect);
-4. arguments converted and checked against the handler signature (and the
-   state after the timers);
-5. authorisation (``by`` clause), then the handler body;
-6. the ledger re-check (balanced per asset, nothing negative), then the
-   journal entry is hashed and handed to the store.
+* ``"events"`` (default; trusted event files, replay, simulation): an
+  event's ``time`` is the time; it may not be before the last applied
+  event.  Only accepted events move the clock.
+* ``"system"`` (live use with untrusted submitters): the runtime stamps
+  every event with its own clock (``time_source``, default the system's
+  UTC seconds); a submitted ``time`` more than ``max_skew`` seconds away
+  is refused (``time_skew``), and may be omitted.
 
-Most events take a fast path (:meth:`Runtime._run_event`) that does the
-same steps without the general case's branches; anything unusual (a
-malformed envelope, a duplicate, timers due, a tick) takes the general
-path, which also words the rejections.
+Either way the timed handlers due at or before an event's time fire inside
+that event's own transaction, recorded in its journal entry (``timers``),
+so a rejected event fires nothing.  ``{"type": "@tick", "submitter":
+"clock", "time": T}`` (:meth:`Runtime.advance`) moves time explicitly.
+``every`` handlers are due at ``t0 + k*period`` (``t0`` = time of the
+first applied event), ``deadline`` handlers once per live record whose
+time field has passed (again if the field is moved later).  A timed
+handler that fails rolls back only itself and is recorded as rejected in
+the entry; it is not retried.
+
+Backends (``backend=``): ``"python"`` is the engine (handler bodies as
+generated Python, :mod:`charter.runtime.pygen`); ``"closures"`` is the
+reference (:mod:`charter.runtime.codegen`, one closure per IR node,
+written for clarity) that the tests and the event fuzzers compare it
+against.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable, NamedTuple, Optional, Union
+import json
+import os
+import time as _time
+from typing import Any, Callable, Iterable, Optional
 
 import attrs
 
 from charter.compiler import ir
 
 from . import semantics as sem
-from .codegen import DEFAULT_STEP_BUDGET, CompiledPolicy, Env, compile_policy
+from .codegen import DEFAULT_STEP_BUDGET, Env
 from .journal import (
     AuditReport,
     JournalRow,
     audit_rows,
-    encode_entry,
     genesis_hash,
     policy_fingerprint,
 )
 from .ledger import LedgerError, Posting, check_transaction, party_account, pool_account
-from .state import Frame, State
+from .pygen import CompiledPolicy, compile_policy
+from .settle import (
+    CLOCKS,
+    DEFAULT_MAX_SKEW,
+    TICK,
+    Outcome,
+    Receipt,
+    Rejection,
+    same_event,
+    settle,
+)
+from .state import State
 from .store import MemoryStore, Store, StoreError
-from .values import Converter, PolicyNotExecutable, Rejected, canonical, check_range, to_json_value
-
-import os
+from .values import Converter, Rejected, canonical, check_range, preview, to_json_value
 
 _DEBUG = bool(os.environ.get("CHARTER_RUNTIME_DEBUG"))
-TICK = "@tick"
-_NATIVE = (int, str, bool)
-_AUTO_TICK = TICK + "#"
 _NO_ARGS: dict = {}
-_sha256 = hashlib.sha256
-# NamedTuple instances made per event skip the generated __new__ (a Python frame)
-_new_tuple = tuple.__new__
 MAX_TIMER_FIRINGS = 10_000
-_ENVELOPE = {"id", "type", "submitter", "time", "args"}
+
+__all__ = [
+    "Runtime", "Receipt", "Rejection", "Outcome", "ParamError", "resolve_params", "TICK",
+    "CLOCKS", "DEFAULT_MAX_SKEW", "DEFAULT_STEP_BUDGET",
+]  # fmt: skip
 
 
 class ParamError(ValueError):
     """A parameter override that the policy does not accept."""
-
-
-class Receipt(NamedTuple):
-    """An applied event.  Immutable (a NamedTuple: one is made per event, so it must be cheap)."""
-
-    event_id: str
-    tx: int
-    postings: tuple[Posting, ...]
-    journal_hash: str
-    flags: tuple[dict, ...] = ()
-    timers: tuple[dict, ...] = ()
-
-    applied = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "applied": True,
-            "event_id": self.event_id,
-            "tx": self.tx,
-            "postings": [p.to_dict() for p in self.postings],
-            "journal_hash": self.journal_hash,
-            "flags": list(self.flags),
-            "timers": list(self.timers),
-        }
-
-
-@attrs.frozen
-class Rejection:
-    event_id: Optional[str]
-    code: str
-    message: str
-    span: Optional[ir.Span] = None
-
-    applied = False
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "applied": False,
-            "event_id": self.event_id,
-            "code": self.code,
-            "message": self.message,
-        }
-        if self.span is not None and self.span != ir.NOSPAN:
-            out["span"] = {
-                "file": self.span.file,
-                "line": self.span.line,
-                "col": self.span.col,
-                "end_line": self.span.end_line,
-                "end_col": self.span.end_col,
-            }
-        return out
-
-    def __str__(self) -> str:
-        where = f" at {self.span}" if self.span is not None and self.span != ir.NOSPAN else ""
-        return f"{self.code}: {self.message}{where}"
-
-
-Outcome = Union[Receipt, Rejection]
 
 
 def resolve_params(policy: ir.Policy, overrides: Optional[dict[str, Any]] = None) -> dict[str, Any]:
@@ -166,7 +117,14 @@ def _is_native(t: ir.Type, v: Any) -> bool:
 
 
 class Runtime:
-    """A policy settled on a store.  Not thread-safe: one writer per runtime."""
+    """A policy settled on a store.  Not thread-safe: one writer per runtime.
+
+    ``clock`` is the time policy (``"events"`` or ``"system"``, see the module
+    docstring), ``max_skew`` the seconds a submitted time may differ from the
+    system clock under ``clock="system"``, ``time_source`` that clock (a
+    callable returning seconds; default: the system's UTC time).
+    ``step_budget`` bounds the work of one event (statements plus loop,
+    aggregate and split items)."""
 
     def __init__(
         self,
@@ -176,23 +134,34 @@ class Runtime:
         params: Optional[dict[str, Any]] = None,
         step_budget: int = DEFAULT_STEP_BUDGET,
         backend: str = "python",
+        clock: str = "events",
+        max_skew: int = DEFAULT_MAX_SKEW,
+        time_source: Optional[Callable[[], Any]] = None,
     ):
+        if clock not in CLOCKS:
+            raise ValueError(f"unknown clock policy {clock!r} (one of {', '.join(CLOCKS)})")
+        if isinstance(step_budget, bool) or not isinstance(step_budget, int) or step_budget < 1:
+            raise ValueError(f"step_budget must be a positive integer, got {step_budget!r}")
+        if isinstance(max_skew, bool) or not isinstance(max_skew, int) or max_skew < 0:
+            raise ValueError(f"max_skew must be an integer >= 0 (seconds), got {max_skew!r}")
         self.policy = policy
         self.store: Store = store if store is not None else MemoryStore()
         self.compiled: CompiledPolicy = compile_policy(policy, backend)
         self.backend = backend
         self.step_budget = step_budget
+        self.clock_policy = clock
+        self.max_skew = max_skew
+        self.time_source = time_source or _time.time
+        self.debug = _DEBUG
         self.converter = Converter(policy)
         self.state = State(policy)
         self._timed = [(ch, ch.handler) for ch in self.compiled.timed]
+        self.timed = bool(self._timed)
         self._only_deadlines = all(h.kind == "deadline" for _, h in self._timed)
         self._heaps = [self.state.heaps[h.name] for _, h in self._timed if h.kind == "deadline"]
-        # a policy whose only timer is one deadline handler (common): the fast path looks
-        # at that heap's earliest entry itself before asking _timers_due
-        self._one_heap = self._heaps[0] if self._only_deadlines and len(self._heaps) == 1 else None
-        self._broken: Optional[str] = None
+        self.broken: Optional[str] = None
         self._specs: dict[str, Any] = {}
-        self._events = {n: ch for n, ch in self.compiled.handlers.items() if ch.kind == "event"}
+        self.events = {n: ch for n, ch in self.compiled.handlers.items() if ch.kind == "event"}
         meta = self.store.meta()
         if meta:
             fp = policy_fingerprint(policy)
@@ -230,13 +199,8 @@ class Runtime:
         self.head = self.genesis
         self.seq = 0
         self.clock: Optional[int] = None
-        self.last_tick: Optional[Outcome] = (
-            None  # the timers entry the last submit committed, if any
-        )
         for kind, key, value in self.store.rows():
             self.state.load_row(kind, key, value)
-        import json
-
         # the ids and the newest entry, not every entry: opening stays cheap on long journals
         self.applied_ids.update(self.store.event_ids())
         last = self.store.last_row()
@@ -248,62 +212,19 @@ class Runtime:
     # ================================================================ submitting
 
     def submit(self, event: Any) -> Outcome:
-        """Apply one event (a dict as in the JSON Lines input) or reject it."""
-        return self._submit(event, False)
+        """Apply one event (a dict as in the JSON Lines input) or reject it.
+
+        Never raises for anything the event contains; raises
+        :class:`StoreError` only when the store fails (the event is undone)."""
+        if self.broken:
+            raise StoreError(self.broken)
+        return settle(self, event)
 
     def _submit(self, event: Any, replaying: bool) -> Outcome:
-        if self._broken:
-            raise StoreError(self._broken)
-        self.last_tick = None
-        # Fast path (most events): a well-formed envelope for an ordinary handler, nothing
-        # unusual about id or time, no timer due.  Everything else takes the general path
-        # below, which also produces the precise rejection messages.
-        if type(event) is dict and event.keys() <= _ENVELOPE:
-            eid = event.get("id")
-            sub = event.get("submitter")
-            now = event.get("time")
-            args = event.get("args", _NO_ARGS)
-            ch = self._events.get(event.get("type"))
-            clock = self.clock
-            one_heap = self._one_heap
-            if (
-                ch is not None
-                and type(eid) is str
-                and eid
-                and type(sub) is str
-                and sub
-                and type(now) is int
-                and now >= 0
-                and type(args) is dict
-                and eid not in self.applied_ids
-                and (clock is None or now >= clock)
-                and not eid.startswith(_AUTO_TICK)
-                and "dissolved" not in self.state.meta
-                and not (
-                    self._timed
-                    and (one_heap is None or (one_heap and one_heap[0][0] <= now))
-                    and self._timers_due(now)
-                )
-            ):
-                try:
-                    conv = self._convert_args(ch, args)
-                except Rejected as r:
-                    return Rejection(eid, r.code, r.message, r.span)
-                return self._run_event(eid, ch, sub, now, conv)
-        eid = event.get("id") if isinstance(event, dict) else None
-        eid = eid if isinstance(eid, str) else None
-        self.last_tick = None
-        try:
-            ev, ch = self._validate(event)
-            if eid.startswith(_AUTO_TICK) and not replaying:
-                raise Rejected(
-                    "bad_envelope",
-                    f"event ids starting with {_AUTO_TICK!r} are reserved "
-                    "for the runtime's timer entries",
-                )
-        except Rejected as r:
-            return Rejection(eid, r.code, r.message, r.span)
-        return self._apply(ev, ch)
+        """``submit`` for replay: the journal's own timer-entry ids are accepted."""
+        if self.broken:
+            raise StoreError(self.broken)
+        return settle(self, event, replaying)
 
     def submit_batch(self, events: Iterable[Any]) -> list[Outcome]:
         """Submit several events; a persistent store commits them in one transaction.
@@ -340,7 +261,7 @@ class Runtime:
             try:
                 self.store.flush(self.state)
             except StoreError as exc:
-                self._broken = f"store failed, reopen the ledger: {exc}"
+                self.broken = f"store failed, reopen the ledger: {exc}"
                 raise
 
     def close(self) -> None:
@@ -353,83 +274,59 @@ class Runtime:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # ---------------------------------------------------------------- validation
+    # ---------------------------------------------------------------- what the steps call
 
-    def _validate(self, event: Any) -> tuple[dict[str, Any], Any]:
-        if type(event) is dict and event.keys() <= _ENVELOPE:
-            eid, etype, sub, time = (
-                event.get("id"),
-                event.get("type"),
-                event.get("submitter"),
-                event.get("time"),
-            )
-            args = event.get("args", {})
-            if not (
-                type(eid) is str
-                and eid
-                and type(etype) is str
-                and type(sub) is str
-                and sub
-                and type(time) is int
-                and time >= 0
-                and type(args) is dict
-            ):
-                self._envelope_error(event)
-        else:
-            self._envelope_error(event)
-        if eid in self.applied_ids:
-            raise Rejected("duplicate", f"event {eid!r} was already applied")
-        if self.state.meta.get("dissolved"):
-            raise Rejected("dissolved", "the policy has been dissolved; no further events apply")
-        if self.clock is not None and time < self.clock:
-            raise Rejected(
-                "time_regressed",
-                f"event time {time} is before the last applied event ({self.clock})",
-            )
-        if etype == TICK:
-            if sub != "clock":
-                raise Rejected("unauthorised", f"{TICK} may only be submitted by the clock")
-            if args:
-                raise Rejected("unknown_argument", f"{TICK} takes no arguments")
-            return {"id": eid, "type": etype, "submitter": sub, "time": time, "args": {}}, None
-        ch = self.compiled.handlers.get(etype)
-        if ch is None:
-            raise Rejected(
-                "unknown_event",
-                f"unknown event type {etype!r}" + _suggest(etype, self.compiled.handlers),
-            )
-        if ch.kind != "event":
-            raise Rejected(
-                "unknown_event",
-                f"{etype!r} is a timed handler; it fires from event time and cannot be submitted",
-            )
-        return {"id": eid, "type": etype, "submitter": sub, "time": time, "args": args}, ch
+    def system_time(self) -> int:
+        """The runtime's clock in whole seconds (``clock="system"``)."""
+        now = self.time_source()
+        if isinstance(now, bool) or not isinstance(now, (int, float)) or now != now:
+            raise Rejected("time_source", f"the runtime's time source gave {preview(now)}")
+        return int(now)
+
+    def unknown_event_message(self, etype: str) -> str:
+        h = self.compiled.handlers.get(etype)
+        if h is not None:
+            return f"{etype!r} is a timed handler; it fires from event time and cannot be submitted"
+        return f"unknown event type {preview(etype)}" + _suggest(etype, self.compiled.handlers)
+
+    def applied_entry(self, event_id: str) -> Optional[JournalRow]:
+        """The journal entry that applied ``event_id`` (None if there is none)."""
+        get = getattr(self.store, "entry_for", None)
+        if get is not None:
+            return get(event_id)
+        for row in self.store.journal():  # a store without the lookup: read the journal
+            if row.event_id == event_id:
+                return row
+        return None
 
     @staticmethod
-    def _envelope_error(event: Any) -> None:
-        """Raise the precise reason an envelope is malformed."""
-        if not isinstance(event, dict):
-            raise Rejected("bad_envelope", "an event must be a JSON object")
-        extra = set(event) - _ENVELOPE
-        if extra:
-            raise Rejected(
-                "bad_envelope",
-                f"unknown envelope key(s): {', '.join(sorted(extra))} "
-                "(allowed: id, type, submitter, time, args)",
-            )
-        for key in ("id", "type", "submitter", "time"):
-            if key not in event:
-                raise Rejected("bad_envelope", f"event has no {key!r}")
-        eid, etype, sub, time = event["id"], event["type"], event["submitter"], event["time"]
-        if not isinstance(eid, str) or not eid:
-            raise Rejected("bad_envelope", "event 'id' must be non-empty text")
-        if not isinstance(etype, str):
-            raise Rejected("bad_envelope", "event 'type' must be text")
-        if not isinstance(sub, str) or not sub:
-            raise Rejected("bad_envelope", "event 'submitter' must be non-empty text")
-        if isinstance(time, bool) or not isinstance(time, int) or time < 0:
-            raise Rejected("bad_envelope", "event 'time' must be an integer >= 0 (seconds)")
-        raise Rejected("bad_envelope", "event 'args' must be an object")
+    def receipt_of(row: JournalRow) -> Receipt:
+        """The receipt of an applied entry, marked as a duplicate (idempotent resubmission)."""
+        data = row.data()
+        return Receipt(
+            row.event_id,
+            row.seq,
+            tuple(Posting(*p) for p in data["postings"]),
+            row.hash,
+            tuple(data["flags"]),
+            tuple(data["timers"]),
+            True,
+        )
+
+    def difference(self, row: Optional[JournalRow], tx: Any) -> Optional[str]:
+        """None if ``tx`` is the event applied as ``row`` again, else what differs."""
+        if row is None:
+            return "its journal entry cannot be found"
+        ev = row.data()["event"]
+        args: Any = None
+        if tx.ch is None:
+            args = {}
+        else:
+            try:
+                args = to_json_value(self._stateless_args(tx.ch, tx.args))
+            except Rejected:
+                args = None
+        return same_event(ev, tx, args, self.clock_policy == "events" or tx.replaying)
 
     def _arg_spec(self, ch: Any) -> tuple[frozenset, list]:
         spec = self._specs.get(ch.name)
@@ -445,21 +342,11 @@ class Runtime:
             spec = self._specs[ch.name] = (frozenset(f.name for f in ch.params), fields)
         return spec
 
-    def _convert_args(self, ch: Any, args: dict[str, Any]) -> dict[str, Any]:
+    def convert_args(self, ch: Any, args: dict[str, Any]) -> dict[str, Any]:
+        """The handler's arguments, converted and checked against the live state."""
         names, fields = self._arg_spec(ch)
         if len(args) > len(fields) or not names.issuperset(args):
-            from charter.compiler.diagnostics import closest
-
-            unknown = sorted(k for k in args if k not in names)
-            missing = [f[0] for f in fields if f[0] not in args]
-            meant = [(k, closest(str(k), missing)) for k in unknown]
-            hints = "; ".join(f"did you mean {m!r} for {k!r}?" for k, m in meant if m)
-            raise Rejected(
-                "unknown_argument",
-                f"{ch.name}: unknown argument(s) {', '.join(unknown)}"
-                + (f"; {hints}" if hints else "")
-                + f" (expected: {', '.join(f[0] for f in fields) or 'none'})",
-            )
+            self._unknown_args(ch, args, names, fields)
         out: dict[str, Any] = {}
         state = self.state
         for name, conv, optional in fields:
@@ -471,46 +358,49 @@ class Runtime:
                 raise Rejected("missing_argument", f"{ch.name}: missing argument {name!r}")
         return out
 
-    # ---------------------------------------------------------------- applying
+    # the verifier's replay (compiler/verify/observed.py) converts arguments with this name
+    _convert_args = convert_args
 
-    def _apply(self, ev: dict[str, Any], ch: Any) -> Outcome:
-        now = ev["time"]
-        if ch is None:  # an explicit @tick: timers only, always journaled
-            return self._run(ev, None, fire=True)
-        if self._timed and self._timers_due(now):
-            tick = {
-                "id": f"{TICK}#{self.seq + 1}",
-                "type": TICK,
-                "submitter": "clock",
-                "time": now,
-                "args": {},
-            }
-            out = self._run(tick, None, fire=True)
-            if not out.applied:
-                # time cannot pass timers that could not fire: refuse the event, say why
-                return Rejection(
-                    ev["id"],
-                    out.code,
-                    f"timed handlers due before this event failed: {out.message}",
-                    out.span,
-                )
-            self.last_tick = out
-            if self.state.meta.get("dissolved"):
-                return Rejection(
-                    ev["id"],
-                    "dissolved",
-                    "the policy was dissolved by a timed handler "
-                    "before this event; no further events apply",
-                )
-        # arguments are checked against the state after the timers ran
-        try:
-            ev["args"] = self._convert_args(ch, ev["args"])
-        except Rejected as r:
-            return Rejection(ev["id"], r.code, r.message, r.span)
-        # the event itself: the same steps as the fast path's (no timers left to fire)
-        return self._run_event(ev["id"], ch, ev["submitter"], now, ev["args"])
+    @staticmethod
+    def _unknown_args(ch: Any, args: dict, names: Any, fields: list) -> None:
+        from charter.compiler.diagnostics import closest
 
-    def _timers_due(self, now: int) -> bool:
+        unknown = sorted((k for k in args if k not in names), key=preview)
+        missing = [f[0] for f in fields if f[0] not in args]
+        # a long name is no typo (and the suggestion's cost grows with it)
+        meant = [(k, closest(k, missing)) for k in unknown if isinstance(k, str) and len(k) <= 64]
+        hints = "; ".join(f"did you mean {m!r} for {k!r}?" for k, m in meant if m)
+        raise Rejected(
+            "unknown_argument",
+            f"{ch.name}: unknown argument(s) {', '.join(preview(k) for k in unknown)}"
+            + (f"; {hints}" if hints else "")
+            + f" (expected: {', '.join(f[0] for f in fields) or 'none'})",
+        )
+
+    def _stateless_args(self, ch: Any, args: dict[str, Any]) -> dict[str, Any]:
+        """The arguments converted without the state (to compare a resubmitted event)."""
+        names, fields = self._arg_spec(ch)
+        if len(args) > len(fields) or not names.issuperset(args):
+            unknown = sorted(preview(k) for k in args if k not in names)
+            raise Rejected(
+                "unknown_argument",
+                f"{ch.name}: unknown argument(s) {', '.join(unknown)}"
+                f" (expected: {', '.join(f[0] for f in fields) or 'none'})",
+            )
+        out: dict[str, Any] = {}
+        types = {f.name: f.type for f in ch.params}
+        for name, conv, optional in fields:
+            if name in args:
+                out[name] = self.converter.convert(
+                    types[name], args[name], f"{ch.name}: argument {name!r}"
+                )
+            elif optional:
+                out[name] = None
+            else:
+                raise Rejected("missing_argument", f"{ch.name}: missing argument {name!r}")
+        return out
+
+    def timers_due(self, now: int) -> bool:
         st = self.state
         # cheap exit: every deadline heap's earliest entry is later and no `every` handler
         if self._only_deadlines:
@@ -533,171 +423,11 @@ class Runtime:
                     return True
         return False
 
-    def _run(self, ev: dict[str, Any], ch: Any, fire: bool) -> Outcome:
-        st = self.state
-        st.postings = []
-        st.flags = []
-        st.begin()
-        timers: list[dict] = []
-        try:
-            now = ev["time"]
-            if st.meta.get("t0") is None:
-                st.set_meta("t0", now)
-            if fire and self._timed:
-                self._fire_timers(now, timers)
-            if ch is not None:
-                env = Env(st, self.params, now, ev["submitter"], self.step_budget)
-                env.loc.update(ev["args"])
-                ch.auth(env)
-                if ev["submitter"] != "clock":
-                    st.add_party(ev["submitter"])
-                ch.body(env)
-            frame = st.frames[-1]
-            if st.postings or frame.bal:
-                check_transaction(st.postings, frame.bal, st.balances, st.asset_of_acc.__getitem__)
-        except Rejected as r:
-            st.rollback()
-            span = r.span if r.span is not None else (ch.handler.span if ch is not None else None)
-            return Rejection(ev["id"], r.code, r.message, span)
-        except LedgerError as exc:
-            st.rollback()
-            return Rejection(ev["id"], "ledger_check", f"ledger re-check failed: {exc}")
-        except sem.SemanticsError as exc:
-            st.rollback()
-            return Rejection(ev["id"], exc.code, exc.message, ch.handler.span if ch else None)
-        except (
-            PolicyNotExecutable,
-            ArithmeticError,
-            TypeError,
-            KeyError,
-            ValueError,
-            RecursionError,
-        ) as exc:
-            if _DEBUG:
-                raise
-            # a compiler/runtime mismatch or ill-typed IR: never half-apply, say what happened
-            st.rollback()
-            return Rejection(
-                ev["id"],
-                "runtime_error",
-                f"{type(exc).__name__}: {exc}",
-                ch.handler.span if ch else None,
-            )
-        return self._commit(ev, timers)
+    def fire_timers(self, now: int, out: list[dict]) -> None:
+        """Fire every timed handler due at or before ``now`` (inside the event's frame).
 
-    def _run_event(self, eid: str, ch: Any, sub: str, now: int, args: dict[str, Any]) -> Outcome:
-        """:meth:`_run` + :meth:`_commit` for the fast path (an ordinary event, no timers):
-        the same steps, written out once without the general case's branches."""
-        st = self.state
-        postings: list = []
-        st.postings = postings
-        st.flags = []
-        frame = Frame(0, 0)
-        st.frames.append(frame)
-        try:
-            if "t0" not in st.meta:
-                st.set_meta("t0", now)
-            env = Env(st, self.params, now, sub, self.step_budget)
-            env.loc.update(args)
-            ch.auth(env)
-            if sub != "clock" and sub not in st.parties:
-                st.add_party(sub)
-            ch.body(env)
-            if postings or frame.bal:
-                check_transaction(postings, frame.bal, st.balances, st.asset_of_acc.__getitem__)
-        except (
-            Rejected,
-            LedgerError,
-            sem.SemanticsError,
-            PolicyNotExecutable,
-            ArithmeticError,
-            TypeError,
-            KeyError,
-            ValueError,
-            RecursionError,
-        ) as exc:
-            st.rollback()
-            return self._rejection(eid, ch, exc)
-        seq = self.seq + 1
-        for v in args.values():
-            if not (v is None or type(v) in _NATIVE):
-                args = {k: to_json_value(v) for k, v in args.items()}
-                break
-        ptuple = tuple(postings)
-        flags = tuple(st.flags)
-        entry_json = encode_entry(seq, eid, sub, now, ch.name, args, (), ptuple, flags)
-        h = _sha256((self.head + entry_json).encode()).hexdigest()
-        store = self.store
-        if store.persistent:
-            try:
-                store.append(_new_tuple(JournalRow, (seq, eid, entry_json, h)), frame, st)
-            except StoreError as exc:
-                st.rollback()
-                self._broken = f"store failed, reopen the ledger: {exc}"
-                raise
-        else:
-            store.append(_new_tuple(JournalRow, (seq, eid, entry_json, h)), None, st)
-        st.frames.pop()
-        self.seq = seq
-        self.head = h
-        self.clock = now
-        self.applied_ids.add(eid)
-        return _new_tuple(Receipt, (eid, seq, ptuple, h, flags, ()))
-
-    def _rejection(self, eid: str, ch: Any, exc: BaseException) -> Rejection:
-        span = ch.handler.span if ch is not None else None
-        if isinstance(exc, Rejected):
-            return Rejection(eid, exc.code, exc.message, exc.span if exc.span is not None else span)
-        if isinstance(exc, LedgerError):
-            return Rejection(eid, "ledger_check", f"ledger re-check failed: {exc}")
-        if isinstance(exc, sem.SemanticsError):
-            return Rejection(eid, exc.code, exc.message, span)
-        if _DEBUG:
-            raise exc
-        # a compiler/runtime mismatch or ill-typed IR: never half-apply, say what happened
-        return Rejection(eid, "runtime_error", f"{type(exc).__name__}: {exc}", span)
-
-    def _commit(self, ev: dict[str, Any], timers: list[dict]) -> Receipt:
-        st = self.state
-        postings = tuple(st.postings)
-        flags = tuple(st.flags)
-        seq = self.seq + 1
-        args = ev["args"]
-        for v in args.values():
-            if not (v is None or type(v) in _NATIVE):
-                args = {k: to_json_value(v) for k, v in args.items()}
-                break
-        # Postings are NamedTuples: JSON writes them as lists, as the journal wants.
-        entry_json = encode_entry(
-            seq, ev["id"], ev["submitter"], ev["time"], ev["type"], args, timers, postings, flags
-        )
-        h = _sha256((self.head + entry_json).encode()).hexdigest()
-        row = JournalRow(seq, ev["id"], entry_json, h)
-        frame = st.frames[-1]
-        if self.store.persistent:
-            try:
-                self.store.append(row, frame, st)
-            except StoreError as exc:
-                st.rollback()
-                self._broken = f"store failed, reopen the ledger: {exc}"
-                raise
-        else:
-            self.store.append(row, None, st)
-        st.commit()
-        self.seq = seq
-        self.head = h
-        self.clock = ev["time"]
-        self.applied_ids.add(ev["id"])
-        return Receipt(
-            event_id=ev["id"],
-            tx=seq,
-            postings=postings,
-            journal_hash=h,
-            flags=flags,
-            timers=tuple(timers),
-        )
-
-    def _fire_timers(self, now: int, out: list[dict]) -> None:
+        Each firing runs in a nested frame with its own ledger re-check; one
+        that fails is rolled back alone and recorded as rejected."""
         st = self.state
         meta = st.meta
         fired = 0
@@ -737,21 +467,30 @@ class Runtime:
                 st.pop_deadline(name)
                 st.set_meta(f"fired:{name}:{key}", due)
             st.begin()
+            frame = st.frames[-1]
             try:
                 env = Env(st, self.params, due, "clock", self.step_budget)
                 if h.kind == "deadline":
                     env.loc[h.binder or "it"] = key
                 ch.body(env)
+                if len(st.postings) > frame.npostings or frame.bal:
+                    check_transaction(
+                        st.postings[frame.npostings :], frame.bal, st.balances, st.asset_of
+                    )
             except (Rejected, sem.SemanticsError) as r:
                 st.rollback()
                 info["status"] = "rejected"
-                info["reason"] = getattr(r, "message", str(r))
-            except (PolicyNotExecutable, ArithmeticError, TypeError, KeyError, ValueError) as exc:
+                info["reason"] = preview(getattr(r, "message", str(r)), 500)
+            except LedgerError as exc:
+                st.rollback()
+                info["status"] = "rejected"
+                info["reason"] = f"ledger re-check failed: {exc}"
+            except Exception as exc:  # noqa: BLE001 - a timer never half-applies either
                 if _DEBUG:
                     raise
                 st.rollback()
                 info["status"] = "rejected"
-                info["reason"] = f"runtime_error: {type(exc).__name__}: {exc}"
+                info["reason"] = f"runtime_error: {type(exc).__name__}: {preview(str(exc), 200)}"
             else:
                 st.commit()
                 info["status"] = "applied"
@@ -892,7 +631,8 @@ def _suggest(name: str, handlers: dict[str, Any]) -> str:
     import difflib
 
     events = [n for n, h in handlers.items() if h.kind == "event"]
-    close = difflib.get_close_matches(name, events, n=1)
+    # a long name is no typo (and difflib's cost grows with it: a 1 MB type took 0.4 s)
+    close = difflib.get_close_matches(name, events, n=1) if len(name) <= 64 else []
     if close:
         return f"; did you mean {close[0]!r}?"
     return f" (events: {', '.join(sorted(events))})" if events else ""

@@ -80,6 +80,13 @@ class LedgerError(Exception):
     """The books do not add up: a bug or tampering, never a normal rejection."""
 
 
+class BoundsError(LedgerError):
+    """A balance or posting outside the documented bound (``|v| <= 2**63 - 1``)."""
+
+
+MAX_BALANCE = 2**63 - 1  # = values.MAX_INT (ledger.py imports nothing of the runtime)
+
+
 def check_transaction(
     postings: Sequence[Posting],
     before: Mapping[str, Optional[int]],
@@ -93,17 +100,30 @@ def check_transaction(
     non-negative and moves the asset both accounts hold, that the actual
     balance changes equal what the postings say, that they sum to zero per
     asset, and that no touched non-supply account is negative.  Raises
-    :class:`LedgerError` naming the asset or account at fault.
+    :class:`LedgerError` naming the asset or account at fault, or
+    :class:`BoundsError` when a posting or a touched balance (supply
+    included) is outside ``+-MAX_BALANCE``, so every stored balance stays
+    encodable.
     """
     if len(postings) == 1 and len(before) == 2:
         # the common single move: the same checks, without the bookkeeping dicts
         src, dst, asset, amount = postings[0][:4]
         if src != dst and src in before and dst in before:
+            if not -MAX_BALANCE <= amount <= MAX_BALANCE:
+                raise BoundsError(f"a posting of {asset} from {src} to {dst} exceeds 2**63-1")
             if amount < 0:
                 raise LedgerError(f"negative posting of {amount} {asset} from {src} to {dst}")
             if asset_of(src) != asset or asset_of(dst) != asset:
                 raise LedgerError(f"posting of {asset} between {src} and {dst} mixes assets")
             s_now, d_now = balances.get(src, 0), balances.get(dst, 0)
+            if not (
+                -MAX_BALANCE <= s_now <= MAX_BALANCE
+                and -MAX_BALANCE <= d_now <= MAX_BALANCE
+            ):
+                raise BoundsError(
+                    f"a move of {asset} from {src} to {dst} is or leaves a balance "
+                    "outside +-(2**63-1)"
+                )
             if s_now - (before[src] or 0) != -amount or d_now - (before[dst] or 0) != amount:
                 raise LedgerError(f"balances of {src} and {dst} do not match a move of {amount}")
             if (s_now < 0 and not src.startswith("supply:")) or (
@@ -115,6 +135,8 @@ def check_transaction(
     get = expected.get
     for p in postings:
         src, dst, asset, amount = p[0], p[1], p[2], p[3]
+        if not -MAX_BALANCE <= amount <= MAX_BALANCE:
+            raise BoundsError(f"a posting of {asset} from {src} to {dst} exceeds 2**63-1")
         if amount < 0:
             raise LedgerError(f"negative posting of {amount} {asset} from {src} to {dst}")
         if asset_of(src) != asset or asset_of(dst) != asset:
@@ -126,6 +148,8 @@ def check_transaction(
     net: dict[str, int] = {}
     for acc, old in before.items():
         now = balances.get(acc, 0)
+        if not -MAX_BALANCE <= now <= MAX_BALANCE:
+            raise BoundsError(f"the balance of {acc} would be outside +-(2**63-1)")
         delta = now - (old or 0)
         if delta != get(acc, 0):
             raise LedgerError(f"account {acc} changed by {delta}, postings say {get(acc, 0)}")

@@ -1,7 +1,8 @@
-"""A faster backend: handler bodies compiled once into one generated Python function each.
+"""The engine's handler compiler: each handler body as one generated Python function.
 
-:mod:`charter.runtime.codegen` turns every IR node into a closure; a body
-then costs one Python call per node.  This module writes the common nodes
+This is THE backend events run on (``backend="python"``, the default).  The
+reference, :mod:`charter.runtime.codegen`, turns every IR node into a
+closure; a body then costs one Python call per node.  This module writes the common nodes
 (constants, names, record fields, arithmetic, comparisons, ``require``,
 ``let``, ``if``, ``set``, moves) as Python *source* for one function per
 handler, compiled with :func:`compile` once per policy.  Nodes it does not
@@ -21,10 +22,12 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Callable
 
+import attrs
+
 from charter.compiler import ir
 
 from . import semantics as sem
-from .codegen import Compiler, Env, _norm, _over_budget
+from .codegen import CompiledHandler, Compiler, Env, _norm, _over_budget
 from .ledger import escrow_account, party_account, stake_account
 from .values import PolicyNotExecutable, Rejected, amount_text, show
 
@@ -465,3 +468,41 @@ def compile_body(compiler: Compiler, h: ir.Handler) -> Callable[[Env], None]:
         return PyGen(compiler).body(h)
     except (PolicyNotExecutable, SyntaxError, RecursionError):
         return compiler.block(h.body)
+
+
+@attrs.frozen
+class CompiledPolicy:
+    policy: ir.Policy
+    handlers: dict[str, CompiledHandler]
+    timed: tuple[CompiledHandler, ...]
+    exprs: "Compiler"
+
+
+_CACHE: dict[tuple[int, str], tuple[ir.Policy, CompiledPolicy]] = {}
+BACKENDS = ("python", "closures")
+
+
+def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy:
+    """Compile every handler of ``policy`` (cached: a policy is compiled once per process).
+
+    ``backend``: ``"python"`` (the engine) writes each body as one generated
+    function; ``"closures"`` runs the reference, one closure per node
+    (:mod:`charter.runtime.codegen`).  Both have the same semantics: the
+    tests and event fuzzers compare their journals.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
+    hit = _CACHE.get((id(policy), backend))
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    c = Compiler(policy)
+    if backend == "python":
+        handlers = {
+            h.name: attrs.evolve(c.handler(h), body=compile_body(c, h)) for h in policy.handlers
+        }
+    else:
+        handlers = {h.name: c.handler(h) for h in policy.handlers}
+    timed = tuple(handlers[h.name] for h in policy.handlers if h.kind in ("every", "deadline"))
+    out = CompiledPolicy(policy=policy, handlers=handlers, timed=timed, exprs=c)
+    _CACHE[(id(policy), backend)] = (policy, out)
+    return out

@@ -392,6 +392,16 @@ class SqliteStore:
             raise StoreError(f"{self.path}: flush before checking integrity")
         return check_open(self)[0]
 
+    def entry_for(self, event_id: str) -> Optional[JournalRow]:
+        """The journal row that applied ``event_id`` (pending rows included), or None."""
+        for row in self._pending:
+            if row.event_id == event_id:
+                return row
+        got = self._query(
+            "SELECT seq, event_id, entry, hash FROM journal WHERE event_id = ?", (event_id,)
+        )
+        return JournalRow(*got[0]) if got else None
+
     # ------------------------------------------------------------ writing
 
     def _writable(self) -> sqlite3.Connection:

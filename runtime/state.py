@@ -2,7 +2,10 @@
 
 An event is evaluated directly against this state, but every first change of
 a balance, record, role, right or clock entry saves its *before image* in the
-current transaction frame.  A rejection restores the before images, so the
+current transaction frame.  Records are copied on their first write in a
+frame (the before image is the old dict itself, never changed afterwards), so
+a dict handed out earlier (``state_rows()``) never shows a value that a
+rolled-back transaction wrote.  A rejection restores the before images, so the
 state is exactly as it was: the effect of a scratch overlay without copying
 anything.  Frames nest (a timed handler that fails inside an event rolls
 back only its own changes).  On commit the keys of the before images are the
@@ -22,7 +25,7 @@ from typing import Any, Iterable, Optional
 from charter.compiler import ir
 
 from .ledger import Posting, account_party
-from .values import canonical, from_json_value, to_json_value
+from .values import MAX_INT, Rejected, bound_problem, canonical, from_json_value, to_json_value
 
 _ABSENT = object()
 # NamedTuple instances made per posting/event skip the generated __new__ (a Python frame)
@@ -66,10 +69,13 @@ class State:
         # deadline handlers: record -> [(handler, field)], and a lazy heap per handler
         self.deadline_fields: dict[str, list[tuple[str, str]]] = {}
         self.heaps: dict[str, list[tuple[int, str]]] = {}
+        self.deadline_of: dict[str, tuple[str, str]] = {}
+        self._compact: set[str] = set()
         for h in policy.handlers:
             if h.kind == "deadline":
                 self.deadline_fields.setdefault(h.record, []).append((h.name, h.field))
                 self.heaps[h.name] = []
+                self.deadline_of[h.name] = (h.record, h.field)
         self.frames: list[Frame] = []
         self.postings: list[Posting] = []
         self.flags: list[dict] = []
@@ -113,6 +119,8 @@ class State:
             heapq.heappush(heap, item)
         del self.postings[f.npostings :]
         del self.flags[f.nflags :]
+        if self._compact and not self.frames:
+            self._compact_heaps()
 
     def commit(self) -> Frame:
         """Close the innermost frame; merged into the outer one if nested.  Returns it."""
@@ -136,6 +144,8 @@ class State:
                     if getattr(outer, name) is None:
                         setattr(outer, name, [])
                     getattr(outer, name).extend(inner)
+        elif self._compact:
+            self._compact_heaps()
         return f
 
     # ------------------------------------------------------------ balances
@@ -201,6 +211,7 @@ class State:
         if attrs is None:
             members.pop(party, None)
         else:
+            _check_values(role, attrs)
             members[party] = attrs
             self.add_party(party)
 
@@ -212,6 +223,8 @@ class State:
             fr = f.right = {}
         if key not in fr:
             fr[key] = self.rights.get(key, _ABSENT)
+        if until is not _ABSENT and until is not None and not -MAX_INT <= until <= MAX_INT:
+            raise Rejected("out_of_bounds", f"{key[0]}: expiry time outside +-(2**63-1)")
         if until is _ABSENT:
             self.rights.pop(key, None)
         else:
@@ -229,18 +242,31 @@ class State:
         if fr is None:
             fr = f.rec = {}
         if (r, k) not in fr:
-            old = self.records[r].get(k, _ABSENT)
-            fr[(r, k)] = dict(old) if old is not _ABSENT else _ABSENT
+            fr[(r, k)] = self.records[r].get(k, _ABSENT)
 
     def create_record(self, r: str, k: str, values: dict[str, Any]) -> None:
+        _check_values(r, values)
         self._save_record(r, k)
         self.records[r][k] = values
         for handler, field in self.deadline_fields.get(r, ()):
             self._arm(handler, values.get(field), k)
 
     def set_fields(self, r: str, k: str, values: dict[str, Any]) -> None:
-        self._save_record(r, k)
-        self.records[r][k].update(values)
+        _check_values(r, values)
+        f = self.frames[-1]
+        fr = f.rec
+        if fr is None:
+            fr = f.rec = {}
+        recs = self.records[r]
+        if (r, k) in fr:
+            recs[k].update(values)  # a dict this frame made: nobody else holds it
+        else:
+            # copy on first write: the old dict is the before image and stays as it was
+            old = recs[k]
+            fr[(r, k)] = old
+            new = dict(old)
+            new.update(values)
+            recs[k] = new
         for handler, field in self.deadline_fields.get(r, ()):
             if field in values:
                 self._arm(handler, values[field], k)
@@ -261,9 +287,27 @@ class State:
                 del self.meta[mk]
 
     def _arm(self, handler: str, due: Any, key: str) -> None:
-        # pushes need no undo: entries are checked against the record when popped
+        # pushes need no undo: entries are checked against the record when popped.  Stale
+        # entries (moved deadlines, deleted records, rolled-back events) are dropped when
+        # they reach the top; so that rejected events cannot grow a heap without bound, a
+        # heap more than twice the size of its record table is rebuilt (amortised O(1)).
         if isinstance(due, int):
-            heapq.heappush(self.heaps[handler], (due, key))
+            heap = self.heaps[handler]
+            heapq.heappush(heap, (due, key))
+            if len(heap) > 64 and len(heap) > 2 * len(self.records[self.deadline_of[handler][0]]) + 64:
+                self._compact.add(handler)  # rebuilt when no transaction is open
+
+    def _compact_heaps(self) -> None:
+        """Rebuild oversized heaps from the records (only between transactions: inside one,
+        a rolled-back delete or move would lose its entry)."""
+        for handler in self._compact:
+            record, field = self.deadline_of[handler]
+            heap = self.heaps[handler]
+            heap[:] = [
+                (r[field], k) for k, r in self.records[record].items() if isinstance(r.get(field), int)
+            ]
+            heapq.heapify(heap)
+        self._compact.clear()
 
     def deadline_top(
         self, handler: str, record: str, field: str, now: Optional[int] = None
@@ -399,6 +443,20 @@ class State:
 
 
 ABSENT = _ABSENT
+
+
+def _check_values(where: str, values: dict[str, Any]) -> None:
+    """Every value stored in a record or role stays within the documented bounds."""
+    for name, v in values.items():
+        t = type(v)
+        if t is int:
+            if -MAX_INT <= v <= MAX_INT:
+                continue
+        elif v is None or t is str or t is bool:
+            continue
+        problem = bound_problem(v)
+        if problem:
+            raise Rejected("out_of_bounds", f"{where}.{name}: {problem}")
 
 
 _list_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

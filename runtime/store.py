@@ -100,6 +100,10 @@ class Store(Protocol):
     def last_row(self) -> Optional[JournalRow]:
         """The newest journal row, or None."""
 
+    def entry_for(self, event_id: str) -> Optional[JournalRow]:
+        """The journal row that applied ``event_id``, or None (an idempotent resubmission
+        is compared with it and answered with its receipt)."""
+
     def append(self, row: JournalRow, frame: Any, state: Any) -> None:
         """Record one applied event (may be buffered until :meth:`flush`).
 
@@ -136,6 +140,12 @@ class MemoryStore:
 
     def event_ids(self) -> Iterator[str]:
         return iter([r.event_id for r in self._journal])
+
+    def entry_for(self, event_id: str) -> Optional[JournalRow]:
+        for row in reversed(self._journal):
+            if row.event_id == event_id:
+                return row
+        return None
 
     def append(self, row: JournalRow, frame: Any, state: Any) -> None:
         self._journal.append(row)

@@ -5,12 +5,30 @@ Inside the runtime values are exactly what ``charter.compiler.ir`` says
 arguments into those values (checking them against the handler signature),
 turns values back into JSON for the journal and the store, and defines the
 internal :class:`Rejected` exception that every failed check raises.
+
+Bounds (documented in ``docs/runtime.rst``; the same for inputs and for every
+computed value that reaches the ledger, so every balance stays encodable in
+the journal, SQLite and PostgreSQL):
+
+* integers, amounts (in minor units), times and durations: ``|v| <= 2**63 - 1``
+  (:data:`MAX_INT`); a ratio's numerator and denominator likewise;
+* event ids, party ids and event types: 1..256 characters (:data:`MAX_ID`),
+  valid Unicode (no lone surrogates), no control characters;
+* text arguments: at most 65,536 characters (:data:`MAX_TEXT`), valid Unicode;
+* list arguments: at most 100,000 items (:data:`MAX_LIST`).
+
+Party ids have one canonical form: the name without the ``@`` sigil that
+policy source writes (``@ann`` and ``ann`` are the same party).  Events,
+parameters (API and ``--param``) and arguments all go through
+:func:`canonical_party`; a party id is further required to be NFC-normalised
+Unicode so that two spellings can never name two parties.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from fractions import Fraction
 from typing import Any, Optional
 
@@ -25,6 +43,113 @@ class Rejected(Exception):
         self.code = code
         self.message = message
         self.span = span
+
+
+MAX_INT = 2**63 - 1
+MAX_ID = 256
+MAX_TEXT = 65_536
+MAX_LIST = 100_000
+# a decimal string longer than this cannot be within MAX_INT at any scale
+_MAX_NUMBER_TEXT = 64
+
+
+def preview(v: Any, limit: int = 60) -> str:
+    """A short, always-printable rendering of any (hostile) input value for messages.
+
+    Never fails: huge ints are described by their size, long strings and
+    containers are cut, lone surrogates are escaped, nesting is not followed
+    past a few levels."""
+    out = _preview(v, 3)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def _preview(v: Any, depth: int) -> str:
+    if v is None or isinstance(v, bool):
+        return json.dumps(v)
+    if isinstance(v, int):
+        if v.bit_length() > 200:
+            return f"<an integer of about {int(v.bit_length() * 0.30103) + 1} digits>"
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v[:80], ensure_ascii=True) + ("..." if len(v) > 80 else "")
+    if isinstance(v, (list, tuple)):
+        if depth <= 0:
+            return f"[... {len(v)} items]"
+        items = [_preview(x, depth - 1) for x in v[:5]]
+        return "[" + ", ".join(items) + (", ..." if len(v) > 5 else "") + "]"
+    if isinstance(v, dict):
+        if depth <= 0:
+            return f"{{... {len(v)} keys}}"
+        items = [f"{_preview(k, 0)}: {_preview(x, depth - 1)}" for k, x in list(v.items())[:5]]
+        return "{" + ", ".join(items) + (", ..." if len(v) > 5 else "") + "}"
+    if isinstance(v, Fraction):
+        return show(v) if v.numerator.bit_length() < 200 and v.denominator.bit_length() < 200 else "<a huge ratio>"
+    return f"<a {type(v).__name__}>"
+
+
+def text_problem(v: str, limit: int) -> Optional[str]:
+    """Why ``v`` is not acceptable text (too long, lone surrogate), or None."""
+    if len(v) > limit:
+        return f"text of {len(v)} characters (at most {limit})"
+    if not v.isascii():
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return "text with a lone surrogate (not valid Unicode)"
+    return None
+
+
+def id_problem(v: Any) -> Optional[str]:
+    """Why ``v`` is not a valid id (event id, party id, event type), or None."""
+    if not isinstance(v, str):
+        return f"expected text, got {preview(v)}"
+    if not v:
+        return "expected non-empty text"
+    if len(v) <= MAX_ID and v.isascii() and v.isprintable():
+        return None
+    bad = text_problem(v, MAX_ID)
+    if bad:
+        return bad + f": {preview(v)}"
+    if any(unicodedata.category(c) == "Cc" for c in v):
+        return f"text with control characters: {preview(v)}"
+    return None
+
+
+def canonical_party(v: Any, what: str) -> str:
+    """A party id in its one canonical form (see the module docstring), or :class:`Rejected`."""
+    if type(v) is str and v and v[0] != "@" and len(v) <= MAX_ID and v.isascii() and v.isprintable():
+        return v  # the common case: already canonical
+    if isinstance(v, str) and v.startswith("@"):
+        v = v[1:]
+    bad = id_problem(v)
+    if bad is None and v.startswith("@"):
+        bad = f"a party id has at most one leading '@': {preview(v)}"
+    if bad is None and not v.isascii() and not unicodedata.is_normalized("NFC", v):
+        bad = f"party id {preview(v)} is not NFC-normalised Unicode (write it in NFC)"
+    if bad is not None:
+        raise Rejected("bad_party" if what.startswith("event") else "bad_argument", f"{what}: {bad}")
+    return v
+
+
+def bound_problem(v: Any) -> Optional[str]:
+    """Why a runtime value exceeds the documented bounds, or None (ints, ratios, lists)."""
+    t = type(v)
+    if t is int:
+        return None if -MAX_INT <= v <= MAX_INT else f"{preview(v)} is outside +-(2**63-1)"
+    if v is None or t is bool or t is str:
+        return None
+    if t is Fraction:
+        if -MAX_INT <= v.numerator <= MAX_INT and v.denominator <= MAX_INT:
+            return None
+        return f"{preview(v)} has a numerator or denominator outside +-(2**63-1)"
+    if t is tuple or t is list:
+        for x in v:
+            bad = bound_problem(x)
+            if bad:
+                return bad
+    return None
 
 
 class PolicyNotExecutable(Exception):
@@ -91,6 +216,8 @@ def type_name(t: ir.Type) -> str:
 
 def parse_decimal(text: str, decimals: int) -> Optional[int]:
     """``"50.25"`` in major units -> minor units, or None if not exact at ``decimals``."""
+    if len(text) > _MAX_NUMBER_TEXT:
+        return None
     text = text.strip().replace("_", "")
     if not _DECIMAL.match(text):
         return None
@@ -107,6 +234,7 @@ def parse_decimal(text: str, decimals: int) -> Optional[int]:
 
 
 def parse_ratio(v: Any) -> Optional[Fraction]:
+    """A ratio from an int, ``{"num", "den"}``, ``"2%"``/``"25 bps"``/``"1/50"``/``"0.02"``."""
     if isinstance(v, bool):
         return None
     if isinstance(v, Fraction):
@@ -119,11 +247,14 @@ def parse_ratio(v: Any) -> Optional[Fraction]:
             isinstance(n, int)
             and isinstance(d, int)
             and not isinstance(n, bool)
-            and d not in (0, False)
+            and not isinstance(d, bool)
+            and d != 0
         ):
             return Fraction(n, d)
         return None
     if isinstance(v, str):
+        if len(v) > _MAX_NUMBER_TEXT:
+            return None
         s = v.strip()
         for unit, scale in _RATIO_UNITS.items():
             if s.endswith(unit):
@@ -149,10 +280,12 @@ class Converter:
         """Convert ``v`` to type ``t``; raise :class:`Rejected` (``bad_argument``) if it won't fit.
 
         ``state`` (the runtime state) is used to check role membership and record existence.
+        Any Python/JSON value may come in; the result is always within the bounds
+        (:data:`MAX_INT`, :data:`MAX_TEXT`, ...) and every message names ``what``.
         """
 
         def bad(expect: str) -> Rejected:
-            return Rejected("bad_argument", f"{what}: expected {expect}, got {json.dumps(v)}")
+            return Rejected("bad_argument", f"{what}: expected {expect}, got {preview(v)}")
 
         if isinstance(t, ir.TOptional):
             return None if v is None else self.convert(t.inner, v, what, state)
@@ -163,8 +296,10 @@ class Converter:
                 # the one convention (charter.compiler.units): "2 days", "7200", "42"
                 try:
                     v = units.read(t, v)
-                except units.UnitError:
+                except (units.UnitError, ValueError):
                     raise bad(units.expected(t)) from None
+            v = int(v)
+            _check_bound(v, what)
             if isinstance(t, ir.TInt):
                 check_range(v, t.lo, t.hi, what)
             return v
@@ -172,13 +307,17 @@ class Converter:
             if isinstance(v, bool):
                 raise bad(f"an amount of {t.asset}")
             if isinstance(v, int):
+                v = int(v)
+                _check_bound(v, what)
                 return v
             if isinstance(v, str):
                 dec = self.decimals.get(t.asset, 0)
                 try:
-                    return units.read(t, v, dec)  # "12.50" or "12.50 Credit"
-                except units.UnitError:
+                    out = units.read(t, v, dec)  # "12.50" or "12.50 Credit"
+                except (units.UnitError, ValueError):
                     raise bad(units.expected(t, dec)) from None
+                _check_bound(out, what)
+                return out
             raise bad(f"an amount of {t.asset}")
         if isinstance(t, ir.TBool):
             if not isinstance(v, bool):
@@ -187,27 +326,39 @@ class Converter:
         if isinstance(t, ir.TText):
             if not isinstance(v, str):
                 raise bad("text")
-            return v
+            problem = text_problem(v, MAX_TEXT)
+            if problem:
+                raise Rejected("bad_argument", f"{what}: {problem}")
+            return str(v)
         if isinstance(t, ir.TRatio):
             r = parse_ratio(v)
             if r is None:
                 raise bad('a ratio ("2%", "25 bps", "1/50" or {"num": 1, "den": 50})')
+            _check_bound(r, what)
             return r
         if isinstance(t, ir.TParty):
-            if not isinstance(v, str) or not v:
-                raise bad("a party id (text)")
+            v = canonical_party(v, what)
             if t.role is not None and state is not None and not state.has_role(v, t.role):
-                raise Rejected("bad_argument", f"{what}: {v} does not hold the {t.role} role")
+                raise Rejected(
+                    "bad_argument", f"{what}: {preview(v)} does not hold the {t.role} role"
+                )
             return v
         if isinstance(t, ir.TRecord):
             if not isinstance(v, str):
                 raise bad(f"a {t.record} key (text)")
+            problem = text_problem(v, MAX_TEXT)
+            if problem:
+                raise Rejected("bad_argument", f"{what}: {problem}")
             if state is not None and v not in state.records[t.record]:
-                raise Rejected("missing_record", f"{what}: no {t.record} with key {v!r}")
-            return v
+                raise Rejected("missing_record", f"{what}: no {t.record} with key {preview(v)}")
+            return str(v)
         if isinstance(t, ir.TList):
             if not isinstance(v, (list, tuple)):
                 raise bad("a list")
+            if len(v) > MAX_LIST:
+                raise Rejected(
+                    "bad_argument", f"{what}: a list of {len(v)} items (at most {MAX_LIST})"
+                )
             return tuple(self.convert(t.inner, x, f"{what}[{i}]", state) for i, x in enumerate(v))
         raise bad(type_name(t))
 
@@ -235,20 +386,25 @@ class Converter:
             ):
                 # an int already within the range is its own value; anything else is
                 # converted and checked (and worded) by the general path
-                low = lo if lo is not None else -(10**400)
-                high = hi if hi is not None else 10**400
+                low = max(lo, -MAX_INT) if lo is not None else -MAX_INT
+                high = min(hi, MAX_INT) if hi is not None else MAX_INT
                 return lambda v, state: (
                     v if type(v) is int and low <= v <= high else ranged(v, state)
                 )
             return ranged
         if isinstance(t, (ir.TInt, ir.TAmount, ir.TTime, ir.TDuration)):
-            return lambda v, state: v if type(v) is int else slow(t, v, what, state)
+            return lambda v, state: (
+                v if type(v) is int and -MAX_INT <= v <= MAX_INT else slow(t, v, what, state)
+            )
         if isinstance(t, ir.TText):
-            return lambda v, state: v if type(v) is str else slow(t, v, what, state)
+            return lambda v, state: (
+                v if type(v) is str and v.isascii() and len(v) <= MAX_TEXT
+                else slow(t, v, what, state)
+            )
         if isinstance(t, ir.TParty):
             role = t.role
             if role is None:
-                return lambda v, state: v if type(v) is str and v else slow(t, v, what, state)
+                return lambda v, state: canonical_party(v, what)
             return lambda v, state: (
                 v if type(v) is str and v in state.roles[role] else slow(t, v, what, state)
             )
@@ -258,6 +414,12 @@ class Converter:
                 v if type(v) is str and v in state.records[rec] else slow(t, v, what, state)
             )
         return lambda v, state: slow(t, v, what, state)
+
+
+def _check_bound(v: Any, what: str) -> None:
+    problem = bound_problem(v)
+    if problem:
+        raise Rejected("out_of_bounds", f"{what}: {problem}")
 
 
 def check_range(v: Any, lo: Any, hi: Any, what: str, t: Any = None,
@@ -274,12 +436,20 @@ def check_range(v: Any, lo: Any, hi: Any, what: str, t: Any = None,
 
 def amount_text(minor: int, decimals: int, asset: str) -> str:
     """``3000, 2, "Credit"`` -> ``"30.00 Credit"``: amounts in messages, as authors write them."""
+    if not isinstance(minor, int) or minor.bit_length() > 200:
+        return f"{preview(minor)} {asset}"
     sign, mag = ("-" if minor < 0 else ""), abs(minor)
     whole, frac = divmod(mag, 10**decimals)
     return f"{sign}{whole}.{frac:0{decimals}d} {asset}" if decimals else f"{sign}{whole} {asset}"
 
 
 def show(v: Any) -> str:
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 200:
+        return preview(v)
+    if isinstance(v, str) and len(v) > 80:
+        return preview(v)
     if isinstance(v, Fraction):
+        if v.numerator.bit_length() > 200 or v.denominator.bit_length() > 200:
+            return preview(v)
         return f"{v.numerator}/{v.denominator}" if v.denominator != 1 else str(v.numerator)
     return repr(v) if isinstance(v, str) else str(v)

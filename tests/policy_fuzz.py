@@ -32,8 +32,8 @@ from typing import Callable
 from charter.compiler.diagnostics import CODES, Diagnostic, render_text
 from charter.compiler.parse import grammar_text
 from charter.compiler.pipeline import Compilation
-from charter.runtime import codegen
-from charter.runtime.codegen import BACKENDS, compile_policy
+from charter.runtime import pygen
+from charter.runtime.pygen import BACKENDS, compile_policy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fmt"))
 from policy_gen import PolicyGen  # noqa: E402
@@ -213,5 +213,5 @@ def check(text: str, file: str = "fuzz.charter") -> str:
     # compile_policy keeps every policy it compiled (a per-process cache): over 100,000
     # inputs that heap made Python's full garbage collections take seconds, charged to
     # whichever input happened to trigger one; the fuzzer measures the compiler, not that
-    codegen._CACHE.clear()
+    pygen._CACHE.clear()
     return "ok"

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "fmt"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from policy_fuzz import check as check_compiled, make_input  # noqa: E402
 from policy_gen import PolicyGen  # noqa: E402
-from charter.runtime.codegen import BACKENDS, compile_policy  # noqa: E402
+from charter.runtime.pygen import BACKENDS, compile_policy  # noqa: E402
 
 FILE = "fuzz.charter"
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -88,16 +88,38 @@ def test_failure_after_a_posting_rolls_back_everything(feat):
     assert rt.balance("a", "Credit") == 500 and rt.balance("b", "Credit") == 0
 
 
-def test_duplicate_id_is_reported_and_changes_nothing(feat):
+def test_same_event_again_is_an_idempotent_no_op(feat):
     rt = open_runtime(feat)
     members(rt, "a")
     e = ev("m", "mint_to", "clock", 1, to="a", amount=5)
     first = rt.submit(e)
-    assert first.applied and first.tx == 2
-    before = (rt.state_rows(), rt.journal_hash)
-    again = rt.submit(e)
-    assert (again.applied, again.code) == (False, "duplicate")
-    assert (rt.state_rows(), rt.journal_hash) == before
+    assert first.applied and first.tx == 2 and not first.duplicate
+    before = (rt.state_rows(), rt.journal_hash, rt.seq)
+    # the same event, even written differently (amount in major units), later in time
+    again = rt.submit(ev("m", "mint_to", "clock", 1, to="a", amount="0.05"))
+    assert again.applied and again.duplicate
+    assert again._replace(duplicate=False) == first
+    assert again.to_dict()["duplicate"] is True
+    assert (rt.state_rows(), rt.journal_hash, rt.seq) == before
+
+
+@pytest.mark.parametrize(
+    "other,what",
+    [
+        (ev("m", "mint_to", "clock", 1, to="a", amount=6), "arguments differ"),
+        (ev("m", "mint_to", "clock", 2, to="a", amount=5), "time differs"),
+        (ev("m", "join", "z", 1), "type differs"),
+    ],
+)
+def test_another_event_with_an_applied_id_is_an_id_conflict(feat, other, what):
+    rt = open_runtime(feat)
+    members(rt, "a")
+    assert rt.submit(ev("m", "mint_to", "clock", 1, to="a", amount=5)).applied
+    before = (rt.state_rows(), rt.journal_hash, rt.seq)
+    out = rt.submit(other)
+    assert (out.applied, out.code) == (False, "id_conflict"), out
+    assert what in out.message and "journal entry 2" in out.message
+    assert (rt.state_rows(), rt.journal_hash, rt.seq) == before
 
 
 def test_overdraft_and_cap(feat):
@@ -145,10 +167,10 @@ def test_step_budget_bounds_nested_loops(feat):
 def test_every_fires_from_event_time_in_order(feat):
     rt = open_runtime(feat)
     members(rt, "a", t=100)  # t0 = 100
-    r = rt.submit(ev("j", "join", "b", 135))  # due 110, 120, 130 fire first, in one timer entry
+    r = rt.submit(ev("j", "join", "b", 135))  # due 110, 120, 130 fire first, in its entry
     assert r.applied
-    tick = rt.last_tick
-    assert [t["due"] for t in tick.timers] == [110, 120, 130]
+    assert [t["due"] for t in r.timers] == [110, 120, 130]
+    assert [t["due"] for t in rt.history()[-1]["timers"]] == [110, 120, 130]
     assert rt.balance("pot") == 300  # bonus 1 Credit each
     assert rt.submit(ev("k", "@tick", "clock", 140)).applied
     assert rt.balance("pot") == 400

@@ -1,0 +1,466 @@
+"""The one path of an event: an ordered table of named steps (as ``compiler/pipeline.py``).
+
+==========  ===============================================================  =====================
+step        what it does                                                     rejects with
+==========  ===============================================================  =====================
+decode      the envelope: keys, ``id``, ``type``, ``submitter`` (canonical  ``bad_envelope``,
+            party id), ``time``, ``args`` (an object with text keys)         ``unknown_event``
+identify    an applied id: the same event again is an idempotent no-op       ``id_conflict``,
+            (the original receipt, ``duplicate=True``); another event        ``dissolved``
+            with that id is refused
+clock       the time policy: ``events`` (the event's time, not before the    ``time_regressed``,
+            last applied one) or ``system`` (the runtime stamps the event;   ``time_skew``
+            a submitted time beyond the allowed skew is refused)
+timers      opens the event's undo frame, then fires the timed handlers due  ``timer_overflow``,
+            at or before its time (each in a nested frame of its own)        ``dissolved``
+convert     arguments against the handler's signature, in the state after   ``bad_argument``, ...
+            the timers (role membership, record keys, bounds)
+authorise   the handler's ``by`` clause                                      ``unauthorised``
+handler     the body                                                         the policy's codes
+ledger      balanced per asset, nothing negative, every touched balance     ``ledger_check``,
+            and posting within ``+-(2**63-1)``                              ``out_of_bounds``
+encode      the journal entry (canonical JSON, timers included) and its     ``unencodable``
+            chained hash
+commit      hands entry and changed state to the store; only then are seq,  (a store failure is
+            head, clock and applied ids advanced (nothing there can fail)    raised, not rejected)
+==========  ===============================================================  =====================
+
+Everything before ``commit`` either reads only or writes under the undo log
+of :mod:`charter.runtime.state`; any failure at any step - a rejection, a
+broken invariant, an unexpected exception - rolls the frame back, so a
+rejected event leaves balances, records, roles, rights, the clock, timers,
+the journal and the applied ids exactly as they were.  Time therefore moves
+only with accepted events (or an explicit ``@tick`` from the clock): the
+timers an event makes due are part of that event's transaction and journal
+entry.  Why ``clock``/``timers`` come before ``authorise``: a party's roles
+and rights are those at the event's time, after what fell due before it.
+
+There is no second path: replay, ``submit_batch``, the CLI and the AIGrid
+bundle all run this table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import attrs
+
+from charter.compiler import ir
+
+from . import semantics as sem
+from .codegen import Env
+from .journal import JournalRow, encode_entry
+from .ledger import BoundsError, LedgerError, Posting, check_transaction
+from .store import StoreError
+from .values import (
+    MAX_INT,
+    Rejected,
+    canonical_party,
+    id_problem,
+    preview,
+    to_json_value,
+)
+
+TICK = "@tick"
+RESERVED_PREFIX = TICK + "#"  # ids of the timer entries older ledgers hold
+ENVELOPE = frozenset({"id", "type", "submitter", "time", "args"})
+CLOCKS = ("events", "system")
+DEFAULT_MAX_SKEW = 300  # seconds a submitted time may differ from the system clock
+_NATIVE = (int, str, bool)
+_NO_ARGS: dict = {}
+_sha256 = hashlib.sha256
+_new_tuple = tuple.__new__  # NamedTuples made per event skip the generated __new__
+
+
+class Receipt(NamedTuple):
+    """An applied event.  Immutable (a NamedTuple: one is made per event, so it must be cheap).
+
+    ``duplicate`` is True when the event had already been applied (same id,
+    same content): nothing happened now, the receipt is the original one."""
+
+    event_id: str
+    tx: int
+    postings: tuple[Posting, ...]
+    journal_hash: str
+    flags: tuple[dict, ...] = ()
+    timers: tuple[dict, ...] = ()
+    duplicate: bool = False
+
+    applied = True
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "applied": True,
+            "event_id": self.event_id,
+            "tx": self.tx,
+            "postings": [p.to_dict() for p in self.postings],
+            "journal_hash": self.journal_hash,
+            "flags": list(self.flags),
+            "timers": list(self.timers),
+        }
+        if self.duplicate:
+            out["duplicate"] = True
+        return out
+
+
+@attrs.frozen
+class Rejection:
+    event_id: Optional[str]
+    code: str
+    message: str
+    span: Optional[ir.Span] = None
+    step: str = ""  # the step of the table that refused the event
+
+    applied = False
+    duplicate = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "applied": False,
+            "event_id": self.event_id,
+            "code": self.code,
+            "message": self.message,
+        }
+        if self.span is not None and self.span != ir.NOSPAN:
+            out["span"] = {
+                "file": self.span.file,
+                "line": self.span.line,
+                "col": self.span.col,
+                "end_line": self.span.end_line,
+                "end_col": self.span.end_col,
+            }
+        return out
+
+    def __str__(self) -> str:
+        where = f" at {self.span}" if self.span is not None and self.span != ir.NOSPAN else ""
+        return f"{self.code}: {self.message}{where}"
+
+
+Outcome = Union[Receipt, Rejection]
+
+
+class Tx:
+    """One event on its way through the table."""
+
+    __slots__ = (
+        "event", "replaying", "eid", "etype", "sub", "time", "args", "ch", "conv", "env",
+        "timers", "frame", "depth", "entry", "hash", "seq", "postings", "flags",
+    )  # fmt: skip
+
+    def __init__(self, event: Any, replaying: bool):
+        self.event = event
+        self.replaying = replaying
+        self.eid: Optional[str] = None
+        self.ch: Any = None
+        self.timers: Any = ()  # a list once timers fire
+        self.frame: Any = None
+
+
+# ------------------------------------------------------------------ the steps
+
+
+def decode(rt: Any, tx: Tx) -> None:
+    ev = tx.event
+    if type(ev) is not dict and not isinstance(ev, dict):
+        raise Rejected("bad_envelope", f"an event must be a JSON object, got {preview(ev)}")
+    if not ev.keys() <= ENVELOPE:
+        extra = ", ".join(sorted(preview(k) for k in ev if k not in ENVELOPE))
+        raise Rejected(
+            "bad_envelope",
+            f"unknown envelope key(s): {extra} (allowed: id, type, submitter, time, args)",
+        )
+    eid = ev.get("id")
+    # the common case in one test (a short printable ASCII id); anything else is worded below
+    if type(eid) is not str or not (0 < len(eid) <= 256 and eid.isascii() and eid.isprintable()):
+        if "id" not in ev:
+            raise Rejected("bad_envelope", "event has no 'id'")
+        bad = id_problem(eid)
+        if bad:
+            raise Rejected("bad_envelope", f"event 'id': {bad}")
+    tx.eid = eid
+    if eid[0] == "@" and eid.startswith(RESERVED_PREFIX) and not tx.replaying:
+        raise Rejected(
+            "bad_envelope",
+            f"event ids starting with {RESERVED_PREFIX!r} are reserved for the runtime's "
+            "timer entries",
+        )
+    etype = ev.get("type")
+    sub = ev.get("submitter")
+    if type(etype) is not str:
+        if "type" not in ev:
+            raise Rejected("bad_envelope", "event has no 'type'")
+        raise Rejected("bad_envelope", f"event 'type': expected text, got {preview(etype)}")
+    if type(sub) is str and sub and sub[0] != "@" and len(sub) <= 256 and sub.isascii() and (
+        sub.isprintable()
+    ):
+        tx.sub = sub
+    else:
+        if "submitter" not in ev:
+            raise Rejected("bad_envelope", "event has no 'submitter'")
+        try:
+            tx.sub = canonical_party(sub, "event 'submitter'")
+        except Rejected as r:
+            raise Rejected("bad_envelope", r.message) from None
+    t = ev.get("time")
+    if type(t) is not int or not 0 <= t <= MAX_INT:
+        if t is not None or rt.clock_policy == "events":
+            if "time" not in ev:
+                raise Rejected(
+                    "bad_envelope", "event has no 'time' (clock=events: events carry their time)"
+                )
+            raise Rejected(
+                "bad_envelope",
+                f"event 'time': expected an integer 0..2**63-1 (seconds), got {preview(t)}",
+            )
+    tx.time = t
+    args = ev.get("args", _NO_ARGS)
+    if type(args) is not dict:
+        raise Rejected("bad_envelope", f"event 'args': expected an object, got {preview(args)}")
+    tx.args = args
+    tx.etype = etype
+    ch = rt.events.get(etype)
+    if ch is not None:
+        tx.ch = ch
+        return
+    if etype == TICK:
+        if args:
+            raise Rejected("unknown_argument", f"{TICK} takes no arguments")
+        return
+    raise Rejected("unknown_event", rt.unknown_event_message(etype))
+
+
+def identify(rt: Any, tx: Tx) -> Optional[Outcome]:
+    if tx.eid in rt.applied_ids:
+        row = rt.applied_entry(tx.eid)
+        diff = rt.difference(row, tx)
+        if diff is None:
+            return rt.receipt_of(row)  # the same event again: done, nothing changes
+        where = f" (journal entry {row.seq})" if row is not None else ""
+        raise Rejected(
+            "id_conflict",
+            f"event id {preview(tx.eid)} was already applied{where} to a different event "
+            f"({diff}); give this event an id of its own",
+        )
+    if "dissolved" in rt.state.meta:
+        raise Rejected("dissolved", "the policy has been dissolved; no further events apply")
+    return None
+
+
+def clock(rt: Any, tx: Tx) -> None:
+    last = rt.clock
+    if rt.clock_policy == "system" and not tx.replaying:
+        now = rt.system_time()
+        if tx.time is not None and abs(tx.time - now) > rt.max_skew:
+            raise Rejected(
+                "time_skew",
+                f"event 'time' {tx.time} is {abs(tx.time - now)} s from the runtime's clock "
+                f"({now}); clock=system accepts at most {rt.max_skew} s of skew",
+            )
+        tx.time = now if last is None or now > last else last
+        return
+    if last is not None and tx.time < last:
+        raise Rejected(
+            "time_regressed",
+            f"event time {tx.time} is before the last applied event ({last})",
+        )
+
+
+def timers(rt: Any, tx: Tx) -> None:
+    st = rt.state
+    st.postings = []
+    st.flags = []
+    tx.depth = len(st.frames)
+    st.begin()
+    tx.frame = st.frames[-1]
+    now = tx.time
+    if "t0" not in st.meta:
+        st.set_meta("t0", now)
+    if rt.timed and rt.timers_due(now):
+        tx.timers = []
+        rt.fire_timers(now, tx.timers)
+        if "dissolved" in st.meta and tx.ch is not None:
+            raise Rejected(
+                "dissolved",
+                "the policy is dissolved by a timed handler due before this event; "
+                "no further events apply",
+            )
+
+
+def convert(rt: Any, tx: Tx) -> None:
+    tx.conv = rt.convert_args(tx.ch, tx.args) if tx.ch is not None else _NO_ARGS
+
+
+def authorise(rt: Any, tx: Tx) -> None:
+    ch = tx.ch
+    if ch is None:
+        if tx.sub != "clock":
+            raise Rejected("unauthorised", f"{TICK} may only be submitted by the clock")
+        return
+    env = tx.env = Env(rt.state, rt.params, tx.time, tx.sub, rt.step_budget)
+    env.loc.update(tx.conv)
+    ch.auth(env)
+
+
+def handler(rt: Any, tx: Tx) -> None:
+    ch = tx.ch
+    if ch is None:
+        return
+    st = rt.state
+    sub = tx.sub
+    if sub != "clock" and sub not in st.parties:
+        st.add_party(sub)
+    ch.body(tx.env)
+
+
+def ledger(rt: Any, tx: Tx) -> None:
+    st = rt.state
+    if st.postings or tx.frame.bal:
+        check_transaction(st.postings, tx.frame.bal, st.balances, st.asset_of_acc.__getitem__)
+
+
+def encode(rt: Any, tx: Tx) -> None:
+    st = rt.state
+    args = tx.conv
+    for v in args.values():
+        if not (v is None or type(v) in _NATIVE):
+            args = {k: to_json_value(v) for k, v in args.items()}
+            break
+    seq = tx.seq = rt.seq + 1
+    postings = tx.postings = tuple(st.postings)
+    flags = tx.flags = tuple(st.flags)
+    try:
+        tx.entry = encode_entry(
+            seq, tx.eid, tx.sub, tx.time, tx.etype, args, tx.timers, postings, flags
+        )
+        tx.hash = _sha256((rt.head + tx.entry).encode()).hexdigest()
+    except (ValueError, TypeError, UnicodeError, RecursionError) as exc:
+        raise Rejected(
+            "unencodable", f"the journal entry cannot be encoded ({type(exc).__name__})"
+        ) from None
+
+
+def commit(rt: Any, tx: Tx) -> Outcome:
+    st = rt.state
+    store = rt.store
+    row = _new_tuple(JournalRow, (tx.seq, tx.eid, tx.entry, tx.hash))
+    # a store failure is not the event's fault: the event is undone and the error raised
+    store.append(row, tx.frame if store.persistent else None, st)
+    st.commit()
+    tx.frame = None
+    rt.seq = tx.seq
+    rt.head = tx.hash
+    rt.clock = tx.time
+    rt.applied_ids.add(tx.eid)
+    return _new_tuple(
+        Receipt, (tx.eid, tx.seq, tx.postings, tx.hash, tx.flags, tuple(tx.timers), False)
+    )
+
+
+# Each step takes (runtime, tx); it returns None to go on, or the outcome when the event is
+# done (``identify`` for an idempotent resubmission, ``commit`` at the end); it raises to reject.
+STEPS: tuple[tuple[str, Callable[[Any, Tx], Optional[Outcome]]], ...] = (
+    ("decode", decode),
+    ("identify", identify),
+    ("clock", clock),
+    ("timers", timers),
+    ("convert", convert),
+    ("authorise", authorise),
+    ("handler", handler),
+    ("ledger", ledger),
+    ("encode", encode),
+    ("commit", commit),
+)
+_FNS = tuple(f for _, f in STEPS)
+_STEP_OF_CODE = {f.__code__: i for i, (_, f) in enumerate(STEPS)}
+
+
+def settle(rt: Any, event: Any, replaying: bool = False) -> Outcome:
+    """Run ``event`` through :data:`STEPS` on runtime ``rt``: a Receipt or a Rejection.
+
+    Never raises for anything an event contains; raises only when the store
+    fails (:class:`StoreError`, after undoing the event) or on
+    KeyboardInterrupt and the like (likewise undone first)."""
+    tx = Tx(event, replaying)
+    try:
+        for step in _FNS:
+            out = step(rt, tx)
+            if out is not None:
+                return out
+    except Rejected as r:
+        return _reject(rt, tx, r, r.code, r.message, r.span)
+    except BoundsError as exc:
+        return _reject(rt, tx, exc, "out_of_bounds", f"{exc}")
+    except LedgerError as exc:
+        return _reject(rt, tx, exc, "ledger_check", f"ledger re-check failed: {exc}")
+    except sem.SemanticsError as exc:
+        return _reject(rt, tx, exc, exc.code, exc.message)
+    except StoreError as exc:
+        _undo(rt, tx)
+        rt.broken = f"store failed, reopen the ledger: {exc}"
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the event must not half-apply
+        if rt.debug:
+            _undo(rt, tx)
+            raise
+        name = type(exc).__name__
+        try:
+            text = preview(str(exc), 200)
+        except Exception:  # noqa: BLE001 - str() of an exception can itself fail
+            text = "(no message)"
+        return _reject(rt, tx, exc, "runtime_error", f"{name}: {text}")
+    except BaseException:
+        _undo(rt, tx)
+        raise
+    raise AssertionError("the commit step returns the receipt")  # pragma: no cover
+
+
+def _undo(rt: Any, tx: Tx) -> None:
+    if tx.frame is not None:
+        st = rt.state
+        while len(st.frames) > tx.depth:
+            st.rollback()
+        tx.frame = None
+
+
+def _reject(
+    rt: Any, tx: Tx, exc: BaseException, code: str, message: str,
+    span: Optional[ir.Span] = None,
+) -> Rejection:  # fmt: skip
+    _undo(rt, tx)
+    step = _failed_step(exc)
+    if span is None and tx.ch is not None and step in ("authorise", "handler"):
+        span = tx.ch.handler.span
+    return Rejection(tx.eid, code, message, span, step)
+
+
+def _failed_step(exc: BaseException) -> str:
+    """The step whose frame the exception came from (read off the traceback: free when
+    nothing fails, which is why the loop keeps no index)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        i = _STEP_OF_CODE.get(tb.tb_frame.f_code)
+        if i is not None:
+            return STEPS[i][0]
+        tb = tb.tb_next
+    return ""
+
+
+def step_names() -> list[str]:
+    return [name for name, _ in STEPS]
+
+
+def same_event(journal_event: dict[str, Any], tx: Tx, args: Any, compare_time: bool) -> Optional[str]:
+    """None when ``tx`` is the journal's event again, else what differs (for ``id_conflict``)."""
+    if journal_event.get("type") != tx.etype:
+        return "type differs"
+    if journal_event.get("submitter") != tx.sub:
+        return "submitter differs"
+    if compare_time and journal_event.get("time") != tx.time:
+        return "time differs"
+    if args is None or json.dumps(journal_event.get("args"), sort_keys=True) != json.dumps(
+        args, sort_keys=True
+    ):
+        return "arguments differ"
+    return None
