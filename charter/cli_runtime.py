@@ -586,7 +586,13 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if as_json:
             click.echo(
                 json.dumps(
-                    {"ok": ok, "entries": rep.entries, "head": rep.head, "problems": problems},
+                    {
+                        "ok": ok,
+                        "entries": rep.entries,
+                        "head": rep.head,
+                        "signatures": rep.signatures,
+                        "problems": problems,
+                    },
                     indent=2,
                 )
             )
@@ -597,6 +603,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             if ok:
                 click.echo(
                     "OK: hash chain intact, balances match postings, replay reproduces the state"
+                    + (f", {rep.signatures} signature(s) re-verified" if rep.signatures else "")
                 )
                 click.echo(f"journal head {rep.head}")
             else:

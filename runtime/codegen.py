@@ -237,6 +237,22 @@ class Compiler:
 
         return let
 
+    def s_Var(self, s: ir.Var):
+        v, name = self.expr(s.value), s.name
+
+        def var(e: Env) -> None:
+            e.loc[name] = v(e)
+
+        return var
+
+    def s_SetLocal(self, s: ir.SetLocal):
+        v, name = self.expr(s.value), s.name
+
+        def set_local(e: Env) -> None:
+            e.loc[name] = v(e)
+
+        return set_local
+
     def s_SetField(self, s: ir.SetField):
         key, v, r, f = self.expr(s.key), self.expr(s.value), s.record, s.field
 

@@ -61,6 +61,7 @@ from .journal import (
 )
 from .ledger import LedgerError, Posting, check_transaction, party_account, pool_account
 from .pygen import CompiledPolicy, compile_policy
+from . import signing
 from .settle import (
     CLOCKS,
     DEFAULT_MAX_SKEW,
@@ -341,7 +342,9 @@ class Runtime:
             return "its journal entry cannot be found"
         ev = row.data()["event"]
         args: Any = None
-        if tx.ch is None:
+        if tx.etype == signing.KEYS:
+            args = tx.conv
+        elif tx.ch is None:
             args = {}
         else:
             try:
@@ -349,6 +352,87 @@ class Runtime:
             except Rejected:
                 args = None
         return same_event(ev, tx, args, self.clock_policy == "events" or tx.replaying)
+
+    def same_signed_args(self, etype: str, signed: Any, journalled: Any) -> bool:
+        """Whether arguments a client signed convert to the journalled ones (audit, replay)."""
+        try:
+            if type(signed) is not dict or type(journalled) is not dict:
+                return False
+            if etype == signing.KEYS:
+                return signing.decode_key_op(signed) == signing.decode_key_op(journalled)
+            if etype == TICK:
+                return signed == journalled == {}
+            ch = self.events.get(etype)
+            if ch is None:
+                return False
+            return to_json_value(self._stateless_args(ch, signed)) == to_json_value(
+                self._stateless_args(ch, journalled)
+            )
+        except Rejected:
+            return False
+
+    def check_signed_text(self, text: str, tx: Any) -> None:
+        """Replay: the text a journalled signature covers must be the journalled event."""
+        try:
+            signed = json.loads(text)
+        except ValueError:
+            signed = None
+        if not isinstance(signed, dict):
+            raise Rejected("bad_signature", "the journalled signed text is not an event")
+        for k, v in (("id", tx.eid), ("type", tx.etype)):
+            if signed.get(k) != v:
+                raise Rejected("bad_signature", f"the signed event's {k} differs from the entry's")
+        try:
+            sub = signing.canonical_party(signed.get("submitter"), "signed submitter")
+        except Rejected:
+            sub = None
+        if sub != tx.sub:
+            raise Rejected("bad_signature", "the signed event's submitter differs from the entry's")
+        if not self.same_signed_args(tx.etype, signed.get("args", {}), tx.args):
+            raise Rejected("bad_signature", "the signed event's arguments differ from the entry's")
+
+    # ---------------------------------------------------------------- keys
+
+    def register_key(
+        self,
+        op: str,
+        party: str,
+        key: Optional[str] = None,
+        *,
+        event_id: Optional[str] = None,
+        time: Optional[int] = None,
+    ) -> Outcome:
+        """An operator's key registry change (``op`` = add, rotate or revoke): a journal entry.
+
+        ``key`` is the Ed25519 public key in hex (add, rotate).  Under
+        ``clock="events"`` the entry's time is ``time`` or the ledger's clock."""
+        args: dict[str, Any] = {"op": op, "party": party}
+        if key is not None:
+            args["key"] = key
+        if time is None and self.clock_policy == "events":
+            time = self.clock if self.clock is not None else 0
+        ev = {
+            "id": event_id or f"@keys:{op}:{party}:{self.seq + 1}",
+            "type": signing.KEYS,
+            "submitter": signing.OPERATOR,
+            "args": args,
+        }
+        if time is not None:
+            ev["time"] = time
+        if self.broken:
+            raise StoreError(self.broken)
+        return settle(self, ev, operator=True)
+
+    def keys(self, party: Optional[str] = None) -> dict[str, Any]:
+        """The key registry: ``{party: {"active": key or None, "keys": {key: status}}}``."""
+        meta = self.state.meta
+        n = len(signing.META_PREFIX)
+        out = {
+            k[n:]: {"active": v["active"], "keys": dict(sorted(v["keys"].items()))}
+            for k, v in sorted(meta.items())
+            if k.startswith(signing.META_PREFIX)
+        }
+        return out if party is None else {p: r for p, r in out.items() if p == party}
 
     def _arg_spec(self, ch: Any) -> tuple[frozenset, list]:
         spec = self._specs.get(ch.name)
@@ -628,6 +712,11 @@ class Runtime:
             stored = dict(self.state.balances)
         report = audit_rows(self.store.journal(), self.genesis, stored)
         problems = list(report.problems)
+        # every signature again, against the key registry rebuilt from the journal itself
+        sig_problems, signatures = signing.audit_signatures(
+            self.store.journal(), self.genesis, self.same_signed_args
+        )
+        problems += sig_problems
         if self.store.persistent:
             live = {k: v for k, v in self.state.balances.items()}
             for acc in sorted(set(live) | set(stored)):
@@ -644,7 +733,9 @@ class Runtime:
         check = getattr(self.store, "check_integrity", None)
         if check is not None:
             problems += [p for p in check() if p not in problems]
-        return attrs.evolve(report, ok=not problems, problems=tuple(problems))
+        return attrs.evolve(
+            report, ok=not problems, problems=tuple(problems), signatures=signatures
+        )
 
     # ================================================================ tests support
 

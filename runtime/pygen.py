@@ -266,6 +266,12 @@ class PyGen:
     def s_Let(self, s: ir.Let, d: int) -> None:
         self.emit(d, f"loc[{self.k(s.name)}] = {self.x(s.value)}")
 
+    def s_Var(self, s: ir.Var, d: int) -> None:
+        self.emit(d, f"loc[{self.k(s.name)}] = {self.x(s.value)}")
+
+    def s_SetLocal(self, s: ir.SetLocal, d: int) -> None:
+        self.emit(d, f"loc[{self.k(s.name)}] = {self.x(s.value)}")
+
     def s_If(self, s: ir.If, d: int) -> None:
         self.emit(d, f"if {self.x(s.cond)}:")
         self.block(s.then, d + 1)
