@@ -354,6 +354,12 @@ class Interpreter:
     def s_Let(self, s: ir.Let, env: Any) -> None:
         env.loc[s.name] = self.eval(s.value, env)
 
+    def s_Var(self, s: ir.Var, env: Any) -> None:
+        env.loc[s.name] = self.eval(s.value, env)
+
+    def s_SetLocal(self, s: ir.SetLocal, env: Any) -> None:
+        env.loc[s.name] = self.eval(s.value, env)  # visible after the if/loop that set it
+
     def s_SetField(self, s: ir.SetField, env: Any) -> None:
         k = self.eval(s.key, env)
         self.need_record(s.record, k, env)

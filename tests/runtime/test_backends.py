@@ -32,7 +32,7 @@ def _compile(path):
         pytest.skip(f"{path.name} does not compile right now: {exc}")
 
 
-@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", POLICIES[:-1], ids=lambda p: p.stem)  # features: no tests
 def test_policy_tests_agree(path):
     pol = _compile(path)
     fast = run_tests(pol, backend="python")

@@ -178,3 +178,49 @@ def test_a_node_without_a_rule_is_named(splits_policy, monkeypatch):
     monkeypatch.delattr(R.Interpreter, "s_Split")
     with pytest.raises(PolicyNotExecutable, match="no rule for the IR node Split"):
         open_runtime(splits_policy, backend="reference")
+
+
+@pytest.fixture(scope="module")
+def locals_policy():
+    return Compilation.from_path(HERE / "locals.charter").ir
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@given(
+    funds=st.integers(min_value=0, max_value=10**8),
+    calls=st.lists(
+        st.tuples(
+            st.sampled_from(["vest", "grow"]),
+            st.integers(min_value=-3, max_value=10**6),
+            st.integers(min_value=-1, max_value=30),
+            st.sampled_from(["0%", "5%", "33%", "50%", "51%"]),
+        ),
+        min_size=1, max_size=8,
+    ),
+)  # fmt: skip
+def test_vars_loops_and_functions_settle_alike(locals_policy, funds, calls):
+    events = [
+        {"id": "j", "type": "join", "submitter": "ann", "time": 1, "args": {}},
+        {"id": "f", "type": "fund", "submitter": "clock", "time": 1, "args": {"amount": funds}},
+    ]
+    for i, (kind, amount, n, rate) in enumerate(calls):
+        args = (
+            {"base": amount, "months": n, "rate": rate} if kind == "vest"
+            else {"amount": amount, "n": n}
+        )  # fmt: skip
+        events.append({"id": f"c{i}", "type": kind, "submitter": "ann", "time": 2, "args": args})
+    _same(locals_policy, events)
+
+
+def test_vars_and_loops_apply(locals_policy):
+    events = [
+        {"id": "j", "type": "join", "submitter": "ann", "time": 1, "args": {}},
+        {"id": "f", "type": "fund", "submitter": "clock", "time": 1, "args": {"amount": 10**8}},
+        {"id": "v", "type": "vest", "submitter": "ann", "time": 2,
+         "args": {"base": "10", "months": 3, "rate": "5%"}},
+        {"id": "g", "type": "grow", "submitter": "ann", "time": 2, "args": {"amount": 100, "n": 2}},
+    ]  # fmt: skip
+    rt = _same(locals_policy, events)
+    # vest: 10 + 11 + 12.10 = 33.10; grow: 100 + 100 + 105 + floor(110.25) = 415 minor units
+    assert rt.balance("ann", "Credit") == 3310 + 415
