@@ -344,12 +344,7 @@ class Encoder:
                 self.require(true, due <= self.now)
         post = self.block(h.body, env, state, true)
         self.assumptions += self.closed_world(post)
-        self.assumptions += [
-            z3.Select(self.pre_component(c), i) >= 0
-            if i is not None
-            else self.pre_component(c) >= 0
-            for c, i in self.balance_reads
-        ]
+        self.assumptions += self.finish_reads()
         return HandlerModel(
             handler=h,
             bound=self.bound,
@@ -378,6 +373,16 @@ class Encoder:
             if i is not None
             else self.pre_component(c) >= 0
             for c, i in self.balance_reads
+        ]
+        # a record that does not exist holds nothing: the runtime deletes only empty records
+        # and moves value only into live ones
+        out += [
+            z3.Implies(
+                z3.Not(z3.Select(self.pre_component("live!" + c.split("!")[1]), i)),
+                z3.Select(self.pre_component(c), i) == 0,
+            )
+            for c, i in self.balance_reads
+            if i is not None and c.startswith("escrow!")
         ]
         return out
 
