@@ -806,6 +806,26 @@ class Checker:
                          hint="isqrt is the floor of the square root of a whole number")
         return ir.Builtin(name="isqrt", args=tuple(args), type=base(t))
 
+    def fn_sqrt(self, e: ast.Call, env: Env) -> Any:
+        """``sqrt(x, d)``: the square root of an int or ratio, rounded down to ``d`` decimals
+        (a constant 0..18); an exact ratio."""
+        args = self._args(e, env, 2)
+        if args is None:
+            return self.err()
+        t = args[0].type
+        if not isinstance(t, (ir.TInt, ir.TRatio, TError)):
+            self.d.error("E0301", f"`sqrt` takes an int or a ratio, not {show(t)}", e.args[0].span,
+                         hint="for an amount, take the root of `minor(x)` with `isqrt`, or of "
+                              "a ratio of amounts")
+        d = self.constant(args[1], e.args[1].span)
+        if d is not None and (not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 18):
+            self.d.error("E0308", "the decimals of `sqrt` must be a whole number within 0..18",
+                         e.args[1].span, hint="sqrt(x, 6) rounds the root down to 6 decimals")
+            return self.err()
+        if d is None:
+            return self.err()
+        return ir.Builtin(name="sqrt", args=(args[0], ir.Const(value=d, type=INT)), type=RATIO)
+
     def fn_pow(self, e: ast.Call, env: Env) -> Any:
         args = self._args(e, env, 2)
         if args is None:

@@ -889,6 +889,16 @@ class Compiler:
                 return sem.isqrt(v)
 
             return isqrt
+        if name == "sqrt":
+            decimals = x.args[1].value
+
+            def sqrt(e: Env) -> Any:
+                try:
+                    return _norm(sem.fixed_sqrt(one(e), decimals))
+                except sem.SemanticsError as err:
+                    raise Rejected(err.code, err.message) from None
+
+            return sqrt
         if name == "pow":
             base, exp = args
             return lambda e: _norm(sem.ipow(base(e), exp(e)))

@@ -1103,6 +1103,17 @@ class Encoder:
                 z3.Implies(x >= 0, z3.And(r >= 0, r * r <= x, x < (r + 1) * (r + 1)))
             )
             return r
+        if name == "sqrt":
+            # floor(sqrt(x * 10^2d)) / 10^d, characterised exactly as isqrt is
+            x, scale = to_real(args[0]), 10 ** int(e.args[1].value)
+            self.require(guard, x >= 0)
+            r = self.fresh("sqrt", z3.IntSort())
+            y = x * (scale * scale)
+            self.assumptions.append(
+                z3.Implies(x >= 0, z3.And(r >= 0, z3.ToReal(r * r) <= y,
+                                          y < z3.ToReal((r + 1) * (r + 1))))
+            )
+            return z3.ToReal(r) / scale
         if name == "pow":
             x = args[0]
             n = e.args[1]

@@ -1,4 +1,5 @@
-"""Pure functions, `var` locals and `for i in a..b` (issue 17 part A), through every layer.
+"""Pure functions, `var` locals, `for i in a..b`, `pow` with a ranged exponent and fixed-point
+`sqrt` (issue 17 part A), through every layer.
 
 The policy beside this file (``fn_var_range.charter``) holds the runtime cases as its own
 `test` blocks; here they run on both backends, the formatter round-trips the policy, the IR
@@ -38,7 +39,7 @@ def pol() -> ir.Policy:
 def test_policy_tests_pass_and_both_backends_agree(pol):
     fast = run_tests(pol, backend="python")
     slow = run_tests(pol, backend="closures")
-    assert len(fast) == 6
+    assert len(fast) == 7
     for a, b in zip(fast, slow):
         assert a.passed, (a.name, a.failures)
         assert (a.name, a.passed, a.outcomes, a.journal_hash) == (
@@ -156,6 +157,14 @@ on decay(amount: Credit, k: int within 0..8) by p: Agent
     require balance(p, Credit) >= amount
     transfer floor(amount * pow(90%, k)) from p to commons
 }
+
+on match(contribution: Credit) by p: Agent
+    ensures balance(commons) <= old(balance(commons)) + contribution
+{
+    require contribution >= 1 Credit
+    require balance(p, Credit) >= contribution
+    transfer floor(from_minor(100, Credit) * sqrt(minor(contribution) / 100, 2)) from p to commons
+}
 '''
 
 BUGS = {
@@ -166,6 +175,8 @@ BUGS = {
                                   "            set total = total + 0.01 Credit\n        }"),
     # a growth factor instead of a decay: pow with a variable exponent is encoded exactly
     "decay": ("pow(90%, k)", "pow(110%, k)"),
+    # sqrt(x) <= x only from x = 1 on: below it the root pays more than was given
+    "match": ("require contribution >= 1 Credit", "require contribution > 0 Credit"),
 }
 
 
