@@ -749,6 +749,13 @@ class Interpreter:
             if v < 0:
                 raise Rejected("negative_sqrt", f"isqrt of a negative value ({v})")
             return math.isqrt(v)
+        if name == "sqrt":  # sqrt(x, d): the square root rounded down to d decimal places
+            v, places = arg(0), x.args[1].value
+            if v < 0:
+                raise Rejected("negative_sqrt", f"sqrt of a negative value ({v})")
+            # the largest k with (k / 10**d)**2 <= v, i.e. k*k <= v * 100**d (k*k is whole)
+            k = math.isqrt(math.floor(Fraction(v) * 100**places))
+            return whole(Fraction(k, 10**places))
         if name == "pow":
             base, n = arg(0), arg(1)
             if n < 0:

@@ -191,7 +191,7 @@ def locals_policy():
     funds=st.integers(min_value=0, max_value=10**8),
     calls=st.lists(
         st.tuples(
-            st.sampled_from(["vest", "grow"]),
+            st.sampled_from(["vest", "grow", "root"]),
             st.integers(min_value=-3, max_value=10**6),
             st.integers(min_value=-1, max_value=30),
             st.sampled_from(["0%", "5%", "33%", "50%", "51%"]),
@@ -207,7 +207,8 @@ def test_vars_loops_and_functions_settle_alike(locals_policy, funds, calls):
     for i, (kind, amount, n, rate) in enumerate(calls):
         args = (
             {"base": amount, "months": n, "rate": rate} if kind == "vest"
-            else {"amount": amount, "n": n}
+            else {"amount": amount, "n": n} if kind == "grow"
+            else {"amount": amount % 1000, "x": amount * n}
         )  # fmt: skip
         events.append({"id": f"c{i}", "type": kind, "submitter": "ann", "time": 2, "args": args})
     _same(locals_policy, events)
@@ -220,7 +221,9 @@ def test_vars_and_loops_apply(locals_policy):
         {"id": "v", "type": "vest", "submitter": "ann", "time": 2,
          "args": {"base": "10", "months": 3, "rate": "5%"}},
         {"id": "g", "type": "grow", "submitter": "ann", "time": 2, "args": {"amount": 100, "n": 2}},
+        {"id": "r", "type": "root", "submitter": "ann", "time": 2, "args": {"amount": 1000, "x": 2}},
     ]  # fmt: skip
     rt = _same(locals_policy, events)
-    # vest: 10 + 11 + 12.10 = 33.10; grow: 100 + 100 + 105 + floor(110.25) = 415 minor units
-    assert rt.balance("ann", "Credit") == 3310 + 415
+    # vest: 10 + 11 + 12.10 = 33.10; grow: 100 + 100 + 105 + floor(110.25) = 415 minor units;
+    # root: floor(1000 * (1.414 - sqrt(2/7) to 2 places = 0.53)) = 884
+    assert rt.balance("ann", "Credit") == 3310 + 415 + 884
