@@ -15,8 +15,9 @@ signature   a party with a registered key must sign with its active key     ``un
 clock       the time policy: ``events`` (the event's time, not before the    ``time_regressed``,
             last applied one) or ``system`` (the runtime stamps the event;   ``time_skew``
             a submitted time beyond the allowed skew is refused)
-timers      opens the event's undo frame, then fires the timed handlers due  ``timer_overflow``,
-            at or before its time (each in a nested frame of its own)        ``dissolved``
+timers      opens the event's undo frame, counts the timed handlers due at   ``timer_overflow``,
+            or before its time (more than ``max_timer_firings``: refused     ``dissolved``
+            before any runs), then fires them (each in a nested frame)
 convert     arguments against the handler's signature, in the state after   ``bad_argument``, ...
             the timers (role membership, record keys, bounds)
 authorise   the handler's ``by`` clause                                      ``unauthorised``
@@ -320,8 +321,13 @@ def timers(rt: Any, tx: Tx) -> None:
     if "t0" not in st.meta:
         st.set_meta("t0", now)
     if rt.timed and rt.timers_due(now):
+        limit = None if tx.replaying else rt.max_timer_firings
+        if limit is not None:
+            due = rt.due_firings(now, limit)
+            if due > limit:  # refused before a single handler runs
+                raise Rejected("timer_overflow", timer_overflow_message(limit))
         tx.timers = []
-        rt.fire_timers(now, tx.timers)
+        rt.fire_timers(now, tx.timers, limit)
         if "dissolved" in st.meta and tx.ch is not None:
             raise Rejected(
                 "dissolved",
@@ -512,6 +518,14 @@ def _failed_step(exc: BaseException) -> str:
             return STEPS[i][0]
         tb = tb.tb_next
     return ""
+
+
+def timer_overflow_message(limit: int) -> str:
+    return (
+        f"more than {limit} timed handler firings are due before this event; one event may "
+        f"make at most {limit} due (max_timer_firings, charter run --max-timer-firings): "
+        "submit @tick events in between to let time pass in steps"
+    )
 
 
 def step_names() -> list[str]:
