@@ -54,6 +54,9 @@ def register(cli: click.Group) -> None:
                   help="Most connections at once; more get 503.")
     @click.option("--admin-token-file", default=None, type=click.Path(dir_okay=False),
                   help="Enables POST /v1/keys for bearers of the token in this file.")
+    @click.option("--self-register-keys", is_flag=True,
+                  help="A party without a key may register its first one itself, with an @keys "
+                  "add event signed by that key (agents that join by themselves).")
     @click.option("--wait", default=0.0, type=click.FloatRange(0, None), metavar="SECONDS",
                   help="Wait up to SECONDS for another writer of a SQLite ledger to finish.")
     @click.option("--log-level", default="info", show_default=True,
@@ -61,8 +64,8 @@ def register(cli: click.Group) -> None:
     def serve(
         policy: str, db: str, host: str, port: int, port_file: Optional[str],
         params: tuple[str, ...], clock: str, max_skew: int, max_body: int, max_group: int,
-        limit_concurrency: Optional[int], admin_token_file: Optional[str], wait: float,
-        log_level: str,
+        limit_concurrency: Optional[int], admin_token_file: Optional[str],
+        self_register_keys: bool, wait: float, log_level: str,
     ) -> None:  # fmt: skip
         """Serve POLICY's ledger over HTTP (JSON; OpenAPI at /openapi.json).
 
@@ -97,7 +100,8 @@ def register(cli: click.Group) -> None:
 
         def opener() -> Any:
             return open_runtime(
-                pol, target, params=overrides or None, clock=clock, max_skew=max_skew, wait=wait
+                pol, target, params=overrides or None, clock=clock, max_skew=max_skew, wait=wait,
+                self_register=self_register_keys,
             )
 
         try:

@@ -115,6 +115,7 @@ def open_runtime(
     time_source: Any = None,
     readonly: bool = False,
     wait: float = 0.0,
+    self_register: bool = False,
     max_timer_firings: Optional[int] = None,
 ) -> Runtime:
     """Open a runtime for ``policy`` (IR, or a path to compile) on ``store``.
@@ -145,7 +146,9 @@ def open_runtime(
     (``runtime/integrity.py``) raises :class:`charter.LedgerIntegrityError`
     with the check's and the audit's findings and is never written to; a
     file that is not a Charter ledger (empty, another program's) raises
-    :class:`charter.NotALedgerError` and is left untouched.  ``readonly=True`` takes
+    :class:`charter.NotALedgerError` and is left untouched.  ``self_register=True``
+    lets a party without a key register its first one itself, with an ``@keys``
+    add event signed by that key (see ``docs/deployment.rst``).  ``readonly=True`` takes
     no lock and refuses nothing (audits use it); submitting then fails.
     """
     pol = _load_policy(policy)
@@ -169,6 +172,7 @@ def open_runtime(
             clock=clock,
             max_skew=max_skew,
             time_source=time_source,
+            self_register=self_register,
             max_timer_firings=max_timer_firings,
         )
     except BaseException:

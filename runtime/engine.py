@@ -148,6 +148,7 @@ class Runtime:
         clock: str = "events",
         max_skew: int = DEFAULT_MAX_SKEW,
         time_source: Optional[Callable[[], Any]] = None,
+        self_register: bool = False,
         max_timer_firings: Optional[int] = None,
     ):
         if max_timer_firings is None:
@@ -175,6 +176,8 @@ class Runtime:
         self.clock_policy = clock
         self.max_skew = max_skew
         self.time_source = time_source or _time.time
+        # a party without a key may add its first one itself (signed by it): runtime/signing.py
+        self.self_register = bool(self_register)
         self.debug = _DEBUG
         self.converter = Converter(policy)
         self.state = State(policy)
@@ -422,6 +425,10 @@ class Runtime:
         if self.broken:
             raise StoreError(self.broken)
         return settle(self, ev, operator=True)
+
+    def has_key_entry(self, party: str) -> bool:
+        """Whether ``party`` ever had a key (a revoked party may not re-register itself)."""
+        return signing.META_PREFIX + party in self.state.meta
 
     def keys(self, party: Optional[str] = None) -> dict[str, Any]:
         """The key registry: ``{party: {"active": key or None, "keys": {key: status}}}``."""

@@ -286,7 +286,8 @@ def signature(rt: Any, tx: Tx) -> None:
                 raise Rejected("bad_signature", f"{exc}") from None
     elif signing.META_PREFIX + tx.sub not in rt.state.meta:
         return  # the common case: an unsigned event of a party without a key
-    signing.check_signature(rt.state.meta, rt.genesis, tx.sub, sig, text)
+    own = signing.self_key(KEYS, tx.conv, tx.sub) if tx.etype == KEYS else None
+    signing.check_signature(rt.state.meta, rt.genesis, tx.sub, sig, text, own)
     tx.signed = text
 
 
@@ -349,13 +350,15 @@ def authorise(rt: Any, tx: Tx) -> None:
             op = tx.conv
             # the operator (charter keys), or a party rotating/revoking its own key with an
             # event the signature step verified against that key
+            own = tx.sub == op["party"] and tx.signed is not None
             if not (tx.operator or tx.replaying) and not (
-                tx.sub == op["party"] and op["op"] != "add" and tx.signed is not None
+                own and (op["op"] != "add" or (rt.self_register and not rt.has_key_entry(tx.sub)))
             ):
                 raise Rejected(
                     "unauthorised",
                     f"{KEYS} entries come from the operator (charter keys); a party may only "
-                    "rotate or revoke its own key, with an event signed by that key",
+                    "rotate or revoke its own key, with an event signed by that key"
+                    + ("" if rt.self_register else " (self-registration of keys is off)"),
                 )
             return
         if tx.sub != "clock":

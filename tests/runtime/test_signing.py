@@ -377,3 +377,35 @@ def test_charter_keys_commands_end_to_end(keyed, tmp_path):
     assert r.exit_code == 0, r.output
     r = run.invoke(cli, ["audit", str(db)])
     assert r.exit_code == 0 and "OK" in r.output, r.output
+
+
+def test_self_registration_is_proof_of_possession_and_off_by_default(tmp_path):
+    sk, pk = signing.generate_key()
+    other, opk = signing.generate_key()
+
+    def add(rt, eid, party, key, signer, sub=None):
+        ev = _ev(eid, "@keys", sub or party, 150, op="add", party=party, key=key)
+        return rt.submit(signing.sign_event(ev, signer, rt.genesis) if signer else ev)
+
+    off = _ledger(tmp_path / "off.sqlite")
+    assert add(off, "k1", "bob", pk, sk).code == "unauthorised"
+    assert off.keys() == {}
+    off.close()
+    rt = open_runtime(POLICY, str(tmp_path / "on.sqlite"), self_register=True)
+    assert rt.submit(_ev("j", "join", "bob", 100)).applied
+    before = _snapshot(rt)
+    assert add(rt, "k1", "bob", pk, None).code == "unauthorised"  # unsigned
+    assert add(rt, "k2", "bob", pk, other).code == "unknown_key"  # signed by another key
+    assert add(rt, "k3", "cat", pk, sk, sub="bob").code == "unknown_key"  # for someone else
+    assert _snapshot(rt) == before
+    r = add(rt, "k4", "bob", pk, sk)
+    assert r.applied, r
+    assert rt.submit(_ev("w", "withdraw", "bob", 160, amount="0")).code == "unsigned"
+    assert add(rt, "k5", "bob", opk, other).code == "unknown_key"  # a second add: not itself
+    assert rt.register_key("revoke", "bob").applied
+    assert add(rt, "k6", "bob", opk, other).code == "unknown_key"  # revoked: operator only
+    rt.flush()
+    rep = rt.audit()
+    assert rep.ok and rep.signatures == 1, rep
+    assert replay(rt).ok
+    rt.close()
