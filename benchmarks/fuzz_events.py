@@ -364,6 +364,7 @@ class Counts:
         self.exceptions = self.changed = self.audit_failures = self.mismatches = 0
         self.examples: list[str] = []
         self.seconds = 0.0
+        self.stopped = False  # by --max-seconds before all its events ran
 
     @property
     def failures(self) -> int:
@@ -394,13 +395,17 @@ def same_ledger(rt: Any, ref: Any) -> Optional[str]:
 
 
 def fuzz(tg: Target, events: int, seed: int, episode: int = 1000, compare: bool = True,
-         counts: Optional[Counts] = None) -> Counts:  # fmt: skip
-    """Run ``events`` fuzzed events against ``tg``; returns the counts."""
+         counts: Optional[Counts] = None, max_seconds: Optional[float] = None) -> Counts:  # fmt: skip
+    """Run ``events`` fuzzed events against ``tg`` (stopping after the episode that passes
+    ``max_seconds``, if given); returns the counts."""
     c = counts or Counts(tg.name)
     rng = random.Random(f"{seed}:{tg.name}")
     started = time.perf_counter()
     ep = 0
     while c.events < events:
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            c.stopped = True
+            break
         ep += 1
         rt = tg.runtime()
         ref = tg.runtime("reference") if compare else None
@@ -491,18 +496,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--episode", type=int, default=1000, help="events per fresh runtime")
     ap.add_argument("--only", nargs="*", help="policy names (stdlib stems, example:<dir>)")
     ap.add_argument("--examples", action="store_true", help="also the example policies")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="stop a policy after the episode that passes this many seconds "
+                    "(its exact counts are printed, marked 'stopped early')")
     ap.add_argument("--no-compare", action="store_true",
                     help="skip the reference interpreter (engine only)")
     a = ap.parse_args(argv)
     all_counts = []
     for tg in targets(a.examples, a.only):
-        c = fuzz(tg, a.events, a.seed, a.episode, not a.no_compare)
+        c = fuzz(tg, a.events, a.seed, a.episode, not a.no_compare, max_seconds=a.max_seconds)
         all_counts.append(c)
         print(f"{tg.name}: {c.events} events, {c.accepted} accepted, {c.duplicates} duplicates, "
               f"{sum(c.rejected.values())} rejected ({dict(c.rejected.most_common())}), "
               f"{c.exceptions} exceptions, {c.changed} rejected-that-changed-something, "
               f"{c.audit_failures} audit failures, {c.mismatches} engine/reference mismatches "
-              f"({c.seconds:.0f} s)", flush=True)  # fmt: skip
+              f"({c.seconds:.0f} s{', stopped early by --max-seconds' if c.stopped else ''})",
+              flush=True)  # fmt: skip
         for ex in c.examples:
             print(f"  {ex}", flush=True)
     report(all_counts)
