@@ -271,6 +271,14 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         "[default: 10,000,000].",
     )
     @click.option(
+        "--max-timer-firings",
+        default=None,
+        type=click.IntRange(0, None),
+        metavar="N",
+        help="Most timed-handler firings one event may make due; an event whose time is "
+        "further ahead is refused (timer_overflow) before any fires [default: 1,000].",
+    )
+    @click.option(
         "--wait",
         default=0.0,
         type=click.FloatRange(0, None),
@@ -303,6 +311,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         clock: str,
         max_skew: int,
         step_budget: Optional[int],
+        max_timer_firings: Optional[int],
         wait: float,
         strict: bool,
         check_props: bool,
@@ -344,6 +353,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                 clock=clock,
                 max_skew=max_skew,
                 step_budget=step_budget or DEFAULT_STEP_BUDGET,
+                max_timer_firings=max_timer_firings,
                 wait=wait,
             )
         except (StoreError, ParamError) as exc:

@@ -30,10 +30,12 @@ handler that fails rolls back only itself and is recorded as rejected in
 the entry; it is not retried.
 
 Backends (``backend=``): ``"python"`` is the engine (handler bodies as
-generated Python, :mod:`charter.runtime.pygen`); ``"closures"`` is the
-reference (:mod:`charter.runtime.codegen`, one closure per IR node,
-written for clarity) that the tests and the event fuzzers compare it
-against.
+generated Python, :mod:`charter.runtime.pygen`, with closures from
+:mod:`charter.runtime.codegen` for the rarer nodes; ``"closures"`` runs the
+engine's closures alone).  ``"reference"`` is the oracle,
+:mod:`charter.runtime.reference`: a plain interpreter of the IR that shares
+no code with the engine's handlers, which the tests and event fuzzers
+compare the engine against (``docs/runtime.rst``, "Engine and reference").
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ from .settle import (
     Rejection,
     same_event,
     settle,
+    timer_overflow_message,
 )
 from .state import State
 from .store import MemoryStore, Store, StoreError
@@ -76,11 +79,16 @@ from .values import Converter, Rejected, canonical, check_range, preview, to_jso
 
 _DEBUG = bool(os.environ.get("CHARTER_RUNTIME_DEBUG"))
 _NO_ARGS: dict = {}
-MAX_TIMER_FIRINGS = 10_000
+# Timed-handler firings one event may cause (every firing due at or before its time).  Counted
+# before any fires, so an event whose time is far ahead is refused without running a handler;
+# an event under the limit that is refused later still costs at most this many firings.
+# ``max_timer_firings=`` / ``charter run --max-timer-firings``; replay is never limited (the
+# journal's entries were accepted under whatever limit applied then).
+MAX_TIMER_FIRINGS = 1_000
 
 __all__ = [
     "Runtime", "Receipt", "Rejection", "Outcome", "ParamError", "resolve_params", "TICK",
-    "CLOCKS", "DEFAULT_MAX_SKEW", "DEFAULT_STEP_BUDGET",
+    "CLOCKS", "DEFAULT_MAX_SKEW", "DEFAULT_STEP_BUDGET", "MAX_TIMER_FIRINGS",
 ]  # fmt: skip
 
 
@@ -125,7 +133,9 @@ class Runtime:
     system clock under ``clock="system"``, ``time_source`` that clock (a
     callable returning seconds; default: the system's UTC time).
     ``step_budget`` bounds the work of one event (statements plus loop,
-    aggregate and split items)."""
+    aggregate and split items); ``max_timer_firings`` the timed-handler firings one
+    event may make due (default :data:`MAX_TIMER_FIRINGS`; ``None``: the module's
+    current default)."""
 
     def __init__(
         self,
@@ -138,7 +148,20 @@ class Runtime:
         clock: str = "events",
         max_skew: int = DEFAULT_MAX_SKEW,
         time_source: Optional[Callable[[], Any]] = None,
+        self_register: bool = False,
+        max_timer_firings: Optional[int] = None,
     ):
+        if max_timer_firings is None:
+            max_timer_firings = MAX_TIMER_FIRINGS
+        if (
+            isinstance(max_timer_firings, bool)
+            or not isinstance(max_timer_firings, int)
+            or max_timer_firings < 0
+        ):
+            raise ValueError(
+                f"max_timer_firings must be an integer >= 0, got {max_timer_firings!r}"
+            )
+        self.max_timer_firings = max_timer_firings
         if clock not in CLOCKS:
             raise ValueError(f"unknown clock policy {clock!r} (one of {', '.join(CLOCKS)})")
         if isinstance(step_budget, bool) or not isinstance(step_budget, int) or step_budget < 1:
@@ -153,6 +176,8 @@ class Runtime:
         self.clock_policy = clock
         self.max_skew = max_skew
         self.time_source = time_source or _time.time
+        # a party without a key may add its first one itself (signed by it): runtime/signing.py
+        self.self_register = bool(self_register)
         self.debug = _DEBUG
         self.converter = Converter(policy)
         self.state = State(policy)
@@ -420,6 +445,10 @@ class Runtime:
             raise StoreError(self.broken)
         return settle(self, ev, operator=True)
 
+    def has_key_entry(self, party: str) -> bool:
+        """Whether ``party`` ever had a key (a revoked party may not re-register itself)."""
+        return signing.META_PREFIX + party in self.state.meta
+
     def keys(self, party: Optional[str] = None) -> dict[str, Any]:
         """The key registry: ``{party: {"active": key or None, "keys": {key: status}}}``."""
         meta = self.state.meta
@@ -526,11 +555,48 @@ class Runtime:
                     return True
         return False
 
-    def fire_timers(self, now: int, out: list[dict]) -> None:
+    def due_firings(self, now: int, limit: int) -> int:
+        """How many timed-handler firings are due at or before ``now`` in the current state,
+        counted without running any (stops counting past ``limit``).  A lower bound of what
+        firing them does (a firing may arm more), so more than ``limit`` here means more than
+        ``limit`` in all: the event is refused before anything runs."""
+        st = self.state
+        meta = st.meta
+        t0 = meta.get("t0", now)
+        n = 0
+        for _ch, h in self._timed:
+            if n > limit:
+                break
+            if h.kind == "every":
+                n += max(0, (now - t0) // h.period - meta.get("every:" + h.name, 0))
+                continue
+            # the heap's entries due by `now`, visiting only those (and their children)
+            heap = st.heaps[h.name]
+            recs = st.records[h.record]
+            stack = [0] if heap else []
+            visits = 0
+            while stack and n <= limit and visits <= 4 * limit + 64:
+                i = stack.pop()
+                due, key = heap[i]
+                if due > now:
+                    continue  # its whole subtree is later
+                visits += 1
+                rec = recs.get(key)
+                if (
+                    rec is not None
+                    and rec.get(h.field) == due
+                    and meta.get(f"fired:{h.name}:{key}") != due
+                ):
+                    n += 1
+                stack.extend(j for j in (2 * i + 1, 2 * i + 2) if j < len(heap))
+        return n
+
+    def fire_timers(self, now: int, out: list[dict], limit: Optional[int] = None) -> None:
         """Fire every timed handler due at or before ``now`` (inside the event's frame).
 
         Each firing runs in a nested frame with its own ledger re-check; one
-        that fails is rolled back alone and recorded as rejected."""
+        that fails is rolled back alone and recorded as rejected.  More than
+        ``limit`` firings (timers can arm further timers) refuse the event."""
         st = self.state
         meta = st.meta
         fired = 0
@@ -552,12 +618,8 @@ class Runtime:
             if best is None:
                 return
             fired += 1
-            if fired > MAX_TIMER_FIRINGS:
-                raise Rejected(
-                    "timer_overflow",
-                    f"more than {MAX_TIMER_FIRINGS} timed handler firings are due "
-                    "before this event; submit @tick events in between",
-                )
+            if limit is not None and fired > limit:
+                raise Rejected("timer_overflow", timer_overflow_message(limit))
             (due, name, key), ch, h = best
             info: dict[str, Any] = {
                 "handler": name,
