@@ -174,6 +174,10 @@ class PostgresStore(ChangeBuffer):
         self._tx: Optional[str] = None  # None, "snapshot" (reading) or "write" (lock held)
         self._catching_up: Optional[deque] = None  # journal rows being replayed by sync
         self._cursors = 0
+        # syncs (lock taken), of which catch-ups (another process had committed since), and
+        # entries replayed: the benchmark's measure of contention (an optimistic writer
+        # would have retried every catch-up)
+        self.stats = {"syncs": 0, "catchups": 0, "replayed": 0}
         self._reset_changes()
         self.conn: Any = None
         try:
@@ -406,6 +410,7 @@ class PostgresStore(ChangeBuffer):
                 ["the checkpoint row is missing or does not match its own hash (edited by hand?)"],
             )
         self._cp = cp
+        self.stats["syncs"] += 1
         if cp.seq == rt.seq and cp.head == rt.head:
             return
         if cp.seq <= rt.seq:
@@ -438,6 +443,8 @@ class PostgresStore(ChangeBuffer):
         if prev != cp.head or (rows and rows[-1].seq != cp.seq):
             self._fail()
             raise StoreError(f"{self.path}: the journal does not end at the checkpoint's entry")
+        self.stats["catchups"] += 1
+        self.stats["replayed"] += len(rows)
         self._catching_up = deque(rows)
         try:
             for row in rows:
