@@ -105,17 +105,16 @@ def _parse_pg(text: str) -> StoreSpec:
     except ValueError as exc:
         raise StoreError(f"{shown}: not a valid PostgreSQL URL ({exc})") from None
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    schema = None
-    rest = []
-    for k, v in pairs:
-        if k == "schema":
-            if schema is not None:
-                raise StoreError(f"{shown}: 'schema' given twice")
-            schema = v
-        else:
-            rest.append((k, v))
+    schemas = [v for k, v in pairs if k == "schema"]
+    if len(schemas) > 1:
+        raise StoreError(f"{shown}: 'schema' given twice")
+    schema = schemas[0] if schemas else None
     secret = parts.password or next((v for k, v in pairs if k.lower() == "password"), None)
-    url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest, safe="/"), ""))
+    # the URL as written, less the ``schema`` parameter (libpq does not know it)
+    base, _, query = text.partition("?")
+    query = query.partition("#")[0]
+    kept = [p for p in query.split("&") if p and unquote(p.partition("=")[0]) != "schema"]
+    url = base + ("?" + "&".join(kept) if kept else "")
     try:
         from psycopg.conninfo import conninfo_to_dict
     except ImportError:

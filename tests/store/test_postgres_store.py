@@ -282,3 +282,24 @@ def test_a_missing_ledger_is_not_created_by_readers(pg_server):
     url = pg_server.new_url()
     with pytest.raises(StoreError, match="no such ledger"):
         charter.audit_ledger(url)
+
+
+def test_keys_postgresql_text_cannot_hold_round_trip(pg_server, shared_policy, tmp_path):
+    """A record key is event text: NUL, non-ASCII, quotes.  PostgreSQL TEXT refuses NUL, so
+    the store keeps keys as bytes; the ledger must read back exactly as SQLite's does."""
+    keys = ["a\x00b", "\x00", "é", "Ω\u0301", "'; DROP TABLE state; --", "\\x00", "z" * 5000]
+    url = pg_server.new_url()
+    lite = charter.open_runtime(shared_policy, tmp_path / "k.sqlite", synchronous="NORMAL")
+    with charter.open_runtime(shared_policy, url) as pg:
+        for i, k in enumerate(keys):
+            ev = {"id": f"n{i}", "type": "note", "submitter": "ann", "time": i, "args": {"key": k}}
+            a, b = pg.submit(ev), lite.submit(ev)
+            assert a.applied and a.to_dict() == b.to_dict()
+            ev = {"id": f"b{i}", "type": "bump", "submitter": "bob", "time": i, "args": {"key": k}}
+            assert pg.submit(ev).to_dict() == lite.submit(ev).to_dict()
+    with charter.open_runtime(None, url) as again:
+        assert sorted(again.records("Note")) == sorted(keys)
+        assert again.state_rows() == lite.state_rows()
+        assert sorted(again.store.rows()) == sorted(lite.store.rows())
+        assert again.head == lite.head and again.audit().ok
+    lite.close()
