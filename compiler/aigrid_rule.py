@@ -155,10 +155,20 @@ def check_settings(settings: Any) -> dict[str, Any]:
             "AIGrid's executors start a new process (or a new rule instance) per call, so "
             "every event would see an empty ledger; use store=sqlite (the default), or set "
             "ephemeral=true to accept a throw-away ledger")
-    if store == "postgresql" and not s.get("db_url"):
-        raise BundleError("store=postgresql needs the setting db_url "
-                          "(postgresql://user@host/dbname)")
+    if store == "postgresql" and not str(s.get("db_url", "")).startswith(("postgresql://",
+                                                                         "postgres://")):
+        raise BundleError("store=postgresql needs the setting db_url: "
+                          "postgresql://USER:PASSWORD@HOST/DB?schema=NAME")
     return s
+
+
+def _shown(key: str) -> str:
+    """A ledger's name for messages: a URL without its password."""
+    if "://" not in key:
+        return key
+    from charter.runtime.store_url import redact
+
+    return redact(key)
 
 
 def _bundle_key(policy_file: str) -> str:
@@ -274,14 +284,8 @@ class PolicyRuleAdapter:
                 sort_keys=True, default=str).encode()).hexdigest()
             target: Any = ":memory:"
         elif s["store"] == "postgresql":
-            import importlib.util
-
-            # the PostgreSQL store arrives with the shared-ledger work (runtime/postgres_store.py);
-            # without it a URL must not be taken for a SQLite file name
-            if importlib.util.find_spec("charter.runtime.postgres_store") is None:
-                raise BundleError("store=postgresql needs a Charter with the PostgreSQL store "
-                                  f"(charter.runtime.postgres_store); this is "
-                                  f"charter-policy=={self.CHARTER_VERSION or 'unknown'}")
+            # a shared ledger: this process's runtimes and other processes' all settle on it
+            # (the store serialises them and replays what others committed)
             key = target = s["db_url"]
         else:
             path = ledger_path(s, self.policy)
@@ -296,14 +300,14 @@ class PolicyRuleAdapter:
                 try:
                     rt = open_runtime(self.policy, target, wait=s["lock_wait"], **args)
                 except (StoreError, ParamError, ValueError) as err:
-                    raise BundleError(f"cannot open the ledger {key}: {err}") from None
+                    raise BundleError(f"cannot open the ledger {_shown(key)}: {err}") from None
                 ledger = _Ledger(key, rt, threading.RLock(), self.policy.source_hash, wanted,
                                  dict(args, target=target, wait=s["lock_wait"]))
                 _SHARED[key] = ledger
                 self._suspend(ledger)
         if ledger.source_hash != self.policy.source_hash or ledger.params != wanted:
-            raise BundleError(f"{key} is already open in this process for another policy "
-                              "or other parameters")
+            raise BundleError(f"{_shown(key)} is already open in this process for another "
+                              "policy or other parameters")
         return ledger
 
     @staticmethod
@@ -436,7 +440,10 @@ class PolicyRuleAdapter:
             else:
                 ledger = self._ledger
                 with ledger.lock:
-                    self._resume(ledger)  # the file as other processes left it
+                    rt = self._resume(ledger)  # the file as other processes left it
+                    refresh = getattr(rt, "refresh", None)
+                    if refresh is not None:  # PostgreSQL: what other processes committed
+                        refresh()
                     try:
                         result = handler(dict(data or {}))
                     finally:
