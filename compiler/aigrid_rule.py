@@ -136,7 +136,7 @@ def check_settings(settings: Any) -> dict[str, Any]:
     store = s.get("store", "postgresql" if s.get("db_url") else "sqlite")
     if store not in ("sqlite", "memory", "postgresql"):
         raise BundleError(f"setting store must be 'sqlite', 'postgresql' or 'memory', "
-                          f"not {str(store)[:60]!r}")
+                          f"not {_short(store)}")
     s["store"] = store
     for key in ("db_path", "data_dir", "db_url"):
         if key in s and (not isinstance(s[key], str) or not s[key] or "\0" in s[key]
@@ -160,6 +160,14 @@ def check_settings(settings: Any) -> dict[str, Any]:
         raise BundleError("store=postgresql needs the setting db_url: "
                           "postgresql://USER:PASSWORD@HOST/DB?schema=NAME")
     return s
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a value too deep to show
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _shown(key: str) -> str:

@@ -554,6 +554,9 @@ def scenario_from_data(data: Any, *, base_dir: Union[str, Path] = ".", file: str
 
     if not isinstance(data, dict):
         raise early((), f"a scenario is a table, not {short(data)}")
+    deep = _too_deep(data)
+    if deep is not None:
+        raise early(deep, f"nested more than {MAX_DEPTH} levels deep")
     head = data.get("scenario")
     if not isinstance(head, dict):
         raise early(("scenario",), "missing [scenario] table (name, policy, epochs, ...)")
@@ -646,6 +649,25 @@ def scenario_from_data(data: Any, *, base_dir: Union[str, Path] = ".", file: str
         setup=setup, populations=tuple(pops), schedule=schedule,
         metrics=tuple(m for m in metrics if m),
         tick=tick, source=file)
+
+
+MAX_DEPTH = 32  # tables and arrays within one another: far above any real scenario
+
+
+def _too_deep(data: Any) -> Optional[tuple]:
+    """The path of a value nested deeper than MAX_DEPTH, or None (no recursion: the
+    value itself may be nested thousands deep)."""
+    stack = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            return path[:MAX_DEPTH]
+        if isinstance(value, dict):
+            stack.extend((v, path + (str(k)[:60] if isinstance(k, str) else "?",))
+                         for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, path + (i,)) for i, v in enumerate(value))
+    return None
 
 
 def _check_params(r: _Reader, policy: ir.Policy, params: dict, sweep: dict) -> None:
