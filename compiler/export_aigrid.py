@@ -135,9 +135,13 @@ def settings_schema(policy: ir.Policy) -> dict[str, Any]:
         "title": f"{policy.name} settings",
         "type": "object",
         "properties": {
-            "store": {"enum": ["sqlite", "memory"], "default": "sqlite",
-                      "description": "where the ledger lives: a SQLite file, or memory "
-                                     "(lost when the process ends)"},
+            "store": {"enum": ["sqlite", "memory", "postgresql"], "default": "sqlite",
+                      "description": "where the ledger lives: a SQLite file, memory "
+                                     "(lost when the process ends), or PostgreSQL (db_url; "
+                                     "several processes may share the ledger)"},
+            "db_url": {"type": "string", "pattern": "^postgres(ql)?://",
+                       "description": "store=postgresql: the ledger's URL, "
+                                      "postgresql://USER:PASSWORD@HOST/DB?schema=NAME"},
             "db_path": {"type": "string", "minLength": 1,
                         "default": default_db_path(policy),
                         "description": "SQLite file of the ledger (store=sqlite); relative "
@@ -472,17 +476,23 @@ class PolicyRuleAdapter:
     @staticmethod
     def _check_settings(settings: Optional[dict]) -> dict[str, Any]:
         s = dict(settings or {})
-        unknown = set(s) - {"store", "db_path", "step_budget"}
+        unknown = set(s) - {"store", "db_path", "db_url", "step_budget"}
         if unknown:
             raise BundleError(f"unknown setting(s): {', '.join(sorted(map(str, unknown)))} "
-                              "(allowed: store, db_path, step_budget)")
+                              "(allowed: store, db_path, db_url, step_budget)")
         budget = s.get("step_budget", 10_000_000)
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise BundleError("setting step_budget must be a positive integer")
         s["step_budget"] = budget
         store = s.get("store", "sqlite")
-        if store not in ("sqlite", "memory"):
-            raise BundleError(f"setting store must be 'sqlite' or 'memory', not {store!r}")
+        if store not in ("sqlite", "memory", "postgresql"):
+            raise BundleError("setting store must be 'sqlite', 'memory' or 'postgresql', "
+                              f"not {str(store)[:40]!r}")
+        if store == "postgresql":
+            url = s.get("db_url")
+            if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+                raise BundleError("store=postgresql needs the setting db_url: "
+                                  "postgresql://USER:PASSWORD@HOST/DB?schema=NAME")
         if "db_path" in s and (not isinstance(s["db_path"], str) or not s["db_path"]):
             raise BundleError("setting db_path must be a non-empty path")
         s["store"] = store
@@ -517,7 +527,14 @@ class PolicyRuleAdapter:
                 rt = open_runtime(self.policy, ":memory:", params=self.parameters,
                                   step_budget=self.settings["step_budget"])
                 return rt, threading.RLock()
-            path = os.path.realpath(self.settings.get("db_path") or default_db_path(self.policy))
+            if self.settings["store"] == "postgresql":
+                # a shared ledger: this process's runtimes and other processes' all settle on
+                # it (the store serialises them); one runtime per URL in this process
+                path = self.settings["db_url"]
+            else:
+                path = os.path.realpath(
+                    self.settings.get("db_path") or default_db_path(self.policy)
+                )
             with _SHARED_LOCK:
                 shared = _SHARED.get(path)
                 if shared is None:
@@ -527,8 +544,10 @@ class PolicyRuleAdapter:
                     _SHARED[path] = shared
             rt, lock, source_hash, params = shared
             if source_hash != self.policy.source_hash or params != wanted:
-                raise BundleError(f"{path} is already open in this process for another policy "
-                                  "or other parameters")
+                from charter.runtime.store_url import redact
+
+                raise BundleError(f"{redact(path)} is already open in this process for another "
+                                  "policy or other parameters")
             return rt, lock
         except (StoreError, ParamError) as err:
             raise BundleError(f"cannot open the ledger: {err}") from None
@@ -621,6 +640,8 @@ class PolicyRuleAdapter:
                 result = handler(dict(data or {}))
             else:
                 with self._lock:
+                    # a ledger other processes also write (PostgreSQL): read it as it is now
+                    self._runtime.refresh()
                     result = handler(dict(data or {}))
             return _json_safe({"status": "ok", **result})
         except Exception as exc:
