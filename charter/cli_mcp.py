@@ -55,7 +55,6 @@ def register(cli: click.Group) -> None:
         except ModuleNotFoundError as exc:
             _fail(f"charter mcp needs the mcp extra: pip install 'charter[mcp]' ({exc.name})")
         from charter.cli_runtime import _param_overrides
-        from charter.cli_serve import store_arg
         from charter.compiler.pipeline import Compilation
         from charter.mcp.economy import Session
         from charter.runtime import signing
@@ -79,7 +78,7 @@ def register(cli: click.Group) -> None:
         except (OSError, ValueError) as exc:
             _fail(str(exc))
         try:
-            economy, worker = srv.open_economy(policy, store_arg(db), params=overrides, wait=wait)
+            economy, worker = srv.open_economy(policy, db, params=overrides, wait=wait)
         except (StoreError, ValueError) as exc:
             _fail(str(exc))
         try:
