@@ -1,13 +1,12 @@
-"""The reference backend: IR handlers compiled once into one Python closure per node.
+"""The engine's closures: IR handlers compiled once into one Python closure per node.
 
-This is the runtime's *reference*: each IR statement and expression maps to
-one small closure that says what the node means, with no code generation.
-The engine (:mod:`charter.runtime.pygen`) writes straight-line handler code
-as Python source and calls these closures for the nodes it does not write
-(loops, splits, aggregates, ...); ``backend="closures"`` runs whole handlers
-on closures only, and the tests and event fuzzers compare the two
-(``tests/runtime/test_backends.py``, ``tests/runtime/test_event_fuzz.py``).
-This module imports nothing of the engine.
+Part of the engine, with :mod:`charter.runtime.pygen`: pygen writes
+straight-line handler code as Python source and calls these closures for
+the nodes it does not write (loops, splits, aggregates, roles, records, ...);
+``backend="closures"`` runs whole handlers on closures only.  The oracle the
+engine is checked against is :mod:`charter.runtime.reference`, an
+independent interpreter of the IR (``tests/runtime/test_backends.py``,
+``tests/runtime/test_event_fuzz.py``, ``benchmarks/fuzz_events.py``).
 
 Every expression becomes a function ``f(env) -> value`` and every statement a
 function ``f(env) -> None``; a handler is a tuple of statement closures.  The
