@@ -963,10 +963,18 @@ class Checker:
         return None
 
     def x_Aggregate(self, e: ast.Aggregate, env: Env) -> Any:
-        if e.func not in ("sum", "count", "min", "max", "all", "any"):
+        kinds = ["sum", "count", "min", "max", "all", "any", "max_by", "min_by"]
+        if e.func not in kinds:
             self.d.error("E0201", f"unknown aggregate `{e.func}`", e.span,
-                         hint=self._suggest(e.func, ["sum", "count", "min", "max", "all", "any"])
-                         or "sum, count, min, max, all or any")
+                         hint=self._suggest(e.func, kinds)
+                         or "sum, count, min, max, all, any, max_by or min_by")
+            return self.err()
+        if e.func in ("max_by", "min_by"):
+            return self.best(e, env)
+        if e.then:
+            self.d.error("E0707", f"`then by` orders the items of max_by and min_by; `{e.func}` "
+                                  "takes one expression", e.then[0].span,
+                         hint=f"remove `then by ...`, or pick an item with max_by/min_by")
             return self.err()
         source, var_type = self.collection(e.source, env)
         inner = env.child()
@@ -991,6 +999,34 @@ class Checker:
             return self.err()
         return ir.Aggregate(kind=e.func, var=e.var, source=source, where=where, body=body,
                             type=out)
+
+    ORDERED = (ir.TInt, ir.TRatio, ir.TAmount, ir.TTime, ir.TDuration)
+
+    def best(self, e: ast.Aggregate, env: Env) -> Any:
+        """``max_by``/``min_by``: the item with the largest/smallest keys (see ir.Best)."""
+        source, var_type = self.collection(e.source, env)
+        inner = env.child()
+        inner.locals[e.var] = var_type
+        where = self.cond(e.where, inner) if e.where is not None else None
+        if where is not None:
+            self.narrow(e.where, inner)
+        keys = []
+        for k in (e.body, *e.then):
+            x = self.expr(k, inner)
+            t = x.type
+            if isinstance(t, TFrac):
+                self.d.error("E0303", f"a fractional {t.asset} cannot be compared exactly here",
+                             k.span, hint="round it with floor(), ceil() or round() first")
+            elif not isinstance(t, self.ORDERED + (TError,)):
+                self.d.error("E0707", f"`{e.func}` orders by numbers, amounts, times or "
+                                      f"durations, not {show(t)}", k.span,
+                             hint="ties between items are decided by their order in the "
+                                  "collection (key or party id): no key is needed for that")
+            keys.append(x)
+        if source is None:
+            return self.err()
+        return ir.Best(kind=e.func[:3], var=e.var, source=source, where=where,
+                       keys=tuple(keys), type=var_type)
 
     def collection(self, e: ast.Expr, env: Env) -> tuple[Any, Any]:
         if isinstance(e, ast.FieldAccess) and isinstance(e.obj, ast.Name) and \

@@ -864,6 +864,43 @@ class Compiler:
 
         return aggregate
 
+    def x_Best(self, x: ir.Best):
+        items = self.collection(x.source)
+        where = self.expr(x.where) if x.where is not None else None
+        keys = tuple(self.expr(k) for k in x.keys)
+        var, largest = x.var, x.kind == "max"
+        place = f"the {x.kind}_by over {describe_collection(x.source)}"
+
+        def best(e: Env) -> Any:
+            loc = e.loc
+            saved = loc.get(var, ABSENT)
+            found, top, winner = False, None, None
+            try:
+                for item in items(e):
+                    e.steps += 1
+                    if e.steps > e.budget:
+                        _over_budget(e, place, None)
+                    loc[var] = item
+                    if where is not None and not where(e):
+                        continue
+                    k = tuple(f(e) for f in keys)
+                    # strictly better only: among equal keys the first item stays
+                    if not found or (k > top if largest else k < top):
+                        found, top, winner = True, k, item
+            except StepBudgetExceeded as r:
+                if not r.named:
+                    _over_budget(e, place, None)
+                raise
+            if saved is ABSENT:
+                loc.pop(var, None)
+            else:
+                loc[var] = saved
+            if not found:
+                raise Rejected("empty_aggregate", f"{x.kind}_by over an empty collection")
+            return winner
+
+        return best
+
     def x_Builtin(self, x: ir.Builtin):
         name = x.name
         args = tuple(self.expr(a) for a in x.args)

@@ -731,6 +731,35 @@ class Interpreter:
             raise Rejected("empty_aggregate", f"{x.kind} over an empty collection")
         return min(values) if x.kind == "min" else max(values)
 
+    def x_Best(self, x: ir.Best, env: Any) -> Any:
+        """max_by/min_by: the item with the largest (smallest) keys, compared one after
+        another; among items whose keys all tie, the one met first."""
+        where = f"the {x.kind}_by over {_describe(x.source)}"
+        saved = env.loc.get(x.var, _ABSENT)
+        candidates = []
+        try:
+            for item in self.items(x.source, env):
+                _spend(env, 1, where, None)
+                env.loc[x.var] = item
+                if x.where is not None and not self.eval(x.where, env):
+                    continue
+                candidates.append(([self.eval(k, env) for k in x.keys], item))
+        except _Budget as r:
+            if not r.named:
+                raise _out_of_budget(env, where, None) from None
+            raise
+        self.restore(x.var, saved, env)
+        if not candidates:
+            raise Rejected("empty_aggregate", f"{x.kind}_by over an empty collection")
+        winner_keys, winner = candidates[0]
+        for keys, item in candidates[1:]:
+            for a, b in zip(keys, winner_keys):
+                if a != b:
+                    if (a > b) == (x.kind == "max"):
+                        winner_keys, winner = keys, item
+                    break
+        return winner
+
     def x_Builtin(self, x: ir.Builtin, env: Any) -> Any:
         name, extra = x.name, x.extra
 
