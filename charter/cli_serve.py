@@ -16,18 +16,6 @@ def _fail(msg: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def store_arg(db: str) -> str:
-    """A ``--db`` value as ``open_runtime`` takes it: ``sqlite:///path`` or a path -> the path;
-    other URLs (``postgresql://...``) are passed on to the store opener."""
-    if db.startswith("sqlite:///"):
-        return db[len("sqlite:///") :]  # sqlite:///rel/path, sqlite:////abs/path
-    return db
-
-
-def _is_url(db: str) -> bool:
-    return "://" in db
-
-
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.argument("policy", type=click.Path(dir_okay=False))
@@ -54,6 +42,9 @@ def register(cli: click.Group) -> None:
                   help="Most connections at once; more get 503.")
     @click.option("--admin-token-file", default=None, type=click.Path(dir_okay=False),
                   help="Enables POST /v1/keys for bearers of the token in this file.")
+    @click.option("--self-register-keys", is_flag=True,
+                  help="A party without a key may register its first one itself, with an @keys "
+                  "add event signed by that key (agents that join by themselves).")
     @click.option("--wait", default=0.0, type=click.FloatRange(0, None), metavar="SECONDS",
                   help="Wait up to SECONDS for another writer of a SQLite ledger to finish.")
     @click.option("--log-level", default="info", show_default=True,
@@ -61,8 +52,8 @@ def register(cli: click.Group) -> None:
     def serve(
         policy: str, db: str, host: str, port: int, port_file: Optional[str],
         params: tuple[str, ...], clock: str, max_skew: int, max_body: int, max_group: int,
-        limit_concurrency: Optional[int], admin_token_file: Optional[str], wait: float,
-        log_level: str,
+        limit_concurrency: Optional[int], admin_token_file: Optional[str],
+        self_register_keys: bool, wait: float, log_level: str,
     ) -> None:  # fmt: skip
         """Serve POLICY's ledger over HTTP (JSON; OpenAPI at /openapi.json).
 
@@ -81,6 +72,8 @@ def register(cli: click.Group) -> None:
         from charter.runtime.store import StoreError
         from charter.runtime.values import PolicyNotExecutable
 
+        from charter.runtime.store_url import redact
+
         from .serve.server import serve as run_server
 
         pol = _compile(policy)
@@ -93,18 +86,17 @@ def register(cli: click.Group) -> None:
                 _fail(f"{admin_token_file}: {exc}")
             if len(token) < 16:
                 _fail(f"{admin_token_file}: the admin token must be at least 16 characters")
-        target = store_arg(db)
-
         def opener() -> Any:
             return open_runtime(
-                pol, target, params=overrides or None, clock=clock, max_skew=max_skew, wait=wait
+                pol, db, params=overrides or None, clock=clock, max_skew=max_skew, wait=wait,
+                self_register=self_register_keys,
             )
 
         try:
             status = run_server(
                 opener, host=host, port=port, port_file=port_file, max_body=max_body,
                 max_group=max_group, admin_token=token, limit_concurrency=limit_concurrency,
-                log_level=log_level, info={"db": db if not _is_url(db) else _redact(db)},
+                log_level=log_level, info={"db": redact(db)},
             )  # fmt: skip
         except (StoreError, ParamError, ValueError) as exc:
             _fail(str(exc))
@@ -139,7 +131,7 @@ def register(cli: click.Group) -> None:
         from charter.runtime.store import StoreError
 
         try:
-            rt = open_runtime(None, store_arg(db), wait=wait)
+            rt = open_runtime(None, db, wait=wait)
         except StoreError as exc:
             _fail(str(exc))
         try:
@@ -187,7 +179,7 @@ def register(cli: click.Group) -> None:
         from charter.runtime.store import StoreError
 
         try:
-            rt = open_runtime(None, store_arg(db), readonly=True)
+            rt = open_runtime(None, db, readonly=True)
         except StoreError as exc:
             _fail(str(exc))
         reg = rt.keys()
@@ -225,17 +217,3 @@ def register(cli: click.Group) -> None:
                 click.echo(json.dumps(signing.sign_event(ev, sk, genesis), ensure_ascii=False))
             except (ValueError, signing.SigningError) as exc:
                 _fail(f"line {n}: {exc}", 1)
-
-
-def _redact(url: str) -> str:
-    """A URL without its password (logged and served by /v1/ledger)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        u = urlsplit(url)
-        if u.password:
-            netloc = u.netloc.replace(":" + u.password + "@", ":***@")
-            return urlunsplit(u._replace(netloc=netloc))
-    except ValueError:
-        return "(unparsable URL)"
-    return url

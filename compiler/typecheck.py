@@ -806,6 +806,26 @@ class Checker:
                          hint="isqrt is the floor of the square root of a whole number")
         return ir.Builtin(name="isqrt", args=tuple(args), type=base(t))
 
+    def fn_sqrt(self, e: ast.Call, env: Env) -> Any:
+        """``sqrt(x, d)``: the square root of an int or ratio, rounded down to ``d`` decimals
+        (a constant 0..18); an exact ratio."""
+        args = self._args(e, env, 2)
+        if args is None:
+            return self.err()
+        t = args[0].type
+        if not isinstance(t, (ir.TInt, ir.TRatio, TError)):
+            self.d.error("E0301", f"`sqrt` takes an int or a ratio, not {show(t)}", e.args[0].span,
+                         hint="for an amount, take the root of `minor(x)` with `isqrt`, or of "
+                              "a ratio of amounts")
+        d = self.constant(args[1], e.args[1].span)
+        if d is not None and (not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 18):
+            self.d.error("E0308", "the decimals of `sqrt` must be a whole number within 0..18",
+                         e.args[1].span, hint="sqrt(x, 6) rounds the root down to 6 decimals")
+            return self.err()
+        if d is None:
+            return self.err()
+        return ir.Builtin(name="sqrt", args=(args[0], ir.Const(value=d, type=INT)), type=RATIO)
+
     def fn_pow(self, e: ast.Call, env: Env) -> Any:
         args = self._args(e, env, 2)
         if args is None:
@@ -943,10 +963,18 @@ class Checker:
         return None
 
     def x_Aggregate(self, e: ast.Aggregate, env: Env) -> Any:
-        if e.func not in ("sum", "count", "min", "max", "all", "any"):
+        kinds = ["sum", "count", "min", "max", "all", "any", "max_by", "min_by"]
+        if e.func not in kinds:
             self.d.error("E0201", f"unknown aggregate `{e.func}`", e.span,
-                         hint=self._suggest(e.func, ["sum", "count", "min", "max", "all", "any"])
-                         or "sum, count, min, max, all or any")
+                         hint=self._suggest(e.func, kinds)
+                         or "sum, count, min, max, all, any, max_by or min_by")
+            return self.err()
+        if e.func in ("max_by", "min_by"):
+            return self.best(e, env)
+        if e.then:
+            self.d.error("E0707", f"`then by` orders the items of max_by and min_by; `{e.func}` "
+                                  "takes one expression", e.then[0].span,
+                         hint=f"remove `then by ...`, or pick an item with max_by/min_by")
             return self.err()
         source, var_type = self.collection(e.source, env)
         inner = env.child()
@@ -971,6 +999,34 @@ class Checker:
             return self.err()
         return ir.Aggregate(kind=e.func, var=e.var, source=source, where=where, body=body,
                             type=out)
+
+    ORDERED = (ir.TInt, ir.TRatio, ir.TAmount, ir.TTime, ir.TDuration)
+
+    def best(self, e: ast.Aggregate, env: Env) -> Any:
+        """``max_by``/``min_by``: the item with the largest/smallest keys (see ir.Best)."""
+        source, var_type = self.collection(e.source, env)
+        inner = env.child()
+        inner.locals[e.var] = var_type
+        where = self.cond(e.where, inner) if e.where is not None else None
+        if where is not None:
+            self.narrow(e.where, inner)
+        keys = []
+        for k in (e.body, *e.then):
+            x = self.expr(k, inner)
+            t = x.type
+            if isinstance(t, TFrac):
+                self.d.error("E0303", f"a fractional {t.asset} cannot be compared exactly here",
+                             k.span, hint="round it with floor(), ceil() or round() first")
+            elif not isinstance(t, self.ORDERED + (TError,)):
+                self.d.error("E0707", f"`{e.func}` orders by numbers, amounts, times or "
+                                      f"durations, not {show(t)}", k.span,
+                             hint="ties between items are decided by their order in the "
+                                  "collection (key or party id): no key is needed for that")
+            keys.append(x)
+        if source is None:
+            return self.err()
+        return ir.Best(kind=e.func[:3], var=e.var, source=source, where=where,
+                       keys=tuple(keys), type=var_type)
 
     def collection(self, e: ast.Expr, env: Env) -> tuple[Any, Any]:
         if isinstance(e, ast.FieldAccess) and isinstance(e.obj, ast.Name) and \

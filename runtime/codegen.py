@@ -1,13 +1,12 @@
-"""The reference backend: IR handlers compiled once into one Python closure per node.
+"""The engine's closures: IR handlers compiled once into one Python closure per node.
 
-This is the runtime's *reference*: each IR statement and expression maps to
-one small closure that says what the node means, with no code generation.
-The engine (:mod:`charter.runtime.pygen`) writes straight-line handler code
-as Python source and calls these closures for the nodes it does not write
-(loops, splits, aggregates, ...); ``backend="closures"`` runs whole handlers
-on closures only, and the tests and event fuzzers compare the two
-(``tests/runtime/test_backends.py``, ``tests/runtime/test_event_fuzz.py``).
-This module imports nothing of the engine.
+Part of the engine, with :mod:`charter.runtime.pygen`: pygen writes
+straight-line handler code as Python source and calls these closures for
+the nodes it does not write (loops, splits, aggregates, roles, records, ...);
+``backend="closures"`` runs whole handlers on closures only.  The oracle the
+engine is checked against is :mod:`charter.runtime.reference`, an
+independent interpreter of the IR (``tests/runtime/test_backends.py``,
+``tests/runtime/test_event_fuzz.py``, ``benchmarks/fuzz_events.py``).
 
 Every expression becomes a function ``f(env) -> value`` and every statement a
 function ``f(env) -> None``; a handler is a tuple of statement closures.  The
@@ -865,6 +864,43 @@ class Compiler:
 
         return aggregate
 
+    def x_Best(self, x: ir.Best):
+        items = self.collection(x.source)
+        where = self.expr(x.where) if x.where is not None else None
+        keys = tuple(self.expr(k) for k in x.keys)
+        var, largest = x.var, x.kind == "max"
+        place = f"the {x.kind}_by over {describe_collection(x.source)}"
+
+        def best(e: Env) -> Any:
+            loc = e.loc
+            saved = loc.get(var, ABSENT)
+            found, top, winner = False, None, None
+            try:
+                for item in items(e):
+                    e.steps += 1
+                    if e.steps > e.budget:
+                        _over_budget(e, place, None)
+                    loc[var] = item
+                    if where is not None and not where(e):
+                        continue
+                    k = tuple(f(e) for f in keys)
+                    # strictly better only: among equal keys the first item stays
+                    if not found or (k > top if largest else k < top):
+                        found, top, winner = True, k, item
+            except StepBudgetExceeded as r:
+                if not r.named:
+                    _over_budget(e, place, None)
+                raise
+            if saved is ABSENT:
+                loc.pop(var, None)
+            else:
+                loc[var] = saved
+            if not found:
+                raise Rejected("empty_aggregate", f"{x.kind}_by over an empty collection")
+            return winner
+
+        return best
+
     def x_Builtin(self, x: ir.Builtin):
         name = x.name
         args = tuple(self.expr(a) for a in x.args)
@@ -890,6 +926,16 @@ class Compiler:
                 return sem.isqrt(v)
 
             return isqrt
+        if name == "sqrt":
+            decimals = x.args[1].value
+
+            def sqrt(e: Env) -> Any:
+                try:
+                    return _norm(sem.fixed_sqrt(one(e), decimals))
+                except sem.SemanticsError as err:
+                    raise Rejected(err.code, err.message) from None
+
+            return sqrt
         if name == "pow":
             base, exp = args
             return lambda e: _norm(sem.ipow(base(e), exp(e)))

@@ -5,6 +5,9 @@ step        what it does                                                     rej
 ==========  ===============================================================  =====================
 decode      the envelope: keys, ``id``, ``type``, ``submitter`` (canonical  ``bad_envelope``,
             party id), ``time``, ``args`` (an object with text keys)         ``unknown_event``
+sync        a ledger shared by several processes (PostgreSQL): takes the     (a store failure is
+            ledger's lock and replays what other processes committed        raised, not rejected)
+            since this runtime last looked (``runtime/postgres_store.py``)
 identify    an applied id: the same event again is an idempotent no-op       ``id_conflict``,
             (the original receipt, ``duplicate=True``); another event        ``dissolved``
             with that id is refused
@@ -15,8 +18,9 @@ signature   a party with a registered key must sign with its active key     ``un
 clock       the time policy: ``events`` (the event's time, not before the    ``time_regressed``,
             last applied one) or ``system`` (the runtime stamps the event;   ``time_skew``
             a submitted time beyond the allowed skew is refused)
-timers      opens the event's undo frame, then fires the timed handlers due  ``timer_overflow``,
-            at or before its time (each in a nested frame of its own)        ``dissolved``
+timers      opens the event's undo frame, counts the timed handlers due at   ``timer_overflow``,
+            or before its time (more than ``max_timer_firings``: refused     ``dissolved``
+            before any runs), then fires them (each in a nested frame)
 convert     arguments against the handler's signature, in the state after   ``bad_argument``, ...
             the timers (role membership, record keys, bounds)
 authorise   the handler's ``by`` clause                                      ``unauthorised``
@@ -58,7 +62,7 @@ from .codegen import Env
 from . import signing
 from .journal import JournalRow, encode_entry
 from .ledger import BoundsError, LedgerError, Posting, check_transaction
-from .store import StoreError
+from .store import LedgerBusyError, StoreError
 from .values import (
     MAX_INT,
     Rejected,
@@ -246,6 +250,12 @@ def decode(rt: Any, tx: Tx) -> None:
     raise Rejected("unknown_event", rt.unknown_event_message(etype))
 
 
+def sync(rt: Any, tx: Tx) -> None:
+    # after decode (a malformed event takes no lock), before anything that reads the state
+    if rt.store_sync is not None:
+        rt.store_sync(rt)
+
+
 def identify(rt: Any, tx: Tx) -> Optional[Outcome]:
     if tx.eid in rt.applied_ids:
         row = rt.applied_entry(tx.eid)
@@ -285,7 +295,8 @@ def signature(rt: Any, tx: Tx) -> None:
                 raise Rejected("bad_signature", f"{exc}") from None
     elif signing.META_PREFIX + tx.sub not in rt.state.meta:
         return  # the common case: an unsigned event of a party without a key
-    signing.check_signature(rt.state.meta, rt.genesis, tx.sub, sig, text)
+    own = signing.self_key(KEYS, tx.conv, tx.sub) if tx.etype == KEYS else None
+    signing.check_signature(rt.state.meta, rt.genesis, tx.sub, sig, text, own)
     tx.signed = text
 
 
@@ -319,8 +330,13 @@ def timers(rt: Any, tx: Tx) -> None:
     if "t0" not in st.meta:
         st.set_meta("t0", now)
     if rt.timed and rt.timers_due(now):
+        limit = None if tx.replaying else rt.max_timer_firings
+        if limit is not None:
+            due = rt.due_firings(now, limit)
+            if due > limit:  # refused before a single handler runs
+                raise Rejected("timer_overflow", timer_overflow_message(limit))
         tx.timers = []
-        rt.fire_timers(now, tx.timers)
+        rt.fire_timers(now, tx.timers, limit)
         if "dissolved" in st.meta and tx.ch is not None:
             raise Rejected(
                 "dissolved",
@@ -343,13 +359,15 @@ def authorise(rt: Any, tx: Tx) -> None:
             op = tx.conv
             # the operator (charter keys), or a party rotating/revoking its own key with an
             # event the signature step verified against that key
+            own = tx.sub == op["party"] and tx.signed is not None
             if not (tx.operator or tx.replaying) and not (
-                tx.sub == op["party"] and op["op"] != "add" and tx.signed is not None
+                own and (op["op"] != "add" or (rt.self_register and not rt.has_key_entry(tx.sub)))
             ):
                 raise Rejected(
                     "unauthorised",
                     f"{KEYS} entries come from the operator (charter keys); a party may only "
-                    "rotate or revoke its own key, with an event signed by that key",
+                    "rotate or revoke its own key, with an event signed by that key"
+                    + ("" if rt.self_register else " (self-registration of keys is off)"),
                 )
             return
         if tx.sub != "clock":
@@ -425,6 +443,7 @@ def commit(rt: Any, tx: Tx) -> Outcome:
 # done (``identify`` for an idempotent resubmission, ``commit`` at the end); it raises to reject.
 STEPS: tuple[tuple[str, Callable[[Any, Tx], Optional[Outcome]]], ...] = (
     ("decode", decode),
+    ("sync", sync),
     ("identify", identify),
     ("signature", signature),
     ("clock", clock),
@@ -460,6 +479,9 @@ def settle(rt: Any, event: Any, replaying: bool = False, operator: bool = False)
         return _reject(rt, tx, exc, "ledger_check", f"ledger re-check failed: {exc}")
     except sem.SemanticsError as exc:
         return _reject(rt, tx, exc, exc.code, exc.message)
+    except LedgerBusyError:
+        _undo(rt, tx)  # a shared ledger's lock not had in time: nothing happened, retry later
+        raise
     except StoreError as exc:
         _undo(rt, tx)
         rt.broken = f"store failed, reopen the ledger: {exc}"
@@ -477,6 +499,10 @@ def settle(rt: Any, event: Any, replaying: bool = False, operator: bool = False)
     except BaseException:
         _undo(rt, tx)
         raise
+    finally:
+        # a shared ledger's lock is let go when the event is done, unless a batch holds it
+        if rt.store_release is not None:
+            rt.store_release()
     raise AssertionError("the commit step returns the receipt")  # pragma: no cover
 
 
@@ -509,6 +535,14 @@ def _failed_step(exc: BaseException) -> str:
             return STEPS[i][0]
         tb = tb.tb_next
     return ""
+
+
+def timer_overflow_message(limit: int) -> str:
+    return (
+        f"more than {limit} timed handler firings are due before this event; one event may "
+        f"make at most {limit} due (max_timer_firings, charter run --max-timer-firings): "
+        "submit @tick events in between to let time pass in steps"
+    )
 
 
 def step_names() -> list[str]:

@@ -38,7 +38,11 @@ key), ``rotate`` (the old key retires; its past signatures stay valid) and
 ``revoke`` (the party then has no active key and every event it submits is
 refused until the operator adds a new one).  A key is never registered
 twice, to anyone.  The operator submits any ``@keys`` entry; a party may
-rotate or revoke its own key with an ``@keys`` event signed by that key.
+rotate or revoke its own key with an ``@keys`` event signed by that key, and - where
+the runtime allows self-registration (``self_register=True``, ``charter serve
+--self-register-keys``) - a party without any key may add its first one with an
+``@keys`` add event signed by the key it adds (proof of possession; first come,
+first served, as agents that join an economy by themselves need).
 
 **Audit.** The journal keeps each signature with the canonical text it
 signed (``event.sig.signed``); :func:`audit_signatures` walks the journal,
@@ -290,13 +294,28 @@ def apply_key_op(meta: dict[str, Any], set_meta: Callable[[str, Any], None], op:
         set_meta(META_PREFIX + party, {"active": None, "keys": keys})
 
 
+def self_key(etype: Any, op: Any, submitter: str) -> Optional[str]:
+    """The key a party adds for itself in an ``@keys`` add entry (signed with that very key:
+    proof of possession), else None."""
+    if etype == KEYS and isinstance(op, dict) and op.get("op") == "add":
+        if op.get("party") == submitter:
+            return op.get("key")
+    return None
+
+
 def check_signature(
-    meta: dict[str, Any], ledger: str, submitter: str, sig: Optional[dict], text: Optional[str]
-) -> None:
+    meta: dict[str, Any], ledger: str, submitter: str, sig: Optional[dict], text: Optional[str],
+    own_key: Optional[str] = None,
+) -> None:  # fmt: skip
     """Refuse an event of ``submitter`` whose signature is missing, unknown, retired or wrong.
 
-    ``text`` is the canonical event that ``sig`` must cover."""
+    ``text`` is the canonical event that ``sig`` must cover.  ``own_key``: the key a
+    party without one registers for itself; the event must be signed by it."""
     reg = registry(meta, submitter)
+    if reg is None and own_key is not None and sig is not None and sig["key"] == own_key:
+        if text is None or not verify(own_key, sig["value"], message(ledger, text)):
+            raise Rejected("bad_signature", "the signature does not verify with the key being added")
+        return
     if reg is None:
         if sig is not None:
             raise Rejected(
@@ -362,7 +381,8 @@ def audit_signatures(
                 decode_sig(sig, True)
             if not operator:
                 text = sig.get("signed") if isinstance(sig, dict) else None
-                check_signature(meta, ledger, sub, sig, text)
+                own = self_key(ev.get("type"), ev.get("args"), sub)
+                check_signature(meta, ledger, sub, sig, text, own)
             if sig is not None:
                 signed = json.loads(text)
                 if not isinstance(signed, dict):

@@ -192,6 +192,7 @@ class Api:
         zero = request.query_params.get("include_zero", "false").lower() in ("1", "true", "yes")
 
         def read(rt: Any) -> dict:
+            _refresh(rt)
             bal = rt.balances(include_zero=zero)
             if account is not None:
                 bal = {account: rt.state.balances.get(account, 0)}
@@ -206,6 +207,7 @@ class Api:
         name = request.path_params["name"]
 
         def read(rt: Any) -> Any:
+            _refresh(rt)
             if name not in rt.state.records:
                 return None
             from charter.runtime.values import to_json_value
@@ -221,6 +223,7 @@ class Api:
         role = request.path_params["role"]
 
         def read(rt: Any) -> Any:
+            _refresh(rt)
             if role not in rt.state.roles:
                 return None
             from charter.runtime.values import to_json_value
@@ -272,7 +275,11 @@ class Api:
 
     async def keys(self, request: Request) -> Response:
         party = request.path_params.get("party")
-        return JSONResponse({"keys": await self.worker.run(lambda rt: rt.keys(party))})
+        def read(rt: Any) -> dict:
+            _refresh(rt)
+            return rt.keys(party)
+
+        return JSONResponse({"keys": await self.worker.run(read)})
 
     async def change_key(self, request: Request) -> Response:
         if not self.admin_token:
@@ -309,6 +316,8 @@ class Api:
             return JSONResponse({"status": "stopping"}, status_code=503)
 
         def read(rt: Any) -> dict:
+            if rt.broken is None:
+                _refresh(rt)
             return {"broken": rt.broken, "seq": rt.seq, "head": rt.head, "clock": rt.clock}
 
         st = await self.worker.run(read)
@@ -319,6 +328,13 @@ class Api:
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document())
+
+
+def _refresh(rt: Any) -> None:
+    """Catch up with other processes' commits first (a shared PostgreSQL ledger; no-op else)."""
+    refresh = getattr(rt, "refresh", None)
+    if refresh is not None:
+        refresh()
 
 
 def _register(rt: Any, op: str, party: str, key: Any, eid: Any) -> Any:

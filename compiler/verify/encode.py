@@ -954,6 +954,8 @@ class Encoder:
             return self.builtin(e, env, state, guard)
         if isinstance(e, ir.Aggregate):
             return self.aggregate(e, env, state, guard)
+        if isinstance(e, ir.Best):
+            return self.best(e, env, state, guard)
         if isinstance(e, ir.AccBalance):
             comp, idx, _, _ = self.account(e.account, env, state, guard)
             if comp.startswith("supply!"):
@@ -1103,6 +1105,17 @@ class Encoder:
                 z3.Implies(x >= 0, z3.And(r >= 0, r * r <= x, x < (r + 1) * (r + 1)))
             )
             return r
+        if name == "sqrt":
+            # floor(sqrt(x * 10^2d)) / 10^d, characterised exactly as isqrt is
+            x, scale = to_real(args[0]), 10 ** int(e.args[1].value)
+            self.require(guard, x >= 0)
+            r = self.fresh("sqrt", z3.IntSort())
+            y = x * (scale * scale)
+            self.assumptions.append(
+                z3.Implies(x >= 0, z3.And(r >= 0, z3.ToReal(r * r) <= y,
+                                          y < z3.ToReal((r + 1) * (r + 1))))
+            )
+            return z3.ToReal(r) / scale
         if name == "pow":
             x = args[0]
             n = e.args[1]
@@ -1138,6 +1151,37 @@ class Encoder:
         out = powers[hi]
         for k in range(hi - 1, lo - 1, -1):
             out = z3.If(n == k, powers[k], out)
+        return out
+
+    def best(self, e: ir.Best, env: dict, state: State, guard: Any) -> Any:
+        """max_by/min_by: the first item (in collection order) whose keys are best,
+        compared lexicographically; the event is rejected when no item qualifies."""
+        seen, out, top = z3.BoolVal(False), None, None
+        for item, present in self.collection(e.source, env, state, guard):
+            inner = dict(env)
+            inner[e.var] = item
+            c = present
+            if e.where is not None:
+                c = z3.And(c, self.cond(e.where, inner, state, z3.And(guard, present)))
+            keys = []
+            for k in e.keys:
+                v = self.expr(k, inner, state, z3.And(guard, c))
+                keys.append(v.val if isinstance(v, Opt) else v)
+            if out is None:
+                out, top = item, keys
+                seen = c
+                continue
+            better = z3.BoolVal(False)
+            for a, b in reversed(list(zip(keys, top))):
+                strictly = a > b if e.kind == "max" else a < b
+                better = z3.Or(strictly, z3.And(_eq(a, b), better))
+            take = z3.And(c, z3.Or(z3.Not(seen), better))
+            out = ite(take, item, out)
+            top = [ite(take, a, b) for a, b in zip(keys, top)]
+            seen = z3.Or(seen, c)
+        self.require(guard, seen)
+        if out is None:
+            return z3.IntVal(0)
         return out
 
     def aggregate(self, e: ir.Aggregate, env: dict, state: State, guard: Any) -> Any:

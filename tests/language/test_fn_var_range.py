@@ -1,4 +1,5 @@
-"""Pure functions, `var` locals and `for i in a..b` (issue 17 part A), through every layer.
+"""Pure functions, `var` locals, `for i in a..b`, `pow` with a ranged exponent, fixed-point
+`sqrt` and `max_by`/`min_by` (issue 17 part A), through every layer.
 
 The policy beside this file (``fn_var_range.charter``) holds the runtime cases as its own
 `test` blocks; here they run on both backends, the formatter round-trips the policy, the IR
@@ -38,7 +39,7 @@ def pol() -> ir.Policy:
 def test_policy_tests_pass_and_both_backends_agree(pol):
     fast = run_tests(pol, backend="python")
     slow = run_tests(pol, backend="closures")
-    assert len(fast) == 6
+    assert len(fast) == 7
     for a, b in zip(fast, slow):
         assert a.passed, (a.name, a.failures)
         assert (a.name, a.passed, a.outcomes, a.journal_hash) == (
@@ -156,6 +157,14 @@ on decay(amount: Credit, k: int within 0..8) by p: Agent
     require balance(p, Credit) >= amount
     transfer floor(amount * pow(90%, k)) from p to commons
 }
+
+on match(contribution: Credit) by p: Agent
+    ensures balance(commons) <= old(balance(commons)) + contribution
+{
+    require contribution >= 1 Credit
+    require balance(p, Credit) >= contribution
+    transfer floor(from_minor(100, Credit) * sqrt(minor(contribution) / 100, 2)) from p to commons
+}
 '''
 
 BUGS = {
@@ -166,6 +175,8 @@ BUGS = {
                                   "            set total = total + 0.01 Credit\n        }"),
     # a growth factor instead of a decay: pow with a variable exponent is encoded exactly
     "decay": ("pow(90%, k)", "pow(110%, k)"),
+    # sqrt(x) <= x only from x = 1 on: below it the root pays more than was given
+    "match": ("require contribution >= 1 Credit", "require contribution > 0 Credit"),
 }
 
 
@@ -187,3 +198,83 @@ def test_buggy_twin_is_refuted(handler):
     got = _ensures(TWINS.replace(old, new))
     assert got[f"{handler}.ensures.1"] == "refuted"
     assert all(s == "proved" for h, s in got.items() if h != f"{handler}.ensures.1")
+
+
+# ---- max_by / min_by ---------------------------------------------------------------------
+
+BEST = HERE / "max_by.charter"
+
+
+@pytest.mark.parametrize("path", [POLICY, BEST], ids=lambda p: p.stem)
+def test_the_reference_interpreter_agrees(path):
+    pol = Compilation.from_path(path).ir
+    ref = run_tests(pol, backend="reference")
+    eng = run_tests(pol, backend="python")
+    assert all(r.passed for r in ref), [(r.name, r.failures) for r in ref]
+    assert [(r.name, r.outcomes, r.journal_hash) for r in ref] == [
+        (r.name, r.outcomes, r.journal_hash) for r in eng]
+
+
+def test_max_by_formats_and_lowers_to_one_node():
+    text = BEST.read_text("utf-8")
+    assert format_source(text) == text
+    pol = Compilation.from_path(BEST).ir
+    best = [n for n in _walk(pol.handlers) if isinstance(n, ir.Best)]
+    assert [(b.kind, len(b.keys)) for b in best] == [("min", 2), ("max", 2)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=6))
+def test_max_by_picks_the_first_best_like_python(rows):
+    """The three backends agree with a plain-Python statement of the rule."""
+    src = ["policy pick version \"1.0\"", "role Agent { p: int = 0, q: int = 0 }",
+           "record Win { who: party }",
+           "on pick() by clock {",
+           "    create Win(\"w\") { who = max_by(a.p then by -a.q for a in Agent) }", "}"]
+    pol = Compilation.from_text("\n".join(src), "pick.charter").ir
+    members = {f"m{i}": (p, q) for i, (p, q) in enumerate(rows)}
+    want = None
+    for name in sorted(members):
+        p, q = members[name]
+        if want is None or (p, -q) > (members[want][0], -members[want][1]):
+            want = name
+    for backend in ("python", "closures", "reference"):
+        rt = open_runtime(pol, backend=backend)
+        for name, (p, q) in members.items():
+            rt.genesis_apply(lambda s, n=name, p=p, q=q: s.set_role("Agent", n, {"p": p, "q": q}))
+        assert rt.submit({"id": "e", "type": "pick", "submitter": "clock", "time": 0,
+                          "args": {}}).applied
+        assert rt.records("Win")["w"]["who"] == want, backend
+
+
+BEST_TWIN = """
+policy btwin version "1.0"
+
+role Agent
+record Entry { who: Agent, score: int within 0..100, late: int within 0..10 }
+record Board { top: int = 0, runner: int = 0 }
+
+on award() by clock
+    ensures all(e.score <= Board("b").top for e in Entry)
+    ensures all(e.score < Board("b").top or e.late >= Board("b").runner for e in Entry)
+{
+    let w = max_by(e.score then by -e.late for e in Entry)
+    set Board("b").top = Entry(w).score
+    set Board("b").runner = Entry(w).late
+}
+"""
+
+
+def _award(text: str) -> list[str]:
+    c = Compilation.from_text(text, "btwin.charter")
+    res = {r.name: r.status for r in V.verify(c.ir, V.Options(), use_cache=False)}
+    return [res["award.ensures.1"], res["award.ensures.2"]]
+
+
+def test_max_by_twins():
+    assert _award(BEST_TWIN) == ["proved", "proved"]
+    # the smallest score wins: the first postcondition fails
+    assert _award(BEST_TWIN.replace("max_by(e.score", "min_by(e.score"))[0] == "refuted"
+    # the tie-break is the wrong way round: only the second fails
+    assert _award(BEST_TWIN.replace("then by -e.late", "then by e.late")) == [
+        "proved", "refuted"]

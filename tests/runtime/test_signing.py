@@ -339,3 +339,73 @@ def test_hostile_signature_blocks_are_clear_rejections(keyed, sig, args, party, 
             return
         assert out.code and out.message
         assert _snapshot(rt) == before
+
+
+def test_charter_keys_commands_end_to_end(keyed, tmp_path):
+    """gen -> add -> sign -> run -> audit, all through the command line."""
+    rt, sk, pk, db = keyed
+    rt.close()
+    run = CliRunner()
+    pem = tmp_path / "bob.pem"
+    r = run.invoke(cli, ["keys", "gen", str(pem)])
+    assert r.exit_code == 0 and (pem.stat().st_mode & 0o777) == 0o600
+    bob_pk = r.output.strip()
+    assert signing.hex_problem(bob_pk, 32) is None
+    assert run.invoke(cli, ["keys", "gen", str(pem)]).exit_code == 2  # never overwrites a key
+    r = run.invoke(cli, ["keys", "add", str(db), "bob", bob_pk])
+    assert r.exit_code == 0, r.output
+    r = run.invoke(cli, ["keys", "add", str(db), "bob", bob_pk])
+    assert r.exit_code == 1 and "key_in_use" in r.output
+    r = run.invoke(cli, ["keys", "list", str(db), "--json"])
+    listed = json.loads(r.output)
+    assert listed["keys"]["bob"]["active"] == bob_pk
+    events = tmp_path / "ev.jsonl"
+    events.write_text(json.dumps(_ev("b1", "withdraw", "bob", 300, amount="0.00")) + "\n")
+    r = run.invoke(cli, ["keys", "sign", str(events), "--key", str(pem), "--ledger",
+                         listed["genesis"]])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    signed = tmp_path / "signed.jsonl"
+    signed.write_text(r.output)
+    # bob's signed withdrawal of 0.00 reaches the policy (its require refuses it), the
+    # unsigned one is stopped at the signature step
+    r = run.invoke(cli, ["run", POLICY, str(signed), "--db", str(db), "--json", "-q"])
+    rej = Path(str(db) + ".rejections.jsonl").read_text()
+    assert '"require"' in rej and "unsigned" not in rej, rej
+    r = run.invoke(cli, ["run", POLICY, str(events), "--db", str(db), "--json", "-q"])
+    assert '"unsigned"' in Path(str(db) + ".rejections.jsonl").read_text()
+    r = run.invoke(cli, ["keys", "revoke", str(db), "bob"])
+    assert r.exit_code == 0, r.output
+    r = run.invoke(cli, ["audit", str(db)])
+    assert r.exit_code == 0 and "OK" in r.output, r.output
+
+
+def test_self_registration_is_proof_of_possession_and_off_by_default(tmp_path):
+    sk, pk = signing.generate_key()
+    other, opk = signing.generate_key()
+
+    def add(rt, eid, party, key, signer, sub=None):
+        ev = _ev(eid, "@keys", sub or party, 150, op="add", party=party, key=key)
+        return rt.submit(signing.sign_event(ev, signer, rt.genesis) if signer else ev)
+
+    off = _ledger(tmp_path / "off.sqlite")
+    assert add(off, "k1", "bob", pk, sk).code == "unauthorised"
+    assert off.keys() == {}
+    off.close()
+    rt = open_runtime(POLICY, str(tmp_path / "on.sqlite"), self_register=True)
+    assert rt.submit(_ev("j", "join", "bob", 100)).applied
+    before = _snapshot(rt)
+    assert add(rt, "k1", "bob", pk, None).code == "unauthorised"  # unsigned
+    assert add(rt, "k2", "bob", pk, other).code == "unknown_key"  # signed by another key
+    assert add(rt, "k3", "cat", pk, sk, sub="bob").code == "unknown_key"  # for someone else
+    assert _snapshot(rt) == before
+    r = add(rt, "k4", "bob", pk, sk)
+    assert r.applied, r
+    assert rt.submit(_ev("w", "withdraw", "bob", 160, amount="0")).code == "unsigned"
+    assert add(rt, "k5", "bob", opk, other).code == "unknown_key"  # a second add: not itself
+    assert rt.register_key("revoke", "bob").applied
+    assert add(rt, "k6", "bob", opk, other).code == "unknown_key"  # revoked: operator only
+    rt.flush()
+    rep = rt.audit()
+    assert rep.ok and rep.signatures == 1, rep
+    assert replay(rt).ok
+    rt.close()
