@@ -554,8 +554,18 @@ class Checker:
             return ir.Binary(op=op, left=left, right=right, type=t)
         if op in ("==", "!=", "<", "<=", ">", ">="):
             return self.compare(e, op, left, right)
+        if op == "+" and isinstance(lt, (ir.TText, ir.TRecord)) and isinstance(
+                rt, (ir.TText, ir.TRecord)):
+            return self.concat(left, right)
         t = self.arith(e, op, lt, rt)
         return ir.Binary(op=op, left=left, right=right, type=t)
+
+    def concat(self, left: Any, right: Any) -> Any:
+        """``a + b`` of texts: one text (constants are joined here)."""
+        if isinstance(left, ir.Const) and isinstance(right, ir.Const) and \
+                isinstance(left.value, str) and isinstance(right.value, str):
+            return ir.Const(value=left.value + right.value, type=TEXT)
+        return ir.Builtin(name="concat", args=(left, right), type=TEXT)
 
     def compare(self, e: ast.BinOp, op: str, left: Any, right: Any) -> Any:
         lt, rt = left.type, right.type
@@ -629,7 +639,13 @@ class Checker:
                 return F(asset=bl.asset)
             if isinstance(bl, ir.TDuration) and isinstance(br, ir.TDuration):
                 return RATIO
-        self.d.error("E0301", f"cannot apply `{op}` to {show(lt)} and {show(rt)}", e.span)
+        hint = None
+        if op == "+" and (isinstance(bl, (ir.TText, ir.TRecord)) or isinstance(
+                br, (ir.TText, ir.TRecord))):
+            hint = ("`+` joins two texts; make the other side text with `text(x)` "
+                    "(or `format(x, places)`)")
+        self.d.error("E0301", f"cannot apply `{op}` to {show(lt)} and {show(rt)}", e.span,
+                     hint=hint)
         return ERR
 
     def x_CondExpr(self, e: ast.CondExpr, env: Env) -> Any:
@@ -805,6 +821,80 @@ class Checker:
             self.d.error("E0301", f"`isqrt` takes an int or an amount, not {show(t)}", e.span,
                          hint="isqrt is the floor of the square root of a whole number")
         return ir.Builtin(name="isqrt", args=tuple(args), type=base(t))
+
+    TEXT_KINDS = ((ir.TInt, "int"), (ir.TRatio, "ratio"), (ir.TAmount, "amount"),
+                  (ir.TDuration, "duration"), (ir.TTime, "time"), (ir.TParty, "party"),
+                  (ir.TText, "text"), (ir.TRecord, "text"), (ir.TBool, "bool"))
+
+    def fn_text(self, e: ast.Call, env: Env) -> Any:
+        """``text(x)``: a value as authors write it (``12.50 Credit``, ``5%``, ``30 days``,
+        ``@alice``); a text or record key is itself."""
+        args = self._args(e, env, 1)
+        if args is None:
+            return self.err()
+        t = args[0].type
+        kind = next((k for cls, k in self.TEXT_KINDS if isinstance(t, cls)), None)
+        if isinstance(t, TError):
+            return self.err()
+        if kind is None:
+            self.d.error("E0301", f"`text` cannot print {show(t)}", e.args[0].span,
+                         hint="text() prints ints, ratios, amounts, times, durations, parties, "
+                              "bools and texts; check an optional with `is some` first"
+                         if isinstance(t, ir.TOptional) else
+                         "text() prints ints, ratios, amounts, times, durations, parties, "
+                         "bools and texts")
+            return self.err()
+        if kind == "text":
+            return args[0]
+        extra = (kind, t.asset) if isinstance(t, ir.TAmount) else (kind,)
+        return ir.Builtin(name="text", args=(args[0],), type=TEXT, extra=extra)
+
+    def fn_format(self, e: ast.Call, env: Env) -> Any:
+        """``format(x, places [, group [, suffix]])``: a number as text, rounded half up to
+        ``places`` decimals, digits grouped in threes by ``group``, then ``suffix``."""
+        if len(e.args) not in (2, 3, 4):
+            self.d.error("E0305", f"`format` takes 2 to 4 arguments, got {len(e.args)}", e.span,
+                         hint='format(x, places), format(x, 2, ","), format(x, 2, ",", " g")')
+            return self.err()
+        args = [self.expr(a, env) for a in e.args]
+        t = args[0].type
+        ok = True
+        if isinstance(t, TFrac):
+            t = ir.TAmount(asset=t.asset)  # an exact fractional amount formats exactly
+        if not isinstance(t, (ir.TInt, ir.TRatio, ir.TAmount, TError)):
+            self.d.error("E0301", f"`format` prints numbers and amounts, not {show(t)}",
+                         e.args[0].span, hint="use text(x) for other values")
+            ok = False
+        places = self.constant(args[1], e.args[1].span)
+        if places is not None and (not isinstance(places, int) or isinstance(places, bool)
+                                   or not 0 <= places <= 18):
+            self.d.error("E0308", "the decimal places of `format` must be a whole number "
+                                  "within 0..18", e.args[1].span)
+            ok = False
+        group = ""
+        if len(args) > 2:
+            g = args[2]
+            if not (isinstance(g, ir.Const) and g.value in ("", ",", "_", " ", "'")):
+                self.d.error("E0708", "the digit grouping of `format` is one of \"\", \",\", "
+                                      "\"_\", \" \" or \"'\"", e.args[2].span,
+                             hint="the decimal point is always `.`: formats do not depend on "
+                                  "a locale")
+                ok = False
+            else:
+                group = g.value
+        suffix: Any = ir.Const(value="", type=TEXT)
+        if len(args) > 3:
+            suffix = args[3]
+            if not isinstance(suffix.type, (ir.TText, TError)):
+                self.d.error("E0301", f"the suffix of `format` is text, not {show(suffix.type)}",
+                             e.args[3].span)
+                ok = False
+        if not ok or places is None or isinstance(t, TError):
+            return self.err()
+        extra = ("amount", t.asset) if isinstance(t, ir.TAmount) else ("number",)
+        return ir.Builtin(name="format", args=(args[0], ir.Const(value=places, type=INT),
+                                               ir.Const(value=group, type=TEXT), suffix),
+                          type=TEXT, extra=extra)
 
     def fn_sqrt(self, e: ast.Call, env: Env) -> Any:
         """``sqrt(x, d)``: the square root of an int or ratio, rounded down to ``d`` decimals

@@ -34,7 +34,7 @@ from charter.compiler import ir
 from . import semantics as sem
 from .ledger import escrow_account, party_account, pool_account, stake_account, supply_account
 from .state import ABSENT, State
-from .values import PolicyNotExecutable, Rejected, amount_text, show
+from .values import MAX_TEXT, PolicyNotExecutable, Rejected, amount_text, show
 
 Fn = Callable[["Env"], Any]
 # Sized so that ordinary economies never meet it (a split among 100,000 recipients, a loop
@@ -926,6 +926,35 @@ class Compiler:
                 return sem.isqrt(v)
 
             return isqrt
+        if name == "concat":
+            left, right = args
+
+            def concat(e: Env) -> str:
+                try:
+                    return sem.check_text_length(left(e) + right(e), MAX_TEXT)
+                except sem.SemanticsError as err:
+                    raise Rejected(err.code, err.message) from None
+
+            return concat
+        if name == "text":
+            kind = extra[0]
+            asset = extra[1] if len(extra) > 1 else ""
+            dec = self.assets[asset].decimals if asset in self.assets else 0
+            return lambda e: sem.text_of(one(e), kind, dec, asset)
+        if name == "format":
+            asset = extra[1] if len(extra) > 1 else ""
+            scale = 10 ** self.assets[asset].decimals if asset in self.assets else 1
+            places, group, suffix = x.args[1].value, x.args[2].value, args[3]
+
+            def format_(e: Env) -> str:
+                v = one(e)
+                try:
+                    text = sem.format_number(Fraction(v) / scale, places, group, suffix(e))
+                    return sem.check_text_length(text, MAX_TEXT)
+                except sem.SemanticsError as err:
+                    raise Rejected(err.code, err.message) from None
+
+            return format_
         if name == "sqrt":
             decimals = x.args[1].value
 

@@ -90,6 +90,8 @@ class Encoder:
         # (a, b, a*b, path guard) of every product of two symbolic terms: the solver's linear
         # abstraction replaces each by a fresh variable constrained by the lemmas
         self.products: list = []
+        # built texts (concat, text, format): one uninterpreted function per shape
+        self.text_functions: dict = self.shared.setdefault("text_functions", {})
         self.ok_explicit: list = []
         self.ok_runtime: list = []
         self.obligations: list[Obligation] = []
@@ -1105,6 +1107,23 @@ class Encoder:
                 z3.Implies(x >= 0, z3.And(r >= 0, r * r <= x, x < (r + 1) * (r + 1)))
             )
             return r
+        if name in ("concat", "text", "format"):
+            # Texts are Int codes (see Codes): a built text is an uninterpreted function of
+            # its parts, so equal parts give equal texts, and nothing else is assumed of it
+            # (sound for proofs; a finding that needs the exact characters is confirmed by
+            # replaying it on the runtime before it is shown).
+            parts = [args[0]] if name == "text" else (
+                [args[0], args[3]] if name == "format" else list(args))
+            parts = [p.val if isinstance(p, Opt) else p for p in parts]
+            key = (name, e.extra, int(e.args[1].value) if name == "format" else 0,
+                   e.args[2].value if name == "format" else "",
+                   tuple(str(p.sort()) for p in parts))
+            fn = self.text_functions.get(key)
+            if fn is None:
+                fn = z3.Function(f"{self.prefix}{name}!{len(self.text_functions)}",
+                                 *[p.sort() for p in parts], z3.IntSort())
+                self.text_functions[key] = fn
+            return fn(*parts)
         if name == "sqrt":
             # floor(sqrt(x * 10^2d)) / 10^d, characterised exactly as isqrt is
             x, scale = to_real(args[0]), 10 ** int(e.args[1].value)

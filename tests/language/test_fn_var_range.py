@@ -1,5 +1,6 @@
 """Pure functions, `var` locals, `for i in a..b`, `pow` with a ranged exponent, fixed-point
-`sqrt` and `max_by`/`min_by` (issue 17 part A), through every layer.
+`sqrt`, `max_by`/`min_by` and text building (`+`, `text`, `format`) (issue 17 part A),
+through every layer.
 
 The policy beside this file (``fn_var_range.charter``) holds the runtime cases as its own
 `test` blocks; here they run on both backends, the formatter round-trips the policy, the IR
@@ -205,7 +206,10 @@ def test_buggy_twin_is_refuted(handler):
 BEST = HERE / "max_by.charter"
 
 
-@pytest.mark.parametrize("path", [POLICY, BEST], ids=lambda p: p.stem)
+TEXT = HERE / "text.charter"
+
+
+@pytest.mark.parametrize("path", [POLICY, BEST, TEXT], ids=lambda p: p.stem)
 def test_the_reference_interpreter_agrees(path):
     pol = Compilation.from_path(path).ir
     ref = run_tests(pol, backend="reference")
@@ -278,3 +282,84 @@ def test_max_by_twins():
     # the tie-break is the wrong way round: only the second fails
     assert _award(BEST_TWIN.replace("then by -e.late", "then by e.late")) == [
         "proved", "refuted"]
+
+
+# ---- text --------------------------------------------------------------------------------
+
+def test_text_policy_formats_and_closures_agree():
+    text = TEXT.read_text("utf-8")
+    assert format_source(text) == text
+    pol = Compilation.from_path(TEXT).ir
+    fast, slow = run_tests(pol, backend="python"), run_tests(pol, backend="closures")
+    assert all(r.passed for r in fast), [(r.name, r.failures) for r in fast]
+    assert [r.journal_hash for r in fast] == [r.journal_hash for r in slow]
+
+
+def test_constant_texts_are_joined_by_the_checker():
+    pol = Compilation.from_text('policy t version "1"\nrole M\nrecord R { x: text }\n'
+                                'on f() by m: M {\n    create R("k") { x = "a" + "b" + "c" }\n}',
+                                "t.charter").ir
+    create = pol.handler("f").body[0]
+    assert create.values == (("x", ir.Const(value="abc", type=ir.TText())),)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=st.fractions(min_value=-10**9, max_value=10**9, max_denominator=10**6),
+       places=st.integers(0, 8), group=st.sampled_from(["", ",", "_", " ", "'"]))
+def test_format_agrees_between_engine_and_reference(x, places, group):
+    src = ('policy f version "1"\nrole M\nrecord R { s: text }\n'
+           f'on f(x: ratio) by m: M {{\n    create R("k") {{ s = format(x, {places}, "{group}", "!") }}\n}}')
+    pol = Compilation.from_text(src, "f.charter").ir
+    got = set()
+    for backend in ("python", "closures", "reference"):
+        rt = open_runtime(pol, backend=backend)
+        rt.genesis_apply(lambda s: s.set_role("M", "m", {}))
+        out = rt.submit({"id": "e", "type": "f", "submitter": "@m", "time": 0,
+                         "args": {"x": {"num": x.numerator, "den": x.denominator}}})
+        assert out.applied, (backend, out.code, out.message)
+        got.add(rt.records("R")["k"]["s"])
+    assert len(got) == 1
+    (s,) = got
+    # read back: the digits (without grouping and suffix) are x rounded half up
+    num = s[:-1].replace(group, "") if group else s[:-1]
+    from fractions import Fraction
+    assert abs(Fraction(num) - x) <= Fraction(1, 2 * 10**places)
+
+
+def test_a_built_text_is_bounded():
+    src = ('policy b version "1"\nrole M\nrecord R { s: text }\n'
+           'on grow(seed: text) by m: M {\n    var s = seed\n    for i in 1..30 {\n'
+           '        set s = s + s\n    }\n    create R("k") { s = s }\n}')
+    pol = Compilation.from_text(src, "b.charter").ir
+    for backend in ("python", "closures", "reference"):
+        rt = open_runtime(pol, backend=backend)
+        rt.genesis_apply(lambda s: s.set_role("M", "m", {}))
+        out = rt.submit({"id": "e", "type": "grow", "submitter": "@m", "time": 0,
+                         "args": {"seed": "ab"}})
+        assert not out.applied and out.code == "text_too_long", backend
+
+
+TEXT_TWIN = """
+policy ttwin version "1.0"
+
+role Member
+record Vote { claim: text, voter: Member }
+
+on vote(claim: text) by m: Member
+    ensures exists Vote(claim + "|" + text(m))
+{
+    require not exists Vote(claim + "|" + text(m)) else "already voted"
+    create Vote(claim + "|" + text(m)) { claim = claim, voter = m }
+}
+"""
+
+
+def test_text_twins():
+    def status(text):
+        c = Compilation.from_text(text, "ttwin.charter")
+        return {r.name: r.status for r in V.verify(c.ir, V.Options(), use_cache=False)}[
+            "vote.ensures.1"]
+
+    assert status(TEXT_TWIN) == "proved"
+    assert status(TEXT_TWIN.replace('ensures exists Vote(claim + "|"',
+                                    'ensures exists Vote(claim + ":"')) == "refuted"
