@@ -33,6 +33,7 @@ from .journal import AuditReport
 from .ledger import Posting
 from .integrity import recorded_policy
 from .sqlite_store import SqliteStore
+from .store_url import open_store
 from .store import (
     LedgerBusyError,
     LedgerIntegrityError,
@@ -64,13 +65,10 @@ def _open_store(
     readonly: bool = False,
     wait: float = 0.0,
 ) -> Store:
-    if isinstance(store, (str, os.PathLike)):
-        if str(store) == ":memory:":
-            return MemoryStore()
-        return SqliteStore(
-            store, batch=batch, synchronous=synchronous, create=create, readonly=readonly, wait=wait
-        )
-    return store
+    """A path, a store URL (``runtime/store_url.py``) or a store object."""
+    return open_store(
+        store, batch=batch, synchronous=synchronous, create=create, readonly=readonly, wait=wait
+    )
 
 
 def _where(store: Any) -> str:
@@ -81,7 +79,11 @@ def _where(store: Any) -> str:
 def ledger_policy(store: StoreLike) -> ir.Policy:
     """The policy a ledger was started with (from its own metadata)."""
     s = _open_store(store, 1, "FULL", create=False, readonly=True)
-    pol, _, problems = recorded_policy(s.meta())
+    try:
+        pol, _, problems = recorded_policy(s.meta())
+    finally:
+        if s is not store:  # opened here (a database connection, say): closed here
+            s.close()
     if pol is None:
         raise StoreError(f"{_where(s)}: {problems[0]}")
     return pol
@@ -115,23 +117,31 @@ def open_runtime(
     time_source: Any = None,
     readonly: bool = False,
     wait: float = 0.0,
+    self_register: bool = False,
+    max_timer_firings: Optional[int] = None,
 ) -> Runtime:
     """Open a runtime for ``policy`` (IR, or a path to compile) on ``store``.
 
     ``store`` is ``":memory:"``, a path to a SQLite ledger (created if new),
-    or a :class:`~charter.runtime.store.Store`.  ``params`` overrides
+    a store URL (``sqlite:///PATH``, ``postgresql://USER@HOST/DB?schema=NAME``:
+    see ``runtime/store_url.py``; several processes may share a PostgreSQL
+    ledger) or a :class:`~charter.runtime.store.Store`.  ``params`` overrides
     parameters (values as in events: ``"3%"``, ints, decimal strings),
     each checked against its declared range (:class:`ParamError`).  With
     ``policy=None`` the ledger's recorded policy is used.  ``batch`` commits
     every N events (SQLite); call ``flush()``/``close()`` at the end.
     ``backend`` is ``"python"`` (the engine: handler bodies as generated
-    functions, the default) or ``"closures"`` (the reference the fuzzers
-    compare it with); both settle identically.  ``step_budget`` bounds one
+    functions, the default), ``"closures"`` (the engine's closures alone) or
+    ``"reference"`` (the independent IR interpreter the fuzzers compare the
+    engine with; slow); all settle identically.  ``step_budget`` bounds one
     event's work (default 10,000,000 steps).  ``clock`` is the time policy:
     ``"events"`` (trusted files, replay, simulation: the event's ``time``)
     or ``"system"`` (untrusted submitters: the runtime stamps each event from
     ``time_source``, default the system clock, and refuses a submitted time
     more than ``max_skew`` seconds off); see ``docs/runtime.rst``.
+    ``max_timer_firings`` bounds the timed-handler firings one event may make
+    due (default 1,000; counted before any fires, so an event whose time is far
+    ahead is refused as ``timer_overflow`` without running a handler).
 
     A ledger file has one writer at a time: opening one that another
     runtime (in any process) has open raises :class:`charter.LedgerBusyError`
@@ -140,7 +150,9 @@ def open_runtime(
     (``runtime/integrity.py``) raises :class:`charter.LedgerIntegrityError`
     with the check's and the audit's findings and is never written to; a
     file that is not a Charter ledger (empty, another program's) raises
-    :class:`charter.NotALedgerError` and is left untouched.  ``readonly=True`` takes
+    :class:`charter.NotALedgerError` and is left untouched.  ``self_register=True``
+    lets a party without a key register its first one itself, with an ``@keys``
+    add event signed by that key (see ``docs/deployment.rst``).  ``readonly=True`` takes
     no lock and refuses nothing (audits use it); submitting then fails.
     """
     pol = _load_policy(policy)
@@ -149,7 +161,8 @@ def open_runtime(
             store, batch, synchronous, create=policy is not None, readonly=readonly, wait=wait
         )
     except LedgerIntegrityError as exc:
-        raise _diagnose(exc.path, pol, exc) from None
+        # a replay reopens the ledger by what the caller gave (a URL keeps its password)
+        raise _diagnose(store if isinstance(store, (str, os.PathLike)) else exc.path, pol, exc) from None
     try:
         if pol is None:
             if isinstance(st, MemoryStore):
@@ -164,6 +177,8 @@ def open_runtime(
             clock=clock,
             max_skew=max_skew,
             time_source=time_source,
+            self_register=self_register,
+            max_timer_firings=max_timer_firings,
         )
     except BaseException:
         if st is not store:  # opened here: close it (and release its writer lock)
