@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parent / "splits"
 POLICIES = sorted(HERE.glob("*.charter"))
 
 
-@pytest.mark.parametrize("backend", ["python", "closures"])
+@pytest.mark.parametrize("backend", ["python", "closures", "reference"])
 @pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.stem)
 def test_split_policies(path: Path, backend: str) -> None:
     results = run_tests(Compilation.from_path(str(path)).ir, backend=backend)
