@@ -78,12 +78,13 @@ class Call:
 
 @attrs.frozen(kw_only=True)
 class Aggregate:
-    func: str  # sum | count | min | max | all | any
+    func: str  # sum | count | min | max | all | any | max_by | min_by
     body: "Expr"
     var: str
     source: "Expr"
     where: Optional["Expr"]
     span: Span
+    then: tuple["Expr", ...] = ()  # max_by/min_by: keys compared when the earlier ones tie
 
 
 @attrs.frozen(kw_only=True)

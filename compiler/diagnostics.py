@@ -80,6 +80,8 @@ CODES: dict[str, str] = {
     "E0704": "function result type has a range",
     "E0705": "value a var cannot hold",
     "E0706": "loop range without a static bound",
+    "E0707": "invalid ordering key",
+    "E0708": "invalid number format",
     # W: warnings
     "W0301": "unreachable code",
     "W0302": "unused let binding",

@@ -89,7 +89,8 @@ def _expr(e: ast.Expr) -> str:
         return f"{e.func}({', '.join(expr(a) for a in e.args)})"
     if isinstance(e, ast.Aggregate):
         where = f" where {expr(e.where)}" if e.where is not None else ""
-        return f"{e.func}({expr(e.body)} for {e.var} in {expr(e.source)}{where})"
+        then = "".join(f" then by {expr(k)}" for k in e.then)
+        return f"{e.func}({expr(e.body)}{then} for {e.var} in {expr(e.source)}{where})"
     if isinstance(e, ast.Unary):
         if e.op == "not":
             # `not (p is Agent)` reads unambiguously; the grammar would allow no parentheses

@@ -315,6 +315,22 @@ class Aggregate:
 
 
 @attrs.frozen(kw_only=True)
+class Best:
+    """``max_by(k1 then by k2 ... for var in source where c)`` (``kind`` "max") or
+    ``min_by`` ("min"): the item of the collection whose keys are largest (smallest),
+    compared in order (``k2`` only when ``k1`` ties, ...).  Items whose keys all tie
+    are decided by collection order: the first one wins (lowest record key or party id,
+    or earliest list position).  An empty collection rejects the event."""
+
+    kind: str
+    var: str
+    source: "Collection"
+    where: Optional["Expr"]
+    keys: tuple["Expr", ...]
+    type: Type
+
+
+@attrs.frozen(kw_only=True)
 class AccBalance:
     account: "Account"
     type: Type
@@ -338,7 +354,7 @@ class Old:
 
 Expr = Union[
     Const, Local, ParamRef, Now, RecordRef, RecordField, RoleAttr, Exists, Unary,
-    Binary, Cond, Builtin, Aggregate, AccBalance, ListLit, Old,
+    Binary, Cond, Builtin, Aggregate, Best, AccBalance, ListLit, Old,
 ]
 
 # --------------------------------------------------------------------------

@@ -570,9 +570,15 @@ class _Build(Transformer_NonRecursive):
         return self._expr(ast.Call(func=str(ch[0]), args=args, span=self.sp(meta)), *args)
 
     def aggregate(self, meta, ch):
-        func, body, var, source, where = ch
+        func, body, *rest = ch
+        i = next(i for i, c in enumerate(rest) if isinstance(c, Token))
+        then, (var, source, where) = tuple(rest[:i]), rest[i:]
         return self._expr(ast.Aggregate(func=str(func), body=body, var=str(var), source=source,
-                                        where=where, span=self.sp(meta)), body, source, where)
+                                        where=where, span=self.sp(meta), then=then),
+                          body, source, where, *then)
+
+    def then_by(self, meta, ch):
+        return ch[0]
 
     def args(self, meta, ch):
         return tuple(ch)

@@ -57,7 +57,7 @@ from charter.compiler import ir
 
 from .state import ABSENT as _REVOKED  # State.set_right's "no such right" marker
 from .ledger import escrow_account, party_account, pool_account, stake_account, supply_account
-from .values import PolicyNotExecutable, Rejected, amount_text, show
+from .values import MAX_TEXT, PolicyNotExecutable, Rejected, amount_text, show
 
 SPLIT_METHODS = (
     "largest_remainder", "sequential_floor", "sequential_floor_listed", "dhondt",
@@ -104,6 +104,40 @@ def _describe(c: Any) -> str:
 
 
 # ------------------------------------------------------------------ exact arithmetic
+
+
+def _text(v: Any, extra: tuple, assets: dict) -> str:
+    """text(x) from its definition in docs/language.rst: the value as an author writes it."""
+    from charter.compiler import display
+
+    kind = extra[0]
+    if kind == "amount":
+        return display.value(v, ir.TAmount(asset=extra[1]),
+                             {extra[1]: assets[extra[1]].decimals})
+    if kind == "party":
+        return "@" + v
+    if kind == "bool":
+        return "true" if v else "false"
+    types = {"ratio": ir.TRatio(), "duration": ir.TDuration(), "time": ir.TTime()}
+    return display.value(v, types.get(kind, ir.TInt()))
+
+
+def _format(v: Any, x: Any, suffix: str, assets: dict) -> str:
+    """format(x, places, group, suffix): round half up (floor(x * 10^p + 1/2)), group the
+    whole digits in threes, '.' before the decimals, then the suffix."""
+    places, group = x.args[1].value, x.args[2].value
+    if x.extra[0] == "amount":
+        v = Fraction(v, 10 ** assets[x.extra[1]].decimals)
+    n = math.floor(Fraction(v) * 10**places + Fraction(1, 2))
+    if abs(n).bit_length() > 13_000:
+        raise Rejected("text_too_long", "format of a number of more than 3,900 digits")
+    whole_part, frac = divmod(abs(n), 10**places)
+    digits = f"{whole_part:,}".replace(",", group)
+    out = ("-" if n < 0 else "") + digits + (f".{frac:0{places}d}" if places else "") + suffix
+    if len(out) > MAX_TEXT:
+        raise Rejected("text_too_long", f"a text of {len(out):,} characters was built; texts "
+                                        f"are limited to {MAX_TEXT:,}")
+    return out
 
 
 def whole(v: Any) -> Any:
@@ -855,6 +889,35 @@ class Interpreter:
             raise Rejected("empty_aggregate", f"{x.kind} over an empty collection")
         return min(values) if x.kind == "min" else max(values)
 
+    def x_Best(self, x: ir.Best, env: Any) -> Any:
+        """max_by/min_by: the item with the largest (smallest) keys, compared one after
+        another; among items whose keys all tie, the one met first."""
+        where = f"the {x.kind}_by over {_describe(x.source)}"
+        saved = env.loc.get(x.var, _ABSENT)
+        candidates = []
+        try:
+            for item in self.items(x.source, env):
+                _spend(env, 1, where, None)
+                env.loc[x.var] = item
+                if x.where is not None and not self.eval(x.where, env):
+                    continue
+                candidates.append(([self.eval(k, env) for k in x.keys], item))
+        except _Budget as r:
+            if not r.named:
+                raise _out_of_budget(env, where, None) from None
+            raise
+        self.restore(x.var, saved, env)
+        if not candidates:
+            raise Rejected("empty_aggregate", f"{x.kind}_by over an empty collection")
+        winner_keys, winner = candidates[0]
+        for keys, item in candidates[1:]:
+            for a, b in zip(keys, winner_keys):
+                if a != b:
+                    if (a > b) == (x.kind == "max"):
+                        winner_keys, winner = keys, item
+                    break
+        return winner
+
     def x_Builtin(self, x: ir.Builtin, env: Any) -> Any:
         name, extra = x.name, x.extra
 
@@ -873,6 +936,16 @@ class Interpreter:
             if v < 0:
                 raise Rejected("negative_sqrt", f"isqrt of a negative value ({v})")
             return math.isqrt(v)
+        if name == "concat":  # text + text, within the length any text argument may have
+            joined = arg(0) + arg(1)
+            if len(joined) > MAX_TEXT:
+                raise Rejected("text_too_long", f"a text of {len(joined):,} characters was "
+                                                f"built; texts are limited to {MAX_TEXT:,}")
+            return joined
+        if name == "text":  # as authors write values (the formatter every message uses)
+            return _text(arg(0), x.extra, self.assets)
+        if name == "format":
+            return _format(arg(0), x, arg(3), self.assets)
         if name == "sqrt":  # sqrt(x, d): the square root rounded down to d decimal places
             v, places = arg(0), x.args[1].value
             if v < 0:

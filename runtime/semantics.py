@@ -81,7 +81,7 @@ from __future__ import annotations
 import heapq
 import math
 from fractions import Fraction
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 Number = Union[int, Fraction]
 
@@ -165,6 +165,57 @@ def isqrt(x: int) -> int:
     if x < 0:
         raise SemanticsError("negative_sqrt", f"isqrt of a negative value ({x})")
     return math.isqrt(x)
+
+
+def text_of(v: Any, kind: str, decimals: int = 0, asset: str = "") -> str:
+    """``text(x)``: ``x`` as an author writes it; ``kind`` is the checker's tag of its type
+    (int, ratio, amount, duration, time, party, bool).  The formatting is the one every
+    Charter message uses (:mod:`charter.compiler.display`)."""
+    from charter.compiler import display
+
+    if kind == "amount":
+        return display.amount(v, decimals, asset)
+    if kind == "ratio":
+        return display.ratio(v)
+    if kind == "duration":
+        return display.duration(v)
+    if kind == "party":
+        return "@" + v
+    if kind == "bool":
+        return "true" if v else "false"
+    return display.integer(v)  # int, time (seconds)
+
+
+def check_text_length(text: str, limit: int) -> str:
+    if len(text) > limit:
+        raise SemanticsError("text_too_long", f"a text of {len(text):,} characters was built; "
+                                              f"texts are limited to {limit:,}")
+    return text
+
+
+GROUPINGS = ("", ",", "_", " ", "'")
+
+
+def format_number(x: Number, places: int, group: str = "", suffix: str = "") -> str:
+    """``format(x, places, group, suffix)``: ``x`` rounded half up (``floor(x * 10^places +
+    1/2)``, as ``round``) to ``places`` decimals, ``.`` as the decimal point, the whole part
+    in groups of three digits separated by ``group`` (one of :data:`GROUPINGS`), then
+    ``suffix``.  Locale-free: the same text on every machine."""
+    scale = 10**places
+    n = math.floor(Fraction(x) * scale + Fraction(1, 2))
+    sign, mag = ("-" if n < 0 else ""), abs(n)
+    if mag.bit_length() > 13_000:  # about 3,900 digits: past any text a policy may build
+        raise SemanticsError("text_too_long", "format of a number of more than 3,900 digits")
+    whole, frac = divmod(mag, scale)
+    digits = str(whole)
+    if group:
+        head = len(digits) % 3 or 3
+        parts = [digits[:head]] + [digits[i:i + 3] for i in range(head, len(digits), 3)]
+        digits = group.join(parts)
+    text = sign + digits
+    if places:
+        text += "." + str(frac).rjust(places, "0")
+    return text + suffix
 
 
 def fixed_sqrt(x: Number, decimals: int) -> Fraction:
