@@ -221,7 +221,14 @@ class Economy:
         with the session's key if it has one.  Runs on the runtime's thread, just before
         the event is submitted, so the signed time is the journalled time."""
         last = rt.clock if rt.clock is not None else 0
-        event = dict(event, time=max(int(self.now()), last))
+        t = max(int(self.now()), last)
+        if event["id"] in rt.applied_ids:
+            # a retry (same idempotency key): the time it was stamped with the first time, so
+            # the same call is the same event (an idempotent no-op), whenever it is retried
+            row = rt.applied_entry(event["id"])
+            if row is not None:
+                t = row.data()["event"].get("time", t)
+        event = dict(event, time=t)
         if session.key is not None:
             from charter.runtime import signing
 

@@ -337,6 +337,22 @@ def test_floods_and_oversized_calls_are_bounded(live):
     assert flooded["code"] == "rate_limited" and flooded["retry_after"] > 0
     clock[0] += 1.0  # one token back
     assert anyio.run(economy.call, s, "withdraw", {"amount": "0.01"}).get("code") != "rate_limited"
+    # a retry with the same idempotency key, seconds later, is the same event; other
+    # arguments under that key are a conflict, not a second event
+    now = [10**9 + 5]
+    economy.now, saved = (lambda: now[0]), economy.now
+    try:
+        first = anyio.run(economy.call, Session.make("ann", rate=0), "withdraw",
+                          {"amount": "0.01", "idempotency_key": "w-1"})  # fmt: skip
+        now[0] += 7
+        again = anyio.run(economy.call, Session.make("ann", rate=0), "withdraw",
+                          {"amount": "0.01", "idempotency_key": "w-1"})  # fmt: skip
+        other = anyio.run(economy.call, Session.make("ann", rate=0), "withdraw",
+                          {"amount": "0.02", "idempotency_key": "w-1"})  # fmt: skip
+    finally:
+        economy.now = saved
+    assert first["applied"] and again["duplicate"] and again["seq"] == first["seq"]
+    assert other["code"] == "id_conflict"
     big = anyio.run(economy.call, Session.make("ann", rate=0), "post", {"id": "x" * 100_000})
     assert big["code"] == "too_large"
     deep = {"id": 1}
