@@ -289,6 +289,10 @@ class Split:
     minimum: Optional[Expr]
     cap: Optional[Expr]
     span: Span
+    # "first" (`at least m`: paid first, the rest split) or "quota" (`with minimum m`: a
+    # statutory floor under the result); order: `in <listed|key|weight> order` as written
+    minimum_rule: str = "first"
+    order: Optional[str] = None
 
 
 @attrs.frozen(kw_only=True)

@@ -61,6 +61,7 @@ CODES: dict[str, str] = {
     "E0406": "not a right",
     "E0407": "invalid rounding method",
     "E0408": "assignment to a read-only name",
+    "E0409": "invalid split option",
     # E05xx: handlers
     "E0501": "handler has no `by` clause",
     "E0502": "duplicate handler",

@@ -490,9 +490,12 @@ def simple_stmt(s: ast.Stmt) -> str:
         if s.rounding is not None:
             out += f" rounding {s.rounding}"
         if s.minimum is not None:
-            out += f" at least {expr(s.minimum)}"
+            kw = "with minimum" if s.minimum_rule == "quota" else "at least"
+            out += f" {kw} {expr(s.minimum)}"
         if s.cap is not None:
             out += f" at most {expr(s.cap)}"
+        if s.order is not None:
+            out += f" in {s.order} order"
         return out
     if isinstance(s, ast.Grant):
         key = f"[{expr(s.key)}]" if s.key is not None else ""

@@ -516,10 +516,10 @@ class Split:
     """Split ``amount`` from ``src`` among the items of ``source`` by ``weight``.
 
     The recipient of each item is ``to`` evaluated with ``var`` bound (the
-    item itself when it is a party).  ``method`` is one of
-    ``largest_remainder`` (default), ``sequential_floor``, ``dhondt``,
-    ``sainte_lague`` or ``floor_dust``; items are ordered by key (party id
-    or record key), which is also the tie order.  ``minimum``: every
+    item itself when it is a party); a record-typed ``to`` pays into that
+    record's escrow.  ``method`` is one of :data:`charter.runtime.semantics.METHODS`;
+    ``order`` puts the recipients in order (which is also the tie order and
+    says who is last).  Weights are ints, amounts or ratios.  ``minimum``: every
     recipient first gets this much (the event is rejected if the amount does
     not cover it); ``cap``: no recipient gets more, the excess stays in the
     source.  The exact algorithms are in :mod:`charter.runtime.semantics`.
@@ -538,6 +538,11 @@ class Split:
     minimum: Optional[Expr] = None
     cap: Optional[Expr] = None
     span: Span = NOSPAN
+    # "first": `at least m` (m paid to everyone first, the rest split by weight);
+    # "quota": `with minimum m` (a statutory floor under the method's result)
+    minimum_rule: str = "first"
+    # "listed" (list order; key order for roles and records), "key" or "weight"
+    order: str = "listed"
 
 
 @attrs.frozen(kw_only=True)

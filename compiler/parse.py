@@ -348,17 +348,21 @@ class _Build(Transformer_NonRecursive):
 
     def split_stmt(self, meta, ch):
         source, var, among, where, to, weight, *opts = ch
-        rounding = minimum = cap = None
+        rounding = minimum = cap = order = None
+        minimum_rule = "first"
         for kind, value in opts:
             if kind == "rounding":
                 rounding = value
-            elif kind == "min":
+            elif kind in ("min", "statutory"):
                 minimum = value
+                minimum_rule = "first" if kind == "min" else "quota"
+            elif kind == "order":
+                order = value
             else:
                 cap = value
         return ast.Split(source=source, var=str(var), among=among, where=where, to=to,
                          weight=weight, rounding=rounding, minimum=minimum, cap=cap,
-                         span=self.sp(meta))
+                         minimum_rule=minimum_rule, order=order, span=self.sp(meta))
 
     def split_rounding(self, meta, ch):
         return ("rounding", str(ch[0]))
@@ -368,6 +372,12 @@ class _Build(Transformer_NonRecursive):
 
     def split_cap(self, meta, ch):
         return ("cap", ch[0])
+
+    def split_statutory(self, meta, ch):
+        return ("statutory", ch[0])
+
+    def split_order(self, meta, ch):
+        return ("order", str(ch[0]))
 
     def right_ref(self, meta, ch):
         return (str(ch[0]), ch[1])

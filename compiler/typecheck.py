@@ -45,8 +45,12 @@ PARTY = ir.TParty()
 DURATION_UNITS = {"second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 3600,
                   "hours": 3600, "day": 86400, "days": 86400, "week": 604800, "weeks": 604800}
 RATIO_UNITS = {"bps": Fraction(1, 10_000), "ppm": Fraction(1, 1_000_000)}
-ROUNDING_METHODS = ("largest_remainder", "sequential_floor", "dhondt", "sainte_lague",
-                    "floor_dust")
+ROUNDING_METHODS = ("largest_remainder", "sequential_floor", "sequential_floor_listed",
+                    "dhondt", "sainte_lague", "adams", "dean", "huntington_hill", "floor_dust")
+# the methods `with minimum` (a statutory floor under the result) is defined for
+STATUTORY_METHODS = ("largest_remainder", "dhondt", "sainte_lague", "adams", "dean",
+                     "huntington_hill")
+SPLIT_ORDERS = ("listed", "key", "weight")
 # The largest exponent of `pow` (constant, or the upper end of a declared range).
 MAX_POW = 256
 # The longest numeric literal accepted (digits, not counting `_` and `.`).
@@ -1260,6 +1264,22 @@ class Checker:
                          hint="write amounts with their asset, like `5 Credit`")
         return x, None
 
+    def recipient(self, e: Any, env: Env, asset: Optional[str]) -> Any:
+        """Who a split pays: a party, or a record (into its escrow, which must hold the
+        split asset)."""
+        x = self.expr(e, env)
+        if isinstance(x.type, ir.TRecord):
+            self.account(e, env, asset)  # reports a record that holds no or another asset
+            return x
+        if not isinstance(x.type, (ir.TParty, TError)):
+            if isinstance(x.type, ir.TOptional):
+                self.d.error("E0309", f"`{self.text(e)}` may be none", e.span,
+                             hint=f"check it first: `require {self.text(e)} is some`")
+            else:
+                self.d.error("E0301", f"a split pays a party or a record's escrow, not "
+                                      f"{show(x.type)}", e.span)
+        return x
+
     def party(self, e: Any, env: Env) -> Any:
         x = self.expr(e, env)
         if not isinstance(x.type, (ir.TParty, TError)):
@@ -1804,21 +1824,34 @@ class Checker:
             where = self.cond(s.where, inner)
             self.narrow(s.where, inner)
         if s.to is not None:
-            to = self.party(s.to, inner)
+            to = self.recipient(s.to, inner, asset)
         else:
             to = ir.Local(name=s.var, type=var_type)
-            if not isinstance(var_type, (ir.TParty, TError)):
+            if isinstance(var_type, ir.TRecord):
+                to = self.recipient(ast.Name(id=s.var, span=s.among.span), inner, asset)
+            elif not isinstance(var_type, (ir.TParty, TError)):
                 self.d.error("E0301", f"split recipients are {show(var_type)}, not parties",
                              s.among.span, hint="say who is paid with `to <party>`")
         weight = self.expr(s.weight, inner)
-        if not isinstance(weight.type, (ir.TInt, ir.TAmount, TError)):
-            self.d.error("E0301", f"a split weight must be an int or an amount, not "
-                                  f"{show(weight.type)}", s.weight.span,
-                         hint="scale ratios to whole numbers, e.g. floor(r * 10000)")
+        if not isinstance(weight.type, (ir.TInt, ir.TAmount, ir.TRatio, TError)):
+            self.d.error("E0301", f"a split weight must be an int, an amount or a ratio, not "
+                                  f"{show(weight.type)}", s.weight.span)
         method = s.rounding or "largest_remainder"
         if method not in ROUNDING_METHODS:
             self.d.error("E0407", f"unknown rounding method `{method}`", s.span,
                          hint="one of " + ", ".join(ROUNDING_METHODS))
+        elif s.minimum_rule == "quota" and method not in STATUTORY_METHODS:
+            self.d.error("E0409", f"`with minimum` is not defined for `{method}`",
+                         s.minimum.span if s.minimum is not None else s.span,
+                         notes=("`with minimum m` is a statutory floor under the result: "
+                                "recipients below m get m and the others' quotas are "
+                                "recomputed, which only quota and divisor methods define",),
+                         hint="use `at least` (m paid to everyone first, the rest split by "
+                              "weight) or one of " + ", ".join(STATUTORY_METHODS))
+        order = s.order or "listed"
+        if order not in SPLIT_ORDERS:
+            self.d.error("E0409", f"unknown recipient order `{order}`", s.span,
+                         hint="`in listed order`, `in key order` or `in weight order`")
         minimum = cap = None
         for bound, name in ((s.minimum, "minimum"), (s.cap, "cap")):
             if bound is None:
@@ -1834,7 +1867,8 @@ class Checker:
             return None
         return ir.Split(amount=amount, asset=asset, src=src, var=s.var, var_type=var_type,
                         source=source, where=where, to=to, weight=weight, method=method,
-                        minimum=minimum, cap=cap, span=s.span)
+                        minimum=minimum, cap=cap, minimum_rule=s.minimum_rule, order=order,
+                        span=s.span)
 
     def s_Grant(self, s: ast.Grant, env: Env) -> Any:
         self.right_name(s.right, s.span)

@@ -379,11 +379,23 @@ class Compiler:
         minimum = self.expr(s.minimum) if s.minimum is not None else None
         cap = self.expr(s.cap) if s.cap is not None else None
         var, method, asset, span = s.var, s.method, s.asset, s.span
+        rule, order = s.minimum_rule, s.order
         dec = self.assets[asset].decimals if asset in self.assets else 0
         if method not in sem.METHODS:
             raise PolicyNotExecutable(f"unknown split method {method!r}")
+        if rule not in sem.MINIMUM_RULES or order not in sem.ORDERS:
+            raise PolicyNotExecutable(f"unknown split option {rule!r}/{order!r}")
         dst_asset = asset
+        # a record-typed recipient is paid into that record's escrow
+        escrow_of = s.to.type.record if isinstance(s.to.type, ir.TRecord) else None
         where_budget = f"the split of {asset} among {describe_collection(s.source)}"
+
+        def recipient_account(e: Env, r: Any) -> str:
+            if escrow_of is None:
+                return party_account(r, dst_asset)
+            if r not in e.st.records[escrow_of]:
+                raise Rejected("missing_record", f"no {escrow_of} with key {show(r)}", span)
+            return escrow_account(escrow_of, r, dst_asset)
 
         def split(e: Env) -> None:
             amt = amount(e)
@@ -403,6 +415,7 @@ class Compiler:
                 )
             loc = e.loc
             saved = loc.get(var, ABSENT)
+            keys: list[Any] = []
             recipients: list[Any] = []
             weights: list[Any] = []
             try:
@@ -416,7 +429,8 @@ class Compiler:
                     r = to(e)
                     if r is None:
                         raise Rejected("none_value", "split recipient is none", span)
-                    recipients.append(r)
+                    keys.append(item)
+                    recipients.append(recipient_account(e, r))
                     weights.append(weight(e))
             except StepBudgetExceeded as err:
                 if not err.named:
@@ -430,12 +444,16 @@ class Compiler:
                 loc[var] = saved
             ints = _integer_weights(weights)
             try:
-                shares, _left = sem.split(amt, ints, method, mn, cp)
+                if order != "listed":
+                    perm = sem.order_recipients(keys, ints, order)
+                    recipients = [recipients[i] for i in perm]
+                    ints = [ints[i] for i in perm]
+                shares, _left = sem.split(amt, ints, method, mn, cp, rule)
             except sem.SemanticsError as err:
                 raise Rejected(err.code, err.message, span) from None
-            for r, share in zip(recipients, shares):
+            for acc, share in zip(recipients, shares):
                 if share:
-                    st.post(s_acc, party_account(r, dst_asset), asset, share, "split")
+                    st.post(s_acc, acc, asset, share, "split")
 
         return split
 

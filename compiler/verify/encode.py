@@ -792,6 +792,10 @@ class Encoder:
         amount = self.expr(s.amount, env, state, guard)
         src = self.account(s.src, env, state, guard)
         scomp, sidx, sdesc, skind = src
+        order = s.order
+        if order == "weight" or (order == "key" and isinstance(s.source, ir.ListItems)):
+            # the model keeps the collection's order; sorting symbolic items is not modelled
+            raise Unsupported(f"split in {order} order over {type(s.source).__name__}")
         items = self.collection(s.source, env, state, guard)
         weights, included, recips = [], [], []
         for item, present in items:
@@ -803,9 +807,10 @@ class Encoder:
                 inc = z3.And(inc, self.cond(s.where, inner, state, g))
             g = z3.And(guard, inc)
             w = self.expr(s.weight, inner, state, g)
-            if z3.is_real(w):
-                raise Unsupported("split weight is a ratio (the runtime takes integer weights)")
             to = self.expr(s.to, inner, state, g)
+            if isinstance(s.to.type, ir.TRecord):
+                # the runtime rejects a split into the escrow of a record that does not exist
+                self.require(g, self.live(state, s.to.type.record, to))
             included.append(inc)
             weights.append(w)
             recips.append(to)
@@ -848,7 +853,8 @@ class Encoder:
         )
         self.last_split_scaled = (None, None)
         shares, leftover, total, rest = _split_shares(
-            self, z3.And(guard, z3.And(*valid)), s.method, amount, weights, included, n, mn, cap
+            self, z3.And(guard, z3.And(*valid)), s.method, amount, weights, included, n, mn, cap,
+            s.minimum_rule,
         )
         info = SplitInfo(
             guard,
