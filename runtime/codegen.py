@@ -950,6 +950,19 @@ class Compiler:
                 return sem.isqrt(v)
 
             return isqrt
+        if name == "key":
+
+            kinds = extra
+
+            def key(e: Env) -> str:
+                try:
+                    parts = [v if k == "text" else sem.text_of(v, k)
+                             for k, v in zip(kinds, (f(e) for f in args))]
+                    return sem.check_text_length(sem.composite_key(parts), MAX_TEXT)
+                except sem.SemanticsError as err:
+                    raise Rejected(err.code, err.message) from None
+
+            return key
         if name == "concat":
             left, right = args
 

@@ -949,6 +949,20 @@ class Interpreter:
             if v < 0:
                 raise Rejected("negative_sqrt", f"isqrt of a negative value ({v})")
             return math.isqrt(v)
+        if name == "key":  # a composite key: the parts, `|` between, `|` and `\` escaped
+            out = ""
+            for i, a in enumerate(x.args):
+                part = self.eval(a, env)
+                if x.extra[i] == "party":
+                    part = "@" + part
+                elif x.extra[i] == "int":
+                    part = str(part)
+                out += ("|" if i else "") + "".join("\\" + c if c in "|\\" else c
+                                                    for c in part)
+            if len(out) > MAX_TEXT:
+                raise Rejected("text_too_long", f"a text of {len(out):,} characters was "
+                                                f"built; texts are limited to {MAX_TEXT:,}")
+            return out
         if name == "concat":  # text + text, within the length any text argument may have
             joined = arg(0) + arg(1)
             if len(joined) > MAX_TEXT:

@@ -1125,6 +1125,23 @@ class Encoder:
                 z3.Implies(x >= 0, z3.And(r >= 0, r * r <= x, x < (r + 1) * (r + 1)))
             )
             return r
+        if name == "key":
+            # a composite key: an injective function of its parts (each part is recovered
+            # from the key by a projection), exactly as the runtime's escaped join is
+            parts = [a.val if isinstance(a, Opt) else a for a in args]
+            # one function per list of part kinds: "@ann" from a party and "ann" from a
+            # text are different keys at run time, so the same code must not meet itself
+            n, sig = len(parts), "_".join(e.extra)
+            fns = self.text_functions.get(("key", e.extra))
+            if fns is None:
+                fns = (z3.Function(f"{self.prefix}key!{sig}", *([z3.IntSort()] * n),
+                                   z3.IntSort()),
+                       [z3.Function(f"{self.prefix}key!{sig}.{i}", z3.IntSort(), z3.IntSort())
+                        for i in range(n)])
+                self.text_functions[("key", e.extra)] = fns
+            k = fns[0](*parts)
+            self.assumptions += [proj(k) == p for proj, p in zip(fns[1], parts)]
+            return k
         if name in ("concat", "text", "format"):
             # Texts are Int codes (see Codes): a built text is an uninterpreted function of
             # its parts, so equal parts give equal texts, and nothing else is assumed of it
