@@ -54,20 +54,22 @@ def register(cli: click.Group) -> None:
             from charter.mcp import server as srv
         except ModuleNotFoundError as exc:
             _fail(f"charter mcp needs the mcp extra: pip install 'charter[mcp]' ({exc.name})")
-        from charter.cli_runtime import _param_overrides
-        from charter.compiler.pipeline import Compilation
+        from charter.cli_runtime import _compile, _param_overrides
         from charter.mcp.economy import Session
         from charter.runtime import signing
         from charter.runtime.store import StoreError
+        from charter.runtime.values import PolicyNotExecutable
 
         if http is None and not party:
             _fail("stdio needs --party PARTY (the party this agent acts as)")
         if http is not None and not agents_file:
             _fail("--http needs --agents FILE (bearer tokens of the agents and their parties)")
-        try:
-            overrides = _param_overrides(Compilation.from_path(policy).ir, params) if params else None
-        except Exception as exc:  # noqa: BLE001 - a policy with errors: say so, no traceback
-            _fail(f"{policy}: {exc}", 1)
+        pol = _compile(policy)  # a missing file or a policy with errors: said, exit 1 or 2
+        overrides = _param_overrides(pol, params) if params else None
+        if http is not None:
+            host, _, port_text = http.rpartition(":")
+            if not port_text.isdigit() or int(port_text) > 65535:
+                _fail(f"--http {http}: expected HOST:PORT (PORT 0..65535; 0 picks a free one)")
         sessions: dict[str, Any] = {}
         try:
             if http is None:
@@ -75,17 +77,18 @@ def register(cli: click.Group) -> None:
                 session = Session.make(party, key, rate, burst)
             else:
                 sessions = srv.load_agents(agents_file, rate, burst)
-        except (OSError, ValueError) as exc:
-            _fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - unreadable key/agents file, bad party: said
+            _fail(str(getattr(exc, "message", None) or exc))
         try:
             economy, worker = srv.open_economy(policy, db, params=overrides, wait=wait)
+        except PolicyNotExecutable as exc:
+            _fail(f"this runtime cannot execute the policy: {exc}", 1)
         except (StoreError, ValueError) as exc:
             _fail(str(exc))
         try:
             if http is None:
                 srv.run_stdio(economy, session)
             else:
-                host, _, port = http.rpartition(":")
-                srv.run_http(economy, sessions, host or "127.0.0.1", int(port), port_file)
+                srv.run_http(economy, sessions, host or "127.0.0.1", int(port_text), port_file)
         finally:
             worker.stop()

@@ -392,3 +392,20 @@ def test_tool_errors_through_the_sdk_in_process(live):
     assert missing and "unknown_resource" in missing
     with pytest.raises(ToolError):
         anyio.run(economy.read, Session.make("bob"), 42)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--db", "{db}"], "needs --party"),
+    (["--db", "{db}", "--http", "127.0.0.1:9"], "needs --agents"),
+    (["--db", "{db}", "--http", "127.0.0.1:x", "--agents", "{tmp}/a.json"], "expected HOST:PORT"),
+    (["--db", "{db}", "--party", "ann", "--key", "{tmp}/no.key"], "No such file"),
+    (["--db", "{db}", "--party", "clock"], "cannot act as the clock"),
+])  # fmt: skip
+def test_cli_refuses_bad_setups_in_words(tmp_path, args, says):
+    from click.testing import CliRunner
+
+    from charter.cli import cli
+
+    args = [a.format(db=tmp_path / "l.sqlite", tmp=tmp_path) for a in args]
+    out = CliRunner().invoke(cli, ["mcp", str(GIG), *args])
+    assert out.exit_code == 2 and says in out.output and "Traceback" not in out.output
