@@ -62,7 +62,7 @@ from .codegen import Env
 from . import signing
 from .journal import JournalRow, encode_entry
 from .ledger import BoundsError, LedgerError, Posting, check_transaction
-from .store import StoreError
+from .store import LedgerBusyError, StoreError
 from .values import (
     MAX_INT,
     Rejected,
@@ -394,8 +394,11 @@ def handler(rt: Any, tx: Tx) -> None:
 
 def ledger(rt: Any, tx: Tx) -> None:
     st = rt.state
+    if st.soft_credit and tx.frame.bal:
+        st.flag_soft_credit(tx.frame.bal)
     if st.postings or tx.frame.bal:
-        check_transaction(st.postings, tx.frame.bal, st.balances, st.asset_of_acc.__getitem__)
+        check_transaction(st.postings, tx.frame.bal, st.balances, st.asset_of_acc.__getitem__,
+                          st.floor_of if st.credit else None)
 
 
 def encode(rt: Any, tx: Tx) -> None:
@@ -479,6 +482,9 @@ def settle(rt: Any, event: Any, replaying: bool = False, operator: bool = False)
         return _reject(rt, tx, exc, "ledger_check", f"ledger re-check failed: {exc}")
     except sem.SemanticsError as exc:
         return _reject(rt, tx, exc, exc.code, exc.message)
+    except LedgerBusyError:
+        _undo(rt, tx)  # a shared ledger's lock not had in time: nothing happened, retry later
+        raise
     except StoreError as exc:
         _undo(rt, tx)
         rt.broken = f"store failed, reopen the ledger: {exc}"
