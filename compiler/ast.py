@@ -88,6 +88,14 @@ class Aggregate:
 
 
 @attrs.frozen(kw_only=True)
+class KeyTuple:
+    """The parts of a composite record key, ``create Vote(claim, voter)``."""
+
+    parts: tuple["Expr", ...]
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
 class Unary:
     op: str  # "-" | "not" | "exists"
     operand: "Expr"

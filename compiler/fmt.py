@@ -299,7 +299,9 @@ class _Printer:
             self.block(indent, f"for {s.var} in {expr(s.lo, 5)}..{expr(s.hi, 5)}", s, s.body,
                        self.stmt, blank=blank)
         elif isinstance(s, ast.Create):
-            self.brace_list(indent, f"create {s.record}({expr(s.key)})", s, s.assigns, _assign,
+            key = (", ".join(expr(k) for k in s.key.parts) if isinstance(s.key, ast.KeyTuple)
+                   else expr(s.key))
+            self.brace_list(indent, f"create {s.record}({key})", s, s.assigns, _assign,
                             blank=blank, empty=" {}")
         elif isinstance(s, ast.Update):
             self.brace_list(indent, f"update {expr(s.target)}", s, s.assigns, _assign,

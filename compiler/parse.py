@@ -398,7 +398,12 @@ class _Build(Transformer_NonRecursive):
         return ast.Expel(party=ch[0], role=str(ch[1]), span=self.sp(meta))
 
     def create_stmt(self, meta, ch):
-        return ast.Create(record=str(ch[0]), key=ch[1], assigns=tuple(ch[2] or ()),
+        parts = tuple(ch[1])
+        key = parts[0] if len(parts) == 1 else ast.KeyTuple(
+            parts=parts, span=Span(file=self.file, line=parts[0].span.line,
+                                   col=parts[0].span.col, end_line=parts[-1].span.end_line,
+                                   end_col=parts[-1].span.end_col))
+        return ast.Create(record=str(ch[0]), key=key, assigns=tuple(ch[2] or ()),
                           span=self.sp(meta))
 
     def update_stmt(self, meta, ch):

@@ -521,8 +521,8 @@ class Checker:
         if e.op == "exists":
             ref = e.operand
             if isinstance(ref, ast.Call) and self.qualify(ref.func, env, ref.span) in \
-                    self.syms.records and len(ref.args) == 1:
-                key = self.key_expr(ref.args[0], env)
+                    self.syms.records and len(ref.args) >= 1:
+                key = self.record_key(ref.args, env, ref.span)
                 return ir.Exists(record=self.qualify(ref.func, env, ref.span), key=key)
             self.d.error("E0301", "`exists` takes a record reference like `exists Task(id)`",
                          e.span)
@@ -731,6 +731,34 @@ class Checker:
             self.d.error("E0301", f"a key must be text or a party, not {show(k.type)}", e.span)
         return k
 
+    MAX_KEY_PARTS = 8
+
+    def record_key(self, parts: tuple, env: Env, span: Span) -> Any:
+        """A record's key: one value, or a composite key of several (``Vote(claim, voter)``),
+        which is one text joining its parts (see docs/language.rst, composite keys)."""
+        if len(parts) == 1:
+            return self.key_expr(parts[0], env)
+        if len(parts) > self.MAX_KEY_PARTS:
+            self.d.error("E0305", f"a composite key of {len(parts)} parts; a key has at most "
+                                  f"{self.MAX_KEY_PARTS}", span)
+            return self.err()
+        out, kinds = [], []
+        for p in parts:
+            x = self.expr(p, env)
+            t = x.type
+            kind = "party" if isinstance(t, ir.TParty) else "int" if isinstance(
+                t, ir.TInt) else "text" if isinstance(t, (ir.TText, ir.TRecord, TError)) else None
+            out.append(x)
+            kinds.append(kind or "text")
+            if kind is None:
+                self.d.error("E0301", f"a part of a key is text, a party, a record or an int, "
+                                      f"not {show(t)}", p.span,
+                             hint="make it text first with text(x) or format(x, places)"
+                             if not isinstance(t, ir.TOptional) else
+                             f"check it first: `require {self.text(p)} is some`")
+        # each part's kind says how it is printed (a party with its `@`, an int in digits)
+        return ir.Builtin(name="key", args=tuple(out), type=TEXT, extra=tuple(kinds))
+
     def qualify(self, name: str, env: Env, span: Span) -> str:
         """The program-wide name of a possibly alias-qualified local name."""
         if "." not in name:
@@ -749,10 +777,10 @@ class Checker:
         name, args = e.func, e.args
         q = self.qualify(name, env, e.span)
         if q in self.syms.records:
-            if len(args) != 1:
-                self.d.error("E0305", f"`{name}(key)` takes exactly one key", e.span)
+            if not args:
+                self.d.error("E0305", f"`{name}(key)` needs a key", e.span)
                 return self.err()
-            return ir.RecordRef(record=q, key=self.key_expr(args[0], env),
+            return ir.RecordRef(record=q, key=self.record_key(args, env, e.span),
                                 type=ir.TRecord(record=q))
         if q in self.syms.functions:
             return self.call_function(q, e, env)
@@ -1904,7 +1932,8 @@ class Checker:
             self.d.error("E0201", f"unknown record `{s.record}`", s.span,
                          hint=self._suggest(s.record, self.names(self.syms.records)) or None)
             return None
-        key = self.key_expr(s.key, env)
+        key = self.record_key(s.key.parts, env, s.key.span) if isinstance(
+            s.key, ast.KeyTuple) else self.key_expr(s.key, env)
         values = self._field_values(q, s.assigns, env, s.span, complete=True)
         return ir.Create(record=q, key=key, values=values, span=s.span)
 

@@ -193,6 +193,13 @@ def check_text_length(text: str, limit: int) -> str:
     return text
 
 
+def composite_key(parts: list) -> str:
+    """A composite record key ``R(a, b, ...)`` as one text: the parts (each already text)
+    joined by ``|``, a ``|`` or ``\\`` inside a part escaped with ``\\``, so two different
+    lists of parts never give the same key."""
+    return "|".join(p.replace("\\", "\\\\").replace("|", "\\|") for p in parts)
+
+
 GROUPINGS = ("", ",", "_", " ", "'")
 
 
