@@ -19,8 +19,12 @@ Every event is checked: no exception may escape ``submit``; a rejected event
 row, clock, sequence number, journal head, journal length, applied ids,
 parties - byte-identical; at the end of every episode the ledger must audit
 clean and replay to the same state.  Unless ``--no-compare``, every event is
-also submitted to a second runtime on the reference backend (closures) and
-the outcomes and journal heads must agree.  Prints per policy: events,
+also submitted to a second runtime on the reference interpreter
+(``backend="reference"``, :mod:`charter.runtime.reference`, the oracle the
+engine is checked against): receipts (sequence number, journal hash) and
+rejections (code and message) must agree event by event, and at the end of
+every episode both journals must be byte-identical and both states must
+dump identically.  Prints per policy: events,
 accepted, duplicates, rejected by code, exceptions, rejected-that-changed-
 something, audit failures, backend mismatches; exits 1 if any of the last
 four is non-zero.  The first few failures are printed with the event.
@@ -360,6 +364,7 @@ class Counts:
         self.exceptions = self.changed = self.audit_failures = self.mismatches = 0
         self.examples: list[str] = []
         self.seconds = 0.0
+        self.stopped = False  # by --max-seconds before all its events ran
 
     @property
     def failures(self) -> int:
@@ -374,20 +379,36 @@ class Counts:
 def _outcome_key(out: Any) -> tuple:
     if out.applied:
         return (True, out.duplicate, out.tx, out.journal_hash)
-    return (False, out.code)
+    return (False, out.code, out.message)
+
+
+def same_ledger(rt: Any, ref: Any) -> Optional[str]:
+    """None when the two runtimes hold byte-identical journals and states, else what differs."""
+    a = [tuple(r) for r in rt.store.journal()]
+    b = [tuple(r) for r in ref.store.journal()]
+    if a != b:
+        i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        return f"journals differ at entry {i + 1} (of {len(a)} / {len(b)})"
+    if dump(rt) != dump(ref):
+        return "states differ"
+    return None
 
 
 def fuzz(tg: Target, events: int, seed: int, episode: int = 1000, compare: bool = True,
-         counts: Optional[Counts] = None) -> Counts:  # fmt: skip
-    """Run ``events`` fuzzed events against ``tg``; returns the counts."""
+         counts: Optional[Counts] = None, max_seconds: Optional[float] = None) -> Counts:  # fmt: skip
+    """Run ``events`` fuzzed events against ``tg`` (stopping after the episode that passes
+    ``max_seconds``, if given); returns the counts."""
     c = counts or Counts(tg.name)
     rng = random.Random(f"{seed}:{tg.name}")
     started = time.perf_counter()
     ep = 0
     while c.events < events:
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            c.stopped = True
+            break
         ep += 1
         rt = tg.runtime()
-        ref = tg.runtime("closures") if compare else None
+        ref = tg.runtime("reference") if compare else None
         stream = Stream(tg, rng, ep)
         before = dump(rt)
         for _ in range(min(episode, events - c.events)):
@@ -406,10 +427,10 @@ def fuzz(tg: Target, events: int, seed: int, episode: int = 1000, compare: bool 
                 except Exception as exc:  # noqa: BLE001
                     out2 = None
                     c.exceptions += 1
-                    c.note("exception (reference backend)", ev, f"{type(exc).__name__}: {exc}")
+                    c.note("exception (reference interpreter)", ev, f"{type(exc).__name__}: {exc}")
                 if out2 is not None and _outcome_key(out) != _outcome_key(out2):
                     c.mismatches += 1
-                    c.note("backends disagree", ev, f"{out} vs {out2}")
+                    c.note("engine and reference disagree", ev, f"{out} vs {out2}")
                     ref = None
             if out.applied and not out.duplicate:
                 c.accepted += 1
@@ -428,6 +449,11 @@ def fuzz(tg: Target, events: int, seed: int, episode: int = 1000, compare: bool 
                 before = after
             if not out.applied and out.code == "timer_overflow":
                 break  # over 10,000 firings due: every later event would redo them; new episode
+        if ref is not None:
+            diff = same_ledger(rt, ref)
+            if diff is not None:
+                c.mismatches += 1
+                c.note("engine and reference ledgers differ", None, diff)
         audit = rt.audit()
         rep = replay(rt)
         if not audit.ok or not rep.ok:
@@ -470,17 +496,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--episode", type=int, default=1000, help="events per fresh runtime")
     ap.add_argument("--only", nargs="*", help="policy names (stdlib stems, example:<dir>)")
     ap.add_argument("--examples", action="store_true", help="also the example policies")
-    ap.add_argument("--no-compare", action="store_true", help="skip the reference backend")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="stop a policy after the episode that passes this many seconds "
+                    "(its exact counts are printed, marked 'stopped early')")
+    ap.add_argument("--no-compare", action="store_true",
+                    help="skip the reference interpreter (engine only)")
     a = ap.parse_args(argv)
     all_counts = []
     for tg in targets(a.examples, a.only):
-        c = fuzz(tg, a.events, a.seed, a.episode, not a.no_compare)
+        c = fuzz(tg, a.events, a.seed, a.episode, not a.no_compare, max_seconds=a.max_seconds)
         all_counts.append(c)
         print(f"{tg.name}: {c.events} events, {c.accepted} accepted, {c.duplicates} duplicates, "
               f"{sum(c.rejected.values())} rejected ({dict(c.rejected.most_common())}), "
               f"{c.exceptions} exceptions, {c.changed} rejected-that-changed-something, "
-              f"{c.audit_failures} audit failures, {c.mismatches} backend mismatches "
-              f"({c.seconds:.0f} s)", flush=True)  # fmt: skip
+              f"{c.audit_failures} audit failures, {c.mismatches} engine/reference mismatches "
+              f"({c.seconds:.0f} s{', stopped early by --max-seconds' if c.stopped else ''})",
+              flush=True)  # fmt: skip
         for ex in c.examples:
             print(f"  {ex}", flush=True)
     report(all_counts)

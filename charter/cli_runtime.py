@@ -253,6 +253,14 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         "[default: 10,000,000].",
     )
     @click.option(
+        "--max-timer-firings",
+        default=None,
+        type=click.IntRange(0, None),
+        metavar="N",
+        help="Most timed-handler firings one event may make due; an event whose time is "
+        "further ahead is refused (timer_overflow) before any fires [default: 1,000].",
+    )
+    @click.option(
         "--wait",
         default=0.0,
         type=click.FloatRange(0, None),
@@ -285,6 +293,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         clock: str,
         max_skew: int,
         step_budget: Optional[int],
+        max_timer_firings: Optional[int],
         wait: float,
         strict: bool,
         check_props: bool,
@@ -323,6 +332,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                 clock=clock,
                 max_skew=max_skew,
                 step_budget=step_budget or DEFAULT_STEP_BUDGET,
+                max_timer_firings=max_timer_firings,
                 wait=wait,
             )
         except (StoreError, ParamError) as exc:
@@ -605,7 +615,13 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if as_json:
             click.echo(
                 json.dumps(
-                    {"ok": ok, "entries": rep.entries, "head": rep.head, "problems": problems},
+                    {
+                        "ok": ok,
+                        "entries": rep.entries,
+                        "head": rep.head,
+                        "signatures": rep.signatures,
+                        "problems": problems,
+                    },
                     indent=2,
                 )
             )
@@ -616,6 +632,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             if ok:
                 click.echo(
                     "OK: hash chain intact, balances match postings, replay reproduces the state"
+                    + (f", {rep.signatures} signature(s) re-verified" if rep.signatures else "")
                 )
                 click.echo(f"journal head {rep.head}")
             else:

@@ -178,6 +178,33 @@ class Let:
 
 
 @attrs.frozen(kw_only=True)
+class Var:
+    """``var x = e``: a local that later statements may reassign with ``set x = e``."""
+
+    name: str
+    value: Expr
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
+class SetLocal:
+    """``set x = e`` where ``x`` is a ``var``."""
+
+    name: str
+    value: Expr
+    span: Span
+    name_span: Optional[Span] = None
+
+
+@attrs.frozen(kw_only=True)
+class Return:
+    """``return e``: the value of a function (its last line)."""
+
+    value: Expr
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
 class SetField:
     target: FieldAccess
     value: Expr
@@ -198,6 +225,17 @@ class ForEach:
     var: str
     source: Expr
     where: Optional[Expr]
+    body: tuple["Stmt", ...]
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
+class ForRange:
+    """``for i in a..b { ... }``: ``i`` takes each int from ``a`` to ``b`` (inclusive)."""
+
+    var: str
+    lo: Expr
+    hi: Expr
     body: tuple["Stmt", ...]
     span: Span
 
@@ -315,7 +353,7 @@ class Dissolve:
     span: Span
 
 
-Stmt = Union[Require, Reject, Let, SetField, If, ForEach, Move, Split, Grant, Revoke, Admit,
+Stmt = Union[Require, Reject, Let, Var, SetLocal, SetField, If, ForEach, ForRange, Move, Split, Grant, Revoke, Admit,
              Expel, Create, Update, Delete, Decay, Flag, Dissolve]
 
 # ---- declarations --------------------------------------------------------
@@ -440,6 +478,20 @@ class DeadlineHandler:
 
 
 @attrs.frozen(kw_only=True)
+class FnDecl:
+    """``fn name(params) -> Type { let ... return e }``: a pure function.
+
+    ``body`` is its ``let`` bindings followed by one :class:`Return`."""
+
+    name: str
+    params: tuple[FieldDecl, ...]
+    returns: TypeRef
+    body: tuple[Union[Let, Return], ...]
+    span: Span
+    end_span: Optional[Span] = None
+
+
+@attrs.frozen(kw_only=True)
 class PropertyDecl:
     """kind: split | split_floor | split_cap | budget | invariant | record_invariant | anyone
     (``anyone may call h``: a declared permissionless handler)."""
@@ -477,7 +529,7 @@ class TestDecl:
 
 
 Decl = Union[Import, AssetDecl, RoleDecl, ParamDecl, PoolDecl, RecordDecl, Handler, EveryHandler,
-             DeadlineHandler, PropertyDecl, TestDecl]
+             DeadlineHandler, PropertyDecl, TestDecl, FnDecl]
 
 
 @attrs.frozen(kw_only=True)

@@ -72,6 +72,13 @@ CODES: dict[str, str] = {
     "E0602": "property names a handler without a split",
     "E0603": "invalid property kind",
     "E0604": "test step is not constant",
+    # E07xx: functions, mutable locals, loops, text and arithmetic built-ins
+    "E0701": "recursive function",
+    "E0702": "function call expands too far",
+    "E0703": "function shadows a built-in",
+    "E0704": "function result type has a range",
+    "E0705": "value a var cannot hold",
+    "E0706": "loop range without a static bound",
     # W: warnings
     "W0301": "unreachable code",
     "W0302": "unused let binding",

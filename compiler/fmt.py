@@ -294,6 +294,9 @@ class _Printer:
             where = f" where {expr(s.where)}" if s.where is not None else ""
             self.block(indent, f"for each {s.var} in {expr(s.source)}{where}", s, s.body,
                        self.stmt, blank=blank)
+        elif isinstance(s, ast.ForRange):
+            self.block(indent, f"for {s.var} in {expr(s.lo, 5)}..{expr(s.hi, 5)}", s, s.body,
+                       self.stmt, blank=blank)
         elif isinstance(s, ast.Create):
             self.brace_list(indent, f"create {s.record}({expr(s.key)})", s, s.assigns, _assign,
                             blank=blank, empty=" {}")
@@ -354,6 +357,10 @@ class _Printer:
         elif isinstance(d, ast.DeadlineHandler):
             self.block(0, f"when {d.record}.{d.field} passes as {d.binder}", d, d.body,
                        self.stmt, blank=blank, ensures=d.ensures)
+        elif isinstance(d, ast.FnDecl):
+            params = ", ".join(f"{p.name}: {type_ref(p.type)}" for p in d.params)
+            self.block(0, f"fn {d.name}({params}) -> {type_ref(d.returns)}", d, d.body,
+                       self.stmt, blank=blank)
         elif isinstance(d, ast.TestDecl):
             self.block(0, f"test {quote(d.name)}", d, d.steps, self.test_step, blank=blank)
         else:
@@ -441,6 +448,12 @@ def simple_stmt(s: ast.Stmt) -> str:
         return f"let {s.name} = {expr(s.value)}"
     if isinstance(s, ast.SetField):
         return f"set {expr(s.target)} = {expr(s.value)}"
+    if isinstance(s, ast.Var):
+        return f"var {s.name} = {expr(s.value)}"
+    if isinstance(s, ast.SetLocal):
+        return f"set {s.name} = {expr(s.value)}"
+    if isinstance(s, ast.Return):
+        return f"return {expr(s.value)}"
     if isinstance(s, ast.Move):
         v, amt = s.verb, s.amount
         src = expr(s.src) if s.src is not None else ""
@@ -568,7 +581,7 @@ def strip_positions(node: Any) -> Any:
     return node
 
 
-_POSITIONAL = frozenset({"span", "end_span", "comments", "file"})
+_POSITIONAL = frozenset({"span", "end_span", "name_span", "comments", "file"})
 
 
 def _too_deep(module: ast.Module) -> ParseFailure:

@@ -429,6 +429,27 @@ class Let:
 
 
 @attrs.frozen(kw_only=True)
+class Var:
+    """``var x = e``: binds a local that :class:`SetLocal` may later reassign.
+
+    Read with :class:`Local` like any other local.  A reassignment inside an ``if`` or a
+    loop body is visible after it (the value is the one last assigned on the path taken)."""
+
+    name: str
+    value: Expr
+    span: Span = NOSPAN
+
+
+@attrs.frozen(kw_only=True)
+class SetLocal:
+    """``set x = e``: reassigns the ``var`` local ``x``."""
+
+    name: str
+    value: Expr
+    span: Span = NOSPAN
+
+
+@attrs.frozen(kw_only=True)
 class SetField:
     record: str
     key: Expr
@@ -580,7 +601,7 @@ class Dissolve:
 
 
 Stmt = Union[
-    Require, Reject, Let, SetField, If, ForEach, Move, Split, Grant, Revoke, Admit,
+    Require, Reject, Let, Var, SetLocal, SetField, If, ForEach, Move, Split, Grant, Revoke, Admit,
     Expel, Create, Update, Delete, Decay, Flag, Dissolve,
 ]
 

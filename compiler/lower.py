@@ -60,6 +60,17 @@ def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]]
                                  f"`{decl.holds}` is a {syms.assets[decl.holds].kind}", decl.span)
         records.append(ir.Record(name=q, fields=tuple(_fields(chk, decl.fields, scope)),
                                  holds=decl.holds))
+    for q, (decl, scope) in syms.functions.items():
+        if hasattr(chk, "fn_" + decl.name) or decl.name in ("now", "clock", "true", "false",
+                                                               "none", "old", "exists"):
+            diags.error("E0703", f"function `{decl.name}` has the name of a built-in", decl.span,
+                        hint="pick another name; the built-in would be unreachable")
+            continue
+        if q in syms.records:
+            diags.error("E0202", f"`{decl.name}` names both a record and a function", decl.span,
+                        hint="`Name(key)` refers to the record; rename the function")
+            continue
+        chk.function(q, decl.span)  # checked once, even when nothing calls it
     handlers = []
     for q, (decl, scope) in syms.handlers.items():
         h = _handler(chk, q, decl, scope)

@@ -251,13 +251,32 @@ class _Build(Transformer_NonRecursive):
     def let_stmt(self, meta, ch):
         return ast.Let(name=str(ch[0]), value=ch[1], span=self.sp(meta))
 
+    def var_stmt(self, meta, ch):
+        return ast.Var(name=str(ch[0]), value=ch[1], span=self.sp(meta))
+
+    def return_stmt(self, meta, ch):
+        return ast.Return(value=ch[0], span=self.sp(meta))
+
     def set_stmt(self, meta, ch):
         target, value = ch
+        if isinstance(target, ast.Name):
+            return ast.SetLocal(name=target.id, value=value, span=self.sp(meta),
+                                name_span=target.span)
         if not isinstance(target, ast.FieldAccess):
             raise ParseFailure(Diagnostic(
-                "E0106", "`set` needs a field to assign, like `set t.open = false`",
+                "E0106", "`set` needs a field or a `var` to assign, like `set t.open = false`",
                 self.sp(meta), hint="use `let` to bind a new name"))
         return ast.SetField(target=target, value=value, span=self.sp(meta))
+
+    def fn_decl(self, meta, ch):
+        name, params, returns, (body, end) = ch
+        return ast.FnDecl(name=str(name), params=tuple(params or ()), returns=returns,
+                          body=body, span=self.sp(meta), end_span=end)
+
+    def fn_block(self, meta, ch):
+        end = Span(file=self.file, line=meta.end_line, col=meta.end_column - 1,
+                   end_line=meta.end_line, end_col=meta.end_column)
+        return (tuple(ch), end)
 
     def _nested(self, node: Any, *blocks: tuple) -> Any:
         """Track statement nesting like expression nesting (an else-if chain nests too)."""
@@ -284,6 +303,11 @@ class _Build(Transformer_NonRecursive):
         var, source, where, (body, _end) = ch
         return self._nested(ast.ForEach(var=str(var), source=source, where=where, body=body,
                                         span=self.sp(meta)), body)
+
+    def for_range(self, meta, ch):
+        var, lo, hi, (body, _end) = ch
+        return self._nested(ast.ForRange(var=str(var), lo=lo, hi=hi, body=body,
+                                         span=self.sp(meta)), body)
 
     def _move(self, verb, meta, amount, src, dst):
         return ast.Move(verb=verb, amount=amount, src=src, dst=dst, span=self.sp(meta))

@@ -52,7 +52,7 @@ class ModuleScope:
 
 
 Decl = Union[ast.ParamDecl, ast.PoolDecl, ast.RecordDecl, ast.Handler, ast.EveryHandler,
-             ast.DeadlineHandler, ast.PropertyDecl, ast.TestDecl]
+             ast.DeadlineHandler, ast.PropertyDecl, ast.TestDecl, ast.FnDecl]
 
 
 @attrs.define
@@ -64,6 +64,7 @@ class Symbols:
     records: dict[str, tuple[ast.RecordDecl, ModuleScope]] = attrs.field(factory=dict)
     handlers: dict[str, tuple[Any, ModuleScope]] = attrs.field(factory=dict)
     properties: dict[str, tuple[ast.PropertyDecl, ModuleScope]] = attrs.field(factory=dict)
+    functions: dict[str, tuple[ast.FnDecl, ModuleScope]] = attrs.field(factory=dict)
     tests: list[tuple[ast.TestDecl, ModuleScope]] = attrs.field(factory=list)
     scopes: list[ModuleScope] = attrs.field(factory=list)
     sources: dict[str, str] = attrs.field(factory=dict)
@@ -239,6 +240,8 @@ def _table_for(item: Any, syms: Symbols) -> tuple[dict, str]:
         return syms.handlers, "handler"
     if isinstance(item, ast.PropertyDecl):
         return syms.properties, "property"
+    if isinstance(item, ast.FnDecl):
+        return syms.functions, "function"
     raise AssertionError(item)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 import attrs
 
-from . import ast, display, ir
+from . import ast, display, inline, ir
 from .diagnostics import Diagnostics, did_you_mean, source_lines
 from .ir import Span
 from .resolve import ModuleScope, Symbols, strip_spans
@@ -47,6 +47,8 @@ DURATION_UNITS = {"second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour"
 RATIO_UNITS = {"bps": Fraction(1, 10_000), "ppm": Fraction(1, 1_000_000)}
 ROUNDING_METHODS = ("largest_remainder", "sequential_floor", "dhondt", "sainte_lague",
                     "floor_dust")
+# The largest exponent of `pow` (constant, or the upper end of a declared range).
+MAX_POW = 256
 # The longest numeric literal accepted (digits, not counting `_` and `.`).
 MAX_LITERAL_DIGITS = 60
 # The deepest statement nesting accepted (blocks inside blocks); expressions are
@@ -126,6 +128,51 @@ def key_of(e: Any) -> Any:
     return strip_spans(e)
 
 
+@attrs.frozen
+class _Function:
+    """A checked function: its parameters (name, type, lo, hi, span), its ``let`` bindings
+    and result as IR over :class:`ir.Local` parameters, ready to be inlined."""
+
+    name: str
+    params: tuple
+    lets: tuple
+    result: Any
+    returns: Any
+
+
+def _as_ratio(x: Any) -> Any:
+    """An int expression as an exact ratio (``x / 1``) where a ratio is declared."""
+    return ir.Binary(op="/", left=x, right=ir.Const(value=1, type=INT), type=RATIO)
+
+
+def static_range(x: Any) -> Optional[tuple[int, int]]:
+    """The smallest and largest value an int expression can take, known from its constants
+    and declared ranges (None: not known before the event).  Bounds `for i in a..b` and
+    the exponent of `pow`; the verifier reads the same bounds."""
+    if isinstance(x, ir.Const) and isinstance(x.value, int) and not isinstance(x.value, bool):
+        return x.value, x.value
+    if isinstance(x, ir.Binary) and x.op in ("+", "-", "*"):
+        a, b = static_range(x.left), static_range(x.right)
+        if a is None or b is None:
+            return None
+        if x.op == "+":
+            return a[0] + b[0], a[1] + b[1]
+        if x.op == "-":
+            return a[0] - b[1], a[1] - b[0]
+        corners = [p * q for p in a for q in b]
+        return min(corners), max(corners)
+    if isinstance(x, ir.Builtin) and x.name in ("min", "max") and x.args:
+        rs = [static_range(a) for a in x.args]
+        if any(r is None for r in rs):
+            return None
+        pick = min if x.name == "min" else max
+        return pick(r[0] for r in rs), pick(r[1] for r in rs)
+    t = getattr(x, "type", None)
+    if isinstance(t, ir.TInt) and t.lo is not None and t.hi is not None:
+        return t.lo, t.hi
+    return None
+
+
 class NotConstant(Exception):
     pass
 
@@ -170,6 +217,8 @@ class Env:
     used: set = attrs.field(factory=set)
     in_handler: bool = True
     let_spans: dict[str, Span] = attrs.field(factory=dict)
+    # names bound with `var` (reassignable with `set x = ...`)
+    vars: set = attrs.field(factory=set)
     # "ensures" inside a handler's postcondition (where `old(...)` is allowed), "old" inside
     # an `old(...)` (which must not nest)
     spec: str = ""
@@ -177,7 +226,7 @@ class Env:
     def child(self) -> "Env":
         return Env(scope=self.scope, locals=dict(self.locals), narrowed=set(self.narrowed),
                    used=self.used, in_handler=self.in_handler, let_spans=self.let_spans,
-                   spec=self.spec)
+                   vars=set(self.vars), spec=self.spec)
 
 
 class Checker:
@@ -189,6 +238,10 @@ class Checker:
         self.on_expr = on_expr
         self.block_depth = 0
         self.depth_reported = False
+        # checked functions: qualified name -> _Function (None: its body has errors)
+        self.functions: dict[str, Optional["_Function"]] = {}
+        self.fn_stack: list[str] = []  # functions being checked (a call back into one recurses)
+        self.range_lets = 0  # names for the bounds of `for i in a..b`
 
     # ------------------------------------------------------------------ types
     def type_of(self, t: ast.TypeRef, env: Env) -> tuple[Any, Any, Any]:
@@ -681,11 +734,14 @@ class Checker:
                 return self.err()
             return ir.RecordRef(record=q, key=self.key_expr(args[0], env),
                                 type=ir.TRecord(record=q))
+        if q in self.syms.functions:
+            return self.call_function(q, e, env)
         fn = getattr(self, "fn_" + name, None)
         if fn is None:
             self.d.error("E0201", f"unknown function `{name}`", e.span,
                          hint=self._suggest(name, [n[3:] for n in dir(self) if n.startswith("fn_")]
-                                            + self.names(self.syms.records)) or None)
+                                            + self.names(self.syms.records)
+                                            + self.names(self.syms.functions)) or None)
             return self.err()
         return fn(e, env)
 
@@ -750,15 +806,43 @@ class Checker:
                          hint="isqrt is the floor of the square root of a whole number")
         return ir.Builtin(name="isqrt", args=tuple(args), type=base(t))
 
+    def fn_sqrt(self, e: ast.Call, env: Env) -> Any:
+        """``sqrt(x, d)``: the square root of an int or ratio, rounded down to ``d`` decimals
+        (a constant 0..18); an exact ratio."""
+        args = self._args(e, env, 2)
+        if args is None:
+            return self.err()
+        t = args[0].type
+        if not isinstance(t, (ir.TInt, ir.TRatio, TError)):
+            self.d.error("E0301", f"`sqrt` takes an int or a ratio, not {show(t)}", e.args[0].span,
+                         hint="for an amount, take the root of `minor(x)` with `isqrt`, or of "
+                              "a ratio of amounts")
+        d = self.constant(args[1], e.args[1].span)
+        if d is not None and (not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 18):
+            self.d.error("E0308", "the decimals of `sqrt` must be a whole number within 0..18",
+                         e.args[1].span, hint="sqrt(x, 6) rounds the root down to 6 decimals")
+            return self.err()
+        if d is None:
+            return self.err()
+        return ir.Builtin(name="sqrt", args=(args[0], ir.Const(value=d, type=INT)), type=RATIO)
+
     def fn_pow(self, e: ast.Call, env: Env) -> Any:
         args = self._args(e, env, 2)
         if args is None:
             return self.err()
-        n = self.constant(args[1], e.args[1].span)
-        if not isinstance(args[1].type, (ir.TInt, TError)) or (n is not None and (
-                not isinstance(n, int) or n < 0 or n > 256)):
-            self.d.error("E0301", "the exponent of `pow` must be a constant int in 0..256",
+        nt = args[1].type
+        if not isinstance(nt, (ir.TInt, TError)):
+            self.d.error("E0301", f"the exponent of `pow` is an int, not {show(nt)}",
                          e.args[1].span)
+        elif isinstance(nt, ir.TInt):
+            r = static_range(args[1])
+            if r is None or r[0] < 0 or r[1] > MAX_POW:
+                shown = "any int" if r is None else display.value_range(r[0], r[1], INT,
+                                                                         self.decimals)
+                self.d.error("E0308", f"the exponent of `pow` must lie within 0..{MAX_POW}, "
+                                      f"and this one is {shown}", e.args[1].span,
+                             hint="use a constant, or an argument or parameter declared "
+                                  f"`int within 0..N` (N at most {MAX_POW})")
         t = args[0].type
         if not isinstance(t, (ir.TInt, ir.TRatio, TError)):
             self.d.error("E0301", f"`pow` raises ints or ratios, not {show(t)}", e.span,
@@ -1064,7 +1148,10 @@ class Checker:
                                       "event",))
                 dead = False  # once per block: the rest follows from it
             r = self.stmt(s, env)
-            if r is not None:
+            if isinstance(r, tuple):  # a statement that lowers to several (`for i in a..b`)
+                out.extend(r)
+                r = r[-1] if r else None
+            elif r is not None:
                 out.append(r)
             if isinstance(r, ir.Reject) or (isinstance(r, ir.Require) and isinstance(
                     r.cond, ir.Const) and r.cond.value is False):
@@ -1092,7 +1179,8 @@ class Checker:
                          hint="state the rounding: floor(...), ceil(...) or round(...)")
         if s.name in env.locals:
             self.d.error("E0202", f"`{s.name}` is already defined here", s.span,
-                         hint="pick another name; bindings cannot be reassigned")
+                         hint="pick another name; to change a value, declare it with `var` "
+                              "and reassign it with `set`")
         elif env.scope.q(s.name) in self.syms.params or s.name in ("now", "clock", "true",
                                                                      "false", "none"):
             self.d.error("E0408", f"`{s.name}` is read-only: a `let` cannot rebind it", s.span,
@@ -1102,6 +1190,254 @@ class Checker:
         env.locals[s.name] = v.type
         env.let_spans[s.name] = s.span
         return ir.Let(name=s.name, value=v, span=s.span)
+
+    # ------------------------------------------------- mutable locals and ranges
+    VAR_TYPES = (ir.TInt, ir.TRatio, ir.TAmount, ir.TTime, ir.TDuration, ir.TBool, ir.TText,
+                 ir.TParty, ir.TRecord)
+
+    def s_Var(self, s: ast.Var, env: Env) -> Any:
+        v = self.expr(s.value, env)
+        t = v.type
+        if isinstance(t, TFrac):
+            self.d.error("E0303", f"this {t.asset} amount may be fractional", s.value.span,
+                         hint="state the rounding: floor(...), ceil(...) or round(...)")
+        elif not isinstance(t, self.VAR_TYPES + (TError,)):
+            self.d.error("E0705", f"a `var` cannot hold {show(t) if not isinstance(t, TNone) else 'none'}",
+                         s.value.span,
+                         hint="a `var` holds a number, amount, time, duration, bool, text, "
+                              "party or record key; bind other values with `let`")
+            t = ERR
+        if s.name in env.locals:
+            self.d.error("E0202", f"`{s.name}` is already defined here", s.span,
+                         hint="pick another name; an existing `var` is changed with `set`")
+        elif env.scope.q(s.name) in self.syms.params or s.name in ("now", "clock", "true",
+                                                                     "false", "none"):
+            self.d.error("E0408", f"`{s.name}` is read-only: a `var` cannot rebind it", s.span,
+                         hint="pick another name")
+        # a var changes: its declared range (of an int argument, say) no longer holds
+        t = base(t) if isinstance(t, ir.TInt) else t
+        env.locals[s.name] = t
+        env.vars.add(s.name)
+        env.let_spans[s.name] = s.span
+        return ir.Var(name=s.name, value=v, span=s.span)
+
+    def s_SetLocal(self, s: ast.SetLocal, env: Env) -> Any:
+        span = s.name_span or s.span
+        if s.name not in env.locals:
+            self.d.error("E0201", f"unknown name `{s.name}`", span,
+                         hint=self._suggest(s.name, [n for n in env.locals if n in env.vars])
+                         or f"declare it first: `var {s.name} = ...`")
+            self.expr(s.value, env)
+            return None
+        if s.name not in env.vars:
+            self.d.error("E0408", f"`{s.name}` cannot be reassigned: it is not a `var`", span,
+                         hint=f"declare it with `var {s.name} = ...` to change it later")
+            self.expr(s.value, env)
+            return None
+        want = env.locals[s.name]
+        v = self.expr(s.value, env)
+        t = v.type
+        if isinstance(t, TFrac):
+            self.d.error("E0303", f"this {t.asset} amount may be fractional", s.value.span,
+                         hint="state the rounding: floor(...), ceil(...) or round(...)")
+        elif isinstance(want, ir.TAmount) and isinstance(t, ir.TAmount) and \
+                want.asset != t.asset:
+            self.d.error("E0302", f"`{s.name}` holds {want.asset}, not {t.asset}", s.value.span)
+        elif not compatible(want, t) or isinstance(t, TNone):
+            self.d.error("E0301", f"`{s.name}` holds {show(want)}, not {show(t)}", s.value.span)
+        env.used.add(s.name)
+        env.narrowed.discard(key_of(ast.Name(id=s.name, span=span)))
+        return ir.SetLocal(name=s.name, value=v, span=s.span)
+
+    MAX_RANGE_ITEMS = 1_000
+
+    def s_ForRange(self, s: ast.ForRange, env: Env) -> Any:
+        lo_x, hi_x = self.expr(s.lo, env), self.expr(s.hi, env)
+        ok = True
+        for x, src in ((lo_x, s.lo), (hi_x, s.hi)):
+            if not isinstance(x.type, (ir.TInt, TError)):
+                self.d.error("E0301", f"a range runs over ints, not {show(x.type)}", src.span)
+                ok = False
+        lo_r, hi_r = static_range(lo_x), static_range(hi_x)
+        if ok and (lo_r is None or hi_r is None) and not isinstance(
+                lo_x.type, TError) and not isinstance(hi_x.type, TError):
+            which = s.lo if lo_r is None else s.hi
+            self.d.error("E0706", f"the range of this loop has no bound known before the "
+                                  f"event: `{self.text(which)}` can be any int", which.span,
+                         hint="use constants, or an argument or parameter declared "
+                              "`int within LO..HI` (every loop in Charter is bounded)")
+            ok = False
+        first = last = 0
+        if ok and lo_r is not None and hi_r is not None:
+            first, last = lo_r[0], hi_r[1]
+            if last - first + 1 > self.MAX_RANGE_ITEMS:
+                self.d.error("E0706", f"this loop may run {last - first + 1:,} times; a range "
+                                      f"loop runs at most {self.MAX_RANGE_ITEMS:,} times",
+                             s.span, hint="iterate over records or role members instead, or "
+                                          "narrow the declared ranges")
+                ok = False
+        inner = env.child()
+        if s.var in env.locals:
+            self.d.error("E0202", f"`{s.var}` is already defined here", s.span,
+                         hint="pick another name for the loop variable")
+        var_type = ir.TInt(lo=first, hi=last) if ok and last >= first else INT
+        inner.locals[s.var] = var_type
+        inner.vars.discard(s.var)
+        body = self.block(s.body, inner)
+        if not ok:
+            return None
+        if last < first:
+            return ()  # statically empty: the loop never runs
+        out: list[Any] = []
+        conds: list[Any] = []
+        loop_var = ir.Local(name=s.var, type=var_type)
+        for x, op, static in ((lo_x, ">=", lo_r), (hi_x, "<=", hi_r)):
+            if static[0] == static[1]:
+                if (op == ">=" and static[0] == first) or (op == "<=" and static[1] == last):
+                    continue  # the constant end is the list's own end
+            bound = x
+            if not isinstance(x, (ir.Const, ir.ParamRef)) and not (
+                    isinstance(x, ir.Local) and x.name not in env.vars):
+                # evaluated once, before the loop, like the author reads it
+                self.range_lets += 1
+                name = f"{s.var}${'lo' if op == '>=' else 'hi'}{self.range_lets}"
+                out.append(ir.Let(name=name, value=x, span=s.span))
+                bound = ir.Local(name=name, type=x.type)
+            conds.append(ir.Binary(op=op, left=loop_var, right=bound, type=BOOL))
+        where = None
+        for c in conds:
+            where = c if where is None else ir.Binary(op="and", left=where, right=c, type=BOOL)
+        items = tuple(ir.Const(value=i, type=INT) for i in range(first, last + 1))
+        source = ir.ListItems(expr=ir.ListLit(items=items, type=ir.TList(inner=INT)))
+        out.append(ir.ForEach(var=s.var, var_type=var_type, source=source, where=where,
+                              body=body, span=s.span))
+        return tuple(out)
+
+    # -------------------------------------------------------------- functions
+    def function(self, q: str, span: Span) -> Optional["_Function"]:
+        """The checked body of function ``q`` (None when it has errors or recurses)."""
+        if q in self.fn_stack:
+            cycle = self.fn_stack[self.fn_stack.index(q):] + [q]
+            shown = " -> ".join(cycle)
+            self.d.error("E0701", f"function `{q}` calls itself" + (
+                f" (through {shown})" if len(cycle) > 2 else ""), span,
+                         hint="functions cannot recurse; iterate with `for i in a..b` or "
+                              "`for each` in a handler instead")
+            return None
+        if q in self.functions:
+            return self.functions[q]
+        decl, scope = self.syms.functions[q]
+        self.fn_stack.append(q)
+        saved_depth, self.block_depth = self.block_depth, 0
+        try:
+            self.functions[q] = fn = self._check_function(q, decl, scope)
+        finally:
+            self.fn_stack.pop()
+            self.block_depth = saved_depth
+        return fn
+
+    def _check_function(self, q: str, decl: ast.FnDecl, scope: ModuleScope) -> Optional[
+            "_Function"]:
+        errors_before = sum(1 for x in self.d.items if x.severity == "error")
+        env = Env(scope=scope, in_handler=False)
+        params = []
+        for p in decl.params:
+            t, lo, hi = self.type_of(p.type, env)
+            if p.name in env.locals:
+                self.d.error("E0202", f"parameter `{p.name}` is declared twice", p.span)
+            env.locals[p.name] = t
+            params.append((p.name, t, lo, hi, p.span))
+        want, _, _ = self.type_of(decl.returns, env)
+        if decl.returns.lo is not None:
+            self.d.error("E0704", "a function's result type takes no range", decl.returns.span,
+                         hint="state the range where the result is stored or checked")
+        lets = []
+        for st in decl.body[:-1]:
+            lets.append(self.s_Let(st, env))
+        ret = decl.body[-1]
+        result = self.expr(ret.value, env)
+        t = result.type
+        if isinstance(t, TFrac):
+            self.d.error("E0303", f"this {t.asset} amount may be fractional", ret.value.span,
+                         hint="state the rounding: floor(...), ceil(...) or round(...)")
+        elif isinstance(want, ir.TAmount) and isinstance(t, ir.TAmount) and \
+                want.asset != t.asset:
+            self.d.error("E0302", f"function `{decl.name}` returns {want.asset}, not {t.asset}",
+                         ret.value.span)
+        elif not compatible(want, t):
+            self.d.error("E0301", f"function `{decl.name}` returns {show(want)}, not {show(t)}",
+                         ret.value.span, hint=f"the declared result type is `{show(want)}`")
+        for name, sp in env.let_spans.items():
+            if name not in env.used and not name.startswith("_"):
+                self.d.warning("W0302", f"`{name}` is bound but never used", sp,
+                               hint=f"remove it, or name it `_{name}`")
+        if sum(1 for x in self.d.items if x.severity == "error") > errors_before:
+            return None
+        if isinstance(want, ir.TRatio) and isinstance(t, ir.TInt):
+            result = _as_ratio(result)
+        return _Function(name=decl.name, params=tuple(params), lets=tuple(
+            (lt.name, lt.value) for lt in lets), result=result, returns=want)
+
+    def call_function(self, q: str, e: ast.Call, env: Env) -> Any:
+        decl, _scope = self.syms.functions[q]
+        args = [self.expr(a, env) for a in e.args]
+        fn = self.function(q, e.span)
+        if len(args) != len(decl.params):
+            n = len(decl.params)
+            self.d.error("E0305", f"`{e.func}` takes {n} argument{'s' if n != 1 else ''}, got "
+                                  f"{len(args)}", e.span,
+                         hint="fn " + decl.name + "(" + ", ".join(
+                             p.name for p in decl.params) + ")")
+            return self.err()
+        if fn is None:
+            return self.err()
+        mapping: dict[str, Any] = {}
+        bad = False
+        for (name, t, lo, hi, _sp), a, src in zip(fn.params, args, e.args):
+            at = a.type
+            if isinstance(at, TError):
+                bad = True
+                continue
+            if isinstance(at, TFrac):
+                self.d.error("E0303", f"this {at.asset} amount may be fractional", src.span,
+                             hint="state the rounding: floor(...), ceil(...) or round(...)")
+                bad = True
+            elif isinstance(t, ir.TAmount) and isinstance(at, ir.TAmount) and \
+                    t.asset != at.asset:
+                self.d.error("E0302", f"argument `{name}` of `{e.func}` is {t.asset}, not "
+                                      f"{at.asset}", src.span)
+                bad = True
+            elif not compatible(t, at):
+                self.d.error("E0301", f"argument `{name}` of `{e.func}` is {show(t)}, not "
+                                      f"{show(at)}", src.span)
+                bad = True
+            elif isinstance(t, ir.TInt) and t.lo is not None:
+                r = static_range(a)
+                if r is None or r[0] < t.lo or r[1] > t.hi:
+                    shown = "any int" if r is None else f"{r[0]}..{r[1]}"
+                    self.d.error("E0308", f"argument `{name}` of `{e.func}` must be within "
+                                          f"{t.lo}..{t.hi}, and this one is {shown}", src.span,
+                                 hint="pass a value whose declared range fits, e.g. an "
+                                      f"argument declared `int within {t.lo}..{t.hi}`")
+                    bad = True
+            if isinstance(t, ir.TRatio) and isinstance(at, ir.TInt):
+                a = _as_ratio(a)
+            mapping[name] = a
+        if bad:
+            return self.err()
+        for name, value in fn.lets:
+            mapping[name] = inline.substitute(value, mapping)
+        out = inline.substitute(fn.result, mapping)
+        size = inline.tree_size(out)
+        if size > inline.MAX_INLINED_NODES:
+            self.d.error("E0702", f"this call of `{e.func}` expands to more than "
+                                  f"{inline.MAX_INLINED_NODES:,} expression nodes", e.span,
+                         notes=("a call is replaced by the function's body, its arguments "
+                                "copied into each use",),
+                         hint="bind repeated arguments with `let` before the call, or call the "
+                              "function fewer levels deep")
+            return self.err()
+        return out
 
     def _record_target(self, e: Any, env: Env, verb: str) -> tuple[Optional[str], Any]:
         x = self.expr(e, env)

@@ -9,8 +9,10 @@ Modules, in the order an event meets them:
   encode, commit), receipts and rejections;
 * :mod:`.pygen` -- the engine's backend: each handler body as one generated
   Python function (closures from :mod:`.codegen` for the rarer nodes);
-* :mod:`.codegen` -- the reference backend: one closure per IR node, which
-  the tests and event fuzzers compare the engine against;
+* :mod:`.codegen` -- the engine's closures: one closure per IR node, compiled once;
+* :mod:`.reference` -- the reference interpreter: walks the IR per event, shares
+  no code with the engine's handlers; the tests and event fuzzers compare the
+  engine against it (the oracle);
 * :mod:`.values` -- conversion of event input, bounds, canonical party ids;
 * :mod:`.semantics` -- exact rounding and the split algorithms (shared with the verifier);
 * :mod:`.state` -- balances, records, roles, rights, clock, with undoable transactions;

@@ -118,6 +118,8 @@ def open_runtime(
     readonly: bool = False,
     wait: float = 0.0,
     journal: str = "window",
+    self_register: bool = False,
+    max_timer_firings: Optional[int] = None,
 ) -> Runtime:
     """Open a runtime for ``policy`` (IR, or a path to compile) on ``store``.
 
@@ -128,13 +130,17 @@ def open_runtime(
     ``policy=None`` the ledger's recorded policy is used.  ``batch`` commits
     every N events (SQLite); call ``flush()``/``close()`` at the end.
     ``backend`` is ``"python"`` (the engine: handler bodies as generated
-    functions, the default) or ``"closures"`` (the reference the fuzzers
-    compare it with); both settle identically.  ``step_budget`` bounds one
+    functions, the default), ``"closures"`` (the engine's closures alone) or
+    ``"reference"`` (the independent IR interpreter the fuzzers compare the
+    engine with; slow); all settle identically.  ``step_budget`` bounds one
     event's work (default 10,000,000 steps).  ``clock`` is the time policy:
     ``"events"`` (trusted files, replay, simulation: the event's ``time``)
     or ``"system"`` (untrusted submitters: the runtime stamps each event from
     ``time_source``, default the system clock, and refuses a submitted time
     more than ``max_skew`` seconds off); see ``docs/runtime.rst``.
+    ``max_timer_firings`` bounds the timed-handler firings one event may make
+    due (default 1,000; counted before any fires, so an event whose time is far
+    ahead is refused as ``timer_overflow`` without running a handler).
 
     A ledger file has one writer at a time: opening one that another
     runtime (in any process) has open raises :class:`charter.LedgerBusyError`
@@ -143,7 +149,9 @@ def open_runtime(
     (``runtime/integrity.py``) raises :class:`charter.LedgerIntegrityError`
     with the check's and the audit's findings and is never written to; a
     file that is not a Charter ledger (empty, another program's) raises
-    :class:`charter.NotALedgerError` and is left untouched.  ``readonly=True`` takes
+    :class:`charter.NotALedgerError` and is left untouched.  ``self_register=True``
+    lets a party without a key register its first one itself, with an ``@keys``
+    add event signed by that key (see ``docs/deployment.rst``).  ``readonly=True`` takes
     no lock and refuses nothing (audits use it); submitting then fails.
 
     ``journal`` (in-memory stores): ``"window"`` (default) keeps the newest
@@ -175,6 +183,8 @@ def open_runtime(
             clock=clock,
             max_skew=max_skew,
             time_source=time_source,
+            self_register=self_register,
+            max_timer_firings=max_timer_firings,
         )
     except BaseException:
         if st is not store:  # opened here: close it (and release its writer lock)

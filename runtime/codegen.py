@@ -1,13 +1,12 @@
-"""The reference backend: IR handlers compiled once into one Python closure per node.
+"""The engine's closures: IR handlers compiled once into one Python closure per node.
 
-This is the runtime's *reference*: each IR statement and expression maps to
-one small closure that says what the node means, with no code generation.
-The engine (:mod:`charter.runtime.pygen`) writes straight-line handler code
-as Python source and calls these closures for the nodes it does not write
-(loops, splits, aggregates, ...); ``backend="closures"`` runs whole handlers
-on closures only, and the tests and event fuzzers compare the two
-(``tests/runtime/test_backends.py``, ``tests/runtime/test_event_fuzz.py``).
-This module imports nothing of the engine.
+Part of the engine, with :mod:`charter.runtime.pygen`: pygen writes
+straight-line handler code as Python source and calls these closures for
+the nodes it does not write (loops, splits, aggregates, roles, records, ...);
+``backend="closures"`` runs whole handlers on closures only.  The oracle the
+engine is checked against is :mod:`charter.runtime.reference`, an
+independent interpreter of the IR (``tests/runtime/test_backends.py``,
+``tests/runtime/test_event_fuzz.py``, ``benchmarks/fuzz_events.py``).
 
 Every expression becomes a function ``f(env) -> value`` and every statement a
 function ``f(env) -> None``; a handler is a tuple of statement closures.  The
@@ -237,6 +236,22 @@ class Compiler:
             e.loc[name] = v(e)
 
         return let
+
+    def s_Var(self, s: ir.Var):
+        v, name = self.expr(s.value), s.name
+
+        def var(e: Env) -> None:
+            e.loc[name] = v(e)
+
+        return var
+
+    def s_SetLocal(self, s: ir.SetLocal):
+        v, name = self.expr(s.value), s.name
+
+        def set_local(e: Env) -> None:
+            e.loc[name] = v(e)
+
+        return set_local
 
     def s_SetField(self, s: ir.SetField):
         key, v, r, f = self.expr(s.key), self.expr(s.value), s.record, s.field
@@ -874,6 +889,16 @@ class Compiler:
                 return sem.isqrt(v)
 
             return isqrt
+        if name == "sqrt":
+            decimals = x.args[1].value
+
+            def sqrt(e: Env) -> Any:
+                try:
+                    return _norm(sem.fixed_sqrt(one(e), decimals))
+                except sem.SemanticsError as err:
+                    raise Rejected(err.code, err.message) from None
+
+            return sqrt
         if name == "pow":
             base, exp = args
             return lambda e: _norm(sem.ipow(base(e), exp(e)))

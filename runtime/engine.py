@@ -30,10 +30,12 @@ handler that fails rolls back only itself and is recorded as rejected in
 the entry; it is not retried.
 
 Backends (``backend=``): ``"python"`` is the engine (handler bodies as
-generated Python, :mod:`charter.runtime.pygen`); ``"closures"`` is the
-reference (:mod:`charter.runtime.codegen`, one closure per IR node,
-written for clarity) that the tests and the event fuzzers compare it
-against.
+generated Python, :mod:`charter.runtime.pygen`, with closures from
+:mod:`charter.runtime.codegen` for the rarer nodes; ``"closures"`` runs the
+engine's closures alone).  ``"reference"`` is the oracle,
+:mod:`charter.runtime.reference`: a plain interpreter of the IR that shares
+no code with the engine's handlers, which the tests and event fuzzers
+compare the engine against (``docs/runtime.rst``, "Engine and reference").
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import hashlib
 import json
 import os
 import time as _time
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import attrs
 
@@ -63,6 +65,7 @@ from .journal import (
 )
 from .ledger import LedgerError, Posting, check_transaction, party_account, pool_account
 from .pygen import CompiledPolicy, compile_policy
+from . import signing
 from .settle import (
     CLOCKS,
     DEFAULT_MAX_SKEW,
@@ -72,6 +75,7 @@ from .settle import (
     Rejection,
     same_event,
     settle,
+    timer_overflow_message,
 )
 from .state import State
 from .store import MemoryStore, Store, StoreError
@@ -79,11 +83,16 @@ from .values import Converter, Rejected, canonical, check_range, preview, to_jso
 
 _DEBUG = bool(os.environ.get("CHARTER_RUNTIME_DEBUG"))
 _NO_ARGS: dict = {}
-MAX_TIMER_FIRINGS = 10_000
+# Timed-handler firings one event may cause (every firing due at or before its time).  Counted
+# before any fires, so an event whose time is far ahead is refused without running a handler;
+# an event under the limit that is refused later still costs at most this many firings.
+# ``max_timer_firings=`` / ``charter run --max-timer-firings``; replay is never limited (the
+# journal's entries were accepted under whatever limit applied then).
+MAX_TIMER_FIRINGS = 1_000
 
 __all__ = [
     "Runtime", "Receipt", "Rejection", "Outcome", "ParamError", "resolve_params", "TICK",
-    "CLOCKS", "DEFAULT_MAX_SKEW", "DEFAULT_STEP_BUDGET",
+    "CLOCKS", "DEFAULT_MAX_SKEW", "DEFAULT_STEP_BUDGET", "MAX_TIMER_FIRINGS",
 ]  # fmt: skip
 
 
@@ -128,7 +137,9 @@ class Runtime:
     system clock under ``clock="system"``, ``time_source`` that clock (a
     callable returning seconds; default: the system's UTC time).
     ``step_budget`` bounds the work of one event (statements plus loop,
-    aggregate and split items)."""
+    aggregate and split items); ``max_timer_firings`` the timed-handler firings one
+    event may make due (default :data:`MAX_TIMER_FIRINGS`; ``None``: the module's
+    current default)."""
 
     def __init__(
         self,
@@ -141,7 +152,20 @@ class Runtime:
         clock: str = "events",
         max_skew: int = DEFAULT_MAX_SKEW,
         time_source: Optional[Callable[[], Any]] = None,
+        self_register: bool = False,
+        max_timer_firings: Optional[int] = None,
     ):
+        if max_timer_firings is None:
+            max_timer_firings = MAX_TIMER_FIRINGS
+        if (
+            isinstance(max_timer_firings, bool)
+            or not isinstance(max_timer_firings, int)
+            or max_timer_firings < 0
+        ):
+            raise ValueError(
+                f"max_timer_firings must be an integer >= 0, got {max_timer_firings!r}"
+            )
+        self.max_timer_firings = max_timer_firings
         if clock not in CLOCKS:
             raise ValueError(f"unknown clock policy {clock!r} (one of {', '.join(CLOCKS)})")
         if isinstance(step_budget, bool) or not isinstance(step_budget, int) or step_budget < 1:
@@ -156,6 +180,8 @@ class Runtime:
         self.clock_policy = clock
         self.max_skew = max_skew
         self.time_source = time_source or _time.time
+        # a party without a key may add its first one itself (signed by it): runtime/signing.py
+        self.self_register = bool(self_register)
         self.debug = _DEBUG
         self.converter = Converter(policy)
         self.state = State(policy)
@@ -339,7 +365,9 @@ class Runtime:
             return "its journal entry cannot be found"
         ev = row.data()["event"]
         args: Any = None
-        if tx.ch is None:
+        if tx.etype == signing.KEYS:
+            args = tx.conv
+        elif tx.ch is None:
             args = {}
         else:
             try:
@@ -347,6 +375,91 @@ class Runtime:
             except Rejected:
                 args = None
         return same_event(ev, tx, args, self.clock_policy == "events" or tx.replaying)
+
+    def same_signed_args(self, etype: str, signed: Any, journalled: Any) -> bool:
+        """Whether arguments a client signed convert to the journalled ones (audit, replay)."""
+        try:
+            if type(signed) is not dict or type(journalled) is not dict:
+                return False
+            if etype == signing.KEYS:
+                return signing.decode_key_op(signed) == signing.decode_key_op(journalled)
+            if etype == TICK:
+                return signed == journalled == {}
+            ch = self.events.get(etype)
+            if ch is None:
+                return False
+            return to_json_value(self._stateless_args(ch, signed)) == to_json_value(
+                self._stateless_args(ch, journalled)
+            )
+        except Rejected:
+            return False
+
+    def check_signed_text(self, text: str, tx: Any) -> None:
+        """Replay: the text a journalled signature covers must be the journalled event."""
+        try:
+            signed = json.loads(text)
+        except ValueError:
+            signed = None
+        if not isinstance(signed, dict):
+            raise Rejected("bad_signature", "the journalled signed text is not an event")
+        for k, v in (("id", tx.eid), ("type", tx.etype)):
+            if signed.get(k) != v:
+                raise Rejected("bad_signature", f"the signed event's {k} differs from the entry's")
+        try:
+            sub = signing.canonical_party(signed.get("submitter"), "signed submitter")
+        except Rejected:
+            sub = None
+        if sub != tx.sub:
+            raise Rejected("bad_signature", "the signed event's submitter differs from the entry's")
+        if not self.same_signed_args(tx.etype, signed.get("args", {}), tx.args):
+            raise Rejected("bad_signature", "the signed event's arguments differ from the entry's")
+
+    # ---------------------------------------------------------------- keys
+
+    def register_key(
+        self,
+        op: str,
+        party: str,
+        key: Optional[str] = None,
+        *,
+        event_id: Optional[str] = None,
+        time: Optional[int] = None,
+    ) -> Outcome:
+        """An operator's key registry change (``op`` = add, rotate or revoke): a journal entry.
+
+        ``key`` is the Ed25519 public key in hex (add, rotate).  Under
+        ``clock="events"`` the entry's time is ``time`` or the ledger's clock."""
+        args: dict[str, Any] = {"op": op, "party": party}
+        if key is not None:
+            args["key"] = key
+        if time is None and self.clock_policy == "events":
+            time = self.clock if self.clock is not None else 0
+        ev = {
+            "id": event_id or f"@keys:{op}:{party}:{self.seq + 1}",
+            "type": signing.KEYS,
+            "submitter": signing.OPERATOR,
+            "args": args,
+        }
+        if time is not None:
+            ev["time"] = time
+        if self.broken:
+            raise StoreError(self.broken)
+        return settle(self, ev, operator=True)
+
+    def has_key_entry(self, party: str) -> bool:
+        """Whether ``party`` ever had a key (a revoked party may not re-register itself)."""
+        return signing.META_PREFIX + party in self.state.meta
+
+    def keys(self, party: Optional[str] = None) -> dict[str, Any]:
+        """The key registry: ``{party: {"active": key or None, "keys": {key: status}}}``."""
+        meta = self.state.meta
+        n = len(signing.META_PREFIX)
+        out = {
+            k[n:]: {"active": v["active"], "keys": dict(sorted(v["keys"].items()))}
+            for k, v in sorted(meta.items())
+            if k.startswith(signing.META_PREFIX)
+        }
+        return out if party is None else {p: r for p, r in out.items() if p == party}
 
     def _arg_spec(self, ch: Any) -> tuple[frozenset, list]:
         spec = self._specs.get(ch.name)
@@ -443,11 +556,48 @@ class Runtime:
                     return True
         return False
 
-    def fire_timers(self, now: int, out: list[dict]) -> None:
+    def due_firings(self, now: int, limit: int) -> int:
+        """How many timed-handler firings are due at or before ``now`` in the current state,
+        counted without running any (stops counting past ``limit``).  A lower bound of what
+        firing them does (a firing may arm more), so more than ``limit`` here means more than
+        ``limit`` in all: the event is refused before anything runs."""
+        st = self.state
+        meta = st.meta
+        t0 = meta.get("t0", now)
+        n = 0
+        for _ch, h in self._timed:
+            if n > limit:
+                break
+            if h.kind == "every":
+                n += max(0, (now - t0) // h.period - meta.get("every:" + h.name, 0))
+                continue
+            # the heap's entries due by `now`, visiting only those (and their children)
+            heap = st.heaps[h.name]
+            recs = st.records[h.record]
+            stack = [0] if heap else []
+            visits = 0
+            while stack and n <= limit and visits <= 4 * limit + 64:
+                i = stack.pop()
+                due, key = heap[i]
+                if due > now:
+                    continue  # its whole subtree is later
+                visits += 1
+                rec = recs.get(key)
+                if (
+                    rec is not None
+                    and rec.get(h.field) == due
+                    and meta.get(f"fired:{h.name}:{key}") != due
+                ):
+                    n += 1
+                stack.extend(j for j in (2 * i + 1, 2 * i + 2) if j < len(heap))
+        return n
+
+    def fire_timers(self, now: int, out: list[dict], limit: Optional[int] = None) -> None:
         """Fire every timed handler due at or before ``now`` (inside the event's frame).
 
         Each firing runs in a nested frame with its own ledger re-check; one
-        that fails is rolled back alone and recorded as rejected."""
+        that fails is rolled back alone and recorded as rejected.  More than
+        ``limit`` firings (timers can arm further timers) refuse the event."""
         st = self.state
         meta = st.meta
         fired = 0
@@ -469,12 +619,8 @@ class Runtime:
             if best is None:
                 return
             fired += 1
-            if fired > MAX_TIMER_FIRINGS:
-                raise Rejected(
-                    "timer_overflow",
-                    f"more than {MAX_TIMER_FIRINGS} timed handler firings are due "
-                    "before this event; submit @tick events in between",
-                )
+            if limit is not None and fired > limit:
+                raise Rejected("timer_overflow", timer_overflow_message(limit))
             (due, name, key), ch, h = best
             info: dict[str, Any] = {
                 "handler": name,
@@ -602,11 +748,20 @@ class Runtime:
                     row = row._replace(hash=chain(store.hash_before(row.seq), row.entry))
                 out.append((row, data))
             return out
-        rows = store.journal()
-        first = getattr(store, "first_seq", lambda: 1)()
-        prev = self.genesis if first <= 1 else store.hash_before(first)
-        out = [(row, data) for row in with_hashes(rows, prev) if touches(data := json.loads(row.entry))]
+        out = [
+            (row, data) for row in self.journal_rows() if touches(data := json.loads(row.entry))
+        ]
         return out[-limit:] if limit > 0 else out
+
+    def journal_rows(self, start: int = 1) -> Iterator[JournalRow]:
+        """Journal rows from ``start`` on with every hash filled in (a store keeps some hashes
+        only, see ``journal.ANCHOR_EVERY``): streamed, for readers such as history."""
+        self.flush()
+        store = self.store
+        first = getattr(store, "first_seq", lambda: 1)()
+        start = max(start, first)
+        prev = self.genesis if start <= 1 else store.hash_before(start)
+        return with_hashes(store.journal(start), prev)
 
     def journal_gone(self) -> Optional[str]:
         """Why the full journal cannot be read (an in-memory window dropped entries), or None."""
@@ -635,6 +790,11 @@ class Runtime:
             stored = dict(self.state.balances)
         report = audit_rows(self.store.journal(), self.genesis, stored)
         problems = list(report.problems)
+        # every signature again, against the key registry rebuilt from the journal itself
+        sig_problems, signatures = signing.audit_signatures(
+            self.store.journal(), self.genesis, self.same_signed_args
+        )
+        problems += sig_problems
         if self.store.persistent:
             live = {k: v for k, v in self.state.balances.items()}
             for acc in sorted(set(live) | set(stored)):
@@ -651,7 +811,9 @@ class Runtime:
         check = getattr(self.store, "check_integrity", None)
         if check is not None:
             problems += [p for p in check() if p not in problems]
-        return attrs.evolve(report, ok=not problems, problems=tuple(problems))
+        return attrs.evolve(
+            report, ok=not problems, problems=tuple(problems), signatures=signatures
+        )
 
     # ================================================================ tests support
 

@@ -2,7 +2,7 @@
 
 Every applied event becomes one entry::
 
-    {"seq": 7, "event": {"id", "type", "submitter", "time", "args"},
+    {"seq": 7, "event": {"id", "type", "submitter", "time", "args", "sig"?},
      "timers": [{"handler", "due", "key", "status", "reason"?}, ...],
      "postings": [[from, to, asset, amount, kind], ...], "flags": [...]}
 
@@ -83,6 +83,7 @@ def encode_entry(
     timers: Any,
     postings: Any,
     flags: Any,
+    sig: Any = None,
 ) -> str:
     """``canonical(entry)`` of one journal entry, byte for byte, written out directly.
 
@@ -91,12 +92,15 @@ def encode_entry(
     postings, flags) go through the canonical encoder.  ``event_id``,
     ``submitter`` and ``etype`` must be ``str`` and ``seq``/``time`` ``int``
     (the engine has checked the envelope); ``args`` must already be JSON
-    values.  ``tests/runtime/test_journal_encoding.py`` holds it to
+    values.  ``sig`` is a signed event's signature block (``{"key", "signed",
+    "value"}``, see :mod:`charter.runtime.signing`), absent from unsigned
+    entries.  ``tests/runtime/test_journal_encoding.py`` holds it to
     :func:`~charter.runtime.values.canonical`.
     """
     return (
         '{"event":{"args":' + (_canon(args) if args else "{}")
         + ',"id":' + _json_str(event_id)
+        + (',"sig":' + _canon(sig) if sig is not None else "")
         + ',"submitter":' + _json_str(submitter)
         + ',"time":' + int.__repr__(time)
         + ',"type":' + _json_str(etype)
@@ -227,6 +231,7 @@ class AuditReport:
     head: str
     problems: tuple[str, ...]
     balances_checked: int
+    signatures: int = 0  # signatures re-verified (runtime/signing.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -235,6 +240,7 @@ class AuditReport:
             "head": self.head,
             "problems": list(self.problems),
             "balances_checked": self.balances_checked,
+            "signatures": self.signatures,
         }
 
 

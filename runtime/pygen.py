@@ -1,15 +1,16 @@
 """The engine's handler compiler: each handler body as one generated Python function.
 
 This is THE backend events run on (``backend="python"``, the default).  The
-reference, :mod:`charter.runtime.codegen`, turns every IR node into a
-closure; a body then costs one Python call per node.  This module writes the common nodes
+engine's closure layer, :mod:`charter.runtime.codegen`, turns every IR node
+into a closure; a body then costs one Python call per node.  This module writes the common nodes
 (constants, names, record fields, arithmetic, comparisons, ``require``,
 ``let``, ``if``, ``set``, moves) as Python *source* for one function per
 handler, compiled with :func:`compile` once per policy.  Nodes it does not
 write (loops, splits, aggregates, roles, rights, records created or
-deleted, ...) are called as their closure from :mod:`codegen`, so the two
-backends share one semantics.  ``tests/runtime/test_backends.py`` checks
-they give byte-identical journals.
+deleted, ...) are called as their closure from :mod:`codegen`.  Both are
+the engine; the independent oracle it is compared with is
+:mod:`charter.runtime.reference` (``tests/runtime/test_backends.py``,
+the event fuzzers).
 
 Safety: no text of the policy ever becomes code.  Every value (numbers,
 strings, names, spans) is passed through a constant table ``K`` and only
@@ -265,6 +266,12 @@ class PyGen:
     def s_Let(self, s: ir.Let, d: int) -> None:
         self.emit(d, f"loc[{self.k(s.name)}] = {self.x(s.value)}")
 
+    def s_Var(self, s: ir.Var, d: int) -> None:
+        self.emit(d, f"loc[{self.k(s.name)}] = {self.x(s.value)}")
+
+    def s_SetLocal(self, s: ir.SetLocal, d: int) -> None:
+        self.emit(d, f"loc[{self.k(s.name)}] = {self.x(s.value)}")
+
     def s_If(self, s: ir.If, d: int) -> None:
         self.emit(d, f"if {self.x(s.cond)}:")
         self.block(s.then, d + 1)
@@ -479,19 +486,25 @@ class CompiledPolicy:
 
 
 _CACHE: dict[tuple[int, str], tuple[ir.Policy, CompiledPolicy]] = {}
-BACKENDS = ("python", "closures")
+BACKENDS = ("python", "closures", "reference")
 
 
 def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy:
     """Compile every handler of ``policy`` (cached: a policy is compiled once per process).
 
     ``backend``: ``"python"`` (the engine) writes each body as one generated
-    function; ``"closures"`` runs the reference, one closure per node
-    (:mod:`charter.runtime.codegen`).  Both have the same semantics: the
-    tests and event fuzzers compare their journals.
+    function; ``"closures"`` runs the engine's closures alone, one per node
+    (:mod:`charter.runtime.codegen`); ``"reference"`` returns the handlers of
+    the independent interpreter (:mod:`charter.runtime.reference`, not
+    compiled, not cached), which the tests and event fuzzers compare the
+    engine against.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
+    if backend == "reference":  # the oracle: nothing compiled, nothing cached
+        from .reference import reference_policy
+
+        return reference_policy(policy)  # type: ignore[return-value]
     hit = _CACHE.get((id(policy), backend))
     if hit is not None and hit[0] is policy:
         return hit[1]

@@ -126,6 +126,17 @@ def isqrt(x: int) -> int:
     return math.isqrt(x)
 
 
+def fixed_sqrt(x: Number, decimals: int) -> Fraction:
+    """``sqrt(x, d)``: the square root of ``x >= 0`` rounded down to ``d`` decimal places,
+    i.e. ``isqrt(floor(x * 10**(2d))) / 10**d`` (exact: ``floor(sqrt(floor(y))) ==
+    floor(sqrt(y))`` for every ``y >= 0``)."""
+    if x < 0:
+        raise SemanticsError("negative_sqrt", f"sqrt of a negative value ({x})")
+    scale = 10**decimals
+    y = Fraction(x) * scale * scale
+    return Fraction(math.isqrt(y.numerator // y.denominator), scale)
+
+
 def ipow(x: Number, n: int) -> Number:
     """``x ** n`` for a constant ``n >= 0`` (exact for ints and Fractions)."""
     if n < 0:

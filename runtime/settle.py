@@ -8,11 +8,16 @@ decode      the envelope: keys, ``id``, ``type``, ``submitter`` (canonical  ``ba
 identify    an applied id: the same event again is an idempotent no-op       ``id_conflict``,
             (the original receipt, ``duplicate=True``); another event        ``dissolved``
             with that id is refused
+signature   a party with a registered key must sign with its active key     ``unsigned``,
+            (:mod:`charter.runtime.signing`: canonical bytes, Ed25519);     ``bad_signature``,
+            a signature by a party without a key is refused                 ``unknown_key``,
+                                                                            ``key_retired``, ...
 clock       the time policy: ``events`` (the event's time, not before the    ``time_regressed``,
             last applied one) or ``system`` (the runtime stamps the event;   ``time_skew``
             a submitted time beyond the allowed skew is refused)
-timers      opens the event's undo frame, then fires the timed handlers due  ``timer_overflow``,
-            at or before its time (each in a nested frame of its own)        ``dissolved``
+timers      opens the event's undo frame, counts the timed handlers due at   ``timer_overflow``,
+            or before its time (more than ``max_timer_firings``: refused     ``dissolved``
+            before any runs), then fires them (each in a nested frame)
 convert     arguments against the handler's signature, in the state after   ``bad_argument``, ...
             the timers (role membership, record keys, bounds)
 authorise   the handler's ``by`` clause                                      ``unauthorised``
@@ -51,6 +56,7 @@ from charter.compiler import ir
 
 from . import semantics as sem
 from .codegen import Env
+from . import signing
 from .journal import JournalRow, encode_entry
 from .ledger import BoundsError, LedgerError, Posting, check_transaction
 from .store import StoreError
@@ -65,7 +71,8 @@ from .values import (
 
 TICK = "@tick"
 RESERVED_PREFIX = TICK + "#"  # ids of the timer entries older ledgers hold
-ENVELOPE = frozenset({"id", "type", "submitter", "time", "args"})
+KEYS = signing.KEYS  # the reserved type of key registry entries
+ENVELOPE = frozenset({"id", "type", "submitter", "time", "args", "sig"})
 CLOCKS = ("events", "system")
 DEFAULT_MAX_SKEW = 300  # seconds a submitted time may differ from the system clock
 _NATIVE = (int, str, bool)
@@ -146,12 +153,16 @@ class Tx:
 
     __slots__ = (
         "event", "replaying", "eid", "etype", "sub", "time", "args", "ch", "conv", "env",
-        "timers", "frame", "depth", "entry", "hash", "seq", "postings", "flags",
+        "timers", "frame", "depth", "entry", "hash", "seq", "postings", "flags", "sig", "signed",
+        "operator",
     )  # fmt: skip
 
-    def __init__(self, event: Any, replaying: bool):
+    def __init__(self, event: Any, replaying: bool, operator: bool = False):
         self.event = event
         self.replaying = replaying
+        self.operator = operator  # an @keys entry from the operator (Runtime.register_key)
+        self.sig: Any = None
+        self.signed: Optional[str] = None
         self.eid: Optional[str] = None
         self.ch: Any = None
         self.timers: Any = ()  # a list once timers fire
@@ -169,7 +180,7 @@ def decode(rt: Any, tx: Tx) -> None:
         extra = ", ".join(sorted(preview(k) for k in ev if k not in ENVELOPE))
         raise Rejected(
             "bad_envelope",
-            f"unknown envelope key(s): {extra} (allowed: id, type, submitter, time, args)",
+            f"unknown envelope key(s): {extra} (allowed: id, type, submitter, time, args, sig)",
         )
     eid = ev.get("id")
     # the common case in one test (a short printable ASCII id); anything else is worded below
@@ -220,6 +231,8 @@ def decode(rt: Any, tx: Tx) -> None:
         raise Rejected("bad_envelope", f"event 'args': expected an object, got {preview(args)}")
     tx.args = args
     tx.etype = etype
+    if "sig" in ev:
+        tx.sig = signing.decode_sig(ev["sig"], tx.replaying)
     ch = rt.events.get(etype)
     if ch is not None:
         tx.ch = ch
@@ -227,6 +240,9 @@ def decode(rt: Any, tx: Tx) -> None:
     if etype == TICK:
         if args:
             raise Rejected("unknown_argument", f"{TICK} takes no arguments")
+        return
+    if etype == KEYS:
+        tx.conv = signing.decode_key_op(args)
         return
     raise Rejected("unknown_event", rt.unknown_event_message(etype))
 
@@ -246,6 +262,33 @@ def identify(rt: Any, tx: Tx) -> Optional[Outcome]:
     if "dissolved" in rt.state.meta:
         raise Rejected("dissolved", "the policy has been dissolved; no further events apply")
     return None
+
+
+def signature(rt: Any, tx: Tx) -> None:
+    sig = tx.sig
+    if tx.operator:
+        return
+    text = None
+    if sig is not None:
+        if tx.replaying and "signed" in sig:
+            text = sig["signed"]
+            rt.check_signed_text(text, tx)
+        else:
+            if rt.clock_policy == "system" and not tx.replaying and tx.time is None:
+                raise Rejected(
+                    "bad_envelope",
+                    "a signed event carries its 'time' (clock=system: it must lie within the "
+                    f"runtime's skew window of {rt.max_skew} s, so a captured signature expires)",
+                )
+            try:
+                text = signing.canonical_event(tx.event)
+            except signing.SigningError as exc:
+                raise Rejected("bad_signature", f"{exc}") from None
+    elif signing.META_PREFIX + tx.sub not in rt.state.meta:
+        return  # the common case: an unsigned event of a party without a key
+    own = signing.self_key(KEYS, tx.conv, tx.sub) if tx.etype == KEYS else None
+    signing.check_signature(rt.state.meta, rt.genesis, tx.sub, sig, text, own)
+    tx.signed = text
 
 
 def clock(rt: Any, tx: Tx) -> None:
@@ -278,8 +321,13 @@ def timers(rt: Any, tx: Tx) -> None:
     if "t0" not in st.meta:
         st.set_meta("t0", now)
     if rt.timed and rt.timers_due(now):
+        limit = None if tx.replaying else rt.max_timer_firings
+        if limit is not None:
+            due = rt.due_firings(now, limit)
+            if due > limit:  # refused before a single handler runs
+                raise Rejected("timer_overflow", timer_overflow_message(limit))
         tx.timers = []
-        rt.fire_timers(now, tx.timers)
+        rt.fire_timers(now, tx.timers, limit)
         if "dissolved" in st.meta and tx.ch is not None:
             raise Rejected(
                 "dissolved",
@@ -289,12 +337,30 @@ def timers(rt: Any, tx: Tx) -> None:
 
 
 def convert(rt: Any, tx: Tx) -> None:
-    tx.conv = rt.convert_args(tx.ch, tx.args) if tx.ch is not None else _NO_ARGS
+    if tx.ch is not None:
+        tx.conv = rt.convert_args(tx.ch, tx.args)
+    elif tx.etype != KEYS:
+        tx.conv = _NO_ARGS
 
 
 def authorise(rt: Any, tx: Tx) -> None:
     ch = tx.ch
     if ch is None:
+        if tx.etype == KEYS:
+            op = tx.conv
+            # the operator (charter keys), or a party rotating/revoking its own key with an
+            # event the signature step verified against that key
+            own = tx.sub == op["party"] and tx.signed is not None
+            if not (tx.operator or tx.replaying) and not (
+                own and (op["op"] != "add" or (rt.self_register and not rt.has_key_entry(tx.sub)))
+            ):
+                raise Rejected(
+                    "unauthorised",
+                    f"{KEYS} entries come from the operator (charter keys); a party may only "
+                    "rotate or revoke its own key, with an event signed by that key"
+                    + ("" if rt.self_register else " (self-registration of keys is off)"),
+                )
+            return
         if tx.sub != "clock":
             raise Rejected("unauthorised", f"{TICK} may only be submitted by the clock")
         return
@@ -306,6 +372,9 @@ def authorise(rt: Any, tx: Tx) -> None:
 def handler(rt: Any, tx: Tx) -> None:
     ch = tx.ch
     if ch is None:
+        if tx.etype == KEYS:
+            st = rt.state
+            signing.apply_key_op(st.meta, st.set_meta, tx.conv)
         return
     st = rt.state
     sub = tx.sub
@@ -331,8 +400,11 @@ def encode(rt: Any, tx: Tx) -> None:
     postings = tx.postings = tuple(st.postings)
     flags = tx.flags = tuple(st.flags)
     try:
+        sig = tx.sig
+        if sig is not None:  # the journal keeps the signature with the text it signed
+            sig = {"key": sig["key"], "signed": tx.signed, "value": sig["value"]}
         tx.entry = encode_entry(
-            seq, tx.eid, tx.sub, tx.time, tx.etype, args, tx.timers, postings, flags
+            seq, tx.eid, tx.sub, tx.time, tx.etype, args, tx.timers, postings, flags, sig
         )
         tx.hash = _sha256((rt.head + tx.entry).encode()).hexdigest()
     except (ValueError, TypeError, UnicodeError, RecursionError) as exc:
@@ -363,6 +435,7 @@ def commit(rt: Any, tx: Tx) -> Outcome:
 STEPS: tuple[tuple[str, Callable[[Any, Tx], Optional[Outcome]]], ...] = (
     ("decode", decode),
     ("identify", identify),
+    ("signature", signature),
     ("clock", clock),
     ("timers", timers),
     ("convert", convert),
@@ -376,13 +449,13 @@ _FNS = tuple(f for _, f in STEPS)
 _STEP_OF_CODE = {f.__code__: i for i, (_, f) in enumerate(STEPS)}
 
 
-def settle(rt: Any, event: Any, replaying: bool = False) -> Outcome:
+def settle(rt: Any, event: Any, replaying: bool = False, operator: bool = False) -> Outcome:
     """Run ``event`` through :data:`STEPS` on runtime ``rt``: a Receipt or a Rejection.
 
     Never raises for anything an event contains; raises only when the store
     fails (:class:`StoreError`, after undoing the event) or on
     KeyboardInterrupt and the like (likewise undone first)."""
-    tx = Tx(event, replaying)
+    tx = Tx(event, replaying, operator)
     try:
         for step in _FNS:
             out = step(rt, tx)
@@ -447,6 +520,14 @@ def _failed_step(exc: BaseException) -> str:
     return ""
 
 
+def timer_overflow_message(limit: int) -> str:
+    return (
+        f"more than {limit} timed handler firings are due before this event; one event may "
+        f"make at most {limit} due (max_timer_firings, charter run --max-timer-firings): "
+        "submit @tick events in between to let time pass in steps"
+    )
+
+
 def step_names() -> list[str]:
     return [name for name, _ in STEPS]
 
@@ -459,6 +540,11 @@ def same_event(journal_event: dict[str, Any], tx: Tx, args: Any, compare_time: b
         return "submitter differs"
     if compare_time and journal_event.get("time") != tx.time:
         return "time differs"
+    jsig = journal_event.get("sig")
+    if (jsig and (jsig.get("key"), jsig.get("value"))) != (
+        tx.sig and (tx.sig["key"], tx.sig["value"])
+    ):
+        return "signature differs"
     if args is None or json.dumps(journal_event.get("args"), sort_keys=True) != json.dumps(
         args, sort_keys=True
     ):

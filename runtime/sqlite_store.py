@@ -131,7 +131,103 @@ def _why(exc: Exception) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-class SqliteStore:
+class ChangeBuffer:
+    """The journal rows appended since the last commit and the state keys they changed,
+    turned into the ``(kind, key, value)`` text rows a commit writes.
+
+    Shared by every persistent store (SQLite, PostgreSQL), so both write the same
+    rows, byte for byte, and their checkpoints' state digests agree."""
+
+    batch = 1
+
+    def _reset_changes(self) -> None:
+        self._pending: list[JournalRow] = []
+        self._pending_ids: set[str] = set()  # their event ids (has_event before the commit)
+        # keys changed since the last flush, per kind (sets: a key changed by
+        # many events of a batch is written once, with its final value)
+        self._dirty: set[tuple[str, Any]] = set()  # roles, rights (rare)
+        self._dirty_meta: set[str] = set()  # clock, deadline markers
+        self._dirty_bal: set[str] = set()
+        self._dirty_rec: set[tuple[str, str]] = set()
+        # record (name, key) -> its stored key text; records are rewritten often
+        # (post, bids, completion, deadline), so each key is encoded once
+        self._rec_keys: dict[tuple[str, str], str] = {}
+
+    def append(self, row: JournalRow, frame: Any, state: Any) -> None:
+        """Buffer one entry; ``frame`` (the event's before images) names the changed keys."""
+        pending = self._pending
+        pending.append(row)
+        self._pending_ids.add(row.event_id)
+        self._dirty_bal.update(frame.bal)
+        if frame.rec:
+            self._dirty_rec.update(frame.rec)
+        if frame.meta:
+            self._dirty_meta.update(frame.meta)
+        if frame.role or frame.right:
+            self._dirty.update(state.dirty_keys(frame, balances=False, records=False, meta=False))
+        if len(pending) >= self.batch:
+            self.flush(state)
+
+    def flush(self, state: Any) -> None:  # pragma: no cover - every store defines it
+        raise NotImplementedError
+
+    def _changes(self, state: Any) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+        """(upserts, deletes) of the state rows the pending entries changed, as stored text."""
+        dumps = _dumps
+        bal = state.balances
+        dirty_bal = self._dirty_bal
+        # a balance row holds the JSON of an int, i.e. str(int); a closed account is deleted
+        upserts = [("balance", a, str(v)) for a in dirty_bal if (v := bal.get(a)) is not None]
+        deletes = (
+            [("balance", a) for a in dirty_bal if a not in bal]
+            if len(upserts) != len(dirty_bal)
+            else []
+        )
+        records = state.records
+        rec_keys = self._rec_keys
+        rec_json = _record_json
+        for rk in self._dirty_rec:
+            r, k = rk
+            skey = rec_keys.get(rk)
+            if skey is None:
+                skey = rec_keys[rk] = store_key(rk)
+            rec = records[r].get(k)
+            if rec is None:
+                deletes.append(("record", skey))
+                del rec_keys[rk]
+            else:
+                upserts.append(
+                    ("record", skey, rec_json(rec) if rec_json else dumps(state.record_value(rec)))
+                )
+        meta = state.meta
+        for key in self._dirty_meta:
+            v = meta.get(key, ABSENT)
+            if v is ABSENT:
+                deletes.append(("meta", key))
+            elif type(v) is int:  # clock entries and deadline markers: {"v": <int>}
+                upserts.append(("meta", key, '{"v":' + int.__repr__(v) + "}"))
+            else:
+                upserts.append(("meta", key, dumps(state.value_of("meta", key))))
+        for kind, key in self._dirty:
+            v = state.value_of(kind, key)
+            skey = store_key(key)
+            if v is None:
+                deletes.append((kind, skey))
+            else:
+                upserts.append((kind, skey, dumps(v)))
+        return upserts, deletes
+
+    def _committed(self) -> None:
+        """Forget the pending entries and changed keys (after their commit)."""
+        self._pending.clear()
+        self._pending_ids.clear()
+        self._dirty.clear()
+        self._dirty_bal.clear()
+        self._dirty_rec.clear()
+        self._dirty_meta.clear()
+
+
+class SqliteStore(ChangeBuffer):
     """A ledger file.  A writer holds the file's writer lock (``<path>.lock``) from open
     to ``close()`` and is refused a ledger that fails its integrity check
     (``runtime/integrity.py``); ``readonly=True`` takes no lock, reads one
@@ -158,18 +254,8 @@ class SqliteStore:
         self.readonly = readonly
         self.integrity_problems: tuple[str, ...] = ()
         self._cp: Optional[Checkpoint] = None
-        self._pending: list[JournalRow] = []
-        self._pending_ids: set[str] = set()
+        self._reset_changes()
         self._codec: Optional[EntryCodec] = None
-        # keys changed since the last flush, per kind (sets: a key changed by
-        # many events of a batch is written once, with its final value)
-        self._dirty: set[tuple[str, Any]] = set()  # roles, rights (rare)
-        self._dirty_meta: set[str] = set()  # clock, deadline markers
-        self._dirty_bal: set[str] = set()
-        self._dirty_rec: set[tuple[str, str]] = set()
-        # record (name, key) -> its stored key text; records are rewritten often
-        # (post, bids, completion, deadline), so each key is encoded once
-        self._rec_keys: dict[tuple[str, str], str] = {}
         self.conn: Optional[sqlite3.Connection] = None
         # a writer locks first: creating, checking and loading then see no other writer
         self._lock = None if readonly else WriterLock(self.path, wait)
@@ -517,66 +603,10 @@ class SqliteStore:
         self._cp = cp
         self._codec = EntryCodec(meta["entry_dict"] if isinstance(meta["entry_dict"], str) else "")
 
-    def append(self, row: JournalRow, frame: Any, state: Any) -> None:
-        """Buffer one entry; ``frame`` (the event's before images) names the changed keys."""
-        pending = self._pending
-        pending.append(row)
-        self._pending_ids.add(row.event_id)
-        self._dirty_bal.update(frame.bal)
-        if frame.rec:
-            self._dirty_rec.update(frame.rec)
-        if frame.meta:
-            self._dirty_meta.update(frame.meta)
-        if frame.role or frame.right:
-            self._dirty.update(state.dirty_keys(frame, balances=False, records=False, meta=False))
-        if len(pending) >= self.batch:
-            self.flush(state)
-
     def flush(self, state: Any) -> None:
         if not self._pending:
             return
-        dumps = _dumps
-        bal = state.balances
-        dirty_bal = self._dirty_bal
-        # a balance row holds the JSON of an int, i.e. str(int); a closed account is deleted
-        upserts = [("balance", a, str(v)) for a in dirty_bal if (v := bal.get(a)) is not None]
-        deletes = (
-            [("balance", a) for a in dirty_bal if a not in bal]
-            if len(upserts) != len(dirty_bal)
-            else []
-        )
-        records = state.records
-        rec_keys = self._rec_keys
-        rec_json = _record_json
-        for rk in self._dirty_rec:
-            r, k = rk
-            skey = rec_keys.get(rk)
-            if skey is None:
-                skey = rec_keys[rk] = store_key(rk)
-            rec = records[r].get(k)
-            if rec is None:
-                deletes.append(("record", skey))
-                del rec_keys[rk]
-            else:
-                upserts.append(
-                    ("record", skey, rec_json(rec) if rec_json else dumps(state.record_value(rec)))
-                )
-        meta = state.meta
-        for key in self._dirty_meta:
-            v = meta.get(key, ABSENT)
-            if v is ABSENT:
-                deletes.append(("meta", key))
-            elif type(v) is int:  # clock entries and deadline markers: {"v": <int>}
-                upserts.append(("meta", key, '{"v":' + int.__repr__(v) + "}"))
-            else:
-                upserts.append(("meta", key, dumps(state.value_of("meta", key))))
-        for kind, key in self._dirty:
-            v = state.value_of(kind, key)
-            skey = store_key(key)
-            if v is None:
-                deletes.append((kind, skey))
-            else:
-                upserts.append((kind, skey, dumps(v)))
+        upserts, deletes = self._changes(state)
         pending = self._pending
         c = self._writable()
         if self._cp is None:
@@ -612,12 +642,7 @@ class SqliteStore:
             self._rollback()
             raise StoreError(f"{self.path}: write failed: {exc}") from None
         self._cp = cp
-        self._pending.clear()
-        self._pending_ids.clear()
-        self._dirty.clear()
-        self._dirty_bal.clear()
-        self._dirty_rec.clear()
-        self._dirty_meta.clear()
+        self._committed()
 
     def _rollback(self) -> None:
         try:

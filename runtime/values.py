@@ -27,7 +27,6 @@ Unicode so that two spellings can never name two parties.
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from fractions import Fraction
 from typing import Any, Optional
@@ -50,7 +49,6 @@ MAX_ID = 256
 MAX_TEXT = 65_536
 MAX_LIST = 100_000
 # a decimal string longer than this cannot be within MAX_INT at any scale
-_MAX_NUMBER_TEXT = 64
 
 
 def preview(v: Any, limit: int = 60) -> str:
@@ -194,8 +192,6 @@ def canonical(data: Any) -> str:
 # --------------------------------------------------------------------------
 # payload conversion
 
-_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
-_RATIO_UNITS = {"%": 100, "bps": 10_000, "ppm": 1_000_000}
 
 
 def type_name(t: ir.Type) -> str:
@@ -212,62 +208,6 @@ def type_name(t: ir.Type) -> str:
     if isinstance(t, ir.TList):
         return "list of " + type_name(t.inner)
     return type(t).__name__[1:].lower()
-
-
-def parse_decimal(text: str, decimals: int) -> Optional[int]:
-    """``"50.25"`` in major units -> minor units, or None if not exact at ``decimals``."""
-    if len(text) > _MAX_NUMBER_TEXT:
-        return None
-    text = text.strip().replace("_", "")
-    if not _DECIMAL.match(text):
-        return None
-    neg = text.startswith("-")
-    if neg:
-        text = text[1:]
-    whole, _, frac = text.partition(".")
-    if len(frac) > decimals:
-        if frac[decimals:].strip("0"):
-            return None
-        frac = frac[:decimals]
-    value = int(whole) * 10**decimals + (int(frac.ljust(decimals, "0")) if decimals else 0)
-    return -value if neg else value
-
-
-def parse_ratio(v: Any) -> Optional[Fraction]:
-    """A ratio from an int, ``{"num", "den"}``, ``"2%"``/``"25 bps"``/``"1/50"``/``"0.02"``."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, Fraction):
-        return v
-    if isinstance(v, int):
-        return Fraction(v)
-    if isinstance(v, dict) and set(v) == {"num", "den"}:
-        n, d = v["num"], v["den"]
-        if (
-            isinstance(n, int)
-            and isinstance(d, int)
-            and not isinstance(n, bool)
-            and not isinstance(d, bool)
-            and d != 0
-        ):
-            return Fraction(n, d)
-        return None
-    if isinstance(v, str):
-        if len(v) > _MAX_NUMBER_TEXT:
-            return None
-        s = v.strip()
-        for unit, scale in _RATIO_UNITS.items():
-            if s.endswith(unit):
-                num = s[: -len(unit)].strip()
-                if _DECIMAL.match(num):
-                    return Fraction(num) / scale
-                return None
-        if re.match(r"^-?[0-9]+/[0-9]+$", s):
-            n, d = s.split("/")
-            return Fraction(int(n), int(d)) if int(d) else None
-        if _DECIMAL.match(s):
-            return Fraction(s)
-    return None
 
 
 class Converter:
@@ -331,7 +271,7 @@ class Converter:
                 raise Rejected("bad_argument", f"{what}: {problem}")
             return str(v)
         if isinstance(t, ir.TRatio):
-            r = parse_ratio(v)
+            r = units.parse_ratio(v)  # the one reader of ratios (compiler/units.py)
             if r is None:
                 raise bad('a ratio ("2%", "25 bps", "1/50" or {"num": 1, "den": 50})')
             _check_bound(r, what)

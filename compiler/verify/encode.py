@@ -35,9 +35,32 @@ from typing import Any, Optional
 import z3
 
 from .. import ir
+from ..typecheck import static_range
 from .model import HandlerModel, Obligation, Posting, SplitInfo, State, Watch
 from .splits import _split_shares
 from .terms import _eq, _numeral, _zero, Codes, ite, Opt, SList, sort_of, to_real, Unsupported, zceil, zfloor, zround
+
+
+class VarCell:
+    """The current value of a ``var`` local.  Blocks copy their environment (a ``let`` in a
+    block ends with it) but share the cell, so an assignment inside a block is seen after
+    it; ``if`` and loops merge the values of the paths (see :meth:`Encoder.stmt`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def _cells(env: dict) -> list:
+    """The var cells visible in ``env`` (each once), in a stable order."""
+    out, seen = [], set()
+    for name in sorted(env):
+        v = env[name]
+        if isinstance(v, VarCell) and id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
 
 
 class Encoder:
@@ -321,12 +344,7 @@ class Encoder:
                 self.require(true, due <= self.now)
         post = self.block(h.body, env, state, true)
         self.assumptions += self.closed_world(post)
-        self.assumptions += [
-            z3.Select(self.pre_component(c), i) >= 0
-            if i is not None
-            else self.pre_component(c) >= 0
-            for c, i in self.balance_reads
-        ]
+        self.assumptions += self.finish_reads()
         return HandlerModel(
             handler=h,
             bound=self.bound,
@@ -355,6 +373,16 @@ class Encoder:
             if i is not None
             else self.pre_component(c) >= 0
             for c, i in self.balance_reads
+        ]
+        # a record that does not exist holds nothing: the runtime deletes only empty records
+        # and moves value only into live ones
+        out += [
+            z3.Implies(
+                z3.Not(z3.Select(self.pre_component("live!" + c.split("!")[1]), i)),
+                z3.Select(self.pre_component(c), i) == 0,
+            )
+            for c, i in self.balance_reads
+            if i is not None and c.startswith("escrow!")
         ]
         return out
 
@@ -398,23 +426,43 @@ class Encoder:
             self.ok_explicit.append(z3.Not(guard))
         elif isinstance(s, ir.Let):
             env[s.name] = self.expr(s.value, env, state, guard)
+        elif isinstance(s, ir.Var):
+            env[s.name] = VarCell(self.expr(s.value, env, state, guard))
+        elif isinstance(s, ir.SetLocal):
+            cell = env.get(s.name)
+            if not isinstance(cell, VarCell):
+                raise Unsupported(f"assignment to {s.name}, which is not a var")
+            cell.value = self.expr(s.value, env, state, guard)
         elif isinstance(s, ir.If):
             c = self.cond(s.cond, env, state, guard)
             then_span = s.then[0].span if s.then else s.span
             self.branches.append((then_span, z3.And(guard, c), "then"))
             if s.orelse:
                 self.branches.append((s.orelse[0].span, z3.And(guard, z3.Not(c)), "else"))
+            cells = _cells(env)
+            before = [cell.value for cell in cells]
             a = self.block(s.then, env, state.copy(), z3.And(guard, c))
+            after_then = [cell.value for cell in cells]
+            for cell, v in zip(cells, before):
+                cell.value = v
             b = self.block(s.orelse, env, state.copy(), z3.And(guard, z3.Not(c)))
+            for cell, v in zip(cells, after_then):
+                # a var assigned in a branch holds that branch's value after the `if`
+                cell.value = cell.value if v is cell.value else ite(c, v, cell.value)
             state = a.merge(c, b)
         elif isinstance(s, ir.ForEach):
+            cells = _cells(env)
             for item, present in self.collection(s.source, env, state, guard):
                 inner = dict(env)
                 inner[s.var] = item
                 c = present
                 if s.where is not None:
                     c = z3.And(c, self.cond(s.where, inner, state, z3.And(guard, present)))
+                before = [cell.value for cell in cells]
                 a = self.block(s.body, inner, state.copy(), z3.And(guard, c))
+                for cell, v in zip(cells, before):
+                    # an iteration that does not run (item absent, `where` false) keeps it
+                    cell.value = v if v is cell.value else ite(c, cell.value, v)
                 state = a.merge(c, state)
         elif isinstance(s, ir.Move):
             self.move(s, env, state, guard)
@@ -868,7 +916,8 @@ class Encoder:
         if isinstance(e, ir.Local):
             if e.name not in env:
                 raise Unsupported(f"unbound name {e.name}")
-            return env[e.name]
+            v = env[e.name]
+            return v.value if isinstance(v, VarCell) else v
         if isinstance(e, ir.ParamRef):
             if e.name not in self.params:
                 raise Unsupported(f"unknown parameter {e.name}")
@@ -1054,11 +1103,22 @@ class Encoder:
                 z3.Implies(x >= 0, z3.And(r >= 0, r * r <= x, x < (r + 1) * (r + 1)))
             )
             return r
+        if name == "sqrt":
+            # floor(sqrt(x * 10^2d)) / 10^d, characterised exactly as isqrt is
+            x, scale = to_real(args[0]), 10 ** int(e.args[1].value)
+            self.require(guard, x >= 0)
+            r = self.fresh("sqrt", z3.IntSort())
+            y = x * (scale * scale)
+            self.assumptions.append(
+                z3.Implies(x >= 0, z3.And(r >= 0, z3.ToReal(r * r) <= y,
+                                          y < z3.ToReal((r + 1) * (r + 1))))
+            )
+            return z3.ToReal(r) / scale
         if name == "pow":
             x = args[0]
             n = e.args[1]
             if not isinstance(n, ir.Const):
-                raise Unsupported("pow with a non-constant exponent")
+                return self.pow_bounded(x, args[1], e.args[1])
             out = z3.RealVal(1) if z3.is_real(x) else z3.IntVal(1)
             for _ in range(int(n.value)):
                 out = out * x
@@ -1070,6 +1130,26 @@ class Encoder:
             v = args[0]
             return v.n if isinstance(v, SList) else z3.IntVal(0)
         raise Unsupported(f"builtin {name}")
+
+    def pow_bounded(self, x: Any, n: Any, n_ir: Any) -> Any:
+        """``x ** n`` for an exponent known to lie in a declared range ``lo..hi``: the
+        power for each possible exponent, chosen by ``n`` (exact, like the runtime)."""
+        t = getattr(n_ir, "type", None)
+        if not isinstance(t, ir.TInt) or t.lo is None or t.hi is None:
+            lo_hi = static_range(n_ir)
+            if lo_hi is None:
+                raise Unsupported("pow with an exponent of no declared range")
+        else:
+            lo_hi = (t.lo, t.hi)
+        lo, hi = max(lo_hi[0], 0), lo_hi[1]
+        one = z3.RealVal(1) if z3.is_real(x) else z3.IntVal(1)
+        powers = [one]
+        for _ in range(hi):
+            powers.append(powers[-1] * x)
+        out = powers[hi]
+        for k in range(hi - 1, lo - 1, -1):
+            out = z3.If(n == k, powers[k], out)
+        return out
 
     def aggregate(self, e: ir.Aggregate, env: dict, state: State, guard: Any) -> Any:
         vals = []

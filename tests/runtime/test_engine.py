@@ -376,11 +376,17 @@ def test_too_many_due_timers_refuse_the_event(feat, monkeypatch):
 
     monkeypatch.setattr(engine, "MAX_TIMER_FIRINGS", 5)
     rt = open_runtime(feat)
+    assert rt.max_timer_firings == 5
     members(rt, "a", t=0)  # t0 = 0; `every 10 seconds`
     before = rt.state_rows()
+    fired = []
+    monkeypatch.setattr(rt, "fire_timers", lambda *a: fired.append(a))
     out = rt.submit(ev("late", "join", "b", 1_000))  # 100 firings due
     assert out.code == "timer_overflow" and "@tick" in out.message
+    assert out.message.startswith("more than 5 timed handler firings are due")
+    assert fired == []  # counted, refused before a single handler ran
     assert rt.state_rows() == before
+    monkeypatch.undo()
     for t in range(10, 1_001, 50):  # ticking in steps works
         assert rt.advance(t).applied
     assert rt.submit(ev("late", "join", "b", 1_000)).applied
@@ -472,3 +478,57 @@ def test_ledger_recheck_catches_inconsistent_books(postings, before, after, text
 
     with pytest.raises(LedgerError, match=text):
         check_transaction([Posting(*p) for p in postings], before, after, lambda acc: "X")
+
+
+_DEADLINES = """
+policy deadlines version "0.1"
+asset Credit: token
+record Job { due: time, n: int = 0 }
+on make(key: text, at: time) by p: party { create Job(key) { due = at } }
+when Job.due passes as j {
+    if j.n < 1000 {
+        set j.n = j.n + 1
+        set j.due = j.due + 1 seconds
+    } else {
+        delete j
+    }
+}
+"""
+
+
+def test_due_deadlines_are_counted_before_any_fires(tmp_path, monkeypatch):
+    from charter.compiler.pipeline import Compilation
+
+    src = tmp_path / "deadlines.charter"
+    src.write_text(_DEADLINES)
+    pol = Compilation.from_path(src).ir
+    rt = open_runtime(pol, max_timer_firings=20)
+    for i in range(50):
+        assert rt.submit(ev(f"m{i}", "make", "ann", 0, key=f"k{i:02d}", at=10 + 10 * i)).applied
+    before = rt.state_rows()
+    real = rt.fire_timers
+    calls = []
+    monkeypatch.setattr(rt, "fire_timers", lambda *a: calls.append(a) or real(*a))
+    far = rt.submit(ev("far", "make", "stranger", 4_102_444_800, key="x", at=0))
+    assert far.code == "timer_overflow" and calls == [] and rt.state_rows() == before
+    assert rt.due_firings(4_102_444_800, 20) == 21  # counting stops past the bound
+    assert rt.due_firings(105, 20) == 10
+    # under the bound: they fire; each firing arms the next (a chain), which the bound
+    # also stops once the chain passes it
+    near = rt.submit(ev("near", "make", "ann", 12, key="y", at=10**6))
+    assert near.applied and [t["due"] for t in near.timers] == [10, 11, 12]  # re-armed
+    before = rt.state_rows()
+    assert rt.due_firings(100, 20) == 10  # under the bound when counted...
+    chain = rt.submit(ev("chain", "make", "ann", 100, key="z", at=10**6))
+    assert chain.code == "timer_overflow" and len(calls) == 2  # ...but the chain passes it
+    assert rt.state_rows() == before
+
+
+def test_replay_is_not_bounded_by_the_timer_limit(feat):
+    rt = open_runtime(feat, max_timer_firings=500)
+    members(rt, "a", t=0)
+    assert rt.submit(ev("late", "join", "b", 4_000)).applied  # 400 firings of `every 10 s`
+    assert replay(rt).ok  # replays with the default runtime settings, any bound
+    assert open_runtime(feat, max_timer_firings=0).submit(ev("x", "join", "c", 0)).applied
+    with pytest.raises(ValueError, match="max_timer_firings"):
+        open_runtime(feat, max_timer_firings=-1)
