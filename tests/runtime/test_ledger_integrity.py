@@ -357,7 +357,8 @@ def _as_schema_3(db: Path) -> None:
 
 def test_schema_3_ledger_is_refused_by_name_then_migrated(ledger, tmp_path):
     before = audit_ledger(str(ledger))
-    balances = invoke("ledger", "balances", ledger, "--json").output
+    with open_runtime(None, str(ledger), readonly=True) as rt:
+        balances = rt.balances()
     _as_schema_3(ledger)
     old = _digest(ledger)
     r = invoke("run", POLICY, EVENTS, "--db", ledger)
@@ -369,7 +370,7 @@ def test_schema_3_ledger_is_refused_by_name_then_migrated(ledger, tmp_path):
     assert (tmp_path / (ledger.name + ".v3.bak")).is_file()
     after = audit_ledger(str(ledger))
     assert after.ok and after.head == before.head and after.entries == before.entries
-    assert invoke("ledger", "balances", ledger, "--json").output == balances
+    assert json.loads(invoke("ledger", "balances", ledger, "--json").output) == balances
     r = invoke("run", POLICY, EVENTS, "--db", ledger)  # resumes on the migrated file
     assert r.exit_code == 0 and "resumed after line" in r.output
     assert invoke("ledger", "migrate", ledger).output.strip().endswith("already version 4")

@@ -242,15 +242,18 @@ def test_the_journal_keeps_each_signature(keyed):
 def _forge(db: Path, copy_sig: bool) -> int:
     """Append a withdrawal by ann with its postings; recompute the chain, the balances and the
     checkpoint with the public algorithm (a careful forger with write access to the file)."""
-    c = sqlite3.connect(db)
+    from charter.runtime.sqlite_store import tamper_connection
+
+    c = tamper_connection(db)  # entries are kept packed: entry_text/entry_blob
     meta = {k: json.loads(v) for k, v in c.execute("SELECT key, value FROM meta")}
-    seq, entry, head = c.execute(
-        "SELECT seq, entry, hash FROM journal ORDER BY seq DESC LIMIT 1"
+    seq, entry = c.execute(
+        "SELECT seq, entry_text(entry) FROM journal ORDER BY seq DESC LIMIT 1"
     ).fetchone()
+    head = c.execute("SELECT head FROM checkpoint").fetchone()[0]  # the last entry's hash
     last = json.loads(entry)
     genuine = [
         json.loads(e)["event"]
-        for (e,) in c.execute("SELECT entry FROM journal ORDER BY seq")
+        for (e,) in c.execute("SELECT entry_text(entry) FROM journal ORDER BY seq")
         if "sig" in json.loads(e)["event"]
     ]
     amount = 40000
@@ -260,8 +263,8 @@ def _forge(db: Path, copy_sig: bool) -> int:
         [], postings, [], genuine[-1]["sig"] if copy_sig else None,
     )  # fmt: skip
     h = chain(head, new)
-    c.execute("INSERT INTO journal (seq, event_id, entry, hash) VALUES (?, ?, ?, ?)",
-              (seq + 1, "forged", new, h))  # fmt: skip
+    c.execute("INSERT INTO journal (seq, event_id, entry, hash) VALUES (?, ?, entry_blob(?), "
+              "raw_hash(?))", (seq + 1, "forged", new, h))  # fmt: skip
     c.execute(f"UPDATE state SET value = value - {amount} WHERE kind='balance' AND key=?",
               ("party:ann:Credit",))  # fmt: skip
     c.execute(f"UPDATE state SET value = value + {amount} WHERE kind='balance' AND key=?",
