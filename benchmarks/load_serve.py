@@ -275,6 +275,11 @@ def run(label: str, db: str, nservers: int, nclients: int, nevents: int, time_li
         out["offline_audit_ok"] = rep.ok
         out["offline_replay_ok"] = replay(audit_db).ok
         out["journal_head"] = rep.head
+        # and `charter audit` itself: chain, balances, every signature, a full replay
+        cli = subprocess.run([sys.executable, "-m", "charter.cli", "audit", audit_db],
+                             capture_output=True, text=True)  # fmt: skip
+        out["charter_audit_exit"] = cli.returncode
+        out["charter_audit_says"] = cli.stdout.strip().splitlines()[-2:]
     return out
 
 
@@ -334,7 +339,8 @@ def main() -> None:
         print("  ".join(f"{str(r.get(c)):>14}" for c in cols))
     bad = [r for r in results if r["lost"] or r["doubled"] or r["balance_mismatch"]
            or r["receipt_moved"] or r["unsent_in_journal"] or not r["audit_ok"]
-           or not r.get("offline_audit_ok", True) or not r.get("offline_replay_ok", True)]
+           or not r.get("offline_audit_ok", True) or not r.get("offline_replay_ok", True)
+           or r.get("charter_audit_exit", 0) != 0]
     print("\nRESULT:", "FAILED" if bad else "every acknowledged event exactly once; audits pass")
     sys.exit(1 if bad else 0)
 

@@ -121,12 +121,28 @@ def _print_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
         )
 
 
+def _ledger_arg(db: str, must_exist: bool) -> tuple[str, str, Optional[str]]:
+    """A DB argument or --db: (what to open, how messages name it (no password), the
+    schema of a PostgreSQL ledger); exits with a clear message on a bad path or URL."""
+    from charter.runtime.store import StoreError
+    from charter.runtime.store_url import parse
+
+    try:
+        spec = parse(db)
+    except StoreError as exc:
+        _fail(str(exc))
+    if spec.kind == "sqlite":
+        if must_exist and not Path(spec.target).is_file():
+            _fail(f"{spec.shown}: no such ledger file")
+        return spec.target, spec.shown, None
+    return db, spec.shown, spec.schema
+
+
 def _open_ledger(db: str, policy: Optional[str]) -> Any:
     from charter.runtime.api import open_runtime
     from charter.runtime.store import StoreError
 
-    if not Path(db).is_file():
-        _fail(f"{db}: no such ledger file")
+    db, shown, _ = _ledger_arg(db, must_exist=True)
     pol = _compile(policy) if policy else None
     try:
         # read-only: no writer lock (works while `charter run` writes), nothing refused
@@ -138,8 +154,8 @@ def _open_ledger(db: str, policy: Optional[str]) -> Any:
     problems = getattr(rt.store, "integrity_problems", ())
     if problems:
         click.echo(
-            f"charter: warning: {db} fails its integrity check ({problems[0]}); "
-            f"`charter audit {db}` for the full report",
+            f"charter: warning: {shown} fails its integrity check ({problems[0]}); "
+            f"`charter audit {shown}` for the full report",
             err=True,
         )
     return rt
@@ -205,7 +221,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         "--db",
         default="ledger.sqlite",
         show_default=True,
-        help="SQLite ledger file (created, or resumed if it exists).",
+        help="The ledger (created, or resumed if it exists): a SQLite file path or "
+        "sqlite:///PATH, or postgresql://USER@HOST/DB[?schema=NAME] for a ledger that "
+        "several processes share.",
     )
     @click.option("--memory", is_flag=True, help="Settle in memory only (no ledger file).")
     @click.option(
@@ -213,7 +231,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         default=1,
         show_default=True,
         type=click.IntRange(1, None),
-        help="Commit every N events in one SQLite transaction.",
+        help="Commit every N events in one transaction.",
     )
     @click.option(
         "--rejections",
@@ -319,6 +337,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         from charter.runtime.engine import ParamError
         from charter.runtime.store import StoreError
 
+        db_shown, schema = db, None
+        if not memory:
+            db, db_shown, schema = _ledger_arg(db, must_exist=False)
         pol = _compile(policy)
         if not Path(events).is_file():
             _fail(f"{events}: no such events file")
@@ -340,7 +361,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         except PolicyNotExecutable as exc:
             _fail(f"this runtime cannot execute the policy: {exc}", 1)
         if rej_path is None and not memory:
-            rej_path = db + ".rejections.jsonl"
+            # next to a ledger file; for a database ledger, in the working directory
+            rej_path = (schema or db) + ".rejections.jsonl"
         try:
             with open(events, "rb") as fh:
                 total = sum(1 for line in fh if line.strip())
@@ -427,14 +449,14 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                         "balances": {acc: bal for acc, bal in rt.balances().items()},
                         "journal_hash": rt.head,
                         "violations": list(broken.values()) if check_props else None,
-                        "ledger": None if memory else db,
+                        "ledger": None if memory else db_shown,
                         "rejections": rej_path,
                     },
                     indent=2,
                 )
             )
         else:
-            where = "in memory" if memory else db
+            where = "in memory" if memory else db_shown
             click.echo(
                 f"settled {events} under {pol.name} {pol.version} into {where} in {elapsed:.2f}s"
             )
@@ -607,6 +629,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         """Re-verify a ledger: hash chain, balances from postings, and a full replay."""
         from charter.runtime.api import replay
 
+        shown = _ledger_arg(db, must_exist=False)[1]
         rt = _open_ledger(db, policy)
         rep = rt.audit()
         rpl = replay(rt)
@@ -627,7 +650,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             )
         else:
             click.echo(
-                f"{db}: {rep.entries} journal entries, {rep.balances_checked} accounts checked"
+                f"{shown}: {rep.entries} journal entries, {rep.balances_checked} accounts checked"
             )
             if ok:
                 click.echo(
@@ -650,8 +673,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         from charter.runtime.api import replay as do_replay
         from charter.runtime.store import StoreError
 
-        if not Path(db).is_file():
-            _fail(f"{db}: no such ledger file")
+        db = _ledger_arg(db, must_exist=True)[0]
         pol = _compile(policy) if policy else None
         try:
             rep = do_replay(db, pol)

@@ -16,18 +16,6 @@ def _fail(msg: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def store_arg(db: str) -> str:
-    """A ``--db`` value as ``open_runtime`` takes it: ``sqlite:///path`` or a path -> the path;
-    other URLs (``postgresql://...``) are passed on to the store opener."""
-    if db.startswith("sqlite:///"):
-        return db[len("sqlite:///") :]  # sqlite:///rel/path, sqlite:////abs/path
-    return db
-
-
-def _is_url(db: str) -> bool:
-    return "://" in db
-
-
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.argument("policy", type=click.Path(dir_okay=False))
@@ -84,6 +72,8 @@ def register(cli: click.Group) -> None:
         from charter.runtime.store import StoreError
         from charter.runtime.values import PolicyNotExecutable
 
+        from charter.runtime.store_url import redact
+
         from .serve.server import serve as run_server
 
         pol = _compile(policy)
@@ -96,11 +86,9 @@ def register(cli: click.Group) -> None:
                 _fail(f"{admin_token_file}: {exc}")
             if len(token) < 16:
                 _fail(f"{admin_token_file}: the admin token must be at least 16 characters")
-        target = store_arg(db)
-
         def opener() -> Any:
             return open_runtime(
-                pol, target, params=overrides or None, clock=clock, max_skew=max_skew, wait=wait,
+                pol, db, params=overrides or None, clock=clock, max_skew=max_skew, wait=wait,
                 self_register=self_register_keys,
             )
 
@@ -108,7 +96,7 @@ def register(cli: click.Group) -> None:
             status = run_server(
                 opener, host=host, port=port, port_file=port_file, max_body=max_body,
                 max_group=max_group, admin_token=token, limit_concurrency=limit_concurrency,
-                log_level=log_level, info={"db": db if not _is_url(db) else _redact(db)},
+                log_level=log_level, info={"db": redact(db)},
             )  # fmt: skip
         except (StoreError, ParamError, ValueError) as exc:
             _fail(str(exc))
@@ -143,7 +131,7 @@ def register(cli: click.Group) -> None:
         from charter.runtime.store import StoreError
 
         try:
-            rt = open_runtime(None, store_arg(db), wait=wait)
+            rt = open_runtime(None, db, wait=wait)
         except StoreError as exc:
             _fail(str(exc))
         try:
@@ -191,7 +179,7 @@ def register(cli: click.Group) -> None:
         from charter.runtime.store import StoreError
 
         try:
-            rt = open_runtime(None, store_arg(db), readonly=True)
+            rt = open_runtime(None, db, readonly=True)
         except StoreError as exc:
             _fail(str(exc))
         reg = rt.keys()
@@ -229,17 +217,3 @@ def register(cli: click.Group) -> None:
                 click.echo(json.dumps(signing.sign_event(ev, sk, genesis), ensure_ascii=False))
             except (ValueError, signing.SigningError) as exc:
                 _fail(f"line {n}: {exc}", 1)
-
-
-def _redact(url: str) -> str:
-    """A URL without its password (logged and served by /v1/ledger)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        u = urlsplit(url)
-        if u.password:
-            netloc = u.netloc.replace(":" + u.password + "@", ":***@")
-            return urlunsplit(u._replace(netloc=netloc))
-    except ValueError:
-        return "(unparsable URL)"
-    return url

@@ -34,13 +34,15 @@ import attrs
 from . import ir
 from .pipeline import Compilation
 
-SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# the JSON Schemas of Charter values, shared with `charter mcp`'s tools (one place: schemas.py)
+from .schemas import (  # noqa: F401 - re-exported: callers import them from here too
+    SCHEMA_DIALECT, args_schema, auth_text, events, expr_text, json_value, type_schema,
+    type_text, _show,
+)
 POLICY_TYPE = "python_class_v1"
 DEFAULT_RELEASE_TAG = "stable"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 TICK = "@tick"  # the runtime's explicit clock event (charter.runtime.engine.TICK)
-# A ratio argument: "2%", "25 bps", "10 ppm", "1/50", "0.02" (runtime.values.parse_ratio).
-_RATIO_PATTERN = r"^\s*-?[0-9]+(\.[0-9]+)?\s*(%|bps|ppm)?\s*$|^\s*-?[0-9]+/[0-9]+\s*$"
 
 
 class ExportError(Exception):
@@ -57,142 +59,6 @@ def charter_version() -> str:
 # JSON values and schemas of Charter types
 
 
-def json_value(v: Any) -> Any:
-    """A constant as event-payload JSON (ratios as ``{"num", "den"}``)."""
-    if isinstance(v, Fraction):
-        return {"num": v.numerator, "den": v.denominator}
-    if isinstance(v, tuple):
-        return [json_value(x) for x in v]
-    return v
-
-
-def type_text(t: ir.Type) -> str:
-    """The Charter spelling of a type, for descriptions and ``describe``."""
-    if isinstance(t, ir.TInt):
-        if t.lo is not None or t.hi is not None:
-            return f"int within {t.lo}..{t.hi}"
-        return "int"
-    if isinstance(t, ir.TAmount):
-        return t.asset
-    if isinstance(t, ir.TParty):
-        return t.role or "party"
-    if isinstance(t, ir.TRecord):
-        return t.record
-    if isinstance(t, ir.TOptional):
-        return type_text(t.inner) + "?"
-    if isinstance(t, ir.TList):
-        return "list of " + type_text(t.inner)
-    return type(t).__name__[1:].lower()
-
-
-def _decimal_pattern(decimals: int) -> str:
-    frac = rf"(\.[0-9]{{1,{decimals}}})?" if decimals else ""
-    return rf"^-?[0-9][0-9_]*{frac}$"
-
-
-def type_schema(policy: ir.Policy, t: ir.Type, lo: Any = None, hi: Any = None) -> dict[str, Any]:
-    """JSON Schema of one value of type ``t`` as it appears in an event payload.
-
-    ``lo``/``hi`` are a declared inclusive range (of a field or parameter),
-    in the value's own units.
-    """
-    if isinstance(t, ir.TOptional):
-        inner = type_schema(policy, t.inner, lo, hi)
-        return {"anyOf": [inner, {"type": "null"}],
-                "description": f"{type_text(t.inner)} or null"}
-    if isinstance(t, ir.TList):
-        return {"type": "array", "items": type_schema(policy, t.inner),
-                "description": f"list of {type_text(t.inner)}"}
-    if isinstance(t, (ir.TInt, ir.TTime, ir.TDuration)):
-        s: dict[str, Any] = {"type": "integer"}
-        if isinstance(t, ir.TInt):
-            lo = t.lo if lo is None else lo
-            hi = t.hi if hi is None else hi
-            s["description"] = type_text(t)
-        elif isinstance(t, ir.TTime):
-            s["description"] = "time: seconds since the Unix epoch"
-        else:
-            s["description"] = "duration in seconds"
-        if isinstance(lo, int) and not isinstance(lo, bool):
-            s["minimum"] = lo
-        if isinstance(hi, int) and not isinstance(hi, bool):
-            s["maximum"] = hi
-        return s
-    if isinstance(t, ir.TAmount):
-        decimals = next((a.decimals for a in policy.assets if a.name == t.asset), 0)
-        as_int: dict[str, Any] = {"type": "integer"}
-        if isinstance(lo, int):
-            as_int["minimum"] = lo
-        if isinstance(hi, int):
-            as_int["maximum"] = hi
-        return {
-            "anyOf": [as_int, {"type": "string", "pattern": _decimal_pattern(decimals)}],
-            "description": (f"amount of {t.asset}: an integer of minor units "
-                            f"(1 {t.asset} = {10 ** decimals}), or a decimal string in "
-                            f"{t.asset} with at most {decimals} decimals"),
-            "x-charter-asset": t.asset,
-        }
-    if isinstance(t, ir.TRatio):
-        desc = 'exact ratio: "2%", "25 bps", "10 ppm", "1/50" or {"num": 1, "den": 50}'
-        if lo is not None or hi is not None:
-            desc += f" (within {_show(lo)}..{_show(hi)})"
-        return {"anyOf": [
-            {"type": "string", "pattern": _RATIO_PATTERN},
-            {"type": "integer"},
-            {"type": "object", "required": ["num", "den"], "additionalProperties": False,
-             "properties": {"num": {"type": "integer"},
-                            "den": {"type": "integer", "not": {"const": 0}}}},
-        ], "description": desc}
-    if isinstance(t, ir.TBool):
-        return {"type": "boolean"}
-    if isinstance(t, ir.TText):
-        return {"type": "string"}
-    if isinstance(t, ir.TParty):
-        s = {"type": "string", "minLength": 1,
-             "description": "party id (an AIGrid/AgentGrid subject id)"}
-        if t.role:
-            s["description"] = f"party id of a member of role {t.role}"
-            s["x-charter-role"] = t.role
-        return s
-    if isinstance(t, ir.TRecord):
-        return {"type": "string", "description": f"key of an existing {t.record} record",
-                "x-charter-record": t.record}
-    return {"description": type_text(t)}
-
-
-def _show(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, Fraction):
-        return f"{v.numerator}/{v.denominator}" if v.denominator != 1 else str(v.numerator)
-    return str(v)
-
-
-def auth_text(policy: ir.Policy, h: ir.Handler) -> str:
-    """Who may submit a handler's event, in words."""
-    a = h.auth
-    if isinstance(a, ir.AuthClock):
-        return "clock"
-    if isinstance(a, ir.AuthRole):
-        return f"any member of role {a.role}" if a.role else "any party"
-    return f"only {expr_text(a.party)}"
-
-
-def expr_text(e: Any) -> str:
-    """A short Charter-like spelling of the IR expressions a ``by`` clause uses."""
-    if isinstance(e, (ir.Local, ir.ParamRef)):
-        return e.name
-    if isinstance(e, ir.RecordField):
-        return f"{e.record}({expr_text(e.key)}).{e.field}"
-    if isinstance(e, ir.RoleAttr):
-        return f"{expr_text(e.party)}.{e.attr}"
-    if isinstance(e, ir.Const):
-        return f"@{e.value}" if isinstance(e.type, ir.TParty) else repr(e.value)
-    if isinstance(e, ir.Builtin) and e.name == "some" and e.args:
-        return expr_text(e.args[0])
-    return "the party named by the handler's `by` clause"
-
-
 def _submitter_schema(policy: ir.Policy, h: ir.Handler) -> dict[str, Any]:
     a = h.auth
     if isinstance(a, ir.AuthClock):
@@ -204,21 +70,6 @@ def _submitter_schema(policy: ir.Policy, h: ir.Handler) -> dict[str, Any]:
     if isinstance(a, ir.AuthRole) and a.role:
         s["x-charter-role"] = a.role
     return s
-
-
-def events(policy: ir.Policy) -> list[ir.Handler]:
-    """The handlers that are submitted as events (timed handlers fire by themselves)."""
-    return [h for h in policy.handlers if h.kind == "event"]
-
-
-def args_schema(policy: ir.Policy, h: ir.Handler) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {f.name: type_schema(policy, f.type, f.lo, f.hi) for f in h.params},
-        # an optional argument may be left out (the runtime reads it as none)
-        "required": [f.name for f in h.params if not isinstance(f.type, ir.TOptional)],
-        "additionalProperties": False,
-    }
 
 
 def input_schema(policy: ir.Policy) -> dict[str, Any]:
@@ -284,9 +135,13 @@ def settings_schema(policy: ir.Policy) -> dict[str, Any]:
         "title": f"{policy.name} settings",
         "type": "object",
         "properties": {
-            "store": {"enum": ["sqlite", "memory"], "default": "sqlite",
-                      "description": "where the ledger lives: a SQLite file, or memory "
-                                     "(lost when the process ends)"},
+            "store": {"enum": ["sqlite", "memory", "postgresql"], "default": "sqlite",
+                      "description": "where the ledger lives: a SQLite file, memory "
+                                     "(lost when the process ends), or PostgreSQL (db_url; "
+                                     "several processes may share the ledger)"},
+            "db_url": {"type": "string", "pattern": "^postgres(ql)?://",
+                       "description": "store=postgresql: the ledger's URL, "
+                                      "postgresql://USER:PASSWORD@HOST/DB?schema=NAME"},
             "db_path": {"type": "string", "minLength": 1,
                         "default": default_db_path(policy),
                         "description": "SQLite file of the ledger (store=sqlite); relative "
@@ -621,17 +476,23 @@ class PolicyRuleAdapter:
     @staticmethod
     def _check_settings(settings: Optional[dict]) -> dict[str, Any]:
         s = dict(settings or {})
-        unknown = set(s) - {"store", "db_path", "step_budget"}
+        unknown = set(s) - {"store", "db_path", "db_url", "step_budget"}
         if unknown:
             raise BundleError(f"unknown setting(s): {', '.join(sorted(map(str, unknown)))} "
-                              "(allowed: store, db_path, step_budget)")
+                              "(allowed: store, db_path, db_url, step_budget)")
         budget = s.get("step_budget", 10_000_000)
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise BundleError("setting step_budget must be a positive integer")
         s["step_budget"] = budget
         store = s.get("store", "sqlite")
-        if store not in ("sqlite", "memory"):
-            raise BundleError(f"setting store must be 'sqlite' or 'memory', not {store!r}")
+        if store not in ("sqlite", "memory", "postgresql"):
+            raise BundleError("setting store must be 'sqlite', 'memory' or 'postgresql', "
+                              f"not {str(store)[:40]!r}")
+        if store == "postgresql":
+            url = s.get("db_url")
+            if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+                raise BundleError("store=postgresql needs the setting db_url: "
+                                  "postgresql://USER:PASSWORD@HOST/DB?schema=NAME")
         if "db_path" in s and (not isinstance(s["db_path"], str) or not s["db_path"]):
             raise BundleError("setting db_path must be a non-empty path")
         s["store"] = store
@@ -666,7 +527,14 @@ class PolicyRuleAdapter:
                 rt = open_runtime(self.policy, ":memory:", params=self.parameters,
                                   step_budget=self.settings["step_budget"])
                 return rt, threading.RLock()
-            path = os.path.realpath(self.settings.get("db_path") or default_db_path(self.policy))
+            if self.settings["store"] == "postgresql":
+                # a shared ledger: this process's runtimes and other processes' all settle on
+                # it (the store serialises them); one runtime per URL in this process
+                path = self.settings["db_url"]
+            else:
+                path = os.path.realpath(
+                    self.settings.get("db_path") or default_db_path(self.policy)
+                )
             with _SHARED_LOCK:
                 shared = _SHARED.get(path)
                 if shared is None:
@@ -676,8 +544,10 @@ class PolicyRuleAdapter:
                     _SHARED[path] = shared
             rt, lock, source_hash, params = shared
             if source_hash != self.policy.source_hash or params != wanted:
-                raise BundleError(f"{path} is already open in this process for another policy "
-                                  "or other parameters")
+                from charter.runtime.store_url import redact
+
+                raise BundleError(f"{redact(path)} is already open in this process for another "
+                                  "policy or other parameters")
             return rt, lock
         except (StoreError, ParamError) as err:
             raise BundleError(f"cannot open the ledger: {err}") from None
@@ -770,6 +640,8 @@ class PolicyRuleAdapter:
                 result = handler(dict(data or {}))
             else:
                 with self._lock:
+                    # a ledger other processes also write (PostgreSQL): read it as it is now
+                    self._runtime.refresh()
                     result = handler(dict(data or {}))
             return _json_safe({"status": "ok", **result})
         except Exception as exc:

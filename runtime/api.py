@@ -33,6 +33,7 @@ from .journal import AuditReport, with_hashes
 from .ledger import Posting
 from .integrity import recorded_policy
 from .sqlite_store import SqliteStore
+from .store_url import open_store
 from .store import (
     LedgerBusyError,
     LedgerIntegrityError,
@@ -66,13 +67,12 @@ def _open_store(
     wait: float = 0.0,
     journal: str = "window",
 ) -> Store:
-    if isinstance(store, (str, os.PathLike)):
-        if str(store) == ":memory:":
-            return MemoryStore(None if journal == "full" else DEFAULT_WINDOW)
-        return SqliteStore(
-            store, batch=batch, synchronous=synchronous, create=create, readonly=readonly, wait=wait
-        )
-    return store
+    """A path, a store URL (``runtime/store_url.py``) or a store object."""
+    if isinstance(store, str) and store == ":memory:":
+        return MemoryStore(None if journal == "full" else DEFAULT_WINDOW)
+    return open_store(
+        store, batch=batch, synchronous=synchronous, create=create, readonly=readonly, wait=wait
+    )
 
 
 def _where(store: Any) -> str:
@@ -83,7 +83,11 @@ def _where(store: Any) -> str:
 def ledger_policy(store: StoreLike) -> ir.Policy:
     """The policy a ledger was started with (from its own metadata)."""
     s = _open_store(store, 1, "FULL", create=False, readonly=True)
-    pol, _, problems = recorded_policy(s.meta())
+    try:
+        pol, _, problems = recorded_policy(s.meta())
+    finally:
+        if s is not store:  # opened here (a database connection, say): closed here
+            s.close()
     if pol is None:
         raise StoreError(f"{_where(s)}: {problems[0]}")
     return pol
@@ -124,7 +128,9 @@ def open_runtime(
     """Open a runtime for ``policy`` (IR, or a path to compile) on ``store``.
 
     ``store`` is ``":memory:"``, a path to a SQLite ledger (created if new),
-    or a :class:`~charter.runtime.store.Store`.  ``params`` overrides
+    a store URL (``sqlite:///PATH``, ``postgresql://USER@HOST/DB?schema=NAME``:
+    see ``runtime/store_url.py``; several processes may share a PostgreSQL
+    ledger) or a :class:`~charter.runtime.store.Store`.  ``params`` overrides
     parameters (values as in events: ``"3%"``, ints, decimal strings),
     each checked against its declared range (:class:`ParamError`).  With
     ``policy=None`` the ledger's recorded policy is used.  ``batch`` commits
@@ -168,7 +174,8 @@ def open_runtime(
             journal=journal,
         )
     except LedgerIntegrityError as exc:
-        raise _diagnose(exc.path, pol, exc) from None
+        # a replay reopens the ledger by what the caller gave (a URL keeps its password)
+        raise _diagnose(store if isinstance(store, (str, os.PathLike)) else exc.path, pol, exc) from None
     try:
         if pol is None:
             if isinstance(st, MemoryStore):

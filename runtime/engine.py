@@ -190,6 +190,10 @@ class Runtime:
         self._only_deadlines = all(h.kind == "deadline" for _, h in self._timed)
         self._heaps = [self.state.heaps[h.name] for _, h in self._timed if h.kind == "deadline"]
         self.broken: Optional[str] = None
+        # a store that several processes write (PostgreSQL): the settle table's ``sync`` step
+        # calls store_sync before an event, and store_release after it
+        self.store_sync: Optional[Callable[[Any], None]] = getattr(self.store, "sync", None)
+        self.store_release: Optional[Callable[[], None]] = getattr(self.store, "release", None)
         self._specs: dict[str, Any] = {}
         self.events = {n: ch for n, ch in self.compiled.handlers.items() if ch.kind == "event"}
         meta = self.store.meta()
@@ -247,6 +251,8 @@ class Runtime:
                 self.clock = json.loads(last.entry)["event"]["time"]
             except (TypeError, ValueError, KeyError):
                 self.clock = None  # an unreadable entry (read-only inspection of a damaged file)
+        if self.store_release is not None:
+            self.store_release()  # loaded: a shared store's read transaction ends here
 
     # ================================================================ submitting
 
@@ -294,6 +300,19 @@ class Runtime:
                 "args": {},
             }
         )
+
+    def refresh(self) -> None:
+        """Catch up with what other processes committed to a shared ledger (PostgreSQL);
+        a no-op for stores with one writer.  Reads (balances, records, history) show this
+        runtime's state, which :meth:`submit` brings up to date before each event."""
+        if self.broken:
+            raise StoreError(self.broken)
+        if self.store_sync is None:
+            return
+        try:
+            self._hold_ledger()
+        finally:
+            self.store_release()
 
     def flush(self) -> None:
         if self.store.persistent:
@@ -744,7 +763,7 @@ class Runtime:
             picked.reverse()
             out = []
             for row, data in picked:
-                if row.hash is None:  # not kept: re-hashed from the nearest kept hash
+                if row.hash is None and hasattr(store, "hash_before"):  # not kept: re-hashed
                     row = row._replace(hash=chain(store.hash_before(row.seq), row.entry))
                 out.append((row, data))
             return out
@@ -758,6 +777,8 @@ class Runtime:
         only, see ``journal.ANCHOR_EVERY``): streamed, for readers such as history."""
         self.flush()
         store = self.store
+        if not hasattr(store, "hash_before"):  # a store that keeps every hash
+            return (r for r in store.journal() if r.seq >= start)
         first = getattr(store, "first_seq", lambda: 1)()
         start = max(start, first)
         prev = self.genesis if start <= 1 else store.hash_before(start)
@@ -781,9 +802,28 @@ class Runtime:
     def audit(self) -> AuditReport:
         """Re-verify the journal chain and recompute balances from its postings."""
         self.flush()
-        gone = self.journal_gone()
-        if gone:
-            return AuditReport(False, self.seq, self.head, (gone,), 0)
+        # a shared ledger (PostgreSQL) is audited holding its lock, caught up: every read
+        # below sees the same ledger, which other processes cannot change meanwhile
+        hold = self.store_sync is not None and not getattr(self.store, "readonly", False)
+        if hold:
+            self._hold_ledger()
+        try:
+            gone = self.journal_gone()
+            if gone:
+                return AuditReport(False, self.seq, self.head, (gone,), 0)
+            return self._audit()
+        finally:
+            if hold:
+                self.store_release()
+
+    def _hold_ledger(self) -> None:
+        try:
+            self.store_sync(self)
+        except StoreError as exc:
+            self.broken = f"store failed, reopen the ledger: {exc}"
+            raise
+
+    def _audit(self) -> AuditReport:
         if self.store.persistent:
             stored = {k: v for kind, k, v in self.store.rows() if kind == "balance"}
         else:

@@ -42,6 +42,7 @@ import attrs
 from charter.compiler import ir
 
 from .journal import (
+    JournalRow,
     anchor_at_or_before,
     audit_rows,
     genesis_hash,
@@ -216,20 +217,28 @@ def check_open(store: Any) -> tuple[list[str], Optional[Checkpoint]]:
         problems.append(
             f"the journal holds {count} entries numbered up to {maxseq} (entries missing)"
         )
-    if not isinstance(meta.get("entry_dict"), str):
+    packed = hasattr(store, "kept_hash")  # a store that keeps hashes at anchors only (SQLite)
+    if packed and not isinstance(meta.get("entry_dict"), str):
         problems.append("the recorded entry dictionary (entry_dict) is missing or not text")
     # re-hash from the kept hash at or before WINDOW entries back (journal.ANCHOR_EVERY)
-    start = anchor_at_or_before(max(cp.seq - WINDOW, 0))
+    start = anchor_at_or_before(max(cp.seq - WINDOW, 0)) if packed else max(cp.seq - WINDOW, 0)
     prev: Any
     if start == 0:
         prev = genesis if genesis is not None else meta.get("genesis")
+    elif packed:
+        prev = store.kept_hash(start)
     else:
-        got = q("SELECT CAST(hash AS BLOB) FROM journal WHERE seq = ?", (start,))
-        prev = got[0][0].hex() if got and type(got[0][0]) is bytes and len(got[0][0]) == 32 else None
+        got = q("SELECT hash FROM journal WHERE seq = ?", (start,))
+        prev = got[0][0] if got else None
     if cp.seq == 0 and prev != cp.head:
         problems.append("the checkpoint's genesis hash differs from the recorded policy's")
     if isinstance(prev, str) and cp.seq and maxseq == cp.seq:
-        found, head, _, _ = verify_chain(store.journal(start + 1), prev, first_seq=start + 1)
+        rows = store.journal(start + 1) if packed else [
+            JournalRow(*r) for r in q(
+                "SELECT seq, event_id, entry, hash FROM journal WHERE seq > ? ORDER BY seq",
+                (start,))
+        ]
+        found, head, _, _ = verify_chain(rows, prev, first_seq=start + 1)
         problems += found
         problems += head_problems(head, cp)
     elif cp.seq and not isinstance(prev, str):

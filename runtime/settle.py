@@ -5,6 +5,9 @@ step        what it does                                                     rej
 ==========  ===============================================================  =====================
 decode      the envelope: keys, ``id``, ``type``, ``submitter`` (canonical  ``bad_envelope``,
             party id), ``time``, ``args`` (an object with text keys)         ``unknown_event``
+sync        a ledger shared by several processes (PostgreSQL): takes the     (a store failure is
+            ledger's lock and replays what other processes committed        raised, not rejected)
+            since this runtime last looked (``runtime/postgres_store.py``)
 identify    an applied id: the same event again is an idempotent no-op       ``id_conflict``,
             (the original receipt, ``duplicate=True``); another event        ``dissolved``
             with that id is refused
@@ -247,6 +250,12 @@ def decode(rt: Any, tx: Tx) -> None:
     raise Rejected("unknown_event", rt.unknown_event_message(etype))
 
 
+def sync(rt: Any, tx: Tx) -> None:
+    # after decode (a malformed event takes no lock), before anything that reads the state
+    if rt.store_sync is not None:
+        rt.store_sync(rt)
+
+
 def identify(rt: Any, tx: Tx) -> Optional[Outcome]:
     if tx.eid in rt.applied_ids:
         row = rt.applied_entry(tx.eid)
@@ -434,6 +443,7 @@ def commit(rt: Any, tx: Tx) -> Outcome:
 # done (``identify`` for an idempotent resubmission, ``commit`` at the end); it raises to reject.
 STEPS: tuple[tuple[str, Callable[[Any, Tx], Optional[Outcome]]], ...] = (
     ("decode", decode),
+    ("sync", sync),
     ("identify", identify),
     ("signature", signature),
     ("clock", clock),
@@ -486,6 +496,10 @@ def settle(rt: Any, event: Any, replaying: bool = False, operator: bool = False)
     except BaseException:
         _undo(rt, tx)
         raise
+    finally:
+        # a shared ledger's lock is let go when the event is done, unless a batch holds it
+        if rt.store_release is not None:
+            rt.store_release()
     raise AssertionError("the commit step returns the receipt")  # pragma: no cover
 
 

@@ -488,6 +488,12 @@ class SqliteStore(ChangeBuffer):
             (top,),
         )
 
+    def kept_hash(self, seq: int) -> Optional[str]:
+        """The chain hash kept for entry ``seq`` (hex), or None when none is kept or readable."""
+        got = self._query("SELECT CAST(hash AS BLOB) FROM journal WHERE seq = ?", (seq,))
+        h = got[0][0] if got else None
+        return h.hex() if type(h) is bytes and len(h) == 32 else None
+
     def hash_before(self, seq: int) -> str:
         """The chain hash of entry ``seq - 1`` (the genesis hash for the first), re-hashed
         from the nearest kept hash: at most ANCHOR_EVERY entries read."""

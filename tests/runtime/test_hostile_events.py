@@ -55,7 +55,8 @@ def gig(gig_policy, gig_events):
 
 def test_the_pipeline_is_one_table_of_named_steps():
     assert [name for name, _ in STEPS] == [
-        "decode", "identify", "signature", "clock", "timers", "convert", "authorise", "handler",
+        "decode", "sync", "identify", "signature", "clock", "timers", "convert", "authorise",
+        "handler",
         "ledger", "encode", "commit",
     ]  # fmt: skip
 
