@@ -57,7 +57,7 @@ from .integrity import Checkpoint, check_open, full_check, meta_digest, parse_ch
 from .integrity import recorded_policy, state_digest
 from .journal import JournalRow, chain
 from .sqlite_store import ChangeBuffer
-from .store import LedgerIntegrityError, NotALedgerError, StoreError
+from .store import LedgerBusyError, LedgerIntegrityError, NotALedgerError, StoreError
 
 try:
     import psycopg
@@ -122,6 +122,14 @@ class _KeyLoader(Loader):  # type: ignore[misc,valid-type]
         return bytes.fromhex(bytes(data)[2:].decode("ascii")).decode("utf-8", "surrogatepass")
 
 
+def _holder_name() -> str:
+    import os
+    import sys
+
+    cmd = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    return f"charter {cmd} pid {os.getpid()}"[:63]
+
+
 def _key(k: str) -> bytes:
     return k.encode("utf-8", "surrogatepass")
 
@@ -152,6 +160,7 @@ class PostgresStore(ChangeBuffer):
         create: bool = True,
         readonly: bool = False,
         connect_timeout: int = 10,
+        lock_timeout: float = 60.0,
     ):
         if batch < 1:
             raise ValueError("batch must be >= 1")
@@ -174,10 +183,20 @@ class PostgresStore(ChangeBuffer):
         self._tx: Optional[str] = None  # None, "snapshot" (reading) or "write" (lock held)
         self._catching_up: Optional[deque] = None  # journal rows being replayed by sync
         self._cursors = 0
+        # syncs (lock taken), of which catch-ups (another process had committed since), and
+        # entries replayed: the benchmark's measure of contention (an optimistic writer
+        # would have retried every catch-up)
+        self.stats = {"syncs": 0, "catchups": 0, "replayed": 0}
         self._reset_changes()
         self.conn: Any = None
         try:
-            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
+            self.conn = psycopg.connect(
+                url,
+                autocommit=True,
+                connect_timeout=connect_timeout,
+                # other writers see who holds the ledger's lock (LedgerBusyError names it)
+                application_name=_holder_name(),
+            )
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {self.path}: {_why(exc, secret)}") from None
         try:
@@ -186,6 +205,8 @@ class PostgresStore(ChangeBuffer):
             # unqualified names (as the shared integrity checks write them) are the ledger's
             self.conn.execute(f'SET search_path TO "{schema}"')
             self.conn.execute("SET bytea_output = 'hex'")  # what _KeyLoader reads
+            # a writer that hangs holding the lock must not stop every other one for ever
+            self.conn.execute(f"SET lock_timeout = {int(max(0.0, lock_timeout) * 1000)}")
             self._open(create and not readonly)
         except psycopg.Error as exc:
             self.close()
@@ -382,7 +403,32 @@ class PostgresStore(ChangeBuffer):
         self._end()
         c.execute("BEGIN")
         self._tx = "write"
-        c.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_CLASS, self._lock_key))
+        try:
+            c.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_CLASS, self._lock_key))
+        except psycopg.errors.LockNotAvailable:
+            self._fail()
+            pid, holder = self._holder()
+            raise LedgerBusyError(self.path, pid, holder, shared=True) from None
+
+    def _holder(self) -> tuple[Optional[int], str]:
+        """The server process id and application name of the session holding the lock."""
+        try:
+            got = self.conn.execute(
+                "SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+                "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+                "AND l.classid = %s::int4::oid AND l.objid = %s::int4::oid",
+                (_LOCK_CLASS, self._lock_key),
+            ).fetchall()
+        except psycopg.Error:
+            return None, ""
+        if not got:
+            return None, ""
+        # a Charter writer's session is named "charter <command> pid <its pid>"
+        backend, app = got[0]
+        m = re.fullmatch(r"(charter .*) pid (\d+)", app or "")
+        if m:
+            return int(m.group(2)), m.group(1)
+        return None, f"{app or 'a session'}, server process {backend}"
 
     def sync(self, rt: Any) -> None:
         """Before an event: hold the ledger's lock and bring ``rt`` up to date with every
@@ -406,6 +452,7 @@ class PostgresStore(ChangeBuffer):
                 ["the checkpoint row is missing or does not match its own hash (edited by hand?)"],
             )
         self._cp = cp
+        self.stats["syncs"] += 1
         if cp.seq == rt.seq and cp.head == rt.head:
             return
         if cp.seq <= rt.seq:
@@ -438,6 +485,8 @@ class PostgresStore(ChangeBuffer):
         if prev != cp.head or (rows and rows[-1].seq != cp.seq):
             self._fail()
             raise StoreError(f"{self.path}: the journal does not end at the checkpoint's entry")
+        self.stats["catchups"] += 1
+        self.stats["replayed"] += len(rows)
         self._catching_up = deque(rows)
         try:
             for row in rows:

@@ -62,7 +62,7 @@ from .codegen import Env
 from . import signing
 from .journal import JournalRow, encode_entry
 from .ledger import BoundsError, LedgerError, Posting, check_transaction
-from .store import StoreError
+from .store import LedgerBusyError, StoreError
 from .values import (
     MAX_INT,
     Rejected,
@@ -479,6 +479,9 @@ def settle(rt: Any, event: Any, replaying: bool = False, operator: bool = False)
         return _reject(rt, tx, exc, "ledger_check", f"ledger re-check failed: {exc}")
     except sem.SemanticsError as exc:
         return _reject(rt, tx, exc, exc.code, exc.message)
+    except LedgerBusyError:
+        _undo(rt, tx)  # a shared ledger's lock not had in time: nothing happened, retry later
+        raise
     except StoreError as exc:
         _undo(rt, tx)
         rt.broken = f"store failed, reopen the ledger: {exc}"

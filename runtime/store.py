@@ -34,10 +34,18 @@ class NotALedgerError(StoreError):
 class LedgerBusyError(StoreError):
     """Another writer (process ``pid``, when known) has the ledger open."""
 
-    def __init__(self, path: object, pid: Optional[int], holder: str):
+    def __init__(self, path: object, pid: Optional[int], holder: str, shared: bool = False):
         self.path = str(path)
         self.pid = pid
         who = f"process {pid}" + (f" ({holder})" if holder else "") if pid else "another process"
+        if shared and not pid and holder:
+            who = holder
+        if shared:  # a ledger several processes share (PostgreSQL): its lock was held too long
+            super().__init__(
+                f"ledger {path}: its lock is held by {who} for longer than the lock timeout "
+                "(a writer that hangs in a transaction or a batch); the event was not applied"
+            )
+            return
         super().__init__(
             f"ledger {path} is in use by {who}: one writer per ledger; wait for it to "
             "finish (charter run --wait SECONDS, open_runtime(..., wait=SECONDS)) or open "

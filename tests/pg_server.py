@@ -64,7 +64,10 @@ def _free_port() -> int:
 
 
 class PgServer:
-    def __init__(self) -> None:
+    def __init__(self, fsync: bool = False) -> None:
+        """``fsync=False`` (tests): the server is thrown away, so it skips flushing to disk;
+        benchmarks pass True to measure durable commits."""
+        self.fsync = fsync
         bins = find_binaries()
         if bins is None:
             raise RuntimeError(why_unavailable())
@@ -109,11 +112,11 @@ class PgServer:
             self.port = _free_port()
             opts = (
                 f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
-                # test speed: no fsync (the server is thrown away); durability is the
-                # benchmarks' business, which start their own server with fsync on
-                "-c fsync=off -c full_page_writes=off -c max_connections=60 "
-                "-c shared_buffers=32MB"
+                "-c max_connections=60 -c shared_buffers=32MB"
             )
+            if not self.fsync:
+                # test speed: the server is thrown away; durability is the benchmarks' business
+                opts += " -c fsync=off -c full_page_writes=off"
             try:
                 self._run(
                     self.pg_ctl, "-D", str(self.data), "-l", str(self.base / "server.log"),

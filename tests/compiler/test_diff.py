@@ -65,7 +65,7 @@ ONE_LINE = [
     ("asset_royalties", "let take = floor(amount * protocol_fee)", "floor(", "ceil(", "pay",
      "different"),
     ("digital_twins", "let cut = floor(amount * fee)", "floor(", "ceil(", "pay", "different"),
-    ("commons_maintenance", "let vested = min(s.deposit, s.rate * floor(", "floor(", "ceil(",
+    ("commons_maintenance", "let due = stream_due(s, now)", "now)", "now + 1 days)",
      "stop", "different"),
     ("skill_licensing", "mint floor(s.price * remint) to s.author", "floor(", "ceil(",
      "license", "different"),

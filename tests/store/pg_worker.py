@@ -7,7 +7,7 @@ new, else its recorded policy; clock=system), waits
 until the wall-clock time ``START_AT`` so that every process starts at once,
 submits the events of the JSON file in order and prints one JSON line per
 outcome: ``{"id", "applied", "duplicate", "tx", "hash", "code", "ms"}``
-(``ms``: the submit's latency).  Any exception is printed as a line
+(``ms``: the submit's latency), and on stderr ``{"t_start", "t_end"}``.  Any exception is printed as a line
 ``{"error": ...}`` and exits 3: the tests count those as internal errors.
 """
 
@@ -30,6 +30,7 @@ def main() -> int:
     try:
         rt = charter.open_runtime(policy, url, clock="system", batch=batch)
         time.sleep(max(0.0, start_at - time.time()))
+        t_start = time.time()
         for ev in events:
             t = time.perf_counter()
             r = rt.submit(ev)
@@ -47,6 +48,10 @@ def main() -> int:
                 }
             )
         rt.close()
+        # when this process's submissions ran (wall clock), for the benchmark's events/s,
+        # and how often it found other processes' commits to catch up with
+        stats = getattr(rt.store, "stats", {})
+        print(json.dumps({"t_start": t_start, "t_end": time.time(), **stats}), file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - reported to the test as an internal error
         for line in out:
             print(json.dumps(line))

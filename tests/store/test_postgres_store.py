@@ -22,7 +22,9 @@ import pytest
 
 import charter
 from charter.compiler.pipeline import Compilation
+from charter.runtime.postgres_store import PostgresStore
 from charter.runtime.store import LedgerIntegrityError, StoreError
+from charter.runtime.store_url import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -304,3 +306,41 @@ def test_keys_postgresql_text_cannot_hold_round_trip(pg_server, shared_policy, t
         assert sorted(again.store.rows()) == sorted(lite.store.rows())
         assert again.head == lite.head and again.audit().ok
     lite.close()
+
+
+def test_a_writer_killed_holding_the_lock_blocks_nobody(pg_server, shared_policy):
+    """kill -9 of a process in the middle of a batch (lock held, nothing committed): the
+    server drops its transaction and lock; the next writer goes on, without its events."""
+    import signal
+
+    url = pg_server.new_url()
+    with charter.open_runtime(shared_policy, url) as rt:
+        assert rt.submit({"id": "first", "type": "join", "submitter": "ann", "time": 1}).applied
+    code = (
+        "import sys, time, charter; rt = charter.open_runtime(None, sys.argv[1], batch=1000)\n"
+        "for i in range(3):\n"
+        "    assert rt.submit({'id': f'k{i}', 'type': 'join', 'submitter': f'k{i}', 'time': 2})"
+        ".applied\n"
+        "print('holding', flush=True); time.sleep(120)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "holding"
+        # meanwhile another writer waits at most its lock timeout, is told who holds the
+        # lock, and is not broken by it
+        spec = parse(url)
+        store = PostgresStore(spec.target, schema=spec.schema, lock_timeout=0.5)
+        waiting = charter.open_runtime(None, store)
+        with pytest.raises(charter.LedgerBusyError, match=f"held by process {p.pid} "):
+            waiting.submit({"id": "w", "type": "join", "submitter": "w", "time": 2})
+        assert not waiting.broken and waiting.seq == 1
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    with waiting as rt:  # the lock is free again: the same runtime goes on
+        out = rt.submit({"id": "after", "type": "join", "submitter": "bob", "time": 3})
+        assert out.applied and out.tx == 2
+        assert [r.event_id for r in rt.store.journal()] == ["first", "after"]
+        assert rt.audit().ok
