@@ -92,6 +92,7 @@ if c_make_encoder is not None:  # the same encoding through one C encoder, made 
 
 
 _MAGIC = b"SQLite format 3\x00"
+_MAX_SEQ = (1 << 63) - 1
 APPLICATION_ID = 0x43484C47  # "CHLG" in the SQLite header: this file is a Charter ledger
 
 _SCHEMA = """
@@ -485,6 +486,7 @@ class SqliteStore(ChangeBuffer):
     def journal(self, start: int = 1) -> Iterator[JournalRow]:
         """Journal rows from ``start`` on, in order (streamed: any length fits in memory).
         ``hash`` is None where the file keeps none (see ``with_hashes``)."""
+        start = min(start, _MAX_SEQ)  # SQLite integers end at 2**63-1
         yield from self._journal_rows(
             "SELECT seq, event_id, CAST(entry AS BLOB), CAST(hash AS BLOB) FROM journal WHERE seq >= ? ORDER BY seq", (start,)
         )
@@ -494,7 +496,7 @@ class SqliteStore(ChangeBuffer):
         """Journal rows newest first (from ``before - 1`` down), hashes as in :meth:`journal`."""
         pend = [r for r in reversed(self._pending) if before is None or r.seq < before]
         yield from pend
-        top = before if before is not None else (1 << 62)
+        top = min(before, _MAX_SEQ) if before is not None else _MAX_SEQ
         if self._pending:
             top = min(top, self._pending[0].seq)
         yield from self._journal_rows(
