@@ -278,6 +278,12 @@ def full_check(store: Any, genesis: Optional[str]) -> list[str]:
             stored[key] = v
         except (ValueError, TypeError, RecursionError):
             problems.append(f"stored balance row {key!r} is malformed ({str(value)[:40]!r})")
+    credit = None
+    meta = getattr(store, "meta_or_empty", None)
+    if meta is not None:
+        pol = recorded_policy(meta())[0]
+        if pol is not None:
+            credit = {a.name: a.credit for a in pol.assets if a.credit}
     # the head against the checkpoint is the open check's finding, not repeated here: a chain
     # that is whole but ends elsewhere is a rewrite only a replay can pin down
-    return problems + list(audit_rows(store.journal(), genesis, stored).problems)
+    return problems + list(audit_rows(store.journal(), genesis, stored, credit=credit).problems)
