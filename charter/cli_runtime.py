@@ -575,6 +575,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                     f"{p['asset']:<10} "
                     f"{p['from']} -> {p['to']}"
                 )
+            for f in h.get("flags") or ():
+                click.echo(f"         flag {f.get('party')}: {f.get('message')}")
 
     @ledger.command("records")
     @click.argument("db")

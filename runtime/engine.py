@@ -640,7 +640,8 @@ class Runtime:
                 ch.body(env)
                 if len(st.postings) > frame.npostings or frame.bal:
                     check_transaction(
-                        st.postings[frame.npostings :], frame.bal, st.balances, st.asset_of
+                        st.postings[frame.npostings :], frame.bal, st.balances, st.asset_of,
+                        st.floor_of if st.credit else None,
                     )
             except (Rejected, sem.SemanticsError) as r:
                 st.rollback()
@@ -755,7 +756,8 @@ class Runtime:
             stored = {k: v for kind, k, v in self.store.rows() if kind == "balance"}
         else:
             stored = dict(self.state.balances)
-        report = audit_rows(self.store.journal(), self.genesis, stored)
+        report = audit_rows(self.store.journal(), self.genesis, stored,
+                            credit=self.state.credit)
         problems = list(report.problems)
         # every signature again, against the key registry rebuilt from the journal itself
         sig_problems, signatures = signing.audit_signatures(
@@ -799,7 +801,8 @@ class Runtime:
         st.begin()
         try:
             fn(st)
-            check_transaction(st.postings, st.frames[-1].bal, st.balances, st.asset_of)
+            check_transaction(st.postings, st.frames[-1].bal, st.balances, st.asset_of,
+                              st.floor_of if st.credit else None)
         except BaseException:
             st.rollback()
             raise

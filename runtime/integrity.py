@@ -261,4 +261,10 @@ def full_check(store: Any, genesis: Optional[str]) -> list[str]:
             problems.append(f"stored balance row {key!r} is malformed ({str(value)[:40]!r})")
     rows = (JournalRow(*r) for r in store._scan(
         "SELECT seq, event_id, entry, hash FROM journal ORDER BY seq"))
-    return problems + list(audit_rows(rows, genesis, stored).problems)
+    credit = None
+    meta = getattr(store, "meta_or_empty", None)
+    if meta is not None:
+        pol = recorded_policy(meta())[0]
+        if pol is not None:
+            credit = {a.name: a.credit for a in pol.assets if a.credit}
+    return problems + list(audit_rows(rows, genesis, stored, credit=credit).problems)

@@ -202,13 +202,20 @@ def audit_rows(
     genesis: str,
     stored_balances: dict[str, int],
     asset_of: Optional[dict[str, str]] = None,
+    credit: Optional[dict[str, int]] = None,
 ) -> AuditReport:
+    """``credit``: the policy's credit lines (asset -> how far below zero a party's own
+    account may go)."""
     problems, head, n, postings = verify_chain(rows, genesis)
     recomputed = balances_from_postings(postings)
     problems += compare_balances(recomputed, stored_balances)
     for acc, bal in sorted(recomputed.items()):
         if bal < 0 and not acc.startswith("supply:"):
-            problems.append(f"account {acc} is negative ({bal}) in the journal")
+            line = credit.get(acc.rpartition(":")[2], 0) if credit and \
+                acc.startswith("party:") else 0
+            if bal < -line:
+                problems.append(f"account {acc} is negative ({bal}) in the journal"
+                                + (f", beyond its credit line of {line}" if line else ""))
     return AuditReport(
         ok=not problems,
         entries=n,

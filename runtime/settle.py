@@ -394,8 +394,11 @@ def handler(rt: Any, tx: Tx) -> None:
 
 def ledger(rt: Any, tx: Tx) -> None:
     st = rt.state
+    if st.soft_credit and tx.frame.bal:
+        st.flag_soft_credit(tx.frame.bal)
     if st.postings or tx.frame.bal:
-        check_transaction(st.postings, tx.frame.bal, st.balances, st.asset_of_acc.__getitem__)
+        check_transaction(st.postings, tx.frame.bal, st.balances, st.asset_of_acc.__getitem__,
+                          st.floor_of if st.credit else None)
 
 
 def encode(rt: Any, tx: Tx) -> None:
