@@ -565,6 +565,39 @@ class SqliteStore(ChangeBuffer):
         except sqlite3.Error:
             pass
 
+    def suspend_writer(self) -> None:
+        """Let another process write to the ledger until :meth:`resume_writer`.
+
+        For callers that keep a runtime between requests while other processes
+        settle on the same file (AIGrid executors): everything must be flushed,
+        and the file's change counter is noted so ``resume_writer`` can tell
+        whether anyone wrote meanwhile."""
+        if self.readonly or self._lock is None:
+            return
+        if self._pending:
+            raise StoreError(f"{self.path}: flush before letting another writer in")
+        try:
+            self._data_version = self._writable().execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+        self._lock.release()
+        self._lock = None
+
+    def resume_writer(self, wait: float = 0.0) -> bool:
+        """Take the writer lock back (waiting up to ``wait`` seconds for another writer).
+
+        True when no other process committed since :meth:`suspend_writer`: the
+        caller's in-memory state is still the file's.  False means it must be
+        reloaded (close and open again); the lock is held either way."""
+        if self.readonly or self._lock is not None:
+            return True
+        self._lock = WriterLock(self.path, wait)
+        try:
+            now = self._writable().execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+        return now == getattr(self, "_data_version", None)
+
     def close(self) -> None:
         """Close the file and let the next writer in (unflushed events are the caller's:
         :meth:`Runtime.close` flushes first)."""
