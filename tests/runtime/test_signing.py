@@ -485,13 +485,19 @@ def test_a_key_registered_by_the_policy_handler_cannot_be_forged_in(tmp_path):
     rt.close()
     _, mallory = signing.generate_key()
     # the careful forger: the key in the entry and in the state, the chain and the checkpoint
-    c = sqlite3.connect(db)
+    from charter.runtime.journal import ANCHOR_EVERY
+    from charter.runtime.sqlite_store import tamper_connection
+
+    c = tamper_connection(db)  # entries are kept packed: entry_text/entry_blob
     meta = {k: json.loads(v) for k, v in c.execute("SELECT key, value FROM meta")}
     prev = meta["genesis"]
-    for seq, entry in c.execute("SELECT seq, entry FROM journal ORDER BY seq").fetchall():
+    rows = c.execute("SELECT seq, entry_text(entry) FROM journal ORDER BY seq").fetchall()
+    for seq, entry in rows:
         entry = entry.replace(pk, mallory)
         prev = chain(prev, entry)
-        c.execute("UPDATE journal SET entry = ?, hash = ? WHERE seq = ?", (entry, prev, seq))
+        kept = prev if seq % ANCHOR_EVERY == 0 else None
+        c.execute("UPDATE journal SET entry = entry_blob(?), hash = raw_hash(?) WHERE seq = ?",
+                  (entry, kept, seq))
     c.execute("UPDATE state SET key = replace(key, ?, ?), value = replace(value, ?, ?)",
               (pk, mallory, pk, mallory))  # fmt: skip
     d, n = state_digest(c.execute("SELECT kind, key, value FROM state"))
