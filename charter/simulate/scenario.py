@@ -273,8 +273,8 @@ class _Reader:
     def unknown_keys(self, data: dict, path: tuple, allowed: tuple) -> None:
         for k in data:
             if k not in allowed:
-                hint = did_you_mean(str(k), list(allowed)) or f"allowed: {', '.join(allowed)}"
-                self.fail(path + (str(k)[:60],), "unknown key", hint)
+                hint = did_you_mean(_key(k), list(allowed)) or f"allowed: {', '.join(allowed)}"
+                self.fail(path + (_key(k)[:60],), "unknown key", hint)
 
     # -- values
 
@@ -323,7 +323,7 @@ class _Reader:
             kinds = [k for k in DIST_KEYS if k in v]
             if len(kinds) != 1:
                 self.fail(path, "a distribution table needs exactly one of "
-                                f"{', '.join(DIST_KEYS)}", f"got keys {short(sorted(map(str, v)))}")
+                                f"{', '.join(DIST_KEYS)}", f"got keys {short(sorted(map(_key, v)))}")
                 return ArgSpec("literal", None)
             kind = kinds[0]
             allowed = {"uniform": ("uniform",), "choice": ("choice", "weights"),
@@ -397,7 +397,7 @@ class _Reader:
         name = v["record"]
         if not isinstance(name, str) or name not in self.records:
             self.fail(path + ("record",), f"no record kind {short(name)} in the policy",
-                      did_you_mean(str(name), list(self.records)) or
+                      did_you_mean(_key(name), list(self.records)) or
                       f"records: {', '.join(self.records) or 'none'}")
             return ArgSpec("literal", None)
         fields = {f.name: f for f in self.records[name].fields}
@@ -410,8 +410,8 @@ class _Reader:
             found = []
             for fname, fv in table.items():
                 if fname not in fields:
-                    self.fail(path + (key, str(fname)[:60]), f"record {name} has no field "
-                              f"{short(fname)}", did_you_mean(str(fname), list(fields)))
+                    self.fail(path + (key, _key(fname)[:60]), f"record {name} has no field "
+                              f"{short(fname)}", did_you_mean(_key(fname), list(fields)))
                     continue
                 found.append((fname, self.argspec(fields[fname].type, fv, path + (key, fname))))
             conds.append(tuple(found))
@@ -475,8 +475,8 @@ class _Reader:
         args = []
         for name, v in args_data.items():
             if name not in params:
-                self.fail(path + ("args", str(name)[:60]), f"event {event} has no argument "
-                          f"{short(name)}", did_you_mean(str(name), list(params)) or
+                self.fail(path + ("args", _key(name)[:60]), f"event {event} has no argument "
+                          f"{short(name)}", did_you_mean(_key(name), list(params)) or
                           f"arguments: {', '.join(params) or 'none'}")
                 continue
             spec = self.argspec(params[name].type, v, path + ("args", name))
@@ -508,6 +508,12 @@ class _Reader:
             self.fail(path + ("probability",), f"must be a number within 0..1, not {short(p)}")
             return 0.0
         return float(p)
+
+
+def _key(k: Any) -> str:
+    """A key or name as text (a hostile non-text one shown as its cut repr: str() of a
+    10,000-digit int raises)."""
+    return k if isinstance(k, str) else short(k)
 
 
 def _type_name(t: Any) -> str:
@@ -676,10 +682,10 @@ def _check_params(r: _Reader, policy: ir.Policy, params: dict, sweep: dict) -> N
     declared = {p.name for p in policy.params}
     for table, key in ((params, "params"), (sweep, "sweep")):
         for name, value in table.items():
-            path = (key, str(name)[:60])
+            path = (key, _key(name)[:60])
             if name not in declared:
                 r.fail(path, f"the policy has no parameter {short(name)}",
-                       did_you_mean(str(name), sorted(declared)) or
+                       did_you_mean(_key(name), sorted(declared)) or
                        f"parameters: {', '.join(sorted(declared)) or 'none'}")
                 continue
             values = value if key == "sweep" else [value]
@@ -697,13 +703,13 @@ def _check_params(r: _Reader, policy: ir.Policy, params: dict, sweep: dict) -> N
                     r.fail(path + ((i,) if key == "sweep" else ()),
                            f"not a value of this parameter: {short(v)} ({type(err).__name__})")
     both = set(params) & set(sweep)
-    for name in sorted(map(str, both)):
+    for name in sorted(map(_key, both)):
         r.fail(("sweep", name), "set in both [params] and [sweep]")
 
 
 def _metric(r: _Reader, m: Any, path: tuple, callables: dict) -> Optional[Metric]:
     if isinstance(m, tuple) and len(m) == 2 and callable(m[1]):  # the Python API
-        return Metric(name=str(m[0]), python=m[1])
+        return Metric(name=_key(m[0]), python=m[1])
     if not isinstance(m, dict):
         r.fail(path, f"must be a table, not {short(m)}")
         return None
