@@ -333,6 +333,9 @@ def test_a_writer_killed_holding_the_lock_blocks_nobody(pg_server, shared_policy
         with pytest.raises(charter.LedgerBusyError, match=f"held by process {p.pid} "):
             waiting.submit({"id": "w", "type": "join", "submitter": "w", "time": 2})
         assert not waiting.broken and waiting.seq == 1
+        with pytest.raises(charter.LedgerBusyError):
+            waiting.refresh()
+        assert not waiting.broken
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
     finally:
