@@ -78,11 +78,20 @@ class Call:
 
 @attrs.frozen(kw_only=True)
 class Aggregate:
-    func: str  # sum | count | min | max | all | any
+    func: str  # sum | count | min | max | all | any | max_by | min_by
     body: "Expr"
     var: str
     source: "Expr"
     where: Optional["Expr"]
+    span: Span
+    then: tuple["Expr", ...] = ()  # max_by/min_by: keys compared when the earlier ones tie
+
+
+@attrs.frozen(kw_only=True)
+class KeyTuple:
+    """The parts of a composite record key, ``create Vote(claim, voter)``."""
+
+    parts: tuple["Expr", ...]
     span: Span
 
 
@@ -280,6 +289,10 @@ class Split:
     minimum: Optional[Expr]
     cap: Optional[Expr]
     span: Span
+    # "first" (`at least m`: paid first, the rest split) or "quota" (`with minimum m`: a
+    # statutory floor under the result); order: `in <listed|key|weight> order` as written
+    minimum_rule: str = "first"
+    order: Optional[str] = None
 
 
 @attrs.frozen(kw_only=True)

@@ -61,6 +61,7 @@ CODES: dict[str, str] = {
     "E0406": "not a right",
     "E0407": "invalid rounding method",
     "E0408": "assignment to a read-only name",
+    "E0409": "invalid split option",
     # E05xx: handlers
     "E0501": "handler has no `by` clause",
     "E0502": "duplicate handler",
@@ -79,6 +80,8 @@ CODES: dict[str, str] = {
     "E0704": "function result type has a range",
     "E0705": "value a var cannot hold",
     "E0706": "loop range without a static bound",
+    "E0707": "invalid ordering key",
+    "E0708": "invalid number format",
     # W: warnings
     "W0301": "unreachable code",
     "W0302": "unused let binding",

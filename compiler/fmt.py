@@ -89,7 +89,8 @@ def _expr(e: ast.Expr) -> str:
         return f"{e.func}({', '.join(expr(a) for a in e.args)})"
     if isinstance(e, ast.Aggregate):
         where = f" where {expr(e.where)}" if e.where is not None else ""
-        return f"{e.func}({expr(e.body)} for {e.var} in {expr(e.source)}{where})"
+        then = "".join(f" then by {expr(k)}" for k in e.then)
+        return f"{e.func}({expr(e.body)}{then} for {e.var} in {expr(e.source)}{where})"
     if isinstance(e, ast.Unary):
         if e.op == "not":
             # `not (p is Agent)` reads unambiguously; the grammar would allow no parentheses
@@ -298,7 +299,9 @@ class _Printer:
             self.block(indent, f"for {s.var} in {expr(s.lo, 5)}..{expr(s.hi, 5)}", s, s.body,
                        self.stmt, blank=blank)
         elif isinstance(s, ast.Create):
-            self.brace_list(indent, f"create {s.record}({expr(s.key)})", s, s.assigns, _assign,
+            key = (", ".join(expr(k) for k in s.key.parts) if isinstance(s.key, ast.KeyTuple)
+                   else expr(s.key))
+            self.brace_list(indent, f"create {s.record}({key})", s, s.assigns, _assign,
                             blank=blank, empty=" {}")
         elif isinstance(s, ast.Update):
             self.brace_list(indent, f"update {expr(s.target)}", s, s.assigns, _assign,
@@ -487,9 +490,12 @@ def simple_stmt(s: ast.Stmt) -> str:
         if s.rounding is not None:
             out += f" rounding {s.rounding}"
         if s.minimum is not None:
-            out += f" at least {expr(s.minimum)}"
+            kw = "with minimum" if s.minimum_rule == "quota" else "at least"
+            out += f" {kw} {expr(s.minimum)}"
         if s.cap is not None:
             out += f" at most {expr(s.cap)}"
+        if s.order is not None:
+            out += f" in {s.order} order"
         return out
     if isinstance(s, ast.Grant):
         key = f"[{expr(s.key)}]" if s.key is not None else ""

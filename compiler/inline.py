@@ -45,14 +45,15 @@ def substitute(x: Any, mapping: dict[str, Any]) -> Any:
             # the body narrowed its parameter (`p is some`): the argument is known present
             return ir.Builtin(name="some", args=(got,), type=x.type)
         return got
-    if isinstance(x, ir.Aggregate):
+    if isinstance(x, (ir.Aggregate, ir.Best)):
         fresh = f"{x.var}~{next(_fresh)}"
         inner = dict(mapping)
         inner[x.var] = fresh
+        inside = {"body": substitute(x.body, inner)} if isinstance(x, ir.Aggregate) else {
+            "keys": substitute(x.keys, inner)}
         return attrs.evolve(
             x, var=fresh, source=substitute(x.source, mapping),
-            where=substitute(x.where, inner) if x.where is not None else None,
-            body=substitute(x.body, inner))
+            where=substitute(x.where, inner) if x.where is not None else None, **inside)
     if isinstance(x, tuple):
         return tuple(substitute(i, mapping) for i in x)
     if attrs.has(type(x)) and not _is_type(x):

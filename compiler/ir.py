@@ -315,6 +315,22 @@ class Aggregate:
 
 
 @attrs.frozen(kw_only=True)
+class Best:
+    """``max_by(k1 then by k2 ... for var in source where c)`` (``kind`` "max") or
+    ``min_by`` ("min"): the item of the collection whose keys are largest (smallest),
+    compared in order (``k2`` only when ``k1`` ties, ...).  Items whose keys all tie
+    are decided by collection order: the first one wins (lowest record key or party id,
+    or earliest list position).  An empty collection rejects the event."""
+
+    kind: str
+    var: str
+    source: "Collection"
+    where: Optional["Expr"]
+    keys: tuple["Expr", ...]
+    type: Type
+
+
+@attrs.frozen(kw_only=True)
 class AccBalance:
     account: "Account"
     type: Type
@@ -338,7 +354,7 @@ class Old:
 
 Expr = Union[
     Const, Local, ParamRef, Now, RecordRef, RecordField, RoleAttr, Exists, Unary,
-    Binary, Cond, Builtin, Aggregate, AccBalance, ListLit, Old,
+    Binary, Cond, Builtin, Aggregate, Best, AccBalance, ListLit, Old,
 ]
 
 # --------------------------------------------------------------------------
@@ -500,10 +516,10 @@ class Split:
     """Split ``amount`` from ``src`` among the items of ``source`` by ``weight``.
 
     The recipient of each item is ``to`` evaluated with ``var`` bound (the
-    item itself when it is a party).  ``method`` is one of
-    ``largest_remainder`` (default), ``sequential_floor``, ``dhondt``,
-    ``sainte_lague`` or ``floor_dust``; items are ordered by key (party id
-    or record key), which is also the tie order.  ``minimum``: every
+    item itself when it is a party); a record-typed ``to`` pays into that
+    record's escrow.  ``method`` is one of :data:`charter.runtime.semantics.METHODS`;
+    ``order`` puts the recipients in order (which is also the tie order and
+    says who is last).  Weights are ints, amounts or ratios.  ``minimum``: every
     recipient first gets this much (the event is rejected if the amount does
     not cover it); ``cap``: no recipient gets more, the excess stays in the
     source.  The exact algorithms are in :mod:`charter.runtime.semantics`.
@@ -522,6 +538,11 @@ class Split:
     minimum: Optional[Expr] = None
     cap: Optional[Expr] = None
     span: Span = NOSPAN
+    # "first": `at least m` (m paid to everyone first, the rest split by weight);
+    # "quota": `with minimum m` (a statutory floor under the method's result)
+    minimum_rule: str = "first"
+    # "listed" (list order; key order for roles and records), "key" or "weight"
+    order: str = "listed"
 
 
 @attrs.frozen(kw_only=True)

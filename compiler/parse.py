@@ -348,17 +348,21 @@ class _Build(Transformer_NonRecursive):
 
     def split_stmt(self, meta, ch):
         source, var, among, where, to, weight, *opts = ch
-        rounding = minimum = cap = None
+        rounding = minimum = cap = order = None
+        minimum_rule = "first"
         for kind, value in opts:
             if kind == "rounding":
                 rounding = value
-            elif kind == "min":
+            elif kind in ("min", "statutory"):
                 minimum = value
+                minimum_rule = "first" if kind == "min" else "quota"
+            elif kind == "order":
+                order = value
             else:
                 cap = value
         return ast.Split(source=source, var=str(var), among=among, where=where, to=to,
                          weight=weight, rounding=rounding, minimum=minimum, cap=cap,
-                         span=self.sp(meta))
+                         minimum_rule=minimum_rule, order=order, span=self.sp(meta))
 
     def split_rounding(self, meta, ch):
         return ("rounding", str(ch[0]))
@@ -368,6 +372,12 @@ class _Build(Transformer_NonRecursive):
 
     def split_cap(self, meta, ch):
         return ("cap", ch[0])
+
+    def split_statutory(self, meta, ch):
+        return ("statutory", ch[0])
+
+    def split_order(self, meta, ch):
+        return ("order", str(ch[0]))
 
     def right_ref(self, meta, ch):
         return (str(ch[0]), ch[1])
@@ -388,7 +398,12 @@ class _Build(Transformer_NonRecursive):
         return ast.Expel(party=ch[0], role=str(ch[1]), span=self.sp(meta))
 
     def create_stmt(self, meta, ch):
-        return ast.Create(record=str(ch[0]), key=ch[1], assigns=tuple(ch[2] or ()),
+        parts = tuple(ch[1])
+        key = parts[0] if len(parts) == 1 else ast.KeyTuple(
+            parts=parts, span=Span(file=self.file, line=parts[0].span.line,
+                                   col=parts[0].span.col, end_line=parts[-1].span.end_line,
+                                   end_col=parts[-1].span.end_col))
+        return ast.Create(record=str(ch[0]), key=key, assigns=tuple(ch[2] or ()),
                           span=self.sp(meta))
 
     def update_stmt(self, meta, ch):
@@ -560,9 +575,15 @@ class _Build(Transformer_NonRecursive):
         return self._expr(ast.Call(func=str(ch[0]), args=args, span=self.sp(meta)), *args)
 
     def aggregate(self, meta, ch):
-        func, body, var, source, where = ch
+        func, body, *rest = ch
+        i = next(i for i, c in enumerate(rest) if isinstance(c, Token))
+        then, (var, source, where) = tuple(rest[:i]), rest[i:]
         return self._expr(ast.Aggregate(func=str(func), body=body, var=str(var), source=source,
-                                        where=where, span=self.sp(meta)), body, source, where)
+                                        where=where, span=self.sp(meta), then=then),
+                          body, source, where, *then)
+
+    def then_by(self, meta, ch):
+        return ch[0]
 
     def args(self, meta, ch):
         return tuple(ch)

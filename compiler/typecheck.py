@@ -45,8 +45,12 @@ PARTY = ir.TParty()
 DURATION_UNITS = {"second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 3600,
                   "hours": 3600, "day": 86400, "days": 86400, "week": 604800, "weeks": 604800}
 RATIO_UNITS = {"bps": Fraction(1, 10_000), "ppm": Fraction(1, 1_000_000)}
-ROUNDING_METHODS = ("largest_remainder", "sequential_floor", "dhondt", "sainte_lague",
-                    "floor_dust")
+ROUNDING_METHODS = ("largest_remainder", "sequential_floor", "sequential_floor_listed",
+                    "dhondt", "sainte_lague", "adams", "dean", "huntington_hill", "floor_dust")
+# the methods `with minimum` (a statutory floor under the result) is defined for
+STATUTORY_METHODS = ("largest_remainder", "dhondt", "sainte_lague", "adams", "dean",
+                     "huntington_hill")
+SPLIT_ORDERS = ("listed", "key", "weight")
 # The largest exponent of `pow` (constant, or the upper end of a declared range).
 MAX_POW = 256
 # The longest numeric literal accepted (digits, not counting `_` and `.`).
@@ -517,8 +521,8 @@ class Checker:
         if e.op == "exists":
             ref = e.operand
             if isinstance(ref, ast.Call) and self.qualify(ref.func, env, ref.span) in \
-                    self.syms.records and len(ref.args) == 1:
-                key = self.key_expr(ref.args[0], env)
+                    self.syms.records and len(ref.args) >= 1:
+                key = self.record_key(ref.args, env, ref.span)
                 return ir.Exists(record=self.qualify(ref.func, env, ref.span), key=key)
             self.d.error("E0301", "`exists` takes a record reference like `exists Task(id)`",
                          e.span)
@@ -554,8 +558,18 @@ class Checker:
             return ir.Binary(op=op, left=left, right=right, type=t)
         if op in ("==", "!=", "<", "<=", ">", ">="):
             return self.compare(e, op, left, right)
+        if op == "+" and isinstance(lt, (ir.TText, ir.TRecord)) and isinstance(
+                rt, (ir.TText, ir.TRecord)):
+            return self.concat(left, right)
         t = self.arith(e, op, lt, rt)
         return ir.Binary(op=op, left=left, right=right, type=t)
+
+    def concat(self, left: Any, right: Any) -> Any:
+        """``a + b`` of texts: one text (constants are joined here)."""
+        if isinstance(left, ir.Const) and isinstance(right, ir.Const) and \
+                isinstance(left.value, str) and isinstance(right.value, str):
+            return ir.Const(value=left.value + right.value, type=TEXT)
+        return ir.Builtin(name="concat", args=(left, right), type=TEXT)
 
     def compare(self, e: ast.BinOp, op: str, left: Any, right: Any) -> Any:
         lt, rt = left.type, right.type
@@ -629,7 +643,13 @@ class Checker:
                 return F(asset=bl.asset)
             if isinstance(bl, ir.TDuration) and isinstance(br, ir.TDuration):
                 return RATIO
-        self.d.error("E0301", f"cannot apply `{op}` to {show(lt)} and {show(rt)}", e.span)
+        hint = None
+        if op == "+" and (isinstance(bl, (ir.TText, ir.TRecord)) or isinstance(
+                br, (ir.TText, ir.TRecord))):
+            hint = ("`+` joins two texts; make the other side text with `text(x)` "
+                    "(or `format(x, places)`)")
+        self.d.error("E0301", f"cannot apply `{op}` to {show(lt)} and {show(rt)}", e.span,
+                     hint=hint)
         return ERR
 
     def x_CondExpr(self, e: ast.CondExpr, env: Env) -> Any:
@@ -711,6 +731,34 @@ class Checker:
             self.d.error("E0301", f"a key must be text or a party, not {show(k.type)}", e.span)
         return k
 
+    MAX_KEY_PARTS = 8
+
+    def record_key(self, parts: tuple, env: Env, span: Span) -> Any:
+        """A record's key: one value, or a composite key of several (``Vote(claim, voter)``),
+        which is one text joining its parts (see docs/language.rst, composite keys)."""
+        if len(parts) == 1:
+            return self.key_expr(parts[0], env)
+        if len(parts) > self.MAX_KEY_PARTS:
+            self.d.error("E0305", f"a composite key of {len(parts)} parts; a key has at most "
+                                  f"{self.MAX_KEY_PARTS}", span)
+            return self.err()
+        out, kinds = [], []
+        for p in parts:
+            x = self.expr(p, env)
+            t = x.type
+            kind = "party" if isinstance(t, ir.TParty) else "int" if isinstance(
+                t, ir.TInt) else "text" if isinstance(t, (ir.TText, ir.TRecord, TError)) else None
+            out.append(x)
+            kinds.append(kind or "text")
+            if kind is None:
+                self.d.error("E0301", f"a part of a key is text, a party, a record or an int, "
+                                      f"not {show(t)}", p.span,
+                             hint="make it text first with text(x) or format(x, places)"
+                             if not isinstance(t, ir.TOptional) else
+                             f"check it first: `require {self.text(p)} is some`")
+        # each part's kind says how it is printed (a party with its `@`, an int in digits)
+        return ir.Builtin(name="key", args=tuple(out), type=TEXT, extra=tuple(kinds))
+
     def qualify(self, name: str, env: Env, span: Span) -> str:
         """The program-wide name of a possibly alias-qualified local name."""
         if "." not in name:
@@ -729,10 +777,10 @@ class Checker:
         name, args = e.func, e.args
         q = self.qualify(name, env, e.span)
         if q in self.syms.records:
-            if len(args) != 1:
-                self.d.error("E0305", f"`{name}(key)` takes exactly one key", e.span)
+            if not args:
+                self.d.error("E0305", f"`{name}(key)` needs a key", e.span)
                 return self.err()
-            return ir.RecordRef(record=q, key=self.key_expr(args[0], env),
+            return ir.RecordRef(record=q, key=self.record_key(args, env, e.span),
                                 type=ir.TRecord(record=q))
         if q in self.syms.functions:
             return self.call_function(q, e, env)
@@ -805,6 +853,80 @@ class Checker:
             self.d.error("E0301", f"`isqrt` takes an int or an amount, not {show(t)}", e.span,
                          hint="isqrt is the floor of the square root of a whole number")
         return ir.Builtin(name="isqrt", args=tuple(args), type=base(t))
+
+    TEXT_KINDS = ((ir.TInt, "int"), (ir.TRatio, "ratio"), (ir.TAmount, "amount"),
+                  (ir.TDuration, "duration"), (ir.TTime, "time"), (ir.TParty, "party"),
+                  (ir.TText, "text"), (ir.TRecord, "text"), (ir.TBool, "bool"))
+
+    def fn_text(self, e: ast.Call, env: Env) -> Any:
+        """``text(x)``: a value as authors write it (``12.50 Credit``, ``5%``, ``30 days``,
+        ``@alice``); a text or record key is itself."""
+        args = self._args(e, env, 1)
+        if args is None:
+            return self.err()
+        t = args[0].type
+        kind = next((k for cls, k in self.TEXT_KINDS if isinstance(t, cls)), None)
+        if isinstance(t, TError):
+            return self.err()
+        if kind is None:
+            self.d.error("E0301", f"`text` cannot print {show(t)}", e.args[0].span,
+                         hint="text() prints ints, ratios, amounts, times, durations, parties, "
+                              "bools and texts; check an optional with `is some` first"
+                         if isinstance(t, ir.TOptional) else
+                         "text() prints ints, ratios, amounts, times, durations, parties, "
+                         "bools and texts")
+            return self.err()
+        if kind == "text":
+            return args[0]
+        extra = (kind, t.asset) if isinstance(t, ir.TAmount) else (kind,)
+        return ir.Builtin(name="text", args=(args[0],), type=TEXT, extra=extra)
+
+    def fn_format(self, e: ast.Call, env: Env) -> Any:
+        """``format(x, places [, group [, suffix]])``: a number as text, rounded half up to
+        ``places`` decimals, digits grouped in threes by ``group``, then ``suffix``."""
+        if len(e.args) not in (2, 3, 4):
+            self.d.error("E0305", f"`format` takes 2 to 4 arguments, got {len(e.args)}", e.span,
+                         hint='format(x, places), format(x, 2, ","), format(x, 2, ",", " g")')
+            return self.err()
+        args = [self.expr(a, env) for a in e.args]
+        t = args[0].type
+        ok = True
+        if isinstance(t, TFrac):
+            t = ir.TAmount(asset=t.asset)  # an exact fractional amount formats exactly
+        if not isinstance(t, (ir.TInt, ir.TRatio, ir.TAmount, TError)):
+            self.d.error("E0301", f"`format` prints numbers and amounts, not {show(t)}",
+                         e.args[0].span, hint="use text(x) for other values")
+            ok = False
+        places = self.constant(args[1], e.args[1].span)
+        if places is not None and (not isinstance(places, int) or isinstance(places, bool)
+                                   or not 0 <= places <= 18):
+            self.d.error("E0308", "the decimal places of `format` must be a whole number "
+                                  "within 0..18", e.args[1].span)
+            ok = False
+        group = ""
+        if len(args) > 2:
+            g = args[2]
+            if not (isinstance(g, ir.Const) and g.value in ("", ",", "_", " ", "'")):
+                self.d.error("E0708", "the digit grouping of `format` is one of \"\", \",\", "
+                                      "\"_\", \" \" or \"'\"", e.args[2].span,
+                             hint="the decimal point is always `.`: formats do not depend on "
+                                  "a locale")
+                ok = False
+            else:
+                group = g.value
+        suffix: Any = ir.Const(value="", type=TEXT)
+        if len(args) > 3:
+            suffix = args[3]
+            if not isinstance(suffix.type, (ir.TText, TError)):
+                self.d.error("E0301", f"the suffix of `format` is text, not {show(suffix.type)}",
+                             e.args[3].span)
+                ok = False
+        if not ok or places is None or isinstance(t, TError):
+            return self.err()
+        extra = ("amount", t.asset) if isinstance(t, ir.TAmount) else ("number",)
+        return ir.Builtin(name="format", args=(args[0], ir.Const(value=places, type=INT),
+                                               ir.Const(value=group, type=TEXT), suffix),
+                          type=TEXT, extra=extra)
 
     def fn_sqrt(self, e: ast.Call, env: Env) -> Any:
         """``sqrt(x, d)``: the square root of an int or ratio, rounded down to ``d`` decimals
@@ -963,10 +1085,18 @@ class Checker:
         return None
 
     def x_Aggregate(self, e: ast.Aggregate, env: Env) -> Any:
-        if e.func not in ("sum", "count", "min", "max", "all", "any"):
+        kinds = ["sum", "count", "min", "max", "all", "any", "max_by", "min_by"]
+        if e.func not in kinds:
             self.d.error("E0201", f"unknown aggregate `{e.func}`", e.span,
-                         hint=self._suggest(e.func, ["sum", "count", "min", "max", "all", "any"])
-                         or "sum, count, min, max, all or any")
+                         hint=self._suggest(e.func, kinds)
+                         or "sum, count, min, max, all, any, max_by or min_by")
+            return self.err()
+        if e.func in ("max_by", "min_by"):
+            return self.best(e, env)
+        if e.then:
+            self.d.error("E0707", f"`then by` orders the items of max_by and min_by; `{e.func}` "
+                                  "takes one expression", e.then[0].span,
+                         hint=f"remove `then by ...`, or pick an item with max_by/min_by")
             return self.err()
         source, var_type = self.collection(e.source, env)
         inner = env.child()
@@ -991,6 +1121,34 @@ class Checker:
             return self.err()
         return ir.Aggregate(kind=e.func, var=e.var, source=source, where=where, body=body,
                             type=out)
+
+    ORDERED = (ir.TInt, ir.TRatio, ir.TAmount, ir.TTime, ir.TDuration)
+
+    def best(self, e: ast.Aggregate, env: Env) -> Any:
+        """``max_by``/``min_by``: the item with the largest/smallest keys (see ir.Best)."""
+        source, var_type = self.collection(e.source, env)
+        inner = env.child()
+        inner.locals[e.var] = var_type
+        where = self.cond(e.where, inner) if e.where is not None else None
+        if where is not None:
+            self.narrow(e.where, inner)
+        keys = []
+        for k in (e.body, *e.then):
+            x = self.expr(k, inner)
+            t = x.type
+            if isinstance(t, TFrac):
+                self.d.error("E0303", f"a fractional {t.asset} cannot be compared exactly here",
+                             k.span, hint="round it with floor(), ceil() or round() first")
+            elif not isinstance(t, self.ORDERED + (TError,)):
+                self.d.error("E0707", f"`{e.func}` orders by numbers, amounts, times or "
+                                      f"durations, not {show(t)}", k.span,
+                             hint="ties between items are decided by their order in the "
+                                  "collection (key or party id): no key is needed for that")
+            keys.append(x)
+        if source is None:
+            return self.err()
+        return ir.Best(kind=e.func[:3], var=e.var, source=source, where=where,
+                       keys=tuple(keys), type=var_type)
 
     def collection(self, e: ast.Expr, env: Env) -> tuple[Any, Any]:
         if isinstance(e, ast.FieldAccess) and isinstance(e.obj, ast.Name) and \
@@ -1105,6 +1263,22 @@ class Checker:
             self.d.error("E0301", f"expected an amount, found {show(t)}", e.span,
                          hint="write amounts with their asset, like `5 Credit`")
         return x, None
+
+    def recipient(self, e: Any, env: Env, asset: Optional[str]) -> Any:
+        """Who a split pays: a party, or a record (into its escrow, which must hold the
+        split asset)."""
+        x = self.expr(e, env)
+        if isinstance(x.type, ir.TRecord):
+            self.account(e, env, asset)  # reports a record that holds no or another asset
+            return x
+        if not isinstance(x.type, (ir.TParty, TError)):
+            if isinstance(x.type, ir.TOptional):
+                self.d.error("E0309", f"`{self.text(e)}` may be none", e.span,
+                             hint=f"check it first: `require {self.text(e)} is some`")
+            else:
+                self.d.error("E0301", f"a split pays a party or a record's escrow, not "
+                                      f"{show(x.type)}", e.span)
+        return x
 
     def party(self, e: Any, env: Env) -> Any:
         x = self.expr(e, env)
@@ -1650,21 +1824,34 @@ class Checker:
             where = self.cond(s.where, inner)
             self.narrow(s.where, inner)
         if s.to is not None:
-            to = self.party(s.to, inner)
+            to = self.recipient(s.to, inner, asset)
         else:
             to = ir.Local(name=s.var, type=var_type)
-            if not isinstance(var_type, (ir.TParty, TError)):
+            if isinstance(var_type, ir.TRecord):
+                to = self.recipient(ast.Name(id=s.var, span=s.among.span), inner, asset)
+            elif not isinstance(var_type, (ir.TParty, TError)):
                 self.d.error("E0301", f"split recipients are {show(var_type)}, not parties",
                              s.among.span, hint="say who is paid with `to <party>`")
         weight = self.expr(s.weight, inner)
-        if not isinstance(weight.type, (ir.TInt, ir.TAmount, TError)):
-            self.d.error("E0301", f"a split weight must be an int or an amount, not "
-                                  f"{show(weight.type)}", s.weight.span,
-                         hint="scale ratios to whole numbers, e.g. floor(r * 10000)")
+        if not isinstance(weight.type, (ir.TInt, ir.TAmount, ir.TRatio, TError)):
+            self.d.error("E0301", f"a split weight must be an int, an amount or a ratio, not "
+                                  f"{show(weight.type)}", s.weight.span)
         method = s.rounding or "largest_remainder"
         if method not in ROUNDING_METHODS:
             self.d.error("E0407", f"unknown rounding method `{method}`", s.span,
                          hint="one of " + ", ".join(ROUNDING_METHODS))
+        elif s.minimum_rule == "quota" and method not in STATUTORY_METHODS:
+            self.d.error("E0409", f"`with minimum` is not defined for `{method}`",
+                         s.minimum.span if s.minimum is not None else s.span,
+                         notes=("`with minimum m` is a statutory floor under the result: "
+                                "recipients below m get m and the others' quotas are "
+                                "recomputed, which only quota and divisor methods define",),
+                         hint="use `at least` (m paid to everyone first, the rest split by "
+                              "weight) or one of " + ", ".join(STATUTORY_METHODS))
+        order = s.order or "listed"
+        if order not in SPLIT_ORDERS:
+            self.d.error("E0409", f"unknown recipient order `{order}`", s.span,
+                         hint="`in listed order`, `in key order` or `in weight order`")
         minimum = cap = None
         for bound, name in ((s.minimum, "minimum"), (s.cap, "cap")):
             if bound is None:
@@ -1680,7 +1867,8 @@ class Checker:
             return None
         return ir.Split(amount=amount, asset=asset, src=src, var=s.var, var_type=var_type,
                         source=source, where=where, to=to, weight=weight, method=method,
-                        minimum=minimum, cap=cap, span=s.span)
+                        minimum=minimum, cap=cap, minimum_rule=s.minimum_rule, order=order,
+                        span=s.span)
 
     def s_Grant(self, s: ast.Grant, env: Env) -> Any:
         self.right_name(s.right, s.span)
@@ -1744,7 +1932,8 @@ class Checker:
             self.d.error("E0201", f"unknown record `{s.record}`", s.span,
                          hint=self._suggest(s.record, self.names(self.syms.records)) or None)
             return None
-        key = self.key_expr(s.key, env)
+        key = self.record_key(s.key.parts, env, s.key.span) if isinstance(
+            s.key, ast.KeyTuple) else self.key_expr(s.key, env)
         values = self._field_values(q, s.assigns, env, s.span, complete=True)
         return ir.Create(record=q, key=key, values=values, span=s.span)
 

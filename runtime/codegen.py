@@ -34,7 +34,7 @@ from charter.compiler import ir
 from . import semantics as sem
 from .ledger import escrow_account, party_account, pool_account, stake_account, supply_account
 from .state import ABSENT, State
-from .values import PolicyNotExecutable, Rejected, amount_text, show
+from .values import MAX_TEXT, PolicyNotExecutable, Rejected, amount_text, show
 
 Fn = Callable[["Env"], Any]
 # Sized so that ordinary economies never meet it (a split among 100,000 recipients, a loop
@@ -379,11 +379,23 @@ class Compiler:
         minimum = self.expr(s.minimum) if s.minimum is not None else None
         cap = self.expr(s.cap) if s.cap is not None else None
         var, method, asset, span = s.var, s.method, s.asset, s.span
+        rule, order = s.minimum_rule, s.order
         dec = self.assets[asset].decimals if asset in self.assets else 0
         if method not in sem.METHODS:
             raise PolicyNotExecutable(f"unknown split method {method!r}")
+        if rule not in sem.MINIMUM_RULES or order not in sem.ORDERS:
+            raise PolicyNotExecutable(f"unknown split option {rule!r}/{order!r}")
         dst_asset = asset
+        # a record-typed recipient is paid into that record's escrow
+        escrow_of = s.to.type.record if isinstance(s.to.type, ir.TRecord) else None
         where_budget = f"the split of {asset} among {describe_collection(s.source)}"
+
+        def recipient_account(e: Env, r: Any) -> str:
+            if escrow_of is None:
+                return party_account(r, dst_asset)
+            if r not in e.st.records[escrow_of]:
+                raise Rejected("missing_record", f"no {escrow_of} with key {show(r)}", span)
+            return escrow_account(escrow_of, r, dst_asset)
 
         def split(e: Env) -> None:
             amt = amount(e)
@@ -403,6 +415,7 @@ class Compiler:
                 )
             loc = e.loc
             saved = loc.get(var, ABSENT)
+            keys: list[Any] = []
             recipients: list[Any] = []
             weights: list[Any] = []
             try:
@@ -416,7 +429,8 @@ class Compiler:
                     r = to(e)
                     if r is None:
                         raise Rejected("none_value", "split recipient is none", span)
-                    recipients.append(r)
+                    keys.append(item)
+                    recipients.append(recipient_account(e, r))
                     weights.append(weight(e))
             except StepBudgetExceeded as err:
                 if not err.named:
@@ -430,12 +444,16 @@ class Compiler:
                 loc[var] = saved
             ints = _integer_weights(weights)
             try:
-                shares, _left = sem.split(amt, ints, method, mn, cp)
+                if order != "listed":
+                    perm = sem.order_recipients(keys, ints, order)
+                    recipients = [recipients[i] for i in perm]
+                    ints = [ints[i] for i in perm]
+                shares, _left = sem.split(amt, ints, method, mn, cp, rule)
             except sem.SemanticsError as err:
                 raise Rejected(err.code, err.message, span) from None
-            for r, share in zip(recipients, shares):
+            for acc, share in zip(recipients, shares):
                 if share:
-                    st.post(s_acc, party_account(r, dst_asset), asset, share, "split")
+                    st.post(s_acc, acc, asset, share, "split")
 
         return split
 
@@ -864,6 +882,43 @@ class Compiler:
 
         return aggregate
 
+    def x_Best(self, x: ir.Best):
+        items = self.collection(x.source)
+        where = self.expr(x.where) if x.where is not None else None
+        keys = tuple(self.expr(k) for k in x.keys)
+        var, largest = x.var, x.kind == "max"
+        place = f"the {x.kind}_by over {describe_collection(x.source)}"
+
+        def best(e: Env) -> Any:
+            loc = e.loc
+            saved = loc.get(var, ABSENT)
+            found, top, winner = False, None, None
+            try:
+                for item in items(e):
+                    e.steps += 1
+                    if e.steps > e.budget:
+                        _over_budget(e, place, None)
+                    loc[var] = item
+                    if where is not None and not where(e):
+                        continue
+                    k = tuple(f(e) for f in keys)
+                    # strictly better only: among equal keys the first item stays
+                    if not found or (k > top if largest else k < top):
+                        found, top, winner = True, k, item
+            except StepBudgetExceeded as r:
+                if not r.named:
+                    _over_budget(e, place, None)
+                raise
+            if saved is ABSENT:
+                loc.pop(var, None)
+            else:
+                loc[var] = saved
+            if not found:
+                raise Rejected("empty_aggregate", f"{x.kind}_by over an empty collection")
+            return winner
+
+        return best
+
     def x_Builtin(self, x: ir.Builtin):
         name = x.name
         args = tuple(self.expr(a) for a in x.args)
@@ -889,6 +944,48 @@ class Compiler:
                 return sem.isqrt(v)
 
             return isqrt
+        if name == "key":
+
+            kinds = extra
+
+            def key(e: Env) -> str:
+                try:
+                    parts = [v if k == "text" else sem.text_of(v, k)
+                             for k, v in zip(kinds, (f(e) for f in args))]
+                    return sem.check_text_length(sem.composite_key(parts), MAX_TEXT)
+                except sem.SemanticsError as err:
+                    raise Rejected(err.code, err.message) from None
+
+            return key
+        if name == "concat":
+            left, right = args
+
+            def concat(e: Env) -> str:
+                try:
+                    return sem.check_text_length(left(e) + right(e), MAX_TEXT)
+                except sem.SemanticsError as err:
+                    raise Rejected(err.code, err.message) from None
+
+            return concat
+        if name == "text":
+            kind = extra[0]
+            asset = extra[1] if len(extra) > 1 else ""
+            dec = self.assets[asset].decimals if asset in self.assets else 0
+            return lambda e: sem.text_of(one(e), kind, dec, asset)
+        if name == "format":
+            asset = extra[1] if len(extra) > 1 else ""
+            scale = 10 ** self.assets[asset].decimals if asset in self.assets else 1
+            places, group, suffix = x.args[1].value, x.args[2].value, args[3]
+
+            def format_(e: Env) -> str:
+                v = one(e)
+                try:
+                    text = sem.format_number(Fraction(v) / scale, places, group, suffix(e))
+                    return sem.check_text_length(text, MAX_TEXT)
+                except sem.SemanticsError as err:
+                    raise Rejected(err.code, err.message) from None
+
+            return format_
         if name == "sqrt":
             decimals = x.args[1].value
 

@@ -57,9 +57,13 @@ from charter.compiler import ir
 
 from .state import ABSENT as _REVOKED  # State.set_right's "no such right" marker
 from .ledger import escrow_account, party_account, pool_account, stake_account, supply_account
-from .values import PolicyNotExecutable, Rejected, amount_text, show
+from .values import MAX_TEXT, PolicyNotExecutable, Rejected, amount_text, show
 
-SPLIT_METHODS = ("largest_remainder", "sequential_floor", "dhondt", "sainte_lague", "floor_dust")
+SPLIT_METHODS = (
+    "largest_remainder", "sequential_floor", "sequential_floor_listed", "dhondt",
+    "sainte_lague", "adams", "dean", "huntington_hill", "floor_dust",
+)
+DIVISOR_SPLITS = ("dhondt", "sainte_lague", "adams", "dean", "huntington_hill")
 AGGREGATES = ("sum", "count", "min", "max", "all", "any")
 _ABSENT = object()
 
@@ -100,6 +104,40 @@ def _describe(c: Any) -> str:
 
 
 # ------------------------------------------------------------------ exact arithmetic
+
+
+def _text(v: Any, extra: tuple, assets: dict) -> str:
+    """text(x) from its definition in docs/language.rst: the value as an author writes it."""
+    from charter.compiler import display
+
+    kind = extra[0]
+    if kind == "amount":
+        return display.value(v, ir.TAmount(asset=extra[1]),
+                             {extra[1]: assets[extra[1]].decimals})
+    if kind == "party":
+        return "@" + v
+    if kind == "bool":
+        return "true" if v else "false"
+    types = {"ratio": ir.TRatio(), "duration": ir.TDuration(), "time": ir.TTime()}
+    return display.value(v, types.get(kind, ir.TInt()))
+
+
+def _format(v: Any, x: Any, suffix: str, assets: dict) -> str:
+    """format(x, places, group, suffix): round half up (floor(x * 10^p + 1/2)), group the
+    whole digits in threes, '.' before the decimals, then the suffix."""
+    places, group = x.args[1].value, x.args[2].value
+    if x.extra[0] == "amount":
+        v = Fraction(v, 10 ** assets[x.extra[1]].decimals)
+    n = math.floor(Fraction(v) * 10**places + Fraction(1, 2))
+    if abs(n).bit_length() > 13_000:
+        raise Rejected("text_too_long", "format of a number of more than 3,900 digits")
+    whole_part, frac = divmod(abs(n), 10**places)
+    digits = f"{whole_part:,}".replace(",", group)
+    out = ("-" if n < 0 else "") + digits + (f".{frac:0{places}d}" if places else "") + suffix
+    if len(out) > MAX_TEXT:
+        raise Rejected("text_too_long", f"a text of {len(out):,} characters was built; texts "
+                                        f"are limited to {MAX_TEXT:,}")
+    return out
 
 
 def whole(v: Any) -> Any:
@@ -150,12 +188,20 @@ def weights_as_integers(weights: list[Any]) -> list[int]:
     return [int(w * den) for w in weights]
 
 
-def split_shares(amount: int, weights: list[int], method: str, minimum: Any, cap: Any) -> list[int]:
+def split_shares(
+    amount: int, weights: list[int], method: str, minimum: Any, cap: Any, rule: str = "first"
+) -> list[int]:
     """Each recipient's share of ``amount`` (the rest stays in the source), by the rules of
-    the language reference: minimums first, the remainder by weight with ``method``, then
-    each share cut to ``cap``."""
+    the language reference: minimums (paid first with ``at least``; a statutory floor with
+    ``with minimum``), the remainder by weight with ``method``, then each share cut to
+    ``cap``."""
     if method not in SPLIT_METHODS:
         raise SplitRefused("split_method", f"unknown split method {method!r}")
+    if rule not in ("first", "quota"):
+        raise SplitRefused("split_method", f"unknown minimum rule {rule!r}")
+    if rule == "quota" and method not in ("largest_remainder", *DIVISOR_SPLITS):
+        raise SplitRefused("split_method", "a statutory minimum (`with minimum`) needs "
+                                           "largest_remainder or a divisor method")
     if amount < 0:
         raise SplitRefused("split_negative", f"cannot split a negative amount ({amount})")
     for w in weights:
@@ -178,23 +224,115 @@ def split_shares(amount: int, weights: list[int], method: str, minimum: Any, cap
         )
     rest = amount - n * floor_each
     total = sum(weights)
-    if total == 0 or rest == 0:
-        by_weight = [0] * n  # nobody has a claim: the rest stays in the source
-    elif method == "largest_remainder":
-        by_weight = _largest_remainder(rest, weights, total)
-    elif method == "sequential_floor":
-        by_weight = [math.floor(Fraction(rest * w, total)) for w in weights]
-        last = [i for i, w in enumerate(weights) if w > 0][-1]
-        by_weight[last] += rest - sum(by_weight)
-    elif method == "floor_dust":
-        by_weight = [math.floor(Fraction(rest * w, total)) for w in weights]
+    if rule == "quota" and floor_each and method == "largest_remainder":
+        shares = _statutory_hamilton(amount, weights, floor_each)
+    elif rule == "quota" and floor_each:
+        # every recipient starts at the minimum; units are awarded from there
+        shares = _awards(amount, weights, method, floor_each) if total and rest else \
+            [floor_each] * n
     else:
-        c = Fraction(1) if method == "dhondt" else Fraction(1, 2)
-        by_weight = _highest_averages(rest, weights, c)
-    shares = [s + floor_each for s in by_weight]
+        if total == 0 or rest == 0:
+            by_weight = [0] * n  # nobody has a claim: the rest stays in the source
+        elif method == "largest_remainder":
+            by_weight = _largest_remainder(rest, weights, total)
+        elif method == "sequential_floor":
+            by_weight = [math.floor(Fraction(rest * w, total)) for w in weights]
+            last = [i for i, w in enumerate(weights) if w > 0][-1]
+            by_weight[last] += rest - sum(by_weight)
+        elif method == "sequential_floor_listed":
+            by_weight = _pay_in_turn(rest, weights)
+        elif method == "floor_dust":
+            by_weight = [math.floor(Fraction(rest * w, total)) for w in weights]
+        elif method in ("dhondt", "sainte_lague"):
+            c = Fraction(1) if method == "dhondt" else Fraction(1, 2)
+            by_weight = _highest_averages(rest, weights, c)
+        else:
+            by_weight = _awards(rest, weights, method, 0)
+        shares = [s + floor_each for s in by_weight]
     if cap is not None:
         shares = [min(s, cap) for s in shares]
     return shares
+
+
+def _pay_in_turn(rest: int, weights: list[int]) -> list[int]:
+    """The listed recipients paid in turn: each takes its weight's part of what is still
+    unpaid among itself and those after it; the last takes all that is left."""
+    paid = []
+    unpaid = rest
+    for i, w in enumerate(weights):
+        if i == len(weights) - 1:
+            paid.append(unpaid)
+            break
+        still = sum(weights[i:])
+        part = math.floor(Fraction(unpaid * w, still)) if still else 0
+        paid.append(part)
+        unpaid -= part
+    return paid
+
+
+def _statutory_hamilton(amount: int, weights: list[int], m: int) -> list[int]:
+    """Hamilton with a statutory minimum: lift every recipient whose quota is below ``m``
+    to ``m`` and recompute the others' quotas on what is left, until none is below."""
+    lifted: set = set()
+    while True:
+        others = [i for i in range(len(weights)) if i not in lifted]
+        left = amount - m * len(lifted)
+        weight = sum(weights[i] for i in others)
+        below = [i for i in others if weight == 0 or Fraction(left * weights[i], weight) < m]
+        if not below:
+            break
+        lifted.update(below)
+    shares = [m] * len(weights)
+    if others:
+        for i, s in zip(others, _largest_remainder(left, [weights[i] for i in others], weight)):
+            shares[i] = s
+    return shares
+
+
+def _worth(method: str, w: int, s: int) -> tuple:
+    """How much recipient's (s+1)-th unit is worth, w / d(s), as a sortable key: (1, w) for
+    a first unit of a method with d(0) = 0 (worth more than any finite award, the heavier
+    first), (0, 0) for a zero weight.  Huntington-Hill's d(s) = sqrt(s(s+1)) is compared
+    through the squares w^2 / (s(s+1))."""
+    if w == 0:
+        return (0, Fraction(0))
+    d = {
+        "dhondt": Fraction(s + 1),
+        "sainte_lague": Fraction(2 * s + 1, 2),
+        "adams": Fraction(s),
+        "dean": Fraction(2 * s * (s + 1), 2 * s + 1),
+        "huntington_hill": Fraction(s * (s + 1)),
+    }[method]
+    if d == 0:
+        return (1, Fraction(w))
+    return (0, Fraction(w * w) / d if method == "huntington_hill" else Fraction(w) / d)
+
+
+def _awards(total_units: int, weights: list[int], method: str, start: int) -> list[int]:
+    """A divisor method, every recipient starting at ``start``, ``total_units`` in all: the
+    units are the best awards (worth desc, ties to the lower index).  Any divisor with
+    s <= d(s) <= s + 1 gives each recipient at least lambda*w - 1 units for a common lambda
+    >= (units - n*start - n) / W, so everyone starts from that lower bound and the few
+    remaining units are awarded one at a time."""
+    import heapq
+
+    n, total = len(weights), sum(weights)
+    free = total_units - n * start - n
+    held = [
+        max(start, math.floor(Fraction(free * w, total)) - 1) if free > 0 else start
+        for w in weights
+    ]
+    if sum(held) > total_units:  # pragma: no cover - the bound above excludes it
+        raise AssertionError("divisor lower bound")
+    heap = [((-k[0], -k[1]), i) for i, k in ((i, _worth(method, w, held[i]))
+                                             for i, w in enumerate(weights))]
+    heapq.heapify(heap)
+    for _ in range(total_units - sum(held)):
+        _, i = heapq.heappop(heap)
+        held[i] += 1
+        k = _worth(method, weights[i], held[i])
+        heapq.heappush(heap, ((-k[0], -k[1]), i))
+    return held
 
 
 def _largest_remainder(rest: int, weights: list[int], total: int) -> list[int]:
@@ -436,7 +574,8 @@ class Interpreter:
             )
         where = f"the split of {s.asset} among {_describe(s.source)}"
         saved = env.loc.get(s.var, _ABSENT)
-        recipients, weights = [], []
+        recipients, weights, keys = [], [], []
+        escrow = s.to.type.record if isinstance(s.to.type, ir.TRecord) else None
         try:
             for item in self.items(s.source, env):
                 _spend(env, 1, where, s.span)
@@ -446,7 +585,13 @@ class Interpreter:
                 to = self.eval(s.to, env)
                 if to is None:
                     raise Rejected("none_value", "split recipient is none", s.span)
-                recipients.append(to)
+                if escrow is None:
+                    recipients.append(party_account(to, s.asset))
+                elif to not in env.st.records[escrow]:
+                    raise Rejected("missing_record", f"no {escrow} with key {show(to)}", s.span)
+                else:
+                    recipients.append(escrow_account(escrow, to, s.asset))
+                keys.append(item)
                 weights.append(self.eval(s.weight, env))
         except _Budget as r:
             if not r.named:
@@ -455,13 +600,26 @@ class Interpreter:
         minimum = self.eval(s.minimum, env) if s.minimum is not None else None
         cap = self.eval(s.cap, env) if s.cap is not None else None
         self.restore(s.var, saved, env)
+        ints = weights_as_integers(weights)
+        if s.order != "listed":
+            # key order: by item key; weight order: heaviest first, equal weights by key
+            try:
+                if s.order == "key":
+                    perm = sorted(range(len(keys)), key=lambda i: keys[i])
+                else:
+                    perm = sorted(range(len(keys)), key=lambda i: (-ints[i], keys[i]))
+            except TypeError:
+                raise Rejected("split_order", "split recipients have keys that cannot be "
+                                              "ordered against each other", s.span) from None
+            recipients = [recipients[i] for i in perm]
+            ints = [ints[i] for i in perm]
         try:
-            shares = split_shares(amount, weights_as_integers(weights), s.method, minimum, cap)
+            shares = split_shares(amount, ints, s.method, minimum, cap, s.minimum_rule)
         except SplitRefused as err:
             raise Rejected(err.code, err.message, s.span) from None
-        for to, share in zip(recipients, shares):
+        for acc, share in zip(recipients, shares):
             if share:
-                env.st.post(src, party_account(to, s.asset), s.asset, share, "split")
+                env.st.post(src, acc, s.asset, share, "split")
 
     def s_Grant(self, s: ir.Grant, env: Any) -> None:
         party = self.eval(s.party, env)
@@ -731,6 +889,35 @@ class Interpreter:
             raise Rejected("empty_aggregate", f"{x.kind} over an empty collection")
         return min(values) if x.kind == "min" else max(values)
 
+    def x_Best(self, x: ir.Best, env: Any) -> Any:
+        """max_by/min_by: the item with the largest (smallest) keys, compared one after
+        another; among items whose keys all tie, the one met first."""
+        where = f"the {x.kind}_by over {_describe(x.source)}"
+        saved = env.loc.get(x.var, _ABSENT)
+        candidates = []
+        try:
+            for item in self.items(x.source, env):
+                _spend(env, 1, where, None)
+                env.loc[x.var] = item
+                if x.where is not None and not self.eval(x.where, env):
+                    continue
+                candidates.append(([self.eval(k, env) for k in x.keys], item))
+        except _Budget as r:
+            if not r.named:
+                raise _out_of_budget(env, where, None) from None
+            raise
+        self.restore(x.var, saved, env)
+        if not candidates:
+            raise Rejected("empty_aggregate", f"{x.kind}_by over an empty collection")
+        winner_keys, winner = candidates[0]
+        for keys, item in candidates[1:]:
+            for a, b in zip(keys, winner_keys):
+                if a != b:
+                    if (a > b) == (x.kind == "max"):
+                        winner_keys, winner = keys, item
+                    break
+        return winner
+
     def x_Builtin(self, x: ir.Builtin, env: Any) -> Any:
         name, extra = x.name, x.extra
 
@@ -749,6 +936,30 @@ class Interpreter:
             if v < 0:
                 raise Rejected("negative_sqrt", f"isqrt of a negative value ({v})")
             return math.isqrt(v)
+        if name == "key":  # a composite key: the parts, `|` between, `|` and `\` escaped
+            out = ""
+            for i, a in enumerate(x.args):
+                part = self.eval(a, env)
+                if x.extra[i] == "party":
+                    part = "@" + part
+                elif x.extra[i] == "int":
+                    part = str(part)
+                out += ("|" if i else "") + "".join("\\" + c if c in "|\\" else c
+                                                    for c in part)
+            if len(out) > MAX_TEXT:
+                raise Rejected("text_too_long", f"a text of {len(out):,} characters was "
+                                                f"built; texts are limited to {MAX_TEXT:,}")
+            return out
+        if name == "concat":  # text + text, within the length any text argument may have
+            joined = arg(0) + arg(1)
+            if len(joined) > MAX_TEXT:
+                raise Rejected("text_too_long", f"a text of {len(joined):,} characters was "
+                                                f"built; texts are limited to {MAX_TEXT:,}")
+            return joined
+        if name == "text":  # as authors write values (the formatter every message uses)
+            return _text(arg(0), x.extra, self.assets)
+        if name == "format":
+            return _format(arg(0), x, arg(3), self.assets)
         if name == "sqrt":  # sqrt(x, d): the square root rounded down to d decimal places
             v, places = arg(0), x.args[1].value
             if v < 0:
@@ -832,6 +1043,10 @@ def check_supported(policy: ir.Policy) -> None:
                 raise PolicyNotExecutable(f"burn of {node.asset}, which is not burnable")
         if isinstance(node, ir.Split) and node.method not in SPLIT_METHODS:
             raise PolicyNotExecutable(f"unknown split method {node.method!r}")
+        if isinstance(node, ir.Split) and (node.minimum_rule not in ("first", "quota") or
+                                           node.order not in ("listed", "key", "weight")):
+            raise PolicyNotExecutable(f"unknown split option {node.minimum_rule!r}/"
+                                      f"{node.order!r}")
         if isinstance(node, ir.Admit) and node.role not in {r.name for r in policy.roles}:
             raise PolicyNotExecutable(f"admit as unknown role {node.role}")
         if isinstance(node, ir.Create) and node.record not in {r.name for r in policy.records}:

@@ -131,6 +131,20 @@ class ChangeBuffer:
         # (post, bids, completion, deadline), so each key is encoded once
         self._rec_keys: dict[tuple[str, str], str] = {}
 
+    def journal_page(self, after: int, limit: int) -> list[JournalRow]:
+        """Up to ``limit`` journal rows with ``seq > after``, in order (paged reads, ``charter
+        serve``'s history), from the index rather than a scan of the whole journal."""
+        rows = [
+            JournalRow(*r)
+            for r in self._scan(  # type: ignore[attr-defined]
+                "SELECT seq, event_id, entry, hash FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            )
+        ]
+        if len(rows) < limit:
+            rows += [r for r in list(self._pending) if r.seq > after][: limit - len(rows)]
+        return rows
+
     def append(self, row: JournalRow, frame: Any, state: Any) -> None:
         """Buffer one entry; ``frame`` (the event's before images) names the changed keys."""
         pending = self._pending

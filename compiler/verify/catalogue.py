@@ -93,8 +93,9 @@ CHECKS += (
           "unchanged in between", "ONCE", "once:check_once"),
     Check("issuance", "policy",
           "every mint site is bounded: by the asset's declared cap, by a per-event rate Z3 "
-          "can bound, or issued only by a declared party; an asset with an unbounded mint "
-          "site is a warning that lists its sites",
+          "can bound, by what the same event burns or pays in, by what earlier events burned "
+          "into the record field it re-issues (a bond), or issued only by a declared party; "
+          "an asset with an unbounded mint site is a warning that lists its sites",
           "warning", "the mint sites with no cap, rate or issuer bounding them", "ISSUANCE",
           "issuance:check_issuance"),
     Check("stranded", "policy",

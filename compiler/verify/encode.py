@@ -90,6 +90,8 @@ class Encoder:
         # (a, b, a*b, path guard) of every product of two symbolic terms: the solver's linear
         # abstraction replaces each by a fresh variable constrained by the lemmas
         self.products: list = []
+        # built texts (concat, text, format): one uninterpreted function per shape
+        self.text_functions: dict = self.shared.setdefault("text_functions", {})
         self.ok_explicit: list = []
         self.ok_runtime: list = []
         self.obligations: list[Obligation] = []
@@ -790,6 +792,10 @@ class Encoder:
         amount = self.expr(s.amount, env, state, guard)
         src = self.account(s.src, env, state, guard)
         scomp, sidx, sdesc, skind = src
+        order = s.order
+        if order == "weight" or (order == "key" and isinstance(s.source, ir.ListItems)):
+            # the model keeps the collection's order; sorting symbolic items is not modelled
+            raise Unsupported(f"split in {order} order over {type(s.source).__name__}")
         items = self.collection(s.source, env, state, guard)
         weights, included, recips = [], [], []
         for item, present in items:
@@ -801,9 +807,10 @@ class Encoder:
                 inc = z3.And(inc, self.cond(s.where, inner, state, g))
             g = z3.And(guard, inc)
             w = self.expr(s.weight, inner, state, g)
-            if z3.is_real(w):
-                raise Unsupported("split weight is a ratio (the runtime takes integer weights)")
             to = self.expr(s.to, inner, state, g)
+            if isinstance(s.to.type, ir.TRecord):
+                # the runtime rejects a split into the escrow of a record that does not exist
+                self.require(g, self.live(state, s.to.type.record, to))
             included.append(inc)
             weights.append(w)
             recips.append(to)
@@ -846,7 +853,8 @@ class Encoder:
         )
         self.last_split_scaled = (None, None)
         shares, leftover, total, rest = _split_shares(
-            self, z3.And(guard, z3.And(*valid)), s.method, amount, weights, included, n, mn, cap
+            self, z3.And(guard, z3.And(*valid)), s.method, amount, weights, included, n, mn, cap,
+            s.minimum_rule,
         )
         info = SplitInfo(
             guard,
@@ -954,6 +962,8 @@ class Encoder:
             return self.builtin(e, env, state, guard)
         if isinstance(e, ir.Aggregate):
             return self.aggregate(e, env, state, guard)
+        if isinstance(e, ir.Best):
+            return self.best(e, env, state, guard)
         if isinstance(e, ir.AccBalance):
             comp, idx, _, _ = self.account(e.account, env, state, guard)
             if comp.startswith("supply!"):
@@ -1103,6 +1113,40 @@ class Encoder:
                 z3.Implies(x >= 0, z3.And(r >= 0, r * r <= x, x < (r + 1) * (r + 1)))
             )
             return r
+        if name == "key":
+            # a composite key: an injective function of its parts (each part is recovered
+            # from the key by a projection), exactly as the runtime's escaped join is
+            parts = [a.val if isinstance(a, Opt) else a for a in args]
+            # one function per list of part kinds: "@ann" from a party and "ann" from a
+            # text are different keys at run time, so the same code must not meet itself
+            n, sig = len(parts), "_".join(e.extra)
+            fns = self.text_functions.get(("key", e.extra))
+            if fns is None:
+                fns = (z3.Function(f"{self.prefix}key!{sig}", *([z3.IntSort()] * n),
+                                   z3.IntSort()),
+                       [z3.Function(f"{self.prefix}key!{sig}.{i}", z3.IntSort(), z3.IntSort())
+                        for i in range(n)])
+                self.text_functions[("key", e.extra)] = fns
+            k = fns[0](*parts)
+            self.assumptions += [proj(k) == p for proj, p in zip(fns[1], parts)]
+            return k
+        if name in ("concat", "text", "format"):
+            # Texts are Int codes (see Codes): a built text is an uninterpreted function of
+            # its parts, so equal parts give equal texts, and nothing else is assumed of it
+            # (sound for proofs; a finding that needs the exact characters is confirmed by
+            # replaying it on the runtime before it is shown).
+            parts = [args[0]] if name == "text" else (
+                [args[0], args[3]] if name == "format" else list(args))
+            parts = [p.val if isinstance(p, Opt) else p for p in parts]
+            key = (name, e.extra, int(e.args[1].value) if name == "format" else 0,
+                   e.args[2].value if name == "format" else "",
+                   tuple(str(p.sort()) for p in parts))
+            fn = self.text_functions.get(key)
+            if fn is None:
+                fn = z3.Function(f"{self.prefix}{name}!{len(self.text_functions)}",
+                                 *[p.sort() for p in parts], z3.IntSort())
+                self.text_functions[key] = fn
+            return fn(*parts)
         if name == "sqrt":
             # floor(sqrt(x * 10^2d)) / 10^d, characterised exactly as isqrt is
             x, scale = to_real(args[0]), 10 ** int(e.args[1].value)
@@ -1149,6 +1193,37 @@ class Encoder:
         out = powers[hi]
         for k in range(hi - 1, lo - 1, -1):
             out = z3.If(n == k, powers[k], out)
+        return out
+
+    def best(self, e: ir.Best, env: dict, state: State, guard: Any) -> Any:
+        """max_by/min_by: the first item (in collection order) whose keys are best,
+        compared lexicographically; the event is rejected when no item qualifies."""
+        seen, out, top = z3.BoolVal(False), None, None
+        for item, present in self.collection(e.source, env, state, guard):
+            inner = dict(env)
+            inner[e.var] = item
+            c = present
+            if e.where is not None:
+                c = z3.And(c, self.cond(e.where, inner, state, z3.And(guard, present)))
+            keys = []
+            for k in e.keys:
+                v = self.expr(k, inner, state, z3.And(guard, c))
+                keys.append(v.val if isinstance(v, Opt) else v)
+            if out is None:
+                out, top = item, keys
+                seen = c
+                continue
+            better = z3.BoolVal(False)
+            for a, b in reversed(list(zip(keys, top))):
+                strictly = a > b if e.kind == "max" else a < b
+                better = z3.Or(strictly, z3.And(_eq(a, b), better))
+            take = z3.And(c, z3.Or(z3.Not(seen), better))
+            out = ite(take, item, out)
+            top = [ite(take, a, b) for a, b in zip(keys, top)]
+            seen = z3.Or(seen, c)
+        self.require(guard, seen)
+        if out is None:
+            return z3.IntVal(0)
         return out
 
     def aggregate(self, e: ir.Aggregate, env: dict, state: State, guard: Any) -> Any:

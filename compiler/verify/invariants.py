@@ -191,10 +191,14 @@ def houdini(
             if ok is not True:
                 alive.discard(inv.name)
                 failed[inv.name] = (REFUTED if ok is False else UNKNOWN, None, "initial state")
+    # cheapest handlers first: a candidate one of them breaks is gone before a handler with
+    # many non-linear terms is asked about it (fewer candidates, easier questions)
+    order = sorted(preps.items(), key=lambda kv: _cost(kv[1]))
+    asked: dict[str, frozenset] = {}
     changed = True
     while changed:
         changed = False
-        for hname, prep in preps.items():
+        for hname, prep in order:
             if prep.model is None:
                 for n in list(alive):
                     alive.discard(n)
@@ -207,15 +211,19 @@ def houdini(
                 if inv.name in alive:
                     assume += prep.inv_pre[inv.name]
             live = [inv for inv in invs if inv.name in alive]
-            if not live:
-                continue
+            if not live or asked.get(hname) == frozenset(alive):
+                continue  # none left, or asked already about exactly these candidates
+            asked[hname] = frozenset(alive)
             # one query finds a state breaking some candidate; drop every candidate it breaks
+            # (a tenth of the limit: a hard disjunction is settled one candidate at a time)
             r, model = solve_m(
-                assume + [z3.Or(*[z3.Not(prep.inv_post[i.name]) for i in live])], m, opts.limits
+                assume + [z3.Or(*[z3.Not(prep.inv_post[i.name]) for i in live])],
+                m,
+                opts.limits.part(10),
             )
             if r == "unsat":
                 continue
-            changed = True
+            before = len(alive)
             if r == "sat":
                 for inv in live:
                     if z3.is_false(model.eval(prep.inv_post[inv.name], model_completion=True)):
@@ -229,7 +237,18 @@ def houdini(
                     if r1 != "unsat":
                         alive.discard(inv.name)
                         failed[inv.name] = (REFUTED if r1 == "sat" else UNKNOWN, hname, m1)
+            # another round only if a candidate was dropped (the others assumed it)
+            changed = changed or len(alive) < before
     return alive, failed
+
+
+def _cost(prep: Prepared) -> tuple:
+    """How hard a handler's questions are likely to be (products of symbolic terms, then
+    money checks): orders the handlers Houdini asks, deterministically."""
+    m = prep.model
+    if m is None:
+        return (0, 0)
+    return (len(m.encoder.products), len(m.obligations) + len(m.postings))
 
 
 def _initially(policy: ir.Policy, inv: Inv, opts: Options) -> Optional[bool]:

@@ -59,7 +59,13 @@ def check_issuance(
                 lines.append(f"{where}: issued only by {w.text}")
                 continue
             rate = _rate(policy, preps.get(h.name), assume.get(h.name, []), s, opts)
-            if rate == "backed":
+            if rate is None and _claims(s) is not None:
+                rate = _burn_backed(policy, preps, assume, invs, asset.name, _claims(s), opts)
+            if rate == "claims":
+                rec, fld = _claims(s)
+                lines.append(f"{where}: re-issues {rec}.{fld}, which only what earlier events "
+                             f"burned of {asset.name} fills (backed by burns)")
+            elif rate == "backed":
                 lines.append(f"{where}: at most what the same event burns or its submitter "
                              "pays in (minor units)")
             elif rate is None:
@@ -126,6 +132,66 @@ def _rate(policy: ir.Policy, prep, assume: list, s: ir.Move, opts: Options):
         if r == "unknown":
             return "unknown"
     return None
+
+
+def _claims(s: ir.Move):
+    """``(record, field)`` when the mint re-issues a record's amount field (``mint b.amount``)."""
+    a = s.amount
+    return (a.record, a.field) if isinstance(a, ir.RecordField) else None
+
+
+def _burn_backed(policy, preps, assume, invs, asset: str, claim: tuple, opts: Options):
+    """Is every mint that re-issues ``record.field`` backed by earlier burns?
+
+    The claims C (the sum of ``field`` over live records) start at 0 (no records at
+    genesis) and stay >= 0 (the field's range invariant).  If in every handler the growth
+    of C plus what it re-issues from C is at most what the same event burns of the asset,
+    then everything re-issued, in any history, is at most what was burned before: a bond
+    burned on entry and minted back on exit, never more.  Z3 asks it per handler, together
+    with "no record outside those the event touches changes" (the sum covers them)."""
+    rec, fld = claim
+    if f"{rec}.{fld} in range" not in {i.name for i in invs}:
+        return None  # C >= 0 is not established
+    for h in policy.handlers:
+        prep = preps.get(h.name)
+        if prep is None or prep.model is None:
+            return "unknown"
+        m = prep.model
+        sites = {
+            (x.span.line, x.span.col)
+            for x in walk(h.body)
+            if isinstance(x, ir.Move) and x.kind == "mint" and x.asset == asset
+            and _claims(x) == claim
+        }
+        reissued = [
+            z3.If(p.guard, p.amount, 0) for p in m.postings
+            if p.kind == "mint" and (p.span.line, p.span.col) in sites
+        ]
+        burned = [
+            z3.If(p.guard, p.amount, 0) for p in m.postings
+            if p.dst_key[0] == f"supply!{asset}" and p.kind != "decay"
+        ]
+        live, val = f"live!{rec}", f"fld!{rec}!{fld}"
+
+        def c(state, k):
+            return z3.If(z3.Select(state.get(live), k), z3.Select(state.get(val), k), 0)
+
+        keys = m.touched.get(rec, [])
+        growth = []
+        for i, k in enumerate(keys):
+            first = z3.And(*[k != j for j in keys[:i]])  # each key counted once
+            growth.append(z3.If(first, c(m.post, k) - c(m.pre, k), 0))
+        other = z3.Int(f"claims!{rec}!other")
+        untouched_changed = z3.And(*[other != k for k in keys], c(m.post, other) != c(m.pre, other))
+        total = lambda xs: z3.Sum(*xs) if xs else z3.IntVal(0)  # noqa: E731
+        base = m.assumptions + prep.extra_assumptions + assume.get(h.name, []) + [m.applied]
+        bad = z3.Or(total(growth) + total(reissued) > total(burned), untouched_changed)
+        r, _ = solve_m(base + [bad], m, opts.limits)
+        if r == "unknown":
+            return "unknown"
+        if r == "sat":
+            return None
+    return "claims"
 
 
 def _show(n: int, asset: ir.Asset) -> str:

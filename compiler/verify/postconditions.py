@@ -50,7 +50,6 @@ def check_postconditions(
                 )
                 continue
             m = prep.model
-            base = m.assumptions + prep.extra_assumptions + assume.get(h.name, [])
             try:
                 holds = ensures_term(m, e)
             except (z3.Z3Exception, KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -60,6 +59,9 @@ def check_postconditions(
                            f"it ({type(exc).__name__}: {exc})", e.span, opts.bound)
                 )
                 continue
+            # after encoding the condition: what it added (the definition of an isqrt, a
+            # composite key's projections) is part of what is assumed
+            base = m.assumptions + prep.extra_assumptions + assume.get(h.name, [])
             r, model = solve_m(base + [m.applied, z3.Not(holds)], m, opts.limits)
             said = f"`ensures {e.text}`" + (f' ("{e.message}")' if e.message else "")
             cex = None

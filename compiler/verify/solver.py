@@ -194,6 +194,18 @@ def _abstract(m: HandlerModel, formulas: list) -> list:
     ]
 
 
+def _zero_products(m: HandlerModel, formulas: list) -> list:
+    """``formulas`` with each product ``a*b`` replaced by a fresh constant pinned to 0, and
+    ``a == 0 or b == 0``: linear, and every model of it satisfies ``formulas`` with the
+    products in place (their value is 0), so its models are real witnesses."""
+    enc = m.encoder
+    out = _abstract(m, formulas)
+    n, _, _, consts = enc._abstraction
+    for v, (a, b, _, _) in zip(consts, enc.products[:n]):
+        out += [v == 0, z3.Or(a == 0, b == 0)]
+    return out
+
+
 def opts_bound(slots: list) -> int:
     return max((len(items) for items in slots), default=0)
 
@@ -205,6 +217,12 @@ def solve_sat(formulas: list, m: HandlerModel, limits: Union[Limits, int]) -> An
     items is a legitimate state), so a quick "sat" is final; only "unsat" needs the full
     query."""
     lim = _limits(limits)
+    if m.encoder.products:
+        # a witness where every product of two symbolic terms is 0 (one factor 0): the
+        # question becomes linear, and any model of it is a model of the original one
+        a = solve(_zero_products(m, formulas), lim.part(10))
+        if a.status == "sat":
+            return a
     slots = list(m.encoder.slots.values())
     if slots:
         for keep in range(min(3, opts_bound(slots))):

@@ -119,12 +119,51 @@ SPLIT_CASES = [
     (100, [], "largest_remainder", None, None, [], 100),
     # zero amount
     (0, [1, 2], "dhondt", None, None, [0, 0], 0),
+    # sequential floor, listed: 3 by [1,1,1,1]: floor(3/4)=0, left 3; floor(3/3)=1, left 2;
+    #   floor(2/2)=1, left 1; the last listed takes 1 (sequential_floor: [0,0,0,3])
+    (3, [1, 1, 1, 1], "sequential_floor_listed", None, None, [0, 1, 1, 1], 0),
+    (3, [1, 1, 1, 1], "sequential_floor", None, None, [0, 0, 0, 3], 0),
+    # the last listed takes what is left whatever its weight: floor(3*1/2)=1, floor(2*1/1)=2
+    (3, [1, 1, 0], "sequential_floor_listed", None, None, [1, 2, 0], 0),
+    # a zero weight before the end: floor(5*0/3)=0, floor(5*2/3)=3, last takes 2
+    (5, [0, 2, 1], "sequential_floor_listed", None, None, [0, 3, 2], 0),
+    # Adams 5 units, weights 100,80,30: d(s)=s, so every positive weight gets a first unit
+    #   (values inf), then A 100/1, B 80/1, C 30/1 -> A(100) B(80): A2 B2 C1
+    (5, [100, 80, 30], "adams", None, None, [2, 2, 1], 0),
+    # Adams with fewer units than recipients: first units to the larger weights
+    (2, [10, 30, 20], "adams", None, None, [0, 1, 1], 0),
+    # Dean 6 units, 100,80,30: after the first units, values w*(2s+1)/(2s(s+1)):
+    #   s=1: A 75, B 60, C 22.5; s=2: A 41.7, B 33.3 -> A(75) B(60) A(41.7): A3 B2 C1
+    (6, [100, 80, 30], "dean", None, None, [3, 2, 1], 0),
+    # Huntington-Hill 6 units: values w/sqrt(s(s+1)): s=1: A 70.7, B 56.6, C 21.2;
+    #   s=2: A 40.8, B 32.7 -> A B A: A3 B2 C1
+    (6, [100, 80, 30], "huntington_hill", None, None, [3, 2, 1], 0),
+    # a zero weight never gets a unit, even where d(0) = 0
+    (3, [0, 5, 5], "huntington_hill", None, None, [0, 2, 1], 0),
+    # statutory minimum, largest remainder: 20 by [1,1,1,30] with minimum 2: quotas 0.6 -> the
+    #   three small ones get 2, the rest (14) goes to the last; `at least 2` pays 2 each first
+    #   and splits 12 by weight: [3,2,2,13]
+    (20, [1, 1, 1, 30], "largest_remainder", ("quota", 2), None, [2, 2, 2, 14], 0),
+    (20, [1, 1, 1, 30], "largest_remainder", 2, None, [3, 2, 2, 13], 0),
+    # quotas recomputed: 10 by [1,3,3,3] min 2: quota 1 < 2 fixes the first; 8 left by
+    #   [3,3,3]: 2.67 each >= 2 -> 3,3,2 (largest remainder, ties to the earlier)
+    (10, [1, 3, 3, 3], "largest_remainder", ("quota", 2), None, [2, 3, 3, 2], 0),
+    # a second round: 12 by [1,2,9] min 3: quota 1 < 3 fixes the first; 9 left by [2,9]:
+    #   quota 1.6 < 3 fixes the second; 6 left to the last
+    (12, [1, 2, 9], "largest_remainder", ("quota", 3), None, [3, 3, 6], 0),
+    # statutory minimum with a divisor method: D'Hondt continuing from 1 each:
+    #   10 by [100,80,30] min 1 -> values 100/2, 80/2, 30/2, 100/3 ...: 7 more units
+    (10, [100, 80, 30], "dhondt", ("quota", 1), None, [5, 4, 1], 0),
+    (10, [100, 80, 30], "dhondt", 1, None, [4, 4, 2], 0),
 ]
 
 
 @pytest.mark.parametrize("amount,weights,method,minimum,cap,shares,leftover", SPLIT_CASES)
 def test_split_hand_worked(amount, weights, method, minimum, cap, shares, leftover):
-    assert split(amount, weights, method, minimum, cap) == (shares, leftover)
+    rule = "first"
+    if isinstance(minimum, tuple):
+        rule, minimum = minimum
+    assert split(amount, weights, method, minimum, cap, rule) == (shares, leftover)
 
 
 @pytest.mark.parametrize(
@@ -135,6 +174,9 @@ def test_split_hand_worked(amount, weights, method, minimum, cap, shares, leftov
         ((5, [1, -1], "largest_remainder", None, None), "split_weight"),
         ((5, [1, 1], "nonsense", None, None), "split_method"),
         ((5, [1, 1], "largest_remainder", 3, 2), "split_cap"),
+        ((5, [1, 1], "sequential_floor", 1, None, "quota"), "split_method"),
+        ((5, [1, 1], "largest_remainder", 1, None, "sometimes"), "split_method"),
+        ((5, [1, 1, 1], "largest_remainder", 2, None, "quota"), "split_minimum"),
     ],
 )
 def test_split_errors(args, code):
@@ -197,15 +239,21 @@ def test_largest_remainder_proportional_within_one(amount, weights):
 @given(
     st.integers(0, 60),
     st.lists(st.integers(0, 6), min_size=1, max_size=6),
-    st.sampled_from(["dhondt", "sainte_lague"]),
+    st.sampled_from(sem.DIVISOR_METHODS),
+    st.integers(0, 3),
 )
-def test_divisor_matches_unit_by_unit(amount, weights, method):
-    # small weights make ties common: the fast path must break them exactly like the loop
-    shares, _ = split(amount, weights, method)
-    if sum(weights) == 0:
-        assert shares == [0] * len(weights)
+def test_divisor_matches_unit_by_unit(amount, weights, method, start):
+    # small weights make ties common: the fast path must break them exactly like the loop;
+    # `start` > 0 is a statutory minimum (every recipient starts there)
+    n = len(weights)
+    if start:
+        shares, _ = split(amount + start * n, weights, method, start, None, "quota")
     else:
-        assert shares == sem.divisor_reference(amount, weights, method)
+        shares, _ = split(amount, weights, method)
+    if sum(weights) == 0:
+        assert shares == [start] * n
+    else:
+        assert shares == sem.divisor_reference(amount, weights, method, start)
 
 
 @settings(max_examples=100, deadline=None)
@@ -214,7 +262,7 @@ def test_split_symmetric_equal_weights(amount, weights, method):
     # equal weights => shares within one unit (sequential_floor excepted: the last gets all)
     weights = [weights[0]] * len(weights)
     shares, _ = split(amount, weights, method)
-    if method != "sequential_floor":
+    if method not in ("sequential_floor", "sequential_floor_listed"):
         assert max(shares) - min(shares) <= 1
 
 
@@ -274,3 +322,38 @@ def test_round_quotient_agrees_with_fraction_rounding(n: int, d: int) -> None:
     assert sem.round_quotient(n, d, "floor") == sem.floor(x)
     assert sem.round_quotient(n, d, "ceil") == sem.ceil(x)
     assert sem.round_quotient(n, d, "round") == sem.round_half_up(x)
+
+
+# ---------------------------------------------------------------- statutory minimum, orders
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 500), st.lists(st.integers(0, 60), min_size=1, max_size=8),
+       st.integers(1, 5))
+def test_statutory_minimum_is_a_floor_with_recomputed_quotas(amount, weights, m):
+    n = len(weights)
+    try:
+        shares, left = split(amount, weights, "largest_remainder", m, None, "quota")
+    except SplitError as e:
+        assert e.code == "split_minimum" and amount < n * m
+        return
+    assert all(s >= m for s in shares) and sum(shares) + left == amount
+    free = [i for i, s in enumerate(shares) if s > m]
+    if sum(weights):
+        assert left == 0
+    # the recipients above the minimum split what the fixed ones left by largest remainder,
+    # each within one unit of its recomputed quota
+    rest = amount - m * (n - len(free))
+    w_free = sum(weights[i] for i in free)
+    for i in free:
+        assert abs(F(shares[i]) - F(rest * weights[i], w_free)) < 1
+        assert F(rest * weights[i], w_free) >= m
+
+
+def test_order_recipients():
+    keys, weights = ["@b", "@a", "@c"], [1, 5, 5]
+    assert sem.order_recipients(keys, weights, "listed") == [0, 1, 2]
+    assert sem.order_recipients(keys, weights, "key") == [1, 0, 2]
+    assert sem.order_recipients(keys, weights, "weight") == [1, 2, 0]
+    with pytest.raises(SplitError):
+        sem.order_recipients([1, "a"], [1, 1], "key")

@@ -409,3 +409,24 @@ def test_self_registration_is_proof_of_possession_and_off_by_default(tmp_path):
     assert rep.ok and rep.signatures == 1, rep
     assert replay(rt).ok
     rt.close()
+
+
+def test_the_vector_with_another_implementation(tmp_path):
+    """OpenSSL's command line (another Ed25519 implementation) signs the vector's bytes,
+    written out by hand above, to the same signature."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command")
+    key = tmp_path / "k.pem"
+    key.write_bytes(signing.private_key_pem(signing.private_key_from_hex(VECTOR_SEED)))
+    msg = tmp_path / "m.bin"
+    msg.write_bytes(VECTOR_BYTES)
+    r = subprocess.run(
+        ["openssl", "pkeyutl", "-sign", "-inkey", str(key), "-rawin", "-in", str(msg)],
+        capture_output=True,
+    )
+    if r.returncode != 0:  # OpenSSL before 3.0 has no -rawin for Ed25519
+        pytest.skip(f"openssl cannot sign raw Ed25519: {r.stderr[:200]!r}")
+    assert r.stdout.hex() == VECTOR_SIG

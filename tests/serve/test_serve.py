@@ -85,6 +85,14 @@ def test_receipts_idempotency_codes_queries(start_server):
         seqs += [e["seq"] for e in page["entries"]]
         after = page["next_after"]
     assert seqs == list(range(1, s.get("/v1/health")["seq"] + 1))
+    far = s.get("/v1/history?after=9223372036854775807")
+    assert far["entries"] == [] and far["next_after"] is None
+    touched, after = [], 0  # an account's entries, paged: only those whose postings touch it
+    while after is not None:
+        page = s.get(f"/v1/history?after={after}&limit=2&account=party:ann:Credit")
+        touched += [e["seq"] for e in page["entries"]]
+        after = page["next_after"]
+    assert len(touched) == 2  # the deposit and the escrow of task t1
     for q in ("limit=0", "limit=abc", "after=-1", "limit=100000"):
         status, body = s.request("GET", f"/v1/history?{q}")
         assert status == 400 and body["code"] == "bad_query", q

@@ -288,6 +288,33 @@ ISSUANCE_CAPPED = (
     "        mint score * Item(id).uses * 1 Rep to Item(id).owner\n    }}"
 )
 
+# a bond: Rep burned on entry, minted back when it unlocks (backed by the burn); the buggy
+# twin bonds without burning, so the re-mint creates Rep from nothing
+BOND = """policy {name} version "1"
+asset Rep: score, decimals 0, mintable, burnable
+role Agent
+param admin: party = @admin
+record Bond {{ holder: party, amount: Rep = 0 Rep, unlocks: time }}
+on grant_rep(to: party, amount: Rep within 1 Rep..100 Rep) by admin {{
+    mint amount to to
+}}
+on bond(amount: Rep) by p: party {{
+    require amount > 0 Rep and balance(p, Rep) >= amount else "amount out of range"
+    require not exists Bond(p) else "already bonded"
+    {burn}
+    create Bond(p) {{ holder = p, amount = amount, unlocks = now + 7 days }}
+}}
+on slash(holder: party, amount: Rep) by admin {{
+    require exists Bond(holder) and amount > 0 Rep and amount <= Bond(holder).amount else "out of range"
+    set Bond(holder).amount = Bond(holder).amount - amount
+}}
+when Bond.unlocks passes as b {{
+    mint b.amount to b.holder
+    delete b
+}}
+"""
+BOND_BURN = "burn amount from p"
+
 # -- stranded: a fund dissolved with money in it; a task closed without its refund ---------
 DISSOLVE = (
     HEADER
