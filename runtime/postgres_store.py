@@ -74,7 +74,9 @@ SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")  # unquoted: PostgreSQL fol
 _LOCK_CLASS = 0x4348
 
 _TABLES = {
-    "schema_version": "CREATE TABLE {s}.schema_version (app TEXT NOT NULL, version INTEGER NOT NULL)",
+    "schema_version": (
+        "CREATE TABLE {s}.schema_version (app TEXT NOT NULL, version INTEGER NOT NULL)"
+    ),
     "meta": "CREATE TABLE {s}.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "journal": (
         "CREATE TABLE {s}.journal (seq BIGINT PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
@@ -138,7 +140,10 @@ def _why(exc: BaseException, secret: Optional[str]) -> str:
     """A driver error as one short line, never with the password in it."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     if secret:
-        text = text.replace(secret, "***")
+        from urllib.parse import unquote
+
+        for form in {secret, unquote(secret)}:
+            text = text.replace(form, "***")
     return text if len(text) <= 300 else text[:300] + "..."
 
 
@@ -374,7 +379,9 @@ class PostgresStore(ChangeBuffer):
     def last_row(self) -> Optional[JournalRow]:
         if self._pending:
             return self._pending[-1]
-        got = self._query("SELECT seq, event_id, entry, hash FROM journal ORDER BY seq DESC LIMIT 1")
+        got = self._query(
+            "SELECT seq, event_id, entry, hash FROM journal ORDER BY seq DESC LIMIT 1"
+        )
         return JournalRow(*got[0]) if got else None
 
     def entry_for(self, event_id: str) -> Optional[JournalRow]:
