@@ -17,7 +17,22 @@ The runtime and eval paths are timed from the first event to the last
 Prints events/s and the adapter's cost relative to the runtime (goal: under
 20 %), and checks that all three end with the same journal hash.
 
+Then the per-event cost in each way AIGrid's executors run a rule (SQLite,
+one durable commit per event, ledger under $CHARTER_DATA_DIR):
+
+* ``long-lived``: the Type 4 container: one instance, ``eval`` per event;
+* ``new instance per call``: the local SDK: every call unpacks the bundle,
+  imports ``function.py`` and builds a new instance in the same process;
+* ``new process per call``: the executor service: a fresh Python process per
+  event (import Charter, unpack, build, ``eval``), without and with the
+  ``pip install -r code/requirements.txt`` AIGrid runs first (already
+  satisfied here: its cost is pip's own start-up and resolution).
+
+``--estimates`` prints the resource_estimates ``--measure`` would record for
+the gig market (the figures in compiler/aigrid_estimates.py RECORDED).
+
     python benchmarks/bench_aigrid.py [--events N] [--sqlite-events M] [--repeat R]
+                                      [--mode-events K] [--estimates]
 """
 from __future__ import annotations
 
@@ -119,7 +134,16 @@ def main() -> None:
     ap.add_argument("--sqlite-events", type=int, default=1_000,
                     help="events for the SQLite runs (each commit is an fsync)")
     ap.add_argument("--repeat", type=int, default=5, help="best of R runs")
+    ap.add_argument("--mode-events", type=int, default=200,
+                    help="events for the executor-mode comparison (process per call: 1/10)")
+    ap.add_argument("--estimates", action="store_true")
     args = ap.parse_args()
+    if args.estimates:
+        from charter.compiler.aigrid_estimates import measure
+
+        print(json.dumps(measure(charter.load_policy(POLICY), gig_events(2000),
+                                 source="gig market, 2,000 events"), indent=2))
+        return
     all_events = gig_events(max(args.events, args.sqlite_events))
     policy = charter.load_policy(POLICY)
     work = Path(tempfile.mkdtemp(prefix="bench_aigrid_"))
@@ -161,11 +185,11 @@ def main() -> None:
 
     def via_eval(store: str) -> Callable[[], tuple[float, str]]:
         def run() -> tuple[float, str]:
-            from charter.compiler import export_aigrid
+            from charter.compiler import aigrid_rule
 
-            export_aigrid._SHARED.clear()
-            settings = {"store": "memory"} if store == ":memory:" else {"store": "sqlite",
-                                                                         "db_path": db()}
+            aigrid_rule.close_all()
+            settings = {"store": "memory", "ephemeral": True} if store == ":memory:" \
+                else {"store": "sqlite", "db_path": db()}
             params = exported.policy_rule["policy_parameters"]
             rule = Rule("bench", settings, params)
             evs = copies()
@@ -175,7 +199,7 @@ def main() -> None:
                 rule.eval(params, e, {})
             secs = now() - t0
             head = rule.management("balances", {})["journal_hash"]
-            rule._runtime.close()
+            aigrid_rule.close_all()
             return secs, head
         return run
 
@@ -216,6 +240,81 @@ def main() -> None:
             raise SystemExit(1)
     print("goal: eval within +20% of the runtime.  SQLite figures are bound by one fsync "
           "per commit and vary from run to run with the disk and the machine's load.")
+    executor_modes(exported, all_events[:args.mode_events], work)
+
+
+_CHILD = """
+import importlib.util, json, os, subprocess, sys, uuid, zipfile
+from pathlib import Path
+zip_path, event, settings, pip = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4] == "1"
+tmp = Path(sys.argv[5]) / str(uuid.uuid4())
+with zipfile.ZipFile(zip_path) as zf:
+    zf.extractall(tmp)
+if pip:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "--no-index",
+                           "-r", str(tmp / "code" / "requirements.txt")])
+spec = importlib.util.spec_from_file_location("function", tmp / "code" / "function.py")
+m = importlib.util.module_from_spec(spec); sys.modules["function"] = m; spec.loader.exec_module(m)
+out = m.AIOSv1PolicyRule("", settings, {}).eval({}, event, None)
+print(json.dumps(out))
+"""
+
+
+def executor_modes(exported: Any, events: list[dict], work: Path) -> None:
+    """Per-event cost of the rule under each of AIGrid's ways of running it."""
+    import os
+    import subprocess
+
+    from charter.compiler import aigrid_rule
+
+    settings = dict(exported.policy_rule["policy_settings"])  # sqlite, FULL
+    print(f"\nexecutor modes: gig market, SQLite FULL, per-event wall time")
+
+    def long_lived(evs: list[dict], data: Path) -> tuple[float, str]:
+        os.environ[aigrid_rule.DATA_DIR_ENV] = str(data)
+        rule = load_rule(exported.zip_path, data / "bundle")("", settings, {})
+        t0 = time.perf_counter()
+        out = [rule.eval({}, e, None) for e in evs]
+        secs = time.perf_counter() - t0
+        aigrid_rule.close_all()
+        return secs, out[-1]["journal_hash"]
+
+    def per_call(evs: list[dict], data: Path) -> tuple[float, str]:
+        os.environ[aigrid_rule.DATA_DIR_ENV] = str(data)
+        t0 = time.perf_counter()
+        for i, e in enumerate(evs):  # unpack, import, build, eval: every call
+            out = load_rule(exported.zip_path, data / f"call{i}")("", settings, {}).eval(
+                {}, e, None)
+        secs = time.perf_counter() - t0
+        aigrid_rule.close_all()
+        return secs, out["journal_hash"]
+
+    def per_process(evs: list[dict], data: Path, pip: bool) -> tuple[float, str]:
+        env = dict(os.environ, **{aigrid_rule.DATA_DIR_ENV: str(data)})
+        t0 = time.perf_counter()
+        for e in evs:
+            res = subprocess.run([sys.executable, "-c", _CHILD, str(exported.zip_path),
+                                  json.dumps(e), json.dumps(settings), "1" if pip else "0",
+                                  str(data / "calls")], env=env, capture_output=True,
+                                 text=True, cwd=str(ROOT))
+            if res.returncode != 0:
+                raise SystemExit(f"child failed: {res.stderr[-800:]}")
+        secs = time.perf_counter() - t0
+        return secs, json.loads(res.stdout.strip().splitlines()[-1])["journal_hash"]
+
+    n_proc = max(2, len(events) // 10)
+    rows = [("long-lived (Type 4)", len(events), *long_lived(events, work / "m1")),
+            ("new instance per call (SDK)", len(events), *per_call(events, work / "m2"))]
+    ref = rows[0][3]
+    sub = events[:n_proc]
+    ref_sub = long_lived(sub, work / "m3")[1]
+    rows.append(("new process per call", n_proc, *per_process(sub, work / "m4", False)))
+    rows.append(("  + pip install -r (satisfied)", n_proc,
+                 *per_process(sub, work / "m5", True)))
+    print(f"{'mode':32} {'events':>7} {'ms/event':>10} {'hash':>6}")
+    for name, n, secs, head in rows:
+        same = head == (ref if n == len(events) else ref_sub)
+        print(f"{name:32} {n:>7} {secs / n * 1000:>10.1f} {'same' if same else 'DIFF':>6}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import click
 
 from charter import __version__
 
-_AREAS = ("cli_compile", "cli_fmt", "cli_runtime", "cli_verify", "cli_export", "cli_lsp", "cli_serve")
+_AREAS = ("cli_compile", "cli_fmt", "cli_runtime", "cli_verify", "cli_export", "cli_lsp",
+          "cli_serve", "cli_mcp", "cli_simulate")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

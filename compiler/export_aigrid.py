@@ -7,12 +7,17 @@ PolicyRule JSON document (name, version, release_tag, code URL, type
 parameters and management commands).  :func:`export` writes both:
 
 * ``NAME-VERSION.zip``: ``code/function.py`` (a few lines binding the
-  bundled policy to :class:`PolicyRuleAdapter`, defined in this module),
+  bundled policy to :class:`~charter.compiler.aigrid_rule.PolicyRuleAdapter`),
   ``code/requirements.txt`` pinning the exporting Charter version,
-  ``code/policy/`` with the policy source and every file it imports, and
-  ``code/charter-bundle.json`` recording the source hash;
-* ``NAME-VERSION.policy.json``: the PolicyRule document, with every schema
-  generated from the compiled policy.
+  ``code/policy/`` with the policy source and every file it imports,
+  ``code/charter-bundle.json`` recording the source hash, and (with a
+  wheelhouse) ``code/wheels/`` for nodes without a package index;
+* ``NAME-VERSION.policy.json``: the PolicyRule document, with exactly the
+  fields AIGrid's registry keeps (``system/core/schema.py``): every schema
+  generated from the compiled policy, ``functionality_data`` (events, timers,
+  assets, management commands) and ``resource_estimates`` (measured).
+
+The rule class the bundle runs is :mod:`charter.compiler.aigrid_rule`.
 
 The bundle is deterministic: exporting the same policy twice gives
 byte-identical files (sorted entries, fixed timestamps).
@@ -23,9 +28,7 @@ import hashlib
 import io
 import json
 import os
-import threading
 import zipfile
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional
 
@@ -130,22 +133,38 @@ def parameters_schema(policy: ir.Policy) -> dict[str, Any]:
 
 
 def settings_schema(policy: ir.Policy) -> dict[str, Any]:
+    """JSON Schema of the rule's settings.  AIGrid's executors merge the registry's
+    ``policy_settings`` over the caller's (or use them alone), so every setting
+    here is one the operator puts in the PolicyRule document."""
     return {
         "$schema": SCHEMA_DIALECT,
         "title": f"{policy.name} settings",
         "type": "object",
         "properties": {
-            "store": {"enum": ["sqlite", "memory", "postgresql"], "default": "sqlite",
-                      "description": "where the ledger lives: a SQLite file, memory "
-                                     "(lost when the process ends), or PostgreSQL (db_url; "
-                                     "several processes may share the ledger)"},
-            "db_url": {"type": "string", "pattern": "^postgres(ql)?://",
-                       "description": "store=postgresql: the ledger's URL, "
-                                      "postgresql://USER:PASSWORD@HOST/DB?schema=NAME"},
+            "store": {"enum": ["sqlite", "postgresql", "memory"], "default": "sqlite",
+                      "description": "where the ledger lives: a SQLite file (default), a "
+                                     "PostgreSQL database (db_url), or memory (lost when the "
+                                     "process ends: refused unless ephemeral is true)"},
             "db_path": {"type": "string", "minLength": 1,
                         "default": default_db_path(policy),
-                        "description": "SQLite file of the ledger (store=sqlite); relative "
-                                       "paths are relative to the process's working directory"},
+                        "description": "SQLite file of the ledger: absolute, or relative to "
+                                       "data_dir (never to the executor's working directory)"},
+            "data_dir": {"type": "string", "minLength": 1,
+                         "description": "absolute folder for relative db_path values; default "
+                                        "$CHARTER_DATA_DIR, else $XDG_DATA_HOME/charter/aigrid"},
+            "db_url": {"type": "string", "pattern": "^postgres(ql)?://",
+                       "description": "store=postgresql: the ledger's URL, "
+                                      "postgresql://USER:PASSWORD@HOST/DB?schema=NAME "
+                                      "(several processes may share the ledger)"},
+            "lock_wait": {"type": "number", "minimum": 0, "maximum": 3600, "default": 30,
+                          "description": "seconds a call waits while another executor process "
+                                         "settles an event on the same ledger"},
+            "synchronous": {"enum": ["FULL", "NORMAL"], "default": "FULL",
+                            "description": "SQLite durability: FULL fsyncs every event; NORMAL "
+                                           "survives a killed process but may lose the last "
+                                           "events on power loss"},
+            "ephemeral": {"type": "boolean", "default": False,
+                          "description": "accept store=memory (a throw-away ledger per process)"},
             "step_budget": {"type": "integer", "minimum": 1, "default": 10_000_000,
                             "description": "most work one event may do (statements plus "
                                            "loop, aggregate and split items)"},
@@ -155,7 +174,7 @@ def settings_schema(policy: ir.Policy) -> dict[str, Any]:
 
 
 def default_db_path(policy: ir.Policy) -> str:
-    return f"{policy.name}.sqlite"
+    return f"{policy.name}-{policy.version}.sqlite"
 
 
 _POSTING_SCHEMA = {
@@ -191,6 +210,9 @@ def output_schema(policy: ir.Policy) -> dict[str, Any]:
             "journal_hash": {"type": ["string", "null"],
                              "description": "hash of the journal after this event"},
             "flags": {"type": "array", "items": {"type": "object"}},
+            "timers": {"type": "array", "description": "timed handlers this event fired"},
+            "warnings": {"type": "array", "items": {"type": "string"},
+                         "description": "present when the ledger is ephemeral (store=memory)"},
         },
     }
 
@@ -256,6 +278,47 @@ class Exported:
     policy_rule: dict[str, Any]
 
 
+# Charter's own requirements: a wheelhouse must hold a wheel of each for an offline node.
+RUNTIME_REQUIREMENTS = ("charter-policy", "lark", "attrs", "z3-solver", "click")
+
+
+def _dist_name(wheel: str) -> str:
+    """The normalised project name of a wheel file name (PEP 427, PEP 503)."""
+    import re
+
+    return re.sub(r"[-_.]+", "-", wheel.split("-", 1)[0]).lower()
+
+
+def wheelhouse_entries(wheelhouse: Path) -> dict[str, bytes]:
+    """``code/wheels/*.whl`` from a folder of wheels, checked to hold Charter (this
+    version) and every package it needs, so ``pip install --no-index`` succeeds."""
+    wheels = sorted(p for p in wheelhouse.glob("*.whl") if p.is_file())
+    if not wheels:
+        raise ExportError(f"{wheelhouse}: no .whl files (build one with "
+                          f"`pip wheel charter-policy=={charter_version()} -w {wheelhouse}`)")
+    have = {_dist_name(p.name) for p in wheels}
+    missing = [r for r in RUNTIME_REQUIREMENTS if r not in have]
+    if missing:
+        raise ExportError(f"{wheelhouse} has no wheel of {', '.join(missing)} (an offline node "
+                          f"installs from it alone; `pip wheel charter-policy=="
+                          f"{charter_version()} -w DIR` fetches them all)")
+    version = charter_version()
+    if not any(_dist_name(p.name) == "charter-policy" and p.name.split("-")[1] == version
+               for p in wheels):
+        raise ExportError(f"{wheelhouse}: no charter_policy-{version} wheel (the bundle pins "
+                          f"the Charter that exported it)")
+    return {f"code/wheels/{p.name}": p.read_bytes() for p in wheels}
+
+
+def requirements_txt(offline: bool) -> str:
+    pin = f"charter-policy=={charter_version()}\n"
+    if not offline:
+        return pin
+    # pip resolves --find-links relative to the requirements file itself
+    return "# offline: install only from the wheels shipped in this bundle\n" \
+           "--no-index\n--find-links wheels\n" + pin
+
+
 def _bundle_files(c: Compilation, root: Path) -> dict[str, str]:
     """``{path inside code/policy/: text}`` for the policy and every file it imports.
 
@@ -288,7 +351,7 @@ one recorded at export.
 """
 import os
 
-from charter.compiler.export_aigrid import PolicyRuleAdapter
+from charter.compiler.aigrid_rule import PolicyRuleAdapter
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -311,11 +374,13 @@ def _zip_bytes(entries: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def bundle_entries(c: Compilation, policy: ir.Policy, policy_path: Path) -> dict[str, bytes]:
+def bundle_entries(c: Compilation, policy: ir.Policy, policy_path: Path,
+                   wheelhouse: Optional[Path] = None) -> dict[str, bytes]:
     files = _bundle_files(c, policy_path)
     root_rel = next(k for k, v in files.items()
                     if not k.startswith("stdlib/") and Path(k).name == policy_path.name
                     and v == c.text)
+    wheels = wheelhouse_entries(wheelhouse) if wheelhouse is not None else {}
     manifest = {
         "charter_version": charter_version(),
         "policy": policy.name,
@@ -323,23 +388,51 @@ def bundle_entries(c: Compilation, policy: ir.Policy, policy_path: Path) -> dict
         "root": root_rel,
         "source_hash": policy.source_hash,
         "files": {k: hashlib.sha256(v.encode()).hexdigest() for k, v in sorted(files.items())},
+        "wheels": {k.rsplit("/", 1)[1]: hashlib.sha256(v).hexdigest()
+                   for k, v in sorted(wheels.items())},
     }
     entries = {f"code/policy/{k}": v.encode("utf-8") for k, v in files.items()}
+    entries.update(wheels)
     entries["code/function.py"] = _function_py(policy, root_rel).encode()
-    entries["code/requirements.txt"] = f"charter-policy=={charter_version()}\n".encode()
+    entries["code/requirements.txt"] = requirements_txt(bool(wheels)).encode()
     entries["code/charter-bundle.json"] = (json.dumps(manifest, indent=2, sort_keys=True)
                                            + "\n").encode()
     return entries
 
 
-def policy_rule(policy: ir.Policy, *, release_tag: str, code_url: str,
-                description: Optional[str] = None) -> dict[str, Any]:
-    """The PolicyRule document that onboards the bundle into AIGrid's policy system."""
+CODE_TYPE = "zip"  # the `code` URL names a zip archive holding code/function.py
+
+
+def functionality_data(policy: ir.Policy) -> dict[str, Any]:
+    """What the rule does, for people and for AIGrid's search: the policy's events,
+    timers, assets, roles, pools, records and proved properties, and its management
+    commands (the registry keeps no other field for them)."""
     return {
+        "summary": (f"Charter economy `{policy.name}` {policy.version}: settles each event "
+                    f"on a double-entry, hash-chained ledger and returns its receipt; a "
+                    f"rejected event changes nothing."),
+        "kind": "charter-economy",
+        "charter_version": charter_version(),
+        **describe(policy),
+        "management_commands": management_commands_schema(policy),
+    }
+
+
+def policy_rule(policy: ir.Policy, *, release_tag: str, code_url: str,
+                description: Optional[str] = None,
+                resource_estimates: Optional[dict[str, Any]] = None,
+                settings: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The PolicyRule document that onboards the bundle into AIGrid's policy system.
+
+    It has exactly the fields AIGrid's ``PolicyRule`` keeps (system/core/schema.py),
+    so the registry stores it whole: nothing is dropped on the way in."""
+    from .aigrid_estimates import RECORDED
+
+    return {
+        "policy_rule_uri": f"{policy.name}:{policy.version}-{release_tag}",
         "name": policy.name,
         "version": policy.version,
         "release_tag": release_tag,
-        "policy_rule_uri": f"{policy.name}:{policy.version}-{release_tag}",
         "metadata": {
             "generator": f"charter {charter_version()}",
             "charter_source_hash": policy.source_hash,
@@ -348,34 +441,66 @@ def policy_rule(policy: ir.Policy, *, release_tag: str, code_url: str,
         },
         "tags": ",".join(["charter", "economy", policy.name]),
         "code": code_url,
+        "code_type": CODE_TYPE,
         "type": POLICY_TYPE,
         "policy_input_schema": input_schema(policy),
         "policy_output_schema": output_schema(policy),
         "policy_settings_schema": settings_schema(policy),
         "policy_parameters_schema": parameters_schema(policy),
-        "policy_settings": {"store": "sqlite", "db_path": default_db_path(policy)},
+        "policy_settings": dict(settings) if settings is not None else
+        {"store": "sqlite", "db_path": default_db_path(policy)},
         "policy_parameters": {p.name: json_value(p.default) for p in policy.params},
-        "management_commands_schema": management_commands_schema(policy),
         "description": description or (
             f"Charter economy `{policy.name}` {policy.version}: settles each event through "
             f"the Charter runtime on a double-entry ledger and returns its receipt."),
+        "functionality_data": functionality_data(policy),
+        "resource_estimates": resource_estimates or RECORDED,
     }
+
+
+def read_events(path: Path) -> list[Any]:
+    """Events of a JSON Lines file, for ``--measure``."""
+    out = []
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeError) as err:
+        raise ExportError(f"cannot read {path}: {err}") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError as err:
+                raise ExportError(f"{path}:{n}: not JSON: {err}") from None
+    if not out:
+        raise ExportError(f"{path}: no events to measure with")
+    return out
 
 
 def export(policy_path: str | Path, out_dir: str | Path, *,
            release_tag: str = DEFAULT_RELEASE_TAG, code_url: Optional[str] = None,
-           params: Optional[dict[str, Any]] = None) -> Exported:
+           params: Optional[dict[str, Any]] = None,
+           settings: Optional[dict[str, Any]] = None,
+           measure_events: Optional[Any] = None,
+           wheelhouse: Optional[str | Path] = None) -> Exported:
     """Compile ``policy_path`` and write ``NAME-VERSION.zip`` and ``NAME-VERSION.policy.json``.
 
     ``params`` overrides parameter values in the document's
     ``policy_parameters`` (what AIGrid hands the rule's constructor), written
     as in events or as runtime values, each checked against its declared
-    range.  Raises :class:`charter.compiler.diagnostics.CharterError` when
-    the policy has errors, :class:`ExportError` when it cannot be bundled or
-    a parameter is refused, ``OSError`` when the files cannot be written.
+    range.  ``settings`` replaces the document's ``policy_settings`` (checked
+    as the rule checks them; AIGrid's executors give these precedence over a
+    caller's).  ``measure_events`` (a JSON Lines path or a list of events)
+    are settled once to measure ``resource_estimates``; without them the
+    recorded benchmark figures are used.  ``wheelhouse`` is a folder of wheels
+    (Charter and its requirements) shipped in the bundle for offline nodes.
+    Raises :class:`charter.compiler.diagnostics.CharterError` when the policy
+    has errors, :class:`ExportError` when it cannot be bundled or a parameter
+    or setting is refused, ``OSError`` when the files cannot be written.
     """
     from charter.runtime.api import ParamError, resolve_params
     from charter.runtime.values import to_json_value
+
+    from .aigrid_rule import BundleError, check_settings
 
     policy_path = Path(policy_path)
     c = Compilation.from_path(policy_path)
@@ -384,329 +509,46 @@ def export(policy_path: str | Path, out_dir: str | Path, *,
         values = resolve_params(policy, params or {})
     except ParamError as err:
         raise ExportError(f"parameter refused: {err}") from None
-    entries = bundle_entries(c, policy, policy_path)
+    if settings is not None:
+        try:
+            check_settings(settings)
+        except BundleError as err:
+            raise ExportError(f"setting refused: {err}") from None
+    estimates = None
+    if measure_events is not None:
+        from_file = isinstance(measure_events, (str, Path))
+        evs = read_events(Path(measure_events)) if from_file else list(measure_events)
+        what = Path(measure_events).name if from_file else f"{len(evs)} events"
+        try:
+            estimates = measure(policy, evs, params=dict(values),
+                                source=f"{what} settled once at export")
+        except ValueError as err:
+            raise ExportError(f"cannot measure: {err}") from None
+    entries = bundle_entries(c, policy, policy_path,
+                             Path(wheelhouse) if wheelhouse is not None else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{policy.name}-{policy.version}"
     zip_path = out / f"{stem}.zip"
     json_path = out / f"{stem}.policy.json"
-    doc = policy_rule(policy, release_tag=release_tag, code_url=code_url or zip_path.name)
+    doc = policy_rule(policy, release_tag=release_tag, code_url=code_url or zip_path.name,
+                      resource_estimates=estimates, settings=settings)
     doc["policy_parameters"] = {name: to_json_value(v) for name, v in values.items()}
     zip_path.write_bytes(_zip_bytes(entries))
     json_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", "utf-8")
     return Exported(zip_path=zip_path, json_path=json_path, policy_rule=doc)
 
 
-# --------------------------------------------------------------------------
-# The adapter that the bundle's function.py subclasses.  It lives here, in the
-# pinned Charter package, so a bundle carries only its policy and a few lines.
+def measure(policy: ir.Policy, events: list, *, params: dict, source: str) -> dict[str, Any]:
+    from .aigrid_estimates import measure as _measure
+
+    return _measure(policy, events, params=params, source=source)
 
 
-class BundleError(RuntimeError):
-    """The bundle refuses to start: its source changed, or settings/parameters are invalid."""
+def __getattr__(name: str) -> Any:
+    # bundles exported before the rule class moved import it from here
+    if name in ("PolicyRuleAdapter", "BundleError", "_SHARED"):
+        from . import aigrid_rule
 
-
-_COMMANDS = tuple(name for name, _, _ in MANAGEMENT_COMMANDS)
-# Runtimes on one SQLite file are shared by every rule instance of the process,
-# so two threads (or two instances) never keep two diverging copies of a ledger.
-_SHARED: dict[str, tuple[Any, "threading.RLock", str, dict]] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, Fraction):
-        return {"num": v.numerator, "den": v.denominator}
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, set, frozenset)):
-        return [_json_safe(x) for x in v]
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    if attrs.has(type(v)):
-        return _json_safe(attrs.asdict(v, recurse=False))
-    return str(v)
-
-
-def _check_data(action: str, data: Any) -> Optional[str]:
-    """Validate a management payload against its schema (a flat object of typed keys)."""
-    schema = next(s for n, _, s in MANAGEMENT_COMMANDS if n == action)
-    if data is None:
-        return None
-    if not isinstance(data, dict):
-        return f"{action}: data must be an object"
-    props = schema["properties"]
-    for key, value in data.items():
-        if key not in props:
-            known = ", ".join(props) or "none"
-            return f"{action}: unknown key {key!r} (allowed: {known})"
-        want = props[key]["type"]
-        ok = (isinstance(value, str) if want == "string" else
-              isinstance(value, int) and not isinstance(value, bool) and
-              value >= props[key].get("minimum", value))
-        if not ok:
-            expected = "text" if want == "string" else "a positive integer"
-            return f"{action}: {key!r} must be {expected}"
-    return None
-
-
-class PolicyRuleAdapter:
-    """AIGrid's ``AIOSv1PolicyRule`` contract on top of the Charter runtime.
-
-    ``eval`` settles one event and returns its receipt as a dict; it never
-    raises.  ``management`` answers the commands of
-    :data:`MANAGEMENT_COMMANDS`.  Subclasses (the bundle's ``function.py``)
-    set :attr:`POLICY_FILE`, :attr:`SOURCE_HASH` and :attr:`CHARTER_VERSION`.
-    """
-
-    POLICY_FILE: str = ""
-    SOURCE_HASH: str = ""
-    CHARTER_VERSION: str = ""
-
-    def __init__(self, rule_id: Any, settings: Optional[dict], parameters: Optional[dict]):
-        self.rule_id = rule_id
-        self.settings = self._check_settings(settings)
-        self.parameters = dict(parameters or {})
-        self.policy = self._compile()
-        self._runtime, self._lock = self._open()
-        self._accepted_params: Any = None
-        self._persistent = bool(getattr(self._runtime.store, "persistent", True))
-
-    # ---- start-up
-
-    @staticmethod
-    def _check_settings(settings: Optional[dict]) -> dict[str, Any]:
-        s = dict(settings or {})
-        unknown = set(s) - {"store", "db_path", "db_url", "step_budget"}
-        if unknown:
-            raise BundleError(f"unknown setting(s): {', '.join(sorted(map(str, unknown)))} "
-                              "(allowed: store, db_path, db_url, step_budget)")
-        budget = s.get("step_budget", 10_000_000)
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-            raise BundleError("setting step_budget must be a positive integer")
-        s["step_budget"] = budget
-        store = s.get("store", "sqlite")
-        if store not in ("sqlite", "memory", "postgresql"):
-            raise BundleError("setting store must be 'sqlite', 'memory' or 'postgresql', "
-                              f"not {str(store)[:40]!r}")
-        if store == "postgresql":
-            url = s.get("db_url")
-            if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
-                raise BundleError("store=postgresql needs the setting db_url: "
-                                  "postgresql://USER:PASSWORD@HOST/DB?schema=NAME")
-        if "db_path" in s and (not isinstance(s["db_path"], str) or not s["db_path"]):
-            raise BundleError("setting db_path must be a non-empty path")
-        s["store"] = store
-        return s
-
-    def _compile(self) -> ir.Policy:
-        from charter.compiler.diagnostics import CharterError, render_text
-
-        c = Compilation.from_path(self.POLICY_FILE)
-        try:
-            policy = c.ir
-        except CharterError as err:
-            raise BundleError("the bundled policy does not compile:\n"
-                              + render_text(err.diagnostics, err.sources)) from None
-        if self.SOURCE_HASH and policy.source_hash != self.SOURCE_HASH:
-            raise BundleError(
-                f"refusing to run: the policy's source hash is {policy.source_hash}, but the "
-                f"bundle was exported with {self.SOURCE_HASH} (the policy or a module it imports "
-                f"changed, or the installed Charter's standard library differs from "
-                f"charter-policy=={self.CHARTER_VERSION})")
-        return policy
-
-    def _open(self) -> tuple[Any, "threading.RLock"]:
-        from charter.runtime.api import ParamError, StoreError, open_runtime, resolve_params
-
-        try:
-            wanted = resolve_params(self.policy, self.parameters)
-        except ParamError as err:
-            raise BundleError(f"parameters refused: {err}") from None
-        try:
-            if self.settings["store"] == "memory":
-                rt = open_runtime(self.policy, ":memory:", params=self.parameters,
-                                  step_budget=self.settings["step_budget"])
-                return rt, threading.RLock()
-            if self.settings["store"] == "postgresql":
-                # a shared ledger: this process's runtimes and other processes' all settle on
-                # it (the store serialises them); one runtime per URL in this process
-                path = self.settings["db_url"]
-            else:
-                path = os.path.realpath(
-                    self.settings.get("db_path") or default_db_path(self.policy)
-                )
-            with _SHARED_LOCK:
-                shared = _SHARED.get(path)
-                if shared is None:
-                    rt = open_runtime(self.policy, path, params=self.parameters,
-                                      step_budget=self.settings["step_budget"])
-                    shared = (rt, threading.RLock(), self.policy.source_hash, wanted)
-                    _SHARED[path] = shared
-            rt, lock, source_hash, params = shared
-            if source_hash != self.policy.source_hash or params != wanted:
-                from charter.runtime.store_url import redact
-
-                raise BundleError(f"{redact(path)} is already open in this process for another "
-                                  "policy or other parameters")
-            return rt, lock
-        except (StoreError, ParamError) as err:
-            raise BundleError(f"cannot open the ledger: {err}") from None
-
-    # ---- eval
-
-    def _effective_params_error(self, parameters: Any) -> Optional[dict]:
-        # AIGrid passes the rule's parameters on every call: remember the last
-        # accepted ones so the common case costs one dict comparison.
-        if not parameters or parameters == self._accepted_params:
-            return None
-        from charter.runtime.api import ParamError, resolve_params
-
-        if not isinstance(parameters, dict):
-            return self._refusal(None, "bad_parameter", "parameters must be an object")
-        try:
-            wanted = resolve_params(self.policy, {**self.parameters, **parameters})
-        except ParamError as err:
-            return self._refusal(None, "bad_parameter", f"parameters refused: {err}")
-        if wanted != self._runtime.params:
-            diff = sorted(k for k in wanted if wanted[k] != self._runtime.params.get(k))
-            return self._refusal(None, "params_fixed",
-                                 f"parameters differ from those this ledger was started with "
-                                 f"({', '.join(diff)}); a ledger's parameters are fixed for its "
-                                 f"life: onboard another rule instance with another db_path to "
-                                 f"settle with other values")
-        self._accepted_params = json.loads(json.dumps(parameters))  # a private copy
-        return None
-
-    def _refusal(self, event_id: Any, code: str, message: str) -> dict[str, Any]:
-        head = getattr(getattr(self, "_runtime", None), "journal_hash", None)
-        return {"status": "rejected", "applied": False,
-                "event_id": event_id if isinstance(event_id, str) else None,
-                "code": code, "message": message, "tx": None, "postings": [],
-                "journal_hash": head, "flags": []}
-
-    def eval(self, parameters: Any, input_data: Any, context: Any = None) -> dict[str, Any]:
-        """Settle one event; return its receipt or its rejection.  Never raises."""
-        event_id = input_data.get("id") if isinstance(input_data, dict) else None
-        try:
-            if isinstance(input_data, (bytes, bytearray)):
-                input_data = input_data.decode("utf-8")
-            if isinstance(input_data, str):
-                try:
-                    input_data = json.loads(input_data)
-                except ValueError as err:
-                    return self._refusal(None, "bad_envelope", f"input is not JSON: {err}")
-                event_id = input_data.get("id") if isinstance(input_data, dict) else None
-            with self._lock:
-                refused = self._effective_params_error(parameters)
-                if refused is not None:
-                    refused["event_id"] = event_id if isinstance(event_id, str) else None
-                    return refused
-                rt = self._runtime
-                outcome = rt.submit(input_data)
-                if self._persistent:
-                    rt.flush()  # durable before the receipt is returned
-                head = rt.journal_hash
-            # Receipts are plain JSON data already (the journal is canonical
-            # JSON), so they are returned as they are: no per-event re-walk.
-            if outcome.applied:
-                out = {"status": "duplicate" if outcome.duplicate else "applied", "applied": True, "event_id": outcome.event_id,
-                       "code": None, "message": None, "tx": outcome.tx,
-                       "postings": [p.to_dict() for p in outcome.postings],
-                       "journal_hash": outcome.journal_hash, "flags": list(outcome.flags),
-                       "timers": list(outcome.timers)}
-            else:
-                out = {"status": "rejected",
-                       "applied": False, "event_id": outcome.event_id, "code": outcome.code,
-                       "message": outcome.message, "tx": None, "postings": [],
-                       "journal_hash": head, "flags": []}
-            return out
-        except Exception as exc:  # the contract: eval never raises
-            return self._refusal(event_id, "internal_error", f"{type(exc).__name__}: {exc}")
-
-    # ---- management
-
-    def management(self, action: str, data: Optional[dict] = None) -> dict[str, Any]:
-        """Answer one management command (see ``management_commands_schema``).  Never raises."""
-        if action not in _COMMANDS:
-            return {"status": "error",
-                    "message": f"unknown action {action!r}; known actions: {', '.join(_COMMANDS)}"}
-        problem = _check_data(action, data)
-        if problem:
-            return {"status": "error", "message": problem}
-        try:
-            handler = getattr(self, f"_m_{action}")
-            if action in ("describe", "verify"):
-                # read only the compiled policy: a long proof must not hold up eval
-                result = handler(dict(data or {}))
-            else:
-                with self._lock:
-                    # a ledger other processes also write (PostgreSQL): read it as it is now
-                    self._runtime.refresh()
-                    result = handler(dict(data or {}))
-            return _json_safe({"status": "ok", **result})
-        except Exception as exc:
-            return {"status": "error", "message": f"{action} failed: {type(exc).__name__}: {exc}"}
-
-    def _m_balances(self, data: dict) -> dict:
-        rt = self._runtime
-        party, asset = data.get("party"), data.get("asset")
-        pools = {p.name: p.asset for p in self.policy.pools}
-        out = {}
-        for acc, amount in rt.balances().items():
-            parts = acc.split(":")
-            acc_asset = pools.get(parts[1]) if parts[0] == "pool" else parts[-1]
-            if party is not None and not (parts[0] in ("party", "stake") and parts[1] == party):
-                continue
-            if asset is not None and acc_asset != asset:
-                continue
-            out[acc] = amount
-        return {"balances": out, "journal_hash": rt.journal_hash}
-
-    def _m_history(self, data: dict) -> dict:
-        party, limit = data.get("party"), data.get("limit")
-        entries = self._runtime.history()
-        if party is not None:
-            mine = (f"party:{party}:", f"stake:{party}:")
-            entries = [e for e in entries if e["event"].get("submitter") == party
-                       or any(p["from"].startswith(mine) or p["to"].startswith(mine)
-                              for p in e["postings"])]
-        if limit is not None:
-            entries = entries[-limit:]
-        return {"entries": entries}
-
-    def _m_records(self, data: dict) -> dict:
-        names = [r.name for r in self.policy.records]
-        name = data.get("record")
-        if name is not None and name not in names:
-            raise ValueError(f"no record kind {name!r} (records: {', '.join(names) or 'none'})")
-        out = {n: self._runtime.records(n) for n in ([name] if name else names)}
-        if data.get("key") is not None:
-            key = data["key"]
-            out = {n: {k: v for k, v in recs.items() if k == key} for n, recs in out.items()}
-        return {"records": out}
-
-    def _m_audit(self, data: dict) -> dict:
-        return {"audit": self._runtime.audit().to_dict()}
-
-    def _m_replay(self, data: dict) -> dict:
-        from charter.runtime.api import replay
-
-        return {"replay": replay(self._runtime).to_dict()}
-
-    def _m_params(self, data: dict) -> dict:
-        return {"params": {p.name: {"value": self._runtime.params[p.name],
-                                    "type": type_text(p.type), "default": p.default,
-                                    "lo": p.lo, "hi": p.hi} for p in self.policy.params}}
-
-    def _m_describe(self, data: dict) -> dict:
-        return {"policy": describe(self.policy)}
-
-    def _m_verify(self, data: dict) -> dict:
-        from charter.compiler.verify import Options, verify
-
-        results = verify(self.policy, Options(timeout_ms=data.get("timeout_ms", 5000)),
-                         use_cache=False)
-        counts: dict[str, int] = {}
-        for r in results:
-            counts[r.status] = counts.get(r.status, 0) + 1
-        return {"summary": counts, "results": [r.to_dict() for r in results]}
+        return getattr(aigrid_rule, name)
+    raise AttributeError(name)

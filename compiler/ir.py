@@ -144,6 +144,10 @@ class Asset:
     cap: Optional[int] = None  # max total supply, minor units
     decay: Optional[Fraction] = None  # share removed by each `decay` statement
     span: Span = NOSPAN
+    # a credit line (minor units): a party's account may go down to -credit, not below;
+    # one that ends an event below -soft_credit is flagged (journalled), nothing blocked
+    credit: Optional[int] = None
+    soft_credit: Optional[int] = None
 
     @property
     def transferable(self) -> bool:

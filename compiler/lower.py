@@ -20,7 +20,10 @@ from .typecheck import (
 )
 
 ASSET_KINDS = ("token", "score", "right")
-ASSET_OPTIONS = ("decimals", "mintable", "burnable", "fixed", "cap", "decays")
+ASSET_OPTIONS = ("decimals", "mintable", "burnable", "fixed", "cap", "decays", "credit",
+                 "soft_credit")
+# options whose value is an amount of the asset itself (minor units once decimals are known)
+_AMOUNT_OPTIONS = ("cap", "credit", "soft_credit")
 
 
 def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]] = None,
@@ -97,7 +100,8 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
                 hint=did_you_mean(a.kind, ASSET_KINDS) or "token (transferable), score (earned, "
                 "never transferred) or right (granted and revoked)")
     decimals, mintable, burnable, cap, decay = 0, False, False, None, None
-    cap_scale: list[tuple[Any, Any, Span]] = []
+    cap_scale: list[tuple[Any, Any, Span, str]] = []
+    limits: dict[str, int] = {}
     env = Env(scope=chk.syms.root, in_handler=False)
     for o in a.options:
         if o.name not in ASSET_OPTIONS:
@@ -105,7 +109,7 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
                     hint=did_you_mean(o.name, ASSET_OPTIONS) or "options: "
                     + ", ".join(ASSET_OPTIONS))
             continue
-        takes_value = o.name in ("decimals", "cap", "decays")
+        takes_value = o.name in ("decimals", "decays", *_AMOUNT_OPTIONS)
         if takes_value != (o.value is not None):
             d.error("E0211", f"`{o.name}` {'needs' if takes_value else 'takes no'} value", o.span)
             continue
@@ -119,17 +123,17 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
                 d.error("E0211", "decimals must be a whole number in 0..18", o.span)
             else:
                 decimals = v
-        elif o.name == "cap":
+        elif o.name in _AMOUNT_OPTIONS:
             # `cap 1000 Credit` is already in minor units; a bare `cap 1000` is in whole
             # units of the asset (decimals may be declared after the cap, so scale last).
             x = chk.expr(o.value, env)
             v = _const(chk, o.value, env)
             if isinstance(x.type, ir.TAmount) and x.type.asset != a.name:
-                d.error("E0302", f"the cap of {a.name} is given in {x.type.asset}", o.span)
+                d.error("E0302", f"the {o.name} of {a.name} is given in {x.type.asset}", o.span)
                 continue
             scale = 1 if isinstance(x.type, ir.TAmount) else None
             cap_raw = v if isinstance(v, (int, Fraction)) and not isinstance(v, bool) else None
-            cap_scale.append((cap_raw, scale, o.span))
+            cap_scale.append((cap_raw, scale, o.span, o.name))
             continue
         elif o.name == "decays":
             v = _const(chk, o.value, env)
@@ -137,20 +141,33 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
                 d.error("E0211", "decays takes a ratio in 0%..100%, like `decays 10%`", o.span)
             else:
                 decay = Fraction(v)
-    for cap_raw, scale, span in cap_scale:
+    for cap_raw, scale, span, name in cap_scale:
         cap_minor = None if cap_raw is None else \
             Fraction(cap_raw) * (scale if scale is not None else 10 ** decimals)
         if cap_minor is None or cap_minor.denominator != 1 or cap_minor < 0:
-            d.error("E0211", "cap must be a non-negative whole amount", span)
+            d.error("E0211", f"{name} must be a non-negative whole amount", span)
         else:
-            cap = int(cap_minor)
+            limits[name] = int(cap_minor)
+    cap = limits.get("cap")
+    credit, soft = limits.get("credit"), limits.get("soft_credit")
+    if (credit is not None or soft is not None) and a.kind != "token":
+        d.error("E0211", f"a credit line lets a party owe {a.name}, which only a token can do",
+                a.span, hint="a score or right is never transferred, so it is never owed")
+    if soft is not None and credit is None:
+        d.error("E0211", "`soft_credit` flags a balance below a limit inside a credit line: "
+                         "declare the line with `credit`", a.span,
+                hint=f"e.g. `credit 20 {a.name}, soft_credit 10 {a.name}`")
+    elif soft is not None and credit is not None and soft > credit:
+        d.error("E0211", "`soft_credit` is deeper than the `credit` line itself: it could "
+                         "never flag", a.span)
     if a.kind != "token" and a.kind in ASSET_KINDS and a.kind == "right" and (
             mintable or burnable or decay):
         d.error("E0211", "a right has no supply: it is granted and revoked", a.span)
     if cap is not None and not mintable:
         d.error("E0211", f"a cap limits minting, and {a.name} is not mintable", a.span)
     return ir.Asset(name=a.name, kind=a.kind, decimals=decimals, mintable=mintable,
-                    burnable=burnable, cap=cap, decay=decay, span=a.span)
+                    burnable=burnable, cap=cap, decay=decay, credit=credit, soft_credit=soft,
+                    span=a.span)
 
 
 def _const(chk: Checker, e: ast.Expr, env: Env) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -71,10 +72,32 @@ class Symbols:
     root: Optional[ModuleScope] = None
 
     def source_hash(self) -> str:
+        """sha256 over every source file, the same wherever the files are.
+
+        A policy compiled as ``examples/x/policy.charter``, as an absolute path
+        or from an exported bundle in another directory hashes alike (the
+        journal's genesis and an AIGrid bundle's start-up check rely on it):
+        files are ordered by their place relative to one another, then the
+        standard library modules by name."""
         h = hashlib.sha256()
-        for name in sorted(self.sources):
+        for name in _location_free_order(self.sources):
             h.update(Path(name).name.encode() + b"\0" + self.sources[name].encode() + b"\0")
         return h.hexdigest()
+
+
+def _location_free_order(names: Any) -> list[str]:
+    """Source names in an order that does not depend on the working directory or on
+    where the files live: files first, by path relative to their common folder (for
+    absolute names this is plain sorting), then ``<stdlib>/...`` and other ``<...>``."""
+    files = {n: os.path.normpath(os.path.abspath(n)) for n in names if not n.startswith("<")}
+    base = os.path.commonpath([os.path.dirname(p) for p in files.values()]) if files else ""
+
+    def key(n: str) -> tuple[int, str]:
+        if n in files:
+            return (0, Path(os.path.relpath(files[n], base)).as_posix())
+        return (1, n)
+
+    return sorted(names, key=key)
 
 
 def strip_spans(node: Any) -> Any:

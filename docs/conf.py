@@ -33,6 +33,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "charter_economies",
     "charter_cli",
+    "charter_simulate",
 ]
 
 autodoc_member_order = "bysource"

@@ -335,6 +335,9 @@ class Compiler:
             raise PolicyNotExecutable(f"burn of {asset}, which is not burnable")
         cap = a.cap
         supply_acc = supply_account(asset)
+        # a credit line lets a party's own account go down to -credit
+        credit = (a.credit or 0) if isinstance(s.src, ir.AccParty) else 0
+        line = f" (credit line {amount_text(credit, dec, asset)})" if credit else ""
 
         def move(e: Env) -> None:
             amt = amount(e)
@@ -357,11 +360,11 @@ class Compiler:
                         )
             else:
                 have = st.balances.get(s_acc, 0)
-                if have < amt:
+                if have + credit < amt:
                     raise Rejected(
                         "insufficient_funds",
                         f"{kind}: {s_acc} holds {amount_text(have, dec, asset)}, "
-                        f"needs {amount_text(amt, dec, asset)}",
+                        f"needs {amount_text(amt, dec, asset)}{line}",
                         span,
                     )
             if amt:
@@ -389,6 +392,9 @@ class Compiler:
         # a record-typed recipient is paid into that record's escrow
         escrow_of = s.to.type.record if isinstance(s.to.type, ir.TRecord) else None
         where_budget = f"the split of {asset} among {describe_collection(s.source)}"
+        a = self.assets.get(asset)
+        credit = (a.credit or 0) if a is not None and isinstance(s.src, ir.AccParty) else 0
+        line = f" (credit line {amount_text(credit, dec, asset)})" if credit else ""
 
         def recipient_account(e: Env, r: Any) -> str:
             if escrow_of is None:
@@ -406,11 +412,11 @@ class Compiler:
                 raise Rejected(
                     "negative_amount", f"cannot split a negative amount ({amt} {asset})", span
                 )
-            if have < amt:
+            if have + credit < amt:
                 raise Rejected(
                     "insufficient_funds",
                     f"split: {s_acc} holds {amount_text(have, dec, asset)}, "
-                    f"needs {amount_text(amt, dec, asset)}",
+                    f"needs {amount_text(amt, dec, asset)}{line}",
                     span,
                 )
             loc = e.loc

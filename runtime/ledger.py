@@ -92,6 +92,7 @@ def check_transaction(
     before: Mapping[str, Optional[int]],
     balances: Mapping[str, int],
     asset_of: Callable[[str], str],
+    floor_of: Optional[Callable[[str], int]] = None,
 ) -> None:
     """Re-check a transaction before commit.
 
@@ -99,7 +100,8 @@ def check_transaction(
     transaction, ``balances`` the balances now.  Checks that every posting is
     non-negative and moves the asset both accounts hold, that the actual
     balance changes equal what the postings say, that they sum to zero per
-    asset, and that no touched non-supply account is negative.  Raises
+    asset, and that no touched non-supply account is negative (below ``floor_of(account)``
+    where a credit line lets a party's account go below zero).  Raises
     :class:`LedgerError` naming the asset or account at fault, or
     :class:`BoundsError` when a posting or a touched balance (supply
     included) is outside ``+-MAX_BALANCE``, so every stored balance stays
@@ -126,8 +128,10 @@ def check_transaction(
                 )
             if s_now - (before[src] or 0) != -amount or d_now - (before[dst] or 0) != amount:
                 raise LedgerError(f"balances of {src} and {dst} do not match a move of {amount}")
-            if (s_now < 0 and not src.startswith("supply:")) or (
+            if (s_now < 0 and not src.startswith("supply:")
+                    and (floor_of is None or s_now < floor_of(src))) or (
                 d_now < 0 and not dst.startswith("supply:")
+                    and (floor_of is None or d_now < floor_of(dst))
             ):
                 raise LedgerError(f"a move of {amount} {asset} leaves {src} or {dst} negative")
             return
@@ -156,7 +160,8 @@ def check_transaction(
         if delta:
             a = asset_of(acc)
             net[a] = net.get(a, 0) + delta
-        if now < 0 and not acc.startswith("supply:"):
+        if now < 0 and not acc.startswith("supply:") and (
+                floor_of is None or now < floor_of(acc)):
             raise LedgerError(f"account {acc} would be negative ({now})")
     for a, d in net.items():
         if d:

@@ -313,6 +313,8 @@ class PyGen:
             raise _Unsupported
         if isinstance(s.dst, ir.AccSupply) and not (a.burnable or a.decay is not None):
             raise _Unsupported
+        if a.credit and isinstance(s.src, ir.AccParty):
+            raise _Unsupported  # a move on a credit line: the closure backend's statement
         supply = self.k(f"supply:{s.asset}") if from_supply else "None"
         # the closure backend's order: amount, its sign check, then source and destination
         self.emit(d, f"_a = {self.x(s.amount)}")

@@ -546,15 +546,26 @@ class Interpreter:
                     f"(supply {text(supply)})",
                     s.span,
                 )
-        elif bal.get(src, 0) < amount:
+        elif bal.get(src, 0) + self.owed(s.src, asset) < amount:
             raise Rejected(
                 "insufficient_funds",
                 f"{s.kind}: {src} holds {amount_text(bal.get(src, 0), asset.decimals, s.asset)}, "
-                f"needs {amount_text(amount, asset.decimals, s.asset)}",
+                f"needs {amount_text(amount, asset.decimals, s.asset)}"
+                + self.credit_note(s.src, asset),
                 s.span,
             )
         if amount:
             env.st.post(src, dst, s.asset, amount, s.kind)
+
+    @staticmethod
+    def owed(acc: Any, asset: ir.Asset) -> int:
+        """How far below zero a move may take ``acc``: a party's own account of an asset with
+        a credit line may go down to minus the line; every other account stays >= 0."""
+        return (asset.credit or 0) if isinstance(acc, ir.AccParty) else 0
+
+    def credit_note(self, acc: Any, asset: ir.Asset) -> str:
+        line = self.owed(acc, asset)
+        return f" (credit line {amount_text(line, asset.decimals, asset.name)})" if line else ""
 
     def s_Split(self, s: ir.Split, env: Any) -> None:
         decimals = self.assets[s.asset].decimals if s.asset in self.assets else 0
@@ -565,11 +576,13 @@ class Interpreter:
             raise Rejected(
                 "negative_amount", f"cannot split a negative amount ({amount} {s.asset})", s.span
             )
-        if have < amount:
+        line = self.assets.get(s.asset)
+        if have + (self.owed(s.src, line) if line else 0) < amount:
             raise Rejected(
                 "insufficient_funds",
                 f"split: {src} holds {amount_text(have, decimals, s.asset)}, "
-                f"needs {amount_text(amount, decimals, s.asset)}",
+                f"needs {amount_text(amount, decimals, s.asset)}"
+                + (self.credit_note(s.src, line) if line else ""),
                 s.span,
             )
         where = f"the split of {s.asset} among {_describe(s.source)}"

@@ -25,7 +25,9 @@ from typing import Any, Iterable, Optional
 from charter.compiler import ir
 
 from .ledger import Posting, account_party
-from .values import MAX_INT, Rejected, bound_problem, canonical, from_json_value, to_json_value
+from .values import (
+    MAX_INT, Rejected, amount_text, bound_problem, canonical, from_json_value, to_json_value,
+)
 
 _ABSENT = object()
 # NamedTuple instances made per posting/event skip the generated __new__ (a Python frame)
@@ -66,6 +68,13 @@ class State:
         # every:<handler> -> firings done, fired:<handler>:<key> -> due fired
         self.meta: dict[str, Any] = {}
         self.pool_asset = {p.name: p.asset for p in policy.pools}
+        # credit lines: asset -> how far (minor units) a party's account may go below zero
+        self.credit = {a.name: a.credit for a in policy.assets if getattr(a, "credit", None)}
+        self.soft_credit = {
+            a.name: (a.soft_credit, a.decimals)
+            for a in policy.assets
+            if getattr(a, "soft_credit", None) is not None
+        }
         # deadline handlers: record -> [(handler, field)], and a lazy heap per handler
         self.deadline_fields: dict[str, list[tuple[str, str]]] = {}
         self.heaps: dict[str, list[tuple[int, str]]] = {}
@@ -177,6 +186,30 @@ class State:
             if acc.startswith("party:"):
                 self.holders.setdefault(asset, set()).add(acc)
             self.add_party(p)
+
+    def flag_soft_credit(self, touched: Any) -> None:
+        """Flag every party account the event touched that ends it below its asset's soft
+        credit limit (the event still applies: a soft limit only flags), in account order."""
+        for acc in sorted(touched):
+            if not acc.startswith("party:"):
+                continue
+            asset = self.asset_of(acc)
+            soft = self.soft_credit.get(asset)
+            now = self.balances.get(acc, 0)
+            if soft is not None and now < -soft[0]:
+                self.flags.append({
+                    "party": account_party(acc),
+                    "message": f"owes more than its soft credit limit of "
+                               f"{amount_text(soft[0], soft[1], asset)} (balance "
+                               f"{amount_text(now, soft[1], asset)})",
+                })
+
+    def floor_of(self, acc: str) -> int:
+        """The lowest balance ``acc`` may hold: minus its asset's credit line for a party's
+        own account, else 0 (supply accounts are not checked)."""
+        if self.credit and acc.startswith("party:"):
+            return -self.credit.get(self.asset_of(acc), 0)
+        return 0
 
     def asset_of(self, acc: str) -> str:
         a = self.asset_of_acc.get(acc)

@@ -31,7 +31,7 @@ from .options import Options
 from .prepare import Prepared
 from .result import PROVED, REFUTED, UNKNOWN, VACUOUS, Result
 from .search import _attach_trace, _trace_note
-from .solver import solve_m
+from .solver import Session
 
 
 def check_authority(
@@ -60,6 +60,7 @@ def check_authority(
         undecided = 0
         seen: set = set()
         own = own_account_lines(h)
+        session = Session(m, base + [m.applied], opts.limits)
         for p in moves:
             key = (p.span.line, p.span.col, p.src_key[0])
             if key in seen:  # a split or a loop posts once per item: one row per statement
@@ -86,11 +87,12 @@ def check_authority(
                 row["verdict"] = f"declared: anyone may call ({declared[h.name]})"
                 continue
             same = [p2 for p2 in moves if (p2.span.line, p2.span.col, p2.src_key[0]) == key]
-            pays = z3.Or(*[z3.And(q.guard, q.amount > 0, _drained(m, q)) for q in same])
+            copies = [z3.And(q.guard, q.amount > 0, _drained(m, q)) for q in same]
+            pays = z3.Or(*copies)
             not_owner = (
                 z3.And(*[is_not(m.submitter, o) for o in terms]) if terms else z3.BoolVal(True)
             )
-            r, model = solve_m(base + [m.applied, pays, not_owner], m, opts.limits)
+            r, model = session.ask([pays, not_owner], copies if len(copies) > 1 else None)
             if r == "unsat":
                 row["verdict"] = "owner only: the requires make the submitter its owner"
                 continue

@@ -18,7 +18,7 @@ from .prepare import Prepared
 from .replay import REFUSAL_CODES, Refusal
 from .result import GUARD, PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .search import _attach_trace, _trace_note, replayed_status
-from .solver import solve_m, solve_sat
+from .solver import Session, solve_m, solve_sat
 
 
 def check_handler(
@@ -174,6 +174,8 @@ def check_handler(
         else "unsat"
     )
     t_all = time.perf_counter() - t0
+    # the per-check questions share the handler (and, in order, the checks before them)
+    session = Session(m, base + [m.ok_explicit], opts.limits)
     for kind, ob_kinds in groups.items():
         t0 = time.perf_counter() - (t_all if r_all == "unsat" else 0.0) / len(groups)
         obs = [o for o in m.obligations if o.kind in ob_kinds]
@@ -183,9 +185,7 @@ def check_handler(
             # the question: can every require hold, every earlier runtime check pass (else the
             # event was already rejected there), and this check still fail?
             earlier = [z3.Implies(e.guard, e.cond) for e in m.obligations[: m.obligations.index(o)]]
-            r, model = solve_m(
-                base + [m.ok_explicit, o.guard, z3.Not(o.cond)] + earlier, m, opts.limits
-            )
+            r, model = session.ask([o.guard, z3.Not(o.cond)] + earlier)
             if r == "sat":
                 bad_status = (
                     GUARD if kind in ("no_overdraft", "supply_cap", "delete_empty") else REFUTED

@@ -368,12 +368,22 @@ class Encoder:
             encoder=self,
         )
 
+    def floor(self, comp: str) -> int:
+        """The lowest balance an account of ``comp`` may hold: minus the asset's credit line
+        for a party's own account (``bal!Asset``), else 0."""
+        if comp.startswith("bal!"):
+            a = self._assets.get(comp[4:])
+            if a is not None and a.credit:
+                return -a.credit
+        return 0
+
     def finish_reads(self) -> list:
-        """Non-negativity of pre-state balances read after :meth:`encode` (e.g. by invariants)."""
+        """Pre-state balances read after :meth:`encode` (e.g. by invariants) are at or above
+        their floor (0, or minus a credit line)."""
         out = [
-            z3.Select(self.pre_component(c), i) >= 0
+            z3.Select(self.pre_component(c), i) >= self.floor(c)
             if i is not None
-            else self.pre_component(c) >= 0
+            else self.pre_component(c) >= self.floor(c)
             for c, i in self.balance_reads
         ]
         # a record that does not exist holds nothing: the runtime deletes only empty records
@@ -751,12 +761,14 @@ class Encoder:
         else:
             have = self.read_balance(state, scomp, sidx)
             okind = "escrow_overdraft" if skind == "escrow" else "overdraft"
+            line = self.floor(scomp)
             self.oblige(
                 guard,
-                have >= amount,
+                have - line >= amount,
                 okind,
                 span,
-                f"`{kind}` takes more than the source holds",
+                f"`{kind}` takes more than the source holds"
+                + (f" (with its credit line of {-line})" if line else ""),
                 sdesc,
                 skind,
                 sidx,
@@ -842,7 +854,7 @@ class Encoder:
         okind = "escrow_overdraft" if skind == "escrow" else "overdraft"
         self.oblige(
             guard,
-            have >= amount,
+            have - self.floor(scomp) >= amount,
             okind,
             s.span,
             "split takes more than the source holds",

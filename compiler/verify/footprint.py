@@ -220,6 +220,38 @@ def debits(m: HandlerModel) -> list:
     return [p for p in m.postings if not p.src_key[0].startswith("supply!")]
 
 
+def keyed_records(h: ir.Handler) -> list[tuple[str, str, Any]]:
+    """(label, record, key) for the records the handler addresses by a composite key made
+    only of its arguments and its submitter (``Position(listing, c)``): like a record-typed
+    argument, the event names the record."""
+    names = {f.name for f in h.params}
+    if isinstance(h.auth, ir.AuthRole):
+        names.add(h.auth.binder)
+    out: list[tuple[str, str, Any]] = []
+    seen: set = set()
+
+    def visit(x: Any) -> None:
+        if isinstance(x, tuple):
+            for i in x:
+                visit(i)
+            return
+        if not attrs.has(type(x)):
+            return
+        key = getattr(x, "key", None)
+        rec = getattr(x, "record", None)
+        if isinstance(rec, str) and isinstance(key, ir.Builtin) and key.name == "key" and all(
+                isinstance(p, ir.Local) and p.name in names for p in key.args):
+            label = ", ".join(p.name for p in key.args)
+            if (label, rec) not in seen:
+                seen.add((label, rec))
+                out.append((label, rec, key))
+        for f in attrs.fields(type(x)):
+            visit(getattr(x, f.name))
+
+    visit(h.body)
+    return out
+
+
 def record_args(h: ir.Handler) -> list[tuple[str, str]]:
     """(argument, record) for the handler's record-typed arguments (and a deadline's record)."""
     out = [(f.name, f.type.record) for f in h.params if isinstance(f.type, ir.TRecord)]

@@ -215,12 +215,11 @@ def houdini(
                 continue  # none left, or asked already about exactly these candidates
             asked[hname] = frozenset(alive)
             # one query finds a state breaking some candidate; drop every candidate it breaks
-            # (a tenth of the limit: a hard disjunction is settled one candidate at a time)
-            r, model = solve_m(
-                assume + [z3.Or(*[z3.Not(prep.inv_post[i.name]) for i in live])],
-                m,
-                opts.limits.part(10),
-            )
+            # (a tenth of the limit first, then all of it; still undecided: one at a time)
+            breaks = z3.Or(*[z3.Not(prep.inv_post[i.name]) for i in live])
+            r, model = solve_m(assume + [breaks], m, opts.limits.part(10))
+            if r == "unknown":
+                r, model = solve_m(assume + [breaks], m, opts.limits)
             if r == "unsat":
                 continue
             before = len(alive)

@@ -26,7 +26,7 @@ import z3
 from .. import ir
 from .counterexample import counterexample
 from .encode import Encoder
-from .footprint import debits, is_not, record_args
+from .footprint import debits, is_not, keyed_records, record_args
 from .invariants import _inv_terms
 from .observed import PaidAgain
 from .options import Options
@@ -52,7 +52,8 @@ def check_once(
         if h.kind != "event" or prep is None or prep.model is None:
             continue
         addressed = record_args(h)
-        if not addressed or not prep.model.postings:
+        keyed = keyed_records(h)  # records named by a composite key of arguments + submitter
+        if not (addressed or keyed) or not prep.model.postings:
             continue
         t0 = time.perf_counter()
         try:
@@ -60,23 +61,26 @@ def check_once(
         except Unsupported as exc:
             out.append(_res(h, UNKNOWN, f"not checked: {exc}", opts, t0))
             continue
-        progress = _progress(policy, m1, addressed)
+        progress = _progress(policy, m1, addressed, keyed)
         goal = [m1.applied, m2.applied, _pays(m1), _pays(m2)] + [z3.Not(p) for p in progress]
         r, model = solve(formulas + goal, opts.limits)
         if r == "unsat":
             out.append(_res(h, PROVED, "the same event cannot pay twice without the record "
-                            "advancing: " + ", ".join(f"{a}: {rec}" for a, rec in addressed),
+                            "advancing: " + ", ".join(
+                                [f"{a}: {rec}" for a, rec in addressed]
+                                + [f"{rec}({label})" for label, rec, _ in keyed]),
                             opts, t0))
         elif r == "sat":
             cex = counterexample(m2, model, policy, f"`{h.name}` applied a second time with "
                                  "the same arguments pays again")
             cex["first_event"] = counterexample(m1, model, policy, "the first event").get("args")
-            _attach_trace(policy, h.name, cex, opts, _again(policy, h, addressed),
+            _attach_trace(policy, h.name, cex, opts, _again(policy, h, addressed, keyed),
                           PaidAgain(h.name, f"one {h.name} settles a record once"))
             msg = (
                 f"the same `{h.name}` event can apply twice and pay out both times: the first "
                 "changes no counter, amount or time field of "
-                + ", ".join(f"{rec}({a})" for a, rec in addressed)
+                + ", ".join([f"{rec}({a})" for a, rec in addressed]
+                            + [f"{rec}({label})" for label, rec, _ in keyed])
                 + ", so nothing stops the second (a settled record paid again). Require the "
                 "record's state (e.g. `require c.open`) and change it when paying"
                 + _trace_note(cex)
@@ -88,12 +92,17 @@ def check_once(
     return out
 
 
-def _progress(policy: ir.Policy, m: Any, addressed: list) -> list:
+def _progress(policy: ir.Policy, m: Any, addressed: list, keyed: list = ()) -> list:
     """Terms saying the event changed a counter, amount or time field of a record it
-    addresses (by its record-typed arguments)."""
+    addresses (by its record-typed arguments, or by a composite key of its arguments and
+    submitter)."""
     out = []
-    for a, rec in addressed:
-        k = m.args[a]
+    env = dict(m.args)
+    if isinstance(m.handler.auth, ir.AuthRole):
+        env[m.handler.auth.binder] = m.submitter
+    keys = [(m.args[a], rec) for a, rec in addressed] + [
+        (m.encoder.expr(key, env, m.pre, z3.BoolVal(True)), rec) for _label, rec, key in keyed]
+    for k, rec in keys:
         for f in policy.record(rec).fields:
             t = f.type.inner if isinstance(f.type, ir.TOptional) else f.type
             if isinstance(t, _PROGRESS):
@@ -110,7 +119,7 @@ def _same(a: Any, b: Any) -> Any:
     return a == b
 
 
-def _again(policy: ir.Policy, h: ir.Handler, addressed: list) -> Any:
+def _again(policy: ir.Policy, h: ir.Handler, addressed: list, keyed: list = ()) -> Any:
     """For the search from genesis: the last two events are ``h`` with the same arguments and
     submitter, both pay, and the first advanced none of the records it addresses."""
 
@@ -122,7 +131,7 @@ def _again(policy: ir.Policy, h: ir.Handler, addressed: list) -> Any:
             return z3.BoolVal(False)
         same = [_same(m1.args[f.name], m2.args[f.name]) for f in h.params]
         return z3.And(m2.applied, m1.submitter == m2.submitter, *same, _pays(m1), _pays(m2),
-                      *[z3.Not(p) for p in _progress(policy, m1, addressed)])
+                      *[z3.Not(p) for p in _progress(policy, m1, addressed, keyed)])
 
     fails.wants_steps = True  # type: ignore[attr-defined]
     return fails

@@ -50,7 +50,7 @@ class Bundle:
         return load_function_py(self.code / "function.py")
 
     def rule_instance(self, settings: dict | None = None, parameters: dict | None = None) -> Any:
-        return self.load().AIOSv1PolicyRule("rule-1", settings or {"store": "memory"},
+        return self.load().AIOSv1PolicyRule("rule-1", settings or {"store": "memory", "ephemeral": True},
                                             parameters or {})
 
 
@@ -137,16 +137,11 @@ def example_cases() -> list[tuple[str, Path, list[dict]]]:
 @pytest.fixture(autouse=True)
 def _no_shared_runtimes() -> Any:
     """Each test starts with no SQLite runtime shared from an earlier test."""
-    from charter.compiler import export_aigrid
+    from charter.compiler import aigrid_rule
 
-    export_aigrid._SHARED.clear()
+    aigrid_rule.close_all()
     yield
-    for rt, *_ in export_aigrid._SHARED.values():
-        try:
-            rt.close()
-        except Exception:
-            pass
-    export_aigrid._SHARED.clear()
+    aigrid_rule.close_all()
     sys.modules.pop("aigrid_policy", None)
 
 
@@ -232,8 +227,10 @@ def test_policy_rule_document(exporter: Callable[..., Bundle]) -> None:
     for key in ("name", "version", "release_tag", "metadata", "tags", "code", "type",
                 "policy_input_schema", "policy_output_schema", "policy_settings_schema",
                 "policy_parameters_schema", "policy_settings", "policy_parameters",
-                "management_commands_schema", "description"):
+                "description", "code_type", "functionality_data", "resource_estimates"):
         assert key in rule, key
+    # the registry keeps no management_commands_schema field: they live in functionality_data
+    assert "management_commands_schema" not in rule
     assert rule["policy_rule_uri"] == "gig_market:1.0-beta"
     assert rule["type"] == "python_class_v1"
     assert rule["code"] == "https://example.org/gig.zip"
@@ -242,10 +239,10 @@ def test_policy_rule_document(exporter: Callable[..., Bundle]) -> None:
         jsonschema.Draft202012Validator.check_schema(rule[key])
     jsonschema.validate(rule["policy_parameters"], rule["policy_parameters_schema"])
     jsonschema.validate(rule["policy_settings"], rule["policy_settings_schema"])
-    commands = {c["name"] for c in rule["management_commands_schema"]}
+    commands = {c["name"] for c in rule["functionality_data"]["management_commands"]}
     assert commands == {"balances", "history", "records", "audit", "replay", "params",
                         "describe", "verify"}
-    for c in rule["management_commands_schema"]:
+    for c in rule["functionality_data"]["management_commands"]:
         jsonschema.Draft202012Validator.check_schema(c["schema"])
 
 
@@ -390,7 +387,7 @@ def test_management_commands(exporter: Callable[..., Bundle]) -> None:
     events = gig_events(40)
     for e in events:
         rule.eval({}, e, {})
-    for command in b.rule["management_commands_schema"]:
+    for command in b.rule["functionality_data"]["management_commands"]:
         name = command["name"]
         data = {"timeout_ms": 500} if name == "verify" else {}
         out = rule.management(name, data)
@@ -465,7 +462,7 @@ def test_two_threads_on_one_sqlite_store(exporter: Callable[..., Bundle], tmp_pa
     import threading
 
     from charter import open_runtime
-    from charter.compiler import export_aigrid
+    from charter.compiler import aigrid_rule
 
     b = exporter()
     settings = {"store": "sqlite", "db_path": str(tmp_path / "shared.sqlite")}
@@ -502,9 +499,7 @@ def test_two_threads_on_one_sqlite_store(exporter: Callable[..., Bundle], tmp_pa
         assert bal[f"party:p{k}:Credit"] == sum(i + 1 for i in range(per_thread))
     assert first.management("audit", {})["audit"]["ok"]
     # what is on disk is what the rule answered
-    for rt, *_ in export_aigrid._SHARED.values():
-        rt.close()
-    export_aigrid._SHARED.clear()
+    aigrid_rule.close_all()
     reopened = open_runtime(None, tmp_path / "shared.sqlite")
     assert reopened.balances() == bal
     reopened.close()

@@ -1,0 +1,49 @@
+"""The verifier on credit lines: no-overdraft becomes "no balance below its declared limit".
+A handler whose guard keeps every balance at or above the line is proved; its twin with the
+guard one unit too generous is a guard finding whose counterexample the runtime replays."""
+
+from __future__ import annotations
+
+import pytest
+
+from verify_helpers import verify_text
+
+POLICY = """policy mutual_credit version "1"
+asset Hours: token, decimals 2, credit 10 Hours, soft_credit 5 Hours
+role Member
+on join() by p: party {{
+    require not (p is Member) else "already a member"
+    admit p as Member
+}}
+on pay(to: Member, hours: Hours) by p: Member {{
+    require hours > 0 Hours else "hours must be positive"
+    require balance(p, Hours) - hours >= {floor} else "beyond the credit line"
+    transfer hours from p to to
+}}
+property above_the_line: always count(m for m in Member where balance(m, Hours) < -10 Hours) == 0
+"""
+
+
+@pytest.mark.parametrize(
+    "floor,status",
+    [("-10 Hours", "proved"), ("-10.01 Hours", "guard_missing")],
+    ids=["guard at the line", "guard one unit too generous"],
+)
+def test_credit_line_guard(floor: str, status: str) -> None:
+    _, results = verify_text(POLICY.format(floor=floor), bound=2)
+    r = results["pay.no_overdraft"]
+    assert r.status == status, (r.status, r.message)
+    if status == "guard_missing":
+        cex = r.counterexample
+        assert cex and cex.get("replayed"), r.message
+
+
+def test_balances_never_below_the_line() -> None:
+    _, results = verify_text(POLICY.format(floor="-10 Hours"), bound=2)
+    assert results["above_the_line"].status == "proved", results["above_the_line"].message
+
+
+def test_without_a_credit_line_the_guard_is_an_overdraft() -> None:
+    text = POLICY.format(floor="-10 Hours").replace(", credit 10 Hours, soft_credit 5 Hours", "")
+    _, results = verify_text(text, bound=2)
+    assert results["pay.no_overdraft"].status == "guard_missing"
