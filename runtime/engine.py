@@ -192,6 +192,8 @@ class Runtime:
         self.store_release: Optional[Callable[[], None]] = getattr(self.store, "release", None)
         self._specs: dict[str, Any] = {}
         self.events = {n: ch for n, ch in self.compiled.handlers.items() if ch.kind == "event"}
+        # a policy's own key registration handler (runtime/signing.py: KEY_HANDLER)
+        self.key_handler = signing.key_handler_of(self.events)
         meta = self.store.meta()
         if meta:
             fp = policy_fingerprint(policy)
@@ -761,7 +763,7 @@ class Runtime:
         problems = list(report.problems)
         # every signature again, against the key registry rebuilt from the journal itself
         sig_problems, signatures = signing.audit_signatures(
-            self.store.journal(), self.genesis, self.same_signed_args
+            self.store.journal(), self.genesis, self.same_signed_args, self.key_handler
         )
         problems += sig_problems
         if self.store.persistent:

@@ -295,7 +295,10 @@ def signature(rt: Any, tx: Tx) -> None:
                 raise Rejected("bad_signature", f"{exc}") from None
     elif signing.META_PREFIX + tx.sub not in rt.state.meta:
         return  # the common case: an unsigned event of a party without a key
-    own = signing.self_key(KEYS, tx.conv, tx.sub) if tx.etype == KEYS else None
+    if tx.etype == KEYS:
+        own = signing.self_key(KEYS, tx.conv, tx.sub)
+    else:
+        own = signing.handler_key(tx.etype, tx.args, rt.key_handler)
     signing.check_signature(rt.state.meta, rt.genesis, tx.sub, sig, text, own)
     tx.signed = text
 
@@ -390,6 +393,11 @@ def handler(rt: Any, tx: Tx) -> None:
     if sub != "clock" and sub not in st.parties:
         st.add_party(sub)
     ch.body(tx.env)
+    if tx.etype == rt.key_handler:  # the policy's register_key: its body allowed it
+        sig = tx.sig
+        signing.register_own_key(
+            st.meta, st.set_meta, sub, tx.conv["key"], sig["key"] if sig is not None else None
+        )
 
 
 def ledger(rt: Any, tx: Tx) -> None:

@@ -38,7 +38,10 @@ key), ``rotate`` (the old key retires; its past signatures stay valid) and
 ``revoke`` (the party then has no active key and every event it submits is
 refused until the operator adds a new one).  A key is never registered
 twice, to anyone.  The operator submits any ``@keys`` entry; a party may
-rotate or revoke its own key with an ``@keys`` event signed by that key, and - where
+rotate or revoke its own key with an ``@keys`` event signed by that key.  A policy
+may declare its own registration handler, ``on register_key(key: text) by ...``:
+when its body applies, the submitter's key is registered, and the event must be
+signed by that key (proof of possession).  And - where
 the runtime allows self-registration (``self_register=True``, ``charter serve
 --self-register-keys``) - a party without any key may add its first one with an
 ``@keys`` add event signed by the key it adds (proof of possession; first come,
@@ -65,6 +68,7 @@ DOMAIN = "charter-event-v1"
 KEYS = "@keys"  # the reserved event type of key registry entries
 KEY_OPS = ("add", "rotate", "revoke")
 OPERATOR = "operator"  # the submitter of operator key entries
+KEY_HANDLER = "register_key"  # a policy's handler ``on register_key(key: text) by ...``
 META_PREFIX = "key:"
 OWNER_PREFIX = "keyowner:"
 _HEX = frozenset("0123456789abcdef")
@@ -294,6 +298,39 @@ def apply_key_op(meta: dict[str, Any], set_meta: Callable[[str, Any], None], op:
         set_meta(META_PREFIX + party, {"active": None, "keys": keys})
 
 
+def key_handler_of(events: dict[str, Any]) -> Optional[str]:
+    """The policy's key registration handler: an event handler ``register_key`` whose one
+    parameter is ``key: text`` (None when the policy declares none)."""
+    from charter.compiler import ir
+
+    ch = events.get(KEY_HANDLER)
+    if ch is None or len(ch.params) != 1:
+        return None
+    p = ch.params[0]
+    return KEY_HANDLER if p.name == "key" and isinstance(p.type, ir.TText) else None
+
+
+def handler_key(etype: Any, args: Any, key_handler: Optional[str]) -> Optional[str]:
+    """The key a policy's ``register_key`` event registers for its submitter, else None."""
+    if key_handler is not None and etype == key_handler and isinstance(args, dict):
+        key = args.get("key")
+        return key if isinstance(key, str) else None
+    return None
+
+
+def register_own_key(meta: dict, set_meta: Callable[[str, Any], None], party: str,
+                     key: Any, signed_by: Optional[str]) -> None:  # fmt: skip
+    """What a policy's ``register_key`` handler does once its body has run: add ``key`` for
+    the submitter, which must have signed the event with it (proof of possession)."""
+    op = decode_key_op({"op": "add", "party": party, "key": key})
+    if signed_by != key:
+        raise Rejected(
+            "unsigned",
+            f"{KEY_HANDLER}: the event must be signed by the key it registers (proof of possession)",
+        )
+    apply_key_op(meta, set_meta, op)
+
+
 def self_key(etype: Any, op: Any, submitter: str) -> Optional[str]:
     """The key a party adds for itself in an ``@keys`` add entry (signed with that very key:
     proof of possession), else None."""
@@ -356,6 +393,7 @@ def audit_signatures(
     rows: Iterable[Any],
     ledger: str,
     same_args: Callable[[str, dict, dict], bool],
+    key_handler: Optional[str] = None,
 ) -> tuple[list[str], int]:
     """Re-verify every signature in the journal against the registry rebuilt from it.
 
@@ -381,7 +419,9 @@ def audit_signatures(
                 decode_sig(sig, True)
             if not operator:
                 text = sig.get("signed") if isinstance(sig, dict) else None
-                own = self_key(ev.get("type"), ev.get("args"), sub)
+                own = self_key(ev.get("type"), ev.get("args"), sub) or handler_key(
+                    ev.get("type"), ev.get("args"), key_handler
+                )
                 check_signature(meta, ledger, sub, sig, text, own)
             if sig is not None:
                 signed = json.loads(text)
@@ -399,6 +439,13 @@ def audit_signatures(
             problems.append(f"{where}: signature check failed: {r.code}: {r.message}")
         except (ValueError, TypeError, AttributeError) as exc:
             problems.append(f"{where}: signature block unreadable ({exc})")
+        own_key = handler_key(ev.get("type"), ev.get("args"), key_handler)
+        if own_key is not None:
+            try:
+                signer = sig.get("key") if isinstance(sig, dict) else None
+                register_own_key(meta, meta.__setitem__, sub, own_key, signer)
+            except (Rejected, TypeError, AttributeError) as exc:
+                problems.append(f"{where}: key registration does not apply ({exc})")
         if ev.get("type") == KEYS:
             try:
                 op = decode_key_op(ev.get("args") or {})

@@ -430,3 +430,78 @@ def test_the_vector_with_another_implementation(tmp_path):
     if r.returncode != 0:  # OpenSSL before 3.0 has no -rawin for Ed25519
         pytest.skip(f"openssl cannot sign raw Ed25519: {r.stderr[:200]!r}")
     assert r.stdout.hex() == VECTOR_SIG
+
+
+KEYED = str(Path(__file__).resolve().parent / "signing" / "keyed.charter")
+
+
+def test_a_policy_declares_its_key_registration_handler(tmp_path):
+    """``on register_key(key: text) by m: Member``: the policy decides who may register (its
+    ``by`` clause and requires); the event must be signed by the key it registers."""
+    sk, pk = signing.generate_key()
+    other, opk = signing.generate_key()
+    db = tmp_path / "k.sqlite"
+    rt = open_runtime(KEYED, str(db))
+    assert rt.key_handler == "register_key"
+    g = rt.genesis
+
+    def reg(eid, sub, key, signer, t=10):
+        ev = _ev(eid, "register_key", sub, t, key=key)
+        return rt.submit(signing.sign_event(ev, signer, g) if signer else ev)
+
+    assert reg("r0", "ann", pk, sk).code == "unauthorised"  # not a Member: the policy says no
+    assert rt.submit(_ev("j", "join", "ann", 5)).applied
+    before = _snapshot(rt)
+    assert reg("r1", "ann", pk, None).code == "unsigned"  # proof of possession needed
+    assert reg("r2", "ann", pk, other).code == "unknown_key"  # signed by another key
+    assert reg("r3", "ann", "zz", None).code == "bad_argument"
+    assert _snapshot(rt) == before
+    r = reg("r4", "ann", pk, sk)
+    assert r.applied, r
+    assert rt.keys("ann")["ann"]["active"] == pk
+    assert rt.records("Registered")["ann"]["key"] == pk
+    assert rt.submit(_ev("g1", "grant", "ann", 11, amount="1.00")).code == "unsigned"
+    signed = signing.sign_event(_ev("g2", "grant", "ann", 12, amount="1.00"), sk, g)
+    assert rt.submit(signed).applied
+    assert reg("r5", "ann", opk, other).code == "unknown_key"  # ann has a key: sign with it
+    assert reg("r6", "ann", opk, sk, t=13).code == "require"  # the policy's rule: one key
+    rt.close()
+    rep = audit_ledger(str(db))
+    assert rep.ok and rep.signatures == 2, rep
+    assert replay(str(db)).ok
+
+
+def test_a_key_registered_by_the_policy_handler_cannot_be_forged_in(tmp_path):
+    """A forger rewrites the registration entry to another key: audit names it."""
+    sk, pk = signing.generate_key()
+    db = tmp_path / "k.sqlite"
+    rt = open_runtime(KEYED, str(db))
+    assert rt.submit(_ev("j", "join", "ann", 5)).applied
+    ev = signing.sign_event(_ev("r", "register_key", "ann", 6, key=pk), sk, rt.genesis)
+    assert rt.submit(ev).applied
+    rt.close()
+    _, mallory = signing.generate_key()
+    # the careful forger: the key in the entry and in the state, the chain and the checkpoint
+    c = sqlite3.connect(db)
+    meta = {k: json.loads(v) for k, v in c.execute("SELECT key, value FROM meta")}
+    prev = meta["genesis"]
+    for seq, entry in c.execute("SELECT seq, entry FROM journal ORDER BY seq").fetchall():
+        entry = entry.replace(pk, mallory)
+        prev = chain(prev, entry)
+        c.execute("UPDATE journal SET entry = ?, hash = ? WHERE seq = ?", (entry, prev, seq))
+    c.execute("UPDATE state SET key = replace(key, ?, ?), value = replace(value, ?, ?)",
+              (pk, mallory, pk, mallory))  # fmt: skip
+    d, n = state_digest(c.execute("SELECT kind, key, value FROM state"))
+    cp = Checkpoint(2, prev, d, n, meta_digest(c.execute("SELECT key, value FROM meta")))
+    c.execute(
+        "UPDATE checkpoint SET seq=?, head=?, state_digest=?, state_rows=?, meta_digest=?, hash=?",
+        cp.row(),
+    )
+    c.commit()
+    c.close()
+    probe = open_runtime(None, str(db))  # the open check cannot tell
+    assert probe.keys("ann")["ann"]["active"] == mallory
+    probe.close()
+    r = CliRunner().invoke(cli, ["audit", str(db)])
+    assert r.exit_code == 1, r.output
+    assert "journal entry 2 (event 'r'): signature check failed" in r.output, r.output
