@@ -578,6 +578,35 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             for f in h.get("flags") or ():
                 click.echo(f"         flag {f.get('party')}: {f.get('message')}")
 
+    @ledger.command("migrate")
+    @click.argument("db")
+    @click.option("--json", "as_json", is_flag=True)
+    def ledger_migrate(db: str, as_json: bool) -> None:
+        """Rewrite a ledger of an older schema version as the current one.
+
+        The old file is verified first (policy, whole hash chain, balances, checkpoint) and
+        refused if it fails; the journal hashes do not change.  The old file is kept
+        beside it as DB.v<N>.bak.  Nothing is done to a ledger already current."""
+        from charter.runtime.sqlite_store import migrate
+        from charter.runtime.store import StoreError
+
+        if not Path(db).is_file():
+            _fail(f"{db}: no such ledger file")
+        try:
+            out = migrate(db)
+        except StoreError as exc:
+            _fail(str(exc))
+        if as_json:
+            click.echo(json.dumps(out, indent=2))
+        elif not out["migrated"]:
+            click.echo(f"{db}: already version {out['to']}")
+        else:
+            click.echo(
+                f"{db}: migrated schema version {out['from']} -> {out['to']}, "
+                f"{out['entries']} entries verified, journal head {out['head']} unchanged"
+            )
+            click.echo(f"  the old file is kept as {out['backup']}")
+
     @ledger.command("records")
     @click.argument("db")
     @click.argument("record")

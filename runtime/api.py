@@ -29,7 +29,7 @@ from charter.compiler.diagnostics import CharterError
 from .codegen import DEFAULT_STEP_BUDGET
 from .engine import TICK, Outcome, ParamError, Receipt, Rejection, Runtime, resolve_params
 from .settle import CLOCKS, DEFAULT_MAX_SKEW
-from .journal import AuditReport
+from .journal import AuditReport, with_hashes
 from .ledger import Posting
 from .integrity import recorded_policy
 from .sqlite_store import SqliteStore
@@ -37,6 +37,7 @@ from .store_url import open_store
 from .store import (
     LedgerBusyError,
     LedgerIntegrityError,
+    DEFAULT_WINDOW,
     MemoryStore,
     NotALedgerError,
     Store,
@@ -64,8 +65,11 @@ def _open_store(
     create: bool = True,
     readonly: bool = False,
     wait: float = 0.0,
+    journal: str = "window",
 ) -> Store:
     """A path, a store URL (``runtime/store_url.py``) or a store object."""
+    if isinstance(store, str) and store == ":memory:":
+        return MemoryStore(None if journal == "full" else DEFAULT_WINDOW)
     return open_store(
         store, batch=batch, synchronous=synchronous, create=create, readonly=readonly, wait=wait
     )
@@ -117,6 +121,7 @@ def open_runtime(
     time_source: Any = None,
     readonly: bool = False,
     wait: float = 0.0,
+    journal: str = "window",
     self_register: bool = False,
     max_timer_firings: Optional[int] = None,
 ) -> Runtime:
@@ -154,11 +159,19 @@ def open_runtime(
     lets a party without a key register its first one itself, with an ``@keys``
     add event signed by that key (see ``docs/deployment.rst``).  ``readonly=True`` takes
     no lock and refuses nothing (audits use it); submitting then fails.
+
+    ``journal`` (in-memory stores): ``"window"`` (default) keeps the newest
+    10,000 entries, so memory does not grow with a long run; ``"full"``
+    keeps every entry (what ``replay``/``audit`` of an in-memory runtime need).
+    A ledger file always keeps everything on disk and little in memory.
     """
+    if journal not in ("window", "full"):
+        raise ValueError(f"journal must be 'window' or 'full', got {journal!r}")
     pol = _load_policy(policy)
     try:
         st = _open_store(
-            store, batch, synchronous, create=policy is not None, readonly=readonly, wait=wait
+            store, batch, synchronous, create=policy is not None, readonly=readonly, wait=wait,
+            journal=journal,
         )
     except LedgerIntegrityError as exc:
         # a replay reopens the ledger by what the caller gave (a URL keeps its password)
@@ -217,7 +230,10 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
             store.close()
             raise
         params = live.params
-    fresh_store = MemoryStore()
+    gone = live.journal_gone()
+    if gone:
+        return ReplayReport(False, live.seq, live.head, live.head, (gone,))
+    fresh_store = MemoryStore(window=1)  # the replay compares entry by entry: one is enough
     fresh = Runtime(
         pol,
         fresh_store,
@@ -228,14 +244,14 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
     problems: list[str] = []
     stored_head = live.genesis
     n = 0
-    for row in store.journal():
+    for row in with_hashes(store.journal(), live.genesis):
         n += 1
         stored_head = row.hash
         if problems:
             continue
         try:
             ev = row.data()["event"]
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             problems.append(f"journal entry {row.seq}: unreadable ({exc})")
             continue
         out = fresh._submit(ev, True)  # timer entries keep their reserved ids
@@ -248,6 +264,7 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
                 f"journal entry {row.seq} (event {row.event_id!r}) replays to a different "
                 "entry (postings or content differ from the stored row)"
             )
+    stored_head = live.head  # what the ledger recorded (a file: its checkpoint's head)
     if not problems:
         stored_rows = list(live.state.rows()) if not store.persistent else sorted(store.rows())
         fresh_rows = sorted(fresh.state.rows()) if store.persistent else list(fresh.state.rows())

@@ -44,7 +44,7 @@ import hashlib
 import json
 import os
 import time as _time
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import attrs
 
@@ -53,11 +53,15 @@ from charter.compiler import ir
 from . import semantics as sem
 from .codegen import DEFAULT_STEP_BUDGET, Env
 from .journal import (
+    ENTRY_CODEC,
     AuditReport,
     JournalRow,
     audit_rows,
+    chain,
+    entry_dictionary,
     genesis_hash,
     policy_fingerprint,
+    with_hashes,
 )
 from .ledger import LedgerError, Posting, check_transaction, party_account, pool_account
 from .pygen import CompiledPolicy, compile_policy
@@ -74,7 +78,7 @@ from .settle import (
     timer_overflow_message,
 )
 from .state import State
-from .store import MemoryStore, Store, StoreError
+from .store import LedgerBusyError, MemoryStore, Store, StoreError
 from .values import Converter, Rejected, canonical, check_range, preview, to_json_value
 
 _DEBUG = bool(os.environ.get("CHARTER_RUNTIME_DEBUG"))
@@ -225,21 +229,30 @@ class Runtime:
                     "params": {k: to_json_value(v) for k, v in self.params.items()},
                     "genesis": self.genesis,
                     "policy_ir": ir.to_json(policy, indent=None),
+                    "entry_codec": ENTRY_CODEC,
+                    "entry_dict": entry_dictionary(policy),
                 }
             )
-        self.applied_ids: set[str] = set()
+        self.applied_ids: Any = set()
         self.head = self.genesis
         self.seq = 0
         self.clock: Optional[int] = None
         for kind, key, value in self.store.rows():
             self.state.load_row(kind, key, value)
-        # the ids and the newest entry, not every entry: opening stays cheap on long journals
-        self.applied_ids.update(self.store.event_ids())
+        # a store that looks ids up itself (a ledger file's index) is asked per event; others
+        # give their ids once.  Either way opening reads the newest entry, not every entry.
+        if hasattr(self.store, "has_event"):
+            self.applied_ids = _StoredIds(self.store)
+        else:
+            self.applied_ids.update(self.store.event_ids())
         last = self.store.last_row()
         if last is not None:
             self.seq = last.seq
-            self.head = last.hash
-            self.clock = json.loads(last.entry)["event"]["time"]
+            self.head = last.hash or ""
+            try:
+                self.clock = json.loads(last.entry)["event"]["time"]
+            except (TypeError, ValueError, KeyError):
+                self.clock = None  # an unreadable entry (read-only inspection of a damaged file)
         if self.store_release is not None:
             self.store_release()  # loaded: a shared store's read transaction ends here
 
@@ -363,6 +376,13 @@ class Runtime:
     def difference(self, row: Optional[JournalRow], tx: Any) -> Optional[str]:
         """None if ``tx`` is the event applied as ``row`` again, else what differs."""
         if row is None:
+            window = getattr(self.store, "window", None)
+            if window is not None:
+                return (
+                    f"its journal entry is no longer kept in memory (the last {window} entries "
+                    "are; open_runtime(..., journal='full') keeps every entry), so it cannot "
+                    "be compared"
+                )
             return "its journal entry cannot be found"
         ev = row.data()["event"]
         args: Any = None
@@ -705,17 +725,17 @@ class Runtime:
     def journal_hash(self) -> str:
         return self.head
 
-    def history(self, account: Optional[str] = None) -> list[dict[str, Any]]:
-        """Journal entries (oldest first); with ``account``, only those whose postings touch it."""
+    def history(self, account: Optional[str] = None, limit: int = 0) -> list[dict[str, Any]]:
+        """Journal entries (oldest first); with ``account``, only those whose postings touch
+        it; with ``limit``, only the newest ``limit`` of them, read newest first from the
+        store (a ledger file's sequence index), so the cost follows ``limit``, not the
+        journal's length."""
         self.flush()
         out = []
-        for row in self.store.journal():
-            data = row.data()
+        for row, data in self._history_rows(account, limit):
             ps = data["postings"]
             if account is not None:
                 ps = [p for p in ps if account in (p[0], p[1])]
-                if not ps:
-                    continue
             out.append(
                 {
                     "seq": row.seq,
@@ -727,6 +747,56 @@ class Runtime:
                 }
             )
         return out
+
+    def _history_rows(self, account: Optional[str], limit: int) -> list[tuple[JournalRow, Any]]:
+        store = self.store
+
+        def touches(data: Any) -> bool:
+            return account is None or any(account in (p[0], p[1]) for p in data["postings"])
+
+        desc = getattr(store, "journal_desc", None)
+        if limit > 0 and desc is not None:
+            picked = []
+            for row in desc():
+                data = json.loads(row.entry)
+                if touches(data):
+                    picked.append((row, data))
+                    if len(picked) >= limit:
+                        break
+            picked.reverse()
+            out = []
+            for row, data in picked:
+                if row.hash is None and hasattr(store, "hash_before"):  # not kept: re-hashed
+                    row = row._replace(hash=chain(store.hash_before(row.seq), row.entry))
+                out.append((row, data))
+            return out
+        out = [
+            (row, data) for row in self.journal_rows() if touches(data := json.loads(row.entry))
+        ]
+        return out[-limit:] if limit > 0 else out
+
+    def journal_rows(self, start: int = 1) -> Iterator[JournalRow]:
+        """Journal rows from ``start`` on with every hash filled in (a store keeps some hashes
+        only, see ``journal.ANCHOR_EVERY``): streamed, for readers such as history."""
+        self.flush()
+        store = self.store
+        if not hasattr(store, "hash_before"):  # a store that keeps every hash
+            return (r for r in store.journal() if r.seq >= start)
+        first = getattr(store, "first_seq", lambda: 1)()
+        start = max(start, first)
+        prev = self.genesis if start <= 1 else store.hash_before(start)
+        return with_hashes(store.journal(start), prev)
+
+    def journal_gone(self) -> Optional[str]:
+        """Why the full journal cannot be read (an in-memory window dropped entries), or None."""
+        dropped = getattr(self.store, "dropped", 0)
+        if not dropped:
+            return None
+        return (
+            f"the in-memory runtime keeps only its last {self.store.window} journal entries "
+            f"({dropped} older ones are gone); audit and replay need every entry: open it "
+            "with open_runtime(..., journal='full')"
+        )
 
     def state_rows(self) -> list[tuple[str, str, Any]]:
         """The whole state as sorted store rows (what a store would persist)."""
@@ -741,6 +811,9 @@ class Runtime:
         if hold:
             self._hold_ledger()
         try:
+            gone = self.journal_gone()
+            if gone:
+                return AuditReport(False, self.seq, self.head, (gone,), 0)
             return self._audit()
         finally:
             if hold:
@@ -749,6 +822,8 @@ class Runtime:
     def _hold_ledger(self) -> None:
         try:
             self.store_sync(self)
+        except LedgerBusyError:
+            raise  # the lock not had in time: nothing changed, try again later
         except StoreError as exc:
             self.broken = f"store failed, reopen the ledger: {exc}"
             raise
@@ -836,3 +911,25 @@ def _suggest(name: str, handlers: dict[str, Any]) -> str:
 
 def fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _StoredIds:
+    """The applied ids of a store that looks them up itself (``has_event``): a writer on a
+    ledger file keeps no set of every id it ever applied."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Any):
+        self._store = store
+
+    def __contains__(self, event_id: object) -> bool:
+        return isinstance(event_id, str) and self._store.has_event(event_id)
+
+    def add(self, event_id: str) -> None:
+        pass  # the store has it with the pending entry
+
+    def __iter__(self) -> Any:
+        return iter(self._store.event_ids())
+
+    def __len__(self) -> int:
+        return self._store.count()

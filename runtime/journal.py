@@ -10,32 +10,46 @@ Its hash is ``sha256(prev_hash + canonical_json(entry))`` (hex).  The first
 ``prev_hash`` is the *genesis* hash, which covers the policy (its source hash
 or IR fingerprint) and the parameter values, so a journal cannot be replayed
 against another policy unnoticed.
+
+The canonical JSON text is what is hashed, signed and compared; every store
+hashes exactly it.  What a store *keeps* may be more compact (this module is
+the one place that defines it, so every store keeps the same bytes):
+
+* :class:`EntryCodec` -- the entry text as raw DEFLATE primed with a
+  dictionary made from the policy's own names (:func:`entry_dictionary`,
+  recorded in the ledger's metadata as ``entry_dict``): about 65 bytes for a
+  250-byte gig-market entry, decoded back to the identical text;
+* the chain hash is implied by the entries, so a store keeps it only every
+  :data:`ANCHOR_EVERY` entries (an *anchor*; the checkpoint keeps the head);
+  :func:`verify_chain` re-hashes and compares at every kept hash, and
+  :func:`with_hashes` fills in the others for readers (history, receipts).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from json.encoder import c_make_encoder as _c_make_encoder
 from json.encoder import encode_basestring as _json_str
 from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
 import attrs
 
-from charter.compiler import ir
-
-from .ledger import Posting, balances_from_postings
+from .ledger import Posting
 from .values import canonical, to_json_value
 
 
-def policy_fingerprint(policy: ir.Policy) -> str:
+def policy_fingerprint(policy: Any) -> str:
     """The policy's source hash, or (hand-built IR) a hash of its IR."""
     if policy.source_hash:
         return policy.source_hash
+    from charter.compiler import ir
+
     return hashlib.sha256(canonical(ir.to_data(policy)).encode()).hexdigest()
 
 
-def genesis_hash(policy: ir.Policy, params: dict[str, Any]) -> str:
+def genesis_hash(policy: Any, params: dict[str, Any]) -> str:
     text = (
         "charter-journal-v1\n"
         + policy_fingerprint(policy)
@@ -98,6 +112,98 @@ def encode_entry(
     )  # fmt: skip
 
 
+# ------------------------------------------------------------------ compact storage
+
+ENTRY_CODEC = "deflate-dict-1"  # recorded in a ledger's metadata: how its entries are kept
+ANCHOR_EVERY = 32  # a store keeps the chain hash of every entry whose seq is a multiple of this
+_KINDS = ("transfer", "escrow", "release", "refund", "split", "mint", "burn", "decay", "stake")
+_DICT_MAX = 2048  # the DEFLATE window (wbits 11) holds the dictionary and the entry's start
+
+
+def entry_dictionary(policy: Any) -> str:
+    """The DEFLATE dictionary of a policy's journal entries: the JSON skeleton of an entry,
+    its event types with their argument names, account prefixes, assets, posting kinds.
+
+    Deterministic (the same policy gives the same text), so two stores of one policy
+    keep identical bytes; the most common strings come last (DEFLATE codes short
+    distances in fewer bits)."""
+    parts: list[str] = []
+    parts += [f'"{k}"]' for k in _KINDS]
+    for r in policy.records:
+        parts.append(f'"escrow:{r.name}:')
+    for role in policy.roles:
+        parts.append(f'"{role.name}"')
+    for a in policy.assets:
+        parts.append(f'["supply:{a.name}","party:')
+        parts.append(f':{a.name}","{a.name}",')
+    for p in policy.pools:
+        parts.append(f'"pool:{p.name}",')
+    parts.append('"timers":[{"due":,"handler":"","key":"","status":"applied"}]')
+    for h in policy.handlers:
+        if h.kind != "event":
+            parts.append(f'"handler":"{h.name}"')
+            continue
+        args = ",".join(f'"{f.name}":' for f in sorted(h.params, key=lambda f: f.name))
+        parts.append(f'{{"event":{{"args":{{{args}}},"id":"","submitter":"","time":,"type":"{h.name}"}},')
+    parts.append('"flags":[],"postings":[],"seq":,"timers":[]}')
+    text = "".join(parts)
+    return text[-_DICT_MAX:] if len(text.encode()) > _DICT_MAX else text
+
+
+class EntryCodec:
+    """Entry text <-> the bytes a store keeps (raw DEFLATE primed with the ledger's dictionary).
+
+    DEFLATE is deterministic for one zlib build; the hash never depends on it (it
+    covers the text), so a ledger stays valid whatever zlib later reads it."""
+
+    __slots__ = ("dictionary", "_c", "_d")
+
+    def __init__(self, dictionary: str):
+        self.dictionary = dictionary
+        zd = dictionary.encode("utf-8", "surrogatepass")[-_DICT_MAX:]
+        # primed once; each entry gets a copy (cheaper than priming again)
+        self._c = zlib.compressobj(6, zlib.DEFLATED, -11, 5, zlib.Z_DEFAULT_STRATEGY, zd)
+        self._d = zlib.decompressobj(-11, zd)
+
+    def pack(self, entry: str) -> bytes:
+        c = self._c.copy()
+        return c.compress(entry.encode("utf-8", "surrogatepass")) + c.flush()
+
+    def unpack(self, blob: Any) -> Optional[str]:
+        """The entry's text, or None when ``blob`` is not a well-formed packed entry."""
+        if type(blob) is not bytes:
+            return None
+        try:
+            d = self._d.copy()
+            raw = d.decompress(blob, 1 << 26)
+            if not d.eof or d.unconsumed_tail or d.unused_data:
+                return None
+            return raw.decode("utf-8", "surrogatepass")
+        except (zlib.error, UnicodeDecodeError, MemoryError):
+            return None
+
+
+def is_anchor(seq: int) -> bool:
+    return seq % ANCHOR_EVERY == 0
+
+
+def anchor_at_or_before(seq: int) -> int:
+    """The seq of the newest anchor at or before ``seq`` (0: the genesis hash)."""
+    return seq - seq % ANCHOR_EVERY if seq > 0 else 0
+
+
+def with_hashes(rows: Iterable["JournalRow"], prev: str) -> Iterator["JournalRow"]:
+    """``rows`` with every hash filled in by chaining from ``prev`` (the hash before the
+    first row).  For readers (history, receipts, replay); verification is
+    :func:`verify_chain`'s job."""
+    for row in rows:
+        entry = row.entry
+        prev = chain(prev, entry) if isinstance(entry, str) else str(row.hash)
+        if row.hash != prev:
+            row = row._replace(hash=prev)
+        yield row
+
+
 def chain(prev: str, entry_json: str) -> str:
     # surrogatepass: a hand-edited row with a lone surrogate is reported, not a crash
     return hashlib.sha256((prev + entry_json).encode("utf-8", "surrogatepass")).hexdigest()
@@ -109,7 +215,7 @@ class JournalRow(NamedTuple):
     seq: int
     event_id: str
     entry: str  # canonical JSON
-    hash: str
+    hash: Optional[str]  # hex; a store returns None where it keeps no hash (see ANCHOR_EVERY)
 
     def data(self) -> dict[str, Any]:
         return json.loads(self.entry)
@@ -140,15 +246,19 @@ class AuditReport:
 
 def verify_chain(
     rows: Iterable[JournalRow], genesis: str, first_seq: int = 1
-) -> tuple[list[str], str, int, list[Posting]]:
-    """Re-hash every entry; returns (problems, head, count, all postings).
+) -> tuple[list[str], str, int, dict[str, int]]:
+    """Re-hash every entry; returns (problems, head, count, balances from the postings).
 
     ``genesis`` is the hash before the first row, which should be entry
-    ``first_seq`` (the open-time check verifies only the newest entries)."""
+    ``first_seq`` (the open-time check verifies only the newest entries).
+    Streams: memory does not grow with the number of rows."""
     problems: list[str] = []
     prev = genesis
     n = 0
-    postings: list[Posting] = []
+    since_kept = first_seq
+    bal: dict[str, int] = {}
+    get = bal.get
+    loads = json.loads
     for row in rows:
         expect = first_seq + n
         n += 1
@@ -158,34 +268,42 @@ def verify_chain(
                 f"{where}: sequence number {row.seq}, expected {expect} "
                 "(entry missing or reordered)"
             )
-        if not (isinstance(row.entry, str) and isinstance(row.hash, str)):
-            problems.append(f"{where}: entry or hash is not text (edited by hand?)")
+        if not isinstance(row.entry, str) or not (row.hash is None or isinstance(row.hash, str)):
+            problems.append(f"{where}: entry or hash is not readable (edited by hand?)")
             prev = str(row.hash)
             continue
         try:
-            data = json.loads(row.entry)
+            data = loads(row.entry)
             ev_id = data["event"]["id"]
             ps = [Posting(*p) for p in data["postings"]]
-            canon = canonical(data)
+            canon = _canon(data)
             for p in ps:  # hand-edited postings must not crash the balance recomputation
                 if not (type(p.amount) is int and isinstance(p.src, str) and isinstance(p.dst, str)):
                     raise TypeError(f"malformed posting {list(p)!r}")
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             problems.append(f"{where}: entry is not valid journal JSON ({exc})")
-            prev = row.hash
+            prev = row.hash if row.hash is not None else chain(prev, row.entry)
             continue
         if data.get("seq") != row.seq or ev_id != row.event_id:
             problems.append(f"{where}: entry content names seq {data.get('seq')} / event {ev_id!r}")
         if canon != row.entry:
             problems.append(f"{where}: entry is not in canonical form (edited by hand?)")
         h = chain(prev, row.entry)
-        if h != row.hash:
-            problems.append(
-                f"{where}: hash does not match its content and predecessor (modified row)"
-            )
-        postings.extend(ps)
-        prev = row.hash
-    return problems, prev, n, postings
+        if row.hash is None:
+            prev = h  # not kept: implied by the entry; the next kept hash checks it
+        else:
+            if h != row.hash:
+                since = f"entries {since_kept}-{row.seq}" if since_kept < row.seq else "the entry"
+                problems.append(
+                    f"{where}: the kept hash does not match the content of {since} and "
+                    "the hash before (modified row)"
+                )
+            prev = row.hash
+            since_kept = row.seq + 1
+        for src, dst, _asset, amount, _kind in ps:
+            bal[src] = get(src, 0) - amount
+            bal[dst] = get(dst, 0) + amount
+    return problems, prev, n, bal
 
 
 def compare_balances(recomputed: dict[str, int], stored: dict[str, int]) -> list[str]:
@@ -206,8 +324,7 @@ def audit_rows(
 ) -> AuditReport:
     """``credit``: the policy's credit lines (asset -> how far below zero a party's own
     account may go)."""
-    problems, head, n, postings = verify_chain(rows, genesis)
-    recomputed = balances_from_postings(postings)
+    problems, head, n, recomputed = verify_chain(rows, genesis)
     problems += compare_balances(recomputed, stored_balances)
     for acc, bal in sorted(recomputed.items()):
         if bal < 0 and not acc.startswith("supply:"):

@@ -2,9 +2,20 @@
 
 Schema (version in ``schema_version``)::
 
-    meta(key TEXT PRIMARY KEY, value TEXT)   -- policy IR, fingerprint, params, genesis (JSON)
-    journal(seq INTEGER PRIMARY KEY, event_id TEXT UNIQUE, entry TEXT, hash TEXT)
+    meta(key TEXT PRIMARY KEY, value TEXT)   -- policy IR, fingerprint, params, genesis,
+                                             -- entry_dict (JSON)
+    journal(seq INTEGER PRIMARY KEY, event_id TEXT UNIQUE, entry BLOB, hash BLOB)
     state(kind TEXT, key TEXT, value TEXT, PRIMARY KEY(kind, key))   -- balances, records, ...
+    checkpoint(...)                          -- see runtime/integrity.py
+
+Version 4 keeps each journal entry compact (``runtime/journal.py``): ``entry``
+is the canonical JSON packed by :class:`~charter.runtime.journal.EntryCodec`
+with the ledger's recorded dictionary, and ``hash`` (32 raw bytes) is kept
+only every :data:`~charter.runtime.journal.ANCHOR_EVERY` entries (NULL
+elsewhere: it is implied by the entries; the checkpoint keeps the head).
+About 110 bytes per gig-market event, down from 425 in version 3.  Older
+files are refused with their version named; ``charter ledger migrate``
+rewrites them (:func:`migrate`).
 
 Every flush writes the pending journal rows and the new values of every
 state row those events changed in **one** SQLite transaction, so after a
@@ -40,12 +51,22 @@ from .integrity import (
     recorded_policy,
     state_digest,
 )
-from .journal import JournalRow
+from .journal import (
+    ANCHOR_EVERY,
+    ENTRY_CODEC,
+    EntryCodec,
+    JournalRow,
+    anchor_at_or_before,
+    with_hashes,
+)
 from .lock import WriterLock
 from .state import ABSENT, store_key
 from .store import LedgerIntegrityError, NotALedgerError, StoreError
 
-SCHEMA_VERSION = 3  # 2: balance rows hold the bare amount; 3: checkpoint row, application_id
+# 2: balance rows hold the bare amount; 3: checkpoint row, application_id; 4: packed entries,
+# chain hashes kept at anchors only
+SCHEMA_VERSION = 4
+MIGRATABLE = (2, 3)
 # state values are not hashed; records keep their (deterministic) field order
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _record_json = None  # live record -> its row text, when the C encoder is there
@@ -71,13 +92,14 @@ if c_make_encoder is not None:  # the same encoding through one C encoder, made 
 
 
 _MAGIC = b"SQLite format 3\x00"
+_MAX_SEQ = (1 << 63) - 1
 APPLICATION_ID = 0x43484C47  # "CHLG" in the SQLite header: this file is a Charter ledger
 
 _SCHEMA = """
 CREATE TABLE schema_version (version INTEGER NOT NULL);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,
-                      entry TEXT NOT NULL, hash TEXT NOT NULL);
+                      entry BLOB NOT NULL, hash BLOB);
 CREATE TABLE state (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                     PRIMARY KEY (kind, key)) WITHOUT ROWID;
 """
@@ -121,6 +143,7 @@ class ChangeBuffer:
 
     def _reset_changes(self) -> None:
         self._pending: list[JournalRow] = []
+        self._pending_ids: set[str] = set()  # their event ids (has_event before the commit)
         # keys changed since the last flush, per kind (sets: a key changed by
         # many events of a batch is written once, with its final value)
         self._dirty: set[tuple[str, Any]] = set()  # roles, rights (rare)
@@ -149,6 +172,7 @@ class ChangeBuffer:
         """Buffer one entry; ``frame`` (the event's before images) names the changed keys."""
         pending = self._pending
         pending.append(row)
+        self._pending_ids.add(row.event_id)
         self._dirty_bal.update(frame.bal)
         if frame.rec:
             self._dirty_rec.update(frame.rec)
@@ -211,6 +235,7 @@ class ChangeBuffer:
     def _committed(self) -> None:
         """Forget the pending entries and changed keys (after their commit)."""
         self._pending.clear()
+        self._pending_ids.clear()
         self._dirty.clear()
         self._dirty_bal.clear()
         self._dirty_rec.clear()
@@ -245,6 +270,7 @@ class SqliteStore(ChangeBuffer):
         self.integrity_problems: tuple[str, ...] = ()
         self._cp: Optional[Checkpoint] = None
         self._reset_changes()
+        self._codec: Optional[EntryCodec] = None
         self.conn: Optional[sqlite3.Connection] = None
         # a writer locks first: creating, checking and loading then see no other writer
         self._lock = None if readonly else WriterLock(self.path, wait)
@@ -302,12 +328,17 @@ class SqliteStore(ChangeBuffer):
             (version,) = self.conn.execute("SELECT version FROM schema_version").fetchone()
         except (*_READ_ERRORS, TypeError):
             raise StoreError(f"{self.path}: unreadable schema version") from None
-        if version not in (2, SCHEMA_VERSION) or (version == SCHEMA_VERSION) != (
-            app_id == APPLICATION_ID and "checkpoint" in tables
-        ):
+        if version != SCHEMA_VERSION or app_id != APPLICATION_ID or "checkpoint" not in tables:
+            if version in MIGRATABLE:
+                raise StoreError(
+                    f"{self.path} has ledger schema version {version}; this Charter reads "
+                    f"version {SCHEMA_VERSION} (compact journal entries). Run `charter ledger "
+                    f"migrate {self.path}` to rewrite it (the old file is kept as a backup)"
+                )
             raise StoreError(
                 f"{self.path} has ledger schema version {str(version)[:40]!r}; "
-                f"this Charter reads version {SCHEMA_VERSION} (and upgrades version 2)"
+                f"this Charter reads version {SCHEMA_VERSION} "
+                f"(and migrates versions {', '.join(map(str, MIGRATABLE))})"
             )
         if not self.readonly:
             try:
@@ -315,10 +346,6 @@ class SqliteStore(ChangeBuffer):
                 self.conn.execute(f"PRAGMA synchronous={synchronous}")
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: {exc}") from None
-        if version == 2:
-            if not self.readonly:
-                self._upgrade_v2()
-            return
         changed = self._changed_tables()
         if changed:
             # the columns' meaning is not what this code reads (a column type edited in the
@@ -386,37 +413,13 @@ class SqliteStore(ChangeBuffer):
             except OSError:
                 pass
 
-    def _upgrade_v2(self) -> None:
-        """A schema-2 ledger has no checkpoint: verify its whole journal once, then add one."""
-        meta = self.meta_or_empty()
-        problems: list[str] = []
-        genesis = None
-        if meta:
-            _, genesis, problems = recorded_policy(meta)
-            problems += full_check(self, genesis)
-        if problems:
-            raise LedgerIntegrityError(self.path, problems)
-        c = self.conn
-        try:
-            c.execute("BEGIN IMMEDIATE")
-            c.execute(_CHECKPOINT_TABLE)
-            if meta:
-                c.execute(_SET_CHECKPOINT, self._fresh_checkpoint(str(genesis)).row())
-            c.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-            c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            c.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise StoreError(f"{self.path}: upgrade to schema {SCHEMA_VERSION} failed: {exc}") from None
-        self._cp = self._fresh_checkpoint(str(genesis)) if meta else None
-
-    def _fresh_checkpoint(self, genesis: str) -> Checkpoint:
-        """The checkpoint of the file as it is (inside the caller's transaction)."""
-        last = self._query("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1")
-        seq, head = last[0] if last else (0, genesis)
+    def _fresh_checkpoint(self, genesis: str, head: Optional[tuple[int, str]] = None) -> Checkpoint:
+        """The checkpoint of the file as it is (inside the caller's transaction); ``head`` is
+        (seq, hash) of the last entry, when there is one."""
+        seq, head_hash = head if head is not None else (0, genesis)
         digest, n = state_digest(self._scan("SELECT kind, key, value FROM state"))
         md = meta_digest(self._query("SELECT key, value FROM meta"))
-        return Checkpoint(seq, head, digest, n, md)
+        return Checkpoint(seq, head_hash, digest, n, md)
 
     # ------------------------------------------------------------ reading
 
@@ -463,12 +466,93 @@ class SqliteStore(ChangeBuffer):
             except (ValueError, TypeError, RecursionError):
                 raise StoreError(f"{self.path}: state row {kind} {key} is corrupt") from None
 
-    def journal(self) -> Iterator[JournalRow]:
-        for seq, eid, entry, h in self._scan(
-            "SELECT seq, event_id, entry, hash FROM journal ORDER BY seq"
-        ):
-            yield JournalRow(seq=seq, event_id=eid, entry=entry, hash=h)
-        yield from list(self._pending)
+    @property
+    def codec(self) -> EntryCodec:
+        """The ledger's entry codec (its recorded dictionary; the empty one for a new file)."""
+        if self._codec is None:
+            d = self.meta_or_empty().get("entry_dict", "")
+            self._codec = EntryCodec(d if isinstance(d, str) else "")
+        return self._codec
+
+    def _journal_rows(self, sql: str, args: tuple = ()) -> Iterator[JournalRow]:
+        """Stored rows as text: the entry unpacked (None when it cannot be), the hash as hex
+        where one is kept (None elsewhere; unreadable ones as a marker verification refuses)."""
+        unpack = self.codec.unpack
+        for seq, eid, blob, h in self._scan(sql, args):
+            if h is not None:
+                h = h.hex() if type(h) is bytes and len(h) == 32 else f"<unreadable {h!r:.40}>"
+            yield JournalRow(seq, eid, unpack(blob), h)
+
+    def journal(self, start: int = 1) -> Iterator[JournalRow]:
+        """Journal rows from ``start`` on, in order (streamed: any length fits in memory).
+        ``hash`` is None where the file keeps none (see ``with_hashes``)."""
+        start = min(start, _MAX_SEQ)  # SQLite integers end at 2**63-1
+        yield from self._journal_rows(
+            "SELECT seq, event_id, CAST(entry AS BLOB), CAST(hash AS BLOB) FROM journal WHERE seq >= ? ORDER BY seq", (start,)
+        )
+        yield from [r for r in self._pending if r.seq >= start]
+
+    def journal_desc(self, before: Optional[int] = None) -> Iterator[JournalRow]:
+        """Journal rows newest first (from ``before - 1`` down), hashes as in :meth:`journal`."""
+        pend = [r for r in reversed(self._pending) if before is None or r.seq < before]
+        yield from pend
+        top = min(before, _MAX_SEQ) if before is not None else _MAX_SEQ
+        if self._pending:
+            top = min(top, self._pending[0].seq)
+        yield from self._journal_rows(
+            "SELECT seq, event_id, CAST(entry AS BLOB), CAST(hash AS BLOB) FROM journal WHERE seq < ? ORDER BY seq DESC",
+            (top,),
+        )
+
+    def journal_page(self, after: int, limit: int) -> list[JournalRow]:
+        """Up to ``limit`` rows after entry ``after`` (the sequence index), every hash filled in."""
+        rows = []
+        for row in self.journal(after + 1):
+            rows.append(row)
+            if len(rows) >= limit:
+                break
+        return self.rows_with_hashes(rows)
+
+    def kept_hash(self, seq: int) -> Optional[str]:
+        """The chain hash kept for entry ``seq`` (hex), or None when none is kept or readable."""
+        got = self._query("SELECT CAST(hash AS BLOB) FROM journal WHERE seq = ?", (seq,))
+        h = got[0][0] if got else None
+        return h.hex() if type(h) is bytes and len(h) == 32 else None
+
+    def hash_before(self, seq: int) -> str:
+        """The chain hash of entry ``seq - 1`` (the genesis hash for the first), re-hashed
+        from the nearest kept hash: at most ANCHOR_EVERY entries read."""
+        base = anchor_at_or_before(seq - 1)
+        if base == 0:
+            prev = str(self.meta_or_empty().get("genesis", ""))
+        else:
+            got = self._query("SELECT CAST(hash AS BLOB) FROM journal WHERE seq = ?", (base,))
+            if not got or type(got[0][0]) is not bytes:
+                pend = [r for r in self._pending if r.seq == base]
+                if not pend:
+                    raise StoreError(f"{self.path}: journal entry {base} keeps no chain hash")
+                return self._rehash(pend[0].hash, base + 1, seq)
+            prev = got[0][0].hex()
+        return self._rehash(prev, base + 1, seq)
+
+    def _rehash(self, prev: str, lo: int, hi: int) -> str:
+        """The hash after entries lo..hi-1, starting from ``prev``."""
+        if lo >= hi:
+            return prev
+        rows = [r for r in self.journal(lo) if r.seq < hi] if self._pending else list(
+            self._journal_rows(
+                "SELECT seq, event_id, CAST(entry AS BLOB), CAST(hash AS BLOB) FROM journal WHERE seq >= ? AND seq < ? "
+                "ORDER BY seq", (lo, hi))
+        )
+        for row in with_hashes(rows, prev):
+            prev = row.hash
+        return prev
+
+    def rows_with_hashes(self, rows: list[JournalRow]) -> list[JournalRow]:
+        """Consecutive rows (ascending) with every hash filled in."""
+        if not rows:
+            return rows
+        return list(with_hashes(rows, self.hash_before(rows[0].seq)))
 
     def event_ids(self) -> Iterator[str]:
         # from the table itself, not the event_id index that would cover this query: a
@@ -478,11 +562,33 @@ class SqliteStore(ChangeBuffer):
         for row in list(self._pending):
             yield row.event_id
 
+    def has_event(self, event_id: str) -> bool:
+        """Whether ``event_id`` was applied (pending rows included): one index lookup, so
+        a writer keeps no set of every id it ever applied."""
+        if event_id in self._pending_ids:
+            return True
+        return bool(self._query("SELECT 1 FROM journal WHERE event_id = ?", (event_id,)))
+
+    def count(self) -> int:
+        return self._query("SELECT count(*) FROM journal")[0][0] + len(self._pending)
+
     def last_row(self) -> Optional[JournalRow]:
         if self._pending:
             return self._pending[-1]
-        got = self._query("SELECT seq, event_id, entry, hash FROM journal ORDER BY seq DESC LIMIT 1")
-        return JournalRow(*got[0]) if got else None
+        got = list(self._journal_rows(
+            "SELECT seq, event_id, CAST(entry AS BLOB), CAST(hash AS BLOB) FROM journal ORDER BY seq DESC LIMIT 1"))
+        if not got:
+            return None
+        row = got[0]
+        if row.hash is None:
+            if self._cp is not None and self._cp.seq == row.seq:
+                row = row._replace(hash=self._cp.head)
+            elif type(row.seq) is int:
+                try:
+                    row = self.rows_with_hashes([row])[0]
+                except StoreError:
+                    pass  # a damaged file opened read-only: its problems are reported
+        return row
 
     def check_integrity(self) -> list[str]:
         """The open-time check again, on the file as it is now (audit calls it)."""
@@ -495,10 +601,11 @@ class SqliteStore(ChangeBuffer):
         for row in self._pending:
             if row.event_id == event_id:
                 return row
-        got = self._query(
-            "SELECT seq, event_id, entry, hash FROM journal WHERE event_id = ?", (event_id,)
-        )
-        return JournalRow(*got[0]) if got else None
+        got = list(self._journal_rows(
+            "SELECT seq, event_id, CAST(entry AS BLOB), CAST(hash AS BLOB) FROM journal WHERE event_id = ?", (event_id,)))
+        if not got:
+            return None
+        return got[0] if got[0].hash is not None else self.rows_with_hashes(got)[0]
 
     # ------------------------------------------------------------ writing
 
@@ -511,6 +618,7 @@ class SqliteStore(ChangeBuffer):
 
     def init(self, meta: dict[str, Any]) -> None:
         c = self._writable()
+        meta = {"entry_codec": ENTRY_CODEC, "entry_dict": "", **meta}
         try:
             c.execute("BEGIN IMMEDIATE")
             c.executemany(
@@ -524,6 +632,7 @@ class SqliteStore(ChangeBuffer):
             self._rollback()
             raise StoreError(f"{self.path}: {exc}") from None
         self._cp = cp
+        self._codec = EntryCodec(meta["entry_dict"] if isinstance(meta["entry_dict"], str) else "")
 
     def flush(self, state: Any) -> None:
         if not self._pending:
@@ -544,8 +653,16 @@ class SqliteStore(ChangeBuffer):
             )
             last = pending[-1]
             cp = self._cp.advanced(last.seq, last.hash, old, upserts)
-            # a JournalRow is the tuple (seq, event_id, entry, hash): bound as it is
-            c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", pending)
+            pack = self.codec.pack
+            fromhex = bytes.fromhex
+            c.executemany(
+                "INSERT INTO journal VALUES (?, ?, ?, ?)",
+                [
+                    (r.seq, r.event_id, pack(r.entry),
+                     fromhex(r.hash) if r.seq % ANCHOR_EVERY == 0 else None)
+                    for r in pending
+                ],
+            )
             if upserts:
                 c.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", upserts)
             if deletes:
@@ -616,3 +733,126 @@ class SqliteStore(ChangeBuffer):
     def execute(self, sql: str, args: tuple = ()) -> None:
         """Run raw SQL (tests use it to tamper with a ledger and prove audit notices)."""
         self.conn.execute(sql, args)
+
+
+def tamper_connection(path: str | os.PathLike) -> sqlite3.Connection:
+    """A raw connection to a ledger file with SQL functions to edit packed entries, for the
+    tests and fuzzers that prove edits are noticed: ``entry_text(entry)``,
+    ``entry_blob(text)`` (the ledger's codec) and ``hex_hash(hash)``/``raw_hash(hex)``."""
+    c = sqlite3.connect(str(path), isolation_level=None)
+    got = c.execute("SELECT value FROM meta WHERE key = 'entry_dict'").fetchone()
+    codec = EntryCodec(json.loads(got[0]) if got else "")
+    c.create_function("entry_text", 1, codec.unpack, deterministic=True)
+    c.create_function("entry_blob", 1, lambda t: codec.pack(t) if isinstance(t, str) else t,
+                      deterministic=True)
+    c.create_function("hex_hash", 1, lambda h: h.hex() if isinstance(h, bytes) else h,
+                      deterministic=True)
+    c.create_function("raw_hash", 1, lambda h: bytes.fromhex(h) if isinstance(h, str) else h,
+                      deterministic=True)
+    return c
+
+
+def migrate(path: str | os.PathLike) -> dict[str, Any]:
+    """Rewrite a ledger of an older schema (:data:`MIGRATABLE`) as version 4.
+
+    The old file is verified first as an audit would (recorded policy, the whole hash
+    chain, balances from postings, its checkpoint): a ledger that fails is refused
+    (:class:`LedgerIntegrityError`), never converted.  The journal hashes do not
+    change (the entry text is the same; only how it is kept), so the new file has the
+    same head.  The new file is built beside the old one and moved into place; the
+    old one is kept as ``<path>.v<N>.bak``.  Returns a summary."""
+    from .integrity import parse_checkpoint
+    from .journal import compare_balances, entry_dictionary, verify_chain
+
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no such ledger")
+    lock = WriterLock(path, 0.0)
+    try:
+        try:
+            old = sqlite3.connect(str(path), isolation_level=None)
+            app_id = old.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in old.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not _LEDGER_TABLES <= tables or app_id not in (0, APPLICATION_ID):
+                raise NotALedgerError(path, "is not a Charter ledger; it is left untouched")
+            (version,) = old.execute("SELECT version FROM schema_version").fetchone()
+        except (sqlite3.Error, TypeError):
+            raise NotALedgerError(path, "is not a Charter ledger (unreadable); it is left untouched") from None
+        if version == SCHEMA_VERSION:
+            old.close()
+            return {"path": str(path), "from": version, "to": version, "entries": None,
+                    "migrated": False}
+        if version not in MIGRATABLE:
+            old.close()
+            raise StoreError(f"{path} has ledger schema version {str(version)[:40]!r}; "
+                             f"cannot migrate it (migrates {MIGRATABLE})")
+        try:
+            meta_rows = old.execute("SELECT key, value FROM meta").fetchall()
+            meta = {k: json.loads(v) for k, v in meta_rows}
+            pol, genesis, problems = recorded_policy(meta)
+            if pol is None or genesis is None:
+                raise LedgerIntegrityError(path, problems)
+            stored: dict[str, int] = {}
+            for key, value in old.execute("SELECT key, value FROM state WHERE kind = 'balance'"):
+                stored[key] = json.loads(value)
+            rows = (JournalRow(*r) for r in old.execute(
+                "SELECT seq, event_id, entry, hash FROM journal ORDER BY seq"))
+            found, head, n, recomputed = verify_chain(rows, genesis)
+            problems += found + compare_balances(recomputed, stored)
+            if version == 3:
+                cp_rows = old.execute("SELECT seq, head, state_digest, state_rows, meta_digest, "
+                                      "hash FROM checkpoint").fetchall()
+                cp = parse_checkpoint(cp_rows[0]) if len(cp_rows) == 1 else None
+                digest = state_digest(old.execute("SELECT kind, key, value FROM state"))
+                if cp is None or (cp.seq, cp.head) != (n, head) or (
+                    cp.state_digest, cp.state_rows) != digest or cp.meta_digest != meta_digest(
+                        meta_rows):
+                    problems.append("the checkpoint does not match the journal, state or metadata")
+        except (sqlite3.Error, ValueError, TypeError, RecursionError) as exc:
+            old.close()
+            raise StoreError(f"{path}: cannot read the old ledger ({_why(exc)})") from None
+        if problems:
+            old.close()
+            raise LedgerIntegrityError(path, problems)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.migrating")
+        for p in (tmp, Path(str(tmp) + ".lock")):
+            p.unlink(missing_ok=True)
+        new = SqliteStore(tmp, synchronous="NORMAL")
+        try:
+            meta = {**meta, "entry_codec": ENTRY_CODEC, "entry_dict": entry_dictionary(pol)}
+            new.init(meta)
+            c = new.conn
+            c.execute("BEGIN IMMEDIATE")
+            c.executemany("INSERT INTO state VALUES (?, ?, ?)",
+                          old.execute("SELECT kind, key, value FROM state"))
+            pack = new.codec.pack
+            cur = old.execute("SELECT seq, event_id, entry, hash FROM journal ORDER BY seq")
+            while chunk := cur.fetchmany(4096):
+                c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", [
+                    (seq, eid, pack(entry), bytes.fromhex(h) if seq % ANCHOR_EVERY == 0 else None)
+                    for seq, eid, entry, h in chunk])
+            cp = new._fresh_checkpoint(genesis, (n, head) if n else None)
+            c.execute(_SET_CHECKPOINT, cp.row())
+            c.execute("COMMIT")
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except BaseException:
+            new._rollback()
+            new.close()
+            tmp.unlink(missing_ok=True)
+            old.close()
+            raise
+        new.close()
+        Path(str(tmp) + ".lock").unlink(missing_ok=True)
+        for suffix in ("-wal", "-shm"):
+            Path(str(tmp) + suffix).unlink(missing_ok=True)
+        old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        old.close()
+        backup = path.with_name(f"{path.name}.v{version}.bak")
+        os.replace(path, backup)
+        os.replace(tmp, path)
+        for suffix in ("-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        return {"path": str(path), "from": version, "to": SCHEMA_VERSION, "entries": n,
+                "head": head, "backup": str(backup), "migrated": True}
+    finally:
+        lock.release()

@@ -10,6 +10,7 @@ atomic unit, so a restart sees a state that matches the journal exactly.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Iterator, Optional, Protocol
 
 from .journal import JournalRow
@@ -99,8 +100,9 @@ class Store(Protocol):
     def rows(self) -> Iterator[tuple[str, str, Any]]:
         """Every stored state row."""
 
-    def journal(self) -> Iterator[JournalRow]:
-        """Every journal row in order."""
+    def journal(self, start: int = 1) -> Iterator[JournalRow]:
+        """Journal rows in order from ``start`` (streamed); ``hash`` may be None where the
+        store keeps none (``journal.with_hashes`` fills it in)."""
 
     def event_ids(self) -> Iterator[str]:
         """The id of every journal row (opening a ledger reads these, not whole entries)."""
@@ -125,14 +127,29 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+DEFAULT_WINDOW = 10_000  # journal entries an in-memory runtime keeps by default
+
+
 class MemoryStore:
-    """Keeps the journal in a list; the runtime's own state is the state."""
+    """Keeps the journal in memory; the runtime's own state is the state.
+
+    ``window`` bounds the entries kept (the newest ``window``; default
+    :data:`DEFAULT_WINDOW`) so a long in-memory run does not grow with its
+    journal; ``window=None`` keeps every entry (``journal="full"`` in
+    ``open_runtime``), which ``replay`` and a full ``audit`` of an in-memory
+    runtime need.  The applied ids are always kept (idempotency)."""
 
     persistent = False
 
-    def __init__(self) -> None:
+    def __init__(self, window: Optional[int] = DEFAULT_WINDOW) -> None:
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise ValueError(f"window must be a positive number of entries or None, got {window!r}")
+        self.window = window
         self._meta: dict[str, Any] = {}
-        self._journal: list[JournalRow] = []
+        self._journal: deque[JournalRow] = deque(maxlen=window)
+        self._ids: set[str] = set()
+        self.dropped = 0  # entries no longer kept (older than the window)
+        self._before_window = ""  # the hash of the newest entry no longer kept
 
     def meta(self) -> dict[str, Any]:
         return dict(self._meta)
@@ -143,20 +160,48 @@ class MemoryStore:
     def rows(self) -> Iterator[tuple[str, str, Any]]:
         return iter(())
 
-    def journal(self) -> Iterator[JournalRow]:
-        return iter(list(self._journal))
+    def first_seq(self) -> int:
+        return self._journal[0].seq if self._journal else self.dropped + 1
+
+    def hash_before(self, seq: int) -> str:
+        if seq <= 1:
+            return str(self._meta.get("genesis", ""))
+        first = self.first_seq()
+        if not first <= seq <= first + len(self._journal):
+            raise StoreError(f"journal entry {seq - 1} is no longer kept in memory")
+        if seq == first:
+            # the entry before the window: its hash is the first kept entry's predecessor,
+            # which is not kept either, except as the prefix the window was cut from
+            return self._before_window
+        return self._journal[seq - 1 - first].hash  # type: ignore[return-value]
+
+    def journal(self, start: int = 1) -> Iterator[JournalRow]:
+        rows = list(self._journal)
+        if start > 1 and rows:
+            rows = rows[max(start - rows[0].seq, 0):]
+        return iter(rows)
+
+    def journal_desc(self, before: Optional[int] = None) -> Iterator[JournalRow]:
+        return iter([r for r in reversed(self._journal) if before is None or r.seq < before])
 
     def event_ids(self) -> Iterator[str]:
-        return iter([r.event_id for r in self._journal])
+        return iter(list(self._ids))
 
     def entry_for(self, event_id: str) -> Optional[JournalRow]:
+        if event_id not in self._ids:
+            return None
         for row in reversed(self._journal):
             if row.event_id == event_id:
                 return row
         return None
 
     def append(self, row: JournalRow, frame: Any, state: Any) -> None:
-        self._journal.append(row)
+        j = self._journal
+        if self.window is not None and len(j) == self.window:
+            self._before_window = j[0].hash
+            self.dropped += 1
+        j.append(row)
+        self._ids.add(row.event_id)
 
     def flush(self, state: Any) -> None:
         pass
@@ -169,8 +214,9 @@ class MemoryStore:
 
     def tamper(self, seq: int, entry: Optional[str] = None, hash: Optional[str] = None) -> None:
         """Overwrite a journal row (for tests that prove audit notices)."""
-        old = self._journal[seq - 1]
-        self._journal[seq - 1] = JournalRow(
+        i = seq - self.first_seq()
+        old = self._journal[i]
+        self._journal[i] = JournalRow(
             seq=old.seq,
             event_id=old.event_id,
             entry=entry if entry is not None else old.entry,

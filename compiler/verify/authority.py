@@ -87,11 +87,12 @@ def check_authority(
                 row["verdict"] = f"declared: anyone may call ({declared[h.name]})"
                 continue
             same = [p2 for p2 in moves if (p2.span.line, p2.span.col, p2.src_key[0]) == key]
-            pays = z3.Or(*[z3.And(q.guard, q.amount > 0, _drained(m, q)) for q in same])
+            copies = [z3.And(q.guard, q.amount > 0, _drained(m, q)) for q in same]
+            pays = z3.Or(*copies)
             not_owner = (
                 z3.And(*[is_not(m.submitter, o) for o in terms]) if terms else z3.BoolVal(True)
             )
-            r, model = session.ask([pays, not_owner])
+            r, model = session.ask([pays, not_owner], copies if len(copies) > 1 else None)
             if r == "unsat":
                 row["verdict"] = "owner only: the requires make the submitter its owner"
                 continue

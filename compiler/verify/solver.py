@@ -204,8 +204,19 @@ class Session:
         if self._s is not None:
             self._s.add(*_abstract(self.m, facts))
 
-    def ask(self, extra: list) -> Answer:
-        """``solve_m(base + extra)``, trying the shared incremental solver first."""
+    def ask(self, extra: list, cases: Optional[list] = None) -> Answer:
+        """``solve_m(base + extra)``, trying the shared incremental solver first; ``cases``
+        (formulas whose disjunction ``extra`` implies, e.g. one per loop copy of a posting):
+        when the whole question is not proved at once, each case proved on its own
+        proves it too."""
+        if self.proves(extra):
+            return Answer("unsat")
+        if cases and all(self.proves(extra + [c]) for c in cases):
+            return Answer("unsat")
+        return solve_m(self.base + extra, self.m, self.limits)
+
+    def proves(self, extra: list) -> bool:
+        """Is ``base + extra`` unsatisfiable, by the incremental solver (a tenth of the limit)?"""
         st = stats()
         s = self._solver()
         lim = self.limits.part(10)
@@ -224,9 +235,7 @@ class Session:
             st.rlimit_used += used
             st.rlimit_max = max(st.rlimit_max, used)
             s.pop()
-        if r == z3.unsat:
-            return Answer("unsat")
-        return solve_m(self.base + extra, self.m, self.limits)
+        return r == z3.unsat
 
 
 def _abstract(m: HandlerModel, formulas: list) -> list:

@@ -259,23 +259,26 @@ def _ledger(feat, tmp_path, batch=1):
 
 TAMPER = [
     # (SQL, what audit must say)
-    (
-        "UPDATE journal SET entry = replace(entry, '700', '800') WHERE event_id = 'm'",
+    (  # entries are kept packed (runtime/journal.py): edited through the ledger's codec
+        "UPDATE journal SET entry = entry_blob(replace(entry_text(entry), '700', '800')) "
+        "WHERE event_id = 'm'",
         "modified row",
     ),
     ("UPDATE state SET value = '5' WHERE key = 'pool:pot'", "balance of pool:pot"),
     ("DELETE FROM journal WHERE event_id = 'join-b'", "sequence number"),
-    ("UPDATE journal SET hash = 'ab' || substr(hash, 3) WHERE seq = 1", "hash does not match"),
+    # a short journal keeps no per-entry hash (journal.ANCHOR_EVERY): a forged one is compared
+    ("UPDATE journal SET hash = randomblob(32) WHERE seq = 1", "hash does not match"),
+    ("UPDATE journal SET hash = 'not a hash' WHERE seq = 2", "hash does not match"),
 ]
 
 
 @pytest.mark.parametrize("sql,text", TAMPER)
 def test_tampering_is_detected(feat, tmp_path, sql, text):
-    import sqlite3
+    from charter.runtime.sqlite_store import tamper_connection
 
     db = _ledger(feat, tmp_path)
     assert audit_ledger(db).ok and replay(db).ok
-    c = sqlite3.connect(db)
+    c = tamper_connection(db)
     c.execute(sql)
     c.commit()
     c.close()
@@ -311,16 +314,16 @@ def test_consistent_forgery_is_caught_by_replay(feat, tmp_path):
     """Rewrite a posting, re-hash the whole chain and fix the balance rows: the chain and the
     balances then agree, but re-executing the events does not give the forged postings."""
     import json
-    import sqlite3
 
-    from charter.runtime.journal import chain
+    from charter.runtime.journal import ANCHOR_EVERY, chain
+    from charter.runtime.sqlite_store import tamper_connection
 
     db = _ledger(feat, tmp_path)
     rt = open_runtime(None, db)
     genesis = rt.genesis
     rt.close()
-    c = sqlite3.connect(db)
-    rows = c.execute("SELECT seq, entry FROM journal ORDER BY seq").fetchall()
+    c = tamper_connection(db)
+    rows = c.execute("SELECT seq, entry_text(entry) FROM journal ORDER BY seq").fetchall()
     prev = genesis
     for seq, entry in rows:
         data = json.loads(entry)
@@ -328,7 +331,9 @@ def test_consistent_forgery_is_caught_by_replay(feat, tmp_path):
             data["postings"][0][3] = 900  # mint 900 instead of 700
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         prev = chain(prev, text)
-        c.execute("UPDATE journal SET entry = ?, hash = ? WHERE seq = ?", (text, prev, seq))
+        kept = prev if seq % ANCHOR_EVERY == 0 else None
+        c.execute("UPDATE journal SET entry = entry_blob(?), hash = raw_hash(?) WHERE seq = ?",
+                  (text, kept, seq))
     c.execute("UPDATE state SET value = '700' WHERE key = 'party:a:Credit'")
     c.execute("UPDATE state SET value = '-900' WHERE key = 'supply:Credit'")
     c.commit()
@@ -349,9 +354,14 @@ def _reseal_checkpoint(db):
     import sqlite3
 
     from charter.runtime.integrity import Checkpoint, meta_digest, state_digest
+    from charter.runtime.journal import chain
+    from charter.runtime.sqlite_store import SqliteStore
 
+    s = SqliteStore(db, readonly=True)
+    last = next(s.journal_desc())
+    seq, head = last.seq, chain(s.hash_before(last.seq), last.entry)
+    s.close()
     c = sqlite3.connect(db)
-    seq, head = c.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
     digest, n = state_digest(c.execute("SELECT kind, key, value FROM state"))
     md = meta_digest(c.execute("SELECT key, value FROM meta"))
     cp = Checkpoint(seq, head, digest, n, md)

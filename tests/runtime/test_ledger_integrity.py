@@ -27,7 +27,8 @@ from charter.runtime.api import (
     open_runtime,
 )
 from charter.runtime.integrity import Checkpoint, meta_digest, state_digest
-from charter.runtime.journal import chain
+from charter.runtime.journal import ANCHOR_EVERY, chain
+from charter.runtime.sqlite_store import migrate, tamper_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gig_market"
@@ -60,7 +61,7 @@ def _digest(path: Path) -> str:
 
 def _sql(*stmts):
     def tamper(db: Path) -> None:
-        c = sqlite3.connect(db)
+        c = tamper_connection(db)  # entry_text/entry_blob: entries are kept packed
         for s in stmts:
             c.execute(s)
         c.commit()
@@ -71,10 +72,10 @@ def _sql(*stmts):
 
 def _forge_posting(db: Path, reseal: bool = False) -> None:
     """Raise a deposit, re-hash the chain from there and fix the balances (a careful forger)."""
-    c = sqlite3.connect(db)
+    c = tamper_connection(db)
     meta = {k: json.loads(v) for k, v in c.execute("SELECT key, value FROM meta")}
     prev = meta["genesis"]
-    rows = c.execute("SELECT seq, entry FROM journal ORDER BY seq").fetchall()
+    rows = c.execute("SELECT seq, entry_text(entry) FROM journal ORDER BY seq").fetchall()
     forged = None
     for seq, entry in rows:
         data = json.loads(entry)
@@ -84,7 +85,9 @@ def _forge_posting(db: Path, reseal: bool = False) -> None:
             forged = p[1], p[0]
             entry = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         prev = chain(prev, entry)
-        c.execute("UPDATE journal SET entry = ?, hash = ? WHERE seq = ?", (entry, prev, seq))
+        kept = prev if seq % ANCHOR_EVERY == 0 else None
+        c.execute("UPDATE journal SET entry = entry_blob(?), hash = raw_hash(?) WHERE seq = ?",
+                  (entry, kept, seq))
     to, supply = forged
     c.execute("UPDATE state SET value = value + 10000 WHERE kind = 'balance' AND key = ?", (to,))
     c.execute("UPDATE state SET value = value - 10000 WHERE kind = 'balance' AND key = ?", (supply,))
@@ -107,8 +110,9 @@ TAMPER = [
     (
         "edited posting",
         _sql(
-            "UPDATE journal SET entry = replace(entry, 'party:ann:Credit', 'party:bob:Credit') "
-            "WHERE seq = (SELECT max(seq) FROM journal WHERE entry LIKE '%party:ann:Credit%')"
+            "UPDATE journal SET entry = entry_blob(replace(entry_text(entry), 'party:ann:Credit', "
+            "'party:bob:Credit')) WHERE seq = (SELECT max(seq) FROM journal "
+            "WHERE entry_text(entry) LIKE '%party:ann:Credit%')"
         ),
         "modified row",
         "modified row",
@@ -116,8 +120,9 @@ TAMPER = [
     (
         "edited posting amount",
         _sql(
-            "UPDATE journal SET entry = replace(entry, '\"Credit\",', '\"Credit\",1') "
-            "WHERE seq = (SELECT max(seq) FROM journal WHERE entry LIKE '%\"Credit\",%')"
+            "UPDATE journal SET entry = entry_blob(replace(entry_text(entry), '\"Credit\",', "
+            "'\"Credit\",1')) WHERE seq = (SELECT max(seq) FROM journal "
+            "WHERE entry_text(entry) LIKE '%\"Credit\",%')"
         ),
         "modified row",
         "modified row",
@@ -155,17 +160,29 @@ TAMPER = [
         "changed outside Charter",
         "balance of party:ann:Credit",
     ),
-    (
+    (  # the last entry keeps no hash (the checkpoint has the head): one written is compared
         "edited hash column",
-        _sql(f"UPDATE journal SET hash = 'ab' || substr(hash, 3) WHERE seq = {LAST}"),
-        "chain rewritten",
+        _sql(f"UPDATE journal SET hash = randomblob(32) WHERE seq = {LAST}"),
+        "modified row",
         None,
     ),
     (
         "edited hash column, earlier entry",
-        _sql(f"UPDATE journal SET hash = 'ab' || substr(hash, 3) WHERE seq = {LAST} - 3"),
+        _sql(f"UPDATE journal SET hash = randomblob(32) WHERE seq = {LAST} - 3"),
         "modified row",
         "modified row",
+    ),
+    (
+        "packed entry not readable",
+        _sql(f"UPDATE journal SET entry = x'00ff00ff' WHERE seq = {LAST} - 2"),
+        "not readable",
+        "not readable",
+    ),
+    (
+        "entry stored as plain text",
+        _sql(f"UPDATE journal SET entry = entry_text(entry) WHERE seq = {LAST} - 2"),
+        "not readable",
+        "not readable",
     ),
     (
         "unreadable recorded policy",
@@ -314,21 +331,57 @@ def test_a_new_ledger_is_created_whole(tmp_path):
         open_runtime(None, str(tmp_path / "absent.sqlite"))
 
 
-def test_schema_2_ledger_is_verified_once_and_upgraded(ledger):
-    c = sqlite3.connect(ledger)
-    c.execute("DROP TABLE checkpoint")
-    c.execute("UPDATE schema_version SET version = 2")
-    c.execute("PRAGMA application_id = 0")
-    c.commit()
+def _as_schema_3(db: Path) -> None:
+    """Rewrite a ledger as Charter wrote it before schema 4: entry text and every hash as hex,
+    no entry dictionary (a checkpoint over that metadata)."""
+    c = tamper_connection(db)
+    genesis = json.loads(c.execute("SELECT value FROM meta WHERE key = 'genesis'").fetchone()[0])
+    rows = c.execute("SELECT seq, event_id, entry_text(entry) FROM journal ORDER BY seq").fetchall()
+    c.execute("DROP TABLE journal")
+    c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+              "entry TEXT NOT NULL, hash TEXT NOT NULL)")
+    prev = genesis
+    for seq, eid, entry in rows:
+        prev = chain(prev, entry)
+        c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)", (seq, eid, entry, prev))
+    c.execute("DELETE FROM meta WHERE key IN ('entry_dict', 'entry_codec')")
+    d, n = state_digest(c.execute("SELECT kind, key, value FROM state"))
+    cp = Checkpoint(len(rows), prev, d, n, meta_digest(c.execute("SELECT key, value FROM meta")))
+    c.execute("UPDATE checkpoint SET seq=?, head=?, state_digest=?, state_rows=?, meta_digest=?, "
+              "hash=?", cp.row())
+    c.execute("UPDATE schema_version SET version = 3")
+    c.execute("VACUUM")  # as one whole file, with nothing left in the write-ahead log
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     c.close()
-    rt = open_runtime(POLICY, str(ledger))  # full verification, then a checkpoint
-    rt.close()
-    c = sqlite3.connect(ledger)
-    assert c.execute("SELECT version FROM schema_version").fetchone() == (3,)
-    c.close()
-    assert audit_ledger(str(ledger)).ok
-    # a tampered schema-2 ledger is not blessed with a checkpoint
-    _sql("DROP TABLE checkpoint", "UPDATE schema_version SET version = 2",
-         "UPDATE state SET value = value + 1 WHERE key = 'party:ann:Credit'")(ledger)
+
+
+def test_schema_3_ledger_is_refused_by_name_then_migrated(ledger, tmp_path):
+    before = audit_ledger(str(ledger))
+    with open_runtime(None, str(ledger), readonly=True) as rt:
+        balances = rt.balances()
+    _as_schema_3(ledger)
+    old = _digest(ledger)
+    r = invoke("run", POLICY, EVENTS, "--db", ledger)
+    assert r.exit_code == 2 and "schema version 3" in r.output and "ledger migrate" in r.output
+    assert _digest(ledger) == old
+    r = invoke("ledger", "migrate", ledger)
+    assert r.exit_code == 0, r.output
+    assert "version 3 -> 4" in r.output
+    assert (tmp_path / (ledger.name + ".v3.bak")).is_file()
+    after = audit_ledger(str(ledger))
+    assert after.ok and after.head == before.head and after.entries == before.entries
+    assert json.loads(invoke("ledger", "balances", ledger, "--json").output) == balances
+    r = invoke("run", POLICY, EVENTS, "--db", ledger)  # resumes on the migrated file
+    assert r.exit_code == 0 and "resumed after line" in r.output
+    assert invoke("ledger", "migrate", ledger).output.strip().endswith("already version 4")
+
+
+def test_a_tampered_old_ledger_is_not_migrated(ledger):
+    _as_schema_3(ledger)
+    _sql("UPDATE state SET value = value + 1 WHERE key = 'party:ann:Credit'")(ledger)
+    old = _digest(ledger)
     with pytest.raises(LedgerIntegrityError, match="balance of party:ann:Credit"):
-        open_runtime(POLICY, str(ledger))
+        migrate(ledger)
+    r = invoke("ledger", "migrate", ledger)
+    assert r.exit_code == 2 and "balance of party:ann:Credit" in r.output
+    assert _digest(ledger) == old

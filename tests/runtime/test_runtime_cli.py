@@ -86,8 +86,11 @@ def test_audit_and_replay_pass_then_catch_tampering(ledger):
     assert r.exit_code == 0 and "OK" in r.output
     r = invoke("replay", ledger)
     assert r.exit_code == 0 and "match" in r.output
-    c = sqlite3.connect(ledger)
-    c.execute("UPDATE journal SET entry = replace(entry, '14250', '14251') WHERE event_id = 'e24'")
+    from charter.runtime.sqlite_store import tamper_connection
+
+    c = tamper_connection(ledger)
+    c.execute("UPDATE journal SET entry = entry_blob(replace(entry_text(entry), '14250', '14251')) "
+              "WHERE event_id = 'e24'")
     c.commit()
     c.close()
     r = invoke("audit", ledger)

@@ -242,15 +242,18 @@ def test_the_journal_keeps_each_signature(keyed):
 def _forge(db: Path, copy_sig: bool) -> int:
     """Append a withdrawal by ann with its postings; recompute the chain, the balances and the
     checkpoint with the public algorithm (a careful forger with write access to the file)."""
-    c = sqlite3.connect(db)
+    from charter.runtime.sqlite_store import tamper_connection
+
+    c = tamper_connection(db)  # entries are kept packed: entry_text/entry_blob
     meta = {k: json.loads(v) for k, v in c.execute("SELECT key, value FROM meta")}
-    seq, entry, head = c.execute(
-        "SELECT seq, entry, hash FROM journal ORDER BY seq DESC LIMIT 1"
+    seq, entry = c.execute(
+        "SELECT seq, entry_text(entry) FROM journal ORDER BY seq DESC LIMIT 1"
     ).fetchone()
+    head = c.execute("SELECT head FROM checkpoint").fetchone()[0]  # the last entry's hash
     last = json.loads(entry)
     genuine = [
         json.loads(e)["event"]
-        for (e,) in c.execute("SELECT entry FROM journal ORDER BY seq")
+        for (e,) in c.execute("SELECT entry_text(entry) FROM journal ORDER BY seq")
         if "sig" in json.loads(e)["event"]
     ]
     amount = 40000
@@ -260,8 +263,8 @@ def _forge(db: Path, copy_sig: bool) -> int:
         [], postings, [], genuine[-1]["sig"] if copy_sig else None,
     )  # fmt: skip
     h = chain(head, new)
-    c.execute("INSERT INTO journal (seq, event_id, entry, hash) VALUES (?, ?, ?, ?)",
-              (seq + 1, "forged", new, h))  # fmt: skip
+    c.execute("INSERT INTO journal (seq, event_id, entry, hash) VALUES (?, ?, entry_blob(?), "
+              "raw_hash(?))", (seq + 1, "forged", new, h))  # fmt: skip
     c.execute(f"UPDATE state SET value = value - {amount} WHERE kind='balance' AND key=?",
               ("party:ann:Credit",))  # fmt: skip
     c.execute(f"UPDATE state SET value = value + {amount} WHERE kind='balance' AND key=?",
@@ -482,13 +485,19 @@ def test_a_key_registered_by_the_policy_handler_cannot_be_forged_in(tmp_path):
     rt.close()
     _, mallory = signing.generate_key()
     # the careful forger: the key in the entry and in the state, the chain and the checkpoint
-    c = sqlite3.connect(db)
+    from charter.runtime.journal import ANCHOR_EVERY
+    from charter.runtime.sqlite_store import tamper_connection
+
+    c = tamper_connection(db)  # entries are kept packed: entry_text/entry_blob
     meta = {k: json.loads(v) for k, v in c.execute("SELECT key, value FROM meta")}
     prev = meta["genesis"]
-    for seq, entry in c.execute("SELECT seq, entry FROM journal ORDER BY seq").fetchall():
+    rows = c.execute("SELECT seq, entry_text(entry) FROM journal ORDER BY seq").fetchall()
+    for seq, entry in rows:
         entry = entry.replace(pk, mallory)
         prev = chain(prev, entry)
-        c.execute("UPDATE journal SET entry = ?, hash = ? WHERE seq = ?", (entry, prev, seq))
+        kept = prev if seq % ANCHOR_EVERY == 0 else None
+        c.execute("UPDATE journal SET entry = entry_blob(?), hash = raw_hash(?) WHERE seq = ?",
+                  (entry, kept, seq))
     c.execute("UPDATE state SET key = replace(key, ?, ?), value = replace(value, ?, ?)",
               (pk, mallory, pk, mallory))  # fmt: skip
     d, n = state_digest(c.execute("SELECT kind, key, value FROM state"))
