@@ -550,9 +550,10 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     ) -> None:
         """Journal entries (event, postings, hash), oldest first."""
         rt = _open_ledger(db, policy)
-        hist = rt.history(account)
-        if limit:
-            hist = hist[-limit:]
+        # with --limit the newest entries are read newest first (the sequence index): the
+        # cost follows N, not the ledger's length
+        hist = rt.history(account, limit=max(limit, 0))
+        rt.close()
         if as_json:
             click.echo(json.dumps(hist, indent=2))
             return

@@ -21,16 +21,16 @@ from typing import Any, Iterable
 
 from . import ir
 
-# benchmarks/bench_aigrid.py --estimates (gig market, 2,000 events, SQLite FULL, 2-core
-# x86_64 VM shared with other jobs, Python 3.11)
+# benchmarks/bench_aigrid.py --estimates (gig market, 2,000 events, SQLite FULL, a 2-core
+# x86_64 VM shared with other jobs (load ~20), Python 3.11), 2026-12-07
 RECORDED: dict[str, Any] = {
     "cpu_cores": 1,
     "gpu_count": 0,
-    "memory_mb": 96,
-    "disk_mb": 8,
-    "ms_per_event": {"p50": 1.1, "p95": 2.9},
-    "startup_ms": 450,
-    "ledger_bytes_per_event": 1900,
+    "memory_mb": 52,
+    "disk_mb": 1,
+    "ms_per_event": {"p50": 1.9, "p95": 12.0},
+    "startup_ms": 174,
+    "ledger_bytes_per_event": 619,
     "basis": {
         "method": "recorded",
         "source": "benchmarks/bench_aigrid.py --estimates (stdlib gig market, 2,000 events)",

@@ -14,7 +14,8 @@ NAMES = ["a", "b", "c", "x", "y", "t", "p", "amt", "Task", "Credit", "fee", "sco
 UNITS = ["Credit", "days", "bps", "ppm", "hours", "USDC"]
 STRINGS = ['"m"', '""', '"a \\"q\\" b"', '"tab\\tnl\\n"', '"# not a comment"', '"{ }"', '"\\\\"']
 CMP = ["==", "!=", "<", "<=", ">", ">="]
-ROUNDING = ["largest_remainder", "sequential_floor", "dhondt", "sainte_lague", "floor_dust"]
+ROUNDING = ["largest_remainder", "sequential_floor", "sequential_floor_listed", "dhondt",
+            "sainte_lague", "adams", "dean", "huntington_hill", "floor_dust"]
 
 
 class PolicyGen:
@@ -185,7 +186,10 @@ class PolicyGen:
             out += ["by", *e(2)]
             for _ in range(self.r.randrange(0, 4)):
                 out += self.r.choice([["rounding", self.r.choice(ROUNDING)],
-                                      ["at", "least", *e(1)], ["at", "most", *e(1)]])
+                                      ["at", "least", *e(1)], ["at", "most", *e(1)],
+                                      ["with", "minimum", *e(1)],
+                                      ["in", self.r.choice(["listed", "key", "weight"]),
+                                       "order"]])
             return out
         if k == 11:
             return ["lock", *e(2), "from", *e(1)]

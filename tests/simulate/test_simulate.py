@@ -75,7 +75,7 @@ def test_gini_matches_the_mean_absolute_difference_definition() -> None:
 def test_runs_settle_on_the_real_runtime_and_count_rejections() -> None:
     sc = gig(small())
     res = simulate(sc, executor="serial")
-    assert len(res.results) == len(sc.points()) * sc.runs == 12
+    assert len(res.results) == len(sc.points()) * sc.runs == 18
     df = res.frame
     assert {"point", "fee", "min_bid", "run", "epoch", "metric", "key", "value",
             "exact"} <= set(df.columns)
@@ -179,7 +179,7 @@ def test_cli_writes_plots_report_and_csv(tmp_path: Path) -> None:
                                  "1", "--epochs", "2", "--executor", "serial", "--json"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
-    assert summary["points"] == 6 and summary["runs"] == 1 and summary["events"] > 0
+    assert summary["points"] == 9 and summary["runs"] == 1 and summary["events"] > 0
     for name in ("report.html", "metrics.csv", "balances.png", "gini.svg", "lorenz.png",
                  "sweep.svg", "rejections.png"):
         assert (out / name).stat().st_size > 0, name
@@ -210,7 +210,7 @@ BAD = [
      "populations[1].behaviour[0].args.budgets"),
     ("swept param out of range", 'fee = ["1%", "5%", "10%"]', 'fee = ["1%", "50%"]',
      "fee", None, "sweep.fee[1]"),
-    ("unknown param", 'min_bid = ["1", "10"]', 'min_bids = ["1", "10"]',
+    ("unknown param", 'min_bid = ["1", "5", "10"]', 'min_bids = ["1", "5", "10"]',
      "the policy has no parameter 'min_bids'", "did you mean `min_bid`?", "sweep.min_bids"),
     ("probability", "probability = 0.6", "probability = 1.5", "within 0..1", None,
      "populations[2].behaviour[0].probability"),
