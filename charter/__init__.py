@@ -17,5 +17,21 @@ if not (_here / "compiler").is_dir() and (_here.parent / "compiler" / "__init__.
 
 __version__ = "0.1.0"
 
-from charter.api import *  # noqa: E402,F401,F403
-from charter.api import __all__  # noqa: E402,F401
+
+def __getattr__(name: str):  # PEP 562: the API is imported on first use
+    """``charter.open_runtime`` & co. come from :mod:`charter.api`, imported when first asked
+    for: ``import charter`` (and ``charter --version``) stays cheap, and the compiler, Lark
+    and Z3 load only for what needs them."""
+    if name.startswith("__") and name != "__all__":
+        raise AttributeError(name)
+    import importlib
+
+    api = importlib.import_module("charter.api")
+    if name == "__all__":
+        return api.__all__
+    try:
+        value = getattr(api, name)
+    except AttributeError:
+        raise AttributeError(f"module 'charter' has no attribute {name!r}") from None
+    globals()[name] = value
+    return value

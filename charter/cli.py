@@ -18,20 +18,59 @@ _AREAS = ("cli_compile", "cli_fmt", "cli_runtime", "cli_verify", "cli_export", "
           "cli_serve", "cli_mcp", "cli_simulate")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# which area defines a command: only that area is imported to run it (`charter run` never
+# loads the verifier's Z3, `charter --version` loads nothing).  A hint only: a name not here,
+# or not found where it says, makes every area load (what `--help` does anyway).
+_AREA_OF = {
+    "check": "cli_compile", "compile": "cli_compile", "fmt": "cli_fmt",
+    "audit": "cli_runtime", "ledger": "cli_runtime", "replay": "cli_runtime",
+    "run": "cli_runtime", "test": "cli_runtime", "diff": "cli_verify", "verify": "cli_verify",
+    "export": "cli_export", "lsp": "cli_lsp", "keys": "cli_serve", "serve": "cli_serve",
+    "mcp": "cli_mcp", "simulate": "cli_simulate",
+}  # fmt: skip
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands are registered by their area module when first needed."""
+
+    _loaded: set[str]
+
+    def _load(self, area: str) -> None:
+        if area in self._loaded:
+            return
+        self._loaded.add(area)
+        try:
+            mod = importlib.import_module(f"charter.{area}")
+        except ModuleNotFoundError as exc:  # an area not built yet
+            if exc.name != f"charter.{area}":
+                raise
+            return
+        mod.register(self)
+
+    def _load_all(self) -> None:
+        for area in _AREAS:
+            self._load(area)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        area = _AREA_OF.get(name)
+        if area is not None:
+            self._load(area)
+        if name not in self.commands:
+            self._load_all()
+        return super().get_command(ctx, name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_all()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="charter")
 def cli() -> None:
     """Charter: write the rules of an economy, prove them, settle them."""
 
 
-for _area in _AREAS:
-    try:
-        _mod = importlib.import_module(f"charter.{_area}")
-    except ModuleNotFoundError as exc:  # an area not built yet
-        if exc.name != f"charter.{_area}":
-            raise
-        continue
-    _mod.register(cli)
+cli._loaded = set()
 
 
 def main() -> None:

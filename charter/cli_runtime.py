@@ -550,9 +550,10 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     ) -> None:
         """Journal entries (event, postings, hash), oldest first."""
         rt = _open_ledger(db, policy)
-        hist = rt.history(account)
-        if limit:
-            hist = hist[-limit:]
+        # with --limit the newest entries are read newest first (the sequence index): the
+        # cost follows N, not the ledger's length
+        hist = rt.history(account, limit=max(limit, 0))
+        rt.close()
         if as_json:
             click.echo(json.dumps(hist, indent=2))
             return
@@ -577,6 +578,48 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                 )
             for f in h.get("flags") or ():
                 click.echo(f"         flag {f.get('party')}: {f.get('message')}")
+
+    @ledger.command("export")
+    @click.argument("db")
+    @click.option("--format", "fmt", type=click.Choice(["beancount", "csv", "jsonl", "parquet"]),
+                  default="jsonl", show_default=True)
+    @click.option("-o", "--output", default="-", help="File to write [default: stdout].")
+    @click.option("--policy", default=None)
+    def ledger_export(db: str, fmt: str, output: str, policy: Optional[str]) -> None:
+        """Write the journal as Beancount, CSV or Parquet (one row per posting) or JSON Lines.
+
+        Beancount: accounts Assets:Parties/Pools/Escrow/Stakes and Equity:Supply, assets as
+        upper-case commodities, event id/seq/time/hash as metadata, and a balance assertion
+        per account from the ledger's balances (bean-check proves they agree)."""
+        from charter.runtime.export import ExportError, export
+
+        if fmt == "parquet" and output == "-":
+            _fail("--format parquet writes a file: give -o FILE")
+        rt = _open_ledger(db, policy)
+        dec = {a.name: a.decimals for a in rt.policy.assets}
+        if fmt == "parquet":
+            try:
+                n = export(rt.journal_rows(), fmt, output, dec, {})
+            except (ExportError, OSError) as exc:
+                _fail(str(exc))
+            finally:
+                rt.close()
+            click.echo(f"wrote {n} journal entries as parquet to {output}", err=True)
+            return
+        try:
+            fh = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
+        except OSError as exc:
+            _fail(f"{output}: cannot write ({exc.strerror})")
+        try:
+            n = export(rt.journal_rows(), fmt, fh, dec, rt.balances(include_zero=True))
+        except ExportError as exc:
+            _fail(str(exc))
+        finally:
+            if fh is not sys.stdout:
+                fh.close()
+            rt.close()
+        if output != "-":
+            click.echo(f"wrote {n} journal entries as {fmt} to {output}", err=True)
 
     @ledger.command("migrate")
     @click.argument("db")

@@ -891,8 +891,16 @@ _NODES: dict[str, type] = {}
 def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         kind = value.get("node")
+        if kind is None:
+            # Plain data inside a node (a test step's arguments in their event wire form,
+            # e.g. a ratio as {"num": 1, "den": 10}) is kept as data, not read as a node:
+            # without this, a ledger of any policy whose tests pass a ratio could not be
+            # reopened (its recorded policy failed to decode).
+            return {k: _decode(v) for k, v in value.items()}
         if kind == "Fraction":
             return Fraction(value["num"], value["den"])
+        if kind not in _NODES:
+            raise ValueError(f"unknown IR node {kind!r}")
         cls = _NODES[kind]
         kwargs = {k: _decode(v) for k, v in value.items() if k != "node"}
         return cls(**kwargs)

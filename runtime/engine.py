@@ -78,7 +78,7 @@ from .settle import (
     timer_overflow_message,
 )
 from .state import State
-from .store import MemoryStore, Store, StoreError
+from .store import LedgerBusyError, MemoryStore, Store, StoreError
 from .values import Converter, Rejected, canonical, check_range, preview, to_json_value
 
 _DEBUG = bool(os.environ.get("CHARTER_RUNTIME_DEBUG"))
@@ -822,6 +822,8 @@ class Runtime:
     def _hold_ledger(self) -> None:
         try:
             self.store_sync(self)
+        except LedgerBusyError:
+            raise  # the lock not had in time: nothing changed, try again later
         except StoreError as exc:
             self.broken = f"store failed, reopen the ledger: {exc}"
             raise

@@ -74,7 +74,9 @@ SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")  # unquoted: PostgreSQL fol
 _LOCK_CLASS = 0x4348
 
 _TABLES = {
-    "schema_version": "CREATE TABLE {s}.schema_version (app TEXT NOT NULL, version INTEGER NOT NULL)",
+    "schema_version": (
+        "CREATE TABLE {s}.schema_version (app TEXT NOT NULL, version INTEGER NOT NULL)"
+    ),
     "meta": "CREATE TABLE {s}.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "journal": (
         "CREATE TABLE {s}.journal (seq BIGINT PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
@@ -138,7 +140,10 @@ def _why(exc: BaseException, secret: Optional[str]) -> str:
     """A driver error as one short line, never with the password in it."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     if secret:
-        text = text.replace(secret, "***")
+        from urllib.parse import unquote
+
+        for form in {secret, unquote(secret)}:
+            text = text.replace(form, "***")
     return text if len(text) <= 300 else text[:300] + "..."
 
 
@@ -374,7 +379,9 @@ class PostgresStore(ChangeBuffer):
     def last_row(self) -> Optional[JournalRow]:
         if self._pending:
             return self._pending[-1]
-        got = self._query("SELECT seq, event_id, entry, hash FROM journal ORDER BY seq DESC LIMIT 1")
+        got = self._query(
+            "SELECT seq, event_id, entry, hash FROM journal ORDER BY seq DESC LIMIT 1"
+        )
         return JournalRow(*got[0]) if got else None
 
     def entry_for(self, event_id: str) -> Optional[JournalRow]:
@@ -395,16 +402,21 @@ class PostgresStore(ChangeBuffer):
 
     # ------------------------------------------------------------ several writers
 
-    def _lock(self) -> None:
-        """Start a write transaction holding the ledger's lock (waits for other writers)."""
+    def _lock(self) -> list[tuple]:
+        """Start a write transaction holding the ledger's lock (waits for other writers);
+        returns the checkpoint row(s) as of the lock.  One round trip (a pipeline): the
+        lock is held for as short a time as the work allows."""
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
         c = self._live()
         self._end()
-        c.execute("BEGIN")
         self._tx = "write"
         try:
-            c.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_CLASS, self._lock_key))
+            with c.pipeline():
+                c.execute("BEGIN")
+                c.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_CLASS, self._lock_key))
+                cur = c.execute(_CHECKPOINT)
+            return cur.fetchall()
         except psycopg.errors.LockNotAvailable:
             self._fail()
             pid, holder = self._holder()
@@ -436,8 +448,7 @@ class PostgresStore(ChangeBuffer):
         if self._catching_up is not None or self._tx == "write":
             return  # an entry being replayed, or the rest of a batch: the lock is held
         try:
-            self._lock()
-            cp_rows = self._query(_CHECKPOINT)
+            cp_rows = self._lock()
         except psycopg.Error as exc:
             self._fail()
             raise StoreError(f"{self.path}: {_why(exc, self._secret)}") from None
@@ -592,29 +603,40 @@ class PostgresStore(ChangeBuffer):
             last = pending[-1]
             cp = self._cp.advanced(last.seq, last.hash, old, upserts)
             cur = c.cursor()
-            with cur.copy("COPY journal (seq, event_id, entry, hash) FROM STDIN") as copy:
-                for r in pending:
-                    copy.write_row(r)
-            if upserts:
+            # the writes and the commit in one round trip (a pipeline): the lock is held
+            # for as short a time as the work allows
+            with c.pipeline():
                 cur.execute(
-                    "INSERT INTO state SELECT * FROM unnest(%s::text[], %s::bytea[], %s::text[]) "
-                    "ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value",
-                    (
-                        [u[0] for u in upserts],
-                        [_key(u[1]) for u in upserts],
-                        [u[2] for u in upserts],
-                    ),
-                )
-            if deletes:
-                cur.execute(
-                    "DELETE FROM state s USING unnest(%s::text[], %s::bytea[]) AS d(kind, key) "
-                    "WHERE s.kind = d.kind AND s.key = d.key",
-                    ([d[0] for d in deletes], [_key(d[1]) for d in deletes]),
-                )
-            c.execute(_SET_CHECKPOINT, cp.row())
-            self._end()
+                    "INSERT INTO journal SELECT * FROM "
+                    "unnest(%s::bigint[], %s::text[], %s::text[], %s::text[])",
+                    ([r[0] for r in pending], [r[1] for r in pending], [r[2] for r in pending],
+                     [r[3] for r in pending]),
+                )  # fmt: skip
+                if upserts:
+                    cur.execute(
+                        "INSERT INTO state SELECT * FROM "
+                        "unnest(%s::text[], %s::bytea[], %s::text[]) "
+                        "ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value",
+                        (
+                            [u[0] for u in upserts],
+                            [_key(u[1]) for u in upserts],
+                            [u[2] for u in upserts],
+                        ),
+                    )
+                if deletes:
+                    cur.execute(
+                        "DELETE FROM state s USING unnest(%s::text[], %s::bytea[]) "
+                        "AS d(kind, key) WHERE s.kind = d.kind AND s.key = d.key",
+                        ([d[0] for d in deletes], [_key(d[1]) for d in deletes]),
+                    )
+                c.execute(_SET_CHECKPOINT, cp.row())
+                c.execute("COMMIT")
+            self._tx = None
         except Exception as exc:  # noqa: BLE001 - whatever failed, nothing of the commit stays
             self._fail()
+            # rolled back: these entries are gone (the runtime is broken and must be reopened);
+            # a later flush (close) must not write them over a state that undid them
+            self._reset_changes()
             raise StoreError(f"{self.path}: write failed: {_why(exc, self._secret)}") from None
         self._cp = cp
         self._committed()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Any, NamedTuple, Optional
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .store import StoreError
 
@@ -39,22 +39,17 @@ class StoreSpec(NamedTuple):
 
 
 def redact(url: str) -> str:
-    """``url`` with any password (in the authority or a ``password=`` parameter) as ``***``."""
+    """``url`` with any password (in the authority or a ``password=`` parameter) as ``***``;
+    everything else exactly as written."""
+    out = url
     try:
-        parts = urlsplit(url)
+        pw = urlsplit(url).password
     except ValueError:
-        return re.sub(r"//[^/@]*@", "//***@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        if ":" in user:
-            user = user.split(":", 1)[0] + ":***"
-        netloc = f"{user}@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="/")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        pw = None
+        out = re.sub(r"//[^/@]*@", "//***@", out)
+    if pw:
+        out = out.replace(f":{pw}@", ":***@", 1)
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", out)
 
 
 def is_url(text: str) -> bool:

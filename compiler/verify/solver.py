@@ -190,19 +190,25 @@ class Session:
     def _solver(self) -> z3.Solver:
         if self._s is None:
             m = self.m
-            ctx = m.now.ctx
-            self._s = z3.Solver(ctx=ctx)
+            # a context of its own: what the incremental solver creates must not change the
+            # term order, and so the answers, of the ordinary questions asked after it
+            self._ctx = z3.Context()
+            _COUNT[id(self._ctx)] = 0  # a new context counts from 0 (ids are reused)
+            self._s = z3.Solver(ctx=self._ctx)
             self._s.set("random_seed", 0)
             self._s.set("timeout", max(1, int(self.limits.timeout_ms)))
             lemmas = m.encoder.lemmas + (m.encoder.product_group_lemmas() if m.encoder.lemmas else [])
-            self._s.add(*_abstract(m, self.base + lemmas))
+            self._s.add(*self._mine(self.base + lemmas))
         return self._s
+
+    def _mine(self, formulas: list) -> list:
+        return [f.translate(self._ctx) for f in _abstract(self.m, formulas)]
 
     def assume(self, facts: list) -> None:
         """Facts every later question may assume (an earlier check that passed)."""
         self.base += facts
         if self._s is not None:
-            self._s.add(*_abstract(self.m, facts))
+            self._s.add(*self._mine(facts))
 
     def ask(self, extra: list, cases: Optional[list] = None) -> Answer:
         """``solve_m(base + extra)``, trying the shared incremental solver first; ``cases``
@@ -224,14 +230,14 @@ class Session:
         s.push()
         t0 = time.perf_counter()
         try:
-            s.add(*_abstract(self.m, extra))
+            s.add(*self._mine(extra))
             s.set("rlimit", max(1, int(lim.rlimit)))
             r = s.check()
         except z3.Z3Exception:
             r = z3.unknown
         finally:
             st.seconds += time.perf_counter() - t0
-            used = _used(s, self.m.now.ctx)
+            used = _used(s, self._ctx)
             st.rlimit_used += used
             st.rlimit_max = max(st.rlimit_max, used)
             s.pop()

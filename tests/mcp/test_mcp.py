@@ -78,13 +78,12 @@ class McpServer:
 
 
 def _journal(db):
-    import sqlite3
-
-    c = sqlite3.connect(db)
+    # every row as text with its chain hash (the file keeps entries packed, hashes at anchors)
+    rt = open_runtime(None, db, readonly=True)
     try:
-        return c.execute("SELECT seq, event_id, entry, hash FROM journal ORDER BY seq").fetchall()
+        return [tuple(r) for r in rt.journal_rows()]
     finally:
-        c.close()
+        rt.close()
 
 
 @pytest.fixture(scope="module")

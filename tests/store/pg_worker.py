@@ -7,7 +7,8 @@ new, else its recorded policy; clock=system), waits
 until the wall-clock time ``START_AT`` so that every process starts at once,
 submits the events of the JSON file in order and prints one JSON line per
 outcome: ``{"id", "applied", "duplicate", "tx", "hash", "code", "ms"}``
-(``ms``: the submit's latency), and on stderr ``{"t_start", "t_end"}``.  Any exception is printed as a line
+(``ms``: the submit's latency), and on stderr ``{"t_start", "t_end", ...}``.
+Any exception is printed as a line
 ``{"error": ...}`` and exits 3: the tests count those as internal errors.
 """
 

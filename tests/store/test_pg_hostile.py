@@ -30,7 +30,8 @@ json_scalar = (
 )
 json_value = st.recursive(
     json_scalar,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=12,
 )
 HANDLERS = ["join", "appoint", "deposit", "withdraw", "post", "bid", "complete", "epoch_end",

@@ -334,6 +334,9 @@ def test_a_writer_killed_holding_the_lock_blocks_nobody(pg_server, shared_policy
         with pytest.raises(charter.LedgerBusyError, match=f"held by process {p.pid} "):
             waiting.submit({"id": "w", "type": "join", "submitter": "w", "time": 2})
         assert not waiting.broken and waiting.seq == 1
+        with pytest.raises(charter.LedgerBusyError):
+            waiting.refresh()
+        assert not waiting.broken
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
     finally:
@@ -344,3 +347,21 @@ def test_a_writer_killed_holding_the_lock_blocks_nobody(pg_server, shared_policy
         assert out.applied and out.tx == 2
         assert [r.event_id for r in rt.store.journal()] == ["first", "after"]
         assert rt.audit().ok
+
+
+def test_a_failed_commit_leaves_nothing_and_releases_the_lock(pg_server, shared_policy):
+    url = pg_server.new_url()
+    rt = charter.open_runtime(shared_policy, url)
+    assert rt.submit({"id": "a", "type": "join", "submitter": "ann", "time": 1}).applied
+    # the server now refuses any further entry (a constraint added behind Charter's back)
+    rt.store.execute("ALTER TABLE journal ADD CONSTRAINT one CHECK (seq < 2)")
+    with pytest.raises(StoreError, match="write failed"):
+        rt.submit({"id": "b", "type": "join", "submitter": "bob", "time": 2})
+    assert rt.broken  # reopen the ledger
+    rt.close()
+    other = charter.open_runtime(None, url)  # not blocked: the failed commit let go
+    try:
+        assert [r.event_id for r in other.store.journal()] == ["a"]
+        assert other.seq == 1 and other.audit().ok
+    finally:
+        other.close()
