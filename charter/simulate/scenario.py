@@ -385,7 +385,7 @@ class _Reader:
         if weights is not None:
             ok = (isinstance(weights, list) and len(weights) == len(values)
                   and all(isinstance(w, (int, float)) and not isinstance(w, bool)
-                          and math.isfinite(w) and w >= 0 for w in weights)
+                          and _finite(w) and 0 <= w <= 1e12 for w in weights)
                   and sum(weights) > 0)
             if not ok:
                 self.fail(path + ("weights",), "must be as many non-negative numbers as choices, "
@@ -431,7 +431,7 @@ class _Reader:
             return ArgSpec("literal", None)
         times = v.get("times", [1, 1])
         if not (isinstance(times, list) and len(times) == 2 and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                isinstance(x, (int, float)) and not isinstance(x, bool) and _finite(x)
                 and 0 <= x <= 1e6 for x in times) and times[0] <= times[1]):
             self.fail(path + ("times",), f"must be [low, high] factors, not {short(times)}")
             times = [1, 1]
@@ -508,6 +508,11 @@ class _Reader:
             self.fail(path + ("probability",), f"must be a number within 0..1, not {short(p)}")
             return 0.0
         return float(p)
+
+
+def _finite(x: Any) -> bool:
+    """A finite number (math.isfinite overflows on a huge int)."""
+    return isinstance(x, int) or math.isfinite(x)
 
 
 def _key(k: Any) -> str:
