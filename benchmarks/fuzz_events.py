@@ -463,8 +463,12 @@ def fuzz(tg: Target, events: int, seed: int, episode: int = 1000, compare: bool 
     return c
 
 
-def report(all_counts: list[Counts]) -> None:
+def report(all_counts: list[Counts], compared: bool = True) -> None:
     codes = sorted({k for c in all_counts for k in c.rejected})
+    if not compared:
+        # The backend column counts nothing under --no-compare; say so rather than print 0s
+        # that read as "engine and reference agreed".
+        print("(--no-compare: the reference interpreter was not run; the backend column is empty)")
     print(f"{'policy':28} {'events':>8} {'accepted':>8} {'dup':>5} {'rejected':>8} "
           f"{'exc':>4} {'changed':>7} {'audit':>5} {'backend':>7} {'ev/s':>6}")  # fmt: skip
     tot = Counts("total")
@@ -509,12 +513,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"{tg.name}: {c.events} events, {c.accepted} accepted, {c.duplicates} duplicates, "
               f"{sum(c.rejected.values())} rejected ({dict(c.rejected.most_common())}), "
               f"{c.exceptions} exceptions, {c.changed} rejected-that-changed-something, "
-              f"{c.audit_failures} audit failures, {c.mismatches} engine/reference mismatches "
+              f"{c.audit_failures} audit failures, "
+              f"{c.mismatches if not a.no_compare else 'not compared:'} engine/reference mismatches "
               f"({c.seconds:.0f} s{', stopped early by --max-seconds' if c.stopped else ''})",
               flush=True)  # fmt: skip
         for ex in c.examples:
             print(f"  {ex}", flush=True)
-    report(all_counts)
+    report(all_counts, compared=not a.no_compare)
     return 1 if any(c.failures for c in all_counts) else 0
 
 
