@@ -339,21 +339,6 @@ class PostgresStore(ChangeBuffer):
         except psycopg.Error as exc:
             raise StoreError(f"{self.path}: {_why(exc, self._secret)}") from None
 
-    def meta(self) -> dict[str, Any]:
-        out = {}
-        for k, v in self._query("SELECT key, value FROM meta"):
-            try:
-                out[k] = json.loads(v)
-            except (ValueError, TypeError, RecursionError):
-                raise StoreError(f"{self.path}: metadata {k!r} is corrupt") from None
-        return out
-
-    def meta_or_empty(self) -> dict[str, Any]:
-        try:
-            return self.meta()
-        except StoreError:
-            return {}
-
     def rows(self) -> Iterator[tuple[str, str, Any]]:
         # ORDER BY the key's bytes: UTF-8 byte order is code-point order, as SQLite and
         # Python order text

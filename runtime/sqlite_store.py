@@ -154,6 +154,23 @@ class ChangeBuffer:
         # (post, bids, completion, deadline), so each key is encoded once
         self._rec_keys: dict[tuple[str, str], str] = {}
 
+    # The metadata table is the same in every store; each store's _query turns its
+    # driver's errors into StoreError naming the ledger.
+    def meta(self) -> dict[str, Any]:
+        out = {}
+        for k, v in self._query("SELECT key, value FROM meta"):
+            try:
+                out[k] = json.loads(v)
+            except (ValueError, TypeError, RecursionError):
+                raise StoreError(f"{self.path}: metadata {k!r} is corrupt") from None
+        return out
+
+    def meta_or_empty(self) -> dict[str, Any]:
+        try:
+            return self.meta()
+        except StoreError:
+            return {}
+
     def journal_page(self, after: int, limit: int) -> list[JournalRow]:
         """Up to ``limit`` journal rows with ``seq > after``, in order (paged reads, ``charter
         serve``'s history), from the index rather than a scan of the whole journal."""
@@ -441,21 +458,6 @@ class SqliteStore(ChangeBuffer):
                 yield from rows
         except _READ_ERRORS as exc:
             raise StoreError(f"{self.path}: {_why(exc)}") from None
-
-    def meta(self) -> dict[str, Any]:
-        out = {}
-        for k, v in self._query("SELECT key, value FROM meta"):
-            try:
-                out[k] = json.loads(v)
-            except (ValueError, TypeError, RecursionError):
-                raise StoreError(f"{self.path}: metadata {k!r} is corrupt") from None
-        return out
-
-    def meta_or_empty(self) -> dict[str, Any]:
-        try:
-            return self.meta()
-        except StoreError:
-            return {}
 
     def rows(self) -> Iterator[tuple[str, str, Any]]:
         for kind, key, value in self._scan(
