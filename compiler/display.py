@@ -176,5 +176,5 @@ def type_name(t: Any) -> str:
     if isinstance(t, ir.TRecord):
         return t.record
     names = {ir.TInt: "int", ir.TBool: "bool", ir.TText: "text", ir.TRatio: "ratio",
-             ir.TTime: "time", ir.TDuration: "duration"}
+             ir.TTime: "time", ir.TDuration: "duration", ir.TFrac: "frac"}
     return names.get(type(t), type(t).__name__)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from . import ir
+from . import display, ir
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # A ratio argument: "2%", "25 bps", "10 ppm", "1/50", "0.02" (compiler/units.py: parse_ratio).
@@ -34,22 +34,14 @@ def json_value(v: Any) -> Any:
 
 
 def type_text(t: ir.Type) -> str:
-    """The Charter spelling of a type, for descriptions and ``describe``."""
-    if isinstance(t, ir.TInt):
-        if t.lo is not None or t.hi is not None:
-            return f"int within {t.lo}..{t.hi}"
-        return "int"
-    if isinstance(t, ir.TAmount):
-        return t.asset
-    if isinstance(t, ir.TParty):
-        return t.role or "party"
-    if isinstance(t, ir.TRecord):
-        return t.record
+    """The Charter spelling of a type, with int ranges, for descriptions and ``describe``."""
+    if isinstance(t, ir.TInt) and (t.lo is not None or t.hi is not None):
+        return f"int within {t.lo}..{t.hi}"
     if isinstance(t, ir.TOptional):
         return type_text(t.inner) + "?"
     if isinstance(t, ir.TList):
         return "list of " + type_text(t.inner)
-    return type(t).__name__[1:].lower()
+    return display.type_name(t)
 
 
 def _decimal_pattern(decimals: int) -> str:

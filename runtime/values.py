@@ -194,20 +194,8 @@ def canonical(data: Any) -> str:
 
 
 
-def type_name(t: ir.Type) -> str:
-    if isinstance(t, ir.TInt):
-        return "int"
-    if isinstance(t, ir.TAmount):
-        return t.asset
-    if isinstance(t, ir.TParty):
-        return t.role or "party"
-    if isinstance(t, ir.TRecord):
-        return t.record
-    if isinstance(t, ir.TOptional):
-        return type_name(t.inner) + "?"
-    if isinstance(t, ir.TList):
-        return "list of " + type_name(t.inner)
-    return type(t).__name__[1:].lower()
+# A type as the author writes it, in rejection messages: the compiler's one spelling.
+type_name = display.type_name
 
 
 class Converter:
