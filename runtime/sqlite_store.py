@@ -639,12 +639,12 @@ class SqliteStore(ChangeBuffer):
     def flush(self, state: Any) -> None:
         if not self._pending:
             return
-        upserts, deletes = self._changes(state)
         pending = self._pending
         c = self._writable()
         if self._cp is None:
             raise StoreError(f"{self.path}: the ledger records no policy yet (init first)")
         try:
+            upserts, deletes = self._changes(state)
             c.execute("BEGIN IMMEDIATE")
             # the rows this commit replaces leave the state digest, the new ones enter it
             keys = [(u[0], u[1]) for u in upserts] + deletes
@@ -671,9 +671,14 @@ class SqliteStore(ChangeBuffer):
                 c.executemany("DELETE FROM state WHERE kind = ? AND key = ?", deletes)
             c.execute(_SET_CHECKPOINT, cp.row())
             c.execute("COMMIT")
-        except (sqlite3.Error, UnicodeError) as exc:
+        except (sqlite3.Error, UnicodeError, ValueError, TypeError) as exc:
             self._rollback()
-            raise StoreError(f"{self.path}: write failed: {exc}") from None
+            # rolled back: these entries are gone (the settle step undoes the event that
+            # was being committed and marks the runtime broken).  They must not stay
+            # buffered: a later flush (Runtime.close) would write them over a state that
+            # undid them -- journal entries whose effects the stored balances lack.
+            self._reset_changes()
+            raise StoreError(f"{self.path}: write failed: {_why(exc)}") from None
         self._cp = cp
         self._committed()
 
