@@ -282,6 +282,8 @@ class Compiler:
         var = s.var
         live = self._liveness(s.source)
         place, span = f"the loop over {describe_collection(s.source)} (for {var})", s.span
+        if s.keys:
+            items = self._ordered(items, var, where, s, place)
 
         def for_each(e: Env) -> None:
             loc = e.loc
@@ -307,6 +309,32 @@ class Compiler:
                 loc[var] = saved
 
         return for_each
+
+    def _ordered(self, items: Callable[[Env], list], var: str, where: Any, s: ir.ForEach,
+                 place: str) -> Callable[[Env], list]:
+        """``ordered by``: the items ``where`` keeps at the start, sorted by their keys (all
+        computed before the first iteration; one step each); ties keep collection order."""
+        keys = tuple(self.expr(k) for k in s.keys)
+        down = s.descending
+        span = s.span
+
+        def ordered(e: Env) -> list:
+            loc = e.loc
+            keyed = []
+            for item in items(e):
+                e.steps += 1
+                if e.steps > e.budget:
+                    _over_budget(e, place, span)
+                loc[var] = item
+                if where is not None and not where(e):
+                    continue
+                keyed.append((tuple(f(e) for f in keys), item))
+            # stable sorts from the last key to the first: the first key decides
+            for i in range(len(keys) - 1, -1, -1):
+                keyed.sort(key=lambda t: t[0][i], reverse=down[i])
+            return [item for _k, item in keyed]
+
+        return ordered
 
     def _liveness(self, src: ir.Collection):
         # iteration is over the keys live when the loop starts; skip those deleted/expelled since
