@@ -259,7 +259,8 @@ def _heavy(h: ir.Handler) -> bool:
 
 
 def core_sequences(
-    policy: ir.Policy, target: ir.Handler, core: list, max_len: int, wanted: tuple = ()
+    policy: ir.Policy, target: ir.Handler, core: list, max_len: int, wanted: tuple = (),
+    made0: frozenset = frozenset(),
 ) -> list:
     """Core prefixes; a handler that needs a record only after a creator.  First those that
     include a writer of every field the modular counterexample shows changed (``wanted``:
@@ -272,7 +273,7 @@ def core_sequences(
     heavy = {h.name for h in core if _heavy(h)}
     for n in range(0, max_len + 1):
         for seq in product(core, repeat=n):
-            made: set = set()
+            made: set = set(made0)  # records a setup step may create (a round opened)
             ok = True
             for h in seq:
                 if not needs[h.name] <= made:
@@ -406,7 +407,8 @@ def _search_level(
                 return False
         return True
 
-    for seq in core_sequences(policy, h, core, core_steps, wanted):
+    made0 = frozenset().union(*[_creates(x) for x in setup]) if setup_steps else frozenset()
+    for seq in core_sequences(policy, h, core, core_steps, wanted, made0):
         if queries >= max_queries:
             break
         try:
