@@ -373,6 +373,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         resume_at = _resume_line(events, rt.applied_ids) if rt.seq else 0
         reasons: Counter[tuple[str, str]] = Counter()
         broken: dict[tuple, dict] = {}  # (property, record) -> where it first failed
+        # timed handlers whose firing was rejected (the event that fired them applied)
+        timer_failed: dict[tuple, dict] = {}
         post = None
         if check_props:
             from charter.runtime.monitor import Postconditions, violations
@@ -406,6 +408,13 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                             else:
                                 applied += 1
                                 ticks += bool(out.timers)
+                                for t in out.timers or ():
+                                    if t.get("status") == "rejected":
+                                        key = (str(t.get("handler")), str(t.get("reason")))
+                                        timer_failed.setdefault(
+                                            key, {"handler": key[0], "reason": key[1],
+                                                  "event_id": ev.get("id"), "count": 0}
+                                        )["count"] += 1
                                 if post is not None:
                                     for v in violations(rt) + post.after(pending, out):
                                         key = (v["property"], v["record"])
@@ -447,6 +456,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                         "resumed_after_line": resume_at,
                         "rejected": rejected,
                         "events_that_fired_timers": ticks,
+                        "timer_failures": list(timer_failed.values()),
                         "reasons": [
                             {"code": c, "message": m, "count": k}
                             for (c, m), k in reasons.most_common()
@@ -469,6 +479,11 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             click.echo(f"  applied:          {applied}")
             if ticks:
                 click.echo(f"  fired timers:     {ticks} event(s) (timed handlers due before them)")
+            for t in timer_failed.values():
+                click.echo(
+                    f"    timed handler {t['handler']} rejected {t['count']}x, first before "
+                    f"event {t['event_id']}: {t['reason']}"
+                )
             if duplicates:
                 click.echo(
                     f"  duplicates:       {duplicates} (same id and content as an applied "

@@ -16,9 +16,10 @@ the violation:
   (one cheap query, remembered) rules out every sequence that starts with it;
 * then the failing handler (a timed one fires from a clock tick).
 
-The number of queries is capped (:data:`MAX_QUERIES`, plus twice as many prefix checks) and
-each has the run's Z3 resource limit, so whether a scenario is found does not depend on the
-machine or its load.  Whatever the search finds is only a candidate: :mod:`.replay` runs it
+The number of queries is capped (:data:`MAX_QUERIES`, plus twice as many prefix checks),
+each has a share of the run's Z3 resource limit and the whole search a budget of them
+(:class:`_Budget`), so whether a scenario is found does not depend on the machine or its
+load.  Whatever the search finds is only a candidate: :mod:`.replay` runs it
 on the runtime before anyone sees it.
 
 Not searched: time passing before the failing event (every earlier event is at time 0, so
@@ -41,10 +42,18 @@ from .options import Options
 from .solver import solve
 from .terms import Codes, Unsupported
 
-SETUP_LEVELS = (4, 8)  # joining/minting events before the first record: small first
+# joining/minting events before the first record: up to 4, each any setup handler; then
+# ORDERED: each setup handler up to twice, in the order roles need (who admits a Provider
+# before who needs one), each step there or not - 2 x handlers steps, but binary choices,
+# so far cheaper for Z3 than as many free choices
+ORDERED = -1
+SETUP_LEVELS = (4, ORDERED)
 CORE_STEPS = 4  # record-handling events before the failing one
 MAX_QUERIES = 32  # target queries per finding: the search's size, independent of the machine
-QUERY_MS = 15000  # per query, a safety net (most take milliseconds; replaced by rlimit)
+SEARCH_BUDGET = 6  # the run's per-query resource limits one whole search may spend
+QUERY_SHARE = 4  # a search query gets 1/4 of the per-query limit (most need far less)
+PREFIX_SHARE = 20  # "can this prefix apply at all" gets 1/20
+RETRY_UNKNOWN = 2  # per level, undecided queries asked again with the whole limit
 
 
 class GenesisEncoder(Encoder):
@@ -108,7 +117,10 @@ class Chain:
 
 
 def start(policy: ir.Policy) -> Chain:
-    return Chain([], [], Codes(), {"init": True, "pre": {}, "slots": {}, "params": {}}, {})
+    # text_functions: a composite key or built text is the same function in every step
+    # (each step's encoder copies `common`; a table created by one copy would be its own)
+    common = {"init": True, "pre": {}, "slots": {}, "params": {}, "text_functions": {}}
+    return Chain([], [], Codes(), common, {})
 
 
 def extend(
@@ -118,9 +130,12 @@ def extend(
     skippable: bool = False,
     bound: int = 3,
     fixed_params: Optional[dict] = None,
+    anywhere: bool = False,
 ) -> Chain:
     """``chain`` plus one step (one of ``cands``, or none when ``skippable``); the steps
-    before the new one must apply (the new one's application is the caller's question)."""
+    before the new one must apply (the new one's application is the caller's question).
+    Skipped symbolic steps come last; a fixed step (``anywhere``) may be skipped wherever
+    it is."""
     c = Chain(list(chain.steps), list(chain.formulas), chain.codes, chain.common,
               dict(chain.cur), chain.prev_now, chain.prev_skip)
     formulas = c.formulas
@@ -149,9 +164,9 @@ def extend(
     skip = sel == n if skippable else z3.BoolVal(False)
     if skippable:
         formulas += [sel >= 0, sel <= n]
-        if c.prev_skip is not None:
+        if c.prev_skip is not None and not anywhere:
             formulas.append(z3.Implies(c.prev_skip, skip))  # skipped steps come last
-        c.prev_skip = skip
+        c.prev_skip = None if anywhere else skip
     elif n > 1:
         formulas += [sel >= 0, sel < n]
     else:
@@ -235,21 +250,75 @@ def _needs(h: ir.Handler) -> set:
     return out - _creates(h)
 
 
-def classify(policy: ir.Policy) -> tuple[list[ir.Handler], list[ir.Handler]]:
-    """(setup, core): submitted handlers that change state, split by whether they touch
-    records.  Setup handlers give roles and money; core handlers create and work records."""
-    setup, core = [], []
+def _admits(h: ir.Handler) -> set:
+    return {f"role:{st.role}" for st in _walk(h.body) if isinstance(st, ir.Admit)}
+
+
+def _role_needs(h: ir.Handler, admitted: set) -> set:
+    """``role:R`` for each role ``h`` needs a member of before it can apply: its submitter's
+    (``by p: Provider``) and its role-typed arguments' (``provider: Provider``).  Only roles
+    some submitted handler admits count (one a timed rule admits is not searched for)."""
+    out = set()
+    if isinstance(h.auth, ir.AuthRole) and h.auth.role:
+        out.add(f"role:{h.auth.role}")
+    for f in h.params:
+        t = f.type.inner if isinstance(f.type, ir.TOptional) else f.type
+        if isinstance(t, ir.TParty) and t.role:
+            out.add(f"role:{t.role}")
+    return (out & admitted) - _admits(h)
+
+
+def _submitted(policy: ir.Policy) -> list[ir.Handler]:
+    out = []
     for h in policy.handlers:
         if h.kind != "event" or not _changes_state(h):
             continue
         if any(isinstance(st, ir.Dissolve) for st in _walk(h.body)):
             continue  # after a dissolve no event applies: it can only be the failing one
+        out.append(h)
+    return out
+
+
+def classify(policy: ir.Policy) -> tuple[list[ir.Handler], list[ir.Handler]]:
+    """(setup, core): submitted handlers that change state, split by whether they touch
+    records.  Setup handlers give roles and money; core handlers create and work records.
+    A handler that needs a role only a core handler admits (``bond`` by a ``Provider``,
+    whom ``register_node`` admits) is core too: setup steps all come first."""
+    setup, core = [], []
+    subs = _submitted(policy)
+    admitted = set().union(*[_admits(h) for h in subs]) if subs else set()
+    for h in subs:
         touched: set = set()
         _record_names((h.params, h.auth, h.body), touched)
         # setup steps are symbolic choices, so only cheap handlers: no loops or splits, not
         # the clock's (those are core steps, tried one at a time)
         (core if touched or _heavy(h) else setup).append(h)
+    changed = True
+    while changed:  # roles setup steps can give, until no setup handler needs another
+        changed = False
+        given = set().union(*[_admits(h) for h in setup]) if setup else set()
+        for h in list(setup):
+            if not _role_needs(h, admitted) <= given:
+                setup.remove(h)
+                core.append(h)
+                changed = True
+    core.sort(key=lambda h: [x.name for x in policy.handlers].index(h.name))
     return setup, core
+
+
+def ordered_setup(policy: ir.Policy, setup: list) -> list:
+    """The setup handlers, each after those that admit the roles it needs (in source order
+    otherwise; a cycle keeps source order)."""
+    subs = _submitted(policy)
+    admitted = set().union(*[_admits(h) for h in subs]) if subs else set()
+    left, out, given = list(setup), [], set()
+    while left:
+        ready = [h for h in left if _role_needs(h, admitted) <= given] or left[:1]
+        h = ready[0]
+        out.append(h)
+        left.remove(h)
+        given |= _admits(h)
+    return out
 
 
 def _heavy(h: ir.Handler) -> bool:
@@ -262,14 +331,17 @@ def core_sequences(
     policy: ir.Policy, target: ir.Handler, core: list, max_len: int, wanted: tuple = (),
     made0: frozenset = frozenset(),
 ) -> list:
-    """Core prefixes; a handler that needs a record only after a creator.  First those that
-    include a writer of every field the modular counterexample shows changed (``wanted``:
-    one set of handler names per such field), then shorter ones, those that create what the
-    failing handler needs (repeats are not penalised: "do it twice" is a common bug)."""
+    """Core prefixes; a handler that needs a record (or a member of a role) only after one
+    that creates (admits) it.  First those that include a writer of every field the modular
+    counterexample shows changed (``wanted``: one set of handler names per such field), then
+    those after which the failing handler has what it needs, then shorter ones (repeats are
+    not penalised: "do it twice" is a common bug)."""
     found = []
-    needs = {h.name: _needs(h) for h in core}
-    creates = {h.name: _creates(h) for h in core}
-    target_needs = _needs(target)
+    subs = _submitted(policy)
+    admitted = set().union(*[_admits(h) for h in subs]) if subs else set()
+    needs = {h.name: _needs(h) | _role_needs(h, admitted) for h in core}
+    creates = {h.name: _creates(h) | _admits(h) for h in core}
+    target_needs = _needs(target) | _role_needs(target, admitted)
     heavy = {h.name for h in core if _heavy(h)}
     for n in range(0, max_len + 1):
         for seq in product(core, repeat=n):
@@ -284,7 +356,9 @@ def core_sequences(
             if ok and all(seq.count(x) < 2 for x in seq if x.name in heavy):
                 names = {h.name for h in seq}
                 missing = sum(1 for w in wanted if not (w & (names | {target.name})))
-                found.append((missing, n, 0 if target_needs <= made else 1, seq))
+                found.append((missing, 0 if target_needs <= made else 1, n, seq))
+    # a sequence after which the failing handler lacks a record or role it needs is tried
+    # only after every one that has them (the budget would go to short hopeless ones)
     return [seq for *_, seq in sorted(found, key=lambda x: x[:3])]
 
 
@@ -346,16 +420,42 @@ def search(
     to the smaller setup.  Returns (found or None, the longest number of events searched)."""
     longest = 0
     used = 0
+    budget = _Budget(opts)
     for n, setup_steps in enumerate(setup_levels):
         cap = max_queries - used if n == len(setup_levels) - 1 else (2 * max_queries) // 3
         found, reach, q = _search_level(
-            policy, target, fails, opts, setup_steps, core_steps, cap, wanted
+            policy, target, fails, opts, setup_steps, core_steps, cap, wanted, budget
         )
         used += q
         longest = max(longest, reach)
-        if found is not None or used >= max_queries:
+        if found is not None or used >= max_queries or budget.spent():
             return found, longest
     return None, longest
+
+
+class _Budget:
+    """The Z3 resources one search may spend in all: :data:`SEARCH_BUDGET` times the run's
+    per-query limit, each query a :data:`QUERY_SHARE` of it (a cheap prefix check a
+    :data:`PREFIX_SHARE`).  Counted in rlimit units, so where a search stops does not
+    depend on the machine; without it a policy whose chains are costly to solve spends
+    96 full limits on one finding."""
+
+    def __init__(self, opts: Options) -> None:
+        from .solver import stats
+
+        self.limits = opts.limits
+        self.total = SEARCH_BUDGET * self.limits.rlimit
+        self._stats = stats
+        self.start = stats().rlimit_used
+
+    def spent(self) -> bool:
+        return self._stats().rlimit_used - self.start >= self.total
+
+    def query(self) -> Any:
+        return self.limits.part(QUERY_SHARE)
+
+    def prefix(self) -> Any:
+        return self.limits.part(PREFIX_SHARE)
 
 
 def _search_level(
@@ -367,7 +467,9 @@ def _search_level(
     core_steps: int,
     max_queries: int,
     wanted: tuple = (),
+    budget: Optional[_Budget] = None,
 ) -> tuple[Optional[Found], int, int]:
+    budget = budget or _Budget(opts)
     h = policy.handler(target)
     setup, core = classify(policy)
     if not setup:
@@ -375,8 +477,15 @@ def _search_level(
     longest = 0
     queries = 0
 
+    plan = [x for x in ordered_setup(policy, setup) for _ in range(2)]
+    n_setup = len(plan) if setup_steps == ORDERED else setup_steps
+
     def fresh_base() -> Chain:
         base = start(policy)
+        if setup_steps == ORDERED:
+            for x in plan:
+                base = extend(policy, base, [x], True, opts.bound, opts.fixed_params, True)
+            return base
         for _ in range(setup_steps):
             base = extend(policy, base, setup, True, opts.bound, opts.fixed_params)
         return base
@@ -387,7 +496,6 @@ def _search_level(
     share = not base.common["slots"]
     memo: dict = {}
     feasible: dict = {}  # prefix names -> can every event of it apply (share mode)
-    limits = getattr(opts, "limits", None) or min(opts.timeout_ms, QUERY_MS)
 
     def prefix_ok(seq: tuple) -> bool:
         """Every proper prefix can apply (checked once each; unknown counts as yes)."""
@@ -401,15 +509,18 @@ def _search_level(
                 if len(feasible) >= 2 * max_queries:
                     return True
                 last = chain.steps[-1].models[0]
-                r, _ = solve(chain.formulas + [last.applied], limits)
+                r, _ = solve(chain.formulas + [last.applied], budget.prefix())
                 feasible[key] = r != "unsat"
             if not feasible[key]:
                 return False
         return True
 
-    made0 = frozenset().union(*[_creates(x) for x in setup]) if setup_steps else frozenset()
+    made0 = (
+        frozenset().union(*[_creates(x) | _admits(x) for x in setup]) if setup_steps else frozenset()
+    )
+    undecided: list = []
     for seq in core_sequences(policy, h, core, core_steps, wanted, made0):
-        if queries >= max_queries:
+        if queries >= max_queries or budget.spent():
             break
         try:
             if share and not prefix_ok(seq):
@@ -443,13 +554,25 @@ def _search_level(
             goal = fails([chain.first, last])
         else:
             goal = fails(last)
-        longest = max(longest, setup_steps + len(seq) + 1)
+        longest = max(longest, n_setup + len(seq) + 1)
         # the run's resource limit decides (the same answer on any machine); without one,
         # a wall-clock limit per query
         # time does not pass before the failing event: a timer firing in between is not
         # modelled (the replay would diverge), so every earlier event is at time 0
         still = [st.models[0].now == 0 for st in chain.steps[:-1]]
-        r, model = solve(chain.formulas + still + _closed_roles(chain) + [goal], limits)
+        question = chain.formulas + still + _closed_roles(chain) + [goal]
+        r, model = solve(question, budget.query())
+        if r == "sat":
+            hms = [m for st in chain.steps if (m := st.chosen(model)) is not None]
+            return Found(chain, model, hms), longest, queries
+        if r == "unknown" and len(undecided) < RETRY_UNKNOWN:
+            undecided.append((chain, question))
+    # the first sequences the share of the limit left undecided, asked again with the
+    # run's whole per-query limit (while the search's budget lasts)
+    for chain, question in undecided:
+        if budget.spent():
+            break
+        r, model = solve(question, opts.limits)
         if r == "sat":
             hms = [m for st in chain.steps if (m := st.chosen(model)) is not None]
             return Found(chain, model, hms), longest, queries
