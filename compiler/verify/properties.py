@@ -72,8 +72,12 @@ def _split_property(
     if not m.splits:
         return res(UNKNOWN, f"handler {p.handler} has no split")
     base = m.assumptions + prep.extra_assumptions + inv + [m.applied]
-    undecided_premise: list[int] = []
+    undecided_premise: list[tuple] = []
+    # split sites (a split in a loop is encoded once per item) an applied event was shown to
+    # reach with the premise: the later copies of such a site need no vacuity question
+    reached: set[tuple] = set()
     for si, sp in enumerate(m.splits):
+        site = (sp.span.line, sp.span.col, sp.span.file)
         built = _split_prop_conds(p, m, sp)
         if isinstance(built, str):
             return res(UNKNOWN, built)
@@ -110,6 +114,8 @@ def _split_property(
                 UNKNOWN, f"Z3 gave no answer within {opts.limit_text()} (bound {opts.bound})"
             )
         # vacuity: the premise must be reachable, or the proof says nothing
+        if site in reached:
+            continue
         r2, _ = solve_sat(
             base + [sp.guard, z3.Or(*premise) if premise else z3.BoolVal(False)],
             m,
@@ -123,12 +129,15 @@ def _split_property(
                 span=sp.span,
             )
         if r2 == "unknown":
-            undecided_premise.append(sp.span.line)
+            undecided_premise.append(site)
+        else:
+            reached.add(site)
     note = ""
-    if undecided_premise:
+    lines = sorted({site[0] for site in undecided_premise if site not in reached})
+    if lines:
         note = (
             " (not confirmed non-vacuous: Z3 could not show within the resource limit that an applied"
-            f" event reaches the split at line(s) {', '.join(map(str, undecided_premise))} with"
+            f" event reaches the split at line(s) {', '.join(map(str, lines))} with"
             " the property's premise)"
         )
     return res(
