@@ -17,7 +17,7 @@ from .prepare import Prepared
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .replay import PaysOver, SplitUnfair
 from .search import _attach_trace, _trace_note, replayed_status
-from .solver import solve_m, solve_sat
+from .solver import solve_m, solve_sat, solve_split
 from .terms import Opt
 
 
@@ -82,7 +82,8 @@ def _split_property(
         if isinstance(built, str):
             return res(UNKNOWN, built)
         conds, premise = built
-        r, model = solve_m(base + [sp.guard, z3.Not(z3.And(*conds))], m, opts.limits)
+        violated = z3.Not(z3.And(*conds))
+        r, model = solve_split(sp, violated, base + [sp.guard, violated], m, opts.limits)
         if r == "sat":
             cex = counterexample(
                 m,

@@ -101,19 +101,27 @@ def _limits(limits: Union[Limits, int]) -> Limits:
     return limits if isinstance(limits, Limits) else Limits(timeout_ms=max(1, int(limits)))
 
 
-def solve(formulas: Iterable[Any], limits: Union[Limits, int]) -> Answer:
+def solve(formulas: Iterable[Any], limits: Union[Limits, int], own: bool = False) -> Answer:
+    """Z3's answer to ``formulas``.  ``own``: ask in a context of its own (see below)."""
     lim = _limits(limits)
     formulas = list(formulas)
     st = stats()
     st.queries += 1
-    ctx = formulas[0].ctx if formulas and isinstance(formulas[0], z3.AstRef) else z3.main_ctx()
+    home = formulas[0].ctx if formulas and isinstance(formulas[0], z3.AstRef) else z3.main_ctx()
+    t0 = time.perf_counter()
+    # Z3's search follows the ids of the terms, and in the shared context those depend on
+    # everything created (and freed, when Python collects it) before: another code path or a
+    # partly cached run can send a non-linear question down another path - once seen to
+    # spend 100 s in non-linear arithmetic that the resource limit does not count.  In a
+    # context of its own the question is the same every time; that costs a context (about
+    # a millisecond), so it is kept for the exact non-linear questions (:func:`solve_m`).
+    ctx = _own_context() if own else home
     s = z3.Solver(ctx=ctx)
     s.set("rlimit", max(1, int(lim.rlimit)))
     s.set("timeout", max(1, int(lim.timeout_ms)))
     s.set("random_seed", 0)
-    t0 = time.perf_counter()
     try:
-        s.add(*formulas)
+        s.add(*(f.translate(ctx) for f in formulas) if own else formulas)
         r = s.check()
     except z3.Z3Exception:
         st.seconds += time.perf_counter() - t0
@@ -124,7 +132,7 @@ def solve(formulas: Iterable[Any], limits: Union[Limits, int]) -> Answer:
     st.rlimit_used += used
     st.rlimit_max = max(st.rlimit_max, used)
     if r == z3.sat:
-        return Answer("sat", s.model())
+        return Answer("sat", s.model().translate(home) if own else s.model())
     if r == z3.unsat:
         return Answer("unsat")
     if used >= lim.rlimit:
@@ -170,10 +178,27 @@ def solve_m(formulas: list, m: HandlerModel, limits: Union[Limits, int]) -> Answ
     a = solve(_abstract(m, formulas + lemmas + m.encoder.product_group_lemmas()), lim)
     if a.status == "unsat":
         return a
-    a = solve(formulas, lim.part(2))
+    a = solve(formulas, lim.part(2), own=True)
     if a.status != "unknown":
         return a
-    return solve(formulas + lemmas, lim.part(2))
+    return solve(formulas + lemmas, lim.part(2), own=True)
+
+
+def solve_split(sp: Any, violated: Any, formulas: list, m: HandlerModel,
+                limits: Union[Limits, int]) -> Answer:
+    """Can split ``sp`` ``violated`` (a property of its shares) with ``formulas`` (the
+    handler's assumptions, the split's path and the question)?
+
+    First from the split's own definition alone (its shares' constraints while it is active;
+    every applied event taking its path makes it active): a handful of formulas instead of
+    the whole handler, and what is impossible there is impossible in the handler (fewer
+    assumptions only allow more).  Only what that cannot refute needs the whole handler."""
+    lim = _limits(limits)
+    if sp.active is not None:
+        a = solve(sp.defs + [sp.active, violated], lim.part(10))
+        if a.status == "unsat":
+            return a
+    return solve_m(formulas, m, lim)
 
 
 class Session:
