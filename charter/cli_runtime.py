@@ -700,6 +700,19 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             )
         click.echo(json.dumps(to_json_value(rt.records(record)), indent=2))
 
+    @ledger.command("members")
+    @click.argument("db")
+    @click.argument("role")
+    @click.option("--policy", default=None)
+    def ledger_members(db: str, role: str, policy: Optional[str]) -> None:
+        """Members of one role and their attributes, as JSON."""
+        from charter.runtime.values import to_json_value
+
+        rt = _open_ledger(db, policy)
+        if role not in rt.state.roles:
+            _fail(f"no role {role!r} (roles: {', '.join(sorted(rt.state.roles)) or 'none'})")
+        click.echo(json.dumps(to_json_value(rt.members(role)), indent=2))
+
     @cli.command()
     @click.argument("db")
     @click.option("--policy", default=None, help="Compile this policy instead of the recorded one.")
