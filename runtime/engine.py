@@ -607,7 +607,7 @@ class Runtime:
                 if (
                     rec is not None
                     and rec.get(h.field) == due
-                    and meta.get(f"fired:{h.name}:{key}") != due
+                    and meta.get(st.fired_key(h.name, key)) != due
                 ):
                     n += 1
                 stack.extend(j for j in (2 * i + 1, 2 * i + 2) if j < len(heap))
@@ -652,7 +652,7 @@ class Runtime:
                 st.set_meta("every:" + name, meta.get("every:" + name, 0) + 1)
             else:
                 st.pop_deadline(name)
-                st.set_meta(f"fired:{name}:{key}", due)
+                st.set_meta(st.fired_key(name, key), due)
             st.begin()
             frame = st.frames[-1]
             try:
