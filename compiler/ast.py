@@ -236,6 +236,8 @@ class ForEach:
     where: Optional[Expr]
     body: tuple["Stmt", ...]
     span: Span
+    # `ordered by k1 [descending] then by k2 ...`: (key, descending) in comparison order
+    order: tuple[tuple[Expr, bool], ...] = ()
 
 
 @attrs.frozen(kw_only=True)

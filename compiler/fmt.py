@@ -293,6 +293,9 @@ class _Printer:
             self.if_chain(indent, s, blank)
         elif isinstance(s, ast.ForEach):
             where = f" where {expr(s.where)}" if s.where is not None else ""
+            if s.order:
+                where += " ordered by " + " then by ".join(
+                    expr(k) + (" descending" if down else "") for k, down in s.order)
             self.block(indent, f"for each {s.var} in {expr(s.source)}{where}", s, s.body,
                        self.stmt, blank=blank)
         elif isinstance(s, ast.ForRange):

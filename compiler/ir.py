@@ -488,12 +488,23 @@ class If:
 
 @attrs.frozen(kw_only=True)
 class ForEach:
+    """``for each var in source where c ordered by k1 then by k2 { body }``.
+
+    Without ``keys`` items are visited in collection order (key, party id, list position).
+    With ``keys``: before the first iteration, every item for which ``where`` holds has its
+    keys evaluated (``descending[i]`` flips key ``i``); items are then visited in key order,
+    the first key deciding, the next only where it ties; items whose keys all tie keep
+    collection order.  In both forms an item removed by an earlier iteration is skipped and
+    ``where`` is evaluated again when the item's turn comes."""
+
     var: str
     var_type: Type
     source: Collection
     where: Optional[Expr]
     body: tuple["Stmt", ...]
     span: Span = NOSPAN
+    keys: tuple[Expr, ...] = ()
+    descending: tuple[bool, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

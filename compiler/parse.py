@@ -300,9 +300,16 @@ class _Build(Transformer_NonRecursive):
                                    end_span=end), then, other)
 
     def for_stmt(self, meta, ch):
-        var, source, where, (body, _end) = ch
+        var, source, where, order, (body, _end) = ch
         return self._nested(ast.ForEach(var=str(var), source=source, where=where, body=body,
-                                        span=self.sp(meta)), body)
+                                        span=self.sp(meta), order=order or ()), body)
+
+    def ordered_by(self, meta, ch):
+        return tuple(ch)
+
+    def order_key(self, meta, ch):
+        key, direction = ch
+        return (key, direction is not None and str(direction) == "descending")
 
     def for_range(self, meta, ch):
         var, lo, hi, (body, _end) = ch

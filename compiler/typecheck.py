@@ -589,8 +589,7 @@ class Checker:
             self.d.error("E0301", "compare with none using `is none` / `is some`", e.span)
         elif not ok:
             self.d.error("E0301", f"cannot compare {show(lt)} with {show(rt)}", e.span)
-        elif ordered and not isinstance(base(lt), (ir.TInt, ir.TRatio, ir.TAmount, ir.TTime,
-                                                    ir.TDuration)):
+        elif ordered and not isinstance(base(lt), self.ORDERED):
             self.d.error("E0301", f"`{op}` does not order values of type {show(lt)}", e.span)
         return ir.Binary(op=op, left=left, right=right, type=BOOL)
 
@@ -1122,7 +1121,16 @@ class Checker:
         return ir.Aggregate(kind=e.func, var=e.var, source=source, where=where, body=body,
                             type=out)
 
-    ORDERED = (ir.TInt, ir.TRatio, ir.TAmount, ir.TTime, ir.TDuration)
+    # parties (role values) are ordered by their id, as role members are iterated
+    ORDERED = (ir.TInt, ir.TRatio, ir.TAmount, ir.TTime, ir.TDuration, ir.TParty)
+
+    def order_key(self, t: Any, what: str, span: Span) -> None:
+        """A key that items are ordered by must be a number, amount, time, duration or party."""
+        if not isinstance(t, self.ORDERED + (TError,)):
+            self.d.error("E0707", f"{what} orders by numbers, amounts, times, durations or "
+                                  f"parties, not {show(t)}", span,
+                         hint="ties between items are decided by their order in the "
+                              "collection (key or party id): no key is needed for that")
 
     def best(self, e: ast.Aggregate, env: Env) -> Any:
         """``max_by``/``min_by``: the item with the largest/smallest keys (see ir.Best)."""
@@ -1139,11 +1147,8 @@ class Checker:
             if isinstance(t, TFrac):
                 self.d.error("E0303", f"a fractional {t.asset} cannot be compared exactly here",
                              k.span, hint="round it with floor(), ceil() or round() first")
-            elif not isinstance(t, self.ORDERED + (TError,)):
-                self.d.error("E0707", f"`{e.func}` orders by numbers, amounts, times or "
-                                      f"durations, not {show(t)}", k.span,
-                             hint="ties between items are decided by their order in the "
-                                  "collection (key or party id): no key is needed for that")
+            else:
+                self.order_key(t, f"`{e.func}`", k.span)
             keys.append(x)
         if source is None:
             return self.err()
@@ -1715,11 +1720,24 @@ class Checker:
         if s.where is not None:
             where = self.cond(s.where, inner)
             self.narrow(s.where, inner)
+        keys = []
+        for k, _down in s.order:
+            # keys see the loop variable (narrowed by `where`: they are computed only for
+            # items it keeps)
+            x = self.expr(k, inner)
+            if isinstance(x.type, TFrac):
+                self.d.error("E0303", f"a fractional {x.type.asset} cannot be compared exactly "
+                                      "here", k.span,
+                             hint="round it with floor(), ceil() or round() first")
+            else:
+                self.order_key(x.type, "`ordered by`", k.span)
+            keys.append(x)
         body = self.block(s.body, inner)
         if source is None:
             return None
         return ir.ForEach(var=s.var, var_type=var_type, source=source, where=where, body=body,
-                          span=s.span)
+                          span=s.span, keys=tuple(keys),
+                          descending=tuple(down for _k, down in s.order))
 
     def _check_transferable(self, asset: Optional[str], verb: str, span: Span) -> None:
         decl = self.syms.assets.get(asset) if asset is not None else None

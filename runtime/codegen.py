@@ -282,6 +282,8 @@ class Compiler:
         var = s.var
         live = self._liveness(s.source)
         place, span = f"the loop over {describe_collection(s.source)} (for {var})", s.span
+        if s.keys:
+            items = self._ordered(items, var, where, s, place)
 
         def for_each(e: Env) -> None:
             loc = e.loc
@@ -307,6 +309,32 @@ class Compiler:
                 loc[var] = saved
 
         return for_each
+
+    def _ordered(self, items: Callable[[Env], list], var: str, where: Any, s: ir.ForEach,
+                 place: str) -> Callable[[Env], list]:
+        """``ordered by``: the items ``where`` keeps at the start, sorted by their keys (all
+        computed before the first iteration; one step each); ties keep collection order."""
+        keys = tuple(self.expr(k) for k in s.keys)
+        down = s.descending
+        span = s.span
+
+        def ordered(e: Env) -> list:
+            loc = e.loc
+            keyed = []
+            for item in items(e):
+                e.steps += 1
+                if e.steps > e.budget:
+                    _over_budget(e, place, span)
+                loc[var] = item
+                if where is not None and not where(e):
+                    continue
+                keyed.append((tuple(f(e) for f in keys), item))
+            # stable sorts from the last key to the first: the first key decides
+            for i in range(len(keys) - 1, -1, -1):
+                keyed.sort(key=lambda t: t[0][i], reverse=down[i])
+            return [item for _k, item in keyed]
+
+        return ordered
 
     def _liveness(self, src: ir.Collection):
         # iteration is over the keys live when the loop starts; skip those deleted/expelled since
@@ -457,9 +485,10 @@ class Compiler:
                 shares, _left = sem.split(amt, ints, method, mn, cp, rule)
             except sem.SemanticsError as err:
                 raise Rejected(err.code, err.message, span) from None
-            for acc, share in zip(recipients, shares):
-                if share:
-                    st.post(s_acc, acc, asset, share, "split")
+            st.post_many(
+                [(s_acc, acc, share) for acc, share in zip(recipients, shares) if share],
+                asset, "split",
+            )  # fmt: skip
 
         return split
 
@@ -584,6 +613,10 @@ class Compiler:
     def s_Decay(self, s: ir.Decay):
         asset, rate = s.asset, s.rate
         supply = supply_account(asset)
+        # floor(balance * n/d) is (balance * n) // d for a whole or exact rate (d > 0): no
+        # Fraction per holder
+        exact = type(rate) is int or isinstance(rate, Fraction)
+        num, den = (rate.numerator, rate.denominator) if exact else (0, 1)
 
         def decay(e: Env) -> None:
             st = e.st
@@ -591,11 +624,12 @@ class Compiler:
             e.steps += len(accs)
             if e.steps > e.budget:
                 _over_budget(e, f"the decay of {asset}", s.span)
-            bal = st.balances
-            for acc in accs:
-                cut = sem.decay_amount(bal.get(acc, 0), rate)
-                if cut > 0:
-                    st.post(acc, supply, asset, cut, "decay")
+            get = st.balances.get
+            if exact:
+                cuts = [(acc, (get(acc, 0) * num) // den) for acc in accs]
+            else:
+                cuts = [(acc, sem.decay_amount(get(acc, 0), rate)) for acc in accs]
+            st.post_many([(acc, supply, cut) for acc, cut in cuts if cut > 0], asset, "decay")
 
         return decay
 

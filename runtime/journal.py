@@ -75,6 +75,14 @@ else:  # pragma: no cover - Pythons without the C accelerator
     _canon = canonical
 
 
+try:  # msgspec writes the same canonical text (sorted keys, no spaces, UTF-8) ~6x faster
+    import msgspec as _msgspec
+
+    _fast_canon: Any = _msgspec.json.Encoder(order="sorted").encode
+except ImportError:  # pragma: no cover - msgspec is a dependency; the encoder below suffices
+    _fast_canon = None
+
+
 def encode_entry(
     seq: int,
     event_id: str,
@@ -87,18 +95,49 @@ def encode_entry(
     flags: Any,
     sig: Any = None,
 ) -> str:
-    """``canonical(entry)`` of one journal entry, byte for byte, written out directly.
+    """``canonical(entry)`` of one journal entry, byte for byte.
+
+    ``event_id``, ``submitter`` and ``etype`` must be ``str`` and
+    ``seq``/``time`` ``int`` (the engine has checked the envelope); ``args``
+    must already be JSON values.  ``sig`` is a signed event's signature block
+    (``{"key", "signed", "value"}``, see :mod:`charter.runtime.signing`),
+    absent from unsigned entries.  msgspec's sorted-key encoder writes the
+    entry in one call; whatever it refuses (a lone surrogate, say) goes to
+    :func:`encode_entry_text`, which words the failure exactly as before.
+    ``tests/runtime/test_journal_encoding.py`` holds both to
+    :func:`~charter.runtime.values.canonical`.
+    """
+    if _fast_canon is not None:
+        event = {"args": args, "id": event_id, "submitter": submitter, "time": time, "type": etype}
+        if sig is not None:
+            event["sig"] = sig
+        try:
+            return _fast_canon(
+                {"event": event, "flags": flags, "postings": postings, "seq": seq, "timers": timers}
+            ).decode()
+        except Exception:  # noqa: BLE001 - the encoder below decides (and words any failure)
+            pass
+    return encode_entry_text(seq, event_id, submitter, time, etype, args, timers, postings, flags,
+                             sig)
+
+
+def encode_entry_text(
+    seq: int,
+    event_id: str,
+    submitter: str,
+    time: int,
+    etype: str,
+    args: dict[str, Any],
+    timers: Any,
+    postings: Any,
+    flags: Any,
+    sig: Any = None,
+) -> str:
+    """:func:`encode_entry` with the standard library's encoder alone.
 
     The entry's own keys and its event's keys are fixed, so they are laid
     out here in sorted order; only the variable parts (arguments, timers,
-    postings, flags) go through the canonical encoder.  ``event_id``,
-    ``submitter`` and ``etype`` must be ``str`` and ``seq``/``time`` ``int``
-    (the engine has checked the envelope); ``args`` must already be JSON
-    values.  ``sig`` is a signed event's signature block (``{"key", "signed",
-    "value"}``, see :mod:`charter.runtime.signing`), absent from unsigned
-    entries.  ``tests/runtime/test_journal_encoding.py`` holds it to
-    :func:`~charter.runtime.values.canonical`.
-    """
+    postings, flags) go through the canonical encoder."""
     return (
         '{"event":{"args":' + (_canon(args) if args else "{}")
         + ',"id":' + _json_str(event_id)

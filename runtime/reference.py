@@ -48,6 +48,7 @@ without a rule, naming it.  See the note in ``/work/coord/NOTES.md`` and
 from __future__ import annotations
 
 import math
+from functools import cmp_to_key
 from fractions import Fraction
 from typing import Any, Optional
 
@@ -510,7 +511,10 @@ class Interpreter:
         where = f"the loop over {_describe(s.source)} (for {s.var})"
         saved = env.loc.get(s.var, _ABSENT)
         try:
-            for item in self.items(s.source, env):  # the keys live when the loop starts
+            items = self.items(s.source, env)  # the keys live when the loop starts
+            if s.keys:
+                items = self.ordered(s, items, where, env)
+            for item in items:
                 _spend(env, 1, where, s.span)
                 if not self.still_there(s.source, item, env):
                     continue  # removed by an earlier iteration
@@ -523,6 +527,27 @@ class Interpreter:
                 raise _out_of_budget(env, where, s.span) from None
             raise
         self.restore(s.var, saved, env)
+
+    def ordered(self, s: ir.ForEach, items: list, where: str, env: Any) -> list:
+        """``ordered by``: every item `where` keeps at the start (one step each to look at),
+        with its keys computed then; visited smallest keys first (largest for a
+        `descending` key), comparing the next key only where the earlier ones tie, and in
+        collection order where all tie."""
+        keyed = []
+        for position, item in enumerate(items):
+            _spend(env, 1, where, s.span)
+            env.loc[s.var] = item
+            if s.where is not None and not self.eval(s.where, env):
+                continue
+            keyed.append(([self.eval(k, env) for k in s.keys], position, item))
+
+        def compare(a: tuple, b: tuple) -> int:
+            for x, y, down in zip(a[0], b[0], s.descending):
+                if x != y:
+                    return (-1 if x > y else 1) if down else (-1 if x < y else 1)
+            return -1 if a[1] < b[1] else 1  # a total order: positions differ
+
+        return [item for _keys, _position, item in sorted(keyed, key=cmp_to_key(compare))]
 
     def s_Move(self, s: ir.Move, env: Any) -> None:
         asset = self.assets[s.asset]

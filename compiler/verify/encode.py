@@ -464,10 +464,16 @@ class Encoder:
             state = a.merge(c, b)
         elif isinstance(s, ir.ForEach):
             cells = _cells(env)
-            for item, present in self.collection(s.source, env, state, guard):
+            pairs = self.collection(s.source, env, state, guard)
+            if s.keys:
+                pairs = self.ordered(s, pairs, env, state, guard)
+            for item, present in pairs:
                 inner = dict(env)
                 inner[s.var] = item
                 c = present
+                if s.keys:
+                    # the runtime skips an item an earlier iteration deleted or expelled
+                    c = z3.And(c, self.still_member(s.source, item, state))
                 if s.where is not None:
                     c = z3.And(c, self.cond(s.where, inner, state, z3.And(guard, present)))
                 before = [cell.value for cell in cells]
@@ -647,6 +653,52 @@ class Encoder:
                 member = present
             out.append((item, member))
         return out
+
+    def ordered(self, s: ir.ForEach, pairs: list, env: dict, state: State, guard: Any) -> list:
+        """``ordered by``: the items as visited, ``[(item, visited)]`` by position.  Every
+        item `where` keeps at the start gets its keys there; its position is the number of
+        kept items before it (smaller keys, larger for `descending` ones, compared key by
+        key, ties by collection order): exactly the runtime's stable sort."""
+        entries = []
+        for item, present in pairs:
+            inner = dict(env)
+            inner[s.var] = item
+            c = present
+            if s.where is not None:
+                c = z3.And(c, self.cond(s.where, inner, state, z3.And(guard, present)))
+            keys = []
+            for k in s.keys:
+                v = self.expr(k, inner, state, z3.And(guard, c))
+                keys.append(v.val if isinstance(v, Opt) else v)
+            entries.append((item, c, keys))
+
+        def before(a: tuple, b: tuple, earlier: bool) -> Any:
+            out = z3.BoolVal(earlier)
+            for x, y, down in reversed(list(zip(a[2], b[2], s.descending))):
+                strictly = x > y if down else x < y
+                out = z3.Or(strictly, z3.And(_eq(x, y), out))
+            return out
+
+        ranks = []
+        for i, e in enumerate(entries):
+            ahead = [z3.If(z3.And(o[1], before(o, e, j < i)), 1, 0)
+                     for j, o in enumerate(entries) if j != i]
+            ranks.append(z3.Sum(*ahead) if ahead else z3.IntVal(0))
+        out = []
+        for pos in range(len(entries)):
+            item, taken = entries[0][0], z3.BoolVal(False)
+            for (it, c, _keys), rank in zip(entries, ranks):
+                take = z3.And(c, rank == pos)
+                item, taken = ite(take, it, item), z3.Or(taken, take)
+            out.append((item, taken))
+        return out
+
+    def still_member(self, src: Any, item: Any, state: State) -> Any:
+        if isinstance(src, ir.RecordsOf):
+            return z3.Select(state.get(f"live!{src.record}"), item)
+        if isinstance(src, ir.RoleMembers) and src.role:
+            return z3.Select(state.get(f"role!{src.role}"), item)
+        return z3.BoolVal(True)
 
     def closed_world(self, post: State) -> list:
         """Every key of a modelled collection that is a member before or after the event is
