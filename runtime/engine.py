@@ -611,6 +611,12 @@ class Runtime:
                     return True
         return False
 
+    def firings_may_exceed(self, limit: int) -> bool:
+        """False when no event can make more than ``limit`` firings due: deadline handlers
+        only, whose heaps hold at most ``limit`` entries in all (each firing pops one).
+        Then :meth:`due_firings` need not count them."""
+        return not self._only_deadlines or sum(map(len, self._heaps)) > limit
+
     def due_firings(self, now: int, limit: int) -> int:
         """How many timed-handler firings are due at or before ``now`` in the current state,
         counted without running any (stops counting past ``limit``).  A lower bound of what

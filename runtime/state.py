@@ -54,6 +54,16 @@ class Frame:
         self.nflags = nflags
 
 
+def _merged(outer: Optional[dict], inner: dict) -> dict:
+    """``outer`` with the entries of ``inner`` it lacks (``outer``'s values win)."""
+    if not outer:
+        return dict(inner)
+    for k, v in inner.items():
+        if k not in outer:
+            outer[k] = v
+    return outer
+
+
 class State:
     """Balances, records, roles, rights and the clock of one runtime."""
 
@@ -145,24 +155,23 @@ class State:
         """Close the innermost frame; merged into the outer one if nested.  Returns it."""
         f = self.frames.pop()
         if self.frames:
+            # merged into the outer frame, whose older before images win (a timed handler's
+            # frame inside its event's, once per firing: written out, no getattr by name)
             outer = self.frames[-1]
-            for name in ("bal", "rec", "role", "right", "meta"):
-                inner = getattr(f, name)
-                if not inner:
-                    continue
-                od = getattr(outer, name)
-                if od is None:
-                    od = {}
-                    setattr(outer, name, od)
-                for k, v in inner.items():
-                    if k not in od:
-                        od[k] = v
-            for name in ("parties", "pops"):
-                inner = getattr(f, name)
-                if inner:
-                    if getattr(outer, name) is None:
-                        setattr(outer, name, [])
-                    getattr(outer, name).extend(inner)
+            if f.bal:
+                outer.bal = _merged(outer.bal, f.bal)
+            if f.rec:
+                outer.rec = _merged(outer.rec, f.rec)
+            if f.meta:
+                outer.meta = _merged(outer.meta, f.meta)
+            if f.role:
+                outer.role = _merged(outer.role, f.role)
+            if f.right:
+                outer.right = _merged(outer.right, f.right)
+            if f.parties:
+                outer.parties = (outer.parties or []) + f.parties
+            if f.pops:
+                outer.pops = (outer.pops or []) + f.pops
         elif self._compact:
             self._compact_heaps()
         return f
