@@ -635,7 +635,7 @@ class Runtime:
             # the heap's entries due by `now`, visiting only those (and their children)
             heap = st.heaps[h.name]
             recs = st.records[h.record]
-            size, field, fired = len(heap), h.field, f"fired:{h.name}:"
+            size, field, fired = len(heap), h.field, st.fired_key(h.name, "")
             stack = [0] if heap else []
             visits = 0
             while stack and n <= limit and visits <= 4 * limit + 64:
@@ -645,7 +645,7 @@ class Runtime:
                     continue  # its whole subtree is later
                 visits += 1
                 rec = recs.get(key)
-                if rec is not None and rec.get(field) == due and meta.get(f"{fired}{key}") != due:
+                if rec is not None and rec.get(field) == due and meta.get(fired + key) != due:
                     n += 1
                 j = 2 * i + 1  # its children, left first
                 if j < size:
@@ -693,7 +693,7 @@ class Runtime:
                 st.set_meta("every:" + name, meta.get("every:" + name, 0) + 1)
             else:
                 st.pop_deadline(name)
-                st.set_meta(f"fired:{name}:{key}", due)
+                st.set_meta(st.fired_key(name, key), due)
             st.begin()
             frame = st.frames[-1]
             try:
