@@ -154,6 +154,7 @@ class TypeRef:
     hi: Optional[Expr] = None
     item: Optional["TypeRef"] = None
     span: Span
+    bound: Optional[int] = None  # `list of T max N`: at most N items
 
 
 # ---- statements ----------------------------------------------------------
@@ -351,6 +352,25 @@ class Delete:
 
 
 @attrs.frozen(kw_only=True)
+class Push:
+    """``push value to R(k).field``: append to a bounded list field."""
+
+    value: Expr
+    target: Expr
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
+class Remove:
+    """``remove value from R(k).field`` (the first equal item) or ``remove R(k).field[i]``
+    (``value`` None: the target is the indexed item)."""
+
+    value: Optional[Expr]
+    target: Expr
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
 class Decay:
     asset: str
     span: Span
@@ -369,7 +389,7 @@ class Dissolve:
 
 
 Stmt = Union[Require, Reject, Let, Var, SetLocal, SetField, If, ForEach, ForRange, Move, Split, Grant, Revoke, Admit,
-             Expel, Create, Update, Delete, Decay, Flag, Dissolve]
+             Expel, Create, Update, Delete, Decay, Flag, Dissolve, Push, Remove]
 
 # ---- declarations --------------------------------------------------------
 

@@ -82,6 +82,12 @@ CODES: dict[str, str] = {
     "E0706": "loop range without a static bound",
     "E0707": "invalid ordering key",
     "E0708": "invalid number format",
+    # E075x: bounded list fields (issue 17, h17d)
+    "E0750": "invalid list bound",
+    "E0751": "list field without a bound",
+    "E0752": "invalid list item type",
+    "E0753": "not a list field",
+    "E0754": "list literal too long",
     # W: warnings
     "W0301": "unreachable code",
     "W0302": "unused let binding",

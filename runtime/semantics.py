@@ -536,3 +536,4 @@ def proportional_share(amount: int, weight: int, total: int) -> Fraction:
     if total == 0:
         return Fraction(0)
     return Fraction(amount * weight, total)
+
