@@ -295,8 +295,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         "--check",
         "check_props",
         is_flag=True,
-        help="After every applied event, check the policy's declared invariants; report the "
-        "first event after which each is false (exit 1 if any is).",
+        help="After every applied event, check the policy's declared invariants and the "
+        "handler's `ensures` clauses (old(...) read before the event); report the first "
+        "event after which each is false (exit 1 if any is).",
     )
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -372,8 +373,11 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         resume_at = _resume_line(events, rt.applied_ids) if rt.seq else 0
         reasons: Counter[tuple[str, str]] = Counter()
         broken: dict[tuple, dict] = {}  # (property, record) -> where it first failed
+        post = None
         if check_props:
-            from charter.runtime.monitor import violations
+            from charter.runtime.monitor import Postconditions, violations
+
+            post = Postconditions(rt)
         rej_file = open(rej_path, "w", encoding="utf-8") if rej_path else None
         started = time.perf_counter()
         show = not quiet and not as_json and total >= 1000
@@ -394,6 +398,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                         out = None
                         rec = {"line": n, "event_id": None, "code": "bad_json", "message": ev}
                     else:
+                        pending = post.before(ev) if post is not None else None
                         out = rt.submit(ev)
                         if out.applied:
                             if out.duplicate:
@@ -401,8 +406,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                             else:
                                 applied += 1
                                 ticks += bool(out.timers)
-                                if check_props:
-                                    for v in violations(rt):
+                                if post is not None:
+                                    for v in violations(rt) + post.after(pending, out):
                                         key = (v["property"], v["record"])
                                         if key not in broken:
                                             broken[key] = {
@@ -449,6 +454,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                         "balances": {acc: bal for acc, bal in rt.balances().items()},
                         "journal_hash": rt.head,
                         "violations": list(broken.values()) if check_props else None,
+                        "ensures_unchecked": post.unchecked if post is not None else None,
                         "ledger": None if memory else db_shown,
                         "rejections": rej_path,
                     },
@@ -486,12 +492,22 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             click.echo(f"\njournal head {rt.head}")
             if check_props:
                 if not broken:
-                    click.echo("declared invariants: all hold after every applied event")
+                    click.echo(
+                        "declared invariants and ensures clauses: all hold after every "
+                        "applied event"
+                    )
                 for v in broken.values():
                     rec = f" for {v['record']}" if v["record"] else ""
+                    what = "postcondition" if ".ensures." in v["property"] else "property"
+                    said = f' ("{v["message"]}")' if v.get("message") else ""
                     click.echo(
-                        f"VIOLATED property {v['property']}{rec}: false after event "
+                        f"VIOLATED {what} {v['property']}{said}{rec}: false after event "
                         f"{v['event_id']} (line {v['line']})"
+                    )
+                if post is not None and post.unchecked:
+                    click.echo(
+                        f"ensures not checked after {post.unchecked} event(s) that fired timed "
+                        "handlers first (old(...) was read before those ran)"
                     )
         sys.exit(1 if (strict and rejected) or broken else 0)
 

@@ -530,9 +530,10 @@ class Compiler:
                 shares, _left = sem.split(amt, ints, method, mn, cp, rule)
             except sem.SemanticsError as err:
                 raise Rejected(err.code, err.message, span) from None
-            for acc, share in zip(recipients, shares):
-                if share:
-                    st.post(s_acc, acc, asset, share, "split")
+            st.post_many(
+                [(s_acc, acc, share) for acc, share in zip(recipients, shares) if share],
+                asset, "split",
+            )  # fmt: skip
 
         return split
 
@@ -657,6 +658,10 @@ class Compiler:
     def s_Decay(self, s: ir.Decay):
         asset, rate = s.asset, s.rate
         supply = supply_account(asset)
+        # floor(balance * n/d) is (balance * n) // d for a whole or exact rate (d > 0): no
+        # Fraction per holder
+        exact = type(rate) is int or isinstance(rate, Fraction)
+        num, den = (rate.numerator, rate.denominator) if exact else (0, 1)
 
         def decay(e: Env) -> None:
             st = e.st
@@ -664,11 +669,12 @@ class Compiler:
             e.steps += len(accs)
             if e.steps > e.budget:
                 _over_budget(e, f"the decay of {asset}", s.span)
-            bal = st.balances
-            for acc in accs:
-                cut = sem.decay_amount(bal.get(acc, 0), rate)
-                if cut > 0:
-                    st.post(acc, supply, asset, cut, "decay")
+            get = st.balances.get
+            if exact:
+                cuts = [(acc, (get(acc, 0) * num) // den) for acc in accs]
+            else:
+                cuts = [(acc, sem.decay_amount(get(acc, 0), rate)) for acc in accs]
+            st.post_many([(acc, supply, cut) for acc, cut in cuts if cut > 0], asset, "decay")
 
         return decay
 

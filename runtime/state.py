@@ -178,6 +178,27 @@ class State:
             self._new_account(src, asset)
         self.postings.append(_new_tuple(Posting, (src, dst, asset, amount, kind)))
 
+    def post_many(self, moves: Iterable[tuple[str, str, int]], asset: str, kind: str) -> None:
+        """:meth:`post` for each ``(src, dst, amount)`` of one asset and kind, in order (a
+        split or a decay writes one per holder: the loop's lookups are made once)."""
+        bal = self.balances
+        get = bal.get
+        fb = self.frames[-1].bal
+        known = self.asset_of_acc
+        append = self.postings.append
+        for src, dst, amount in moves:
+            if src not in fb:
+                fb[src] = get(src)
+            if dst not in fb:
+                fb[dst] = get(dst)
+            bal[src] = get(src, 0) - amount
+            bal[dst] = get(dst, 0) + amount
+            if dst not in known:
+                self._new_account(dst, asset)
+            if src not in known:
+                self._new_account(src, asset)
+            append(_new_tuple(Posting, (src, dst, asset, amount, kind)))
+
     def _new_account(self, acc: str, asset: str) -> None:
         # account metadata is derived (from the name), so it needs no undo
         self.asset_of_acc[acc] = asset
