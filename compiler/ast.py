@@ -70,6 +70,15 @@ class FieldAccess:
 
 
 @attrs.frozen(kw_only=True)
+class Index:
+    """``obj[index]``: a member of an asset family (``Token[sym]``, ``5 Token["USDC"]``)."""
+
+    obj: "Expr"
+    index: "Expr"
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
 class Call:
     func: str
     args: tuple["Expr", ...]
@@ -137,7 +146,7 @@ class HasRight:
     span: Span
 
 
-Expr = Union[Number, Quantity, Percent, String, PartyLit, ListLit, Name, FieldAccess, Call,
+Expr = Union[Number, Quantity, Percent, String, PartyLit, ListLit, Name, FieldAccess, Index, Call,
              Aggregate, CondExpr,
              Unary, BinOp, IsTest, HasRight]
 

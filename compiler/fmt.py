@@ -85,6 +85,8 @@ def _expr(e: ast.Expr) -> str:
         if isinstance(e.obj, ast.Number):
             obj = f"({obj})"  # `1.x` would read as a broken decimal
         return f"{obj}.{e.name}"
+    if isinstance(e, ast.Index):
+        return f"{expr(e.obj, _POSTFIX)}[{expr(e.index)}]"
     if isinstance(e, ast.Call):
         return f"{e.func}({', '.join(expr(a) for a in e.args)})"
     if isinstance(e, ast.Aggregate):

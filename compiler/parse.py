@@ -593,6 +593,9 @@ class _Build(Transformer_NonRecursive):
     def field_access(self, meta, ch):
         return self._expr(ast.FieldAccess(obj=ch[0], name=str(ch[1]), span=self.sp(meta)), ch[0])
 
+    def index(self, meta, ch):
+        return self._expr(ast.Index(obj=ch[0], index=ch[1], span=self.sp(meta)), ch[0], ch[1])
+
     def call(self, meta, ch):
         args = tuple(ch[1] or ())
         return self._expr(ast.Call(func=str(ch[0]), args=args, span=self.sp(meta)), *args)

@@ -410,6 +410,15 @@ class Checker:
         return ir.ListLit(items=items, type=ir.TList(inner=base(t) if isinstance(
             t, ir.TInt) else t))
 
+    def x_Index(self, e: ast.Index, env: Env) -> Any:
+        obj = self.expr(e.obj, env)
+        if isinstance(obj.type, ir.TList):
+            return self.list_index(obj, e.index, e.span, env)
+        if not isinstance(obj.type, TError):
+            self.d.error("E0301", f"cannot index {show(obj.type)}", e.span,
+                         hint="`xs[i]` is the item at position i of a list")
+        return self.err()
+
     def x_PartyLit(self, e: ast.PartyLit, env: Env) -> Any:
         return ir.Const(value=e.name, type=PARTY)
 
@@ -952,9 +961,21 @@ class Checker:
         return ir.Builtin(name="sqrt", args=(args[0], ir.Const(value=d, type=INT)), type=RATIO)
 
     def fn_pow(self, e: ast.Call, env: Env) -> Any:
-        args = self._args(e, env, 2)
+        """``pow(x, n)`` exact; ``pow(x, n, d)``: each of the ``n`` products rounded down
+        to ``d`` decimals (a constant 0..18), as fixed-point contracts compute it."""
+        args = self._args(e, env, (2, 3))
         if args is None:
             return self.err()
+        if len(args) == 3:
+            d = self.constant(args[2], e.args[2].span)
+            if d is None:
+                return self.err()
+            if not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 18:
+                self.d.error("E0308", "the decimals of `pow` must be a whole number within "
+                                      "0..18", e.args[2].span,
+                             hint="pow(x, n, 18) rounds each step down to 18 decimals")
+                return self.err()
+            args[2] = ir.Const(value=d, type=INT)
         nt = args[1].type
         if not isinstance(nt, (ir.TInt, TError)):
             self.d.error("E0301", f"the exponent of `pow` is an int, not {show(nt)}",
@@ -972,6 +993,8 @@ class Checker:
         if not isinstance(t, (ir.TInt, ir.TRatio, TError)):
             self.d.error("E0301", f"`pow` raises ints or ratios, not {show(t)}", e.span,
                          hint="raise the ratio, then multiply the amount and round")
+        if len(args) == 3:
+            return ir.Builtin(name="pow", args=tuple(args), type=RATIO)
         return ir.Builtin(name="pow", args=tuple(args), type=base(t))
 
     def fn_ratio(self, e: ast.Call, env: Env) -> Any:

@@ -1081,6 +1081,9 @@ class Compiler:
                     raise Rejected(err.code, err.message) from None
 
             return sqrt
+        if name == "pow" and len(args) == 3:
+            base, exp, places = args[0], args[1], x.args[2].value
+            return lambda e: _norm(sem.ipow_steps(base(e), exp(e), places))
         if name == "pow":
             base, exp = args
             return lambda e: _norm(sem.ipow(base(e), exp(e)))

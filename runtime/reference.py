@@ -1046,6 +1046,11 @@ class Interpreter:
             base, n = arg(0), arg(1)
             if n < 0:
                 raise Rejected("negative_power", f"pow with a negative exponent ({n})")
+            if len(x.args) == 3:  # each of the n products rounded down to d decimals
+                scale, out = 10 ** arg(2), Fraction(1)
+                for _ in range(n):
+                    out = Fraction(math.floor(out * base * scale), scale)
+                return whole(out)
             return whole(base**n)
         if name == "len":
             return len(arg(0))

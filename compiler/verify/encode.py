@@ -1304,6 +1304,9 @@ class Encoder:
                                           y < z3.ToReal((r + 1) * (r + 1))))
             )
             return z3.ToReal(r) / scale
+        if name == "pow" and len(e.args) == 3:
+            return self.pow_bounded(to_real(args[0]), args[1], e.args[1],
+                                    places=int(e.args[2].value))
         if name == "pow":
             x = args[0]
             n = e.args[1]
@@ -1323,11 +1326,14 @@ class Encoder:
             return self.list_builtin(e, args, guard)
         raise Unsupported(f"builtin {name}")
 
-    def pow_bounded(self, x: Any, n: Any, n_ir: Any) -> Any:
+    def pow_bounded(self, x: Any, n: Any, n_ir: Any, places: Optional[int] = None) -> Any:
         """``x ** n`` for an exponent known to lie in a declared range ``lo..hi``: the
-        power for each possible exponent, chosen by ``n`` (exact, like the runtime)."""
+        power for each possible exponent, chosen by ``n`` (exact, like the runtime).  With
+        ``places``, each product is rounded down to that many decimals (``pow(x, n, d)``)."""
         t = getattr(n_ir, "type", None)
-        if not isinstance(t, ir.TInt) or t.lo is None or t.hi is None:
+        if isinstance(n_ir, ir.Const) and isinstance(n_ir.value, int):
+            lo_hi: Any = (n_ir.value, n_ir.value)
+        elif not isinstance(t, ir.TInt) or t.lo is None or t.hi is None:
             lo_hi = static_range(n_ir)
             if lo_hi is None:
                 raise Unsupported("pow with an exponent of no declared range")
@@ -1337,7 +1343,11 @@ class Encoder:
         one = z3.RealVal(1) if z3.is_real(x) else z3.IntVal(1)
         powers = [one]
         for _ in range(hi):
-            powers.append(powers[-1] * x)
+            if places is None:
+                powers.append(powers[-1] * x)
+            else:
+                scale = 10**places
+                powers.append(z3.ToReal(z3.ToInt(powers[-1] * x * scale)) / scale)
         out = powers[hi]
         for k in range(hi - 1, lo - 1, -1):
             out = z3.If(n == k, powers[k], out)
