@@ -59,6 +59,7 @@ from .journal import (
     anchor_at_or_before,
     with_hashes,
 )
+from .idfilter import IdFilter
 from .lock import WriterLock
 from .state import ABSENT, store_key
 from .store import LedgerIntegrityError, NotALedgerError, StoreError
@@ -287,6 +288,9 @@ class SqliteStore(ChangeBuffer):
         self.integrity_problems: tuple[str, ...] = ()
         self._cp: Optional[Checkpoint] = None
         self._reset_changes()
+        # applied ids (has_event): a Bloom filter built once lookups pay for it
+        self._id_filter: Optional[IdFilter] = None
+        self._id_queries = 0
         self._codec: Optional[EntryCodec] = None
         self.conn: Optional[sqlite3.Connection] = None
         # a writer locks first: creating, checking and loading then see no other writer
@@ -565,11 +569,38 @@ class SqliteStore(ChangeBuffer):
             yield row.event_id
 
     def has_event(self, event_id: str) -> bool:
-        """Whether ``event_id`` was applied (pending rows included): one index lookup, so
-        a writer keeps no set of every id it ever applied."""
+        """Whether ``event_id`` was applied (pending rows included): an index lookup, so a
+        writer keeps no set of every id it ever applied.  Once this process has asked
+        often enough to pay for it (a sixth as many times as the file holds entries), a
+        Bloom filter of the stored ids (``runtime/idfilter.py``) answers "certainly new"
+        without a query."""
         if event_id in self._pending_ids:
             return True
+        f = self._id_filter
+        if f is None:
+            self._id_queries += 1
+            if self._id_queries > (self._cp.seq if self._cp is not None else 0) // 6:
+                f = self._build_id_filter()
+        if f is not None and not f.may_hold(event_id):
+            return False
         return bool(self._query("SELECT 1 FROM journal WHERE event_id = ?", (event_id,)))
+
+    def _build_id_filter(self) -> Optional[IdFilter]:
+        if self.readonly or self._cp is None:
+            return None
+        f = IdFilter(2 * self._cp.seq + 2 * self.batch)
+        f.add_all(self.event_ids())  # the table itself, as event_ids reads it (pending too)
+        self._id_filter = f
+        return f
+
+    def _committed(self) -> None:
+        f = self._id_filter
+        if f is not None:
+            f.add_all(self._pending_ids)
+            if f.full:  # rebuilt twice as large when next asked (amortised O(1) per id)
+                self._id_filter = None
+                self._id_queries = 1 << 62
+        super()._committed()
 
     def count(self) -> int:
         return self._query("SELECT count(*) FROM journal")[0][0] + len(self._pending)
@@ -706,6 +737,8 @@ class SqliteStore(ChangeBuffer):
             raise StoreError(f"{self.path}: {exc}") from None
         self._lock.release()
         self._lock = None
+        self._id_filter = None  # another writer may add ids meanwhile: built again when needed
+        self._id_queries = 0
 
     def resume_writer(self, wait: float = 0.0) -> bool:
         """Take the writer lock back (waiting up to ``wait`` seconds for another writer).
