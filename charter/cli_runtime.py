@@ -48,7 +48,7 @@ def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
     from charter.compiler.diagnostics import did_you_mean
 
     out: dict[str, Any] = {}
-    dec = {a.name: a.decimals for a in policy.assets}
+    dec = ir.AssetMap((a.name, a.decimals) for a in policy.assets)
     for item in items:
         if "=" not in item:
             raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--param")
@@ -95,7 +95,7 @@ def _fmt_amount(v: int, decimals: int) -> str:
 
 
 def _balance_rows(rt: Any, include_supply: bool = True) -> list[tuple[str, str, int, str]]:
-    dec = {a.name: a.decimals for a in rt.policy.assets}
+    dec = ir.AssetMap((a.name, a.decimals) for a in rt.policy.assets)
     rows = []
     for acc, bal in rt.balances().items():
         asset = rt.state.asset_of(acc)
@@ -165,9 +165,27 @@ def _read_events(path: str) -> Iterator[tuple[int, Any]]:
     """(line number, parsed JSON or an error string) for each non-blank line.
 
     A line that is not UTF-8, not JSON, nested too deeply or holding a number
-    of more than 4,300 digits is an error string for that line (the run goes on)."""
+    of more than 4,300 digits is an error string for that line (the run goes on).
+
+    msgspec reads each line (bytes in, ~4x faster than ``json.loads``; the same
+    values for every line it accepts: exact integers, correctly rounded floats,
+    the last of duplicate keys); a line it refuses is read again by the standard
+    library, which accepts what JSON's Python reading accepts (``NaN``, lone
+    surrogate escapes, ``1e400``) and words every error as before."""
+    try:
+        from msgspec.json import decode as fast
+    except ImportError:  # pragma: no cover - msgspec is a dependency
+        fast = None
     with open(path, "rb") as fh:
         for n, raw in enumerate(fh, 1):
+            if fast is not None:
+                try:
+                    ev = fast(raw)
+                except Exception:  # noqa: BLE001 - read again below, which words the error
+                    pass
+                else:
+                    yield n, ev
+                    continue
             if not raw.strip():
                 continue
             try:
@@ -545,7 +563,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if as_json:
             click.echo(json.dumps(accs, indent=2))
             return
-        dec = {a.name: a.decimals for a in rt.policy.assets}
+        dec = ir.AssetMap((a.name, a.decimals) for a in rt.policy.assets)
         _print_table(
             [
                 (x["account"], x["kind"], x["asset"],
@@ -573,7 +591,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if as_json:
             click.echo(json.dumps(hist, indent=2))
             return
-        dec = {a.name: a.decimals for a in rt.policy.assets}
+        dec = ir.AssetMap((a.name, a.decimals) for a in rt.policy.assets)
         for h in hist:
             ev = h["event"]
             click.echo(
@@ -612,7 +630,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if fmt == "parquet" and output == "-":
             _fail("--format parquet writes a file: give -o FILE")
         rt = _open_ledger(db, policy)
-        dec = {a.name: a.decimals for a in rt.policy.assets}
+        dec = ir.AssetMap((a.name, a.decimals) for a in rt.policy.assets)
         if fmt == "parquet":
             try:
                 n = export(rt.journal_rows(), fmt, output, dec, {})
@@ -681,6 +699,19 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                 f"(records: {', '.join(sorted(rt.state.records)) or 'none'})"
             )
         click.echo(json.dumps(to_json_value(rt.records(record)), indent=2))
+
+    @ledger.command("members")
+    @click.argument("db")
+    @click.argument("role")
+    @click.option("--policy", default=None)
+    def ledger_members(db: str, role: str, policy: Optional[str]) -> None:
+        """Members of one role and their attributes, as JSON."""
+        from charter.runtime.values import to_json_value
+
+        rt = _open_ledger(db, policy)
+        if role not in rt.state.roles:
+            _fail(f"no role {role!r} (roles: {', '.join(sorted(rt.state.roles)) or 'none'})")
+        click.echo(json.dumps(to_json_value(rt.members(role)), indent=2))
 
     @cli.command()
     @click.argument("db")

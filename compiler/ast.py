@@ -163,6 +163,8 @@ class TypeRef:
     hi: Optional[Expr] = None
     item: Optional["TypeRef"] = None
     span: Span
+    # `Token[sym]`: the member of an asset family (a constant text or a name)
+    member: Optional[Expr] = None
     bound: Optional[int] = None  # `list of T max N`: at most N items
 
 
@@ -424,6 +426,8 @@ class AssetDecl:
     kind: str
     options: tuple[AssetOpt, ...]
     span: Span
+    # `asset Token[symbol]: ...`: a family of assets, one per text key; the key's name
+    key: Optional[str] = None
 
 
 @attrs.frozen(kw_only=True)

@@ -125,6 +125,8 @@ def type_ref(t: ast.TypeRef) -> str:
         bound = f" max {t.bound}" if t.bound is not None else ""
         return f"list of {type_ref(t.item)}{bound}"
     s = t.name or ""
+    if t.member is not None:
+        s += f"[{expr(t.member)}]"
     if t.optional:
         s += "?"
     if t.lo is not None and t.hi is not None:
@@ -538,7 +540,8 @@ def simple_decl(d: ast.Decl) -> str:
     if isinstance(d, ast.AssetDecl):
         opts = "".join(f", {o.name}" + (f" {expr(o.value)}" if o.value is not None else "")
                        for o in d.options)
-        return f"asset {d.name}: {d.kind}{opts}"
+        key = f"[{d.key}]" if d.key is not None else ""
+        return f"asset {d.name}{key}: {d.kind}{opts}"
     if isinstance(d, ast.ParamDecl):
         rng = f" within {range_(d.lo, d.hi)}" if d.lo is not None and d.hi is not None else ""
         return f"param {d.name}: {type_ref(d.type)} = {expr(d.default)}{rng}"

@@ -160,9 +160,9 @@ class _Build(Transformer_NonRecursive):
                           settings=tuple(settings or ()), span=self.sp(meta))
 
     def asset_decl(self, meta, ch):
-        name, kind, *opts = ch
+        name, key, kind, *opts = ch
         return ast.AssetDecl(name=str(name), kind=str(kind), options=tuple(opts),
-                             span=self.sp(meta))
+                             span=self.sp(meta), key=str(key) if key is not None else None)
 
     def asset_opt(self, meta, ch):
         return ast.AssetOpt(name=str(ch[0]), value=ch[1], span=self.sp(meta))
@@ -197,6 +197,9 @@ class _Build(Transformer_NonRecursive):
 
     def ranged_type(self, meta, ch):
         return ast.TypeRef(name=str(ch[0]), lo=ch[1], hi=ch[2], span=self.sp(meta))
+
+    def member_type(self, meta, ch):
+        return self._expr(ast.TypeRef(name=str(ch[0]), member=ch[1], span=self.sp(meta)), ch[1])
 
     def list_type(self, meta, ch):
         return self._expr(ast.TypeRef(name=None, item=ch[0], span=self.sp(meta)), ch[0])

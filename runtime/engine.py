@@ -611,6 +611,12 @@ class Runtime:
                     return True
         return False
 
+    def firings_may_exceed(self, limit: int) -> bool:
+        """False when no event can make more than ``limit`` firings due: deadline handlers
+        only, whose heaps hold at most ``limit`` entries in all (each firing pops one).
+        Then :meth:`due_firings` need not count them."""
+        return not self._only_deadlines or sum(map(len, self._heaps)) > limit
+
     def due_firings(self, now: int, limit: int) -> int:
         """How many timed-handler firings are due at or before ``now`` in the current state,
         counted without running any (stops counting past ``limit``).  A lower bound of what
@@ -641,7 +647,7 @@ class Runtime:
                 if (
                     rec is not None
                     and rec.get(h.field) == due
-                    and meta.get(f"fired:{h.name}:{key}") != due
+                    and meta.get(st.fired_key(h.name, key)) != due
                 ):
                     n += 1
                 stack.extend(j for j in (2 * i + 1, 2 * i + 2) if j < len(heap))
@@ -686,7 +692,7 @@ class Runtime:
                 st.set_meta("every:" + name, meta.get("every:" + name, 0) + 1)
             else:
                 st.pop_deadline(name)
-                st.set_meta(f"fired:{name}:{key}", due)
+                st.set_meta(st.fired_key(name, key), due)
             st.begin()
             frame = st.frames[-1]
             try:

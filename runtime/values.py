@@ -202,7 +202,7 @@ class Converter:
     """Converts JSON payload values to runtime values for one policy."""
 
     def __init__(self, policy: ir.Policy):
-        self.decimals = {a.name: a.decimals for a in policy.assets}
+        self.decimals = ir.AssetMap((a.name, a.decimals) for a in policy.assets)
 
     def convert(self, t: ir.Type, v: Any, what: str, state: Any = None) -> Any:
         """Convert ``v`` to type ``t``; raise :class:`Rejected` (``bad_argument``) if it won't fit.

@@ -759,6 +759,8 @@ class Encoder:
     # -- accounts and money ----------------------------------------------------
     def account(self, acc: Any, env: dict, state: State, guard: Any) -> tuple[str, Any, str, str]:
         """``(component, index or None, description, kind)`` of an account."""
+        if getattr(acc, "member", None) is not None:
+            raise Unsupported(f"accounts of the asset family {acc.asset}")
         if isinstance(acc, (ir.AccParty, ir.AccStake)):
             # the runtime rejects any account of the clock
             p0 = self.expr(acc.party, env, state, guard)
@@ -794,6 +796,8 @@ class Encoder:
             state.set(comp, z3.Store(state.get(comp), idx, cur + delta))
 
     def move(self, s: ir.Move, env: dict, state: State, guard: Any) -> None:
+        if s.member is not None:
+            raise Unsupported(f"moves of the asset family {s.asset}")
         amount = self.expr(s.amount, env, state, guard)
         scomp, sidx, sdesc, skind = self.account(s.src, env, state, guard)
         dcomp, didx, ddesc, dkind = self.account(s.dst, env, state, guard)
@@ -892,6 +896,8 @@ class Encoder:
         )
 
     def split(self, s: ir.Split, env: dict, state: State, guard: Any) -> None:
+        if s.member is not None:
+            raise Unsupported(f"splits of the asset family {s.asset}")
         amount = self.expr(s.amount, env, state, guard)
         src = self.account(s.src, env, state, guard)
         scomp, sidx, sdesc, skind = src
@@ -1218,6 +1224,8 @@ class Encoder:
                 return self.read_balance(state, f"bal!{e.extra[0]}", p)
             raise Unsupported("balance() form")
         if name == "supply":
+            if e.args:
+                raise Unsupported(f"the supply of a member of the asset family {e.extra[0]}")
             return state.get(f"supply!{e.extra[0]}")
         if name == "has_role":
             p = self.expr(e.args[0], env, state, guard)

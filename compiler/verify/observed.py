@@ -114,6 +114,35 @@ class Unowned(_Snapshot):
 
 
 @attrs.define
+class AdmittedByAnyone(_Snapshot):
+    """The last event applied and made a party other than its submitter a member of
+    ``role`` (the submitter having no authority to)."""
+
+    role: str = ""
+    members: set = attrs.Factory(set)
+
+    def before_last(self, rt: Any, event: dict) -> None:
+        super().before_last(rt, event)
+        self.members = set(rt.members(self.role))
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        if not getattr(outcome, "applied", False):
+            return f"{self.handler} was rejected: {outcome}"
+        new = set(rt.members(self.role)) - self.members - {self.event.get("submitter")}
+        self.found = sorted(new)
+        return None if self.found else f"nobody but the submitter became a {self.role}"
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        who = self.event.get("submitter")
+        out = ["    expect ok", f"    # {self.describe}: @{who} has no such authority"]
+        out += [f"    expect not (@{p} is {self.role})" for p in self.found]
+        return out
+
+    def member_claims(self) -> list[tuple[str, str]]:
+        return [(p, self.role) for p in self.found]
+
+
+@attrs.define
 class PaidAgain(_Snapshot):
     """The last event - the same as the one before it - applied and paid out again (out of
     an account its submitter does not own, or by minting)."""

@@ -80,6 +80,11 @@ class Violation:
         run shows otherwise (a refusal, a named invariant or postcondition)."""
         return []
 
+    def member_claims(self) -> list[tuple[str, str]]:
+        """``(party, role)``: the party must not be a member after the events, and is
+        (``charter ledger members LEDGER ROLE`` after ``charter run`` shows it)."""
+        return []
+
 
 @attrs.define
 class Refusal(Violation):

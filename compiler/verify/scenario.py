@@ -517,6 +517,8 @@ def build(
         # balances the events break (empty: a refusal, or a property `--check` names)
         "violates": [
             {"account": a, "op": op, "amount": v} for a, op, v in violation.balance_claims()
+        ] + [
+            {"party": p, "role": r, "member": False} for p, r in violation.member_claims()
         ],
     }
     try:
