@@ -48,7 +48,7 @@ def _param_overrides(policy: ir.Policy, items: Iterable[str]) -> dict[str, Any]:
     from charter.compiler.diagnostics import did_you_mean
 
     out: dict[str, Any] = {}
-    dec = {a.name: a.decimals for a in policy.assets}
+    dec = ir.AssetMap((a.name, a.decimals) for a in policy.assets)
     for item in items:
         if "=" not in item:
             raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--param")
@@ -95,7 +95,7 @@ def _fmt_amount(v: int, decimals: int) -> str:
 
 
 def _balance_rows(rt: Any, include_supply: bool = True) -> list[tuple[str, str, int, str]]:
-    dec = {a.name: a.decimals for a in rt.policy.assets}
+    dec = ir.AssetMap((a.name, a.decimals) for a in rt.policy.assets)
     rows = []
     for acc, bal in rt.balances().items():
         asset = rt.state.asset_of(acc)
@@ -565,7 +565,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if as_json:
             click.echo(json.dumps(accs, indent=2))
             return
-        dec = {a.name: a.decimals for a in rt.policy.assets}
+        dec = ir.AssetMap((a.name, a.decimals) for a in rt.policy.assets)
         _print_table(
             [
                 (x["account"], x["kind"], x["asset"],
@@ -593,7 +593,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if as_json:
             click.echo(json.dumps(hist, indent=2))
             return
-        dec = {a.name: a.decimals for a in rt.policy.assets}
+        dec = ir.AssetMap((a.name, a.decimals) for a in rt.policy.assets)
         for h in hist:
             ev = h["event"]
             click.echo(
@@ -632,7 +632,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if fmt == "parquet" and output == "-":
             _fail("--format parquet writes a file: give -o FILE")
         rt = _open_ledger(db, policy, state=False)
-        dec = {a.name: a.decimals for a in rt.policy.assets}
+        dec = ir.AssetMap((a.name, a.decimals) for a in rt.policy.assets)
         if fmt == "parquet":
             try:
                 n = export(rt.journal_rows(), fmt, output, dec, {})

@@ -81,12 +81,14 @@ class State:
         self.meta: dict[str, Any] = {}
         self.pool_asset = {p.name: p.asset for p in policy.pools}
         # credit lines: asset -> how far (minor units) a party's account may go below zero
-        self.credit = {a.name: a.credit for a in policy.assets if getattr(a, "credit", None)}
-        self.soft_credit = {
-            a.name: (a.soft_credit, a.decimals)
+        # (an asset family's line is each member's: ``Token[USDC]`` finds ``Token``)
+        self.credit = ir.AssetMap(
+            (a.name, a.credit) for a in policy.assets if getattr(a, "credit", None))
+        self.soft_credit = ir.AssetMap(
+            (a.name, (a.soft_credit, a.decimals))
             for a in policy.assets
             if getattr(a, "soft_credit", None) is not None
-        }
+        )
         # deadline handlers: record -> [(handler, field)], and a lazy heap per handler
         self.deadline_fields: dict[str, list[tuple[str, str]]] = {}
         self.heaps: dict[str, list[tuple[int, str]]] = {}
@@ -256,7 +258,8 @@ class State:
         if a is not None:
             return a
         if acc.startswith("pool:"):
-            return self.pool_asset[acc[5:]]
+            pool, _, member = acc[5:].partition(":")
+            return member or self.pool_asset[pool]  # `pool:vault:Token[USDC]` (a family pool)
         return acc.rpartition(":")[2]
 
     # ------------------------------------------------------------ parties, roles, rights
