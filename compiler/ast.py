@@ -70,6 +70,15 @@ class FieldAccess:
 
 
 @attrs.frozen(kw_only=True)
+class Index:
+    """``obj[index]``: a member of an asset family (``Token[sym]``, ``5 Token["USDC"]``)."""
+
+    obj: "Expr"
+    index: "Expr"
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
 class Call:
     func: str
     args: tuple["Expr", ...]
@@ -137,7 +146,7 @@ class HasRight:
     span: Span
 
 
-Expr = Union[Number, Quantity, Percent, String, PartyLit, ListLit, Name, FieldAccess, Call,
+Expr = Union[Number, Quantity, Percent, String, PartyLit, ListLit, Name, FieldAccess, Index, Call,
              Aggregate, CondExpr,
              Unary, BinOp, IsTest, HasRight]
 
@@ -154,6 +163,9 @@ class TypeRef:
     hi: Optional[Expr] = None
     item: Optional["TypeRef"] = None
     span: Span
+    # `Token[sym]`: the member of an asset family (a constant text or a name)
+    member: Optional[Expr] = None
+    bound: Optional[int] = None  # `list of T max N`: at most N items
 
 
 # ---- statements ----------------------------------------------------------
@@ -236,6 +248,8 @@ class ForEach:
     where: Optional[Expr]
     body: tuple["Stmt", ...]
     span: Span
+    # `ordered by k1 [descending] then by k2 ...`: (key, descending) in comparison order
+    order: tuple[tuple[Expr, bool], ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -349,6 +363,25 @@ class Delete:
 
 
 @attrs.frozen(kw_only=True)
+class Push:
+    """``push value to R(k).field``: append to a bounded list field."""
+
+    value: Expr
+    target: Expr
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
+class Remove:
+    """``remove value from R(k).field`` (the first equal item) or ``remove R(k).field[i]``
+    (``value`` None: the target is the indexed item)."""
+
+    value: Optional[Expr]
+    target: Expr
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
 class Decay:
     asset: str
     span: Span
@@ -367,7 +400,7 @@ class Dissolve:
 
 
 Stmt = Union[Require, Reject, Let, Var, SetLocal, SetField, If, ForEach, ForRange, Move, Split, Grant, Revoke, Admit,
-             Expel, Create, Update, Delete, Decay, Flag, Dissolve]
+             Expel, Create, Update, Delete, Decay, Flag, Dissolve, Push, Remove]
 
 # ---- declarations --------------------------------------------------------
 
@@ -393,6 +426,8 @@ class AssetDecl:
     kind: str
     options: tuple[AssetOpt, ...]
     span: Span
+    # `asset Token[symbol]: ...`: a family of assets, one per text key; the key's name
+    key: Optional[str] = None
 
 
 @attrs.frozen(kw_only=True)

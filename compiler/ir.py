@@ -80,6 +80,9 @@ class TRatio:
 @attrs.frozen(kw_only=True)
 class TAmount:
     asset: str
+    # the member of an asset family (``Token[sym]``): a text Const or an immutable Local,
+    # so two amounts have one type only when they are amounts of the same member
+    member: Optional["Expr"] = None
 
 
 @attrs.frozen(kw_only=True)
@@ -91,6 +94,7 @@ class TFrac:
     """
 
     asset: str
+    member: Optional["Expr"] = None
 
 
 @attrs.frozen(kw_only=True)
@@ -121,6 +125,8 @@ class TOptional:
 @attrs.frozen(kw_only=True)
 class TList:
     inner: "Type"
+    # `list of T max N`: at most N items (a record field's list always has one)
+    bound: Optional[int] = None
 
 
 Type = Union[TInt, TBool, TText, TRatio, TAmount, TFrac, TTime, TDuration, TParty, TRecord,
@@ -148,10 +154,67 @@ class Asset:
     # one that ends an event below -soft_credit is flagged (journalled), nothing blocked
     credit: Optional[int] = None
     soft_credit: Optional[int] = None
+    # `asset Token[symbol]: ...`: a family, one asset per text key (the key's name here).
+    # Member ``k`` is the asset named ``Token[k]`` on the ledger (see :func:`member_asset`),
+    # conserved on its own; every member shares this declaration's kind, decimals and limits.
+    family: Optional[str] = None
 
     @property
     def transferable(self) -> bool:
         return self.kind == "token"
+
+
+# A family member's key: what a token symbol or id looks like.  Kept this narrow so an
+# asset name never needs escaping in account names (``party:<id>:Token[USDC]``), journals,
+# exports or Beancount commodities.
+MEMBER_KEY_MAX = 64
+_MEMBER_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def member_key_error(key: Any) -> Optional[str]:
+    """Why ``key`` cannot name a family member (None when it can)."""
+    if not isinstance(key, str):
+        return "a member key is text"
+    if not key:
+        return "a member key cannot be empty"
+    if len(key) > MEMBER_KEY_MAX:
+        return f"a member key has at most {MEMBER_KEY_MAX} characters, not {len(key):,}"
+    if not _MEMBER_KEY_CHARS.issuperset(key):
+        bad = next(c for c in key if c not in _MEMBER_KEY_CHARS)
+        return (f"a member key uses only letters, digits, '_', '.' and '-' "
+                f"(found {ascii(bad)})")
+    return None
+
+
+def member_asset(family: str, key: str) -> str:
+    """The ledger name of a family member: ``Token[USDC]``."""
+    return f"{family}[{key}]"
+
+
+def family_of(asset: str) -> str:
+    """The declared asset an asset name belongs to: ``Token`` for ``Token[USDC]``."""
+    i = asset.find("[")
+    return asset if i < 0 else asset[:i]
+
+
+class AssetMap(dict):
+    """A dict keyed by declared asset name that also answers for family members
+    (``Token[USDC]`` finds ``Token``'s entry): decimals, kinds and limits are shared."""
+
+    def __missing__(self, key: Any) -> Any:
+        if isinstance(key, str) and "[" in key and dict.__contains__(self, family_of(key)):
+            return self[family_of(key)]
+        raise KeyError(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: Any) -> bool:
+        return dict.__contains__(self, key) or (
+            isinstance(key, str) and "[" in key and dict.__contains__(self, family_of(key)))
 
 
 @attrs.frozen(kw_only=True)
@@ -396,18 +459,21 @@ Collection = Union[RoleMembers, RecordsOf, ListItems]
 class AccParty:
     party: Expr
     asset: str
+    member: Optional[Expr] = None  # the family member's key (text), for a family asset
 
 
 @attrs.frozen(kw_only=True)
 class AccStake:
     party: Expr
     asset: str
+    member: Optional[Expr] = None  # the family member's key (text), for a family asset
 
 
 @attrs.frozen(kw_only=True)
 class AccPool:
     pool: str
     asset: str
+    member: Optional[Expr] = None
 
 
 @attrs.frozen(kw_only=True)
@@ -415,11 +481,13 @@ class AccEscrow:
     record: str
     key: Expr
     asset: str
+    member: Optional[Expr] = None
 
 
 @attrs.frozen(kw_only=True)
 class AccSupply:
     asset: str
+    member: Optional[Expr] = None
 
 
 Account = Union[AccParty, AccStake, AccPool, AccEscrow, AccSupply]
@@ -488,12 +556,23 @@ class If:
 
 @attrs.frozen(kw_only=True)
 class ForEach:
+    """``for each var in source where c ordered by k1 then by k2 { body }``.
+
+    Without ``keys`` items are visited in collection order (key, party id, list position).
+    With ``keys``: before the first iteration, every item for which ``where`` holds has its
+    keys evaluated (``descending[i]`` flips key ``i``); items are then visited in key order,
+    the first key deciding, the next only where it ties; items whose keys all tie keep
+    collection order.  In both forms an item removed by an earlier iteration is skipped and
+    ``where`` is evaluated again when the item's turn comes."""
+
     var: str
     var_type: Type
     source: Collection
     where: Optional[Expr]
     body: tuple["Stmt", ...]
     span: Span = NOSPAN
+    keys: tuple[Expr, ...] = ()
+    descending: tuple[bool, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -513,6 +592,8 @@ class Move:
     src: Account
     dst: Account
     span: Span = NOSPAN
+    # a family member's key (text): the asset moved is ``asset[member]``
+    member: Optional[Expr] = None
 
 
 @attrs.frozen(kw_only=True)
@@ -547,6 +628,8 @@ class Split:
     minimum_rule: str = "first"
     # "listed" (list order; key order for roles and records), "key" or "weight"
     order: str = "listed"
+    # a family member's key (text): the asset split is ``asset[member]``
+    member: Optional[Expr] = None
 
 
 @attrs.frozen(kw_only=True)
@@ -841,7 +924,9 @@ class Policy:
     source_hash: str = ""  # sha256 over the policy's source and its imports
 
     def asset(self, name: str) -> Asset:
-        return next(a for a in self.assets if a.name == name)
+        """The declaration of ``name`` (a family member ``Token[USDC]`` answers ``Token``)."""
+        base = family_of(name)
+        return next(a for a in self.assets if a.name == base)
 
     def handler(self, name: str) -> Handler:
         return next(h for h in self.handlers if h.name == name)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Callable, Optional
 
+import attrs
+
 from . import ast, display, ir, units
 from .diagnostics import Diagnostics, closest, did_you_mean
 from .ir import Span
@@ -61,7 +63,8 @@ def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]]
         elif decl.holds is not None and syms.assets[decl.holds].kind != "token":
             diags.error("E0401", f"a record can only hold a transferable token, and "
                                  f"`{decl.holds}` is a {syms.assets[decl.holds].kind}", decl.span)
-        records.append(ir.Record(name=q, fields=tuple(_fields(chk, decl.fields, scope)),
+        records.append(ir.Record(name=q, fields=tuple(_fields(chk, decl.fields, scope,
+                                                               record=True)),
                                  holds=decl.holds))
     for q, (decl, scope) in syms.functions.items():
         if hasattr(chk, "fn_" + decl.name) or decl.name in ("now", "clock", "true", "false",
@@ -103,6 +106,8 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
     cap_scale: list[tuple[Any, Any, Span, str]] = []
     limits: dict[str, int] = {}
     env = Env(scope=chk.syms.root, in_handler=False)
+    # `cap 1000 Token` in a family's own declaration is per member: no member is named
+    chk.declaring = a.name
     for o in a.options:
         if o.name not in ASSET_OPTIONS:
             d.error("E0211", f"unknown asset option `{o.name}`", o.span,
@@ -141,6 +146,7 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
                 d.error("E0211", "decays takes a ratio in 0%..100%, like `decays 10%`", o.span)
             else:
                 decay = Fraction(v)
+    chk.declaring = None
     for cap_raw, scale, span, name in cap_scale:
         cap_minor = None if cap_raw is None else \
             Fraction(cap_raw) * (scale if scale is not None else 10 ** decimals)
@@ -165,9 +171,17 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
         d.error("E0211", "a right has no supply: it is granted and revoked", a.span)
     if cap is not None and not mintable:
         d.error("E0211", f"a cap limits minting, and {a.name} is not mintable", a.span)
+    if a.key is not None and a.kind == "right":
+        d.error("E0740", f"`{a.name}[{a.key}]`: a family is of amounts (token or score), and "
+                         "a right is not an amount", a.span,
+                hint="grant rights keyed by a value instead: `grant Licence[key] to p`")
+    if a.key is not None and decay is not None:
+        d.error("E0740", f"the {a.name} family cannot decay: `decay` burns from every holder "
+                         "of one asset", a.span,
+                hint="declare a separate asset for a decaying score")
     return ir.Asset(name=a.name, kind=a.kind, decimals=decimals, mintable=mintable,
                     burnable=burnable, cap=cap, decay=decay, credit=credit, soft_credit=soft,
-                    span=a.span)
+                    span=a.span, family=a.key)
 
 
 def _const(chk: Checker, e: ast.Expr, env: Env) -> Any:
@@ -181,7 +195,8 @@ def _const(chk: Checker, e: ast.Expr, env: Env) -> Any:
         return None
 
 
-def _fields(chk: Checker, fields: tuple, scope: ModuleScope) -> list[ir.Field]:
+def _fields(chk: Checker, fields: tuple, scope: ModuleScope,
+            record: bool = False) -> list[ir.Field]:
     out, seen = [], set()
     env = Env(scope=scope, in_handler=False)
     for f in fields:
@@ -190,6 +205,7 @@ def _fields(chk: Checker, fields: tuple, scope: ModuleScope) -> list[ir.Field]:
             continue
         seen.add(f.name)
         t, lo, hi = chk.type_of(f.type, env)
+        chk.check_list_type(f.type, t, field=record)
         default = chk.value_for(f, f.default, env, scope) if f.default is not None else None
         out.append(ir.Field(name=f.name, type=t, default=default, lo=lo, hi=hi))
     return out
@@ -296,6 +312,7 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
         params = []
         for p in decl.params:
             t, lo, hi = chk.type_of(p.type, env)
+            chk.check_list_type(p.type, t, field=False)
             if p.name in env.locals:
                 d.error("E0202", f"argument `{p.name}` is declared twice", p.span)
             env.locals[p.name] = t
@@ -571,7 +588,12 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
                                 "it takes no arguments"))
                     continue
                 x = chk.expr(a.value, env)
-                if not compatible(p.type, x.type):
+                want = p.type
+                if isinstance(want, ir.TAmount) and isinstance(x.type, ir.TAmount):
+                    # an event carries a family amount as a count of minor units: its member
+                    # is the one the handler names (`amount: Token[sym]` with `sym = "USDC"`)
+                    want = attrs.evolve(want, member=x.type.member)
+                if not compatible(want, x.type):
                     d.error("E0301", f"argument `{a.name}` is {show(p.type)}, not {show(x.type)}",
                             a.value.span)
                 args.append((a.name, _payload(chk, x, a.value.span)))

@@ -107,10 +107,55 @@ _CMP = {
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
+# ---------------------------------------------------------------- bounded lists
+# A list value is a tuple; a field's list is replaced as a whole (nothing half-done: each
+# function either returns the new tuple or rejects before anything changed).
+
+
+def list_item(items: tuple, i: int) -> Any:
+    """``xs[i]``: the item at position ``i``, counted from 0."""
+    if not 0 <= i < len(items):
+        raise Rejected("index_out_of_range",
+                       f"index {i} is outside the list of {len(items)} items")
+    return items[i]
+
+
+def list_push(items: tuple, x: Any, bound: int) -> tuple:
+    """``push x to ...``: ``x`` appended; a list already holding ``bound`` items rejects."""
+    if len(items) >= bound:
+        raise Rejected("list_full", f"the list is full ({bound} items)")
+    return items + (x,)
+
+
+def list_drop(items: tuple, i: int) -> tuple:
+    """``remove xs[i]``: the item at ``i`` taken out; later items move up one (order kept)."""
+    if not 0 <= i < len(items):
+        raise Rejected("index_out_of_range",
+                       f"index {i} is outside the list of {len(items)} items")
+    return items[:i] + items[i + 1:]
+
+
+def list_without(items: tuple, x: Any) -> tuple:
+    """``remove x from ...``: the first item equal to ``x`` taken out (order kept)."""
+    for i, y in enumerate(items):
+        if y == x:
+            return items[:i] + items[i + 1:]
+    raise Rejected("not_in_list", f"{show(x)} is not in the list")
+
+
+def list_fit(items: tuple, bound: int) -> tuple:
+    """A list stored in a field of at most ``bound`` items."""
+    if len(items) > bound:
+        raise Rejected("list_too_long",
+                       f"a list of {len(items)} items does not fit (at most {bound})")
+    return items
+
+
+
 class Compiler:
     def __init__(self, policy: ir.Policy):
         self.policy = policy
-        self.assets = {a.name: a for a in policy.assets}
+        self.assets = ir.AssetMap((a.name, a) for a in policy.assets)
         self.records = {r.name: r for r in policy.records}
         self.roles = {r.name: r for r in policy.roles}
 
@@ -282,6 +327,8 @@ class Compiler:
         var = s.var
         live = self._liveness(s.source)
         place, span = f"the loop over {describe_collection(s.source)} (for {var})", s.span
+        if s.keys:
+            items = self._ordered(items, var, where, s, place)
 
         def for_each(e: Env) -> None:
             loc = e.loc
@@ -308,6 +355,32 @@ class Compiler:
 
         return for_each
 
+    def _ordered(self, items: Callable[[Env], list], var: str, where: Any, s: ir.ForEach,
+                 place: str) -> Callable[[Env], list]:
+        """``ordered by``: the items ``where`` keeps at the start, sorted by their keys (all
+        computed before the first iteration; one step each); ties keep collection order."""
+        keys = tuple(self.expr(k) for k in s.keys)
+        down = s.descending
+        span = s.span
+
+        def ordered(e: Env) -> list:
+            loc = e.loc
+            keyed = []
+            for item in items(e):
+                e.steps += 1
+                if e.steps > e.budget:
+                    _over_budget(e, place, span)
+                loc[var] = item
+                if where is not None and not where(e):
+                    continue
+                keyed.append((tuple(f(e) for f in keys), item))
+            # stable sorts from the last key to the first: the first key decides
+            for i in range(len(keys) - 1, -1, -1):
+                keyed.sort(key=lambda t: t[0][i], reverse=down[i])
+            return [item for _k, item in keyed]
+
+        return ordered
+
     def _liveness(self, src: ir.Collection):
         # iteration is over the keys live when the loop starts; skip those deleted/expelled since
         if isinstance(src, ir.RecordsOf):
@@ -318,7 +391,25 @@ class Compiler:
             return lambda e, p: p in e.st.roles[role]
         return None
 
+    def member(self, asset: str, member: Optional[ir.Expr]) -> Optional[Fn]:
+        """For a member of an asset family: a function giving its ledger name
+        (``Token[USDC]``), rejecting a key that cannot name a member."""
+        if member is None:
+            return None
+        key = self.expr(member)
+
+        def member_asset(e: Env) -> str:
+            k = key(e)
+            why = ir.member_key_error(k)
+            if why is not None:
+                raise Rejected("bad_asset_key", f"not a member of {asset}: {why}")
+            return ir.member_asset(asset, k)
+
+        return member_asset
+
     def s_Move(self, s: ir.Move):
+        if s.member is not None:
+            return self.family_move(s)
         amount = self.expr(s.amount)
         src, dst = self.account(s.src), self.account(s.dst)
         asset, kind, span = s.asset, s.kind, s.span
@@ -372,6 +463,60 @@ class Compiler:
 
         return move
 
+    def family_move(self, s: ir.Move):
+        """A move of a member of an asset family: :meth:`s_Move` with the asset's ledger
+        name (``Token[USDC]``) worked out per event; the checks are the same."""
+        amount = self.expr(s.amount)
+        src, dst = self.account(s.src), self.account(s.dst)
+        member = self.member(s.asset, s.member)
+        kind, span = s.kind, s.span
+        a = self.assets.get(s.asset)
+        if a is None or a.kind == "right":
+            raise PolicyNotExecutable(f"{kind} of {s.asset}, which is not an amount")
+        dec = a.decimals
+        from_supply = isinstance(s.src, ir.AccSupply)
+        if from_supply and not a.mintable:
+            raise PolicyNotExecutable(f"mint of {s.asset}, which is not mintable")
+        if isinstance(s.dst, ir.AccSupply) and not a.burnable:
+            raise PolicyNotExecutable(f"burn of {s.asset}, which is not burnable")
+        cap = a.cap
+        credit = (a.credit or 0) if isinstance(s.src, ir.AccParty) else 0
+
+        def move(e: Env) -> None:
+            amt = amount(e)
+            asset = member(e)
+            if amt < 0:
+                raise Rejected(
+                    "negative_amount", f"cannot {kind} a negative amount ({amt} {asset})", span
+                )
+            s_acc, d_acc = src(e), dst(e)
+            st = e.st
+            if from_supply:
+                if cap is not None:
+                    supply = -st.balances.get(s_acc, 0)
+                    if supply + amt > cap:
+                        raise Rejected(
+                            "cap_exceeded",
+                            f"minting {amount_text(amt, dec, asset)} would exceed its cap of "
+                            f"{amount_text(cap, dec, asset)} (supply "
+                            f"{amount_text(supply, dec, asset)})",
+                            span,
+                        )
+            else:
+                have = st.balances.get(s_acc, 0)
+                if have + credit < amt:
+                    line = f" (credit line {amount_text(credit, dec, asset)})" if credit else ""
+                    raise Rejected(
+                        "insufficient_funds",
+                        f"{kind}: {s_acc} holds {amount_text(have, dec, asset)}, "
+                        f"needs {amount_text(amt, dec, asset)}{line}",
+                        span,
+                    )
+            if amt:
+                st.post(s_acc, d_acc, asset, amt, kind)
+
+        return move
+
     def s_Split(self, s: ir.Split):
         amount = self.expr(s.amount)
         src = self.account(s.src)
@@ -384,6 +529,7 @@ class Compiler:
         var, method, asset, span = s.var, s.method, s.asset, s.span
         rule, order = s.minimum_rule, s.order
         dec = self.assets[asset].decimals if asset in self.assets else 0
+        member = self.member(asset, s.member)
         if method not in sem.METHODS:
             raise PolicyNotExecutable(f"unknown split method {method!r}")
         if rule not in sem.MINIMUM_RULES or order not in sem.ORDERS:
@@ -394,9 +540,8 @@ class Compiler:
         where_budget = f"the split of {asset} among {describe_collection(s.source)}"
         a = self.assets.get(asset)
         credit = (a.credit or 0) if a is not None and isinstance(s.src, ir.AccParty) else 0
-        line = f" (credit line {amount_text(credit, dec, asset)})" if credit else ""
 
-        def recipient_account(e: Env, r: Any) -> str:
+        def recipient_account(e: Env, r: Any, dst_asset: str) -> str:
             if escrow_of is None:
                 return party_account(r, dst_asset)
             if r not in e.st.records[escrow_of]:
@@ -405,6 +550,7 @@ class Compiler:
 
         def split(e: Env) -> None:
             amt = amount(e)
+            asset = member(e) if member is not None else dst_asset
             s_acc = src(e)
             st = e.st
             have = st.balances.get(s_acc, 0)
@@ -413,6 +559,7 @@ class Compiler:
                     "negative_amount", f"cannot split a negative amount ({amt} {asset})", span
                 )
             if have + credit < amt:
+                line = f" (credit line {amount_text(credit, dec, asset)})" if credit else ""
                 raise Rejected(
                     "insufficient_funds",
                     f"split: {s_acc} holds {amount_text(have, dec, asset)}, "
@@ -436,7 +583,7 @@ class Compiler:
                     if r is None:
                         raise Rejected("none_value", "split recipient is none", span)
                     keys.append(item)
-                    recipients.append(recipient_account(e, r))
+                    recipients.append(recipient_account(e, r, asset))
                     weights.append(weight(e))
             except StepBudgetExceeded as err:
                 if not err.named:
@@ -457,9 +604,10 @@ class Compiler:
                 shares, _left = sem.split(amt, ints, method, mn, cp, rule)
             except sem.SemanticsError as err:
                 raise Rejected(err.code, err.message, span) from None
-            for acc, share in zip(recipients, shares):
-                if share:
-                    st.post(s_acc, acc, asset, share, "split")
+            st.post_many(
+                [(s_acc, acc, share) for acc, share in zip(recipients, shares) if share],
+                asset, "split",
+            )  # fmt: skip
 
         return split
 
@@ -584,6 +732,10 @@ class Compiler:
     def s_Decay(self, s: ir.Decay):
         asset, rate = s.asset, s.rate
         supply = supply_account(asset)
+        # floor(balance * n/d) is (balance * n) // d for a whole or exact rate (d > 0): no
+        # Fraction per holder
+        exact = type(rate) is int or isinstance(rate, Fraction)
+        num, den = (rate.numerator, rate.denominator) if exact else (0, 1)
 
         def decay(e: Env) -> None:
             st = e.st
@@ -591,11 +743,12 @@ class Compiler:
             e.steps += len(accs)
             if e.steps > e.budget:
                 _over_budget(e, f"the decay of {asset}", s.span)
-            bal = st.balances
-            for acc in accs:
-                cut = sem.decay_amount(bal.get(acc, 0), rate)
-                if cut > 0:
-                    st.post(acc, supply, asset, cut, "decay")
+            get = st.balances.get
+            if exact:
+                cuts = [(acc, (get(acc, 0) * num) // den) for acc in accs]
+            else:
+                cuts = [(acc, sem.decay_amount(get(acc, 0), rate)) for acc in accs]
+            st.post_many([(acc, supply, cut) for acc, cut in cuts if cut > 0], asset, "decay")
 
         return decay
 
@@ -616,6 +769,12 @@ class Compiler:
     # ================================================================ accounts
 
     def account(self, a: ir.Account) -> Fn:
+        member = self.member(a.asset, a.member)
+        if member is not None and isinstance(a, ir.AccPool):
+            pool = a.pool
+            return lambda e: pool_account(pool, member(e))
+        if member is not None and isinstance(a, ir.AccSupply):
+            return lambda e: supply_account(member(e))
         if isinstance(a, ir.AccPool):
             name = pool_account(a.pool)
             return lambda e: name
@@ -634,7 +793,7 @@ class Compiler:
                     raise Rejected("none_value", f"{what} of none ({asset})")
                 if p == "clock":
                     raise Rejected("bad_party", "the clock holds no accounts")
-                return mk(p, asset)
+                return mk(p, member(e) if member is not None else asset)
 
             return party_acc
         if isinstance(a, ir.AccEscrow):
@@ -644,7 +803,7 @@ class Compiler:
                 k = key(e)
                 if k not in e.st.records[r]:
                     raise Rejected("missing_record", f"no {r} with key {show(k)}")
-                return escrow_account(r, k, asset)
+                return escrow_account(r, k, member(e) if member is not None else asset)
 
             return escrow_acc
         raise PolicyNotExecutable(f"unknown account {a!r}")
@@ -1002,11 +1161,32 @@ class Compiler:
                     raise Rejected(err.code, err.message) from None
 
             return sqrt
+        if name == "pow" and len(args) == 3:
+            base, exp, places = args[0], args[1], x.args[2].value
+            return lambda e: _norm(sem.ipow_steps(base(e), exp(e), places))
         if name == "pow":
             base, exp = args
             return lambda e: _norm(sem.ipow(base(e), exp(e)))
         if name == "len":
             return lambda e: len(one(e))
+        if name == "item":
+            two = args[1]
+            return lambda e: list_item(one(e), two(e))
+        if name == "push":
+            two, bound = args[1], int(extra[0])
+            return lambda e: list_push(one(e), two(e), bound)
+        if name == "drop":
+            two = args[1]
+            return lambda e: list_drop(one(e), two(e))
+        if name == "without":
+            two = args[1]
+            return lambda e: list_without(one(e), two(e))
+        if name == "fit":
+            bound = int(extra[0])
+            return lambda e: list_fit(one(e), bound)
+        if name == "contains":
+            two = args[1]
+            return lambda e: two(e) in one(e)
         if name == "is_some":
             return lambda e: one(e) is not None
         if name == "is_none":
@@ -1031,6 +1211,9 @@ class Compiler:
 
             return ratio
         if name == "supply":
+            member = self.member(extra[0], x.args[0]) if x.args else None
+            if member is not None:
+                return lambda e: -e.st.balances.get(supply_account(member(e)), 0)
             acc = supply_account(extra[0])
             return lambda e: -e.st.balances.get(acc, 0)
         if name == "has_role":

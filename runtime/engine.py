@@ -79,7 +79,9 @@ from .settle import (
 )
 from .state import State
 from .store import LedgerBusyError, MemoryStore, Store, StoreError
-from .values import Converter, Rejected, canonical, check_range, preview, to_json_value
+from .values import (
+    MAX_TEXT, Converter, Rejected, canonical, check_range, preview, to_json_value,
+)
 
 _DEBUG = bool(os.environ.get("CHARTER_RUNTIME_DEBUG"))
 _NO_ARGS: dict = {}
@@ -154,6 +156,7 @@ class Runtime:
         time_source: Optional[Callable[[], Any]] = None,
         self_register: bool = False,
         max_timer_firings: Optional[int] = None,
+        load_state: bool = True,
     ):
         if max_timer_firings is None:
             max_timer_firings = MAX_TIMER_FIRINGS
@@ -195,6 +198,7 @@ class Runtime:
         self.store_sync: Optional[Callable[[Any], None]] = getattr(self.store, "sync", None)
         self.store_release: Optional[Callable[[], None]] = getattr(self.store, "release", None)
         self._specs: dict[str, Any] = {}
+        self._converters: dict[str, Callable[[dict, Any], dict]] = {}
         self.events = {n: ch for n, ch in self.compiled.handlers.items() if ch.kind == "event"}
         # a policy's own key registration handler (runtime/signing.py: KEY_HANDLER)
         self.key_handler = signing.key_handler_of(self.events)
@@ -237,8 +241,14 @@ class Runtime:
         self.head = self.genesis
         self.seq = 0
         self.clock: Optional[int] = None
-        for kind, key, value in self.store.rows():
-            self.state.load_row(kind, key, value)
+        # load_state=False: a reader of the stored rows and journal alone (ledger commands,
+        # audit, replay), whose memory must not grow with the state; it cannot settle
+        self.state_loaded = load_state
+        if load_state:
+            for kind, key, value in self.store.rows():
+                self.state.load_row(kind, key, value)
+        else:
+            self.broken = "this runtime was opened without its state (for reading the ledger)"
         # a store that looks ids up itself (a ledger file's index) is asked per event; others
         # give their ids once.  Either way opening reads the newest entry, not every entry.
         if hasattr(self.store, "has_event"):
@@ -498,19 +508,50 @@ class Runtime:
 
     def convert_args(self, ch: Any, args: dict[str, Any]) -> dict[str, Any]:
         """The handler's arguments, converted and checked against the live state."""
+        conv = self._converters.get(ch.name)
+        if conv is None:
+            conv = self._converters[ch.name] = self._make_converter(ch)
+        return conv(args, self.state)
+
+    def _make_converter(self, ch: Any) -> Callable[[dict, Any], dict]:
+        """``convert_args`` of one handler as one generated function: each argument in the
+        order declared, taken as it is when it passes its type's fast test
+        (``Converter.fast_test``), else converted (and refused, worded) by its compiled
+        converter.  As in ``runtime/pygen.py``, no text of the policy becomes code: names,
+        messages and converters are constants the code refers to by index."""
         names, fields = self._arg_spec(ch)
-        if len(args) > len(fields) or not names.issuperset(args):
-            self._unknown_args(ch, args, names, fields)
-        out: dict[str, Any] = {}
-        state = self.state
-        for name, conv, optional in fields:
-            if name in args:
-                out[name] = conv(args[name], state)
-            elif optional:
-                out[name] = None
+        ns: dict[str, Any] = {
+            "_names": names,
+            "_unknown": lambda args: self._unknown_args(ch, args, names, fields),
+            "Rejected": Rejected,
+            "MAX_TEXT": MAX_TEXT,
+        }
+        lines = [
+            "def convert(args, state):",
+            f"    if len(args) > {len(fields)} or not _names.issuperset(args):",
+            "        _unknown(args)",
+            "    out = {}",
+        ]
+        for i, (f, (name, conv, optional)) in enumerate(zip(ch.params, fields)):
+            ns[f"N{i}"], ns[f"C{i}"] = name, conv
+            lines += [f"    if N{i} in args:", f"        v = args[N{i}]"]
+            fast = self.converter.fast_test(f.type, f.lo, f.hi)
+            if fast is None:
+                lines.append(f"        out[N{i}] = C{i}(v, state)")
             else:
-                raise Rejected("missing_argument", f"{ch.name}: missing argument {name!r}")
-        return out
+                test, consts = fast
+                own = {k: f"{k}{i}" for k in consts}
+                ns.update({own[k]: v for k, v in consts.items()})
+                lines.append(f"        out[N{i}] = v if {test.format(**own)} else C{i}(v, state)")
+            lines.append("    else:")
+            if optional:
+                lines.append(f"        out[N{i}] = None")
+            else:
+                ns[f"M{i}"] = f"{ch.name}: missing argument {name!r}"
+                lines.append(f"        raise Rejected('missing_argument', M{i})")
+        lines.append("    return out")
+        exec(compile("\n".join(lines) + "\n", f"<charter arguments of {ch.name!r}>", "exec"), ns)  # noqa: S102
+        return ns["convert"]
 
     # the verifier's replay (compiler/verify/observed.py) converts arguments with this name
     _convert_args = convert_args
@@ -577,6 +618,12 @@ class Runtime:
                     return True
         return False
 
+    def firings_may_exceed(self, limit: int) -> bool:
+        """False when no event can make more than ``limit`` firings due: deadline handlers
+        only, whose heaps hold at most ``limit`` entries in all (each firing pops one).
+        Then :meth:`due_firings` need not count them."""
+        return not self._only_deadlines or sum(map(len, self._heaps)) > limit
+
     def due_firings(self, now: int, limit: int) -> int:
         """How many timed-handler firings are due at or before ``now`` in the current state,
         counted without running any (stops counting past ``limit``).  A lower bound of what
@@ -595,6 +642,7 @@ class Runtime:
             # the heap's entries due by `now`, visiting only those (and their children)
             heap = st.heaps[h.name]
             recs = st.records[h.record]
+            size, field, fired = len(heap), h.field, st.fired_key(h.name, "")
             stack = [0] if heap else []
             visits = 0
             while stack and n <= limit and visits <= 4 * limit + 64:
@@ -604,13 +652,13 @@ class Runtime:
                     continue  # its whole subtree is later
                 visits += 1
                 rec = recs.get(key)
-                if (
-                    rec is not None
-                    and rec.get(h.field) == due
-                    and meta.get(f"fired:{h.name}:{key}") != due
-                ):
+                if rec is not None and rec.get(field) == due and meta.get(fired + key) != due:
                     n += 1
-                stack.extend(j for j in (2 * i + 1, 2 * i + 2) if j < len(heap))
+                j = 2 * i + 1  # its children, left first
+                if j < size:
+                    stack.append(j)
+                    if j + 1 < size:
+                        stack.append(j + 1)
         return n
 
     def fire_timers(self, now: int, out: list[dict], limit: Optional[int] = None) -> None:
@@ -652,7 +700,7 @@ class Runtime:
                 st.set_meta("every:" + name, meta.get("every:" + name, 0) + 1)
             else:
                 st.pop_deadline(name)
-                st.set_meta(f"fired:{name}:{key}", due)
+                st.set_meta(st.fired_key(name, key), due)
             st.begin()
             frame = st.frames[-1]
             try:
@@ -687,8 +735,11 @@ class Runtime:
     # ================================================================ queries
 
     def balances(self, include_zero: bool = False) -> dict[str, int]:
-        """Every account's balance (supply accounts are minus the supply)."""
-        return {a: b for a, b in sorted(self.state.balances.items()) if b or include_zero}
+        """Every account's balance (supply accounts are minus the supply).  A runtime opened
+        without its state reads them from the store's balance rows."""
+        rows = sorted(self.state.balances.items()) if self.state_loaded else \
+            self.store.kind_rows("balance")
+        return {a: b for a, b in rows if b or include_zero}
 
     def balance(self, account: str, asset: Optional[str] = None) -> int:
         """``balance("alice", "Credit")``, ``balance("commons")`` (a pool), or an account name."""
@@ -830,7 +881,7 @@ class Runtime:
 
     def _audit(self) -> AuditReport:
         if self.store.persistent:
-            stored = {k: v for kind, k, v in self.store.rows() if kind == "balance"}
+            stored = dict(self.store.kind_rows("balance"))
         else:
             stored = dict(self.state.balances)
         report = audit_rows(self.store.journal(), self.genesis, stored,
@@ -841,7 +892,7 @@ class Runtime:
             self.store.journal(), self.genesis, self.same_signed_args, self.key_handler
         )
         problems += sig_problems
-        if self.store.persistent:
+        if self.store.persistent and self.state_loaded:
             live = {k: v for k, v in self.state.balances.items()}
             for acc in sorted(set(live) | set(stored)):
                 if live.get(acc, 0) != stored.get(acc, 0):

@@ -62,7 +62,9 @@ def bean_account(acc: str) -> str:
 
 
 def commodity(asset: str) -> str:
-    c = asset.upper()
+    # a member of an asset family, `Token[USDC]`, is the commodity TOKEN.USDC
+    family, _, key = asset.partition("[")
+    c = (family + "." + key[:-1] if key.endswith("]") else asset).upper()
     if not _COMMODITY.match(c):
         raise ExportError(f"asset {asset!r} cannot be a Beancount commodity ({c!r})")
     return c
@@ -131,7 +133,13 @@ def export(rows: Iterable[Any], fmt: str, out: TextIO, decimals: dict[str, int],
                   f'  event: {_q(e["id"])}\n  seq: {row.seq}\n  time: {e["time"]}\n'
                   f'  hash: {_q(row.hash)}\n')
         for src, dst, asset, amount, kind in ps:
-            c = comms.get(asset) or comms.setdefault(asset, commodity(asset))
+            c = comms.get(asset)
+            if c is None:
+                c = comms[asset] = commodity(asset)
+                if list(comms.values()).count(c) > 1:  # Token[usdc] and Token[USDC]
+                    other = next(a for a, x in comms.items() if x == c and a != asset)
+                    raise ExportError(f"assets {other!r} and {asset!r} would both be the "
+                                      f"Beancount commodity {c!r}")
             seen.setdefault(src, asset)
             seen.setdefault(dst, asset)
             d = _decimal(amount, decimals.get(asset, 0))

@@ -283,7 +283,7 @@ def full_check(store: Any, genesis: Optional[str]) -> list[str]:
     if meta is not None:
         pol = recorded_policy(meta())[0]
         if pol is not None:
-            credit = {a.name: a.credit for a in pol.assets if a.credit}
+            credit = ir.AssetMap((a.name, a.credit) for a in pol.assets if a.credit)
     # the head against the checkpoint is the open check's finding, not repeated here: a chain
     # that is whole but ends elsewhere is a rewrite only a replay can pin down
     return problems + list(audit_rows(store.journal(), genesis, stored, credit=credit).problems)

@@ -17,8 +17,10 @@ the one place that defines it, so every store keeps the same bytes):
 
 * :class:`EntryCodec` -- the entry text as raw DEFLATE primed with a
   dictionary made from the policy's own names (:func:`entry_dictionary`,
-  recorded in the ledger's metadata as ``entry_dict``): about 65 bytes for a
-  250-byte gig-market entry, decoded back to the identical text;
+  recorded in the ledger's metadata as ``entry_dict``), without the entry's
+  ``seq`` and event ``id`` (the row keeps both in columns of their own):
+  about 55 bytes for a 250-byte gig-market entry, decoded back to the
+  identical text;
 * the chain hash is implied by the entries, so a store keeps it only every
   :data:`ANCHOR_EVERY` entries (an *anchor*; the checkpoint keeps the head);
   :func:`verify_chain` re-hashes and compares at every kept hash, and
@@ -73,6 +75,14 @@ else:  # pragma: no cover - Pythons without the C accelerator
     _canon = canonical
 
 
+try:  # msgspec writes the same canonical text (sorted keys, no spaces, UTF-8) ~6x faster
+    import msgspec as _msgspec
+
+    _fast_canon: Any = _msgspec.json.Encoder(order="sorted").encode
+except ImportError:  # pragma: no cover - msgspec is a dependency; the encoder below suffices
+    _fast_canon = None
+
+
 def encode_entry(
     seq: int,
     event_id: str,
@@ -85,18 +95,49 @@ def encode_entry(
     flags: Any,
     sig: Any = None,
 ) -> str:
-    """``canonical(entry)`` of one journal entry, byte for byte, written out directly.
+    """``canonical(entry)`` of one journal entry, byte for byte.
+
+    ``event_id``, ``submitter`` and ``etype`` must be ``str`` and
+    ``seq``/``time`` ``int`` (the engine has checked the envelope); ``args``
+    must already be JSON values.  ``sig`` is a signed event's signature block
+    (``{"key", "signed", "value"}``, see :mod:`charter.runtime.signing`),
+    absent from unsigned entries.  msgspec's sorted-key encoder writes the
+    entry in one call; whatever it refuses (a lone surrogate, say) goes to
+    :func:`encode_entry_text`, which words the failure exactly as before.
+    ``tests/runtime/test_journal_encoding.py`` holds both to
+    :func:`~charter.runtime.values.canonical`.
+    """
+    if _fast_canon is not None:
+        event = {"args": args, "id": event_id, "submitter": submitter, "time": time, "type": etype}
+        if sig is not None:
+            event["sig"] = sig
+        try:
+            return _fast_canon(
+                {"event": event, "flags": flags, "postings": postings, "seq": seq, "timers": timers}
+            ).decode()
+        except Exception:  # noqa: BLE001 - the encoder below decides (and words any failure)
+            pass
+    return encode_entry_text(seq, event_id, submitter, time, etype, args, timers, postings, flags,
+                             sig)
+
+
+def encode_entry_text(
+    seq: int,
+    event_id: str,
+    submitter: str,
+    time: int,
+    etype: str,
+    args: dict[str, Any],
+    timers: Any,
+    postings: Any,
+    flags: Any,
+    sig: Any = None,
+) -> str:
+    """:func:`encode_entry` with the standard library's encoder alone.
 
     The entry's own keys and its event's keys are fixed, so they are laid
     out here in sorted order; only the variable parts (arguments, timers,
-    postings, flags) go through the canonical encoder.  ``event_id``,
-    ``submitter`` and ``etype`` must be ``str`` and ``seq``/``time`` ``int``
-    (the engine has checked the envelope); ``args`` must already be JSON
-    values.  ``sig`` is a signed event's signature block (``{"key", "signed",
-    "value"}``, see :mod:`charter.runtime.signing`), absent from unsigned
-    entries.  ``tests/runtime/test_journal_encoding.py`` holds it to
-    :func:`~charter.runtime.values.canonical`.
-    """
+    postings, flags) go through the canonical encoder."""
     return (
         '{"event":{"args":' + (_canon(args) if args else "{}")
         + ',"id":' + _json_str(event_id)
@@ -114,7 +155,14 @@ def encode_entry(
 
 # ------------------------------------------------------------------ compact storage
 
-ENTRY_CODEC = "deflate-dict-1"  # recorded in a ledger's metadata: how its entries are kept
+ENTRY_CODEC = "deflate-dict-2"  # recorded in a ledger's metadata: how its entries are kept
+# ledger schema 4's codec: the whole entry text (read by the migration only)
+ENTRY_CODEC_V1 = "deflate-dict-1"
+# A packed entry that starts with this byte holds the whole text, seq and id included (an
+# entry whose text the stripping cannot reproduce exactly, or one written by a tool that
+# knows no seq).  No raw DEFLATE stream starts with it: BFINAL=1 with block type 3, which
+# DEFLATE reserves as an error.
+_WHOLE = b"\x07"
 ANCHOR_EVERY = 32  # a store keeps the chain hash of every entry whose seq is a multiple of this
 _KINDS = ("transfer", "escrow", "release", "refund", "split", "mint", "burn", "decay", "stake")
 _DICT_MAX = 2048  # the DEFLATE window (wbits 11) holds the dictionary and the entry's start
@@ -144,43 +192,94 @@ def entry_dictionary(policy: Any) -> str:
             parts.append(f'"handler":"{h.name}"')
             continue
         args = ",".join(f'"{f.name}":' for f in sorted(h.params, key=lambda f: f.name))
-        parts.append(f'{{"event":{{"args":{{{args}}},"id":"","submitter":"","time":,"type":"{h.name}"}},')
-    parts.append('"flags":[],"postings":[],"seq":,"timers":[]}')
+        parts.append(f'{{"event":{{"args":{{{args}}},"submitter":"","time":,"type":"{h.name}"}},')
+    parts.append('"flags":[],"postings":[],"timers":[]}')
     text = "".join(parts)
     return text[-_DICT_MAX:] if len(text.encode()) > _DICT_MAX else text
 
 
+def _strip(entry: str, seq: int, event_id: str) -> Optional[str]:
+    """``entry`` without its ``"seq"`` member and its event's ``"id"``, or None when
+    :func:`_unstrip` would not give the very same text back."""
+    seq_txt = ',"seq":' + int.__repr__(seq)
+    i = entry.rfind(seq_txt + ',"timers":[')
+    id_txt = ',"id":' + _json_str(event_id)
+    j = entry.find(id_txt + ",")
+    if i < 0 or j < 0 or j > i:
+        return None
+    out = entry[:j] + entry[j + len(id_txt) : i] + entry[i + len(seq_txt) :]
+    return out if _unstrip(out, seq, event_id) == entry else None
+
+
+def _unstrip(text: str, seq: int, event_id: str) -> Optional[str]:
+    """Put ``seq`` and the event ``id`` back where canonical JSON has them: ``seq`` before
+    the entry's last key (``timers``: a quote inside a string is escaped, so ``],"timers":[``
+    is never inside one), the id after ``args`` (before ``sig`` or ``submitter``)."""
+    i = text.rfind('],"timers":[')
+    k = text.find(',"submitter":')
+    if i < 0 or k < 0:
+        return None
+    g = text.find(',"sig":{', 0, k)
+    if g >= 0:
+        k = g
+    return (text[:k] + ',"id":' + _json_str(event_id) + text[k : i + 1]
+            + ',"seq":' + int.__repr__(seq) + text[i + 1 :])
+
+
 class EntryCodec:
-    """Entry text <-> the bytes a store keeps (raw DEFLATE primed with the ledger's dictionary).
+    """Entry text <-> the bytes a store keeps (raw DEFLATE primed with the ledger's
+    dictionary), without the ``seq`` and event id the row keeps in columns of its own.
 
-    DEFLATE is deterministic for one zlib build; the hash never depends on it (it
-    covers the text), so a ledger stays valid whatever zlib later reads it."""
+    ``pack`` checks that the stripped text gives the entry back exactly; any entry that
+    would not (hand-made, or with an id that also appears earlier) is kept whole, marked
+    by a leading :data:`_WHOLE` byte.  DEFLATE is deterministic for one zlib build; the
+    hash never depends on it (it covers the text), so a ledger stays valid whatever zlib
+    later reads it.  ``strip=False`` is ledger schema 4's codec (whole entries only)."""
 
-    __slots__ = ("dictionary", "_c", "_d")
+    __slots__ = ("dictionary", "strip", "_c", "_d")
 
-    def __init__(self, dictionary: str):
+    def __init__(self, dictionary: str, strip: bool = True):
         self.dictionary = dictionary
+        self.strip = strip
         zd = dictionary.encode("utf-8", "surrogatepass")[-_DICT_MAX:]
         # primed once; each entry gets a copy (cheaper than priming again)
         self._c = zlib.compressobj(6, zlib.DEFLATED, -11, 5, zlib.Z_DEFAULT_STRATEGY, zd)
         self._d = zlib.decompressobj(-11, zd)
 
-    def pack(self, entry: str) -> bytes:
+    def _deflate(self, text: str) -> bytes:
         c = self._c.copy()
-        return c.compress(entry.encode("utf-8", "surrogatepass")) + c.flush()
+        return c.compress(text.encode("utf-8", "surrogatepass")) + c.flush()
 
-    def unpack(self, blob: Any) -> Optional[str]:
-        """The entry's text, or None when ``blob`` is not a well-formed packed entry."""
+    def pack(self, entry: str, seq: Optional[int] = None, event_id: Optional[str] = None) -> bytes:
+        """The bytes kept for ``entry`` (the entry of row ``seq`` / ``event_id``; without
+        them, or with ``strip=False``, the whole text)."""
+        if not self.strip:
+            return self._deflate(entry)
+        if type(seq) is int and type(event_id) is str:
+            short = _strip(entry, seq, event_id)
+            if short is not None:
+                return self._deflate(short)
+        return _WHOLE + self._deflate(entry)
+
+    def unpack(self, blob: Any, seq: Any = None, event_id: Any = None) -> Optional[str]:
+        """The entry's text, or None when ``blob`` is not a well-formed packed entry (or
+        the row's ``seq``/``event_id`` it needs are not an int and a text)."""
         if type(blob) is not bytes:
             return None
+        whole = not self.strip or blob[:1] == _WHOLE
         try:
             d = self._d.copy()
-            raw = d.decompress(blob, 1 << 26)
+            raw = d.decompress(blob[1:] if whole and self.strip else blob, 1 << 26)
             if not d.eof or d.unconsumed_tail or d.unused_data:
                 return None
-            return raw.decode("utf-8", "surrogatepass")
+            text = raw.decode("utf-8", "surrogatepass")
         except (zlib.error, UnicodeDecodeError, MemoryError):
             return None
+        if whole:
+            return text
+        if type(seq) is not int or type(event_id) is not str:
+            return None
+        return _unstrip(text, seq, event_id)
 
 
 def is_anchor(seq: int) -> bool:

@@ -5,6 +5,7 @@ Account names are strings, stable across stores and in the journal:
 * ``party:<id>:<Asset>``  a party's own holding
 * ``stake:<id>:<Asset>``  a party's locked stake
 * ``pool:<name>``         a pool or treasury of the policy (one asset each)
+* ``pool:<name>:<Family[key]>``  a pool of an asset family: one account per member
 * ``escrow:<Record>:<key>:<Asset>``  the escrow a record holds
 * ``supply:<Asset>``      minus the asset's supply: mint posts out of it, burn into it
 
@@ -48,8 +49,9 @@ def stake_account(party: str, asset: str) -> str:
     return f"stake:{party}:{asset}"
 
 
-def pool_account(pool: str) -> str:
-    return f"pool:{pool}"
+def pool_account(pool: str, member_asset: Optional[str] = None) -> str:
+    """A pool's account; a pool of an asset family has one per member (``Token[USDC]``)."""
+    return f"pool:{pool}" if member_asset is None else f"pool:{pool}:{member_asset}"
 
 
 def escrow_account(record: str, key: str, asset: str) -> str:

@@ -306,6 +306,8 @@ class PyGen:
 
     def s_Move(self, s: ir.Move, d: int) -> None:
         a = self.c.assets.get(s.asset)
+        if s.member is not None:
+            raise _Unsupported  # a family member's move: the closure backend's statement
         if a is None or a.kind == "right":
             raise _Unsupported  # the closure backend reports it
         from_supply = isinstance(s.src, ir.AccSupply)
@@ -334,6 +336,8 @@ class PyGen:
     # ------------------------------------------------------------ accounts
 
     def acc(self, a: ir.Account) -> str:
+        if a.member is not None:
+            raise _Unsupported  # an account of a family member: the closure backend's
         if isinstance(a, ir.AccPool):
             return self.k(f"pool:{a.pool}")
         if isinstance(a, ir.AccSupply):
@@ -450,7 +454,7 @@ class PyGen:
             return f"_ratio({self.x(args[0])}, {self.x(args[1])})"
         if n == "has_role" and len(args) == 1 and x.extra:
             return f"({self.x(args[0])} in st.roles[{self.k(x.extra[0])}])"
-        if n == "supply" and x.extra:
+        if n == "supply" and x.extra and not x.args:
             return f"(-bal.get({self.k('supply:' + x.extra[0])}, 0))"
         raise _Unsupported
 

@@ -13,9 +13,12 @@ is the canonical JSON packed by :class:`~charter.runtime.journal.EntryCodec`
 with the ledger's recorded dictionary, and ``hash`` (32 raw bytes) is kept
 only every :data:`~charter.runtime.journal.ANCHOR_EVERY` entries (NULL
 elsewhere: it is implied by the entries; the checkpoint keeps the head).
-About 110 bytes per gig-market event, down from 425 in version 3.  Older
-files are refused with their version named; ``charter ledger migrate``
-rewrites them (:func:`migrate`).
+Version 5 leaves the entry's ``seq`` and event id out of the packed bytes
+(the row has them), keeps a record row as its field values in declared
+order (``State.record_row``), an int meta row bare, and a deadline marker
+under a short key (``State.fired_key``).  Older files are refused with
+their version named; ``charter ledger migrate`` rewrites them
+(:func:`migrate`).
 
 Every flush writes the pending journal rows and the new values of every
 state row those events changed in **one** SQLite transaction, so after a
@@ -59,15 +62,17 @@ from .journal import (
     anchor_at_or_before,
     with_hashes,
 )
+from .idfilter import IdFilter
 from .lock import WriterLock
 from .state import ABSENT, store_key
 from .store import LedgerIntegrityError, NotALedgerError, StoreError
 
 # 2: balance rows hold the bare amount; 3: checkpoint row, application_id; 4: packed entries,
-# chain hashes kept at anchors only
-SCHEMA_VERSION = 4
-MIGRATABLE = (2, 3)
-# state values are not hashed; records keep their (deterministic) field order
+# chain hashes kept at anchors only; 5: entries packed without seq/id, compact state rows
+SCHEMA_VERSION = 5
+MIGRATABLE = (2, 3, 4)
+# state values are not hashed; records keep their (deterministic) field order.
+# row_json(value) is the text a state row keeps for a value (State.value_of's).
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _record_json = None  # live record -> its row text, when the C encoder is there
 if c_make_encoder is not None:  # the same encoding through one C encoder, made once
@@ -171,6 +176,26 @@ class ChangeBuffer:
         except StoreError:
             return {}
 
+    _KINDS = ("balance", "record", "role", "right", "meta")
+
+    def kind_rows(self, kind: str) -> Iterator[tuple[str, Any]]:
+        """``(key, value)`` of the stored state rows of one kind, in key order, streamed from
+        the primary key (``ledger balances`` reads the balances without loading a state)."""
+        if kind not in self._KINDS:
+            raise ValueError(f"unknown state row kind {kind!r}")
+        for key, value in self._scan(  # type: ignore[attr-defined]
+            f"SELECT key, value FROM state WHERE kind = '{kind}' ORDER BY key"
+        ):
+            try:
+                yield key, json.loads(value)
+            except (ValueError, TypeError, RecursionError):
+                raise StoreError(f"{self.path}: state row {kind} {key} is corrupt") from None
+
+    def state_texts(self) -> Iterator[tuple[str, str, str]]:
+        """Every stored state row as ``(kind, key, value text)``, in no particular order
+        (replay compares them with the state it rebuilt, one at a time)."""
+        return self._scan("SELECT kind, key, value FROM state")  # type: ignore[attr-defined]
+
     def journal_page(self, after: int, limit: int) -> list[JournalRow]:
         """Up to ``limit`` journal rows with ``seq > after``, in order (paged reads, ``charter
         serve``'s history), from the index rather than a scan of the whole journal."""
@@ -218,6 +243,7 @@ class ChangeBuffer:
         records = state.records
         rec_keys = self._rec_keys
         rec_json = _record_json
+        fields_of = state.record_fields
         for rk in self._dirty_rec:
             r, k = rk
             skey = rec_keys.get(rk)
@@ -227,17 +253,18 @@ class ChangeBuffer:
             if rec is None:
                 deletes.append(("record", skey))
                 del rec_keys[rk]
+            elif rec_json is not None and tuple(rec) == fields_of[r]:
+                # the row is the field values in declared order (State.record_row)
+                upserts.append(("record", skey, rec_json(list(rec.values()))))
             else:
-                upserts.append(
-                    ("record", skey, rec_json(rec) if rec_json else dumps(state.record_value(rec)))
-                )
+                upserts.append(("record", skey, dumps(state.record_row(r, rec))))
         meta = state.meta
         for key in self._dirty_meta:
             v = meta.get(key, ABSENT)
             if v is ABSENT:
                 deletes.append(("meta", key))
-            elif type(v) is int:  # clock entries and deadline markers: {"v": <int>}
-                upserts.append(("meta", key, '{"v":' + int.__repr__(v) + "}"))
+            elif type(v) is int:  # clock entries and deadline markers: the bare int
+                upserts.append(("meta", key, int.__repr__(v)))
             else:
                 upserts.append(("meta", key, dumps(state.value_of("meta", key))))
         for kind, key in self._dirty:
@@ -287,6 +314,9 @@ class SqliteStore(ChangeBuffer):
         self.integrity_problems: tuple[str, ...] = ()
         self._cp: Optional[Checkpoint] = None
         self._reset_changes()
+        # applied ids (has_event): a Bloom filter built once lookups pay for it
+        self._id_filter: Optional[IdFilter] = None
+        self._id_queries = 0
         self._codec: Optional[EntryCodec] = None
         self.conn: Optional[sqlite3.Connection] = None
         # a writer locks first: creating, checking and loading then see no other writer
@@ -349,8 +379,8 @@ class SqliteStore(ChangeBuffer):
             if version in MIGRATABLE:
                 raise StoreError(
                     f"{self.path} has ledger schema version {version}; this Charter reads "
-                    f"version {SCHEMA_VERSION} (compact journal entries). Run `charter ledger "
-                    f"migrate {self.path}` to rewrite it (the old file is kept as a backup)"
+                    f"version {SCHEMA_VERSION} (compact entries and state rows). Run `charter "
+                    f"ledger migrate {self.path}` to rewrite it (the old file is kept as a backup)"
                 )
             raise StoreError(
                 f"{self.path} has ledger schema version {str(version)[:40]!r}; "
@@ -483,7 +513,7 @@ class SqliteStore(ChangeBuffer):
         for seq, eid, blob, h in self._scan(sql, args):
             if h is not None:
                 h = h.hex() if type(h) is bytes and len(h) == 32 else f"<unreadable {h!r:.40}>"
-            yield JournalRow(seq, eid, unpack(blob), h)
+            yield JournalRow(seq, eid, unpack(blob, seq, eid), h)
 
     def journal(self, start: int = 1) -> Iterator[JournalRow]:
         """Journal rows from ``start`` on, in order (streamed: any length fits in memory).
@@ -565,11 +595,38 @@ class SqliteStore(ChangeBuffer):
             yield row.event_id
 
     def has_event(self, event_id: str) -> bool:
-        """Whether ``event_id`` was applied (pending rows included): one index lookup, so
-        a writer keeps no set of every id it ever applied."""
+        """Whether ``event_id`` was applied (pending rows included): an index lookup, so a
+        writer keeps no set of every id it ever applied.  Once this process has asked
+        often enough to pay for it (a sixth as many times as the file holds entries), a
+        Bloom filter of the stored ids (``runtime/idfilter.py``) answers "certainly new"
+        without a query."""
         if event_id in self._pending_ids:
             return True
+        f = self._id_filter
+        if f is None:
+            self._id_queries += 1
+            if self._id_queries > (self._cp.seq if self._cp is not None else 0) // 6:
+                f = self._build_id_filter()
+        if f is not None and not f.may_hold(event_id):
+            return False
         return bool(self._query("SELECT 1 FROM journal WHERE event_id = ?", (event_id,)))
+
+    def _build_id_filter(self) -> Optional[IdFilter]:
+        if self.readonly or self._cp is None:
+            return None
+        f = IdFilter(2 * self._cp.seq + 2 * self.batch)
+        f.add_all(self.event_ids())  # the table itself, as event_ids reads it (pending too)
+        self._id_filter = f
+        return f
+
+    def _committed(self) -> None:
+        f = self._id_filter
+        if f is not None:
+            f.add_all(self._pending_ids)
+            if f.full:  # rebuilt twice as large when next asked (amortised O(1) per id)
+                self._id_filter = None
+                self._id_queries = 1 << 62
+        super()._committed()
 
     def count(self) -> int:
         return self._query("SELECT count(*) FROM journal")[0][0] + len(self._pending)
@@ -639,12 +696,12 @@ class SqliteStore(ChangeBuffer):
     def flush(self, state: Any) -> None:
         if not self._pending:
             return
-        upserts, deletes = self._changes(state)
         pending = self._pending
         c = self._writable()
         if self._cp is None:
             raise StoreError(f"{self.path}: the ledger records no policy yet (init first)")
         try:
+            upserts, deletes = self._changes(state)
             c.execute("BEGIN IMMEDIATE")
             # the rows this commit replaces leave the state digest, the new ones enter it
             keys = [(u[0], u[1]) for u in upserts] + deletes
@@ -660,7 +717,7 @@ class SqliteStore(ChangeBuffer):
             c.executemany(
                 "INSERT INTO journal VALUES (?, ?, ?, ?)",
                 [
-                    (r.seq, r.event_id, pack(r.entry),
+                    (r.seq, r.event_id, pack(r.entry, r.seq, r.event_id),
                      fromhex(r.hash) if r.seq % ANCHOR_EVERY == 0 else None)
                     for r in pending
                 ],
@@ -671,9 +728,14 @@ class SqliteStore(ChangeBuffer):
                 c.executemany("DELETE FROM state WHERE kind = ? AND key = ?", deletes)
             c.execute(_SET_CHECKPOINT, cp.row())
             c.execute("COMMIT")
-        except (sqlite3.Error, UnicodeError) as exc:
+        except (sqlite3.Error, UnicodeError, ValueError, TypeError) as exc:
             self._rollback()
-            raise StoreError(f"{self.path}: write failed: {exc}") from None
+            # rolled back: these entries are gone (the settle step undoes the event that
+            # was being committed and marks the runtime broken).  They must not stay
+            # buffered: a later flush (Runtime.close) would write them over a state that
+            # undid them -- journal entries whose effects the stored balances lack.
+            self._reset_changes()
+            raise StoreError(f"{self.path}: write failed: {_why(exc)}") from None
         self._cp = cp
         self._committed()
 
@@ -701,6 +763,8 @@ class SqliteStore(ChangeBuffer):
             raise StoreError(f"{self.path}: {exc}") from None
         self._lock.release()
         self._lock = None
+        self._id_filter = None  # another writer may add ids meanwhile: built again when needed
+        self._id_queries = 0
 
     def resume_writer(self, wait: float = 0.0) -> bool:
         """Take the writer lock back (waiting up to ``wait`` seconds for another writer).
@@ -739,12 +803,16 @@ class SqliteStore(ChangeBuffer):
 
 def tamper_connection(path: str | os.PathLike) -> sqlite3.Connection:
     """A raw connection to a ledger file with SQL functions to edit packed entries, for the
-    tests and fuzzers that prove edits are noticed: ``entry_text(entry)``,
-    ``entry_blob(text)`` (the ledger's codec) and ``hex_hash(hash)``/``raw_hash(hex)``."""
+    tests and fuzzers that prove edits are noticed: ``entry_text(entry, seq, event_id)``,
+    ``entry_blob(text, seq, event_id)`` (the ledger's codec; ``entry_blob(text)`` keeps
+    the whole text, so the row's columns need not agree with it) and
+    ``hex_hash(hash)``/``raw_hash(hex)``."""
     c = sqlite3.connect(str(path), isolation_level=None)
     got = c.execute("SELECT value FROM meta WHERE key = 'entry_dict'").fetchone()
     codec = EntryCodec(json.loads(got[0]) if got else "")
-    c.create_function("entry_text", 1, codec.unpack, deterministic=True)
+    c.create_function("entry_text", 3, codec.unpack, deterministic=True)
+    c.create_function("entry_blob", 3, lambda t, s, e: codec.pack(t, s, e)
+                      if isinstance(t, str) else t, deterministic=True)
     c.create_function("entry_blob", 1, lambda t: codec.pack(t) if isinstance(t, str) else t,
                       deterministic=True)
     c.create_function("hex_hash", 1, lambda h: h.hex() if isinstance(h, bytes) else h,
@@ -754,8 +822,36 @@ def tamper_connection(path: str | os.PathLike) -> sqlite3.Connection:
     return c
 
 
+def _row_upgrader(policy: Any) -> Any:
+    """``(kind, key, value text) -> the row as the current schema keeps it``: a record as its
+    field values in declared order, an int meta value bare, a deadline marker under its short
+    key (``fired:<handler>:<key>`` before version 5); anything else as it was."""
+    from .state import State
+
+    st = State(policy)
+    tags = st._fired_tag
+
+    def upgrade(kind: str, key: str, value: str) -> tuple[str, str, str]:
+        if kind == "record":
+            v = json.loads(value)
+            r = json.loads(key)[0]
+            if isinstance(v, dict) and set(v) == set(st.record_fields.get(r, ())):
+                return kind, key, _dumps([v[f] for f in st.record_fields[r]])
+        elif kind == "meta":
+            if key.startswith("fired:"):
+                handler, _, rk = key[6:].partition(":")
+                if handler in tags:
+                    key = tags[handler] + rk
+            v = json.loads(value)
+            if isinstance(v, dict) and set(v) == {"v"} and type(v["v"]) is int:
+                return kind, key, int.__repr__(v["v"])
+        return kind, key, value
+
+    return upgrade
+
+
 def migrate(path: str | os.PathLike) -> dict[str, Any]:
-    """Rewrite a ledger of an older schema (:data:`MIGRATABLE`) as version 4.
+    """Rewrite a ledger of an older schema (:data:`MIGRATABLE`) as the current version.
 
     The old file is verified first as an audit would (recorded policy, the whole hash
     chain, balances from postings, its checkpoint): a ledger that fails is refused
@@ -764,7 +860,7 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
     same head.  The new file is built beside the old one and moved into place; the
     old one is kept as ``<path>.v<N>.bak``.  Returns a summary."""
     from .integrity import parse_checkpoint
-    from .journal import compare_balances, entry_dictionary, verify_chain
+    from .journal import ENTRY_CODEC_V1, compare_balances, entry_dictionary, verify_chain
 
     path = Path(path)
     if not path.is_file():
@@ -797,11 +893,26 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
             stored: dict[str, int] = {}
             for key, value in old.execute("SELECT key, value FROM state WHERE kind = 'balance'"):
                 stored[key] = json.loads(value)
-            rows = (JournalRow(*r) for r in old.execute(
-                "SELECT seq, event_id, entry, hash FROM journal ORDER BY seq"))
-            found, head, n, recomputed = verify_chain(rows, genesis)
+            if version == 4 and meta.get("entry_codec") != ENTRY_CODEC_V1:
+                raise LedgerIntegrityError(path, [f"unknown entry codec {meta.get('entry_codec')!r}"])
+            old_codec = EntryCodec(str(meta.get("entry_dict", "")), strip=False)
+
+            def old_rows() -> Iterator[JournalRow]:
+                """The old journal as text rows (version 4: packed whole, hashes at anchors)."""
+                if version < 4:
+                    for r in old.execute("SELECT seq, event_id, entry, hash FROM journal ORDER BY seq"):
+                        yield JournalRow(*r)
+                    return
+                for seq, eid, blob, h in old.execute(
+                        "SELECT seq, event_id, CAST(entry AS BLOB), CAST(hash AS BLOB) FROM journal "
+                        "ORDER BY seq"):
+                    if h is not None:
+                        h = h.hex() if type(h) is bytes and len(h) == 32 else f"<unreadable {h!r:.40}>"
+                    yield JournalRow(seq, eid, old_codec.unpack(blob), h)
+
+            found, head, n, recomputed = verify_chain(old_rows(), genesis)
             problems += found + compare_balances(recomputed, stored)
-            if version == 3:
+            if version >= 3:
                 cp_rows = old.execute("SELECT seq, head, state_digest, state_rows, meta_digest, "
                                       "hash FROM checkpoint").fetchall()
                 cp = parse_checkpoint(cp_rows[0]) if len(cp_rows) == 1 else None
@@ -825,14 +936,18 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
             new.init(meta)
             c = new.conn
             c.execute("BEGIN IMMEDIATE")
+            upgrade = _row_upgrader(pol)
             c.executemany("INSERT INTO state VALUES (?, ?, ?)",
-                          old.execute("SELECT kind, key, value FROM state"))
+                          (upgrade(*r) for r in old.execute("SELECT kind, key, value FROM state")))
             pack = new.codec.pack
-            cur = old.execute("SELECT seq, event_id, entry, hash FROM journal ORDER BY seq")
-            while chunk := cur.fetchmany(4096):
-                c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", [
-                    (seq, eid, pack(entry), bytes.fromhex(h) if seq % ANCHOR_EVERY == 0 else None)
-                    for seq, eid, entry, h in chunk])
+            chunk = []
+            for r in with_hashes(old_rows(), genesis):
+                chunk.append((r.seq, r.event_id, pack(r.entry, r.seq, r.event_id),
+                              bytes.fromhex(r.hash) if r.seq % ANCHOR_EVERY == 0 else None))
+                if len(chunk) >= 4096:
+                    c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", chunk)
+                    chunk.clear()
+            c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", chunk)
             cp = new._fresh_checkpoint(genesis, (n, head) if n else None)
             c.execute(_SET_CHECKPOINT, cp.row())
             c.execute("COMMIT")
@@ -858,3 +973,9 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
                 "head": head, "backup": str(backup), "migrated": True}
     finally:
         lock.release()
+
+
+def row_json(value: Any) -> str:
+    """The text a store keeps for a state row's JSON value (``State.value_of``'s): what replay
+    compares a stored row with, byte for byte."""
+    return _dumps(value)

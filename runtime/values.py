@@ -202,7 +202,7 @@ class Converter:
     """Converts JSON payload values to runtime values for one policy."""
 
     def __init__(self, policy: ir.Policy):
-        self.decimals = {a.name: a.decimals for a in policy.assets}
+        self.decimals = ir.AssetMap((a.name, a.decimals) for a in policy.assets)
 
     def convert(self, t: ir.Type, v: Any, what: str, state: Any = None) -> Any:
         """Convert ``v`` to type ``t``; raise :class:`Rejected` (``bad_argument``) if it won't fit.
@@ -283,9 +283,10 @@ class Converter:
         if isinstance(t, ir.TList):
             if not isinstance(v, (list, tuple)):
                 raise bad("a list")
-            if len(v) > MAX_LIST:
+            most = MAX_LIST if t.bound is None else min(t.bound, MAX_LIST)
+            if len(v) > most:
                 raise Rejected(
-                    "bad_argument", f"{what}: a list of {len(v)} items (at most {MAX_LIST})"
+                    "bad_argument", f"{what}: a list of {len(v)} items (at most {most})"
                 )
             return tuple(self.convert(t.inner, x, f"{what}[{i}]", state) for i, x in enumerate(v))
         raise bad(type_name(t))
@@ -296,52 +297,64 @@ class Converter:
         ``lo``/``hi`` (the field's declared range) are checked too; the result
         is ``f(value, state) -> converted``.
         """
+        slow = self._slow(t, what, lo, hi)
+        fast = self.fast_test(t, lo, hi)
+        if fast is None:
+            return slow
+        test, consts = fast
+        # no text of the policy becomes code: names (roles, records) are constants in ns
+        ns = {**consts, "_slow": slow, "MAX_TEXT": MAX_TEXT}
+        test = test.format(**{k: k for k in consts})
+        return eval(f"lambda v, state: v if {test} else _slow(v, state)", ns)  # noqa: S307
+
+    def _slow(self, t: ir.Type, what: str, lo: Any, hi: Any) -> Any:
+        """The general conversion of one argument, with its range checked."""
         slow = self.convert
         decimals = self.decimals
         if isinstance(t, ir.TInt):
             lo = t.lo if lo is None else (lo if t.lo is None else max(lo, t.lo))
             hi = t.hi if hi is None else (hi if t.hi is None else min(hi, t.hi))
+        if lo is None and hi is None:
+            return lambda v, state: slow(t, v, what, state)
+
+        def ranged(v: Any, state: Any) -> Any:
+            out = slow(t, v, what, state)
+            if out is not None:
+                check_range(out, lo, hi, what, t, decimals)
+            return out
+
+        return ranged
+
+    def fast_test(self, t: ir.Type, lo: Any = None, hi: Any = None) -> Optional[tuple[str, dict]]:
+        """The fast path of an argument of type ``t`` as a Python condition on ``v`` (and
+        ``state``) that holds only when ``v`` is already its own converted, in-range value:
+        ``(template, constants)``, the template naming each constant as ``{NAME}`` (the
+        caller picks the name it has in the generated code); None when every value takes
+        the general path.
+
+        One definition for :meth:`compile` and the argument converters generated per
+        handler (``Runtime.convert_args``)."""
+        integral = (ir.TInt, ir.TAmount, ir.TTime, ir.TDuration)
+        if isinstance(t, ir.TInt):
+            lo = t.lo if lo is None else (lo if t.lo is None else max(lo, t.lo))
+            hi = t.hi if hi is None else (hi if t.hi is None else min(hi, t.hi))
         if lo is not None or hi is not None:
-
-            def ranged(v: Any, state: Any) -> Any:
-                out = slow(t, v, what, state)
-                if out is not None:
-                    check_range(out, lo, hi, what, t, decimals)
-                return out
-
-            if isinstance(t, (ir.TInt, ir.TAmount, ir.TTime, ir.TDuration)) and all(
-                b is None or type(b) is int for b in (lo, hi)
-            ):
-                # an int already within the range is its own value; anything else is
-                # converted and checked (and worded) by the general path
-                low = max(lo, -MAX_INT) if lo is not None else -MAX_INT
-                high = min(hi, MAX_INT) if hi is not None else MAX_INT
-                return lambda v, state: (
-                    v if type(v) is int and low <= v <= high else ranged(v, state)
-                )
-            return ranged
-        if isinstance(t, (ir.TInt, ir.TAmount, ir.TTime, ir.TDuration)):
-            return lambda v, state: (
-                v if type(v) is int and -MAX_INT <= v <= MAX_INT else slow(t, v, what, state)
-            )
+            if not isinstance(t, integral) or not all(b is None or type(b) is int for b in (lo, hi)):
+                return None
+            # an int already within the range is its own value; anything else is converted
+            # and checked (and worded) by the general path
+            low = max(lo, -MAX_INT) if lo is not None else -MAX_INT
+            high = min(hi, MAX_INT) if hi is not None else MAX_INT
+            return f"(type(v) is int and {low} <= v <= {high})", {}
+        if isinstance(t, integral):
+            return f"(type(v) is int and {-MAX_INT} <= v <= {MAX_INT})", {}
         if isinstance(t, ir.TText):
-            return lambda v, state: (
-                v if type(v) is str and v.isascii() and len(v) <= MAX_TEXT
-                else slow(t, v, what, state)
-            )
-        if isinstance(t, ir.TParty):
-            role = t.role
-            if role is None:
-                return lambda v, state: canonical_party(v, what)
-            return lambda v, state: (
-                v if type(v) is str and v in state.roles[role] else slow(t, v, what, state)
-            )
+            return "(type(v) is str and v.isascii() and len(v) <= MAX_TEXT)", {}
+        if isinstance(t, ir.TParty) and t.role is not None:
+            return "(type(v) is str and v in state.roles[{R}])", {"R": t.role}
         if isinstance(t, ir.TRecord):
-            rec = t.record
-            return lambda v, state: (
-                v if type(v) is str and v in state.records[rec] else slow(t, v, what, state)
-            )
-        return lambda v, state: slow(t, v, what, state)
+            return "(type(v) is str and v in state.records[{R}])", {"R": t.record}
+        return None
 
 
 def _check_bound(v: Any, what: str) -> None:

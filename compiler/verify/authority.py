@@ -26,7 +26,8 @@ import z3
 from .. import ir
 from .counterexample import counterexample
 from .footprint import debits, declared_anyone, is_not, open_roles, own_account_lines, owners, who
-from .observed import Unowned
+from .footprint import walk
+from .observed import AdmittedByAnyone, Unowned
 from .options import Options
 from .prepare import Prepared
 from .result import PROVED, REFUTED, UNKNOWN, VACUOUS, Result
@@ -49,6 +50,7 @@ def check_authority(
         if prep is None or prep.model is None:
             continue
         m = prep.model
+        out += _admissions(policy, h, m, prep, assume, opts, opened, declared)
         moves = debits(m)
         if not moves:
             continue
@@ -137,6 +139,75 @@ def check_authority(
         out.append(res)
     out += _declarations(policy, opened)
     return out
+
+
+def _admissions(
+    policy: ir.Policy, h: ir.Handler, m: Any, prep: Prepared, assume: dict, opts: Options,
+    opened: dict, declared: dict,
+) -> list[Result]:
+    """``H.admission``: who can make *another* party a member of a role.
+
+    Joining a role yourself (``admit p as Agent`` by ``p``) is how open roles work; making
+    someone else a member is an authority's act (an appointment, a vouch by a member).  It is
+    a finding when a submitter with no authority - anyone, or a member of a role anyone can
+    join - can admit a party other than themselves: Z3 is asked for an applied event after
+    which a party that is not the submitter is a member it was not before."""
+    admits = [s for s in walk(h.body) if isinstance(s, ir.Admit)
+              and not (isinstance(h.auth, ir.AuthRole) and isinstance(s.party, ir.Local)
+                       and s.party.name == h.auth.binder)]
+    if not admits:
+        return []
+    t0 = time.perf_counter()
+    w = who(policy, h, opened)
+    roles = list(dict.fromkeys(s.role for s in admits))
+    name = f"{h.name}.admission"
+    if w.authority or h.name in declared:
+        why = ("authorised: " + _AUTHORITY[w.kind]) if w.authority else (
+            f"declared: anyone may call ({declared[h.name]})")
+        return [Result(name, "authority", h.name, PROVED,
+                       f"who can admit others into {', '.join(roles)} ({w.text}): {why}",
+                       h.span, opts.bound, bool(m.encoder.slots), None,
+                       round(time.perf_counter() - t0, 4))]
+    base = m.assumptions + prep.extra_assumptions + assume.get(h.name, [])
+    status, msg, cex, span = PROVED, "", None, h.span
+    for role in roles:
+        r, model = Session(m, base + [m.applied], opts.limits).ask([_admits_other(m, role)])
+        if r == "unsat":
+            continue
+        if r == "unknown":
+            status, msg = UNKNOWN, f"not decided within {opts.limit_text()}"
+            continue
+        line = next(s.span for s in admits if s.role == role)
+        cex = counterexample(m, model, policy,
+                             f"line {line.line}: {w.text} admits another party into {role}")
+        _attach_trace(
+            policy, h.name, cex, opts,
+            lambda mm, role=role: z3.And(mm.applied, _admits_other(mm, role)),
+            AdmittedByAnyone(h.name, f"only an authority makes another party a {role}, and "
+                             f"{w.text} may submit {h.name}", role=role),
+        )
+        status, span = REFUTED, line
+        msg = (
+            f"{w.text} may submit `{h.name}`, which makes a party other than the submitter a "
+            f"member of {role} (line {line.line}): membership is granted without authority. "
+            "Restrict `by` (e.g. to members, or a declared party), admit only the submitter, "
+            f"or declare `property ...: anyone may call {h.name}` if anyone is meant to"
+            + _trace_note(cex)
+        )
+        break
+    if status == PROVED:
+        msg = (f"{w.text} may submit it, but the requires let it admit only the submitter "
+               f"into {', '.join(roles)}")
+    return [Result(name, "authority", h.name, status, msg, span, opts.bound,
+                   bool(m.encoder.slots), cex, round(time.perf_counter() - t0, 4))]
+
+
+def _admits_other(m: Any, role: str) -> Any:
+    """After the event a party other than the submitter is a ``role`` member it was not."""
+    x = z3.Int(f"{m.encoder.prefix}admitted!{role}")
+    comp = f"role!{role}"
+    return z3.And(x != m.submitter, z3.Select(m.post.get(comp), x),
+                  z3.Not(z3.Select(m.pre.get(comp), x)))
 
 
 def _declarations(policy: ir.Policy, opened: dict) -> list[Result]:

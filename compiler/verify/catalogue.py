@@ -83,8 +83,10 @@ CHECKS += (
           "only the account's owner, the clock, a declared party, a party the record names, "
           "or members of a role only an authority grants can make the handler move value out "
           "of an account (or the handler is declared `anyone may call`); reports list who "
-          "can move whose money",
-          "refuted", "an applied event whose submitter owns none of the account it empties",
+          "can move whose money; likewise only such an authority makes *another* party a "
+          "member of a role (``H.admission``: joining yourself is how open roles work)",
+          "refuted", "an applied event whose submitter owns none of the account it empties, "
+          "or that makes another party a member without authority",
           "AUTHORITY", "authority:check_authority"),
     Check("once", "policy",
           "the same event applied twice to a record pays out of someone else's account at "

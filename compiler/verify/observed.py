@@ -102,12 +102,44 @@ class Unowned(_Snapshot):
                 self.found.append((acc, was))
         return None if self.found else "every account that lost value belongs to the submitter"
 
+    def balance_claims(self) -> list[tuple[str, str, int]]:
+        return [(acc, ">=", was) for acc, was in self.found]
+
     def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
         who = self.event.get("submitter")
         out = ["    expect ok", f"    # {self.describe}: @{who} owns none of these accounts"]
         for acc, was in self.found:
             out.append(f"    expect {account_literal(acc)} >= {_amount(policy, acc, was)}")
         return out
+
+
+@attrs.define
+class AdmittedByAnyone(_Snapshot):
+    """The last event applied and made a party other than its submitter a member of
+    ``role`` (the submitter having no authority to)."""
+
+    role: str = ""
+    members: set = attrs.Factory(set)
+
+    def before_last(self, rt: Any, event: dict) -> None:
+        super().before_last(rt, event)
+        self.members = set(rt.members(self.role))
+
+    def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
+        if not getattr(outcome, "applied", False):
+            return f"{self.handler} was rejected: {outcome}"
+        new = set(rt.members(self.role)) - self.members - {self.event.get("submitter")}
+        self.found = sorted(new)
+        return None if self.found else f"nobody but the submitter became a {self.role}"
+
+    def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
+        who = self.event.get("submitter")
+        out = ["    expect ok", f"    # {self.describe}: @{who} has no such authority"]
+        out += [f"    expect not (@{p} is {self.role})" for p in self.found]
+        return out
+
+    def member_claims(self) -> list[tuple[str, str]]:
+        return [(p, self.role) for p in self.found]
 
 
 @attrs.define
@@ -143,6 +175,10 @@ class PaidAgain(_Snapshot):
             ):
                 self.found.append((p.src, self.before.get(p.src, 0)))
         return None if self.found else f"{self.handler} paid nothing the second time"
+
+    def balance_claims(self) -> list[tuple[str, str, int]]:
+        # a supply account holds minus the supply: "no more minted" is ">= what it was"
+        return [(acc, ">=", was) for acc, was in dict.fromkeys(self.found)]
 
     def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
         out = ["    expect ok", f"    # {self.describe}: the same event already settled it"]
@@ -180,6 +216,9 @@ class LeftBehind(_Snapshot):
                 self.found.append((acc, after[acc]))
         return None if self.found else f"no {self.record} was left holding value"
 
+    def balance_claims(self) -> list[tuple[str, str, int]]:
+        return [(acc, "==", 0) for acc, _v in self.found]
+
     def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
         out = ["    expect ok", f"    # {self.describe}"]
         for acc, _v in self.found:
@@ -189,40 +228,44 @@ class LeftBehind(_Snapshot):
 
 @attrs.define
 class EnsuresBroken(_Snapshot):
-    """The last event applied and the handler's ``ensures`` clause is false after it."""
+    """The last event applied and the handler's ``ensures`` clause is false after it, as
+    ``charter run --check`` sees it (:class:`charter.runtime.monitor.Postconditions`: the
+    same evaluation, so the emitted JSONL shows the same violation)."""
 
     clause: Any = None  # ir.Ensures
     olds: list = attrs.Factory(list)  # values of the old(...) parts before the event
     env: dict = attrs.Factory(dict)
+    name: str = ""  # HANDLER.ensures.N, as the verifier and the monitor name it
+    _watch: Any = None
+    _pending: Any = None
 
     def before_last(self, rt: Any, event: dict) -> None:
-        from charter.runtime.monitor import value
+        from charter.runtime.monitor import Postconditions
 
         super().before_last(rt, event)
-        h = rt.policy.handler(self.handler)
-        try:
-            env = dict(rt._convert_args(h, dict(event.get("args", {}))))
-        except Exception:  # the event is refused anyway; observe says so
-            env = {}
-        if isinstance(h.auth, ir.AuthRole):
-            env[h.auth.binder] = event.get("submitter")
-        self.env = env
-        self.olds = []
-        for sub in _olds(self.clause.cond):
-            try:
-                self.olds.append(value(rt, sub, env))
-            except Exception:
-                self.olds.append(None)
+        self._watch = Postconditions(rt)
+        self._pending = self._watch.before(event)
+        self.env, self.olds = {}, []
+        if self._pending is not None:
+            self.env = dict(self._pending[1])
+            for name, _cond, vals, e in self._pending[2]:
+                if e is self.clause or (not self.name and e == self.clause):
+                    self.name = name
+                    self.olds = [None if not _readable(v) else v for v in vals]
 
     def observe(self, rt: Any, before: dict, outcome: Any) -> Optional[str]:
-        from charter.runtime.monitor import holds
-
         if not getattr(outcome, "applied", False):
             return f"{self.handler} was rejected: {outcome}"
-        cond = self._with_olds()
-        if cond is None:
+        if self._pending is None:
+            return "the event's arguments could not be read before it"
+        broken = {v["property"] for v in self._watch.after(self._pending, outcome)}
+        if self._watch.unchecked:
+            return "timed handlers fired before the event (old(...) would be read too early)"
+        if self.name not in broken:
+            return "the clause holds after the event"
+        if any(v is None for v in self.olds):
             return "an old(...) value could not be read before the event"
-        return None if not holds(rt, cond, self.env) else "the clause holds after the event"
+        return None
 
     def _with_olds(self) -> Any:
         if any(v is None for v in self.olds):
@@ -250,10 +293,10 @@ class EnsuresBroken(_Snapshot):
         return out
 
 
-def _olds(e: Any) -> list:
-    found: list = []
-    _replace_olds(e, lambda x: found.append(x.expr) or x)
-    return found
+def _readable(v: Any) -> bool:
+    from charter.runtime import monitor
+
+    return v is not monitor._UNREADABLE
 
 
 def _replace_olds(e: Any, f: Callable[[Any], Any]) -> Any:

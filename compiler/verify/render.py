@@ -94,6 +94,17 @@ def _cex_lines(cex: dict, indent: str) -> list[str]:
                 f"(`charter run POLICY events.jsonl --memory --check{opts}`):"
             )
             lines += [f"{indent}    {ln}" for ln in sc["events_jsonl"].splitlines()]
+            claims = sc.get("violates") or []
+            if claims:
+                said = " or ".join(
+                    f"{c['account']} {c['op']} {c['amount']}" if "account" in c
+                    else f"{c['party']} is not a member of {c['role']} (`charter ledger members`)"
+                    for c in claims
+                )
+                lines.append(
+                    f"{indent}  the property on the final balances (the events make it false): "
+                    f"{said.replace(' or ', ' and ')}"
+                )
     return lines
 
 

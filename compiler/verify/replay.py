@@ -72,6 +72,19 @@ class Violation:
         the scenario, which is the point of a counterexample test."""
         raise NotImplementedError
 
+    def balance_claims(self) -> list[tuple[str, str, int]]:
+        """The property as claims on runtime account balances after the events,
+        ``(account, op, minor units)`` with op ``>=``/``<=``/``==``, at least one of which
+        is false after the replay: what a reader of ``charter run --json`` checks in its
+        ``balances`` (a supply account holds minus the supply).  Empty for violations the
+        run shows otherwise (a refusal, a named invariant or postcondition)."""
+        return []
+
+    def member_claims(self) -> list[tuple[str, str]]:
+        """``(party, role)``: the party must not be a member after the events, and is
+        (``charter ledger members LEDGER ROLE`` after ``charter run`` shows it)."""
+        return []
+
 
 @attrs.define
 class Refusal(Violation):
@@ -184,6 +197,9 @@ class PaysOver(Violation):
         if self.paid > self.limit:
             return None
         return f"{self.handler} paid {self.paid} minor units from {self.prop.pool}, within the limit"
+
+    def balance_claims(self) -> list[tuple[str, str, int]]:
+        return [(f"pool:{self.prop.pool}", ">=", self.before - self.limit)]
 
     def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
         from .source import value_literal

@@ -513,6 +513,13 @@ def build(
         "needs_records": [],
         "replayable_without_history": True,
         "replay": {"ok": seen.ok, "detail": seen.detail, "outcomes": seen.outcomes},
+        # what `charter run --memory --check --json` shows for it: claims on the final
+        # balances the events break (empty: a refusal, or a property `--check` names)
+        "violates": [
+            {"account": a, "op": op, "amount": v} for a, op, v in violation.balance_claims()
+        ] + [
+            {"party": p, "role": r, "member": False} for p, r in violation.member_claims()
+        ],
     }
     try:
         sc["charter_test"] = genesis_test(

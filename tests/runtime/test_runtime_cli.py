@@ -63,6 +63,10 @@ def test_ledger_commands_work_from_the_file_alone(ledger):
     assert "escrow:Task:t1:Credit" in r.output
     r = invoke("ledger", "records", ledger, "Task")
     assert json.loads(r.output)["t1"]["worker"] == "cat"
+    r = invoke("ledger", "members", ledger, "Agent")
+    assert r.exit_code == 0 and "cat" in json.loads(r.output)
+    r = invoke("ledger", "members", ledger, "Nope")
+    assert r.exit_code != 0 and "no role 'Nope'" in r.output
 
 
 def test_every_ledger_command_prints_amounts_in_asset_units(ledger):
@@ -89,7 +93,7 @@ def test_audit_and_replay_pass_then_catch_tampering(ledger):
     from charter.runtime.sqlite_store import tamper_connection
 
     c = tamper_connection(ledger)
-    c.execute("UPDATE journal SET entry = entry_blob(replace(entry_text(entry), '14250', '14251')) "
+    c.execute("UPDATE journal SET entry = entry_blob(replace(entry_text(entry, seq, event_id), '14250', '14251')) "
               "WHERE event_id = 'e24'")
     c.commit()
     c.close()

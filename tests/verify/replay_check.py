@@ -25,22 +25,31 @@ REFUSAL = {
 }
 
 
-def run_cli(policy_text: str, events_jsonl: str, params: list[str]) -> dict:
-    """``charter run POLICY EVENTS --memory --check --json`` on temp files."""
+def run_cli(policy_text: str, events_jsonl: str, params: list[str], roles: tuple = ()) -> dict:
+    """``charter run POLICY EVENTS --memory --check --json`` on temp files; with ``roles``,
+    into a ledger file instead, and ``out["members"][role]`` from ``charter ledger
+    members LEDGER ROLE`` afterwards."""
     with tempfile.TemporaryDirectory() as d:
         pol = Path(d) / "policy.charter"
         pol.write_text(policy_text)
         ev = Path(d) / "events.jsonl"
         ev.write_text(events_jsonl + "\n")
-        args = ["run", str(pol), str(ev), "--memory", "--check", "--json"]
+        db = str(Path(d) / "ledger.sqlite")
+        where = ["--db", db] if roles else ["--memory"]
+        args = ["run", str(pol), str(ev), *where, "--check", "--json"]
         for p in params:
             args += ["--param", p]
         r = CliRunner().invoke(cli, args, catch_exceptions=False)
-    try:
-        return json.loads(r.output)
-    except ValueError:
-        # e.g. a parameter value the (fixed) policy's range refuses
-        return {"error": r.output.strip()}
+        try:
+            out = json.loads(r.output)
+        except ValueError:
+            # e.g. a parameter value the (fixed) policy's range refuses
+            return {"error": r.output.strip()}
+        out["members"] = {}
+        for role in roles:
+            m = CliRunner().invoke(cli, ["ledger", "members", db, role], catch_exceptions=False)
+            out["members"][role] = json.loads(m.output) if m.exit_code == 0 else {}
+    return out
 
 
 def emitted_test_failures(policy_text: str, charter_test: str) -> tuple[bool, list[str]]:
@@ -60,22 +69,30 @@ def jsonl_shows(result: Any, out: dict, n_events: int) -> Optional[str]:
         if out["rejected"] != 1 or not codes & set(REFUSAL[kind]):
             return f"expected the last event refused with {REFUSAL[kind]}, got {out['reasons']}"
         return None
-    if kind == "invariant":
+    if kind in ("invariant", "postcondition"):
+        # `run --check` evaluates declared invariants and ensures clauses (old(...) too)
         names = {v["property"] for v in out["violations"] or []}
         return None if result.name in names else f"no violation of {result.name}: {out}"
-    if kind == "budget":
-        return None if out["rejected"] == 0 else f"events were rejected: {out['reasons']}"
-    if kind in ("authority", "once", "stranded", "postcondition"):
-        # the policy-wide checks' violations are not runtime errors: every event applies
-        # (the emitted test asserts the property), and value left behind shows in balances
+    if kind in ("budget", "authority", "once", "stranded"):
+        # not runtime errors: every event applies, and the final balances break the claims
+        # the scenario states (the same ones its test's `expect` lines assert)
         if out["rejected"] != 0:
             return f"events were rejected: {out['reasons']}"
-        if kind == "stranded":
-            left = [a for a, v in out["balances"].items()
-                    if a.split(":")[0] in ("pool", "escrow", "stake") and v > 0]
-            return None if left else "no pool, escrow or stake holds value after the events"
+        claims = result.counterexample["scenario"].get("violates") or []
+        if not claims:
+            return "the scenario states no balance claim to check"
+        if not any(not _claim_holds(out, c) for c in claims):
+            return f"every claim holds after the events: {claims}"
         return None
     return f"no JSONL check for {kind}"
+
+
+def _claim_holds(out: dict, claim: dict) -> bool:
+    if "role" in claim:  # the party must not be a member, and is
+        return claim["party"] not in out["members"].get(claim["role"], {})
+    v = out["balances"].get(claim["account"], 0)
+    op, x = claim["op"], claim["amount"]
+    return v >= x if op == ">=" else v <= x if op == "<=" else v == x
 
 
 def check_emitted(
@@ -99,12 +116,13 @@ def check_emitted(
         if not any(" is false" in f for f in failures):
             problems.append(f"the emitted test does not fail on the property: {failures}")
     n = len(sc["events"])
-    out = run_cli(buggy_text, sc["events_jsonl"], sc["run_params"])
+    roles = tuple(sorted({c["role"] for c in sc.get("violates") or [] if "role" in c}))
+    out = run_cli(buggy_text, sc["events_jsonl"], sc["run_params"], roles)
     why = jsonl_shows(result, out, n)
     if why:
         problems.append("JSONL: " + why)
     if fixed_text is not None:
-        out = run_cli(fixed_text, sc["events_jsonl"], sc["run_params"])
+        out = run_cli(fixed_text, sc["events_jsonl"], sc["run_params"], roles)
         if jsonl_shows(result, out, n) is None and result.kind != "budget":
             problems.append(f"the fixed twin shows the same violation: {out['reasons']}")
     return problems

@@ -240,6 +240,24 @@ on cancel(id: Task) by {by} {{
 """
 )
 
+# -- authority over membership: who may make another party a member ----------------------
+ADMISSION = (
+    HEADER
+    + """
+role Member
+param founder: party = @founder
+on found() by founder {{
+    require count(m for m in Member) == 0 else "already founded"
+    admit founder as Member
+}}
+on vouch(newcomer: party) by {by} {{
+    require not (newcomer is Member) else "already a member"
+    admit newcomer as Member
+    mint 2 Credit to newcomer
+}}
+"""
+)
+
 # -- once: a case ruled twice (the guard on its state is the bug) -------------------------
 ONCE = (
     HEADER
