@@ -138,7 +138,9 @@ def _ledger_arg(db: str, must_exist: bool) -> tuple[str, str, Optional[str]]:
     return db, spec.shown, spec.schema
 
 
-def _open_ledger(db: str, policy: Optional[str]) -> Any:
+def _open_ledger(db: str, policy: Optional[str], state: bool = True) -> Any:
+    """A read-only runtime on a ledger; ``state=False`` loads no state (the commands that
+    read stored rows and the journal only: memory does not grow with the ledger)."""
     from charter.runtime.api import open_runtime
     from charter.runtime.store import StoreError
 
@@ -146,7 +148,7 @@ def _open_ledger(db: str, policy: Optional[str]) -> Any:
     pol = _compile(policy) if policy else None
     try:
         # read-only: no writer lock (works while `charter run` writes), nothing refused
-        rt = open_runtime(pol, db, readonly=True)
+        rt = open_runtime(pol, db, readonly=True, load_state=state)
     except StoreError as exc:
         _fail(str(exc))
     except PolicyNotExecutable as exc:
@@ -539,7 +541,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @click.option("--json", "as_json", is_flag=True)
     def ledger_balances(db: str, policy: Optional[str], as_json: bool) -> None:
         """Non-zero balances of every account (supply shown as minted)."""
-        rt = _open_ledger(db, policy)
+        rt = _open_ledger(db, policy, state=False)
         if as_json:
             click.echo(json.dumps(rt.balances(), indent=2))
             return
@@ -555,7 +557,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @click.option("--json", "as_json", is_flag=True)
     def ledger_accounts(db: str, policy: Optional[str], as_json: bool) -> None:
         """Every account ever posted to, with its kind and asset."""
-        rt = _open_ledger(db, policy)
+        rt = _open_ledger(db, policy, state=False)
         accs = [
             {"account": a, "kind": a.split(":", 1)[0], "asset": rt.state.asset_of(a), "balance": b}
             for a, b in rt.balances(include_zero=True).items()
@@ -583,7 +585,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         db: str, account: Optional[str], limit: int, policy: Optional[str], as_json: bool
     ) -> None:
         """Journal entries (event, postings, hash), oldest first."""
-        rt = _open_ledger(db, policy)
+        rt = _open_ledger(db, policy, state=False)
         # with --limit the newest entries are read newest first (the sequence index): the
         # cost follows N, not the ledger's length
         hist = rt.history(account, limit=max(limit, 0))
@@ -629,7 +631,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
 
         if fmt == "parquet" and output == "-":
             _fail("--format parquet writes a file: give -o FILE")
-        rt = _open_ledger(db, policy)
+        rt = _open_ledger(db, policy, state=False)
         dec = ir.AssetMap((a.name, a.decimals) for a in rt.policy.assets)
         if fmt == "parquet":
             try:
@@ -722,7 +724,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         from charter.runtime.api import replay
 
         shown = _ledger_arg(db, must_exist=False)[1]
-        rt = _open_ledger(db, policy)
+        # the stored rows are checked against the journal and against replay's own state:
+        # the ledger's state is never loaded (memory: one state, replay's)
+        rt = _open_ledger(db, policy, state=False)
         rep = rt.audit()
         rpl = replay(rt)
         problems = list(rep.problems) + [p for p in rpl.problems if p not in rep.problems]

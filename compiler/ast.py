@@ -165,6 +165,7 @@ class TypeRef:
     span: Span
     # `Token[sym]`: the member of an asset family (a constant text or a name)
     member: Optional[Expr] = None
+    bound: Optional[int] = None  # `list of T max N`: at most N items
 
 
 # ---- statements ----------------------------------------------------------
@@ -362,6 +363,25 @@ class Delete:
 
 
 @attrs.frozen(kw_only=True)
+class Push:
+    """``push value to R(k).field``: append to a bounded list field."""
+
+    value: Expr
+    target: Expr
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
+class Remove:
+    """``remove value from R(k).field`` (the first equal item) or ``remove R(k).field[i]``
+    (``value`` None: the target is the indexed item)."""
+
+    value: Optional[Expr]
+    target: Expr
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
 class Decay:
     asset: str
     span: Span
@@ -380,7 +400,7 @@ class Dissolve:
 
 
 Stmt = Union[Require, Reject, Let, Var, SetLocal, SetField, If, ForEach, ForRange, Move, Split, Grant, Revoke, Admit,
-             Expel, Create, Update, Delete, Decay, Flag, Dissolve]
+             Expel, Create, Update, Delete, Decay, Flag, Dissolve, Push, Remove]
 
 # ---- declarations --------------------------------------------------------
 

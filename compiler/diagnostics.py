@@ -88,6 +88,12 @@ CODES: dict[str, str] = {
     "E0742": "asset family member not a fixed text",
     "E0743": "member of an asset that is not a family",
     "E0744": "invalid asset family member key",
+    # E075x: bounded list fields (issue 17, h17d)
+    "E0750": "invalid list bound",
+    "E0751": "list field without a bound",
+    "E0752": "invalid list item type",
+    "E0753": "not a list field",
+    "E0754": "list literal too long",
     # W: warnings
     "W0301": "unreachable code",
     "W0302": "unused let binding",

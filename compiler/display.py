@@ -168,7 +168,8 @@ def type_name(t: Any) -> str:
     if isinstance(t, ir.TOptional):
         return type_name(t.inner) + "?"
     if isinstance(t, ir.TList):
-        return "list of " + type_name(t.inner)
+        bound = f" max {t.bound}" if getattr(t, "bound", None) is not None else ""
+        return "list of " + type_name(t.inner) + bound
     if isinstance(t, ir.TAmount):
         return amount_unit(t)
     if isinstance(t, ir.TParty):

@@ -122,7 +122,8 @@ def range_(lo: ast.Expr, hi: ast.Expr) -> str:
 
 def type_ref(t: ast.TypeRef) -> str:
     if t.item is not None:
-        return f"list of {type_ref(t.item)}"
+        bound = f" max {t.bound}" if t.bound is not None else ""
+        return f"list of {type_ref(t.item)}{bound}"
     s = t.name or ""
     if t.member is not None:
         s += f"[{expr(t.member)}]"
@@ -513,6 +514,12 @@ def simple_stmt(s: ast.Stmt) -> str:
         return f"revoke {s.right}{key} from {expr(s.party)}"
     if isinstance(s, ast.Expel):
         return f"expel {expr(s.party)} from {s.role}"
+    if isinstance(s, ast.Push):
+        return f"push {expr(s.value)} to {expr(s.target)}"
+    if isinstance(s, ast.Remove):
+        if s.value is None:
+            return f"remove {expr(s.target)}"
+        return f"remove {expr(s.value)} from {expr(s.target)}"
     if isinstance(s, ast.Delete):
         return f"delete {expr(s.target)}"
     if isinstance(s, ast.Decay):

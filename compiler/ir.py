@@ -125,6 +125,8 @@ class TOptional:
 @attrs.frozen(kw_only=True)
 class TList:
     inner: "Type"
+    # `list of T max N`: at most N items (a record field's list always has one)
+    bound: Optional[int] = None
 
 
 Type = Union[TInt, TBool, TText, TRatio, TAmount, TFrac, TTime, TDuration, TParty, TRecord,

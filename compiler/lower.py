@@ -63,7 +63,8 @@ def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]]
         elif decl.holds is not None and syms.assets[decl.holds].kind != "token":
             diags.error("E0401", f"a record can only hold a transferable token, and "
                                  f"`{decl.holds}` is a {syms.assets[decl.holds].kind}", decl.span)
-        records.append(ir.Record(name=q, fields=tuple(_fields(chk, decl.fields, scope)),
+        records.append(ir.Record(name=q, fields=tuple(_fields(chk, decl.fields, scope,
+                                                               record=True)),
                                  holds=decl.holds))
     for q, (decl, scope) in syms.functions.items():
         if hasattr(chk, "fn_" + decl.name) or decl.name in ("now", "clock", "true", "false",
@@ -194,7 +195,8 @@ def _const(chk: Checker, e: ast.Expr, env: Env) -> Any:
         return None
 
 
-def _fields(chk: Checker, fields: tuple, scope: ModuleScope) -> list[ir.Field]:
+def _fields(chk: Checker, fields: tuple, scope: ModuleScope,
+            record: bool = False) -> list[ir.Field]:
     out, seen = [], set()
     env = Env(scope=scope, in_handler=False)
     for f in fields:
@@ -203,6 +205,7 @@ def _fields(chk: Checker, fields: tuple, scope: ModuleScope) -> list[ir.Field]:
             continue
         seen.add(f.name)
         t, lo, hi = chk.type_of(f.type, env)
+        chk.check_list_type(f.type, t, field=record)
         default = chk.value_for(f, f.default, env, scope) if f.default is not None else None
         out.append(ir.Field(name=f.name, type=t, default=default, lo=lo, hi=hi))
     return out
@@ -309,6 +312,7 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
         params = []
         for p in decl.params:
             t, lo, hi = chk.type_of(p.type, env)
+            chk.check_list_type(p.type, t, field=False)
             if p.name in env.locals:
                 d.error("E0202", f"argument `{p.name}` is declared twice", p.span)
             env.locals[p.name] = t

@@ -204,6 +204,14 @@ class _Build(Transformer_NonRecursive):
     def list_type(self, meta, ch):
         return self._expr(ast.TypeRef(name=None, item=ch[0], span=self.sp(meta)), ch[0])
 
+    def bounded_list_type(self, meta, ch):
+        item, n = ch
+        text = str(n).replace("_", "")
+        # a bound that is not a whole number of sane size is reported by the checker (E0750)
+        bound = int(text) if text.isdigit() and len(text) <= 9 else -1
+        return self._expr(ast.TypeRef(name=None, item=item, span=self.sp(meta), bound=bound),
+                          item)
+
     # -- handlers --
     def handler(self, meta, ch):
         name, params, by, *ens, block = ch
@@ -421,6 +429,14 @@ class _Build(Transformer_NonRecursive):
 
     def delete_stmt(self, meta, ch):
         return ast.Delete(target=ch[0], span=self.sp(meta))
+
+    def push_stmt(self, meta, ch):
+        return ast.Push(value=ch[0], target=ch[1], span=self.sp(meta))
+
+    def remove_stmt(self, meta, ch):
+        if ch[1] is None:
+            return ast.Remove(value=None, target=ch[0], span=self.sp(meta))
+        return ast.Remove(value=ch[0], target=ch[1], span=self.sp(meta))
 
     def decay_stmt(self, meta, ch):
         return ast.Decay(asset=str(ch[0]), span=self.sp(meta))

@@ -53,6 +53,8 @@ STATUTORY_METHODS = ("largest_remainder", "dhondt", "sainte_lague", "adams", "de
 SPLIT_ORDERS = ("listed", "key", "weight")
 # The largest exponent of `pow` (constant, or the upper end of a declared range).
 MAX_POW = 256
+# the most items `list of T max N` may declare (state rows and verifier models stay small)
+MAX_LIST_BOUND = 1024
 # The longest numeric literal accepted (digits, not counting `_` and `.`).
 MAX_LITERAL_DIGITS = 60
 # The deepest statement nesting accepted (blocks inside blocks); expressions are
@@ -87,7 +89,7 @@ def show(t: Any) -> str:
     if isinstance(t, ir.TOptional):
         return show(t.inner) + "?"
     if isinstance(t, ir.TList):
-        return "list of " + show(t.inner)
+        return "list of " + show(t.inner) + (f" max {t.bound}" if t.bound is not None else "")
     if isinstance(t, TNone):
         return "none"
     names = {ir.TBool: "bool", ir.TText: "text", ir.TRatio: "ratio", ir.TTime: "time",
@@ -261,7 +263,9 @@ class Checker:
         """(IR type, lo, hi) of a written type."""
         if t.name is None:
             inner, _, _ = self.type_of(t.item, env)
-            return ir.TList(inner=inner), None, None
+            # an invalid bound is reported once, where the type is declared (check_list_type)
+            bound = t.bound if t.bound is not None and 1 <= t.bound <= MAX_LIST_BOUND else None
+            return ir.TList(inner=inner, bound=bound), None, None
         name = t.name
         lo = hi = None
         if name in BASE_TYPES:
@@ -418,9 +422,12 @@ class Checker:
                               f"`balance(p, {e.obj.id}[...])`")
             return self.err()
         obj = self.expr(e.obj, env)
+        if isinstance(obj.type, ir.TList):
+            return self.list_index(obj, e.index, e.span, env)
         if not isinstance(obj.type, TError):
             self.d.error("E0743", f"cannot index {show(obj.type)}", e.span,
-                         hint="`Token[key]` names a member of an asset family")
+                         hint="`xs[i]` is the item at position i of a list; `Token[key]` "
+                              "names a member of an asset family")
         return self.err()
 
     def x_Quantity(self, e: ast.Quantity, env: Env, member: Any = None,
@@ -1035,9 +1042,21 @@ class Checker:
         return ir.Builtin(name="sqrt", args=(args[0], ir.Const(value=d, type=INT)), type=RATIO)
 
     def fn_pow(self, e: ast.Call, env: Env) -> Any:
-        args = self._args(e, env, 2)
+        """``pow(x, n)`` exact; ``pow(x, n, d)``: each of the ``n`` products rounded down
+        to ``d`` decimals (a constant 0..18), as fixed-point contracts compute it."""
+        args = self._args(e, env, (2, 3))
         if args is None:
             return self.err()
+        if len(args) == 3:
+            d = self.constant(args[2], e.args[2].span)
+            if d is None:
+                return self.err()
+            if not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 18:
+                self.d.error("E0308", "the decimals of `pow` must be a whole number within "
+                                      "0..18", e.args[2].span,
+                             hint="pow(x, n, 18) rounds each step down to 18 decimals")
+                return self.err()
+            args[2] = ir.Const(value=d, type=INT)
         nt = args[1].type
         if not isinstance(nt, (ir.TInt, TError)):
             self.d.error("E0301", f"the exponent of `pow` is an int, not {show(nt)}",
@@ -1055,6 +1074,8 @@ class Checker:
         if not isinstance(t, (ir.TInt, ir.TRatio, TError)):
             self.d.error("E0301", f"`pow` raises ints or ratios, not {show(t)}", e.span,
                          hint="raise the ratio, then multiply the amount and round")
+        if len(args) == 3:
+            return ir.Builtin(name="pow", args=tuple(args), type=RATIO)
         return ir.Builtin(name="pow", args=tuple(args), type=base(t))
 
     def fn_ratio(self, e: ast.Call, env: Env) -> Any:
@@ -1094,6 +1115,126 @@ class Checker:
                                   f"{show(n.type)}", e.args[0].span)
             return self.err()
         return attrs.evolve(n, type=ir.TAmount(asset=asset, member=member))
+
+    # ------------------------------------------------------------ bounded lists
+    def check_list_type(self, t: ast.TypeRef, typ: Any, field: bool) -> None:
+        """Where a type is declared: a list bound is 1..MAX_LIST_BOUND; a record field's
+        list must have a bound (state stays bounded) and hold plain values."""
+        if t.item is None:
+            return
+        if t.bound is not None and not 1 <= t.bound <= MAX_LIST_BOUND:
+            self.d.error("E0750", f"a list holds 1 to {MAX_LIST_BOUND:,} items; "
+                                  f"`max` must be a whole number in that range", t.span)
+        elif field and t.bound is None:
+            self.d.error("E0751", "a list field needs a bound", t.span,
+                         hint=f"say how many items it may hold: "
+                              f"`list of {display.type_name(typ.inner)} max 16`")
+        if field and isinstance(typ, ir.TList) and isinstance(
+                typ.inner, (ir.TList, ir.TOptional, TFrac)):
+            self.d.error("E0752", f"a list field holds plain values, not {show(typ.inner)}",
+                         t.item.span, hint="keep the items in records of their own and "
+                                           "list their keys")
+        elif field and t.item.lo is not None:
+            self.d.error("E0752", "the items of a list field have no declared range",
+                         t.item.span, hint="check each item with `require` before `push`")
+
+    def list_field(self, target: ast.Expr, env: Env, verb: str) -> Any:
+        """The bounded list field ``R(k).f`` a statement changes, or None (reported)."""
+        x = self.expr(target, env)
+        if isinstance(x, ir.RecordField) and isinstance(x.type, ir.TList) and \
+                x.type.bound is not None:
+            return x
+        if not isinstance(x.type, TError):
+            self.d.error("E0753", f"`{verb}` changes a list field of a record, not "
+                                  f"{show(x.type)}", target.span,
+                         hint="declare the field as `list of T max N` and name it as "
+                              "`R(key).field`")
+        return None
+
+    def list_item(self, lst: Any, t: Any, value: ast.Expr, env: Env, verb: str) -> Any:
+        v = self.expr(value, env)
+        if isinstance(v.type, TFrac):
+            self.d.error("E0303", f"this {v.type.asset} amount may be fractional", value.span,
+                         hint="state the rounding: floor(...), ceil(...) or round(...)")
+        elif not compatible(t.inner, v.type) or isinstance(v.type, TNone):
+            self.d.error("E0301", f"cannot {verb} {show(v.type)} "
+                                  f"{'to' if verb == 'push' else 'from'} a list of "
+                                  f"{show(t.inner)}", value.span)
+        return v
+
+    def s_Push(self, s: ast.Push, env: Env) -> Any:
+        f = self.list_field(s.target, env, "push")
+        if f is None:
+            self.expr(s.value, env)
+            return None
+        v = self.list_item(f, f.type, s.value, env, "push")
+        grown = ir.Builtin(name="push", args=(f, v), type=f.type, extra=(str(f.type.bound),))
+        return ir.SetField(record=f.record, key=f.key, field=f.field, value=grown, span=s.span)
+
+    def s_Remove(self, s: ast.Remove, env: Env) -> Any:
+        if s.value is None:
+            target = s.target
+            index_node = getattr(ast, "Index", None)
+            if index_node is None or not isinstance(target, index_node):
+                self.d.error("E0753", "`remove` takes an item: `remove x from R(k).f` or "
+                                      "`remove R(k).f[i]`", target.span)
+                return None
+            f = self.list_field(target.obj, env, "remove")
+            i = self.expr(target.index, env)
+            if not isinstance(i.type, (ir.TInt, TError)):
+                self.d.error("E0301", f"a list index is an int, not {show(i.type)}",
+                             target.index.span)
+            if f is None:
+                return None
+            shorter = ir.Builtin(name="drop", args=(f, i), type=f.type)
+        else:
+            f = self.list_field(s.target, env, "remove")
+            if f is None:
+                self.expr(s.value, env)
+                return None
+            v = self.list_item(f, f.type, s.value, env, "remove")
+            shorter = ir.Builtin(name="without", args=(f, v), type=f.type)
+        return ir.SetField(record=f.record, key=f.key, field=f.field, value=shorter, span=s.span)
+
+    def list_index(self, obj: Any, index: ast.Expr, span: Span, env: Env) -> Any:
+        """``xs[i]``: the item at position ``i`` (from 0) of a list value."""
+        i = self.expr(index, env)
+        if not isinstance(i.type, (ir.TInt, TError)):
+            self.d.error("E0301", f"a list index is an int, not {show(i.type)}", index.span)
+        if not isinstance(obj.type, ir.TList):
+            return self.err()
+        return ir.Builtin(name="item", args=(obj, i), type=obj.type.inner)
+
+    def fit_list(self, want: Any, v: Any, span: Span) -> Any:
+        """A list value stored in a field of at most ``want.bound`` items: a longer
+        literal is an error here; a value that may be longer is checked when the event runs
+        (``fit`` rejects it)."""
+        if not (isinstance(want, ir.TList) and want.bound is not None
+                and isinstance(v.type, ir.TList)):
+            return v
+        if isinstance(v, ir.ListLit):
+            if len(v.items) > want.bound:
+                self.d.error("E0754", f"a list of {len(v.items)} items does not fit a field "
+                                      f"of at most {want.bound}", span)
+            return attrs.evolve(v, type=want)
+        if v.type.bound is not None and v.type.bound <= want.bound:
+            return v
+        return ir.Builtin(name="fit", args=(v,), type=want, extra=(str(want.bound),))
+
+    def fn_contains(self, e: ast.Call, env: Env) -> Any:
+        """``contains(xs, x)``: whether the list holds an item equal to ``x``."""
+        args = self._args(e, env, 2)
+        if args is None:
+            return self.err()
+        lst, v = args
+        if isinstance(lst.type, ir.TList):
+            if not compatible(lst.type.inner, v.type) or isinstance(v.type, TNone):
+                self.d.error("E0301", f"a list of {show(lst.type.inner)} never holds "
+                                      f"{show(v.type)}", e.args[1].span)
+        elif not isinstance(lst.type, TError):
+            self.d.error("E0301", f"`contains` takes a list, not {show(lst.type)}",
+                         e.args[0].span)
+        return ir.Builtin(name="contains", args=(lst, v), type=BOOL)
 
     def fn_len(self, e: ast.Call, env: Env) -> Any:
         args = self._args(e, env, 1)
@@ -1768,6 +1909,8 @@ class Checker:
                         scope=scope, in_handler=False), scope)))
                 elif isinstance(ftype, ir.TOptional):
                     out.append((f.name, ir.Const(value=None, type=ftype)))
+                elif isinstance(ftype, ir.TList):
+                    out.append((f.name, ir.ListLit(items=(), type=ftype)))  # starts empty
                 else:
                     self.d.error("E0208", f"field `{f.name}` of `{decl.name}` is not set", span,
                                  hint=f"add `{f.name} = ...` or give the field a default")
@@ -1776,6 +1919,8 @@ class Checker:
 
     def value_for(self, f: ast.FieldDecl, value: Any, env: Env, scope: ModuleScope) -> Any:
         ftype, lo, hi = self.type_of(f.type, Env(scope=scope, in_handler=False))
+        if isinstance(value, ast.ListLit) and not value.items and isinstance(ftype, ir.TList):
+            return ir.ListLit(items=(), type=ftype)  # `[]`: the field's own item type
         v = self.expr(value, env)
         if isinstance(v.type, TFrac):
             self.d.error("E0303", f"this {unit_name(v.type)} amount may be fractional", value.span,
@@ -1789,7 +1934,7 @@ class Checker:
                          value.span)
         if isinstance(v.type, TNone):
             v = ir.Const(value=None, type=ftype)
-        return v
+        return self.fit_list(ftype, v, value.span)
 
     def s_SetField(self, s: ast.SetField, env: Env) -> Any:
         obj = s.target.obj

@@ -107,6 +107,51 @@ _CMP = {
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
+# ---------------------------------------------------------------- bounded lists
+# A list value is a tuple; a field's list is replaced as a whole (nothing half-done: each
+# function either returns the new tuple or rejects before anything changed).
+
+
+def list_item(items: tuple, i: int) -> Any:
+    """``xs[i]``: the item at position ``i``, counted from 0."""
+    if not 0 <= i < len(items):
+        raise Rejected("index_out_of_range",
+                       f"index {i} is outside the list of {len(items)} items")
+    return items[i]
+
+
+def list_push(items: tuple, x: Any, bound: int) -> tuple:
+    """``push x to ...``: ``x`` appended; a list already holding ``bound`` items rejects."""
+    if len(items) >= bound:
+        raise Rejected("list_full", f"the list is full ({bound} items)")
+    return items + (x,)
+
+
+def list_drop(items: tuple, i: int) -> tuple:
+    """``remove xs[i]``: the item at ``i`` taken out; later items move up one (order kept)."""
+    if not 0 <= i < len(items):
+        raise Rejected("index_out_of_range",
+                       f"index {i} is outside the list of {len(items)} items")
+    return items[:i] + items[i + 1:]
+
+
+def list_without(items: tuple, x: Any) -> tuple:
+    """``remove x from ...``: the first item equal to ``x`` taken out (order kept)."""
+    for i, y in enumerate(items):
+        if y == x:
+            return items[:i] + items[i + 1:]
+    raise Rejected("not_in_list", f"{show(x)} is not in the list")
+
+
+def list_fit(items: tuple, bound: int) -> tuple:
+    """A list stored in a field of at most ``bound`` items."""
+    if len(items) > bound:
+        raise Rejected("list_too_long",
+                       f"a list of {len(items)} items does not fit (at most {bound})")
+    return items
+
+
+
 class Compiler:
     def __init__(self, policy: ir.Policy):
         self.policy = policy
@@ -1126,11 +1171,32 @@ class Compiler:
                     raise Rejected(err.code, err.message) from None
 
             return sqrt
+        if name == "pow" and len(args) == 3:
+            base, exp, places = args[0], args[1], x.args[2].value
+            return lambda e: _norm(sem.ipow_steps(base(e), exp(e), places))
         if name == "pow":
             base, exp = args
             return lambda e: _norm(sem.ipow(base(e), exp(e)))
         if name == "len":
             return lambda e: len(one(e))
+        if name == "item":
+            two = args[1]
+            return lambda e: list_item(one(e), two(e))
+        if name == "push":
+            two, bound = args[1], int(extra[0])
+            return lambda e: list_push(one(e), two(e), bound)
+        if name == "drop":
+            two = args[1]
+            return lambda e: list_drop(one(e), two(e))
+        if name == "without":
+            two = args[1]
+            return lambda e: list_without(one(e), two(e))
+        if name == "fit":
+            bound = int(extra[0])
+            return lambda e: list_fit(one(e), bound)
+        if name == "contains":
+            two = args[1]
+            return lambda e: two(e) in one(e)
         if name == "is_some":
             return lambda e: one(e) is not None
         if name == "is_none":

@@ -156,6 +156,7 @@ class Runtime:
         time_source: Optional[Callable[[], Any]] = None,
         self_register: bool = False,
         max_timer_firings: Optional[int] = None,
+        load_state: bool = True,
     ):
         if max_timer_firings is None:
             max_timer_firings = MAX_TIMER_FIRINGS
@@ -240,8 +241,14 @@ class Runtime:
         self.head = self.genesis
         self.seq = 0
         self.clock: Optional[int] = None
-        for kind, key, value in self.store.rows():
-            self.state.load_row(kind, key, value)
+        # load_state=False: a reader of the stored rows and journal alone (ledger commands,
+        # audit, replay), whose memory must not grow with the state; it cannot settle
+        self.state_loaded = load_state
+        if load_state:
+            for kind, key, value in self.store.rows():
+                self.state.load_row(kind, key, value)
+        else:
+            self.broken = "this runtime was opened without its state (for reading the ledger)"
         # a store that looks ids up itself (a ledger file's index) is asked per event; others
         # give their ids once.  Either way opening reads the newest entry, not every entry.
         if hasattr(self.store, "has_event"):
@@ -727,8 +734,11 @@ class Runtime:
     # ================================================================ queries
 
     def balances(self, include_zero: bool = False) -> dict[str, int]:
-        """Every account's balance (supply accounts are minus the supply)."""
-        return {a: b for a, b in sorted(self.state.balances.items()) if b or include_zero}
+        """Every account's balance (supply accounts are minus the supply).  A runtime opened
+        without its state reads them from the store's balance rows."""
+        rows = sorted(self.state.balances.items()) if self.state_loaded else \
+            self.store.kind_rows("balance")
+        return {a: b for a, b in rows if b or include_zero}
 
     def balance(self, account: str, asset: Optional[str] = None) -> int:
         """``balance("alice", "Credit")``, ``balance("commons")`` (a pool), or an account name."""
@@ -870,7 +880,7 @@ class Runtime:
 
     def _audit(self) -> AuditReport:
         if self.store.persistent:
-            stored = {k: v for kind, k, v in self.store.rows() if kind == "balance"}
+            stored = dict(self.store.kind_rows("balance"))
         else:
             stored = dict(self.state.balances)
         report = audit_rows(self.store.journal(), self.genesis, stored,
@@ -881,7 +891,7 @@ class Runtime:
             self.store.journal(), self.genesis, self.same_signed_args, self.key_handler
         )
         problems += sig_problems
-        if self.store.persistent:
+        if self.store.persistent and self.state_loaded:
             live = {k: v for k, v in self.state.balances.items()}
             for acc in sorted(set(live) | set(stored)):
                 if live.get(acc, 0) != stored.get(acc, 0):

@@ -983,6 +983,43 @@ class Interpreter:
                     break
         return winner
 
+    @staticmethod
+    def list_builtin(name: str, x: ir.Builtin, arg: Any) -> Any:
+        """Bounded lists (docs: "Bounded list fields"): a list is a tuple, positions count
+        from 0; every change gives a new tuple or rejects, so a field is never half-changed."""
+        items = arg(0)
+        if name == "fit":
+            bound = int(x.extra[0])
+            if len(items) > bound:
+                raise Rejected("list_too_long",
+                               f"a list of {len(items)} items does not fit (at most {bound})")
+            return items
+        other = arg(1)
+        if name == "contains":
+            return any(y == other for y in items)
+        if name == "push":
+            bound = int(x.extra[0])
+            if len(items) >= bound:
+                raise Rejected("list_full", f"the list is full ({bound} items)")
+            return (*items, other)
+        if name == "without":
+            kept, found = [], False
+            for y in items:
+                if not found and y == other:
+                    found = True
+                    continue
+                kept.append(y)
+            if not found:
+                raise Rejected("not_in_list", f"{show(other)} is not in the list")
+            return tuple(kept)
+        # item / drop: a position from 0 to len - 1
+        if other < 0 or other >= len(items):
+            raise Rejected("index_out_of_range",
+                           f"index {other} is outside the list of {len(items)} items")
+        if name == "item":
+            return items[other]
+        return tuple(y for j, y in enumerate(items) if j != other)
+
     def x_Builtin(self, x: ir.Builtin, env: Any) -> Any:
         name, extra = x.name, x.extra
 
@@ -1036,9 +1073,16 @@ class Interpreter:
             base, n = arg(0), arg(1)
             if n < 0:
                 raise Rejected("negative_power", f"pow with a negative exponent ({n})")
+            if len(x.args) == 3:  # each of the n products rounded down to d decimals
+                scale, out = 10 ** arg(2), Fraction(1)
+                for _ in range(n):
+                    out = Fraction(math.floor(out * base * scale), scale)
+                return whole(out)
             return whole(base**n)
         if name == "len":
             return len(arg(0))
+        if name in ("item", "push", "drop", "without", "fit", "contains"):
+            return self.list_builtin(name, x, arg)
         if name == "is_some":
             return arg(0) is not None
         if name == "is_none":

@@ -71,7 +71,8 @@ from .store import LedgerIntegrityError, NotALedgerError, StoreError
 # chain hashes kept at anchors only; 5: entries packed without seq/id, compact state rows
 SCHEMA_VERSION = 5
 MIGRATABLE = (2, 3, 4)
-# state values are not hashed; records keep their (deterministic) field order
+# state values are not hashed; records keep their (deterministic) field order.
+# row_json(value) is the text a state row keeps for a value (State.value_of's).
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _record_json = None  # live record -> its row text, when the C encoder is there
 if c_make_encoder is not None:  # the same encoding through one C encoder, made once
@@ -174,6 +175,26 @@ class ChangeBuffer:
             return self.meta()
         except StoreError:
             return {}
+
+    _KINDS = ("balance", "record", "role", "right", "meta")
+
+    def kind_rows(self, kind: str) -> Iterator[tuple[str, Any]]:
+        """``(key, value)`` of the stored state rows of one kind, in key order, streamed from
+        the primary key (``ledger balances`` reads the balances without loading a state)."""
+        if kind not in self._KINDS:
+            raise ValueError(f"unknown state row kind {kind!r}")
+        for key, value in self._scan(  # type: ignore[attr-defined]
+            f"SELECT key, value FROM state WHERE kind = '{kind}' ORDER BY key"
+        ):
+            try:
+                yield key, json.loads(value)
+            except (ValueError, TypeError, RecursionError):
+                raise StoreError(f"{self.path}: state row {kind} {key} is corrupt") from None
+
+    def state_texts(self) -> Iterator[tuple[str, str, str]]:
+        """Every stored state row as ``(kind, key, value text)``, in no particular order
+        (replay compares them with the state it rebuilt, one at a time)."""
+        return self._scan("SELECT kind, key, value FROM state")  # type: ignore[attr-defined]
 
     def journal_page(self, after: int, limit: int) -> list[JournalRow]:
         """Up to ``limit`` journal rows with ``seq > after``, in order (paged reads, ``charter
@@ -952,3 +973,9 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
                 "head": head, "backup": str(backup), "migrated": True}
     finally:
         lock.release()
+
+
+def row_json(value: Any) -> str:
+    """The text a store keeps for a state row's JSON value (``State.value_of``'s): what replay
+    compares a stored row with, byte for byte."""
+    return _dumps(value)

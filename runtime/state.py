@@ -517,6 +517,11 @@ class State:
         elif kind == "meta":
             self.meta[key] = value if type(value) is int else from_json_value(value["v"])
 
+    def row_count(self) -> int:
+        """How many rows :meth:`rows` gives (without making them)."""
+        return (len(self.balances) + sum(map(len, self.records.values()))
+                + sum(map(len, self.roles.values())) + len(self.rights) + len(self.meta))
+
     def rows(self) -> Iterable[tuple[str, str, Any]]:
         """Every stored row of the whole state (for snapshots and comparisons)."""
         for acc in sorted(self.balances):

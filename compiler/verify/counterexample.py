@@ -15,7 +15,7 @@ from .model import HandlerModel, State
 from .naming import _category, _plain, _plain_extra, _show, collect_ints, describe_read, Namer
 from .scenario import scenario
 from .solver import _eval
-from .terms import Opt
+from .terms import Opt, SList
 
 
 def _record_fields(
@@ -32,8 +32,16 @@ def _record_fields(
         return {"exists": False}
     fields: dict[str, Any] = {"exists": True}
     for f in rec.fields:
+        if isinstance(f.type, ir.TList) and f.type.bound is not None:
+            # a list field: its length and one array per position (see Encoder.field)
+            base = f"{rec.name}!{f.name}"
+            term: Any = SList([z3.Select(state.get(f"lsti!{base}!{i}"), k)
+                               for i in range(f.type.bound)],
+                              z3.Select(state.get(f"lst!{base}"), k))
+            fields[f.name] = _show(_plain(model, term, f.type, namer, policy), f.type, policy)
+            continue
         val = z3.Select(state.get(f"fld!{rec.name}!{f.name}"), k)
-        term: Any = val
+        term = val
         if isinstance(f.type, ir.TOptional):
             term = Opt(z3.Select(state.get(f"some!{rec.name}!{f.name}"), k), val)
         fields[f.name] = _show(_plain(model, term, f.type, namer, policy), f.type, policy)

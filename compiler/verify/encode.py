@@ -129,7 +129,7 @@ class Encoder:
             kind = name.split("!")[0]
             full = f"pre!{name}"
             if self.shared.get("init") and kind in ("live", "escrow", "stake", "right", "supply",
-                                                    "fescrow"):
+                                                    "fescrow", "lst"):
                 # the initial state of a trace: no records (so no escrows), no stakes or
                 # rights; party and pool balances and role members are the `given` setup
                 if kind == "live":
@@ -164,6 +164,11 @@ class Encoder:
                 v = z3.Array(full, z3.IntSort(), z3.IntSort(), z3.BoolSort())
             elif kind in ("fld", "attr"):
                 v = z3.Array(full, z3.IntSort(), self._component_sort(name))
+            elif kind == "lst":  # a list field's length, by record key
+                v = z3.Array(full, z3.IntSort(), z3.IntSort())
+            elif kind == "lsti":  # a list field's item at one position, by record key
+                inner = self._field_type(*name.split("!")[1:3]).inner
+                v = z3.Array(full, z3.IntSort(), sort_of(inner))
             else:  # pragma: no cover - internal naming error
                 raise AssertionError(name)
             self.pre_components[name] = v
@@ -578,9 +583,27 @@ class Encoder:
         name = f"live!{record}"
         state.set(name, z3.Store(state.get(name), key, value))
 
+    LIST_MODEL_LIMIT = 16  # list fields of more items are reported unknown (not modelled)
+
+    def list_type(self, t: ir.TList) -> int:
+        if t.bound is None:
+            raise Unsupported("a list field without a bound")
+        if t.bound > self.LIST_MODEL_LIMIT:
+            raise Unsupported(f"a list field of up to {t.bound} items is not modelled "
+                              f"(at most {self.LIST_MODEL_LIMIT})")
+        return t.bound
+
     def field(self, state: State, record: str, key: Any, field: str, guard: Any) -> Any:
         self.require(guard, self.live(state, record, key))
         t = self._field_type(record, field)
+        if isinstance(t, ir.TList):
+            # a list field: its length and one array per position (exactly `bound` of them)
+            bound = self.list_type(t)
+            base = f"{record}!{field}"
+            pre_n = z3.Select(self.pre_component(f"lst!{base}"), key)
+            self.assumptions += [pre_n >= 0, pre_n <= bound]  # every stored list fits
+            items = [z3.Select(state.get(f"lsti!{base}!{i}"), key) for i in range(bound)]
+            return SList(items, z3.Select(state.get(f"lst!{base}"), key))
         val = z3.Select(state.get(f"fld!{record}!{field}"), key)
         if isinstance(t, ir.TOptional):
             return Opt(z3.Select(state.get(f"some!{record}!{field}"), key), val)
@@ -589,6 +612,21 @@ class Encoder:
     def set_field(self, state: State, record: str, key: Any, field: str, v: Any) -> None:
         t = self._field_type(record, field)
         name = f"fld!{record}!{field}"
+        if isinstance(t, ir.TList):
+            bound = self.list_type(t)
+            if not isinstance(v, SList):
+                raise Unsupported("a list field set to a value that is not a list")
+            base = f"{record}!{field}"
+            state.set(f"lst!{base}", z3.Store(state.get(f"lst!{base}"), key, v.n))
+            real = sort_of(t.inner) == z3.RealSort()
+            for i in range(bound):
+                comp = f"lsti!{base}!{i}"
+                # positions past the value's items are unused (past its length): keep them
+                item = v.items[i] if i < len(v.items) else z3.Select(state.get(comp), key)
+                if real and z3.is_int(item):
+                    item = z3.ToReal(item)
+                state.set(comp, z3.Store(state.get(comp), key, item))
+            return
         if isinstance(t, ir.TOptional):
             v = v if isinstance(v, Opt) else Opt(z3.BoolVal(True), v)
             sn = f"some!{record}!{field}"
@@ -1227,6 +1265,49 @@ class Encoder:
             out.append(z3.Implies(z3.And(a >= 0, bsum <= one, *nonneg), psum <= a))
         return out
 
+    def list_builtin(self, e: ir.Builtin, args: list, guard: Any) -> Any:
+        """Bounded lists, exactly as the runtime does them: positions from 0, an item taken
+        out moves the later ones up, each failure (full, out of range, absent) rejects."""
+        lst = args[0]
+        if not isinstance(lst, SList):
+            raise Unsupported(f"{e.name} of a list value that is not modelled")
+        items, n = list(lst.items), lst.n
+        if e.name == "fit":
+            bound = int(e.extra[0])
+            self.require(guard, n <= bound)
+            return SList(items[:bound], n)
+        x = args[1]
+        if e.name == "contains":
+            return z3.Or(z3.BoolVal(False), *[z3.And(j < n, _eq(y, x))
+                                              for j, y in enumerate(items)])
+        if e.name == "push":
+            bound = int(e.extra[0])
+            self.require(guard, n < bound)
+            if not items:
+                raise Unsupported("push to a list of no modelled items")
+            if z3.is_int(x) and z3.is_real(items[0]):
+                x = z3.ToReal(x)
+            return SList([z3.If(n == j, x, y) for j, y in enumerate(items)], n + 1)
+        if e.name == "without":
+            hits = [z3.And(j < n, _eq(y, x)) for j, y in enumerate(items)]
+            self.require(guard, z3.Or(z3.BoolVal(False), *hits))
+            # the position of the first equal item
+            i = z3.IntVal(len(items))
+            for j in range(len(items) - 1, -1, -1):
+                i = z3.If(hits[j], j, i)
+        else:  # item / drop
+            i = x
+            self.require(guard, z3.And(i >= 0, i < n))
+            if e.name == "item":
+                if not items:
+                    raise Unsupported("index into a list of no modelled items")
+                out = items[-1]
+                for j in range(len(items) - 2, -1, -1):
+                    out = ite(i == j, items[j], out)
+                return out
+        moved = [ite(j >= i, items[j + 1], items[j]) for j in range(len(items) - 1)]
+        return SList(moved + items[-1:], n - 1)
+
     def builtin(self, e: ir.Builtin, env: dict, state: State, guard: Any) -> Any:
         name = e.name
         if name in ("balance",):
@@ -1325,6 +1406,9 @@ class Encoder:
                                           y < z3.ToReal((r + 1) * (r + 1))))
             )
             return z3.ToReal(r) / scale
+        if name == "pow" and len(e.args) == 3:
+            return self.pow_bounded(to_real(args[0]), args[1], e.args[1],
+                                    places=int(e.args[2].value))
         if name == "pow":
             x = args[0]
             n = e.args[1]
@@ -1340,13 +1424,18 @@ class Encoder:
         if name == "len":
             v = args[0]
             return v.n if isinstance(v, SList) else z3.IntVal(0)
+        if name in ("item", "push", "drop", "without", "fit", "contains"):
+            return self.list_builtin(e, args, guard)
         raise Unsupported(f"builtin {name}")
 
-    def pow_bounded(self, x: Any, n: Any, n_ir: Any) -> Any:
+    def pow_bounded(self, x: Any, n: Any, n_ir: Any, places: Optional[int] = None) -> Any:
         """``x ** n`` for an exponent known to lie in a declared range ``lo..hi``: the
-        power for each possible exponent, chosen by ``n`` (exact, like the runtime)."""
+        power for each possible exponent, chosen by ``n`` (exact, like the runtime).  With
+        ``places``, each product is rounded down to that many decimals (``pow(x, n, d)``)."""
         t = getattr(n_ir, "type", None)
-        if not isinstance(t, ir.TInt) or t.lo is None or t.hi is None:
+        if isinstance(n_ir, ir.Const) and isinstance(n_ir.value, int):
+            lo_hi: Any = (n_ir.value, n_ir.value)
+        elif not isinstance(t, ir.TInt) or t.lo is None or t.hi is None:
             lo_hi = static_range(n_ir)
             if lo_hi is None:
                 raise Unsupported("pow with an exponent of no declared range")
@@ -1356,7 +1445,11 @@ class Encoder:
         one = z3.RealVal(1) if z3.is_real(x) else z3.IntVal(1)
         powers = [one]
         for _ in range(hi):
-            powers.append(powers[-1] * x)
+            if places is None:
+                powers.append(powers[-1] * x)
+            else:
+                scale = 10**places
+                powers.append(z3.ToReal(z3.ToInt(powers[-1] * x * scale)) / scale)
         out = powers[hi]
         for k in range(hi - 1, lo - 1, -1):
             out = z3.If(n == k, powers[k], out)
