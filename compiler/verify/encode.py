@@ -1044,9 +1044,10 @@ class Encoder:
             amount,
         )
         self.last_split_scaled = (None, None)
+        active = z3.And(guard, z3.And(*valid))
+        n_defs = len(self.assumptions)
         shares, leftover, total, rest = _split_shares(
-            self, z3.And(guard, z3.And(*valid)), s.method, amount, weights, included, n, mn, cap,
-            s.minimum_rule,
+            self, active, s.method, amount, weights, included, n, mn, cap, s.minimum_rule,
         )
         info = SplitInfo(
             guard,
@@ -1065,6 +1066,8 @@ class Encoder:
             cap,
             sdesc,
             *self.last_split_scaled,
+            active=active,
+            defs=self.assumptions[n_defs:],
         )
         self.splits.append(info)
         # postings: each included recipient's share leaves the source
