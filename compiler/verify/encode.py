@@ -381,6 +381,8 @@ class Encoder:
         for a party's own account (``bal!Asset``), else 0."""
         if comp.startswith("bal!"):
             a = self._assets.get(comp[4:])
+            if a is not None and a.credit_param is not None:
+                return -self.params[a.credit_param]  # a parameter's line: symbolic
             if a is not None and a.credit:
                 return -a.credit
         return 0
@@ -945,7 +947,8 @@ class Encoder:
                 okind,
                 span,
                 f"`{kind}` takes more than the source holds"
-                + (f" (with its credit line of {-line})" if line else ""),
+                + (f" (with its credit line of {-line})" if isinstance(line, int) and line
+                   else " (with its credit line)" if not isinstance(line, int) else ""),
                 sdesc,
                 skind,
                 sidx,
