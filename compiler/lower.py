@@ -525,7 +525,8 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
             steps.append(ir.GivenRole(party=pv, role=s.name, attrs=attrs_out, span=s.span))
         elif s.kind == "given_funds":
             amount, asset = chk.amount(s.expr, env)
-            acc = chk.account(s.target, env, asset)
+            acc = chk.account(s.target, env, asset,
+                              member=getattr(amount.type, "member", None)) if asset else None
             value = _payload(chk, amount, s.expr.span)
             if acc is not None and isinstance(value, int):
                 steps.append(ir.GivenFunds(amount=value, account=acc, span=s.span))
@@ -587,7 +588,13 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
                                 "its arguments: " + ", ".join(params) if params else
                                 "it takes no arguments"))
                     continue
-                x = chk.expr(a.value, env)
+                fam = p.type.asset if isinstance(p.type, ir.TAmount) and \
+                    p.type.member is not None else None
+                chk.declaring = fam  # `amount = 5 Token` is fine: `sym` says the member
+                try:
+                    x = chk.expr(a.value, env)
+                finally:
+                    chk.declaring = None
                 want = p.type
                 if isinstance(want, ir.TAmount) and isinstance(x.type, ir.TAmount):
                     # an event carries a family amount as a count of minor units: its member

@@ -713,12 +713,22 @@ class Compiler:
     def s_Delete(self, s: ir.Delete):
         key, r = self.expr(s.key), s.record
         holds = self.records[r].holds if r in self.records else None
+        family = holds is not None and self.assets.get(holds) is not None and \
+            self.assets[holds].family is not None
 
         def delete(e: Env) -> None:
             k = key(e)
             if k not in e.st.records[r]:
                 raise Rejected("missing_record", f"no {r} with key {show(k)}", s.span)
-            if holds is not None:
+            if family:
+                # one escrow per member of the family: every one of them must be empty
+                prefix = escrow_account(r, k, holds + "[")
+                for acc, left in sorted(e.st.balances.items()):
+                    if left and acc.startswith(prefix):
+                        raise Rejected("record_holds_value", f"{r} {k!r} still holds {left} "
+                                                             f"{acc[len(prefix) - len(holds) - 1:]}",
+                                       s.span)
+            elif holds is not None:
                 left = e.st.balances.get(escrow_account(r, k, holds), 0)
                 if left:
                     # deleting would strand value no account could ever reach again

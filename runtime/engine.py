@@ -648,6 +648,7 @@ class Runtime:
             # the heap's entries due by `now`, visiting only those (and their children)
             heap = st.heaps[h.name]
             recs = st.records[h.record]
+            size, field, fired = len(heap), h.field, st.fired_key(h.name, "")
             stack = [0] if heap else []
             visits = 0
             while stack and n <= limit and visits <= 4 * limit + 64:
@@ -657,13 +658,13 @@ class Runtime:
                     continue  # its whole subtree is later
                 visits += 1
                 rec = recs.get(key)
-                if (
-                    rec is not None
-                    and rec.get(h.field) == due
-                    and meta.get(st.fired_key(h.name, key)) != due
-                ):
+                if rec is not None and rec.get(field) == due and meta.get(fired + key) != due:
                     n += 1
-                stack.extend(j for j in (2 * i + 1, 2 * i + 2) if j < len(heap))
+                j = 2 * i + 1  # its children, left first
+                if j < size:
+                    stack.append(j)
+                    if j + 1 < size:
+                        stack.append(j + 1)
         return n
 
     def fire_timers(self, now: int, out: list[dict], limit: Optional[int] = None) -> None:

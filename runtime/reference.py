@@ -735,7 +735,16 @@ class Interpreter:
         if k not in env.st.records[s.record]:
             raise Rejected("missing_record", f"no {s.record} with key {show(k)}", s.span)
         holds = self.records[s.record].holds
-        if holds is not None:
+        if holds is not None and self.assets[holds].family is not None:
+            # a record holding a family has an escrow per member: all must be empty
+            start = f"escrow:{s.record}:{k}:"
+            for acc in sorted(env.st.balances):
+                left = env.st.balances[acc]
+                if left and acc.startswith(start) and acc[len(start):].startswith(holds + "["):
+                    raise Rejected("record_holds_value",
+                                   f"{s.record} {k!r} still holds {left} {acc[len(start):]}",
+                                   s.span)
+        elif holds is not None:
             left = env.st.balances.get(escrow_account(s.record, k, holds), 0)
             if left:  # deleting it would strand value that no account could reach again
                 raise Rejected(

@@ -18,7 +18,7 @@ from .prepare import Prepared
 from .replay import REFUSAL_CODES, Refusal
 from .result import GUARD, PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .search import _attach_trace, _trace_note, replayed_status
-from .solver import Session, solve_m, solve_sat
+from .solver import Session, solve_m, solve_sat, solve_split
 
 
 def check_handler(
@@ -234,9 +234,9 @@ def check_handler(
     else:
         status, msg, cex, span = PROVED, BUILTIN["rounding"], None, h.span
         for sp in m.splits:
-            conds = _rounding_conds(sp)
-            r, model = solve_m(
-                base + [applied, sp.guard, z3.Not(z3.And(*conds))], m, opts.limits
+            violated = z3.Not(z3.And(*_rounding_conds(sp)))
+            r, model = solve_split(
+                sp, violated, base + [applied, sp.guard, violated], m, opts.limits
             )
             if r == "sat":
                 cex = counterexample(
