@@ -259,6 +259,8 @@ class Runtime:
         # give their ids once.  Either way opening reads the newest entry, not every entry.
         if hasattr(self.store, "has_event"):
             self.applied_ids = _StoredIds(self.store)
+        elif hasattr(self.store, "applied_ids"):  # the in-memory store's own set, shared
+            self.applied_ids = self.store.applied_ids()
         else:
             self.applied_ids.update(self.store.event_ids())
         last = self.store.last_row()
