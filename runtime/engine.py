@@ -205,13 +205,19 @@ class Runtime:
         meta = self.store.meta()
         if meta:
             fp = policy_fingerprint(policy)
+            where = getattr(self.store, "path", None)
+            where = f"{where}: " if where else ""
             if meta.get("fingerprint") != fp:
                 raise StoreError(
-                    f"this ledger belongs to policy {meta.get('policy_name')!r} "
+                    f"{where}this ledger belongs to policy {str(meta.get('policy_name'))[:80]!r} "
                     f"(fingerprint {str(meta.get('fingerprint'))[:12]}...), "
                     f"not {policy.name!r} ({fp[:12]}...)"
                 )
-            stored_params = {k: _decode_param(v) for k, v in meta.get("params", {}).items()}
+            recorded = meta.get("params", {})
+            if not isinstance(recorded, dict):
+                raise StoreError(f"{where}the ledger's recorded parameters are unreadable "
+                                 "(the file is damaged or was edited)")
+            stored_params = {k: _decode_param(v) for k, v in recorded.items()}
             if params:
                 wanted = resolve_params(policy, params)
                 if wanted != stored_params:
@@ -254,6 +260,8 @@ class Runtime:
         # give their ids once.  Either way opening reads the newest entry, not every entry.
         if hasattr(self.store, "has_event"):
             self.applied_ids = _StoredIds(self.store)
+        elif hasattr(self.store, "applied_ids"):  # the in-memory store's own set, shared
+            self.applied_ids = self.store.applied_ids()
         else:
             self.applied_ids.update(self.store.event_ids())
         last = self.store.last_row()
