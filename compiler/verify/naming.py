@@ -204,7 +204,14 @@ def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[set] = None
             if isinstance(v, int):
                 ints.add((v, cat))
     for comp, idx in enc.balance_reads:
-        if idx is not None:
+        parts = family_parts(enc, comp, idx)
+        if parts is not None:  # an account of an asset family: its holder and member
+            holder, member, _ = parts
+            if holder is not None:
+                ints.add((_eval(model, holder),
+                          "party" if comp.split("!")[0] in ("bal", "stake") else "key"))
+            ints.add((_eval(model, member), "key"))
+        elif idx is not None:
             ints.add(
                 (_eval(model, idx), "party" if comp.split("!")[0] in ("bal", "stake") else "key")
             )
@@ -224,6 +231,44 @@ def _plain_extra(model: z3.ModelRef, v: Any, namer: Namer) -> Any:
         r = _eval(model, v)
         return str(r) if isinstance(r, Fraction) else r
     return v
+
+
+def family_parts(enc: Any, comp: str, idx: Any) -> Optional[tuple]:
+    """``(holder term or None, member term, family)`` of an account of a member of an asset
+    family (see :meth:`Encoder.family_account`), None for any other account."""
+    kind = comp.split("!")[0]
+    if kind in ("fpool", "fsupply"):
+        return None, idx, comp.split("!")[-1] if kind == "fsupply" else None
+    if idx is not None and hasattr(idx, "get_id"):
+        return getattr(enc, "family_parts", {}).get(idx.get_id())
+    return None
+
+
+def describe_read(enc: Any, model: z3.ModelRef, comp: str, idx: Any, namer: Namer,
+                  policy: ir.Policy) -> tuple[str, Optional[str]]:
+    """``(label, asset)`` of an account the model reads, as the policy writes them: a family
+    member's account names its member, ``balance(@alice, Token["k1"])``."""
+    parts = family_parts(enc, comp, idx)
+    if parts is None:
+        iv = _eval(model, idx) if idx is not None else None
+        asset = _account_asset(comp) or (
+            policy.pool(comp.split("!")[1]).asset if comp.startswith("pool!") else None)
+        return _describe(comp, iv, namer), asset
+    holder, member, family = parts
+    kind, name = comp.split("!")[0], comp.split("!")[1]
+    if kind == "fpool":
+        family = policy.pool(name).asset
+    asset = f"{family}[{json.dumps(namer.name(_eval(model, member), 'key'))}]"
+    if kind == "bal":
+        return f"balance(@{namer.name(_eval(model, holder), 'party')}, {asset})", asset
+    if kind == "stake":
+        return f"stake(@{namer.name(_eval(model, holder), 'party')}, {asset})", asset
+    if kind == "fescrow":
+        key = json.dumps(namer.name(_eval(model, holder), "key"))
+        return f"balance({name}({key}), {asset})", asset
+    if kind == "fpool":
+        return f"balance({name}, {asset})", asset
+    return f"supply({asset})", asset
 
 
 def _describe(comp: str, idx: Optional[int], namer: Namer) -> str:
@@ -288,4 +333,6 @@ def _account_literal(label: str) -> str:
     inner = label[label.index("(") + 1 : -1]
     if label.startswith("balance(@"):
         return inner.split(",")[0]
+    if inner.endswith("]") and ", " in inner:  # a family account: `vault, Token["k1"]`
+        return inner.rsplit(", ", 1)[0]
     return inner
