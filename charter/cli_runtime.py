@@ -138,6 +138,23 @@ def _ledger_arg(db: str, must_exist: bool) -> tuple[str, str, Optional[str]]:
     return db, spec.shown, spec.schema
 
 
+def _store_errors(fn: Any) -> Any:
+    """A ledger command: a store error met while it reads (a damaged row, a file that
+    vanished) is reported like one met when opening, never as a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from charter.runtime.store import StoreError
+
+        try:
+            return fn(*args, **kwargs)
+        except StoreError as exc:
+            _fail(str(exc))
+
+    return run
+
+
 def _open_ledger(db: str, policy: Optional[str], state: bool = True) -> Any:
     """A read-only runtime on a ledger; ``state=False`` loads no state (the commands that
     read stored rows and the journal only: memory does not grow with the ledger)."""
@@ -152,7 +169,7 @@ def _open_ledger(db: str, policy: Optional[str], state: bool = True) -> Any:
     except StoreError as exc:
         _fail(str(exc))
     except PolicyNotExecutable as exc:
-        _fail(f"this runtime cannot execute the policy: {exc}", 1)
+        _fail(f"{shown}: this runtime cannot execute the policy: {exc}", 1)
     problems = getattr(rt.store, "integrity_problems", ())
     if problems:
         click.echo(
@@ -539,6 +556,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @click.argument("db")
     @click.option("--policy", default=None, help="Compile this policy instead of the recorded one.")
     @click.option("--json", "as_json", is_flag=True)
+    @_store_errors
     def ledger_balances(db: str, policy: Optional[str], as_json: bool) -> None:
         """Non-zero balances of every account (supply shown as minted)."""
         rt = _open_ledger(db, policy, state=False)
@@ -555,6 +573,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @click.argument("db")
     @click.option("--policy", default=None)
     @click.option("--json", "as_json", is_flag=True)
+    @_store_errors
     def ledger_accounts(db: str, policy: Optional[str], as_json: bool) -> None:
         """Every account ever posted to, with its kind and asset."""
         rt = _open_ledger(db, policy, state=False)
@@ -581,6 +600,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @click.option("--limit", default=0, type=int, help="Only the last N entries.")
     @click.option("--policy", default=None)
     @click.option("--json", "as_json", is_flag=True)
+    @_store_errors
     def ledger_history(
         db: str, account: Optional[str], limit: int, policy: Optional[str], as_json: bool
     ) -> None:
@@ -621,6 +641,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                   default="jsonl", show_default=True)
     @click.option("-o", "--output", default="-", help="File to write [default: stdout].")
     @click.option("--policy", default=None)
+    @_store_errors
     def ledger_export(db: str, fmt: str, output: str, policy: Optional[str]) -> None:
         """Write the journal as Beancount, CSV or Parquet (one row per posting) or JSON Lines.
 
@@ -690,6 +711,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @click.argument("db")
     @click.argument("record")
     @click.option("--policy", default=None)
+    @_store_errors
     def ledger_records(db: str, record: str, policy: Optional[str]) -> None:
         """Live records of one kind, as JSON."""
         from charter.runtime.values import to_json_value
@@ -706,6 +728,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @click.argument("db")
     @click.argument("role")
     @click.option("--policy", default=None)
+    @_store_errors
     def ledger_members(db: str, role: str, policy: Optional[str]) -> None:
         """Members of one role and their attributes, as JSON."""
         from charter.runtime.values import to_json_value
@@ -719,6 +742,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @click.argument("db")
     @click.option("--policy", default=None, help="Compile this policy instead of the recorded one.")
     @click.option("--json", "as_json", is_flag=True)
+    @_store_errors
     def audit(db: str, policy: Optional[str], as_json: bool) -> None:
         """Re-verify a ledger: hash chain, balances from postings, and a full replay."""
         from charter.runtime.api import replay
@@ -776,7 +800,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         except StoreError as exc:
             _fail(str(exc))
         except PolicyNotExecutable as exc:
-            _fail(f"this runtime cannot execute the policy: {exc}", 1)
+            _fail(f"{db}: this runtime cannot execute the policy: {exc}", 1)
         if as_json:
             click.echo(json.dumps(rep.to_dict(), indent=2))
         else:

@@ -205,13 +205,19 @@ class Runtime:
         meta = self.store.meta()
         if meta:
             fp = policy_fingerprint(policy)
+            where = getattr(self.store, "path", None)
+            where = f"{where}: " if where else ""
             if meta.get("fingerprint") != fp:
                 raise StoreError(
-                    f"this ledger belongs to policy {meta.get('policy_name')!r} "
+                    f"{where}this ledger belongs to policy {str(meta.get('policy_name'))[:80]!r} "
                     f"(fingerprint {str(meta.get('fingerprint'))[:12]}...), "
                     f"not {policy.name!r} ({fp[:12]}...)"
                 )
-            stored_params = {k: _decode_param(v) for k, v in meta.get("params", {}).items()}
+            recorded = meta.get("params", {})
+            if not isinstance(recorded, dict):
+                raise StoreError(f"{where}the ledger's recorded parameters are unreadable "
+                                 "(the file is damaged or was edited)")
+            stored_params = {k: _decode_param(v) for k, v in recorded.items()}
             if params:
                 wanted = resolve_params(policy, params)
                 if wanted != stored_params:
@@ -222,6 +228,7 @@ class Runtime:
             self.params = stored_params
         else:
             self.params = resolve_params(policy, params)
+        self.state.set_params(self.params)  # credit lines a parameter sets
         self.genesis = genesis_hash(policy, self.params)
         if not meta:
             self.store.init(
@@ -253,6 +260,8 @@ class Runtime:
         # give their ids once.  Either way opening reads the newest entry, not every entry.
         if hasattr(self.store, "has_event"):
             self.applied_ids = _StoredIds(self.store)
+        elif hasattr(self.store, "applied_ids"):  # the in-memory store's own set, shared
+            self.applied_ids = self.store.applied_ids()
         else:
             self.applied_ids.update(self.store.event_ids())
         last = self.store.last_row()
@@ -917,6 +926,7 @@ class Runtime:
     def set_param(self, name: str, value: Any) -> None:
         """Change a parameter (within its range) — for in-language tests before any event."""
         self.params = {**self.params, name: resolve_params(self.policy, {name: value})[name]}
+        self.state.set_params(self.params)
         self.genesis = genesis_hash(self.policy, self.params)
         if self.seq == 0:
             self.head = self.genesis

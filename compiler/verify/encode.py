@@ -101,6 +101,8 @@ class Encoder:
         self.touched: dict[str, list] = {}
         self.slots: dict[tuple, list] = self.shared.setdefault("slots", {})
         self.notes: list[str] = []
+        # asset families: id of an account index term -> (holder, member, family)
+        self.family_parts: dict[int, tuple] = {}
         self.dissolves: list[tuple] = []  # (path guard, span) of each `dissolve`
         # (span of the branch's first statement, guard, which branch)
         self.branches: list[tuple] = []
@@ -127,7 +129,7 @@ class Encoder:
             kind = name.split("!")[0]
             full = f"pre!{name}"
             if self.shared.get("init") and kind in ("live", "escrow", "stake", "right", "supply",
-                                                    "lst"):
+                                                    "fescrow", "lst"):
                 # the initial state of a trace: no records (so no escrows), no stakes or
                 # rights; party and pool balances and role members are the `given` setup
                 if kind == "live":
@@ -145,7 +147,7 @@ class Encoder:
                     v = z3.K(z3.IntSort(), z3.IntVal(0))
                 self.pre_components[name] = v
                 return v
-            if kind in ("bal", "stake", "escrow"):
+            if kind in ("bal", "stake", "escrow", "fescrow", "fpool", "fsupply"):
                 v = z3.Array(full, z3.IntSort(), z3.IntSort())
             elif kind == "pool":
                 v = z3.Int(full)
@@ -379,6 +381,8 @@ class Encoder:
         for a party's own account (``bal!Asset``), else 0."""
         if comp.startswith("bal!"):
             a = self._assets.get(comp[4:])
+            if a is not None and a.credit_param is not None:
+                return -self.params[a.credit_param]  # a parameter's line: symbolic
             if a is not None and a.credit:
                 return -a.credit
         return 0
@@ -392,6 +396,10 @@ class Encoder:
             else self.pre_component(c) >= self.floor(c)
             for c, i in self.balance_reads
         ]
+        # a family member's supply is within the family's cap, member by member
+        for c, i in self.balance_reads:
+            if c.startswith("fsupply!") and self._assets[c.split("!")[1]].cap is not None:
+                out.append(z3.Select(self.pre_component(c), i) <= self._assets[c.split("!")[1]].cap)
         # a record that does not exist holds nothing: the runtime deletes only empty records
         # and moves value only into live ones
         out += [
@@ -509,6 +517,10 @@ class Encoder:
             key = self.expr(s.key, env, state, guard)
             self.require(guard, self.live(state, s.record, key))
             holds = self._records[s.record].holds if s.record in self._records else None
+            if holds is not None and self._assets[holds].family is not None:
+                # the runtime checks the escrow of every member; the model cannot list them
+                raise Unsupported(f"`delete` of a {s.record}, which holds the asset family "
+                                  f"{holds}")
             if holds is not None:
                 # the runtime refuses to delete a record whose escrow still holds value
                 comp = f"escrow!{s.record}!{holds}"
@@ -757,10 +769,68 @@ class Encoder:
         return out
 
     # -- accounts and money ----------------------------------------------------
+    def family_key(self, asset: str, member: Any, env: dict, state: State, guard: Any) -> Any:
+        """The text code of a family member's key.  The runtime rejects a key that cannot
+        name a member (``bad_asset_key``): which codes are valid keys is left open (an
+        uninterpreted predicate), so every proof holds whatever the key is."""
+        m = self.expr(member, env, state, guard)
+        m = m.val if isinstance(m, Opt) else m
+        ok = self.text_functions.get(("member_key_ok",))
+        if ok is None:
+            # one predicate for every encoding (no prefix): a key is valid or not, whatever
+            # event or version of the policy names it
+            ok = z3.Function("member_key_ok", z3.IntSort(), z3.BoolSort())
+            self.text_functions[("member_key_ok",)] = ok
+        self.require(guard, ok(m))
+        return m
+
+    def family_index(self, asset: str, x: Any, m: Any) -> Any:
+        """The index of the account of holder ``x`` (a party or record key) in member ``m``
+        of the family ``asset``: an injective function of the pair (each part is recovered
+        by a projection), so two accounts are one exactly when holder and member are."""
+        fns = self.text_functions.get(("family", asset))
+        if fns is None:
+            # no prefix: the events of a trace (and both versions in `charter diff`) index
+            # one array, so they must share one injective pairing
+            fns = (z3.Function(f"fam!{asset}", z3.IntSort(), z3.IntSort(), z3.IntSort()),
+                   z3.Function(f"fam!{asset}.holder", z3.IntSort(), z3.IntSort()),
+                   z3.Function(f"fam!{asset}.member", z3.IntSort(), z3.IntSort()))
+            self.text_functions[("family", asset)] = fns
+        k = fns[0](x, m)
+        self.assumptions += [fns[1](k) == x, fns[2](k) == m]
+        self.family_parts[k.get_id()] = (x, m, asset)
+        return k
+
+    def family_account(self, acc: Any, env: dict, state: State,
+                       guard: Any) -> tuple[str, Any, str, str]:
+        """:meth:`account` of a member of an asset family: party, stake and escrow accounts
+        are indexed by (holder, member); a pool's and the supply by the member."""
+        a = acc.asset
+        if isinstance(acc, (ir.AccParty, ir.AccStake)):
+            p = self.expr(acc.party, env, state, guard)
+            self.require(guard, p != self.codes.code("clock"))
+            m = self.family_key(a, acc.member, env, state, guard)
+            i = self.family_index(a, p, m)
+            if isinstance(acc, ir.AccParty):
+                return f"bal!{a}", i, f"balance({{}}, {a}[member])", "party"
+            return f"stake!{a}", i, f"stake({{}}, {a}[member])", "stake"
+        if isinstance(acc, ir.AccEscrow):
+            k = self.expr(acc.key, env, state, guard)
+            self.touch(acc.record, k)
+            m = self.family_key(a, acc.member, env, state, guard)
+            return (f"fescrow!{acc.record}!{a}", self.family_index(a, k, m),
+                    f"balance({acc.record}({{}}), {a}[member])", "escrow")
+        m = self.family_key(a, acc.member, env, state, guard)
+        if isinstance(acc, ir.AccPool):
+            return f"fpool!{acc.pool}", m, f"balance({acc.pool}, {a}[member])", "pool"
+        if isinstance(acc, ir.AccSupply):
+            return f"fsupply!{a}", m, f"supply({a}[member])", "fsupply"
+        raise Unsupported(f"account {type(acc).__name__} of the asset family {a}")
+
     def account(self, acc: Any, env: dict, state: State, guard: Any) -> tuple[str, Any, str, str]:
         """``(component, index or None, description, kind)`` of an account."""
         if getattr(acc, "member", None) is not None:
-            raise Unsupported(f"accounts of the asset family {acc.asset}")
+            return self.family_account(acc, env, state, guard)
         if isinstance(acc, (ir.AccParty, ir.AccStake)):
             # the runtime rejects any account of the clock
             p0 = self.expr(acc.party, env, state, guard)
@@ -796,8 +866,6 @@ class Encoder:
             state.set(comp, z3.Store(state.get(comp), idx, cur + delta))
 
     def move(self, s: ir.Move, env: dict, state: State, guard: Any) -> None:
-        if s.member is not None:
-            raise Unsupported(f"moves of the asset family {s.asset}")
         amount = self.expr(s.amount, env, state, guard)
         scomp, sidx, sdesc, skind = self.account(s.src, env, state, guard)
         dcomp, didx, ddesc, dkind = self.account(s.dst, env, state, guard)
@@ -853,6 +921,22 @@ class Encoder:
                     sidx,
                     amount,
                 )
+        elif skind == "fsupply":  # a mint of a family member: its own supply and cap
+            a = self._assets[asset]
+            new = self.read_balance(state, scomp, sidx) + amount
+            state.set(scomp, z3.Store(state.get(scomp), sidx, new))
+            if a.cap is not None:
+                self.oblige(
+                    guard,
+                    new <= a.cap,
+                    "supply_cap",
+                    span,
+                    f"minting pushes the supply of a member of {asset} above its cap {a.cap}",
+                    sdesc,
+                    skind,
+                    sidx,
+                    amount,
+                )
         else:
             have = self.read_balance(state, scomp, sidx)
             okind = "escrow_overdraft" if skind == "escrow" else "overdraft"
@@ -863,7 +947,8 @@ class Encoder:
                 okind,
                 span,
                 f"`{kind}` takes more than the source holds"
-                + (f" (with its credit line of {-line})" if line else ""),
+                + (f" (with its credit line of {-line})" if isinstance(line, int) and line
+                   else " (with its credit line)" if not isinstance(line, int) else ""),
                 sdesc,
                 skind,
                 sidx,
@@ -872,6 +957,9 @@ class Encoder:
             self.add_balance(state, scomp, sidx, -amount)
         if dkind == "supply":
             state.set(dcomp, state.get(dcomp) - amount)
+        elif dkind == "fsupply":
+            cur = self.read_balance(state, dcomp, didx)
+            state.set(dcomp, z3.Store(state.get(dcomp), didx, cur - amount))
         else:
             self.add_balance(state, dcomp, didx, amount)
         self.postings.append(
@@ -896,8 +984,6 @@ class Encoder:
         )
 
     def split(self, s: ir.Split, env: dict, state: State, guard: Any) -> None:
-        if s.member is not None:
-            raise Unsupported(f"splits of the asset family {s.asset}")
         amount = self.expr(s.amount, env, state, guard)
         src = self.account(s.src, env, state, guard)
         scomp, sidx, sdesc, skind = src
@@ -989,11 +1075,21 @@ class Encoder:
         self.splits.append(info)
         # postings: each included recipient's share leaves the source
         rkind = s.to.type if s.to is not None else s.var_type
+        member = self.family_key(s.asset, s.member, env, state, guard) \
+            if s.member is not None else None
         for inc, to, share in zip(included, recips, shares):
-            if isinstance(rkind, ir.TRecord):
+            if isinstance(rkind, ir.TRecord) and member is not None:
+                rec = self._records[rkind.record]
+                dst = (f"fescrow!{rec.name}!{s.asset}", self.family_index(s.asset, to, member),
+                       f"balance({rec.name}({{}}), {s.asset}[member])", "escrow")
+                self.touch(rec.name, to)
+            elif isinstance(rkind, ir.TRecord):
                 rec = self._records[rkind.record]
                 dst = (f"escrow!{rec.name}!{s.asset}", to, f"balance({rec.name}({{}}))", "escrow")
                 self.touch(rec.name, to)
+            elif member is not None:
+                dst = (f"bal!{s.asset}", self.family_index(s.asset, to, member),
+                       f"balance({{}}, {s.asset}[member])", "party")
             else:
                 dst = (f"bal!{s.asset}", to, f"balance({{}}, {s.asset})", "party")
             g = z3.And(guard, inc)
@@ -1227,8 +1323,9 @@ class Encoder:
                 return self.read_balance(state, f"bal!{e.extra[0]}", p)
             raise Unsupported("balance() form")
         if name == "supply":
-            if e.args:
-                raise Unsupported(f"the supply of a member of the asset family {e.extra[0]}")
+            if e.args:  # a member of a family: its own supply
+                m = self.family_key(e.extra[0], e.args[0], env, state, guard)
+                return self.read_balance(state, f"fsupply!{e.extra[0]}", m)
             return state.get(f"supply!{e.extra[0]}")
         if name == "has_role":
             p = self.expr(e.args[0], env, state, guard)
@@ -1279,9 +1376,11 @@ class Encoder:
             n, sig = len(parts), "_".join(e.extra)
             fns = self.text_functions.get(("key", e.extra))
             if fns is None:
-                fns = (z3.Function(f"{self.prefix}key!{sig}", *([z3.IntSort()] * n),
-                                   z3.IntSort()),
-                       [z3.Function(f"{self.prefix}key!{sig}.{i}", z3.IntSort(), z3.IntSort())
+                # one function for every event of a trace and both sides of a comparison:
+                # the runtime's key is the same text whichever event builds it (a prefix per
+                # event would let two events' keys of different parts meet)
+                fns = (z3.Function(f"key!{sig}", *([z3.IntSort()] * n), z3.IntSort()),
+                       [z3.Function(f"key!{sig}.{i}", z3.IntSort(), z3.IntSort())
                         for i in range(n)])
                 self.text_functions[("key", e.extra)] = fns
             k = fns[0](*parts)

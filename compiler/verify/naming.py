@@ -45,6 +45,8 @@ class Namer:
 
     def __init__(self, enc: Encoder, model: z3.ModelRef, ints: Any):
         self.codes = enc.codes
+        self.model = model
+        self.functions = dict(getattr(enc, "text_functions", {}) or {})
         self.names: dict[tuple[str, int], str] = {}
         # parties and keys/texts are separate namespaces at runtime; names are assigned in
         # value order per namespace so key order (the tie order) is kept
@@ -67,7 +69,41 @@ class Namer:
         t = self.codes.text(v)
         if t is not None:
             return t
+        if cat == "key":
+            joined = self.composite(v)
+            if joined is not None:
+                return joined
         return self.names.get((cat, v), f"x{v}")
+
+    def composite(self, v: int, depth: int = 0) -> Optional[str]:
+        """A record key that is a composite key ``R(a, b)`` in the model: the runtime's text
+        of it (the parts' names joined as :func:`composite_key` does), so a scenario that
+        names the record, or an event that builds its key from arguments, finds it."""
+        from charter.runtime.semantics import composite_key
+
+        if depth > 3 or self.model is None:
+            return None
+        for (kind, extra), fns in self.functions.items():
+            if kind != "key":
+                continue
+            make, projections = fns
+            parts = [self.model.eval(proj(z3.IntVal(v)), model_completion=True)
+                     for proj in projections]
+            if not all(z3.is_int_value(p) for p in parts):
+                continue
+            if not z3.is_true(self.model.eval(make(*parts) == v, model_completion=True)):
+                continue
+            texts = []
+            for part, k in zip(parts, extra):
+                pv = part.as_long()
+                if k == "party":
+                    texts.append("@" + self.name(pv, "party"))
+                elif k == "int":
+                    texts.append(str(pv))
+                else:
+                    texts.append(self.composite(pv, depth + 1) or self.name(pv, "key"))
+            return composite_key(texts)
+        return None
 
 
 def _category(t: ir.Type) -> Optional[str]:
@@ -168,7 +204,14 @@ def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[set] = None
             if isinstance(v, int):
                 ints.add((v, cat))
     for comp, idx in enc.balance_reads:
-        if idx is not None:
+        parts = family_parts(enc, comp, idx)
+        if parts is not None:  # an account of an asset family: its holder and member
+            holder, member, _ = parts
+            if holder is not None:
+                ints.add((_eval(model, holder),
+                          "party" if comp.split("!")[0] in ("bal", "stake") else "key"))
+            ints.add((_eval(model, member), "key"))
+        elif idx is not None:
             ints.add(
                 (_eval(model, idx), "party" if comp.split("!")[0] in ("bal", "stake") else "key")
             )
@@ -188,6 +231,44 @@ def _plain_extra(model: z3.ModelRef, v: Any, namer: Namer) -> Any:
         r = _eval(model, v)
         return str(r) if isinstance(r, Fraction) else r
     return v
+
+
+def family_parts(enc: Any, comp: str, idx: Any) -> Optional[tuple]:
+    """``(holder term or None, member term, family)`` of an account of a member of an asset
+    family (see :meth:`Encoder.family_account`), None for any other account."""
+    kind = comp.split("!")[0]
+    if kind in ("fpool", "fsupply"):
+        return None, idx, comp.split("!")[-1] if kind == "fsupply" else None
+    if idx is not None and hasattr(idx, "get_id"):
+        return getattr(enc, "family_parts", {}).get(idx.get_id())
+    return None
+
+
+def describe_read(enc: Any, model: z3.ModelRef, comp: str, idx: Any, namer: Namer,
+                  policy: ir.Policy) -> tuple[str, Optional[str]]:
+    """``(label, asset)`` of an account the model reads, as the policy writes them: a family
+    member's account names its member, ``balance(@alice, Token["k1"])``."""
+    parts = family_parts(enc, comp, idx)
+    if parts is None:
+        iv = _eval(model, idx) if idx is not None else None
+        asset = _account_asset(comp) or (
+            policy.pool(comp.split("!")[1]).asset if comp.startswith("pool!") else None)
+        return _describe(comp, iv, namer), asset
+    holder, member, family = parts
+    kind, name = comp.split("!")[0], comp.split("!")[1]
+    if kind == "fpool":
+        family = policy.pool(name).asset
+    asset = f"{family}[{json.dumps(namer.name(_eval(model, member), 'key'))}]"
+    if kind == "bal":
+        return f"balance(@{namer.name(_eval(model, holder), 'party')}, {asset})", asset
+    if kind == "stake":
+        return f"stake(@{namer.name(_eval(model, holder), 'party')}, {asset})", asset
+    if kind == "fescrow":
+        key = json.dumps(namer.name(_eval(model, holder), "key"))
+        return f"balance({name}({key}), {asset})", asset
+    if kind == "fpool":
+        return f"balance({name}, {asset})", asset
+    return f"supply({asset})", asset
 
 
 def _describe(comp: str, idx: Optional[int], namer: Namer) -> str:
@@ -252,4 +333,6 @@ def _account_literal(label: str) -> str:
     inner = label[label.index("(") + 1 : -1]
     if label.startswith("balance(@"):
         return inner.split(",")[0]
+    if inner.endswith("]") and ", " in inner:  # a family account: `vault, Token["k1"]`
+        return inner.rsplit(", ", 1)[0]
     return inner

@@ -57,7 +57,7 @@ HOSTILE_KEYS = [
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_in_language_tests(backend: str) -> None:
     results = run_tests(Compilation.from_path(str(POLICY)).ir, backend=backend)
-    assert len(results) == 3 and all(r.passed for r in results), \
+    assert len(results) == 4 and all(r.passed for r in results), \
         [(r.name, r.failures) for r in results]
 
 
