@@ -1376,9 +1376,11 @@ class Encoder:
             n, sig = len(parts), "_".join(e.extra)
             fns = self.text_functions.get(("key", e.extra))
             if fns is None:
-                fns = (z3.Function(f"{self.prefix}key!{sig}", *([z3.IntSort()] * n),
-                                   z3.IntSort()),
-                       [z3.Function(f"{self.prefix}key!{sig}.{i}", z3.IntSort(), z3.IntSort())
+                # one function for every event of a trace and both sides of a comparison:
+                # the runtime's key is the same text whichever event builds it (a prefix per
+                # event would let two events' keys of different parts meet)
+                fns = (z3.Function(f"key!{sig}", *([z3.IntSort()] * n), z3.IntSort()),
+                       [z3.Function(f"key!{sig}.{i}", z3.IntSort(), z3.IntSort())
                         for i in range(n)])
                 self.text_functions[("key", e.extra)] = fns
             k = fns[0](*parts)
