@@ -158,10 +158,31 @@ class Asset:
     # Member ``k`` is the asset named ``Token[k]`` on the ledger (see :func:`member_asset`),
     # conserved on its own; every member shares this declaration's kind, decimals and limits.
     family: Optional[str] = None
+    # a credit line set by a parameter (`credit barter_limit`): its value in this ledger
+    # (parameters are fixed at genesis) instead of the constant ``credit``/``soft_credit``
+    credit_param: Optional[str] = None
+    soft_credit_param: Optional[str] = None
 
     @property
     def transferable(self) -> bool:
         return self.kind == "token"
+
+    def credit_line(self, params: Any) -> int:
+        """How far below zero a party's own account may go, with ``params`` the ledger's
+        parameter values (0: no credit line)."""
+        if self.credit_param is not None:
+            return params[self.credit_param]
+        return self.credit or 0
+
+    def soft_line(self, params: Any) -> Optional[int]:
+        """The soft credit limit (a balance below minus it is flagged), or None."""
+        if self.soft_credit_param is not None:
+            return params[self.soft_credit_param]
+        return self.soft_credit
+
+    @property
+    def has_credit(self) -> bool:
+        return bool(self.credit) or self.credit_param is not None
 
 
 # A family member's key: what a token symbol or id looks like.  Kept this narrow so an

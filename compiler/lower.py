@@ -105,7 +105,9 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
     decimals, mintable, burnable, cap, decay = 0, False, False, None, None
     cap_scale: list[tuple[Any, Any, Span, str]] = []
     limits: dict[str, int] = {}
-    env = Env(scope=chk.syms.root, in_handler=False)
+    param_lines: dict[str, str] = {}  # credit/soft_credit -> the parameter that sets it
+    # read in the declaring module (an imported policy's `credit barter_limit` is its own)
+    env = Env(scope=chk.syms.asset_scopes.get(a.name, chk.syms.root), in_handler=False)
     # `cap 1000 Token` in a family's own declaration is per member: no member is named
     chk.declaring = a.name
     for o in a.options:
@@ -132,6 +134,16 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
             # `cap 1000 Credit` is already in minor units; a bare `cap 1000` is in whole
             # units of the asset (decimals may be declared after the cap, so scale last).
             x = chk.expr(o.value, env)
+            if isinstance(x, ir.ParamRef) and o.name in ("credit", "soft_credit"):
+                # a credit line a parameter sets: `credit barter_limit`
+                if x.type != ir.TAmount(asset=a.name):
+                    d.error("E0211", f"the {o.name} line of {a.name} is the parameter "
+                                     f"`{x.name}`, which is {display.type_name(x.type)}, not "
+                                     f"{a.name}", o.span,
+                            hint=f"declare `param {x.name}: {a.name} = ...`")
+                else:
+                    param_lines[o.name] = x.name
+                continue
             v = _const(chk, o.value, env)
             if isinstance(x.type, ir.TAmount) and x.type.asset != a.name:
                 d.error("E0302", f"the {o.name} of {a.name} is given in {x.type.asset}", o.span)
@@ -156,10 +168,15 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
             limits[name] = int(cap_minor)
     cap = limits.get("cap")
     credit, soft = limits.get("credit"), limits.get("soft_credit")
-    if (credit is not None or soft is not None) and a.kind != "token":
+    credit_param, soft_param = param_lines.get("credit"), param_lines.get("soft_credit")
+    if (credit_param or soft_param) and a.key is not None:
+        d.error("E0211", f"a credit line of the {a.name} family is a constant (each member "
+                         "has it)", a.span, hint=f"write `credit 10 {a.name}`")
+    has_credit = credit is not None or credit_param is not None
+    if (has_credit or soft is not None or soft_param) and a.kind != "token":
         d.error("E0211", f"a credit line lets a party owe {a.name}, which only a token can do",
                 a.span, hint="a score or right is never transferred, so it is never owed")
-    if soft is not None and credit is None:
+    if (soft is not None or soft_param) and not has_credit:
         d.error("E0211", "`soft_credit` flags a balance below a limit inside a credit line: "
                          "declare the line with `credit`", a.span,
                 hint=f"e.g. `credit 20 {a.name}, soft_credit 10 {a.name}`")
@@ -181,7 +198,8 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
                 hint="declare a separate asset for a decaying score")
     return ir.Asset(name=a.name, kind=a.kind, decimals=decimals, mintable=mintable,
                     burnable=burnable, cap=cap, decay=decay, credit=credit, soft_credit=soft,
-                    span=a.span, family=a.key)
+                    span=a.span, family=a.key, credit_param=credit_param,
+                    soft_credit_param=soft_param)
 
 
 def _const(chk: Checker, e: ast.Expr, env: Env) -> Any:

@@ -426,9 +426,10 @@ class Compiler:
             raise PolicyNotExecutable(f"burn of {asset}, which is not burnable")
         cap = a.cap
         supply_acc = supply_account(asset)
-        # a credit line lets a party's own account go down to -credit
+        # a credit line lets a party's own account go down to -credit (a parameter's value
+        # when a parameter sets it: read per event, parameters being the ledger's)
+        credit_param = a.credit_param if isinstance(s.src, ir.AccParty) else None
         credit = (a.credit or 0) if isinstance(s.src, ir.AccParty) else 0
-        line = f" (credit line {amount_text(credit, dec, asset)})" if credit else ""
 
         def move(e: Env) -> None:
             amt = amount(e)
@@ -451,11 +452,13 @@ class Compiler:
                         )
             else:
                 have = st.balances.get(s_acc, 0)
-                if have + credit < amt:
+                line = e.params[credit_param] if credit_param is not None else credit
+                if have + line < amt:
+                    note = f" (credit line {amount_text(line, dec, asset)})" if line else ""
                     raise Rejected(
                         "insufficient_funds",
                         f"{kind}: {s_acc} holds {amount_text(have, dec, asset)}, "
-                        f"needs {amount_text(amt, dec, asset)}{line}",
+                        f"needs {amount_text(amt, dec, asset)}{note}",
                         span,
                     )
             if amt:
@@ -540,6 +543,8 @@ class Compiler:
         where_budget = f"the split of {asset} among {describe_collection(s.source)}"
         a = self.assets.get(asset)
         credit = (a.credit or 0) if a is not None and isinstance(s.src, ir.AccParty) else 0
+        credit_param = a.credit_param if a is not None and isinstance(s.src, ir.AccParty) \
+            else None
 
         def recipient_account(e: Env, r: Any, dst_asset: str) -> str:
             if escrow_of is None:
@@ -558,12 +563,13 @@ class Compiler:
                 raise Rejected(
                     "negative_amount", f"cannot split a negative amount ({amt} {asset})", span
                 )
-            if have + credit < amt:
-                line = f" (credit line {amount_text(credit, dec, asset)})" if credit else ""
+            line = e.params[credit_param] if credit_param is not None else credit
+            if have + line < amt:
+                note = f" (credit line {amount_text(line, dec, asset)})" if line else ""
                 raise Rejected(
                     "insufficient_funds",
                     f"split: {s_acc} holds {amount_text(have, dec, asset)}, "
-                    f"needs {amount_text(amt, dec, asset)}{line}",
+                    f"needs {amount_text(amt, dec, asset)}{note}",
                     span,
                 )
             loc = e.loc

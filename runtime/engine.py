@@ -229,6 +229,7 @@ class Runtime:
             self.params = stored_params
         else:
             self.params = resolve_params(policy, params)
+        self.state.set_params(self.params)  # credit lines a parameter sets
         self.genesis = genesis_hash(policy, self.params)
         if not meta:
             self.store.init(
@@ -932,6 +933,7 @@ class Runtime:
     def set_param(self, name: str, value: Any) -> None:
         """Change a parameter (within its range) — for in-language tests before any event."""
         self.params = {**self.params, name: resolve_params(self.policy, {name: value})[name]}
+        self.state.set_params(self.params)
         self.genesis = genesis_hash(self.policy, self.params)
         if self.seq == 0:
             self.head = self.genesis

@@ -281,9 +281,14 @@ def full_check(store: Any, genesis: Optional[str]) -> list[str]:
     credit = None
     meta = getattr(store, "meta_or_empty", None)
     if meta is not None:
-        pol = recorded_policy(meta())[0]
+        m = meta()
+        pol = recorded_policy(m)[0]
         if pol is not None:
-            credit = ir.AssetMap((a.name, a.credit) for a in pol.assets if a.credit)
+            # a line a parameter sets is the ledger's recorded value (an amount: an int)
+            params = {k: v for k, v in (m.get("params") or {}).items() if type(v) is int}
+            credit = ir.AssetMap(
+                (a.name, a.credit_line(params)) for a in pol.assets
+                if a.has_credit and (a.credit_param is None or a.credit_param in params))
     # the head against the checkpoint is the open check's finding, not repeated here: a chain
     # that is whole but ends elsewhere is a rewrite only a replay can pin down
     return problems + list(audit_rows(store.journal(), genesis, stored, credit=credit).problems)

@@ -315,7 +315,7 @@ class PyGen:
             raise _Unsupported
         if isinstance(s.dst, ir.AccSupply) and not (a.burnable or a.decay is not None):
             raise _Unsupported
-        if a.credit and isinstance(s.src, ir.AccParty):
+        if a.has_credit and isinstance(s.src, ir.AccParty):
             raise _Unsupported  # a move on a credit line: the closure backend's statement
         supply = self.k(f"supply:{s.asset}") if from_supply else "None"
         # the closure backend's order: amount, its sign check, then source and destination

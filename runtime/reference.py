@@ -583,25 +583,31 @@ class Interpreter:
                     f"(supply {text(supply)})",
                     s.span,
                 )
-        elif bal.get(src, 0) + self.owed(s.src, asset) < amount:
+        elif bal.get(src, 0) + self.owed(s.src, asset, env) < amount:
             raise Rejected(
                 "insufficient_funds",
                 f"{s.kind}: {src} holds {amount_text(bal.get(src, 0), asset.decimals, name)}, "
                 f"needs {amount_text(amount, asset.decimals, name)}"
-                + self.credit_note(s.src, asset, name),
+                + self.credit_note(s.src, asset, env, name),
                 s.span,
             )
         if amount:
             env.st.post(src, dst, name, amount, s.kind)
 
     @staticmethod
-    def owed(acc: Any, asset: ir.Asset) -> int:
+    def owed(acc: Any, asset: ir.Asset, env: Any) -> int:
         """How far below zero a move may take ``acc``: a party's own account of an asset with
-        a credit line may go down to minus the line; every other account stays >= 0."""
-        return (asset.credit or 0) if isinstance(acc, ir.AccParty) else 0
+        a credit line may go down to minus the line (the parameter's value when a parameter
+        sets it); every other account stays >= 0."""
+        if not isinstance(acc, ir.AccParty):
+            return 0
+        if asset.credit_param is not None:
+            return env.params[asset.credit_param]
+        return asset.credit or 0
 
-    def credit_note(self, acc: Any, asset: ir.Asset, name: Optional[str] = None) -> str:
-        line = self.owed(acc, asset)
+    def credit_note(self, acc: Any, asset: ir.Asset, env: Any,
+                    name: Optional[str] = None) -> str:
+        line = self.owed(acc, asset, env)
         return f" (credit line {amount_text(line, asset.decimals, name or asset.name)})" \
             if line else ""
 
@@ -616,12 +622,12 @@ class Interpreter:
                 "negative_amount", f"cannot split a negative amount ({amount} {name})", s.span
             )
         line = self.assets.get(s.asset)
-        if have + (self.owed(s.src, line) if line else 0) < amount:
+        if have + (self.owed(s.src, line, env) if line else 0) < amount:
             raise Rejected(
                 "insufficient_funds",
                 f"split: {src} holds {amount_text(have, decimals, name)}, "
                 f"needs {amount_text(amount, decimals, name)}"
-                + (self.credit_note(s.src, line, name) if line else ""),
+                + (self.credit_note(s.src, line, env, name) if line else ""),
                 s.span,
             )
         where = f"the split of {s.asset} among {_describe(s.source)}"

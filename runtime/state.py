@@ -80,15 +80,6 @@ class State:
         # every:<handler> -> firings done, fired:<handler>:<key> -> due fired
         self.meta: dict[str, Any] = {}
         self.pool_asset = {p.name: p.asset for p in policy.pools}
-        # credit lines: asset -> how far (minor units) a party's account may go below zero
-        # (an asset family's line is each member's: ``Token[USDC]`` finds ``Token``)
-        self.credit = ir.AssetMap(
-            (a.name, a.credit) for a in policy.assets if getattr(a, "credit", None))
-        self.soft_credit = ir.AssetMap(
-            (a.name, (a.soft_credit, a.decimals))
-            for a in policy.assets
-            if getattr(a, "soft_credit", None) is not None
-        )
         # deadline handlers: record -> [(handler, field)], and a lazy heap per handler
         self.deadline_fields: dict[str, list[tuple[str, str]]] = {}
         self.heaps: dict[str, list[tuple[int, str]]] = {}
@@ -110,6 +101,24 @@ class State:
         self.frames: list[Frame] = []
         self.postings: list[Posting] = []
         self.flags: list[dict] = []
+        # credit lines: asset -> how far (minor units) a party's account may go below zero
+        # (an asset family's line is each member's: ``Token[USDC]`` finds ``Token``); a line a
+        # parameter sets is known once the runtime has its parameters (set_params)
+        self.set_params({})
+
+    def set_params(self, params: dict) -> None:
+        """The credit lines with the ledger's parameter values (a line set by a parameter,
+        `credit barter_limit`, is its value; without the parameter, no line yet)."""
+        assets = [a for a in self.policy.assets
+                  if getattr(a, "credit_param", None) is None or a.credit_param in params]
+        self.credit = ir.AssetMap(
+            (a.name, a.credit_line(params)) for a in assets if a.credit_line(params))
+        self.soft_credit = ir.AssetMap(
+            (a.name, (a.soft_line(params), a.decimals))
+            for a in self.policy.assets
+            if (getattr(a, "soft_credit_param", None) is None or a.soft_credit_param in params)
+            and a.soft_line(params) is not None
+        )
 
     # ------------------------------------------------------------ transactions
 

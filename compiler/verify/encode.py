@@ -381,6 +381,8 @@ class Encoder:
         for a party's own account (``bal!Asset``), else 0."""
         if comp.startswith("bal!"):
             a = self._assets.get(comp[4:])
+            if a is not None and a.credit_param is not None:
+                return -self.params[a.credit_param]  # a parameter's line: symbolic
             if a is not None and a.credit:
                 return -a.credit
         return 0
@@ -945,7 +947,8 @@ class Encoder:
                 okind,
                 span,
                 f"`{kind}` takes more than the source holds"
-                + (f" (with its credit line of {-line})" if line else ""),
+                + (f" (with its credit line of {-line})" if isinstance(line, int) and line
+                   else " (with its credit line)" if not isinstance(line, int) else ""),
                 sdesc,
                 skind,
                 sidx,
@@ -1373,9 +1376,11 @@ class Encoder:
             n, sig = len(parts), "_".join(e.extra)
             fns = self.text_functions.get(("key", e.extra))
             if fns is None:
-                fns = (z3.Function(f"{self.prefix}key!{sig}", *([z3.IntSort()] * n),
-                                   z3.IntSort()),
-                       [z3.Function(f"{self.prefix}key!{sig}.{i}", z3.IntSort(), z3.IntSort())
+                # one function for every event of a trace and both sides of a comparison:
+                # the runtime's key is the same text whichever event builds it (a prefix per
+                # event would let two events' keys of different parts meet)
+                fns = (z3.Function(f"key!{sig}", *([z3.IntSort()] * n), z3.IntSort()),
+                       [z3.Function(f"key!{sig}.{i}", z3.IntSort(), z3.IntSort())
                         for i in range(n)])
                 self.text_functions[("key", e.extra)] = fns
             k = fns[0](*parts)

@@ -45,6 +45,8 @@ class Namer:
 
     def __init__(self, enc: Encoder, model: z3.ModelRef, ints: Any):
         self.codes = enc.codes
+        self.model = model
+        self.functions = dict(getattr(enc, "text_functions", {}) or {})
         self.names: dict[tuple[str, int], str] = {}
         # parties and keys/texts are separate namespaces at runtime; names are assigned in
         # value order per namespace so key order (the tie order) is kept
@@ -67,7 +69,41 @@ class Namer:
         t = self.codes.text(v)
         if t is not None:
             return t
+        if cat == "key":
+            joined = self.composite(v)
+            if joined is not None:
+                return joined
         return self.names.get((cat, v), f"x{v}")
+
+    def composite(self, v: int, depth: int = 0) -> Optional[str]:
+        """A record key that is a composite key ``R(a, b)`` in the model: the runtime's text
+        of it (the parts' names joined as :func:`composite_key` does), so a scenario that
+        names the record, or an event that builds its key from arguments, finds it."""
+        from charter.runtime.semantics import composite_key
+
+        if depth > 3 or self.model is None:
+            return None
+        for (kind, extra), fns in self.functions.items():
+            if kind != "key":
+                continue
+            make, projections = fns
+            parts = [self.model.eval(proj(z3.IntVal(v)), model_completion=True)
+                     for proj in projections]
+            if not all(z3.is_int_value(p) for p in parts):
+                continue
+            if not z3.is_true(self.model.eval(make(*parts) == v, model_completion=True)):
+                continue
+            texts = []
+            for part, k in zip(parts, extra):
+                pv = part.as_long()
+                if k == "party":
+                    texts.append("@" + self.name(pv, "party"))
+                elif k == "int":
+                    texts.append(str(pv))
+                else:
+                    texts.append(self.composite(pv, depth + 1) or self.name(pv, "key"))
+            return composite_key(texts)
+        return None
 
 
 def _category(t: ir.Type) -> Optional[str]:
