@@ -651,6 +651,9 @@ class Split:
     order: str = "listed"
     # a family member's key (text): the asset split is ``asset[member]``
     member: Optional[Expr] = None
+    # `split ... between { ACC: W, ... }`: fixed recipient accounts (pools, escrows, parties);
+    # item i of ``source`` (the int i) pays ``accounts[i]`` (``to`` is then unused)
+    accounts: tuple["Account", ...] = ()
 
 
 @attrs.frozen(kw_only=True)

@@ -546,7 +546,12 @@ class Compiler:
         credit_param = a.credit_param if a is not None and isinstance(s.src, ir.AccParty) \
             else None
 
+        # `split ... between {ACC: W}`: item i pays the i-th account (a pool, escrow or party)
+        fixed = [self.account(acc) for acc in s.accounts]
+
         def recipient_account(e: Env, r: Any, dst_asset: str) -> str:
+            if fixed:
+                return fixed[r](e)
             if escrow_of is None:
                 return party_account(r, dst_asset)
             if r not in e.st.records[escrow_of]:

@@ -643,7 +643,9 @@ class Interpreter:
                 to = self.eval(s.to, env)
                 if to is None:
                     raise Rejected("none_value", "split recipient is none", s.span)
-                if escrow is None:
+                if s.accounts:  # `split ... between`: the item is the account's position
+                    recipients.append(self.account(s.accounts[to], env))
+                elif escrow is None:
                     recipients.append(party_account(to, name))
                 elif to not in env.st.records[escrow]:
                     raise Rejected("missing_record", f"no {escrow} with key {show(to)}", s.span)

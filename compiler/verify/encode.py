@@ -1077,8 +1077,10 @@ class Encoder:
         rkind = s.to.type if s.to is not None else s.var_type
         member = self.family_key(s.asset, s.member, env, state, guard) \
             if s.member is not None else None
-        for inc, to, share in zip(included, recips, shares):
-            if isinstance(rkind, ir.TRecord) and member is not None:
+        for slot, (inc, to, share) in enumerate(zip(included, recips, shares)):
+            if s.accounts:  # `split ... between`: the slot's own account (pool, escrow, party)
+                dst = self.account(s.accounts[slot], env, state, z3.And(guard, inc))
+            elif isinstance(rkind, ir.TRecord) and member is not None:
                 rec = self._records[rkind.record]
                 dst = (f"fescrow!{rec.name}!{s.asset}", self.family_index(s.asset, to, member),
                        f"balance({rec.name}({{}}), {s.asset}[member])", "escrow")
