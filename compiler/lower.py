@@ -106,7 +106,8 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
     cap_scale: list[tuple[Any, Any, Span, str]] = []
     limits: dict[str, int] = {}
     param_lines: dict[str, str] = {}  # credit/soft_credit -> the parameter that sets it
-    env = Env(scope=chk.syms.root, in_handler=False)
+    # read in the declaring module (an imported policy's `credit barter_limit` is its own)
+    env = Env(scope=chk.syms.asset_scopes.get(a.name, chk.syms.root), in_handler=False)
     # `cap 1000 Token` in a family's own declaration is per member: no member is named
     chk.declaring = a.name
     for o in a.options:

@@ -775,12 +775,12 @@ class Encoder:
         uninterpreted predicate), so every proof holds whatever the key is."""
         m = self.expr(member, env, state, guard)
         m = m.val if isinstance(m, Opt) else m
-        ok = self.text_functions.get(("member_key_ok",))
+        ok = self.text_functions.get(("member_key_ok", None))
         if ok is None:
             # one predicate for every encoding (no prefix): a key is valid or not, whatever
             # event or version of the policy names it
             ok = z3.Function("member_key_ok", z3.IntSort(), z3.BoolSort())
-            self.text_functions[("member_key_ok",)] = ok
+            self.text_functions[("member_key_ok", None)] = ok
         self.require(guard, ok(m))
         return m
 

@@ -83,9 +83,10 @@ class Namer:
 
         if depth > 3 or self.model is None:
             return None
-        for (kind, extra), fns in self.functions.items():
-            if kind != "key":
+        for fkey, fns in self.functions.items():
+            if fkey[0] != "key":  # other shared functions: ("family", asset), ("member_key_ok",)
                 continue
+            extra = fkey[1]
             make, projections = fns
             parts = [self.model.eval(proj(z3.IntVal(v)), model_completion=True)
                      for proj in projections]

@@ -251,11 +251,12 @@ class Session:
             return Answer("unsat")
         return solve_m(self.base + extra, self.m, self.limits)
 
-    def proves(self, extra: list) -> bool:
-        """Is ``base + extra`` unsatisfiable, by the incremental solver (a tenth of the limit)?"""
+    def proves(self, extra: list, share: int = 10) -> bool:
+        """Is ``base + extra`` unsatisfiable, by the incremental solver (with a ``share``-th
+        of the limit)?"""
         st = stats()
         s = self._solver()
-        lim = self.limits.part(10)
+        lim = self.limits.part(share)
         st.queries += 1
         s.push()
         t0 = time.perf_counter()
