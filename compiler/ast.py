@@ -310,6 +310,21 @@ class Split:
 
 
 @attrs.frozen(kw_only=True)
+class SplitBetween:
+    """``split SOURCE between { ACC: WEIGHT, ... } options``: a fixed table of recipient
+    accounts (pools, escrows, parties), paid in the order written."""
+
+    source: Union[AmountFrom, RestOf]
+    shares: tuple[tuple[Expr, Expr], ...]
+    rounding: Optional[str]
+    minimum: Optional[Expr]
+    cap: Optional[Expr]
+    span: Span
+    minimum_rule: str = "first"
+    order: Optional[str] = None
+
+
+@attrs.frozen(kw_only=True)
 class Grant:
     right: str
     key: Optional[Expr]
@@ -399,7 +414,7 @@ class Dissolve:
     span: Span
 
 
-Stmt = Union[Require, Reject, Let, Var, SetLocal, SetField, If, ForEach, ForRange, Move, Split, Grant, Revoke, Admit,
+Stmt = Union[Require, Reject, Let, Var, SetLocal, SetField, If, ForEach, ForRange, Move, Split, SplitBetween, Grant, Revoke, Admit,
              Expel, Create, Update, Delete, Decay, Flag, Dissolve, Push, Remove]
 
 # ---- declarations --------------------------------------------------------

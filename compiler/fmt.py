@@ -505,6 +505,21 @@ def simple_stmt(s: ast.Stmt) -> str:
         if s.order is not None:
             out += f" in {s.order} order"
         return out
+    if isinstance(s, ast.SplitBetween):
+        source = (f"all of {expr(s.source.source)}" if isinstance(s.source, ast.RestOf)
+                  else _src(s.source))
+        shares = ", ".join(f"{expr(a)}: {expr(w)}" for a, w in s.shares)
+        out = f"split {source} between {{ {shares} }}"
+        if s.rounding is not None:
+            out += f" rounding {s.rounding}"
+        if s.minimum is not None:
+            kw = "with minimum" if s.minimum_rule == "quota" else "at least"
+            out += f" {kw} {expr(s.minimum)}"
+        if s.cap is not None:
+            out += f" at most {expr(s.cap)}"
+        if s.order is not None:
+            out += f" in {s.order} order"
+        return out
     if isinstance(s, ast.Grant):
         key = f"[{expr(s.key)}]" if s.key is not None else ""
         until = f" until {expr(s.until)}" if s.until is not None else ""

@@ -382,6 +382,30 @@ class _Build(Transformer_NonRecursive):
                          weight=weight, rounding=rounding, minimum=minimum, cap=cap,
                          minimum_rule=minimum_rule, order=order, span=self.sp(meta))
 
+    def split_between(self, meta, ch):
+        source, shares, *opts = ch
+        rounding = minimum = cap = order = None
+        minimum_rule = "first"
+        for kind, value in opts:
+            if kind == "rounding":
+                rounding = value
+            elif kind in ("min", "statutory"):
+                minimum = value
+                minimum_rule = "first" if kind == "min" else "quota"
+            elif kind == "order":
+                order = value
+            else:
+                cap = value
+        return ast.SplitBetween(source=source, shares=tuple(shares), rounding=rounding,
+                                minimum=minimum, cap=cap, minimum_rule=minimum_rule,
+                                order=order, span=self.sp(meta))
+
+    def shares(self, meta, ch):
+        return list(ch)
+
+    def share(self, meta, ch):
+        return (ch[0], ch[1])
+
     def split_rounding(self, meta, ch):
         return ("rounding", str(ch[0]))
 

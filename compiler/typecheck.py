@@ -2123,6 +2123,17 @@ class Checker:
         if not isinstance(weight.type, (ir.TInt, ir.TAmount, ir.TRatio, TError)):
             self.d.error("E0301", f"a split weight must be an int, an amount or a ratio, not "
                                   f"{show(weight.type)}", s.weight.span)
+        method, order, minimum, cap = self._split_options(s, env, asset, member, amount)
+        if asset is None or src is None or source is None:
+            return None
+        return ir.Split(amount=amount, asset=asset, src=src, var=s.var, var_type=var_type,
+                        source=source, where=where, to=to, weight=weight, method=method,
+                        minimum=minimum, cap=cap, minimum_rule=s.minimum_rule, order=order,
+                        span=s.span, member=member)
+
+    def _split_options(self, s: Any, env: Env, asset: Optional[str], member: Any,
+                       amount: Any) -> tuple:
+        """``(method, order, minimum, cap)`` of a split's options, checked."""
         method = s.rounding or "largest_remainder"
         if method not in ROUNDING_METHODS:
             self.d.error("E0407", f"unknown rounding method `{method}`", s.span,
@@ -2152,12 +2163,64 @@ class Checker:
                 minimum = b
             else:
                 cap = b
-        if asset is None or src is None or source is None:
+        return method, order, minimum, cap
+
+    def s_SplitBetween(self, s: ast.SplitBetween, env: Env) -> Any:
+        """``split SOURCE between { ACC: W, ... }``: lowered to an ir.Split over the
+        positions 0..n-1 of the table, position i paying ``accounts[i]`` with weight W_i."""
+        if isinstance(s.source, ast.RestOf):
+            src = self.account(s.source.source, env, None)
+            if src is None:
+                return None
+            asset: Optional[str] = src.asset
+            amount: Any = ir.AccBalance(account=src, type=ir.TAmount(asset=src.asset))
+            member = None
+        else:
+            amount, asset = self.amount(s.source.amount, env)
+            member = getattr(amount.type, "member", None)
+            src = self.account(s.source.source, env, asset, member=member)
+        self._check_transferable(asset, "split", s.span)
+        accounts, weights = [], []
+        wtype: Any = None
+        for acc_e, w_e in s.shares:
+            acc = self.account(acc_e, env, asset, member=member, what="account to split into")
+            if isinstance(acc, ir.AccSupply):  # pragma: no cover - not writable as an account
+                acc = None
+            accounts.append(acc)
+            w = self.expr(w_e, env)
+            if not isinstance(w.type, (ir.TInt, ir.TAmount, ir.TRatio, TError)):
+                self.d.error("E0301", f"a split weight must be an int, an amount or a ratio, "
+                                      f"not {show(w.type)}", w_e.span)
+            elif wtype is None or isinstance(wtype, TError):
+                wtype = base(w.type)
+            else:
+                joined = self.join(wtype, w.type)
+                if joined is None:
+                    self.d.error("E0301", f"the weights of one split are of one kind: "
+                                          f"{show(wtype)} and {show(w.type)}", w_e.span)
+                else:
+                    wtype = joined
+            weights.append(w)
+        method, order, minimum, cap = self._split_options(s, env, asset, member, amount)
+        if order == "key":
+            self.d.error("E0409", "the accounts of `split ... between` are paid in the order "
+                                  "written (or `in weight order`); they have no keys", s.span,
+                         hint="write them in the order they should be paid")
+        if asset is None or src is None or any(a is None for a in accounts):
             return None
-        return ir.Split(amount=amount, asset=asset, src=src, var=s.var, var_type=var_type,
-                        source=source, where=where, to=to, weight=weight, method=method,
+        var = "$share"
+        slot = ir.Local(name=var, type=INT)
+        weight: Any = weights[-1]
+        for i in range(len(weights) - 2, -1, -1):
+            weight = ir.Cond(cond=ir.Binary(op="==", left=slot, right=ir.Const(value=i, type=INT),
+                                            type=BOOL),
+                             then=weights[i], orelse=weight, type=wtype or ERR)
+        items = tuple(ir.Const(value=i, type=INT) for i in range(len(accounts)))
+        source = ir.ListItems(expr=ir.ListLit(items=items, type=ir.TList(inner=INT)))
+        return ir.Split(amount=amount, asset=asset, src=src, var=var, var_type=INT,
+                        source=source, where=None, to=slot, weight=weight, method=method,
                         minimum=minimum, cap=cap, minimum_rule=s.minimum_rule, order=order,
-                        span=s.span, member=member)
+                        span=s.span, member=member, accounts=tuple(accounts))
 
     def s_Grant(self, s: ast.Grant, env: Env) -> Any:
         self.right_name(s.right, s.span)

@@ -44,6 +44,7 @@ import hashlib
 import json
 import os
 import time as _time
+from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 import attrs
@@ -815,6 +816,9 @@ class Runtime:
             return account is None or any(account in (p[0], p[1]) for p in data["postings"])
 
         desc = getattr(store, "journal_desc", None)
+        if account is not None and hasattr(store, "account_desc"):
+            # the per-account index: only blocks of entries that touch the account are read
+            desc = partial(store.account_desc, account)
         if limit > 0 and desc is not None:
             picked = []
             for row in desc():
@@ -893,9 +897,12 @@ class Runtime:
             stored = dict(self.store.kind_rows("balance"))
         else:
             stored = dict(self.state.balances)
+        blocks: Optional[set[int]] = set() if hasattr(self.store, "account_blocks") else None
         report = audit_rows(self.store.journal(), self.genesis, stored,
-                            credit=self.state.credit)
+                            credit=self.state.audit_lines(), blocks=blocks)
         problems = list(report.problems)
+        if blocks is not None:
+            problems += _index_problems(self.store.account_blocks(), blocks)
         # every signature again, against the key registry rebuilt from the journal itself
         sig_problems, signatures = signing.audit_signatures(
             self.store.journal(), self.genesis, self.same_signed_args, self.key_handler
@@ -945,6 +952,26 @@ class Runtime:
             st.rollback()
             raise
         st.commit()
+
+
+def _index_problems(stored: Iterable[int], implied: set[int]) -> list[str]:
+    """The per-account index a ledger file keeps against the one its postings imply (both
+    as ``tag << 32 | block``; ``implied`` is consumed)."""
+    extra = 0
+    for b in stored:
+        if b in implied:
+            implied.discard(b)
+        else:
+            extra += 1
+    out = []
+    if implied:
+        out.append(f"the per-account index lacks {len(implied)} (account, block) pair(s) the "
+                   "journal's postings imply: history --account would miss entries "
+                   "(edited outside Charter)")
+    if extra:
+        out.append(f"the per-account index holds {extra} (account, block) pair(s) no posting "
+                   "implies (edited outside Charter)")
+    return out
 
 
 def _decode_param(v: Any) -> Any:

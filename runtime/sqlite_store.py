@@ -6,6 +6,8 @@ Schema (version in ``schema_version``)::
                                              -- entry_dict (JSON)
     journal(seq INTEGER PRIMARY KEY, event_id TEXT UNIQUE, entry BLOB, hash BLOB)
     state(kind TEXT, key TEXT, value TEXT, PRIMARY KEY(kind, key))   -- balances, records, ...
+    account_block(account INTEGER, block INTEGER, PRIMARY KEY(account, block))
+                                             -- which blocks of entries touch an account
     checkpoint(...)                          -- see runtime/integrity.py
 
 Version 4 keeps each journal entry compact (``runtime/journal.py``): ``entry``
@@ -16,7 +18,10 @@ elsewhere: it is implied by the entries; the checkpoint keeps the head).
 Version 5 leaves the entry's ``seq`` and event id out of the packed bytes
 (the row has them), keeps a record row as its field values in declared
 order (``State.record_row``), an int meta row bare, and a deadline marker
-under a short key (``State.fired_key``).  Older files are refused with
+under a short key (``State.fired_key``); its ``account_block`` table is the
+per-account index (``journal.BLOCK_SHIFT``): ``history --account A --limit
+N`` reads only the blocks of entries that touch A, newest first, and the
+audit checks the table against the postings.  Older files are refused with
 their version named; ``charter ledger migrate`` rewrites them
 (:func:`migrate`).
 
@@ -56,6 +61,8 @@ from .integrity import (
 )
 from .journal import (
     ANCHOR_EVERY,
+    BLOCK_SHIFT,
+    account_tag,
     ENTRY_CODEC,
     EntryCodec,
     JournalRow,
@@ -107,6 +114,8 @@ CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,
                       entry BLOB NOT NULL, hash BLOB);
 CREATE TABLE state (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                     PRIMARY KEY (kind, key)) WITHOUT ROWID;
+CREATE TABLE account_block (account INTEGER NOT NULL, block INTEGER NOT NULL,
+                            PRIMARY KEY (account, block)) WITHOUT ROWID;
 """
 _CHECKPOINT_TABLE = """
 CREATE TABLE checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
@@ -155,6 +164,8 @@ class ChangeBuffer:
         self._dirty_meta: set[str] = set()  # clock, deadline markers
         self._dirty_bal: set[str] = set()
         self._dirty_rec: set[tuple[str, str]] = set()
+        # (account, block) of every balance an appended event changed: the per-account index
+        self._touched: set[tuple[str, int]] = set()
         # record (name, key) -> its stored key text; records are rewritten often
         # (post, bids, completion, deadline), so each key is encoded once
         self._rec_keys: dict[tuple[str, str], str] = {}
@@ -216,6 +227,11 @@ class ChangeBuffer:
         pending.append(row)
         self._pending_ids.add(row.event_id)
         self._dirty_bal.update(frame.bal)
+        if frame.bal:
+            blk = row.seq >> BLOCK_SHIFT
+            touched = self._touched
+            for acc in frame.bal:
+                touched.add((acc, blk))
         if frame.rec:
             self._dirty_rec.update(frame.rec)
         if frame.meta:
@@ -283,6 +299,7 @@ class ChangeBuffer:
         self._dirty.clear()
         self._dirty_bal.clear()
         self._dirty_rec.clear()
+        self._touched.clear()
         self._dirty_meta.clear()
 
 
@@ -545,6 +562,32 @@ class SqliteStore(ChangeBuffer):
                 break
         return self.rows_with_hashes(rows)
 
+    def account_blocks(self) -> Iterator[int]:
+        """The per-account index as ``tag << 32 | block`` (the audit compares it with the
+        journal's postings)."""
+        for tag, blk in self._scan("SELECT account, block FROM account_block"):
+            yield tag << 32 | blk if type(tag) is int and type(blk) is int else -1
+
+    def account_desc(self, account: str) -> Iterator[JournalRow]:
+        """Journal rows newest first from the blocks of entries that touch ``account`` (a
+        superset of its entries: the caller filters by its postings), hashes as in
+        :meth:`journal`."""
+        for row in reversed(self._pending):
+            yield row
+        top = self._pending[0].seq if self._pending else _MAX_SEQ
+        for (blk,) in self._query(
+            "SELECT block FROM account_block WHERE account = ? ORDER BY block DESC",
+            (account_tag(account),),
+        ):
+            if type(blk) is not int or blk < 0 or blk > _MAX_SEQ >> BLOCK_SHIFT:
+                continue  # a damaged index row (the audit reports it)
+            lo = blk << BLOCK_SHIFT
+            yield from self._journal_rows(
+                "SELECT seq, event_id, CAST(entry AS BLOB), CAST(hash AS BLOB) FROM journal "
+                "WHERE seq >= ? AND seq < ? AND seq < ? ORDER BY seq DESC",
+                (lo, min(lo + (1 << BLOCK_SHIFT), _MAX_SEQ), top),
+            )
+
     def kept_hash(self, seq: int) -> Optional[str]:
         """The chain hash kept for entry ``seq`` (hex), or None when none is kept or readable."""
         got = self._query("SELECT CAST(hash AS BLOB) FROM journal WHERE seq = ?", (seq,))
@@ -726,6 +769,9 @@ class SqliteStore(ChangeBuffer):
                 c.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", upserts)
             if deletes:
                 c.executemany("DELETE FROM state WHERE kind = ? AND key = ?", deletes)
+            if self._touched:
+                c.executemany("INSERT OR IGNORE INTO account_block VALUES (?, ?)",
+                              {(account_tag(a), b) for a, b in self._touched})
             c.execute(_SET_CHECKPOINT, cp.row())
             c.execute("COMMIT")
         except (sqlite3.Error, UnicodeError, ValueError, TypeError) as exc:
@@ -910,7 +956,8 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
                         h = h.hex() if type(h) is bytes and len(h) == 32 else f"<unreadable {h!r:.40}>"
                     yield JournalRow(seq, eid, old_codec.unpack(blob), h)
 
-            found, head, n, recomputed = verify_chain(old_rows(), genesis)
+            blocks: set[int] = set()
+            found, head, n, recomputed = verify_chain(old_rows(), genesis, blocks=blocks)
             problems += found + compare_balances(recomputed, stored)
             if version >= 3:
                 cp_rows = old.execute("SELECT seq, head, state_digest, state_rows, meta_digest, "
@@ -948,6 +995,8 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
                     c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", chunk)
                     chunk.clear()
             c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", chunk)
+            c.executemany("INSERT INTO account_block VALUES (?, ?)",
+                          ((b >> 32, b & 0xFFFFFFFF) for b in sorted(blocks)))
             cp = new._fresh_checkpoint(genesis, (n, head) if n else None)
             c.execute(_SET_CHECKPOINT, cp.row())
             c.execute("COMMIT")

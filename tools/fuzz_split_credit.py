@@ -19,6 +19,8 @@ POLICIES = [
     ROOT / "tests" / "runtime" / "splits" / "split_options.charter",
     ROOT / "tests" / "runtime" / "credit" / "time_bank_credit.charter",
     ROOT / "tests" / "runtime" / "families" / "token_vault.charter",
+    ROOT / "tests" / "runtime" / "splits" / "split_between.charter",
+    ROOT / "tests" / "runtime" / "credit" / "param_credit.charter",
 ]
 
 

@@ -17,7 +17,7 @@ from .options import Options
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .replay import Broken
 from .search import _attach_trace, replayed_status
-from .solver import Session, solve, solve_m
+from .solver import Session, quick_witness, solve, solve_m
 from .terms import Unsupported
 
 if TYPE_CHECKING:
@@ -229,7 +229,10 @@ def houdini(
             session = sessions[hname]
             if session.proves(pre + [breaks]):
                 continue
-            r, model = solve_m(assume + [breaks], m, opts.limits.part(10))
+            # a break is usually a small state: a witness with few items, asked exactly
+            r, model = quick_witness(assume + [breaks], m, opts.limits.part(10))
+            if r == "unknown":
+                r, model = solve_m(assume + [breaks], m, opts.limits.part(10))
             if r == "unknown":
                 r, model = solve_m(assume + [breaks], m, opts.limits)
             if r == "unsat":

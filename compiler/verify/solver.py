@@ -192,10 +192,12 @@ def solve_split(sp: Any, violated: Any, formulas: list, m: HandlerModel,
     First from the split's own definition alone (its shares' constraints while it is active;
     every applied event taking its path makes it active): a handful of formulas instead of
     the whole handler, and what is impossible there is impossible in the handler (fewer
-    assumptions only allow more).  Only what that cannot refute needs the whole handler."""
+    assumptions only allow more).  Only what that cannot refute needs the whole handler.
+    Half the limit: a largest-remainder split of three recipients alone can take a few
+    million units, still fewer than the whole handler's question."""
     lim = _limits(limits)
     if sp.active is not None:
-        a = solve(sp.defs + [sp.active, violated], lim.part(10))
+        a = solve(sp.defs + [sp.active, violated], lim.part(2))
         if a.status == "unsat":
             return a
     return solve_m(formulas, m, lim)
@@ -318,18 +320,23 @@ def solve_sat(formulas: list, m: HandlerModel, limits: Union[Limits, int]) -> An
     items is a legitimate state), so a quick "sat" is final; only "unsat" needs the full
     query (or a small-witness search whose refutation did not depend on fewer items)."""
     lim = _limits(limits)
+    a = quick_witness(formulas, m, lim.part(10))
+    return a if a.status != "unknown" else solve(formulas, lim)
+
+
+def quick_witness(formulas: list, m: HandlerModel, lim: Limits) -> Answer:
+    """The easy witnesses of ``formulas`` (each attempt with ``lim``): "sat" with a real
+    model, "unsat" when the small-witness search refuted it outright, else "unknown"."""
     if m.encoder.products:
         # a witness where every product of two symbolic terms is 0 (one factor 0): the
         # question becomes linear, and any model of it is a model of the original one
-        a = solve(_zero_products(m, formulas), lim.part(10))
+        a = solve(_zero_products(m, formulas), lim)
         if a.status == "sat":
             return a
     slots = [items for items in m.encoder.slots.values() if items]
     if slots:
-        a = _small_witness(formulas, slots, lim.part(10))
-        if a.status != "unknown":
-            return a
-    return solve(formulas, lim)
+        return _small_witness(formulas, slots, lim)
+    return Answer("unknown", None, "incomplete")
 
 
 def _small_witness(formulas: list, slots: list, lim: Limits) -> Answer:

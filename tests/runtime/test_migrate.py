@@ -111,7 +111,8 @@ def _tables(db: Path) -> tuple[list, list]:
     c = sqlite3.connect(db)
     try:
         return (c.execute("SELECT * FROM journal ORDER BY seq").fetchall(),
-                c.execute("SELECT * FROM state ORDER BY kind, key").fetchall())
+                c.execute("SELECT * FROM state ORDER BY kind, key").fetchall()
+                + c.execute("SELECT * FROM account_block ORDER BY 1, 2").fetchall())
     finally:
         c.close()
 
@@ -130,7 +131,8 @@ def test_old_ledger_migrates_to_the_rows_a_fresh_run_writes(fresh, tmp_path, ver
     assert (tmp_path / f"old.sqlite.v{version}.bak").is_file()
     journal, state = _tables(db)
     want_journal, want_state = _tables(src)
-    assert state == want_state  # records as field lists, bare ints, short markers
+    # records as field lists, bare ints, short markers; the per-account index built
+    assert state == want_state
     assert journal == want_journal  # entries packed without seq/id, hashes at anchors
     assert audit_ledger(str(db)).ok and replay(str(db)).ok
     r = invoke("run", GIG / "policy.charter", events, "--db", db)  # resumes on it

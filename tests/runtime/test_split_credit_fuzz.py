@@ -22,6 +22,8 @@ POLICIES = [
     Path(__file__).resolve().parent / "splits" / "split_options.charter",
     Path(__file__).resolve().parent / "credit" / "time_bank_credit.charter",
     Path(__file__).resolve().parent / "families" / "token_vault.charter",
+    Path(__file__).resolve().parent / "splits" / "split_between.charter",
+    Path(__file__).resolve().parent / "credit" / "param_credit.charter",
 ]
 
 
