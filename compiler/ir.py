@@ -162,27 +162,38 @@ class Asset:
     # (parameters are fixed at genesis) instead of the constant ``credit``/``soft_credit``
     credit_param: Optional[str] = None
     soft_credit_param: Optional[str] = None
+    # a line each account sets: `credit Member.limit` -> ("Member", "limit"): a party's line
+    # is its own value of that role attribute (no line while it does not hold the role)
+    credit_attr: Optional[tuple[str, str]] = None
+    soft_credit_attr: Optional[tuple[str, str]] = None
 
     @property
     def transferable(self) -> bool:
         return self.kind == "token"
 
-    def credit_line(self, params: Any) -> int:
+    def credit_line(self, params: Any) -> Any:
         """How far below zero a party's own account may go, with ``params`` the ledger's
-        parameter values (0: no credit line)."""
+        parameter values (0: no credit line); a ``(role, attribute)`` pair when each
+        member's own attribute sets it."""
+        if self.credit_attr is not None:
+            return tuple(self.credit_attr)
         if self.credit_param is not None:
             return params[self.credit_param]
         return self.credit or 0
 
-    def soft_line(self, params: Any) -> Optional[int]:
-        """The soft credit limit (a balance below minus it is flagged), or None."""
+    def soft_line(self, params: Any) -> Any:
+        """The soft credit limit (a balance below minus it is flagged), or None; a
+        ``(role, attribute)`` pair when each member's attribute sets it."""
+        if self.soft_credit_attr is not None:
+            return tuple(self.soft_credit_attr)
         if self.soft_credit_param is not None:
             return params[self.soft_credit_param]
         return self.soft_credit
 
     @property
     def has_credit(self) -> bool:
-        return bool(self.credit) or self.credit_param is not None
+        return bool(self.credit) or self.credit_param is not None or \
+            self.credit_attr is not None
 
 
 # A family member's key: what a token symbol or id looks like.  Kept this narrow so an

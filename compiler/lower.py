@@ -106,6 +106,7 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
     cap_scale: list[tuple[Any, Any, Span, str]] = []
     limits: dict[str, int] = {}
     param_lines: dict[str, str] = {}  # credit/soft_credit -> the parameter that sets it
+    attr_lines: dict[str, tuple] = {}  # credit/soft_credit -> (role, attribute) that sets it
     # read in the declaring module (an imported policy's `credit barter_limit` is its own)
     env = Env(scope=chk.syms.asset_scopes.get(a.name, chk.syms.root), in_handler=False)
     # `cap 1000 Token` in a family's own declaration is per member: no member is named
@@ -133,6 +134,20 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
         elif o.name in _AMOUNT_OPTIONS:
             # `cap 1000 Credit` is already in minor units; a bare `cap 1000` is in whole
             # units of the asset (decimals may be declared after the cap, so scale last).
+            if o.name in ("credit", "soft_credit") and isinstance(o.value, ast.FieldAccess) and \
+                    isinstance(o.value.obj, ast.Name) and o.value.obj.id in chk.syms.roles:
+                # a line each member sets: `credit Member.limit` (a role attribute)
+                role = chk.syms.roles[o.value.obj.id]
+                f = next((f for f in role.fields if f.name == o.value.name), None)
+                if f is None or f.type.name != a.name or f.type.member is not None or \
+                        f.type.optional or f.type.item is not None:
+                    d.error("E0211", f"the {o.name} line of {a.name} is an attribute of "
+                                     f"{role.name}: `{o.value.name}` must be declared "
+                                     f"`{o.value.name}: {a.name}`", o.span,
+                            hint=f"role {role.name} {{ {o.value.name}: {a.name} }}")
+                else:
+                    attr_lines[o.name] = (role.name, f.name)
+                continue
             x = chk.expr(o.value, env)
             if isinstance(x, ir.ParamRef) and o.name in ("credit", "soft_credit"):
                 # a credit line a parameter sets: `credit barter_limit`
@@ -169,14 +184,16 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
     cap = limits.get("cap")
     credit, soft = limits.get("credit"), limits.get("soft_credit")
     credit_param, soft_param = param_lines.get("credit"), param_lines.get("soft_credit")
-    if (credit_param or soft_param) and a.key is not None:
+    credit_attr, soft_attr = attr_lines.get("credit"), attr_lines.get("soft_credit")
+    if (credit_param or soft_param or credit_attr or soft_attr) and a.key is not None:
         d.error("E0211", f"a credit line of the {a.name} family is a constant (each member "
                          "has it)", a.span, hint=f"write `credit 10 {a.name}`")
-    has_credit = credit is not None or credit_param is not None
-    if (has_credit or soft is not None or soft_param) and a.kind != "token":
+    has_credit = credit is not None or credit_param is not None or credit_attr is not None
+    soft_any = soft is not None or soft_param is not None or soft_attr is not None
+    if (has_credit or soft_any) and a.kind != "token":
         d.error("E0211", f"a credit line lets a party owe {a.name}, which only a token can do",
                 a.span, hint="a score or right is never transferred, so it is never owed")
-    if (soft is not None or soft_param) and not has_credit:
+    if soft_any and not has_credit:
         d.error("E0211", "`soft_credit` flags a balance below a limit inside a credit line: "
                          "declare the line with `credit`", a.span,
                 hint=f"e.g. `credit 20 {a.name}, soft_credit 10 {a.name}`")
@@ -199,7 +216,8 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
     return ir.Asset(name=a.name, kind=a.kind, decimals=decimals, mintable=mintable,
                     burnable=burnable, cap=cap, decay=decay, credit=credit, soft_credit=soft,
                     span=a.span, family=a.key, credit_param=credit_param,
-                    soft_credit_param=soft_param)
+                    soft_credit_param=soft_param, credit_attr=credit_attr,
+                    soft_credit_attr=soft_attr)
 
 
 def _const(chk: Checker, e: ast.Expr, env: Env) -> Any:

@@ -428,8 +428,7 @@ class Compiler:
         supply_acc = supply_account(asset)
         # a credit line lets a party's own account go down to -credit (a parameter's value
         # when a parameter sets it: read per event, parameters being the ledger's)
-        credit_param = a.credit_param if isinstance(s.src, ir.AccParty) else None
-        credit = (a.credit or 0) if isinstance(s.src, ir.AccParty) else 0
+        has_line = a.has_credit and isinstance(s.src, ir.AccParty)
 
         def move(e: Env) -> None:
             amt = amount(e)
@@ -452,7 +451,8 @@ class Compiler:
                         )
             else:
                 have = st.balances.get(s_acc, 0)
-                line = e.params[credit_param] if credit_param is not None else credit
+                # the party's line: the asset's, the parameter's or its own attribute's
+                line = -st.floor_of(s_acc) if has_line else 0
                 if have + line < amt:
                     note = f" (credit line {amount_text(line, dec, asset)})" if line else ""
                     raise Rejected(
@@ -542,9 +542,7 @@ class Compiler:
         escrow_of = s.to.type.record if isinstance(s.to.type, ir.TRecord) else None
         where_budget = f"the split of {asset} among {describe_collection(s.source)}"
         a = self.assets.get(asset)
-        credit = (a.credit or 0) if a is not None and isinstance(s.src, ir.AccParty) else 0
-        credit_param = a.credit_param if a is not None and isinstance(s.src, ir.AccParty) \
-            else None
+        has_line = a is not None and a.has_credit and isinstance(s.src, ir.AccParty)
 
         # `split ... between {ACC: W}`: item i pays the i-th account (a pool, escrow or party)
         fixed = [self.account(acc) for acc in s.accounts]
@@ -568,7 +566,7 @@ class Compiler:
                 raise Rejected(
                     "negative_amount", f"cannot split a negative amount ({amt} {asset})", span
                 )
-            line = e.params[credit_param] if credit_param is not None else credit
+            line = -st.floor_of(s_acc) if has_line else 0
             if have + line < amt:
                 note = f" (credit line {amount_text(line, dec, asset)})" if line else ""
                 raise Rejected(

@@ -899,7 +899,7 @@ class Runtime:
             stored = dict(self.state.balances)
         blocks: Optional[set[int]] = set() if hasattr(self.store, "account_blocks") else None
         report = audit_rows(self.store.journal(), self.genesis, stored,
-                            credit=self.state.credit, blocks=blocks)
+                            credit=self.state.audit_lines(), blocks=blocks)
         problems = list(report.problems)
         if blocks is not None:
             problems += _index_problems(self.store.account_blocks(), blocks)

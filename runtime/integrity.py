@@ -285,10 +285,12 @@ def full_check(store: Any, genesis: Optional[str]) -> list[str]:
         pol = recorded_policy(m)[0]
         if pol is not None:
             # a line a parameter sets is the ledger's recorded value (an amount: an int)
+            from .state import State
+
             params = {k: v for k, v in (m.get("params") or {}).items() if type(v) is int}
-            credit = ir.AssetMap(
-                (a.name, a.credit_line(params)) for a in pol.assets
-                if a.has_credit and (a.credit_param is None or a.credit_param in params))
+            st = State(pol)
+            st.set_params(params)
+            credit = st.audit_lines()
     # the head against the checkpoint is the open check's finding, not repeated here: a chain
     # that is whole but ends elsewhere is a rewrite only a replay can pin down
     return problems + list(audit_rows(store.journal(), genesis, stored, credit=credit).problems)

@@ -130,10 +130,11 @@ def check_transaction(
                 )
             if s_now - (before[src] or 0) != -amount or d_now - (before[dst] or 0) != amount:
                 raise LedgerError(f"balances of {src} and {dst} do not match a move of {amount}")
+            # with credit lines, only an account the move takes down is held to its line: a
+            # member whose line ended (expelled while owing) may still be paid back
             if (s_now < 0 and not src.startswith("supply:")
-                    and (floor_of is None or s_now < floor_of(src))) or (
-                d_now < 0 and not dst.startswith("supply:")
-                    and (floor_of is None or d_now < floor_of(dst))
+                    and (floor_of is None or (amount > 0 and s_now < floor_of(src)))) or (
+                d_now < 0 and not dst.startswith("supply:") and floor_of is None
             ):
                 raise LedgerError(f"a move of {amount} {asset} leaves {src} or {dst} negative")
             return
@@ -163,7 +164,7 @@ def check_transaction(
             a = asset_of(acc)
             net[a] = net.get(a, 0) + delta
         if now < 0 and not acc.startswith("supply:") and (
-                floor_of is None or now < floor_of(acc)):
+                floor_of is None or (delta < 0 and now < floor_of(acc))):
             raise LedgerError(f"account {acc} would be negative ({now})")
     for a, d in net.items():
         if d:

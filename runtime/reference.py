@@ -583,31 +583,39 @@ class Interpreter:
                     f"(supply {text(supply)})",
                     s.span,
                 )
-        elif bal.get(src, 0) + self.owed(s.src, asset, env) < amount:
+        elif bal.get(src, 0) + self.owed(s.src, asset, env, src) < amount:
             raise Rejected(
                 "insufficient_funds",
                 f"{s.kind}: {src} holds {amount_text(bal.get(src, 0), asset.decimals, name)}, "
                 f"needs {amount_text(amount, asset.decimals, name)}"
-                + self.credit_note(s.src, asset, env, name),
+                + self.credit_note(s.src, asset, env, src, name),
                 s.span,
             )
         if amount:
             env.st.post(src, dst, name, amount, s.kind)
 
     @staticmethod
-    def owed(acc: Any, asset: ir.Asset, env: Any) -> int:
-        """How far below zero a move may take ``acc``: a party's own account of an asset with
-        a credit line may go down to minus the line (the parameter's value when a parameter
-        sets it); every other account stays >= 0."""
+    def owed(acc: Any, asset: ir.Asset, env: Any, account: str) -> int:
+        """How far below zero a move may take ``acc`` (named ``account`` on the ledger): a
+        party's own account of an asset with a credit line may go down to minus the line
+        (the parameter's value when a parameter sets it; the party's own role attribute
+        when each member sets it, none while it does not hold the role); every other
+        account stays >= 0."""
         if not isinstance(acc, ir.AccParty):
             return 0
+        if asset.credit_attr is not None:
+            role, attr = asset.credit_attr
+            holder = account[len("party:"):].rpartition(":")[0]
+            member = env.st.roles[role].get(holder)
+            v = member.get(attr) if member is not None else None
+            return v if type(v) is int else 0
         if asset.credit_param is not None:
             return env.params[asset.credit_param]
         return asset.credit or 0
 
-    def credit_note(self, acc: Any, asset: ir.Asset, env: Any,
+    def credit_note(self, acc: Any, asset: ir.Asset, env: Any, account: str,
                     name: Optional[str] = None) -> str:
-        line = self.owed(acc, asset, env)
+        line = self.owed(acc, asset, env, account)
         return f" (credit line {amount_text(line, asset.decimals, name or asset.name)})" \
             if line else ""
 
@@ -622,12 +630,12 @@ class Interpreter:
                 "negative_amount", f"cannot split a negative amount ({amount} {name})", s.span
             )
         line = self.assets.get(s.asset)
-        if have + (self.owed(s.src, line, env) if line else 0) < amount:
+        if have + (self.owed(s.src, line, env, src) if line else 0) < amount:
             raise Rejected(
                 "insufficient_funds",
                 f"split: {src} holds {amount_text(have, decimals, name)}, "
                 f"needs {amount_text(amount, decimals, name)}"
-                + (self.credit_note(s.src, line, env, name) if line else ""),
+                + (self.credit_note(s.src, line, env, src, name) if line else ""),
                 s.span,
             )
         where = f"the split of {s.asset} among {_describe(s.source)}"

@@ -247,20 +247,51 @@ class State:
             asset = self.asset_of(acc)
             soft = self.soft_credit.get(asset)
             now = self.balances.get(acc, 0)
-            if soft is not None and now < -soft[0]:
+            if soft is None:
+                continue
+            limit = self.line_value(soft[0], account_party(acc))
+            if limit is not None and now < -limit:
                 self.flags.append({
                     "party": account_party(acc),
                     "message": f"owes more than its soft credit limit of "
-                               f"{amount_text(soft[0], soft[1], asset)} (balance "
+                               f"{amount_text(limit, soft[1], asset)} (balance "
                                f"{amount_text(now, soft[1], asset)})",
                 })
+
+    def line_value(self, line: Any, party: Optional[str]) -> Optional[int]:
+        """A credit limit for ``party``: the amount, or for a line each member sets (a
+        ``(role, attribute)`` pair) the party's own attribute (None: not a member)."""
+        if not isinstance(line, tuple):
+            return line
+        member = self.roles.get(line[0], {}).get(party)
+        if member is None:
+            return None
+        v = member.get(line[1])
+        return v if type(v) is int else None
 
     def floor_of(self, acc: str) -> int:
         """The lowest balance ``acc`` may hold: minus its asset's credit line for a party's
         own account, else 0 (supply accounts are not checked)."""
         if self.credit and acc.startswith("party:"):
-            return -self.credit.get(self.asset_of(acc), 0)
+            line = self.credit.get(self.asset_of(acc), 0)
+            if isinstance(line, tuple):  # each member's own attribute
+                return -(self.line_value(line, account_party(acc)) or 0)
+            return -line
         return 0
+
+    def audit_lines(self) -> Any:
+        """The credit lines as the audit checks them, one amount per asset: a line each
+        member sets is checked against the attribute's declared maximum (the audit reads
+        the journal, not who held which role when)."""
+        out = ir.AssetMap()
+        for asset, line in self.credit.items():
+            if isinstance(line, tuple):
+                role = next((r for r in self.policy.roles if r.name == line[0]), None)
+                f = next((f for f in role.attrs if f.name == line[1]), None) if role else None
+                hi = f.hi if f is not None and type(f.hi) is int else None
+                line = hi if hi is not None else 2**63 - 1
+            out[asset] = line
+        return out
 
     def asset_of(self, acc: str) -> str:
         a = self.asset_of_acc.get(acc)

@@ -381,11 +381,30 @@ class Encoder:
         for a party's own account (``bal!Asset``), else 0."""
         if comp.startswith("bal!"):
             a = self._assets.get(comp[4:])
+            if a is not None and a.credit_attr is not None:
+                # each member's own line: what a balance is known to hold before the event is
+                # only the attribute's declared maximum (a member expelled while owing keeps
+                # its debt); moves are checked against the exact line (line_at)
+                role = self._roles[a.credit_attr[0]]
+                f = next(f for f in role.attrs if f.name == a.credit_attr[1])
+                return -f.hi if type(f.hi) is int else None
             if a is not None and a.credit_param is not None:
                 return -self.params[a.credit_param]  # a parameter's line: symbolic
             if a is not None and a.credit:
                 return -a.credit
         return 0
+
+    def line_at(self, comp: str, idx: Any, state: State) -> Any:
+        """The lowest balance a move may leave in account ``idx`` of ``comp``: :meth:`floor`,
+        or for a line each member sets, minus the holder's own attribute in ``state`` (0 when
+        it does not hold the role), exactly as the runtime checks it."""
+        if comp.startswith("bal!") and idx is not None:
+            a = self._assets.get(comp[4:])
+            if a is not None and a.credit_attr is not None:
+                role, attr = a.credit_attr
+                member = self.has_role(state, idx, role)
+                return -z3.If(member, z3.Select(state.get(f"attr!{role}!{attr}"), idx), 0)
+        return self.floor(comp)
 
     def finish_reads(self) -> list:
         """Pre-state balances read after :meth:`encode` (e.g. by invariants) are at or above
@@ -395,6 +414,7 @@ class Encoder:
             if i is not None
             else self.pre_component(c) >= self.floor(c)
             for c, i in self.balance_reads
+            if self.floor(c) is not None  # an unbounded member's line: nothing is assumed
         ]
         # a family member's supply is within the family's cap, member by member
         for c, i in self.balance_reads:
@@ -940,7 +960,7 @@ class Encoder:
         else:
             have = self.read_balance(state, scomp, sidx)
             okind = "escrow_overdraft" if skind == "escrow" else "overdraft"
-            line = self.floor(scomp)
+            line = self.line_at(scomp, sidx, state)
             self.oblige(
                 guard,
                 have - line >= amount,
@@ -1037,7 +1057,7 @@ class Encoder:
         okind = "escrow_overdraft" if skind == "escrow" else "overdraft"
         self.oblige(
             guard,
-            have - self.floor(scomp) >= amount,
+            have - self.line_at(scomp, sidx, state) >= amount,
             okind,
             s.span,
             "split takes more than the source holds",

@@ -116,3 +116,24 @@ def test_a_parameter_sets_the_line_and_the_flag(backend: str) -> None:
     assert flags[2] == [{"party": "ann", "message": "owes more than its soft credit limit of "
                                                     "6.50 Hours (balance -7.00 Hours)"}]
     assert rt.audit().ok
+
+
+MEMBER_POLICY = HERE / "member_credit.charter"
+
+
+@pytest.mark.parametrize("backend", ["python", "closures", "reference"])
+def test_each_member_sets_its_own_line(backend: str) -> None:
+    results = run_tests(Compilation.from_path(str(MEMBER_POLICY)).ir, backend=backend)
+    assert results and all(r.passed for r in results), [(r.name, r.failures) for r in results]
+    rt = open_runtime(str(MEMBER_POLICY), backend=backend)
+    evs = [
+        {"id": "j1", "type": "join", "submitter": "steward", "time": 1,
+         "args": {"p": "ann", "limit": "10", "warn": "4"}},
+        {"id": "p1", "type": "pay", "submitter": "ann", "time": 2,
+         "args": {"to": "bo", "hours": "5"}},
+    ]
+    outs = [rt.submit(e) for e in evs]
+    assert all(o.applied for o in outs), outs
+    assert rt.history()[-1]["flags"] == [{"party": "ann", "message": "owes more than its soft "
+                                          "credit limit of 4.00 Hours (balance -5.00 Hours)"}]
+    assert rt.audit().ok

@@ -79,3 +79,34 @@ def test_a_parameter_sets_the_line(floor: str, status: str) -> None:
         assert r.counterexample and r.counterexample.get("replayed"), r.message
     else:
         assert results["above_the_line"].status == "proved", results["above_the_line"].message
+
+
+MEMBER_POLICY = """policy member_credit version "1"
+asset Hours: token, decimals 2, credit Member.limit
+role Member {{ limit: Hours within 0 Hours..50 Hours }}
+param steward: party = @steward
+on join(p: party, limit: Hours) by steward {{
+    require not (p is Member) else "already a member"
+    require limit >= 0 Hours and limit <= 50 Hours else "0 to 50 hours"
+    admit p as Member {{ limit = limit }}
+}}
+on pay(to: Member, hours: Hours) by p: Member {{
+    require hours > 0 Hours else "hours must be positive"
+    require balance(p, Hours) - hours >= {floor} else "beyond your credit line"
+    transfer hours from p to to
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    "floor,status",
+    [("-p.limit", "proved"), ("-p.limit - 0.01 Hours", "guard_missing")],
+    ids=["guard at the member's own line", "guard one unit too generous"],
+)
+def test_each_member_sets_its_line(floor: str, status: str) -> None:
+    _, results = verify_text(MEMBER_POLICY.format(floor=floor), bound=2)
+    r = results["pay.no_overdraft"]
+    assert r.status == status, (r.status, r.message)
+    assert results["pay.conservation"].status == "proved"
+    if status == "guard_missing":
+        assert r.counterexample and r.counterexample.get("replayed"), r.message
