@@ -1,6 +1,7 @@
 """Mutate a real ledger file and open it for writing: intact, or refused clearly, never a crash.
 
     PYTHONPATH=. python benchmarks/fuzz_ledger_files.py [--mutations 100000] [--seed 1]
+        [--target open|export|migrate]
 
 Builds a small real ledger (the gig-market example, ~70 entries, so every
 entry lies inside the open-time check's re-hash window), then repeatedly
@@ -18,6 +19,13 @@ without the path, or a ledger that opened with different content -- is a
 failure, printed with the mutation that caused it; the script exits 1.
 ``tests/runtime/test_ledger_file_fuzz.py`` drives the same functions with
 hypothesis.
+
+``--target export`` runs ``charter ledger export`` (a random format) on each mutated
+file instead: ``exported`` or ``refused`` (exit 1/2 with a message naming the file);
+``--target migrate`` mutates the ledger rewritten as schema 3 or 4 (as older Charter
+kept it, :func:`downgrade`) and runs ``charter ledger migrate``: ``migrated`` (and the
+result then opens with no integrity problem, audits and replays clean) or ``refused``.
+A traceback, another exit code or a message without the file is a failure.
 """
 
 from __future__ import annotations
@@ -76,6 +84,82 @@ def build_ledger(directory: Path) -> tuple[Path, Any, Snapshot]:
     snap = Snapshot(rt)
     rt.close()
     return db, policy, snap
+
+
+def _old_state_row(st: Any, kind: str, key: str, value: str) -> tuple[str, str, str]:
+    """A current state row as ledger schema 4 and older kept it."""
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    if kind == "record":
+        r = json.loads(key)[0]
+        return kind, key, dumps(dict(zip(st.record_fields[r], json.loads(value))))
+    if kind == "meta":
+        for handler, tag in st._fired_tag.items():
+            if key.startswith(tag):
+                key = f"fired:{handler}:{key[len(tag):]}"
+        v = json.loads(value)
+        if type(v) is int:
+            return kind, key, '{"v":' + str(v) + "}"
+    return kind, key, value
+
+
+def downgrade(db: Path, version: int) -> None:
+    """Rewrite a current ledger as Charter kept it in schema ``version`` (3 or 4): state rows
+    of the old shapes; schema 4: entries packed whole (codec ``deflate-dict-1``), hashes at
+    anchors; schema 3: entry text and every hash as hex, no entry dictionary."""
+    from charter.runtime.api import open_runtime
+    from charter.runtime.integrity import Checkpoint, meta_digest, state_digest
+    from charter.runtime.journal import ANCHOR_EVERY, EntryCodec, chain
+    from charter.runtime.sqlite_store import tamper_connection
+    from charter.runtime.state import State
+
+    with open_runtime(None, str(db), readonly=True, load_state=False) as rt:
+        st = State(rt.policy)
+    c = tamper_connection(db)
+    meta = dict(c.execute("SELECT key, value FROM meta"))
+    genesis = json.loads(meta["genesis"])
+    rows = c.execute(
+        "SELECT seq, event_id, entry_text(entry, seq, event_id) FROM journal ORDER BY seq"
+    ).fetchall()
+    state = [_old_state_row(st, *r) for r in c.execute("SELECT kind, key, value FROM state")]
+    c.execute("BEGIN")
+    c.execute("DELETE FROM state")
+    c.executemany("INSERT INTO state VALUES (?, ?, ?)", state)
+    c.execute("DROP TABLE journal")
+    prev = genesis
+    if version == 4:
+        c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+                  "entry BLOB NOT NULL, hash BLOB)")
+        whole = EntryCodec(json.loads(meta["entry_dict"]), strip=False)
+        for seq, eid, entry in rows:
+            prev = chain(prev, entry)
+            kept = bytes.fromhex(prev) if seq % ANCHOR_EVERY == 0 else None
+            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)", (seq, eid, whole.pack(entry), kept))
+        c.execute("UPDATE meta SET value = ? WHERE key = 'entry_codec'",
+                  (json.dumps("deflate-dict-1"),))
+    else:
+        c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+                  "entry TEXT NOT NULL, hash TEXT NOT NULL)")
+        for seq, eid, entry in rows:
+            prev = chain(prev, entry)
+            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)", (seq, eid, entry, prev))
+        c.execute("DELETE FROM meta WHERE key IN ('entry_dict', 'entry_codec')")
+    d, n = state_digest(c.execute("SELECT kind, key, value FROM state"))
+    cp = Checkpoint(len(rows), prev, d, n, meta_digest(c.execute("SELECT key, value FROM meta")))
+    c.execute("UPDATE checkpoint SET seq=?, head=?, state_digest=?, state_rows=?, meta_digest=?, "
+              "hash=?", cp.row())
+    c.execute("UPDATE schema_version SET version = ?", (version,))
+    c.execute("COMMIT")
+    c.execute("VACUUM")
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c.close()
+
+
+def build_old_ledger(pristine: Path, version: int) -> Path:
+    """A copy of ``pristine`` as schema ``version`` kept it (beside it)."""
+    old = pristine.with_name(f"pristine-v{version}.sqlite")
+    shutil.copyfile(pristine, old)
+    downgrade(old, version)
+    return old
 
 
 def table_sizes(db: Path) -> dict[str, int]:
@@ -156,18 +240,70 @@ def outcome(db: Path, policy: Any, snap: Snapshot) -> str:
 
 
 def run_one(pristine: Path, work: Path, policy: Any, snap: Snapshot, m: tuple) -> str:
+    db = _fresh_copy(pristine, work, m)
+    return outcome(db, policy, snap)
+
+
+def _fresh_copy(pristine: Path, work: Path, m: tuple) -> Path:
+    for p in work.iterdir():  # the last run's ledger, its WAL, lock, backups, outputs
+        p.unlink()
     db = work / "ledger.sqlite"
-    for suffix in ("", "-wal", "-shm", ".lock"):
-        Path(str(db) + suffix).unlink(missing_ok=True)
     shutil.copyfile(pristine, db)
     apply_mutation(db, m)
-    return outcome(db, policy, snap)
+    return db
+
+
+def _cli(*args: Any) -> Any:
+    from click.testing import CliRunner
+
+    from charter.cli import cli
+
+    # catch_exceptions=False: an uncaught exception is raised here, i.e. a failure
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def _refused(db: Path, r: Any) -> str:
+    assert r.exit_code in (1, 2), f"exit code {r.exit_code}: {r.output[-500:]}"
+    assert "Traceback" not in r.output, r.output[-2000:]
+    assert str(db) in r.output, f"message does not name the file: {r.output[-500:]}"
+    return "refused"
+
+
+def export_outcome(db: Path, fmt: str) -> str:
+    """``charter ledger export`` of ``db``: ``exported`` or ``refused`` (else AssertionError)."""
+    out = db.with_name("out." + fmt)
+    r = _cli("ledger", "export", db, "--format", fmt, "-o", out)
+    if r.exit_code == 0:
+        assert out.is_file(), "export said it wrote a file that is not there"
+        return "exported"
+    return _refused(db, r)
+
+
+def migrate_outcome(db: Path) -> str:
+    """``charter ledger migrate`` of ``db``: ``migrated`` (the result then opens with no
+    integrity problem, audits and replays clean), ``current`` or ``refused``."""
+    from charter.runtime.api import audit_ledger, open_runtime, replay
+
+    r = _cli("ledger", "migrate", db)
+    if r.exit_code != 0:
+        return _refused(db, r)
+    if "already version" in r.output:
+        return "current"
+    with open_runtime(None, str(db), readonly=True, load_state=False) as rt:
+        assert not rt.store.integrity_problems, rt.store.integrity_problems
+    rep = audit_ledger(str(db))
+    assert rep.ok, f"migrated a ledger that does not audit: {rep.problems[:3]}"
+    assert replay(str(db)).ok, "migrated a ledger that does not replay"
+    return "migrated"
 
 
 def main() -> None:
     args = sys.argv[1:]
     n = int(args[args.index("--mutations") + 1]) if "--mutations" in args else 100_000
     seed = int(args[args.index("--seed") + 1]) if "--seed" in args else 1
+    target = args[args.index("--target") + 1] if "--target" in args else "open"
+    if target not in ("open", "export", "migrate"):
+        sys.exit(f"--target must be open, export or migrate, not {target!r}")
     rnd = random.Random(seed)
     counts: Counter[str] = Counter()
     failures: list[str] = []
@@ -175,15 +311,28 @@ def main() -> None:
     # a RAM disk when there is one: the files are rewritten 100,000 times, fsyncs and all
     ram = "/dev/shm" if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(dir=ram) as d:
-        work = Path(d)
-        pristine, policy, snap = build_ledger(work)
-        size, sizes = pristine.stat().st_size, table_sizes(pristine)
-        print(f"ledger: {snap.seq} entries, {len(snap.rows)} state rows, {size} bytes; "
-              f"{n} mutations, seed {seed}")
+        base = Path(d)
+        work = base / "work"
+        work.mkdir()
+        pristine, policy, snap = build_ledger(base)
+        sources = {"open": [pristine], "export": [pristine],
+                   "migrate": [build_old_ledger(pristine, 3), build_old_ledger(pristine, 4)]}
+        sources = {k: [(p, p.stat().st_size, table_sizes(p)) for p in v]
+                   for k, v in sources.items()}
+        print(f"ledger: {snap.seq} entries, {len(snap.rows)} state rows, "
+              f"{pristine.stat().st_size} bytes; {n} mutations, seed {seed}, target {target}")
         for i in range(n):
+            src, size, sizes = rnd.choice(sources[target])
             m = random_mutation(rnd, size, sizes)
             try:
-                counts[f"{m[0]:<8} {run_one(pristine, work, policy, snap, m)}"] += 1
+                if target == "open":
+                    got = run_one(src, work, policy, snap, m)
+                elif target == "export":
+                    fmt = rnd.choice(["beancount", "csv", "jsonl", "parquet"])
+                    got = f"{fmt:<9} " + export_outcome(_fresh_copy(src, work, m), fmt)
+                else:
+                    got = f"v{src.name[-8]} " + migrate_outcome(_fresh_copy(src, work, m))
+                counts[f"{m[0]:<8} {got}"] += 1
             except Exception as exc:  # noqa: BLE001 - counted and printed: the point of a fuzzer
                 counts[f"{m[0]:<8} FAILURE"] += 1
                 if len(failures) < 20:

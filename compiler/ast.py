@@ -70,6 +70,15 @@ class FieldAccess:
 
 
 @attrs.frozen(kw_only=True)
+class Index:
+    """``obj[index]``: a member of an asset family (``Token[sym]``, ``5 Token["USDC"]``)."""
+
+    obj: "Expr"
+    index: "Expr"
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
 class Call:
     func: str
     args: tuple["Expr", ...]
@@ -137,7 +146,7 @@ class HasRight:
     span: Span
 
 
-Expr = Union[Number, Quantity, Percent, String, PartyLit, ListLit, Name, FieldAccess, Call,
+Expr = Union[Number, Quantity, Percent, String, PartyLit, ListLit, Name, FieldAccess, Index, Call,
              Aggregate, CondExpr,
              Unary, BinOp, IsTest, HasRight]
 
@@ -154,6 +163,9 @@ class TypeRef:
     hi: Optional[Expr] = None
     item: Optional["TypeRef"] = None
     span: Span
+    # `Token[sym]`: the member of an asset family (a constant text or a name)
+    member: Optional[Expr] = None
+    bound: Optional[int] = None  # `list of T max N`: at most N items
 
 
 # ---- statements ----------------------------------------------------------
@@ -298,6 +310,21 @@ class Split:
 
 
 @attrs.frozen(kw_only=True)
+class SplitBetween:
+    """``split SOURCE between { ACC: WEIGHT, ... } options``: a fixed table of recipient
+    accounts (pools, escrows, parties), paid in the order written."""
+
+    source: Union[AmountFrom, RestOf]
+    shares: tuple[tuple[Expr, Expr], ...]
+    rounding: Optional[str]
+    minimum: Optional[Expr]
+    cap: Optional[Expr]
+    span: Span
+    minimum_rule: str = "first"
+    order: Optional[str] = None
+
+
+@attrs.frozen(kw_only=True)
 class Grant:
     right: str
     key: Optional[Expr]
@@ -351,6 +378,25 @@ class Delete:
 
 
 @attrs.frozen(kw_only=True)
+class Push:
+    """``push value to R(k).field``: append to a bounded list field."""
+
+    value: Expr
+    target: Expr
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
+class Remove:
+    """``remove value from R(k).field`` (the first equal item) or ``remove R(k).field[i]``
+    (``value`` None: the target is the indexed item)."""
+
+    value: Optional[Expr]
+    target: Expr
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
 class Decay:
     asset: str
     span: Span
@@ -368,8 +414,8 @@ class Dissolve:
     span: Span
 
 
-Stmt = Union[Require, Reject, Let, Var, SetLocal, SetField, If, ForEach, ForRange, Move, Split, Grant, Revoke, Admit,
-             Expel, Create, Update, Delete, Decay, Flag, Dissolve]
+Stmt = Union[Require, Reject, Let, Var, SetLocal, SetField, If, ForEach, ForRange, Move, Split, SplitBetween, Grant, Revoke, Admit,
+             Expel, Create, Update, Delete, Decay, Flag, Dissolve, Push, Remove]
 
 # ---- declarations --------------------------------------------------------
 
@@ -395,6 +441,8 @@ class AssetDecl:
     kind: str
     options: tuple[AssetOpt, ...]
     span: Span
+    # `asset Token[symbol]: ...`: a family of assets, one per text key; the key's name
+    key: Optional[str] = None
 
 
 @attrs.frozen(kw_only=True)

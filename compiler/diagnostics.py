@@ -82,6 +82,18 @@ CODES: dict[str, str] = {
     "E0706": "loop range without a static bound",
     "E0707": "invalid ordering key",
     "E0708": "invalid number format",
+    # E074x: asset families (issue 17, h17c)
+    "E0740": "asset family of the wrong kind",
+    "E0741": "asset family member not named",
+    "E0742": "asset family member not a fixed text",
+    "E0743": "member of an asset that is not a family",
+    "E0744": "invalid asset family member key",
+    # E075x: bounded list fields (issue 17, h17d)
+    "E0750": "invalid list bound",
+    "E0751": "list field without a bound",
+    "E0752": "invalid list item type",
+    "E0753": "not a list field",
+    "E0754": "list literal too long",
     # W: warnings
     "W0301": "unreachable code",
     "W0302": "unused let binding",

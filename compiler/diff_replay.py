@@ -199,7 +199,7 @@ def _side(policy: ir.Policy, params: dict, setup: list, handler: ir.Handler, eve
                 # passed would fire first at run time.  Only the handler replayed may fire.
                 for dh, rec, field in deadlines:
                     if rec == a and dh != handler.name and isinstance(values.get(field), int):
-                        st.set_meta(f"fired:{dh}:{b}", values[field])
+                        st.set_meta(st.fired_key(dh, b), values[field])
             else:
                 st.post(f"supply:{b}", a, b, c, "given")
 

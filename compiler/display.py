@@ -97,11 +97,11 @@ def _decimals_of(decimals: Decimals) -> Callable[[str], int]:
     if decimals is None:
         return lambda asset: 0
     if isinstance(decimals, ir.Policy):
-        table = {a.name: a.decimals for a in decimals.assets}
+        table = ir.AssetMap((a.name, a.decimals) for a in decimals.assets)
         return lambda asset: table.get(asset, 0)
     if callable(decimals):
         return decimals
-    table = dict(decimals)
+    table = ir.AssetMap(decimals)
     return lambda asset: table.get(asset, 0)
 
 
@@ -168,9 +168,10 @@ def type_name(t: Any) -> str:
     if isinstance(t, ir.TOptional):
         return type_name(t.inner) + "?"
     if isinstance(t, ir.TList):
-        return "list of " + type_name(t.inner)
+        bound = f" max {t.bound}" if getattr(t, "bound", None) is not None else ""
+        return "list of " + type_name(t.inner) + bound
     if isinstance(t, ir.TAmount):
-        return t.asset
+        return amount_unit(t)
     if isinstance(t, ir.TParty):
         return t.role or "party"
     if isinstance(t, ir.TRecord):
@@ -178,3 +179,13 @@ def type_name(t: Any) -> str:
     names = {ir.TInt: "int", ir.TBool: "bool", ir.TText: "text", ir.TRatio: "ratio",
              ir.TTime: "time", ir.TDuration: "duration", ir.TFrac: "frac"}
     return names.get(type(t), type(t).__name__)
+
+
+def amount_unit(t: Any) -> str:
+    """``Credit``, ``Token[sym]`` or ``Token["USDC"]``: an amount type's asset as written."""
+    m = getattr(t, "member", None)
+    if m is None:
+        return t.asset
+    if isinstance(m, ir.Const):
+        return f'{t.asset}["{m.value}"]'
+    return f"{t.asset}[{getattr(m, 'name', '?')}]"

@@ -85,6 +85,8 @@ def _expr(e: ast.Expr) -> str:
         if isinstance(e.obj, ast.Number):
             obj = f"({obj})"  # `1.x` would read as a broken decimal
         return f"{obj}.{e.name}"
+    if isinstance(e, ast.Index):
+        return f"{expr(e.obj, _POSTFIX)}[{expr(e.index)}]"
     if isinstance(e, ast.Call):
         return f"{e.func}({', '.join(expr(a) for a in e.args)})"
     if isinstance(e, ast.Aggregate):
@@ -120,8 +122,11 @@ def range_(lo: ast.Expr, hi: ast.Expr) -> str:
 
 def type_ref(t: ast.TypeRef) -> str:
     if t.item is not None:
-        return f"list of {type_ref(t.item)}"
+        bound = f" max {t.bound}" if t.bound is not None else ""
+        return f"list of {type_ref(t.item)}{bound}"
     s = t.name or ""
+    if t.member is not None:
+        s += f"[{expr(t.member)}]"
     if t.optional:
         s += "?"
     if t.lo is not None and t.hi is not None:
@@ -500,6 +505,21 @@ def simple_stmt(s: ast.Stmt) -> str:
         if s.order is not None:
             out += f" in {s.order} order"
         return out
+    if isinstance(s, ast.SplitBetween):
+        source = (f"all of {expr(s.source.source)}" if isinstance(s.source, ast.RestOf)
+                  else _src(s.source))
+        shares = ", ".join(f"{expr(a)}: {expr(w)}" for a, w in s.shares)
+        out = f"split {source} between {{ {shares} }}"
+        if s.rounding is not None:
+            out += f" rounding {s.rounding}"
+        if s.minimum is not None:
+            kw = "with minimum" if s.minimum_rule == "quota" else "at least"
+            out += f" {kw} {expr(s.minimum)}"
+        if s.cap is not None:
+            out += f" at most {expr(s.cap)}"
+        if s.order is not None:
+            out += f" in {s.order} order"
+        return out
     if isinstance(s, ast.Grant):
         key = f"[{expr(s.key)}]" if s.key is not None else ""
         until = f" until {expr(s.until)}" if s.until is not None else ""
@@ -509,6 +529,12 @@ def simple_stmt(s: ast.Stmt) -> str:
         return f"revoke {s.right}{key} from {expr(s.party)}"
     if isinstance(s, ast.Expel):
         return f"expel {expr(s.party)} from {s.role}"
+    if isinstance(s, ast.Push):
+        return f"push {expr(s.value)} to {expr(s.target)}"
+    if isinstance(s, ast.Remove):
+        if s.value is None:
+            return f"remove {expr(s.target)}"
+        return f"remove {expr(s.value)} from {expr(s.target)}"
     if isinstance(s, ast.Delete):
         return f"delete {expr(s.target)}"
     if isinstance(s, ast.Decay):
@@ -529,7 +555,8 @@ def simple_decl(d: ast.Decl) -> str:
     if isinstance(d, ast.AssetDecl):
         opts = "".join(f", {o.name}" + (f" {expr(o.value)}" if o.value is not None else "")
                        for o in d.options)
-        return f"asset {d.name}: {d.kind}{opts}"
+        key = f"[{d.key}]" if d.key is not None else ""
+        return f"asset {d.name}{key}: {d.kind}{opts}"
     if isinstance(d, ast.ParamDecl):
         rng = f" within {range_(d.lo, d.hi)}" if d.lo is not None and d.hi is not None else ""
         return f"param {d.name}: {type_ref(d.type)} = {expr(d.default)}{rng}"

@@ -80,6 +80,9 @@ class TRatio:
 @attrs.frozen(kw_only=True)
 class TAmount:
     asset: str
+    # the member of an asset family (``Token[sym]``): a text Const or an immutable Local,
+    # so two amounts have one type only when they are amounts of the same member
+    member: Optional["Expr"] = None
 
 
 @attrs.frozen(kw_only=True)
@@ -91,6 +94,7 @@ class TFrac:
     """
 
     asset: str
+    member: Optional["Expr"] = None
 
 
 @attrs.frozen(kw_only=True)
@@ -121,6 +125,8 @@ class TOptional:
 @attrs.frozen(kw_only=True)
 class TList:
     inner: "Type"
+    # `list of T max N`: at most N items (a record field's list always has one)
+    bound: Optional[int] = None
 
 
 Type = Union[TInt, TBool, TText, TRatio, TAmount, TFrac, TTime, TDuration, TParty, TRecord,
@@ -148,10 +154,99 @@ class Asset:
     # one that ends an event below -soft_credit is flagged (journalled), nothing blocked
     credit: Optional[int] = None
     soft_credit: Optional[int] = None
+    # `asset Token[symbol]: ...`: a family, one asset per text key (the key's name here).
+    # Member ``k`` is the asset named ``Token[k]`` on the ledger (see :func:`member_asset`),
+    # conserved on its own; every member shares this declaration's kind, decimals and limits.
+    family: Optional[str] = None
+    # a credit line set by a parameter (`credit barter_limit`): its value in this ledger
+    # (parameters are fixed at genesis) instead of the constant ``credit``/``soft_credit``
+    credit_param: Optional[str] = None
+    soft_credit_param: Optional[str] = None
+    # a line each account sets: `credit Member.limit` -> ("Member", "limit"): a party's line
+    # is its own value of that role attribute (no line while it does not hold the role)
+    credit_attr: Optional[tuple[str, str]] = None
+    soft_credit_attr: Optional[tuple[str, str]] = None
 
     @property
     def transferable(self) -> bool:
         return self.kind == "token"
+
+    def credit_line(self, params: Any) -> Any:
+        """How far below zero a party's own account may go, with ``params`` the ledger's
+        parameter values (0: no credit line); a ``(role, attribute)`` pair when each
+        member's own attribute sets it."""
+        if self.credit_attr is not None:
+            return tuple(self.credit_attr)
+        if self.credit_param is not None:
+            return params[self.credit_param]
+        return self.credit or 0
+
+    def soft_line(self, params: Any) -> Any:
+        """The soft credit limit (a balance below minus it is flagged), or None; a
+        ``(role, attribute)`` pair when each member's attribute sets it."""
+        if self.soft_credit_attr is not None:
+            return tuple(self.soft_credit_attr)
+        if self.soft_credit_param is not None:
+            return params[self.soft_credit_param]
+        return self.soft_credit
+
+    @property
+    def has_credit(self) -> bool:
+        return bool(self.credit) or self.credit_param is not None or \
+            self.credit_attr is not None
+
+
+# A family member's key: what a token symbol or id looks like.  Kept this narrow so an
+# asset name never needs escaping in account names (``party:<id>:Token[USDC]``), journals,
+# exports or Beancount commodities.
+MEMBER_KEY_MAX = 64
+_MEMBER_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def member_key_error(key: Any) -> Optional[str]:
+    """Why ``key`` cannot name a family member (None when it can)."""
+    if not isinstance(key, str):
+        return "a member key is text"
+    if not key:
+        return "a member key cannot be empty"
+    if len(key) > MEMBER_KEY_MAX:
+        return f"a member key has at most {MEMBER_KEY_MAX} characters, not {len(key):,}"
+    if not _MEMBER_KEY_CHARS.issuperset(key):
+        bad = next(c for c in key if c not in _MEMBER_KEY_CHARS)
+        return (f"a member key uses only letters, digits, '_', '.' and '-' "
+                f"(found {ascii(bad)})")
+    return None
+
+
+def member_asset(family: str, key: str) -> str:
+    """The ledger name of a family member: ``Token[USDC]``."""
+    return f"{family}[{key}]"
+
+
+def family_of(asset: str) -> str:
+    """The declared asset an asset name belongs to: ``Token`` for ``Token[USDC]``."""
+    i = asset.find("[")
+    return asset if i < 0 else asset[:i]
+
+
+class AssetMap(dict):
+    """A dict keyed by declared asset name that also answers for family members
+    (``Token[USDC]`` finds ``Token``'s entry): decimals, kinds and limits are shared."""
+
+    def __missing__(self, key: Any) -> Any:
+        if isinstance(key, str) and "[" in key and dict.__contains__(self, family_of(key)):
+            return self[family_of(key)]
+        raise KeyError(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: Any) -> bool:
+        return dict.__contains__(self, key) or (
+            isinstance(key, str) and "[" in key and dict.__contains__(self, family_of(key)))
 
 
 @attrs.frozen(kw_only=True)
@@ -396,18 +491,21 @@ Collection = Union[RoleMembers, RecordsOf, ListItems]
 class AccParty:
     party: Expr
     asset: str
+    member: Optional[Expr] = None  # the family member's key (text), for a family asset
 
 
 @attrs.frozen(kw_only=True)
 class AccStake:
     party: Expr
     asset: str
+    member: Optional[Expr] = None  # the family member's key (text), for a family asset
 
 
 @attrs.frozen(kw_only=True)
 class AccPool:
     pool: str
     asset: str
+    member: Optional[Expr] = None
 
 
 @attrs.frozen(kw_only=True)
@@ -415,11 +513,13 @@ class AccEscrow:
     record: str
     key: Expr
     asset: str
+    member: Optional[Expr] = None
 
 
 @attrs.frozen(kw_only=True)
 class AccSupply:
     asset: str
+    member: Optional[Expr] = None
 
 
 Account = Union[AccParty, AccStake, AccPool, AccEscrow, AccSupply]
@@ -524,6 +624,8 @@ class Move:
     src: Account
     dst: Account
     span: Span = NOSPAN
+    # a family member's key (text): the asset moved is ``asset[member]``
+    member: Optional[Expr] = None
 
 
 @attrs.frozen(kw_only=True)
@@ -558,6 +660,11 @@ class Split:
     minimum_rule: str = "first"
     # "listed" (list order; key order for roles and records), "key" or "weight"
     order: str = "listed"
+    # a family member's key (text): the asset split is ``asset[member]``
+    member: Optional[Expr] = None
+    # `split ... between { ACC: W, ... }`: fixed recipient accounts (pools, escrows, parties);
+    # item i of ``source`` (the int i) pays ``accounts[i]`` (``to`` is then unused)
+    accounts: tuple["Account", ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -852,7 +959,9 @@ class Policy:
     source_hash: str = ""  # sha256 over the policy's source and its imports
 
     def asset(self, name: str) -> Asset:
-        return next(a for a in self.assets if a.name == name)
+        """The declaration of ``name`` (a family member ``Token[USDC]`` answers ``Token``)."""
+        base = family_of(name)
+        return next(a for a in self.assets if a.name == base)
 
     def handler(self, name: str) -> Handler:
         return next(h for h in self.handlers if h.name == name)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Callable, Optional
 
+import attrs
+
 from . import ast, display, ir, units
 from .diagnostics import Diagnostics, closest, did_you_mean
 from .ir import Span
@@ -61,7 +63,8 @@ def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]]
         elif decl.holds is not None and syms.assets[decl.holds].kind != "token":
             diags.error("E0401", f"a record can only hold a transferable token, and "
                                  f"`{decl.holds}` is a {syms.assets[decl.holds].kind}", decl.span)
-        records.append(ir.Record(name=q, fields=tuple(_fields(chk, decl.fields, scope)),
+        records.append(ir.Record(name=q, fields=tuple(_fields(chk, decl.fields, scope,
+                                                               record=True)),
                                  holds=decl.holds))
     for q, (decl, scope) in syms.functions.items():
         if hasattr(chk, "fn_" + decl.name) or decl.name in ("now", "clock", "true", "false",
@@ -102,7 +105,12 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
     decimals, mintable, burnable, cap, decay = 0, False, False, None, None
     cap_scale: list[tuple[Any, Any, Span, str]] = []
     limits: dict[str, int] = {}
-    env = Env(scope=chk.syms.root, in_handler=False)
+    param_lines: dict[str, str] = {}  # credit/soft_credit -> the parameter that sets it
+    attr_lines: dict[str, tuple] = {}  # credit/soft_credit -> (role, attribute) that sets it
+    # read in the declaring module (an imported policy's `credit barter_limit` is its own)
+    env = Env(scope=chk.syms.asset_scopes.get(a.name, chk.syms.root), in_handler=False)
+    # `cap 1000 Token` in a family's own declaration is per member: no member is named
+    chk.declaring = a.name
     for o in a.options:
         if o.name not in ASSET_OPTIONS:
             d.error("E0211", f"unknown asset option `{o.name}`", o.span,
@@ -126,7 +134,31 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
         elif o.name in _AMOUNT_OPTIONS:
             # `cap 1000 Credit` is already in minor units; a bare `cap 1000` is in whole
             # units of the asset (decimals may be declared after the cap, so scale last).
+            if o.name in ("credit", "soft_credit") and isinstance(o.value, ast.FieldAccess) and \
+                    isinstance(o.value.obj, ast.Name) and o.value.obj.id in chk.syms.roles:
+                # a line each member sets: `credit Member.limit` (a role attribute)
+                role = chk.syms.roles[o.value.obj.id]
+                f = next((f for f in role.fields if f.name == o.value.name), None)
+                if f is None or f.type.name != a.name or f.type.member is not None or \
+                        f.type.optional or f.type.item is not None:
+                    d.error("E0211", f"the {o.name} line of {a.name} is an attribute of "
+                                     f"{role.name}: `{o.value.name}` must be declared "
+                                     f"`{o.value.name}: {a.name}`", o.span,
+                            hint=f"role {role.name} {{ {o.value.name}: {a.name} }}")
+                else:
+                    attr_lines[o.name] = (role.name, f.name)
+                continue
             x = chk.expr(o.value, env)
+            if isinstance(x, ir.ParamRef) and o.name in ("credit", "soft_credit"):
+                # a credit line a parameter sets: `credit barter_limit`
+                if x.type != ir.TAmount(asset=a.name):
+                    d.error("E0211", f"the {o.name} line of {a.name} is the parameter "
+                                     f"`{x.name}`, which is {display.type_name(x.type)}, not "
+                                     f"{a.name}", o.span,
+                            hint=f"declare `param {x.name}: {a.name} = ...`")
+                else:
+                    param_lines[o.name] = x.name
+                continue
             v = _const(chk, o.value, env)
             if isinstance(x.type, ir.TAmount) and x.type.asset != a.name:
                 d.error("E0302", f"the {o.name} of {a.name} is given in {x.type.asset}", o.span)
@@ -141,6 +173,7 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
                 d.error("E0211", "decays takes a ratio in 0%..100%, like `decays 10%`", o.span)
             else:
                 decay = Fraction(v)
+    chk.declaring = None
     for cap_raw, scale, span, name in cap_scale:
         cap_minor = None if cap_raw is None else \
             Fraction(cap_raw) * (scale if scale is not None else 10 ** decimals)
@@ -150,10 +183,17 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
             limits[name] = int(cap_minor)
     cap = limits.get("cap")
     credit, soft = limits.get("credit"), limits.get("soft_credit")
-    if (credit is not None or soft is not None) and a.kind != "token":
+    credit_param, soft_param = param_lines.get("credit"), param_lines.get("soft_credit")
+    credit_attr, soft_attr = attr_lines.get("credit"), attr_lines.get("soft_credit")
+    if (credit_param or soft_param or credit_attr or soft_attr) and a.key is not None:
+        d.error("E0211", f"a credit line of the {a.name} family is a constant (each member "
+                         "has it)", a.span, hint=f"write `credit 10 {a.name}`")
+    has_credit = credit is not None or credit_param is not None or credit_attr is not None
+    soft_any = soft is not None or soft_param is not None or soft_attr is not None
+    if (has_credit or soft_any) and a.kind != "token":
         d.error("E0211", f"a credit line lets a party owe {a.name}, which only a token can do",
                 a.span, hint="a score or right is never transferred, so it is never owed")
-    if soft is not None and credit is None:
+    if soft_any and not has_credit:
         d.error("E0211", "`soft_credit` flags a balance below a limit inside a credit line: "
                          "declare the line with `credit`", a.span,
                 hint=f"e.g. `credit 20 {a.name}, soft_credit 10 {a.name}`")
@@ -165,9 +205,19 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
         d.error("E0211", "a right has no supply: it is granted and revoked", a.span)
     if cap is not None and not mintable:
         d.error("E0211", f"a cap limits minting, and {a.name} is not mintable", a.span)
+    if a.key is not None and a.kind == "right":
+        d.error("E0740", f"`{a.name}[{a.key}]`: a family is of amounts (token or score), and "
+                         "a right is not an amount", a.span,
+                hint="grant rights keyed by a value instead: `grant Licence[key] to p`")
+    if a.key is not None and decay is not None:
+        d.error("E0740", f"the {a.name} family cannot decay: `decay` burns from every holder "
+                         "of one asset", a.span,
+                hint="declare a separate asset for a decaying score")
     return ir.Asset(name=a.name, kind=a.kind, decimals=decimals, mintable=mintable,
                     burnable=burnable, cap=cap, decay=decay, credit=credit, soft_credit=soft,
-                    span=a.span)
+                    span=a.span, family=a.key, credit_param=credit_param,
+                    soft_credit_param=soft_param, credit_attr=credit_attr,
+                    soft_credit_attr=soft_attr)
 
 
 def _const(chk: Checker, e: ast.Expr, env: Env) -> Any:
@@ -181,7 +231,8 @@ def _const(chk: Checker, e: ast.Expr, env: Env) -> Any:
         return None
 
 
-def _fields(chk: Checker, fields: tuple, scope: ModuleScope) -> list[ir.Field]:
+def _fields(chk: Checker, fields: tuple, scope: ModuleScope,
+            record: bool = False) -> list[ir.Field]:
     out, seen = [], set()
     env = Env(scope=scope, in_handler=False)
     for f in fields:
@@ -190,6 +241,7 @@ def _fields(chk: Checker, fields: tuple, scope: ModuleScope) -> list[ir.Field]:
             continue
         seen.add(f.name)
         t, lo, hi = chk.type_of(f.type, env)
+        chk.check_list_type(f.type, t, field=record)
         default = chk.value_for(f, f.default, env, scope) if f.default is not None else None
         out.append(ir.Field(name=f.name, type=t, default=default, lo=lo, hi=hi))
     return out
@@ -296,6 +348,7 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
         params = []
         for p in decl.params:
             t, lo, hi = chk.type_of(p.type, env)
+            chk.check_list_type(p.type, t, field=False)
             if p.name in env.locals:
                 d.error("E0202", f"argument `{p.name}` is declared twice", p.span)
             env.locals[p.name] = t
@@ -508,7 +561,8 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
             steps.append(ir.GivenRole(party=pv, role=s.name, attrs=attrs_out, span=s.span))
         elif s.kind == "given_funds":
             amount, asset = chk.amount(s.expr, env)
-            acc = chk.account(s.target, env, asset)
+            acc = chk.account(s.target, env, asset,
+                              member=getattr(amount.type, "member", None)) if asset else None
             value = _payload(chk, amount, s.expr.span)
             if acc is not None and isinstance(value, int):
                 steps.append(ir.GivenFunds(amount=value, account=acc, span=s.span))
@@ -570,8 +624,19 @@ def _test(chk: Checker, decl: ast.TestDecl, scope: ModuleScope,
                                 "its arguments: " + ", ".join(params) if params else
                                 "it takes no arguments"))
                     continue
-                x = chk.expr(a.value, env)
-                if not compatible(p.type, x.type):
+                fam = p.type.asset if isinstance(p.type, ir.TAmount) and \
+                    p.type.member is not None else None
+                chk.declaring = fam  # `amount = 5 Token` is fine: `sym` says the member
+                try:
+                    x = chk.expr(a.value, env)
+                finally:
+                    chk.declaring = None
+                want = p.type
+                if isinstance(want, ir.TAmount) and isinstance(x.type, ir.TAmount):
+                    # an event carries a family amount as a count of minor units: its member
+                    # is the one the handler names (`amount: Token[sym]` with `sym = "USDC"`)
+                    want = attrs.evolve(want, member=x.type.member)
+                if not compatible(want, x.type):
                     d.error("E0301", f"argument `{a.name}` is {show(p.type)}, not {show(x.type)}",
                             a.value.span)
                 args.append((a.name, _payload(chk, x, a.value.span)))

@@ -160,9 +160,9 @@ class _Build(Transformer_NonRecursive):
                           settings=tuple(settings or ()), span=self.sp(meta))
 
     def asset_decl(self, meta, ch):
-        name, kind, *opts = ch
+        name, key, kind, *opts = ch
         return ast.AssetDecl(name=str(name), kind=str(kind), options=tuple(opts),
-                             span=self.sp(meta))
+                             span=self.sp(meta), key=str(key) if key is not None else None)
 
     def asset_opt(self, meta, ch):
         return ast.AssetOpt(name=str(ch[0]), value=ch[1], span=self.sp(meta))
@@ -198,8 +198,19 @@ class _Build(Transformer_NonRecursive):
     def ranged_type(self, meta, ch):
         return ast.TypeRef(name=str(ch[0]), lo=ch[1], hi=ch[2], span=self.sp(meta))
 
+    def member_type(self, meta, ch):
+        return self._expr(ast.TypeRef(name=str(ch[0]), member=ch[1], span=self.sp(meta)), ch[1])
+
     def list_type(self, meta, ch):
         return self._expr(ast.TypeRef(name=None, item=ch[0], span=self.sp(meta)), ch[0])
+
+    def bounded_list_type(self, meta, ch):
+        item, n = ch
+        text = str(n).replace("_", "")
+        # a bound that is not a whole number of sane size is reported by the checker (E0750)
+        bound = int(text) if text.isdigit() and len(text) <= 9 else -1
+        return self._expr(ast.TypeRef(name=None, item=item, span=self.sp(meta), bound=bound),
+                          item)
 
     # -- handlers --
     def handler(self, meta, ch):
@@ -371,6 +382,30 @@ class _Build(Transformer_NonRecursive):
                          weight=weight, rounding=rounding, minimum=minimum, cap=cap,
                          minimum_rule=minimum_rule, order=order, span=self.sp(meta))
 
+    def split_between(self, meta, ch):
+        source, shares, *opts = ch
+        rounding = minimum = cap = order = None
+        minimum_rule = "first"
+        for kind, value in opts:
+            if kind == "rounding":
+                rounding = value
+            elif kind in ("min", "statutory"):
+                minimum = value
+                minimum_rule = "first" if kind == "min" else "quota"
+            elif kind == "order":
+                order = value
+            else:
+                cap = value
+        return ast.SplitBetween(source=source, shares=tuple(shares), rounding=rounding,
+                                minimum=minimum, cap=cap, minimum_rule=minimum_rule,
+                                order=order, span=self.sp(meta))
+
+    def shares(self, meta, ch):
+        return list(ch)
+
+    def share(self, meta, ch):
+        return (ch[0], ch[1])
+
     def split_rounding(self, meta, ch):
         return ("rounding", str(ch[0]))
 
@@ -418,6 +453,14 @@ class _Build(Transformer_NonRecursive):
 
     def delete_stmt(self, meta, ch):
         return ast.Delete(target=ch[0], span=self.sp(meta))
+
+    def push_stmt(self, meta, ch):
+        return ast.Push(value=ch[0], target=ch[1], span=self.sp(meta))
+
+    def remove_stmt(self, meta, ch):
+        if ch[1] is None:
+            return ast.Remove(value=None, target=ch[0], span=self.sp(meta))
+        return ast.Remove(value=ch[0], target=ch[1], span=self.sp(meta))
 
     def decay_stmt(self, meta, ch):
         return ast.Decay(asset=str(ch[0]), span=self.sp(meta))
@@ -576,6 +619,9 @@ class _Build(Transformer_NonRecursive):
 
     def field_access(self, meta, ch):
         return self._expr(ast.FieldAccess(obj=ch[0], name=str(ch[1]), span=self.sp(meta)), ch[0])
+
+    def index(self, meta, ch):
+        return self._expr(ast.Index(obj=ch[0], index=ch[1], span=self.sp(meta)), ch[0], ch[1])
 
     def call(self, meta, ch):
         args = tuple(ch[1] or ())

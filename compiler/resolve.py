@@ -70,6 +70,8 @@ class Symbols:
     scopes: list[ModuleScope] = attrs.field(factory=list)
     sources: dict[str, str] = attrs.field(factory=dict)
     root: Optional[ModuleScope] = None
+    # the module that first declares each asset: a `credit PARAM` line names its parameter
+    asset_scopes: dict[str, ModuleScope] = attrs.field(factory=dict)
 
     def source_hash(self) -> str:
         """sha256 over every source file, the same wherever the files are.
@@ -221,6 +223,7 @@ def _load(scope: ModuleScope, syms: Symbols, diags: Diagnostics, stack: list[str
             continue
         if isinstance(item, ast.AssetDecl):
             _merge_global(syms.assets, item, "asset", diags)
+            syms.asset_scopes.setdefault(item.name, scope)
         elif isinstance(item, ast.RoleDecl):
             _merge_global(syms.roles, item, "role", diags)
         elif isinstance(item, ast.TestDecl):

@@ -53,6 +53,8 @@ STATUTORY_METHODS = ("largest_remainder", "dhondt", "sainte_lague", "adams", "de
 SPLIT_ORDERS = ("listed", "key", "weight")
 # The largest exponent of `pow` (constant, or the upper end of a declared range).
 MAX_POW = 256
+# the most items `list of T max N` may declare (state rows and verifier models stay small)
+MAX_LIST_BOUND = 1024
 # The longest numeric literal accepted (digits, not counting `_` and `.`).
 MAX_LITERAL_DIGITS = 60
 # The deepest statement nesting accepted (blocks inside blocks); expressions are
@@ -64,14 +66,22 @@ BASE_TYPES = {"int": INT, "bool": BOOL, "text": TEXT, "ratio": RATIO, "percent":
               "time": TIME, "duration": DURATION, "party": PARTY}
 
 
+def unit(t: Any) -> Any:
+    """What an amount is counted in: its asset and, for a family, its member."""
+    return (t.asset, strip_spans(t.member) if t.member is not None else None)
+
+
+unit_name = display.amount_unit
+
+
 def show(t: Any) -> str:
     """A type as the author would write it."""
     if isinstance(t, ir.TInt):
         return "int" if t.lo is None else f"int within {t.lo}..{t.hi}"
     if isinstance(t, ir.TAmount):
-        return t.asset
+        return unit_name(t)
     if isinstance(t, TFrac):
-        return f"fractional {t.asset}"
+        return f"fractional {unit_name(t)}"
     if isinstance(t, ir.TParty):
         return t.role or "party"
     if isinstance(t, ir.TRecord):
@@ -79,7 +89,7 @@ def show(t: Any) -> str:
     if isinstance(t, ir.TOptional):
         return show(t.inner) + "?"
     if isinstance(t, ir.TList):
-        return "list of " + show(t.inner)
+        return "list of " + show(t.inner) + (f" max {t.bound}" if t.bound is not None else "")
     if isinstance(t, TNone):
         return "none"
     names = {ir.TBool: "bool", ir.TText: "text", ir.TRatio: "ratio", ir.TTime: "time",
@@ -246,13 +256,16 @@ class Checker:
         self.functions: dict[str, Optional["_Function"]] = {}
         self.fn_stack: list[str] = []  # functions being checked (a call back into one recurses)
         self.range_lets = 0  # names for the bounds of `for i in a..b`
+        self.declaring: Optional[str] = None  # the asset whose options are being read
 
     # ------------------------------------------------------------------ types
     def type_of(self, t: ast.TypeRef, env: Env) -> tuple[Any, Any, Any]:
         """(IR type, lo, hi) of a written type."""
         if t.name is None:
             inner, _, _ = self.type_of(t.item, env)
-            return ir.TList(inner=inner), None, None
+            # an invalid bound is reported once, where the type is declared (check_list_type)
+            bound = t.bound if t.bound is not None and 1 <= t.bound <= MAX_LIST_BOUND else None
+            return ir.TList(inner=inner, bound=bound), None, None
         name = t.name
         lo = hi = None
         if name in BASE_TYPES:
@@ -264,7 +277,13 @@ class Checker:
                              hint="hold rights with `grant`; test them with `has`")
                 typ = ERR
             else:
-                typ = ir.TAmount(asset=name)
+                member = self.member_of(name, t.member, env, t.span)
+                typ = ERR if member is False else ir.TAmount(asset=name, member=member)
+        elif t.member is not None:
+            self.d.error("E0743", f"`{name}[...]` names a member of an asset family, and "
+                                  f"`{name}` is not one", t.span,
+                         hint="declare a family as `asset Token[symbol]: token, ...`")
+            typ = ERR
         elif name in self.syms.roles:
             typ = ir.TParty(role=name)
         elif self.qualify(name, env, t.span) in self.syms.records:
@@ -291,6 +310,56 @@ class Checker:
         if t.optional:
             typ = ir.TOptional(inner=typ)
         return typ, lo, hi
+
+    def is_family(self, asset: Optional[str]) -> bool:
+        decl = self.syms.assets.get(asset) if asset is not None else None
+        return decl is not None and getattr(decl, "key", None) is not None
+
+    def member_of(self, asset: str, e: Optional[ast.Expr], env: Env, span: Span) -> Any:
+        """The member expression of ``asset[e]`` (None for an asset that is not a family;
+        False, reported, when it is missing or not a constant text or an immutable name)."""
+        family = self.is_family(asset)
+        if e is None:
+            if not family or self.declaring == asset:
+                return None
+            key = self.syms.assets[asset].key
+            self.d.error("E0741", f"`{asset}` is an asset family: say which member", span,
+                         hint=f'write `{asset}[{key}]` with a text `{key}` in scope, or '
+                              f'`{asset}["USDC"]`')
+            return False
+        if not family:
+            self.d.error("E0743", f"`{asset}[...]` names a member of an asset family, and "
+                                  f"`{asset}` is not one", span,
+                         hint=f"write `{asset}` alone, or declare `asset {asset}[key]: ...`")
+            return False
+        if isinstance(e, ast.String):
+            why = ir.member_key_error(e.value)
+            if why is not None:
+                self.d.error("E0744", f"not a member of {asset}: {why}", e.span,
+                             hint="a member key is 1 to 64 letters, digits, '_', '.' or '-', "
+                                  'like `"USDC"`')
+                return False
+            return ir.Const(value=e.value, type=TEXT)
+        if isinstance(e, ast.Name) and e.id in env.locals and not self.fn_stack:
+            t = env.locals[e.id]
+            env.used.add(e.id)
+            if e.id in env.vars:
+                self.d.error("E0742", f"`{e.id}` is a `var`: a member named by it could change "
+                                      "between two uses of one amount", e.span,
+                             hint=f"bind it once with `let {e.id}_key = {e.id}` and use that")
+                return False
+            if not isinstance(t, (ir.TText, TError)):
+                self.d.error("E0742", f"the member of {asset} is text, not {show(t)}", e.span,
+                             hint="name members with text, like a token symbol")
+                return False
+            env.used.add(e.id)
+            return ir.Local(name=e.id, type=TEXT)
+        self.d.error("E0742", f"the member of {asset} must be a text constant or a name bound "
+                              "to text (an argument, a `let` or a loop variable)", e.span,
+                     hint=f"bind it first: `let k = ...` then `{asset}[k]`"
+                     + ("; a function's amounts name a constant member" if self.fn_stack
+                        else ""))
+        return False
 
     def constant(self, e: Any, span: Span) -> Any:
         try:
@@ -343,11 +412,36 @@ class Checker:
             return self.err()
         return ir.Const(value=value / 100, type=RATIO)
 
-    def x_Quantity(self, e: ast.Quantity, env: Env) -> Any:
+    def x_Index(self, e: ast.Index, env: Env) -> Any:
+        if isinstance(e.obj, ast.Quantity) and e.obj.unit in self.syms.assets:
+            return self.x_Quantity(e.obj, env, member=e.index, span=e.span)
+        if isinstance(e.obj, ast.Name) and e.obj.id in self.syms.assets and \
+                e.obj.id not in env.locals:
+            self.d.error("E0301", f"`{e.obj.id}[...]` names an asset, not a value", e.span,
+                         hint=f"an amount is `5 {e.obj.id}[...]`; a balance is "
+                              f"`balance(p, {e.obj.id}[...])`")
+            return self.err()
+        obj = self.expr(e.obj, env)
+        if isinstance(obj.type, ir.TList):
+            return self.list_index(obj, e.index, e.span, env)
+        if not isinstance(obj.type, TError):
+            self.d.error("E0743", f"cannot index {show(obj.type)}", e.span,
+                         hint="`xs[i]` is the item at position i of a list; `Token[key]` "
+                              "names a member of an asset family")
+        return self.err()
+
+    def x_Quantity(self, e: ast.Quantity, env: Env, member: Any = None,
+                   span: Optional[Span] = None) -> Any:
         value = self.literal(e.text, e.span)
         if value is None:
             return self.err()
         unit = e.unit
+        if member is not None or self.is_family(unit):
+            m = self.member_of(unit, member, env, span or e.span)
+            if m is False:
+                return self.err()
+        else:
+            m = None
         if unit in self.syms.assets:
             asset = self.syms.assets[unit]
             if asset.kind == "right":
@@ -360,7 +454,7 @@ class Checker:
                                       f"({decimals} decimals)", e.span,
                              hint="amounts are whole counts of the minor unit")
                 return self.err()
-            return ir.Const(value=int(minor), type=ir.TAmount(asset=unit))
+            return ir.Const(value=int(minor), type=ir.TAmount(asset=unit, member=m))
         if unit in DURATION_UNITS:
             secs = value * DURATION_UNITS[unit]
             if secs.denominator != 1:
@@ -575,7 +669,7 @@ class Checker:
         lt, rt = left.type, right.type
         for t, src in ((lt, e.left), (rt, e.right)):
             if isinstance(t, TFrac):
-                self.d.error("E0303", f"a fractional {t.asset} cannot be compared exactly "
+                self.d.error("E0303", f"a fractional {unit_name(t)} cannot be compared exactly "
                                       "here", src.span, hint="round it with floor(), ceil() or "
                                                              "round() first")
                 return ir.Binary(op=op, left=left, right=right, type=BOOL)
@@ -583,8 +677,8 @@ class Checker:
         num = (ir.TInt, ir.TRatio)
         ok = compatible(lt, rt) or compatible(rt, lt) or (
             isinstance(base(lt), num) and isinstance(base(rt), num))
-        if isinstance(lt, ir.TAmount) and isinstance(rt, ir.TAmount) and lt.asset != rt.asset:
-            self.d.error("E0302", f"cannot compare {lt.asset} with {rt.asset}", e.span)
+        if isinstance(lt, ir.TAmount) and isinstance(rt, ir.TAmount) and unit(lt) != unit(rt):
+            self.d.error("E0302", f"cannot compare {unit_name(lt)} with {unit_name(rt)}", e.span)
         elif isinstance(lt, TNone) or isinstance(rt, TNone):
             self.d.error("E0301", "compare with none using `is none` / `is some`", e.span)
         elif not ok:
@@ -596,10 +690,10 @@ class Checker:
     def arith(self, e: ast.BinOp, op: str, lt: Any, rt: Any) -> Any:
         bl, br = base(lt), base(rt)
         A, F = ir.TAmount, TFrac
-        if isinstance(bl, A) and isinstance(br, A) and bl.asset != br.asset or (
-                isinstance(bl, (A, F)) and isinstance(br, (A, F)) and bl.asset != br.asset):
+        if isinstance(bl, A) and isinstance(br, A) and unit(bl) != unit(br) or (
+                isinstance(bl, (A, F)) and isinstance(br, (A, F)) and unit(bl) != unit(br)):
             self.d.error("E0302", f"cannot {'add' if op == '+' else 'combine'} "
-                                  f"{bl.asset} and {br.asset}", e.span,
+                                  f"{unit_name(bl)} and {unit_name(br)}", e.span,
                          hint="amounts of different assets never mix; convert with an "
                               "explicit rate and rounding")
             return ERR
@@ -609,7 +703,7 @@ class Checker:
             if {type(bl), type(br)} <= {ir.TInt, ir.TRatio}:
                 return RATIO
             if isinstance(bl, (A, F)) and isinstance(br, (A, F)):
-                return F(asset=bl.asset)
+                return F(asset=bl.asset, member=bl.member)
             if isinstance(bl, ir.TTime) and isinstance(br, ir.TDuration):
                 return TIME
             if op == "+" and isinstance(bl, ir.TDuration) and isinstance(br, ir.TTime):
@@ -626,11 +720,11 @@ class Checker:
                 if isinstance(x, A) and isinstance(y, ir.TInt):
                     return x
                 if isinstance(x, (A, F)) and isinstance(y, (ir.TRatio, ir.TInt)):
-                    return F(asset=x.asset)
+                    return F(asset=x.asset, member=x.member)
                 if isinstance(x, ir.TDuration) and isinstance(y, ir.TInt):
                     return DURATION
             if isinstance(bl, (A, F)) and isinstance(br, (A, F)):
-                self.d.error("E0301", f"cannot multiply two amounts of {bl.asset}", e.span,
+                self.d.error("E0301", f"cannot multiply two amounts of {unit_name(bl)}", e.span,
                              hint="multiply an amount by a count or a ratio")
                 return ERR
         elif op == "/":
@@ -639,7 +733,7 @@ class Checker:
             if set((type(bl), type(br))) <= {ir.TInt, ir.TRatio}:
                 return RATIO
             if isinstance(bl, (A, F)) and isinstance(br, (ir.TInt, ir.TRatio)):
-                return F(asset=bl.asset)
+                return F(asset=bl.asset, member=bl.member)
             if isinstance(bl, ir.TDuration) and isinstance(br, ir.TDuration):
                 return RATIO
         hint = None
@@ -675,7 +769,7 @@ class Checker:
         if isinstance(b, TNone):
             return self.join(b, a)
         if isinstance(a, ir.TAmount) and isinstance(b, ir.TAmount):
-            return a if a.asset == b.asset else None
+            return a if unit(a) == unit(b) else None
         if {type(base(a)), type(base(b))} == {ir.TInt, ir.TRatio}:
             return RATIO
         if isinstance(a, ir.TOptional) or isinstance(b, ir.TOptional):
@@ -807,7 +901,7 @@ class Checker:
             return self.err()
         t = args[0].type
         if isinstance(t, TFrac):
-            out: Any = ir.TAmount(asset=t.asset)
+            out: Any = ir.TAmount(asset=t.asset, member=t.member)
         elif isinstance(t, ir.TRatio):
             out = INT
         elif isinstance(t, (ir.TInt, ir.TAmount, TError)):
@@ -827,8 +921,8 @@ class Checker:
         t = args[0].type
         for a, src in zip(args[1:], e.args[1:]):
             if isinstance(t, ir.TAmount) and isinstance(a.type, ir.TAmount) and \
-                    a.type.asset != t.asset:
-                self.d.error("E0302", f"`{e.func}` of {t.asset} and {a.type.asset}", src.span)
+                    unit(a.type) != unit(t):
+                self.d.error("E0302", f"`{e.func}` of {unit_name(t)} and {unit_name(a.type)}", src.span)
             elif not compatible(t, a.type) and not (is_numeric(t) and is_numeric(a.type)):
                 self.d.error("E0301", f"`{e.func}` of {show(t)} and {show(a.type)}", src.span)
             elif isinstance(a.type, ir.TRatio) and isinstance(t, ir.TInt):
@@ -891,7 +985,7 @@ class Checker:
         t = args[0].type
         ok = True
         if isinstance(t, TFrac):
-            t = ir.TAmount(asset=t.asset)  # an exact fractional amount formats exactly
+            t = ir.TAmount(asset=t.asset, member=t.member)  # an exact fractional amount formats exactly
         if not isinstance(t, (ir.TInt, ir.TRatio, ir.TAmount, TError)):
             self.d.error("E0301", f"`format` prints numbers and amounts, not {show(t)}",
                          e.args[0].span, hint="use text(x) for other values")
@@ -948,9 +1042,21 @@ class Checker:
         return ir.Builtin(name="sqrt", args=(args[0], ir.Const(value=d, type=INT)), type=RATIO)
 
     def fn_pow(self, e: ast.Call, env: Env) -> Any:
-        args = self._args(e, env, 2)
+        """``pow(x, n)`` exact; ``pow(x, n, d)``: each of the ``n`` products rounded down
+        to ``d`` decimals (a constant 0..18), as fixed-point contracts compute it."""
+        args = self._args(e, env, (2, 3))
         if args is None:
             return self.err()
+        if len(args) == 3:
+            d = self.constant(args[2], e.args[2].span)
+            if d is None:
+                return self.err()
+            if not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 18:
+                self.d.error("E0308", "the decimals of `pow` must be a whole number within "
+                                      "0..18", e.args[2].span,
+                             hint="pow(x, n, 18) rounds each step down to 18 decimals")
+                return self.err()
+            args[2] = ir.Const(value=d, type=INT)
         nt = args[1].type
         if not isinstance(nt, (ir.TInt, TError)):
             self.d.error("E0301", f"the exponent of `pow` is an int, not {show(nt)}",
@@ -968,6 +1074,8 @@ class Checker:
         if not isinstance(t, (ir.TInt, ir.TRatio, TError)):
             self.d.error("E0301", f"`pow` raises ints or ratios, not {show(t)}", e.span,
                          hint="raise the ratio, then multiply the amount and round")
+        if len(args) == 3:
+            return ir.Builtin(name="pow", args=tuple(args), type=RATIO)
         return ir.Builtin(name="pow", args=tuple(args), type=base(t))
 
     def fn_ratio(self, e: ast.Call, env: Env) -> Any:
@@ -976,8 +1084,8 @@ class Checker:
             return self.err()
         a, b = args
         if isinstance(a.type, ir.TAmount) and isinstance(b.type, ir.TAmount) and \
-                a.type.asset != b.type.asset:
-            self.d.error("E0302", f"ratio of {a.type.asset} to {b.type.asset}", e.span)
+                unit(a.type) != unit(b.type):
+            self.d.error("E0302", f"ratio of {unit_name(a.type)} to {unit_name(b.type)}", e.span)
         return ir.Binary(op="/", left=a, right=b, type=RATIO)
 
     def fn_minor(self, e: ast.Call, env: Env) -> Any:
@@ -999,14 +1107,134 @@ class Checker:
                          e.span)
             return self.err()
         n = self.expr(e.args[0], env)
-        asset = self.asset_arg(e.args[1])
+        asset, member = self.asset_arg(e.args[1], env)
         if asset is None:
             return self.err()
         if not isinstance(n.type, (ir.TInt, TError)):
             self.d.error("E0301", f"`from_minor` counts minor units with an int, not "
                                   f"{show(n.type)}", e.args[0].span)
             return self.err()
-        return attrs.evolve(n, type=ir.TAmount(asset=asset))
+        return attrs.evolve(n, type=ir.TAmount(asset=asset, member=member))
+
+    # ------------------------------------------------------------ bounded lists
+    def check_list_type(self, t: ast.TypeRef, typ: Any, field: bool) -> None:
+        """Where a type is declared: a list bound is 1..MAX_LIST_BOUND; a record field's
+        list must have a bound (state stays bounded) and hold plain values."""
+        if t.item is None:
+            return
+        if t.bound is not None and not 1 <= t.bound <= MAX_LIST_BOUND:
+            self.d.error("E0750", f"a list holds 1 to {MAX_LIST_BOUND:,} items; "
+                                  f"`max` must be a whole number in that range", t.span)
+        elif field and t.bound is None:
+            self.d.error("E0751", "a list field needs a bound", t.span,
+                         hint=f"say how many items it may hold: "
+                              f"`list of {display.type_name(typ.inner)} max 16`")
+        if field and isinstance(typ, ir.TList) and isinstance(
+                typ.inner, (ir.TList, ir.TOptional, TFrac)):
+            self.d.error("E0752", f"a list field holds plain values, not {show(typ.inner)}",
+                         t.item.span, hint="keep the items in records of their own and "
+                                           "list their keys")
+        elif field and t.item.lo is not None:
+            self.d.error("E0752", "the items of a list field have no declared range",
+                         t.item.span, hint="check each item with `require` before `push`")
+
+    def list_field(self, target: ast.Expr, env: Env, verb: str) -> Any:
+        """The bounded list field ``R(k).f`` a statement changes, or None (reported)."""
+        x = self.expr(target, env)
+        if isinstance(x, ir.RecordField) and isinstance(x.type, ir.TList) and \
+                x.type.bound is not None:
+            return x
+        if not isinstance(x.type, TError):
+            self.d.error("E0753", f"`{verb}` changes a list field of a record, not "
+                                  f"{show(x.type)}", target.span,
+                         hint="declare the field as `list of T max N` and name it as "
+                              "`R(key).field`")
+        return None
+
+    def list_item(self, lst: Any, t: Any, value: ast.Expr, env: Env, verb: str) -> Any:
+        v = self.expr(value, env)
+        if isinstance(v.type, TFrac):
+            self.d.error("E0303", f"this {v.type.asset} amount may be fractional", value.span,
+                         hint="state the rounding: floor(...), ceil(...) or round(...)")
+        elif not compatible(t.inner, v.type) or isinstance(v.type, TNone):
+            self.d.error("E0301", f"cannot {verb} {show(v.type)} "
+                                  f"{'to' if verb == 'push' else 'from'} a list of "
+                                  f"{show(t.inner)}", value.span)
+        return v
+
+    def s_Push(self, s: ast.Push, env: Env) -> Any:
+        f = self.list_field(s.target, env, "push")
+        if f is None:
+            self.expr(s.value, env)
+            return None
+        v = self.list_item(f, f.type, s.value, env, "push")
+        grown = ir.Builtin(name="push", args=(f, v), type=f.type, extra=(str(f.type.bound),))
+        return ir.SetField(record=f.record, key=f.key, field=f.field, value=grown, span=s.span)
+
+    def s_Remove(self, s: ast.Remove, env: Env) -> Any:
+        if s.value is None:
+            target = s.target
+            index_node = getattr(ast, "Index", None)
+            if index_node is None or not isinstance(target, index_node):
+                self.d.error("E0753", "`remove` takes an item: `remove x from R(k).f` or "
+                                      "`remove R(k).f[i]`", target.span)
+                return None
+            f = self.list_field(target.obj, env, "remove")
+            i = self.expr(target.index, env)
+            if not isinstance(i.type, (ir.TInt, TError)):
+                self.d.error("E0301", f"a list index is an int, not {show(i.type)}",
+                             target.index.span)
+            if f is None:
+                return None
+            shorter = ir.Builtin(name="drop", args=(f, i), type=f.type)
+        else:
+            f = self.list_field(s.target, env, "remove")
+            if f is None:
+                self.expr(s.value, env)
+                return None
+            v = self.list_item(f, f.type, s.value, env, "remove")
+            shorter = ir.Builtin(name="without", args=(f, v), type=f.type)
+        return ir.SetField(record=f.record, key=f.key, field=f.field, value=shorter, span=s.span)
+
+    def list_index(self, obj: Any, index: ast.Expr, span: Span, env: Env) -> Any:
+        """``xs[i]``: the item at position ``i`` (from 0) of a list value."""
+        i = self.expr(index, env)
+        if not isinstance(i.type, (ir.TInt, TError)):
+            self.d.error("E0301", f"a list index is an int, not {show(i.type)}", index.span)
+        if not isinstance(obj.type, ir.TList):
+            return self.err()
+        return ir.Builtin(name="item", args=(obj, i), type=obj.type.inner)
+
+    def fit_list(self, want: Any, v: Any, span: Span) -> Any:
+        """A list value stored in a field of at most ``want.bound`` items: a longer
+        literal is an error here; a value that may be longer is checked when the event runs
+        (``fit`` rejects it)."""
+        if not (isinstance(want, ir.TList) and want.bound is not None
+                and isinstance(v.type, ir.TList)):
+            return v
+        if isinstance(v, ir.ListLit):
+            if len(v.items) > want.bound:
+                self.d.error("E0754", f"a list of {len(v.items)} items does not fit a field "
+                                      f"of at most {want.bound}", span)
+            return attrs.evolve(v, type=want)
+        if v.type.bound is not None and v.type.bound <= want.bound:
+            return v
+        return ir.Builtin(name="fit", args=(v,), type=want, extra=(str(want.bound),))
+
+    def fn_contains(self, e: ast.Call, env: Env) -> Any:
+        """``contains(xs, x)``: whether the list holds an item equal to ``x``."""
+        args = self._args(e, env, 2)
+        if args is None:
+            return self.err()
+        lst, v = args
+        if isinstance(lst.type, ir.TList):
+            if not compatible(lst.type.inner, v.type) or isinstance(v.type, TNone):
+                self.d.error("E0301", f"a list of {show(lst.type.inner)} never holds "
+                                      f"{show(v.type)}", e.args[1].span)
+        elif not isinstance(lst.type, TError):
+            self.d.error("E0301", f"`contains` takes a list, not {show(lst.type)}",
+                         e.args[0].span)
+        return ir.Builtin(name="contains", args=(lst, v), type=BOOL)
 
     def fn_len(self, e: ast.Call, env: Env) -> Any:
         args = self._args(e, env, 1)
@@ -1036,16 +1264,22 @@ class Checker:
         return ir.Old(expr=args[0], type=args[0].type)
 
     def fn_supply(self, e: ast.Call, env: Env) -> Any:
-        if len(e.args) != 1 or not isinstance(e.args[0], ast.Name) or \
-                e.args[0].id not in self.syms.assets:
+        named = e.args[0].obj if len(e.args) == 1 and isinstance(e.args[0], ast.Index) else \
+            (e.args[0] if len(e.args) == 1 else None)
+        if not isinstance(named, ast.Name) or named.id not in self.syms.assets:
             self.d.error("E0305", "`supply` takes an asset name, like `supply(Credit)`", e.span)
             return self.err()
-        asset = e.args[0].id
-        return ir.Builtin(name="supply", args=(), type=ir.TAmount(asset=asset), extra=(asset,))
+        asset, member = self.asset_arg(e.args[0], env)
+        if asset is None:
+            return self.err()
+        # a family member's supply: the member's key is the builtin's argument
+        return ir.Builtin(name="supply", args=(member,) if member is not None else (),
+                          type=ir.TAmount(asset=asset, member=member), extra=(asset,))
 
     def fn_balance(self, e: ast.Call, env: Env) -> Any:
         if len(e.args) == 2:
-            acc = self.account(e.args[0], env, self.asset_arg(e.args[1]))
+            asset, member = self.asset_arg(e.args[1], env)
+            acc = self.account(e.args[0], env, asset, member=member) if asset else None
         elif len(e.args) == 1:
             acc = self.account(e.args[0], env, None)
         else:
@@ -1055,33 +1289,41 @@ class Checker:
             return self.err()
         if acc is None:
             return self.err()
-        return ir.AccBalance(account=acc, type=ir.TAmount(asset=acc.asset))
+        return ir.AccBalance(account=acc, type=ir.TAmount(asset=acc.asset, member=acc.member))
 
     def fn_stake(self, e: ast.Call, env: Env) -> Any:
         if len(e.args) != 2:
             self.d.error("E0305", "`stake` takes a party and an asset: stake(p, Credit)", e.span)
             return self.err()
         party = self.expr(e.args[0], env)
-        asset = self.asset_arg(e.args[1])
+        asset, member = self.asset_arg(e.args[1], env)
         if asset is None:
             return self.err()
         if not compatible(PARTY, party.type):
             self.d.error("E0306", f"only parties stake, not {show(party.type)}", e.args[0].span)
-        return ir.AccBalance(account=ir.AccStake(party=party, asset=asset),
-                             type=ir.TAmount(asset=asset))
+        return ir.AccBalance(account=ir.AccStake(party=party, asset=asset, member=member),
+                             type=ir.TAmount(asset=asset, member=member))
 
-    def asset_arg(self, e: ast.Expr) -> Optional[str]:
+    def asset_arg(self, e: ast.Expr, env: Env) -> tuple[Optional[str], Any]:
+        """``(asset, member)`` of an asset argument: ``Credit``, or ``Token[sym]`` for a
+        member of a family (member None otherwise); ``(None, None)`` when reported."""
+        index = None
+        if isinstance(e, ast.Index) and isinstance(e.obj, ast.Name):
+            e, index = e.obj, e.index
         if isinstance(e, ast.Name) and e.id in self.syms.assets:
             if self.syms.assets[e.id].kind == "right":
                 self.d.error("E0301", f"`{e.id}` is a right; it has no balance", e.span)
-                return None
-            return e.id
+                return None, None
+            member = self.member_of(e.id, index, env, e.span)
+            if member is False:
+                return None, None
+            return e.id, member
         if isinstance(e, ast.Name):
             self.d.error("E0201", f"unknown asset `{e.id}`", e.span,
                          hint=self._suggest(e.id, list(self.syms.assets)) or None)
         else:
             self.d.error("E0301", "expected an asset name", e.span)
-        return None
+        return None, None
 
     def x_Aggregate(self, e: ast.Aggregate, env: Env) -> Any:
         kinds = ["sum", "count", "min", "max", "all", "any", "max_by", "min_by"]
@@ -1145,7 +1387,7 @@ class Checker:
             x = self.expr(k, inner)
             t = x.type
             if isinstance(t, TFrac):
-                self.d.error("E0303", f"a fractional {t.asset} cannot be compared exactly here",
+                self.d.error("E0303", f"a fractional {unit_name(t)} cannot be compared exactly here",
                              k.span, hint="round it with floor(), ceil() or round() first")
             else:
                 self.order_key(t, f"`{e.func}`", k.span)
@@ -1205,8 +1447,22 @@ class Checker:
 
     # --------------------------------------------------------------- accounts
     def account(self, e: Any, env: Env, asset: Optional[str], *, party_ok: bool = True,
-                what: str = "account") -> Optional[Any]:
-        """An account expression; ``asset`` is the asset moved (None: take the account's)."""
+                what: str = "account", member: Any = None) -> Optional[Any]:
+        """An account expression; ``asset`` is the asset moved (None: take the account's),
+        ``member`` its family member's key (an account of a family holds one per member)."""
+        acc = self._account(e, env, asset, party_ok=party_ok, what=what)
+        if acc is None or member is not None or not self.is_family(acc.asset):
+            return attrs.evolve(acc, member=member) if acc is not None and member is not None \
+                else acc
+        key = self.syms.assets[acc.asset].key
+        self.d.error("E0741", f"`{self.text(e)}` holds every member of the {acc.asset} family: "
+                              "say which one", e.span,
+                     hint=f"balance({self.text(e)}, {acc.asset}[{key}]); move a stated amount "
+                          f"(`AMOUNT from ACC`) instead of `rest of`/`all of`")
+        return None
+
+    def _account(self, e: Any, env: Env, asset: Optional[str], *, party_ok: bool = True,
+                 what: str = "account") -> Optional[Any]:
         if isinstance(e, ast.Name) and e.id not in env.locals:
             q = env.scope.q(e.id)
             if q in self.syms.pools:
@@ -1220,8 +1476,8 @@ class Checker:
         if isinstance(e, ast.FieldAccess) and isinstance(e.obj, ast.Name) and \
                 e.obj.id in env.scope.aliases and e.obj.id not in env.locals:
             sub = env.scope.aliases[e.obj.id]
-            return self.account(ast.Name(id=e.name, span=e.span), Env(scope=sub), asset,
-                                party_ok=party_ok, what=what)
+            return self._account(ast.Name(id=e.name, span=e.span), Env(scope=sub), asset,
+                                 party_ok=party_ok, what=what)
         x = self.expr(e, env)
         t = x.type
         if isinstance(t, TError):
@@ -1260,7 +1516,7 @@ class Checker:
         if isinstance(t, ir.TAmount):
             return x, t.asset
         if isinstance(t, TFrac):
-            self.d.error("E0303", f"this {t.asset} amount may be fractional", e.span,
+            self.d.error("E0303", f"this {unit_name(t)} amount may be fractional", e.span,
                          hint="state the rounding: floor(...), ceil(...) or round(...), "
                               "or distribute it with `split`")
             return x, t.asset
@@ -1269,12 +1525,13 @@ class Checker:
                          hint="write amounts with their asset, like `5 Credit`")
         return x, None
 
-    def recipient(self, e: Any, env: Env, asset: Optional[str]) -> Any:
+    def recipient(self, e: Any, env: Env, asset: Optional[str], member: Any = None) -> Any:
         """Who a split pays: a party, or a record (into its escrow, which must hold the
         split asset)."""
         x = self.expr(e, env)
         if isinstance(x.type, ir.TRecord):
-            self.account(e, env, asset)  # reports a record that holds no or another asset
+            # reports a record that holds no or another asset
+            self.account(e, env, asset, member=member)
             return x
         if not isinstance(x.type, (ir.TParty, TError)):
             if isinstance(x.type, ir.TOptional):
@@ -1354,7 +1611,7 @@ class Checker:
     def s_Let(self, s: ast.Let, env: Env) -> Any:
         v = self.expr(s.value, env)
         if isinstance(v.type, TFrac):
-            self.d.error("E0303", f"this {v.type.asset} amount may be fractional", s.value.span,
+            self.d.error("E0303", f"this {unit_name(v.type)} amount may be fractional", s.value.span,
                          hint="state the rounding: floor(...), ceil(...) or round(...)")
         if s.name in env.locals:
             self.d.error("E0202", f"`{s.name}` is already defined here", s.span,
@@ -1378,7 +1635,7 @@ class Checker:
         v = self.expr(s.value, env)
         t = v.type
         if isinstance(t, TFrac):
-            self.d.error("E0303", f"this {t.asset} amount may be fractional", s.value.span,
+            self.d.error("E0303", f"this {unit_name(t)} amount may be fractional", s.value.span,
                          hint="state the rounding: floor(...), ceil(...) or round(...)")
         elif not isinstance(t, self.VAR_TYPES + (TError,)):
             self.d.error("E0705", f"a `var` cannot hold {show(t) if not isinstance(t, TNone) else 'none'}",
@@ -1417,11 +1674,11 @@ class Checker:
         v = self.expr(s.value, env)
         t = v.type
         if isinstance(t, TFrac):
-            self.d.error("E0303", f"this {t.asset} amount may be fractional", s.value.span,
+            self.d.error("E0303", f"this {unit_name(t)} amount may be fractional", s.value.span,
                          hint="state the rounding: floor(...), ceil(...) or round(...)")
         elif isinstance(want, ir.TAmount) and isinstance(t, ir.TAmount) and \
-                want.asset != t.asset:
-            self.d.error("E0302", f"`{s.name}` holds {want.asset}, not {t.asset}", s.value.span)
+                unit(want) != unit(t):
+            self.d.error("E0302", f"`{s.name}` holds {unit_name(want)}, not {unit_name(t)}", s.value.span)
         elif not compatible(want, t) or isinstance(t, TNone):
             self.d.error("E0301", f"`{s.name}` holds {show(want)}, not {show(t)}", s.value.span)
         env.used.add(s.name)
@@ -1537,11 +1794,11 @@ class Checker:
         result = self.expr(ret.value, env)
         t = result.type
         if isinstance(t, TFrac):
-            self.d.error("E0303", f"this {t.asset} amount may be fractional", ret.value.span,
+            self.d.error("E0303", f"this {unit_name(t)} amount may be fractional", ret.value.span,
                          hint="state the rounding: floor(...), ceil(...) or round(...)")
         elif isinstance(want, ir.TAmount) and isinstance(t, ir.TAmount) and \
-                want.asset != t.asset:
-            self.d.error("E0302", f"function `{decl.name}` returns {want.asset}, not {t.asset}",
+                unit(want) != unit(t):
+            self.d.error("E0302", f"function `{decl.name}` returns {unit_name(want)}, not {unit_name(t)}",
                          ret.value.span)
         elif not compatible(want, t):
             self.d.error("E0301", f"function `{decl.name}` returns {show(want)}, not {show(t)}",
@@ -1578,13 +1835,13 @@ class Checker:
                 bad = True
                 continue
             if isinstance(at, TFrac):
-                self.d.error("E0303", f"this {at.asset} amount may be fractional", src.span,
+                self.d.error("E0303", f"this {unit_name(at)} amount may be fractional", src.span,
                              hint="state the rounding: floor(...), ceil(...) or round(...)")
                 bad = True
             elif isinstance(t, ir.TAmount) and isinstance(at, ir.TAmount) and \
-                    t.asset != at.asset:
-                self.d.error("E0302", f"argument `{name}` of `{e.func}` is {t.asset}, not "
-                                      f"{at.asset}", src.span)
+                    unit(t) != unit(at):
+                self.d.error("E0302", f"argument `{name}` of `{e.func}` is {unit_name(t)}, not "
+                                      f"{unit_name(at)}", src.span)
                 bad = True
             elif not compatible(t, at):
                 self.d.error("E0301", f"argument `{name}` of `{e.func}` is {show(t)}, not "
@@ -1652,6 +1909,8 @@ class Checker:
                         scope=scope, in_handler=False), scope)))
                 elif isinstance(ftype, ir.TOptional):
                     out.append((f.name, ir.Const(value=None, type=ftype)))
+                elif isinstance(ftype, ir.TList):
+                    out.append((f.name, ir.ListLit(items=(), type=ftype)))  # starts empty
                 else:
                     self.d.error("E0208", f"field `{f.name}` of `{decl.name}` is not set", span,
                                  hint=f"add `{f.name} = ...` or give the field a default")
@@ -1660,20 +1919,22 @@ class Checker:
 
     def value_for(self, f: ast.FieldDecl, value: Any, env: Env, scope: ModuleScope) -> Any:
         ftype, lo, hi = self.type_of(f.type, Env(scope=scope, in_handler=False))
+        if isinstance(value, ast.ListLit) and not value.items and isinstance(ftype, ir.TList):
+            return ir.ListLit(items=(), type=ftype)  # `[]`: the field's own item type
         v = self.expr(value, env)
         if isinstance(v.type, TFrac):
-            self.d.error("E0303", f"this {v.type.asset} amount may be fractional", value.span,
+            self.d.error("E0303", f"this {unit_name(v.type)} amount may be fractional", value.span,
                          hint="state the rounding: floor(...), ceil(...) or round(...)")
         elif isinstance(ftype, ir.TAmount) and isinstance(v.type, ir.TAmount) and \
-                ftype.asset != v.type.asset:
-            self.d.error("E0302", f"field `{f.name}` holds {ftype.asset}, not {v.type.asset}",
+                unit(ftype) != unit(v.type):
+            self.d.error("E0302", f"field `{f.name}` holds {unit_name(ftype)}, not {unit_name(v.type)}",
                          value.span)
         elif not compatible(ftype, v.type):
             self.d.error("E0301", f"field `{f.name}` is {show(ftype)}, not {show(v.type)}",
                          value.span)
         if isinstance(v.type, TNone):
             v = ir.Const(value=None, type=ftype)
-        return v
+        return self.fit_list(ftype, v, value.span)
 
     def s_SetField(self, s: ast.SetField, env: Env) -> Any:
         obj = s.target.obj
@@ -1764,18 +2025,21 @@ class Checker:
                     return None
                 amount: Any = ir.AccBalance(account=src, type=ir.TAmount(asset=src.asset))
                 asset: Optional[str] = src.asset
+                member = None
             else:
                 amount, asset = self.amount(s.amount.amount, env)
-                src = self.account(s.amount.source, env, asset)
-            dst = self.account(s.dst, env, asset)
+                member = getattr(amount.type, "member", None)
+                src = self.account(s.amount.source, env, asset, member=member)
+            dst = self.account(s.dst, env, asset, member=member)
             self._check_transferable(asset, verb, s.span)
         else:
             amount, asset = self.amount(s.amount, env)
             if asset is None:  # already reported; the accounts cannot be checked without it
                 return None
+            member = getattr(amount.type, "member", None)
             if verb in ("transfer", "escrow", "release"):
-                src = self.account(s.src, env, asset)
-                dst = self.account(s.dst, env, asset)
+                src = self.account(s.src, env, asset, member=member)
+                dst = self.account(s.dst, env, asset, member=member)
                 if verb == "escrow" and dst is not None and not isinstance(dst, ir.AccEscrow):
                     self.d.error("E0306", "`escrow` moves value into a record", s.dst.span,
                                  hint="escrow AMOUNT from PARTY into Record(key)")
@@ -1783,15 +2047,15 @@ class Checker:
                     self.d.error("E0306", "`release` moves value out of a record", s.src.span)
                 self._check_transferable(asset, verb, s.span)
             elif verb == "mint":
-                src = ir.AccSupply(asset=asset) if asset else None
-                dst = self.account(s.dst, env, asset)
+                src = ir.AccSupply(asset=asset, member=member) if asset else None
+                dst = self.account(s.dst, env, asset, member=member)
                 if asset and not self._opt(asset, "mintable"):
                     self.d.error("E0402", f"{asset} has a fixed supply: it cannot be minted",
                                  s.span, hint=f"declare `asset {asset}: ..., mintable` if the "
                                               "community allows issuing it")
             elif verb == "burn":
-                src = self.account(s.src, env, asset)
-                dst = ir.AccSupply(asset=asset) if asset else None
+                src = self.account(s.src, env, asset, member=member)
+                dst = ir.AccSupply(asset=asset, member=member) if asset else None
                 if asset and not self._opt(asset, "burnable"):
                     self.d.error("E0403", f"{asset} is not burnable", s.span,
                                  hint=f"declare `asset {asset}: ..., burnable`")
@@ -1803,25 +2067,28 @@ class Checker:
                     self._check_transferable(asset, verb, s.span)
                 if asset is None:
                     return None
+                mine = ir.AccParty(party=p, asset=asset, member=member)
+                staked = ir.AccStake(party=p, asset=asset, member=member)
                 if verb == "lock":
-                    src, dst = ir.AccParty(party=p, asset=asset), ir.AccStake(party=p, asset=asset)
+                    src, dst = mine, staked
                 elif verb == "unlock":
-                    src, dst = ir.AccStake(party=p, asset=asset), ir.AccParty(party=p, asset=asset)
+                    src, dst = staked, mine
                 else:
-                    src = ir.AccStake(party=p, asset=asset)
+                    src = staked
                     if s.dst is None:
-                        dst = ir.AccSupply(asset=asset)
+                        dst = ir.AccSupply(asset=asset, member=member)
                         if not self._opt(asset, "burnable"):
                             self.d.error("E0403", f"slashing without `to` burns, and {asset} is "
                                                   "not burnable", s.span,
                                          hint="slash ... of p to <pool>, or make it burnable")
                     else:
-                        dst = self.account(s.dst, env, asset)
+                        dst = self.account(s.dst, env, asset, member=member)
             else:  # pragma: no cover - the grammar has no other verbs
                 raise AssertionError(verb)
         if asset is None or src is None or dst is None:
             return None
-        return ir.Move(kind=verb, amount=amount, asset=asset, src=src, dst=dst, span=s.span)
+        return ir.Move(kind=verb, amount=amount, asset=asset, src=src, dst=dst, span=s.span,
+                       member=src.member if src.member is not None else dst.member)
 
     def s_Split(self, s: ast.Split, env: Env) -> Any:
         if isinstance(s.source, ast.RestOf):
@@ -1830,9 +2097,11 @@ class Checker:
                 return None
             asset: Optional[str] = src.asset
             amount: Any = ir.AccBalance(account=src, type=ir.TAmount(asset=src.asset))
+            member = None
         else:
             amount, asset = self.amount(s.source.amount, env)
-            src = self.account(s.source.source, env, asset)
+            member = getattr(amount.type, "member", None)
+            src = self.account(s.source.source, env, asset, member=member)
         self._check_transferable(asset, "split", s.span)
         source, var_type = self.collection(s.among, env)
         inner = env.child()
@@ -1842,11 +2111,11 @@ class Checker:
             where = self.cond(s.where, inner)
             self.narrow(s.where, inner)
         if s.to is not None:
-            to = self.recipient(s.to, inner, asset)
+            to = self.recipient(s.to, inner, asset, member)
         else:
             to = ir.Local(name=s.var, type=var_type)
             if isinstance(var_type, ir.TRecord):
-                to = self.recipient(ast.Name(id=s.var, span=s.among.span), inner, asset)
+                to = self.recipient(ast.Name(id=s.var, span=s.among.span), inner, asset, member)
             elif not isinstance(var_type, (ir.TParty, TError)):
                 self.d.error("E0301", f"split recipients are {show(var_type)}, not parties",
                              s.among.span, hint="say who is paid with `to <party>`")
@@ -1854,6 +2123,17 @@ class Checker:
         if not isinstance(weight.type, (ir.TInt, ir.TAmount, ir.TRatio, TError)):
             self.d.error("E0301", f"a split weight must be an int, an amount or a ratio, not "
                                   f"{show(weight.type)}", s.weight.span)
+        method, order, minimum, cap = self._split_options(s, env, asset, member, amount)
+        if asset is None or src is None or source is None:
+            return None
+        return ir.Split(amount=amount, asset=asset, src=src, var=s.var, var_type=var_type,
+                        source=source, where=where, to=to, weight=weight, method=method,
+                        minimum=minimum, cap=cap, minimum_rule=s.minimum_rule, order=order,
+                        span=s.span, member=member)
+
+    def _split_options(self, s: Any, env: Env, asset: Optional[str], member: Any,
+                       amount: Any) -> tuple:
+        """``(method, order, minimum, cap)`` of a split's options, checked."""
         method = s.rounding or "largest_remainder"
         if method not in ROUNDING_METHODS:
             self.d.error("E0407", f"unknown rounding method `{method}`", s.span,
@@ -1875,18 +2155,72 @@ class Checker:
             if bound is None:
                 continue
             b, b_asset = self.amount(bound, env)
-            if asset and b_asset and b_asset != asset:
-                self.d.error("E0302", f"split of {asset} with a {name} in {b_asset}", bound.span)
+            if asset and b_asset and (b_asset, strip_spans(b.type.member)) != (
+                    asset, strip_spans(member)):
+                self.d.error("E0302", f"split of {unit_name(amount.type)} with a {name} in "
+                                      f"{unit_name(b.type)}", bound.span)
             if name == "minimum":
                 minimum = b
             else:
                 cap = b
-        if asset is None or src is None or source is None:
+        return method, order, minimum, cap
+
+    def s_SplitBetween(self, s: ast.SplitBetween, env: Env) -> Any:
+        """``split SOURCE between { ACC: W, ... }``: lowered to an ir.Split over the
+        positions 0..n-1 of the table, position i paying ``accounts[i]`` with weight W_i."""
+        if isinstance(s.source, ast.RestOf):
+            src = self.account(s.source.source, env, None)
+            if src is None:
+                return None
+            asset: Optional[str] = src.asset
+            amount: Any = ir.AccBalance(account=src, type=ir.TAmount(asset=src.asset))
+            member = None
+        else:
+            amount, asset = self.amount(s.source.amount, env)
+            member = getattr(amount.type, "member", None)
+            src = self.account(s.source.source, env, asset, member=member)
+        self._check_transferable(asset, "split", s.span)
+        accounts, weights = [], []
+        wtype: Any = None
+        for acc_e, w_e in s.shares:
+            acc = self.account(acc_e, env, asset, member=member, what="account to split into")
+            if isinstance(acc, ir.AccSupply):  # pragma: no cover - not writable as an account
+                acc = None
+            accounts.append(acc)
+            w = self.expr(w_e, env)
+            if not isinstance(w.type, (ir.TInt, ir.TAmount, ir.TRatio, TError)):
+                self.d.error("E0301", f"a split weight must be an int, an amount or a ratio, "
+                                      f"not {show(w.type)}", w_e.span)
+            elif wtype is None or isinstance(wtype, TError):
+                wtype = base(w.type)
+            else:
+                joined = self.join(wtype, w.type)
+                if joined is None:
+                    self.d.error("E0301", f"the weights of one split are of one kind: "
+                                          f"{show(wtype)} and {show(w.type)}", w_e.span)
+                else:
+                    wtype = joined
+            weights.append(w)
+        method, order, minimum, cap = self._split_options(s, env, asset, member, amount)
+        if order == "key":
+            self.d.error("E0409", "the accounts of `split ... between` are paid in the order "
+                                  "written (or `in weight order`); they have no keys", s.span,
+                         hint="write them in the order they should be paid")
+        if asset is None or src is None or any(a is None for a in accounts):
             return None
-        return ir.Split(amount=amount, asset=asset, src=src, var=s.var, var_type=var_type,
-                        source=source, where=where, to=to, weight=weight, method=method,
+        var = "$share"
+        slot = ir.Local(name=var, type=INT)
+        weight: Any = weights[-1]
+        for i in range(len(weights) - 2, -1, -1):
+            weight = ir.Cond(cond=ir.Binary(op="==", left=slot, right=ir.Const(value=i, type=INT),
+                                            type=BOOL),
+                             then=weights[i], orelse=weight, type=wtype or ERR)
+        items = tuple(ir.Const(value=i, type=INT) for i in range(len(accounts)))
+        source = ir.ListItems(expr=ir.ListLit(items=items, type=ir.TList(inner=INT)))
+        return ir.Split(amount=amount, asset=asset, src=src, var=var, var_type=INT,
+                        source=source, where=None, to=slot, weight=weight, method=method,
                         minimum=minimum, cap=cap, minimum_rule=s.minimum_rule, order=order,
-                        span=s.span)
+                        span=s.span, member=member, accounts=tuple(accounts))
 
     def s_Grant(self, s: ast.Grant, env: Env) -> Any:
         self.right_name(s.right, s.span)

@@ -18,6 +18,7 @@ A ledger file records its policy (IR, fingerprint, parameters), so
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Optional, Union
 
@@ -124,6 +125,7 @@ def open_runtime(
     journal: str = "window",
     self_register: bool = False,
     max_timer_firings: Optional[int] = None,
+    load_state: bool = True,
 ) -> Runtime:
     """Open a runtime for ``policy`` (IR, or a path to compile) on ``store``.
 
@@ -164,6 +166,10 @@ def open_runtime(
     10,000 entries, so memory does not grow with a long run; ``"full"``
     keeps every entry (what ``replay``/``audit`` of an in-memory runtime need).
     A ledger file always keeps everything on disk and little in memory.
+
+    ``load_state=False`` (with ``readonly=True``) opens a ledger for reading its stored
+    rows and journal only (``rt.store.kind_rows``, ``history``, ``audit``, ``replay``):
+    memory does not grow with the state, and the runtime cannot settle events.
     """
     if journal not in ("window", "full"):
         raise ValueError(f"journal must be 'window' or 'full', got {journal!r}")
@@ -192,6 +198,7 @@ def open_runtime(
             time_source=time_source,
             self_register=self_register,
             max_timer_firings=max_timer_firings,
+            load_state=load_state,
         )
     except BaseException:
         if st is not store:  # opened here: close it (and release its writer lock)
@@ -225,7 +232,7 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
         store = _open_store(source, 1, "FULL", create=False, readonly=True)
         try:
             pol = _load_policy(policy) or ledger_policy(store)
-            live = Runtime(pol, store)
+            live = Runtime(pol, store, load_state=False)  # the stored rows are compared below
         except BaseException:
             store.close()
             raise
@@ -265,7 +272,9 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
                 "entry (postings or content differ from the stored row)"
             )
     stored_head = live.head  # what the ledger recorded (a file: its checkpoint's head)
-    if not problems:
+    if not problems and hasattr(store, "state_texts"):
+        problems += compare_state(store, fresh.state)
+    elif not problems:
         stored_rows = list(live.state.rows()) if not store.persistent else sorted(store.rows())
         fresh_rows = sorted(fresh.state.rows()) if store.persistent else list(fresh.state.rows())
         if stored_rows != fresh_rows:
@@ -289,6 +298,42 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
     )
 
 
+def compare_state(store: Any, state: Any, most: int = 20) -> list[str]:
+    """Differences between a store's state rows and ``state`` (replay's rebuilt one), read
+    row by row (memory does not grow with the state): each stored row's text must be the
+    very text the store would write for the rebuilt value, and no rebuilt row may be
+    missing from the store."""
+    from .sqlite_store import row_json
+
+    def shown(text: Optional[str]) -> Any:
+        try:
+            return None if text is None else json.loads(text)
+        except (ValueError, TypeError, RecursionError):
+            return text
+
+    problems: list[str] = []
+    n = 0
+    for kind, key, text in store.state_texts():
+        n += 1
+        try:
+            want = state.value_of(kind, key)
+        except (KeyError, ValueError, TypeError, RecursionError):
+            want = None  # a key of no kind or shape the state has: not rebuilt
+        want_text = None if want is None else row_json(want)
+        if want_text != text:
+            problems.append(f"stored {kind} {key} is {shown(text)} but replay gives {want}")
+            if len(problems) >= most:
+                return problems
+    if n != state.row_count():
+        stored = {(k, key) for k, key, _ in store.state_texts()} if n < 5_000_000 else set()
+        for kind, key, value in state.rows():
+            if (kind, key) not in stored:
+                problems.append(f"stored {kind} {key} is None but replay gives {value}")
+                if len(problems) >= most:
+                    break
+    return problems
+
+
 def audit_ledger(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> AuditReport:
     """Re-verify a ledger's hash chain and balances (see :meth:`Runtime.audit`)."""
     if isinstance(source, Runtime):
@@ -296,7 +341,7 @@ def audit_ledger(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -
     store = _open_store(source, 1, "FULL", create=False, readonly=True)
     try:
         pol = _load_policy(policy) or ledger_policy(store)
-        return Runtime(pol, store).audit()
+        return Runtime(pol, store, load_state=False).audit()
     finally:
         if store is not source:
             store.close()

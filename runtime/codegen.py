@@ -107,10 +107,55 @@ _CMP = {
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
+# ---------------------------------------------------------------- bounded lists
+# A list value is a tuple; a field's list is replaced as a whole (nothing half-done: each
+# function either returns the new tuple or rejects before anything changed).
+
+
+def list_item(items: tuple, i: int) -> Any:
+    """``xs[i]``: the item at position ``i``, counted from 0."""
+    if not 0 <= i < len(items):
+        raise Rejected("index_out_of_range",
+                       f"index {i} is outside the list of {len(items)} items")
+    return items[i]
+
+
+def list_push(items: tuple, x: Any, bound: int) -> tuple:
+    """``push x to ...``: ``x`` appended; a list already holding ``bound`` items rejects."""
+    if len(items) >= bound:
+        raise Rejected("list_full", f"the list is full ({bound} items)")
+    return items + (x,)
+
+
+def list_drop(items: tuple, i: int) -> tuple:
+    """``remove xs[i]``: the item at ``i`` taken out; later items move up one (order kept)."""
+    if not 0 <= i < len(items):
+        raise Rejected("index_out_of_range",
+                       f"index {i} is outside the list of {len(items)} items")
+    return items[:i] + items[i + 1:]
+
+
+def list_without(items: tuple, x: Any) -> tuple:
+    """``remove x from ...``: the first item equal to ``x`` taken out (order kept)."""
+    for i, y in enumerate(items):
+        if y == x:
+            return items[:i] + items[i + 1:]
+    raise Rejected("not_in_list", f"{show(x)} is not in the list")
+
+
+def list_fit(items: tuple, bound: int) -> tuple:
+    """A list stored in a field of at most ``bound`` items."""
+    if len(items) > bound:
+        raise Rejected("list_too_long",
+                       f"a list of {len(items)} items does not fit (at most {bound})")
+    return items
+
+
+
 class Compiler:
     def __init__(self, policy: ir.Policy):
         self.policy = policy
-        self.assets = {a.name: a for a in policy.assets}
+        self.assets = ir.AssetMap((a.name, a) for a in policy.assets)
         self.records = {r.name: r for r in policy.records}
         self.roles = {r.name: r for r in policy.roles}
 
@@ -346,7 +391,25 @@ class Compiler:
             return lambda e, p: p in e.st.roles[role]
         return None
 
+    def member(self, asset: str, member: Optional[ir.Expr]) -> Optional[Fn]:
+        """For a member of an asset family: a function giving its ledger name
+        (``Token[USDC]``), rejecting a key that cannot name a member."""
+        if member is None:
+            return None
+        key = self.expr(member)
+
+        def member_asset(e: Env) -> str:
+            k = key(e)
+            why = ir.member_key_error(k)
+            if why is not None:
+                raise Rejected("bad_asset_key", f"not a member of {asset}: {why}")
+            return ir.member_asset(asset, k)
+
+        return member_asset
+
     def s_Move(self, s: ir.Move):
+        if s.member is not None:
+            return self.family_move(s)
         amount = self.expr(s.amount)
         src, dst = self.account(s.src), self.account(s.dst)
         asset, kind, span = s.asset, s.kind, s.span
@@ -363,9 +426,9 @@ class Compiler:
             raise PolicyNotExecutable(f"burn of {asset}, which is not burnable")
         cap = a.cap
         supply_acc = supply_account(asset)
-        # a credit line lets a party's own account go down to -credit
-        credit = (a.credit or 0) if isinstance(s.src, ir.AccParty) else 0
-        line = f" (credit line {amount_text(credit, dec, asset)})" if credit else ""
+        # a credit line lets a party's own account go down to -credit (a parameter's value
+        # when a parameter sets it: read per event, parameters being the ledger's)
+        has_line = a.has_credit and isinstance(s.src, ir.AccParty)
 
         def move(e: Env) -> None:
             amt = amount(e)
@@ -388,7 +451,64 @@ class Compiler:
                         )
             else:
                 have = st.balances.get(s_acc, 0)
+                # the party's line: the asset's, the parameter's or its own attribute's
+                line = -st.floor_of(s_acc) if has_line else 0
+                if have + line < amt:
+                    note = f" (credit line {amount_text(line, dec, asset)})" if line else ""
+                    raise Rejected(
+                        "insufficient_funds",
+                        f"{kind}: {s_acc} holds {amount_text(have, dec, asset)}, "
+                        f"needs {amount_text(amt, dec, asset)}{note}",
+                        span,
+                    )
+            if amt:
+                st.post(s_acc, d_acc, asset, amt, kind)
+
+        return move
+
+    def family_move(self, s: ir.Move):
+        """A move of a member of an asset family: :meth:`s_Move` with the asset's ledger
+        name (``Token[USDC]``) worked out per event; the checks are the same."""
+        amount = self.expr(s.amount)
+        src, dst = self.account(s.src), self.account(s.dst)
+        member = self.member(s.asset, s.member)
+        kind, span = s.kind, s.span
+        a = self.assets.get(s.asset)
+        if a is None or a.kind == "right":
+            raise PolicyNotExecutable(f"{kind} of {s.asset}, which is not an amount")
+        dec = a.decimals
+        from_supply = isinstance(s.src, ir.AccSupply)
+        if from_supply and not a.mintable:
+            raise PolicyNotExecutable(f"mint of {s.asset}, which is not mintable")
+        if isinstance(s.dst, ir.AccSupply) and not a.burnable:
+            raise PolicyNotExecutable(f"burn of {s.asset}, which is not burnable")
+        cap = a.cap
+        credit = (a.credit or 0) if isinstance(s.src, ir.AccParty) else 0
+
+        def move(e: Env) -> None:
+            amt = amount(e)
+            asset = member(e)
+            if amt < 0:
+                raise Rejected(
+                    "negative_amount", f"cannot {kind} a negative amount ({amt} {asset})", span
+                )
+            s_acc, d_acc = src(e), dst(e)
+            st = e.st
+            if from_supply:
+                if cap is not None:
+                    supply = -st.balances.get(s_acc, 0)
+                    if supply + amt > cap:
+                        raise Rejected(
+                            "cap_exceeded",
+                            f"minting {amount_text(amt, dec, asset)} would exceed its cap of "
+                            f"{amount_text(cap, dec, asset)} (supply "
+                            f"{amount_text(supply, dec, asset)})",
+                            span,
+                        )
+            else:
+                have = st.balances.get(s_acc, 0)
                 if have + credit < amt:
+                    line = f" (credit line {amount_text(credit, dec, asset)})" if credit else ""
                     raise Rejected(
                         "insufficient_funds",
                         f"{kind}: {s_acc} holds {amount_text(have, dec, asset)}, "
@@ -412,6 +532,7 @@ class Compiler:
         var, method, asset, span = s.var, s.method, s.asset, s.span
         rule, order = s.minimum_rule, s.order
         dec = self.assets[asset].decimals if asset in self.assets else 0
+        member = self.member(asset, s.member)
         if method not in sem.METHODS:
             raise PolicyNotExecutable(f"unknown split method {method!r}")
         if rule not in sem.MINIMUM_RULES or order not in sem.ORDERS:
@@ -421,10 +542,14 @@ class Compiler:
         escrow_of = s.to.type.record if isinstance(s.to.type, ir.TRecord) else None
         where_budget = f"the split of {asset} among {describe_collection(s.source)}"
         a = self.assets.get(asset)
-        credit = (a.credit or 0) if a is not None and isinstance(s.src, ir.AccParty) else 0
-        line = f" (credit line {amount_text(credit, dec, asset)})" if credit else ""
+        has_line = a is not None and a.has_credit and isinstance(s.src, ir.AccParty)
 
-        def recipient_account(e: Env, r: Any) -> str:
+        # `split ... between {ACC: W}`: item i pays the i-th account (a pool, escrow or party)
+        fixed = [self.account(acc) for acc in s.accounts]
+
+        def recipient_account(e: Env, r: Any, dst_asset: str) -> str:
+            if fixed:
+                return fixed[r](e)
             if escrow_of is None:
                 return party_account(r, dst_asset)
             if r not in e.st.records[escrow_of]:
@@ -433,6 +558,7 @@ class Compiler:
 
         def split(e: Env) -> None:
             amt = amount(e)
+            asset = member(e) if member is not None else dst_asset
             s_acc = src(e)
             st = e.st
             have = st.balances.get(s_acc, 0)
@@ -440,11 +566,13 @@ class Compiler:
                 raise Rejected(
                     "negative_amount", f"cannot split a negative amount ({amt} {asset})", span
                 )
-            if have + credit < amt:
+            line = -st.floor_of(s_acc) if has_line else 0
+            if have + line < amt:
+                note = f" (credit line {amount_text(line, dec, asset)})" if line else ""
                 raise Rejected(
                     "insufficient_funds",
                     f"split: {s_acc} holds {amount_text(have, dec, asset)}, "
-                    f"needs {amount_text(amt, dec, asset)}{line}",
+                    f"needs {amount_text(amt, dec, asset)}{note}",
                     span,
                 )
             loc = e.loc
@@ -464,7 +592,7 @@ class Compiler:
                     if r is None:
                         raise Rejected("none_value", "split recipient is none", span)
                     keys.append(item)
-                    recipients.append(recipient_account(e, r))
+                    recipients.append(recipient_account(e, r, asset))
                     weights.append(weight(e))
             except StepBudgetExceeded as err:
                 if not err.named:
@@ -594,12 +722,22 @@ class Compiler:
     def s_Delete(self, s: ir.Delete):
         key, r = self.expr(s.key), s.record
         holds = self.records[r].holds if r in self.records else None
+        family = holds is not None and self.assets.get(holds) is not None and \
+            self.assets[holds].family is not None
 
         def delete(e: Env) -> None:
             k = key(e)
             if k not in e.st.records[r]:
                 raise Rejected("missing_record", f"no {r} with key {show(k)}", s.span)
-            if holds is not None:
+            if family:
+                # one escrow per member of the family: every one of them must be empty
+                prefix = escrow_account(r, k, holds + "[")
+                for acc, left in sorted(e.st.balances.items()):
+                    if left and acc.startswith(prefix):
+                        raise Rejected("record_holds_value", f"{r} {k!r} still holds {left} "
+                                                             f"{acc[len(prefix) - len(holds) - 1:]}",
+                                       s.span)
+            elif holds is not None:
                 left = e.st.balances.get(escrow_account(r, k, holds), 0)
                 if left:
                     # deleting would strand value no account could ever reach again
@@ -650,6 +788,12 @@ class Compiler:
     # ================================================================ accounts
 
     def account(self, a: ir.Account) -> Fn:
+        member = self.member(a.asset, a.member)
+        if member is not None and isinstance(a, ir.AccPool):
+            pool = a.pool
+            return lambda e: pool_account(pool, member(e))
+        if member is not None and isinstance(a, ir.AccSupply):
+            return lambda e: supply_account(member(e))
         if isinstance(a, ir.AccPool):
             name = pool_account(a.pool)
             return lambda e: name
@@ -668,7 +812,7 @@ class Compiler:
                     raise Rejected("none_value", f"{what} of none ({asset})")
                 if p == "clock":
                     raise Rejected("bad_party", "the clock holds no accounts")
-                return mk(p, asset)
+                return mk(p, member(e) if member is not None else asset)
 
             return party_acc
         if isinstance(a, ir.AccEscrow):
@@ -678,7 +822,7 @@ class Compiler:
                 k = key(e)
                 if k not in e.st.records[r]:
                     raise Rejected("missing_record", f"no {r} with key {show(k)}")
-                return escrow_account(r, k, asset)
+                return escrow_account(r, k, member(e) if member is not None else asset)
 
             return escrow_acc
         raise PolicyNotExecutable(f"unknown account {a!r}")
@@ -1036,11 +1180,32 @@ class Compiler:
                     raise Rejected(err.code, err.message) from None
 
             return sqrt
+        if name == "pow" and len(args) == 3:
+            base, exp, places = args[0], args[1], x.args[2].value
+            return lambda e: _norm(sem.ipow_steps(base(e), exp(e), places))
         if name == "pow":
             base, exp = args
             return lambda e: _norm(sem.ipow(base(e), exp(e)))
         if name == "len":
             return lambda e: len(one(e))
+        if name == "item":
+            two = args[1]
+            return lambda e: list_item(one(e), two(e))
+        if name == "push":
+            two, bound = args[1], int(extra[0])
+            return lambda e: list_push(one(e), two(e), bound)
+        if name == "drop":
+            two = args[1]
+            return lambda e: list_drop(one(e), two(e))
+        if name == "without":
+            two = args[1]
+            return lambda e: list_without(one(e), two(e))
+        if name == "fit":
+            bound = int(extra[0])
+            return lambda e: list_fit(one(e), bound)
+        if name == "contains":
+            two = args[1]
+            return lambda e: two(e) in one(e)
         if name == "is_some":
             return lambda e: one(e) is not None
         if name == "is_none":
@@ -1065,6 +1230,9 @@ class Compiler:
 
             return ratio
         if name == "supply":
+            member = self.member(extra[0], x.args[0]) if x.args else None
+            if member is not None:
+                return lambda e: -e.st.balances.get(supply_account(member(e)), 0)
             acc = supply_account(extra[0])
             return lambda e: -e.st.balances.get(acc, 0)
         if name == "has_role":

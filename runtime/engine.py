@@ -44,6 +44,7 @@ import hashlib
 import json
 import os
 import time as _time
+from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 import attrs
@@ -156,6 +157,7 @@ class Runtime:
         time_source: Optional[Callable[[], Any]] = None,
         self_register: bool = False,
         max_timer_firings: Optional[int] = None,
+        load_state: bool = True,
     ):
         if max_timer_firings is None:
             max_timer_firings = MAX_TIMER_FIRINGS
@@ -204,13 +206,19 @@ class Runtime:
         meta = self.store.meta()
         if meta:
             fp = policy_fingerprint(policy)
+            where = getattr(self.store, "path", None)
+            where = f"{where}: " if where else ""
             if meta.get("fingerprint") != fp:
                 raise StoreError(
-                    f"this ledger belongs to policy {meta.get('policy_name')!r} "
+                    f"{where}this ledger belongs to policy {str(meta.get('policy_name'))[:80]!r} "
                     f"(fingerprint {str(meta.get('fingerprint'))[:12]}...), "
                     f"not {policy.name!r} ({fp[:12]}...)"
                 )
-            stored_params = {k: _decode_param(v) for k, v in meta.get("params", {}).items()}
+            recorded = meta.get("params", {})
+            if not isinstance(recorded, dict):
+                raise StoreError(f"{where}the ledger's recorded parameters are unreadable "
+                                 "(the file is damaged or was edited)")
+            stored_params = {k: _decode_param(v) for k, v in recorded.items()}
             if params:
                 wanted = resolve_params(policy, params)
                 if wanted != stored_params:
@@ -221,6 +229,7 @@ class Runtime:
             self.params = stored_params
         else:
             self.params = resolve_params(policy, params)
+        self.state.set_params(self.params)  # credit lines a parameter sets
         self.genesis = genesis_hash(policy, self.params)
         if not meta:
             self.store.init(
@@ -240,12 +249,20 @@ class Runtime:
         self.head = self.genesis
         self.seq = 0
         self.clock: Optional[int] = None
-        for kind, key, value in self.store.rows():
-            self.state.load_row(kind, key, value)
+        # load_state=False: a reader of the stored rows and journal alone (ledger commands,
+        # audit, replay), whose memory must not grow with the state; it cannot settle
+        self.state_loaded = load_state
+        if load_state:
+            for kind, key, value in self.store.rows():
+                self.state.load_row(kind, key, value)
+        else:
+            self.broken = "this runtime was opened without its state (for reading the ledger)"
         # a store that looks ids up itself (a ledger file's index) is asked per event; others
         # give their ids once.  Either way opening reads the newest entry, not every entry.
         if hasattr(self.store, "has_event"):
             self.applied_ids = _StoredIds(self.store)
+        elif hasattr(self.store, "applied_ids"):  # the in-memory store's own set, shared
+            self.applied_ids = self.store.applied_ids()
         else:
             self.applied_ids.update(self.store.event_ids())
         last = self.store.last_row()
@@ -611,6 +628,12 @@ class Runtime:
                     return True
         return False
 
+    def firings_may_exceed(self, limit: int) -> bool:
+        """False when no event can make more than ``limit`` firings due: deadline handlers
+        only, whose heaps hold at most ``limit`` entries in all (each firing pops one).
+        Then :meth:`due_firings` need not count them."""
+        return not self._only_deadlines or sum(map(len, self._heaps)) > limit
+
     def due_firings(self, now: int, limit: int) -> int:
         """How many timed-handler firings are due at or before ``now`` in the current state,
         counted without running any (stops counting past ``limit``).  A lower bound of what
@@ -629,6 +652,7 @@ class Runtime:
             # the heap's entries due by `now`, visiting only those (and their children)
             heap = st.heaps[h.name]
             recs = st.records[h.record]
+            size, field, fired = len(heap), h.field, st.fired_key(h.name, "")
             stack = [0] if heap else []
             visits = 0
             while stack and n <= limit and visits <= 4 * limit + 64:
@@ -638,13 +662,13 @@ class Runtime:
                     continue  # its whole subtree is later
                 visits += 1
                 rec = recs.get(key)
-                if (
-                    rec is not None
-                    and rec.get(h.field) == due
-                    and meta.get(f"fired:{h.name}:{key}") != due
-                ):
+                if rec is not None and rec.get(field) == due and meta.get(fired + key) != due:
                     n += 1
-                stack.extend(j for j in (2 * i + 1, 2 * i + 2) if j < len(heap))
+                j = 2 * i + 1  # its children, left first
+                if j < size:
+                    stack.append(j)
+                    if j + 1 < size:
+                        stack.append(j + 1)
         return n
 
     def fire_timers(self, now: int, out: list[dict], limit: Optional[int] = None) -> None:
@@ -686,7 +710,7 @@ class Runtime:
                 st.set_meta("every:" + name, meta.get("every:" + name, 0) + 1)
             else:
                 st.pop_deadline(name)
-                st.set_meta(f"fired:{name}:{key}", due)
+                st.set_meta(st.fired_key(name, key), due)
             st.begin()
             frame = st.frames[-1]
             try:
@@ -721,8 +745,11 @@ class Runtime:
     # ================================================================ queries
 
     def balances(self, include_zero: bool = False) -> dict[str, int]:
-        """Every account's balance (supply accounts are minus the supply)."""
-        return {a: b for a, b in sorted(self.state.balances.items()) if b or include_zero}
+        """Every account's balance (supply accounts are minus the supply).  A runtime opened
+        without its state reads them from the store's balance rows."""
+        rows = sorted(self.state.balances.items()) if self.state_loaded else \
+            self.store.kind_rows("balance")
+        return {a: b for a, b in rows if b or include_zero}
 
     def balance(self, account: str, asset: Optional[str] = None) -> int:
         """``balance("alice", "Credit")``, ``balance("commons")`` (a pool), or an account name."""
@@ -789,6 +816,9 @@ class Runtime:
             return account is None or any(account in (p[0], p[1]) for p in data["postings"])
 
         desc = getattr(store, "journal_desc", None)
+        if account is not None and hasattr(store, "account_desc"):
+            # the per-account index: only blocks of entries that touch the account are read
+            desc = partial(store.account_desc, account)
         if limit > 0 and desc is not None:
             picked = []
             for row in desc():
@@ -864,18 +894,21 @@ class Runtime:
 
     def _audit(self) -> AuditReport:
         if self.store.persistent:
-            stored = {k: v for kind, k, v in self.store.rows() if kind == "balance"}
+            stored = dict(self.store.kind_rows("balance"))
         else:
             stored = dict(self.state.balances)
+        blocks: Optional[set[int]] = set() if hasattr(self.store, "account_blocks") else None
         report = audit_rows(self.store.journal(), self.genesis, stored,
-                            credit=self.state.credit)
+                            credit=self.state.audit_lines(), blocks=blocks)
         problems = list(report.problems)
+        if blocks is not None:
+            problems += _index_problems(self.store.account_blocks(), blocks)
         # every signature again, against the key registry rebuilt from the journal itself
         sig_problems, signatures = signing.audit_signatures(
             self.store.journal(), self.genesis, self.same_signed_args, self.key_handler
         )
         problems += sig_problems
-        if self.store.persistent:
+        if self.store.persistent and self.state_loaded:
             live = {k: v for k, v in self.state.balances.items()}
             for acc in sorted(set(live) | set(stored)):
                 if live.get(acc, 0) != stored.get(acc, 0):
@@ -900,6 +933,7 @@ class Runtime:
     def set_param(self, name: str, value: Any) -> None:
         """Change a parameter (within its range) — for in-language tests before any event."""
         self.params = {**self.params, name: resolve_params(self.policy, {name: value})[name]}
+        self.state.set_params(self.params)
         self.genesis = genesis_hash(self.policy, self.params)
         if self.seq == 0:
             self.head = self.genesis
@@ -918,6 +952,26 @@ class Runtime:
             st.rollback()
             raise
         st.commit()
+
+
+def _index_problems(stored: Iterable[int], implied: set[int]) -> list[str]:
+    """The per-account index a ledger file keeps against the one its postings imply (both
+    as ``tag << 32 | block``; ``implied`` is consumed)."""
+    extra = 0
+    for b in stored:
+        if b in implied:
+            implied.discard(b)
+        else:
+            extra += 1
+    out = []
+    if implied:
+        out.append(f"the per-account index lacks {len(implied)} (account, block) pair(s) the "
+                   "journal's postings imply: history --account would miss entries "
+                   "(edited outside Charter)")
+    if extra:
+        out.append(f"the per-account index holds {extra} (account, block) pair(s) no posting "
+                   "implies (edited outside Charter)")
+    return out
 
 
 def _decode_param(v: Any) -> Any:

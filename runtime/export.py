@@ -62,7 +62,9 @@ def bean_account(acc: str) -> str:
 
 
 def commodity(asset: str) -> str:
-    c = asset.upper()
+    # a member of an asset family, `Token[USDC]`, is the commodity TOKEN.USDC
+    family, _, key = asset.partition("[")
+    c = (family + "." + key[:-1] if key.endswith("]") else asset).upper()
     if not _COMMODITY.match(c):
         raise ExportError(f"asset {asset!r} cannot be a Beancount commodity ({c!r})")
     return c
@@ -83,6 +85,36 @@ def _date(t: Any) -> str:
         raise ExportError(f"event time {t!r} is beyond the dates Beancount can hold") from None
 
 
+_I64 = 1 << 63
+
+
+def _entry(row: Any) -> dict[str, Any]:
+    """The entry of journal row ``row``, or ExportError when it is not a journal entry of the
+    shape the exports read (a damaged or edited file; ``charter audit`` says more)."""
+    def bad(why: str) -> ExportError:
+        return ExportError(f"journal entry {str(row.seq)[:20]} cannot be exported: {why} "
+                           "(the ledger is damaged or was edited; `charter audit` says more)")
+
+    if not isinstance(row.entry, str):
+        raise bad("it is unreadable")
+    try:
+        data = json.loads(row.entry)
+    except (ValueError, RecursionError):
+        raise bad("it is not JSON") from None
+    e = data.get("event") if isinstance(data, dict) else None
+    if not (isinstance(e, dict) and all(isinstance(e.get(k), str) for k in
+                                        ("id", "type", "submitter"))
+            and type(e.get("time")) is int and -_I64 <= e["time"] < _I64):
+        raise bad("its event has no id, type, submitter and time")
+    ps = data.get("postings")
+    if not isinstance(ps, list) or not all(
+        isinstance(p, list) and len(p) == 5 and all(isinstance(p[i], str) for i in (0, 1, 2, 4))
+        and type(p[3]) is int and -_I64 <= p[3] < _I64 for p in ps
+    ):
+        raise bad("its postings are not [from, to, asset, amount, kind] lists")
+    return data
+
+
 def _q(text: Any) -> str:
     return json.dumps(str(text), ensure_ascii=True)
 
@@ -97,7 +129,7 @@ def export(rows: Iterable[Any], fmt: str, out: TextIO, decimals: dict[str, int],
         return _parquet(rows, out)
     if fmt == "jsonl":
         for row in rows:
-            data = json.loads(row.entry)
+            data = _entry(row)
             data["hash"] = row.hash
             out.write(json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
                       + "\n")
@@ -108,7 +140,7 @@ def export(rows: Iterable[Any], fmt: str, out: TextIO, decimals: dict[str, int],
         w.writerow(["seq", "event_id", "time", "type", "submitter", "from", "to", "asset",
                     "amount", "amount_decimal", "kind"])
         for row in rows:
-            ev = json.loads(row.entry)
+            ev = _entry(row)
             e = ev["event"]
             for src, dst, asset, amount, kind in ev["postings"]:
                 w.writerow([row.seq, e["id"], e["time"], e["type"], e["submitter"], src, dst,
@@ -120,7 +152,7 @@ def export(rows: Iterable[Any], fmt: str, out: TextIO, decimals: dict[str, int],
     last = "1970-01-01"
     out.write('option "title" "Charter ledger export"\n\n')
     for row in rows:
-        ev = json.loads(row.entry)
+        ev = _entry(row)
         ps = ev["postings"]
         n += 1
         if not ps:
@@ -131,7 +163,13 @@ def export(rows: Iterable[Any], fmt: str, out: TextIO, decimals: dict[str, int],
                   f'  event: {_q(e["id"])}\n  seq: {row.seq}\n  time: {e["time"]}\n'
                   f'  hash: {_q(row.hash)}\n')
         for src, dst, asset, amount, kind in ps:
-            c = comms.get(asset) or comms.setdefault(asset, commodity(asset))
+            c = comms.get(asset)
+            if c is None:
+                c = comms[asset] = commodity(asset)
+                if list(comms.values()).count(c) > 1:  # Token[usdc] and Token[USDC]
+                    other = next(a for a, x in comms.items() if x == c and a != asset)
+                    raise ExportError(f"assets {other!r} and {asset!r} would both be the "
+                                      f"Beancount commodity {c!r}")
             seen.setdefault(src, asset)
             seen.setdefault(dst, asset)
             d = _decimal(amount, decimals.get(asset, 0))
@@ -172,7 +210,7 @@ def _parquet(rows: Iterable[Any], path: Any) -> int:
                 v.clear()
 
         for row in rows:
-            ev = json.loads(row.entry)
+            ev = _entry(row)
             e = ev["event"]
             for src, dst, asset, amount, kind in ev["postings"]:
                 for c, v in zip(_COLUMNS, (row.seq, e["id"], e["time"], e["type"],

@@ -281,9 +281,16 @@ def full_check(store: Any, genesis: Optional[str]) -> list[str]:
     credit = None
     meta = getattr(store, "meta_or_empty", None)
     if meta is not None:
-        pol = recorded_policy(meta())[0]
+        m = meta()
+        pol = recorded_policy(m)[0]
         if pol is not None:
-            credit = {a.name: a.credit for a in pol.assets if a.credit}
+            # a line a parameter sets is the ledger's recorded value (an amount: an int)
+            from .state import State
+
+            params = {k: v for k, v in (m.get("params") or {}).items() if type(v) is int}
+            st = State(pol)
+            st.set_params(params)
+            credit = st.audit_lines()
     # the head against the checkpoint is the open check's finding, not repeated here: a chain
     # that is whole but ends elsewhere is a rewrite only a replay can pin down
     return problems + list(audit_rows(store.journal(), genesis, stored, credit=credit).problems)

@@ -17,8 +17,10 @@ the one place that defines it, so every store keeps the same bytes):
 
 * :class:`EntryCodec` -- the entry text as raw DEFLATE primed with a
   dictionary made from the policy's own names (:func:`entry_dictionary`,
-  recorded in the ledger's metadata as ``entry_dict``): about 65 bytes for a
-  250-byte gig-market entry, decoded back to the identical text;
+  recorded in the ledger's metadata as ``entry_dict``), without the entry's
+  ``seq`` and event ``id`` (the row keeps both in columns of their own):
+  about 55 bytes for a 250-byte gig-market entry, decoded back to the
+  identical text;
 * the chain hash is implied by the entries, so a store keeps it only every
   :data:`ANCHOR_EVERY` entries (an *anchor*; the checkpoint keeps the head);
   :func:`verify_chain` re-hashes and compares at every kept hash, and
@@ -153,7 +155,14 @@ def encode_entry_text(
 
 # ------------------------------------------------------------------ compact storage
 
-ENTRY_CODEC = "deflate-dict-1"  # recorded in a ledger's metadata: how its entries are kept
+ENTRY_CODEC = "deflate-dict-2"  # recorded in a ledger's metadata: how its entries are kept
+# ledger schema 4's codec: the whole entry text (read by the migration only)
+ENTRY_CODEC_V1 = "deflate-dict-1"
+# A packed entry that starts with this byte holds the whole text, seq and id included (an
+# entry whose text the stripping cannot reproduce exactly, or one written by a tool that
+# knows no seq).  No raw DEFLATE stream starts with it: BFINAL=1 with block type 3, which
+# DEFLATE reserves as an error.
+_WHOLE = b"\x07"
 ANCHOR_EVERY = 32  # a store keeps the chain hash of every entry whose seq is a multiple of this
 _KINDS = ("transfer", "escrow", "release", "refund", "split", "mint", "burn", "decay", "stake")
 _DICT_MAX = 2048  # the DEFLATE window (wbits 11) holds the dictionary and the entry's start
@@ -183,43 +192,105 @@ def entry_dictionary(policy: Any) -> str:
             parts.append(f'"handler":"{h.name}"')
             continue
         args = ",".join(f'"{f.name}":' for f in sorted(h.params, key=lambda f: f.name))
-        parts.append(f'{{"event":{{"args":{{{args}}},"id":"","submitter":"","time":,"type":"{h.name}"}},')
-    parts.append('"flags":[],"postings":[],"seq":,"timers":[]}')
+        parts.append(f'{{"event":{{"args":{{{args}}},"submitter":"","time":,"type":"{h.name}"}},')
+    parts.append('"flags":[],"postings":[],"timers":[]}')
     text = "".join(parts)
     return text[-_DICT_MAX:] if len(text.encode()) > _DICT_MAX else text
 
 
+def _strip(entry: str, seq: int, event_id: str) -> Optional[str]:
+    """``entry`` without its ``"seq"`` member and its event's ``"id"``, or None when
+    :func:`_unstrip` would not give the very same text back."""
+    seq_txt = ',"seq":' + int.__repr__(seq)
+    i = entry.rfind(seq_txt + ',"timers":[')
+    id_txt = ',"id":' + _json_str(event_id)
+    j = entry.find(id_txt + ",")
+    if i < 0 or j < 0 or j > i:
+        return None
+    out = entry[:j] + entry[j + len(id_txt) : i] + entry[i + len(seq_txt) :]
+    return out if _unstrip(out, seq, event_id) == entry else None
+
+
+def _unstrip(text: str, seq: int, event_id: str) -> Optional[str]:
+    """Put ``seq`` and the event ``id`` back where canonical JSON has them: ``seq`` before
+    the entry's last key (``timers``: a quote inside a string is escaped, so ``],"timers":[``
+    is never inside one), the id after ``args`` (before ``sig`` or ``submitter``)."""
+    i = text.rfind('],"timers":[')
+    k = text.find(',"submitter":')
+    if i < 0 or k < 0:
+        return None
+    g = text.find(',"sig":{', 0, k)
+    if g >= 0:
+        k = g
+    return (text[:k] + ',"id":' + _json_str(event_id) + text[k : i + 1]
+            + ',"seq":' + int.__repr__(seq) + text[i + 1 :])
+
+
 class EntryCodec:
-    """Entry text <-> the bytes a store keeps (raw DEFLATE primed with the ledger's dictionary).
+    """Entry text <-> the bytes a store keeps (raw DEFLATE primed with the ledger's
+    dictionary), without the ``seq`` and event id the row keeps in columns of its own.
 
-    DEFLATE is deterministic for one zlib build; the hash never depends on it (it
-    covers the text), so a ledger stays valid whatever zlib later reads it."""
+    ``pack`` checks that the stripped text gives the entry back exactly; any entry that
+    would not (hand-made, or with an id that also appears earlier) is kept whole, marked
+    by a leading :data:`_WHOLE` byte.  DEFLATE is deterministic for one zlib build; the
+    hash never depends on it (it covers the text), so a ledger stays valid whatever zlib
+    later reads it.  ``strip=False`` is ledger schema 4's codec (whole entries only)."""
 
-    __slots__ = ("dictionary", "_c", "_d")
+    __slots__ = ("dictionary", "strip", "_c", "_d")
 
-    def __init__(self, dictionary: str):
+    def __init__(self, dictionary: str, strip: bool = True):
         self.dictionary = dictionary
+        self.strip = strip
         zd = dictionary.encode("utf-8", "surrogatepass")[-_DICT_MAX:]
         # primed once; each entry gets a copy (cheaper than priming again)
         self._c = zlib.compressobj(6, zlib.DEFLATED, -11, 5, zlib.Z_DEFAULT_STRATEGY, zd)
         self._d = zlib.decompressobj(-11, zd)
 
-    def pack(self, entry: str) -> bytes:
+    def _deflate(self, text: str) -> bytes:
         c = self._c.copy()
-        return c.compress(entry.encode("utf-8", "surrogatepass")) + c.flush()
+        return c.compress(text.encode("utf-8", "surrogatepass")) + c.flush()
 
-    def unpack(self, blob: Any) -> Optional[str]:
-        """The entry's text, or None when ``blob`` is not a well-formed packed entry."""
+    def pack(self, entry: str, seq: Optional[int] = None, event_id: Optional[str] = None) -> bytes:
+        """The bytes kept for ``entry`` (the entry of row ``seq`` / ``event_id``; without
+        them, or with ``strip=False``, the whole text)."""
+        if not self.strip:
+            return self._deflate(entry)
+        if type(seq) is int and type(event_id) is str:
+            short = _strip(entry, seq, event_id)
+            if short is not None:
+                return self._deflate(short)
+        return _WHOLE + self._deflate(entry)
+
+    def unpack(self, blob: Any, seq: Any = None, event_id: Any = None) -> Optional[str]:
+        """The entry's text, or None when ``blob`` is not a well-formed packed entry (or
+        the row's ``seq``/``event_id`` it needs are not an int and a text)."""
         if type(blob) is not bytes:
             return None
+        whole = not self.strip or blob[:1] == _WHOLE
         try:
             d = self._d.copy()
-            raw = d.decompress(blob, 1 << 26)
+            raw = d.decompress(blob[1:] if whole and self.strip else blob, 1 << 26)
             if not d.eof or d.unconsumed_tail or d.unused_data:
                 return None
-            return raw.decode("utf-8", "surrogatepass")
+            text = raw.decode("utf-8", "surrogatepass")
         except (zlib.error, UnicodeDecodeError, MemoryError):
             return None
+        if whole:
+            return text
+        if type(seq) is not int or type(event_id) is not str:
+            return None
+        return _unstrip(text, seq, event_id)
+
+
+# The per-account index (a ledger file's ``account_block`` table) names, for each account,
+# the blocks of 2**BLOCK_SHIFT consecutive entries whose postings touch it, the account by
+# a 31-bit tag (CRC-32): a few bytes per (account, block) instead of a row per posting.
+# A tag two accounts share only makes a reader scan a block more; it filters by name.
+BLOCK_SHIFT = 10
+
+
+def account_tag(account: str) -> int:
+    return zlib.crc32(account.encode("utf-8", "surrogatepass")) & 0x7FFFFFFF
 
 
 def is_anchor(seq: int) -> bool:
@@ -284,13 +355,16 @@ class AuditReport:
 
 
 def verify_chain(
-    rows: Iterable[JournalRow], genesis: str, first_seq: int = 1
+    rows: Iterable[JournalRow], genesis: str, first_seq: int = 1,
+    blocks: Optional[set[int]] = None,
 ) -> tuple[list[str], str, int, dict[str, int]]:
     """Re-hash every entry; returns (problems, head, count, balances from the postings).
 
     ``genesis`` is the hash before the first row, which should be entry
     ``first_seq`` (the open-time check verifies only the newest entries).
-    Streams: memory does not grow with the number of rows."""
+    Streams: memory does not grow with the number of rows.  ``blocks``, when
+    given, receives the per-account index the postings imply (``tag << 32 | block``
+    for every account of every posting, see :data:`BLOCK_SHIFT`)."""
     problems: list[str] = []
     prev = genesis
     n = 0
@@ -342,6 +416,11 @@ def verify_chain(
         for src, dst, _asset, amount, _kind in ps:
             bal[src] = get(src, 0) - amount
             bal[dst] = get(dst, 0) + amount
+        if blocks is not None and ps and type(row.seq) is int:
+            blk = row.seq >> BLOCK_SHIFT
+            for p in ps:
+                blocks.add(account_tag(p.src) << 32 | blk)
+                blocks.add(account_tag(p.dst) << 32 | blk)
     return problems, prev, n, bal
 
 
@@ -360,10 +439,11 @@ def audit_rows(
     stored_balances: dict[str, int],
     asset_of: Optional[dict[str, str]] = None,
     credit: Optional[dict[str, int]] = None,
+    blocks: Optional[set[int]] = None,
 ) -> AuditReport:
     """``credit``: the policy's credit lines (asset -> how far below zero a party's own
-    account may go)."""
-    problems, head, n, recomputed = verify_chain(rows, genesis)
+    account may go); ``blocks``: see :func:`verify_chain`."""
+    problems, head, n, recomputed = verify_chain(rows, genesis, blocks=blocks)
     problems += compare_balances(recomputed, stored_balances)
     for acc, bal in sorted(recomputed.items()):
         if bal < 0 and not acc.startswith("supply:"):

@@ -5,6 +5,7 @@ Account names are strings, stable across stores and in the journal:
 * ``party:<id>:<Asset>``  a party's own holding
 * ``stake:<id>:<Asset>``  a party's locked stake
 * ``pool:<name>``         a pool or treasury of the policy (one asset each)
+* ``pool:<name>:<Family[key]>``  a pool of an asset family: one account per member
 * ``escrow:<Record>:<key>:<Asset>``  the escrow a record holds
 * ``supply:<Asset>``      minus the asset's supply: mint posts out of it, burn into it
 
@@ -48,8 +49,9 @@ def stake_account(party: str, asset: str) -> str:
     return f"stake:{party}:{asset}"
 
 
-def pool_account(pool: str) -> str:
-    return f"pool:{pool}"
+def pool_account(pool: str, member_asset: Optional[str] = None) -> str:
+    """A pool's account; a pool of an asset family has one per member (``Token[USDC]``)."""
+    return f"pool:{pool}" if member_asset is None else f"pool:{pool}:{member_asset}"
 
 
 def escrow_account(record: str, key: str, asset: str) -> str:
@@ -128,10 +130,11 @@ def check_transaction(
                 )
             if s_now - (before[src] or 0) != -amount or d_now - (before[dst] or 0) != amount:
                 raise LedgerError(f"balances of {src} and {dst} do not match a move of {amount}")
+            # with credit lines, only an account the move takes down is held to its line: a
+            # member whose line ended (expelled while owing) may still be paid back
             if (s_now < 0 and not src.startswith("supply:")
-                    and (floor_of is None or s_now < floor_of(src))) or (
-                d_now < 0 and not dst.startswith("supply:")
-                    and (floor_of is None or d_now < floor_of(dst))
+                    and (floor_of is None or (amount > 0 and s_now < floor_of(src)))) or (
+                d_now < 0 and not dst.startswith("supply:") and floor_of is None
             ):
                 raise LedgerError(f"a move of {amount} {asset} leaves {src} or {dst} negative")
             return
@@ -161,7 +164,7 @@ def check_transaction(
             a = asset_of(acc)
             net[a] = net.get(a, 0) + delta
         if now < 0 and not acc.startswith("supply:") and (
-                floor_of is None or now < floor_of(acc)):
+                floor_of is None or (delta < 0 and now < floor_of(acc))):
             raise LedgerError(f"account {acc} would be negative ({now})")
     for a, d in net.items():
         if d:

@@ -66,7 +66,9 @@ except ImportError:  # pragma: no cover - exercised where the extra is not insta
     psycopg = None  # type: ignore[assignment]
     Loader = object  # type: ignore[assignment,misc]
 
-SCHEMA_VERSION = 1
+# 2: compact state rows (records as field lists, bare int meta, short deadline markers:
+# the rows ChangeBuffer writes for SQLite schema 5 too)
+SCHEMA_VERSION = 2
 APP = "charter-ledger"
 DEFAULT_SCHEMA = "charter"
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")  # unquoted: PostgreSQL folds case
@@ -239,6 +241,12 @@ class PostgresStore(ChangeBuffer):
             )
         self._begin_snapshot()
         got = self._query("SELECT app, version FROM schema_version")
+        if len(got) == 1 and got[0][0] == APP and got[0][1] != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has PostgreSQL ledger schema version {str(got[0][1])[:40]}; this "
+                f"Charter reads version {SCHEMA_VERSION} (compact state rows) and cannot "
+                f"migrate a PostgreSQL ledger: replay its events into a new one"
+            )
         if got != [(APP, SCHEMA_VERSION)]:
             raise NotALedgerError(
                 self.path,

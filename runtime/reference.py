@@ -425,7 +425,7 @@ class Interpreter:
 
     def __init__(self, policy: ir.Policy):
         self.policy = policy
-        self.assets = {a.name: a for a in policy.assets}
+        self.assets = ir.AssetMap((a.name, a) for a in policy.assets)
         self.records = {r.name: r for r in policy.records}
         self.roles = {r.name: r for r in policy.roles}
 
@@ -528,6 +528,17 @@ class Interpreter:
             raise
         self.restore(s.var, saved, env)
 
+    def named_asset(self, asset: str, member: Any, env: Any) -> str:
+        """The ledger name of the asset moved: ``asset`` itself, or for a member of an asset
+        family ``Token[KEY]`` (docs: a key is 1..64 of letters, digits, ``_ . -``)."""
+        if member is None:
+            return asset
+        key = self.eval(member, env)
+        why = ir.member_key_error(key)
+        if why is not None:
+            raise Rejected("bad_asset_key", f"not a member of {asset}: {why}")
+        return ir.member_asset(asset, key)
+
     def ordered(self, s: ir.ForEach, items: list, where: str, env: Any) -> list:
         """``ordered by``: every item `where` keeps at the start (one step each to look at),
         with its keys computed then; visited smallest keys first (largest for a
@@ -552,9 +563,10 @@ class Interpreter:
     def s_Move(self, s: ir.Move, env: Any) -> None:
         asset = self.assets[s.asset]
         amount = self.eval(s.amount, env)
+        name = self.named_asset(s.asset, s.member, env)
         if amount < 0:
             raise Rejected(
-                "negative_amount", f"cannot {s.kind} a negative amount ({amount} {s.asset})",
+                "negative_amount", f"cannot {s.kind} a negative amount ({amount} {name})",
                 s.span,
             )  # fmt: skip
         src, dst = self.account(s.src, env), self.account(s.dst, env)
@@ -563,7 +575,7 @@ class Interpreter:
             supply = -bal.get(src, 0)
             if asset.cap is not None and supply + amount > asset.cap:
                 def text(v: int) -> str:
-                    return amount_text(v, asset.decimals, s.asset)
+                    return amount_text(v, asset.decimals, name)
 
                 raise Rejected(
                     "cap_exceeded",
@@ -571,43 +583,59 @@ class Interpreter:
                     f"(supply {text(supply)})",
                     s.span,
                 )
-        elif bal.get(src, 0) + self.owed(s.src, asset) < amount:
+        elif bal.get(src, 0) + self.owed(s.src, asset, env, src) < amount:
             raise Rejected(
                 "insufficient_funds",
-                f"{s.kind}: {src} holds {amount_text(bal.get(src, 0), asset.decimals, s.asset)}, "
-                f"needs {amount_text(amount, asset.decimals, s.asset)}"
-                + self.credit_note(s.src, asset),
+                f"{s.kind}: {src} holds {amount_text(bal.get(src, 0), asset.decimals, name)}, "
+                f"needs {amount_text(amount, asset.decimals, name)}"
+                + self.credit_note(s.src, asset, env, src, name),
                 s.span,
             )
         if amount:
-            env.st.post(src, dst, s.asset, amount, s.kind)
+            env.st.post(src, dst, name, amount, s.kind)
 
     @staticmethod
-    def owed(acc: Any, asset: ir.Asset) -> int:
-        """How far below zero a move may take ``acc``: a party's own account of an asset with
-        a credit line may go down to minus the line; every other account stays >= 0."""
-        return (asset.credit or 0) if isinstance(acc, ir.AccParty) else 0
+    def owed(acc: Any, asset: ir.Asset, env: Any, account: str) -> int:
+        """How far below zero a move may take ``acc`` (named ``account`` on the ledger): a
+        party's own account of an asset with a credit line may go down to minus the line
+        (the parameter's value when a parameter sets it; the party's own role attribute
+        when each member sets it, none while it does not hold the role); every other
+        account stays >= 0."""
+        if not isinstance(acc, ir.AccParty):
+            return 0
+        if asset.credit_attr is not None:
+            role, attr = asset.credit_attr
+            holder = account[len("party:"):].rpartition(":")[0]
+            member = env.st.roles[role].get(holder)
+            v = member.get(attr) if member is not None else None
+            return v if type(v) is int else 0
+        if asset.credit_param is not None:
+            return env.params[asset.credit_param]
+        return asset.credit or 0
 
-    def credit_note(self, acc: Any, asset: ir.Asset) -> str:
-        line = self.owed(acc, asset)
-        return f" (credit line {amount_text(line, asset.decimals, asset.name)})" if line else ""
+    def credit_note(self, acc: Any, asset: ir.Asset, env: Any, account: str,
+                    name: Optional[str] = None) -> str:
+        line = self.owed(acc, asset, env, account)
+        return f" (credit line {amount_text(line, asset.decimals, name or asset.name)})" \
+            if line else ""
 
     def s_Split(self, s: ir.Split, env: Any) -> None:
         decimals = self.assets[s.asset].decimals if s.asset in self.assets else 0
         amount = self.eval(s.amount, env)
+        name = self.named_asset(s.asset, s.member, env)
         src = self.account(s.src, env)
         have = env.st.balances.get(src, 0)
         if amount < 0:
             raise Rejected(
-                "negative_amount", f"cannot split a negative amount ({amount} {s.asset})", s.span
+                "negative_amount", f"cannot split a negative amount ({amount} {name})", s.span
             )
         line = self.assets.get(s.asset)
-        if have + (self.owed(s.src, line) if line else 0) < amount:
+        if have + (self.owed(s.src, line, env, src) if line else 0) < amount:
             raise Rejected(
                 "insufficient_funds",
-                f"split: {src} holds {amount_text(have, decimals, s.asset)}, "
-                f"needs {amount_text(amount, decimals, s.asset)}"
-                + (self.credit_note(s.src, line) if line else ""),
+                f"split: {src} holds {amount_text(have, decimals, name)}, "
+                f"needs {amount_text(amount, decimals, name)}"
+                + (self.credit_note(s.src, line, env, src, name) if line else ""),
                 s.span,
             )
         where = f"the split of {s.asset} among {_describe(s.source)}"
@@ -623,12 +651,14 @@ class Interpreter:
                 to = self.eval(s.to, env)
                 if to is None:
                     raise Rejected("none_value", "split recipient is none", s.span)
-                if escrow is None:
-                    recipients.append(party_account(to, s.asset))
+                if s.accounts:  # `split ... between`: the item is the account's position
+                    recipients.append(self.account(s.accounts[to], env))
+                elif escrow is None:
+                    recipients.append(party_account(to, name))
                 elif to not in env.st.records[escrow]:
                     raise Rejected("missing_record", f"no {escrow} with key {show(to)}", s.span)
                 else:
-                    recipients.append(escrow_account(escrow, to, s.asset))
+                    recipients.append(escrow_account(escrow, to, name))
                 keys.append(item)
                 weights.append(self.eval(s.weight, env))
         except _Budget as r:
@@ -657,7 +687,7 @@ class Interpreter:
             raise Rejected(err.code, err.message, s.span) from None
         for acc, share in zip(recipients, shares):
             if share:
-                env.st.post(src, acc, s.asset, share, "split")
+                env.st.post(src, acc, name, share, "split")
 
     def s_Grant(self, s: ir.Grant, env: Any) -> None:
         party = self.eval(s.party, env)
@@ -721,7 +751,16 @@ class Interpreter:
         if k not in env.st.records[s.record]:
             raise Rejected("missing_record", f"no {s.record} with key {show(k)}", s.span)
         holds = self.records[s.record].holds
-        if holds is not None:
+        if holds is not None and self.assets[holds].family is not None:
+            # a record holding a family has an escrow per member: all must be empty
+            start = f"escrow:{s.record}:{k}:"
+            for acc in sorted(env.st.balances):
+                left = env.st.balances[acc]
+                if left and acc.startswith(start) and acc[len(start):].startswith(holds + "["):
+                    raise Rejected("record_holds_value",
+                                   f"{s.record} {k!r} still holds {left} {acc[len(start):]}",
+                                   s.span)
+        elif holds is not None:
             left = env.st.balances.get(escrow_account(s.record, k, holds), 0)
             if left:  # deleting it would strand value that no account could reach again
                 raise Rejected(
@@ -787,10 +826,12 @@ class Interpreter:
         return getattr(self, "a_" + type(a).__name__)(a, env)
 
     def a_AccPool(self, a: ir.AccPool, env: Any) -> str:
+        if a.member is not None:  # a family pool: one account per member
+            return pool_account(a.pool, self.named_asset(a.asset, a.member, env))
         return pool_account(a.pool)
 
     def a_AccSupply(self, a: ir.AccSupply, env: Any) -> str:
-        return supply_account(a.asset)
+        return supply_account(self.named_asset(a.asset, a.member, env))
 
     def _holder(self, a: Any, env: Any, what: str) -> str:
         p = self.eval(a.party, env)
@@ -801,15 +842,17 @@ class Interpreter:
         return p
 
     def a_AccParty(self, a: ir.AccParty, env: Any) -> str:
-        return party_account(self._holder(a, env, "account"), a.asset)
+        p = self._holder(a, env, "account")
+        return party_account(p, self.named_asset(a.asset, a.member, env))
 
     def a_AccStake(self, a: ir.AccStake, env: Any) -> str:
-        return stake_account(self._holder(a, env, "stake"), a.asset)
+        p = self._holder(a, env, "stake")
+        return stake_account(p, self.named_asset(a.asset, a.member, env))
 
     def a_AccEscrow(self, a: ir.AccEscrow, env: Any) -> str:
         k = self.eval(a.key, env)
         self.need_record(a.record, k, env)
-        return escrow_account(a.record, k, a.asset)
+        return escrow_account(a.record, k, self.named_asset(a.asset, a.member, env))
 
     # ================================================================ expressions
 
@@ -956,6 +999,43 @@ class Interpreter:
                     break
         return winner
 
+    @staticmethod
+    def list_builtin(name: str, x: ir.Builtin, arg: Any) -> Any:
+        """Bounded lists (docs: "Bounded list fields"): a list is a tuple, positions count
+        from 0; every change gives a new tuple or rejects, so a field is never half-changed."""
+        items = arg(0)
+        if name == "fit":
+            bound = int(x.extra[0])
+            if len(items) > bound:
+                raise Rejected("list_too_long",
+                               f"a list of {len(items)} items does not fit (at most {bound})")
+            return items
+        other = arg(1)
+        if name == "contains":
+            return any(y == other for y in items)
+        if name == "push":
+            bound = int(x.extra[0])
+            if len(items) >= bound:
+                raise Rejected("list_full", f"the list is full ({bound} items)")
+            return (*items, other)
+        if name == "without":
+            kept, found = [], False
+            for y in items:
+                if not found and y == other:
+                    found = True
+                    continue
+                kept.append(y)
+            if not found:
+                raise Rejected("not_in_list", f"{show(other)} is not in the list")
+            return tuple(kept)
+        # item / drop: a position from 0 to len - 1
+        if other < 0 or other >= len(items):
+            raise Rejected("index_out_of_range",
+                           f"index {other} is outside the list of {len(items)} items")
+        if name == "item":
+            return items[other]
+        return tuple(y for j, y in enumerate(items) if j != other)
+
     def x_Builtin(self, x: ir.Builtin, env: Any) -> Any:
         name, extra = x.name, x.extra
 
@@ -1009,9 +1089,16 @@ class Interpreter:
             base, n = arg(0), arg(1)
             if n < 0:
                 raise Rejected("negative_power", f"pow with a negative exponent ({n})")
+            if len(x.args) == 3:  # each of the n products rounded down to d decimals
+                scale, out = 10 ** arg(2), Fraction(1)
+                for _ in range(n):
+                    out = Fraction(math.floor(out * base * scale), scale)
+                return whole(out)
             return whole(base**n)
         if name == "len":
             return len(arg(0))
+        if name in ("item", "push", "drop", "without", "fit", "contains"):
+            return self.list_builtin(name, x, arg)
         if name == "is_some":
             return arg(0) is not None
         if name == "is_none":
@@ -1027,7 +1114,9 @@ class Interpreter:
                 raise Rejected("division_by_zero", "ratio with a zero denominator")
             return Fraction(a, b)
         if name == "supply":
-            return -env.st.balances.get(supply_account(extra[0]), 0)
+            member = x.args[0] if x.args else None
+            return -env.st.balances.get(
+                supply_account(self.named_asset(extra[0], member, env)), 0)
         if name == "has_role":
             return arg(0) in env.st.roles[extra[0]]
         if name == "has_right":

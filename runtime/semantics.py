@@ -243,6 +243,19 @@ def ipow(x: Number, n: int) -> Number:
     return x**n
 
 
+def ipow_steps(x: Number, n: int, places: int) -> Number:
+    """``pow(x, n, d)``: ``x`` multiplied in ``n`` times from 1, left to right, each
+    product rounded *down* (toward minus infinity) to ``d`` decimal places, as a
+    fixed-point contract computes a power step by step; ``pow(x, 0, d)`` is 1."""
+    if n < 0:
+        raise SemanticsError("negative_power", f"pow with a negative exponent ({n})")
+    scale = 10**places
+    out: Number = 1
+    for _ in range(n):
+        out = Fraction(math.floor(Fraction(out) * x * scale), scale)
+    return out
+
+
 def exact_div(a: Number, b: Number) -> Fraction:
     """``a / b`` as an exact ratio (the language's ``/``)."""
     if b == 0:
@@ -536,3 +549,4 @@ def proportional_share(amount: int, weight: int, total: int) -> Fraction:
     if total == 0:
         return Fraction(0)
     return Fraction(amount * weight, total)
+

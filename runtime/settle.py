@@ -334,7 +334,7 @@ def timers(rt: Any, tx: Tx) -> None:
         st.set_meta("t0", now)
     if rt.timed and rt.timers_due(now):
         limit = None if tx.replaying else rt.max_timer_firings
-        if limit is not None:
+        if limit is not None and rt.firings_may_exceed(limit):
             due = rt.due_firings(now, limit)
             if due > limit:  # refused before a single handler runs
                 raise Rejected("timer_overflow", timer_overflow_message(limit))

@@ -6,6 +6,8 @@ Schema (version in ``schema_version``)::
                                              -- entry_dict (JSON)
     journal(seq INTEGER PRIMARY KEY, event_id TEXT UNIQUE, entry BLOB, hash BLOB)
     state(kind TEXT, key TEXT, value TEXT, PRIMARY KEY(kind, key))   -- balances, records, ...
+    account_block(account INTEGER, block INTEGER, PRIMARY KEY(account, block))
+                                             -- which blocks of entries touch an account
     checkpoint(...)                          -- see runtime/integrity.py
 
 Version 4 keeps each journal entry compact (``runtime/journal.py``): ``entry``
@@ -13,9 +15,15 @@ is the canonical JSON packed by :class:`~charter.runtime.journal.EntryCodec`
 with the ledger's recorded dictionary, and ``hash`` (32 raw bytes) is kept
 only every :data:`~charter.runtime.journal.ANCHOR_EVERY` entries (NULL
 elsewhere: it is implied by the entries; the checkpoint keeps the head).
-About 110 bytes per gig-market event, down from 425 in version 3.  Older
-files are refused with their version named; ``charter ledger migrate``
-rewrites them (:func:`migrate`).
+Version 5 leaves the entry's ``seq`` and event id out of the packed bytes
+(the row has them), keeps a record row as its field values in declared
+order (``State.record_row``), an int meta row bare, and a deadline marker
+under a short key (``State.fired_key``); its ``account_block`` table is the
+per-account index (``journal.BLOCK_SHIFT``): ``history --account A --limit
+N`` reads only the blocks of entries that touch A, newest first, and the
+audit checks the table against the postings.  Older files are refused with
+their version named; ``charter ledger migrate`` rewrites them
+(:func:`migrate`).
 
 Every flush writes the pending journal rows and the new values of every
 state row those events changed in **one** SQLite transaction, so after a
@@ -53,6 +61,8 @@ from .integrity import (
 )
 from .journal import (
     ANCHOR_EVERY,
+    BLOCK_SHIFT,
+    account_tag,
     ENTRY_CODEC,
     EntryCodec,
     JournalRow,
@@ -65,10 +75,11 @@ from .state import ABSENT, store_key
 from .store import LedgerIntegrityError, NotALedgerError, StoreError
 
 # 2: balance rows hold the bare amount; 3: checkpoint row, application_id; 4: packed entries,
-# chain hashes kept at anchors only
-SCHEMA_VERSION = 4
-MIGRATABLE = (2, 3)
-# state values are not hashed; records keep their (deterministic) field order
+# chain hashes kept at anchors only; 5: entries packed without seq/id, compact state rows
+SCHEMA_VERSION = 5
+MIGRATABLE = (2, 3, 4)
+# state values are not hashed; records keep their (deterministic) field order.
+# row_json(value) is the text a state row keeps for a value (State.value_of's).
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _record_json = None  # live record -> its row text, when the C encoder is there
 if c_make_encoder is not None:  # the same encoding through one C encoder, made once
@@ -103,6 +114,8 @@ CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,
                       entry BLOB NOT NULL, hash BLOB);
 CREATE TABLE state (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                     PRIMARY KEY (kind, key)) WITHOUT ROWID;
+CREATE TABLE account_block (account INTEGER NOT NULL, block INTEGER NOT NULL,
+                            PRIMARY KEY (account, block)) WITHOUT ROWID;
 """
 _CHECKPOINT_TABLE = """
 CREATE TABLE checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
@@ -151,6 +164,8 @@ class ChangeBuffer:
         self._dirty_meta: set[str] = set()  # clock, deadline markers
         self._dirty_bal: set[str] = set()
         self._dirty_rec: set[tuple[str, str]] = set()
+        # (account, block) of every balance an appended event changed: the per-account index
+        self._touched: set[tuple[str, int]] = set()
         # record (name, key) -> its stored key text; records are rewritten often
         # (post, bids, completion, deadline), so each key is encoded once
         self._rec_keys: dict[tuple[str, str], str] = {}
@@ -172,6 +187,26 @@ class ChangeBuffer:
         except StoreError:
             return {}
 
+    _KINDS = ("balance", "record", "role", "right", "meta")
+
+    def kind_rows(self, kind: str) -> Iterator[tuple[str, Any]]:
+        """``(key, value)`` of the stored state rows of one kind, in key order, streamed from
+        the primary key (``ledger balances`` reads the balances without loading a state)."""
+        if kind not in self._KINDS:
+            raise ValueError(f"unknown state row kind {kind!r}")
+        for key, value in self._scan(  # type: ignore[attr-defined]
+            f"SELECT key, value FROM state WHERE kind = '{kind}' ORDER BY key"
+        ):
+            try:
+                yield key, json.loads(value)
+            except (ValueError, TypeError, RecursionError):
+                raise StoreError(f"{self.path}: state row {kind} {key} is corrupt") from None
+
+    def state_texts(self) -> Iterator[tuple[str, str, str]]:
+        """Every stored state row as ``(kind, key, value text)``, in no particular order
+        (replay compares them with the state it rebuilt, one at a time)."""
+        return self._scan("SELECT kind, key, value FROM state")  # type: ignore[attr-defined]
+
     def journal_page(self, after: int, limit: int) -> list[JournalRow]:
         """Up to ``limit`` journal rows with ``seq > after``, in order (paged reads, ``charter
         serve``'s history), from the index rather than a scan of the whole journal."""
@@ -192,6 +227,11 @@ class ChangeBuffer:
         pending.append(row)
         self._pending_ids.add(row.event_id)
         self._dirty_bal.update(frame.bal)
+        if frame.bal:
+            blk = row.seq >> BLOCK_SHIFT
+            touched = self._touched
+            for acc in frame.bal:
+                touched.add((acc, blk))
         if frame.rec:
             self._dirty_rec.update(frame.rec)
         if frame.meta:
@@ -219,6 +259,7 @@ class ChangeBuffer:
         records = state.records
         rec_keys = self._rec_keys
         rec_json = _record_json
+        fields_of = state.record_fields
         for rk in self._dirty_rec:
             r, k = rk
             skey = rec_keys.get(rk)
@@ -228,17 +269,18 @@ class ChangeBuffer:
             if rec is None:
                 deletes.append(("record", skey))
                 del rec_keys[rk]
+            elif rec_json is not None and tuple(rec) == fields_of[r]:
+                # the row is the field values in declared order (State.record_row)
+                upserts.append(("record", skey, rec_json(list(rec.values()))))
             else:
-                upserts.append(
-                    ("record", skey, rec_json(rec) if rec_json else dumps(state.record_value(rec)))
-                )
+                upserts.append(("record", skey, dumps(state.record_row(r, rec))))
         meta = state.meta
         for key in self._dirty_meta:
             v = meta.get(key, ABSENT)
             if v is ABSENT:
                 deletes.append(("meta", key))
-            elif type(v) is int:  # clock entries and deadline markers: {"v": <int>}
-                upserts.append(("meta", key, '{"v":' + int.__repr__(v) + "}"))
+            elif type(v) is int:  # clock entries and deadline markers: the bare int
+                upserts.append(("meta", key, int.__repr__(v)))
             else:
                 upserts.append(("meta", key, dumps(state.value_of("meta", key))))
         for kind, key in self._dirty:
@@ -257,6 +299,7 @@ class ChangeBuffer:
         self._dirty.clear()
         self._dirty_bal.clear()
         self._dirty_rec.clear()
+        self._touched.clear()
         self._dirty_meta.clear()
 
 
@@ -353,8 +396,8 @@ class SqliteStore(ChangeBuffer):
             if version in MIGRATABLE:
                 raise StoreError(
                     f"{self.path} has ledger schema version {version}; this Charter reads "
-                    f"version {SCHEMA_VERSION} (compact journal entries). Run `charter ledger "
-                    f"migrate {self.path}` to rewrite it (the old file is kept as a backup)"
+                    f"version {SCHEMA_VERSION} (compact entries and state rows). Run `charter "
+                    f"ledger migrate {self.path}` to rewrite it (the old file is kept as a backup)"
                 )
             raise StoreError(
                 f"{self.path} has ledger schema version {str(version)[:40]!r}; "
@@ -487,7 +530,7 @@ class SqliteStore(ChangeBuffer):
         for seq, eid, blob, h in self._scan(sql, args):
             if h is not None:
                 h = h.hex() if type(h) is bytes and len(h) == 32 else f"<unreadable {h!r:.40}>"
-            yield JournalRow(seq, eid, unpack(blob), h)
+            yield JournalRow(seq, eid, unpack(blob, seq, eid), h)
 
     def journal(self, start: int = 1) -> Iterator[JournalRow]:
         """Journal rows from ``start`` on, in order (streamed: any length fits in memory).
@@ -518,6 +561,32 @@ class SqliteStore(ChangeBuffer):
             if len(rows) >= limit:
                 break
         return self.rows_with_hashes(rows)
+
+    def account_blocks(self) -> Iterator[int]:
+        """The per-account index as ``tag << 32 | block`` (the audit compares it with the
+        journal's postings)."""
+        for tag, blk in self._scan("SELECT account, block FROM account_block"):
+            yield tag << 32 | blk if type(tag) is int and type(blk) is int else -1
+
+    def account_desc(self, account: str) -> Iterator[JournalRow]:
+        """Journal rows newest first from the blocks of entries that touch ``account`` (a
+        superset of its entries: the caller filters by its postings), hashes as in
+        :meth:`journal`."""
+        for row in reversed(self._pending):
+            yield row
+        top = self._pending[0].seq if self._pending else _MAX_SEQ
+        for (blk,) in self._query(
+            "SELECT block FROM account_block WHERE account = ? ORDER BY block DESC",
+            (account_tag(account),),
+        ):
+            if type(blk) is not int or blk < 0 or blk > _MAX_SEQ >> BLOCK_SHIFT:
+                continue  # a damaged index row (the audit reports it)
+            lo = blk << BLOCK_SHIFT
+            yield from self._journal_rows(
+                "SELECT seq, event_id, CAST(entry AS BLOB), CAST(hash AS BLOB) FROM journal "
+                "WHERE seq >= ? AND seq < ? AND seq < ? ORDER BY seq DESC",
+                (lo, min(lo + (1 << BLOCK_SHIFT), _MAX_SEQ), top),
+            )
 
     def kept_hash(self, seq: int) -> Optional[str]:
         """The chain hash kept for entry ``seq`` (hex), or None when none is kept or readable."""
@@ -691,7 +760,7 @@ class SqliteStore(ChangeBuffer):
             c.executemany(
                 "INSERT INTO journal VALUES (?, ?, ?, ?)",
                 [
-                    (r.seq, r.event_id, pack(r.entry),
+                    (r.seq, r.event_id, pack(r.entry, r.seq, r.event_id),
                      fromhex(r.hash) if r.seq % ANCHOR_EVERY == 0 else None)
                     for r in pending
                 ],
@@ -700,6 +769,9 @@ class SqliteStore(ChangeBuffer):
                 c.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", upserts)
             if deletes:
                 c.executemany("DELETE FROM state WHERE kind = ? AND key = ?", deletes)
+            if self._touched:
+                c.executemany("INSERT OR IGNORE INTO account_block VALUES (?, ?)",
+                              {(account_tag(a), b) for a, b in self._touched})
             c.execute(_SET_CHECKPOINT, cp.row())
             c.execute("COMMIT")
         except (sqlite3.Error, UnicodeError, ValueError, TypeError) as exc:
@@ -777,12 +849,16 @@ class SqliteStore(ChangeBuffer):
 
 def tamper_connection(path: str | os.PathLike) -> sqlite3.Connection:
     """A raw connection to a ledger file with SQL functions to edit packed entries, for the
-    tests and fuzzers that prove edits are noticed: ``entry_text(entry)``,
-    ``entry_blob(text)`` (the ledger's codec) and ``hex_hash(hash)``/``raw_hash(hex)``."""
+    tests and fuzzers that prove edits are noticed: ``entry_text(entry, seq, event_id)``,
+    ``entry_blob(text, seq, event_id)`` (the ledger's codec; ``entry_blob(text)`` keeps
+    the whole text, so the row's columns need not agree with it) and
+    ``hex_hash(hash)``/``raw_hash(hex)``."""
     c = sqlite3.connect(str(path), isolation_level=None)
     got = c.execute("SELECT value FROM meta WHERE key = 'entry_dict'").fetchone()
     codec = EntryCodec(json.loads(got[0]) if got else "")
-    c.create_function("entry_text", 1, codec.unpack, deterministic=True)
+    c.create_function("entry_text", 3, codec.unpack, deterministic=True)
+    c.create_function("entry_blob", 3, lambda t, s, e: codec.pack(t, s, e)
+                      if isinstance(t, str) else t, deterministic=True)
     c.create_function("entry_blob", 1, lambda t: codec.pack(t) if isinstance(t, str) else t,
                       deterministic=True)
     c.create_function("hex_hash", 1, lambda h: h.hex() if isinstance(h, bytes) else h,
@@ -792,8 +868,36 @@ def tamper_connection(path: str | os.PathLike) -> sqlite3.Connection:
     return c
 
 
+def _row_upgrader(policy: Any) -> Any:
+    """``(kind, key, value text) -> the row as the current schema keeps it``: a record as its
+    field values in declared order, an int meta value bare, a deadline marker under its short
+    key (``fired:<handler>:<key>`` before version 5); anything else as it was."""
+    from .state import State
+
+    st = State(policy)
+    tags = st._fired_tag
+
+    def upgrade(kind: str, key: str, value: str) -> tuple[str, str, str]:
+        if kind == "record":
+            v = json.loads(value)
+            r = json.loads(key)[0]
+            if isinstance(v, dict) and set(v) == set(st.record_fields.get(r, ())):
+                return kind, key, _dumps([v[f] for f in st.record_fields[r]])
+        elif kind == "meta":
+            if key.startswith("fired:"):
+                handler, _, rk = key[6:].partition(":")
+                if handler in tags:
+                    key = tags[handler] + rk
+            v = json.loads(value)
+            if isinstance(v, dict) and set(v) == {"v"} and type(v["v"]) is int:
+                return kind, key, int.__repr__(v["v"])
+        return kind, key, value
+
+    return upgrade
+
+
 def migrate(path: str | os.PathLike) -> dict[str, Any]:
-    """Rewrite a ledger of an older schema (:data:`MIGRATABLE`) as version 4.
+    """Rewrite a ledger of an older schema (:data:`MIGRATABLE`) as the current version.
 
     The old file is verified first as an audit would (recorded policy, the whole hash
     chain, balances from postings, its checkpoint): a ledger that fails is refused
@@ -802,7 +906,7 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
     same head.  The new file is built beside the old one and moved into place; the
     old one is kept as ``<path>.v<N>.bak``.  Returns a summary."""
     from .integrity import parse_checkpoint
-    from .journal import compare_balances, entry_dictionary, verify_chain
+    from .journal import ENTRY_CODEC_V1, compare_balances, entry_dictionary, verify_chain
 
     path = Path(path)
     if not path.is_file():
@@ -835,11 +939,27 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
             stored: dict[str, int] = {}
             for key, value in old.execute("SELECT key, value FROM state WHERE kind = 'balance'"):
                 stored[key] = json.loads(value)
-            rows = (JournalRow(*r) for r in old.execute(
-                "SELECT seq, event_id, entry, hash FROM journal ORDER BY seq"))
-            found, head, n, recomputed = verify_chain(rows, genesis)
+            if version == 4 and meta.get("entry_codec") != ENTRY_CODEC_V1:
+                raise LedgerIntegrityError(path, [f"unknown entry codec {meta.get('entry_codec')!r}"])
+            old_codec = EntryCodec(str(meta.get("entry_dict", "")), strip=False)
+
+            def old_rows() -> Iterator[JournalRow]:
+                """The old journal as text rows (version 4: packed whole, hashes at anchors)."""
+                if version < 4:
+                    for r in old.execute("SELECT seq, event_id, entry, hash FROM journal ORDER BY seq"):
+                        yield JournalRow(*r)
+                    return
+                for seq, eid, blob, h in old.execute(
+                        "SELECT seq, event_id, CAST(entry AS BLOB), CAST(hash AS BLOB) FROM journal "
+                        "ORDER BY seq"):
+                    if h is not None:
+                        h = h.hex() if type(h) is bytes and len(h) == 32 else f"<unreadable {h!r:.40}>"
+                    yield JournalRow(seq, eid, old_codec.unpack(blob), h)
+
+            blocks: set[int] = set()
+            found, head, n, recomputed = verify_chain(old_rows(), genesis, blocks=blocks)
             problems += found + compare_balances(recomputed, stored)
-            if version == 3:
+            if version >= 3:
                 cp_rows = old.execute("SELECT seq, head, state_digest, state_rows, meta_digest, "
                                       "hash FROM checkpoint").fetchall()
                 cp = parse_checkpoint(cp_rows[0]) if len(cp_rows) == 1 else None
@@ -863,14 +983,20 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
             new.init(meta)
             c = new.conn
             c.execute("BEGIN IMMEDIATE")
+            upgrade = _row_upgrader(pol)
             c.executemany("INSERT INTO state VALUES (?, ?, ?)",
-                          old.execute("SELECT kind, key, value FROM state"))
+                          (upgrade(*r) for r in old.execute("SELECT kind, key, value FROM state")))
             pack = new.codec.pack
-            cur = old.execute("SELECT seq, event_id, entry, hash FROM journal ORDER BY seq")
-            while chunk := cur.fetchmany(4096):
-                c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", [
-                    (seq, eid, pack(entry), bytes.fromhex(h) if seq % ANCHOR_EVERY == 0 else None)
-                    for seq, eid, entry, h in chunk])
+            chunk = []
+            for r in with_hashes(old_rows(), genesis):
+                chunk.append((r.seq, r.event_id, pack(r.entry, r.seq, r.event_id),
+                              bytes.fromhex(r.hash) if r.seq % ANCHOR_EVERY == 0 else None))
+                if len(chunk) >= 4096:
+                    c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", chunk)
+                    chunk.clear()
+            c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", chunk)
+            c.executemany("INSERT INTO account_block VALUES (?, ?)",
+                          ((b >> 32, b & 0xFFFFFFFF) for b in sorted(blocks)))
             cp = new._fresh_checkpoint(genesis, (n, head) if n else None)
             c.execute(_SET_CHECKPOINT, cp.row())
             c.execute("COMMIT")
@@ -896,3 +1022,9 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
                 "head": head, "backup": str(backup), "migrated": True}
     finally:
         lock.release()
+
+
+def row_json(value: Any) -> str:
+    """The text a store keeps for a state row's JSON value (``State.value_of``'s): what replay
+    compares a stored row with, byte for byte."""
+    return _dumps(value)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import sys
 from typing import Any, Iterable, Optional
 
 from charter.compiler import ir
@@ -30,6 +31,7 @@ from .values import (
 )
 
 _ABSENT = object()
+_intern = sys.intern
 # NamedTuple instances made per posting/event skip the generated __new__ (a Python frame)
 _new_tuple = tuple.__new__
 _NONE: dict = {}
@@ -52,6 +54,16 @@ class Frame:
         self.nflags = nflags
 
 
+def _merged(outer: Optional[dict], inner: dict) -> dict:
+    """``outer`` with the entries of ``inner`` it lacks (``outer``'s values win)."""
+    if not outer:
+        return dict(inner)
+    for k, v in inner.items():
+        if k not in outer:
+            outer[k] = v
+    return outer
+
+
 class State:
     """Balances, records, roles, rights and the clock of one runtime."""
 
@@ -68,26 +80,45 @@ class State:
         # every:<handler> -> firings done, fired:<handler>:<key> -> due fired
         self.meta: dict[str, Any] = {}
         self.pool_asset = {p.name: p.asset for p in policy.pools}
-        # credit lines: asset -> how far (minor units) a party's account may go below zero
-        self.credit = {a.name: a.credit for a in policy.assets if getattr(a, "credit", None)}
-        self.soft_credit = {
-            a.name: (a.soft_credit, a.decimals)
-            for a in policy.assets
-            if getattr(a, "soft_credit", None) is not None
-        }
         # deadline handlers: record -> [(handler, field)], and a lazy heap per handler
         self.deadline_fields: dict[str, list[tuple[str, str]]] = {}
         self.heaps: dict[str, list[tuple[int, str]]] = {}
         self.deadline_of: dict[str, tuple[str, str]] = {}
         self._compact: set[str] = set()
+        # "deadline fired" markers are meta keys ``f<i>:<record key>`` (i: the handler's
+        # place among the policy's deadline handlers): one per record, so kept short
+        self._fired_tag: dict[str, str] = {}
         for h in policy.handlers:
             if h.kind == "deadline":
                 self.deadline_fields.setdefault(h.record, []).append((h.name, h.field))
                 self.heaps[h.name] = []
                 self.deadline_of[h.name] = (h.record, h.field)
+                self._fired_tag[h.name] = f"f{len(self._fired_tag)}:"
+        # a record's stored row is the list of its field values in declared order
+        self.record_fields: dict[str, tuple[str, ...]] = {
+            r.name: tuple(f.name for f in r.fields) for r in policy.records
+        }
         self.frames: list[Frame] = []
         self.postings: list[Posting] = []
         self.flags: list[dict] = []
+        # credit lines: asset -> how far (minor units) a party's account may go below zero
+        # (an asset family's line is each member's: ``Token[USDC]`` finds ``Token``); a line a
+        # parameter sets is known once the runtime has its parameters (set_params)
+        self.set_params({})
+
+    def set_params(self, params: dict) -> None:
+        """The credit lines with the ledger's parameter values (a line set by a parameter,
+        `credit barter_limit`, is its value; without the parameter, no line yet)."""
+        assets = [a for a in self.policy.assets
+                  if getattr(a, "credit_param", None) is None or a.credit_param in params]
+        self.credit = ir.AssetMap(
+            (a.name, a.credit_line(params)) for a in assets if a.credit_line(params))
+        self.soft_credit = ir.AssetMap(
+            (a.name, (a.soft_line(params), a.decimals))
+            for a in self.policy.assets
+            if (getattr(a, "soft_credit_param", None) is None or a.soft_credit_param in params)
+            and a.soft_line(params) is not None
+        )
 
     # ------------------------------------------------------------ transactions
 
@@ -135,24 +166,23 @@ class State:
         """Close the innermost frame; merged into the outer one if nested.  Returns it."""
         f = self.frames.pop()
         if self.frames:
+            # merged into the outer frame, whose older before images win (a timed handler's
+            # frame inside its event's, once per firing: written out, no getattr by name)
             outer = self.frames[-1]
-            for name in ("bal", "rec", "role", "right", "meta"):
-                inner = getattr(f, name)
-                if not inner:
-                    continue
-                od = getattr(outer, name)
-                if od is None:
-                    od = {}
-                    setattr(outer, name, od)
-                for k, v in inner.items():
-                    if k not in od:
-                        od[k] = v
-            for name in ("parties", "pops"):
-                inner = getattr(f, name)
-                if inner:
-                    if getattr(outer, name) is None:
-                        setattr(outer, name, [])
-                    getattr(outer, name).extend(inner)
+            if f.bal:
+                outer.bal = _merged(outer.bal, f.bal)
+            if f.rec:
+                outer.rec = _merged(outer.rec, f.rec)
+            if f.meta:
+                outer.meta = _merged(outer.meta, f.meta)
+            if f.role:
+                outer.role = _merged(outer.role, f.role)
+            if f.right:
+                outer.right = _merged(outer.right, f.right)
+            if f.parties:
+                outer.parties = (outer.parties or []) + f.parties
+            if f.pops:
+                outer.pops = (outer.pops or []) + f.pops
         elif self._compact:
             self._compact_heaps()
         return f
@@ -217,27 +247,59 @@ class State:
             asset = self.asset_of(acc)
             soft = self.soft_credit.get(asset)
             now = self.balances.get(acc, 0)
-            if soft is not None and now < -soft[0]:
+            if soft is None:
+                continue
+            limit = self.line_value(soft[0], account_party(acc))
+            if limit is not None and now < -limit:
                 self.flags.append({
                     "party": account_party(acc),
                     "message": f"owes more than its soft credit limit of "
-                               f"{amount_text(soft[0], soft[1], asset)} (balance "
+                               f"{amount_text(limit, soft[1], asset)} (balance "
                                f"{amount_text(now, soft[1], asset)})",
                 })
+
+    def line_value(self, line: Any, party: Optional[str]) -> Optional[int]:
+        """A credit limit for ``party``: the amount, or for a line each member sets (a
+        ``(role, attribute)`` pair) the party's own attribute (None: not a member)."""
+        if not isinstance(line, tuple):
+            return line
+        member = self.roles.get(line[0], {}).get(party)
+        if member is None:
+            return None
+        v = member.get(line[1])
+        return v if type(v) is int else None
 
     def floor_of(self, acc: str) -> int:
         """The lowest balance ``acc`` may hold: minus its asset's credit line for a party's
         own account, else 0 (supply accounts are not checked)."""
         if self.credit and acc.startswith("party:"):
-            return -self.credit.get(self.asset_of(acc), 0)
+            line = self.credit.get(self.asset_of(acc), 0)
+            if isinstance(line, tuple):  # each member's own attribute
+                return -(self.line_value(line, account_party(acc)) or 0)
+            return -line
         return 0
+
+    def audit_lines(self) -> Any:
+        """The credit lines as the audit checks them, one amount per asset: a line each
+        member sets is checked against the attribute's declared maximum (the audit reads
+        the journal, not who held which role when)."""
+        out = ir.AssetMap()
+        for asset, line in self.credit.items():
+            if isinstance(line, tuple):
+                role = next((r for r in self.policy.roles if r.name == line[0]), None)
+                f = next((f for f in role.attrs if f.name == line[1]), None) if role else None
+                hi = f.hi if f is not None and type(f.hi) is int else None
+                line = hi if hi is not None else 2**63 - 1
+            out[asset] = line
+        return out
 
     def asset_of(self, acc: str) -> str:
         a = self.asset_of_acc.get(acc)
         if a is not None:
             return a
         if acc.startswith("pool:"):
-            return self.pool_asset[acc[5:]]
+            pool, _, member = acc[5:].partition(":")
+            return member or self.pool_asset[pool]  # `pool:vault:Token[USDC]` (a family pool)
         return acc.rpartition(":")[2]
 
     # ------------------------------------------------------------ parties, roles, rights
@@ -330,7 +392,7 @@ class State:
         del self.records[r][k]
         # a deleted record's "deadline fired" markers are dead weight: drop them with it
         for handler, _field in self.deadline_fields.get(r, ()):
-            mk = f"fired:{handler}:{k}"
+            mk = self._fired_tag[handler] + k
             if mk in self.meta:
                 f = self.frames[-1]
                 fr = f.meta
@@ -380,11 +442,16 @@ class State:
             if (
                 rec is not None
                 and rec.get(field) == due
-                and self.meta.get(f"fired:{handler}:{key}") != due
+                and self.meta.get(self._fired_tag[handler] + key) != due
             ):
                 return due, key
             self.pop_deadline(handler)
         return None
+
+    def fired_key(self, handler: str, key: str) -> str:
+        """The meta key that marks deadline ``handler`` as fired for record ``key`` (its value:
+        the due time it fired for)."""
+        return self._fired_tag[handler] + key
 
     def pop_deadline(self, handler: str) -> None:
         heap = self.heaps[handler]
@@ -431,14 +498,15 @@ class State:
         if kind == "balance":
             return self.balances.get(key)  # the asset follows from the account name
         if kind == "meta":
+            # an int (clock entries, deadline markers: most meta rows) is kept bare
             v = self.meta.get(key, _ABSENT)
-            return None if v is _ABSENT else {"v": to_json_value(v)}
+            return None if v is _ABSENT else v if type(v) is int else {"v": to_json_value(v)}
         if isinstance(key, str):
             key = tuple(json.loads(key))
         if kind == "record":
             r, k = key
             rec = self.records[r].get(k)
-            return None if rec is None else self.record_value(rec)
+            return None if rec is None else self.record_row(r, rec)
         if kind == "role":
             role, p = key
             attrs = self.roles[role].get(p)
@@ -448,13 +516,15 @@ class State:
             return None if until is _ABSENT else {"until": until}
         raise KeyError(kind)
 
-    @staticmethod
-    def record_value(rec: dict[str, Any]) -> Any:
-        """A live record's stored JSON value (the record itself when all fields are plain)."""
-        for v in rec.values():
-            if not (v is None or type(v) in _NATIVE):
-                return to_json_value(rec)
-        return rec
+    def record_row(self, r: str, rec: dict[str, Any]) -> Any:
+        """A live record's stored JSON value: its field values in the declared order (the
+        names are the policy's, not repeated in every row); an object of fields only
+        for a record whose fields are not the declared ones (none the engine makes)."""
+        fields = self.record_fields.get(r)
+        if fields is not None and len(rec) == len(fields) and all(f in rec for f in fields):
+            return [v if v is None or type(v) in _NATIVE else to_json_value(v)
+                    for v in (rec[f] for f in fields)]
+        return to_json_value(rec)
 
     def load_row(self, kind: str, key: str, value: Any) -> None:
         """Restore one stored row (inverse of :meth:`value_of`)."""
@@ -464,9 +534,19 @@ class State:
             self._new_account(key, self.asset_of(key))
         elif kind == "record":
             r, k = json.loads(key)
-            self.records[r][k] = {f: from_json_value(x) for f, x in value.items()}
+            if type(value) is list:
+                fields = self.record_fields[r]
+                if len(value) != len(fields):
+                    raise ValueError(f"record row {key} has {len(value)} values for "
+                                     f"{len(fields)} fields")
+                # party names and other texts repeat across records: one string each
+                rec = {f: _intern(x) if type(x) is str else x if x is None or type(x) in _NATIVE
+                       else from_json_value(x) for f, x in zip(fields, value)}
+            else:  # a record row of ledger schema 4 or older: an object of fields
+                rec = {f: from_json_value(x) for f, x in value.items()}
+            self.records[r][k] = rec
             for handler, field in self.deadline_fields.get(r, ()):
-                self._arm(handler, self.records[r][k].get(field), k)
+                self._arm(handler, rec.get(field), k)
         elif kind == "role":
             role, p = json.loads(key)
             self.roles[role][p] = {f: from_json_value(x) for f, x in value.items()}
@@ -475,7 +555,12 @@ class State:
             right, k, p = json.loads(key)
             self.rights[(right, k, p)] = value["until"]
         elif kind == "meta":
-            self.meta[key] = from_json_value(value["v"])
+            self.meta[key] = value if type(value) is int else from_json_value(value["v"])
+
+    def row_count(self) -> int:
+        """How many rows :meth:`rows` gives (without making them)."""
+        return (len(self.balances) + sum(map(len, self.records.values()))
+                + sum(map(len, self.roles.values())) + len(self.rights) + len(self.meta))
 
     def rows(self) -> Iterable[tuple[str, str, Any]]:
         """Every stored row of the whole state (for snapshots and comparisons)."""

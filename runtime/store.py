@@ -187,6 +187,11 @@ class MemoryStore:
     def event_ids(self) -> Iterator[str]:
         return iter(list(self._ids))
 
+    def applied_ids(self) -> set[str]:
+        """The live set of applied ids (``append`` adds to it): the runtime shares it
+        instead of keeping a second set of every id."""
+        return self._ids
+
     def entry_for(self, event_id: str) -> Optional[JournalRow]:
         if event_id not in self._ids:
             return None

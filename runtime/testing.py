@@ -186,7 +186,9 @@ def _given_role(rt: Runtime, comp: Compiler, step: ir.GivenRole, now: int) -> No
 def _given_funds(rt: Runtime, comp: Compiler, step: ir.GivenFunds, now: int) -> None:
     env = Env(rt.state, rt.params, now, "clock", rt.step_budget)
     acc = comp.account(step.account)(env)
-    asset = step.account.asset if hasattr(step.account, "asset") else rt.state.asset_of(acc)
+    # (a family member's account names its member's asset: `party:ann:Token[USDC]`)
+    asset = rt.state.asset_of(acc) if getattr(step.account, "member", None) is not None else (
+        step.account.asset if hasattr(step.account, "asset") else rt.state.asset_of(acc))
     rt.genesis_apply(lambda st: st.post(f"supply:{asset}", acc, asset, step.amount, "given"))
 
 

@@ -202,7 +202,7 @@ class Converter:
     """Converts JSON payload values to runtime values for one policy."""
 
     def __init__(self, policy: ir.Policy):
-        self.decimals = {a.name: a.decimals for a in policy.assets}
+        self.decimals = ir.AssetMap((a.name, a.decimals) for a in policy.assets)
 
     def convert(self, t: ir.Type, v: Any, what: str, state: Any = None) -> Any:
         """Convert ``v`` to type ``t``; raise :class:`Rejected` (``bad_argument``) if it won't fit.
@@ -283,9 +283,10 @@ class Converter:
         if isinstance(t, ir.TList):
             if not isinstance(v, (list, tuple)):
                 raise bad("a list")
-            if len(v) > MAX_LIST:
+            most = MAX_LIST if t.bound is None else min(t.bound, MAX_LIST)
+            if len(v) > most:
                 raise Rejected(
-                    "bad_argument", f"{what}: a list of {len(v)} items (at most {MAX_LIST})"
+                    "bad_argument", f"{what}: a list of {len(v)} items (at most {most})"
                 )
             return tuple(self.convert(t.inner, x, f"{what}[{i}]", state) for i, x in enumerate(v))
         raise bad(type_name(t))

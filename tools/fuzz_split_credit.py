@@ -1,4 +1,4 @@
-"""Run the event fuzzer over the split-rule and credit-line test policies (engine vs the
+"""Run the event fuzzer over the split-rule, credit-line and asset-family test policies (engine vs the
 reference interpreter, hostile values, rejections change nothing) and print the counts:
 ``python tools/fuzz_split_credit.py [EVENTS_PER_POLICY]`` (default 100,000)."""
 
@@ -18,6 +18,9 @@ from charter.compiler.pipeline import Compilation  # noqa: E402
 POLICIES = [
     ROOT / "tests" / "runtime" / "splits" / "split_options.charter",
     ROOT / "tests" / "runtime" / "credit" / "time_bank_credit.charter",
+    ROOT / "tests" / "runtime" / "families" / "token_vault.charter",
+    ROOT / "tests" / "runtime" / "splits" / "split_between.charter",
+    ROOT / "tests" / "runtime" / "credit" / "param_credit.charter",
 ]
 
 

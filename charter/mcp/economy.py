@@ -139,7 +139,7 @@ class Economy:
         self.docs = docs or {}
         self.genesis = genesis
         self.now = now
-        self.decimals = {a.name: a.decimals for a in policy.assets}
+        self.decimals = ir.AssetMap((a.name, a.decimals) for a in policy.assets)
         self.handlers = {
             h.name: h
             for h in policy.handlers

@@ -217,7 +217,7 @@ class _Reader:
         self.handlers = {h.name: h for h in policy.handlers if h.kind == "event"}
         self.records = {r.name: r for r in policy.records}
         self.roles = {r.name for r in policy.roles}
-        self.decimals = {a.name: a.decimals for a in policy.assets}
+        self.decimals = ir.AssetMap((a.name, a.decimals) for a in policy.assets)
         self.any_refs: list[tuple[tuple, str]] = []  # ($any:LABEL, where) to check
 
     def fail(self, path: tuple, message: str, hint: str = "") -> None:

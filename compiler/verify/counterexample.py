@@ -5,16 +5,17 @@ parameters, arguments, the pre-state it reads, records, postings.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Optional
 
 import z3
 
 from .. import ir
 from .model import HandlerModel, State
-from .naming import _account_asset, _category, _describe, _plain, _plain_extra, _show, collect_ints, Namer
+from .naming import _category, _plain, _plain_extra, _show, collect_ints, describe_read, Namer
 from .scenario import scenario
 from .solver import _eval
-from .terms import Opt
+from .terms import Opt, SList
 
 
 def _record_fields(
@@ -31,8 +32,16 @@ def _record_fields(
         return {"exists": False}
     fields: dict[str, Any] = {"exists": True}
     for f in rec.fields:
+        if isinstance(f.type, ir.TList) and f.type.bound is not None:
+            # a list field: its length and one array per position (see Encoder.field)
+            base = f"{rec.name}!{f.name}"
+            term: Any = SList([z3.Select(state.get(f"lsti!{base}!{i}"), k)
+                               for i in range(f.type.bound)],
+                              z3.Select(state.get(f"lst!{base}"), k))
+            fields[f.name] = _show(_plain(model, term, f.type, namer, policy), f.type, policy)
+            continue
         val = z3.Select(state.get(f"fld!{rec.name}!{f.name}"), k)
-        term: Any = val
+        term = val
         if isinstance(f.type, ir.TOptional):
             term = Opt(z3.Select(state.get(f"some!{rec.name}!{f.name}"), k), val)
         fields[f.name] = _show(_plain(model, term, f.type, namer, policy), f.type, policy)
@@ -109,14 +118,11 @@ def _counterexample(
         if (comp, iv) in seen:
             continue
         seen.add((comp, iv))
-        label = _describe(comp, iv, namer)
+        label, asset = describe_read(enc, model, comp, idx, namer, policy)
         term = m.pre.get(comp)
         val = _eval(model, term if idx is None else z3.Select(term, idx))
         pterm = m.post.get(comp)
         after = _eval(model, pterm if idx is None else z3.Select(pterm, idx))
-        asset = _account_asset(comp) or (
-            policy.pool(comp.split("!")[1]).asset if comp.startswith("pool!") else None
-        )
         pre[label] = _show(val, ir.TAmount(asset=asset), policy) if asset else val
         accounts.append(
             {
@@ -160,12 +166,8 @@ def _counterexample(
         if not _eval(model, p.guard):
             continue
         amt = _eval(model, p.amount)
-        src = _describe(
-            p.src_key[0], _eval(model, p.src_key[1]) if p.src_key[1] is not None else None, namer
-        )
-        dst = _describe(
-            p.dst_key[0], _eval(model, p.dst_key[1]) if p.dst_key[1] is not None else None, namer
-        )
+        src = describe_read(enc, model, p.src_key[0], p.src_key[1], namer, policy)[0]
+        dst = describe_read(enc, model, p.dst_key[0], p.dst_key[1], namer, policy)[0]
         postings.append(
             {
                 "kind": p.kind,
@@ -194,7 +196,19 @@ def _counterexample(
     }
     if records_after:
         cex["records_after"] = records_after
-    if account is not None and account[0]:
+    if account is not None and account[0] and "[member]" in account[0]:
+        # an account of a family member: named like the pre-state reads name it
+        template, idx = account
+        comp = {"balance({}, ": "bal", "stake({}, ": "stake", "supply(": "fsupply"}
+        kind = next((v for k, v in comp.items() if template.startswith(k)), None)
+        if kind is None:
+            kind = "fpool" if template.count("(") == 1 else "fescrow"
+        name = template[len("balance("):].split(",")[0].split("(")[0]
+        fam = re.search(r"([\w.]+)\[member\]", template).group(1)
+        comp_name = {"bal": f"bal!{fam}", "stake": f"stake!{fam}", "fsupply": f"fsupply!{fam}",
+                     "fpool": f"fpool!{name}", "fescrow": f"fescrow!{name}!{fam}"}[kind]
+        cex["account"] = describe_read(enc, model, comp_name, idx, namer, policy)[0]
+    elif account is not None and account[0]:
         template, idx = account
         who = (
             namer.name(

@@ -101,6 +101,8 @@ class Encoder:
         self.touched: dict[str, list] = {}
         self.slots: dict[tuple, list] = self.shared.setdefault("slots", {})
         self.notes: list[str] = []
+        # asset families: id of an account index term -> (holder, member, family)
+        self.family_parts: dict[int, tuple] = {}
         self.dissolves: list[tuple] = []  # (path guard, span) of each `dissolve`
         # (span of the branch's first statement, guard, which branch)
         self.branches: list[tuple] = []
@@ -126,7 +128,8 @@ class Encoder:
         if name not in self.pre_components:
             kind = name.split("!")[0]
             full = f"pre!{name}"
-            if self.shared.get("init") and kind in ("live", "escrow", "stake", "right", "supply"):
+            if self.shared.get("init") and kind in ("live", "escrow", "stake", "right", "supply",
+                                                    "fescrow", "lst"):
                 # the initial state of a trace: no records (so no escrows), no stakes or
                 # rights; party and pool balances and role members are the `given` setup
                 if kind == "live":
@@ -144,7 +147,7 @@ class Encoder:
                     v = z3.K(z3.IntSort(), z3.IntVal(0))
                 self.pre_components[name] = v
                 return v
-            if kind in ("bal", "stake", "escrow"):
+            if kind in ("bal", "stake", "escrow", "fescrow", "fpool", "fsupply"):
                 v = z3.Array(full, z3.IntSort(), z3.IntSort())
             elif kind == "pool":
                 v = z3.Int(full)
@@ -161,6 +164,11 @@ class Encoder:
                 v = z3.Array(full, z3.IntSort(), z3.IntSort(), z3.BoolSort())
             elif kind in ("fld", "attr"):
                 v = z3.Array(full, z3.IntSort(), self._component_sort(name))
+            elif kind == "lst":  # a list field's length, by record key
+                v = z3.Array(full, z3.IntSort(), z3.IntSort())
+            elif kind == "lsti":  # a list field's item at one position, by record key
+                inner = self._field_type(*name.split("!")[1:3]).inner
+                v = z3.Array(full, z3.IntSort(), sort_of(inner))
             else:  # pragma: no cover - internal naming error
                 raise AssertionError(name)
             self.pre_components[name] = v
@@ -373,9 +381,30 @@ class Encoder:
         for a party's own account (``bal!Asset``), else 0."""
         if comp.startswith("bal!"):
             a = self._assets.get(comp[4:])
+            if a is not None and a.credit_attr is not None:
+                # each member's own line: what a balance is known to hold before the event is
+                # only the attribute's declared maximum (a member expelled while owing keeps
+                # its debt); moves are checked against the exact line (line_at)
+                role = self._roles[a.credit_attr[0]]
+                f = next(f for f in role.attrs if f.name == a.credit_attr[1])
+                return -f.hi if type(f.hi) is int else None
+            if a is not None and a.credit_param is not None:
+                return -self.params[a.credit_param]  # a parameter's line: symbolic
             if a is not None and a.credit:
                 return -a.credit
         return 0
+
+    def line_at(self, comp: str, idx: Any, state: State) -> Any:
+        """The lowest balance a move may leave in account ``idx`` of ``comp``: :meth:`floor`,
+        or for a line each member sets, minus the holder's own attribute in ``state`` (0 when
+        it does not hold the role), exactly as the runtime checks it."""
+        if comp.startswith("bal!") and idx is not None:
+            a = self._assets.get(comp[4:])
+            if a is not None and a.credit_attr is not None:
+                role, attr = a.credit_attr
+                member = self.has_role(state, idx, role)
+                return -z3.If(member, z3.Select(state.get(f"attr!{role}!{attr}"), idx), 0)
+        return self.floor(comp)
 
     def finish_reads(self) -> list:
         """Pre-state balances read after :meth:`encode` (e.g. by invariants) are at or above
@@ -385,7 +414,12 @@ class Encoder:
             if i is not None
             else self.pre_component(c) >= self.floor(c)
             for c, i in self.balance_reads
+            if self.floor(c) is not None  # an unbounded member's line: nothing is assumed
         ]
+        # a family member's supply is within the family's cap, member by member
+        for c, i in self.balance_reads:
+            if c.startswith("fsupply!") and self._assets[c.split("!")[1]].cap is not None:
+                out.append(z3.Select(self.pre_component(c), i) <= self._assets[c.split("!")[1]].cap)
         # a record that does not exist holds nothing: the runtime deletes only empty records
         # and moves value only into live ones
         out += [
@@ -503,6 +537,10 @@ class Encoder:
             key = self.expr(s.key, env, state, guard)
             self.require(guard, self.live(state, s.record, key))
             holds = self._records[s.record].holds if s.record in self._records else None
+            if holds is not None and self._assets[holds].family is not None:
+                # the runtime checks the escrow of every member; the model cannot list them
+                raise Unsupported(f"`delete` of a {s.record}, which holds the asset family "
+                                  f"{holds}")
             if holds is not None:
                 # the runtime refuses to delete a record whose escrow still holds value
                 comp = f"escrow!{s.record}!{holds}"
@@ -567,9 +605,27 @@ class Encoder:
         name = f"live!{record}"
         state.set(name, z3.Store(state.get(name), key, value))
 
+    LIST_MODEL_LIMIT = 16  # list fields of more items are reported unknown (not modelled)
+
+    def list_type(self, t: ir.TList) -> int:
+        if t.bound is None:
+            raise Unsupported("a list field without a bound")
+        if t.bound > self.LIST_MODEL_LIMIT:
+            raise Unsupported(f"a list field of up to {t.bound} items is not modelled "
+                              f"(at most {self.LIST_MODEL_LIMIT})")
+        return t.bound
+
     def field(self, state: State, record: str, key: Any, field: str, guard: Any) -> Any:
         self.require(guard, self.live(state, record, key))
         t = self._field_type(record, field)
+        if isinstance(t, ir.TList):
+            # a list field: its length and one array per position (exactly `bound` of them)
+            bound = self.list_type(t)
+            base = f"{record}!{field}"
+            pre_n = z3.Select(self.pre_component(f"lst!{base}"), key)
+            self.assumptions += [pre_n >= 0, pre_n <= bound]  # every stored list fits
+            items = [z3.Select(state.get(f"lsti!{base}!{i}"), key) for i in range(bound)]
+            return SList(items, z3.Select(state.get(f"lst!{base}"), key))
         val = z3.Select(state.get(f"fld!{record}!{field}"), key)
         if isinstance(t, ir.TOptional):
             return Opt(z3.Select(state.get(f"some!{record}!{field}"), key), val)
@@ -578,6 +634,21 @@ class Encoder:
     def set_field(self, state: State, record: str, key: Any, field: str, v: Any) -> None:
         t = self._field_type(record, field)
         name = f"fld!{record}!{field}"
+        if isinstance(t, ir.TList):
+            bound = self.list_type(t)
+            if not isinstance(v, SList):
+                raise Unsupported("a list field set to a value that is not a list")
+            base = f"{record}!{field}"
+            state.set(f"lst!{base}", z3.Store(state.get(f"lst!{base}"), key, v.n))
+            real = sort_of(t.inner) == z3.RealSort()
+            for i in range(bound):
+                comp = f"lsti!{base}!{i}"
+                # positions past the value's items are unused (past its length): keep them
+                item = v.items[i] if i < len(v.items) else z3.Select(state.get(comp), key)
+                if real and z3.is_int(item):
+                    item = z3.ToReal(item)
+                state.set(comp, z3.Store(state.get(comp), key, item))
+            return
         if isinstance(t, ir.TOptional):
             v = v if isinstance(v, Opt) else Opt(z3.BoolVal(True), v)
             sn = f"some!{record}!{field}"
@@ -718,8 +789,68 @@ class Encoder:
         return out
 
     # -- accounts and money ----------------------------------------------------
+    def family_key(self, asset: str, member: Any, env: dict, state: State, guard: Any) -> Any:
+        """The text code of a family member's key.  The runtime rejects a key that cannot
+        name a member (``bad_asset_key``): which codes are valid keys is left open (an
+        uninterpreted predicate), so every proof holds whatever the key is."""
+        m = self.expr(member, env, state, guard)
+        m = m.val if isinstance(m, Opt) else m
+        ok = self.text_functions.get(("member_key_ok", None))
+        if ok is None:
+            # one predicate for every encoding (no prefix): a key is valid or not, whatever
+            # event or version of the policy names it
+            ok = z3.Function("member_key_ok", z3.IntSort(), z3.BoolSort())
+            self.text_functions[("member_key_ok", None)] = ok
+        self.require(guard, ok(m))
+        return m
+
+    def family_index(self, asset: str, x: Any, m: Any) -> Any:
+        """The index of the account of holder ``x`` (a party or record key) in member ``m``
+        of the family ``asset``: an injective function of the pair (each part is recovered
+        by a projection), so two accounts are one exactly when holder and member are."""
+        fns = self.text_functions.get(("family", asset))
+        if fns is None:
+            # no prefix: the events of a trace (and both versions in `charter diff`) index
+            # one array, so they must share one injective pairing
+            fns = (z3.Function(f"fam!{asset}", z3.IntSort(), z3.IntSort(), z3.IntSort()),
+                   z3.Function(f"fam!{asset}.holder", z3.IntSort(), z3.IntSort()),
+                   z3.Function(f"fam!{asset}.member", z3.IntSort(), z3.IntSort()))
+            self.text_functions[("family", asset)] = fns
+        k = fns[0](x, m)
+        self.assumptions += [fns[1](k) == x, fns[2](k) == m]
+        self.family_parts[k.get_id()] = (x, m, asset)
+        return k
+
+    def family_account(self, acc: Any, env: dict, state: State,
+                       guard: Any) -> tuple[str, Any, str, str]:
+        """:meth:`account` of a member of an asset family: party, stake and escrow accounts
+        are indexed by (holder, member); a pool's and the supply by the member."""
+        a = acc.asset
+        if isinstance(acc, (ir.AccParty, ir.AccStake)):
+            p = self.expr(acc.party, env, state, guard)
+            self.require(guard, p != self.codes.code("clock"))
+            m = self.family_key(a, acc.member, env, state, guard)
+            i = self.family_index(a, p, m)
+            if isinstance(acc, ir.AccParty):
+                return f"bal!{a}", i, f"balance({{}}, {a}[member])", "party"
+            return f"stake!{a}", i, f"stake({{}}, {a}[member])", "stake"
+        if isinstance(acc, ir.AccEscrow):
+            k = self.expr(acc.key, env, state, guard)
+            self.touch(acc.record, k)
+            m = self.family_key(a, acc.member, env, state, guard)
+            return (f"fescrow!{acc.record}!{a}", self.family_index(a, k, m),
+                    f"balance({acc.record}({{}}), {a}[member])", "escrow")
+        m = self.family_key(a, acc.member, env, state, guard)
+        if isinstance(acc, ir.AccPool):
+            return f"fpool!{acc.pool}", m, f"balance({acc.pool}, {a}[member])", "pool"
+        if isinstance(acc, ir.AccSupply):
+            return f"fsupply!{a}", m, f"supply({a}[member])", "fsupply"
+        raise Unsupported(f"account {type(acc).__name__} of the asset family {a}")
+
     def account(self, acc: Any, env: dict, state: State, guard: Any) -> tuple[str, Any, str, str]:
         """``(component, index or None, description, kind)`` of an account."""
+        if getattr(acc, "member", None) is not None:
+            return self.family_account(acc, env, state, guard)
         if isinstance(acc, (ir.AccParty, ir.AccStake)):
             # the runtime rejects any account of the clock
             p0 = self.expr(acc.party, env, state, guard)
@@ -810,17 +941,34 @@ class Encoder:
                     sidx,
                     amount,
                 )
+        elif skind == "fsupply":  # a mint of a family member: its own supply and cap
+            a = self._assets[asset]
+            new = self.read_balance(state, scomp, sidx) + amount
+            state.set(scomp, z3.Store(state.get(scomp), sidx, new))
+            if a.cap is not None:
+                self.oblige(
+                    guard,
+                    new <= a.cap,
+                    "supply_cap",
+                    span,
+                    f"minting pushes the supply of a member of {asset} above its cap {a.cap}",
+                    sdesc,
+                    skind,
+                    sidx,
+                    amount,
+                )
         else:
             have = self.read_balance(state, scomp, sidx)
             okind = "escrow_overdraft" if skind == "escrow" else "overdraft"
-            line = self.floor(scomp)
+            line = self.line_at(scomp, sidx, state)
             self.oblige(
                 guard,
                 have - line >= amount,
                 okind,
                 span,
                 f"`{kind}` takes more than the source holds"
-                + (f" (with its credit line of {-line})" if line else ""),
+                + (f" (with its credit line of {-line})" if isinstance(line, int) and line
+                   else " (with its credit line)" if not isinstance(line, int) else ""),
                 sdesc,
                 skind,
                 sidx,
@@ -829,6 +977,9 @@ class Encoder:
             self.add_balance(state, scomp, sidx, -amount)
         if dkind == "supply":
             state.set(dcomp, state.get(dcomp) - amount)
+        elif dkind == "fsupply":
+            cur = self.read_balance(state, dcomp, didx)
+            state.set(dcomp, z3.Store(state.get(dcomp), didx, cur - amount))
         else:
             self.add_balance(state, dcomp, didx, amount)
         self.postings.append(
@@ -906,7 +1057,7 @@ class Encoder:
         okind = "escrow_overdraft" if skind == "escrow" else "overdraft"
         self.oblige(
             guard,
-            have - self.floor(scomp) >= amount,
+            have - self.line_at(scomp, sidx, state) >= amount,
             okind,
             s.span,
             "split takes more than the source holds",
@@ -916,9 +1067,10 @@ class Encoder:
             amount,
         )
         self.last_split_scaled = (None, None)
+        active = z3.And(guard, z3.And(*valid))
+        n_defs = len(self.assumptions)
         shares, leftover, total, rest = _split_shares(
-            self, z3.And(guard, z3.And(*valid)), s.method, amount, weights, included, n, mn, cap,
-            s.minimum_rule,
+            self, active, s.method, amount, weights, included, n, mn, cap, s.minimum_rule,
         )
         info = SplitInfo(
             guard,
@@ -937,15 +1089,29 @@ class Encoder:
             cap,
             sdesc,
             *self.last_split_scaled,
+            active=active,
+            defs=self.assumptions[n_defs:],
         )
         self.splits.append(info)
         # postings: each included recipient's share leaves the source
         rkind = s.to.type if s.to is not None else s.var_type
-        for inc, to, share in zip(included, recips, shares):
-            if isinstance(rkind, ir.TRecord):
+        member = self.family_key(s.asset, s.member, env, state, guard) \
+            if s.member is not None else None
+        for slot, (inc, to, share) in enumerate(zip(included, recips, shares)):
+            if s.accounts:  # `split ... between`: the slot's own account (pool, escrow, party)
+                dst = self.account(s.accounts[slot], env, state, z3.And(guard, inc))
+            elif isinstance(rkind, ir.TRecord) and member is not None:
+                rec = self._records[rkind.record]
+                dst = (f"fescrow!{rec.name}!{s.asset}", self.family_index(s.asset, to, member),
+                       f"balance({rec.name}({{}}), {s.asset}[member])", "escrow")
+                self.touch(rec.name, to)
+            elif isinstance(rkind, ir.TRecord):
                 rec = self._records[rkind.record]
                 dst = (f"escrow!{rec.name}!{s.asset}", to, f"balance({rec.name}({{}}))", "escrow")
                 self.touch(rec.name, to)
+            elif member is not None:
+                dst = (f"bal!{s.asset}", self.family_index(s.asset, to, member),
+                       f"balance({{}}, {s.asset}[member])", "party")
             else:
                 dst = (f"bal!{s.asset}", to, f"balance({{}}, {s.asset})", "party")
             g = z3.And(guard, inc)
@@ -1127,6 +1293,49 @@ class Encoder:
             out.append(z3.Implies(z3.And(a >= 0, bsum <= one, *nonneg), psum <= a))
         return out
 
+    def list_builtin(self, e: ir.Builtin, args: list, guard: Any) -> Any:
+        """Bounded lists, exactly as the runtime does them: positions from 0, an item taken
+        out moves the later ones up, each failure (full, out of range, absent) rejects."""
+        lst = args[0]
+        if not isinstance(lst, SList):
+            raise Unsupported(f"{e.name} of a list value that is not modelled")
+        items, n = list(lst.items), lst.n
+        if e.name == "fit":
+            bound = int(e.extra[0])
+            self.require(guard, n <= bound)
+            return SList(items[:bound], n)
+        x = args[1]
+        if e.name == "contains":
+            return z3.Or(z3.BoolVal(False), *[z3.And(j < n, _eq(y, x))
+                                              for j, y in enumerate(items)])
+        if e.name == "push":
+            bound = int(e.extra[0])
+            self.require(guard, n < bound)
+            if not items:
+                raise Unsupported("push to a list of no modelled items")
+            if z3.is_int(x) and z3.is_real(items[0]):
+                x = z3.ToReal(x)
+            return SList([z3.If(n == j, x, y) for j, y in enumerate(items)], n + 1)
+        if e.name == "without":
+            hits = [z3.And(j < n, _eq(y, x)) for j, y in enumerate(items)]
+            self.require(guard, z3.Or(z3.BoolVal(False), *hits))
+            # the position of the first equal item
+            i = z3.IntVal(len(items))
+            for j in range(len(items) - 1, -1, -1):
+                i = z3.If(hits[j], j, i)
+        else:  # item / drop
+            i = x
+            self.require(guard, z3.And(i >= 0, i < n))
+            if e.name == "item":
+                if not items:
+                    raise Unsupported("index into a list of no modelled items")
+                out = items[-1]
+                for j in range(len(items) - 2, -1, -1):
+                    out = ite(i == j, items[j], out)
+                return out
+        moved = [ite(j >= i, items[j + 1], items[j]) for j in range(len(items) - 1)]
+        return SList(moved + items[-1:], n - 1)
+
     def builtin(self, e: ir.Builtin, env: dict, state: State, guard: Any) -> Any:
         name = e.name
         if name in ("balance",):
@@ -1136,6 +1345,9 @@ class Encoder:
                 return self.read_balance(state, f"bal!{e.extra[0]}", p)
             raise Unsupported("balance() form")
         if name == "supply":
+            if e.args:  # a member of a family: its own supply
+                m = self.family_key(e.extra[0], e.args[0], env, state, guard)
+                return self.read_balance(state, f"fsupply!{e.extra[0]}", m)
             return state.get(f"supply!{e.extra[0]}")
         if name == "has_role":
             p = self.expr(e.args[0], env, state, guard)
@@ -1186,9 +1398,11 @@ class Encoder:
             n, sig = len(parts), "_".join(e.extra)
             fns = self.text_functions.get(("key", e.extra))
             if fns is None:
-                fns = (z3.Function(f"{self.prefix}key!{sig}", *([z3.IntSort()] * n),
-                                   z3.IntSort()),
-                       [z3.Function(f"{self.prefix}key!{sig}.{i}", z3.IntSort(), z3.IntSort())
+                # one function for every event of a trace and both sides of a comparison:
+                # the runtime's key is the same text whichever event builds it (a prefix per
+                # event would let two events' keys of different parts meet)
+                fns = (z3.Function(f"key!{sig}", *([z3.IntSort()] * n), z3.IntSort()),
+                       [z3.Function(f"key!{sig}.{i}", z3.IntSort(), z3.IntSort())
                         for i in range(n)])
                 self.text_functions[("key", e.extra)] = fns
             k = fns[0](*parts)
@@ -1222,6 +1436,9 @@ class Encoder:
                                           y < z3.ToReal((r + 1) * (r + 1))))
             )
             return z3.ToReal(r) / scale
+        if name == "pow" and len(e.args) == 3:
+            return self.pow_bounded(to_real(args[0]), args[1], e.args[1],
+                                    places=int(e.args[2].value))
         if name == "pow":
             x = args[0]
             n = e.args[1]
@@ -1237,13 +1454,18 @@ class Encoder:
         if name == "len":
             v = args[0]
             return v.n if isinstance(v, SList) else z3.IntVal(0)
+        if name in ("item", "push", "drop", "without", "fit", "contains"):
+            return self.list_builtin(e, args, guard)
         raise Unsupported(f"builtin {name}")
 
-    def pow_bounded(self, x: Any, n: Any, n_ir: Any) -> Any:
+    def pow_bounded(self, x: Any, n: Any, n_ir: Any, places: Optional[int] = None) -> Any:
         """``x ** n`` for an exponent known to lie in a declared range ``lo..hi``: the
-        power for each possible exponent, chosen by ``n`` (exact, like the runtime)."""
+        power for each possible exponent, chosen by ``n`` (exact, like the runtime).  With
+        ``places``, each product is rounded down to that many decimals (``pow(x, n, d)``)."""
         t = getattr(n_ir, "type", None)
-        if not isinstance(t, ir.TInt) or t.lo is None or t.hi is None:
+        if isinstance(n_ir, ir.Const) and isinstance(n_ir.value, int):
+            lo_hi: Any = (n_ir.value, n_ir.value)
+        elif not isinstance(t, ir.TInt) or t.lo is None or t.hi is None:
             lo_hi = static_range(n_ir)
             if lo_hi is None:
                 raise Unsupported("pow with an exponent of no declared range")
@@ -1253,7 +1475,11 @@ class Encoder:
         one = z3.RealVal(1) if z3.is_real(x) else z3.IntVal(1)
         powers = [one]
         for _ in range(hi):
-            powers.append(powers[-1] * x)
+            if places is None:
+                powers.append(powers[-1] * x)
+            else:
+                scale = 10**places
+                powers.append(z3.ToReal(z3.ToInt(powers[-1] * x * scale)) / scale)
         out = powers[hi]
         for k in range(hi - 1, lo - 1, -1):
             out = z3.If(n == k, powers[k], out)

@@ -63,7 +63,7 @@ class GenesisEncoder(Encoder):
     def pre_component(self, name: str) -> Any:
         if name not in self.pre_components:
             kind = name.split("!")[0]
-            if kind in ("bal", "stake", "escrow"):
+            if kind in ("bal", "stake", "escrow", "fescrow", "fpool", "fsupply"):
                 v: Any = z3.K(z3.IntSort(), z3.IntVal(0))
             elif kind in ("pool", "supply"):
                 v = z3.IntVal(0)

@@ -17,7 +17,7 @@ from .options import Options
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .replay import Broken
 from .search import _attach_trace, replayed_status
-from .solver import solve, solve_m
+from .solver import Session, quick_witness, solve, solve_m
 from .terms import Unsupported
 
 if TYPE_CHECKING:
@@ -195,6 +195,10 @@ def houdini(
     # many non-linear terms is asked about it (fewer candidates, easier questions)
     order = sorted(preps.items(), key=lambda kv: _cost(kv[1]))
     asked: dict[str, frozenset] = {}
+    # per handler, an incremental solver holding its encoding: each round's question (the
+    # candidates assumed before, one broken after) is pushed and popped on it, so a round
+    # after the first, and the one-by-one questions, reuse what Z3 learned about the handler
+    sessions: dict[str, Session] = {}
     changed = True
     while changed:
         changed = False
@@ -206,18 +210,29 @@ def houdini(
                     changed = True
                 continue
             m = prep.model
-            assume = m.assumptions + prep.extra_assumptions + [m.applied]
+            handler = m.assumptions + prep.extra_assumptions + [m.applied]
+            pre: list = []
             for inv in invs:
                 if inv.name in alive:
-                    assume += prep.inv_pre[inv.name]
+                    pre += prep.inv_pre[inv.name]
+            assume = handler + pre
             live = [inv for inv in invs if inv.name in alive]
             if not live or asked.get(hname) == frozenset(alive):
                 continue  # none left, or asked already about exactly these candidates
             asked[hname] = frozenset(alive)
             # one query finds a state breaking some candidate; drop every candidate it breaks
-            # (a tenth of the limit first, then all of it; still undecided: one at a time)
+            # (the incremental solver first - it only ever proves; then a tenth of the limit,
+            # then all of it; still undecided: one at a time)
             breaks = z3.Or(*[z3.Not(prep.inv_post[i.name]) for i in live])
-            r, model = solve_m(assume + [breaks], m, opts.limits.part(10))
+            if hname not in sessions:
+                sessions[hname] = Session(m, handler, opts.limits)
+            session = sessions[hname]
+            if session.proves(pre + [breaks]):
+                continue
+            # a break is usually a small state: a witness with few items, asked exactly
+            r, model = quick_witness(assume + [breaks], m, opts.limits.part(10))
+            if r == "unknown":
+                r, model = solve_m(assume + [breaks], m, opts.limits.part(10))
             if r == "unknown":
                 r, model = solve_m(assume + [breaks], m, opts.limits)
             if r == "unsat":
@@ -232,6 +247,8 @@ def houdini(
                 # undecided: check one by one so one hard candidate does not sink the others
                 # (a dropped candidate only weakens the assumptions)
                 for inv in live:
+                    if session.proves(pre + [z3.Not(prep.inv_post[inv.name])]):
+                        continue
                     r1, m1 = solve_m(assume + [z3.Not(prep.inv_post[inv.name])], m, opts.limits)
                     if r1 != "unsat":
                         alive.discard(inv.name)

@@ -62,6 +62,11 @@ class SplitInfo:
     src: str
     scaled: Any = None  # raw share * total - rest * weight, as linear terms (None: not available)
     trivial: Any = None  # the split pays nothing by weight (total or rest is 0)
+    # the split's own definition: when ``active`` (its path is taken and its inputs are valid,
+    # which every applied event taking the path ensures) ``defs`` give its shares; what
+    # follows from them alone holds in the handler (see properties._split_question)
+    active: Any = None
+    defs: list = attrs.Factory(list)
 
 
 @attrs.define

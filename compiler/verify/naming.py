@@ -45,6 +45,8 @@ class Namer:
 
     def __init__(self, enc: Encoder, model: z3.ModelRef, ints: Any):
         self.codes = enc.codes
+        self.model = model
+        self.functions = dict(getattr(enc, "text_functions", {}) or {})
         self.names: dict[tuple[str, int], str] = {}
         # parties and keys/texts are separate namespaces at runtime; names are assigned in
         # value order per namespace so key order (the tie order) is kept
@@ -67,7 +69,42 @@ class Namer:
         t = self.codes.text(v)
         if t is not None:
             return t
+        if cat == "key":
+            joined = self.composite(v)
+            if joined is not None:
+                return joined
         return self.names.get((cat, v), f"x{v}")
+
+    def composite(self, v: int, depth: int = 0) -> Optional[str]:
+        """A record key that is a composite key ``R(a, b)`` in the model: the runtime's text
+        of it (the parts' names joined as :func:`composite_key` does), so a scenario that
+        names the record, or an event that builds its key from arguments, finds it."""
+        from charter.runtime.semantics import composite_key
+
+        if depth > 3 or self.model is None:
+            return None
+        for fkey, fns in self.functions.items():
+            if fkey[0] != "key":  # other shared functions: ("family", asset), ("member_key_ok",)
+                continue
+            extra = fkey[1]
+            make, projections = fns
+            parts = [self.model.eval(proj(z3.IntVal(v)), model_completion=True)
+                     for proj in projections]
+            if not all(z3.is_int_value(p) for p in parts):
+                continue
+            if not z3.is_true(self.model.eval(make(*parts) == v, model_completion=True)):
+                continue
+            texts = []
+            for part, k in zip(parts, extra):
+                pv = part.as_long()
+                if k == "party":
+                    texts.append("@" + self.name(pv, "party"))
+                elif k == "int":
+                    texts.append(str(pv))
+                else:
+                    texts.append(self.composite(pv, depth + 1) or self.name(pv, "key"))
+            return composite_key(texts)
+        return None
 
 
 def _category(t: ir.Type) -> Optional[str]:
@@ -168,7 +205,14 @@ def collect_ints(m: HandlerModel, model: z3.ModelRef, ints: Optional[set] = None
             if isinstance(v, int):
                 ints.add((v, cat))
     for comp, idx in enc.balance_reads:
-        if idx is not None:
+        parts = family_parts(enc, comp, idx)
+        if parts is not None:  # an account of an asset family: its holder and member
+            holder, member, _ = parts
+            if holder is not None:
+                ints.add((_eval(model, holder),
+                          "party" if comp.split("!")[0] in ("bal", "stake") else "key"))
+            ints.add((_eval(model, member), "key"))
+        elif idx is not None:
             ints.add(
                 (_eval(model, idx), "party" if comp.split("!")[0] in ("bal", "stake") else "key")
             )
@@ -190,24 +234,74 @@ def _plain_extra(model: z3.ModelRef, v: Any, namer: Namer) -> Any:
     return v
 
 
+def family_parts(enc: Any, comp: str, idx: Any) -> Optional[tuple]:
+    """``(holder term or None, member term, family)`` of an account of a member of an asset
+    family (see :meth:`Encoder.family_account`), None for any other account."""
+    kind = comp.split("!")[0]
+    if kind in ("fpool", "fsupply"):
+        return None, idx, comp.split("!")[-1] if kind == "fsupply" else None
+    if idx is not None and hasattr(idx, "get_id"):
+        return getattr(enc, "family_parts", {}).get(idx.get_id())
+    return None
+
+
+def describe_read(enc: Any, model: z3.ModelRef, comp: str, idx: Any, namer: Namer,
+                  policy: ir.Policy) -> tuple[str, Optional[str]]:
+    """``(label, asset)`` of an account the model reads, as the policy writes them: a family
+    member's account names its member, ``balance(@alice, Token["k1"])``."""
+    parts = family_parts(enc, comp, idx)
+    if parts is None:
+        iv = _eval(model, idx) if idx is not None else None
+        asset = _account_asset(comp) or (
+            policy.pool(comp.split("!")[1]).asset if comp.startswith("pool!") else None)
+        return _describe(comp, iv, namer), asset
+    holder, member, family = parts
+    kind, name = comp.split("!")[0], comp.split("!")[1]
+    if kind == "fpool":
+        family = policy.pool(name).asset
+    asset = f"{family}[{json.dumps(namer.name(_eval(model, member), 'key'))}]"
+    if kind == "bal":
+        return f"balance(@{namer.name(_eval(model, holder), 'party')}, {asset})", asset
+    if kind == "stake":
+        return f"stake(@{namer.name(_eval(model, holder), 'party')}, {asset})", asset
+    if kind == "fescrow":
+        key = json.dumps(namer.name(_eval(model, holder), "key"))
+        return f"balance({name}({key}), {asset})", asset
+    if kind == "fpool":
+        return f"balance({name}, {asset})", asset
+    return f"supply({asset})", asset
+
+
+def account_text(kind: str, name: str, holder: str = "") -> Optional[str]:
+    """An account as Charter source: ``balance(@ann, Credit)``, ``stake(@ann, Credit)``,
+    ``balance(commons)``, ``balance(Task("k"))``, ``supply(Rep)`` - the one spelling for the
+    encoding's components (:func:`_describe`) and the runtime's account names
+    (:func:`.observed.account_literal`).  ``kind``: bal, stake, pool, escrow or supply;
+    ``name``: the asset (bal, stake, supply), pool or record; ``holder``: the party (bal,
+    stake) or the record key (escrow).  None for another kind."""
+    form = _ACCOUNT_FORMS.get(kind)
+    return None if form is None else form.format(name=name, holder=holder, key=json.dumps(holder))
+
+
+_ACCOUNT_FORMS = {
+    "bal": "balance(@{holder}, {name})",
+    "stake": "stake(@{holder}, {name})",
+    "pool": "balance({name})",
+    "escrow": "balance({name}({key}))",
+    "supply": "supply({name})",
+}
+
+
 def _describe(comp: str, idx: Optional[int], namer: Namer) -> str:
+    """An encoding component (``bal!Credit``, ``escrow!Task!Credit``...) at index ``idx``."""
     parts = comp.split("!")
     who = (
         namer.name(idx, "party" if parts[0] in ("bal", "stake") else "key")
         if idx is not None
         else ""
     )
-    if parts[0] == "bal":
-        return f"balance(@{who}, {parts[1]})"
-    if parts[0] == "stake":
-        return f"stake(@{who}, {parts[1]})"
-    if parts[0] == "pool":
-        return f"balance({parts[1]})"
-    if parts[0] == "escrow":
-        return f"balance({parts[1]}({json.dumps(who)}))"
-    if parts[0] == "supply":
-        return f"supply({parts[1]})"
-    return comp
+    text = account_text(parts[0], parts[1], who) if len(parts) > 1 else None
+    return text if text is not None else comp
 
 
 def _param_cli(v: Any, t: ir.Type, policy: ir.Policy) -> str:
@@ -223,27 +317,11 @@ def _param_cli(v: Any, t: ir.Type, policy: ir.Policy) -> str:
 
 
 def _literal(v: Any, t: ir.Type, policy: ir.Policy) -> str:
-    """A plain (payload) value as a Charter literal."""
-    if isinstance(t, ir.TOptional):
-        return "none" if v is None else _literal(v, t.inner, policy)
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(t, ir.TAmount):
-        return _show(v, t, policy)
-    if isinstance(t, ir.TRatio):
-        f = Fraction(v["num"], v["den"]) if isinstance(v, dict) else Fraction(v)
-        for unit, scale in (("%", 100), (" bps", 10_000), (" ppm", 1_000_000)):
-            x = f * scale
-            if x.denominator == 1:
-                return f"{x.numerator}{unit}"
-        return f"{f.numerator} / {f.denominator}"
-    if isinstance(t, ir.TParty):
-        return "@" + str(v)
-    if isinstance(t, (ir.TText, ir.TRecord)):
-        return json.dumps(v)
-    if isinstance(t, ir.TList):
-        raise ValueError("list literal")
-    return str(v)
+    """A plain (payload) value as a Charter literal: :func:`.source.value_literal`, the one
+    spelling (durations in units, ratios as ``5%``); it imports this module, hence late."""
+    from .source import value_literal
+
+    return value_literal(v, t, policy)
 
 
 def _account_literal(label: str) -> str:
@@ -252,4 +330,6 @@ def _account_literal(label: str) -> str:
     inner = label[label.index("(") + 1 : -1]
     if label.startswith("balance(@"):
         return inner.split(",")[0]
+    if inner.endswith("]") and ", " in inner:  # a family account: `vault, Token["k1"]`
+        return inner.rsplit(", ", 1)[0]
     return inner

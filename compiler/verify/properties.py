@@ -17,7 +17,7 @@ from .prepare import Prepared
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .replay import PaysOver, SplitUnfair
 from .search import _attach_trace, _trace_note, replayed_status
-from .solver import solve_m, solve_sat
+from .solver import solve_m, solve_sat, solve_split
 from .terms import Opt
 
 
@@ -72,13 +72,18 @@ def _split_property(
     if not m.splits:
         return res(UNKNOWN, f"handler {p.handler} has no split")
     base = m.assumptions + prep.extra_assumptions + inv + [m.applied]
-    undecided_premise: list[int] = []
+    undecided_premise: list[tuple] = []
+    # split sites (a split in a loop is encoded once per item) an applied event was shown to
+    # reach with the premise: the later copies of such a site need no vacuity question
+    reached: set[tuple] = set()
     for si, sp in enumerate(m.splits):
+        site = (sp.span.line, sp.span.col, sp.span.file)
         built = _split_prop_conds(p, m, sp)
         if isinstance(built, str):
             return res(UNKNOWN, built)
         conds, premise = built
-        r, model = solve_m(base + [sp.guard, z3.Not(z3.And(*conds))], m, opts.limits)
+        violated = z3.Not(z3.And(*conds))
+        r, model = solve_split(sp, violated, base + [sp.guard, violated], m, opts.limits)
         if r == "sat":
             cex = counterexample(
                 m,
@@ -110,6 +115,8 @@ def _split_property(
                 UNKNOWN, f"Z3 gave no answer within {opts.limit_text()} (bound {opts.bound})"
             )
         # vacuity: the premise must be reachable, or the proof says nothing
+        if site in reached:
+            continue
         r2, _ = solve_sat(
             base + [sp.guard, z3.Or(*premise) if premise else z3.BoolVal(False)],
             m,
@@ -123,12 +130,15 @@ def _split_property(
                 span=sp.span,
             )
         if r2 == "unknown":
-            undecided_premise.append(sp.span.line)
+            undecided_premise.append(site)
+        else:
+            reached.add(site)
     note = ""
-    if undecided_premise:
+    lines = sorted({site[0] for site in undecided_premise if site not in reached})
+    if lines:
         note = (
             " (not confirmed non-vacuous: Z3 could not show within the resource limit that an applied"
-            f" event reaches the split at line(s) {', '.join(map(str, undecided_premise))} with"
+            f" event reaches the split at line(s) {', '.join(map(str, lines))} with"
             " the property's premise)"
         )
     return res(

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import z3
 
 from .. import ir
-from .naming import _account_asset, _account_literal, _describe, _literal, _param_cli, _plain, _show, collect_ints, Namer
+from .naming import _account_literal, _literal, _param_cli, _plain, _show, collect_ints, describe_read, Namer
 from .solver import _eval
 
 
@@ -101,7 +101,7 @@ def _as_test(
             for acc in accounts:
                 if (
                     acc["asset"]
-                    and acc["kind"] in ("bal", "pool")
+                    and acc["kind"] in ("bal", "pool", "fpool")
                     and acc["after"] != acc["before"]
                 ):
                     amount = _show(acc["after"], ir.TAmount(asset=acc["asset"]), policy)
@@ -186,17 +186,15 @@ def trace_scenario(policy: ir.Policy, models: list, model: z3.ModelRef) -> dict:
     # balances the last event changes (for the test's expectations)
     for comp, idx in last.encoder.balance_reads:
         kind = comp.split("!")[0]
-        if kind not in ("bal", "pool"):
+        if kind not in ("bal", "pool", "fpool"):
             continue
-        iv = _eval(model, idx) if idx is not None else None
-        label = _describe(comp, iv, namer)
+        label, asset = describe_read(last.encoder, model, comp, idx, namer, policy)
         if any(a["account"] == label for a in accounts):
             continue
         b0 = _eval(model, last.pre.get(comp) if idx is None else z3.Select(last.pre.get(comp), idx))
         b1 = _eval(
             model, last.post.get(comp) if idx is None else z3.Select(last.post.get(comp), idx)
         )
-        asset = _account_asset(comp) or policy.pool(comp.split("!")[1]).asset
         accounts.append({"account": label, "kind": kind, "asset": asset, "before": b0, "after": b1})
     lines = [f'test "counterexample {last.handler.name}" {{']
     try:

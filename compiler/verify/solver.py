@@ -101,19 +101,27 @@ def _limits(limits: Union[Limits, int]) -> Limits:
     return limits if isinstance(limits, Limits) else Limits(timeout_ms=max(1, int(limits)))
 
 
-def solve(formulas: Iterable[Any], limits: Union[Limits, int]) -> Answer:
+def solve(formulas: Iterable[Any], limits: Union[Limits, int], own: bool = False) -> Answer:
+    """Z3's answer to ``formulas``.  ``own``: ask in a context of its own (see below)."""
     lim = _limits(limits)
     formulas = list(formulas)
     st = stats()
     st.queries += 1
-    ctx = formulas[0].ctx if formulas and isinstance(formulas[0], z3.AstRef) else z3.main_ctx()
+    home = formulas[0].ctx if formulas and isinstance(formulas[0], z3.AstRef) else z3.main_ctx()
+    t0 = time.perf_counter()
+    # Z3's search follows the ids of the terms, and in the shared context those depend on
+    # everything created (and freed, when Python collects it) before: another code path or a
+    # partly cached run can send a non-linear question down another path - once seen to
+    # spend 100 s in non-linear arithmetic that the resource limit does not count.  In a
+    # context of its own the question is the same every time; that costs a context (about
+    # a millisecond), so it is kept for the exact non-linear questions (:func:`solve_m`).
+    ctx = _own_context() if own else home
     s = z3.Solver(ctx=ctx)
     s.set("rlimit", max(1, int(lim.rlimit)))
     s.set("timeout", max(1, int(lim.timeout_ms)))
     s.set("random_seed", 0)
-    t0 = time.perf_counter()
     try:
-        s.add(*formulas)
+        s.add(*(f.translate(ctx) for f in formulas) if own else formulas)
         r = s.check()
     except z3.Z3Exception:
         st.seconds += time.perf_counter() - t0
@@ -124,7 +132,7 @@ def solve(formulas: Iterable[Any], limits: Union[Limits, int]) -> Answer:
     st.rlimit_used += used
     st.rlimit_max = max(st.rlimit_max, used)
     if r == z3.sat:
-        return Answer("sat", s.model())
+        return Answer("sat", s.model().translate(home) if own else s.model())
     if r == z3.unsat:
         return Answer("unsat")
     if used >= lim.rlimit:
@@ -134,6 +142,12 @@ def solve(formulas: Iterable[Any], limits: Union[Limits, int]) -> Answer:
         st.safety_net += 1
         return Answer("unknown", None, "safety_net")
     return Answer("unknown", None, "incomplete")
+
+
+def _own_context() -> z3.Context:
+    ctx = z3.Context()
+    _COUNT[id(ctx)] = 0  # a new context counts from 0 (ids of freed ones are reused)
+    return ctx
 
 
 def _used(s: z3.Solver, ctx: z3.Context) -> int:
@@ -164,10 +178,29 @@ def solve_m(formulas: list, m: HandlerModel, limits: Union[Limits, int]) -> Answ
     a = solve(_abstract(m, formulas + lemmas + m.encoder.product_group_lemmas()), lim)
     if a.status == "unsat":
         return a
-    a = solve(formulas, lim.part(2))
+    a = solve(formulas, lim.part(2), own=True)
     if a.status != "unknown":
         return a
-    return solve(formulas + lemmas, lim.part(2))
+    return solve(formulas + lemmas, lim.part(2), own=True)
+
+
+def solve_split(sp: Any, violated: Any, formulas: list, m: HandlerModel,
+                limits: Union[Limits, int]) -> Answer:
+    """Can split ``sp`` ``violated`` (a property of its shares) with ``formulas`` (the
+    handler's assumptions, the split's path and the question)?
+
+    First from the split's own definition alone (its shares' constraints while it is active;
+    every applied event taking its path makes it active): a handful of formulas instead of
+    the whole handler, and what is impossible there is impossible in the handler (fewer
+    assumptions only allow more).  Only what that cannot refute needs the whole handler.
+    Half the limit: a largest-remainder split of three recipients alone can take a few
+    million units, still fewer than the whole handler's question."""
+    lim = _limits(limits)
+    if sp.active is not None:
+        a = solve(sp.defs + [sp.active, violated], lim.part(2))
+        if a.status == "unsat":
+            return a
+    return solve_m(formulas, m, lim)
 
 
 class Session:
@@ -192,8 +225,7 @@ class Session:
             m = self.m
             # a context of its own: what the incremental solver creates must not change the
             # term order, and so the answers, of the ordinary questions asked after it
-            self._ctx = z3.Context()
-            _COUNT[id(self._ctx)] = 0  # a new context counts from 0 (ids are reused)
+            self._ctx = _own_context()
             self._s = z3.Solver(ctx=self._ctx)
             self._s.set("random_seed", 0)
             self._s.set("timeout", max(1, int(self.limits.timeout_ms)))
@@ -221,11 +253,12 @@ class Session:
             return Answer("unsat")
         return solve_m(self.base + extra, self.m, self.limits)
 
-    def proves(self, extra: list) -> bool:
-        """Is ``base + extra`` unsatisfiable, by the incremental solver (a tenth of the limit)?"""
+    def proves(self, extra: list, share: int = 10) -> bool:
+        """Is ``base + extra`` unsatisfiable, by the incremental solver (with a ``share``-th
+        of the limit)?"""
         st = stats()
         s = self._solver()
-        lim = self.limits.part(10)
+        lim = self.limits.part(share)
         st.queries += 1
         s.push()
         t0 = time.perf_counter()
@@ -280,31 +313,92 @@ def _zero_products(m: HandlerModel, formulas: list) -> list:
     return out
 
 
-def opts_bound(slots: list) -> int:
-    return max((len(items) for items in slots), default=0)
-
-
 def solve_sat(formulas: list, m: HandlerModel, limits: Union[Limits, int]) -> Answer:
     """For questions that want a witness (can the handler apply, can a branch run): first try
-    the easy witnesses - every collection empty, then one item each, then two - each with a
-    tenth of the resources, then the full question.  Any witness found is a real one (fewer
+    the easy witnesses - every product 0, then few items per collection - each with a tenth
+    of the resources, then the full question.  Any witness found is a real one (fewer
     items is a legitimate state), so a quick "sat" is final; only "unsat" needs the full
-    query."""
+    query (or a small-witness search whose refutation did not depend on fewer items)."""
     lim = _limits(limits)
+    a = quick_witness(formulas, m, lim.part(10))
+    return a if a.status != "unknown" else solve(formulas, lim)
+
+
+def quick_witness(formulas: list, m: HandlerModel, lim: Limits) -> Answer:
+    """The easy witnesses of ``formulas`` (each attempt with ``lim``): "sat" with a real
+    model, "unsat" when the small-witness search refuted it outright, else "unknown"."""
     if m.encoder.products:
         # a witness where every product of two symbolic terms is 0 (one factor 0): the
         # question becomes linear, and any model of it is a model of the original one
-        a = solve(_zero_products(m, formulas), lim.part(10))
+        a = solve(_zero_products(m, formulas), lim)
         if a.status == "sat":
             return a
-    slots = list(m.encoder.slots.values())
+    slots = [items for items in m.encoder.slots.values() if items]
     if slots:
-        for keep in range(min(3, opts_bound(slots))):
-            restrict = [z3.Not(p) for items in slots for i, (_, p) in enumerate(items) if i >= keep]
-            a = solve(formulas + restrict, lim.part(10))
-            if a.status == "sat":
-                return a
-    return solve(formulas, lim)
+        return _small_witness(formulas, slots, lim)
+    return Answer("unknown", None, "incomplete")
+
+
+def _small_witness(formulas: list, slots: list, lim: Limits) -> Answer:
+    """A witness with as few items per collection as it needs, found by growing them.
+
+    Every collection starts empty (each slot's absence is an assumption literal).  When Z3
+    refutes that, its unsat core names the collections whose emptiness the refutation
+    used; those get one more item each, and the question is asked again on the same
+    incremental solver - so a witness that needs two recipients in one collection and one
+    item in another is asked about at that size, not with every collection full (a split's
+    non-linear shares for nine recipients instead of two).  Each step has ``lim``; an
+    unknown step ends the search (the caller asks the full question).  A refutation whose
+    core holds no such literal does not depend on the sizes: the whole question is unsat."""
+    st = stats()
+    home = formulas[0].ctx if formulas and isinstance(formulas[0], z3.AstRef) else z3.main_ctx()
+    # a context of its own, so the search costs the same whatever was asked before it
+    ctx = _own_context()
+    s = z3.Solver(ctx=ctx)
+    s.set("random_seed", 0)
+    s.set("timeout", max(1, int(lim.timeout_ms)))
+    lits: dict[int, tuple[int, int, Any]] = {}  # literal id -> (collection, slot, literal)
+    t0 = time.perf_counter()
+    try:
+        s.add(*[f.translate(ctx) for f in formulas])
+        for c, items in enumerate(slots):
+            for i, (_, present) in enumerate(items):
+                lit = z3.Bool(f"witness!absent!{c}!{i}", ctx)
+                s.add(z3.Implies(lit, z3.Not(present.translate(ctx))))
+                lits[lit.get_id()] = (c, i, lit)
+    except z3.Z3Exception:
+        st.seconds += time.perf_counter() - t0
+        return Answer("unknown", None, "error")
+    keep = [0] * len(slots)
+    while True:
+        st.queries += 1
+        s.set("rlimit", max(1, int(lim.rlimit)))
+        t1 = time.perf_counter()
+        try:
+            r = s.check(*[lit for c, i, lit in lits.values() if i >= keep[c]])
+        except z3.Z3Exception:
+            r = z3.unknown
+        elapsed = time.perf_counter() - t1
+        st.seconds += elapsed
+        used = _used(s, ctx)
+        st.rlimit_used += used
+        st.rlimit_max = max(st.rlimit_max, used)
+        if r == z3.sat:
+            return Answer("sat", s.model().translate(home))
+        if r != z3.unsat:
+            if used >= lim.rlimit:
+                st.at_limit += 1
+                return Answer("unknown", None, "rlimit")
+            if elapsed * 1000 >= lim.timeout_ms * 0.9:
+                st.safety_net += 1
+                return Answer("unknown", None, "safety_net")
+            return Answer("unknown", None, "incomplete")
+        core = {lits[x.get_id()][0] for x in s.unsat_core() if x.get_id() in lits}
+        if not core:
+            return Answer("unsat")
+        # one item more in one collection per step (the emptiest the core names): cores
+        # are not minimal, and growing every collection named would soon ask at full size
+        keep[min(core, key=lambda c: (keep[c], c))] += 1
 
 
 def _eval(model: z3.ModelRef, term: Any) -> Any:

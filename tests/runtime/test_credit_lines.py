@@ -93,3 +93,47 @@ def test_audit_refuses_a_balance_beyond_the_line() -> None:
     bad = audit_rows(rows, rt.genesis, stored, credit={"Hours": 900})
     assert any("beyond its credit line of 900" in p for p in bad.problems), bad.problems
     assert not audit_rows(rows, rt.genesis, stored).ok  # and without any line at all
+
+
+PARAM_POLICY = HERE / "param_credit.charter"
+
+
+@pytest.mark.parametrize("backend", ["python", "closures", "reference"])
+def test_a_parameter_sets_the_line_and_the_flag(backend: str) -> None:
+    results = run_tests(Compilation.from_path(str(PARAM_POLICY)).ir, backend=backend)
+    assert results and all(r.passed for r in results), [(r.name, r.failures) for r in results]
+    events = EVENTS[:2] + [
+        {"id": "p1", "type": "pay", "submitter": "@ann", "time": 3,
+         "args": {"to": "@bo", "hours": "7"}},
+        {"id": "p2", "type": "pay", "submitter": "@ann", "time": 4,
+         "args": {"to": "@bo", "hours": "13.01"}},
+    ]
+    rt = open_runtime(str(PARAM_POLICY), params={"limit": "20", "warn": "6.5"}, backend=backend)
+    outs = [rt.submit(e) for e in events]
+    assert [o.applied for o in outs] == [True, True, True, False], outs
+    assert "credit line 20.00 Hours" in outs[3].message
+    flags = [h["flags"] for h in rt.history()]
+    assert flags[2] == [{"party": "ann", "message": "owes more than its soft credit limit of "
+                                                    "6.50 Hours (balance -7.00 Hours)"}]
+    assert rt.audit().ok
+
+
+MEMBER_POLICY = HERE / "member_credit.charter"
+
+
+@pytest.mark.parametrize("backend", ["python", "closures", "reference"])
+def test_each_member_sets_its_own_line(backend: str) -> None:
+    results = run_tests(Compilation.from_path(str(MEMBER_POLICY)).ir, backend=backend)
+    assert results and all(r.passed for r in results), [(r.name, r.failures) for r in results]
+    rt = open_runtime(str(MEMBER_POLICY), backend=backend)
+    evs = [
+        {"id": "j1", "type": "join", "submitter": "steward", "time": 1,
+         "args": {"p": "ann", "limit": "10", "warn": "4"}},
+        {"id": "p1", "type": "pay", "submitter": "ann", "time": 2,
+         "args": {"to": "bo", "hours": "5"}},
+    ]
+    outs = [rt.submit(e) for e in evs]
+    assert all(o.applied for o in outs), outs
+    assert rt.history()[-1]["flags"] == [{"party": "ann", "message": "owes more than its soft "
+                                          "credit limit of 4.00 Hours (balance -5.00 Hours)"}]
+    assert rt.audit().ok

@@ -260,7 +260,7 @@ def _ledger(feat, tmp_path, batch=1):
 TAMPER = [
     # (SQL, what audit must say)
     (  # entries are kept packed (runtime/journal.py): edited through the ledger's codec
-        "UPDATE journal SET entry = entry_blob(replace(entry_text(entry), '700', '800')) "
+        "UPDATE journal SET entry = entry_blob(replace(entry_text(entry, seq, event_id), '700', '800')) "
         "WHERE event_id = 'm'",
         "modified row",
     ),
@@ -296,7 +296,9 @@ def test_tampered_record_is_caught_by_replay(feat, tmp_path):
     rt.submit(ev("b", "open_box", "a", 1, key="k"))
     rt.close()
     c = sqlite3.connect(db)
-    c.execute("UPDATE state SET value = replace(value, '\"n\":0', '\"n\":7') WHERE kind = 'record'")
+    # the row is [owner, n]: the count 0 becomes 7
+    c.execute("UPDATE state SET value = replace(value, ',0]', ',7]') WHERE kind = 'record'")
+    assert c.total_changes == 1
     c.commit()
     c.close()
     rep = replay(db)
@@ -323,7 +325,7 @@ def test_consistent_forgery_is_caught_by_replay(feat, tmp_path):
     genesis = rt.genesis
     rt.close()
     c = tamper_connection(db)
-    rows = c.execute("SELECT seq, entry_text(entry) FROM journal ORDER BY seq").fetchall()
+    rows = c.execute("SELECT seq, entry_text(entry, seq, event_id) FROM journal ORDER BY seq").fetchall()
     prev = genesis
     for seq, entry in rows:
         data = json.loads(entry)
@@ -430,8 +432,11 @@ when Job.due passes as j { update Job(j) { hits = Job(j).hits + 1 } }
     rt.close()
     rt = open_runtime(None, db)  # survives a restart
     assert rt.advance(50).applied and rt.records("Job")["x"]["hits"] == 2  # re-armed by the move
+    (handler,) = rt.state.deadline_of
+    marker = rt.state.fired_key(handler, "x")
+    assert rt.state.meta[marker] == 40  # fired for due 40
     assert rt.submit(ev("3", "drop", "a", 51, k="x")).applied
-    assert not any(k.startswith("fired:") for k in rt.state.meta)
+    assert marker not in rt.state.meta  # dropped with its record
     rt.close()
     assert replay(db).ok and audit_ledger(db).ok
 

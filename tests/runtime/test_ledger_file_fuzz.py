@@ -79,3 +79,59 @@ def test_mutated_ledger_files_open_intact_or_are_refused(pristine):
     # the mutations reached every kind of outcome, so the oracle was exercised both ways
     assert "intact" in seen and "refused:LedgerIntegrityError" in seen
     assert "refused:NotALedgerError" in seen
+
+
+@pytest.fixture(scope="module")
+def old_ledgers(pristine):
+    db = pristine[0]
+    return [(p, p.stat().st_size, F.table_sizes(p))
+            for p in (F.build_old_ledger(db, 3), F.build_old_ledger(db, 4))]
+
+
+def test_mutated_ledger_files_export_or_are_refused(pristine, tmp_path):
+    db, _policy, _snap, size, sizes, _work = pristine
+    seen: set[str] = set()
+
+    @settings(max_examples=120, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                     HealthCheck.function_scoped_fixture])
+    @given(mutations(size, sizes), st.sampled_from(["beancount", "csv", "jsonl", "parquet"]))
+    def check(m, fmt):
+        seen.add(F.export_outcome(F._fresh_copy(db, tmp_path, m), fmt))
+
+    check()
+    assert seen == {"exported", "refused"}  # both ways: the oracle was exercised
+
+
+def test_mutated_old_ledgers_migrate_clean_or_are_refused(old_ledgers, tmp_path):
+    seen: set[str] = set()
+
+    @settings(max_examples=80, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                     HealthCheck.function_scoped_fixture])
+    @given(st.sampled_from([0, 1]).flatmap(
+        lambda i: st.tuples(st.just(i), mutations(old_ledgers[i][1], old_ledgers[i][2]))))
+    def check(pick):
+        i, m = pick
+        seen.add(F.migrate_outcome(F._fresh_copy(old_ledgers[i][0], tmp_path, m)))
+
+    check()
+    assert {"migrated", "refused"} <= seen
+
+
+FOREIGN = {
+    "empty": b"",
+    "text": b"name,amount\nann,5\n",
+    "sqlite header only": b"SQLite format 3\x00" + b"\x00" * 84,
+    "random bytes": bytes(range(256)) * 16,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOREIGN))
+@pytest.mark.parametrize("cmd", ["export", "migrate"])
+def test_foreign_files_are_refused_by_export_and_migrate(tmp_path, name, cmd):
+    db = tmp_path / "x.sqlite"
+    db.write_bytes(FOREIGN[name])
+    got = F.export_outcome(db, "jsonl") if cmd == "export" else F.migrate_outcome(db)
+    assert got == "refused"
+    assert db.read_bytes() == FOREIGN[name]  # left untouched

@@ -93,7 +93,7 @@ def test_audit_and_replay_pass_then_catch_tampering(ledger):
     from charter.runtime.sqlite_store import tamper_connection
 
     c = tamper_connection(ledger)
-    c.execute("UPDATE journal SET entry = entry_blob(replace(entry_text(entry), '14250', '14251')) "
+    c.execute("UPDATE journal SET entry = entry_blob(replace(entry_text(entry, seq, event_id), '14250', '14251')) "
               "WHERE event_id = 'e24'")
     c.commit()
     c.close()

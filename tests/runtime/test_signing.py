@@ -247,13 +247,13 @@ def _forge(db: Path, copy_sig: bool) -> int:
     c = tamper_connection(db)  # entries are kept packed: entry_text/entry_blob
     meta = {k: json.loads(v) for k, v in c.execute("SELECT key, value FROM meta")}
     seq, entry = c.execute(
-        "SELECT seq, entry_text(entry) FROM journal ORDER BY seq DESC LIMIT 1"
+        "SELECT seq, entry_text(entry, seq, event_id) FROM journal ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     head = c.execute("SELECT head FROM checkpoint").fetchone()[0]  # the last entry's hash
     last = json.loads(entry)
     genuine = [
         json.loads(e)["event"]
-        for (e,) in c.execute("SELECT entry_text(entry) FROM journal ORDER BY seq")
+        for (e,) in c.execute("SELECT entry_text(entry, seq, event_id) FROM journal ORDER BY seq")
         if "sig" in json.loads(e)["event"]
     ]
     amount = 40000
@@ -491,7 +491,7 @@ def test_a_key_registered_by_the_policy_handler_cannot_be_forged_in(tmp_path):
     c = tamper_connection(db)  # entries are kept packed: entry_text/entry_blob
     meta = {k: json.loads(v) for k, v in c.execute("SELECT key, value FROM meta")}
     prev = meta["genesis"]
-    rows = c.execute("SELECT seq, entry_text(entry) FROM journal ORDER BY seq").fetchall()
+    rows = c.execute("SELECT seq, entry_text(entry, seq, event_id) FROM journal ORDER BY seq").fetchall()
     for seq, entry in rows:
         entry = entry.replace(pk, mallory)
         prev = chain(prev, entry)

@@ -1,4 +1,4 @@
-"""The event fuzzer (``benchmarks/fuzz_events.py``) over the split-rule and credit-line
+"""The event fuzzer (``benchmarks/fuzz_events.py``) over the split-rule, credit-line and asset-family
 policies: hostile values in every field, duplicates, id conflicts and time attacks; every
 event also runs on the reference interpreter (receipts, rejections, journals and states must
 agree); nothing escapes ``submit``, a rejection changes nothing, the ledger audits clean.
@@ -21,6 +21,9 @@ from charter.compiler.pipeline import Compilation  # noqa: E402
 POLICIES = [
     Path(__file__).resolve().parent / "splits" / "split_options.charter",
     Path(__file__).resolve().parent / "credit" / "time_bank_credit.charter",
+    Path(__file__).resolve().parent / "families" / "token_vault.charter",
+    Path(__file__).resolve().parent / "splits" / "split_between.charter",
+    Path(__file__).resolve().parent / "credit" / "param_credit.charter",
 ]
 
 

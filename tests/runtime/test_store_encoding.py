@@ -19,12 +19,28 @@ RECORDS = [
 ]
 
 
+def _state(fields: tuple) -> State:
+    st = State.__new__(State)  # record_row needs only the declared field names
+    st.record_fields = {"R": fields}
+    return st
+
+
 @pytest.mark.parametrize("rec", RECORDS)
 def test_record_row_text(rec: dict) -> None:
-    portable = json.JSONEncoder(separators=(",", ":")).encode(State.record_value(rec))
-    assert sqlite_store._dumps(State.record_value(rec)) == portable
+    st = _state(tuple(rec))
+    row = st.record_row("R", rec)
+    assert isinstance(row, list) and len(row) == len(rec)  # field values, in declared order
+    portable = json.JSONEncoder(separators=(",", ":")).encode(row)
+    assert sqlite_store._dumps(row) == portable
     if sqlite_store._record_json is not None:
-        assert sqlite_store._record_json(rec) == portable
+        # the store's fast path: the live values encoded directly
+        assert sqlite_store._record_json(list(rec.values())) == portable
+    # declared in another order: the values in the declared order
+    if len(rec) > 1:
+        other = _state(tuple(reversed(tuple(rec))))
+        assert other.record_row("R", rec) == list(reversed(row))
+    # fields not the declared ones: kept as an object of fields
+    assert isinstance(_state((*rec, "extra")).record_row("R", rec), dict)
 
 
 def test_unknown_values_still_refused() -> None:

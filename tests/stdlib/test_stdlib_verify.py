@@ -42,11 +42,11 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
         "release gross - cut - roy from Task(id) to t.worker\n    transfer cut from commons to t.worker",
         "complete_never_drains_commons",
     ),
-    # barter debt limit check forgotten
+    # a member leaves barter still owing (its bond unlocked, its debt left on the ledger)
     "iaas_market": (
-        'require me.spent + value <= me.earned + barter_limit else "barter debt limit reached"',
+        'require balance(p, Barter) == 0 Barter else "wait for the next clearing"',
         "",
-        "barter_within_limit",
+        "only_members_owe_barter",
     ),
     # per-use fee paid out of the treasury to the author
     "skill_licensing": (

@@ -1,0 +1,159 @@
+"""`charter ledger migrate` rewrites ledgers of schema 3 and 4 as schema 5, exactly.
+
+A gig-market ledger (records, deadline markers, escrows) is rewritten the way the older
+Charter kept it -- schema 4: entries packed whole with the ``deflate-dict-1`` codec, record
+rows as objects of fields, ``{"v": n}`` meta rows, ``fired:<handler>:<key>`` markers;
+schema 3: entry text and every hash as hex besides -- then migrated: the result must hold
+the very rows a fresh schema-5 run of the same events writes (journal and state, byte for
+byte), audit and replay clean, and take new events.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from charter.cli import cli
+from charter.runtime.api import audit_ledger, open_runtime, replay
+from charter.runtime.integrity import Checkpoint, meta_digest, state_digest
+from charter.runtime.journal import ANCHOR_EVERY, EntryCodec, chain
+from charter.runtime.sqlite_store import tamper_connection
+from charter.runtime.state import State
+
+ROOT = Path(__file__).resolve().parents[2]
+GIG = ROOT / "examples" / "gig_market"
+sys.path.insert(0, str(GIG))
+from generate import gig_events  # noqa: E402
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fresh")
+    events = d / "events.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in gig_events(1500, seed=11)))
+    db = d / "gig.sqlite"
+    r = invoke("run", GIG / "policy.charter", events, "--db", db, "--batch", "100")
+    assert r.exit_code == 0, r.output
+    return db, events
+
+
+def _old_state_row(st: State, kind: str, key: str, value: str) -> tuple[str, str, str]:
+    """A schema-5 state row as schema 4 and older kept it."""
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    if kind == "record":
+        r = json.loads(key)[0]
+        return kind, key, dumps(dict(zip(st.record_fields[r], json.loads(value))))
+    if kind == "meta":
+        for handler, tag in st._fired_tag.items():
+            if key.startswith(tag):
+                key = f"fired:{handler}:{key[len(tag):]}"
+        v = json.loads(value)
+        if type(v) is int:
+            return kind, key, '{"v":' + str(v) + "}"
+    return kind, key, value
+
+
+def _downgrade(db: Path, version: int) -> None:
+    with open_runtime(None, str(db), readonly=True) as rt:
+        st = State(rt.policy)
+    c = tamper_connection(db)
+    meta = dict(c.execute("SELECT key, value FROM meta"))
+    genesis = json.loads(meta["genesis"])
+    rows = c.execute(
+        "SELECT seq, event_id, entry_text(entry, seq, event_id) FROM journal ORDER BY seq"
+    ).fetchall()
+    state = [_old_state_row(st, *r) for r in c.execute("SELECT kind, key, value FROM state")]
+    assert any(k == "meta" and key.startswith("fired:") for k, key, _ in state)  # markers
+    c.execute("BEGIN")
+    c.execute("DELETE FROM state")
+    c.executemany("INSERT INTO state VALUES (?, ?, ?)", state)
+    c.execute("DROP TABLE journal")
+    prev = genesis
+    if version == 4:
+        c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+                  "entry BLOB NOT NULL, hash BLOB)")
+        whole = EntryCodec(json.loads(meta["entry_dict"]), strip=False)
+        for seq, eid, entry in rows:
+            prev = chain(prev, entry)
+            kept = bytes.fromhex(prev) if seq % ANCHOR_EVERY == 0 else None
+            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)", (seq, eid, whole.pack(entry), kept))
+        c.execute("UPDATE meta SET value = ? WHERE key = 'entry_codec'",
+                  (json.dumps("deflate-dict-1"),))
+    else:
+        c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+                  "entry TEXT NOT NULL, hash TEXT NOT NULL)")
+        for seq, eid, entry in rows:
+            prev = chain(prev, entry)
+            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)", (seq, eid, entry, prev))
+        c.execute("DELETE FROM meta WHERE key IN ('entry_dict', 'entry_codec')")
+    d, n = state_digest(c.execute("SELECT kind, key, value FROM state"))
+    cp = Checkpoint(len(rows), prev, d, n, meta_digest(c.execute("SELECT key, value FROM meta")))
+    c.execute("UPDATE checkpoint SET seq=?, head=?, state_digest=?, state_rows=?, meta_digest=?, "
+              "hash=?", cp.row())
+    c.execute("UPDATE schema_version SET version = ?", (version,))
+    c.execute("COMMIT")
+    c.execute("VACUUM")
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c.close()
+
+
+def _tables(db: Path) -> tuple[list, list]:
+    c = sqlite3.connect(db)
+    try:
+        return (c.execute("SELECT * FROM journal ORDER BY seq").fetchall(),
+                c.execute("SELECT * FROM state ORDER BY kind, key").fetchall()
+                + c.execute("SELECT * FROM account_block ORDER BY 1, 2").fetchall())
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_old_ledger_migrates_to_the_rows_a_fresh_run_writes(fresh, tmp_path, version):
+    src, events = fresh
+    db = tmp_path / "old.sqlite"
+    shutil.copy(src, db)
+    _downgrade(db, version)
+    r = invoke("ledger", "balances", db)
+    assert r.exit_code == 2 and f"schema version {version}" in r.output, r.output
+    assert "ledger migrate" in r.output and "Traceback" not in r.output
+    r = invoke("ledger", "migrate", db)
+    assert r.exit_code == 0 and f"version {version} -> 5" in r.output, r.output
+    assert (tmp_path / f"old.sqlite.v{version}.bak").is_file()
+    journal, state = _tables(db)
+    want_journal, want_state = _tables(src)
+    # records as field lists, bare ints, short markers; the per-account index built
+    assert state == want_state
+    assert journal == want_journal  # entries packed without seq/id, hashes at anchors
+    assert audit_ledger(str(db)).ok and replay(str(db)).ok
+    r = invoke("run", GIG / "policy.charter", events, "--db", db)  # resumes on it
+    assert r.exit_code == 0 and "resumed after line" in r.output, r.output
+    assert invoke("ledger", "migrate", db).output.strip().endswith("already version 5")
+
+
+def test_a_whole_entry_is_kept_when_stripping_would_change_it():
+    """An entry whose args hold a "submitter" key of their own (where the id would be put
+    back) is kept whole (marked); every packed entry comes back byte for byte."""
+    codec = EntryCodec("")
+    tricky = ('{"event":{"args":{"x":{"a":1,"submitter":"z"}},"id":"e1",'
+              '"submitter":"ann","time":3,"type":"t"},"flags":[],"postings":[],"seq":4,'
+              '"timers":[]}')
+    plain = ('{"event":{"args":{},"id":"e1","submitter":"ann","time":3,"type":"t"},'
+             '"flags":[],"postings":[],"seq":4,"timers":[]}')
+    for entry in (tricky, plain):
+        blob = codec.pack(entry, 4, "e1")
+        assert codec.unpack(blob, 4, "e1") == entry
+    assert codec.pack(tricky, 4, "e1")[:1] == b"\x07"  # kept whole
+    assert codec.pack(plain, 4, "e1")[:1] != b"\x07"  # stripped
+    # a stripped entry read under another seq/id names them (the row's columns win)
+    assert '"seq":5' in codec.unpack(codec.pack(plain, 4, "e1"), 5, "e1")
+    assert codec.unpack(codec.pack(plain, 4, "e1"), None, "e1") is None
