@@ -3,9 +3,12 @@
 The invariant monitor runs after every applied event; this prints how many events applied,
 were rejected (by reason code) and which invariants were reported, and fails on a
 traceback.  Uses the policy of tests/runtime/test_timed_when.py with the expiry bug (a
-closed box keeps its money), so violations must be found::
+closed box keeps its money), so violations must be found.  With ``--ensures``: the policy
+of tests/runtime/test_run_check_ensures.py with its bug (a job's paid total counted twice),
+so the monitor's ``ensures`` clauses (``old(...)`` read before each event) must be reported
+broken, never a traceback::
 
-    python tools/fuzz_run_check.py [N]
+    python tools/fuzz_run_check.py [N] [--ensures]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from click.testing import CliRunner
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "runtime"))
 
+import test_run_check_ensures as ENS  # noqa: E402
 from test_timed_when import BAD, POLICY  # noqa: E402
 
 from charter.cli import cli  # noqa: E402
@@ -46,18 +50,40 @@ def event(rng: random.Random, i: int, now: int) -> object:
     return ev
 
 
+def ensures_event(rng: random.Random, i: int, now: int) -> object:
+    r = rng.random()
+    if r < 0.05:
+        return rng.choice(HOSTILE)
+    ev = {"id": f"e{i}", "type": rng.choice(["open", "pay", "pay", "@tick", "nope"]),
+          "submitter": rng.choice(["ann", "bob", "clock", ""]), "time": now, "args": {}}
+    if ev["type"] == "open":
+        ev["args"] = {"id": f"j{rng.randrange(30)}", "price": rng.randrange(-5, 5000)}
+    elif ev["type"] == "pay":
+        ev["args"] = {"id": f"j{rng.randrange(30)}", "amount": rng.randrange(-5, 3000)}
+    if r < 0.15:
+        key = rng.choice(list(ev))
+        ev[key] = rng.choice(HOSTILE)
+    if r < 0.2 and isinstance(ev.get("args"), dict):
+        ev["args"][rng.choice(["id", "amount", "price", "x"])] = rng.choice(HOSTILE)
+    return ev
+
+
 def main() -> int:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    ensures = "--ensures" in sys.argv
+    n = int(args[0]) if args else 100_000
     rng = random.Random(14)
+    gen = ensures_event if ensures else event
     with tempfile.TemporaryDirectory() as d:
         pol = Path(d) / "p.charter"
-        pol.write_text(POLICY.replace("{expiry}", BAD))
+        pol.write_text(ENS.POLICY.replace("{pay}", ENS.BAD) if ensures
+                       else POLICY.replace("{expiry}", BAD))
         ev = Path(d) / "e.jsonl"
         now = 0
         with ev.open("w") as f:
             for i in range(n):
                 now += rng.randrange(0, 120)
-                f.write(json.dumps(event(rng, i, now)) + "\n")
+                f.write(json.dumps(gen(rng, i, now)) + "\n")
         t0 = time.perf_counter()
         r = CliRunner().invoke(cli, ["run", str(pol), str(ev), "--memory", "--check", "--json"],
                                catch_exceptions=True)
@@ -67,13 +93,15 @@ def main() -> int:
         return 1
     out = json.loads(r.output)
     print(f"events {n} in {dt:.1f}s: applied {out['applied']}, rejected {out['rejected']}, "
-          f"skipped {out['skipped']}, timer entries {out['timer_entries']}")
+          f"skipped {out['skipped']}, events that fired timers {out['events_that_fired_timers']}, "
+          f"timer failures {sum(t['count'] for t in out['timer_failures'])}, "
+          f"ensures unchecked {out['ensures_unchecked']}")
     for reason in out["reasons"][:12]:
         print(f"  {reason['count']:7d}  {reason['code']}")
     props = {}
     for v in out["violations"]:
         props[v["property"]] = props.get(v["property"], 0) + 1
-    print(f"invariant violations reported: {props or 'none'}")
+    print(f"violations reported (first event each): {props or 'none'}")
     return 0 if props else 1
 
 

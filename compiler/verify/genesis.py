@@ -47,13 +47,13 @@ from .terms import Codes, Unsupported
 # before who needs one), each step there or not - 2 x handlers steps, but binary choices,
 # so far cheaper for Z3 than as many free choices
 ORDERED = -1
-SETUP_LEVELS = (4, ORDERED)
+SETUP_LEVELS = (4, ORDERED, 8)
 CORE_STEPS = 4  # record-handling events before the failing one
-MAX_QUERIES = 32  # target queries per finding: the search's size, independent of the machine
+MAX_QUERIES = 36  # target queries per finding: the search's size, independent of the machine
 SEARCH_BUDGET = 6  # the run's per-query resource limits one whole search may spend
-QUERY_SHARE = 4  # a search query gets 1/4 of the per-query limit (most need far less)
+QUERY_SHARE = 2  # a search query gets half the per-query limit (most need far less)
 PREFIX_SHARE = 20  # "can this prefix apply at all" gets 1/20
-RETRY_UNKNOWN = 2  # per level, undecided queries asked again with the whole limit
+RETRY_UNKNOWN = 3  # per level, undecided queries asked again with the whole limit
 
 
 class GenesisEncoder(Encoder):
@@ -422,7 +422,14 @@ def search(
     used = 0
     budget = _Budget(opts)
     for n, setup_steps in enumerate(setup_levels):
-        cap = max_queries - used if n == len(setup_levels) - 1 else (2 * max_queries) // 3
+        left = max_queries - used
+        # the first level half, the ordered one all but a few the last may still try
+        if n == len(setup_levels) - 1:
+            cap = left
+        elif setup_steps == ORDERED:
+            cap = max(1, left - 4)
+        else:
+            cap = max(1, left // 2)
         found, reach, q = _search_level(
             policy, target, fails, opts, setup_steps, core_steps, cap, wanted, budget
         )
