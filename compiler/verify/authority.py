@@ -29,19 +29,14 @@ from .footprint import debits, declared_anyone, is_not, open_roles, own_account_
 from .footprint import walk
 from .observed import AdmittedByAnyone, Unowned
 from .options import Options
-from .prepare import Prepared
+from .prepare import Prepared, Scope
 from .result import PROVED, REFUTED, UNKNOWN, VACUOUS, Result
 from .search import _attach_trace, _trace_note
 from .solver import Session
 
 
-def check_authority(
-    policy: ir.Policy,
-    preps: dict[str, Prepared],
-    assume: dict[str, list],
-    opts: Options,
-    invs: list,
-) -> list[Result]:
+def check_authority(scope: Scope) -> list[Result]:
+    policy, preps, assume, opts = scope.policy, scope.preps, scope.assume, scope.opts
     opened = open_roles(policy)
     declared = declared_anyone(policy)
     out: list[Result] = []

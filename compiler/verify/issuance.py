@@ -21,7 +21,7 @@ import z3
 from .. import ir
 from .footprint import open_roles, walk, who
 from .options import Options
-from .prepare import Prepared
+from .prepare import Prepared, Scope
 from .result import PROVED, UNKNOWN, WARNING, Result
 from .solver import solve_m
 
@@ -29,13 +29,10 @@ from .solver import solve_m
 _RATES = (10**2, 10**4, 10**6, 10**9, 10**12, 10**18)
 
 
-def check_issuance(
-    policy: ir.Policy,
-    preps: dict[str, Prepared],
-    assume: dict[str, list],
-    opts: Options,
-    invs: list,
-) -> list[Result]:
+def check_issuance(scope: Scope) -> list[Result]:
+    policy, preps, assume, opts, invs = (
+        scope.policy, scope.preps, scope.assume, scope.opts, scope.invs
+    )
     opened = open_roles(policy)
     sites: dict[str, list] = {}
     for h in policy.handlers:

@@ -272,24 +272,36 @@ def describe_read(enc: Any, model: z3.ModelRef, comp: str, idx: Any, namer: Name
     return f"supply({asset})", asset
 
 
+def account_text(kind: str, name: str, holder: str = "") -> Optional[str]:
+    """An account as Charter source: ``balance(@ann, Credit)``, ``stake(@ann, Credit)``,
+    ``balance(commons)``, ``balance(Task("k"))``, ``supply(Rep)`` - the one spelling for the
+    encoding's components (:func:`_describe`) and the runtime's account names
+    (:func:`.observed.account_literal`).  ``kind``: bal, stake, pool, escrow or supply;
+    ``name``: the asset (bal, stake, supply), pool or record; ``holder``: the party (bal,
+    stake) or the record key (escrow).  None for another kind."""
+    form = _ACCOUNT_FORMS.get(kind)
+    return None if form is None else form.format(name=name, holder=holder, key=json.dumps(holder))
+
+
+_ACCOUNT_FORMS = {
+    "bal": "balance(@{holder}, {name})",
+    "stake": "stake(@{holder}, {name})",
+    "pool": "balance({name})",
+    "escrow": "balance({name}({key}))",
+    "supply": "supply({name})",
+}
+
+
 def _describe(comp: str, idx: Optional[int], namer: Namer) -> str:
+    """An encoding component (``bal!Credit``, ``escrow!Task!Credit``...) at index ``idx``."""
     parts = comp.split("!")
     who = (
         namer.name(idx, "party" if parts[0] in ("bal", "stake") else "key")
         if idx is not None
         else ""
     )
-    if parts[0] == "bal":
-        return f"balance(@{who}, {parts[1]})"
-    if parts[0] == "stake":
-        return f"stake(@{who}, {parts[1]})"
-    if parts[0] == "pool":
-        return f"balance({parts[1]})"
-    if parts[0] == "escrow":
-        return f"balance({parts[1]}({json.dumps(who)}))"
-    if parts[0] == "supply":
-        return f"supply({parts[1]})"
-    return comp
+    text = account_text(parts[0], parts[1], who) if len(parts) > 1 else None
+    return text if text is not None else comp
 
 
 def _param_cli(v: Any, t: ir.Type, policy: ir.Policy) -> str:
@@ -305,27 +317,11 @@ def _param_cli(v: Any, t: ir.Type, policy: ir.Policy) -> str:
 
 
 def _literal(v: Any, t: ir.Type, policy: ir.Policy) -> str:
-    """A plain (payload) value as a Charter literal."""
-    if isinstance(t, ir.TOptional):
-        return "none" if v is None else _literal(v, t.inner, policy)
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(t, ir.TAmount):
-        return _show(v, t, policy)
-    if isinstance(t, ir.TRatio):
-        f = Fraction(v["num"], v["den"]) if isinstance(v, dict) else Fraction(v)
-        for unit, scale in (("%", 100), (" bps", 10_000), (" ppm", 1_000_000)):
-            x = f * scale
-            if x.denominator == 1:
-                return f"{x.numerator}{unit}"
-        return f"{f.numerator} / {f.denominator}"
-    if isinstance(t, ir.TParty):
-        return "@" + str(v)
-    if isinstance(t, (ir.TText, ir.TRecord)):
-        return json.dumps(v)
-    if isinstance(t, ir.TList):
-        raise ValueError("list literal")
-    return str(v)
+    """A plain (payload) value as a Charter literal: :func:`.source.value_literal`, the one
+    spelling (durations in units, ratios as ``5%``); it imports this module, hence late."""
+    from .source import value_literal
+
+    return value_literal(v, t, policy)
 
 
 def _account_literal(label: str) -> str:

@@ -15,26 +15,22 @@ from typing import Any, Callable, Optional
 import attrs
 
 from .. import ir
+from .naming import account_text
 from .replay import Violation
 
 
 def account_literal(account: str) -> str:
-    """A runtime account name as Charter source: ``balance(@ann, Credit)``, ``stake(...)``,
-    ``balance(commons)``, ``balance(Task("k"))``, ``supply(Rep)``."""
-    import json
-
+    """A runtime account name (``party:ann:Credit``, ``escrow:Task:k:Credit``...) as Charter
+    source, spelt by :func:`.naming.account_text`."""
     parts = account.split(":")
-    if parts[0] == "party":
-        return f"balance(@{parts[1]}, {parts[2]})"
-    if parts[0] == "stake":
-        return f"stake(@{parts[1]}, {parts[2]})"
-    if parts[0] == "pool":
-        return f"balance({parts[1]})"
-    if parts[0] == "escrow":
-        return f"balance({parts[1]}({json.dumps(':'.join(parts[2:-1]))}))"
-    if parts[0] == "supply":
-        return f"supply({parts[1]})"
-    return account
+    kind = "bal" if parts[0] == "party" else parts[0]
+    if kind in ("bal", "stake") and len(parts) > 2:
+        text = account_text(kind, parts[2], parts[1])
+    elif kind == "escrow" and len(parts) > 2:
+        text = account_text(kind, parts[1], ":".join(parts[2:-1]))
+    else:
+        text = account_text(kind, parts[1]) if len(parts) > 1 and kind != "bal" else None
+    return text if text is not None else account
 
 
 def _asset_of(policy: ir.Policy, account: str) -> Optional[str]:
@@ -271,7 +267,7 @@ class EnsuresBroken(_Snapshot):
         if any(v is None for v in self.olds):
             return None
         it = iter(self.olds)
-        return _replace_olds(self.clause.cond, lambda e: ir.Const(value=next(it), type=e.type))
+        return replace_olds(self.clause.cond, lambda e: ir.Const(value=next(it), type=e.type))
 
     def expect_lines(self, policy: ir.Policy, names: Callable[[Any], str]) -> list[str]:
         from .source import expr_source
@@ -299,17 +295,19 @@ def _readable(v: Any) -> bool:
     return v is not monitor._UNREADABLE
 
 
-def _replace_olds(e: Any, f: Callable[[Any], Any]) -> Any:
+def replace_olds(e: Any, f: Callable[[Any], Any]) -> Any:
+    """``e`` with each ``old(x)`` node replaced by ``f(node)`` (the verifier binds them to the
+    pre-state, the runtime twin to the values read before the event)."""
     if isinstance(e, ir.Old):
         return f(e)
     if isinstance(e, tuple):
-        return tuple(_replace_olds(x, f) for x in e)
+        return tuple(replace_olds(x, f) for x in e)
     if not attrs.has(type(e)):
         return e
     changes = {}
     for fld in attrs.fields(type(e)):
         v = getattr(e, fld.name)
-        nv = _replace_olds(v, f)
+        nv = replace_olds(v, f)
         if nv is not v:
             changes[fld.name] = nv
     return attrs.evolve(e, **changes) if changes else e

@@ -30,7 +30,7 @@ from .footprint import debits, is_not, keyed_records, record_args
 from .invariants import _inv_terms
 from .observed import PaidAgain
 from .options import Options
-from .prepare import Prepared
+from .prepare import Prepared, Scope
 from .result import PROVED, REFUTED, UNKNOWN, Result
 from .search import _attach_trace, _trace_note
 from .solver import solve
@@ -39,13 +39,8 @@ from .terms import Opt, SList, Unsupported
 _PROGRESS = (ir.TInt, ir.TAmount, ir.TTime, ir.TDuration)
 
 
-def check_once(
-    policy: ir.Policy,
-    preps: dict[str, Prepared],
-    assume: dict[str, list],
-    opts: Options,
-    invs: list,
-) -> list[Result]:
+def check_once(scope: Scope) -> list[Result]:
+    policy, preps, opts, invs = scope.policy, scope.preps, scope.opts, scope.invs
     out: list[Result] = []
     for h in policy.handlers:
         prep = preps.get(h.name)

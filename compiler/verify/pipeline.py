@@ -39,7 +39,7 @@ from .invariants import (
     houdini,
 )
 from .options import Options
-from .prepare import Prepared, prepare
+from .prepare import Prepared, Scope, prepare
 from .properties import check_declared
 from .result import GUARD, PROVED, REFUTED, UNKNOWN, Result
 from .search import MAX_TRACE
@@ -211,7 +211,7 @@ def _policy(run: Run) -> None:
     for c in POLICY_CHECKS:
         module, func = c.runner.split(":")
         check = getattr(importlib.import_module(f".{module}", __package__), func)
-        mine += check(run.policy, run.preps, assume, run.opts, alive)
+        mine += check(Scope(run.policy, run.preps, assume, run.opts, alive))
     if stats().safety_net != net:
         _mark_safety_net(mine, run.opts)
     _limit_taint(mine, run)

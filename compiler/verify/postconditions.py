@@ -13,27 +13,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import attrs
 import z3
 
 from .. import ir
 from .counterexample import counterexample
 from .model import HandlerModel
-from .observed import EnsuresBroken
+from .observed import EnsuresBroken, replace_olds
 from .options import Options
-from .prepare import Prepared
+from .prepare import Prepared, Scope
 from .result import PROVED, REFUTED, UNKNOWN, Result
 from .search import _attach_trace, _trace_note
 from .solver import solve_m
 
 
-def check_postconditions(
-    policy: ir.Policy,
-    preps: dict[str, Prepared],
-    assume: dict[str, list],
-    opts: Options,
-    invs: list,
-) -> list[Result]:
+def check_postconditions(scope: Scope) -> list[Result]:
+    policy, preps, assume, opts = scope.policy, scope.preps, scope.assume, scope.opts
     out: list[Result] = []
     for h in policy.handlers:
         if not h.ensures:
@@ -118,18 +112,10 @@ def _side(enc: Any, f: Any) -> tuple[Any, list]:
 
 def _lift_old(e: Any, olds: list) -> Any:
     """Replace each ``old(x)`` by a local ``$oldN`` (bound to ``x`` in the pre-state)."""
-    if isinstance(e, ir.Old):
-        olds.append(e.expr)
-        return ir.Local(name=f"$old{len(olds) - 1}", type=e.type)
-    if not attrs.has(type(e)):
-        if isinstance(e, tuple):
-            return tuple(_lift_old(x, olds) for x in e)
-        return e
-    changes = {}
-    for f in attrs.fields(type(e)):
-        v = getattr(e, f.name)
-        nv = _lift_old(v, olds)
-        if nv is not v:
-            changes[f.name] = nv
-    return attrs.evolve(e, **changes) if changes else e
+
+    def lift(o: ir.Old) -> ir.Local:
+        olds.append(o.expr)
+        return ir.Local(name=f"$old{len(olds) - 1}", type=o.type)
+
+    return replace_olds(e, lift)
 

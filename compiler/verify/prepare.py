@@ -27,6 +27,19 @@ class Prepared:
     extra_assumptions: list = attrs.Factory(list)
 
 
+@attrs.frozen
+class Scope:
+    """What each policy-wide check (a ``policy`` row of :mod:`.catalogue`) is given: the
+    policy, every handler's encoding, the invariant terms each handler may assume, the
+    options and the invariants proved.  One argument, so the checks share one signature."""
+
+    policy: ir.Policy
+    preps: dict  # handler name -> Prepared
+    assume: dict  # handler name -> Z3 terms of the proved invariants before the event
+    opts: Options
+    invs: list  # the proved invariants (Inv)
+
+
 def prepare(policy: ir.Policy, h: ir.Handler, invs: list[Inv], opts: Options) -> Prepared:
     enc = Encoder(policy, bound=opts.bound, fixed_params=opts.fixed_params)
     try:

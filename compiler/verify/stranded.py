@@ -28,7 +28,7 @@ from .footprint import lifecycle_fields, walk
 from .invariants import _inv_terms
 from .observed import LeftBehind
 from .options import Options
-from .prepare import Prepared
+from .prepare import Prepared, Scope
 from .result import PROVED, REFUTED, UNKNOWN, Result
 from .search import _attach_trace, _trace_note
 from .solver import _eval, solve_m
@@ -36,13 +36,10 @@ from .solver import _eval, solve_m
 _STAGES = 3  # distinct lifecycle stages tried per closing event
 
 
-def check_stranded(
-    policy: ir.Policy,
-    preps: dict[str, Prepared],
-    assume: dict[str, list],
-    opts: Options,
-    invs: list,
-) -> list[Result]:
+def check_stranded(scope: Scope) -> list[Result]:
+    policy, preps, assume, opts, invs = (
+        scope.policy, scope.preps, scope.assume, scope.opts, scope.invs
+    )
     out: list[Result] = []
     locked = {s.asset for h in policy.handlers for s in walk(h.body)
               if isinstance(s, ir.Move) and s.kind == "lock"}

@@ -39,8 +39,13 @@ def test_each_step_is_rounded_down_on_every_backend(x, k, d):
         rt.genesis_apply(lambda s: s.set_role("Agent", "a", {}))
         out = rt.submit({"id": "e", "type": "f", "submitter": "@a", "time": 0,
                          "args": {"x": {"num": x.numerator, "den": x.denominator}, "k": k}})
+        want = _steps(x, k, d)
+        if max(abs(want.numerator), want.denominator) > 2**63 - 1:
+            # a stored ratio is bounded: the event is refused, the same on every backend
+            assert not out.applied and out.code == "out_of_bounds", backend
+            continue
         assert out.applied, (backend, out.code, out.message)
-        assert Fraction(rt.records("R")["r"]["v"]) == _steps(x, k, d), backend
+        assert Fraction(rt.records("R")["r"]["v"]) == want, backend
 
 
 TWIN = """policy ptwin version "1.0"

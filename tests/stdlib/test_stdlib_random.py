@@ -221,9 +221,7 @@ roy_event = st.one_of(
     st.tuples(
         st.just("declare_reuse"),
         party,
-        st.fixed_dictionaries(
-            {"id": st.sampled_from(["e1", "e2", "e3", "e4", "e5"]), "child": work, "parent": work}
-        ),
+        st.fixed_dictionaries({"child": work, "parent": work}),
     ),
     st.tuples(st.just("pay"), party, st.fixed_dictionaries({"work": work, "amount": money})),
     st.tuples(st.just("claim"), party, st.fixed_dictionaries({"work": work})),
