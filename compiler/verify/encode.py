@@ -382,12 +382,11 @@ class Encoder:
         if comp.startswith("bal!"):
             a = self._assets.get(comp[4:])
             if a is not None and a.credit_attr is not None:
-                # each member's own line: what a balance is known to hold before the event is
-                # only the attribute's declared maximum (a member expelled while owing keeps
-                # its debt); moves are checked against the exact line (line_at)
-                role = self._roles[a.credit_attr[0]]
-                f = next(f for f in role.attrs if f.name == a.credit_attr[1])
-                return -f.hi if type(f.hi) is int else None
+                # each member's own line: nothing is assumed of a balance before the event
+                # (an attribute's value is whatever admitted the member, and a member expelled
+                # while owing keeps its debt); moves are checked against the exact line
+                # (line_at)
+                return None
             if a is not None and a.credit_param is not None:
                 return -self.params[a.credit_param]  # a parameter's line: symbolic
             if a is not None and a.credit:
