@@ -284,3 +284,14 @@ def test_a_list_field_past_the_modelled_size_is_unknown_not_proved():
         "    ensures len(Queue(id).waiting) <= 3\n", ""))
     assert got["join.ensures.1"] == "unknown"
     assert got["serve.ensures.1"] == "unknown"
+
+
+def test_the_event_schema_states_the_bound():
+    from charter.compiler.schemas import args_schema
+
+    pol = _args_pol()
+    schema = args_schema(pol, pol.handler("form"))
+    names = schema["properties"]["names"]
+    assert names["type"] == "array" and names["maxItems"] == 3
+    assert names["description"] == "list of party max 3"
+    assert "maxItems" not in args_schema(pol, pol.handler("add"))["properties"]["more"]
