@@ -44,6 +44,24 @@ def test_same_verdicts_at_two_safety_nets(text, rlimit):
         assert any(s == V.UNKNOWN and "resource limit" in m for s, m in a.values())
 
 
+def test_a_drastic_limit_gives_unknowns_never_findings():
+    """commons_maintenance (non-linear isqrt weights, splits in a loop) is all proved at the
+    default limit; at 3,000 units per query most questions stop undecided - in proofs,
+    invariant inference, the witness searches - and each such check is unknown: no
+    refutation or missing guard appears (any finding would have to carry a counterexample
+    the runtime replayed, and on a proved policy none exists)."""
+    policy = compile_text((STDLIB / "commons_maintenance.charter").read_text(), "commons")
+    results = V.verify(policy, V.Options(rlimit=3_000), use_cache=False)
+    assert V.stats().at_limit > 10  # the limit was reached in many places
+    findings = [(r.name, r.status, bool((r.counterexample or {}).get("replayed")))
+                for r in results if r.status in (V.REFUTED, V.GUARD)]
+    assert not findings, findings
+    unknown = [r for r in results if r.status == V.UNKNOWN]
+    assert unknown and all("resource limit" in r.message or "rlimit" in r.message
+                           or "not decided" in r.message for r in unknown), \
+        [r.message for r in unknown if "resource limit" not in r.message][:3]
+
+
 def test_a_limit_never_refutes_asset_royalties():
     """The issue's reproduction: with a short time-out `pay.non_negative` and
     `pay.escrow_bound` came back refuted with bogus counterexamples.  Now a limit reached in
