@@ -236,6 +236,8 @@ class Encoder:
             return [z3.Implies(v.some, c) for c in self.type_constraints(v.val, t.inner)]
         if isinstance(t, ir.TList) and isinstance(v, SList):
             out = [v.n >= 0, v.n <= self.bound]
+            if t.bound is not None:
+                out.append(v.n <= t.bound)  # `list of T max N`: the runtime refuses more
             for item in v.items:
                 out += self.type_constraints(item, t.inner)
             return out
@@ -250,6 +252,8 @@ class Encoder:
             n = self.fresh(name + ".len", z3.IntSort())
             if constrain:
                 self.assumptions += [n >= 0, n <= self.bound]
+                if t.bound is not None:
+                    self.assumptions.append(n <= t.bound)
             items = [
                 self.fresh_typed(f"{name}[{i}]", t.inner, constrain) for i in range(self.bound)
             ]
