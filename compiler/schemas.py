@@ -40,7 +40,8 @@ def type_text(t: ir.Type) -> str:
     if isinstance(t, ir.TOptional):
         return type_text(t.inner) + "?"
     if isinstance(t, ir.TList):
-        return "list of " + type_text(t.inner)
+        bound = f" max {t.bound}" if t.bound is not None else ""
+        return "list of " + type_text(t.inner) + bound
     return display.type_name(t)
 
 
@@ -60,8 +61,11 @@ def type_schema(policy: ir.Policy, t: ir.Type, lo: Any = None, hi: Any = None) -
         return {"anyOf": [inner, {"type": "null"}],
                 "description": f"{type_text(t.inner)} or null"}
     if isinstance(t, ir.TList):
-        return {"type": "array", "items": type_schema(policy, t.inner),
-                "description": f"list of {type_text(t.inner)}"}
+        out = {"type": "array", "items": type_schema(policy, t.inner),
+               "description": type_text(t)}
+        if t.bound is not None:
+            out["maxItems"] = t.bound  # `list of T max N`: the runtime refuses more
+        return out
     if isinstance(t, (ir.TInt, ir.TTime, ir.TDuration)):
         s: dict[str, Any] = {"type": "integer"}
         if isinstance(t, ir.TInt):

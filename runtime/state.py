@@ -280,17 +280,13 @@ class State:
         return 0
 
     def audit_lines(self) -> Any:
-        """The credit lines as the audit checks them, one amount per asset: a line each
-        member sets is checked against the attribute's declared maximum (the audit reads
-        the journal, not who held which role when)."""
+        """The credit lines as the audit checks them, one amount per asset.  A line each
+        member sets is not known from the journal (it is whatever attribute admitted the
+        member, and an expelled debtor keeps its debt): the audit holds such balances only to
+        the ledger's bounds; each move was checked against the holder's line when it settled."""
         out = ir.AssetMap()
         for asset, line in self.credit.items():
-            if isinstance(line, tuple):
-                role = next((r for r in self.policy.roles if r.name == line[0]), None)
-                f = next((f for f in role.attrs if f.name == line[1]), None) if role else None
-                hi = f.hi if f is not None and type(f.hi) is int else None
-                line = hi if hi is not None else 2**63 - 1
-            out[asset] = line
+            out[asset] = 2**63 - 1 if isinstance(line, tuple) else line
         return out
 
     def asset_of(self, acc: str) -> str:

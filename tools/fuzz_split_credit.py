@@ -21,6 +21,7 @@ POLICIES = [
     ROOT / "tests" / "runtime" / "families" / "token_vault.charter",
     ROOT / "tests" / "runtime" / "splits" / "split_between.charter",
     ROOT / "tests" / "runtime" / "credit" / "param_credit.charter",
+    ROOT / "tests" / "runtime" / "credit" / "member_credit.charter",
 ]
 
 

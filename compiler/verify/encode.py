@@ -38,7 +38,7 @@ from .. import ir
 from ..typecheck import static_range
 from .model import HandlerModel, Obligation, Posting, SplitInfo, State, Watch
 from .splits import _split_shares
-from .terms import _eq, _numeral, _zero, Codes, ite, Opt, SList, sort_of, to_real, Unsupported, zceil, zfloor, zround
+from .terms import _eq, _numeral, _zero, Codes, ite, Opt, select, SList, sort_of, to_real, Unsupported, zceil, zfloor, zround
 
 
 class VarCell:
@@ -236,6 +236,8 @@ class Encoder:
             return [z3.Implies(v.some, c) for c in self.type_constraints(v.val, t.inner)]
         if isinstance(t, ir.TList) and isinstance(v, SList):
             out = [v.n >= 0, v.n <= self.bound]
+            if t.bound is not None:
+                out.append(v.n <= t.bound)  # `list of T max N`: the runtime refuses more
             for item in v.items:
                 out += self.type_constraints(item, t.inner)
             return out
@@ -250,6 +252,8 @@ class Encoder:
             n = self.fresh(name + ".len", z3.IntSort())
             if constrain:
                 self.assumptions += [n >= 0, n <= self.bound]
+                if t.bound is not None:
+                    self.assumptions.append(n <= t.bound)
             items = [
                 self.fresh_typed(f"{name}[{i}]", t.inner, constrain) for i in range(self.bound)
             ]
@@ -382,12 +386,11 @@ class Encoder:
         if comp.startswith("bal!"):
             a = self._assets.get(comp[4:])
             if a is not None and a.credit_attr is not None:
-                # each member's own line: what a balance is known to hold before the event is
-                # only the attribute's declared maximum (a member expelled while owing keeps
-                # its debt); moves are checked against the exact line (line_at)
-                role = self._roles[a.credit_attr[0]]
-                f = next(f for f in role.attrs if f.name == a.credit_attr[1])
-                return -f.hi if type(f.hi) is int else None
+                # each member's own line: nothing is assumed of a balance before the event
+                # (an attribute's value is whatever admitted the member, and a member expelled
+                # while owing keeps its debt); moves are checked against the exact line
+                # (line_at)
+                return None
             if a is not None and a.credit_param is not None:
                 return -self.params[a.credit_param]  # a parameter's line: symbolic
             if a is not None and a.credit:
@@ -403,14 +406,14 @@ class Encoder:
             if a is not None and a.credit_attr is not None:
                 role, attr = a.credit_attr
                 member = self.has_role(state, idx, role)
-                return -z3.If(member, z3.Select(state.get(f"attr!{role}!{attr}"), idx), 0)
+                return -z3.If(member, select(state.get(f"attr!{role}!{attr}"), idx), 0)
         return self.floor(comp)
 
     def finish_reads(self) -> list:
         """Pre-state balances read after :meth:`encode` (e.g. by invariants) are at or above
         their floor (0, or minus a credit line)."""
         out = [
-            z3.Select(self.pre_component(c), i) >= self.floor(c)
+            select(self.pre_component(c), i) >= self.floor(c)
             if i is not None
             else self.pre_component(c) >= self.floor(c)
             for c, i in self.balance_reads
@@ -419,13 +422,13 @@ class Encoder:
         # a family member's supply is within the family's cap, member by member
         for c, i in self.balance_reads:
             if c.startswith("fsupply!") and self._assets[c.split("!")[1]].cap is not None:
-                out.append(z3.Select(self.pre_component(c), i) <= self._assets[c.split("!")[1]].cap)
+                out.append(select(self.pre_component(c), i) <= self._assets[c.split("!")[1]].cap)
         # a record that does not exist holds nothing: the runtime deletes only empty records
         # and moves value only into live ones
         out += [
             z3.Implies(
-                z3.Not(z3.Select(self.pre_component("live!" + c.split("!")[1]), i)),
-                z3.Select(self.pre_component(c), i) == 0,
+                z3.Not(select(self.pre_component("live!" + c.split("!")[1]), i)),
+                select(self.pre_component(c), i) == 0,
             )
             for c, i in self.balance_reads
             if i is not None and c.startswith("escrow!")
@@ -563,7 +566,7 @@ class Encoder:
             self.role_term(s.role, p)
             # the runtime rejects admitting the clock or an existing member
             self.require(guard, p != self.codes.code("clock"))
-            self.require(guard, z3.Not(z3.Select(state.get(name), p)))
+            self.require(guard, z3.Not(select(state.get(name), p)))
             state.set(name, z3.Store(state.get(name), p, True))
             for a, e in s.attrs:
                 v = self.expr(e, env, state, guard)
@@ -573,7 +576,7 @@ class Encoder:
             p = self.expr(s.party, env, state, guard)
             name = f"role!{s.role}"
             self.role_term(s.role, p)
-            self.require(guard, z3.Select(state.get(name), p))  # expelling a non-member rejects
+            self.require(guard, select(state.get(name), p))  # expelling a non-member rejects
             state.set(name, z3.Store(state.get(name), p, False))
         elif isinstance(s, (ir.Grant, ir.Revoke)):
             p = self.expr(s.party, env, state, guard)
@@ -599,7 +602,7 @@ class Encoder:
 
     def live(self, state: State, record: str, key: Any) -> Any:
         self.touch(record, key)
-        return z3.Select(state.get(f"live!{record}"), key)
+        return select(state.get(f"live!{record}"), key)
 
     def set_live(self, state: State, record: str, key: Any, value: bool) -> None:
         name = f"live!{record}"
@@ -622,13 +625,13 @@ class Encoder:
             # a list field: its length and one array per position (exactly `bound` of them)
             bound = self.list_type(t)
             base = f"{record}!{field}"
-            pre_n = z3.Select(self.pre_component(f"lst!{base}"), key)
+            pre_n = select(self.pre_component(f"lst!{base}"), key)
             self.assumptions += [pre_n >= 0, pre_n <= bound]  # every stored list fits
-            items = [z3.Select(state.get(f"lsti!{base}!{i}"), key) for i in range(bound)]
-            return SList(items, z3.Select(state.get(f"lst!{base}"), key))
-        val = z3.Select(state.get(f"fld!{record}!{field}"), key)
+            items = [select(state.get(f"lsti!{base}!{i}"), key) for i in range(bound)]
+            return SList(items, select(state.get(f"lst!{base}"), key))
+        val = select(state.get(f"fld!{record}!{field}"), key)
         if isinstance(t, ir.TOptional):
-            return Opt(z3.Select(state.get(f"some!{record}!{field}"), key), val)
+            return Opt(select(state.get(f"some!{record}!{field}"), key), val)
         return val
 
     def set_field(self, state: State, record: str, key: Any, field: str, v: Any) -> None:
@@ -644,7 +647,7 @@ class Encoder:
             for i in range(bound):
                 comp = f"lsti!{base}!{i}"
                 # positions past the value's items are unused (past its length): keep them
-                item = v.items[i] if i < len(v.items) else z3.Select(state.get(comp), key)
+                item = v.items[i] if i < len(v.items) else select(state.get(comp), key)
                 if real and z3.is_int(item):
                     item = z3.ToReal(item)
                 state.set(comp, z3.Store(state.get(comp), key, item))
@@ -662,7 +665,7 @@ class Encoder:
 
     def has_role(self, state: State, p: Any, role: str) -> Any:
         self.role_term(role, p)
-        return z3.Select(state.get(f"role!{role}"), p)
+        return select(state.get(f"role!{role}"), p)
 
     def role_term(self, role: str, p: Any) -> None:
         terms = self.role_terms.setdefault(role, [])
@@ -717,9 +720,9 @@ class Encoder:
         out = []
         for item, present in self.slots[key]:
             if isinstance(src, ir.RecordsOf):
-                member = z3.And(present, z3.Select(state.get(f"live!{src.record}"), item))
+                member = z3.And(present, select(state.get(f"live!{src.record}"), item))
             elif src.role:
-                member = z3.And(present, z3.Select(state.get(f"role!{src.role}"), item))
+                member = z3.And(present, select(state.get(f"role!{src.role}"), item))
             else:
                 member = present
             out.append((item, member))
@@ -766,9 +769,9 @@ class Encoder:
 
     def still_member(self, src: Any, item: Any, state: State) -> Any:
         if isinstance(src, ir.RecordsOf):
-            return z3.Select(state.get(f"live!{src.record}"), item)
+            return select(state.get(f"live!{src.record}"), item)
         if isinstance(src, ir.RoleMembers) and src.role:
-            return z3.Select(state.get(f"role!{src.role}"), item)
+            return select(state.get(f"role!{src.role}"), item)
         return z3.BoolVal(True)
 
     def closed_world(self, post: State) -> list:
@@ -784,7 +787,7 @@ class Encoder:
             else:
                 continue
             for k in keys:
-                member = z3.Or(z3.Select(pre.get(comp), k), z3.Select(post.get(comp), k))
+                member = z3.Or(select(pre.get(comp), k), select(post.get(comp), k))
                 out.append(z3.Implies(member, z3.Or(*[z3.And(p, it == k) for it, p in items])))
         return out
 
@@ -876,7 +879,7 @@ class Encoder:
             return state.get(comp)
         self.balance_reads.append((comp, idx))
         v = state.get(comp)
-        return v if idx is None else z3.Select(v, idx)
+        return v if idx is None else select(v, idx)
 
     def add_balance(self, state: State, comp: str, idx: Any, delta: Any) -> None:
         cur = self.read_balance(state, comp, idx)
@@ -992,7 +995,7 @@ class Encoder:
         k = z3.Int(f"{self.prefix}decay!{self._fresh}")
         self._fresh += 1
         rate = z3.RealVal(s.rate)
-        new = z3.Lambda([k], z3.Select(old, k) - z3.ToInt(z3.ToReal(z3.Select(old, k)) * rate))
+        new = z3.Lambda([k], select(old, k) - z3.ToInt(z3.ToReal(select(old, k)) * rate))
         state.set(comp, new)
         burned = self.fresh(f"decay.{s.asset}", z3.IntSort())
         self.assumptions.append(burned >= 0)
@@ -1172,7 +1175,7 @@ class Encoder:
         if isinstance(e, ir.RoleAttr):
             p = self.expr(e.party, env, state, guard)
             self.require(guard, self.has_role(state, p, e.role))
-            return z3.Select(state.get(f"attr!{e.role}!{e.attr}"), p)
+            return select(state.get(f"attr!{e.role}!{e.attr}"), p)
         if isinstance(e, ir.Exists):
             k = self.expr(e.key, env, state, guard)
             return self.live(state, e.record, k)
@@ -1355,7 +1358,7 @@ class Encoder:
         if name == "has_right":
             p = self.expr(e.args[0], env, state, guard)
             k = self.expr(e.args[1], env, state, guard) if len(e.args) > 1 else z3.IntVal(0)
-            return z3.Select(state.get(f"right!{e.extra[0]}"), p, k)
+            return select(state.get(f"right!{e.extra[0]}"), p, k)
         args = [self.expr(a, env, state, guard) for a in e.args]
         if name in ("is_some", "is_none"):
             v = args[0]

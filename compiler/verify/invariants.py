@@ -18,7 +18,7 @@ from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .replay import Broken
 from .search import _attach_trace, replayed_status
 from .solver import Session, quick_witness, solve, solve_m
-from .terms import Unsupported
+from .terms import select, Unsupported
 
 if TYPE_CHECKING:
     from .prepare import Prepared
@@ -171,7 +171,7 @@ def _inv_terms(m: HandlerModel, inv: Inv, state: State, key: Any) -> Any:
     enc = m.encoder
     if inv.record is None:
         return _eval_side(enc, inv.cond, {}, state)
-    live = z3.Select(state.get(f"live!{inv.record}"), key)
+    live = select(state.get(f"live!{inv.record}"), key)
     return z3.Implies(live, _eval_side(enc, inv.cond, {inv.var: key}, state))
 
 
@@ -229,8 +229,12 @@ def houdini(
             session = sessions[hname]
             if session.proves(pre + [breaks]):
                 continue
-            # a break is usually a small state: a witness with few items, asked exactly
-            r, model = quick_witness(assume + [breaks], m, opts.limits.part(10))
+            # with products, solve_m asks the linear abstraction first, whose models may be
+            # spurious: a break is usually a small state, so a witness with few items is
+            # asked of the exact question first (without products solve_m is exact anyway)
+            r, model = "unknown", None
+            if m.encoder.lemmas:
+                r, model = quick_witness(assume + [breaks], m, opts.limits.part(10))
             if r == "unknown":
                 r, model = solve_m(assume + [breaks], m, opts.limits.part(10))
             if r == "unknown":

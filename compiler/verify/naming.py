@@ -165,6 +165,8 @@ def _show(v: Any, t: ir.Type, policy: ir.Policy) -> str:
         v = Fraction(v["num"], v["den"])
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(t, ir.TList) and isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_show(x, t.inner, policy) for x in v) + "]"
     if isinstance(t, (ir.TAmount, ir.TRatio, ir.TDuration)) and isinstance(v, (int, Fraction)):
         return display.value(v, t, policy)
     if isinstance(v, Fraction):

@@ -60,6 +60,21 @@ class Codes:
         return None
 
 
+def select(a: Any, *idx: Any) -> Any:
+    """``z3.Select(a, *idx)``; one index that is already a Z3 term goes straight to the C API
+    (``z3.Select`` re-derives and checks the sorts in Python on every call: a third of the
+    time spent encoding the invariant candidates of a handler).  Z3 itself still checks the
+    sorts: a mismatch raises, and then the ordinary path (with its coercions) is taken."""
+    if len(idx) == 1 and isinstance(idx[0], z3.ExprRef):
+        try:
+            return z3.z3._to_expr_ref(
+                z3.Z3_mk_select(a.ctx_ref(), a.as_ast(), idx[0].as_ast()), a.ctx
+            )
+        except z3.Z3Exception:
+            pass
+    return z3.Select(a, *idx)
+
+
 def sort_of(t: ir.Type) -> z3.SortRef:
     if isinstance(t, ir.TBool):
         return z3.BoolSort()

@@ -284,3 +284,35 @@ def test_a_list_field_past_the_modelled_size_is_unknown_not_proved():
         "    ensures len(Queue(id).waiting) <= 3\n", ""))
     assert got["join.ensures.1"] == "unknown"
     assert got["serve.ensures.1"] == "unknown"
+
+
+def test_the_event_schema_states_the_bound():
+    from charter.compiler.schemas import args_schema
+
+    pol = _args_pol()
+    schema = args_schema(pol, pol.handler("form"))
+    names = schema["properties"]["names"]
+    assert names["type"] == "array" and names["maxItems"] == 3
+    assert names["description"] == "list of party max 3"
+    assert "maxItems" not in args_schema(pol, pol.handler("add"))["properties"]["more"]
+
+
+ARG_TWIN = """policy la version "1"
+role Member
+record Team { names: list of party max FIELD }
+on form(id: text, names: list of party max ARG) by p: Member
+    ensures len(Team(id).names) <= 2
+{
+    create Team(id) { names = names }
+}
+"""
+
+
+@pytest.mark.parametrize("field,arg,want", [
+    ("2", "2", "proved"),   # the argument's bound
+    ("2", "3", "proved"),   # the field's bound: a longer argument is refused (fit)
+    ("3", "3", "refuted"),  # three names fit both
+])
+def test_list_bounds_of_arguments_and_fields_are_encoded(field, arg, want):
+    got = _status(ARG_TWIN.replace("FIELD", field).replace("ARG", arg))
+    assert got == {"form.ensures.1": want}

@@ -24,6 +24,7 @@ POLICIES = [
     Path(__file__).resolve().parent / "families" / "token_vault.charter",
     Path(__file__).resolve().parent / "splits" / "split_between.charter",
     Path(__file__).resolve().parent / "credit" / "param_credit.charter",
+    Path(__file__).resolve().parent / "credit" / "member_credit.charter",
 ]
 
 
