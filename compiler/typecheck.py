@@ -821,7 +821,8 @@ class Checker:
     def key_expr(self, e: ast.Expr, env: Env) -> Any:
         k = self.expr(e, env)
         if not isinstance(k.type, (ir.TText, ir.TParty, ir.TRecord, TError, ir.TInt)):
-            self.d.error("E0301", f"a key must be text or a party, not {show(k.type)}", e.span)
+            self.d.error("E0301", "a key is text, a party, a record or an int, "
+                         f"not {show(k.type)}", e.span)
         return k
 
     MAX_KEY_PARTS = 8
