@@ -843,7 +843,9 @@ class Checker:
             return self.key_expr(parts[0], env)
         if len(parts) > self.MAX_KEY_PARTS:
             self.d.error("E0305", f"a composite key of {len(parts)} parts; a key has at most "
-                                  f"{self.MAX_KEY_PARTS}", span)
+                                  f"{self.MAX_KEY_PARTS}", span,
+                         hint="key a record by a few of the parts and use that record's key "
+                              "as one part (`Ballot(round, m)` with `round: Round`)")
             return self.err()
         out, kinds = [], []
         for p in parts:
