@@ -293,6 +293,28 @@ class PyGen:
         )
         self.emit(d, f"st.set_fields({r}, _k, {{{self.k(s.field)}: {self.x(s.value)}}})")
 
+    def s_Create(self, s: ir.Create, d: int) -> None:
+        # the closure backend's create (codegen.Compiler.s_Create) written out: the key, its
+        # checks, then every declared field in order (given, its default, or none)
+        decl = self.c.records.get(s.record)
+        if decl is None:
+            raise _Unsupported  # the closure backend refuses it
+        given = dict(s.values)
+        fields = []
+        for f in decl.fields:
+            x = given.get(f.name) or f.default
+            fields.append(f"{self.k(f.name)}: {self.x(x) if x is not None else 'None'}")
+        r = self.k(s.record)
+        span = self.k(s.span)
+        self.emit(d, f"_k = {self.x(s.key)}")
+        self.emit(d, "if not isinstance(_k, str):")
+        self.emit(d + 1, f"raise Rejected('bad_key', {r} + ' key must be text, got ' + _show(_k), "
+                         f"{span})")
+        self.emit(d, f"if _k in recs[{r}]:")
+        self.emit(d + 1, f"raise Rejected('record_exists', {r} + ' ' + repr(_k) + "
+                         f"' already exists', {span})")
+        self.emit(d, f"st.create_record({r}, _k, {{{', '.join(fields)}}})")
+
     def s_Update(self, s: ir.Update, d: int) -> None:
         key = self.x(s.key)
         r = self.k(s.record)
