@@ -71,6 +71,7 @@ class State:
         self.policy = policy
         self.balances: dict[str, int] = {}
         self.asset_of_acc: dict[str, str] = {}
+        self.asset_of_get = self.asset_of_acc.__getitem__  # the ledger check's lookup, bound once
         self.holders: dict[str, set[str]] = {a.name: set() for a in policy.assets}
         self.records: dict[str, dict[str, dict[str, Any]]] = {r.name: {} for r in policy.records}
         self.roles: dict[str, dict[str, dict[str, Any]]] = {r.name: {} for r in policy.roles}
