@@ -334,26 +334,30 @@ def timers(rt: Any, tx: Tx) -> None:
         st.set_meta("t0", now)
     if not rt.timed:
         return
-    if rt._only_deadlines:  # the cheap exit, inline: every heap's earliest entry is later
+    if rt._only_deadlines:
+        # deadline handlers only: nothing to do unless some heap's earliest entry is due (an
+        # entry may be stale, a record closed or moved since: firing finds none, pops it, and
+        # the event's entry records no timers, as when none was due)
         for heap in rt._heaps:
             if heap and heap[0][0] <= now:
                 break
         else:
             return
-    if rt.timers_due(now):
-        limit = None if tx.replaying else rt.max_timer_firings
-        if limit is not None and rt.firings_may_exceed(limit):
-            due = rt.due_firings(now, limit)
-            if due > limit:  # refused before a single handler runs
-                raise Rejected("timer_overflow", timer_overflow_message(limit))
-        tx.timers = []
-        rt.fire_timers(now, tx.timers, limit)
-        if "dissolved" in st.meta and tx.ch is not None:
-            raise Rejected(
-                "dissolved",
-                "the policy is dissolved by a timed handler due before this event; "
-                "no further events apply",
-            )
+    elif not rt.timers_due(now):
+        return
+    limit = None if tx.replaying else rt.max_timer_firings
+    if limit is not None and rt.firings_may_exceed(limit):
+        due = rt.due_firings(now, limit)
+        if due > limit:  # refused before a single handler runs
+            raise Rejected("timer_overflow", timer_overflow_message(limit))
+    tx.timers = []
+    rt.fire_timers(now, tx.timers, limit)
+    if "dissolved" in st.meta and tx.ch is not None:
+        raise Rejected(
+            "dissolved",
+            "the policy is dissolved by a timed handler due before this event; "
+            "no further events apply",
+        )
 
 
 def convert(rt: Any, tx: Tx) -> None:
