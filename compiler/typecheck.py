@@ -165,6 +165,10 @@ def static_range(x: Any) -> Optional[tuple[int, int]]:
     the exponent of `pow`; the verifier reads the same bounds."""
     if isinstance(x, ir.Const) and isinstance(x.value, int) and not isinstance(x.value, bool):
         return x.value, x.value
+    if isinstance(x, ir.Unary) and x.op == "-":
+        # `for i in -5..-1`: a negated bound is as static as the bound
+        r = static_range(x.operand)
+        return None if r is None else (-r[1], -r[0])
     if isinstance(x, ir.Binary) and x.op in ("+", "-", "*"):
         a, b = static_range(x.left), static_range(x.right)
         if a is None or b is None:
@@ -236,11 +240,13 @@ class Env:
     # "ensures" inside a handler's postcondition (where `old(...)` is allowed), "old" inside
     # an `old(...)` (which must not nest)
     spec: str = ""
+    # inside a `fn` body (pure: no `now`, which its callers pass in)
+    in_fn: bool = False
 
     def child(self) -> "Env":
         return Env(scope=self.scope, locals=dict(self.locals), narrowed=set(self.narrowed),
                    used=self.used, in_handler=self.in_handler, let_spans=self.let_spans,
-                   vars=set(self.vars), spec=self.spec)
+                   vars=set(self.vars), spec=self.spec, in_fn=self.in_fn)
 
 
 class Checker:
@@ -510,7 +516,10 @@ class Checker:
             return ir.Local(name=name, type=env.locals[name])
         if name == "now":
             if not env.in_handler:
-                self.d.error("E0201", "`now` is only known inside a handler", e.span)
+                self.d.error("E0201", "`now` is only known inside a handler", e.span,
+                             hint="a function is pure: take the time as a parameter "
+                                  "(`at: time`) and pass `now` where it is called"
+                             if env.in_fn else None)
                 return self.err()
             return ir.Now()
         if name in ("true", "false"):
@@ -821,7 +830,8 @@ class Checker:
     def key_expr(self, e: ast.Expr, env: Env) -> Any:
         k = self.expr(e, env)
         if not isinstance(k.type, (ir.TText, ir.TParty, ir.TRecord, TError, ir.TInt)):
-            self.d.error("E0301", f"a key must be text or a party, not {show(k.type)}", e.span)
+            self.d.error("E0301", "a key is text, a party, a record or an int, "
+                         f"not {show(k.type)}", e.span)
         return k
 
     MAX_KEY_PARTS = 8
@@ -833,7 +843,9 @@ class Checker:
             return self.key_expr(parts[0], env)
         if len(parts) > self.MAX_KEY_PARTS:
             self.d.error("E0305", f"a composite key of {len(parts)} parts; a key has at most "
-                                  f"{self.MAX_KEY_PARTS}", span)
+                                  f"{self.MAX_KEY_PARTS}", span,
+                         hint="key a record by a few of the parts and use that record's key "
+                              "as one part (`Ballot(round, m)` with `round: Round`)")
             return self.err()
         out, kinds = [], []
         for p in parts:
@@ -1707,9 +1719,11 @@ class Checker:
         if ok and lo_r is not None and hi_r is not None:
             first, last = lo_r[0], hi_r[1]
             if last - first + 1 > self.MAX_RANGE_ITEMS:
+                rng = ir.Span(file=s.lo.span.file, line=s.lo.span.line, col=s.lo.span.col,
+                              end_line=s.hi.span.end_line, end_col=s.hi.span.end_col)
                 self.d.error("E0706", f"this loop may run {last - first + 1:,} times; a range "
                                       f"loop runs at most {self.MAX_RANGE_ITEMS:,} times",
-                             s.span, hint="iterate over records or role members instead, or "
+                             rng, hint="iterate over records or role members instead, or "
                                           "narrow the declared ranges")
                 ok = False
         inner = env.child()
@@ -1775,7 +1789,7 @@ class Checker:
     def _check_function(self, q: str, decl: ast.FnDecl, scope: ModuleScope) -> Optional[
             "_Function"]:
         errors_before = sum(1 for x in self.d.items if x.severity == "error")
-        env = Env(scope=scope, in_handler=False)
+        env = Env(scope=scope, in_handler=False, in_fn=True)
         params = []
         for p in decl.params:
             t, lo, hi = self.type_of(p.type, env)
