@@ -691,9 +691,10 @@ def _search_level(
 
 
 def _closed_roles(chain: Chain) -> list:
-    """A role a handler iterates is modelled by its slots: every party any step of the chain
-    uses as a member of that role (admitted, checked) must be one of them, or the model's
-    split or loop would leave out a member the runtime includes."""
+    """A role (or record collection) a handler iterates is modelled by its slots: every
+    party any step of the chain uses as a member of that role (admitted, checked), and every
+    record any step creates or reads, must be one of them, or the model's split, loop or
+    count would leave out a member the runtime includes."""
     out = []
     slots = chain.common["slots"]
     last = chain.last
@@ -707,20 +708,28 @@ def _closed_roles(chain: Chain) -> list:
                 out.append(z3.Implies(present, z3.And(prev_present, prev_item < item)))
             if kind == "role":
                 out.append(item != clock)
-        if kind != "role" or name is None:
+        if kind == "records":
+            # a record any step created or read that is live when the failing event runs is
+            # one of the slots its loop or count goes over (the runtime sees every record)
+            arr = last.post.get(f"live!{name}")
+            pre = last.pre.get(f"live!{name}")
+            terms = [k for st in chain.steps for m in st.models
+                     for k in m.encoder.touched.get(name, [])]
+        elif kind != "role" or name is None:
             continue
-        arr = last.post.get(f"role!{name}")
-        pre = last.pre.get(f"role!{name}")
-        terms = []
-        for st in chain.steps:
-            for m in st.models:
-                terms += m.encoder.role_terms.get(name, [])
-                terms += [
-                    w.term
-                    for w in m.watches
-                    if w.group == "submitter"
-                    or (w.group == "arg" and isinstance(w.type, ir.TParty))
-                ]
+        else:
+            arr = last.post.get(f"role!{name}")
+            pre = last.pre.get(f"role!{name}")
+            terms = []
+            for st in chain.steps:
+                for m in st.models:
+                    terms += m.encoder.role_terms.get(name, [])
+                    terms += [
+                        w.term
+                        for w in m.watches
+                        if w.group == "submitter"
+                        or (w.group == "arg" and isinstance(w.type, ir.TParty))
+                    ]
         seen: list = []
         for t in terms:
             if any(t.eq(x) for x in seen):

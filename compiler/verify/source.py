@@ -143,8 +143,8 @@ def expr_source(e: Any, policy: ir.Policy, env: dict) -> str:
         src = e.source
         if isinstance(src, ir.RecordsOf):
             coll = src.record
-        elif isinstance(src, ir.RoleMembers) and src.role:
-            coll = src.role
+        elif isinstance(src, ir.RoleMembers):
+            coll = src.role or "party"  # `for m in party`: every known party
         else:
             raise NotExpressible("an aggregate over this collection")
         inner = dict(env)

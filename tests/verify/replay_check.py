@@ -61,7 +61,10 @@ def run_cli(policy_text: str, events_jsonl: str, params: list[str], roles: tuple
 def emitted_test_failures(policy_text: str, charter_test: str) -> tuple[bool, list[str]]:
     """(passed, failures) of the emitted test block compiled with the policy."""
     pol = Compilation.from_text(policy_text + "\n" + charter_test + "\n", file="twin.charter").ir
-    (res,) = [r for r in run_tests(pol) if r.name.startswith("counterexample")]
+    found = [r for r in run_tests(pol) if r.name.startswith("counterexample")]
+    if not found:  # e.g. "# not expressible as a test: ..." instead of a test block
+        return True, [f"no test block emitted: {charter_test.strip()[:200]}"]
+    (res,) = found
     return res.passed, list(res.failures)
 
 
@@ -126,7 +129,9 @@ def check_emitted(
     if not cex.get("replayed"):
         return ["not replayed: " + cex.get("reach_note", "?")]
     passed, failures = emitted_test_failures(buggy_text, sc["charter_test"])
-    if passed:
+    if passed and failures:
+        problems.append(failures[0])
+    elif passed:
         problems.append("the emitted test passes on the buggy policy: it asserts nothing")
     elif any("setup failed" in f or "expected ok, got rejected" in f and not _right(result, f)
              for f in failures):
