@@ -155,9 +155,13 @@ def _store_errors(fn: Any) -> Any:
     return run
 
 
-def _open_ledger(db: str, policy: Optional[str], state: bool = True) -> Any:
+def _open_ledger(
+    db: str, policy: Optional[str], state: bool = True, check_state: bool = True
+) -> Any:
     """A read-only runtime on a ledger; ``state=False`` loads no state (the commands that
-    read stored rows and the journal only: memory does not grow with the ledger)."""
+    read stored rows and the journal only: memory does not grow with the ledger);
+    ``check_state=False`` also leaves the state digest out of the open-time check (the
+    commands that read the journal alone: their cost does not grow with the ledger)."""
     from charter.runtime.api import open_runtime
     from charter.runtime.store import StoreError
 
@@ -165,7 +169,7 @@ def _open_ledger(db: str, policy: Optional[str], state: bool = True) -> Any:
     pol = _compile(policy) if policy else None
     try:
         # read-only: no writer lock (works while `charter run` writes), nothing refused
-        rt = open_runtime(pol, db, readonly=True, load_state=state)
+        rt = open_runtime(pol, db, readonly=True, load_state=state, check_state=check_state)
     except StoreError as exc:
         _fail(str(exc))
     except PolicyNotExecutable as exc:
@@ -620,7 +624,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         db: str, account: Optional[str], limit: int, policy: Optional[str], as_json: bool
     ) -> None:
         """Journal entries (event, postings, hash), oldest first."""
-        rt = _open_ledger(db, policy, state=False)
+        # the journal alone: the state rows are neither read nor digested
+        rt = _open_ledger(db, policy, state=False, check_state=False)
         # with --limit the newest entries are read newest first (the sequence index): the
         # cost follows N, not the ledger's length
         hist = rt.history(account, limit=max(limit, 0))

@@ -67,12 +67,14 @@ def _open_store(
     readonly: bool = False,
     wait: float = 0.0,
     journal: str = "window",
+    check_state: bool = True,
 ) -> Store:
     """A path, a store URL (``runtime/store_url.py``) or a store object."""
     if isinstance(store, str) and store == ":memory:":
         return MemoryStore(None if journal == "full" else DEFAULT_WINDOW)
     return open_store(
-        store, batch=batch, synchronous=synchronous, create=create, readonly=readonly, wait=wait
+        store, batch=batch, synchronous=synchronous, create=create, readonly=readonly, wait=wait,
+        check_state=check_state,
     )
 
 
@@ -126,6 +128,7 @@ def open_runtime(
     self_register: bool = False,
     max_timer_firings: Optional[int] = None,
     load_state: bool = True,
+    check_state: bool = True,
 ) -> Runtime:
     """Open a runtime for ``policy`` (IR, or a path to compile) on ``store``.
 
@@ -170,6 +173,10 @@ def open_runtime(
     ``load_state=False`` (with ``readonly=True``) opens a ledger for reading its stored
     rows and journal only (``rt.store.kind_rows``, ``history``, ``audit``, ``replay``):
     memory does not grow with the state, and the runtime cannot settle events.
+    ``check_state=False`` (with ``readonly=True`` and ``load_state=False``) also leaves the
+    state digest out of the open-time check: a reader of the journal alone (``ledger
+    history``) then opens in time that does not grow with the ledger; the stored state
+    rows are not checked against the checkpoint (``audit`` and ``ledger balances`` do).
     """
     if journal not in ("window", "full"):
         raise ValueError(f"journal must be 'window' or 'full', got {journal!r}")
@@ -177,7 +184,7 @@ def open_runtime(
     try:
         st = _open_store(
             store, batch, synchronous, create=policy is not None, readonly=readonly, wait=wait,
-            journal=journal,
+            journal=journal, check_state=check_state or load_state,
         )
     except LedgerIntegrityError as exc:
         # a replay reopens the ledger by what the caller gave (a URL keeps its password)

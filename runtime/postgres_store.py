@@ -168,6 +168,7 @@ class PostgresStore(ChangeBuffer):
         readonly: bool = False,
         connect_timeout: int = 10,
         lock_timeout: float = 60.0,
+        check_state: bool = True,
     ):
         if batch < 1:
             raise ValueError("batch must be >= 1")
@@ -184,6 +185,8 @@ class PostgresStore(ChangeBuffer):
         self.path = where or f"postgresql ledger {schema}"  # messages name the ledger by it
         self.batch = batch
         self.readonly = readonly
+        # a reader of the journal alone may skip the state digest at open (a writer never)
+        self._check_state = check_state or not readonly
         self.integrity_problems: tuple[str, ...] = ()
         self._secret = secret
         self._cp: Optional[Checkpoint] = None
@@ -259,7 +262,7 @@ class PostgresStore(ChangeBuffer):
                 self.integrity_problems = tuple(problems)
                 return
             raise LedgerIntegrityError(self.path, problems)
-        problems, self._cp = check_open(self)
+        problems, self._cp = check_open(self, state=self._check_state)
         if self.readonly:
             self.integrity_problems = tuple(problems)
         elif problems:

@@ -320,6 +320,7 @@ class SqliteStore(ChangeBuffer):
         create: bool = True,
         readonly: bool = False,
         wait: float = 0.0,
+        check_state: bool = True,
     ):
         if batch < 1:
             raise ValueError("batch must be >= 1")
@@ -328,6 +329,8 @@ class SqliteStore(ChangeBuffer):
         self.path = Path(path)
         self.batch = batch
         self.readonly = readonly
+        # a reader of the journal alone may skip the state digest at open (a writer never)
+        self._check_state = check_state or not readonly
         self.integrity_problems: tuple[str, ...] = ()
         self._cp: Optional[Checkpoint] = None
         self._reset_changes()
@@ -419,7 +422,7 @@ class SqliteStore(ChangeBuffer):
                 self.integrity_problems = tuple(problems)
                 return
             raise LedgerIntegrityError(self.path, problems)
-        problems, self._cp = check_open(self)
+        problems, self._cp = check_open(self, state=self._check_state)
         if self.readonly:
             self.integrity_problems = tuple(problems)
         elif problems:

@@ -136,3 +136,32 @@ def test_audit_checks_the_per_account_index(ledger, sql, says):
     rep = audit_ledger(str(ledger))
     assert not rep.ok and any(says in p and "per-account index" in p for p in rep.problems), \
         rep.problems
+
+
+@pytest.mark.parametrize(
+    "sql,args,history_warns",
+    [
+        # a stored balance: the state digest's finding, which history (the journal alone)
+        # does not read; balances, audit and replay do
+        ("UPDATE state SET value = '1' WHERE kind = 'balance' AND key = ?",
+         ("party:a001:Credit",), False),
+        # the newest entry deleted: the journal no longer ends at the checkpoint
+        ("DELETE FROM journal WHERE seq = (SELECT max(seq) FROM journal)", (), True),
+        # a recent entry's event id edited: the chain's last window no longer hashes
+        ("UPDATE journal SET event_id = 'forged' WHERE seq = (SELECT max(seq) - 3 FROM journal)",
+         (), True),
+    ],
+)
+def test_history_opens_without_the_state_digest_but_checks_the_journal(
+    ledger, sql, args, history_warns
+):
+    """`ledger history` skips the state digest at open (its cost grows with the ledger and
+    history never reads the state) but still checks the journal's end and newest window;
+    `ledger balances` checks everything."""
+    _edit(ledger, sql, *args)
+    warning = "fails its integrity check"
+    h = invoke("ledger", "history", ledger, "--limit", "2")
+    assert h.exit_code == 0 and (warning in h.stderr) == history_warns, h.stderr
+    b = invoke("ledger", "balances", ledger)
+    assert warning in b.stderr, b.stderr
+    assert not audit_ledger(str(ledger)).ok
