@@ -704,18 +704,27 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     def ledger_migrate(db: str, as_json: bool) -> None:
         """Rewrite a ledger of an older schema version as the current one.
 
-        The old file is verified first (policy, whole hash chain, balances, checkpoint) and
-        refused if it fails; the journal hashes do not change.  The old file is kept
-        beside it as DB.v<N>.bak.  Nothing is done to a ledger already current."""
-        from charter.runtime.sqlite_store import migrate
+        The old ledger is verified first (policy, whole hash chain, balances, checkpoint) and
+        refused if it fails; the journal hashes do not change.  A file: the old one is kept
+        beside it as DB.v<N>.bak.  A PostgreSQL URL: the index is added in one transaction
+        holding the ledger's lock.  Nothing is done to a ledger already current."""
         from charter.runtime.store import StoreError
 
-        if not Path(db).is_file():
-            _fail(f"{db}: no such ledger file")
+        target, shown, schema = _ledger_arg(db, must_exist=True)
         try:
-            out = migrate(db)
+            if schema is None:
+                from charter.runtime.sqlite_store import migrate
+
+                out = migrate(target)
+            else:
+                from charter.runtime.postgres_store import migrate as migrate_pg
+                from charter.runtime.store_url import parse
+
+                spec = parse(db)
+                out = migrate_pg(spec.target, schema=schema, where=shown, secret=spec.secret)
         except StoreError as exc:
             _fail(str(exc))
+        db = shown
         if as_json:
             click.echo(json.dumps(out, indent=2))
         elif not out["migrated"]:
@@ -725,7 +734,10 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                 f"{db}: migrated schema version {out['from']} -> {out['to']}, "
                 f"{out['entries']} entries verified, journal head {out['head']} unchanged"
             )
-            click.echo(f"  the old file is kept as {out['backup']}")
+            if out.get("backup"):
+                click.echo(f"  the old file is kept as {out['backup']}")
+            else:
+                click.echo(f"  per-account index added ({out['index_rows']} rows)")
 
     @ledger.command("records")
     @click.argument("db")
