@@ -777,14 +777,15 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @_store_errors
     def audit(db: str, policy: Optional[str], as_json: bool) -> None:
         """Re-verify a ledger: hash chain, balances from postings, and a full replay."""
-        from charter.runtime.api import replay
+        from charter.runtime.api import audit_and_replay
 
         shown = _ledger_arg(db, must_exist=False)[1]
         # the stored rows are checked against the journal and against replay's own state:
-        # the ledger's state is never loaded (memory: one state, replay's)
-        rt = _open_ledger(db, policy, state=False)
-        rep = rt.audit()
-        rpl = replay(rt)
+        # the ledger's state is never loaded (memory: one state, replay's); the open-time
+        # check is made once, by the audit (the state digest included)
+        rt = _open_ledger(db, policy, state=False, check_state=False)
+        # one read of the journal for the chain, signatures and replay
+        rep, rpl = audit_and_replay(rt)
         problems = list(rep.problems) + [p for p in rpl.problems if p not in rep.problems]
         ok = rep.ok and rpl.ok
         if as_json:

@@ -225,6 +225,75 @@ class ReplayReport:
         return attrs.asdict(self)
 
 
+class _Replay:
+    """A fresh in-memory runtime the journal's events are submitted to again, one row at a
+    time (:meth:`feed`): each must apply and give back the stored entry text.  The first
+    difference is recorded and the rest only counted (a replay cannot go on past it)."""
+
+    def __init__(self, live: Runtime, pol: ir.Policy, params: Any):
+        self.store = MemoryStore(window=1)  # compared entry by entry: one is enough
+        self.fresh = Runtime(
+            pol,
+            self.store,
+            params=params,
+            step_budget=live.step_budget,
+            backend=getattr(live, "backend", "python"),
+        )
+        self.problems: list[str] = []
+        self.entries = 0
+
+    def feed(self, row: Any, hashes: bool = True) -> None:
+        """Replay ``row``; ``hashes``: its hash is filled in (``with_hashes``) and compared
+        too (without, the caller verifies the chain: equal entries from the same genesis
+        chain to equal hashes)."""
+        self.entries += 1
+        if self.problems:
+            return
+        try:
+            ev = row.data()["event"]
+        except (ValueError, KeyError, TypeError) as exc:
+            self.problems.append(f"journal entry {row.seq}: unreadable ({exc})")
+            return
+        out = self.fresh._submit(ev, True)  # timer entries keep their reserved ids
+        if not out.applied:
+            self.problems.append(
+                f"journal entry {row.seq} (event {row.event_id!r}) does not apply on replay: {out}"
+            )
+        elif (hashes and out.journal_hash != row.hash) or self.store.last_row().entry != row.entry:
+            self.problems.append(
+                f"journal entry {row.seq} (event {row.event_id!r}) replays to a different "
+                "entry (postings or content differ from the stored row)"
+            )
+
+    def report(self, live: Runtime, store: Any) -> ReplayReport:
+        """The final state against the stored one, and the report."""
+        problems = self.problems
+        fresh = self.fresh
+        stored_head = live.head  # what the ledger recorded (a file: its checkpoint's head)
+        if not problems and hasattr(store, "state_texts"):
+            problems += compare_state(store, fresh.state)
+        elif not problems:
+            stored_rows = list(live.state.rows()) if not store.persistent else sorted(store.rows())
+            fresh_rows = sorted(fresh.state.rows()) if store.persistent else list(fresh.state.rows())
+            if stored_rows != fresh_rows:
+                a = {(k, key): v for k, key, v in stored_rows}
+                b = {(k, key): v for k, key, v in fresh_rows}
+                for key in sorted(set(a) | set(b)):
+                    if a.get(key) != b.get(key):
+                        problems.append(
+                            f"stored {key[0]} {key[1]} is {a.get(key)} but replay gives {b.get(key)}"
+                        )
+                        if len(problems) >= 20:
+                            break
+        return ReplayReport(
+            ok=not problems and fresh.head == stored_head,
+            entries=self.entries,
+            head=fresh.head,
+            stored_head=stored_head,
+            problems=tuple(problems),
+        )
+
+
 def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> ReplayReport:
     """Rebuild state from the journal alone, on a fresh in-memory runtime.
 
@@ -244,65 +313,76 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
             store.close()
             raise
         params = live.params
-    gone = live.journal_gone()
+    try:
+        gone = live.journal_gone()
+        if gone:
+            return ReplayReport(False, live.seq, live.head, live.head, (gone,))
+        rep = _Replay(live, pol, params)
+        for row in with_hashes(store.journal(), live.genesis):
+            rep.feed(row)
+        return rep.report(live, store)
+    finally:
+        if not isinstance(source, Runtime) and store is not source:
+            store.close()
+
+
+def audit_and_replay(rt: Runtime) -> tuple[AuditReport, ReplayReport]:
+    """:meth:`Runtime.audit` and :func:`replay` of a ledger in one read of its journal
+    (``charter audit``): each row is decoded once and fed to the chain and balance check,
+    the signature check and the replay together, so the audit costs about a replay.
+
+    Finds what the two find apart: the chain and balances (``journal.audit_rows``), the
+    per-account index, every signature (``signing.SignatureAudit``), the open-time check
+    of the ledger as it is now, and replay's entry-by-entry and final-state comparison."""
+    from .engine import _index_problems
+    from .journal import audit_rows
+    from .signing import SignatureAudit
+
+    if rt.store_sync is not None and not getattr(rt.store, "readonly", False):
+        # a writer on a shared ledger audits holding its lock (Runtime.audit does)
+        return rt.audit(), replay(rt)
+    rt.flush()
+    gone = rt.journal_gone()
     if gone:
-        return ReplayReport(False, live.seq, live.head, live.head, (gone,))
-    fresh_store = MemoryStore(window=1)  # the replay compares entry by entry: one is enough
-    fresh = Runtime(
-        pol,
-        fresh_store,
-        params=params,
-        step_budget=live.step_budget,
-        backend=getattr(live, "backend", "python"),
-    )
-    problems: list[str] = []
-    stored_head = live.genesis
-    n = 0
-    for row in with_hashes(store.journal(), live.genesis):
-        n += 1
-        stored_head = row.hash
-        if problems:
-            continue
-        try:
-            ev = row.data()["event"]
-        except (ValueError, KeyError, TypeError) as exc:
-            problems.append(f"journal entry {row.seq}: unreadable ({exc})")
-            continue
-        out = fresh._submit(ev, True)  # timer entries keep their reserved ids
-        if not out.applied:
-            problems.append(
-                f"journal entry {row.seq} (event {row.event_id!r}) does not apply on replay: {out}"
-            )
-        elif out.journal_hash != row.hash or fresh_store.last_row().entry != row.entry:
-            problems.append(
-                f"journal entry {row.seq} (event {row.event_id!r}) replays to a different "
-                "entry (postings or content differ from the stored row)"
-            )
-    stored_head = live.head  # what the ledger recorded (a file: its checkpoint's head)
-    if not problems and hasattr(store, "state_texts"):
-        problems += compare_state(store, fresh.state)
-    elif not problems:
-        stored_rows = list(live.state.rows()) if not store.persistent else sorted(store.rows())
-        fresh_rows = sorted(fresh.state.rows()) if store.persistent else list(fresh.state.rows())
-        if stored_rows != fresh_rows:
-            a = {(k, key): v for k, key, v in stored_rows}
-            b = {(k, key): v for k, key, v in fresh_rows}
-            for key in sorted(set(a) | set(b)):
-                if a.get(key) != b.get(key):
-                    problems.append(
-                        f"stored {key[0]} {key[1]} is {a.get(key)} but replay gives {b.get(key)}"
-                    )
-                    if len(problems) >= 20:
-                        break
-    if not isinstance(source, Runtime) and store is not source:
-        store.close()
-    return ReplayReport(
-        ok=not problems and fresh.head == stored_head,
-        entries=n,
-        head=fresh.head,
-        stored_head=stored_head,
-        problems=tuple(problems),
-    )
+        return (AuditReport(False, rt.seq, rt.head, (gone,), 0),
+                ReplayReport(False, rt.seq, rt.head, rt.head, (gone,)))
+    store = rt.store
+    stored = dict(store.kind_rows("balance")) if store.persistent else dict(rt.state.balances)
+    blocks: Optional[set[int]] = set() if hasattr(store, "account_blocks") else None
+    sigs = SignatureAudit(rt.genesis, rt.same_signed_args, rt.key_handler)
+    rep = _Replay(rt, rt.policy, rt.params)
+
+    def rows() -> Any:
+        feed_sig, feed_rep = sigs.feed, rep.feed
+        for row in store.journal():
+            feed_sig(row)
+            feed_rep(row, False)  # the chain check below compares every kept hash
+            yield row
+
+    report = audit_rows(rows(), rt.genesis, stored, credit=rt.state.audit_lines(),
+                        blocks=blocks)
+    problems = list(report.problems)
+    if blocks is not None:
+        problems += _index_problems(store.account_blocks(), blocks)
+    problems += sigs.problems
+    if store.persistent and rt.state_loaded:
+        live = rt.state.balances
+        for acc in sorted(set(live) | set(stored)):
+            if live.get(acc, 0) != stored.get(acc, 0):
+                problems.append(
+                    f"stored balance of {acc} ({stored.get(acc, 0)}) differs from the "
+                    f"running state ({live.get(acc, 0)})"
+                )
+    if report.head != rt.head:
+        problems.append(
+            f"journal head {report.head[:16]} differs from the runtime's {rt.head[:16]}"
+        )
+    check = getattr(store, "check_integrity", None)
+    if check is not None:
+        problems += [p for p in check() if p not in problems]
+    audit = attrs.evolve(report, ok=not problems, problems=tuple(problems),
+                         signatures=sigs.verified)
+    return audit, rep.report(rt, store)
 
 
 def compare_state(store: Any, state: Any, most: int = 20) -> list[str]:
@@ -357,6 +437,7 @@ def audit_ledger(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -
 __all__ = [
     "open_runtime",
     "replay",
+    "audit_and_replay",
     "audit_ledger",
     "ledger_policy",
     "run_tests",
