@@ -327,17 +327,17 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
 
 
 def audit_and_replay(rt: Runtime) -> tuple[AuditReport, ReplayReport]:
-    """:meth:`Runtime.audit` and :func:`replay` of a ledger in one read of its journal
-    (``charter audit``): each row is decoded once and fed to the chain and balance check,
-    the signature check and the replay together, so the audit costs about a replay.
+    """:meth:`Runtime.audit` and :func:`replay` of a ledger (``charter audit``) in two reads
+    of its journal instead of three: the first feeds each row to the chain and balance
+    check and to the signature check together, the second to the replay, which need not
+    re-hash (the first compared every kept hash; equal entries from the same genesis
+    chain to equal hashes).  Two passes, not one, so the audit's tables (balances from
+    the postings, the stored ones, the index the postings imply) are gone before the
+    replay builds its state: the peak is the larger of the two, not their sum.
 
     Finds what the two find apart: the chain and balances (``journal.audit_rows``), the
     per-account index, every signature (``signing.SignatureAudit``), the open-time check
     of the ledger as it is now, and replay's entry-by-entry and final-state comparison."""
-    from .engine import _index_problems
-    from .journal import audit_rows
-    from .signing import SignatureAudit
-
     if rt.store_sync is not None and not getattr(rt.store, "readonly", False):
         # a writer on a shared ledger audits holding its lock (Runtime.audit does)
         return rt.audit(), replay(rt)
@@ -346,17 +346,30 @@ def audit_and_replay(rt: Runtime) -> tuple[AuditReport, ReplayReport]:
     if gone:
         return (AuditReport(False, rt.seq, rt.head, (gone,), 0),
                 ReplayReport(False, rt.seq, rt.head, rt.head, (gone,)))
+    audit = _chain_and_signatures(rt)
+    store = rt.store
+    rep = _Replay(rt, rt.policy, rt.params)
+    for row in store.journal():
+        rep.feed(row, False)  # the first pass compared every kept hash
+    return audit, rep.report(rt, store)
+
+
+def _chain_and_signatures(rt: Runtime) -> AuditReport:
+    """:meth:`Runtime.audit`'s findings from one read of the journal (see
+    :func:`audit_and_replay`)."""
+    from .engine import _index_problems
+    from .journal import audit_rows
+    from .signing import SignatureAudit
+
     store = rt.store
     stored = dict(store.kind_rows("balance")) if store.persistent else dict(rt.state.balances)
     blocks: Optional[set[int]] = set() if hasattr(store, "account_blocks") else None
     sigs = SignatureAudit(rt.genesis, rt.same_signed_args, rt.key_handler)
-    rep = _Replay(rt, rt.policy, rt.params)
 
     def rows() -> Any:
-        feed_sig, feed_rep = sigs.feed, rep.feed
+        feed = sigs.feed
         for row in store.journal():
-            feed_sig(row)
-            feed_rep(row, False)  # the chain check below compares every kept hash
+            feed(row)
             yield row
 
     report = audit_rows(rows(), rt.genesis, stored, credit=rt.state.audit_lines(),
@@ -380,9 +393,8 @@ def audit_and_replay(rt: Runtime) -> tuple[AuditReport, ReplayReport]:
     check = getattr(store, "check_integrity", None)
     if check is not None:
         problems += [p for p in check() if p not in problems]
-    audit = attrs.evolve(report, ok=not problems, problems=tuple(problems),
-                         signatures=sigs.verified)
-    return audit, rep.report(rt, store)
+    return attrs.evolve(report, ok=not problems, problems=tuple(problems),
+                        signatures=sigs.verified)
 
 
 def compare_state(store: Any, state: Any, most: int = 20) -> list[str]:
