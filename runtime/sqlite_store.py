@@ -696,10 +696,14 @@ class SqliteStore(ChangeBuffer):
         return row
 
     def check_integrity(self) -> list[str]:
-        """The open-time check again, on the file as it is now (audit calls it)."""
+        """The open-time check again, on the file as it is now (audit calls it), the tables'
+        definitions included (a changed one refuses the file for writing, so an audit that
+        passed it would contradict the open)."""
         if self._pending:
             raise StoreError(f"{self.path}: flush before checking integrity")
-        return check_open(self)[0]
+        changed = [f"the definition of table {t} was changed outside Charter"
+                   for t in self._changed_tables()]
+        return changed or check_open(self)[0]
 
     def entry_for(self, event_id: str) -> Optional[JournalRow]:
         """The journal row that applied ``event_id`` (pending rows included), or None."""

@@ -240,3 +240,19 @@ def test_one_pass_audit_of_signed_entries(tmp_path):
         assert got == want
         assert got[0].signatures == n - edit
         assert got[0].ok is not edit
+
+
+@pytest.mark.parametrize("sql", [
+    "ALTER TABLE account_block ADD COLUMN note TEXT",
+    "ALTER TABLE state ADD COLUMN note TEXT",
+])
+def test_audit_fails_a_ledger_whose_table_definitions_changed(ledger, sql):
+    """The open refuses a file whose tables' definitions changed (columns may no longer mean
+    what Charter reads); the audit must not pass it (found by fuzz_ledger_files --target
+    audit: a flipped byte in the schema text)."""
+    _edit(ledger, sql)
+    with pytest.raises(StoreError, match="definition of table"):
+        open_runtime(None, str(ledger)).close()
+    assert any("definition of table" in p for p in audit_ledger(str(ledger)).problems)
+    r = invoke("audit", ledger)
+    assert r.exit_code == 1 and "definition of table" in r.stdout
