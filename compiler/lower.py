@@ -111,7 +111,14 @@ def _asset(chk: Checker, a: ast.AssetDecl) -> ir.Asset:
     env = Env(scope=chk.syms.asset_scopes.get(a.name, chk.syms.root), in_handler=False)
     # `cap 1000 Token` in a family's own declaration is per member: no member is named
     chk.declaring = a.name
+    seen: set[str] = set()
     for o in a.options:
+        if o.name in seen and o.name in ASSET_OPTIONS:
+            # `credit 5 Hours, credit 10 Hours`: which line holds would be an accident of order
+            d.error("E0211", f"`{o.name}` is given twice for {a.name}", o.span,
+                    hint="keep one: each option is stated once")
+            continue
+        seen.add(o.name)
         if o.name not in ASSET_OPTIONS:
             d.error("E0211", f"unknown asset option `{o.name}`", o.span,
                     hint=did_you_mean(o.name, ASSET_OPTIONS) or "options: "

@@ -273,6 +273,14 @@ class _Build(Transformer_NonRecursive):
         if isinstance(target, ast.Name):
             return ast.SetLocal(name=target.id, value=value, span=self.sp(meta),
                                 name_span=target.span)
+        if isinstance(target, ast.Index) and isinstance(target.obj, ast.FieldAccess):
+            # `set R(k).f[i] = x`: one item of a list field is not assignable (issue 17's
+            # lists have push, remove, len and indexing); say what to write instead
+            raise ParseFailure(Diagnostic(
+                "E0106", "`set` cannot assign one item of a list: a list field changes with "
+                "`push`, `remove` or a whole new list", self.sp(meta),
+                hint="`remove R(k).f[i]` then `push x to R(k).f` (the new item goes last), "
+                     "or assign the whole list: `update R(k) { f = [...] }`"))
         if not isinstance(target, ast.FieldAccess):
             raise ParseFailure(Diagnostic(
                 "E0106", "`set` needs a field or a `var` to assign, like `set t.open = false`",

@@ -236,11 +236,13 @@ class Env:
     # "ensures" inside a handler's postcondition (where `old(...)` is allowed), "old" inside
     # an `old(...)` (which must not nest)
     spec: str = ""
+    # inside a `fn` body (pure: no `now`, which its callers pass in)
+    in_fn: bool = False
 
     def child(self) -> "Env":
         return Env(scope=self.scope, locals=dict(self.locals), narrowed=set(self.narrowed),
                    used=self.used, in_handler=self.in_handler, let_spans=self.let_spans,
-                   vars=set(self.vars), spec=self.spec)
+                   vars=set(self.vars), spec=self.spec, in_fn=self.in_fn)
 
 
 class Checker:
@@ -510,7 +512,10 @@ class Checker:
             return ir.Local(name=name, type=env.locals[name])
         if name == "now":
             if not env.in_handler:
-                self.d.error("E0201", "`now` is only known inside a handler", e.span)
+                self.d.error("E0201", "`now` is only known inside a handler", e.span,
+                             hint="a function is pure: take the time as a parameter "
+                                  "(`at: time`) and pass `now` where it is called"
+                             if env.in_fn else None)
                 return self.err()
             return ir.Now()
         if name in ("true", "false"):
@@ -821,7 +826,8 @@ class Checker:
     def key_expr(self, e: ast.Expr, env: Env) -> Any:
         k = self.expr(e, env)
         if not isinstance(k.type, (ir.TText, ir.TParty, ir.TRecord, TError, ir.TInt)):
-            self.d.error("E0301", f"a key must be text or a party, not {show(k.type)}", e.span)
+            self.d.error("E0301", "a key is text, a party, a record or an int, "
+                         f"not {show(k.type)}", e.span)
         return k
 
     MAX_KEY_PARTS = 8
@@ -1707,9 +1713,11 @@ class Checker:
         if ok and lo_r is not None and hi_r is not None:
             first, last = lo_r[0], hi_r[1]
             if last - first + 1 > self.MAX_RANGE_ITEMS:
+                rng = ir.Span(file=s.lo.span.file, line=s.lo.span.line, col=s.lo.span.col,
+                              end_line=s.hi.span.end_line, end_col=s.hi.span.end_col)
                 self.d.error("E0706", f"this loop may run {last - first + 1:,} times; a range "
                                       f"loop runs at most {self.MAX_RANGE_ITEMS:,} times",
-                             s.span, hint="iterate over records or role members instead, or "
+                             rng, hint="iterate over records or role members instead, or "
                                           "narrow the declared ranges")
                 ok = False
         inner = env.child()
@@ -1775,7 +1783,7 @@ class Checker:
     def _check_function(self, q: str, decl: ast.FnDecl, scope: ModuleScope) -> Optional[
             "_Function"]:
         errors_before = sum(1 for x in self.d.items if x.severity == "error")
-        env = Env(scope=scope, in_handler=False)
+        env = Env(scope=scope, in_handler=False, in_fn=True)
         params = []
         for p in decl.params:
             t, lo, hi = self.type_of(p.type, env)
