@@ -66,6 +66,7 @@ from .integrity import recorded_policy, state_digest
 from .journal import BLOCK_SHIFT, JournalRow, account_tag, chain
 from .sqlite_store import ChangeBuffer
 from .store import LedgerBusyError, LedgerIntegrityError, NotALedgerError, StoreError
+from .store import shown_rows
 
 try:
     import psycopg
@@ -395,7 +396,11 @@ class PostgresStore(ChangeBuffer):
     def journal_desc(self, before: Optional[int] = None) -> Iterator[JournalRow]:
         """Journal rows newest first (from ``before - 1`` down), read from the sequence index
         in pages that grow from 16 rows: ``history --limit N`` reads about N rows, not the
-        journal (and committed rows below ``before`` never change between pages)."""
+        journal (and committed rows below ``before`` never change between pages).  For
+        readers that show them: an unreadable entry is a StoreError."""
+        return shown_rows(self._journal_desc(before), self.path)
+
+    def _journal_desc(self, before: Optional[int] = None) -> Iterator[JournalRow]:
         pend = [r for r in reversed(self._pending) if before is None or r.seq < before]
         yield from pend
         top = (1 << 63) - 1 if before is None else before
@@ -422,7 +427,11 @@ class PostgresStore(ChangeBuffer):
 
     def account_desc(self, account: str) -> Iterator[JournalRow]:
         """Journal rows newest first from the blocks of entries that touch ``account`` (a
-        superset of its entries: the caller filters by its postings)."""
+        superset of its entries: the caller filters by its postings); an unreadable entry
+        is a StoreError."""
+        return shown_rows(self._account_desc(account), self.path)
+
+    def _account_desc(self, account: str) -> Iterator[JournalRow]:
         yield from reversed(self._pending)
         top = self._pending[0].seq if self._pending else None
         blocks = self._query(

@@ -72,7 +72,7 @@ from .journal import (
 from .idfilter import IdFilter
 from .lock import WriterLock
 from .state import ABSENT, store_key
-from .store import LedgerIntegrityError, NotALedgerError, StoreError
+from .store import LedgerIntegrityError, NotALedgerError, StoreError, shown_rows
 
 # 2: balance rows hold the bare amount; 3: checkpoint row, application_id; 4: packed entries,
 # chain hashes kept at anchors only; 5: entries packed without seq/id, compact state rows
@@ -545,7 +545,11 @@ class SqliteStore(ChangeBuffer):
         yield from [r for r in self._pending if r.seq >= start]
 
     def journal_desc(self, before: Optional[int] = None) -> Iterator[JournalRow]:
-        """Journal rows newest first (from ``before - 1`` down), hashes as in :meth:`journal`."""
+        """Journal rows newest first (from ``before - 1`` down), hashes as in :meth:`journal`;
+        for readers that show them (history): an unreadable entry is a StoreError."""
+        return shown_rows(self._journal_desc(before), self.path)
+
+    def _journal_desc(self, before: Optional[int] = None) -> Iterator[JournalRow]:
         pend = [r for r in reversed(self._pending) if before is None or r.seq < before]
         yield from pend
         top = min(before, _MAX_SEQ) if before is not None else _MAX_SEQ
@@ -574,7 +578,10 @@ class SqliteStore(ChangeBuffer):
     def account_desc(self, account: str) -> Iterator[JournalRow]:
         """Journal rows newest first from the blocks of entries that touch ``account`` (a
         superset of its entries: the caller filters by its postings), hashes as in
-        :meth:`journal`."""
+        :meth:`journal`; an unreadable entry is a StoreError (see :meth:`journal_desc`)."""
+        return shown_rows(self._account_desc(account), self.path)
+
+    def _account_desc(self, account: str) -> Iterator[JournalRow]:
         for row in reversed(self._pending):
             yield row
         top = self._pending[0].seq if self._pending else _MAX_SEQ

@@ -256,3 +256,30 @@ def test_audit_fails_a_ledger_whose_table_definitions_changed(ledger, sql):
     assert any("definition of table" in p for p in audit_ledger(str(ledger)).problems)
     r = invoke("audit", ledger)
     assert r.exit_code == 1 and "definition of table" in r.stdout
+
+
+@pytest.mark.parametrize("value", [
+    "x'00ff'",  # not a packed entry at all
+    "entry_blob('{}')",  # packed, but not an entry
+    "entry_blob('[1,2,3]')",
+    "entry_blob('{\"event\":{\"id\":\"g1\"},\"postings\":[],\"timers\":[],\"flags\":[]}')",
+    "entry_blob(replace(entry_text(entry, seq, event_id), '\"postings\":[[', "
+    "'\"postings\":[[1,'), seq, event_id)",
+])
+@pytest.mark.parametrize("account", [None, "party:a001:Credit"])
+def test_history_of_a_damaged_entry_is_a_clear_error(ledger, value, account):
+    """`ledger history --limit N` (with or without --account) on a ledger whose newest entry
+    is damaged names the ledger and the entry, exit 2, no traceback (found by
+    fuzz_ledger_files --target history)."""
+    from charter.runtime.sqlite_store import tamper_connection
+
+    c = tamper_connection(ledger)
+    seq = c.execute(  # the newest entry the command reads
+        "SELECT max(seq) FROM journal WHERE instr(entry_text(entry, seq, event_id), ?) > 0",
+        (account or "\"postings\":[[",)).fetchone()[0]
+    c.execute(f"UPDATE journal SET entry = {value} WHERE seq = ?", (seq,))
+    c.close()
+    r = invoke("ledger", "history", ledger, "--limit", "3",
+               *(("--account", account) if account else ()))
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert f"journal entry {seq} " in r.stderr and str(ledger) in r.stderr, r.stderr
