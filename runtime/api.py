@@ -96,6 +96,24 @@ def ledger_policy(store: StoreLike) -> ir.Policy:
     return pol
 
 
+def _runtime(pol: ir.Policy, st: Any, recorded: bool, **kw: Any) -> Runtime:
+    """``Runtime(pol, st, **kw)``.  A policy read from the ledger itself (``recorded``) is
+    the file's content: one the compiler cannot take (an edited or damaged policy IR
+    whose recorded fingerprint still matches) is a :class:`StoreError` naming the ledger,
+    never a traceback."""
+    try:
+        return Runtime(pol, st, **kw)
+    except (StoreError, PolicyNotExecutable):
+        raise
+    except Exception as exc:  # noqa: BLE001 - untrusted file contents through the compiler
+        if not recorded:
+            raise
+        raise StoreError(
+            f"{_where(st)}: the policy this ledger records cannot be compiled "
+            f"({type(exc).__name__}: {str(exc)[:200]}); the ledger is damaged or was edited"
+        ) from None
+
+
 def _diagnose(path: StoreLike, pol: Optional[ir.Policy], exc: LedgerIntegrityError) -> Exception:
     """A refused ledger's error, with what a replay says changed when the chain and balance
     audit (already in ``exc``) could not say it."""
@@ -194,9 +212,10 @@ def open_runtime(
             if isinstance(st, MemoryStore):
                 raise ValueError("open_runtime needs a policy for an in-memory store")
             pol = ledger_policy(st)
-        return Runtime(
+        return _runtime(
             pol,
             st,
+            policy is None,
             params=params,
             step_budget=step_budget,
             backend=backend,
@@ -308,7 +327,8 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
         store = _open_store(source, 1, "FULL", create=False, readonly=True)
         try:
             pol = _load_policy(policy) or ledger_policy(store)
-            live = Runtime(pol, store, load_state=False)  # the stored rows are compared below
+            # the stored rows are compared below
+            live = _runtime(pol, store, policy is None, load_state=False)
         except BaseException:
             store.close()
             raise
@@ -440,7 +460,7 @@ def audit_ledger(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -
     store = _open_store(source, 1, "FULL", create=False, readonly=True)
     try:
         pol = _load_policy(policy) or ledger_policy(store)
-        return Runtime(pol, store, load_state=False).audit()
+        return _runtime(pol, store, policy is None, load_state=False).audit()
     finally:
         if store is not source:
             store.close()

@@ -283,3 +283,24 @@ def test_history_of_a_damaged_entry_is_a_clear_error(ledger, value, account):
                *(("--account", account) if account else ()))
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert f"journal entry {seq} " in r.stderr and str(ledger) in r.stderr, r.stderr
+
+
+def test_a_recorded_policy_the_compiler_cannot_take_is_a_clear_error(ledger):
+    """An edited policy IR whose recorded fingerprint (the source hash) still matches: every
+    reader names the ledger and exits 2, no traceback (fuzz_ledger_files --target history:
+    one flipped byte of the IR text)."""
+    c = sqlite3.connect(ledger)
+    text = json.loads(c.execute("SELECT value FROM meta WHERE key = 'policy_ir'").fetchone()[0])
+    old = '"node": "AccBalance", "account": {"node"'
+    assert old in text
+    text = text.replace(old, '"node": "AccBalance", "account": {"nodf"', 1)
+    c.execute("UPDATE meta SET value = ? WHERE key = 'policy_ir'", (json.dumps(text),))
+    c.commit()
+    c.close()
+    for args in (("ledger", "history", ledger, "--limit", "2"), ("ledger", "balances", ledger),
+                 ("audit", ledger), ("replay", ledger)):
+        r = invoke(*args)
+        assert r.exit_code == 2 and "Traceback" not in r.output, (args, r.output)
+        assert "the policy this ledger records cannot be compiled" in r.stderr, r.stderr
+    with pytest.raises(StoreError, match="cannot be compiled"):
+        audit_ledger(str(ledger))
