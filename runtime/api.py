@@ -251,13 +251,24 @@ class _Replay:
 
     def __init__(self, live: Runtime, pol: ir.Policy, params: Any):
         self.store = MemoryStore(window=1)  # compared entry by entry: one is enough
-        self.fresh = Runtime(
-            pol,
-            self.store,
-            params=params,
-            step_budget=live.step_budget,
-            backend=getattr(live, "backend", "python"),
-        )
+        try:
+            self.fresh = Runtime(
+                pol,
+                self.store,
+                params=params,
+                step_budget=live.step_budget,
+                backend=getattr(live, "backend", "python"),
+            )
+        except (StoreError, PolicyNotExecutable):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a ledger's recorded policy and parameters
+            if not live.store.persistent:
+                raise
+            raise StoreError(
+                f"{_where(live.store)}: the policy and parameters this ledger records cannot be "
+                f"replayed ({type(exc).__name__}: {str(exc)[:200]}); the ledger is damaged or "
+                "was edited"
+            ) from None
         self.problems: list[str] = []
         self.entries = 0
 

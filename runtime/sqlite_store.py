@@ -198,9 +198,16 @@ class ChangeBuffer:
             f"SELECT key, value FROM state WHERE kind = '{kind}' ORDER BY key"
         ):
             try:
-                yield key, json.loads(value)
+                v = json.loads(value)
             except (ValueError, TypeError, RecursionError):
-                raise StoreError(f"{self.path}: state row {kind} {key} is corrupt") from None
+                v = ABSENT
+            # unreadable JSON, or a key that is not text (readers sort and print keys)
+            if v is ABSENT or type(key) is not str:
+                raise StoreError(
+                    f"{self.path}: state row {kind} {str(key)[:80]} is corrupt (the ledger is "
+                    "damaged or was edited)"
+                ) from None
+            yield key, v
 
     def state_texts(self) -> Iterator[tuple[str, str, str]]:
         """Every stored state row as ``(kind, key, value text)``, in no particular order

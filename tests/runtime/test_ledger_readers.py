@@ -304,3 +304,21 @@ def test_a_recorded_policy_the_compiler_cannot_take_is_a_clear_error(ledger):
         assert "the policy this ledger records cannot be compiled" in r.stderr, r.stderr
     with pytest.raises(StoreError, match="cannot be compiled"):
         audit_ledger(str(ledger))
+
+
+@pytest.mark.parametrize("sql,says", [
+    # recorded parameters the replay's runtime refuses (an unknown name, a ratio as an object)
+    ("UPDATE meta SET value = '{\"v\":1}' WHERE key = 'params'", "cannot be"),
+    ("UPDATE meta SET value = replace(value, '\"fee\"', '\"fpe\"') WHERE key = 'params'",
+     "cannot be"),
+    # a balance row whose key is not text (readers sort and print keys)
+    ("UPDATE state SET key = x'' WHERE kind = 'balance' AND key = 'party:a001:Credit'",
+     "is corrupt"),
+])
+def test_audit_of_unusable_recorded_rows_is_a_clear_error(ledger, sql, says):
+    """Found by fuzz_ledger_files --target audit: each was a traceback in `charter audit`."""
+    _edit(ledger, sql)
+    r = invoke("audit", ledger)
+    assert r.exit_code in (1, 2) and "Traceback" not in r.output, r.output
+    assert str(ledger) in r.output
+    assert r.exit_code == 1 or says in r.stderr, r.stderr
