@@ -165,6 +165,10 @@ def static_range(x: Any) -> Optional[tuple[int, int]]:
     the exponent of `pow`; the verifier reads the same bounds."""
     if isinstance(x, ir.Const) and isinstance(x.value, int) and not isinstance(x.value, bool):
         return x.value, x.value
+    if isinstance(x, ir.Unary) and x.op == "-":
+        # `for i in -5..-1`: a negated bound is as static as the bound
+        r = static_range(x.operand)
+        return None if r is None else (-r[1], -r[0])
     if isinstance(x, ir.Binary) and x.op in ("+", "-", "*"):
         a, b = static_range(x.left), static_range(x.right)
         if a is None or b is None:
@@ -839,7 +843,9 @@ class Checker:
             return self.key_expr(parts[0], env)
         if len(parts) > self.MAX_KEY_PARTS:
             self.d.error("E0305", f"a composite key of {len(parts)} parts; a key has at most "
-                                  f"{self.MAX_KEY_PARTS}", span)
+                                  f"{self.MAX_KEY_PARTS}", span,
+                         hint="key a record by a few of the parts and use that record's key "
+                              "as one part (`Ballot(round, m)` with `round: Round`)")
             return self.err()
         out, kinds = [], []
         for p in parts:

@@ -259,12 +259,16 @@ class Runtime:
             self.broken = "this runtime was opened without its state (for reading the ledger)"
         # a store that looks ids up itself (a ledger file's index) is asked per event; others
         # give their ids once.  Either way opening reads the newest entry, not every entry.
+        # add_applied_id: what the commit step calls with an applied id (None: appending the
+        # entry to the store records it, as a ledger file's index and the in-memory set do)
+        self.add_applied_id: Optional[Callable[[str], None]] = None
         if hasattr(self.store, "has_event"):
             self.applied_ids = _StoredIds(self.store)
         elif hasattr(self.store, "applied_ids"):  # the in-memory store's own set, shared
             self.applied_ids = self.store.applied_ids()
         else:
             self.applied_ids.update(self.store.event_ids())
+            self.add_applied_id = self.applied_ids.add
         last = self.store.last_row()
         if last is not None:
             self.seq = last.seq
@@ -720,7 +724,7 @@ class Runtime:
                 ch.body(env)
                 if len(st.postings) > frame.npostings or frame.bal:
                     check_transaction(
-                        st.postings[frame.npostings :], frame.bal, st.balances, st.asset_of,
+                        st.postings[frame.npostings :], frame.bal, st.balances, st.asset_of_get,
                         st.floor_of if st.credit else None,
                     )
             except (Rejected, sem.SemanticsError) as r:

@@ -79,6 +79,34 @@ try:  # msgspec writes the same canonical text (sorted keys, no spaces, UTF-8) ~
     import msgspec as _msgspec
 
     _fast_canon: Any = _msgspec.json.Encoder(order="sorted").encode
+
+    # The entry's own keys and its event's are fixed: as Structs whose fields are declared in
+    # sorted order, msgspec writes them without building and sorting two dicts per entry
+    # (half the encoder's time); everything inside (arguments, timers, flags) is still
+    # sorted by the encoder.  ``_EventSig`` is a signed event's (``sig`` between ``id``
+    # and ``submitter``, as sorting puts it).
+    class _Event(_msgspec.Struct):
+        args: Any
+        id: str
+        submitter: str
+        time: int
+        type: str
+
+    class _EventSig(_msgspec.Struct):
+        args: Any
+        id: str
+        sig: Any
+        submitter: str
+        time: int
+        type: str
+
+    class _Entry(_msgspec.Struct):
+        event: Any
+        flags: Any
+        postings: Any
+        seq: int
+        timers: Any
+
 except ImportError:  # pragma: no cover - msgspec is a dependency; the encoder below suffices
     _fast_canon = None
 
@@ -108,13 +136,13 @@ def encode_entry(
     :func:`~charter.runtime.values.canonical`.
     """
     if _fast_canon is not None:
-        event = {"args": args, "id": event_id, "submitter": submitter, "time": time, "type": etype}
-        if sig is not None:
-            event["sig"] = sig
         try:
-            return _fast_canon(
-                {"event": event, "flags": flags, "postings": postings, "seq": seq, "timers": timers}
-            ).decode()
+            event = (
+                _Event(args, event_id, submitter, time, etype)
+                if sig is None
+                else _EventSig(args, event_id, sig, submitter, time, etype)
+            )
+            return _fast_canon(_Entry(event, flags, postings, seq, timers)).decode()
         except Exception:  # noqa: BLE001 - the encoder below decides (and words any failure)
             pass
     return encode_entry_text(seq, event_id, submitter, time, etype, args, timers, postings, flags,

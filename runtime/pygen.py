@@ -190,10 +190,21 @@ class PyGen:
         self.consts: list[Any] = []
         self.lines: list[str] = []
         self.tmp = 0
+        self.tables: dict[str, str] = {}
 
     def k(self, v: Any) -> str:
+        # each constant is a global of the function's own namespace, ``K<i>`` (one cached
+        # global load where ``K[i]`` is a load and a subscript); ``K`` holds them all too
         self.consts.append(v)
-        return f"K[{len(self.consts) - 1}]"
+        return f"K{len(self.consts) - 1}"
+
+    def table(self, record: str) -> str:
+        """The name of a record's table (``st.records[name]``), looked up once per call at the
+        top of the body: the tables are fixed for the state's life (rows come and go)."""
+        name = self.tables.get(record)
+        if name is None:
+            name = self.tables[record] = f"R{len(self.tables)}"
+        return name
 
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
@@ -215,9 +226,13 @@ class PyGen:
         self.emit(2, "if r.span is None:")
         self.emit(3, "r.span = K[_s]")
         self.emit(2, "raise")
+        if self.tables:
+            self.lines.insert(1, "    " + "; ".join(
+                f"{name} = recs[{self.k(record)}]" for record, name in self.tables.items()))
         src = "def body(e):\n" + "\n".join(self.lines) + "\n"
         ns = dict(_HELPERS)
         ns["K"] = tuple(self.consts)
+        ns.update((f"K{i}", v) for i, v in enumerate(self.consts))
         exec(compile(src, f"<charter handler {h.name!r}>", "exec"), ns)  # noqa: S102 - our own templates
         fn = ns["body"]
         fn.__charter_source__ = src
@@ -287,17 +302,39 @@ class PyGen:
         key = self.x(s.key)
         r = self.k(s.record)
         self.emit(d, f"_k = {key}")
-        self.emit(d, f"if _k not in recs[{r}]:")
+        self.emit(d, f"if _k not in {self.table(s.record)}:")
         self.emit(
             d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))"
         )
         self.emit(d, f"st.set_fields({r}, _k, {{{self.k(s.field)}: {self.x(s.value)}}})")
 
+    def s_Create(self, s: ir.Create, d: int) -> None:
+        # the closure backend's create (codegen.Compiler.s_Create) written out: the key, its
+        # checks, then every declared field in order (given, its default, or none)
+        decl = self.c.records.get(s.record)
+        if decl is None:
+            raise _Unsupported  # the closure backend refuses it
+        given = dict(s.values)
+        fields = []
+        for f in decl.fields:
+            x = given.get(f.name) or f.default
+            fields.append(f"{self.k(f.name)}: {self.x(x) if x is not None else 'None'}")
+        r = self.k(s.record)
+        span = self.k(s.span)
+        self.emit(d, f"_k = {self.x(s.key)}")
+        self.emit(d, "if not isinstance(_k, str):")
+        self.emit(d + 1, f"raise Rejected('bad_key', {r} + ' key must be text, got ' + _show(_k), "
+                         f"{span})")
+        self.emit(d, f"if _k in {self.table(s.record)}:")
+        self.emit(d + 1, f"raise Rejected('record_exists', {r} + ' ' + repr(_k) + "
+                         f"' already exists', {span})")
+        self.emit(d, f"st.create_record({r}, _k, {{{', '.join(fields)}}})")
+
     def s_Update(self, s: ir.Update, d: int) -> None:
         key = self.x(s.key)
         r = self.k(s.record)
         self.emit(d, f"_k = {key}")
-        self.emit(d, f"if _k not in recs[{r}]:")
+        self.emit(d, f"if _k not in {self.table(s.record)}:")
         self.emit(
             d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))"
         )
@@ -361,7 +398,7 @@ class PyGen:
             return f"_sacc({self.x(a.party)}, {self.k(a.asset)})"
         if isinstance(a, ir.AccEscrow):
             r = self.k(a.record)
-            return f"_eacc(recs[{r}], {self.x(a.key)}, {r}, {self.k(a.asset)})"
+            return f"_eacc({self.table(a.record)}, {self.x(a.key)}, {r}, {self.k(a.asset)})"
         raise _Unsupported
 
     # ------------------------------------------------------------ expressions
@@ -394,21 +431,22 @@ class PyGen:
 
     def x_RecordRef(self, x: ir.RecordRef) -> str:
         r = self.k(x.record)
-        return f"_rref(recs[{r}], {self.x(x.key)}, {r})"
+        return f"_rref({self.table(x.record)}, {self.x(x.key)}, {r})"
 
     def x_RecordField(self, x: ir.RecordField) -> str:
         r = self.k(x.record)
+        t = self.table(x.record)
         # a dict lookup inline; _rec (which words the rejection) only when it finds nothing
         # (or an empty record).  The key is evaluated once, into a name of its own.
         self._nkeys = getattr(self, "_nkeys", 0) + 1
         kv = f"_rk{self._nkeys}"
         return (
-            f"(recs[{r}].get(({kv} := {self.x(x.key)})) or _rec(recs[{r}], {kv}, {r}))"
+            f"({t}.get(({kv} := {self.x(x.key)})) or _rec({t}, {kv}, {r}))"
             f"[{self.k(x.field)}]"
         )
 
     def x_Exists(self, x: ir.Exists) -> str:
-        return f"({self.x(x.key)} in recs[{self.k(x.record)}])"
+        return f"({self.x(x.key)} in {self.table(x.record)})"
 
     def x_Unary(self, x: ir.Unary) -> str:
         if x.op == "not":

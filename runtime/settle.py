@@ -332,25 +332,39 @@ def timers(rt: Any, tx: Tx) -> None:
     now = tx.time
     if "t0" not in st.meta:
         st.set_meta("t0", now)
-    if rt.timed and rt.timers_due(now):
-        limit = None if tx.replaying else rt.max_timer_firings
-        if limit is not None and rt.firings_may_exceed(limit):
-            due = rt.due_firings(now, limit)
-            if due > limit:  # refused before a single handler runs
-                raise Rejected("timer_overflow", timer_overflow_message(limit))
-        tx.timers = []
-        rt.fire_timers(now, tx.timers, limit)
-        if "dissolved" in st.meta and tx.ch is not None:
-            raise Rejected(
-                "dissolved",
-                "the policy is dissolved by a timed handler due before this event; "
-                "no further events apply",
-            )
+    if not rt.timed:
+        return
+    if rt._only_deadlines:
+        # deadline handlers only: nothing to do unless some heap's earliest entry is due (an
+        # entry may be stale, a record closed or moved since: firing finds none, pops it, and
+        # the event's entry records no timers, as when none was due)
+        for heap in rt._heaps:
+            if heap and heap[0][0] <= now:
+                break
+        else:
+            return
+    elif not rt.timers_due(now):
+        return
+    limit = None if tx.replaying else rt.max_timer_firings
+    if limit is not None and rt.firings_may_exceed(limit):
+        due = rt.due_firings(now, limit)
+        if due > limit:  # refused before a single handler runs
+            raise Rejected("timer_overflow", timer_overflow_message(limit))
+    tx.timers = []
+    rt.fire_timers(now, tx.timers, limit)
+    if "dissolved" in st.meta and tx.ch is not None:
+        raise Rejected(
+            "dissolved",
+            "the policy is dissolved by a timed handler due before this event; "
+            "no further events apply",
+        )
 
 
 def convert(rt: Any, tx: Tx) -> None:
-    if tx.ch is not None:
-        tx.conv = rt.convert_args(tx.ch, tx.args)
+    ch = tx.ch
+    if ch is not None:
+        conv = rt._converters.get(ch.name)  # Runtime.convert_args, its lookup inline
+        tx.conv = conv(tx.args, rt.state) if conv is not None else rt.convert_args(ch, tx.args)
     elif tx.etype != KEYS:
         tx.conv = _NO_ARGS
 
@@ -405,7 +419,7 @@ def ledger(rt: Any, tx: Tx) -> None:
     if st.soft_credit and tx.frame.bal:
         st.flag_soft_credit(tx.frame.bal)
     if st.postings or tx.frame.bal:
-        check_transaction(st.postings, tx.frame.bal, st.balances, st.asset_of_acc.__getitem__,
+        check_transaction(st.postings, tx.frame.bal, st.balances, st.asset_of_get,
                           st.floor_of if st.credit else None)
 
 
@@ -444,7 +458,8 @@ def commit(rt: Any, tx: Tx) -> Outcome:
     rt.seq = tx.seq
     rt.head = tx.hash
     rt.clock = tx.time
-    rt.applied_ids.add(tx.eid)
+    if rt.add_applied_id is not None:  # else the store's append recorded the id
+        rt.add_applied_id(tx.eid)
     return _new_tuple(
         Receipt, (tx.eid, tx.seq, tx.postings, tx.hash, tx.flags, tuple(tx.timers), False)
     )

@@ -71,6 +71,7 @@ class State:
         self.policy = policy
         self.balances: dict[str, int] = {}
         self.asset_of_acc: dict[str, str] = {}
+        self.asset_of_get = self.asset_of_acc.__getitem__  # the ledger check's lookup, bound once
         self.holders: dict[str, set[str]] = {a.name: set() for a in policy.assets}
         self.records: dict[str, dict[str, dict[str, Any]]] = {r.name: {} for r in policy.records}
         self.roles: dict[str, dict[str, dict[str, Any]]] = {r.name: {} for r in policy.roles}
@@ -196,15 +197,19 @@ class State:
         """Write one posting (the caller has checked funds and caps)."""
         bal = self.balances
         fb = self.frames[-1].bal
+        # each balance read once: the before image (None: no account yet) and the new value
+        old = bal.get(src)
         if src not in fb:
-            fb[src] = bal.get(src)
+            fb[src] = old
+        bal[src] = (old or 0) - amount
+        old = bal.get(dst)
         if dst not in fb:
-            fb[dst] = bal.get(dst)
-        bal[src] = bal.get(src, 0) - amount
-        bal[dst] = bal.get(dst, 0) + amount
-        if dst not in self.asset_of_acc:
+            fb[dst] = old
+        bal[dst] = (old or 0) + amount
+        known = self.asset_of_acc
+        if dst not in known:
             self._new_account(dst, asset)
-        if src not in self.asset_of_acc:
+        if src not in known:
             self._new_account(src, asset)
         self.postings.append(_new_tuple(Posting, (src, dst, asset, amount, kind)))
 
@@ -217,12 +222,14 @@ class State:
         known = self.asset_of_acc
         append = self.postings.append
         for src, dst, amount in moves:
+            old = get(src)
             if src not in fb:
-                fb[src] = get(src)
+                fb[src] = old
+            bal[src] = (old or 0) - amount
+            old = get(dst)
             if dst not in fb:
-                fb[dst] = get(dst)
-            bal[src] = get(src, 0) - amount
-            bal[dst] = get(dst, 0) + amount
+                fb[dst] = old
+            bal[dst] = (old or 0) + amount
             if dst not in known:
                 self._new_account(dst, asset)
             if src not in known:

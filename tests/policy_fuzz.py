@@ -70,6 +70,12 @@ def _sources() -> list[tuple[str, str]]:
             out.append((f"<stdlib>/{p.name}", p.read_text("utf-8")))
     for p in sorted((ROOT / "examples").glob("*/*.charter")):
         out.append((str(p), p.read_text("utf-8")))
+    # the issue-17 forms (fn, var, for i in a..b, pow/sqrt, max_by, ordered by, text, composite
+    # keys, list fields, split rules, credit lines, asset families) as their own tests write them
+    for pattern in ("tests/language/*.charter", "tests/runtime/splits/*.charter",
+                    "tests/runtime/credit/*.charter", "tests/runtime/families/*.charter"):
+        for p in sorted(ROOT.glob(pattern)):
+            out.append((str(p), p.read_text("utf-8")))
     return out
 
 

@@ -90,6 +90,39 @@ def test_range_loop_variable_has_the_static_range(pol):
     assert lets and lets[0].name.startswith("i$hi")
 
 
+
+NEGATIVE_RANGE = """policy neg version "1.0"
+role M
+record R { total: int = 0 }
+on f(n: int within 0..3) by p: M
+    ensures R("r").total == 0 - n * (n + 1) / 2
+{
+    var t = 0
+    for i in -n..-1 {
+        set t = t + i
+    }
+    create R("r") { total = t }
+}
+"""
+
+
+def test_a_negated_bound_is_static():
+    """`for i in -n..-1` (and `-5..-1`) is bounded like `1..n`: the loop variable gets
+    -3..-1's static range, every backend sums it the same, and the verifier proves the sum."""
+    c = Compilation.from_text(NEGATIVE_RANGE, "neg.charter")
+    assert not [d for d in c.diagnostics if d.severity == "error"], c.diagnostics
+    [loop] = [n for n in _walk(c.ir.handler("f").body) if isinstance(n, ir.ForEach)]
+    assert loop.var_type == ir.TInt(lo=-3, hi=-1)
+    for backend in ("python", "closures", "reference"):
+        rt = open_runtime(c.ir, backend=backend)
+        rt.genesis_apply(lambda s: s.set_role("M", "a", {}))
+        out = rt.submit({"id": "e", "type": "f", "submitter": "@a", "time": 0,
+                         "args": {"n": 3}})
+        assert out.applied, (backend, out.code, out.message)
+        assert rt.records("R")["r"]["total"] == -6, backend
+    res = {r.name: r.status for r in V.verify(c.ir, V.Options(), use_cache=False)}
+    assert res["f.ensures.1"] == "proved"
+
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-10**30, max_value=10**30)
     | st.floats(allow_nan=True) | st.text(max_size=8),

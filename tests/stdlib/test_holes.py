@@ -85,7 +85,7 @@ HOLES: dict[str, tuple] = {
     # grants by adoption count (the rule before the fix)
     "policy_centric-count-weight": (
         "policy_centric",
-        "by minor(x.period_fees) rounding",
+        "by x.period_fees rounding",
         "by x.period_adoptions rounding",
         None,
         "exploit: free or self adoptions earn no share of the grants",
