@@ -480,7 +480,6 @@ def audit_ledger(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -
 __all__ = [
     "open_runtime",
     "replay",
-    "audit_and_replay",
     "audit_ledger",
     "ledger_policy",
     "run_tests",
