@@ -79,7 +79,7 @@ from .settle import (
     timer_overflow_message,
 )
 from .state import State
-from .store import LedgerBusyError, MemoryStore, Store, StoreError
+from .store import LedgerBusyError, MemoryStore, Store, StoreError, shown_rows
 from .values import (
     MAX_TEXT, Converter, Rejected, canonical, check_range, preview, to_json_value,
 )
@@ -838,9 +838,9 @@ class Runtime:
                     row = row._replace(hash=chain(store.hash_before(row.seq), row.entry))
                 out.append((row, data))
             return out
-        out = [
-            (row, data) for row in self.journal_rows() if touches(data := json.loads(row.entry))
-        ]
+        # a damaged or edited entry stops the reader with an error naming it (store.shown_rows)
+        rows = shown_rows(self.journal_rows(), getattr(store, "path", None) or "the ledger")
+        out = [(row, data) for row in rows if touches(data := json.loads(row.entry))]
         return out[-limit:] if limit > 0 else out
 
     def journal_rows(self, start: int = 1) -> Iterator[JournalRow]:
