@@ -357,6 +357,7 @@ def _fmt(v: Any, t: Any = None, decimals: int = 0) -> str:
 
 def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir.Handler]:
     d = chk.d
+    chk.expansions = 0  # the names a `do` makes fresh are numbered per handler
     env = Env(scope=scope)
     if isinstance(decl, ast.Handler):
         params = []

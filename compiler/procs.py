@@ -20,7 +20,6 @@ reference interpreter and the verifier see what the author would have written ou
 """
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import attrs
@@ -29,8 +28,6 @@ from . import inline, ir
 
 # The largest body (in IR nodes, counted as a tree) one `do` may expand to.
 MAX_EXPANDED_NODES = 20_000
-
-_fresh = itertools.count(1)
 
 _BINDS_NAME = (ir.Let, ir.Var, ir.SetLocal)
 _BINDS_VAR = (ir.ForEach, ir.Split)
@@ -79,10 +76,14 @@ def rename(x: Any, mapping: dict[str, str]) -> Any:
     return x
 
 
-def expand(proc: str, params: tuple[str, ...], body: tuple, args: tuple, span: Any) -> tuple:
+def expand(proc: str, params: tuple[str, ...], body: tuple, args: tuple, span: Any,
+           n: int) -> tuple:
     """The statements one ``do proc(args)`` stands for: a ``let`` per parameter, then the
-    body, every name it binds made fresh."""
-    n = next(_fresh)
+    body, every name it binds made fresh with ``~proc`` and ``n``.
+
+    ``n`` numbers the ``do``\ s of one handler (or procedure body) in order, so names are
+    fresh within it and the same each time the same source is compiled (the IR of two
+    compilations compares equal, and ``charter diff`` sees an unchanged handler as such)."""
     names = set(params) | binders(body)
     mapping = {name: f"{name}~{proc}{n}" for name in sorted(names)}
     lets = tuple(ir.Let(name=mapping[p], value=a, span=span) for p, a in zip(params, args))

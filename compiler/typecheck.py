@@ -274,6 +274,8 @@ class Checker:
         # checked procedures: qualified name -> _Procedure (None: its body has errors)
         self.procedures: dict[str, Optional["_Procedure"]] = {}
         self.proc_stack: list[str] = []  # procedures being checked (a `do` of one recurses)
+        # `do`s expanded so far in the handler (or procedure body) being checked
+        self.expansions = 0
         self.range_lets = 0  # names for the bounds of `for i in a..b`
         self.declaring: Optional[str] = None  # the asset whose options are being read
 
@@ -1933,12 +1935,14 @@ class Checker:
         self.proc_stack.append(q)
         saved_depth, self.block_depth = self.block_depth, 0
         saved_reported, self.depth_reported = self.depth_reported, False
+        saved_expansions, self.expansions = self.expansions, 0
         try:
             self.procedures[q] = proc = self._check_procedure(decl, scope)
         finally:
             self.proc_stack.pop()
             self.block_depth = saved_depth
             self.depth_reported = saved_reported
+            self.expansions = saved_expansions
         return proc
 
     def _check_procedure(self, decl: ast.ProcDecl, scope: ModuleScope) -> Optional[
@@ -1990,8 +1994,9 @@ class Checker:
         if mapping is None:
             return ()
         names = tuple(p[0] for p in proc.params)
+        self.expansions += 1
         out = procs.expand(decl.name, names, proc.body, tuple(mapping[n] for n in names),
-                           s.span)
+                           s.span, self.expansions)
         if self.block_depth + procs.depth(proc.body) > MAX_BLOCK_DEPTH + 1:
             self.d.error("E0104", f"`do {s.proc}` nests statements more than {MAX_BLOCK_DEPTH} "
                                   "levels deep", s.span,
