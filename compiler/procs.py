@@ -81,7 +81,7 @@ def expand(proc: str, params: tuple[str, ...], body: tuple, args: tuple, span: A
     """The statements one ``do proc(args)`` stands for: a ``let`` per parameter, then the
     body, every name it binds made fresh with ``~proc`` and ``n``.
 
-    ``n`` numbers the ``do``\ s of one handler (or procedure body) in order, so names are
+    ``n`` numbers the ``do`` statements of one handler (or procedure body) in order, so names are
     fresh within it and the same each time the same source is compiled (the IR of two
     compilations compares equal, and ``charter diff`` sees an unchanged handler as such)."""
     names = set(params) | binders(body)
