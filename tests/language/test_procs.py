@@ -222,3 +222,12 @@ def test_purpose_economy_writes_its_wind_up_once():
     (inner,) = [s for s in expiry.body if isinstance(s, ir.If)]
     assert _shape(conclude.body[-6:]) == _shape(inner.then) == [
         "Let", "Split", "Split", "Move", "SetField", "Dissolve"]
+
+
+def test_an_imported_procedure_is_done_through_its_alias():
+    text = ('policy imp version "1.0"\n\nimport "purpose_economy" as pe\n\n'
+            'on finish() by pe.founder {\n    do pe.wind_up(pe.Mission("mission"))\n}\n')
+    assert format_source(text) == text
+    pol = Compilation.from_text(text, "imp.charter").ir
+    assert _shape(pol.handler("finish").body) == [
+        "Let", "Split", "Split", "Move", "SetField", "Dissolve"]
