@@ -401,9 +401,10 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if rej_path is None and not memory:
             # next to a ledger file; for a database ledger, in the working directory
             rej_path = (schema or db) + ".rejections.jsonl"
+        bar_wanted = not quiet and not as_json
         try:
-            with open(events, "rb") as fh:
-                total = sum(1 for line in fh if line.strip())
+            with open(events, "rb") as fh:  # readable; counted only for the progress bar
+                total = sum(1 for line in fh if line.strip()) if bar_wanted else 0
         except OSError as exc:
             _fail(f"{events}: cannot read ({exc})")
         applied = skipped = ticks = duplicates = 0
@@ -419,7 +420,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             post = Postconditions(rt)
         rej_file = open(rej_path, "w", encoding="utf-8") if rej_path else None
         started = time.perf_counter()
-        show = not quiet and not as_json and total >= 1000
+        show = bar_wanted and total >= 1000
         try:
             with (
                 click.progressbar(length=total, label="settling", file=sys.stderr, show_pos=True)

@@ -724,7 +724,7 @@ class Runtime:
                 ch.body(env)
                 if len(st.postings) > frame.npostings or frame.bal:
                     check_transaction(
-                        st.postings[frame.npostings :], frame.bal, st.balances, st.asset_of,
+                        st.postings[frame.npostings :], frame.bal, st.balances, st.asset_of_get,
                         st.floor_of if st.credit else None,
                     )
             except (Rejected, sem.SemanticsError) as r:

@@ -239,6 +239,103 @@ def _record_names(x: Any, out: set) -> None:
             _record_names(y, out)
 
 
+def fields_read(x: Any) -> set:
+    """(record, field) for every record field an IR value (a handler, an expression, a
+    violation's attributes) reads."""
+    out: set = set()
+    _fields_read(x, out, set())
+    return out
+
+
+def _fields_read(x: Any, out: set, seen: set) -> None:
+    if isinstance(x, ir.RecordField):
+        out.add((x.record, x.field))
+    if isinstance(x, (tuple, list)):
+        for y in x:
+            _fields_read(y, out, seen)
+    elif attrs.has(type(x)) and id(x) not in seen:
+        seen.add(id(x))
+        for f in attrs.fields(type(x)):
+            _fields_read(getattr(x, f.name), out, seen)
+
+
+_ACCOUNT_KIND = {ir.AccParty: "party", ir.AccStake: "stake", ir.AccPool: "pool",
+                 ir.AccEscrow: "escrow", ir.AccSupply: "supply"}
+
+
+def _account(acc: Any) -> tuple:
+    return ("acct", _ACCOUNT_KIND.get(type(acc), "?"), getattr(acc, "asset", None))
+
+
+def state_read(x: Any) -> set:
+    """What an IR value (a handler, a condition, a violation's attributes) reads, coarsely:
+    ``("field", R, f)``, ``("records", R)``, ``("acct", kind, asset)``, ``("role", r)``,
+    ``("right", r)``.  A handler's moves read their sources (an overdraft is refused)."""
+    out: set = set()
+    _state_read(x, out, set())
+    return out
+
+
+def _state_read(x: Any, out: set, seen: set) -> None:
+    if isinstance(x, ir.RecordField):
+        out.add(("field", x.record, x.field))
+    elif isinstance(x, (ir.Exists, ir.RecordRef, ir.RecordsOf)):
+        out.add(("records", x.record))
+    elif isinstance(x, ir.AccBalance):
+        out.add(_account(x.account))
+    elif isinstance(x, ir.RoleMembers) and x.role:
+        out.add(("role", x.role))
+    elif isinstance(x, ir.RoleAttr):
+        out.add(("role", x.role))
+    elif isinstance(x, ir.AuthRole) and x.role:
+        out.add(("role", x.role))
+    elif isinstance(x, (ir.Move, ir.Split)):
+        out.add(_account(x.src))
+    elif isinstance(x, ir.Builtin):
+        if x.name == "has_role":
+            out.update(("role", r) for r in x.extra)
+        elif x.name == "has_right":
+            out.update(("right", r) for r in x.extra)
+        elif x.name == "supply":
+            out.update(("acct", "supply", a) for a in x.extra)
+    if isinstance(x, (tuple, list)):
+        for y in x:
+            _state_read(y, out, seen)
+    elif attrs.has(type(x)) and id(x) not in seen:
+        seen.add(id(x))
+        for f in attrs.fields(type(x)):
+            _state_read(getattr(x, f.name), out, seen)
+
+
+def state_written(h: ir.Handler) -> set:
+    """What ``h`` writes, in the tokens of :func:`state_read`."""
+    out: set = set()
+    for st in _walk(h.body):
+        if isinstance(st, ir.SetField):
+            out.add(("field", st.record, st.field))
+        elif isinstance(st, (ir.Update, ir.Create)):
+            out.update(("field", st.record, f) for f, _ in st.values)
+            if isinstance(st, ir.Create):
+                out.add(("records", st.record))
+        elif isinstance(st, ir.Delete):
+            out.add(("records", st.record))
+        elif isinstance(st, ir.Move):
+            out.update({_account(st.src), _account(st.dst)})
+        elif isinstance(st, ir.Split):
+            out.add(_account(st.src))
+            out.update(_account(a) for a in st.accounts)
+            t = st.to.type if st.to is not None else None
+            kind = "escrow" if isinstance(t, ir.TRecord) else "party"
+            out.add(("acct", kind, st.asset))
+        elif isinstance(st, ir.Decay):
+            out.update({("acct", "party", st.asset), ("acct", "supply", st.asset)})
+        elif isinstance(st, (ir.Admit, ir.Expel)):
+            out.add(("role", st.role))
+        elif isinstance(st, (ir.Grant, ir.Revoke)):
+            out.add(("right", st.right))
+    return out
+
+
 def _needs(h: ir.Handler) -> set:
     """Records ``h`` reads or updates but does not create (it needs one created earlier)."""
     out: set = set()
@@ -329,13 +426,15 @@ def _heavy(h: ir.Handler) -> bool:
 
 def core_sequences(
     policy: ir.Policy, target: ir.Handler, core: list, max_len: int, wanted: tuple = (),
-    made0: frozenset = frozenset(),
+    made0: frozenset = frozenset(), reads: frozenset = frozenset(),
 ) -> list:
     """Core prefixes; a handler that needs a record (or a member of a role) only after one
     that creates (admits) it.  First those that include a writer of every field the modular
     counterexample shows changed (``wanted``: one set of handler names per such field), then
     those after which the failing handler has what it needs, then shorter ones (repeats are
-    not penalised: "do it twice" is a common bug)."""
+    not penalised: "do it twice" is a common bug); among those of one length, first those
+    with fewer events that write nothing the failing handler or the violated property
+    (``reads``) reads (a skill retired, a use counted, when the violation is about stakes)."""
     found = []
     subs = _submitted(policy)
     admitted = set().union(*[_admits(h) for h in subs]) if subs else set()
@@ -343,6 +442,8 @@ def core_sequences(
     creates = {h.name: _creates(h) | _admits(h) for h in core}
     target_needs = _needs(target) | _role_needs(target, admitted)
     heavy = {h.name for h in core if _heavy(h)}
+    read = state_read(target) | set(reads)
+    idle = {h.name for h in core if not (state_written(h) & read)}
     for n in range(0, max_len + 1):
         for seq in product(core, repeat=n):
             made: set = set(made0)  # records a setup step may create (a round opened)
@@ -356,10 +457,11 @@ def core_sequences(
             if ok and all(seq.count(x) < 2 for x in seq if x.name in heavy):
                 names = {h.name for h in seq}
                 missing = sum(1 for w in wanted if not (w & (names | {target.name})))
-                found.append((missing, 0 if target_needs <= made else 1, n, seq))
+                useless = sum(1 for x in seq if x.name in idle)
+                found.append((missing, 0 if target_needs <= made else 1, n, useless, seq))
     # a sequence after which the failing handler lacks a record or role it needs is tried
     # only after every one that has them (the budget would go to short hopeless ones)
-    return [seq for *_, seq in sorted(found, key=lambda x: x[:3])]
+    return [seq for *_, seq in sorted(found, key=lambda x: x[:4])]
 
 
 def field_writers(policy: ir.Policy) -> dict:
@@ -411,6 +513,7 @@ def search(
     core_steps: int = CORE_STEPS,
     max_queries: int = MAX_QUERIES,
     wanted: tuple = (),
+    reads: frozenset = frozenset(),
 ) -> tuple[Optional[Found], int]:
     """The first chain from genesis (setup, core, ``target``) where ``fails`` holds.
 
@@ -431,7 +534,7 @@ def search(
         else:
             cap = max(1, left // 2)
         found, reach, q = _search_level(
-            policy, target, fails, opts, setup_steps, core_steps, cap, wanted, budget
+            policy, target, fails, opts, setup_steps, core_steps, cap, wanted, budget, reads
         )
         used += q
         longest = max(longest, reach)
@@ -475,6 +578,7 @@ def _search_level(
     max_queries: int,
     wanted: tuple = (),
     budget: Optional[_Budget] = None,
+    reads: frozenset = frozenset(),
 ) -> tuple[Optional[Found], int, int]:
     budget = budget or _Budget(opts)
     h = policy.handler(target)
@@ -526,7 +630,7 @@ def _search_level(
         frozenset().union(*[_creates(x) | _admits(x) for x in setup]) if setup_steps else frozenset()
     )
     undecided: list = []
-    for seq in core_sequences(policy, h, core, core_steps, wanted, made0):
+    for seq in core_sequences(policy, h, core, core_steps, wanted, made0, reads):
         if queries >= max_queries or budget.spent():
             break
         try:

@@ -69,8 +69,11 @@ def check_once(scope: Scope) -> list[Result]:
             cex = counterexample(m2, model, policy, f"`{h.name}` applied a second time with "
                                  "the same arguments pays again")
             cex["first_event"] = counterexample(m1, model, policy, "the first event").get("args")
+            watch = {rec: _progress_fields(policy, rec)
+                     for rec in [r for _, r in addressed] + [r for _, r, _ in keyed]}
             _attach_trace(policy, h.name, cex, opts, _again(policy, h, addressed, keyed),
-                          PaidAgain(h.name, f"one {h.name} settles a record once"))
+                          PaidAgain(h.name, f"one {h.name} settles a record once",
+                                    watch=watch))
             msg = (
                 f"the same `{h.name}` event can apply twice and pay out both times: the first "
                 "changes no counter, amount or time field of "
@@ -84,6 +87,16 @@ def check_once(scope: Scope) -> list[Result]:
         else:
             out.append(_res(h, UNKNOWN, f"Z3 gave no answer within {opts.limit_text()}",
                             opts, t0))
+    return out
+
+
+def _progress_fields(policy: ir.Policy, rec: str) -> list[str]:
+    """The counter, amount and time fields of ``rec``: how a policy records progress."""
+    out = []
+    for f in policy.record(rec).fields:
+        t = f.type.inner if isinstance(f.type, ir.TOptional) else f.type
+        if isinstance(t, _PROGRESS):
+            out.append(f.name)
     return out
 
 

@@ -80,6 +80,12 @@ class Violation:
         run shows otherwise (a refusal, a named invariant or postcondition)."""
         return []
 
+    def record_claims(self) -> list[tuple[str, str, str, Any]]:
+        """``(record, key, field, value)``: the property also holds when one of these record
+        fields no longer has that value after the events (the record advanced, so the last
+        event started a new stage); each still has it after the replay."""
+        return []
+
     def member_claims(self) -> list[tuple[str, str]]:
         """``(party, role)``: the party must not be a member after the events, and is
         (``charter ledger members LEDGER ROLE`` after ``charter run`` shows it)."""
@@ -342,7 +348,8 @@ def _code_of(message: str) -> str:
     low = message.lower()
     for code, words in (
         ("negative_amount", ("negative",)),
-        ("insufficient_funds", ("insufficient", "holds only", "cannot", "overdraw")),
+        # "transfer: pool:commons holds 0.02 Credit, needs 0.03 Credit" (the runtime's words)
+        ("insufficient_funds", ("insufficient", "holds only", "cannot", "overdraw", ", needs ")),
         ("cap_exceeded", ("cap",)),
         ("record_holds_value", ("still holds",)),
     ):
@@ -385,6 +392,9 @@ def replay(
     before: dict = {}
     unmodelled = False
     for i, ev in enumerate(events):
+        each = getattr(violation, "before_event", None)
+        if each is not None:  # a violation that compares states between earlier events
+            each(rt, i, events)
         if i == len(events) - 1:
             before = rt.balances()
             hook = getattr(violation, "before_last", None)

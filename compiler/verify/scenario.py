@@ -490,7 +490,10 @@ def build(
 
     try:
         extra = {} if max_queries is None else {"max_queries": max_queries}
-        found, longest = search(policy, target, fails, opts, wanted=wanted, **extra)
+        from .genesis import state_read
+
+        reads = frozenset(state_read(violation))
+        found, longest = search(policy, target, fails, opts, wanted=wanted, reads=reads, **extra)
     except (z3.Z3Exception, ValueError, KeyError, TypeError, AttributeError) as exc:
         return {"status": "not_reached", "note": f"the search failed: {type(exc).__name__}: {exc}"}
     if found is None:
@@ -517,6 +520,9 @@ def build(
             {"account": a, "op": op, "amount": v} for a, op, v in violation.balance_claims()
         ] + [
             {"party": p, "role": r, "member": False} for p, r in violation.member_claims()
+        ] + [
+            {"record": r, "key": k, "field": f, "unchanged": v}
+            for r, k, f, v in violation.record_claims()
         ],
     }
     try:
@@ -544,12 +550,22 @@ def build(
     return {"status": "replayed", "scenario": sc}
 
 
-def wanted_writers(policy: ir.Policy, cex: dict) -> tuple:
+def wanted_writers(
+    policy: ir.Policy, cex: dict, target: Optional[str] = None, violation: Any = None
+) -> tuple:
     """For each record field the modular counterexample shows away from the value every
-    record is created with: the handlers that can set it (the search tries those first)."""
-    from .genesis import field_writers, initial_values
+    record is created with: the handlers that can set it (the search tries those first).
+
+    With ``target``, only fields the failing handler or the violated property reads count:
+    the modular state is otherwise arbitrary (a retired skill, a use counter of 18,004 in a
+    violation report that reads neither), and sequences that reproduce it would take the
+    search's whole budget before the ones that matter."""
+    from .genesis import field_writers, fields_read, initial_values
 
     writers, initial = field_writers(policy), initial_values(policy)
+    relevant = None
+    if target is not None:
+        relevant = fields_read(policy.handler(target)) | fields_read(violation)
     out = []
     for label, fields in (cex.get("records") or {}).items():
         if not fields.get("exists"):
@@ -558,6 +574,8 @@ def wanted_writers(policy: ir.Policy, cex: dict) -> tuple:
         for f, shown in fields.items():
             init = initial.get((rec, f))
             if init is None or (rec, f) not in writers:
+                continue
+            if relevant is not None and (rec, f) not in relevant:
                 continue
             v, t = init
             try:
@@ -582,7 +600,7 @@ def attach(
         violation,
         opts,
         name=f"counterexample {cex['fails']}",
-        wanted=wanted_writers(policy, cex),
+        wanted=wanted_writers(policy, cex, target, violation),
     )
     if got["status"] == "replayed":
         cex["scenario"] = got["scenario"]

@@ -25,17 +25,19 @@ REFUSAL = {
 }
 
 
-def run_cli(policy_text: str, events_jsonl: str, params: list[str], roles: tuple = ()) -> dict:
-    """``charter run POLICY EVENTS --memory --check --json`` on temp files; with ``roles``,
-    into a ledger file instead, and ``out["members"][role]`` from ``charter ledger
-    members LEDGER ROLE`` afterwards."""
+def run_cli(policy_text: str, events_jsonl: str, params: list[str], roles: tuple = (),
+            records: tuple = ()) -> dict:
+    """``charter run POLICY EVENTS --memory --check --json`` on temp files; with ``roles``
+    or ``records``, into a ledger file instead, and ``out["members"][role]`` from ``charter
+    ledger members LEDGER ROLE`` (``out["records"][record]`` from ``charter ledger records
+    LEDGER RECORD``) afterwards."""
     with tempfile.TemporaryDirectory() as d:
         pol = Path(d) / "policy.charter"
         pol.write_text(policy_text)
         ev = Path(d) / "events.jsonl"
         ev.write_text(events_jsonl + "\n")
         db = str(Path(d) / "ledger.sqlite")
-        where = ["--db", db] if roles else ["--memory"]
+        where = ["--db", db] if roles or records else ["--memory"]
         args = ["run", str(pol), str(ev), *where, "--check", "--json"]
         for p in params:
             args += ["--param", p]
@@ -49,6 +51,10 @@ def run_cli(policy_text: str, events_jsonl: str, params: list[str], roles: tuple
         for role in roles:
             m = CliRunner().invoke(cli, ["ledger", "members", db, role], catch_exceptions=False)
             out["members"][role] = json.loads(m.output) if m.exit_code == 0 else {}
+        out["records"] = {}
+        for rec in records:
+            m = CliRunner().invoke(cli, ["ledger", "records", db, rec], catch_exceptions=False)
+            out["records"][rec] = json.loads(m.output) if m.exit_code == 0 else {}
     return out
 
 
@@ -87,10 +93,17 @@ def jsonl_shows(result: Any, out: dict, n_events: int) -> Optional[str]:
         if out["rejected"] != 0:
             return f"events were rejected: {out['reasons']}"
         claims = result.counterexample["scenario"].get("violates") or []
+        moved = [c for c in claims if "record" in c]
+        claims = [c for c in claims if "record" not in c]
         if not claims:
             return "the scenario states no balance claim to check"
         if not any(not _claim_holds(out, c) for c in claims):
             return f"every claim holds after the events: {claims}"
+        # ... unless the record advanced (a new stage may pay again: not a second payment)
+        for c in moved:
+            now = out["records"].get(c["record"], {}).get(c["key"], {}).get(c["field"])
+            if now != c["unchanged"]:
+                return f"the record advanced: {c['record']}({c['key']}).{c['field']} is {now}"
         return None
     return f"no JSONL check for {kind}"
 
@@ -125,12 +138,13 @@ def check_emitted(
             problems.append(f"the emitted test does not fail on the property: {failures}")
     n = len(sc["events"])
     roles = tuple(sorted({c["role"] for c in sc.get("violates") or [] if "role" in c}))
-    out = run_cli(buggy_text, sc["events_jsonl"], sc["run_params"], roles)
+    records = tuple(sorted({c["record"] for c in sc.get("violates") or [] if "record" in c}))
+    out = run_cli(buggy_text, sc["events_jsonl"], sc["run_params"], roles, records)
     why = jsonl_shows(result, out, n)
     if why:
         problems.append("JSONL: " + why)
     if fixed_text is not None:
-        out = run_cli(fixed_text, sc["events_jsonl"], sc["run_params"], roles)
+        out = run_cli(fixed_text, sc["events_jsonl"], sc["run_params"], roles, records)
         if jsonl_shows(result, out, n) is None and result.kind != "budget":
             problems.append(f"the fixed twin shows the same violation: {out['reasons']}")
     return problems

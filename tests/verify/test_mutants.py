@@ -59,12 +59,16 @@ def test_ci_mutant_is_caught(m: M.Mutant) -> None:
 # scenario from genesis replayed as a reviewer would (test fails on the property, JSONL shows
 # it, the fixed policy does not)
 REPLAY_SAMPLE = (
-    # (curation-unsignal-keeps-shares replays, but its two unsignals also both pay on the
-    # fixed policy when the position holds twice the shares: not yet a discriminating
-    # scenario; tools/replay_mutants.py --mutants reports it)
     "ethical-decline-by-anyone", "time-vouch-by-anyone",
     "gig-full-price-after-milestones", "ethical-decline-keeps-fee", "time-aid-cover-dropped",
     "quadratic-false-invariant", "compute-unbond-delete-early",
+    # a second payout whose record did not advance (the fixed policy's two unsignals both
+    # pay too, but its position advanced: the JSONL check reads the record back)
+    "curation-unsignal-keeps-shares",
+    # a timed handler refused with the runtime's own words ("holds X, needs Y")
+    "commons-allocation-ceil",
+    # found only when the search puts handlers that write nothing the violation reads last
+    "skill-violation-twice",
 )
 
 
