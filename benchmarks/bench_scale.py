@@ -12,8 +12,10 @@ far back), ``audit``, ``replay``, ``ledger export`` in every format (to a file).
 row is wall time, CPU time (user+system) and peak RSS of that process alone
 (``os.wait4``); the machine may be shared, so CPU and RSS are the figures to compare,
 wall is what a user waited.  Then bytes per applied event of the ledger file, and
-start-up (``charter --version`` and ``import charter`` against ``python -c pass``).
-Finally one table with a column per size (the figures the issue asks for).
+start-up (``charter --version`` and ``import charter`` against ``python -c pass``), and
+whether ``run`` and the ledger commands imported z3 or lark (``-X importtime``).
+Finally one table with a column per size (the figures the issue asks for), with the
+audit's and replay's CPU against the settlement's that built the ledger.
 """
 
 from __future__ import annotations
@@ -54,7 +56,15 @@ def _run(args: list[str], cwd: Path) -> tuple[float, float, float, str]:
             out.read().decode("utf-8", "replace")
 
 
-def one_size(n: int, d: Path) -> dict:
+def _imports(args: list[str], cwd: Path) -> set[str]:
+    """Top-level names of the modules a fresh ``python -X importtime`` of ``args`` imported."""
+    p = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=cwd,
+                       capture_output=True, text=True)
+    return {line.rsplit("|", 1)[1].strip().split(".")[0]
+            for line in p.stderr.splitlines() if line.startswith("import time:") and "|" in line}
+
+
+def one_size(n: int, d: Path, imports: bool = False) -> dict:
     events = d / f"gig{n}.jsonl"
     t0 = time.perf_counter()
     with open(events, "w") as fh:
@@ -84,6 +94,12 @@ def one_size(n: int, d: Path) -> dict:
     ]
     cmds += [(f"export {f}", ["ledger", "export", str(db), "--format", f, "-o",
                               str(d / f"export.{f}")]) for f in FORMATS]
+    heavy = {"z3", "lark"}
+    res["imports"] = {
+        name: sorted(heavy & _imports(["-m", "charter.cli", *cmd], d))
+        for name, cmd in [("run --memory", ["run", policy, str(events), "--memory", "-q"])]
+        + cmds[:2] + cmds[4:6]
+    } if imports else {}
     for name, cmd in cmds:
         res[name] = _run([*CHARTER, *cmd], d)
         out = d / f"export.{name.split()[-1]}"
@@ -114,13 +130,16 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(dir=keep) as tmp:
         d = Path(tmp)
-        for n in sizes:
-            results.append(one_size(n, d))
+        for i, n in enumerate(sizes):
+            results.append(one_size(n, d, imports=i == 0))
         v = _run([*CHARTER, "--version"], d)
         imp = _run([sys.executable, "-c", "import charter"], d)
         p = _run([sys.executable, "-c", "pass"], d)
     print(f"\nstart-up CPU: charter --version {v[1]:.3f} s, import charter {imp[1]:.3f} s, "
           f"python -c pass {p[1]:.3f} s")
+    for r in results:
+        for name, mods in r.get("imports", {}).items():
+            print(f"  {name}: imports {', '.join(mods) if mods else 'neither z3 nor lark'}")
     # one table, a column per size: cpu s / peak MB (wall s)
     names = [k for k, x in results[0].items() if isinstance(x, tuple)]
     head = "| command | " + " | ".join(f"{r['events']:,} events" for r in results) + " |"
@@ -134,8 +153,17 @@ def main() -> None:
             size = f", {extra}" if k.startswith("export") else ""
             cells.append(f"{c:.2f} s CPU, {m:.0f} MB ({w:.1f} s wall{size})")
         print(f"| {k} | " + " | ".join(cells) + " |")
+    run = "run (SQLite, batch 1000)"
+    for k in ("audit", "replay"):
+        print(f"| {k} CPU / {run} CPU | "
+              + " | ".join(f"{r[k][1] / r[run][1]:.2f}" for r in results) + " |")
     print(f"| start-up (CPU) | charter --version {v[1]:.3f} s; import charter {imp[1]:.3f} s; "
           f"python -c pass {p[1]:.3f} s |" + " |" * (len(results) - 1))
+    mods = results[0].get("imports", {})
+    if mods:
+        print("| z3 / lark imported by | " + "; ".join(
+            f"{k}: {', '.join(m) or 'neither'}" for k, m in mods.items()) + " |"
+            + " |" * (len(results) - 1))
 
 
 if __name__ == "__main__":

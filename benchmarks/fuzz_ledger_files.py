@@ -1,7 +1,7 @@
 """Mutate a real ledger file and open it for writing: intact, or refused clearly, never a crash.
 
     PYTHONPATH=. python benchmarks/fuzz_ledger_files.py [--mutations 100000] [--seed 1]
-        [--target open|export|migrate]
+        [--target open|export|migrate|history|audit]
 
 Builds a small real ledger (the gig-market example, ~70 entries, so every
 entry lies inside the open-time check's re-hash window), then repeatedly
@@ -26,6 +26,11 @@ file instead: ``exported`` or ``refused`` (exit 1/2 with a message naming the fi
 kept it, :func:`downgrade`) and runs ``charter ledger migrate``: ``migrated`` (and the
 result then opens with no integrity problem, audits and replays clean) or ``refused``.
 A traceback, another exit code or a message without the file is a failure.
+``--target history`` runs ``charter ledger history`` (``--limit 5``, with or without
+``--account``; it opens without the state digest): ``read`` or ``refused``.  ``--target
+audit`` runs ``charter audit``: ``ok`` (and then the file must also open for writing
+with the original content: an audit must not pass a ledger the open check refuses or
+that reads differently) or ``failed``/``refused`` (exit 1/2 naming the file).
 """
 
 from __future__ import annotations
@@ -297,13 +302,36 @@ def migrate_outcome(db: Path) -> str:
     return "migrated"
 
 
+def history_outcome(db: Path, account: Any) -> str:
+    """``charter ledger history --limit 5`` (``--account``): ``read`` or ``refused``."""
+    r = _cli("ledger", "history", db, "--limit", "5", *(("--account", account) if account else ()))
+    if r.exit_code == 0:
+        assert "Traceback" not in r.output, r.output[-2000:]
+        return "read"
+    return _refused(db, r)
+
+
+def audit_outcome(db: Path, policy: Any, snap: Snapshot) -> str:
+    """``charter audit``: ``ok`` (the file then opens intact), ``failed`` or ``refused``."""
+    r = _cli("audit", db)
+    if r.exit_code == 0:
+        assert "OK:" in r.output, r.output[-500:]
+        got = outcome(db, policy, snap)
+        assert got == "intact", f"audit passed a ledger the open check {got}"
+        return "ok"
+    if r.exit_code == 1 and "FAILED" in r.output:
+        assert "Traceback" not in r.output, r.output[-2000:]
+        return "failed"
+    return _refused(db, r)
+
+
 def main() -> None:
     args = sys.argv[1:]
     n = int(args[args.index("--mutations") + 1]) if "--mutations" in args else 100_000
     seed = int(args[args.index("--seed") + 1]) if "--seed" in args else 1
     target = args[args.index("--target") + 1] if "--target" in args else "open"
-    if target not in ("open", "export", "migrate"):
-        sys.exit(f"--target must be open, export or migrate, not {target!r}")
+    if target not in ("open", "export", "migrate", "history", "audit"):
+        sys.exit(f"--target must be open, export, migrate, history or audit, not {target!r}")
     rnd = random.Random(seed)
     counts: Counter[str] = Counter()
     failures: list[str] = []
@@ -315,7 +343,8 @@ def main() -> None:
         work = base / "work"
         work.mkdir()
         pristine, policy, snap = build_ledger(base)
-        sources = {"open": [pristine], "export": [pristine],
+        sources = {"open": [pristine], "export": [pristine], "history": [pristine],
+                   "audit": [pristine],
                    "migrate": [build_old_ledger(pristine, 3), build_old_ledger(pristine, 4)]}
         sources = {k: [(p, p.stat().st_size, table_sizes(p)) for p in v]
                    for k, v in sources.items()}
@@ -327,6 +356,12 @@ def main() -> None:
             try:
                 if target == "open":
                     got = run_one(src, work, policy, snap, m)
+                elif target == "history":
+                    acc = rnd.choice([None, "party:ann:Credit", "pool:commons", "nobody"])
+                    got = f"{'account' if acc else 'all':<7} " + history_outcome(
+                        _fresh_copy(src, work, m), acc)
+                elif target == "audit":
+                    got = audit_outcome(_fresh_copy(src, work, m), policy, snap)
                 elif target == "export":
                     fmt = rnd.choice(["beancount", "csv", "jsonl", "parquet"])
                     got = f"{fmt:<9} " + export_outcome(_fresh_copy(src, work, m), fmt)

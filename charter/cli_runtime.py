@@ -155,9 +155,13 @@ def _store_errors(fn: Any) -> Any:
     return run
 
 
-def _open_ledger(db: str, policy: Optional[str], state: bool = True) -> Any:
+def _open_ledger(
+    db: str, policy: Optional[str], state: bool = True, check_state: bool = True
+) -> Any:
     """A read-only runtime on a ledger; ``state=False`` loads no state (the commands that
-    read stored rows and the journal only: memory does not grow with the ledger)."""
+    read stored rows and the journal only: memory does not grow with the ledger);
+    ``check_state=False`` also leaves the state digest out of the open-time check (the
+    commands that read the journal alone: their cost does not grow with the ledger)."""
     from charter.runtime.api import open_runtime
     from charter.runtime.store import StoreError
 
@@ -165,7 +169,7 @@ def _open_ledger(db: str, policy: Optional[str], state: bool = True) -> Any:
     pol = _compile(policy) if policy else None
     try:
         # read-only: no writer lock (works while `charter run` writes), nothing refused
-        rt = open_runtime(pol, db, readonly=True, load_state=state)
+        rt = open_runtime(pol, db, readonly=True, load_state=state, check_state=check_state)
     except StoreError as exc:
         _fail(str(exc))
     except PolicyNotExecutable as exc:
@@ -401,9 +405,10 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         if rej_path is None and not memory:
             # next to a ledger file; for a database ledger, in the working directory
             rej_path = (schema or db) + ".rejections.jsonl"
+        bar_wanted = not quiet and not as_json
         try:
-            with open(events, "rb") as fh:
-                total = sum(1 for line in fh if line.strip())
+            with open(events, "rb") as fh:  # readable; counted only for the progress bar
+                total = sum(1 for line in fh if line.strip()) if bar_wanted else 0
         except OSError as exc:
             _fail(f"{events}: cannot read ({exc})")
         applied = skipped = ticks = duplicates = 0
@@ -419,7 +424,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             post = Postconditions(rt)
         rej_file = open(rej_path, "w", encoding="utf-8") if rej_path else None
         started = time.perf_counter()
-        show = not quiet and not as_json and total >= 1000
+        show = bar_wanted and total >= 1000
         try:
             with (
                 click.progressbar(length=total, label="settling", file=sys.stderr, show_pos=True)
@@ -620,7 +625,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         db: str, account: Optional[str], limit: int, policy: Optional[str], as_json: bool
     ) -> None:
         """Journal entries (event, postings, hash), oldest first."""
-        rt = _open_ledger(db, policy, state=False)
+        # the journal alone: the state rows are neither read nor digested
+        rt = _open_ledger(db, policy, state=False, check_state=False)
         # with --limit the newest entries are read newest first (the sequence index): the
         # cost follows N, not the ledger's length
         hist = rt.history(account, limit=max(limit, 0))
@@ -699,18 +705,27 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     def ledger_migrate(db: str, as_json: bool) -> None:
         """Rewrite a ledger of an older schema version as the current one.
 
-        The old file is verified first (policy, whole hash chain, balances, checkpoint) and
-        refused if it fails; the journal hashes do not change.  The old file is kept
-        beside it as DB.v<N>.bak.  Nothing is done to a ledger already current."""
-        from charter.runtime.sqlite_store import migrate
+        The old ledger is verified first (policy, whole hash chain, balances, checkpoint) and
+        refused if it fails; the journal hashes do not change.  A file: the old one is kept
+        beside it as DB.v<N>.bak.  A PostgreSQL URL: the index is added in one transaction
+        holding the ledger's lock.  Nothing is done to a ledger already current."""
         from charter.runtime.store import StoreError
 
-        if not Path(db).is_file():
-            _fail(f"{db}: no such ledger file")
+        target, shown, schema = _ledger_arg(db, must_exist=True)
         try:
-            out = migrate(db)
+            if schema is None:
+                from charter.runtime.sqlite_store import migrate
+
+                out = migrate(target)
+            else:
+                from charter.runtime.postgres_store import migrate as migrate_pg
+                from charter.runtime.store_url import parse
+
+                spec = parse(db)
+                out = migrate_pg(spec.target, schema=schema, where=shown, secret=spec.secret)
         except StoreError as exc:
             _fail(str(exc))
+        db = shown
         if as_json:
             click.echo(json.dumps(out, indent=2))
         elif not out["migrated"]:
@@ -720,7 +735,10 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                 f"{db}: migrated schema version {out['from']} -> {out['to']}, "
                 f"{out['entries']} entries verified, journal head {out['head']} unchanged"
             )
-            click.echo(f"  the old file is kept as {out['backup']}")
+            if out.get("backup"):
+                click.echo(f"  the old file is kept as {out['backup']}")
+            else:
+                click.echo(f"  per-account index added ({out['index_rows']} rows)")
 
     @ledger.command("records")
     @click.argument("db")
@@ -760,14 +778,15 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
     @_store_errors
     def audit(db: str, policy: Optional[str], as_json: bool) -> None:
         """Re-verify a ledger: hash chain, balances from postings, and a full replay."""
-        from charter.runtime.api import replay
+        from charter.runtime.api import audit_and_replay
 
         shown = _ledger_arg(db, must_exist=False)[1]
         # the stored rows are checked against the journal and against replay's own state:
-        # the ledger's state is never loaded (memory: one state, replay's)
-        rt = _open_ledger(db, policy, state=False)
-        rep = rt.audit()
-        rpl = replay(rt)
+        # the ledger's state is never loaded (memory: one state, replay's); the open-time
+        # check is made once, by the audit (the state digest included)
+        rt = _open_ledger(db, policy, state=False, check_state=False)
+        # one read of the journal for the chain, signatures and replay
+        rep, rpl = audit_and_replay(rt)
         problems = list(rep.problems) + [p for p in rpl.problems if p not in rep.problems]
         ok = rep.ok and rpl.ok
         if as_json:

@@ -414,8 +414,17 @@ class Dissolve:
     span: Span
 
 
+@attrs.frozen(kw_only=True)
+class Do:
+    """``do name(args)``: the body of procedure ``name``, expanded in place."""
+
+    proc: str
+    args: tuple[Expr, ...]
+    span: Span
+
+
 Stmt = Union[Require, Reject, Let, Var, SetLocal, SetField, If, ForEach, ForRange, Move, Split, SplitBetween, Grant, Revoke, Admit,
-             Expel, Create, Update, Delete, Decay, Flag, Dissolve, Push, Remove]
+             Expel, Create, Update, Delete, Decay, Flag, Dissolve, Push, Remove, Do]
 
 # ---- declarations --------------------------------------------------------
 
@@ -555,6 +564,17 @@ class FnDecl:
 
 
 @attrs.frozen(kw_only=True)
+class ProcDecl:
+    """``proc name(params) { statements }``: a procedure, expanded at each ``do``."""
+
+    name: str
+    params: tuple[FieldDecl, ...]
+    body: tuple[Stmt, ...]
+    span: Span
+    end_span: Optional[Span] = None
+
+
+@attrs.frozen(kw_only=True)
 class PropertyDecl:
     """kind: split | split_floor | split_cap | budget | invariant | record_invariant | anyone
     (``anyone may call h``: a declared permissionless handler)."""
@@ -592,7 +612,7 @@ class TestDecl:
 
 
 Decl = Union[Import, AssetDecl, RoleDecl, ParamDecl, PoolDecl, RecordDecl, Handler, EveryHandler,
-             DeadlineHandler, PropertyDecl, TestDecl, FnDecl]
+             DeadlineHandler, PropertyDecl, TestDecl, FnDecl, ProcDecl]
 
 
 @attrs.frozen(kw_only=True)

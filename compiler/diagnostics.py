@@ -74,14 +74,15 @@ CODES: dict[str, str] = {
     "E0603": "invalid property kind",
     "E0604": "test step is not constant",
     # E07xx: functions, mutable locals, loops, text and arithmetic built-ins
-    "E0701": "recursive function",
-    "E0702": "function call expands too far",
+    "E0701": "recursive function or procedure",
+    "E0702": "function call or procedure expands too far",
     "E0703": "function shadows a built-in",
     "E0704": "function result type has a range",
     "E0705": "value a var cannot hold",
     "E0706": "loop range without a static bound",
     "E0707": "invalid ordering key",
     "E0708": "invalid number format",
+    "E0709": "procedure and function confused",
     # E074x: asset families (issue 17, h17c)
     "E0740": "asset family of the wrong kind",
     "E0741": "asset family member not named",

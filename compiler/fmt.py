@@ -372,6 +372,9 @@ class _Printer:
             params = ", ".join(f"{p.name}: {type_ref(p.type)}" for p in d.params)
             self.block(0, f"fn {d.name}({params}) -> {type_ref(d.returns)}", d, d.body,
                        self.stmt, blank=blank)
+        elif isinstance(d, ast.ProcDecl):
+            params = ", ".join(f"{p.name}: {type_ref(p.type)}" for p in d.params)
+            self.block(0, f"proc {d.name}({params})", d, d.body, self.stmt, blank=blank)
         elif isinstance(d, ast.TestDecl):
             self.block(0, f"test {quote(d.name)}", d, d.steps, self.test_step, blank=blank)
         else:
@@ -543,6 +546,8 @@ def simple_stmt(s: ast.Stmt) -> str:
         return f"flag {expr(s.party)} {quote(s.message)}"
     if isinstance(s, ast.Dissolve):
         return "dissolve"
+    if isinstance(s, ast.Do):
+        return f"do {s.proc}(" + ", ".join(expr(a) for a in s.args) + ")"
     raise TypeError(f"not a one-line statement: {type(s).__name__}")
 
 

@@ -77,6 +77,13 @@ def lower(syms: Symbols, diags: Diagnostics, overrides: Optional[dict[str, Any]]
                         hint="`Name(key)` refers to the record; rename the function")
             continue
         chk.function(q, decl.span)  # checked once, even when nothing calls it
+    for q, (decl, scope) in syms.procedures.items():
+        if q in syms.functions:
+            diags.error("E0202", f"`{decl.name}` names both a function and a procedure",
+                        decl.span, hint="rename one: `f(x)` is a function's value, `do p(x)` "
+                                        "runs a procedure")
+            continue
+        chk.procedure(q, decl.span)  # checked once, even when nothing does it
     handlers = []
     for q, (decl, scope) in syms.handlers.items():
         h = _handler(chk, q, decl, scope)
@@ -350,6 +357,7 @@ def _fmt(v: Any, t: Any = None, decimals: int = 0) -> str:
 
 def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir.Handler]:
     d = chk.d
+    chk.expansions = 0  # the names a `do` makes fresh are numbered per handler
     env = Env(scope=scope)
     if isinstance(decl, ast.Handler):
         params = []

@@ -292,6 +292,14 @@ class _Build(Transformer_NonRecursive):
         return ast.FnDecl(name=str(name), params=tuple(params or ()), returns=returns,
                           body=body, span=self.sp(meta), end_span=end)
 
+    def proc_decl(self, meta, ch):
+        name, params, (body, end) = ch
+        return ast.ProcDecl(name=str(name), params=tuple(params or ()), body=body,
+                            span=self.sp(meta), end_span=end)
+
+    def do_stmt(self, meta, ch):
+        return ast.Do(proc=str(ch[0]), args=tuple(ch[1] or ()), span=self.sp(meta))
+
     def fn_block(self, meta, ch):
         end = Span(file=self.file, line=meta.end_line, col=meta.end_column - 1,
                    end_line=meta.end_line, end_col=meta.end_column)
@@ -769,6 +777,9 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic
         o_line, o_col, o_char = opener
         notes += (f"the `{o_char}` at line {o_line}, column {o_col} is still open",)
         hint = f"add the missing `{_CLOSER[o_char]}` before `{tok}`"
+    if str(tok) == "return" and "RETURN" not in expected:
+        hint = ("only a `fn` returns a value; a handler or a `proc` ends at its last "
+                "statement (a value it computes is stored with `set` or `update`)")
     if tok.type == "EQUAL" and ("COMPARE" in expected or "EQUAL" not in expected):
         hint = "use `==` to compare and `set x.f = v` / `let x = v` to assign"
     return Diagnostic("E0101", f"unexpected {what}", span, notes=notes, hint=hint)

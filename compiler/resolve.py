@@ -53,7 +53,7 @@ class ModuleScope:
 
 
 Decl = Union[ast.ParamDecl, ast.PoolDecl, ast.RecordDecl, ast.Handler, ast.EveryHandler,
-             ast.DeadlineHandler, ast.PropertyDecl, ast.TestDecl, ast.FnDecl]
+             ast.DeadlineHandler, ast.PropertyDecl, ast.TestDecl, ast.FnDecl, ast.ProcDecl]
 
 
 @attrs.define
@@ -66,6 +66,7 @@ class Symbols:
     handlers: dict[str, tuple[Any, ModuleScope]] = attrs.field(factory=dict)
     properties: dict[str, tuple[ast.PropertyDecl, ModuleScope]] = attrs.field(factory=dict)
     functions: dict[str, tuple[ast.FnDecl, ModuleScope]] = attrs.field(factory=dict)
+    procedures: dict[str, tuple[ast.ProcDecl, ModuleScope]] = attrs.field(factory=dict)
     tests: list[tuple[ast.TestDecl, ModuleScope]] = attrs.field(factory=list)
     scopes: list[ModuleScope] = attrs.field(factory=list)
     sources: dict[str, str] = attrs.field(factory=dict)
@@ -268,6 +269,8 @@ def _table_for(item: Any, syms: Symbols) -> tuple[dict, str]:
         return syms.properties, "property"
     if isinstance(item, ast.FnDecl):
         return syms.functions, "function"
+    if isinstance(item, ast.ProcDecl):
+        return syms.procedures, "procedure"
     raise AssertionError(item)
 
 

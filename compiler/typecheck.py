@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 import attrs
 
-from . import ast, display, inline, ir
+from . import ast, display, inline, ir, procs
 from .diagnostics import Diagnostics, did_you_mean, source_lines
 from .ir import Span
 from .resolve import ModuleScope, Symbols, strip_spans
@@ -143,6 +143,16 @@ def key_of(e: Any) -> Any:
 
 
 @attrs.frozen
+class _Procedure:
+    """A checked procedure: its parameters (name, type, lo, hi, span) and its body as IR
+    statements over :class:`ir.Local` parameters, ready to be expanded at each ``do``."""
+
+    name: str
+    params: tuple
+    body: tuple
+
+
+@attrs.frozen
 class _Function:
     """A checked function: its parameters (name, type, lo, hi, span), its ``let`` bindings
     and result as IR over :class:`ir.Local` parameters, ready to be inlined."""
@@ -261,6 +271,11 @@ class Checker:
         # checked functions: qualified name -> _Function (None: its body has errors)
         self.functions: dict[str, Optional["_Function"]] = {}
         self.fn_stack: list[str] = []  # functions being checked (a call back into one recurses)
+        # checked procedures: qualified name -> _Procedure (None: its body has errors)
+        self.procedures: dict[str, Optional["_Procedure"]] = {}
+        self.proc_stack: list[str] = []  # procedures being checked (a `do` of one recurses)
+        # `do`s expanded so far in the handler (or procedure body) being checked
+        self.expansions = 0
         self.range_lets = 0  # names for the bounds of `for i in a..b`
         self.declaring: Optional[str] = None  # the asset whose options are being read
 
@@ -543,7 +558,10 @@ class Checker:
                                                *self.names(self.syms.pools),
                                                *self.names(self.syms.records),
                                                *self.syms.roles, "now", "clock", "true",
-                                               "false", "none"]) or None)
+                                               "false", "none"]) or (
+                         "a procedure sees only its parameters and the policy's names: pass "
+                         f"`{name}` as an argument" if self.proc_stack and not self.fn_stack
+                         else None))
         return self.err()
 
     @staticmethod
@@ -889,6 +907,11 @@ class Checker:
                                 type=ir.TRecord(record=q))
         if q in self.syms.functions:
             return self.call_function(q, e, env)
+        if q in self.syms.procedures:
+            self.d.error("E0709", f"`{name}` is a procedure: it has no value", e.span,
+                         hint=f"run it as a statement, `do {name}(...)`; a value comes from a "
+                              "`fn`")
+            return self.err()
         fn = getattr(self, "fn_" + name, None)
         if fn is None:
             self.d.error("E0201", f"unknown function `{name}`", e.span,
@@ -1841,39 +1864,8 @@ class Checker:
             return self.err()
         if fn is None:
             return self.err()
-        mapping: dict[str, Any] = {}
-        bad = False
-        for (name, t, lo, hi, _sp), a, src in zip(fn.params, args, e.args):
-            at = a.type
-            if isinstance(at, TError):
-                bad = True
-                continue
-            if isinstance(at, TFrac):
-                self.d.error("E0303", f"this {unit_name(at)} amount may be fractional", src.span,
-                             hint="state the rounding: floor(...), ceil(...) or round(...)")
-                bad = True
-            elif isinstance(t, ir.TAmount) and isinstance(at, ir.TAmount) and \
-                    unit(t) != unit(at):
-                self.d.error("E0302", f"argument `{name}` of `{e.func}` is {unit_name(t)}, not "
-                                      f"{unit_name(at)}", src.span)
-                bad = True
-            elif not compatible(t, at):
-                self.d.error("E0301", f"argument `{name}` of `{e.func}` is {show(t)}, not "
-                                      f"{show(at)}", src.span)
-                bad = True
-            elif isinstance(t, ir.TInt) and t.lo is not None:
-                r = static_range(a)
-                if r is None or r[0] < t.lo or r[1] > t.hi:
-                    shown = "any int" if r is None else f"{r[0]}..{r[1]}"
-                    self.d.error("E0308", f"argument `{name}` of `{e.func}` must be within "
-                                          f"{t.lo}..{t.hi}, and this one is {shown}", src.span,
-                                 hint="pass a value whose declared range fits, e.g. an "
-                                      f"argument declared `int within {t.lo}..{t.hi}`")
-                    bad = True
-            if isinstance(t, ir.TRatio) and isinstance(at, ir.TInt):
-                a = _as_ratio(a)
-            mapping[name] = a
-        if bad:
+        mapping = self._bind_args(e.func, fn.params, args, e.args)
+        if mapping is None:
             return self.err()
         for name, value in fn.lets:
             mapping[name] = inline.substitute(value, mapping)
@@ -1887,6 +1879,138 @@ class Checker:
                          hint="bind repeated arguments with `let` before the call, or call the "
                               "function fewer levels deep")
             return self.err()
+        return out
+
+    def _bind_args(self, func: str, params: tuple, args: list, srcs: tuple) -> Optional[
+            dict[str, Any]]:
+        """Arguments checked against parameters (name, type, lo, hi, span), as a mapping from
+        parameter name to argument IR; None (after reporting) when one does not fit."""
+        mapping: dict[str, Any] = {}
+        bad = False
+        for (name, t, lo, hi, _sp), a, src in zip(params, args, srcs):
+            at = a.type
+            if isinstance(at, TError):
+                bad = True
+                continue
+            if isinstance(at, TFrac):
+                self.d.error("E0303", f"this {unit_name(at)} amount may be fractional", src.span,
+                             hint="state the rounding: floor(...), ceil(...) or round(...)")
+                bad = True
+            elif isinstance(t, ir.TAmount) and isinstance(at, ir.TAmount) and \
+                    unit(t) != unit(at):
+                self.d.error("E0302", f"argument `{name}` of `{func}` is {unit_name(t)}, not "
+                                      f"{unit_name(at)}", src.span)
+                bad = True
+            elif not compatible(t, at):
+                self.d.error("E0301", f"argument `{name}` of `{func}` is {show(t)}, not "
+                                      f"{show(at)}", src.span)
+                bad = True
+            elif isinstance(t, ir.TInt) and t.lo is not None:
+                r = static_range(a)
+                if r is None or r[0] < t.lo or r[1] > t.hi:
+                    shown = "any int" if r is None else f"{r[0]}..{r[1]}"
+                    self.d.error("E0308", f"argument `{name}` of `{func}` must be within "
+                                          f"{t.lo}..{t.hi}, and this one is {shown}", src.span,
+                                 hint="pass a value whose declared range fits, e.g. an "
+                                      f"argument declared `int within {t.lo}..{t.hi}`")
+                    bad = True
+            if isinstance(t, ir.TRatio) and isinstance(at, ir.TInt):
+                a = _as_ratio(a)
+            mapping[name] = a
+        return None if bad else mapping
+
+    # ------------------------------------------------------------- procedures
+    def procedure(self, q: str, span: Span) -> Optional["_Procedure"]:
+        """The checked body of procedure ``q`` (None when it has errors or recurses)."""
+        if q in self.proc_stack:
+            cycle = self.proc_stack[self.proc_stack.index(q):] + [q]
+            self.d.error("E0701", f"procedure `{q}` calls itself" + (
+                f" (through {' -> '.join(cycle)})" if len(cycle) > 2 else ""), span,
+                         hint="procedures cannot recurse: each `do` is replaced by the "
+                              "procedure's body; iterate with `for i in a..b` or `for each`")
+            return None
+        if q in self.procedures:
+            return self.procedures[q]
+        decl, scope = self.syms.procedures[q]
+        self.proc_stack.append(q)
+        saved_depth, self.block_depth = self.block_depth, 0
+        saved_reported, self.depth_reported = self.depth_reported, False
+        saved_expansions, self.expansions = self.expansions, 0
+        try:
+            self.procedures[q] = proc = self._check_procedure(decl, scope)
+        finally:
+            self.proc_stack.pop()
+            self.block_depth = saved_depth
+            self.depth_reported = saved_reported
+            self.expansions = saved_expansions
+        return proc
+
+    def _check_procedure(self, decl: ast.ProcDecl, scope: ModuleScope) -> Optional[
+            "_Procedure"]:
+        errors_before = sum(1 for x in self.d.items if x.severity == "error")
+        # a handler's context (`now` is the event's time), but only the parameters as locals
+        env = Env(scope=scope)
+        params = []
+        for p in decl.params:
+            t, lo, hi = self.type_of(p.type, env)
+            self.check_list_type(p.type, t, field=False)
+            if p.name in env.locals:
+                self.d.error("E0202", f"parameter `{p.name}` is declared twice", p.span)
+            env.locals[p.name] = t
+            params.append((p.name, t, lo, hi, p.span))
+        body = self.block(decl.body, env)
+        for name, sp in env.let_spans.items():
+            if name not in env.used and not name.startswith("_"):
+                self.d.warning("W0302", f"`{name}` is bound but never used", sp,
+                               hint=f"remove it, or name it `_{name}`")
+        if sum(1 for x in self.d.items if x.severity == "error") > errors_before:
+            return None
+        return _Procedure(name=decl.name, params=tuple(params), body=body)
+
+    def s_Do(self, s: ast.Do, env: Env) -> Any:
+        q = self.qualify(s.proc, env, s.span)
+        args = [self.expr(a, env) for a in s.args]
+        if q not in self.syms.procedures:
+            if q in self.syms.functions:
+                self.d.error("E0709", f"`{s.proc}` is a function: `do` runs a procedure",
+                             s.span, hint=f"use its value, e.g. `let x = {s.proc}(...)`")
+            else:
+                self.d.error("E0201", f"unknown procedure `{s.proc}`", s.span,
+                             hint=self._suggest(s.proc, self.names(self.syms.procedures)) or (
+                                 "declare it: `proc " + s.proc + "(...) { ... }`"))
+            return ()
+        decl, _scope = self.syms.procedures[q]
+        if len(args) != len(decl.params):
+            n = len(decl.params)
+            self.d.error("E0305", f"`{s.proc}` takes {n} argument{'s' if n != 1 else ''}, got "
+                                  f"{len(args)}", s.span,
+                         hint="proc " + decl.name + "(" + ", ".join(
+                             p.name for p in decl.params) + ")")
+            return ()
+        proc = self.procedure(q, s.span)
+        if proc is None:
+            return ()
+        mapping = self._bind_args(s.proc, proc.params, args, s.args)
+        if mapping is None:
+            return ()
+        names = tuple(p[0] for p in proc.params)
+        self.expansions += 1
+        out = procs.expand(decl.name, names, proc.body, tuple(mapping[n] for n in names),
+                           s.span, self.expansions)
+        if self.block_depth + procs.depth(proc.body) > MAX_BLOCK_DEPTH + 1:
+            self.d.error("E0104", f"`do {s.proc}` nests statements more than {MAX_BLOCK_DEPTH} "
+                                  "levels deep", s.span,
+                         notes=("a `do` is replaced by the procedure's body, at the depth of "
+                                "the `do`",),
+                         hint="call it from a shallower place, or flatten its conditions")
+            return ()
+        if inline.tree_size(out, procs.MAX_EXPANDED_NODES) > procs.MAX_EXPANDED_NODES:
+            self.d.error("E0702", f"`do {s.proc}` expands to more than "
+                                  f"{procs.MAX_EXPANDED_NODES:,} IR nodes", s.span,
+                         notes=("a `do` is replaced by the procedure's body, and each `do` "
+                                "inside it by that procedure's body",),
+                         hint="share less by `do`, or loop with `for each` instead")
+            return ()
         return out
 
     def _record_target(self, e: Any, env: Env, verb: str) -> tuple[Optional[str], Any]:

@@ -67,12 +67,14 @@ def _open_store(
     readonly: bool = False,
     wait: float = 0.0,
     journal: str = "window",
+    check_state: bool = True,
 ) -> Store:
     """A path, a store URL (``runtime/store_url.py``) or a store object."""
     if isinstance(store, str) and store == ":memory:":
         return MemoryStore(None if journal == "full" else DEFAULT_WINDOW)
     return open_store(
-        store, batch=batch, synchronous=synchronous, create=create, readonly=readonly, wait=wait
+        store, batch=batch, synchronous=synchronous, create=create, readonly=readonly, wait=wait,
+        check_state=check_state,
     )
 
 
@@ -92,6 +94,24 @@ def ledger_policy(store: StoreLike) -> ir.Policy:
     if pol is None:
         raise StoreError(f"{_where(s)}: {problems[0]}")
     return pol
+
+
+def _runtime(pol: ir.Policy, st: Any, recorded: bool, **kw: Any) -> Runtime:
+    """``Runtime(pol, st, **kw)``.  A policy read from the ledger itself (``recorded``) is
+    the file's content: one the compiler cannot take (an edited or damaged policy IR
+    whose recorded fingerprint still matches) is a :class:`StoreError` naming the ledger,
+    never a traceback."""
+    try:
+        return Runtime(pol, st, **kw)
+    except (StoreError, PolicyNotExecutable):
+        raise
+    except Exception as exc:  # noqa: BLE001 - untrusted file contents through the compiler
+        if not recorded:
+            raise
+        raise StoreError(
+            f"{_where(st)}: the policy this ledger records cannot be compiled "
+            f"({type(exc).__name__}: {str(exc)[:200]}); the ledger is damaged or was edited"
+        ) from None
 
 
 def _diagnose(path: StoreLike, pol: Optional[ir.Policy], exc: LedgerIntegrityError) -> Exception:
@@ -126,6 +146,7 @@ def open_runtime(
     self_register: bool = False,
     max_timer_firings: Optional[int] = None,
     load_state: bool = True,
+    check_state: bool = True,
 ) -> Runtime:
     """Open a runtime for ``policy`` (IR, or a path to compile) on ``store``.
 
@@ -170,6 +191,10 @@ def open_runtime(
     ``load_state=False`` (with ``readonly=True``) opens a ledger for reading its stored
     rows and journal only (``rt.store.kind_rows``, ``history``, ``audit``, ``replay``):
     memory does not grow with the state, and the runtime cannot settle events.
+    ``check_state=False`` (with ``readonly=True`` and ``load_state=False``) also leaves the
+    state digest out of the open-time check: a reader of the journal alone (``ledger
+    history``) then opens in time that does not grow with the ledger; the stored state
+    rows are not checked against the checkpoint (``audit`` and ``ledger balances`` do).
     """
     if journal not in ("window", "full"):
         raise ValueError(f"journal must be 'window' or 'full', got {journal!r}")
@@ -177,7 +202,7 @@ def open_runtime(
     try:
         st = _open_store(
             store, batch, synchronous, create=policy is not None, readonly=readonly, wait=wait,
-            journal=journal,
+            journal=journal, check_state=check_state or load_state,
         )
     except LedgerIntegrityError as exc:
         # a replay reopens the ledger by what the caller gave (a URL keeps its password)
@@ -187,9 +212,10 @@ def open_runtime(
             if isinstance(st, MemoryStore):
                 raise ValueError("open_runtime needs a policy for an in-memory store")
             pol = ledger_policy(st)
-        return Runtime(
+        return _runtime(
             pol,
             st,
+            policy is None,
             params=params,
             step_budget=step_budget,
             backend=backend,
@@ -218,6 +244,86 @@ class ReplayReport:
         return attrs.asdict(self)
 
 
+class _Replay:
+    """A fresh in-memory runtime the journal's events are submitted to again, one row at a
+    time (:meth:`feed`): each must apply and give back the stored entry text.  The first
+    difference is recorded and the rest only counted (a replay cannot go on past it)."""
+
+    def __init__(self, live: Runtime, pol: ir.Policy, params: Any):
+        self.store = MemoryStore(window=1)  # compared entry by entry: one is enough
+        try:
+            self.fresh = Runtime(
+                pol,
+                self.store,
+                params=params,
+                step_budget=live.step_budget,
+                backend=getattr(live, "backend", "python"),
+            )
+        except (StoreError, PolicyNotExecutable):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a ledger's recorded policy and parameters
+            if not live.store.persistent:
+                raise
+            raise StoreError(
+                f"{_where(live.store)}: the policy and parameters this ledger records cannot be "
+                f"replayed ({type(exc).__name__}: {str(exc)[:200]}); the ledger is damaged or "
+                "was edited"
+            ) from None
+        self.problems: list[str] = []
+        self.entries = 0
+
+    def feed(self, row: Any, hashes: bool = True) -> None:
+        """Replay ``row``; ``hashes``: its hash is filled in (``with_hashes``) and compared
+        too (without, the caller verifies the chain: equal entries from the same genesis
+        chain to equal hashes)."""
+        self.entries += 1
+        if self.problems:
+            return
+        try:
+            ev = row.data()["event"]
+        except (ValueError, KeyError, TypeError) as exc:
+            self.problems.append(f"journal entry {row.seq}: unreadable ({exc})")
+            return
+        out = self.fresh._submit(ev, True)  # timer entries keep their reserved ids
+        if not out.applied:
+            self.problems.append(
+                f"journal entry {row.seq} (event {row.event_id!r}) does not apply on replay: {out}"
+            )
+        elif (hashes and out.journal_hash != row.hash) or self.store.last_row().entry != row.entry:
+            self.problems.append(
+                f"journal entry {row.seq} (event {row.event_id!r}) replays to a different "
+                "entry (postings or content differ from the stored row)"
+            )
+
+    def report(self, live: Runtime, store: Any) -> ReplayReport:
+        """The final state against the stored one, and the report."""
+        problems = self.problems
+        fresh = self.fresh
+        stored_head = live.head  # what the ledger recorded (a file: its checkpoint's head)
+        if not problems and hasattr(store, "state_texts"):
+            problems += compare_state(store, fresh.state)
+        elif not problems:
+            stored_rows = list(live.state.rows()) if not store.persistent else sorted(store.rows())
+            fresh_rows = sorted(fresh.state.rows()) if store.persistent else list(fresh.state.rows())
+            if stored_rows != fresh_rows:
+                a = {(k, key): v for k, key, v in stored_rows}
+                b = {(k, key): v for k, key, v in fresh_rows}
+                for key in sorted(set(a) | set(b)):
+                    if a.get(key) != b.get(key):
+                        problems.append(
+                            f"stored {key[0]} {key[1]} is {a.get(key)} but replay gives {b.get(key)}"
+                        )
+                        if len(problems) >= 20:
+                            break
+        return ReplayReport(
+            ok=not problems and fresh.head == stored_head,
+            entries=self.entries,
+            head=fresh.head,
+            stored_head=stored_head,
+            problems=tuple(problems),
+        )
+
+
 def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> ReplayReport:
     """Rebuild state from the journal alone, on a fresh in-memory runtime.
 
@@ -232,70 +338,94 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
         store = _open_store(source, 1, "FULL", create=False, readonly=True)
         try:
             pol = _load_policy(policy) or ledger_policy(store)
-            live = Runtime(pol, store, load_state=False)  # the stored rows are compared below
+            # the stored rows are compared below
+            live = _runtime(pol, store, policy is None, load_state=False)
         except BaseException:
             store.close()
             raise
         params = live.params
-    gone = live.journal_gone()
+    try:
+        gone = live.journal_gone()
+        if gone:
+            return ReplayReport(False, live.seq, live.head, live.head, (gone,))
+        rep = _Replay(live, pol, params)
+        for row in with_hashes(store.journal(), live.genesis):
+            rep.feed(row)
+        return rep.report(live, store)
+    finally:
+        if not isinstance(source, Runtime) and store is not source:
+            store.close()
+
+
+def audit_and_replay(rt: Runtime) -> tuple[AuditReport, ReplayReport]:
+    """:meth:`Runtime.audit` and :func:`replay` of a ledger (``charter audit``) in two reads
+    of its journal instead of three: the first feeds each row to the chain and balance
+    check and to the signature check together, the second to the replay, which need not
+    re-hash (the first compared every kept hash; equal entries from the same genesis
+    chain to equal hashes).  Two passes, not one, so the audit's tables (balances from
+    the postings, the stored ones, the index the postings imply) are gone before the
+    replay builds its state: the peak is the larger of the two, not their sum.
+
+    Finds what the two find apart: the chain and balances (``journal.audit_rows``), the
+    per-account index, every signature (``signing.SignatureAudit``), the open-time check
+    of the ledger as it is now, and replay's entry-by-entry and final-state comparison."""
+    if rt.store_sync is not None and not getattr(rt.store, "readonly", False):
+        # a writer on a shared ledger audits holding its lock (Runtime.audit does)
+        return rt.audit(), replay(rt)
+    rt.flush()
+    gone = rt.journal_gone()
     if gone:
-        return ReplayReport(False, live.seq, live.head, live.head, (gone,))
-    fresh_store = MemoryStore(window=1)  # the replay compares entry by entry: one is enough
-    fresh = Runtime(
-        pol,
-        fresh_store,
-        params=params,
-        step_budget=live.step_budget,
-        backend=getattr(live, "backend", "python"),
-    )
-    problems: list[str] = []
-    stored_head = live.genesis
-    n = 0
-    for row in with_hashes(store.journal(), live.genesis):
-        n += 1
-        stored_head = row.hash
-        if problems:
-            continue
-        try:
-            ev = row.data()["event"]
-        except (ValueError, KeyError, TypeError) as exc:
-            problems.append(f"journal entry {row.seq}: unreadable ({exc})")
-            continue
-        out = fresh._submit(ev, True)  # timer entries keep their reserved ids
-        if not out.applied:
-            problems.append(
-                f"journal entry {row.seq} (event {row.event_id!r}) does not apply on replay: {out}"
-            )
-        elif out.journal_hash != row.hash or fresh_store.last_row().entry != row.entry:
-            problems.append(
-                f"journal entry {row.seq} (event {row.event_id!r}) replays to a different "
-                "entry (postings or content differ from the stored row)"
-            )
-    stored_head = live.head  # what the ledger recorded (a file: its checkpoint's head)
-    if not problems and hasattr(store, "state_texts"):
-        problems += compare_state(store, fresh.state)
-    elif not problems:
-        stored_rows = list(live.state.rows()) if not store.persistent else sorted(store.rows())
-        fresh_rows = sorted(fresh.state.rows()) if store.persistent else list(fresh.state.rows())
-        if stored_rows != fresh_rows:
-            a = {(k, key): v for k, key, v in stored_rows}
-            b = {(k, key): v for k, key, v in fresh_rows}
-            for key in sorted(set(a) | set(b)):
-                if a.get(key) != b.get(key):
-                    problems.append(
-                        f"stored {key[0]} {key[1]} is {a.get(key)} but replay gives {b.get(key)}"
-                    )
-                    if len(problems) >= 20:
-                        break
-    if not isinstance(source, Runtime) and store is not source:
-        store.close()
-    return ReplayReport(
-        ok=not problems and fresh.head == stored_head,
-        entries=n,
-        head=fresh.head,
-        stored_head=stored_head,
-        problems=tuple(problems),
-    )
+        return (AuditReport(False, rt.seq, rt.head, (gone,), 0),
+                ReplayReport(False, rt.seq, rt.head, rt.head, (gone,)))
+    audit = _chain_and_signatures(rt)
+    store = rt.store
+    rep = _Replay(rt, rt.policy, rt.params)
+    for row in store.journal():
+        rep.feed(row, False)  # the first pass compared every kept hash
+    return audit, rep.report(rt, store)
+
+
+def _chain_and_signatures(rt: Runtime) -> AuditReport:
+    """:meth:`Runtime.audit`'s findings from one read of the journal (see
+    :func:`audit_and_replay`)."""
+    from .engine import _index_problems
+    from .journal import audit_rows
+    from .signing import SignatureAudit
+
+    store = rt.store
+    stored = dict(store.kind_rows("balance")) if store.persistent else dict(rt.state.balances)
+    blocks: Optional[set[int]] = set() if hasattr(store, "account_blocks") else None
+    sigs = SignatureAudit(rt.genesis, rt.same_signed_args, rt.key_handler)
+
+    def rows() -> Any:
+        feed = sigs.feed
+        for row in store.journal():
+            feed(row)
+            yield row
+
+    report = audit_rows(rows(), rt.genesis, stored, credit=rt.state.audit_lines(),
+                        blocks=blocks)
+    problems = list(report.problems)
+    if blocks is not None:
+        problems += _index_problems(store.account_blocks(), blocks)
+    problems += sigs.problems
+    if store.persistent and rt.state_loaded:
+        live = rt.state.balances
+        for acc in sorted(set(live) | set(stored)):
+            if live.get(acc, 0) != stored.get(acc, 0):
+                problems.append(
+                    f"stored balance of {acc} ({stored.get(acc, 0)}) differs from the "
+                    f"running state ({live.get(acc, 0)})"
+                )
+    if report.head != rt.head:
+        problems.append(
+            f"journal head {report.head[:16]} differs from the runtime's {rt.head[:16]}"
+        )
+    check = getattr(store, "check_integrity", None)
+    if check is not None:
+        problems += [p for p in check() if p not in problems]
+    return attrs.evolve(report, ok=not problems, problems=tuple(problems),
+                        signatures=sigs.verified)
 
 
 def compare_state(store: Any, state: Any, most: int = 20) -> list[str]:
@@ -341,7 +471,7 @@ def audit_ledger(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -
     store = _open_store(source, 1, "FULL", create=False, readonly=True)
     try:
         pol = _load_policy(policy) or ledger_policy(store)
-        return Runtime(pol, store, load_state=False).audit()
+        return _runtime(pol, store, policy is None, load_state=False).audit()
     finally:
         if store is not source:
             store.close()

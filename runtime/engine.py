@@ -79,7 +79,7 @@ from .settle import (
     timer_overflow_message,
 )
 from .state import State
-from .store import LedgerBusyError, MemoryStore, Store, StoreError
+from .store import LedgerBusyError, MemoryStore, Store, StoreError, shown_rows
 from .values import (
     MAX_TEXT, Converter, Rejected, canonical, check_range, preview, to_json_value,
 )
@@ -724,7 +724,7 @@ class Runtime:
                 ch.body(env)
                 if len(st.postings) > frame.npostings or frame.bal:
                     check_transaction(
-                        st.postings[frame.npostings :], frame.bal, st.balances, st.asset_of,
+                        st.postings[frame.npostings :], frame.bal, st.balances, st.asset_of_get,
                         st.floor_of if st.credit else None,
                     )
             except (Rejected, sem.SemanticsError) as r:
@@ -838,9 +838,9 @@ class Runtime:
                     row = row._replace(hash=chain(store.hash_before(row.seq), row.entry))
                 out.append((row, data))
             return out
-        out = [
-            (row, data) for row in self.journal_rows() if touches(data := json.loads(row.entry))
-        ]
+        # a damaged or edited entry stops the reader with an error naming it (store.shown_rows)
+        rows = shown_rows(self.journal_rows(), getattr(store, "path", None) or "the ledger")
+        out = [(row, data) for row in rows if touches(data := json.loads(row.entry))]
         return out[-limit:] if limit > 0 else out
 
     def journal_rows(self, start: int = 1) -> Iterator[JournalRow]:

@@ -190,6 +190,11 @@ def export(rows: Iterable[Any], fmt: str, out: TextIO, decimals: dict[str, int],
     return n
 
 
+# postings per Parquet row group: the Python lists of one group and its Arrow copy are
+# what the export holds (16,384 keeps it near pyarrow's own footprint at any ledger size)
+_ROW_GROUP = 16384
+
+
 def _parquet(rows: Iterable[Any], path: Any) -> int:
     """``path``: a file name (Parquet is binary; the CLI passes -o)."""
     try:
@@ -217,7 +222,7 @@ def _parquet(rows: Iterable[Any], path: Any) -> int:
                                            e["submitter"], src, dst, asset, amount, kind)):
                     cols[c].append(v)
             n += 1
-            if len(cols["seq"]) >= 65536:
+            if len(cols["seq"]) >= _ROW_GROUP:
                 spill()
         spill()
     return n

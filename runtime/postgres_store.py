@@ -8,6 +8,14 @@ A ledger is one PostgreSQL schema (``?schema=NAME`` in the URL, default
     journal(seq BIGINT PRIMARY KEY, event_id TEXT UNIQUE, entry TEXT, hash TEXT)
     state(kind TEXT, key BYTEA, value TEXT, PRIMARY KEY(kind, key))
     checkpoint(id = 1, seq, head, state_digest, state_rows, meta_digest, hash)
+    account_block(account INTEGER, block BIGINT, PRIMARY KEY(account, block))
+
+``account_block`` is the per-account index, as in a SQLite ledger
+(``journal.BLOCK_SHIFT``): for each account (by its 31-bit tag) the blocks of
+1,024 entries whose postings touch it, so ``history --account A --limit N``
+reads only those blocks, newest first; the audit checks it against the
+postings.  Schema version 2 (before the index) is refused with its version
+named; ``charter ledger migrate URL`` adds the index (:func:`migrate`).
 
 The journal entries and their hashes are made by the engine, not the store,
 and the state rows by :class:`~charter.runtime.sqlite_store.ChangeBuffer`
@@ -55,9 +63,10 @@ from typing import Any, Iterator, Optional
 
 from .integrity import Checkpoint, check_open, full_check, meta_digest, parse_checkpoint
 from .integrity import recorded_policy, state_digest
-from .journal import JournalRow, chain
+from .journal import BLOCK_SHIFT, JournalRow, account_tag, chain
 from .sqlite_store import ChangeBuffer
 from .store import LedgerBusyError, LedgerIntegrityError, NotALedgerError, StoreError
+from .store import shown_rows
 
 try:
     import psycopg
@@ -67,8 +76,9 @@ except ImportError:  # pragma: no cover - exercised where the extra is not insta
     Loader = object  # type: ignore[assignment,misc]
 
 # 2: compact state rows (records as field lists, bare int meta, short deadline markers:
-# the rows ChangeBuffer writes for SQLite schema 5 too)
-SCHEMA_VERSION = 2
+# the rows ChangeBuffer writes for SQLite schema 5 too); 3: the per-account index
+SCHEMA_VERSION = 3
+MIGRATABLE = (2,)
 APP = "charter-ledger"
 DEFAULT_SCHEMA = "charter"
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")  # unquoted: PostgreSQL folds case
@@ -93,6 +103,10 @@ _TABLES = {
         "head TEXT NOT NULL, state_digest TEXT NOT NULL, state_rows BIGINT NOT NULL, "
         "meta_digest TEXT NOT NULL, hash TEXT NOT NULL)"
     ),
+    "account_block": (
+        "CREATE TABLE {s}.account_block (account INTEGER NOT NULL, block BIGINT NOT NULL, "
+        "PRIMARY KEY (account, block))"
+    ),
 }
 # the columns (name, type) each table must have: a ledger whose tables were altered is refused
 _COLUMNS = {
@@ -104,6 +118,7 @@ _COLUMNS = {
         ("id", "integer"), ("seq", "bigint"), ("head", "text"), ("state_digest", "text"),
         ("state_rows", "bigint"), ("meta_digest", "text"), ("hash", "text"),
     ],
+    "account_block": [("account", "integer"), ("block", "bigint")],
 }  # fmt: skip
 _SET_CHECKPOINT = (
     "INSERT INTO checkpoint (id, seq, head, state_digest, state_rows, meta_digest, hash) "
@@ -168,6 +183,7 @@ class PostgresStore(ChangeBuffer):
         readonly: bool = False,
         connect_timeout: int = 10,
         lock_timeout: float = 60.0,
+        check_state: bool = True,
     ):
         if batch < 1:
             raise ValueError("batch must be >= 1")
@@ -184,6 +200,8 @@ class PostgresStore(ChangeBuffer):
         self.path = where or f"postgresql ledger {schema}"  # messages name the ledger by it
         self.batch = batch
         self.readonly = readonly
+        # a reader of the journal alone may skip the state digest at open (a writer never)
+        self._check_state = check_state or not readonly
         self.integrity_problems: tuple[str, ...] = ()
         self._secret = secret
         self._cp: Optional[Checkpoint] = None
@@ -232,20 +250,32 @@ class PostgresStore(ChangeBuffer):
                 raise StoreError(f"{self.path}: no such ledger")
             self._create()
             tables = self._tables()
+        self._begin_snapshot()
+        # the version first: an older ledger lacks tables this one has
+        got = (
+            self._query("SELECT app, version FROM schema_version")
+            if tables.get("schema_version") == _COLUMNS["schema_version"]
+            else []
+        )
+        if len(got) == 1 and got[0][0] == APP and got[0][1] != SCHEMA_VERSION:
+            version = got[0][1]
+            if version in MIGRATABLE:
+                raise StoreError(
+                    f"{self.path} has PostgreSQL ledger schema version {version}; this Charter "
+                    f"reads version {SCHEMA_VERSION} (with a per-account index). Run `charter "
+                    f"ledger migrate URL` on it to add the index (entries and hashes unchanged)"
+                )
+            raise StoreError(
+                f"{self.path} has PostgreSQL ledger schema version {str(version)[:40]}; this "
+                f"Charter reads version {SCHEMA_VERSION} (and migrates versions "
+                f"{', '.join(map(str, MIGRATABLE))}): replay its events into a new ledger"
+            )
         if set(tables) != set(_TABLES):
             missing = sorted(set(_TABLES) - set(tables))
             raise NotALedgerError(
                 self.path,
                 f"is not a Charter ledger (schema {self.schema!r} lacks the table(s) "
                 f"{', '.join(missing) or '-'}); it is left untouched",
-            )
-        self._begin_snapshot()
-        got = self._query("SELECT app, version FROM schema_version")
-        if len(got) == 1 and got[0][0] == APP and got[0][1] != SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has PostgreSQL ledger schema version {str(got[0][1])[:40]}; this "
-                f"Charter reads version {SCHEMA_VERSION} (compact state rows) and cannot "
-                f"migrate a PostgreSQL ledger: replay its events into a new one"
             )
         if got != [(APP, SCHEMA_VERSION)]:
             raise NotALedgerError(
@@ -259,7 +289,7 @@ class PostgresStore(ChangeBuffer):
                 self.integrity_problems = tuple(problems)
                 return
             raise LedgerIntegrityError(self.path, problems)
-        problems, self._cp = check_open(self)
+        problems, self._cp = check_open(self, state=self._check_state)
         if self.readonly:
             self.integrity_problems = tuple(problems)
         elif problems:
@@ -362,6 +392,62 @@ class PostgresStore(ChangeBuffer):
         ):
             yield JournalRow(seq=seq, event_id=eid, entry=entry, hash=h)
         yield from list(self._pending)
+
+    def journal_desc(self, before: Optional[int] = None) -> Iterator[JournalRow]:
+        """Journal rows newest first (from ``before - 1`` down), read from the sequence index
+        in pages that grow from 16 rows: ``history --limit N`` reads about N rows, not the
+        journal (and committed rows below ``before`` never change between pages).  For
+        readers that show them: an unreadable entry is a StoreError."""
+        return shown_rows(self._journal_desc(before), self.path)
+
+    def _journal_desc(self, before: Optional[int] = None) -> Iterator[JournalRow]:
+        pend = [r for r in reversed(self._pending) if before is None or r.seq < before]
+        yield from pend
+        top = (1 << 63) - 1 if before is None else before
+        if self._pending:
+            top = min(top, self._pending[0].seq)
+        page = 16
+        while True:
+            rows = self._query(
+                "SELECT seq, event_id, entry, hash FROM journal WHERE seq < %s "
+                "ORDER BY seq DESC LIMIT %s",
+                (top, page),
+            )
+            for seq, eid, entry, h in rows:
+                yield JournalRow(seq=seq, event_id=eid, entry=entry, hash=h)
+            if len(rows) < page:
+                return
+            top, page = rows[-1][0], min(page * 4, 4096)
+
+    def account_blocks(self) -> Iterator[int]:
+        """The per-account index as ``tag << 32 | block`` (the audit compares it with the
+        journal's postings)."""
+        for tag, blk in self._scan("SELECT account, block FROM account_block"):
+            yield tag << 32 | blk
+
+    def account_desc(self, account: str) -> Iterator[JournalRow]:
+        """Journal rows newest first from the blocks of entries that touch ``account`` (a
+        superset of its entries: the caller filters by its postings); an unreadable entry
+        is a StoreError."""
+        return shown_rows(self._account_desc(account), self.path)
+
+    def _account_desc(self, account: str) -> Iterator[JournalRow]:
+        yield from reversed(self._pending)
+        top = self._pending[0].seq if self._pending else None
+        blocks = self._query(
+            "SELECT block FROM account_block WHERE account = %s ORDER BY block DESC",
+            (account_tag(account),),
+        )
+        for (blk,) in blocks:
+            lo, hi = blk << BLOCK_SHIFT, (blk + 1) << BLOCK_SHIFT
+            if top is not None:
+                hi = min(hi, top)
+            for seq, eid, entry, h in self._query(
+                "SELECT seq, event_id, entry, hash FROM journal WHERE seq >= %s AND seq < %s "
+                "ORDER BY seq DESC",
+                (lo, hi),
+            ):
+                yield JournalRow(seq=seq, event_id=eid, entry=entry, hash=h)
 
     def event_ids(self) -> Iterator[str]:
         for (eid,) in self._scan("SELECT event_id FROM journal"):
@@ -622,6 +708,13 @@ class PostgresStore(ChangeBuffer):
                         "AS d(kind, key) WHERE s.kind = d.kind AND s.key = d.key",
                         ([d[0] for d in deletes], [_key(d[1]) for d in deletes]),
                     )
+                if self._touched:
+                    index = {(account_tag(a), b) for a, b in self._touched}
+                    cur.execute(
+                        "INSERT INTO account_block SELECT * FROM "
+                        "unnest(%s::integer[], %s::bigint[]) ON CONFLICT DO NOTHING",
+                        ([t for t, _ in index], [b for _, b in index]),
+                    )
                 c.execute(_SET_CHECKPOINT, cp.row())
                 c.execute("COMMIT")
             self._tx = None
@@ -651,3 +744,116 @@ class PostgresStore(ChangeBuffer):
         """Run raw SQL outside any transaction (tests tamper with a ledger this way)."""
         self._end()
         self._live().execute(sql, args)
+
+
+# ------------------------------------------------------------ migration
+
+
+def migrate(
+    url: str, *, schema: str = DEFAULT_SCHEMA, where: Optional[str] = None,
+    secret: Optional[str] = None, lock_timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Bring a PostgreSQL ledger of an older schema (:data:`MIGRATABLE`) to the current one.
+
+    Version 2 -> 3 adds the per-account index, built from the journal's postings.  In one
+    transaction holding the ledger's lock (no writer runs meanwhile): the ledger is
+    verified as an audit would (recorded policy, the whole hash chain, balances from the
+    postings, the checkpoint's head) and refused if it fails
+    (:class:`LedgerIntegrityError`, nothing changed); then the index is made and the
+    version set.  Entries, hashes and state rows are not touched.  Returns a summary."""
+    from .integrity import parse_checkpoint
+    from .journal import compare_balances, verify_chain
+
+    shown = where or f"postgresql ledger {schema}"
+    if psycopg is None:
+        raise StoreError(
+            "PostgreSQL ledgers need psycopg 3: pip install 'charter-policy[postgres]'"
+        )
+    if not SCHEMA_NAME.match(schema):
+        raise StoreError(f"schema {schema[:80]!r}: not a ledger's schema name")
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10,
+                               application_name=_holder_name())
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to {shown}: {_why(exc, secret)}") from None
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = {int(max(0.0, lock_timeout) * 1000)}")
+            key = conn.execute("SELECT hashtext(%s)", (schema,)).fetchone()[0]
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_CLASS, key))
+            tables = {
+                t for (t,) in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                    (schema,),
+                )
+            }
+            if not tables:
+                raise StoreError(f"{shown}: no such ledger")
+            if "schema_version" not in tables:
+                raise NotALedgerError(shown, "is not a Charter ledger; it is left untouched")
+            conn.execute(f'SET LOCAL search_path TO "{schema}"')
+            got = conn.execute("SELECT app, version FROM schema_version").fetchall()
+            if len(got) != 1 or got[0][0] != APP:
+                raise NotALedgerError(shown, "is not a Charter ledger; it is left untouched")
+            version = got[0][1]
+            if version == SCHEMA_VERSION:
+                return {"path": shown, "from": version, "to": version, "entries": None,
+                        "migrated": False}
+            if version not in MIGRATABLE or set(tables) != set(_TABLES) - {"account_block"}:
+                raise StoreError(
+                    f"{shown} has PostgreSQL ledger schema version {str(version)[:40]}; cannot "
+                    f"migrate it (migrates {', '.join(map(str, MIGRATABLE))} with its tables "
+                    "as Charter made them)"
+                )
+            meta = {}
+            for k, v in conn.execute("SELECT key, value FROM meta"):
+                try:
+                    meta[k] = json.loads(v)
+                except (ValueError, TypeError, RecursionError):
+                    raise LedgerIntegrityError(shown, [f"metadata {k!r} is corrupt"]) from None
+            _, genesis, problems = recorded_policy(meta)
+            if genesis is None:
+                raise LedgerIntegrityError(shown, problems)
+            stored: dict[str, int] = {}
+            for k, v in conn.execute("SELECT key, value FROM state WHERE kind = 'balance'"):
+                try:
+                    stored[bytes(k).decode("utf-8", "surrogatepass")] = json.loads(v)
+                except (ValueError, TypeError, RecursionError):
+                    problems.append(f"stored balance row {k!r} is malformed")
+            cps = conn.execute(_CHECKPOINT).fetchall()
+            cp = parse_checkpoint(cps[0]) if len(cps) == 1 else None
+            blocks: set[int] = set()
+            with conn.cursor(name="migrate_journal") as cur:
+                cur.itersize = 4096
+                cur.execute("SELECT seq, event_id, entry, hash FROM journal ORDER BY seq")
+                found, head, n, bal = verify_chain(
+                    (JournalRow(*r) for r in cur), genesis, blocks=blocks
+                )
+            problems += found + compare_balances(bal, stored)
+            if cp is None:
+                problems.append("the checkpoint row is missing or does not match its own hash")
+            elif (cp.seq, cp.head) != (n, head):
+                problems.append(
+                    f"the journal ends at entry {n} ({head[:16]}...) but the checkpoint "
+                    f"records entry {cp.seq} ({cp.head[:16]}...)"
+                )
+            if problems:
+                raise LedgerIntegrityError(shown, problems)
+            conn.execute(_TABLES["account_block"].format(s=f'"{schema}"'))
+            tags = sorted(blocks)
+            conn.execute(
+                "INSERT INTO account_block SELECT * FROM unnest(%s::integer[], %s::bigint[])",
+                ([b >> 32 for b in tags], [b & 0xFFFFFFFF for b in tags]),
+            )
+            conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
+    except psycopg.errors.LockNotAvailable:
+        raise StoreError(
+            f"{shown}: a writer held the ledger's lock for over {lock_timeout:g} s; nothing was "
+            "migrated (stop the writers and run the migration again)"
+        ) from None
+    except psycopg.Error as exc:
+        raise StoreError(f"{shown}: {_why(exc, secret)}") from None
+    finally:
+        conn.close()
+    return {"path": shown, "from": version, "to": SCHEMA_VERSION, "entries": n,
+            "head": head, "index_rows": len(tags), "migrated": True}

@@ -389,27 +389,46 @@ def check_signature(
 # ------------------------------------------------------------------ audit
 
 
-def audit_signatures(
-    rows: Iterable[Any],
-    ledger: str,
-    same_args: Callable[[str, dict, dict], bool],
-    key_handler: Optional[str] = None,
-) -> tuple[list[str], int]:
-    """Re-verify every signature in the journal against the registry rebuilt from it.
+class SignatureAudit:
+    """Re-verify every signature in the journal against the registry rebuilt from it, one
+    row at a time (:meth:`feed` each row in order; an audit that reads the journal once
+    feeds it beside its other checks).
 
     ``same_args(type, signed_args, journal_args)`` says whether the arguments a
     client signed convert to the journalled ones (the runtime's converter).
-    Returns the problems and the number of signatures verified."""
-    problems: list[str] = []
-    verified = 0
-    meta: dict[str, Any] = {}
-    for row in rows:
+    ``problems`` and ``verified`` (the number of signatures verified) grow as rows come."""
+
+    def __init__(
+        self,
+        ledger: str,
+        same_args: Callable[[str, dict, dict], bool],
+        key_handler: Optional[str] = None,
+    ):
+        self.ledger = ledger
+        self.same_args = same_args
+        self.key_handler = key_handler
+        self.problems: list[str] = []
+        self.verified = 0
+        self.meta: dict[str, Any] = {}
+        # texts whose presence means an entry may matter here (see feed)
+        self._marks = ('"sig":', f'"{KEYS}"', "\\u") + (
+            (key_handler,) if key_handler is not None else ()
+        )
+
+    def feed(self, row: Any) -> None:
+        meta = self.meta
+        entry = row.entry
+        if not meta and type(entry) is str and not any(m in entry for m in self._marks):
+            # no key registered yet, and no signature, key entry or key handler named (nor
+            # any \u escape that could spell one): an unsigned event of a party without
+            # keys, which passes unchanged -- the same outcome without decoding the entry
+            return
         where = f"journal entry {row.seq} (event {row.event_id!r})"
         try:
             ev = json.loads(row.entry)["event"]
             sub = ev["submitter"]
         except (ValueError, KeyError, TypeError):
-            continue  # the chain audit reports unreadable entries
+            return  # the chain audit reports unreadable entries
         sig = ev.get("sig")
         operator = ev.get("type") == KEYS and sub == OPERATOR and sig is None
         try:
@@ -420,9 +439,9 @@ def audit_signatures(
             if not operator:
                 text = sig.get("signed") if isinstance(sig, dict) else None
                 own = self_key(ev.get("type"), ev.get("args"), sub) or handler_key(
-                    ev.get("type"), ev.get("args"), key_handler
+                    ev.get("type"), ev.get("args"), self.key_handler
                 )
-                check_signature(meta, ledger, sub, sig, text, own)
+                check_signature(meta, self.ledger, sub, sig, text, own)
             if sig is not None:
                 signed = json.loads(text)
                 if not isinstance(signed, dict):
@@ -432,24 +451,36 @@ def audit_signatures(
                         raise Rejected("bad_signature", f"the signed event's {k} differs")
                 if canonical_party(signed.get("submitter"), "signed submitter") != sub:
                     raise Rejected("bad_signature", "the signed event's submitter differs")
-                if not same_args(ev["type"], signed.get("args", {}), ev.get("args", {})):
+                if not self.same_args(ev["type"], signed.get("args", {}), ev.get("args", {})):
                     raise Rejected("bad_signature", "the signed event's arguments differ")
-                verified += 1
+                self.verified += 1
         except Rejected as r:
-            problems.append(f"{where}: signature check failed: {r.code}: {r.message}")
+            self.problems.append(f"{where}: signature check failed: {r.code}: {r.message}")
         except (ValueError, TypeError, AttributeError) as exc:
-            problems.append(f"{where}: signature block unreadable ({exc})")
-        own_key = handler_key(ev.get("type"), ev.get("args"), key_handler)
+            self.problems.append(f"{where}: signature block unreadable ({exc})")
+        own_key = handler_key(ev.get("type"), ev.get("args"), self.key_handler)
         if own_key is not None:
             try:
                 signer = sig.get("key") if isinstance(sig, dict) else None
                 register_own_key(meta, meta.__setitem__, sub, own_key, signer)
             except (Rejected, TypeError, AttributeError) as exc:
-                problems.append(f"{where}: key registration does not apply ({exc})")
+                self.problems.append(f"{where}: key registration does not apply ({exc})")
         if ev.get("type") == KEYS:
             try:
                 op = decode_key_op(ev.get("args") or {})
                 apply_key_op(meta, meta.__setitem__, op)
             except (Rejected, TypeError, AttributeError) as exc:
-                problems.append(f"{where}: key registry entry does not apply ({exc})")
-    return problems, verified
+                self.problems.append(f"{where}: key registry entry does not apply ({exc})")
+
+
+def audit_signatures(
+    rows: Iterable[Any],
+    ledger: str,
+    same_args: Callable[[str, dict, dict], bool],
+    key_handler: Optional[str] = None,
+) -> tuple[list[str], int]:
+    """:class:`SignatureAudit` over ``rows``: (problems, number of signatures verified)."""
+    audit = SignatureAudit(ledger, same_args, key_handler)
+    for row in rows:
+        audit.feed(row)
+    return audit.problems, audit.verified

@@ -72,7 +72,7 @@ from .journal import (
 from .idfilter import IdFilter
 from .lock import WriterLock
 from .state import ABSENT, store_key
-from .store import LedgerIntegrityError, NotALedgerError, StoreError
+from .store import LedgerIntegrityError, NotALedgerError, StoreError, shown_rows
 
 # 2: balance rows hold the bare amount; 3: checkpoint row, application_id; 4: packed entries,
 # chain hashes kept at anchors only; 5: entries packed without seq/id, compact state rows
@@ -198,9 +198,16 @@ class ChangeBuffer:
             f"SELECT key, value FROM state WHERE kind = '{kind}' ORDER BY key"
         ):
             try:
-                yield key, json.loads(value)
+                v = json.loads(value)
             except (ValueError, TypeError, RecursionError):
-                raise StoreError(f"{self.path}: state row {kind} {key} is corrupt") from None
+                v = ABSENT
+            # unreadable JSON, or a key that is not text (readers sort and print keys)
+            if v is ABSENT or type(key) is not str:
+                raise StoreError(
+                    f"{self.path}: state row {kind} {str(key)[:80]} is corrupt (the ledger is "
+                    "damaged or was edited)"
+                ) from None
+            yield key, v
 
     def state_texts(self) -> Iterator[tuple[str, str, str]]:
         """Every stored state row as ``(kind, key, value text)``, in no particular order
@@ -320,6 +327,7 @@ class SqliteStore(ChangeBuffer):
         create: bool = True,
         readonly: bool = False,
         wait: float = 0.0,
+        check_state: bool = True,
     ):
         if batch < 1:
             raise ValueError("batch must be >= 1")
@@ -328,6 +336,8 @@ class SqliteStore(ChangeBuffer):
         self.path = Path(path)
         self.batch = batch
         self.readonly = readonly
+        # a reader of the journal alone may skip the state digest at open (a writer never)
+        self._check_state = check_state or not readonly
         self.integrity_problems: tuple[str, ...] = ()
         self._cp: Optional[Checkpoint] = None
         self._reset_changes()
@@ -419,7 +429,7 @@ class SqliteStore(ChangeBuffer):
                 self.integrity_problems = tuple(problems)
                 return
             raise LedgerIntegrityError(self.path, problems)
-        problems, self._cp = check_open(self)
+        problems, self._cp = check_open(self, state=self._check_state)
         if self.readonly:
             self.integrity_problems = tuple(problems)
         elif problems:
@@ -542,7 +552,11 @@ class SqliteStore(ChangeBuffer):
         yield from [r for r in self._pending if r.seq >= start]
 
     def journal_desc(self, before: Optional[int] = None) -> Iterator[JournalRow]:
-        """Journal rows newest first (from ``before - 1`` down), hashes as in :meth:`journal`."""
+        """Journal rows newest first (from ``before - 1`` down), hashes as in :meth:`journal`;
+        for readers that show them (history): an unreadable entry is a StoreError."""
+        return shown_rows(self._journal_desc(before), self.path)
+
+    def _journal_desc(self, before: Optional[int] = None) -> Iterator[JournalRow]:
         pend = [r for r in reversed(self._pending) if before is None or r.seq < before]
         yield from pend
         top = min(before, _MAX_SEQ) if before is not None else _MAX_SEQ
@@ -571,7 +585,10 @@ class SqliteStore(ChangeBuffer):
     def account_desc(self, account: str) -> Iterator[JournalRow]:
         """Journal rows newest first from the blocks of entries that touch ``account`` (a
         superset of its entries: the caller filters by its postings), hashes as in
-        :meth:`journal`."""
+        :meth:`journal`; an unreadable entry is a StoreError (see :meth:`journal_desc`)."""
+        return shown_rows(self._account_desc(account), self.path)
+
+    def _account_desc(self, account: str) -> Iterator[JournalRow]:
         for row in reversed(self._pending):
             yield row
         top = self._pending[0].seq if self._pending else _MAX_SEQ
@@ -693,10 +710,14 @@ class SqliteStore(ChangeBuffer):
         return row
 
     def check_integrity(self) -> list[str]:
-        """The open-time check again, on the file as it is now (audit calls it)."""
+        """The open-time check again, on the file as it is now (audit calls it), the tables'
+        definitions included (a changed one refuses the file for writing, so an audit that
+        passed it would contradict the open)."""
         if self._pending:
             raise StoreError(f"{self.path}: flush before checking integrity")
-        return check_open(self)[0]
+        changed = [f"the definition of table {t} was changed outside Charter"
+                   for t in self._changed_tables()]
+        return changed or check_open(self)[0]
 
     def entry_for(self, event_id: str) -> Optional[JournalRow]:
         """The journal row that applied ``event_id`` (pending rows included), or None."""

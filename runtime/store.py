@@ -10,14 +10,61 @@ atomic unit, so a restart sees a state that matches the journal exactly.
 
 from __future__ import annotations
 
+import json
 from collections import deque
-from typing import Any, Iterator, Optional, Protocol
+from typing import Any, Iterable, Iterator, Optional, Protocol
 
 from .journal import JournalRow
 
 
 class StoreError(Exception):
     """The store cannot be used (unreadable file, wrong policy, I/O failure)."""
+
+
+def _entry_shape(text: Any) -> bool:
+    """Whether ``text`` is a journal entry a reader can show: JSON with an event (id, type,
+    submitter: text; time: an int), postings ``[from, to, asset, amount, kind]``, timers
+    and flags as lists of objects (what history and the exports index into)."""
+    if type(text) is not str:
+        return False
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    if type(data) is not dict:
+        return False
+    ev, ps, ts, fs = data.get("event"), data.get("postings"), data.get("timers"), data.get("flags")
+    if type(ev) is not dict or type(ps) is not list or type(ts) is not list or \
+            type(fs) is not list:
+        return False
+    if not all(type(ev.get(k)) is str for k in ("id", "type", "submitter")) or \
+            type(ev.get("time")) is not int:
+        return False
+    for p in ps:
+        if type(p) is not list or len(p) != 5 or type(p[3]) is not int or \
+                not all(type(p[i]) is str for i in (0, 1, 2, 4)):
+            return False
+    for t in ts:
+        if type(t) is not dict or not (type(t.get("handler")) is str
+                                       and type(t.get("due")) is int
+                                       and type(t.get("status")) is str):
+            return False
+    return all(type(f) is dict for f in fs)
+
+
+def shown_rows(rows: Iterable[JournalRow], where: object) -> Iterator[JournalRow]:
+    """``rows`` for a reader that shows entries (``ledger history``): an entry that is not
+    readable as a journal entry (a damaged or edited file) stops it with a
+    :class:`StoreError` naming the ledger and the entry, never a traceback.  The chain
+    is not checked here (``charter audit`` does)."""
+    for row in rows:
+        if not _entry_shape(row.entry):
+            raise StoreError(
+                f"{where}: journal entry {row.seq} (event {str(row.event_id)[:80]!r}) cannot be "
+                f"read as a journal entry (the ledger is damaged or was edited); `charter "
+                f"audit {where}` gives the full report"
+            )
+        yield row
 
 
 class NotALedgerError(StoreError):

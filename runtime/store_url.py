@@ -136,8 +136,10 @@ def open_store(
     create: bool = True,
     readonly: bool = False,
     wait: float = 0.0,
+    check_state: bool = True,
 ) -> Any:
-    """The store ``store`` names (a path, a URL, or a store object, returned as it is)."""
+    """The store ``store`` names (a path, a URL, or a store object, returned as it is).
+    ``check_state=False`` (read-only): the open-time check leaves out the state digest."""
     if not isinstance(store, (str, os.PathLike)):
         return store
     spec = parse(store)
@@ -150,11 +152,11 @@ def open_store(
 
         return SqliteStore(
             spec.target, batch=batch, synchronous=synchronous, create=create,
-            readonly=readonly, wait=wait,
+            readonly=readonly, wait=wait, check_state=check_state,
         )  # fmt: skip
     from .postgres_store import PostgresStore
 
     return PostgresStore(
         spec.target, schema=spec.schema or "charter", where=spec.shown, secret=spec.secret,
-        batch=batch, create=create, readonly=readonly,
+        batch=batch, create=create, readonly=readonly, check_state=check_state,
     )  # fmt: skip

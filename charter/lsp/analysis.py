@@ -355,6 +355,11 @@ class Analysis:
                                   signature=f"by {_src(text, item.by.span)[3:].strip()}",
                                   doc="the party that submitted the event", span=item.by.span,
                                   type=_src(text, item.by.type.span)))
+        if isinstance(item, ast.ProcDecl):
+            for p in item.params:
+                out.append(Target(kind="argument", name=p.name, signature=_src(text, p.span),
+                                  doc=f"a parameter of procedure `{item.name}`", span=p.span,
+                                  type=_src(text, p.type.span)))
         if isinstance(item, ast.DeadlineHandler):
             out.append(Target(kind="binder", name=item.binder,
                               signature=f"{item.binder}: {item.record}",

@@ -287,6 +287,25 @@ def test_tampering_is_detected(feat, tmp_path, sql, text):
     assert any(text in p for p in report.problems), report.problems
 
 
+@pytest.mark.parametrize("sql", [
+    "UPDATE journal SET entry = X'00' WHERE event_id = 'm'",  # not a packed entry
+    "UPDATE journal SET entry = entry_blob('[1, 2]') WHERE event_id = 'm'",  # not an entry
+])
+def test_history_of_a_damaged_entry_is_a_clear_error(feat, tmp_path, sql):
+    """The whole history (no limit) of a ledger with an unreadable entry stops with an error
+    naming the ledger and the entry, not a traceback (store.shown_rows)."""
+    from charter.runtime.sqlite_store import tamper_connection
+
+    db = _ledger(feat, tmp_path)
+    c = tamper_connection(db)
+    c.execute(sql)
+    c.commit()
+    c.close()
+    with open_runtime(None, db, readonly=True, load_state=False) as rt:
+        with pytest.raises(StoreError, match=r"l\.sqlite: journal entry \d+ \(event 'm'\)"):
+            rt.history()
+
+
 def test_tampered_record_is_caught_by_replay(feat, tmp_path):
     import sqlite3
 

@@ -38,8 +38,8 @@ CORE = (
 MUTATIONS: dict[str, tuple[str, str, str]] = {
     # fee taken out of the commons instead of paid into it
     "gig_market": (
-        "release gross - cut - roy from Task(id) to t.worker\n    release cut from Task(id) to commons",
-        "release gross - cut - roy from Task(id) to t.worker\n    transfer cut from commons to t.worker",
+        "release gross - cut - roy from t to t.worker\n    release cut from t to commons",
+        "release gross - cut - roy from t to t.worker\n    transfer cut from commons to t.worker",
         "complete_never_drains_commons",
     ),
     # a member leaves barter still owing (its bond unlocked, its debt left on the ledger)
