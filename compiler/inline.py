@@ -57,15 +57,23 @@ def substitute(x: Any, mapping: dict[str, Any]) -> Any:
     if isinstance(x, tuple):
         return tuple(substitute(i, mapping) for i in x)
     if attrs.has(type(x)) and not _is_type(x):
-        changes = {}
-        for f in attrs.fields(type(x)):
-            v = getattr(x, f.name)
-            if attrs.has(type(v)) or isinstance(v, tuple):
-                nv = substitute(v, mapping)
-                if nv is not v:
-                    changes[f.name] = nv
+        changes = changed_children(x, lambda v: substitute(v, mapping))
         return attrs.evolve(x, **changes) if changes else x
     return x
+
+
+def changed_children(x: Any, f: Any) -> dict[str, Any]:
+    """The fields of IR node ``x`` that ``f`` changes (children that are nodes or tuples),
+    as keyword arguments for ``attrs.evolve``: the one walk over a node's children that
+    substitution and a procedure's renaming share."""
+    changes = {}
+    for fld in attrs.fields(type(x)):
+        v = getattr(x, fld.name)
+        if attrs.has(type(v)) or isinstance(v, tuple):
+            nv = f(v)
+            if nv is not v:
+                changes[fld.name] = nv
+    return changes
 
 
 def _is_type(x: Any) -> bool:

@@ -61,13 +61,7 @@ def rename(x: Any, mapping: dict[str, str]) -> Any:
     if isinstance(x, tuple):
         return tuple(rename(i, mapping) for i in x)
     if attrs.has(type(x)) and not inline._is_type(x):
-        changes = {}
-        for f in attrs.fields(type(x)):
-            v = getattr(x, f.name)
-            if attrs.has(type(v)) or isinstance(v, tuple):
-                nv = rename(v, mapping)
-                if nv is not v:
-                    changes[f.name] = nv
+        changes = inline.changed_children(x, lambda v: rename(v, mapping))
         if isinstance(x, _BINDS_NAME) and x.name in mapping:
             changes["name"] = mapping[x.name]
         if isinstance(x, _BINDS_VAR) and x.var in mapping:
