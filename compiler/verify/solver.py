@@ -23,6 +23,13 @@ import z3
 if TYPE_CHECKING:
     from .model import HandlerModel
 
+# z3's Python layer re-checks, in Python, the sorts and kinds of the arguments of every term it
+# builds while ``Z3_DEBUG`` (``__debug__`` by default) is set - a quarter of the time spent
+# encoding a handler.  Z3's C API checks the same (a sort mismatch still raises Z3Exception,
+# which the encoder reports as an encoding gap), and the terms built are identical, so the
+# verdicts and resource counts are too.  The verifier is the process's only user of z3.
+z3.z3.Z3_DEBUG = False
+
 # Z3 resource units per query (``--rlimit``).  Calibrated on the stdlib: its hardest proved
 # query needs about a tenth of this (see benchmarks/bench_verify.py, which prints the
 # largest per-query use), so a proof is far from the limit and load cannot move it.
