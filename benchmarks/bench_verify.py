@@ -5,9 +5,10 @@
 
 (with charter installed: ``pip install .`` in a fresh clone, or the dev venv's python).
 
-Per policy: wall and CPU seconds, queries, Z3 resource units used (total and the costliest
-query: how far the stdlib stays below ``--rlimit``), how many queries the resource limit
-stopped (``lim``; deterministic) and how many the wall-clock safety net stopped (``net``; it
+Per policy: compile CPU seconds (the parser's tables are built once per process, before the
+first policy, on a line of their own), verify wall and CPU seconds, queries, Z3 resource
+units used (total and the costliest query: how far the stdlib stays below ``--rlimit``),
+how many queries the resource limit stopped (``lim``; deterministic) and how many the wall-clock safety net stopped (``net``; it
 should be 0 - those verdicts depend on the machine).  CPU seconds are the honest figure on a
 shared machine (wall time grows with the load; CPU time and resource units do not).  The
 last lines give the machine's load and a digest of every verdict: two runs with equal
@@ -91,21 +92,30 @@ def main() -> int:
         f"{'unkn':>5}{'vac':>4}{'compile s':>10}{'verify s':>9}{'cpu s':>7}{'queries':>8}"
         f"{'rlimit used':>13}{'max/query':>11}{'lim':>4}{'net':>4}{'cached s':>9}"
     )
-    total = cpu_total = 0.0
+    total = cpu_total = verify_cpu = 0.0
     rl_total = 0
     rows = 0
     worst = ("", 0.0)
     over: list[str] = []  # policies at or above the 2 s goal
     verdicts: dict[str, str] = {}
+    # once per process, not per policy: building the LALR parser from the grammar (the first
+    # compile would otherwise carry it); shown on its own line and counted in the total
+    from charter.compiler import parse
+
+    c0 = time.process_time()
+    parse._parser()
+    startup = time.process_time() - c0
+    print(f"{'(parser)':<24}{'':>36}{startup:>10.3f}  once per process: the grammar's LALR tables")
+    cpu_total += startup
     with tempfile.TemporaryDirectory() as cache:
         for f in files:
-            t0 = time.perf_counter()
+            c0 = time.process_time()
             try:
                 policy = Compilation.from_text(f.read_text(), file=f.name).ir
             except Exception as exc:  # a broken stdlib policy is reported, not fatal
                 print(f"{f.name:<24} does not compile: {str(exc).splitlines()[0][:60]}")
                 continue
-            tc = time.perf_counter() - t0
+            tc = time.process_time() - c0
             opts = V.Options(
                 bound=args.bound, rlimit=rlimit, timeout_ms=timeout_ms, cache_dir=Path(cache)
             )
@@ -121,10 +131,14 @@ def main() -> int:
             s = V.summary(results)
             total += tv
             cpu_total += cv
+            verify_cpu += cv
             rl_total += st.rlimit_used
             worst = max(worst, (f.name[:-8], tv), key=lambda x: x[1])
-            if tv >= 2.0 or cv >= 2.0:
-                over.append(f"{f.name[:-8]} ({tv:.2f} s wall, {cv:.2f} s cpu)")
+            cpu_total += tc
+            if tv >= 2.0 or cv + tc >= 2.0:
+                over.append(
+                    f"{f.name[:-8]} ({tv:.2f} s wall, {tc + cv:.2f} s cpu with compiling)"
+                )
             rows += 1
             for r in results:
                 verdicts[f"{f.name[:-8]}:{r.name}"] = r.status
@@ -136,7 +150,8 @@ def main() -> int:
                 f"{tcache:>9}"
             )
     print(
-        f"total verify time for {rows} policies: {total:.2f} s wall, {cpu_total:.2f} s cpu "
+        f"total verify time for {rows} policies: {total:.2f} s wall, {verify_cpu:.2f} s cpu "
+        f"({cpu_total:.2f} s cpu with compiling and the parser) "
         f"(slowest {worst[0]} {worst[1]:.2f} s); rlimit used {rl_total:,}; {_load()}"
     )
     print("at or above 2 s per policy: " + (", ".join(over) if over else "none"))
