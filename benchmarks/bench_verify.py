@@ -8,8 +8,9 @@
 Per policy: compile CPU seconds (the parser's tables are built once per process, before the
 first policy, on a line of their own), verify wall and CPU seconds, queries, Z3 resource
 units used (total and the costliest query: how far the stdlib stays below ``--rlimit``),
-how many queries the resource limit stopped (``lim``; deterministic) and how many the wall-clock safety net stopped (``net``; it
-should be 0 - those verdicts depend on the machine).  CPU seconds are the honest figure on a
+how many queries the resource limit stopped (``lim``; deterministic) and how many the
+wall-clock safety net stopped (``net``; it should be 0 - those verdicts depend on the
+machine).  CPU seconds are the honest figure on a
 shared machine (wall time grows with the load; CPU time and resource units do not).  The
 last lines give the machine's load and a digest of every verdict: two runs with equal
 digests gave identical verdicts (run one under load to see that load does not matter).
