@@ -109,6 +109,9 @@ class Encoder:
         # role -> party terms whose membership the handler uses
         self.role_terms: dict[str, list] = {}
         self.params: dict[str, Any] = {}
+        # id(split) -> (split, incremental solver holding its definition): the questions
+        # about one split share it (solver.solve_split); dropped when the handler's checks end
+        self.split_sessions: dict[int, tuple] = {}
         self._fresh = 0
         self.step = 0
         self._records = {r.name: r for r in policy.records}

@@ -186,6 +186,8 @@ def _handlers(run: Run) -> None:
                         )
         sub = attrs.evolve(policy, properties=tuple(props))
         mine_declared = check_declared(sub, {h.name: prep}, {h.name: inv_assume}, opts)
+        if prep.model is not None:  # the splits' incremental solvers (a context each)
+            prep.model.encoder.split_sessions.clear()
         if stats().safety_net > net:
             _mark_safety_net(mine + mine_declared, opts)
         elif run.use_cache:
