@@ -212,6 +212,23 @@ TAMPER = [
         "definition of table journal was changed",
         None,
     ),
+    # found by fuzz_ledger_files --target history: `history --account` trusts the index, so a
+    # lost (account, block) pair silently emptied the account's history; the open now checks
+    # the pairs of the blocks its re-hashed window covers
+    (
+        "deleted per-account index row",
+        _sql("DELETE FROM account_block WHERE account = "
+             "(SELECT account FROM account_block ORDER BY account LIMIT 1)"),
+        "per-account index lacks 1",
+        "per-account index lacks 1",
+    ),
+    (
+        "edited per-account index block",
+        _sql("UPDATE account_block SET block = 'x' WHERE account = "
+             "(SELECT account FROM account_block ORDER BY account LIMIT 1)"),
+        "per-account index lacks 1",
+        "per-account index lacks 1",
+    ),
 ]
 
 
