@@ -111,3 +111,28 @@ def test_in_memory_run_bytes_per_event():
         tracemalloc.stop()
     assert rt.seq > 18_000
     assert grown / len(events) < 120, grown / len(events)
+
+
+@pytest.mark.parametrize("text", [
+    '{"event":{"id":"e1","args":{"n":123456789012345678901234567890}},"postings":[]}',
+    '{"event":{"id":"e1","args":{"s":"\\udc80"}}}',  # a lone surrogate: msgspec refuses
+    '{"event":{"id":"e1","args":{"x":NaN,"y":1e400}}}',  # json reads these, msgspec not
+    '{"event":{"a":1,"a":2}}',
+    '{"postings":[[1]],"event":{"a":[1,{"b":null}],"c":1.5}}',
+    '{"event":[1]}', '{"event":1}', '{"other":1}', "[1]", "", "{", None, b'{"event":{}}',
+])
+def test_replay_reads_an_entry_event_as_json_does(text):
+    """Replay decodes only an entry's event (msgspec); whatever it gives or refuses is
+    exactly what ``json.loads(entry)["event"]`` gives or refuses."""
+    from charter.runtime.api import _event_of
+
+    def outcome(f):
+        try:
+            return "ok", f(text)
+        except (ValueError, KeyError, TypeError):
+            return "refused", None
+
+    got, want = outcome(_event_of), outcome(lambda t: json.loads(t)["event"])
+    assert got[0] == want[0]
+    if got[0] == "ok":
+        assert json.dumps(got[1]) == json.dumps(want[1]) and type(got[1]) is type(want[1])
