@@ -8,9 +8,10 @@ entry lies inside the open-time check's re-hash window), then repeatedly
 copies it, applies one hostile mutation and calls ``open_runtime`` for
 writing.  Mutations: a byte of the file set to a random value (header,
 b-tree pages, cells, free space), the file truncated, a cell of any table
-(journal, state, meta, checkpoint, schema_version) set to a hostile value of
+(journal, state, meta, checkpoint, schema_version, account_block) set to a hostile value of
 any type (null, booleans, 64-bit extremes, floats, NaN, text, JSON of every
-shape, deeply nested JSON, blobs), a row deleted or duplicated.
+shape, deeply nested JSON, blobs), a cell set to another row's value of the same column
+(a genuine entry, hash, key or digest in the wrong place), a row deleted or duplicated.
 
 Each outcome is one of: ``intact`` (opened; its state, applied ids and head
 equal the original), ``refused:<ErrorClass>`` (a StoreError naming the
@@ -27,8 +28,10 @@ kept it, :func:`downgrade`) and runs ``charter ledger migrate``: ``migrated`` (a
 result then opens with no integrity problem, audits and replays clean) or ``refused``.
 A traceback, another exit code or a message without the file is a failure.
 ``--target history`` runs ``charter ledger history`` (``--limit 5``, with or without
-``--account``; it opens without the state digest): ``read`` or ``refused``.  ``--target
-audit`` runs ``charter audit``: ``ok`` (and then the file must also open for writing
+``--account``; it opens without the state digest): ``read`` (exactly what the intact ledger
+shows), ``read-warned`` (after a warning that names the file and says it fails its integrity
+check) or ``refused``; other entries without a warning are a failure.  ``--target audit``
+runs ``charter audit``: ``ok`` (and then the file must also open for writing
 with the original content: an audit must not pass a ledger the open check refuses or
 that reads differently) or ``failed``/``refused`` (exit 1/2 naming the file).
 """
@@ -55,12 +58,16 @@ TABLES = {
     "meta": ("key", "value"),
     "checkpoint": ("seq", "head", "state_digest", "state_rows", "meta_digest", "hash"),
     "schema_version": ("version",),
+    "account_block": ("account", "block"),
 }
+# how a row is named in UPDATE/DELETE: the rowid, or the key of a WITHOUT ROWID table
+ROW_KEY = {"state": "kind || char(31) || key", "account_block": "account || char(31) || block"}
 HOSTILE: list[Any] = [
     None, True, False, 0, -1, 1, 2**63 - 1, -(2**63), 1.5, float("nan"), float("inf"), "",
     "0", "null", "true", "[]", "{}", '{"v":1}', "[1,2,3]", '"text"', "1e400", "-0",
     "9" * 5000, "[" * 10000, '{"a":' * 3000, "\u00e9\u4e2d", "x" * 100_000, b"", b"\x00\xff",
-    '["party:ann:Credit","supply:Credit","Credit",1,"mint"]',
+    '["party:ann:Credit","supply:Credit","Credit",1,"mint"]', '{"a":1,"a":2}', '"\\ud800"',
+    str(2**64), str(-(2**64)), "1.0", "[null]", '{"":null}', "\ufeff{}", " 1 ", "\x00",
 ]
 
 
@@ -176,7 +183,8 @@ def table_sizes(db: Path) -> dict[str, int]:
 
 
 def random_mutation(rnd: random.Random, size: int, sizes: dict[str, int]) -> tuple:
-    kind = rnd.choice(["byte", "byte", "byte", "truncate", "cell", "cell", "cell", "delete", "dup"])
+    kind = rnd.choice(["byte", "byte", "byte", "truncate", "cell", "cell", "cell", "delete", "dup",
+                       "swap"])
     if kind == "byte":
         # the header and the first pages hold the schema and the small tables: weight them
         hi = rnd.choice([100, 4096, size])
@@ -188,6 +196,9 @@ def random_mutation(rnd: random.Random, size: int, sizes: dict[str, int]) -> tup
     if kind == "cell":
         value = rnd.choice(HOSTILE) if rnd.random() < 0.7 else rnd.randrange(-1000, 10**6)
         return ("cell", table, rnd.choice(TABLES[table]), row, value)
+    if kind == "swap":  # a genuine value, moved: another row's cell of the same column
+        return ("swap", table, rnd.choice(TABLES[table]), row,
+                rnd.randrange(max(sizes[table], 1)))
     return (kind, table, row)
 
 
@@ -203,8 +214,8 @@ def apply_mutation(db: Path, m: tuple) -> None:
         return
     c = sqlite3.connect(db)
     try:
-        table, row = m[1], m[-1] if m[0] != "cell" else m[3]
-        rid = "rowid" if table not in ("state",) else "kind || char(31) || key"
+        table, row = m[1], m[3] if m[0] in ("cell", "swap") else m[-1]
+        rid = ROW_KEY.get(table, "rowid")
         keys = [r[0] for r in c.execute(f"SELECT {rid} FROM {table} ORDER BY 1")]
         if not keys:
             return
@@ -212,6 +223,10 @@ def apply_mutation(db: Path, m: tuple) -> None:
         try:
             if m[0] == "cell":
                 c.execute(f"UPDATE OR IGNORE {table} SET {m[2]} = ? WHERE {rid} = ?", (m[4], key))
+            elif m[0] == "swap":
+                other = keys[m[4] % len(keys)]
+                c.execute(f"UPDATE OR IGNORE {table} SET {m[2]} = (SELECT {m[2]} FROM {table} "
+                          f"WHERE {rid} = ?) WHERE {rid} = ?", (other, key))
             elif m[0] == "delete":
                 c.execute(f"DELETE FROM {table} WHERE {rid} = ?", (key,))
             else:  # a copy of the row under a fresh rowid/key where the schema allows it
@@ -302,13 +317,38 @@ def migrate_outcome(db: Path) -> str:
     return "migrated"
 
 
-def history_outcome(db: Path, account: Any) -> str:
-    """``charter ledger history --limit 5`` (``--account``): ``read`` or ``refused``."""
-    r = _cli("ledger", "history", db, "--limit", "5", *(("--account", account) if account else ()))
-    if r.exit_code == 0:
-        assert "Traceback" not in r.output, r.output[-2000:]
-        return "read"
-    return _refused(db, r)
+HISTORY_ACCOUNTS = (None, "party:ann:Credit", "pool:commons", "nobody")
+
+
+def _history(db: Path, account: Any, *limit: str) -> Any:
+    return _cli("ledger", "history", db, *limit, *(("--account", account) if account else ()))
+
+
+def history_truth(pristine: Path) -> dict[Any, str]:
+    """Per account of HISTORY_ACCOUNTS (None: all), the intact ledger's ``--limit 5`` output."""
+    out = {}
+    for acc in HISTORY_ACCOUNTS:
+        r = _history(pristine, acc, "--limit", "5")
+        assert r.exit_code == 0 and "warning" not in r.output, r.output
+        out[acc] = r.output.replace(str(pristine), "LEDGER")
+    return out
+
+
+def history_outcome(db: Path, account: Any, truth: Any = None) -> str:
+    """``charter ledger history --limit 5`` (``--account``): ``read``, ``read-warned`` or
+    ``refused``.  With ``truth`` (:func:`history_truth` of the unmutated ledger), a read
+    without a warning must show exactly what the intact ledger shows: the whole ledger lies
+    inside the open check's re-hashed window, its per-account index included."""
+    r = _history(db, account, "--limit", "5")
+    if r.exit_code != 0:
+        return _refused(db, r)
+    assert "Traceback" not in r.output, r.output[-2000:]
+    text = r.output.replace(str(db), "LEDGER")
+    if "warning: LEDGER fails its integrity check" in text:
+        return "read-warned"  # shown, but said to be damaged: what a reader of a damaged file owes
+    assert truth is None or text == truth[account], \
+        f"history read other entries than the intact ledger's, without a warning:\n{text[:800]}"
+    return "read"
 
 
 def audit_outcome(db: Path, policy: Any, snap: Snapshot) -> str:
@@ -343,6 +383,7 @@ def main() -> None:
         work = base / "work"
         work.mkdir()
         pristine, policy, snap = build_ledger(base)
+        truth = history_truth(pristine) if target == "history" else None
         sources = {"open": [pristine], "export": [pristine], "history": [pristine],
                    "audit": [pristine],
                    "migrate": [build_old_ledger(pristine, 3), build_old_ledger(pristine, 4)]}
@@ -357,9 +398,9 @@ def main() -> None:
                 if target == "open":
                     got = run_one(src, work, policy, snap, m)
                 elif target == "history":
-                    acc = rnd.choice([None, "party:ann:Credit", "pool:commons", "nobody"])
+                    acc = rnd.choice(HISTORY_ACCOUNTS)
                     got = f"{'account' if acc else 'all':<7} " + history_outcome(
-                        _fresh_copy(src, work, m), acc)
+                        _fresh_copy(src, work, m), acc, truth)
                 elif target == "audit":
                     got = audit_outcome(_fresh_copy(src, work, m), policy, snap)
                 elif target == "export":

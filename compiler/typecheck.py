@@ -1789,25 +1789,39 @@ class Checker:
     # -------------------------------------------------------------- functions
     def function(self, q: str, span: Span) -> Optional["_Function"]:
         """The checked body of function ``q`` (None when it has errors or recurses)."""
-        if q in self.fn_stack:
-            cycle = self.fn_stack[self.fn_stack.index(q):] + [q]
-            shown = " -> ".join(cycle)
-            self.d.error("E0701", f"function `{q}` calls itself" + (
-                f" (through {shown})" if len(cycle) > 2 else ""), span,
-                         hint="functions cannot recurse; iterate with `for i in a..b` or "
-                              "`for each` in a handler instead")
+        return self._checked_once(
+            "function", q, span, self.fn_stack, self.functions,
+            lambda: self._check_function(q, *self.syms.functions[q]),
+            hint="functions cannot recurse; iterate with `for i in a..b` or `for each` in a "
+                 "handler instead",
+            fresh={"block_depth": 0})
+
+    def _checked_once(self, kind: str, q: str, span: Span, stack: list[str],
+                      done: dict[str, Any], check: Callable[[], Any], hint: str,
+                      fresh: dict[str, Any]) -> Any:
+        """``check()``'s result for the function or procedure ``q``, computed once (kept in
+        ``done``); None with an E0701 at ``span`` when ``q`` is already on ``stack``, i.e.
+        reaches itself.  While ``check`` runs, ``q`` is on ``stack`` and the checker's
+        attributes named in ``fresh`` hold the given values (the body is checked as if it
+        stood alone); they are restored after."""
+        if q in stack:
+            cycle = stack[stack.index(q):] + [q]
+            self.d.error("E0701", f"{kind} `{q}` calls itself" + (
+                f" (through {' -> '.join(cycle)})" if len(cycle) > 2 else ""), span, hint=hint)
             return None
-        if q in self.functions:
-            return self.functions[q]
-        decl, scope = self.syms.functions[q]
-        self.fn_stack.append(q)
-        saved_depth, self.block_depth = self.block_depth, 0
+        if q in done:
+            return done[q]
+        saved = {name: getattr(self, name) for name in fresh}
+        stack.append(q)
+        for name, value in fresh.items():
+            setattr(self, name, value)
         try:
-            self.functions[q] = fn = self._check_function(q, decl, scope)
+            done[q] = out = check()
         finally:
-            self.fn_stack.pop()
-            self.block_depth = saved_depth
-        return fn
+            stack.pop()
+            for name, value in saved.items():
+                setattr(self, name, value)
+        return out
 
     def _check_function(self, q: str, decl: ast.FnDecl, scope: ModuleScope) -> Optional[
             "_Function"]:
@@ -1922,28 +1936,12 @@ class Checker:
     # ------------------------------------------------------------- procedures
     def procedure(self, q: str, span: Span) -> Optional["_Procedure"]:
         """The checked body of procedure ``q`` (None when it has errors or recurses)."""
-        if q in self.proc_stack:
-            cycle = self.proc_stack[self.proc_stack.index(q):] + [q]
-            self.d.error("E0701", f"procedure `{q}` calls itself" + (
-                f" (through {' -> '.join(cycle)})" if len(cycle) > 2 else ""), span,
-                         hint="procedures cannot recurse: each `do` is replaced by the "
-                              "procedure's body; iterate with `for i in a..b` or `for each`")
-            return None
-        if q in self.procedures:
-            return self.procedures[q]
-        decl, scope = self.syms.procedures[q]
-        self.proc_stack.append(q)
-        saved_depth, self.block_depth = self.block_depth, 0
-        saved_reported, self.depth_reported = self.depth_reported, False
-        saved_expansions, self.expansions = self.expansions, 0
-        try:
-            self.procedures[q] = proc = self._check_procedure(decl, scope)
-        finally:
-            self.proc_stack.pop()
-            self.block_depth = saved_depth
-            self.depth_reported = saved_reported
-            self.expansions = saved_expansions
-        return proc
+        return self._checked_once(
+            "procedure", q, span, self.proc_stack, self.procedures,
+            lambda: self._check_procedure(*self.syms.procedures[q]),
+            hint="procedures cannot recurse: each `do` is replaced by the procedure's body; "
+                 "iterate with `for i in a..b` or `for each`",
+            fresh={"block_depth": 0, "depth_reported": False, "expansions": 0})
 
     def _check_procedure(self, decl: ast.ProcDecl, scope: ModuleScope) -> Optional[
             "_Procedure"]:

@@ -897,23 +897,31 @@ class Runtime:
             raise
 
     def _audit(self) -> AuditReport:
-        if self.store.persistent:
-            stored = dict(self.store.kind_rows("balance"))
-        else:
-            stored = dict(self.state.balances)
-        blocks: Optional[set[int]] = set() if hasattr(self.store, "account_blocks") else None
-        report = audit_rows(self.store.journal(), self.genesis, stored,
-                            credit=self.state.audit_lines(), blocks=blocks)
+        """The chain and balances (``journal.audit_rows``), the per-account index, every
+        signature (``signing.SignatureAudit``, fed the same rows: one read of the journal),
+        the stored balances against the running state, and the open-time check of the ledger
+        as it is now.  ``api.audit_and_replay`` runs this, then a replay."""
+        store = self.store
+        stored = dict(store.kind_rows("balance")) if store.persistent else \
+            dict(self.state.balances)
+        blocks: Optional[set[int]] = set() if hasattr(store, "account_blocks") else None
+        # every signature again, against the key registry rebuilt from the journal itself
+        sigs = signing.SignatureAudit(self.genesis, self.same_signed_args, self.key_handler)
+
+        def rows() -> Iterator[JournalRow]:
+            feed = sigs.feed
+            for row in store.journal():
+                feed(row)
+                yield row
+
+        report = audit_rows(rows(), self.genesis, stored, credit=self.state.audit_lines(),
+                            blocks=blocks)
         problems = list(report.problems)
         if blocks is not None:
-            problems += _index_problems(self.store.account_blocks(), blocks)
-        # every signature again, against the key registry rebuilt from the journal itself
-        sig_problems, signatures = signing.audit_signatures(
-            self.store.journal(), self.genesis, self.same_signed_args, self.key_handler
-        )
-        problems += sig_problems
-        if self.store.persistent and self.state_loaded:
-            live = {k: v for k, v in self.state.balances.items()}
+            problems += _index_problems(store.account_blocks(), blocks)
+        problems += sigs.problems
+        if store.persistent and self.state_loaded:
+            live = self.state.balances
             for acc in sorted(set(live) | set(stored)):
                 if live.get(acc, 0) != stored.get(acc, 0):
                     problems.append(
@@ -925,12 +933,11 @@ class Runtime:
                 f"journal head {report.head[:16]} differs from the runtime's {self.head[:16]}"
             )
         # a ledger file's checkpoint (runtime/integrity.py): what the open-time check says
-        check = getattr(self.store, "check_integrity", None)
+        check = getattr(store, "check_integrity", None)
         if check is not None:
             problems += [p for p in check() if p not in problems]
-        return attrs.evolve(
-            report, ok=not problems, problems=tuple(problems), signatures=signatures
-        )
+        return attrs.evolve(report, ok=not problems, problems=tuple(problems),
+                            signatures=sigs.verified)
 
     # ================================================================ tests support
 

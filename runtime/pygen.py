@@ -20,6 +20,7 @@ templates, indices and Python operators.
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -33,6 +34,7 @@ from .ledger import escrow_account, party_account, stake_account
 from .values import PolicyNotExecutable, Rejected, amount_text, show
 
 _CMP = {"==", "!=", "<", "<=", ">", ">="}
+_PLAIN = re.compile(r"(?:_v|K)[0-9]+\Z")  # a generated local or constant: evaluated as it is
 
 
 # ------------------------------------------------------------ helpers the generated code calls
@@ -185,12 +187,46 @@ class _Unsupported(Exception):
 class PyGen:
     """Writes one handler body as Python source; falls back to closures per statement/expression."""
 
-    def __init__(self, compiler: Compiler):
+    def __init__(self, compiler: Compiler, fast_locals: bool = False):
         self.c = compiler
         self.consts: list[Any] = []
         self.lines: list[str] = []
         self.tmp = 0
         self.tables: dict[str, str] = {}
+        # fast_locals: the handler's names are Python locals (``_v<i>``), not ``loc`` entries;
+        # only for a body written out whole (a closure called from it would read ``loc``)
+        self.fast_locals = fast_locals
+        self.pynames: dict[str, str] = {}
+        self.assigned: set[str] = set()
+        self.fallbacks = 0
+
+    def name(self, n: str) -> str:
+        v = self.pynames.get(n)
+        if v is None:
+            v = self.pynames[n] = f"_v{len(self.pynames)}"
+        return v
+
+    def local(self, n: str) -> str:
+        """The generated text of local ``n`` (read or assigned)."""
+        return self.name(n) if self.fast_locals else f"loc[{self.k(n)}]"
+
+    def temp(self, prefix: str) -> str:
+        """A fresh name for a value the generated code evaluates once."""
+        self.tmp += 1
+        return f"{prefix}{self.tmp}"
+
+    def once(self, prefix: str, text: str) -> tuple[str, str]:
+        """(the text that evaluates ``text`` first, the name to use after it): a plain name
+        or constant is used as it is, anything else is bound to a fresh name (``:=``)."""
+        if _PLAIN.match(text):
+            return text, text
+        v = self.temp(prefix)
+        return f"({v} := {text})", v
+
+    def closure(self, fn: Any) -> str:
+        """A call of the closure backend's node from the generated code."""
+        self.fallbacks += 1
+        return f"{self.k(fn)}(e)"
 
     def k(self, v: Any) -> str:
         # each constant is a global of the function's own namespace, ``K<i>`` (one cached
@@ -226,6 +262,15 @@ class PyGen:
         self.emit(2, "if r.span is None:")
         self.emit(3, "r.span = K[_s]")
         self.emit(2, "raise")
+        if self.fast_locals:
+            given = {f.name for f in h.params} | {getattr(h.auth, "binder", None), h.binder}
+            if self.fallbacks or self.assigned & given:
+                raise _Unsupported  # written again with ``loc`` (see compile_body)
+            # the arguments and the bound submitter/record, read once from ``loc``
+            loads = [f"{v} = loc[{self.k(n)}]" for n, v in self.pynames.items()
+                     if n not in self.assigned]
+            if loads:
+                self.lines.insert(1, "    " + "; ".join(loads))
         if self.tables:
             self.lines.insert(1, "    " + "; ".join(
                 f"{name} = recs[{self.k(record)}]" for record, name in self.tables.items()))
@@ -265,7 +310,7 @@ class PyGen:
         except _Unsupported:
             del self.lines[mark:]
             # the closure backend's statement, called from the generated code
-            self.emit(depth, f"{self.k(self.c.stmt(s))}(e)")
+            self.emit(depth, self.closure(self.c.stmt(s)))
 
     def s_Require(self, s: ir.Require, d: int) -> None:
         self.emit(d, f"if not ({self.x(s.cond)}):")
@@ -279,13 +324,18 @@ class PyGen:
         self.emit(d, f"raise Rejected('rejected', {self.k(s.message)}, {self.k(s.span)})")
 
     def s_Let(self, s: ir.Let, d: int) -> None:
-        self.emit(d, f"loc[{self.k(s.name)}] = {self.x(s.value)}")
+        self.assign(s.name, s.value, d)
 
     def s_Var(self, s: ir.Var, d: int) -> None:
-        self.emit(d, f"loc[{self.k(s.name)}] = {self.x(s.value)}")
+        self.assign(s.name, s.value, d)
 
     def s_SetLocal(self, s: ir.SetLocal, d: int) -> None:
-        self.emit(d, f"loc[{self.k(s.name)}] = {self.x(s.value)}")
+        self.assign(s.name, s.value, d)
+
+    def assign(self, name: str, value: ir.Expr, d: int) -> None:
+        text = self.x(value)
+        self.assigned.add(name)
+        self.emit(d, f"{self.local(name)} = {text}")
 
     def s_If(self, s: ir.If, d: int) -> None:
         self.emit(d, f"if {self.x(s.cond)}:")
@@ -393,12 +443,26 @@ class PyGen:
         if isinstance(a, ir.AccSupply):
             return self.k(f"supply:{a.asset}")
         if isinstance(a, ir.AccParty):
-            return f"_pacc({self.x(a.party)}, {self.k(a.asset)})"
+            # the account name built inline for a party id (text, not the clock); _pacc
+            # words the refusal otherwise
+            first, v = self.once("_p", self.x(a.party))
+            return (
+                f"({self.k('party:')} + {v} + {self.k(':' + a.asset)} if "
+                f"{first}.__class__ is str and {v} != 'clock' "
+                f"else _pacc({v}, {self.k(a.asset)}))"
+            )
         if isinstance(a, ir.AccStake):
             return f"_sacc({self.x(a.party)}, {self.k(a.asset)})"
         if isinstance(a, ir.AccEscrow):
             r = self.k(a.record)
-            return f"_eacc({self.table(a.record)}, {self.x(a.key)}, {r}, {self.k(a.asset)})"
+            t = self.table(a.record)
+            # inline for a text key of a live record (escrow_account's name); _eacc otherwise
+            first, v = self.once("_e", self.x(a.key))
+            return (
+                f"({self.k(f'escrow:{a.record}:')} + {v} + {self.k(':' + a.asset)} if "
+                f"{first} in {t} and {v}.__class__ is str "
+                f"else _eacc({t}, {v}, {r}, {self.k(a.asset)}))"
+            )
         raise _Unsupported
 
     # ------------------------------------------------------------ expressions
@@ -410,7 +474,7 @@ class PyGen:
                 return m(x)
             except _Unsupported:
                 pass
-        return f"{self.k(self.c.expr(x))}(e)"
+        return self.closure(self.c.expr(x))
 
     def x_Const(self, x: ir.Const) -> str:
         v = x.value
@@ -421,7 +485,7 @@ class PyGen:
         return self.k(v)
 
     def x_Local(self, x: ir.Local) -> str:
-        return f"loc[{self.k(x.name)}]"
+        return self.local(x.name)
 
     def x_ParamRef(self, x: ir.ParamRef) -> str:
         return f"P[{self.k(x.name)}]"
@@ -438,12 +502,8 @@ class PyGen:
         t = self.table(x.record)
         # a dict lookup inline; _rec (which words the rejection) only when it finds nothing
         # (or an empty record).  The key is evaluated once, into a name of its own.
-        self._nkeys = getattr(self, "_nkeys", 0) + 1
-        kv = f"_rk{self._nkeys}"
-        return (
-            f"({t}.get(({kv} := {self.x(x.key)})) or _rec({t}, {kv}, {r}))"
-            f"[{self.k(x.field)}]"
-        )
+        first, kv = self.once("_rk", self.x(x.key))
+        return f"({t}.get({first}) or _rec({t}, {kv}, {r}))[{self.k(x.field)}]"
 
     def x_Exists(self, x: ir.Exists) -> str:
         return f"({self.x(x.key)} in {self.table(x.record)})"
@@ -527,9 +587,14 @@ _HELPERS["_show"] = show
 
 
 def compile_body(compiler: Compiler, h: ir.Handler) -> Callable[[Env], None]:
-    """The generated body of ``h`` (or its closure body if generation fails)."""
+    """The generated body of ``h`` (or its closure body if generation fails): with its names
+    as Python locals when the whole body is written out, else with ``loc`` (which the
+    closures it calls read and write)."""
     try:
-        return PyGen(compiler).body(h)
+        try:
+            return PyGen(compiler, fast_locals=True).body(h)
+        except _Unsupported:
+            return PyGen(compiler).body(h)
     except (PolicyNotExecutable, SyntaxError, RecursionError):
         return compiler.block(h.body)
 
@@ -542,12 +607,17 @@ class CompiledPolicy:
     exprs: "Compiler"
 
 
+# the policies compiled most recently (least recently used first), at most CACHE_POLICIES: a
+# process that opens ledger after ledger (a server, a fuzzer) decodes a new Policy object each
+# time, and an unbounded cache kept every one of them and its generated code (~130 KB a policy)
 _CACHE: dict[tuple[int, str], tuple[ir.Policy, CompiledPolicy]] = {}
+CACHE_POLICIES = 16
 BACKENDS = ("python", "closures", "reference")
 
 
 def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy:
-    """Compile every handler of ``policy`` (cached: a policy is compiled once per process).
+    """Compile every handler of ``policy`` (cached: a policy object is compiled once while it
+    is among the :data:`CACHE_POLICIES` most recently compiled).
 
     ``backend``: ``"python"`` (the engine) writes each body as one generated
     function; ``"closures"`` runs the engine's closures alone, one per node
@@ -562,8 +632,10 @@ def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy
         from .reference import reference_policy
 
         return reference_policy(policy)  # type: ignore[return-value]
-    hit = _CACHE.get((id(policy), backend))
+    key = (id(policy), backend)
+    hit = _CACHE.pop(key, None)
     if hit is not None and hit[0] is policy:
+        _CACHE[key] = hit  # now the most recently used
         return hit[1]
     c = Compiler(policy)
     if backend == "python":
@@ -574,5 +646,7 @@ def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy
         handlers = {h.name: c.handler(h) for h in policy.handlers}
     timed = tuple(handlers[h.name] for h in policy.handlers if h.kind in ("every", "deadline"))
     out = CompiledPolicy(policy=policy, handlers=handlers, timed=timed, exprs=c)
-    _CACHE[(id(policy), backend)] = (policy, out)
+    while len(_CACHE) >= CACHE_POLICIES:
+        del _CACHE[next(iter(_CACHE))]
+    _CACHE[key] = (policy, out)
     return out

@@ -14,6 +14,7 @@ import json
 from collections import deque
 from typing import Any, Iterable, Iterator, Optional, Protocol
 
+from .idset import IdSet
 from .journal import JournalRow
 
 
@@ -184,7 +185,8 @@ class MemoryStore:
     :data:`DEFAULT_WINDOW`) so a long in-memory run does not grow with its
     journal; ``window=None`` keeps every entry (``journal="full"`` in
     ``open_runtime``), which ``replay`` and a full ``audit`` of an in-memory
-    runtime need.  The applied ids are always kept (idempotency)."""
+    runtime need.  The applied ids are always kept (idempotency), every one, exactly, in an
+    :class:`~charter.runtime.idset.IdSet` (~10 bytes an id where a set takes ~100)."""
 
     persistent = False
 
@@ -194,7 +196,7 @@ class MemoryStore:
         self.window = window
         self._meta: dict[str, Any] = {}
         self._journal: deque[JournalRow] = deque(maxlen=window)
-        self._ids: set[str] = set()
+        self._ids = IdSet()
         self.dropped = 0  # entries no longer kept (older than the window)
         self._before_window = ""  # the hash of the newest entry no longer kept
 
@@ -234,7 +236,7 @@ class MemoryStore:
     def event_ids(self) -> Iterator[str]:
         return iter(list(self._ids))
 
-    def applied_ids(self) -> set[str]:
+    def applied_ids(self) -> IdSet:
         """The live set of applied ids (``append`` adds to it): the runtime shares it
         instead of keeping a second set of every id."""
         return self._ids

@@ -3,7 +3,8 @@
 Hypothesis picks mutations of a real SQLite ledger -- a byte anywhere in the
 file, a truncation, a cell of any table set to a value of any type (null,
 booleans, 64-bit extremes, floats, text, every JSON shape, deep nesting,
-blobs), a row deleted or duplicated -- and opens the result for writing.  It
+blobs), a cell set to another row's value of the same column, a row deleted or
+duplicated -- and opens the result for writing.  It
 must either open with exactly the original state, ids and head, or raise a
 StoreError that names the file; never another exception.
 ``benchmarks/fuzz_ledger_files.py`` runs the same functions 100,000 times.
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +31,8 @@ def pristine(tmp_path_factory):
     return db, policy, snap, db.stat().st_size, F.table_sizes(db), tmp_path_factory.mktemp("w")
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | st.text(),
+json_values = st.recursive(  # every JSON type; integers beyond 64 bits only JSON can hold
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
                                                                 max_size=4),
     max_leaves=12,
@@ -62,6 +63,12 @@ def mutations(size: int, sizes: dict[str, int]):
         ),
         st.tuples(st.sampled_from(["delete", "dup"]), st.sampled_from(tables),
                   st.integers(0, 200)),
+        st.sampled_from(tables).flatmap(  # another row's genuine value, moved
+            lambda t: st.tuples(
+                st.just("swap"), st.just(t), st.sampled_from(F.TABLES[t]),
+                st.integers(0, max(sizes[t], 1) - 1), st.integers(0, max(sizes[t], 1) - 1),
+            )
+        ),
     )
 
 
@@ -117,6 +124,45 @@ def test_mutated_old_ledgers_migrate_clean_or_are_refused(old_ledgers, tmp_path)
 
     check()
     assert {"migrated", "refused"} <= seen
+
+
+def test_mutated_ledger_files_show_history_truly_or_are_refused(pristine, tmp_path):
+    """`ledger history --limit 5` (all, or one account's) of a mutated file: exactly what the
+    intact file shows, or shown after a warning naming the damaged file, or refused naming
+    it; never other entries without a warning (a lost per-account index row did that)."""
+    db, _policy, _snap, size, sizes, _work = pristine
+    truth = F.history_truth(db)
+    seen: set[str] = set()
+
+    @settings(max_examples=150, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                     HealthCheck.function_scoped_fixture])
+    @given(mutations(size, sizes), st.sampled_from(F.HISTORY_ACCOUNTS))
+    # the fuzzer's finding: the index rows of pool:commons and of ann, deleted
+    @example(("delete", "account_block", 4), "pool:commons")
+    @example(("delete", "account_block", 7), "party:ann:Credit")
+    def check(m, account):
+        seen.add(F.history_outcome(F._fresh_copy(db, tmp_path, m), account, truth))
+
+    check()
+    assert seen == {"read", "read-warned", "refused"}  # the oracle was exercised every way
+
+
+def test_mutated_ledger_files_audit_truly(pristine, tmp_path):
+    """`charter audit` of a mutated file: OK only if the file also opens for writing with the
+    original content; otherwise FAILED or refused, naming the file."""
+    db, policy, snap, size, sizes, _work = pristine
+    seen: set[str] = set()
+
+    @settings(max_examples=120, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                     HealthCheck.function_scoped_fixture])
+    @given(mutations(size, sizes))
+    def check(m):
+        seen.add(F.audit_outcome(F._fresh_copy(db, tmp_path, m), policy, snap))
+
+    check()
+    assert seen == {"ok", "failed", "refused"}
 
 
 FOREIGN = {

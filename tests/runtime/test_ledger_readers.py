@@ -150,6 +150,11 @@ def test_audit_checks_the_per_account_index(ledger, sql, says):
         # a recent entry's event id edited: the chain's last window no longer hashes
         ("UPDATE journal SET event_id = 'forged' WHERE seq = (SELECT max(seq) - 3 FROM journal)",
          (), True),
+        # a per-account index pair of the newest block lost: `history --account` would have
+        # shown that account nothing there, without a word (fuzz_ledger_files --target history)
+        ("DELETE FROM account_block WHERE block = (SELECT max(block) FROM account_block) AND "
+         "account = (SELECT min(account) FROM account_block WHERE block = "
+         "(SELECT max(block) FROM account_block))", (), True),
     ],
 )
 def test_history_opens_without_the_state_digest_but_checks_the_journal(

@@ -1,11 +1,12 @@
-"""`charter ledger migrate` rewrites ledgers of schema 3 and 4 as schema 5, exactly.
+"""`charter ledger migrate` rewrites ledgers of schema 3, 4 and 5 as schema 6, exactly.
 
 A gig-market ledger (records, deadline markers, escrows) is rewritten the way the older
-Charter kept it -- schema 4: entries packed whole with the ``deflate-dict-1`` codec, record
-rows as objects of fields, ``{"v": n}`` meta rows, ``fired:<handler>:<key>`` markers;
-schema 3: entry text and every hash as hex besides -- then migrated: the result must hold
-the very rows a fresh schema-5 run of the same events writes (journal and state, byte for
-byte), audit and replay clean, and take new events.
+Charter kept it -- schema 5: each entry packed on its own (no chunks); schema 4: entries
+packed whole with the ``deflate-dict-1`` codec, record rows as objects of fields, ``{"v": n}``
+meta rows, ``fired:<handler>:<key>`` markers; schema 3: entry text and every hash as hex
+besides -- then migrated: the result must hold the very rows a fresh schema-6 run of the
+same events writes (journal and state, byte for byte: chunks do not depend on the run's
+batch size), audit and replay clean, and take new events.
 """
 
 from __future__ import annotations
@@ -72,23 +73,27 @@ def _downgrade(db: Path, version: int) -> None:
     rows = c.execute(
         "SELECT seq, event_id, entry_text(entry, seq, event_id) FROM journal ORDER BY seq"
     ).fetchall()
-    state = [_old_state_row(st, *r) for r in c.execute("SELECT kind, key, value FROM state")]
-    assert any(k == "meta" and key.startswith("fired:") for k, key, _ in state)  # markers
+    state = [_old_state_row(st, *r) if version < 5 else r
+             for r in c.execute("SELECT kind, key, value FROM state")]
+    assert version == 5 or any(k == "meta" and key.startswith("fired:") for k, key, _ in state)
     c.execute("BEGIN")
     c.execute("DELETE FROM state")
     c.executemany("INSERT INTO state VALUES (?, ?, ?)", state)
     c.execute("DROP TABLE journal")
     prev = genesis
-    if version == 4:
+    if version in (4, 5):
         c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
                   "entry BLOB NOT NULL, hash BLOB)")
-        whole = EntryCodec(json.loads(meta["entry_dict"]), strip=False)
+        # schema 5: each entry packed on its own without seq/id; schema 4: packed whole
+        codec = EntryCodec(json.loads(meta["entry_dict"]), strip=version == 5)
         for seq, eid, entry in rows:
             prev = chain(prev, entry)
             kept = bytes.fromhex(prev) if seq % ANCHOR_EVERY == 0 else None
-            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)", (seq, eid, whole.pack(entry), kept))
-        c.execute("UPDATE meta SET value = ? WHERE key = 'entry_codec'",
-                  (json.dumps("deflate-dict-1"),))
+            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)",
+                      (seq, eid, codec.pack(entry, seq, eid), kept))
+        if version == 4:
+            c.execute("UPDATE meta SET value = ? WHERE key = 'entry_codec'",
+                      (json.dumps("deflate-dict-1"),))
     else:
         c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
                   "entry TEXT NOT NULL, hash TEXT NOT NULL)")
@@ -117,7 +122,7 @@ def _tables(db: Path) -> tuple[list, list]:
         c.close()
 
 
-@pytest.mark.parametrize("version", [3, 4])
+@pytest.mark.parametrize("version", [3, 4, 5])
 def test_old_ledger_migrates_to_the_rows_a_fresh_run_writes(fresh, tmp_path, version):
     src, events = fresh
     db = tmp_path / "old.sqlite"
@@ -127,7 +132,7 @@ def test_old_ledger_migrates_to_the_rows_a_fresh_run_writes(fresh, tmp_path, ver
     assert r.exit_code == 2 and f"schema version {version}" in r.output, r.output
     assert "ledger migrate" in r.output and "Traceback" not in r.output
     r = invoke("ledger", "migrate", db)
-    assert r.exit_code == 0 and f"version {version} -> 5" in r.output, r.output
+    assert r.exit_code == 0 and f"version {version} -> 6" in r.output, r.output
     assert (tmp_path / f"old.sqlite.v{version}.bak").is_file()
     journal, state = _tables(db)
     want_journal, want_state = _tables(src)
@@ -137,7 +142,7 @@ def test_old_ledger_migrates_to_the_rows_a_fresh_run_writes(fresh, tmp_path, ver
     assert audit_ledger(str(db)).ok and replay(str(db)).ok
     r = invoke("run", GIG / "policy.charter", events, "--db", db)  # resumes on it
     assert r.exit_code == 0 and "resumed after line" in r.output, r.output
-    assert invoke("ledger", "migrate", db).output.strip().endswith("already version 5")
+    assert invoke("ledger", "migrate", db).output.strip().endswith("already version 6")
 
 
 def test_a_whole_entry_is_kept_when_stripping_would_change_it():
