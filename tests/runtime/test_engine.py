@@ -556,3 +556,26 @@ def test_replay_is_not_bounded_by_the_timer_limit(feat):
     assert open_runtime(feat, max_timer_firings=0).submit(ev("x", "join", "c", 0)).applied
     with pytest.raises(ValueError, match="max_timer_firings"):
         open_runtime(feat, max_timer_firings=-1)
+
+
+def test_a_process_opening_ledger_after_ledger_keeps_few_compiled_policies(feat, tmp_path):
+    """Each open of a ledger decodes its recorded policy into a new object; the compile cache
+    keeps only the most recently used ones (it kept every one with its generated code: 4 GB
+    after 30,000 opens in fuzz_ledger_files --target history), and a policy still in use is
+    compiled once."""
+    import gc
+    import weakref
+
+    from charter.runtime import pygen
+
+    db = tmp_path / "l.sqlite"
+    open_runtime(feat, str(db)).close()
+    assert pygen.compile_policy(feat) is pygen.compile_policy(feat)
+    first = None
+    for i in range(pygen.CACHE_POLICIES + 3):
+        with open_runtime(None, str(db), readonly=True) as rt:
+            assert rt.policy is not feat
+            first = first or weakref.ref(rt.policy)
+    gc.collect()
+    assert first() is None  # the first ledger's policy and its compiled code are gone
+    assert len(pygen._CACHE) <= pygen.CACHE_POLICIES
