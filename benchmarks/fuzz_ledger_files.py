@@ -23,7 +23,7 @@ hypothesis.
 
 ``--target export`` runs ``charter ledger export`` (a random format) on each mutated
 file instead: ``exported`` or ``refused`` (exit 1/2 with a message naming the file);
-``--target migrate`` mutates the ledger rewritten as schema 3 or 4 (as older Charter
+``--target migrate`` mutates the ledger rewritten as schema 3, 4 or 5 (as older Charter
 kept it, :func:`downgrade`) and runs ``charter ledger migrate``: ``migrated`` (and the
 result then opens with no integrity problem, audits and replays clean) or ``refused``.
 A traceback, another exit code or a message without the file is a failure.
@@ -115,9 +115,12 @@ def _old_state_row(st: Any, kind: str, key: str, value: str) -> tuple[str, str, 
 
 
 def downgrade(db: Path, version: int) -> None:
-    """Rewrite a current ledger as Charter kept it in schema ``version`` (3 or 4): state rows
-    of the old shapes; schema 4: entries packed whole (codec ``deflate-dict-1``), hashes at
-    anchors; schema 3: entry text and every hash as hex, no entry dictionary."""
+    """Rewrite a current ledger as Charter kept it in schema ``version`` (3, 4 or 5):
+    schema 5: each entry packed on its own without its seq and id (no chunks), hashes at
+    anchors; schema 4: besides, entries packed whole (codec ``deflate-dict-1``) and state
+    rows of the old shapes (records as objects, ``{"v": n}`` meta rows, ``fired:`` markers);
+    schema 3: entry text and every hash as hex, no entry dictionary.  The one copy:
+    tests/runtime/test_migrate.py and test_ledger_integrity.py use it too."""
     from charter.runtime.api import open_runtime
     from charter.runtime.integrity import Checkpoint, meta_digest, state_digest
     from charter.runtime.journal import ANCHOR_EVERY, EntryCodec, chain
@@ -132,22 +135,25 @@ def downgrade(db: Path, version: int) -> None:
     rows = c.execute(
         "SELECT seq, event_id, entry_text(entry, seq, event_id) FROM journal ORDER BY seq"
     ).fetchall()
-    state = [_old_state_row(st, *r) for r in c.execute("SELECT kind, key, value FROM state")]
+    state = [_old_state_row(st, *r) if version < 5 else r
+             for r in c.execute("SELECT kind, key, value FROM state")]
     c.execute("BEGIN")
     c.execute("DELETE FROM state")
     c.executemany("INSERT INTO state VALUES (?, ?, ?)", state)
     c.execute("DROP TABLE journal")
     prev = genesis
-    if version == 4:
+    if version in (4, 5):
         c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
                   "entry BLOB NOT NULL, hash BLOB)")
-        whole = EntryCodec(json.loads(meta["entry_dict"]), strip=False)
+        codec = EntryCodec(json.loads(meta["entry_dict"]), strip=version == 5)
         for seq, eid, entry in rows:
             prev = chain(prev, entry)
             kept = bytes.fromhex(prev) if seq % ANCHOR_EVERY == 0 else None
-            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)", (seq, eid, whole.pack(entry), kept))
-        c.execute("UPDATE meta SET value = ? WHERE key = 'entry_codec'",
-                  (json.dumps("deflate-dict-1"),))
+            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)",
+                      (seq, eid, codec.pack(entry, seq, eid), kept))
+        if version == 4:
+            c.execute("UPDATE meta SET value = ? WHERE key = 'entry_codec'",
+                      (json.dumps("deflate-dict-1"),))
     else:
         c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
                   "entry TEXT NOT NULL, hash TEXT NOT NULL)")
@@ -161,7 +167,7 @@ def downgrade(db: Path, version: int) -> None:
               "hash=?", cp.row())
     c.execute("UPDATE schema_version SET version = ?", (version,))
     c.execute("COMMIT")
-    c.execute("VACUUM")
+    c.execute("VACUUM")  # as one whole file, with nothing left in the write-ahead log
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     c.close()
 
@@ -386,7 +392,7 @@ def main() -> None:
         truth = history_truth(pristine) if target == "history" else None
         sources = {"open": [pristine], "export": [pristine], "history": [pristine],
                    "audit": [pristine],
-                   "migrate": [build_old_ledger(pristine, 3), build_old_ledger(pristine, 4)]}
+                   "migrate": [build_old_ledger(pristine, v) for v in (3, 4, 5)]}
         sources = {k: [(p, p.stat().st_size, table_sizes(p)) for p in v]
                    for k, v in sources.items()}
         print(f"ledger: {snap.seq} entries, {len(snap.rows)} state rows, "
