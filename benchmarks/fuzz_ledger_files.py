@@ -3,8 +3,9 @@
     PYTHONPATH=. python benchmarks/fuzz_ledger_files.py [--mutations 100000] [--seed 1]
         [--target open|export|migrate|history|audit]
 
-Builds a small real ledger (the gig-market example, ~70 entries, so every
-entry lies inside the open-time check's re-hash window), then repeatedly
+Builds a small real ledger (the gig-market example and a generated stretch after it:
+~110 entries, so the journal spans four chunks of packed entries and three kept anchor
+hashes, and every entry lies inside the open-time check's re-hash window), then repeatedly
 copies it, applies one hostile mutation and calls ``open_runtime`` for
 writing.  Mutations: a byte of the file set to a random value (header,
 b-tree pages, cells, free space), the file truncated, a cell of any table
@@ -87,6 +88,12 @@ def build_ledger(directory: Path) -> tuple[Path, Any, Snapshot]:
 
     policy = Compilation.from_path(EXAMPLE / "policy.charter").ir
     events = [json.loads(x) for x in (EXAMPLE / "events.jsonl").read_text().splitlines() if x]
+    # then a generated stretch, so the journal spans several chunks and anchors
+    sys.path.insert(0, str(EXAMPLE))
+    from generate import gig_events
+
+    events += [dict(e, time=e["time"] + 200_000) for e in gig_events(110, seed=7, agents=5,
+                                                                      epoch=30)]
     db = directory / "pristine.sqlite"
     rt = open_runtime(policy, str(db))
     for e in events:
@@ -323,7 +330,7 @@ def migrate_outcome(db: Path) -> str:
     return "migrated"
 
 
-HISTORY_ACCOUNTS = (None, "party:ann:Credit", "pool:commons", "nobody")
+HISTORY_ACCOUNTS = (None, "party:ann:Credit", "party:a001:Credit", "pool:commons", "nobody")
 
 
 def _history(db: Path, account: Any, *limit: str) -> Any:
