@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -378,6 +379,10 @@ def audit_outcome(db: Path, policy: Any, snap: Snapshot) -> str:
     return _refused(db, r)
 
 
+def _stop(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     args = sys.argv[1:]
     n = int(args[args.index("--mutations") + 1]) if "--mutations" in args else 100_000
@@ -404,31 +409,40 @@ def main() -> None:
                    for k, v in sources.items()}
         print(f"ledger: {snap.seq} entries, {len(snap.rows)} state rows, "
               f"{pristine.stat().st_size} bytes; {n} mutations, seed {seed}, target {target}")
-        for i in range(n):
-            src, size, sizes = rnd.choice(sources[target])
-            m = random_mutation(rnd, size, sizes)
-            try:
-                if target == "open":
-                    got = run_one(src, work, policy, snap, m)
-                elif target == "history":
-                    acc = rnd.choice(HISTORY_ACCOUNTS)
-                    got = f"{'account' if acc else 'all':<7} " + history_outcome(
-                        _fresh_copy(src, work, m), acc, truth)
-                elif target == "audit":
-                    got = audit_outcome(_fresh_copy(src, work, m), policy, snap)
-                elif target == "export":
-                    fmt = rnd.choice(["beancount", "csv", "jsonl", "parquet"])
-                    got = f"{fmt:<9} " + export_outcome(_fresh_copy(src, work, m), fmt)
-                else:
-                    got = f"v{src.name[-8]} " + migrate_outcome(_fresh_copy(src, work, m))
-                counts[f"{m[0]:<8} {got}"] += 1
-            except Exception as exc:  # noqa: BLE001 - counted and printed: the point of a fuzzer
-                counts[f"{m[0]:<8} FAILURE"] += 1
-                if len(failures) < 20:
-                    failures.append(f"{m!r:.200}\n{''.join(traceback.format_exception(exc))}")
-            if (i + 1) % 10_000 == 0:
-                print(f"  {i + 1} mutations, {time.perf_counter() - started:.0f}s", flush=True)
-    print(f"\n{n} mutations in {time.perf_counter() - started:.0f}s")
+        # SIGTERM (a time limit) stops the run cleanly: the counts so far are printed
+        signal.signal(signal.SIGTERM, _stop)
+        done = 0
+        try:
+            for i in range(n):
+                src, size, sizes = rnd.choice(sources[target])
+                m = random_mutation(rnd, size, sizes)
+                try:
+                    if target == "open":
+                        got = run_one(src, work, policy, snap, m)
+                    elif target == "history":
+                        acc = rnd.choice(HISTORY_ACCOUNTS)
+                        got = f"{'account' if acc else 'all':<7} " + history_outcome(
+                            _fresh_copy(src, work, m), acc, truth)
+                    elif target == "audit":
+                        got = audit_outcome(_fresh_copy(src, work, m), policy, snap)
+                    elif target == "export":
+                        fmt = rnd.choice(["beancount", "csv", "jsonl", "parquet"])
+                        got = f"{fmt:<9} " + export_outcome(_fresh_copy(src, work, m), fmt)
+                    else:
+                        got = f"v{src.name[-8]} " + migrate_outcome(_fresh_copy(src, work, m))
+                    counts[f"{m[0]:<8} {got}"] += 1
+                except Exception as exc:  # noqa: BLE001 - counted and printed: a fuzzer's point
+                    counts[f"{m[0]:<8} FAILURE"] += 1
+                    if len(failures) < 20:
+                        failures.append(f"{m!r:.200}\n{''.join(traceback.format_exception(exc))}")
+                if (i + 1) % 10_000 == 0:
+                    bad = sum(v for k, v in counts.items() if k.endswith("FAILURE"))
+                    print(f"  {i + 1} mutations, {time.perf_counter() - started:.0f}s, "
+                          f"{bad} failures", flush=True)
+                done = i + 1
+        except KeyboardInterrupt:
+            print(f"  stopped after {done} mutations", flush=True)
+    print(f"\n{done} mutations in {time.perf_counter() - started:.0f}s")
     for k, v in sorted(counts.items()):
         print(f"  {v:7d}  {k}")
     bad = sum(v for k, v in counts.items() if k.endswith("FAILURE"))
