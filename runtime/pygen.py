@@ -607,12 +607,17 @@ class CompiledPolicy:
     exprs: "Compiler"
 
 
+# the policies compiled most recently (least recently used first), at most CACHE_POLICIES: a
+# process that opens ledger after ledger (a server, a fuzzer) decodes a new Policy object each
+# time, and an unbounded cache kept every one of them and its generated code (~130 KB a policy)
 _CACHE: dict[tuple[int, str], tuple[ir.Policy, CompiledPolicy]] = {}
+CACHE_POLICIES = 16
 BACKENDS = ("python", "closures", "reference")
 
 
 def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy:
-    """Compile every handler of ``policy`` (cached: a policy is compiled once per process).
+    """Compile every handler of ``policy`` (cached: a policy object is compiled once while it
+    is among the :data:`CACHE_POLICIES` most recently compiled).
 
     ``backend``: ``"python"`` (the engine) writes each body as one generated
     function; ``"closures"`` runs the engine's closures alone, one per node
@@ -627,8 +632,10 @@ def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy
         from .reference import reference_policy
 
         return reference_policy(policy)  # type: ignore[return-value]
-    hit = _CACHE.get((id(policy), backend))
+    key = (id(policy), backend)
+    hit = _CACHE.pop(key, None)
     if hit is not None and hit[0] is policy:
+        _CACHE[key] = hit  # now the most recently used
         return hit[1]
     c = Compiler(policy)
     if backend == "python":
@@ -639,5 +646,7 @@ def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy
         handlers = {h.name: c.handler(h) for h in policy.handlers}
     timed = tuple(handlers[h.name] for h in policy.handlers if h.kind in ("every", "deadline"))
     out = CompiledPolicy(policy=policy, handlers=handlers, timed=timed, exprs=c)
-    _CACHE[(id(policy), backend)] = (policy, out)
+    while len(_CACHE) >= CACHE_POLICIES:
+        del _CACHE[next(iter(_CACHE))]
+    _CACHE[key] = (policy, out)
     return out

@@ -28,6 +28,20 @@ def walk(stmts: tuple) -> Iterator[Any]:
             yield from walk(s.body)
 
 
+def nodes(x: Any) -> Iterator[Any]:
+    """Every IR node of ``x`` (a node, or a tuple or list of them), each once, ``x`` first."""
+    seen: set = set()
+    todo = [x]
+    while todo:
+        y = todo.pop()
+        if isinstance(y, (tuple, list)):
+            todo.extend(reversed(y))
+        elif attrs.has(type(y)) and id(y) not in seen:
+            seen.add(id(y))
+            yield y
+            todo.extend(reversed([getattr(y, f.name) for f in attrs.fields(type(y))]))
+
+
 def declared_anyone(policy: ir.Policy) -> dict[str, str]:
     """Handler -> the ``anyone may call`` property that declares it permissionless."""
     return {p.handler: p.name for p in policy.properties if isinstance(p, ir.AnyoneProperty)}

@@ -22,9 +22,12 @@ each has a share of the run's Z3 resource limit and the whole search a budget of
 load.  Whatever the search finds is only a candidate: :mod:`.replay` runs it
 on the runtime before anyone sees it.
 
-Not searched: time passing before the failing event (every earlier event is at time 0, so
-no timer fires in between; a scenario that needs one is "not reached"), more setup events
-than :data:`SETUP_LEVELS` allows, more than :data:`CORE_STEPS` record events.
+Time (:func:`clock`): events are at time 0 until a core step is an ``every`` handler; that
+step is the clock tick at its due time, and the events after it come before the next one,
+so the timers the runtime fires are the chain's own steps (a vesting that needs 30 days to
+pass, then a stop).  Not searched: time passing without a clock step of the chain (a
+``when R.f passes`` deadline firing in between), more setup events than
+:data:`SETUP_LEVELS` allows, more than :data:`CORE_STEPS` record events.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import z3
 
 from .. import ir
 from .encode import Encoder
+from .footprint import nodes, walk
 from .model import HandlerModel
 from .options import Options
 from .solver import solve
@@ -206,57 +210,24 @@ def encode_steps(
     return chain
 
 
-def _walk(stmts: tuple) -> list:
-    out = []
-    for st in stmts:
-        out.append(st)
-        if isinstance(st, ir.If):
-            out += _walk(st.then) + _walk(st.orelse)
-        elif isinstance(st, ir.ForEach):
-            out += _walk(st.body)
-    return out
-
-
 def _changes_state(h: ir.Handler) -> bool:
     return any(not isinstance(st, (ir.Require, ir.Let, ir.Flag)) for st in h.body)
 
 
 def _creates(h: ir.Handler) -> set:
-    return {st.record for st in _walk(h.body) if isinstance(st, ir.Create)}
+    return {st.record for st in walk(h.body) if isinstance(st, ir.Create)}
 
 
 def _record_names(x: Any, out: set) -> None:
     """Every record an IR value mentions (reads, accounts, record-typed arguments)."""
-    if isinstance(x, ir.TRecord):
-        out.add(x.record)
-    if isinstance(x, (ir.RecordRef, ir.RecordsOf, ir.AccEscrow)):
-        out.add(x.record)
-    if attrs.has(type(x)):
-        for f in attrs.fields(type(x)):
-            _record_names(getattr(x, f.name), out)
-    elif isinstance(x, (tuple, list)):
-        for y in x:
-            _record_names(y, out)
+    out.update(n.record for n in nodes(x)
+               if isinstance(n, (ir.TRecord, ir.RecordRef, ir.RecordsOf, ir.AccEscrow)))
 
 
 def fields_read(x: Any) -> set:
     """(record, field) for every record field an IR value (a handler, an expression, a
     violation's attributes) reads."""
-    out: set = set()
-    _fields_read(x, out, set())
-    return out
-
-
-def _fields_read(x: Any, out: set, seen: set) -> None:
-    if isinstance(x, ir.RecordField):
-        out.add((x.record, x.field))
-    if isinstance(x, (tuple, list)):
-        for y in x:
-            _fields_read(y, out, seen)
-    elif attrs.has(type(x)) and id(x) not in seen:
-        seen.add(id(x))
-        for f in attrs.fields(type(x)):
-            _fields_read(getattr(x, f.name), out, seen)
+    return {(n.record, n.field) for n in nodes(x) if isinstance(n, ir.RecordField)}
 
 
 _ACCOUNT_KIND = {ir.AccParty: "party", ir.AccStake: "stake", ir.AccPool: "pool",
@@ -272,11 +243,13 @@ def state_read(x: Any) -> set:
     ``("field", R, f)``, ``("records", R)``, ``("acct", kind, asset)``, ``("role", r)``,
     ``("right", r)``.  A handler's moves read their sources (an overdraft is refused)."""
     out: set = set()
-    _state_read(x, out, set())
+    for n in nodes(x):
+        _reads(n, out)
     return out
 
 
-def _state_read(x: Any, out: set, seen: set) -> None:
+def _reads(x: Any, out: set) -> None:
+    """What one node reads (see :func:`state_read`)."""
     if isinstance(x, ir.RecordField):
         out.add(("field", x.record, x.field))
     elif isinstance(x, (ir.Exists, ir.RecordRef, ir.RecordsOf)):
@@ -298,19 +271,12 @@ def _state_read(x: Any, out: set, seen: set) -> None:
             out.update(("right", r) for r in x.extra)
         elif x.name == "supply":
             out.update(("acct", "supply", a) for a in x.extra)
-    if isinstance(x, (tuple, list)):
-        for y in x:
-            _state_read(y, out, seen)
-    elif attrs.has(type(x)) and id(x) not in seen:
-        seen.add(id(x))
-        for f in attrs.fields(type(x)):
-            _state_read(getattr(x, f.name), out, seen)
 
 
 def state_written(h: ir.Handler) -> set:
     """What ``h`` writes, in the tokens of :func:`state_read`."""
     out: set = set()
-    for st in _walk(h.body):
+    for st in walk(h.body):
         if isinstance(st, ir.SetField):
             out.add(("field", st.record, st.field))
         elif isinstance(st, (ir.Update, ir.Create)):
@@ -348,7 +314,7 @@ def _needs(h: ir.Handler) -> set:
 
 
 def _admits(h: ir.Handler) -> set:
-    return {f"role:{st.role}" for st in _walk(h.body) if isinstance(st, ir.Admit)}
+    return {f"role:{st.role}" for st in walk(h.body) if isinstance(st, ir.Admit)}
 
 
 def _role_needs(h: ir.Handler, admitted: set) -> set:
@@ -370,7 +336,7 @@ def _submitted(policy: ir.Policy) -> list[ir.Handler]:
     for h in policy.handlers:
         if h.kind != "event" or not _changes_state(h):
             continue
-        if any(isinstance(st, ir.Dissolve) for st in _walk(h.body)):
+        if any(isinstance(st, ir.Dissolve) for st in walk(h.body)):
             continue  # after a dissolve no event applies: it can only be the failing one
         out.append(h)
     return out
@@ -399,6 +365,8 @@ def classify(policy: ir.Policy) -> tuple[list[ir.Handler], list[ir.Handler]]:
                 setup.remove(h)
                 core.append(h)
                 changed = True
+    # a clock tick: an `every` handler firing at its due time (see :func:`clock`)
+    core += [h for h in policy.handlers if h.kind == "every" and h.period]
     core.sort(key=lambda h: [x.name for x in policy.handlers].index(h.name))
     return setup, core
 
@@ -420,7 +388,7 @@ def ordered_setup(policy: ir.Policy, setup: list) -> list:
 
 def _heavy(h: ir.Handler) -> bool:
     return isinstance(h.auth, ir.AuthClock) or any(
-        isinstance(st, (ir.ForEach, ir.Split)) for st in _walk(h.body)
+        isinstance(st, (ir.ForEach, ir.Split)) for st in walk(h.body)
     )
 
 
@@ -458,17 +426,20 @@ def core_sequences(
                 names = {h.name for h in seq}
                 missing = sum(1 for w in wanted if not (w & (names | {target.name})))
                 useless = sum(1 for x in seq if x.name in idle)
-                found.append((missing, 0 if target_needs <= made else 1, n, useless, seq))
+                # a clock tick only where it ranks better (a field it writes is wanted)
+                ticks = sum(1 for x in seq if x.kind == "every")
+                found.append((missing, 0 if target_needs <= made else 1, n, useless, ticks,
+                              seq))
     # a sequence after which the failing handler lacks a record or role it needs is tried
     # only after every one that has them (the budget would go to short hopeless ones)
-    return [seq for *_, seq in sorted(found, key=lambda x: x[:4])]
+    return [seq for *_, seq in sorted(found, key=lambda x: x[:5])]
 
 
 def field_writers(policy: ir.Policy) -> dict:
     """(record, field) -> the handlers that set it after creation (``set``/``update``)."""
     out: dict = {}
     for h in policy.handlers:
-        for st in _walk(h.body):
+        for st in walk(h.body):
             if isinstance(st, ir.SetField):
                 out.setdefault((st.record, st.field), set()).add(h.name)
             elif isinstance(st, ir.Update):
@@ -481,7 +452,7 @@ def initial_values(policy: ir.Policy) -> dict:
     """(record, field) -> the constant every ``create`` gives it (absent: set from inputs)."""
     seen: dict = {}
     for h in policy.handlers:
-        for st in _walk(h.body):
+        for st in walk(h.body):
             if isinstance(st, ir.Create):
                 for f, e in st.values:
                     v = e.value if isinstance(e, ir.Const) else _FROM_INPUT
@@ -668,10 +639,7 @@ def _search_level(
         longest = max(longest, n_setup + len(seq) + 1)
         # the run's resource limit decides (the same answer on any machine); without one,
         # a wall-clock limit per query
-        # time does not pass before the failing event: a timer firing in between is not
-        # modelled (the replay would diverge), so every earlier event is at time 0
-        still = [st.models[0].now == 0 for st in chain.steps[:-1]]
-        question = chain.formulas + still + _closed_roles(chain) + [goal]
+        question = chain.formulas + clock(policy, chain) + _closed_roles(chain) + [goal]
         r, model = solve(question, budget.query())
         if r == "sat":
             hms = [m for st in chain.steps if (m := st.chosen(model)) is not None]
@@ -688,6 +656,34 @@ def _search_level(
             hms = [m for st in chain.steps if (m := st.chosen(model)) is not None]
             return Found(chain, model, hms), longest, queries
     return None, longest, queries
+
+
+def clock(policy: ir.Policy, chain: Chain) -> list:
+    """When each event of ``chain`` happens, so that the timers the runtime fires are the
+    chain's own clock steps.  Events before the first clock step are at time 0 (the first
+    event starts the clock).  A clock step (an ``every`` handler, fired for the k-th time in
+    the chain) is at its k-th due time, k periods after the start; the events after it come
+    before any timed handler is due again.  The failing event of a chain with no clock step
+    before it is unconstrained, as before (its replay says whether a timer fired first)."""
+    periods = {h.name: h.period for h in policy.handlers if h.kind == "every" and h.period}
+    out: list = []
+    fired: dict = {}
+    tick: Optional[int] = None  # the time of the last clock step so far
+    last = len(chain.steps) - 1
+    for i, st in enumerate(chain.steps):
+        now = st.models[0].now
+        name = st.models[0].handler.name if len(st.models) == 1 else None
+        if name in periods and (i < last or tick is not None):
+            fired[name] = fired.get(name, 0) + 1
+            tick = fired[name] * periods[name]
+            out.append(now == tick)
+        elif tick is not None:
+            # before the next firing of any timed handler (at or after it, it fires first)
+            nxt = min((tick // p + 1) * p for p in periods.values())
+            out += [now >= tick, now < nxt]
+        elif i < last:
+            out.append(now == 0)
+    return out
 
 
 def _closed_roles(chain: Chain) -> list:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 import attrs
 
 from .. import ir
+from .footprint import nodes
 from .naming import account_text
 from .replay import Violation
 
@@ -297,6 +298,9 @@ class EnsuresBroken(_Snapshot):
     name: str = ""  # HANDLER.ensures.N, as the verifier and the monitor name it
     _watch: Any = None
     _pending: Any = None
+    # the clause as the test states it: old(...) and every part that reads the clock (a test
+    # has no `now` and no time literal) as the values the replay read after the event
+    _shown: Any = None
 
     def before_last(self, rt: Any, event: dict) -> None:
         from charter.runtime.monitor import Postconditions
@@ -324,6 +328,7 @@ class EnsuresBroken(_Snapshot):
             return "the clause holds after the event"
         if any(v is None for v in self.olds):
             return "an old(...) value could not be read before the event"
+        self._shown = _clock_read(self._with_olds(), rt, self.env)
         return None
 
     def _with_olds(self) -> Any:
@@ -347,9 +352,49 @@ class EnsuresBroken(_Snapshot):
                 env[f.name] = value_literal(self.env[f.name], f.type, policy)
         if isinstance(h.auth, ir.AuthRole) and self.event.get("submitter"):
             env[h.auth.binder] = "@" + self.event["submitter"]
+        if self._shown is not None:
+            cond = self._shown
         out = ["    expect ok", f"    # {self.describe}"]
         out.append(f"    expect {expr_source(cond, policy, env)}")
         return out
+
+
+def _clock_read(cond: Any, rt: Any, env: dict) -> Any:
+    """``cond`` with each smallest part that reads ``now`` and is not itself a time (``now -
+    s.start``, ``now >= t.deadline``) replaced by its value on ``rt`` (None: unreadable)."""
+    from charter.compiler.inline import changed_children
+    from charter.runtime.monitor import value
+    from charter.runtime.values import Rejected
+
+    def timed(x: Any) -> bool:
+        return isinstance(getattr(x, "type", None), ir.TTime) and _mentions(x, ir.Now)
+
+    def fold(x: Any) -> Any:
+        if isinstance(x, tuple):
+            return tuple(fold(y) for y in x)
+        if not attrs.has(type(x)) or not _mentions(x, ir.Now) or timed(x):
+            return x
+        if any(timed(c) for c in _children(x)):
+            return ir.Const(value=value(rt, x, env), type=x.type)
+        changes = changed_children(x, fold)
+        return attrs.evolve(x, **changes) if changes else x
+
+    try:
+        return fold(cond)
+    except Rejected:
+        return None
+
+
+def _children(x: Any) -> list:
+    out = []
+    for fld in attrs.fields(type(x)):
+        v = getattr(x, fld.name)
+        out += list(v) if isinstance(v, tuple) else [v]
+    return out
+
+
+def _mentions(x: Any, kind: type) -> bool:
+    return any(isinstance(n, kind) for n in nodes(x))
 
 
 def _readable(v: Any) -> bool:
@@ -361,16 +406,18 @@ def _readable(v: Any) -> bool:
 def replace_olds(e: Any, f: Callable[[Any], Any]) -> Any:
     """``e`` with each ``old(x)`` node replaced by ``f(node)`` (the verifier binds them to the
     pre-state, the runtime twin to the values read before the event)."""
-    if isinstance(e, ir.Old):
+    return replace_nodes(e, ir.Old, f)
+
+
+def replace_nodes(e: Any, kind: type, f: Callable[[Any], Any]) -> Any:
+    """``e`` with each node of type ``kind`` replaced by ``f(node)`` (not looking inside it)."""
+    from charter.compiler.inline import changed_children
+
+    if isinstance(e, kind):
         return f(e)
     if isinstance(e, tuple):
-        return tuple(replace_olds(x, f) for x in e)
+        return tuple(replace_nodes(x, kind, f) for x in e)
     if not attrs.has(type(e)):
         return e
-    changes = {}
-    for fld in attrs.fields(type(e)):
-        v = getattr(e, fld.name)
-        nv = replace_olds(v, f)
-        if nv is not v:
-            changes[fld.name] = nv
+    changes = changed_children(e, lambda v: replace_nodes(v, kind, f))
     return attrs.evolve(e, **changes) if changes else e

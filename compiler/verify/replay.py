@@ -286,9 +286,9 @@ class SplitUnfair(Violation):
 
 def _split_record(policy: ir.Policy, h: ir.Handler, index: int) -> Optional[str]:
     """The record whose escrows a handler's ``index``-th split pays into (None: parties)."""
-    from .genesis import _walk
+    from .footprint import walk
 
-    splits = [st for st in _walk(h.body) if isinstance(st, ir.Split)]
+    splits = [st for st in walk(h.body) if isinstance(st, ir.Split)]
     if index >= len(splits):
         return None
     st = splits[index]

@@ -94,10 +94,15 @@ def expr_source(e: Any, policy: ir.Policy, env: dict) -> str:
     if isinstance(e, ir.Now):
         return "now"
     if isinstance(e, ir.RecordRef):
-        return _key(e.record, e.key, policy, env)
+        k = e.key
+        if isinstance(k, ir.Local) and isinstance(env.get(k.name), tuple):
+            return expr_source(k, policy, env)  # already the record (`R(id)`, id: R)
+        return _key(e.record, k, policy, env)
     if isinstance(e, ir.RecordField):
         k = e.key
-        if isinstance(k, ir.Local) and (k.name in env or isinstance(k.type, ir.TRecord)):
+        if (isinstance(k, ir.RecordRef) and k.record == e.record) or (
+            isinstance(k, ir.Local) and (k.name in env or isinstance(k.type, ir.TRecord))
+        ):
             return f"{expr_source(k, policy, env)}.{e.field}"
         return f"{_key(e.record, k, policy, env)}.{e.field}"
     if isinstance(e, ir.RoleAttr):

@@ -1,11 +1,12 @@
-"""`charter ledger migrate` rewrites ledgers of schema 3 and 4 as schema 5, exactly.
+"""`charter ledger migrate` rewrites ledgers of schema 3, 4 and 5 as schema 6, exactly.
 
 A gig-market ledger (records, deadline markers, escrows) is rewritten the way the older
-Charter kept it -- schema 4: entries packed whole with the ``deflate-dict-1`` codec, record
-rows as objects of fields, ``{"v": n}`` meta rows, ``fired:<handler>:<key>`` markers;
-schema 3: entry text and every hash as hex besides -- then migrated: the result must hold
-the very rows a fresh schema-5 run of the same events writes (journal and state, byte for
-byte), audit and replay clean, and take new events.
+Charter kept it -- schema 5: each entry packed on its own (no chunks); schema 4: entries
+packed whole with the ``deflate-dict-1`` codec, record rows as objects of fields, ``{"v": n}``
+meta rows, ``fired:<handler>:<key>`` markers; schema 3: entry text and every hash as hex
+besides -- then migrated: the result must hold the very rows a fresh schema-6 run of the
+same events writes (journal and state, byte for byte: chunks do not depend on the run's
+batch size), audit and replay clean, and take new events.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from click.testing import CliRunner
 
 from charter.cli import cli
 from charter.runtime.api import audit_ledger, open_runtime, replay
-from charter.runtime.integrity import Checkpoint, meta_digest, state_digest
-from charter.runtime.journal import ANCHOR_EVERY, EntryCodec, chain
-from charter.runtime.sqlite_store import tamper_connection
-from charter.runtime.state import State
+from charter.runtime.journal import EntryCodec
 
 ROOT = Path(__file__).resolve().parents[2]
 GIG = ROOT / "examples" / "gig_market"
 sys.path.insert(0, str(GIG))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from fuzz_ledger_files import downgrade as _downgrade  # noqa: E402
 from generate import gig_events  # noqa: E402
 
 
@@ -47,66 +47,6 @@ def fresh(tmp_path_factory):
     return db, events
 
 
-def _old_state_row(st: State, kind: str, key: str, value: str) -> tuple[str, str, str]:
-    """A schema-5 state row as schema 4 and older kept it."""
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    if kind == "record":
-        r = json.loads(key)[0]
-        return kind, key, dumps(dict(zip(st.record_fields[r], json.loads(value))))
-    if kind == "meta":
-        for handler, tag in st._fired_tag.items():
-            if key.startswith(tag):
-                key = f"fired:{handler}:{key[len(tag):]}"
-        v = json.loads(value)
-        if type(v) is int:
-            return kind, key, '{"v":' + str(v) + "}"
-    return kind, key, value
-
-
-def _downgrade(db: Path, version: int) -> None:
-    with open_runtime(None, str(db), readonly=True) as rt:
-        st = State(rt.policy)
-    c = tamper_connection(db)
-    meta = dict(c.execute("SELECT key, value FROM meta"))
-    genesis = json.loads(meta["genesis"])
-    rows = c.execute(
-        "SELECT seq, event_id, entry_text(entry, seq, event_id) FROM journal ORDER BY seq"
-    ).fetchall()
-    state = [_old_state_row(st, *r) for r in c.execute("SELECT kind, key, value FROM state")]
-    assert any(k == "meta" and key.startswith("fired:") for k, key, _ in state)  # markers
-    c.execute("BEGIN")
-    c.execute("DELETE FROM state")
-    c.executemany("INSERT INTO state VALUES (?, ?, ?)", state)
-    c.execute("DROP TABLE journal")
-    prev = genesis
-    if version == 4:
-        c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
-                  "entry BLOB NOT NULL, hash BLOB)")
-        whole = EntryCodec(json.loads(meta["entry_dict"]), strip=False)
-        for seq, eid, entry in rows:
-            prev = chain(prev, entry)
-            kept = bytes.fromhex(prev) if seq % ANCHOR_EVERY == 0 else None
-            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)", (seq, eid, whole.pack(entry), kept))
-        c.execute("UPDATE meta SET value = ? WHERE key = 'entry_codec'",
-                  (json.dumps("deflate-dict-1"),))
-    else:
-        c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
-                  "entry TEXT NOT NULL, hash TEXT NOT NULL)")
-        for seq, eid, entry in rows:
-            prev = chain(prev, entry)
-            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)", (seq, eid, entry, prev))
-        c.execute("DELETE FROM meta WHERE key IN ('entry_dict', 'entry_codec')")
-    d, n = state_digest(c.execute("SELECT kind, key, value FROM state"))
-    cp = Checkpoint(len(rows), prev, d, n, meta_digest(c.execute("SELECT key, value FROM meta")))
-    c.execute("UPDATE checkpoint SET seq=?, head=?, state_digest=?, state_rows=?, meta_digest=?, "
-              "hash=?", cp.row())
-    c.execute("UPDATE schema_version SET version = ?", (version,))
-    c.execute("COMMIT")
-    c.execute("VACUUM")
-    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    c.close()
-
-
 def _tables(db: Path) -> tuple[list, list]:
     c = sqlite3.connect(db)
     try:
@@ -117,17 +57,22 @@ def _tables(db: Path) -> tuple[list, list]:
         c.close()
 
 
-@pytest.mark.parametrize("version", [3, 4])
+@pytest.mark.parametrize("version", [3, 4, 5])
 def test_old_ledger_migrates_to_the_rows_a_fresh_run_writes(fresh, tmp_path, version):
     src, events = fresh
     db = tmp_path / "old.sqlite"
     shutil.copy(src, db)
     _downgrade(db, version)
+    if version < 5:  # the old shapes were written, e.g. deadline markers `fired:<handler>:<key>`
+        c = sqlite3.connect(db)
+        assert c.execute("SELECT count(*) FROM state WHERE kind = 'meta' AND "
+                         "key LIKE 'fired:%'").fetchone()[0] > 0
+        c.close()
     r = invoke("ledger", "balances", db)
     assert r.exit_code == 2 and f"schema version {version}" in r.output, r.output
     assert "ledger migrate" in r.output and "Traceback" not in r.output
     r = invoke("ledger", "migrate", db)
-    assert r.exit_code == 0 and f"version {version} -> 5" in r.output, r.output
+    assert r.exit_code == 0 and f"version {version} -> 6" in r.output, r.output
     assert (tmp_path / f"old.sqlite.v{version}.bak").is_file()
     journal, state = _tables(db)
     want_journal, want_state = _tables(src)
@@ -137,7 +82,7 @@ def test_old_ledger_migrates_to_the_rows_a_fresh_run_writes(fresh, tmp_path, ver
     assert audit_ledger(str(db)).ok and replay(str(db)).ok
     r = invoke("run", GIG / "policy.charter", events, "--db", db)  # resumes on it
     assert r.exit_code == 0 and "resumed after line" in r.output, r.output
-    assert invoke("ledger", "migrate", db).output.strip().endswith("already version 5")
+    assert invoke("ledger", "migrate", db).output.strip().endswith("already version 6")
 
 
 def test_a_whole_entry_is_kept_when_stripping_would_change_it():

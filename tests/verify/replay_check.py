@@ -13,6 +13,7 @@ from typing import Any, Optional
 from click.testing import CliRunner
 
 from charter.cli import cli
+from charter.compiler.diagnostics import CharterError
 from charter.compiler.pipeline import Compilation
 from charter.runtime.testing import run_tests
 
@@ -60,7 +61,11 @@ def run_cli(policy_text: str, events_jsonl: str, params: list[str], roles: tuple
 
 def emitted_test_failures(policy_text: str, charter_test: str) -> tuple[bool, list[str]]:
     """(passed, failures) of the emitted test block compiled with the policy."""
-    pol = Compilation.from_text(policy_text + "\n" + charter_test + "\n", file="twin.charter").ir
+    try:
+        pol = Compilation.from_text(policy_text + "\n" + charter_test + "\n",
+                                    file="twin.charter").ir
+    except CharterError as exc:  # a broken emission is a finding of the suite, not a crash
+        return True, [f"the emitted test does not compile: {str(exc).splitlines()[0]}"]
     found = [r for r in run_tests(pol) if r.name.startswith("counterexample")]
     if not found:  # e.g. "# not expressible as a test: ..." instead of a test block
         return True, [f"no test block emitted: {charter_test.strip()[:200]}"]

@@ -25,6 +25,9 @@ REPLAYED = [
      P.BUDGET.format(name="b", pay="min(amount, 10 Credit)"), "claim_small"),
     ("delete with money left", P.DELETE.format(name="d", body=""),
      P.DELETE.format(name="d", body="refund rest of Job(id) to j.client"), "close.delete_empty"),
+    # reached only through a clock tick between events (collection at 30 days, then stop)
+    ("stream pays ahead of vesting", P.STREAM.format(name="s", owed="vested_by(s, at)"),
+     P.STREAM.format(name="s", owed=P.STREAM_OWED), "stop.ensures.1"),
 ]
 
 

@@ -62,6 +62,47 @@ on refund(id: Task) by Task(id).poster {{
 )
 REFUND_GUARD = 'require t.open else "already refunded"\n    set t.open = false'
 
+# -- a stream that vests by whole days: the bug pays ahead of vesting once a collection (a
+# clock tick 30 days in) has run, so its scenario needs time to pass between events -----
+STREAM = (
+    HEADER
+    + """
+record Stream holds Credit {{ sponsor: party, deposit: Credit, rate: Credit, start: time,
+                             collected: Credit = 0 Credit, live: bool = true }}
+fn vested_by(s: Stream, at: time) -> Credit {{
+    return min(s.deposit, s.rate * floor((at - s.start) / 1 days))
+}}
+fn due(s: Stream, at: time) -> Credit {{
+    return max(0 Credit, min({owed}, balance(s)))
+}}
+on open_stream(id: text, deposit: Credit, rate: Credit) by sp: party {{
+    require not exists Stream(id) else "stream id taken"
+    require deposit > 0 Credit and rate > 0 Credit else "positive"
+    require balance(sp, Credit) >= deposit else "insufficient funds"
+    create Stream(id) {{ sponsor = sp, deposit = deposit, rate = rate, start = now }}
+    escrow deposit from sp into Stream(id)
+}}
+on stop(id: Stream) by Stream(id).sponsor
+    ensures Stream(id).collected <= max(old(Stream(id).collected), vested_by(Stream(id), now)) {{
+    let s = Stream(id)
+    require s.live else "stopped"
+    let d = due(s, now)
+    release d from Stream(id) to commons
+    set s.collected = s.collected + d
+    refund rest of Stream(id) to s.sponsor
+    set s.live = false
+}}
+every 30 days as collection {{
+    for each s in Stream where s.live {{
+        let d = due(s, now)
+        release d from s to commons
+        set s.collected = s.collected + d
+    }}
+}}
+"""
+)
+STREAM_OWED = "vested_by(s, at) - s.collected"
+
 # -- splits: method and options vary; declared fairness properties ---------
 SPLIT = (
     HEADER
