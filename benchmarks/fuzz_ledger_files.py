@@ -3,8 +3,9 @@
     PYTHONPATH=. python benchmarks/fuzz_ledger_files.py [--mutations 100000] [--seed 1]
         [--target open|export|migrate|history|audit]
 
-Builds a small real ledger (the gig-market example, ~70 entries, so every
-entry lies inside the open-time check's re-hash window), then repeatedly
+Builds a small real ledger (the gig-market example and a generated stretch after it:
+~110 entries, so the journal spans four chunks of packed entries and three kept anchor
+hashes, and every entry lies inside the open-time check's re-hash window), then repeatedly
 copies it, applies one hostile mutation and calls ``open_runtime`` for
 writing.  Mutations: a byte of the file set to a random value (header,
 b-tree pages, cells, free space), the file truncated, a cell of any table
@@ -23,7 +24,7 @@ hypothesis.
 
 ``--target export`` runs ``charter ledger export`` (a random format) on each mutated
 file instead: ``exported`` or ``refused`` (exit 1/2 with a message naming the file);
-``--target migrate`` mutates the ledger rewritten as schema 3 or 4 (as older Charter
+``--target migrate`` mutates the ledger rewritten as schema 3, 4 or 5 (as older Charter
 kept it, :func:`downgrade`) and runs ``charter ledger migrate``: ``migrated`` (and the
 result then opens with no integrity problem, audits and replays clean) or ``refused``.
 A traceback, another exit code or a message without the file is a failure.
@@ -41,6 +42,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -87,6 +89,12 @@ def build_ledger(directory: Path) -> tuple[Path, Any, Snapshot]:
 
     policy = Compilation.from_path(EXAMPLE / "policy.charter").ir
     events = [json.loads(x) for x in (EXAMPLE / "events.jsonl").read_text().splitlines() if x]
+    # then a generated stretch, so the journal spans several chunks and anchors
+    sys.path.insert(0, str(EXAMPLE))
+    from generate import gig_events
+
+    events += [dict(e, time=e["time"] + 200_000) for e in gig_events(110, seed=7, agents=5,
+                                                                      epoch=30)]
     db = directory / "pristine.sqlite"
     rt = open_runtime(policy, str(db))
     for e in events:
@@ -115,9 +123,12 @@ def _old_state_row(st: Any, kind: str, key: str, value: str) -> tuple[str, str, 
 
 
 def downgrade(db: Path, version: int) -> None:
-    """Rewrite a current ledger as Charter kept it in schema ``version`` (3 or 4): state rows
-    of the old shapes; schema 4: entries packed whole (codec ``deflate-dict-1``), hashes at
-    anchors; schema 3: entry text and every hash as hex, no entry dictionary."""
+    """Rewrite a current ledger as Charter kept it in schema ``version`` (3, 4 or 5):
+    schema 5: each entry packed on its own without its seq and id (no chunks), hashes at
+    anchors; schema 4: besides, entries packed whole (codec ``deflate-dict-1``) and state
+    rows of the old shapes (records as objects, ``{"v": n}`` meta rows, ``fired:`` markers);
+    schema 3: entry text and every hash as hex, no entry dictionary.  The one copy:
+    tests/runtime/test_migrate.py and test_ledger_integrity.py use it too."""
     from charter.runtime.api import open_runtime
     from charter.runtime.integrity import Checkpoint, meta_digest, state_digest
     from charter.runtime.journal import ANCHOR_EVERY, EntryCodec, chain
@@ -132,22 +143,25 @@ def downgrade(db: Path, version: int) -> None:
     rows = c.execute(
         "SELECT seq, event_id, entry_text(entry, seq, event_id) FROM journal ORDER BY seq"
     ).fetchall()
-    state = [_old_state_row(st, *r) for r in c.execute("SELECT kind, key, value FROM state")]
+    state = [_old_state_row(st, *r) if version < 5 else r
+             for r in c.execute("SELECT kind, key, value FROM state")]
     c.execute("BEGIN")
     c.execute("DELETE FROM state")
     c.executemany("INSERT INTO state VALUES (?, ?, ?)", state)
     c.execute("DROP TABLE journal")
     prev = genesis
-    if version == 4:
+    if version in (4, 5):
         c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
                   "entry BLOB NOT NULL, hash BLOB)")
-        whole = EntryCodec(json.loads(meta["entry_dict"]), strip=False)
+        codec = EntryCodec(json.loads(meta["entry_dict"]), strip=version == 5)
         for seq, eid, entry in rows:
             prev = chain(prev, entry)
             kept = bytes.fromhex(prev) if seq % ANCHOR_EVERY == 0 else None
-            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)", (seq, eid, whole.pack(entry), kept))
-        c.execute("UPDATE meta SET value = ? WHERE key = 'entry_codec'",
-                  (json.dumps("deflate-dict-1"),))
+            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)",
+                      (seq, eid, codec.pack(entry, seq, eid), kept))
+        if version == 4:
+            c.execute("UPDATE meta SET value = ? WHERE key = 'entry_codec'",
+                      (json.dumps("deflate-dict-1"),))
     else:
         c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
                   "entry TEXT NOT NULL, hash TEXT NOT NULL)")
@@ -161,7 +175,7 @@ def downgrade(db: Path, version: int) -> None:
               "hash=?", cp.row())
     c.execute("UPDATE schema_version SET version = ?", (version,))
     c.execute("COMMIT")
-    c.execute("VACUUM")
+    c.execute("VACUUM")  # as one whole file, with nothing left in the write-ahead log
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     c.close()
 
@@ -317,7 +331,7 @@ def migrate_outcome(db: Path) -> str:
     return "migrated"
 
 
-HISTORY_ACCOUNTS = (None, "party:ann:Credit", "pool:commons", "nobody")
+HISTORY_ACCOUNTS = (None, "party:ann:Credit", "party:a001:Credit", "pool:commons", "nobody")
 
 
 def _history(db: Path, account: Any, *limit: str) -> Any:
@@ -365,6 +379,10 @@ def audit_outcome(db: Path, policy: Any, snap: Snapshot) -> str:
     return _refused(db, r)
 
 
+def _stop(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     args = sys.argv[1:]
     n = int(args[args.index("--mutations") + 1]) if "--mutations" in args else 100_000
@@ -386,36 +404,45 @@ def main() -> None:
         truth = history_truth(pristine) if target == "history" else None
         sources = {"open": [pristine], "export": [pristine], "history": [pristine],
                    "audit": [pristine],
-                   "migrate": [build_old_ledger(pristine, 3), build_old_ledger(pristine, 4)]}
+                   "migrate": [build_old_ledger(pristine, v) for v in (3, 4, 5)]}
         sources = {k: [(p, p.stat().st_size, table_sizes(p)) for p in v]
                    for k, v in sources.items()}
         print(f"ledger: {snap.seq} entries, {len(snap.rows)} state rows, "
               f"{pristine.stat().st_size} bytes; {n} mutations, seed {seed}, target {target}")
-        for i in range(n):
-            src, size, sizes = rnd.choice(sources[target])
-            m = random_mutation(rnd, size, sizes)
-            try:
-                if target == "open":
-                    got = run_one(src, work, policy, snap, m)
-                elif target == "history":
-                    acc = rnd.choice(HISTORY_ACCOUNTS)
-                    got = f"{'account' if acc else 'all':<7} " + history_outcome(
-                        _fresh_copy(src, work, m), acc, truth)
-                elif target == "audit":
-                    got = audit_outcome(_fresh_copy(src, work, m), policy, snap)
-                elif target == "export":
-                    fmt = rnd.choice(["beancount", "csv", "jsonl", "parquet"])
-                    got = f"{fmt:<9} " + export_outcome(_fresh_copy(src, work, m), fmt)
-                else:
-                    got = f"v{src.name[-8]} " + migrate_outcome(_fresh_copy(src, work, m))
-                counts[f"{m[0]:<8} {got}"] += 1
-            except Exception as exc:  # noqa: BLE001 - counted and printed: the point of a fuzzer
-                counts[f"{m[0]:<8} FAILURE"] += 1
-                if len(failures) < 20:
-                    failures.append(f"{m!r:.200}\n{''.join(traceback.format_exception(exc))}")
-            if (i + 1) % 10_000 == 0:
-                print(f"  {i + 1} mutations, {time.perf_counter() - started:.0f}s", flush=True)
-    print(f"\n{n} mutations in {time.perf_counter() - started:.0f}s")
+        # SIGTERM (a time limit) stops the run cleanly: the counts so far are printed
+        signal.signal(signal.SIGTERM, _stop)
+        done = 0
+        try:
+            for i in range(n):
+                src, size, sizes = rnd.choice(sources[target])
+                m = random_mutation(rnd, size, sizes)
+                try:
+                    if target == "open":
+                        got = run_one(src, work, policy, snap, m)
+                    elif target == "history":
+                        acc = rnd.choice(HISTORY_ACCOUNTS)
+                        got = f"{'account' if acc else 'all':<7} " + history_outcome(
+                            _fresh_copy(src, work, m), acc, truth)
+                    elif target == "audit":
+                        got = audit_outcome(_fresh_copy(src, work, m), policy, snap)
+                    elif target == "export":
+                        fmt = rnd.choice(["beancount", "csv", "jsonl", "parquet"])
+                        got = f"{fmt:<9} " + export_outcome(_fresh_copy(src, work, m), fmt)
+                    else:
+                        got = f"v{src.name[-8]} " + migrate_outcome(_fresh_copy(src, work, m))
+                    counts[f"{m[0]:<8} {got}"] += 1
+                except Exception as exc:  # noqa: BLE001 - counted and printed: a fuzzer's point
+                    counts[f"{m[0]:<8} FAILURE"] += 1
+                    if len(failures) < 20:
+                        failures.append(f"{m!r:.200}\n{''.join(traceback.format_exception(exc))}")
+                if (i + 1) % 10_000 == 0:
+                    bad = sum(v for k, v in counts.items() if k.endswith("FAILURE"))
+                    print(f"  {i + 1} mutations, {time.perf_counter() - started:.0f}s, "
+                          f"{bad} failures", flush=True)
+                done = i + 1
+        except KeyboardInterrupt:
+            print(f"  stopped after {done} mutations", flush=True)
+    print(f"\n{done} mutations in {time.perf_counter() - started:.0f}s")
     for k, v in sorted(counts.items()):
         print(f"  {v:7d}  {k}")
     bad = sum(v for k, v in counts.items() if k.endswith("FAILURE"))

@@ -226,6 +226,12 @@ def _read_events(path: str) -> Iterator[tuple[int, Any]]:
                 yield n, f"line {n} is nested too deeply to be an event"
 
 
+def _printable(text: str) -> str:
+    """``text`` with lone surrogates escaped: a finding may quote a hostile stored value
+    (``"\\ud800"`` in a balance row), and writing one to stdout raised UnicodeEncodeError."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _jsonl(rec: dict[str, Any]) -> str:
     """One rejections-file line: UTF-8 as written, lone surrogates escaped (never a crash)."""
     text = json.dumps(rec, ensure_ascii=False)
@@ -815,7 +821,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             else:
                 click.echo(f"FAILED: {len(problems)} problem(s)")
                 for p in problems[:50]:
-                    click.echo(f"  - {p}")
+                    click.echo(f"  - {_printable(p)}")
         sys.exit(0 if ok else 1)
 
     @cli.command()
@@ -843,7 +849,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             click.echo(f"stored hash {rep.stored_head}")
             click.echo("match: state and journal reproduced exactly" if rep.ok else "MISMATCH")
             for p in rep.problems:
-                click.echo(f"  - {p}")
+                click.echo(f"  - {_printable(p)}")
         sys.exit(0 if rep.ok else 1)
 
     @cli.command("test")

@@ -751,9 +751,17 @@ class Runtime:
     def balances(self, include_zero: bool = False) -> dict[str, int]:
         """Every account's balance (supply accounts are minus the supply).  A runtime opened
         without its state reads them from the store's balance rows."""
-        rows = sorted(self.state.balances.items()) if self.state_loaded else \
-            self.store.kind_rows("balance")
-        return {a: b for a, b in rows if b or include_zero}
+        if self.state_loaded:
+            return {a: b for a, b in sorted(self.state.balances.items()) if b or include_zero}
+        out = {}
+        for a, b in self.store.kind_rows("balance"):
+            if type(b) is not int:  # a row edited by hand: readers format it as an amount
+                raise StoreError(f"{getattr(self.store, 'path', 'ledger')}: the stored balance "
+                                 f"of {preview(a)} is {preview(b)}, not an amount (the ledger "
+                                 "is damaged or was edited)")
+            if b or include_zero:
+                out[a] = b
+        return out
 
     def balance(self, account: str, asset: Optional[str] = None) -> int:
         """``balance("alice", "Credit")``, ``balance("commons")`` (a pool), or an account name."""

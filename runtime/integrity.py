@@ -140,6 +140,27 @@ def decode_meta(rows: Iterable[tuple[Any, Any]], path: object) -> tuple[dict[str
     return meta, problems
 
 
+# recorded policy texts decoded lately (least recently used first): a ledger command decodes
+# its ledger's policy at the open check and again for the runtime, and a process that opens
+# ledgers of one policy again and again (a server, a fuzzer) would decode and compile it anew
+# each time (the same object also hits pygen's compile cache).  Decoding is a pure function of
+# the text, so any other text -- an edited one included -- is decoded afresh.
+_POLICIES: dict[str, tuple[ir.Policy, str]] = {}
+_POLICIES_KEPT = 16
+
+
+def _decoded_policy(text: str) -> tuple[ir.Policy, str]:
+    """(policy, fingerprint) of a recorded ``policy_ir`` text; raises what decoding raises."""
+    hit = _POLICIES.pop(text, None)
+    if hit is None:
+        pol = ir.from_data(json.loads(text))
+        hit = pol, policy_fingerprint(pol)
+        while len(_POLICIES) >= _POLICIES_KEPT:
+            del _POLICIES[next(iter(_POLICIES))]
+    _POLICIES[text] = hit
+    return hit
+
+
 def recorded_policy(meta: dict[str, Any]) -> tuple[Optional[ir.Policy], Optional[str], list[str]]:
     """(policy, genesis recomputed from it and the parameters, problems) of a ledger's metadata."""
     from .values import from_json_value
@@ -148,8 +169,7 @@ def recorded_policy(meta: dict[str, Any]) -> tuple[Optional[ir.Policy], Optional
     if not isinstance(text, str):
         return None, None, ["the ledger records no policy (its policy_ir is missing or not text)"]
     try:
-        pol = ir.from_data(json.loads(text))
-        fp = policy_fingerprint(pol)
+        pol, fp = _decoded_policy(text)
     except Exception as exc:  # noqa: BLE001 - untrusted file contents through a general decoder
         return None, None, [f"the recorded policy cannot be read ({type(exc).__name__}: {exc})"]
     problems = []

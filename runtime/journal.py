@@ -243,8 +243,22 @@ def _strip(entry: str, seq: int, event_id: str) -> Optional[str]:
     j = entry.find(id_txt + ",")
     if i < 0 or j < 0 or j > i:
         return None
-    out = entry[:j] + entry[j + len(id_txt) : i] + entry[i + len(seq_txt) :]
-    return out if _unstrip(out, seq, event_id) == entry else None
+    rest = j + len(id_txt)
+    out = entry[:j] + entry[rest:i] + entry[i + len(seq_txt) :]
+    # _unstrip puts the id back at the first ',"submitter":' (or a ',"sig":{' before it) and
+    # the seq after the last '],"timers":[''s ']': the very places they came from exactly when
+    # these hold (neither marker can straddle the cut: each holds ',"' only at its start)
+    head = entry[:j]
+    if ',"submitter":' in head or ',"sig":{' in head:
+        return None
+    if entry.startswith(',"sig":{', rest):
+        if out.find(',"submitter":', j) < 0:
+            return None
+    elif not entry.startswith(',"submitter":', rest):
+        return None
+    if out.rfind('],"timers":[') != i - 1 - len(id_txt):
+        return None
+    return out
 
 
 def _unstrip(text: str, seq: int, event_id: str) -> Optional[str]:

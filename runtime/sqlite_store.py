@@ -696,8 +696,13 @@ class SqliteStore(ChangeBuffer):
             self._id_queries += 1
             if self._id_queries > (self._cp.seq if self._cp is not None else 0) // 6:
                 f = self._build_id_filter()
-        if f is not None and not f.may_hold(event_id):
-            return False
+        if f is not None:
+            # IdFilter.may_hold written out (one call less on every event's identify step)
+            h = hash(event_id)
+            mask, bits = f.mask, f.bits
+            a, b = h & mask, (h >> 32) & mask
+            if not (bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1):
+                return False
         return bool(self._query("SELECT 1 FROM journal WHERE event_id = ?", (event_id,)))
 
     def _build_id_filter(self) -> Optional[IdFilter]:
@@ -923,12 +928,13 @@ def _packed(
         else:
             heads.append((blob, head))
 
+    stripped = codec.stripped
     for r in rows:
         seq = r.seq
         anchor = bytes.fromhex(r.hash) if seq % ANCHOR_EVERY == 0 else None
-        short = codec.stripped(r.entry, seq, r.event_id)
+        short = stripped(r.entry, seq, r.event_id)
         if short is not None and texts and seq == head + len(texts) and (
-                block_of(seq) == block_of(head)):
+                seq // ANCHOR_EVERY == head // ANCHOR_EVERY):  # one block (journal.block_of)
             texts.append(short)
             grown = True
             out.append([seq, r.event_id, b"", anchor])

@@ -558,24 +558,38 @@ def test_replay_is_not_bounded_by_the_timer_limit(feat):
         open_runtime(feat, max_timer_firings=-1)
 
 
-def test_a_process_opening_ledger_after_ledger_keeps_few_compiled_policies(feat, tmp_path):
-    """Each open of a ledger decodes its recorded policy into a new object; the compile cache
+def test_a_process_compiling_policy_after_policy_keeps_few_compiled(feat):
+    """Each open of a ledger of another policy decodes a new Policy object; the compile cache
     keeps only the most recently used ones (it kept every one with its generated code: 4 GB
     after 30,000 opens in fuzz_ledger_files --target history), and a policy still in use is
     compiled once."""
     import gc
     import weakref
 
+    from charter.compiler import ir
     from charter.runtime import pygen
+
+    assert pygen.compile_policy(feat) is pygen.compile_policy(feat)
+    first = None
+    for _ in range(pygen.CACHE_POLICIES + 3):
+        pol = ir.from_data(ir.to_data(feat))  # equal, but another object
+        first = first or weakref.ref(pol)
+        assert pygen.compile_policy(pol) is pygen.compile_policy(pol)
+    del pol
+    gc.collect()
+    assert first() is None  # the first policy and its compiled code are gone
+    assert len(pygen._CACHE) <= pygen.CACHE_POLICIES
+
+
+def test_a_ledger_opened_again_reuses_its_decoded_policy(feat, tmp_path):
+    """A recorded policy text is decoded once (not at the open check and again for the
+    runtime, nor again at the next open): the same object, so compiled once too."""
+    from charter.runtime import integrity, pygen
 
     db = tmp_path / "l.sqlite"
     open_runtime(feat, str(db)).close()
-    assert pygen.compile_policy(feat) is pygen.compile_policy(feat)
-    first = None
-    for i in range(pygen.CACHE_POLICIES + 3):
-        with open_runtime(None, str(db), readonly=True) as rt:
-            assert rt.policy is not feat
-            first = first or weakref.ref(rt.policy)
-    gc.collect()
-    assert first() is None  # the first ledger's policy and its compiled code are gone
-    assert len(pygen._CACHE) <= pygen.CACHE_POLICIES
+    with open_runtime(None, str(db), readonly=True) as a, \
+            open_runtime(None, str(db), readonly=True) as b:
+        assert a.policy is b.policy and a.policy is not feat
+        assert pygen.compile_policy(a.policy) is pygen.compile_policy(b.policy)
+    assert len(integrity._POLICIES) <= integrity._POLICIES_KEPT

@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ from charter.runtime.journal import ANCHOR_EVERY, chain
 from charter.runtime.sqlite_store import migrate, tamper_connection
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from fuzz_ledger_files import downgrade  # noqa: E402  (old schemas, as older Charter wrote them)
 EXAMPLE = ROOT / "examples" / "gig_market"
 POLICY = str(EXAMPLE / "policy.charter")
 EVENTS = str(EXAMPLE / "events.jsonl")
@@ -348,35 +351,11 @@ def test_a_new_ledger_is_created_whole(tmp_path):
         open_runtime(None, str(tmp_path / "absent.sqlite"))
 
 
-def _as_schema_3(db: Path) -> None:
-    """Rewrite a ledger as Charter wrote it before schema 4: entry text and every hash as hex,
-    no entry dictionary (a checkpoint over that metadata)."""
-    c = tamper_connection(db)
-    genesis = json.loads(c.execute("SELECT value FROM meta WHERE key = 'genesis'").fetchone()[0])
-    rows = c.execute("SELECT seq, event_id, entry_text(entry, seq, event_id) FROM journal ORDER BY seq").fetchall()
-    c.execute("DROP TABLE journal")
-    c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
-              "entry TEXT NOT NULL, hash TEXT NOT NULL)")
-    prev = genesis
-    for seq, eid, entry in rows:
-        prev = chain(prev, entry)
-        c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)", (seq, eid, entry, prev))
-    c.execute("DELETE FROM meta WHERE key IN ('entry_dict', 'entry_codec')")
-    d, n = state_digest(c.execute("SELECT kind, key, value FROM state"))
-    cp = Checkpoint(len(rows), prev, d, n, meta_digest(c.execute("SELECT key, value FROM meta")))
-    c.execute("UPDATE checkpoint SET seq=?, head=?, state_digest=?, state_rows=?, meta_digest=?, "
-              "hash=?", cp.row())
-    c.execute("UPDATE schema_version SET version = 3")
-    c.execute("VACUUM")  # as one whole file, with nothing left in the write-ahead log
-    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    c.close()
-
-
 def test_schema_3_ledger_is_refused_by_name_then_migrated(ledger, tmp_path):
     before = audit_ledger(str(ledger))
     with open_runtime(None, str(ledger), readonly=True) as rt:
         balances = rt.balances()
-    _as_schema_3(ledger)
+    downgrade(ledger, 3)
     old = _digest(ledger)
     r = invoke("run", POLICY, EVENTS, "--db", ledger)
     assert r.exit_code == 2 and "schema version 3" in r.output and "ledger migrate" in r.output
@@ -394,7 +373,7 @@ def test_schema_3_ledger_is_refused_by_name_then_migrated(ledger, tmp_path):
 
 
 def test_a_tampered_old_ledger_is_not_migrated(ledger):
-    _as_schema_3(ledger)
+    downgrade(ledger, 3)
     _sql("UPDATE state SET value = value + 1 WHERE key = 'party:ann:Credit'")(ledger)
     old = _digest(ledger)
     with pytest.raises(LedgerIntegrityError, match="balance of party:ann:Credit"):

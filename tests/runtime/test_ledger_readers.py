@@ -327,3 +327,18 @@ def test_audit_of_unusable_recorded_rows_is_a_clear_error(ledger, sql, says):
     assert r.exit_code in (1, 2) and "Traceback" not in r.output, r.output
     assert str(ledger) in r.output
     assert r.exit_code == 1 or says in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("value", ['"\\ud800"', '"abc"', "1.5", "[1]"])
+def test_a_stored_balance_that_is_not_an_amount_is_reported_never_a_traceback(ledger, value):
+    """Found by fuzz_ledger_files --target audit: a balance row set to a lone-surrogate JSON
+    string made `charter audit` crash writing its finding (UnicodeEncodeError), and any
+    non-int balance made `ledger balances`/`accounts` crash formatting it (TypeError)."""
+    _edit(ledger, "UPDATE state SET value = ? WHERE kind = 'balance' AND key = ?", value,
+          "party:a001:Credit")
+    for cmd, code in ((("audit", ledger), 1), (("replay", ledger), 1),
+                      (("ledger", "balances", ledger), 2), (("ledger", "accounts", ledger), 2)):
+        r = invoke(*cmd)
+        assert r.exit_code == code and "Traceback" not in r.output, (cmd, r.output)
+        assert "party:a001:Credit" in r.output, (cmd, r.output)
+        assert code == 1 or str(ledger) in r.output, (cmd, r.output)  # a refusal names it
