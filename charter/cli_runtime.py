@@ -174,6 +174,10 @@ def _open_ledger(
         _fail(str(exc))
     except PolicyNotExecutable as exc:
         _fail(f"{shown}: this runtime cannot execute the policy: {exc}", 1)
+    # closed when the command ends, however it ends: run in-process (an embedder, a test
+    # runner), a reader left open on a file in rollback-journal mode (journal_mode changed
+    # by another tool) holds its read lock and every later writer is refused as locked
+    click.get_current_context().call_on_close(rt.store.close)
     problems = getattr(rt.store, "integrity_problems", ())
     if problems:
         click.echo(

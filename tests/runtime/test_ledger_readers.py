@@ -342,3 +342,37 @@ def test_a_stored_balance_that_is_not_an_amount_is_reported_never_a_traceback(le
         assert r.exit_code == code and "Traceback" not in r.output, (cmd, r.output)
         assert "party:a001:Credit" in r.output, (cmd, r.output)
         assert code == 1 or str(ledger) in r.output, (cmd, r.output)  # a refusal names it
+
+
+# every command that opens a ledger read-only; {db} is the ledger, {out} a file to write
+READERS = (
+    ("audit", "{db}"),
+    ("replay", "{db}"),
+    ("ledger", "balances", "{db}"),
+    ("ledger", "accounts", "{db}"),
+    ("ledger", "history", "{db}", "--limit", "5"),
+    ("ledger", "records", "{db}", "Task"),
+    ("ledger", "members", "{db}", "Agent"),
+    ("ledger", "export", "{db}", "--format", "csv", "--output", "{out}"),
+)
+
+
+@pytest.mark.parametrize(
+    "command", READERS, ids=lambda c: " ".join(a for a in c[:2] if "{" not in a)
+)
+def test_a_reader_command_leaves_no_lock_behind(ledger, command, tmp_path):
+    """A ledger another tool switched to rollback-journal mode (`PRAGMA
+    journal_mode=DELETE`; header bytes 18-19 = 1): a reader still open after its command
+    ends holds the file's read lock, and the next writer in the same process was refused
+    as locked (found by fuzz_ledger_files --target audit as `byte 19 = 1`)."""
+    c = sqlite3.connect(ledger)
+    assert c.execute("PRAGMA journal_mode=DELETE").fetchone() == ("delete",)
+    c.close()
+    args = [a.format(db=ledger, out=tmp_path / "out.csv") for a in command]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    rt = open_runtime(None, str(ledger))  # a writer: puts WAL back, makes the open check
+    try:
+        assert rt.seq > 0
+    finally:
+        rt.close()
