@@ -390,7 +390,7 @@ def _handler(chk: Checker, q: str, decl: Any, scope: ModuleScope) -> Optional[ir
                 auth = ir.AuthParty(party=x)
         ens = _ensures(chk, decl, env)
         body = chk.block(decl.body, env)
-        _unused(chk, env)
+        chk.warn_unused(env)
         if not d.has_errors and not _has_effect(body):
             d.warning("W0304", f"handler `{decl.name}` moves no value and changes no state",
                       decl.span, hint="an event that only checks conditions is recorded but "
@@ -451,13 +451,6 @@ def _ensures(chk: Checker, decl: Any, env: Env) -> tuple[ir.Ensures, ...]:
         out.append(ir.Ensures(cond=cond, message=e.message, text=show_expr(e.cond),
                               span=e.span))
     return tuple(out)
-
-
-def _unused(chk: Checker, env: Env) -> None:
-    for name, span in env.let_spans.items():
-        if name not in env.used and not name.startswith("_"):
-            chk.d.warning("W0302", f"`{name}` is bound but never used", span,
-                          hint=f"remove it, or name it `_{name}`")
 
 
 _EFFECTS = (ir.Move, ir.Split, ir.SetField, ir.Create, ir.Update, ir.Delete, ir.Grant, ir.Revoke,

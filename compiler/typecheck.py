@@ -1854,10 +1854,7 @@ class Checker:
         elif not compatible(want, t):
             self.d.error("E0301", f"function `{decl.name}` returns {show(want)}, not {show(t)}",
                          ret.value.span, hint=f"the declared result type is `{show(want)}`")
-        for name, sp in env.let_spans.items():
-            if name not in env.used and not name.startswith("_"):
-                self.d.warning("W0302", f"`{name}` is bound but never used", sp,
-                               hint=f"remove it, or name it `_{name}`")
+        self.warn_unused(env)
         if sum(1 for x in self.d.items if x.severity == "error") > errors_before:
             return None
         if isinstance(want, ir.TRatio) and isinstance(t, ir.TInt):
@@ -1957,13 +1954,18 @@ class Checker:
             env.locals[p.name] = t
             params.append((p.name, t, lo, hi, p.span))
         body = self.block(decl.body, env)
+        self.warn_unused(env)
+        if sum(1 for x in self.d.items if x.severity == "error") > errors_before:
+            return None
+        return _Procedure(name=decl.name, params=tuple(params), body=body)
+
+    def warn_unused(self, env: Env) -> None:
+        """W0302 for every let bound in ``env`` and never read (``_name`` opts out): the one
+        wording for functions, procedures and handlers."""
         for name, sp in env.let_spans.items():
             if name not in env.used and not name.startswith("_"):
                 self.d.warning("W0302", f"`{name}` is bound but never used", sp,
                                hint=f"remove it, or name it `_{name}`")
-        if sum(1 for x in self.d.items if x.severity == "error") > errors_before:
-            return None
-        return _Procedure(name=decl.name, params=tuple(params), body=body)
 
     def s_Do(self, s: ast.Do, env: Env) -> Any:
         q = self.qualify(s.proc, env, s.span)
