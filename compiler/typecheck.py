@@ -1862,16 +1862,22 @@ class Checker:
         return _Function(name=decl.name, params=tuple(params), lets=tuple(
             (lt.name, lt.value) for lt in lets), result=result, returns=want)
 
+    def arity_ok(self, kind: str, called: str, decl: Any, got: int, span: Any) -> bool:
+        """E0305 when a fn or proc is given the wrong number of arguments (the hint shows
+        its declaration's head); True when the count is right."""
+        n = len(decl.params)
+        if got == n:
+            return True
+        self.d.error("E0305", f"`{called}` takes {n} argument{'s' if n != 1 else ''}, got {got}",
+                     span, hint=f"{kind} {decl.name}(" + ", ".join(p.name for p in decl.params)
+                     + ")")
+        return False
+
     def call_function(self, q: str, e: ast.Call, env: Env) -> Any:
         decl, _scope = self.syms.functions[q]
         args = [self.expr(a, env) for a in e.args]
         fn = self.function(q, e.span)
-        if len(args) != len(decl.params):
-            n = len(decl.params)
-            self.d.error("E0305", f"`{e.func}` takes {n} argument{'s' if n != 1 else ''}, got "
-                                  f"{len(args)}", e.span,
-                         hint="fn " + decl.name + "(" + ", ".join(
-                             p.name for p in decl.params) + ")")
+        if not self.arity_ok("fn", e.func, decl, len(args), e.span):
             return self.err()
         if fn is None:
             return self.err()
@@ -1980,12 +1986,7 @@ class Checker:
                                  "declare it: `proc " + s.proc + "(...) { ... }`"))
             return ()
         decl, _scope = self.syms.procedures[q]
-        if len(args) != len(decl.params):
-            n = len(decl.params)
-            self.d.error("E0305", f"`{s.proc}` takes {n} argument{'s' if n != 1 else ''}, got "
-                                  f"{len(args)}", s.span,
-                         hint="proc " + decl.name + "(" + ", ".join(
-                             p.name for p in decl.params) + ")")
+        if not self.arity_ok("proc", s.proc, decl, len(args), s.span):
             return ()
         proc = self.procedure(q, s.span)
         if proc is None:
