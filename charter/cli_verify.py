@@ -129,6 +129,7 @@ def verify_cmd(
     from charter.cli_compile import policy_files
     from charter.compiler import verify as v
     from charter.compiler.verify.parallel import usable_cpus
+    from charter.compiler.verify.pipeline import verify_many
 
     if jobs is None:
         jobs = usable_cpus()
@@ -141,7 +142,7 @@ def verify_cmd(
         if not f.is_file():
             raise click.BadParameter(f"{f} is not a readable file", param_hint="PATHS")
     base = v.Options()
-    runs = []
+    items = []
     status = 0
     for f in files:
         ir_policy, code = _compile(str(f))
@@ -156,8 +157,10 @@ def verify_cmd(
             cache_dir=Path(cache_dir) if cache_dir else None,
             fixed_params=fixed,
         )
-        results = v.verify(ir_policy, opts, use_cache=not no_cache, jobs=jobs)
-        runs.append((ir_policy, results))
+        items.append((ir_policy, opts))
+    # several policies: one worker process each (and their units), `jobs` at a time in all
+    runs = list(zip((p for p, _ in items), verify_many(items, not no_cache, jobs)))
+    for _, results in runs:
         status = max(status, v.exit_code(results, strict=strict))
         if any(r.kind == WORKER for r in results):  # not verified: never a silent success
             status = max(status, 1)

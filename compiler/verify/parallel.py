@@ -17,9 +17,16 @@ forked.  So :func:`settled` starts a run from a canonical collector state, the p
 freezes its objects before forking (its own garbage is then never collected while children
 are forked from it), and every child starts from a canonical state again (:func:`_child`).
 
+Several policies (``charter verify DIR``) are units too, one child each, and each of those
+forks its own units: :func:`workers` shares ``jobs`` tokens between every process of the
+run (a pipe holding one byte per free worker, as ``make`` does), so the whole tree never runs
+more than ``jobs`` at once.  A process that waits for its children lends its own token to
+the first of them.
+
 A child that dies (a signal, the out-of-memory killer, an exit without a result) or whose
 unit raises becomes an :class:`Outcome` with an ``error`` that names the unit, never a hang
-or a traceback; Ctrl-C in the parent kills the children and is re-raised.  Without
+or a traceback.  Each child of the top process leads a process group holding everything it
+forks, so Ctrl-C in the parent kills the whole tree (``killpg``) and is re-raised.  Without
 ``os.fork`` (Windows) units run in this process, one after another (``jobs`` is ignored).
 """
 
@@ -86,10 +93,55 @@ def settled() -> Iterator[None]:
         gc.unfreeze()
 
 
+class _Tokens:
+    """The run's free workers beyond each process's own: one byte each in a pipe."""
+
+    def __init__(self, jobs: int):
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        os.write(self.w, b"+" * max(0, jobs - 1))
+        self.jobs = jobs
+
+    def take(self) -> bool:
+        try:
+            return os.read(self.r, 1) == b"+"
+        except BlockingIOError:
+            return False
+
+    def give(self) -> None:
+        os.write(self.w, b"+")
+
+    def close(self) -> None:
+        for fd in (self.r, self.w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+_TOKENS: Optional[_Tokens] = None  # the run's shared workers (inherited by every child)
+_IN_CHILD = False  # this process is a worker: its children join its process group
+
+
+@contextlib.contextmanager
+def workers(jobs: int) -> Iterator[None]:
+    """Within this block every :func:`run_units` of this process and of its children shares
+    ``jobs`` workers (nested: several policies, each with its units)."""
+    global _TOKENS
+    if _TOKENS is not None or not CAN_FORK:
+        yield
+        return
+    _TOKENS = _Tokens(max(1, jobs))
+    try:
+        yield
+    finally:
+        _TOKENS.close()
+        _TOKENS = None
+
+
 def run_units(units: Sequence[Unit], jobs: Optional[int]) -> list[Outcome]:
     """Every unit's outcome, in the order of ``units`` (whatever order they ran in).
 
-    ``jobs``: how many children run at once; ``None`` (or no ``os.fork``) runs every unit in
+    ``jobs``: how many children run at once (within :func:`workers`, the run's shared
+    workers decide, ``jobs`` only caps them); ``None`` (or no ``os.fork``) runs every unit in
     this process, one after another, each seeing what the earlier ones left in Z3 - the
     resource counts, and so rarely a verdict near the limit, can then differ from a forked
     run.  Forked units' statistics are added to this process's :func:`stats`."""
@@ -99,10 +151,21 @@ def run_units(units: Sequence[Unit], jobs: Optional[int]) -> list[Outcome]:
 
 
 def _in_process(u: Unit) -> Outcome:
-    before = attrs.evolve(stats())
+    mark = _mark()
     c0 = time.process_time()
     value = u.run()
-    return Outcome(value, _delta(before, stats()), cpu=time.process_time() - c0)
+    return Outcome(value, _since(mark), cpu=time.process_time() - c0)
+
+
+def _mark() -> tuple[Stats, Stats]:
+    return stats(), attrs.evolve(stats())
+
+
+def _since(mark: tuple[Stats, Stats]) -> Stats:
+    """What the queries since ``mark`` cost (a unit that started a run of its own - a whole
+    policy, :func:`.solver.fresh_context` - cost all of that run's)."""
+    now = stats()
+    return _delta(mark[1], now) if now is mark[0] else attrs.evolve(now)
 
 
 def _delta(before: Stats, after: Stats) -> Stats:
@@ -131,13 +194,20 @@ def _forked(units: Sequence[Unit], jobs: int) -> list[Outcome]:
     todo.reverse()
     out: list[Optional[Outcome]] = [None] * len(units)
     running: dict[int, tuple[int, int, list[bytes]]] = {}  # fd -> (pid, unit index, data)
+    tokens = _TOKENS
+    held = 0  # shared tokens taken: children running = held + 1 (this process lends its own)
     sys.stdout.flush()
     sys.stderr.flush()
     gc.freeze()  # what exists now is what every child starts from; never collected here
     sel = selectors.DefaultSelector()
+    watching = False  # the shared tokens' pipe is in the selector
     try:
         while todo or running:
             while todo and len(running) < jobs:
+                if running:
+                    if tokens is None or not tokens.take():
+                        break
+                    held += 1
                 i = todo.pop()
                 r, w = os.pipe()
                 pid = os.fork()
@@ -145,10 +215,22 @@ def _forked(units: Sequence[Unit], jobs: int) -> list[Outcome]:
                     os.close(r)
                     _child(units[i], w)
                 os.close(w)
+                if not _IN_CHILD:  # (the child does too: whichever runs first, it holds)
+                    with contextlib.suppress(OSError):
+                        os.setpgid(pid, pid)
                 running[r] = (pid, i, [])
                 sel.register(r, selectors.EVENT_READ)
+            want = tokens is not None and bool(todo) and len(running) < jobs
+            if want != watching:  # wake up when another process frees a worker
+                if want:
+                    sel.register(tokens.r, selectors.EVENT_READ)
+                else:
+                    sel.unregister(tokens.r)
+                watching = want
             for key, _ in sel.select():
                 fd = key.fd
+                if fd not in running:
+                    continue  # the tokens' pipe: the loop above tries to take one
                 data = os.read(fd, 1 << 20)
                 if data:
                     running[fd][2].append(data)
@@ -160,14 +242,23 @@ def _forked(units: Sequence[Unit], jobs: int) -> list[Outcome]:
                 out[i] = _decode(units[i], b"".join(chunks), status)
                 out[i].cpu = usage.ru_utime + usage.ru_stime
                 _add(stats(), out[i].stats)
-    except BaseException:  # Ctrl-C (or anything else): no child outlives the run
+                if held:
+                    tokens.give()
+                    held -= 1
+    except BaseException:  # Ctrl-C (or anything else): no child, nor anything it forked, lives on
         for fd, (pid, _, _) in running.items():
             with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+                if _IN_CHILD:
+                    os.kill(pid, signal.SIGKILL)
+                else:
+                    os.killpg(pid, signal.SIGKILL)
             with contextlib.suppress(OSError):
                 os.waitpid(pid, 0)
             with contextlib.suppress(OSError):
                 os.close(fd)
+        for _ in range(held):
+            with contextlib.suppress(OSError):
+                tokens.give()
         raise
     finally:
         sel.close()
@@ -176,16 +267,20 @@ def _forked(units: Sequence[Unit], jobs: int) -> list[Outcome]:
 
 def _child(u: Unit, w: int) -> None:  # pragma: no cover - runs in the child
     """Run ``u`` and write its pickled outcome to ``w``; never returns."""
+    global _IN_CHILD
     code = 0
     try:
-        # Ctrl-C reaches the whole process group: the child just ends, the parent reports
+        if not _IN_CHILD:  # a group of its own, for everything it forks: the parent kills it
+            os.setpgid(0, 0)
+        _IN_CHILD = True
+        # Ctrl-C: the parent (in the terminal's group) kills the children's groups
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         gc.freeze()
         gc.collect()  # the canonical collector state, whatever the parent did before forking
-        before = attrs.evolve(stats())
+        mark = _mark()
         try:
             value = u.run()
-            data = pickle.dumps((True, value, _delta(before, stats())), pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps((True, value, _since(mark)), pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent as data
             data = pickle.dumps((False, f"{type(exc).__name__}: {exc}", None))
         view = memoryview(data)

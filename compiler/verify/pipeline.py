@@ -49,7 +49,7 @@ from .invariants import (
     houdini,
 )
 from .options import Options
-from .parallel import Unit, run_units, settled
+from .parallel import CAN_FORK, Unit, run_units, settled, workers
 from .prepare import Prepared, Scope, prepare
 from .properties import check_declared
 from .result import GUARD, PROVED, REFUTED, UNKNOWN, Result
@@ -436,3 +436,36 @@ def verify(
             if run.done is not None:
                 return run.done
     return run.results
+
+
+def verify_many(
+    items: list[tuple[ir.Policy, Options]], use_cache: bool = True, jobs: Optional[int] = None
+) -> list[list[Result]]:
+    """:func:`verify` for each (policy, options), in that order.
+
+    With ``jobs``, each policy is verified in a worker process of its own (the larger ones
+    started first), and its units in workers of their own, ``jobs`` processes at a time in
+    all (:func:`.parallel.workers`): the same results as one policy at a time.  A policy
+    whose worker died gets one *unknown* result that says so."""
+    if jobs is None or not CAN_FORK or len(items) < 2:
+        return [verify(p, o, use_cache, jobs) for p, o in items]
+    units = [
+        Unit(f"policy {p.name}", partial(verify, p, o, use_cache, jobs), float(_size(p)))
+        for p, o in items
+    ]
+    with workers(jobs):
+        outcomes = run_units(units, jobs)
+    return [
+        o.value
+        if not o.error
+        else [
+            Result(f"{p.name}.worker", WORKER, None, UNKNOWN, f"not verified: {o.error}",
+                   bound=opts.bound)
+        ]
+        for (p, opts), o in zip(items, outcomes)
+    ]
+
+
+def _size(policy: ir.Policy) -> int:
+    """How much a policy has to verify, roughly (a deterministic start order)."""
+    return len(ir.to_json(policy))

@@ -157,31 +157,70 @@ def test_a_handler_whose_worker_dies_is_unknown_and_the_cli_fails(monkeypatch, t
     assert "unknown" in r.output and "killed by SIGKILL" in r.output
 
 
-def test_ctrl_c_stops_the_workers(tmp_path):
+def _gone(pid: int) -> bool:
+    """Ended (a zombie waiting for a reaper counts: it runs nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to see a process ended")
+def test_ctrl_c_stops_every_worker_and_what_they_forked(tmp_path):
+    # two policies, each forking two units (what `charter verify DIR` does), 3 workers in all
     pids = tmp_path / "pids"
     script = textwrap.dedent(
         f"""
         import os, time
         from charter.compiler.verify import parallel
-        def sleeper():
+        def note():
             with open({str(pids)!r}, "a") as f:
                 f.write(f"{{os.getpid()}}\\n")
-            time.sleep(60)
-        parallel.run_units([parallel.Unit(str(i), sleeper) for i in range(4)], 2)
+        def sleeper():
+            note()
+            time.sleep(120)
+        def policy():
+            note()
+            parallel.run_units([parallel.Unit(str(i), sleeper) for i in range(2)], 3)
+        with parallel.workers(3):
+            parallel.run_units([parallel.Unit(str(i), policy) for i in range(2)], 3)
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while (not pids.exists() or len(pids.read_text().split()) < 2) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    # 2 policies, waiting, lend their workers: 3 units run, the fourth waits for a worker
+    while time.monotonic() < deadline:
+        if pids.exists() and len(pids.read_text().split()) >= 5:
+            break
         time.sleep(0.05)
-    children = [int(x) for x in pids.read_text().split()]
-    assert len(children) == 2  # two at a time
-    proc.send_signal(signal.SIGINT)  # to the parent only: it must stop its children itself
+    time.sleep(0.5)  # no sixth one may start
+    started = [int(x) for x in pids.read_text().split()]
+    assert len(started) == 5, started
+    proc.send_signal(signal.SIGINT)  # to the parent only: it must stop the whole tree
     _, err = proc.communicate(timeout=30)
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
-    for pid in children:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    deadline = time.monotonic() + 10
+    while not all(_gone(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [p for p in started if not _gone(p)] == []
+
+
+def test_a_policy_whose_worker_dies_is_one_unknown_result(monkeypatch, policies):
+    real = pipeline.verify
+
+    def crash_on_fee(policy, *args):
+        if policy.name == "fee":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(policy, *args)
+
+    monkeypatch.setattr(pipeline, "verify", crash_on_fee)
+    items = [(_policy((policies / f"{n}.charter").read_text()), Options())
+             for n in ("fee", "authority")]
+    fee, authority = pipeline.verify_many(items, use_cache=False, jobs=2)
+    assert [(r.name, r.kind, r.status) for r in fee] == [("fee.worker", "worker", UNKNOWN)]
+    assert "the worker process verifying policy fee was killed by SIGKILL" in fee[0].message
+    assert any(r.status == PROVED for r in authority)
 
 
 def test_a_once_counterexample_renders_as_text(policies):
