@@ -632,11 +632,23 @@ class Runtime:
                     return True
         return False
 
-    def firings_may_exceed(self, limit: int) -> bool:
-        """False when no event can make more than ``limit`` firings due: deadline handlers
-        only, whose heaps hold at most ``limit`` entries in all (each firing pops one).
-        Then :meth:`due_firings` need not count them."""
-        return not self._only_deadlines or sum(map(len, self._heaps)) > limit
+    def firings_may_exceed(self, limit: int, now: int) -> bool:
+        """False when the event at ``now`` cannot make more than ``limit`` firings due:
+        deadline handlers only, and either their heaps hold at most ``limit`` entries in all
+        (each firing pops one) or no heap has more than its earliest entry due (a heap's
+        second-earliest entry is one of the root's children) and there are at most ``limit``
+        heaps.  Then :meth:`due_firings` need not count them."""
+        if not self._only_deadlines:
+            return True
+        heaps = self._heaps
+        if sum(map(len, heaps)) <= limit:
+            return False
+        if len(heaps) > limit:
+            return True
+        for heap in heaps:
+            if (len(heap) > 1 and heap[1][0] <= now) or (len(heap) > 2 and heap[2][0] <= now):
+                return True
+        return False
 
     def due_firings(self, now: int, limit: int) -> int:
         """How many timed-handler firings are due at or before ``now`` in the current state,

@@ -346,7 +346,7 @@ def timers(rt: Any, tx: Tx) -> None:
     elif not rt.timers_due(now):
         return
     limit = None if tx.replaying else rt.max_timer_firings
-    if limit is not None and rt.firings_may_exceed(limit):
+    if limit is not None and rt.firings_may_exceed(limit, now):
         due = rt.due_firings(now, limit)
         if due > limit:  # refused before a single handler runs
             raise Rejected("timer_overflow", timer_overflow_message(limit))

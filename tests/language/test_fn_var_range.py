@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from charter.compiler import ir
 from charter.compiler import verify as V
-from charter.compiler.fmt import format_source, strip_positions
-from charter.compiler.parse import parse_source
+from charter.compiler.fmt import format_source
 from charter.compiler.pipeline import Compilation
 from charter.runtime.api import open_runtime
 from charter.runtime.testing import run_tests
+from helpers import formatted, walk
 
 HERE = Path(__file__).resolve().parent
 POLICY = HERE / "fn_var_range.charter"
@@ -48,42 +48,29 @@ def test_policy_tests_pass_and_both_backends_agree(pol):
 
 
 def test_formatter_round_trips_the_new_forms():
-    text = POLICY.read_text("utf-8")
-    once = format_source(text)
+    _, once = formatted(POLICY, ("fn cut(amount: Credit, rate: ratio) -> Credit {",
+                                 "    return floor(", "    var total = 0 Credit",
+                                 "        set total = total + step",
+                                 "    for i in 1..Job(id).count + n {", "    for i in n..2 {"))
     assert format_source(once) == once
-    assert strip_positions(parse_source(once)) == strip_positions(parse_source(text))
-    for form in ("fn cut(amount: Credit, rate: ratio) -> Credit {", "    return floor(",
-                 "    var total = 0 Credit", "        set total = total + step",
-                 "    for i in 1..Job(id).count + n {", "    for i in n..2 {"):
-        assert form in once, form
-
-
-def _walk(x):
-    yield x
-    if isinstance(x, tuple):
-        for i in x:
-            yield from _walk(i)
-    elif hasattr(type(x), "__attrs_attrs__"):
-        for f in type(x).__attrs_attrs__:
-            yield from _walk(getattr(x, f.name))
 
 
 def test_calls_are_inlined_and_the_ir_round_trips_through_json(pol):
-    nodes = list(_walk(pol.handlers))
+    nodes = list(walk(pol.handlers))
     kinds = {type(n).__name__ for n in nodes}
     assert {"Var", "SetLocal", "ForEach"} <= kinds
     # `net(amount)` became `amount - floor(amount * fee)`: the handler reads the parameter
     pay = pol.handler("pay")
-    assert any(isinstance(n, ir.ParamRef) and n.name == "fee" for n in _walk(pay.body))
+    assert any(isinstance(n, ir.ParamRef) and n.name == "fee" for n in walk(pay.body))
     assert ir.from_data(ir.to_data(pol)) == pol
     # the aggregate variable of `total_weight` was renamed apart from the caller's `a`
     weigh = pol.handler("weigh")
-    aggs = [n for n in _walk(weigh.body) if isinstance(n, ir.Aggregate)]
+    aggs = [n for n in walk(weigh.body) if isinstance(n, ir.Aggregate)]
     assert len({a.var for a in aggs}) == len(aggs) >= 2
 
 
 def test_range_loop_variable_has_the_static_range(pol):
-    loops = [n for n in _walk(pol.handler("count_up").body) if isinstance(n, ir.ForEach)]
+    loops = [n for n in walk(pol.handler("count_up").body) if isinstance(n, ir.ForEach)]
     assert loops[0].var_type == ir.TInt(lo=1, hi=25)
     # the upper bound reads a record field: bound once, before the loop
     lets = [s for s in pol.handler("count_up").body if isinstance(s, ir.Let)]
@@ -111,7 +98,7 @@ def test_a_negated_bound_is_static():
     -3..-1's static range, every backend sums it the same, and the verifier proves the sum."""
     c = Compilation.from_text(NEGATIVE_RANGE, "neg.charter")
     assert not [d for d in c.diagnostics if d.severity == "error"], c.diagnostics
-    [loop] = [n for n in _walk(c.ir.handler("f").body) if isinstance(n, ir.ForEach)]
+    [loop] = [n for n in walk(c.ir.handler("f").body) if isinstance(n, ir.ForEach)]
     assert loop.var_type == ir.TInt(lo=-3, hi=-1)
     for backend in ("python", "closures", "reference"):
         rt = open_runtime(c.ir, backend=backend)
@@ -259,7 +246,7 @@ def test_max_by_formats_and_lowers_to_one_node():
     text = BEST.read_text("utf-8")
     assert format_source(text) == text
     pol = Compilation.from_path(BEST).ir
-    best = [n for n in _walk(pol.handlers) if isinstance(n, ir.Best)]
+    best = [n for n in walk(pol.handlers) if isinstance(n, ir.Best)]
     assert [(b.kind, len(b.keys)) for b in best] == [("min", 2), ("max", 2)]
 
 

@@ -15,10 +15,10 @@ import pytest
 
 from charter.compiler import ir
 from charter.compiler import verify as V
-from charter.compiler.fmt import format_source, strip_positions
-from charter.compiler.parse import parse_source
+from charter.compiler.fmt import format_source
 from charter.compiler.pipeline import Compilation
 from charter.runtime.testing import run_tests
+from helpers import formatted, walk
 
 HERE = Path(__file__).resolve().parent
 POLICY = HERE / "procs.charter"
@@ -41,23 +41,9 @@ def test_policy_tests_pass_and_every_backend_agrees(pol):
 
 
 def test_formatter_round_trips_procedures():
-    text = POLICY.read_text("utf-8")
-    once = format_source(text)
+    text, once = formatted(POLICY, ("proc close_round(r: Round) {",
+                                    "    do take_fee(balance(fund))", "        do close_round(r)"))
     assert once == text
-    assert strip_positions(parse_source(once)) == strip_positions(parse_source(text))
-    for form in ("proc close_round(r: Round) {", "    do take_fee(balance(fund))",
-                 "        do close_round(r)"):
-        assert form in once, form
-
-
-def _walk(x):
-    yield x
-    if isinstance(x, tuple):
-        for i in x:
-            yield from _walk(i)
-    elif hasattr(type(x), "__attrs_attrs__"):
-        for f in type(x).__attrs_attrs__:
-            yield from _walk(getattr(x, f.name))
 
 
 def _shape(stmts) -> list[str]:
@@ -79,7 +65,7 @@ def test_a_do_is_expanded_into_ordinary_statements(pol):
     assert "r" in bound and len(bound) == 4
     assert all("~" in n for n in bound - {"r"})
     refund = pol.handler("refund_two")
-    lets = [s.name for s in _walk(refund.body) if isinstance(s, ir.Let)]
+    lets = [s.name for s in walk(refund.body) if isinstance(s, ir.Let)]
     assert len(lets) == len(set(lets)) == 5  # share + (to, amount) twice
     assert ir.from_data(ir.to_data(pol)) == pol
 

@@ -5,7 +5,6 @@ for; and a run in memory keeps far fewer bytes per event than it did."""
 from __future__ import annotations
 
 import json
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -17,10 +16,9 @@ from charter.compiler.pipeline import Compilation
 from charter.runtime.api import open_runtime
 from charter.runtime.idset import IdSet
 from charter.runtime.store import MemoryStore
+from helpers import gig_events
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "examples" / "gig_market"))
-from generate import gig_events  # noqa: E402
 
 POLICY = ROOT / "examples" / "gig_market" / "policy.charter"
 

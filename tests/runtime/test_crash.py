@@ -21,11 +21,10 @@ from pathlib import Path
 import pytest
 
 from charter.runtime.api import audit_ledger, open_runtime, replay
+from helpers import gig_events
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gig_market"
-sys.path.insert(0, str(EXAMPLE))
-from generate import gig_events  # noqa: E402
 
 
 def _run(args, **kw):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -11,10 +10,9 @@ from hypothesis import strategies as st
 from charter.compiler.pipeline import Compilation
 from charter.runtime.api import open_runtime
 from charter.runtime.idfilter import IdFilter
+from helpers import gig_events
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "examples" / "gig_market"))
-from generate import gig_events  # noqa: E402
 
 POLICY = ROOT / "examples" / "gig_market" / "policy.charter"
 

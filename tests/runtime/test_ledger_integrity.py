@@ -17,9 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from charter.cli import cli
 from charter.runtime.api import (
     LedgerIntegrityError,
     NotALedgerError,
@@ -30,6 +28,7 @@ from charter.runtime.api import (
 from charter.runtime.integrity import Checkpoint, meta_digest, state_digest
 from charter.runtime.journal import ANCHOR_EVERY, chain
 from charter.runtime.sqlite_store import migrate, tamper_connection
+from helpers import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -37,10 +36,6 @@ from fuzz_ledger_files import downgrade  # noqa: E402  (old schemas, as older Ch
 EXAMPLE = ROOT / "examples" / "gig_market"
 POLICY = str(EXAMPLE / "policy.charter")
 EVENTS = str(EXAMPLE / "events.jsonl")
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

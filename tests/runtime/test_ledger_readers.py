@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,10 @@ from click.testing import CliRunner
 
 from charter.cli import cli
 from charter.runtime.api import StoreError, audit_ledger, open_runtime, replay
+from helpers import gig_events, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 GIG = ROOT / "examples" / "gig_market"
-sys.path.insert(0, str(GIG))
-from generate import gig_events  # noqa: E402
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

@@ -18,22 +18,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from charter.cli import cli
 from charter.runtime.api import audit_ledger, open_runtime, replay
 from charter.runtime.journal import EntryCodec
+from helpers import gig_events, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 GIG = ROOT / "examples" / "gig_market"
-sys.path.insert(0, str(GIG))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from fuzz_ledger_files import downgrade as _downgrade  # noqa: E402
-from generate import gig_events  # noqa: E402
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from charter.cli import cli
+from helpers import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gig_market"
 POLICY = str(EXAMPLE / "policy.charter")
 EVENTS = str(EXAMPLE / "events.jsonl")
 EXPECTED = json.loads((EXAMPLE / "expected_balances.json").read_text())
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture

@@ -21,12 +21,11 @@ from pathlib import Path
 import pytest
 
 from charter.runtime.api import LedgerBusyError, audit_ledger, open_runtime, replay
+from helpers import gig_events
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gig_market"
 POLICY = str(EXAMPLE / "policy.charter")
-sys.path.insert(0, str(EXAMPLE))
-from generate import gig_events  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 

@@ -13,25 +13,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import charter
-from charter.cli import cli
 from charter.runtime.store import LedgerIntegrityError, StoreError
+from helpers import gig_events, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "examples" / "gig_market"))
-from generate import gig_events  # noqa: E402
 
 POLICY = ROOT / "examples" / "gig_market" / "policy.charter"
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")
