@@ -365,12 +365,21 @@ def _abstract(m: HandlerModel, formulas: list) -> list:
             src[i], dst[i] = p.as_ast(), v.as_ast()
         cached = (n, src, dst, keep)
         enc._abstraction = cached
+        # formula id -> (formula, its abstraction): the handler's assumptions are abstracted
+        # for every question about it; the formula is kept so its id is not reused
+        enc._abstracted = {}
     n, src, dst, _ = cached
-    # one C call per formula (z3.substitute re-checks every pair's sorts in Python each call)
-    return [
-        z3.z3._to_expr_ref(z3.Z3_substitute(f.ctx_ref(), f.as_ast(), n, src, dst), f.ctx)
-        for f in formulas
-    ]
+    done = enc._abstracted
+    out = []
+    for f in formulas:
+        hit = done.get(f.get_id())
+        if hit is None:
+            # one C call per formula (z3.substitute re-checks every pair's sorts in Python)
+            hit = done[f.get_id()] = (
+                f, z3.z3._to_expr_ref(z3.Z3_substitute(f.ctx_ref(), f.as_ast(), n, src, dst),
+                                      f.ctx))
+        out.append(hit[1])
+    return out
 
 
 def _zero_products(m: HandlerModel, formulas: list) -> list:
