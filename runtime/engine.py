@@ -201,6 +201,9 @@ class Runtime:
         self._specs: dict[str, Any] = {}
         self._converters: dict[str, Callable[[dict, Any], dict]] = {}
         self.events = {n: ch for n, ch in self.compiled.handlers.items() if ch.kind == "event"}
+        # each event handler's path through the settle table (runtime/pathgen.py; none for
+        # the closures and reference backends, which run the table step by step)
+        self.paths: dict[str, Callable[[Any, Any], Any]] = getattr(self.compiled, "paths", {})
         # a policy's own key registration handler (runtime/signing.py: KEY_HANDLER)
         self.key_handler = signing.key_handler_of(self.events)
         meta = self.store.meta()
@@ -253,8 +256,7 @@ class Runtime:
         # audit, replay), whose memory must not grow with the state; it cannot settle
         self.state_loaded = load_state
         if load_state:
-            for kind, key, value in self.store.rows():
-                self.state.load_row(kind, key, value)
+            self.state.load_rows(self.store)  # a ledger file's big tables page as they load
         else:
             self.broken = "this runtime was opened without its state (for reading the ledger)"
         # a store that looks ids up itself (a ledger file's index) is asked per event; others
@@ -632,11 +634,23 @@ class Runtime:
                     return True
         return False
 
-    def firings_may_exceed(self, limit: int) -> bool:
-        """False when no event can make more than ``limit`` firings due: deadline handlers
-        only, whose heaps hold at most ``limit`` entries in all (each firing pops one).
-        Then :meth:`due_firings` need not count them."""
-        return not self._only_deadlines or sum(map(len, self._heaps)) > limit
+    def firings_may_exceed(self, limit: int, now: int) -> bool:
+        """False when the event at ``now`` cannot make more than ``limit`` firings due:
+        deadline handlers only, and either their heaps hold at most ``limit`` entries in all
+        (each firing pops one) or no heap has more than its earliest entry due (a heap's
+        second-earliest entry is one of the root's children) and there are at most ``limit``
+        heaps.  Then :meth:`due_firings` need not count them."""
+        if not self._only_deadlines:
+            return True
+        heaps = self._heaps
+        if sum(map(len, heaps)) <= limit:
+            return False
+        if len(heaps) > limit:
+            return True
+        for heap in heaps:
+            if (len(heap) > 1 and heap[1][0] <= now) or (len(heap) > 2 and heap[2][0] <= now):
+                return True
+        return False
 
     def due_firings(self, now: int, limit: int) -> int:
         """How many timed-handler firings are due at or before ``now`` in the current state,

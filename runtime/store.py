@@ -255,7 +255,7 @@ class MemoryStore:
             self._before_window = j[0].hash
             self.dropped += 1
         j.append(row)
-        self._ids.add(row.event_id)
+        self._ids.add_new(row.event_id)  # the identify step found it new
 
     def flush(self, state: Any) -> None:
         pass
