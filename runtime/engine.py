@@ -256,8 +256,7 @@ class Runtime:
         # audit, replay), whose memory must not grow with the state; it cannot settle
         self.state_loaded = load_state
         if load_state:
-            for kind, key, value in self.store.rows():
-                self.state.load_row(kind, key, value)
+            self.state.load_rows(self.store)  # a ledger file's big tables page as they load
         else:
             self.broken = "this runtime was opened without its state (for reading the ledger)"
         # a store that looks ids up itself (a ledger file's index) is asked per event; others
