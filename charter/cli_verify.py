@@ -113,7 +113,9 @@ def verify_cmd(
     """
     from charter.cli_compile import policy_files
     from charter.compiler import verify as v
+    from charter.memory import keep_freed_blocks
 
+    keep_freed_blocks()  # Z3 contexts' 8 MB blocks reused, not page-faulted in again
     files = policy_files(paths)
     if not files:
         click.echo("charter: no .charter files found", err=True)

@@ -25,7 +25,7 @@ from lark.exceptions import (
     VisitError,
 )
 
-from . import ast
+from . import ast, parse_tables
 from .diagnostics import Diagnostic, closest, source_lines
 from .ir import Span
 
@@ -50,16 +50,15 @@ def _on_comment(tok: Token) -> None:
         sink.append(tok)
 
 
+PARSER_OPTIONS = {"parser": "lalr", "lexer": "contextual", "propagate_positions": True,
+                  "maybe_placeholders": True}
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(
-        grammar_text(),
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=True,
-        lexer_callbacks={"COMMENT": _on_comment},
-    )
+    """The LALR parser, once per process; its tables come from the user's cache directory
+    after the first build (:mod:`.parse_tables`)."""
+    return parse_tables.load(grammar_text(), PARSER_OPTIONS, {"COMMENT": _on_comment})
 
 
 # Human names for the grammar's terminals, used in "expected ..." hints.

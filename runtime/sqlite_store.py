@@ -114,6 +114,8 @@ if c_make_encoder is not None:  # the same encoding through one C encoder, made 
     _record_json = _dumps
 
 
+_KEY_CACHE = 1 << 14  # stored record keys a writer remembers (ChangeBuffer._rec_keys)
+
 _MAGIC = b"SQLite format 3\x00"
 _MAX_SEQ = (1 << 63) - 1
 APPLICATION_ID = 0x43484C47  # "CHLG" in the SQLite header: this file is a Charter ledger
@@ -177,8 +179,10 @@ class ChangeBuffer:
         self._dirty_rec: set[tuple[str, str]] = set()
         # (account, block) of every balance an appended event changed: the per-account index
         self._touched: set[tuple[str, int]] = set()
-        # record (name, key) -> its stored key text; records are rewritten often
-        # (post, bids, completion, deadline), so each key is encoded once
+        # record (name, key) -> its stored key text: records are rewritten often (post,
+        # bids, completion, deadline) over a few consecutive commits, so a key is mostly
+        # encoded once; forgotten when it grows past _KEY_CACHE (it held every key ever
+        # written: ~16 MB of a run's memory at 1M gig events)
         self._rec_keys: dict[tuple[str, str], str] = {}
 
     # The metadata table is the same in every store; each store's _query turns its
@@ -276,6 +280,8 @@ class ChangeBuffer:
         )
         records = state.records
         rec_keys = self._rec_keys
+        if len(rec_keys) > _KEY_CACHE:
+            rec_keys.clear()
         rec_json = _record_json
         fields_of = state.record_fields
         for rk in self._dirty_rec:
@@ -837,6 +843,27 @@ class SqliteStore(ChangeBuffer):
         self._cp = cp
         self._run = run
         self._committed()
+        # the file now holds every value the state holds: big tables may page (paged.py)
+        trim = getattr(state, "trim", None)
+        if trim is not None:
+            trim(self)
+
+    def row_text(self, kind: str, key: str) -> Optional[str]:
+        """The stored value text of state row ``(kind, key)``, or None (a paged state
+        table's read, ``runtime/paged.py``)."""
+        got = self._query("SELECT value FROM state WHERE kind = ? AND key = ?", (kind, key))
+        return got[0][0] if got else None
+
+    def row_texts(self, kind: str, prefix: str) -> Iterator[tuple[str, str]]:
+        """``(key, value text)`` of the stored rows of ``kind`` whose key starts with
+        ``prefix``, in key order (a paged table's iteration)."""
+        if not prefix:
+            return self._scan("SELECT key, value FROM state WHERE kind = ? ORDER BY key",
+                              (kind,))
+        # every text that starts with prefix sorts in [prefix, prefix with its last char + 1)
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return self._scan("SELECT key, value FROM state WHERE kind = ? AND key >= ? AND "
+                          "key < ? ORDER BY key", (kind, prefix, end))
 
     def _rollback(self) -> None:
         try:
@@ -913,41 +940,44 @@ def _packed(
     run: its head row keeps them all (``EntryCodec.pack_run``), the others an empty blob;
     an entry kept whole ends the run.  ``run`` is the stored newest run (head seq, texts),
     which the first rows continue when they can: the result depends on the entries alone."""
-    out: list[list] = []
+    out: list[tuple] = []
     heads: list[tuple[bytes, int]] = []
     head, texts = run if run is not None else (-1, [])
     pos = -1  # where the run's head is in ``out`` (-1: a stored row)
     grown = False
+    stripped = codec.stripped
+    pack_run = codec.pack_run
+    fromhex = bytes.fromhex
+    append = out.append
 
-    def close() -> None:
+    def close() -> None:  # the run ends: its head row gets the chunk
         if not texts or not grown:
             return
-        blob = codec.pack_run(texts)
+        blob = pack_run(texts)
         if pos >= 0:
-            out[pos][2] = blob
+            o = out[pos]
+            out[pos] = (o[0], o[1], blob, o[3])
         else:
             heads.append((blob, head))
 
-    stripped = codec.stripped
-    for r in rows:
-        seq = r.seq
-        anchor = bytes.fromhex(r.hash) if seq % ANCHOR_EVERY == 0 else None
-        short = stripped(r.entry, seq, r.event_id)
+    for seq, eid, entry, h in rows:
+        anchor = fromhex(h) if seq % ANCHOR_EVERY == 0 else None
+        short = stripped(entry, seq, eid)
         if short is not None and texts and seq == head + len(texts) and (
                 seq // ANCHOR_EVERY == head // ANCHOR_EVERY):  # one block (journal.block_of)
             texts.append(short)
             grown = True
-            out.append([seq, r.event_id, b"", anchor])
+            append((seq, eid, b"", anchor))
             continue
         close()
         if short is None:
             head, texts, pos, grown = -1, [], -1, False
-            out.append([seq, r.event_id, codec.pack(r.entry, seq, r.event_id), anchor])
+            append((seq, eid, codec.pack(entry, seq, eid), anchor))
         else:
             head, texts, pos, grown = seq, [short], len(out), True
-            out.append([seq, r.event_id, b"", anchor])
+            append((seq, eid, b"", anchor))
     close()
-    return [tuple(o) for o in out], heads, ((head, texts) if texts else None)
+    return out, heads, ((head, texts) if texts else None)
 
 
 def _run_head(query: Any, codec: EntryCodec, seq: Any) -> tuple[int, Optional[list[str]]]:

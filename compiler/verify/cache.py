@@ -7,11 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import z3
+
+from charter.dirs import user_cache_dir as _user_cache_dir
 
 from .. import ir
 from .options import Options
@@ -37,20 +38,9 @@ ENGINE = _engine_fingerprint()
 
 def user_cache_dir() -> Path:
     """Where results are cached unless ``--cache-dir`` says otherwise: the user's cache
-    directory as each platform defines it (what ``platformdirs.user_cache_dir`` returns),
-    never the current directory.  ``CHARTER_CACHE_DIR`` overrides it (CI, tests)."""
-    env = os.environ.get("CHARTER_CACHE_DIR")
-    if env:
-        return Path(env)
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "charter" / "Cache" / "verify"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "charter" / "verify"
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    # the XDG spec: a relative XDG_CACHE_HOME is invalid and must be ignored
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "charter" / "verify"
+    directory (:func:`charter.dirs.user_cache_dir`), never the current directory.
+    ``CHARTER_CACHE_DIR`` overrides it (CI, tests)."""
+    return _user_cache_dir("verify")
 
 
 def _cache_dir(opts: Options) -> Optional[Path]:
