@@ -130,10 +130,12 @@ def verify_cmd(
     from charter.compiler import verify as v
     from charter.compiler.verify.parallel import usable_cpus
     from charter.compiler.verify.pipeline import verify_many
+    from charter.memory import keep_freed_blocks
 
     if jobs is None:
         jobs = usable_cpus()
 
+    keep_freed_blocks()  # Z3 contexts' 8 MB blocks reused, not page-faulted in again
     files = policy_files(paths)
     if not files:
         click.echo("charter: no .charter files found", err=True)

@@ -201,6 +201,9 @@ class Runtime:
         self._specs: dict[str, Any] = {}
         self._converters: dict[str, Callable[[dict, Any], dict]] = {}
         self.events = {n: ch for n, ch in self.compiled.handlers.items() if ch.kind == "event"}
+        # each event handler's path through the settle table (runtime/pathgen.py; none for
+        # the closures and reference backends, which run the table step by step)
+        self.paths: dict[str, Callable[[Any, Any], Any]] = getattr(self.compiled, "paths", {})
         # a policy's own key registration handler (runtime/signing.py: KEY_HANDLER)
         self.key_handler = signing.key_handler_of(self.events)
         meta = self.store.meta()
@@ -253,8 +256,7 @@ class Runtime:
         # audit, replay), whose memory must not grow with the state; it cannot settle
         self.state_loaded = load_state
         if load_state:
-            for kind, key, value in self.store.rows():
-                self.state.load_row(kind, key, value)
+            self.state.load_rows(self.store)  # a ledger file's big tables page as they load
         else:
             self.broken = "this runtime was opened without its state (for reading the ledger)"
         # a store that looks ids up itself (a ledger file's index) is asked per event; others

@@ -157,7 +157,20 @@ def _ratio(a: Any, b: Any) -> Fraction:
     return Fraction(a, b)
 
 
+class _Budget:
+    __slots__ = ("budget",)
+
+    def __init__(self, budget: int):
+        self.budget = budget
+
+
+def _over_at(budget: int) -> None:
+    """:func:`codegen._over_budget` for a body written into an event path (no Env)."""
+    _over_budget(_Budget(budget))  # type: ignore[arg-type] - it reads .budget alone
+
+
 _HELPERS = {
+    "_over_at": _over_at,
     "_rec": _rec,
     "_rref": _rref,
     "_pacc": _pacc,
@@ -187,7 +200,7 @@ class _Unsupported(Exception):
 class PyGen:
     """Writes one handler body as Python source; falls back to closures per statement/expression."""
 
-    def __init__(self, compiler: Compiler, fast_locals: bool = False):
+    def __init__(self, compiler: Compiler, fast_locals: bool = False, inline: bool = False):
         self.c = compiler
         self.consts: list[Any] = []
         self.lines: list[str] = []
@@ -199,6 +212,14 @@ class PyGen:
         self.pynames: dict[str, str] = {}
         self.assigned: set[str] = set()
         self.fallbacks = 0
+        # inline: the body is written into a handler's event path (runtime/pathgen.py), which
+        # has no Env: the time, the step count and the budget are the path's own locals, and
+        # a node that needs its closure (which takes an Env) makes the body unwritable there
+        self.inline = inline
+        self.now = "now" if inline else "e.now"
+        self.steps = "_steps" if inline else "e.steps"
+        self.budget = "_budget" if inline else "e.budget"
+        self.over = "_over_at(_budget)" if inline else "_over(e)"
 
     def name(self, n: str) -> str:
         v = self.pynames.get(n)
@@ -225,6 +246,8 @@ class PyGen:
 
     def closure(self, fn: Any) -> str:
         """A call of the closure backend's node from the generated code."""
+        if self.inline:
+            raise _Unsupported
         self.fallbacks += 1
         return f"{self.k(fn)}(e)"
 
@@ -283,13 +306,87 @@ class PyGen:
         fn.__charter_source__ = src
         return fn
 
+    def inline_handler(self, h: ir.Handler) -> tuple[list[str], list[str], list[str]]:
+        """The ``by`` clause and the body of event handler ``h`` as lines of a function that
+        has ``st``, ``recs``, ``bal``, ``P``, ``now``, ``sub`` (the submitter), ``args`` (the
+        converted arguments), ``_steps`` and ``_budget`` (runtime/pathgen.py writes it):
+        ``(prologue, auth, body)``, the prologue reading the tables and names both use.
+        Raises :class:`_Unsupported` when a node needs its closure."""
+        if not self.inline or not self.fast_locals:
+            raise ValueError("inline_handler needs PyGen(..., fast_locals=True, inline=True)")
+        auth = self._inline_auth(h)
+        mark = len(self.lines)
+        if h.body:
+            self.emit(1, f"_steps += {len(h.body)}")
+            self.emit(1, "if _steps > _budget:")
+            self.emit(2, "_over_at(_budget)")
+        self.emit(1, "_s = 0")
+        self.emit(1, "try:")
+        self.block(h.body, 2, count=False)
+        self.emit(2, "pass")
+        self.emit(1, "except Rejected as r:")
+        self.emit(2, "if r.span is None:")
+        self.emit(3, "r.span = K[_s]")
+        self.emit(2, "raise")
+        body = self.lines[mark:]
+        params = {f.name for f in h.params}
+        binder = getattr(h.auth, "binder", None)
+        if self.assigned & (params | {binder, h.binder}):
+            raise _Unsupported
+        loads = []
+        for n, v in self.pynames.items():
+            if n in self.assigned:
+                continue
+            if n in params:
+                loads.append(f"{v} = args[{self.k(n)}]")
+            elif n == binder:
+                loads.append(f"{v} = sub")
+            else:
+                raise _Unsupported  # a name the handler does not bind (the checker refuses it)
+        prologue = ["    " + "; ".join(
+            f"{name} = recs[{self.k(record)}]" for record, name in self.tables.items())
+        ] if self.tables else []
+        if loads:
+            prologue.append("    " + "; ".join(loads))
+        return prologue, auth, body
+
+    def _inline_auth(self, h: ir.Handler) -> list[str]:
+        """``h``'s ``by`` clause (``codegen.Compiler.auth``, the same refusals word for word)."""
+        a, span = h.auth, self.k(h.span)
+        mark = len(self.lines)
+        if isinstance(a, ir.AuthClock):
+            self.emit(1, "if sub != 'clock':")
+            self.emit(2, f"raise Rejected('unauthorised', "
+                         f"{self.k(f'{h.name} may only be submitted by the clock, not ')} + sub, "
+                         f"{span})")
+        elif isinstance(a, ir.AuthRole) and a.role is None:
+            self.emit(1, "if sub == 'clock':")
+            self.emit(2, f"raise Rejected('unauthorised', "
+                         f"{self.k(f'{h.name} must be submitted by a party, not the clock')}, "
+                         f"{span})")
+        elif isinstance(a, ir.AuthRole):
+            self.emit(1, f"if sub not in st.roles[{self.k(a.role)}]:")
+            self.emit(2, f"raise Rejected('unauthorised', sub + "
+                         f"{self.k(f' does not hold the {a.role} role and may not submit {h.name}')}"
+                         f", {span})")
+        elif isinstance(a, ir.AuthParty):
+            self.emit(1, f"_w = {self.x(a.party)}")
+            self.emit(1, "if _w != sub:")
+            self.emit(2, f"raise Rejected('unauthorised', f'only {{_w}} may submit "
+                         f"{{{self.k(h.name)}}}, not {{sub}}', {span})")
+        else:
+            raise _Unsupported
+        auth = self.lines[mark:]
+        del self.lines[mark:]
+        return auth
+
     def block(self, stmts: tuple[ir.Stmt, ...], depth: int, count: bool = True) -> None:
         if not stmts:
             return
         if count:
-            self.emit(depth, f"e.steps += {len(stmts)}")
-            self.emit(depth, "if e.steps > e.budget:")
-            self.emit(depth + 1, "_over(e)")
+            self.emit(depth, f"{self.steps} += {len(stmts)}")
+            self.emit(depth, f"if {self.steps} > {self.budget}:")
+            self.emit(depth + 1, self.over)
         for s in stmts:
             self.emit(depth, f"_s = {self.consts_index(s.span)}")
             self.stmt(s, depth)
@@ -356,7 +453,7 @@ class PyGen:
         self.emit(
             d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))"
         )
-        self.emit(d, f"st.set_fields({r}, _k, {{{self.k(s.field)}: {self.x(s.value)}}})")
+        self.emit(d, f"st.set_field({r}, _k, {self.k(s.field)}, {self.x(s.value)})")
 
     def s_Create(self, s: ir.Create, d: int) -> None:
         # the closure backend's create (codegen.Compiler.s_Create) written out: the key, its
@@ -388,6 +485,10 @@ class PyGen:
         self.emit(
             d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))"
         )
+        if len(s.values) == 1:
+            (n, v), = s.values
+            self.emit(d, f"st.set_field({r}, _k, {self.k(n)}, {self.x(v)})")
+            return
         items = ", ".join(f"{self.k(n)}: {self.x(v)}" for n, v in s.values)
         self.emit(d, f"st.set_fields({r}, _k, {{{items}}})")
 
@@ -491,7 +592,7 @@ class PyGen:
         return f"P[{self.k(x.name)}]"
 
     def x_Now(self, x: ir.Now) -> str:
-        return "e.now"
+        return self.now
 
     def x_RecordRef(self, x: ir.RecordRef) -> str:
         r = self.k(x.record)
@@ -605,6 +706,8 @@ class CompiledPolicy:
     handlers: dict[str, CompiledHandler]
     timed: tuple[CompiledHandler, ...]
     exprs: "Compiler"
+    # each event handler's path through the settle table (runtime/pathgen.py), by event type
+    paths: dict[str, Callable[[Any, Any], Any]] = attrs.field(factory=dict)
 
 
 # the policies compiled most recently (least recently used first), at most CACHE_POLICIES: a
@@ -645,7 +748,12 @@ def compile_policy(policy: ir.Policy, backend: str = "python") -> CompiledPolicy
     else:
         handlers = {h.name: c.handler(h) for h in policy.handlers}
     timed = tuple(handlers[h.name] for h in policy.handlers if h.kind in ("every", "deadline"))
-    out = CompiledPolicy(policy=policy, handlers=handlers, timed=timed, exprs=c)
+    paths: dict[str, Callable[[Any, Any], Any]] = {}
+    if backend == "python":
+        from .pathgen import write_paths
+
+        paths = write_paths(c, policy)
+    out = CompiledPolicy(policy=policy, handlers=handlers, timed=timed, exprs=c, paths=paths)
     while len(_CACHE) >= CACHE_POLICIES:
         del _CACHE[next(iter(_CACHE))]
     _CACHE[key] = (policy, out)

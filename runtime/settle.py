@@ -44,7 +44,11 @@ entry.  Why ``clock``/``timers`` come before ``authorise``: a party's roles
 and rights are those at the event's time, after what fell due before it.
 
 There is no second path: replay, ``submit_batch``, the CLI and the AIGrid
-bundle all run this table.
+bundle all run this table.  For an event of a policy's handler, the steps after
+``decode`` run as that handler's *path*: the same steps in the same order, each
+written out for the handler by its writer in :mod:`charter.runtime.pathgen`
+(the common case inline, the step's own function for the rest), one Python
+function instead of a call per step.
 """
 
 from __future__ import annotations
@@ -329,11 +333,17 @@ def timers(rt: Any, tx: Tx) -> None:
     tx.depth = len(st.frames)
     st.begin()
     tx.frame = st.frames[-1]
-    now = tx.time
     if "t0" not in st.meta:
-        st.set_meta("t0", now)
-    if not rt.timed:
-        return
+        st.set_meta("t0", tx.time)
+    if rt.timed:
+        fire_due(rt, tx)
+
+
+def fire_due(rt: Any, tx: Tx) -> None:
+    """The ``timers`` step once the event's frame is open: the timed handlers due at or
+    before its time, counted, then fired."""
+    st = rt.state
+    now = tx.time
     if rt._only_deadlines:
         # deadline handlers only: nothing to do unless some heap's earliest entry is due (an
         # entry may be stale, a record closed or moved since: firing finds none, pops it, and
@@ -482,6 +492,7 @@ STEPS: tuple[tuple[str, Callable[[Any, Tx], Optional[Outcome]]], ...] = (
     ("commit", commit),
 )
 _FNS = tuple(f for _, f in STEPS)
+_AFTER_DECODE = _FNS[1:]
 _STEP_OF_CODE = {f.__code__: i for i, (_, f) in enumerate(STEPS)}
 
 
@@ -493,7 +504,13 @@ def settle(rt: Any, event: Any, replaying: bool = False, operator: bool = False)
     KeyboardInterrupt and the like (likewise undone first)."""
     tx = Tx(event, replaying, operator)
     try:
-        for step in _FNS:
+        decode(rt, tx)
+        # the handler's path: the steps after decode written out as one function
+        # (runtime/pathgen.py); else the steps one by one
+        path = rt.paths.get(tx.etype) if tx.ch is not None else None
+        if path is not None:
+            return path(rt, tx)
+        for step in _AFTER_DECODE:
             out = step(rt, tx)
             if out is not None:
                 return out
@@ -553,12 +570,17 @@ def _reject(
 
 def _failed_step(exc: BaseException) -> str:
     """The step whose frame the exception came from (read off the traceback: free when
-    nothing fails, which is why the loop keeps no index)."""
+    nothing fails, which is why the loop keeps no index); in a handler's path, the step
+    that wrote the failing line (the path's ``__charter_path_steps__``)."""
     tb = exc.__traceback__
     while tb is not None:
-        i = _STEP_OF_CODE.get(tb.tb_frame.f_code)
+        frame = tb.tb_frame
+        i = _STEP_OF_CODE.get(frame.f_code)
         if i is not None:
             return STEPS[i][0]
+        lines = frame.f_globals.get("__charter_path_steps__")
+        if lines is not None and frame.f_code.co_name == "path" and tb.tb_lineno < len(lines):
+            return lines[tb.tb_lineno]
         tb = tb.tb_next
     return ""
 

@@ -843,6 +843,27 @@ class SqliteStore(ChangeBuffer):
         self._cp = cp
         self._run = run
         self._committed()
+        # the file now holds every value the state holds: big tables may page (paged.py)
+        trim = getattr(state, "trim", None)
+        if trim is not None:
+            trim(self)
+
+    def row_text(self, kind: str, key: str) -> Optional[str]:
+        """The stored value text of state row ``(kind, key)``, or None (a paged state
+        table's read, ``runtime/paged.py``)."""
+        got = self._query("SELECT value FROM state WHERE kind = ? AND key = ?", (kind, key))
+        return got[0][0] if got else None
+
+    def row_texts(self, kind: str, prefix: str) -> Iterator[tuple[str, str]]:
+        """``(key, value text)`` of the stored rows of ``kind`` whose key starts with
+        ``prefix``, in key order (a paged table's iteration)."""
+        if not prefix:
+            return self._scan("SELECT key, value FROM state WHERE kind = ? ORDER BY key",
+                              (kind,))
+        # every text that starts with prefix sorts in [prefix, prefix with its last char + 1)
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return self._scan("SELECT key, value FROM state WHERE kind = ? AND key >= ? AND "
+                          "key < ? ORDER BY key", (kind, prefix, end))
 
     def _rollback(self) -> None:
         try:

@@ -27,6 +27,8 @@ from typing import Any, Iterable, Optional
 from charter.compiler import ir
 
 from .ledger import Posting, account_party
+from . import paged
+from .paged import GONE, PagedTable, Pager, trimmed
 from .values import (
     MAX_INT, Rejected, amount_text, bound_problem, canonical, from_json_value, to_json_value,
 )
@@ -74,6 +76,8 @@ class State:
         self.asset_of_acc: dict[str, str] = {}
         self.asset_of_get = self.asset_of_acc.__getitem__  # the ledger check's lookup, bound once
         self.holders: dict[str, set[str]] = {a.name: set() for a in policy.assets}
+        # a ledger file may page big record tables and meta (trim; looked up by name, never
+        # held across a commit)
         self.records: dict[str, dict[str, dict[str, Any]]] = {r.name: {} for r in policy.records}
         self.roles: dict[str, dict[str, dict[str, Any]]] = {r.name: {} for r in policy.roles}
         self.rights: dict[tuple[str, Optional[str], str], Optional[int]] = {}
@@ -81,6 +85,7 @@ class State:
         # clock: t0 (first applied event), time (latest applied), dissolved,
         # every:<handler> -> firings done, fired:<handler>:<key> -> due fired
         self.meta: dict[str, Any] = {}
+        self._pagers: Optional[dict[Optional[str], Pager]] = None
         self.pool_asset = {p.name: p.asset for p in policy.pools}
         # deadline handlers: record -> [(handler, field)], and a lazy heap per handler
         self.deadline_fields: dict[str, list[tuple[str, str]]] = {}
@@ -411,6 +416,33 @@ class State:
             if field in values:
                 self._arm(handler, values[field], k)
 
+    def set_field(self, r: str, k: str, name: str, v: Any) -> None:
+        """:meth:`set_fields` of one field, ``set_fields(r, k, {name: v})`` without the dict
+        (the generated code writes one call per ``set``)."""
+        t = type(v)
+        if t is str:
+            v = _intern(v)
+        elif not (v is None or t is bool or (t is int and -MAX_INT <= v <= MAX_INT)):
+            _check_values(r, {name: v})
+        f = self.frames[-1]
+        fr = f.rec
+        if fr is None:
+            fr = f.rec = {}
+        recs = self.records[r]
+        rk = (r, k)
+        if rk in fr:
+            rec = recs[k]  # a dict this frame made: nobody else holds it
+        else:
+            old = recs[k]  # copied on first write, as set_fields does
+            fr[rk] = old
+            rec = recs[k] = old.copy()
+        rec[name] = v
+        armed = self.deadline_fields.get(r)
+        if armed:
+            for handler, field in armed:
+                if field == name:
+                    self._arm(handler, v, k)
+
     def delete_record(self, r: str, k: str) -> None:
         self._save_record(r, k)
         del self.records[r][k]
@@ -558,20 +590,18 @@ class State:
             self._new_account(key, self.asset_of(key))
         elif kind == "record":
             r, k = json.loads(key)
-            if type(value) is list:
-                fields = self.record_fields[r]
-                if len(value) != len(fields):
-                    raise ValueError(f"record row {key} has {len(value)} values for "
-                                     f"{len(fields)} fields")
-                # party names and other texts repeat across records: one string each
-                rec = self.compact_record(r, {
-                    f: x if x is None or type(x) in _NATIVE else from_json_value(x)
-                    for f, x in zip(fields, value)})
-            else:  # a record row of ledger schema 4 or older: an object of fields
-                rec = self.compact_record(r, {f: from_json_value(x) for f, x in value.items()})
-            self.records[r][k] = rec
+            rec = self.record_value(r, value, key)
+            table = self.records[r]
+            if type(table) is PagedTable:
+                table._n += 1  # a stored row read once: counted, left in the file
+            else:
+                table[k] = rec
             for handler, field in self.deadline_fields.get(r, ()):
-                self._arm(handler, rec.get(field), k)
+                due = rec.get(field)
+                # a deadline that fired for this due is never due again: not armed (the
+                # markers load first: rows come in kind order, meta before record)
+                if due is None or self.meta.get(self._fired_tag[handler] + k) != due:
+                    self._arm(handler, due, k)
         elif kind == "role":
             role, p = json.loads(key)
             self.roles[role][p] = {f: from_json_value(x) for f, x in value.items()}
@@ -580,7 +610,89 @@ class State:
             right, k, p = json.loads(key)
             self.rights[(right, k, p)] = value["until"]
         elif kind == "meta":
-            self.meta[key] = value if type(value) is int else from_json_value(value["v"])
+            if type(self.meta) is PagedTable:
+                self.meta._n += 1
+            else:
+                self.meta[key] = _meta_value(value)
+
+    def load_rows(self, store: Any) -> None:
+        """Restore every stored row of ``store`` (:meth:`load_row`).  On a ledger file
+        (a store with ``row_text``) the tables past the cap page as they load
+        (:meth:`trim`), so opening a big ledger does not hold every record either."""
+        pages = hasattr(store, "row_text")
+        load = self.load_row
+        every = paged.PAGE_CAP  # a table grows by at most this many between trims
+        for i, (kind, key, value) in enumerate(store.rows(), 1):
+            load(kind, key, value)
+            if pages and not i % every:
+                self.trim(store)
+        if pages:
+            self.trim(store)
+
+    def record_value(self, r: str, value: Any, key: Any = None) -> dict[str, Any]:
+        """A stored record row's JSON value as the live record (inverse of
+        :meth:`record_row`)."""
+        if type(value) is list:
+            fields = self.record_fields[r]
+            if len(value) != len(fields):
+                raise ValueError(f"record row {key or r} has {len(value)} values for "
+                                 f"{len(fields)} fields")
+            # party names and other texts repeat across records: one string each
+            return self.compact_record(r, {
+                f: x if x is None or type(x) in _NATIVE else from_json_value(x)
+                for f, x in zip(fields, value)})
+        # a record row of ledger schema 4 or older: an object of fields
+        return self.compact_record(r, {f: from_json_value(x) for f, x in value.items()})
+
+    def trim(self, store: Any) -> None:
+        """After a commit to a ledger file (``SqliteStore.flush``): a record table or the
+        meta table past :data:`~charter.runtime.paged.PAGE_CAP` entries becomes (or stays)
+        a bounded cache that reads the rest from ``store`` (``runtime/paged.py``)."""
+        pagers = self._pagers
+        if pagers is None:
+            pagers = self._pagers = self._make_pagers(store)
+        cap = paged.PAGE_CAP
+        records = self.records
+        for r, table in records.items():
+            if dict.__len__(table) > cap:
+                records[r] = trimmed(table, pagers[r], cap)
+        if dict.__len__(self.meta) > cap:
+            self.meta = trimmed(self.meta, pagers[None], cap)
+
+    def _make_pagers(self, store: Any) -> dict[Optional[str], Pager]:
+        """How each paged table reads ``store``'s rows (``row_text``/``row_texts``), decoded
+        as :meth:`load_row` decodes them; ``None`` is the meta table's."""
+        loads = json.loads
+        text_of, texts = store.row_text, store.row_texts
+
+        def meta_fetch(k: Any) -> Any:
+            text = text_of("meta", k) if type(k) is str else None
+            return GONE if text is None else _meta_value(loads(text))
+
+        def meta_scan() -> Any:
+            for k, text in texts("meta", ""):
+                yield k, _meta_value(loads(text))
+
+        out: dict[Optional[str], Pager] = {None: Pager(meta_fetch, meta_scan)}
+        for r in self.records:
+            out[r] = self._record_pager(r, text_of, texts)
+        return out
+
+    def _record_pager(self, r: str, text_of: Any, texts: Any) -> Pager:
+        loads, value = json.loads, self.record_value
+        prefix = store_key((r, ""))[:-3]  # '["Task",': every key of the table starts so
+
+        def fetch(k: Any) -> Any:
+            if type(k) is not str:
+                return GONE
+            text = text_of("record", store_key((r, k)))
+            return GONE if text is None else value(r, loads(text))
+
+        def scan() -> Any:
+            for key, text in texts("record", prefix):
+                yield loads(key)[1], value(r, loads(text))
+
+        return Pager(fetch, scan)
 
     def row_count(self) -> int:
         """How many rows :meth:`rows` gives (without making them)."""
@@ -592,9 +704,9 @@ class State:
         for acc in sorted(self.balances):
             yield "balance", acc, self.value_of("balance", acc)
         for r in sorted(self.records):
-            for k in sorted(self.records[r]):
-                key = canonical([r, k])
-                yield "record", key, self.value_of("record", key)
+            # items, not a lookup per key: a paged table reads its rows in one scan
+            for k, rec in sorted(self.records[r].items()):
+                yield "record", canonical([r, k]), self.record_row(r, rec)
         for role in sorted(self.roles):
             for p in sorted(self.roles[role]):
                 key = canonical([role, p])
@@ -602,11 +714,16 @@ class State:
         for right in sorted(self.rights, key=lambda t: canonical(list(t))):
             key = canonical(list(right))
             yield "right", key, self.value_of("right", key)
-        for m in sorted(self.meta):
-            yield "meta", m, self.value_of("meta", m)
+        for m, v in sorted(self.meta.items()):
+            yield "meta", m, v if type(v) is int else {"v": to_json_value(v)}
 
 
 ABSENT = _ABSENT
+
+
+def _meta_value(value: Any) -> Any:
+    """A stored meta row's JSON value as the live one (an int is kept bare)."""
+    return value if type(value) is int else from_json_value(value["v"])
 
 
 def _shared_keys(record: str, fields: tuple[str, ...]) -> type:

@@ -68,6 +68,19 @@ def test_run_and_audit_never_load_z3(ledger, tmp_path):
     assert "charter.runtime.engine" in mods and "z3" not in mods and "lark" not in mods
 
 
+@pytest.mark.parametrize("cmd", [
+    ("check",), ("fmt", "--check"), ("test",), ("compile", "-o", "{tmp}/p.json"),
+])
+def test_front_end_commands_never_load_z3(cmd, tmp_path):
+    """Only verify and diff need the solver; the parser's table cache (compiler/parse_tables.py,
+    charter/dirs.py) must not pull it in either."""
+    args = [a.format(tmp=tmp_path) for a in cmd]
+    mods = _imported("-m", "charter.cli", args[0], str(GIG / "policy.charter"), *args[1:],
+                     cwd=tmp_path)
+    assert "charter.compiler.parse_tables" in mods and "z3" not in mods
+    assert not any(m.startswith("charter.compiler.verify") for m in mods)
+
+
 @pytest.fixture(scope="module")
 def long_ledger(tmp_path_factory) -> Path:
     import json as _json
