@@ -14,10 +14,8 @@ makes) is kept in a plain set beside, so the separator never splits an id.
 ~10 bytes per id plus ~60 a bucket (ASCII ids; a bucket holding another
 character takes 2 or 4 bytes a character).
 
-Adding to a bucket copies its string, so ids are first added to a small plain set
-(:data:`_YOUNG` of them at most) and folded into their buckets together: one copy of a
-bucket per fold instead of one per id (a settling runtime adds an id per event).
-:meth:`IdSet.add_new` skips the membership test for a caller that has made it.
+:meth:`IdSet.add_new` appends an id its caller has just looked up (a runtime's
+``identify`` step) without a second search of its bucket.
 
 Python's ``hash()`` of a string differs between processes, so a set is
 built by the process that uses it and never stored.
@@ -28,27 +26,23 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 _PER_BUCKET = 32  # ids per bucket, on average, before the buckets grow eightfold
-_YOUNG = 2048  # ids kept in the plain set before they are folded into their buckets
 
 
 class IdSet:
     """``in``, ``add``, ``len`` and iteration of a set of strings (see the module)."""
 
-    __slots__ = ("_buckets", "_mask", "_count", "_odd", "_young")
+    __slots__ = ("_buckets", "_mask", "_count", "_odd")
 
     def __init__(self, ids: Iterable[str] = ()):
         self._buckets: list[str] = ["\n"] * 64
         self._mask = 63
         self._count = 0
         self._odd: set[str] = set()
-        self._young: set[str] = set()  # added, not yet folded into the buckets
         self.update(ids)
 
     def __contains__(self, event_id: object) -> bool:
         if type(event_id) is not str:
             return False
-        if event_id in self._young:
-            return True
         if "\n" in event_id:
             return event_id in self._odd
         return "\n" + event_id + "\n" in self._buckets[hash(event_id) & self._mask]
@@ -65,47 +59,30 @@ class IdSet:
         if "\n" in event_id:
             self._odd.add(event_id)
         else:
-            young = self._young
-            young.add(event_id)
-            if len(young) >= _YOUNG:
-                self._fold()
+            self._buckets[hash(event_id) & self._mask] += event_id + "\n"
         self._count += 1
         if self._count > _PER_BUCKET * len(self._buckets):
             self._grow()
 
-    def _fold(self) -> None:
-        """The young ids into their buckets, each bucket copied once."""
-        mask = self._mask
-        groups: dict[int, list[str]] = {}
-        for i in self._young:
-            groups.setdefault(hash(i) & mask, []).append(i)
-        b = self._buckets
-        for j, ids in groups.items():
-            b[j] += "\n".join(ids) + "\n"
-        self._young.clear()
-
     def _grow(self) -> None:
-        self._fold()
         size = len(self._buckets) * 8  # (each id re-bucketed ~1.14 times in all, not ~2)
         mask = size - 1
-        parts: list[list[str]] = [["\n"] for _ in range(size)]
+        parts: list[list[str]] = [[""] for _ in range(size)]  # "": the leading separator
         for blob in self._buckets:
             if len(blob) > 1:
                 for i in blob[1:-1].split("\n"):
-                    parts[hash(i) & mask].append(i + "\n")
-        self._buckets = ["".join(p) for p in parts]
+                    parts[hash(i) & mask].append(i)
+        self._buckets = ["\n".join(p) + "\n" for p in parts]
         self._mask = mask
 
     def __len__(self) -> int:
         return self._count
 
     def __iter__(self) -> Iterator[str]:
-        young, buckets, odd = list(self._young), list(self._buckets), list(self._odd)
-        yield from young
-        for blob in buckets:
+        for blob in list(self._buckets):
             if len(blob) > 1:
                 yield from blob[1:-1].split("\n")
-        yield from odd
+        yield from list(self._odd)
 
     def update(self, ids: Iterable[str]) -> None:
         for i in ids:

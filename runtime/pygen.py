@@ -453,7 +453,7 @@ class PyGen:
         self.emit(
             d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))"
         )
-        self.emit(d, f"st.set_fields({r}, _k, {{{self.k(s.field)}: {self.x(s.value)}}})")
+        self.emit(d, f"st.set_field({r}, _k, {self.k(s.field)}, {self.x(s.value)})")
 
     def s_Create(self, s: ir.Create, d: int) -> None:
         # the closure backend's create (codegen.Compiler.s_Create) written out: the key, its
@@ -485,6 +485,10 @@ class PyGen:
         self.emit(
             d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))"
         )
+        if len(s.values) == 1:
+            (n, v), = s.values
+            self.emit(d, f"st.set_field({r}, _k, {self.k(n)}, {self.x(v)})")
+            return
         items = ", ".join(f"{self.k(n)}: {self.x(v)}" for n, v in s.values)
         self.emit(d, f"st.set_fields({r}, _k, {{{items}}})")
 

@@ -416,6 +416,33 @@ class State:
             if field in values:
                 self._arm(handler, values[field], k)
 
+    def set_field(self, r: str, k: str, name: str, v: Any) -> None:
+        """:meth:`set_fields` of one field, ``set_fields(r, k, {name: v})`` without the dict
+        (the generated code writes one call per ``set``)."""
+        t = type(v)
+        if t is str:
+            v = _intern(v)
+        elif not (v is None or t is bool or (t is int and -MAX_INT <= v <= MAX_INT)):
+            _check_values(r, {name: v})
+        f = self.frames[-1]
+        fr = f.rec
+        if fr is None:
+            fr = f.rec = {}
+        recs = self.records[r]
+        rk = (r, k)
+        if rk in fr:
+            rec = recs[k]  # a dict this frame made: nobody else holds it
+        else:
+            old = recs[k]  # copied on first write, as set_fields does
+            fr[rk] = old
+            rec = recs[k] = old.copy()
+        rec[name] = v
+        armed = self.deadline_fields.get(r)
+        if armed:
+            for handler, field in armed:
+                if field == name:
+                    self._arm(handler, v, k)
+
     def delete_record(self, r: str, k: str) -> None:
         self._save_record(r, k)
         del self.records[r][k]

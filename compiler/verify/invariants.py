@@ -17,7 +17,7 @@ from .options import Options
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .replay import Broken
 from .search import _attach_trace, replayed_status
-from .solver import Session, quick_witness, solve, solve_m
+from .solver import Session, quick_witness, shares_context, solve, solve_m
 from .terms import select, Unsupported
 
 if TYPE_CHECKING:
@@ -175,6 +175,7 @@ def _inv_terms(m: HandlerModel, inv: Inv, state: State, key: Any) -> Any:
     return z3.Implies(live, _eval_side(enc, inv.cond, {inv.var: key}, state))
 
 
+@shares_context
 def houdini(
     policy: ir.Policy, preps: dict[str, Prepared], invs: list[Inv], opts: Options
 ) -> tuple[set[str], dict[str, tuple[str, Optional[str], Any]]]:

@@ -57,7 +57,7 @@ def prepare(policy: ir.Policy, h: ir.Handler, invs: list[Inv], opts: Options) ->
             prep.inv_pre[inv.name] = [_inv_terms(m, inv, m.pre, k) for k in keys]
             prep.inv_post[inv.name] = _inv_terms(m, inv, m.post, generic)
         # keys the invariants mention (the generic key) are subject to the collection bound too
-        prep.extra_assumptions = [a for a in enc.finish_reads()[n_reads:]] + enc.closed_world(
+        prep.extra_assumptions = enc.finish_reads(n_reads) + enc.closed_world(
             m.post
         )
         # what invariants read is assumed, but is not part of the handler's own footprint
