@@ -228,3 +228,26 @@ def test_a_once_counterexample_renders_as_text(policies):
     r = invoke("verify", str(policies / "once.charter"), "--no-cache")
     assert r.exit_code == 1
     assert "and Case(k1).fee is still" in r.output
+
+
+def test_the_charter_program_writes_its_whole_report_and_status(policies, tmp_path):
+    # as the `charter` program it ends with os._exit (no interpreter teardown): the report,
+    # piped, is still complete, the exit status right, and the cache written
+    exe = os.path.join(os.path.dirname(sys.executable), "charter")
+    if not os.path.exists(exe):
+        pytest.skip("the charter console script is not installed next to this python")
+    cache = tmp_path / "cache"
+    for name, code in (("fee", 1), ("authority", 1)):
+        done = subprocess.run(
+            [exe, "verify", str(policies / f"{name}.charter"), "--cache-dir", str(cache),
+             "-j", "2"],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert done.returncode == code, done.stderr
+        assert done.stdout.rstrip().endswith("warning"), done.stdout[-300:]  # the summary line
+        assert done.stderr == ""
+    assert len(list(cache.glob("*.json"))) >= 4
+    listed = subprocess.run([exe, "verify", str(policies / "fee.charter"), "--cache-dir",
+                             str(cache), "--format", "json"], capture_output=True, text=True,
+                            timeout=300)
+    assert json.loads(listed.stdout)["summary"]["refuted"] >= 1  # read back from the cache
