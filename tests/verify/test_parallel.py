@@ -142,11 +142,13 @@ def test_a_handler_whose_worker_dies_is_unknown_and_the_cli_fails(monkeypatch, t
     dead = [r for r in results if r.kind == pipeline.WORKER]
     # the light handlers share one worker: each of them is unknown, and says which worker
     assert "cancel" in [r.handler for r in dead] and {r.status for r in dead} == {UNKNOWN}
-    assert all(r.name == f"{r.handler}.worker" for r in dead)
+    # (the light handlers and the policy checks other than authority share that worker)
+    assert {"cancel.worker", "post.worker", "once.worker", "stranded.worker"} <= {
+        r.name for r in dead
+    }
     assert "the worker process verifying handlers " in dead[0].message
-    assert "cancel was killed by SIGKILL" in dead[0].message
-    assert all(r.kind != "applicable" or r.status == PROVED for r in results)
-    # the other units still count: the policy-wide checks ran
+    assert " cancel, " in dead[0].message and "was killed by SIGKILL" in dead[0].message
+    # the units that share no worker with cancel still count: the authority check ran
     assert any(r.kind == "authority" and r.status == PROVED for r in results)
     # a dead worker's unit is never cached, nor the policy
     assert all("worker" not in f.read_text() for f in tmp_path.glob("*.json"))
