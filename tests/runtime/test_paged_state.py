@@ -178,3 +178,27 @@ def test_opening_a_big_ledger_pages_while_it_loads(reference, tmp_path, monkeypa
     armed = {key for _, key in rt.state.heaps["Task.deadline.passes"]}
     assert fired and armed and not armed & fired
     rt.close()
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_charter_run_reports_the_balances_of_a_paged_ledger(tmp_path, monkeypatch, as_json):
+    """The summary is read before the ledger closes (a paged table reads the file)."""
+    import json
+
+    from helpers import invoke
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS[:1500]))
+    flags = ["--json"] if as_json else []
+    got = {}
+    for cap in (10**9, 8):
+        monkeypatch.setattr(paged, "PAGE_CAP", cap)
+        for old in tmp_path.glob("l.sqlite*"):  # the same path both times (it is printed)
+            old.unlink()
+        r = invoke("run", GIG_POLICY, events, "--db", tmp_path / "l.sqlite", "--batch", "100",
+                   "-q", *flags)
+        assert r.exit_code == 0, r.output
+        # the text: what follows the counts (reasons, the balance table, the journal head)
+        got[cap] = json.loads(r.output)["balances"] if as_json else \
+            r.output.split("rejected:")[1]
+    assert got[8] == got[10**9] and "party:" in str(got[8])
