@@ -114,6 +114,8 @@ class Encoder:
         self.split_sessions: dict[int, tuple] = {}
         self._fresh = 0
         self.step = 0
+        # while not None: every touch and role_term call, in order (see invariants._at_keys)
+        self.touch_log: Optional[list] = None
         self._records = {r.name: r for r in policy.records}
         self._roles = {r.name: r for r in policy.roles}
         self._assets = {a.name: a for a in policy.assets}
@@ -608,6 +610,8 @@ class Encoder:
 
     # -- records, roles --------------------------------------------------------
     def touch(self, record: str, key: Any) -> None:
+        if self.touch_log is not None:
+            self.touch_log.append((self.touch, record, key))
         keys = self.touched.setdefault(record, [])
         if not any(k.eq(key) for k in keys):
             keys.append(key)
@@ -680,6 +684,8 @@ class Encoder:
         return select(state.get(f"role!{role}"), p)
 
     def role_term(self, role: str, p: Any) -> None:
+        if self.touch_log is not None:
+            self.touch_log.append((self.role_term, role, p))
         terms = self.role_terms.setdefault(role, [])
         if not any(t.eq(p) for t in terms):
             terms.append(p)
