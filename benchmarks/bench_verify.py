@@ -8,7 +8,10 @@
 Per policy: compile CPU seconds (the parser's tables are built once per process, before the
 first policy, on a line of their own), verify wall and CPU seconds with ``--jobs 1`` and with
 ``--jobs N`` side by side (N: ``--jobs``, default the CPUs this process may use; CPU counts
-the worker processes too), queries, Z3 resource units used (total and the costliest query:
+the worker processes too), ``idle est``: what the ``--jobs N`` run would take on N otherwise
+idle cores, modelled from measured CPU seconds (this process's, serial, plus the units' CPU
+scheduled on N workers as the run starts them; the wall column grows with other users' load,
+this one does not), queries, Z3 resource units used (total and the costliest query:
 how far the stdlib stays below ``--rlimit``), how many queries the resource limit stopped
 (``lim``; deterministic) and how many the wall-clock safety net stopped (``net``; it should
 be 0 - those verdicts depend on the machine).  CPU seconds are the honest figure on a shared
@@ -81,6 +84,37 @@ def _rendered(V, policy, results, opts) -> str:
     for r in doc["results"]:
         r.pop("seconds", None)
     return V.render_text(policy, results, opts, verbose=True) + json.dumps(doc, sort_keys=True)
+
+
+class _Recorder:
+    """Wraps the pipeline's ``run_units`` to note, for the last run, this process's CPU
+    before and after the units and each unit's CPU (for :meth:`idle_wall`)."""
+
+    def __init__(self, pipeline):
+        self.real = pipeline.run_units
+        self.calls: list[tuple[float, list[float], list[float]]] = []
+        pipeline.run_units = self
+
+    def __call__(self, units, jobs):
+        c0 = time.process_time()
+        outcomes = self.real(units, jobs)
+        self.calls.append((c0, [u.cost for u in units], [o.cpu for o in outcomes]))
+        return outcomes
+
+    def idle_wall(self, start_cpu: float, end_cpu: float, jobs: int) -> float:
+        """What the run would take on ``jobs`` otherwise idle cores: this process's own CPU
+        (serial) plus, per ``run_units``, the units' CPU scheduled as the workers take them
+        (largest estimate first, each to the first free worker).  A model from measured CPU
+        seconds, not a measurement: the figure that does not grow with other users' load."""
+        wall = end_cpu - start_cpu
+        for _, costs, cpus in self.calls:
+            free = [0.0] * max(1, jobs)
+            for i in sorted(range(len(cpus)), key=lambda i: (-costs[i], i)):
+                k = free.index(min(free))
+                free[k] += cpus[i]
+            wall += max(free)
+        self.calls.clear()
+        return wall
 
 
 def _command(args: list[str]) -> tuple[float, float, int]:
@@ -170,10 +204,13 @@ def main() -> int:
     print(
         f"{'policy':<24}{'hand':>5}{'checks':>7}{'proved':>7}{'refut':>6}{'guard':>6}"
         f"{'unkn':>5}{'vac':>4}{'compile s':>10}{'j1 wall':>8}{'j1 cpu':>7}"
-        f"{f'j{jobs} wall':>8}{f'j{jobs} cpu':>7}{'queries':>8}"
+        f"{f'j{jobs} wall':>8}{f'j{jobs} cpu':>7}{'idle est':>9}{'queries':>8}"
         f"{'rlimit used':>13}{'max/query':>11}{'lim':>4}{'net':>4}{'cached s':>9}"
     )
-    total = cpu_total = verify_cpu = total_n = cpu_n = 0.0
+    total = cpu_total = verify_cpu = total_n = cpu_n = idle_total = 0.0
+    from charter.compiler.verify import pipeline
+
+    rec = _Recorder(pipeline)
     differ: list[str] = []  # policies whose rendered results differ between the job counts
     rl_total = 0
     rows = 0
@@ -205,9 +242,12 @@ def main() -> int:
             results = V.verify(policy, opts, use_cache=args.cached, jobs=1)
             tv, cv = time.perf_counter() - t0, _cpu() - c0
             st = solver.stats()
-            t0, c0 = time.perf_counter(), _cpu()
+            rec.calls.clear()
+            t0, c0, p0 = time.perf_counter(), _cpu(), time.process_time()
             again = V.verify(policy, opts, use_cache=args.cached, jobs=jobs)
             tn, cn = time.perf_counter() - t0, _cpu() - c0
+            idle = rec.idle_wall(p0, time.process_time(), jobs)
+            idle_total += idle
             total_n += tn
             cpu_n += cn
             if _rendered(V, policy, results, opts) != _rendered(V, policy, again, opts):
@@ -235,7 +275,7 @@ def main() -> int:
             print(
                 f"{f.name[:-8][:23]:<24}{len(policy.handlers):>5}{len(results):>7}"
                 f"{s['proved']:>7}{s['refuted']:>6}{s['guard_missing']:>6}{s['unknown']:>5}"
-                f"{s['vacuous']:>4}{tc:>10.3f}{tv:>8.3f}{cv:>7.2f}{tn:>8.3f}{cn:>7.2f}"
+                f"{s['vacuous']:>4}{tc:>10.3f}{tv:>8.3f}{cv:>7.2f}{tn:>8.3f}{cn:>7.2f}{idle:>9.3f}"
                 f"{st.queries:>8}"
                 f"{st.rlimit_used:>13,}{st.rlimit_max:>11,}{st.at_limit:>4}{st.safety_net:>4}"
                 f"{tcache:>9}"
@@ -243,7 +283,8 @@ def main() -> int:
     print(
         f"total verify time for {rows} policies: -j 1 {total:.2f} s wall, {verify_cpu:.2f} s cpu "
         f"({cpu_total:.2f} s cpu with compiling and the parser); -j {jobs} {total_n:.2f} s wall, "
-        f"{cpu_n:.2f} s cpu (slowest {worst[0]} {worst[1]:.2f} s); rlimit used {rl_total:,}; "
+        f"{cpu_n:.2f} s cpu, {idle_total:.2f} s on idle cores (est.) (slowest {worst[0]} "
+        f"{worst[1]:.2f} s); rlimit used {rl_total:,}; "
         f"{_load()}"
     )
     print("at or above 2 s per policy: " + (", ".join(over) if over else "none"))
