@@ -418,7 +418,13 @@ def audit_outcome(db: Path, policy: Any, snap: Snapshot) -> str:
     return _refused(db, r)
 
 
+_STOPPED: list[bool] = []
+
+
 def _stop(*_: Any) -> None:
+    # noted as well as raised: click turns a KeyboardInterrupt inside a command into
+    # "Aborted!" and exit 1, which would count as a failure and let the run go on
+    _STOPPED.append(True)
     raise KeyboardInterrupt
 
 
@@ -454,6 +460,8 @@ def main() -> None:
         done = 0
         try:
             for i in range(n):
+                if _STOPPED:
+                    raise KeyboardInterrupt
                 src, size, sizes = rnd.choice(sources[target])
                 m = random_mutation(rnd, size, sizes)
                 try:
@@ -472,8 +480,12 @@ def main() -> None:
                     else:
                         got = f"v{src.name[-8]} " + migrate_outcome(_fresh_copy(src, work, m),
                                                                     snap)
+                    if _STOPPED:  # stopped inside the command: its outcome is not the input's
+                        raise KeyboardInterrupt
                     counts[f"{m[0]:<8} {got}"] += 1
                 except Exception as exc:  # noqa: BLE001 - counted and printed: a fuzzer's point
+                    if _STOPPED:  # the stop signal, inside a command: not the input's doing
+                        raise KeyboardInterrupt from None
                     counts[f"{m[0]:<8} FAILURE"] += 1
                     if len(failures) < 20:
                         failures.append(f"{m!r:.200}\n{''.join(traceback.format_exception(exc))}")
