@@ -113,6 +113,8 @@ def main() -> None:
         ("reference: python -c pass", [py, "-c", "pass"], None),
         ("reference: python -c 'import z3'", [py, "-c", "import z3"], None),
         ("charter --version", [*cli, "--version"], None),
+        ("python: import charter; charter.open_runtime",
+         [py, "-c", "import charter; charter.open_runtime"], None),
         ("charter check POLICY", [*cli, "check", pol], None),
         ("charter check POLICY, tables built", [*cli, "check", pol], no_tables),
         ("charter run gig example (53 events, --memory)",
