@@ -99,7 +99,7 @@ def one_size(n: int, d: Path, imports: bool = False) -> dict:
     res["imports"] = {
         name: sorted(heavy & _imports(["-m", "charter.cli", *cmd], d))
         for name, cmd in [("run --memory", ["run", policy, str(events), "--memory", "-q"])]
-        + cmds[:2] + cmds[4:]
+        + cmds
     } if imports else {}
     for name, cmd in cmds:
         res[name] = _run([*CHARTER, *cmd], d)
