@@ -23,10 +23,13 @@ failure, printed with the mutation that caused it; the script exits 1.
 hypothesis.
 
 ``--target export`` runs ``charter ledger export`` (a random format) on each mutated
-file instead: ``exported`` or ``refused`` (exit 1/2 with a message naming the file);
+file instead: ``exported`` (exactly the bytes the intact ledger exports),
+``exported-warned`` (after a warning that names the file and says it fails its integrity
+check) or ``refused`` (exit 1/2 with a message naming the file);
 ``--target migrate`` mutates the ledger rewritten as schema 3, 4 or 5 (as older Charter
 kept it, :func:`downgrade`) and runs ``charter ledger migrate``: ``migrated`` (and the
-result then opens with no integrity problem, audits and replays clean) or ``refused``.
+result then opens with no integrity problem, audits and replays clean, and holds exactly
+the original ledger's head, entries, ids and state) or ``refused``.
 A traceback, another exit code or a message without the file is a failure.
 ``--target history`` runs ``charter ledger history`` (``--limit 5``, with or without
 ``--account``; it opens without the state digest): ``read`` (exactly what the intact ledger
@@ -303,19 +306,49 @@ def _refused(db: Path, r: Any) -> str:
     return "refused"
 
 
-def export_outcome(db: Path, fmt: str) -> str:
-    """``charter ledger export`` of ``db``: ``exported`` or ``refused`` (else AssertionError)."""
+FORMATS = ("beancount", "csv", "jsonl", "parquet")
+
+
+def _exported(db: Path, fmt: str) -> tuple[Any, bytes]:
+    """(the command's result, the file it wrote with ``db``'s path as LEDGER, or b"")."""
     out = db.with_name("out." + fmt)
     r = _cli("ledger", "export", db, "--format", fmt, "-o", out)
+    data = out.read_bytes().replace(str(db).encode(), b"LEDGER") if out.is_file() else b""
+    return r, data
+
+
+def export_truth(pristine: Path) -> dict[str, bytes]:
+    """Per format, what ``charter ledger export`` writes for the intact ledger."""
+    out = {}
+    for fmt in FORMATS:
+        r, data = _exported(pristine, fmt)
+        assert r.exit_code == 0 and "warning" not in r.output and data, r.output
+        out[fmt] = data
+    return out
+
+
+def export_outcome(db: Path, fmt: str, truth: Any = None) -> str:
+    """``charter ledger export`` of ``db``: ``exported``, ``exported-warned`` (after a warning
+    that names the file and says it fails its integrity check) or ``refused`` (else
+    AssertionError).  With ``truth`` (:func:`export_truth`), an export without a warning must
+    write exactly what the intact ledger's export writes."""
+    r, data = _exported(db, fmt)
     if r.exit_code == 0:
-        assert out.is_file(), "export said it wrote a file that is not there"
+        assert data, "export said it wrote a file that is not there (or an empty one)"
+        assert "Traceback" not in r.output, r.output[-2000:]
+        if f"warning: {db} fails its integrity check" in r.output:
+            return "exported-warned"
+        assert truth is None or data == truth[fmt], \
+            f"export wrote other {fmt} than the intact ledger's, without a warning"
         return "exported"
     return _refused(db, r)
 
 
-def migrate_outcome(db: Path) -> str:
+def migrate_outcome(db: Path, snap: Any = None) -> str:
     """``charter ledger migrate`` of ``db``: ``migrated`` (the result then opens with no
-    integrity problem, audits and replays clean), ``current`` or ``refused``."""
+    integrity problem, audits and replays clean and, given ``snap``, the Snapshot of the
+    current ledger it was downgraded from, holds exactly its head, entries, ids and state),
+    ``current`` or ``refused``."""
     from charter.runtime.api import audit_ledger, open_runtime, replay
 
     r = _cli("ledger", "migrate", db)
@@ -328,6 +361,12 @@ def migrate_outcome(db: Path) -> str:
     rep = audit_ledger(str(db))
     assert rep.ok, f"migrated a ledger that does not audit: {rep.problems[:3]}"
     assert replay(str(db)).ok, "migrated a ledger that does not replay"
+    if snap is not None:
+        with open_runtime(None, str(db), readonly=True) as rt:
+            got = Snapshot(rt)
+        for what in ("head", "seq", "ids", "rows"):
+            assert getattr(got, what) == getattr(snap, what), \
+                f"migrated to a ledger whose {what} is not the original's"
     return "migrated"
 
 
@@ -401,7 +440,8 @@ def main() -> None:
         work = base / "work"
         work.mkdir()
         pristine, policy, snap = build_ledger(base)
-        truth = history_truth(pristine) if target == "history" else None
+        truth = history_truth(pristine) if target == "history" else \
+            export_truth(pristine) if target == "export" else None
         sources = {"open": [pristine], "export": [pristine], "history": [pristine],
                    "audit": [pristine],
                    "migrate": [build_old_ledger(pristine, v) for v in (3, 4, 5)]}
@@ -426,10 +466,12 @@ def main() -> None:
                     elif target == "audit":
                         got = audit_outcome(_fresh_copy(src, work, m), policy, snap)
                     elif target == "export":
-                        fmt = rnd.choice(["beancount", "csv", "jsonl", "parquet"])
-                        got = f"{fmt:<9} " + export_outcome(_fresh_copy(src, work, m), fmt)
+                        fmt = rnd.choice(FORMATS)
+                        got = f"{fmt:<9} " + export_outcome(_fresh_copy(src, work, m), fmt,
+                                                            truth)
                     else:
-                        got = f"v{src.name[-8]} " + migrate_outcome(_fresh_copy(src, work, m))
+                        got = f"v{src.name[-8]} " + migrate_outcome(_fresh_copy(src, work, m),
+                                                                    snap)
                     counts[f"{m[0]:<8} {got}"] += 1
                 except Exception as exc:  # noqa: BLE001 - counted and printed: a fuzzer's point
                     counts[f"{m[0]:<8} FAILURE"] += 1

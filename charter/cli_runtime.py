@@ -94,10 +94,11 @@ def _fmt_amount(v: int, decimals: int) -> str:
     return amount_number(v, decimals)
 
 
-def _balance_rows(rt: Any, include_supply: bool = True) -> list[tuple[str, str, int, str]]:
+def _balance_rows(rt: Any, include_supply: bool = True,
+                  balances: Optional[dict[str, int]] = None) -> list[tuple[str, str, int, str]]:
     dec = ir.AssetMap((a.name, a.decimals) for a in rt.policy.assets)
     rows = []
-    for acc, bal in rt.balances().items():
+    for acc, bal in (rt.balances() if balances is None else balances).items():
         asset = rt.state.asset_of(acc)
         if acc.startswith("supply:"):
             if not include_supply:
@@ -484,6 +485,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                     if rej_file:
                         rej_file.write(_jsonl(rec) + "\n")
                     bar.update(1)
+            # read before closing: a ledger file's state may page from the file (paged.py)
+            final = rt.balances()
             rt.close()
         except KeyboardInterrupt:
             rt.close()
@@ -513,7 +516,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                             {"code": c, "message": m, "count": k}
                             for (c, m), k in reasons.most_common()
                         ],
-                        "balances": {acc: bal for acc, bal in rt.balances().items()},
+                        "balances": final,
                         "journal_hash": rt.head,
                         "violations": list(broken.values()) if check_props else None,
                         "ensures_unchecked": post.unchecked if post is not None else None,
@@ -553,7 +556,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             if rejected and rej_path:
                 click.echo(f"  rejections written to {rej_path}")
             click.echo("")
-            rows = _balance_rows(rt)
+            rows = _balance_rows(rt, balances=final)
             if rows:
                 _print_table([(a, s, f) for a, s, _, f in rows], ("account", "asset", "balance"))
             click.echo(f"\njournal head {rt.head}")

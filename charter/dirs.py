@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 
@@ -38,7 +40,7 @@ def write_atomically(path: Path, data: bytes) -> bool:
     file or the whole new one, never a part (several processes may write the same entry).
     False, and nothing left behind, when it cannot be written (read-only home, disk full):
     a cache that cannot be written only costs time."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
@@ -50,3 +52,19 @@ def write_atomically(path: Path, data: bytes) -> bool:
         except OSError:
             pass
         return False
+
+
+def prune(directory: Path, pattern: str, keep: Path, days: float = 30) -> None:
+    """Remove the files matching ``pattern`` in ``directory``, other than ``keep``, written more
+    than ``days`` ago (entries of grammars or versions no longer in use, temporary files a
+    crash left).  An entry still in use is only rebuilt and written again."""
+    cutoff = time.time() - days * 86400
+    try:
+        old = [f for f in directory.glob(pattern) if f != keep and f.stat().st_mtime < cutoff]
+    except OSError:
+        return
+    for f in old:
+        try:
+            f.unlink()
+        except OSError:
+            pass

@@ -17,7 +17,9 @@ a parser for another grammar.
   numbers) can come out of it, no code from the file runs (the lexer callbacks are code and are
   never saved: they are passed again on every load);
 * it is written to a temporary name and renamed, so a concurrent reader sees a whole file or
-  none; a directory that cannot be written (read-only home, no home) only costs the build.
+  none; a directory that cannot be written (read-only home, no home) only costs the build;
+* writing an entry removes the other entries (other grammars, Lark versions) written more
+  than 30 days ago, so grammar edits do not pile up files.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any, Callable, Optional
 import lark
 from lark import Lark
 
-from charter.dirs import user_cache_dir, write_atomically
+from charter.dirs import prune, user_cache_dir, write_atomically
 
 FORMAT = b"charter-lark-tables-1"
 
@@ -93,5 +95,6 @@ def load(grammar: str, options: dict[str, Any], callbacks: dict[str, Callable]) 
             blob = _encode(k, parser)
         except Exception:  # noqa: BLE001 - a Lark that cannot save: just no cache
             return parser
-        write_atomically(path, blob)
+        if write_atomically(path, blob):
+            prune(path.parent, "lark-*.tables*", keep=path)
     return parser

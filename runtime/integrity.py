@@ -298,7 +298,8 @@ def window_index_problems(q: Any, implied: set[int], start: int) -> list[str]:
         chunk = tags[i:i + 500]
         for tag, blk in q("SELECT account, block FROM account_block WHERE block >= ? AND "
                           f"account IN ({','.join('?' * len(chunk))})", (first, *chunk)):
-            want[tag].discard(blk)
+            if tag in want:  # a damaged index page can return rows its WHERE excludes
+                want[tag].discard(blk)
     lacking = sum(len(b) for b in want.values())
     if not lacking:
         return []
@@ -343,9 +344,16 @@ def full_check(store: Any, genesis: Optional[str]) -> list[str]:
             from .state import State
 
             params = {k: v for k, v in (m.get("params") or {}).items() if type(v) is int}
-            st = State(pol)
-            st.set_params(params)
-            credit = st.audit_lines()
+            try:
+                st = State(pol)
+                st.set_params(params)
+                credit = st.audit_lines()
+            except Exception as exc:  # noqa: BLE001 - untrusted file contents, as _runtime
+                # a damaged policy_ir can decode yet be no policy (a misspelt "node" key
+                # leaves a plain dict where a record was) and keep its fingerprint (the
+                # source hash inside it): said, and the balances checked without credit lines
+                problems.append(f"the recorded policy cannot be used ({type(exc).__name__}: "
+                                f"{str(exc)[:80]})")
     # the head against the checkpoint is the open check's finding, not repeated here: a chain
     # that is whole but ends elsewhere is a rewrite only a replay can pin down
     return problems + list(audit_rows(store.journal(), genesis, stored, credit=credit).problems)

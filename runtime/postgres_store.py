@@ -709,7 +709,7 @@ class PostgresStore(ChangeBuffer):
                         ([d[0] for d in deletes], [_key(d[1]) for d in deletes]),
                     )
                 if self._touched:
-                    index = {(account_tag(a), b) for a, b in self._touched}
+                    index = self.index_rows()
                     cur.execute(
                         "INSERT INTO account_block SELECT * FROM "
                         "unnest(%s::integer[], %s::bigint[]) ON CONFLICT DO NOTHING",

@@ -178,7 +178,7 @@ class ChangeBuffer:
         self._dirty_bal: set[str] = set()
         self._dirty_rec: set[tuple[str, str]] = set()
         # (account, block) of every balance an appended event changed: the per-account index
-        self._touched: set[tuple[str, int]] = set()
+        self._touched: dict[int, set[str]] = {}  # block -> the accounts its entries touch
         # record (name, key) -> its stored key text: records are rewritten often (post,
         # bids, completion, deadline) over a few consecutive commits, so a key is mostly
         # encoded once; forgotten when it grows past _KEY_CACHE (it held every key ever
@@ -248,12 +248,14 @@ class ChangeBuffer:
         pending = self._pending
         pending.append(row)
         self._pending_ids.add(row.event_id)
-        self._dirty_bal.update(frame.bal)
-        if frame.bal:
+        bal = frame.bal
+        if bal:
+            self._dirty_bal.update(bal)
             blk = row.seq >> BLOCK_SHIFT
-            touched = self._touched
-            for acc in frame.bal:
-                touched.add((acc, blk))
+            accs = self._touched.get(blk)
+            if accs is None:
+                accs = self._touched[blk] = set()
+            accs.update(bal)
         if frame.rec:
             self._dirty_rec.update(frame.rec)
         if frame.meta:
@@ -262,6 +264,11 @@ class ChangeBuffer:
             self._dirty.update(state.dirty_keys(frame, balances=False, records=False, meta=False))
         if len(pending) >= self.batch:
             self.flush(state)
+
+    def index_rows(self) -> set[tuple[int, int]]:
+        """The ``(account tag, block)`` rows of the per-account index the pending entries
+        add (some may be stored already)."""
+        return {(account_tag(a), b) for b, accs in self._touched.items() for a in accs}
 
     def flush(self, state: Any) -> None:  # pragma: no cover - every store defines it
         raise NotImplementedError
@@ -828,7 +835,7 @@ class SqliteStore(ChangeBuffer):
                 c.executemany("DELETE FROM state WHERE kind = ? AND key = ?", deletes)
             if self._touched:
                 c.executemany("INSERT OR IGNORE INTO account_block VALUES (?, ?)",
-                              {(account_tag(a), b) for a, b in self._touched})
+                              self.index_rows())
             c.execute(_SET_CHECKPOINT, cp.row())
             c.execute("COMMIT")
         except (sqlite3.Error, UnicodeError, ValueError, TypeError) as exc:

@@ -85,7 +85,7 @@ class State:
         # clock: t0 (first applied event), time (latest applied), dissolved,
         # every:<handler> -> firings done, fired:<handler>:<key> -> due fired
         self.meta: dict[str, Any] = {}
-        self._pagers: Optional[dict[Optional[str], Pager]] = None
+        self._pagers: Optional[dict[tuple[str, Optional[str]], Pager]] = None
         self.pool_asset = {p.name: p.asset for p in policy.pools}
         # deadline handlers: record -> [(handler, field)], and a lazy heap per handler
         self.deadline_fields: dict[str, list[tuple[str, str]]] = {}
@@ -586,7 +586,10 @@ class State:
         """Restore one stored row (inverse of :meth:`value_of`)."""
 
         if kind == "balance":
-            self.balances[key] = value
+            if type(self.balances) is PagedTable:
+                self.balances._n += 1  # a stored row read once: counted, left in the file
+            else:
+                self.balances[key] = value
             self._new_account(key, self.asset_of(key))
         elif kind == "record":
             r, k = json.loads(key)
@@ -645,9 +648,11 @@ class State:
         return self.compact_record(r, {f: from_json_value(x) for f, x in value.items()})
 
     def trim(self, store: Any) -> None:
-        """After a commit to a ledger file (``SqliteStore.flush``): a record table or the
-        meta table past :data:`~charter.runtime.paged.PAGE_CAP` entries becomes (or stays)
-        a bounded cache that reads the rest from ``store`` (``runtime/paged.py``)."""
+        """After a commit to a ledger file (``SqliteStore.flush``): the balances, a record
+        table or the meta table past :data:`~charter.runtime.paged.PAGE_CAP` entries
+        becomes (or stays) a bounded cache that reads the rest from ``store``
+        (``runtime/paged.py``); the account -> asset cache is emptied past it (an account
+        is registered again when next posted to: ``_new_account`` is idempotent)."""
         pagers = self._pagers
         if pagers is None:
             pagers = self._pagers = self._make_pagers(store)
@@ -655,44 +660,44 @@ class State:
         records = self.records
         for r, table in records.items():
             if dict.__len__(table) > cap:
-                records[r] = trimmed(table, pagers[r], cap)
+                records[r] = trimmed(table, pagers["record", r], cap)
         if dict.__len__(self.meta) > cap:
-            self.meta = trimmed(self.meta, pagers[None], cap)
+            self.meta = trimmed(self.meta, pagers["meta", None], cap)
+        if dict.__len__(self.balances) > cap:
+            self.balances = trimmed(self.balances, pagers["balance", None], cap)
+        if len(self.asset_of_acc) > cap:
+            self.asset_of_acc.clear()  # in place: asset_of_get is bound to it
 
-    def _make_pagers(self, store: Any) -> dict[Optional[str], Pager]:
-        """How each paged table reads ``store``'s rows (``row_text``/``row_texts``), decoded
-        as :meth:`load_row` decodes them; ``None`` is the meta table's."""
+    def _make_pagers(self, store: Any) -> dict[tuple[str, Optional[str]], Pager]:
+        """How each paged table reads ``store``'s rows (``row_text``/``row_texts``),
+        decoded as :meth:`load_row` decodes them, by ``(kind, record name or None)``."""
         loads = json.loads
         text_of, texts = store.row_text, store.row_texts
 
-        def meta_fetch(k: Any) -> Any:
-            text = text_of("meta", k) if type(k) is str else None
-            return GONE if text is None else _meta_value(loads(text))
+        def pager(kind: str, prefix: str, key_text: Any, key_of: Any, decode: Any) -> Pager:
+            def fetch(k: Any) -> Any:
+                if type(k) is not str:
+                    return GONE
+                text = text_of(kind, key_text(k))
+                return GONE if text is None else decode(loads(text))
 
-        def meta_scan() -> Any:
-            for k, text in texts("meta", ""):
-                yield k, _meta_value(loads(text))
+            def scan() -> Any:
+                for key, text in texts(kind, prefix):
+                    yield key_of(key), decode(loads(text))
 
-        out: dict[Optional[str], Pager] = {None: Pager(meta_fetch, meta_scan)}
+            return Pager(fetch, scan)
+
+        def same(x: Any) -> Any:
+            return x
+
+        out = {("meta", None): pager("meta", "", same, same, _meta_value),
+               ("balance", None): pager("balance", "", same, same, same)}
         for r in self.records:
-            out[r] = self._record_pager(r, text_of, texts)
+            # '["Task",': every stored key of the table starts so
+            out["record", r] = pager(
+                "record", store_key((r, ""))[:-3], lambda k, r=r: store_key((r, k)),
+                lambda key: loads(key)[1], lambda v, r=r: self.record_value(r, v))
         return out
-
-    def _record_pager(self, r: str, text_of: Any, texts: Any) -> Pager:
-        loads, value = json.loads, self.record_value
-        prefix = store_key((r, ""))[:-3]  # '["Task",': every key of the table starts so
-
-        def fetch(k: Any) -> Any:
-            if type(k) is not str:
-                return GONE
-            text = text_of("record", store_key((r, k)))
-            return GONE if text is None else value(r, loads(text))
-
-        def scan() -> Any:
-            for key, text in texts("record", prefix):
-                yield loads(key)[1], value(r, loads(text))
-
-        return Pager(fetch, scan)
 
     def row_count(self) -> int:
         """How many rows :meth:`rows` gives (without making them)."""

@@ -19,7 +19,7 @@ reports show (``Result.details["rows"]``).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Optional
 
 import z3
 
@@ -61,7 +61,7 @@ def check_authority(scope: Scope) -> list[Result]:
         # still proves; each question is asked so first, with the money checks only if that
         # fails (a net loss needs no overdraft check to be ruled out: asset_royalties' pay)
         session = Session(m, base + [m.ok_explicit], opts.limits)
-        flows = _flows_exact(m)
+        flows = {} if _flows_exact(m) else None  # (comp, account id) -> net loss term
         for p in moves:
             key = (p.span.line, p.span.col, p.src_key[0])
             if key in seen:  # a split or a loop posts once per item: one row per statement
@@ -249,18 +249,23 @@ _AUTHORITY = {
 }
 
 
-def _drained(m: Any, q: Any, flows: bool = False) -> Any:
+def _drained(m: Any, q: Any, flows: Optional[dict] = None) -> Any:
     """The account ``q`` pays out of ends the event with less than it started: value that
     only flows through (a royalty routed on from what the same event paid in) is no one's
     loss.
 
-    ``flows`` (see :func:`_flows_exact`): said as "what the event's postings pay into the
-    account is less than what they take out of it" - the same fact for an applied event,
-    but a sum of guarded amounts instead of a read through every store the event made to
-    the balances (asset_royalties' three nested royalty loops: 5.2M resource units -> 1.5M)."""
+    ``flows`` (a dict when :func:`_flows_exact`): said as "what the event's postings pay
+    into the account is less than what they take out of it" - the same fact for an applied
+    event, but a sum of guarded amounts instead of a read through every store the event made
+    to the balances (asset_royalties' three nested royalty loops: 5.2M resource units ->
+    1.5M).  Kept in ``flows`` per account: the loop copies of a move mostly debit a few
+    accounts (the parent of each of the three Reuse slots)."""
     comp, idx = q.src_key
-    if flows and comp.startswith(_BALANCES):
-        return _net_loss(m, comp, idx)
+    if flows is not None and comp.startswith(_BALANCES):
+        key = (comp, None if idx is None else idx.get_id())
+        if key not in flows:
+            flows[key] = (idx, _net_loss(m, comp, idx))  # (idx kept: its id stays its own)
+        return flows[key][1]
     if idx is None:
         return m.post.get(comp) < m.pre.get(comp)
     return z3.Select(m.post.get(comp), idx) < z3.Select(m.pre.get(comp), idx)

@@ -18,9 +18,10 @@ from .prepare import Prepared
 from .replay import REFUSAL_CODES, Refusal
 from .result import GUARD, PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .search import _attach_trace, _trace_note, replayed_status
-from .solver import Session, solve_m, solve_sat, solve_split
+from .solver import Session, shares_context, solve_m, solve_sat, solve_split
 
 
+@shares_context
 def check_handler(
     policy: ir.Policy, prep: Prepared, inv_assume: list, opts: Options
 ) -> list[Result]:

@@ -114,6 +114,8 @@ class Encoder:
         self.split_sessions: dict[int, tuple] = {}
         self._fresh = 0
         self.step = 0
+        # while not None: every touch and role_term call, in order (see invariants._at_keys)
+        self.touch_log: Optional[list] = None
         self._records = {r.name: r for r in policy.records}
         self._roles = {r.name: r for r in policy.roles}
         self._assets = {a.name: a for a in policy.assets}
@@ -412,18 +414,27 @@ class Encoder:
                 return -z3.If(member, select(state.get(f"attr!{role}!{attr}"), idx), 0)
         return self.floor(comp)
 
-    def finish_reads(self) -> list:
-        """Pre-state balances read after :meth:`encode` (e.g. by invariants) are at or above
-        their floor (0, or minus a credit line)."""
+    def finish_reads(self, start: int = 0) -> list:
+        """Pre-state balances read are at or above their floor (0, or minus a credit line):
+        the facts for the reads from ``start`` on (e.g. by invariants, after :meth:`encode`),
+        each account once (a handler reads one balance many times: gig_market's pay, 124
+        reads of 6 accounts) and none already read before ``start``."""
+        seen = {(c, None if i is None else i.get_id()) for c, i in self.balance_reads[:start]}
+        reads = []
+        for c, i in self.balance_reads[start:]:
+            key = (c, None if i is None else i.get_id())
+            if key not in seen:
+                seen.add(key)
+                reads.append((c, i))
         out = [
             select(self.pre_component(c), i) >= self.floor(c)
             if i is not None
             else self.pre_component(c) >= self.floor(c)
-            for c, i in self.balance_reads
+            for c, i in reads
             if self.floor(c) is not None  # an unbounded member's line: nothing is assumed
         ]
         # a family member's supply is within the family's cap, member by member
-        for c, i in self.balance_reads:
+        for c, i in reads:
             if c.startswith("fsupply!") and self._assets[c.split("!")[1]].cap is not None:
                 out.append(select(self.pre_component(c), i) <= self._assets[c.split("!")[1]].cap)
         # a record that does not exist holds nothing: the runtime deletes only empty records
@@ -433,7 +444,7 @@ class Encoder:
                 z3.Not(select(self.pre_component("live!" + c.split("!")[1]), i)),
                 select(self.pre_component(c), i) == 0,
             )
-            for c, i in self.balance_reads
+            for c, i in reads
             if i is not None and c.startswith("escrow!")
         ]
         return out
@@ -599,6 +610,8 @@ class Encoder:
 
     # -- records, roles --------------------------------------------------------
     def touch(self, record: str, key: Any) -> None:
+        if self.touch_log is not None:
+            self.touch_log.append((self.touch, record, key))
         keys = self.touched.setdefault(record, [])
         if not any(k.eq(key) for k in keys):
             keys.append(key)
@@ -671,6 +684,8 @@ class Encoder:
         return select(state.get(f"role!{role}"), p)
 
     def role_term(self, role: str, p: Any) -> None:
+        if self.touch_log is not None:
+            self.touch_log.append((self.role_term, role, p))
         terms = self.role_terms.setdefault(role, [])
         if not any(t.eq(p) for t in terms):
             terms.append(p)

@@ -17,7 +17,7 @@ from .options import Options
 from .result import PROVED, REFUTED, Result, UNKNOWN, VACUOUS
 from .replay import Broken
 from .search import _attach_trace, replayed_status
-from .solver import Session, quick_witness, solve, solve_m
+from .solver import Session, quick_witness, shares_context, solve, solve_m
 from .terms import select, Unsupported
 
 if TYPE_CHECKING:
@@ -175,6 +175,77 @@ def _inv_terms(m: HandlerModel, inv: Inv, state: State, key: Any) -> Any:
     return z3.Implies(live, _eval_side(enc, inv.cond, {inv.var: key}, state))
 
 
+def _inv_terms_at(m: HandlerModel, inv: Inv, state: State, keys: list, generic: Any) -> list:
+    """``[_inv_terms(m, inv, state, k) for k in keys]``, with the same side effects in the same
+    order (records touched, roles named, balances read), but each key's term made from the
+    term at ``generic`` - a key variable that occurs in no term but the ones made at it - by
+    substitution: one C call per key instead of encoding the invariant again (a handler
+    assumes every candidate invariant at every record key it touches).
+
+    When the evaluation at ``generic`` makes something of its own (a fresh variable, an
+    assumption, a product's lemmas, a collection's slots), that is undone and each key is
+    encoded as before."""
+    enc = m.encoder
+    sizes = _sizes(enc)
+    n_reads = len(enc.balance_reads)
+    touched = {r: list(v) for r, v in enc.touched.items()}
+    roles = {r: list(v) for r, v in enc.role_terms.items()}
+    enc.touch_log = []
+    try:
+        term = _inv_terms(m, inv, state, generic)
+    finally:
+        log, enc.touch_log = enc.touch_log, None
+    reads = enc.balance_reads[n_reads:]
+    made = _sizes(enc) != sizes
+    # undo the evaluation's side effects: they are made again below, key by key, in order
+    _restore(enc, sizes)
+    del enc.balance_reads[n_reads:]
+    enc.touched.clear()
+    enc.touched.update(touched)
+    enc.role_terms.clear()
+    enc.role_terms.update(roles)
+    if made:
+        return [_inv_terms(m, inv, state, k) for k in keys]
+    out = []
+    src = (z3.Ast * 1)()
+    dst = (z3.Ast * 1)()
+    src[0] = generic.as_ast()
+    ctx = generic.ctx
+
+    def at(x: Any) -> Any:
+        return z3.z3._to_expr_ref(z3.Z3_substitute(ctx.ref(), x.as_ast(), 1, src, dst), ctx)
+
+    for k in keys:
+        dst[0] = k.as_ast()
+        for fn, name, x in log:
+            fn(name, at(x))
+        enc.balance_reads += [(c, None if i is None else at(i)) for c, i in reads]
+        out.append(at(term))
+    return out
+
+
+def _sizes(enc: Encoder) -> tuple:
+    """What an evaluation can add to an encoder besides touches, reads and pre-state
+    components (named arrays: one made at ``generic`` is the one the first key would make,
+    and those that bring an assumption show in the assumptions)."""
+    return (enc._fresh, len(enc.assumptions), len(enc.lemmas), len(enc.products),
+            len(enc.notes), len(enc.watches), len(enc.slots), len(enc.text_functions),
+            len(enc.family_parts), len(enc.ok_explicit))
+
+
+def _restore(enc: Encoder, sizes: tuple) -> None:
+    """Undo what an evaluation added (see :func:`_sizes`): lists are cut, counters reset, and
+    dict entries made since (the last ones, in insertion order) removed."""
+    (enc._fresh, n_as, n_lem, n_prod, n_notes, n_watch, n_slots, n_text, n_fam, n_ok) = sizes
+    for lst, n in ((enc.assumptions, n_as), (enc.lemmas, n_lem), (enc.products, n_prod),
+                   (enc.notes, n_notes), (enc.watches, n_watch), (enc.ok_explicit, n_ok)):
+        del lst[n:]
+    for d, n in ((enc.slots, n_slots), (enc.text_functions, n_text), (enc.family_parts, n_fam)):
+        for key in list(d)[n:]:
+            del d[key]
+
+
+@shares_context
 def houdini(
     policy: ir.Policy, preps: dict[str, Prepared], invs: list[Inv], opts: Options
 ) -> tuple[set[str], dict[str, tuple[str, Optional[str], Any]]]:

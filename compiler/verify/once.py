@@ -27,7 +27,7 @@ from .. import ir
 from .counterexample import counterexample
 from .encode import Encoder
 from .footprint import debits, is_not, keyed_records, record_args
-from .invariants import _inv_terms
+from .invariants import _inv_terms_at
 from .observed import PaidAgain
 from .options import Options
 from .prepare import Prepared, Scope
@@ -52,7 +52,7 @@ def check_once(scope: Scope) -> list[Result]:
             continue
         t0 = time.perf_counter()
         try:
-            m1, m2, formulas = _twice(policy, h, opts, invs)
+            m1, m2, formulas = _twice(policy, h, prep, opts, invs)
         except Unsupported as exc:
             out.append(_res(h, UNKNOWN, f"not checked: {exc}", opts, t0))
             continue
@@ -160,25 +160,33 @@ def _pays(m: Any) -> Any:
     return z3.Or(*terms) if terms else z3.BoolVal(False)
 
 
-def _twice(policy: ir.Policy, h: ir.Handler, opts: Options, invs: list) -> tuple:
-    """``h`` encoded twice with the same inputs, the second from the first's post-state,
-    both from a pre-state satisfying the invariants."""
-    shared = {"pre": {}, "slots": {}, "params": {}, "inputs": {}}
-    e1 = Encoder(policy, bound=opts.bound, prefix="once1!", shared=shared,
-                 fixed_params=opts.fixed_params)
-    m1 = e1.encode(h)
-    e2 = Encoder(policy, bound=opts.bound, codes=e1.codes, prefix="once2!", shared=shared,
+def _twice(policy: ir.Policy, h: ir.Handler, prep: Prepared, opts: Options,
+           invs: list) -> tuple:
+    """``h`` twice with the same inputs: the first is the handler's own encoding (``prep``,
+    as every other check asks about it), the second is encoded from its post-state; both
+    from a pre-state satisfying the invariants (at every key either event touches)."""
+    m1 = prep.model
+    e1 = m1.encoder
+    e2 = Encoder(policy, bound=opts.bound, codes=e1.codes, prefix="once2!", shared=e1.shared,
                  fixed_params=opts.fixed_params)
     m2 = e2.encode(h, start=dict(m1.post.cur))
-    formulas = m1.assumptions + m2.assumptions
+    formulas = m1.assumptions + prep.extra_assumptions + m2.assumptions
+    # the invariants at the keys only the second event touches are read from the first's
+    # encoder: what that adds to it (touches, reads) is undone, as prepare() does
+    n_reads = len(e1.balance_reads)
+    touched = {k: list(v) for k, v in e1.touched.items()}
     for inv in invs:
+        formulas += prep.inv_pre[inv.name]
         if inv.record is None:
-            formulas.append(_inv_terms(m1, inv, m1.pre, None))
             continue
-        keys = list(m1.touched.get(inv.record, [])) + list(m2.touched.get(inv.record, []))
-        for k in keys:
-            formulas.append(_inv_terms(m1, inv, m1.pre, k))
-    formulas += e1.finish_reads() + e2.finish_reads()
+        new = [k for k in m2.touched.get(inv.record, [])
+               if not any(k.eq(o) for o in touched.get(inv.record, []))]
+        if new:
+            formulas += _inv_terms_at(m1, inv, m1.pre, new, z3.Int(f"inv!{inv.record}!key"))
+    formulas += e1.finish_reads(n_reads)
+    del e1.balance_reads[n_reads:]
+    e1.touched.clear()
+    e1.touched.update(touched)
     return m1, m2, formulas
 
 

@@ -5,23 +5,33 @@ stage        module                             does
 ===========  =================================  ==========================================
 start        :mod:`.solver`                     fresh Z3 context; whole-policy cache hit ends
 invariants   :mod:`.invariants`                 Houdini: which invariants are inductive
-handlers     :mod:`.checks`, :mod:`.properties` built-in checks + declared properties per handler
-policy       :mod:`.authority`, :mod:`.once`,      who can move whose money, paid at most once,
-             :mod:`.issuance`, :mod:`.stranded`, issuance bounded, nothing stranded,
-             :mod:`.postconditions`             ``ensures`` clauses
-orphans      :mod:`.properties`                 declared properties naming no handler
+encode       :mod:`.prepare`                    every handler's encoding (what units share)
+plan         here                               the units: per uncached handler (built-in
+                                                checks + declared properties), per policy
+                                                check, the properties naming no handler
+units        :mod:`.parallel`, :mod:`.checks`,  run the units in forked workers; results in
+             :mod:`.properties`,                the canonical order: handlers, then the
+             :mod:`.authority`, :mod:`.once`,   policy checks (who can move whose money,
+             :mod:`.issuance`, :mod:`.stranded`, paid at most once, issuance bounded,
+             :mod:`.postconditions`             nothing stranded, ``ensures`` clauses)
 assemble     here                               handler results, then declared in source order
 store        :mod:`.cache`                      whole-policy cache entry
 ===========  =================================  ==========================================
 
 Every stage reads and writes one :class:`Run`; a stage may set ``Run.done`` to end the run
 (a cache hit).  :func:`verify` is the only path through the verifier.
+
+Everything before ``units`` runs in this process; every unit then starts from the state it
+left (:mod:`.parallel` forks a child per unit), so a unit's results do not depend on which
+units ran before it, nor on how many ran at once (``jobs``): ``--jobs 1`` and ``--jobs 8``
+give identical results, and the cache holds the same entries.
 """
 
 from __future__ import annotations
 
 import importlib
 import time
+from functools import partial
 from typing import Callable, Optional
 
 import attrs
@@ -39,11 +49,31 @@ from .invariants import (
     houdini,
 )
 from .options import Options
+from .parallel import CAN_FORK, Unit, run_units, settled, workers
 from .prepare import Prepared, Scope, prepare
 from .properties import check_declared
 from .result import GUARD, PROVED, REFUTED, UNKNOWN, Result
 from .search import MAX_TRACE
 from .solver import fresh_context, stats
+
+
+# the kind of the result standing in for a unit whose worker process died or failed
+WORKER = "worker"
+
+
+@attrs.define
+class Slot:
+    """Where one handler's, policy check's or the orphans' results come from: the cache
+    (``cached``) or ``work`` done in the unit named ``group`` (results cached under ``key``,
+    if any)."""
+
+    kind: str  # handler / policy / orphans
+    name: str  # the handler or the check
+    cached: list = attrs.Factory(list)
+    work: Optional[Callable[[], object]] = None
+    group: str = ""
+    cost: float = 0.0
+    key: str = ""
 
 
 @attrs.define
@@ -53,6 +83,7 @@ class Run:
     policy: ir.Policy
     opts: Options
     use_cache: bool
+    jobs: Optional[int] = None
     key: str = ""
     done: Optional[list[Result]] = None
     declared: list[Inv] = attrs.Factory(list)
@@ -67,6 +98,8 @@ class Run:
     undecided_invariants: int = 0
     results: list[Result] = attrs.Factory(list)
     declared_results: list[Result] = attrs.Factory(list)
+    slots: list[Slot] = attrs.Factory(list)
+    failed_workers: int = 0  # units whose worker died: the run is not cached
 
     def prep_of(self, name: str) -> Prepared:
         """The handler's encoding, built on first use (a cache hit never needs it)."""
@@ -130,9 +163,19 @@ def _invariants(run: Run) -> None:
     _limit_taint(run.inv_results, run)
 
 
-def _handlers(run: Run) -> None:
-    """Per handler (cached by a hash of the handler's IR, the declarations, the invariants it
-    may assume and the properties naming it, so editing one handler re-checks only it)."""
+def _encode(run: Run) -> None:
+    """Every handler's encoding, in handler order, before the split: the units share them
+    (a cached Houdini result skipped building them)."""
+    for h in run.policy.handlers:
+        run.prep_of(h.name)
+
+
+def _plan(run: Run) -> None:
+    """What is left to check, as slots in the canonical order (handlers, then the policy
+    checks of the catalogue's ``policy`` rows, then the declared properties that name no
+    handler) and the units they are checked in (:func:`_group`).  A handler in the cache
+    (keyed by a hash of its IR, the declarations, the invariants it may assume and the
+    properties naming it, so editing one handler re-checks only it) needs no unit."""
     policy, opts = run.policy, run.opts
     per_handler_declared: dict[str, list] = {}
     for p in policy.properties:
@@ -153,71 +196,169 @@ def _handlers(run: Run) -> None:
         )
         cached = _cache_load(opts, ckey) if run.use_cache else None
         if cached is not None:
-            _limit_taint(cached, run)
-            run.results += [r for r in cached if r.kind not in DECLARED_KINDS]
-            run.declared_results += [r for r in cached if r.kind in DECLARED_KINDS]
+            run.slots.append(Slot("handler", h.name, cached=cached))
             continue
-        net = stats().safety_net
-        prep = run.prep_of(h.name)
-        mine: list[Result] = []
-        if prep.model is None:
-            mine.append(
-                Result(
-                    f"{h.name}.encoding",
-                    "encoding",
-                    h.name,
-                    UNKNOWN,
-                    f"not verified: the encoding does not support {prep.error}",
-                    h.span,
-                    opts.bound,
-                )
-            )
-            inv_assume: list = []
-        else:
-            inv_assume = [
-                t for inv in run.invs if inv.name in run.alive for t in prep.inv_pre[inv.name]
-            ]
-            mine += check_handler(policy, prep, inv_assume, opts)
-            if prep.model.notes:
-                for r in mine:
-                    if r.kind == "applicable":
-                        r.message += (
-                            " [model notes: " + "; ".join(dict.fromkeys(prep.model.notes)) + "]"
-                        )
-        sub = attrs.evolve(policy, properties=tuple(props))
-        mine_declared = check_declared(sub, {h.name: prep}, {h.name: inv_assume}, opts)
-        if prep.model is not None:  # the splits' incremental solvers (a context each)
-            prep.model.encoder.split_sessions.clear()
-        if stats().safety_net > net:
-            _mark_safety_net(mine + mine_declared, opts)
-        elif run.use_cache:
-            _cache_store(opts, ckey, mine + mine_declared)
-        _limit_taint(mine + mine_declared, run)
-        run.results += mine
-        run.declared_results += mine_declared
-
-
-def _policy(run: Run) -> None:
-    """The checks that look across handlers or at a handler's own clauses (the catalogue's
-    ``policy`` rows): each gets every handler's encoding and the invariants it may assume."""
-    for h in run.policy.handlers:
-        run.prep_of(h.name)
+        cost = _cost(run.prep_of(h.name))
+        group = f"handler {h.name}" if cost >= HEAVY else "the other handlers"
+        work = partial(_check_handler, run, h, props)
+        run.slots.append(Slot("handler", h.name, work=work, group=group, cost=cost, key=ckey))
     assume = {
         name: [t for inv in run.invs if inv.name in run.alive for t in prep.inv_pre[inv.name]]
         for name, prep in run.preps.items()
         if prep.model is not None
     }
     alive = [inv for inv in run.invs if inv.name in run.alive]
-    net = stats().safety_net
-    mine: list[Result] = []
+    scope = Scope(run.policy, run.preps, assume, run.opts, alive)
     for c in POLICY_CHECKS:
         module, func = c.runner.split(":")
         check = getattr(importlib.import_module(f".{module}", __package__), func)
-        mine += check(Scope(run.policy, run.preps, assume, run.opts, alive))
-    if stats().safety_net != net:
-        _mark_safety_net(mine, run.opts)
-    _limit_taint(mine, run)
-    run.results += mine
+        # policy-wide checks first (LONG): on some policies one of them is the longest unit
+        group = "the authority check" if c.name == "authority" else "the other policy checks"
+        run.slots.append(Slot("policy", c.name, work=partial(check, scope), group=group,
+                              cost=LONG))
+    names = {h.name for h in policy.handlers}
+    orphans = [
+        p
+        for p in policy.properties
+        if isinstance(p, (ir.SplitProperty, ir.BudgetProperty)) and p.handler not in names
+    ]
+    if orphans:
+        sub = attrs.evolve(policy, properties=tuple(orphans))
+        run.slots.append(Slot("orphans", "", work=partial(check_declared, sub, {}, {}, opts),
+                              group="the other policy checks"))
+
+
+# A handler whose encoding is at least this costly (:func:`_cost`) is a unit of its own; the
+# others share one: a unit costs a worker process (~20 ms of copying pages), more than a
+# handler without products, splits or many postings takes to check.
+HEAVY = 80.0
+LONG = 1e9
+
+
+def _cost(prep: Prepared) -> float:
+    """A deterministic estimate of how long a handler's checks take, from its encoding:
+    products of symbolic terms and splits make the questions hard, postings make more."""
+    m = prep.model
+    if m is None:
+        return 0.0
+    enc = m.encoder
+    return len(m.assumptions) + 20 * len(enc.products) + 100 * len(enc.splits) + 10 * len(
+        enc.postings
+    )
+
+
+def _group(slots: list[Slot]) -> tuple[list[Unit], list[list[Slot]]]:
+    """The units, in order of first appearance: each runs its slots' work in slot order.
+
+    Which slots share a unit depends only on the policy (never on ``jobs``), so a slot sees
+    the same earlier work in every run."""
+    groups: dict[str, list[Slot]] = {}
+    for s in slots:
+        if s.work is not None:
+            groups.setdefault(s.group, []).append(s)
+    units = [
+        Unit(_unit_name(members), partial(_run_slots, members), sum(s.cost for s in members))
+        for members in groups.values()
+    ]
+    return units, list(groups.values())
+
+
+def _unit_name(slots: list[Slot]) -> str:
+    """What a unit checks, for messages: "handlers join and post", "the authority check"."""
+    names = [s.name for s in slots if s.name] + (
+        ["the properties naming no handler"] if any(s.kind == "orphans" for s in slots) else []
+    )
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    if slots[0].kind == "handler":
+        return ("handler " if len(names) == 1 else "handlers ") + listed
+    return f"the {listed} check" + ("s" if len(names) > 1 else "")
+
+
+def _run_slots(slots: list[Slot]) -> list:
+    return [s.work() for s in slots]
+
+
+def _check_handler(run: Run, h: ir.Handler, props: list) -> tuple[list, list]:
+    """One handler's unit: the built-in checks, then the declared properties naming it."""
+    policy, opts = run.policy, run.opts
+    prep = run.prep_of(h.name)
+    mine: list[Result] = []
+    if prep.model is None:
+        mine.append(
+            Result(
+                f"{h.name}.encoding",
+                "encoding",
+                h.name,
+                UNKNOWN,
+                f"not verified: the encoding does not support {prep.error}",
+                h.span,
+                opts.bound,
+            )
+        )
+        inv_assume: list = []
+    else:
+        inv_assume = [
+            t for inv in run.invs if inv.name in run.alive for t in prep.inv_pre[inv.name]
+        ]
+        mine += check_handler(policy, prep, inv_assume, opts)
+        if prep.model.notes:
+            for r in mine:
+                if r.kind == "applicable":
+                    r.message += (
+                        " [model notes: " + "; ".join(dict.fromkeys(prep.model.notes)) + "]"
+                    )
+    sub = attrs.evolve(policy, properties=tuple(props))
+    mine_declared = check_declared(sub, {h.name: prep}, {h.name: inv_assume}, opts)
+    if prep.model is not None:  # the splits' incremental solvers (a context each)
+        prep.model.encoder.split_sessions.clear()
+    return mine, mine_declared
+
+
+def _units(run: Run) -> None:
+    """Run the units (:mod:`.parallel`: forked workers, ``jobs`` at a time), then put their
+    results in the canonical order (the slots'), whatever order they ran in."""
+    units, members = _group(run.slots)
+    done: dict[int, tuple[object, str, bool]] = {}  # id(slot) -> (value, error, safety net)
+    for o, slots in zip(run_units(units, run.jobs), members):
+        for i, slot in enumerate(slots):
+            done[id(slot)] = (None if o.error else o.value[i], o.error, bool(o.stats.safety_net))
+    for slot in run.slots:
+        if slot.work is None:
+            _limit_taint(slot.cached, run)
+            run.results += [r for r in slot.cached if r.kind not in DECLARED_KINDS]
+            run.declared_results += [r for r in slot.cached if r.kind in DECLARED_KINDS]
+            continue
+        value, error, net = done[id(slot)]
+        if error:
+            run.failed_workers += 1
+            mine, declared = [_worker_failed(slot, error, run.opts)], []
+        elif slot.kind == "handler":
+            mine, declared = value
+        elif slot.kind == "policy":
+            mine, declared = value, []
+        else:
+            mine, declared = [], value
+        if net:  # (the whole unit's count: a unit with several slots marks them all)
+            _mark_safety_net(mine + declared, run.opts)
+        elif slot.key and run.use_cache and not error:
+            _cache_store(run.opts, slot.key, mine + declared)
+        _limit_taint(mine + declared, run)
+        run.results += mine
+        run.declared_results += declared
+
+
+def _worker_failed(slot: "Slot", error: str, opts: Options) -> Result:
+    """A unit whose worker died or failed: unknown, and said why (never proved, never
+    cached); the CLI exits non-zero on it."""
+    name = f"{slot.name}.worker" if slot.name else "$orphans.worker"
+    return Result(
+        name,
+        WORKER,
+        slot.name if slot.kind == "handler" else None,
+        UNKNOWN,
+        f"not verified: {error}",
+        bound=opts.bound,
+    )
 
 
 def _mark_safety_net(results: list[Result], opts: Options) -> None:
@@ -253,19 +394,6 @@ def _limit_taint(results: list[Result], run: Run) -> None:
         )
 
 
-def _orphans(run: Run) -> None:
-    names = {h.name for h in run.policy.handlers}
-    orphans = [
-        p
-        for p in run.policy.properties
-        if isinstance(p, (ir.SplitProperty, ir.BudgetProperty)) and p.handler not in names
-    ]
-    if orphans:
-        run.declared_results += check_declared(
-            attrs.evolve(run.policy, properties=tuple(orphans)), {}, {}, run.opts
-        )
-
-
 def _assemble(run: Run) -> None:
     order = {p.name: i for i, p in enumerate(run.policy.properties)}
     run.results += sorted(
@@ -275,28 +403,69 @@ def _assemble(run: Run) -> None:
 
 def _store(run: Run) -> None:
     # a run the wall-clock safety net interrupted has machine-dependent verdicts: not cached
-    if run.use_cache and not stats().safety_net:
+    if run.use_cache and not stats().safety_net and not run.failed_workers:
         _cache_store(run.opts, run.key, run.results)
 
 
 STAGES: tuple[tuple[str, Callable[[Run], None]], ...] = (
     ("start", _start),
     ("invariants", _invariants),
-    ("handlers", _handlers),
-    ("policy", _policy),
-    ("orphans", _orphans),
+    ("encode", _encode),
+    ("plan", _plan),
+    ("units", _units),
     ("assemble", _assemble),
     ("store", _store),
 )
 
 
 def verify(
-    policy: ir.Policy, opts: Optional[Options] = None, use_cache: bool = True
+    policy: ir.Policy,
+    opts: Optional[Options] = None,
+    use_cache: bool = True,
+    jobs: Optional[int] = None,
 ) -> list[Result]:
-    """Every result for ``policy``: built-in properties per handler, then declared ones."""
-    run = Run(policy, opts or Options(), use_cache)
-    for _name, stage in STAGES:
-        stage(run)
-        if run.done is not None:
-            return run.done
+    """Every result for ``policy``: built-in properties per handler, then declared ones.
+
+    ``jobs``: how many worker processes check units at once (the results are the same for
+    every number); ``None`` checks them in this process, one after another (see
+    :func:`.parallel.run_units`)."""
+    run = Run(policy, opts or Options(), use_cache, jobs)
+    with settled():
+        for _name, stage in STAGES:
+            stage(run)
+            if run.done is not None:
+                return run.done
     return run.results
+
+
+def verify_many(
+    items: list[tuple[ir.Policy, Options]], use_cache: bool = True, jobs: Optional[int] = None
+) -> list[list[Result]]:
+    """:func:`verify` for each (policy, options), in that order.
+
+    With ``jobs``, each policy is verified in a worker process of its own (the larger ones
+    started first), and its units in workers of their own, ``jobs`` processes at a time in
+    all (:func:`.parallel.workers`): the same results as one policy at a time.  A policy
+    whose worker died gets one *unknown* result that says so."""
+    if jobs is None or not CAN_FORK or len(items) < 2:
+        return [verify(p, o, use_cache, jobs) for p, o in items]
+    units = [
+        Unit(f"policy {p.name}", partial(verify, p, o, use_cache, jobs), float(_size(p)))
+        for p, o in items
+    ]
+    with workers(jobs):
+        outcomes = run_units(units, jobs)
+    return [
+        o.value
+        if not o.error
+        else [
+            Result(f"{p.name}.worker", WORKER, None, UNKNOWN, f"not verified: {o.error}",
+                   bound=opts.bound)
+        ]
+        for (p, opts), o in zip(items, outcomes)
+    ]
+
+
+def _size(policy: ir.Policy) -> int:
+    """How much a policy has to verify, roughly (a deterministic start order)."""
+    return len(ir.to_json(policy))

@@ -10,7 +10,7 @@ import z3
 
 from .. import ir
 from .encode import Encoder
-from .invariants import _inv_terms, Inv
+from .invariants import _inv_terms, _inv_terms_at, Inv
 from .model import HandlerModel
 from .options import Options
 from .terms import Unsupported
@@ -54,10 +54,10 @@ def prepare(policy: ir.Policy, h: ir.Handler, invs: list[Inv], opts: Options) ->
                 continue
             generic = z3.Int(f"inv!{inv.record}!key")
             keys = list(m.touched.get(inv.record, [])) + [generic]
-            prep.inv_pre[inv.name] = [_inv_terms(m, inv, m.pre, k) for k in keys]
+            prep.inv_pre[inv.name] = _inv_terms_at(m, inv, m.pre, keys, generic)
             prep.inv_post[inv.name] = _inv_terms(m, inv, m.post, generic)
         # keys the invariants mention (the generic key) are subject to the collection bound too
-        prep.extra_assumptions = [a for a in enc.finish_reads()[n_reads:]] + enc.closed_world(
+        prep.extra_assumptions = enc.finish_reads(n_reads) + enc.closed_world(
             m.post
         )
         # what invariants read is assumed, but is not part of the handler's own footprint

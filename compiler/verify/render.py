@@ -96,16 +96,21 @@ def _cex_lines(cex: dict, indent: str) -> list[str]:
             lines += [f"{indent}    {ln}" for ln in sc["events_jsonl"].splitlines()]
             claims = sc.get("violates") or []
             if claims:
-                said = " or ".join(
-                    f"{c['account']} {c['op']} {c['amount']}" if "account" in c
-                    else f"{c['party']} is not a member of {c['role']} (`charter ledger members`)"
-                    for c in claims
-                )
+                said = " or ".join(_claim_text(c) for c in claims)
                 lines.append(
                     f"{indent}  the property on the final balances (the events make it false): "
                     f"{said.replace(' or ', ' and ')}"
                 )
     return lines
+
+
+def _claim_text(c: dict) -> str:
+    """One claim of a scenario's ``violates`` list (scenario.py writes three shapes)."""
+    if "account" in c:
+        return f"{c['account']} {c['op']} {c['amount']}"
+    if "party" in c:
+        return f"{c['party']} is not a member of {c['role']} (`charter ledger members`)"
+    return f"{c['record']}({c['key']}).{c['field']} is still {c['unchanged']}"
 
 
 def render_text(

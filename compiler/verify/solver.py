@@ -13,6 +13,7 @@ and the encoders iterate in sorted or insertion order, never in hash order.
 from __future__ import annotations
 
 import contextvars
+import functools
 import time
 from functools import partial
 from fractions import Fraction
@@ -152,6 +153,45 @@ def solve(formulas: Iterable[Any], limits: Union[Limits, int], own: bool = False
     return Answer("unknown", None, "incomplete")
 
 
+# the context the incremental solvers and small-witness searches of the current
+# :func:`shares_context` call share (a list: created on first use), or None: each its own
+_SHARED: contextvars.ContextVar[Optional[list]] = contextvars.ContextVar(
+    "charter_verify_shared_context", default=None
+)
+
+
+def shares_context(check: Callable) -> Callable:
+    """``check`` (one verifier stage whose results are cached as a unit: Houdini for a
+    policy, the built-in checks of one handler) gives its incremental solvers and
+    small-witness searches one Z3 context instead of one each.
+
+    A context costs 2-8 ms to create (the stdlib made 534 of them: a tenth of its verify
+    time).  Sharing keeps what each question costs a function of the stage alone - the same
+    questions, asked in the same order, in a context nothing else touches - so a run whose
+    other stages came from the cache still gets the same answers.  The exact non-linear
+    questions (:func:`solve` with ``own``) keep a context each."""
+
+    @functools.wraps(check)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        token = _SHARED.set([])
+        try:
+            return check(*args, **kwargs)
+        finally:
+            _SHARED.reset(token)
+
+    return run
+
+
+def _stage_context() -> z3.Context:
+    """The current :func:`shares_context` stage's context (a new one outside a stage)."""
+    shared = _SHARED.get()
+    if shared is None:
+        return _own_context()
+    if not shared:
+        shared.append(_own_context())
+    return shared[0]
+
+
 def _own_context() -> z3.Context:
     ctx = z3.Context()
     _COUNT[id(ctx)] = 0  # a new context counts from 0 (ids of freed ones are reused)
@@ -227,9 +267,9 @@ class _Incremental:
 
     def __init__(self, base: list, limits: Limits, mine: Callable[[list], list] = list):
         self.mine = mine
-        # a context of its own: what the incremental solver creates must not change the
-        # term order, and so the answers, of the ordinary questions asked after it
-        self.ctx = _own_context()
+        # a context of its own (or its stage's): what the incremental solver creates must
+        # not change the term order, and so the answers, of the ordinary questions after it
+        self.ctx = _stage_context()
         self.s = z3.Solver(ctx=self.ctx)
         self.s.set("random_seed", 0)
         self.s.set("timeout", max(1, int(limits.timeout_ms)))
@@ -325,12 +365,21 @@ def _abstract(m: HandlerModel, formulas: list) -> list:
             src[i], dst[i] = p.as_ast(), v.as_ast()
         cached = (n, src, dst, keep)
         enc._abstraction = cached
+        # formula id -> (formula, its abstraction): the handler's assumptions are abstracted
+        # for every question about it; the formula is kept so its id is not reused
+        enc._abstracted = {}
     n, src, dst, _ = cached
-    # one C call per formula (z3.substitute re-checks every pair's sorts in Python each call)
-    return [
-        z3.z3._to_expr_ref(z3.Z3_substitute(f.ctx_ref(), f.as_ast(), n, src, dst), f.ctx)
-        for f in formulas
-    ]
+    done = enc._abstracted
+    out = []
+    for f in formulas:
+        hit = done.get(f.get_id())
+        if hit is None:
+            # one C call per formula (z3.substitute re-checks every pair's sorts in Python)
+            hit = done[f.get_id()] = (
+                f, z3.z3._to_expr_ref(z3.Z3_substitute(f.ctx_ref(), f.as_ast(), n, src, dst),
+                                      f.ctx))
+        out.append(hit[1])
+    return out
 
 
 def _zero_products(m: HandlerModel, formulas: list) -> list:
@@ -384,8 +433,9 @@ def _small_witness(formulas: list, slots: list, lim: Limits) -> Answer:
     core holds no such literal does not depend on the sizes: the whole question is unsat."""
     st = stats()
     home = formulas[0].ctx if formulas and isinstance(formulas[0], z3.AstRef) else z3.main_ctx()
-    # a context of its own, so the search costs the same whatever was asked before it
-    ctx = _own_context()
+    # a context of its own (or its stage's), so the search costs the same whatever was
+    # asked before it outside the stage
+    ctx = _stage_context()
     s = z3.Solver(ctx=ctx)
     s.set("random_seed", 0)
     s.set("timeout", max(1, int(lim.timeout_ms)))

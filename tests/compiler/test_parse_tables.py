@@ -198,3 +198,20 @@ def test_charter_check_with_a_home_it_cannot_write(tmp_path):
     r = _check({**env, "HOME": str(blocker)}, tmp_path)
     assert r.returncode == 0 and r.stderr == "", r.stderr[-2000:]
     assert r.stdout.startswith("ok:")
+
+
+def test_writing_an_entry_removes_other_old_entries_only(cache):
+    cache.mkdir(parents=True)
+    old, recent, other = (cache / "lark-old.tables", cache / "lark-recent.tables",
+                          cache / "results.json")
+    stale_tmp = cache / "lark-x.tables.tmp123-456"
+    for f in (old, recent, other, stale_tmp):
+        f.write_bytes(b"x")
+    forty_days = 40 * 86400
+    for f in (old, other, stale_tmp):
+        st = f.stat()
+        os.utime(f, (st.st_atime - forty_days, st.st_mtime - forty_days))
+    _load()
+    assert _entry().is_file()
+    assert not old.exists() and not stale_tmp.exists()
+    assert recent.exists() and other.exists()  # recent, or not ours: kept

@@ -96,21 +96,25 @@ def old_ledgers(pristine):
 
 
 def test_mutated_ledger_files_export_or_are_refused(pristine, tmp_path):
+    """An export without a warning writes exactly the intact ledger's bytes."""
     db, _policy, _snap, size, sizes, _work = pristine
+    truth = F.export_truth(db)
     seen: set[str] = set()
 
     @settings(max_examples=120, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                      HealthCheck.function_scoped_fixture])
-    @given(mutations(size, sizes), st.sampled_from(["beancount", "csv", "jsonl", "parquet"]))
+    @given(mutations(size, sizes), st.sampled_from(F.FORMATS))
     def check(m, fmt):
-        seen.add(F.export_outcome(F._fresh_copy(db, tmp_path, m), fmt))
+        seen.add(F.export_outcome(F._fresh_copy(db, tmp_path, m), fmt, truth))
 
     check()
-    assert seen == {"exported", "refused"}  # both ways: the oracle was exercised
+    assert {"exported", "refused"} <= seen  # both ways: the oracle was exercised
 
 
-def test_mutated_old_ledgers_migrate_clean_or_are_refused(old_ledgers, tmp_path):
+def test_mutated_old_ledgers_migrate_clean_or_are_refused(pristine, old_ledgers, tmp_path):
+    """A migrated ledger holds exactly the original's head, entries, ids and state."""
+    snap = pristine[2]
     seen: set[str] = set()
 
     @settings(max_examples=80, deadline=None, derandomize=True,
@@ -120,7 +124,7 @@ def test_mutated_old_ledgers_migrate_clean_or_are_refused(old_ledgers, tmp_path)
         lambda i: st.tuples(st.just(i), mutations(old_ledgers[i][1], old_ledgers[i][2]))))
     def check(pick):
         i, m = pick
-        seen.add(F.migrate_outcome(F._fresh_copy(old_ledgers[i][0], tmp_path, m)))
+        seen.add(F.migrate_outcome(F._fresh_copy(old_ledgers[i][0], tmp_path, m), snap))
 
     check()
     assert {"migrated", "refused"} <= seen
@@ -198,3 +202,52 @@ def test_foreign_files_are_refused_by_export_and_migrate(tmp_path, name, cmd):
     got = F.export_outcome(db, "jsonl") if cmd == "export" else F.migrate_outcome(db)
     assert got == "refused"
     assert db.read_bytes() == FOREIGN[name]  # left untouched
+
+
+def _policy_ir_node_key_renamed(c) -> None:
+    """The recorded policy_ir with one record's ``"node"`` key misspelt: it still decodes
+    (a plain dict where the record should be) but no longer matches its fingerprint."""
+    import json
+
+    text = json.loads(c.execute("SELECT value FROM meta WHERE key = 'policy_ir'").fetchone()[0])
+    bad = text.replace('"node": "Record"', '"nodd": "Record"', 1)
+    assert bad != text
+    c.execute("UPDATE meta SET value = ? WHERE key = 'policy_ir'", (json.dumps(bad),))
+
+
+# what fuzz_ledger_files --target open found at 100,000 mutations (main 5410738): tracebacks
+FOUND = {
+    # full_check built a State from the undecodable policy (AttributeError: 'dict' object
+    # has no attribute 'name'), on the way to refusing the file
+    "policy_ir decodes to a dict where a record was": _policy_ir_node_key_renamed,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOUND))
+def test_fuzzer_findings_are_refused_naming_the_file(pristine, tmp_path, name):
+    import shutil
+    import sqlite3
+
+    db, policy, snap = pristine[0], pristine[1], pristine[2]
+    copy = tmp_path / "ledger.sqlite"
+    shutil.copyfile(db, copy)
+    c = sqlite3.connect(copy)
+    FOUND[name](c)
+    c.commit()
+    c.close()
+    assert F.outcome(copy, policy, snap) == "refused:LedgerIntegrityError"
+    assert F.audit_outcome(copy, policy, snap) in ("failed", "refused")
+
+
+def test_an_index_row_its_query_did_not_ask_for_is_no_crash():
+    """A damaged account_block page returned a row whose account the lookup did not name
+    (KeyError in window_index_problems, fuzz_ledger_files --target open): it is passed over;
+    the pairs the journal implies are still each looked for."""
+    from charter.runtime.integrity import window_index_problems
+
+    implied = {(7 << 32) | 0, (7 << 32) | 1, (9 << 32) | 0}
+    found = [(7, 0), (96129513, 0), (9, 0)]  # the second: an account not asked for
+    assert window_index_problems(lambda sql, args: found, implied, 0) == [
+        "the per-account index lacks 1 (account, block) pair(s) the journal's postings imply: "
+        "history --account would miss entries (edited outside Charter)"]
+    assert window_index_problems(lambda sql, args: found + [(7, 1)], implied, 0) == []

@@ -43,7 +43,7 @@ def _settle(path: Path, cap: int, batch: int, events: list, monkeypatch) -> tupl
     rt = open_runtime(POLICY, str(path), batch=batch)
     outs = [(o.applied, getattr(o, "code", None), getattr(o, "journal_hash", None))
             for o in map(rt.submit, events)]
-    kinds = (type(rt.state.records["Task"]), type(rt.state.meta))
+    kinds = (type(rt.state.records["Task"]), type(rt.state.meta), type(rt.state.balances))
     rows = rt.state_rows()
     rt.close()
     return outs, (kinds, rows)
@@ -57,7 +57,7 @@ def reference(tmp_path_factory) -> tuple[list, list, dict]:
         outs, (kinds, rows) = _settle(path, 10**9, 1000, EVENTS, mp)
     finally:
         mp.undo()
-    assert kinds == (dict, dict)  # the reference never paged
+    assert kinds == (dict, dict, dict)  # the reference never paged
     return outs, rows, _file_rows(path)
 
 
@@ -65,7 +65,7 @@ def reference(tmp_path_factory) -> tuple[list, list, dict]:
 def test_a_paged_run_gives_the_same_outcomes_state_and_file(reference, tmp_path, monkeypatch,
                                                            cap, batch):
     outs, (kinds, rows) = _settle(tmp_path / "l.sqlite", cap, batch, EVENTS, monkeypatch)
-    assert kinds == (PagedTable, PagedTable)  # records and deadline markers did page
+    assert kinds == (PagedTable,) * 3  # records, deadline markers and balances did page
     ref_outs, ref_rows, ref_file = reference
     assert outs == ref_outs
     assert rows == ref_rows
@@ -77,7 +77,7 @@ def test_a_reopened_paged_ledger_continues_as_one_run_would(reference, tmp_path,
     half = len(EVENTS) // 2
     first, _ = _settle(path, 8, 100, EVENTS[:half], monkeypatch)
     second, (kinds, rows) = _settle(path, 8, 100, EVENTS[half:], monkeypatch)
-    assert kinds == (PagedTable, PagedTable)
+    assert kinds == (PagedTable,) * 3
     ref_outs, ref_rows, ref_file = reference
     assert first + second == ref_outs
     assert rows == ref_rows
@@ -86,7 +86,7 @@ def test_a_reopened_paged_ledger_continues_as_one_run_would(reference, tmp_path,
 
 def test_a_rejected_event_changes_nothing_in_paged_tables(tmp_path, monkeypatch):
     """Deadlines fire inside an event that is then rejected: the refunds, the closed tasks
-    and the fired markers are all undone, in tables that page."""
+    and the fired markers are all undone, in tables that page (balances included)."""
     monkeypatch.setattr(paged, "PAGE_CAP", 4)
     rt = open_runtime(POLICY, str(tmp_path / "l.sqlite"), batch=1)
     n = 0
@@ -105,7 +105,8 @@ def test_a_rejected_event_changes_nothing_in_paged_tables(tmp_path, monkeypatch)
     assert ev("deposit", "gw", 500, to="ann", amount=1).applied  # fires 10 deadlines
     for i in range(10):
         assert ev("post", "ann", 600 + i, id=f"u{i}", budget=100, duration=100).applied
-    assert type(rt.state.records["Task"]) is PagedTable and type(rt.state.meta) is PagedTable
+    st = rt.state
+    assert {type(st.records["Task"]), type(st.meta), type(st.balances)} == {PagedTable}
     before = rt.state_rows()
     out = ev("complete", "ann", 5000, id="u3", quality=3)  # u0..u9 fire, then it is refused
     assert not out.applied and "task is closed" in out.message
@@ -167,9 +168,9 @@ def test_opening_a_big_ledger_pages_while_it_loads(reference, tmp_path, monkeypa
     _settle(path, 10**9, 1000, EVENTS, monkeypatch)  # written whole, never paged
     monkeypatch.setattr(paged, "PAGE_CAP", 8)
     rt = open_runtime(POLICY, str(path))
-    tasks, meta = rt.state.records["Task"], rt.state.meta
-    assert type(tasks) is PagedTable and type(meta) is PagedTable
-    assert dict.__len__(tasks) <= 8 and dict.__len__(meta) <= 8
+    tables = tasks, meta, bal = rt.state.records["Task"], rt.state.meta, rt.state.balances
+    assert all(type(t) is PagedTable and dict.__len__(t) <= 8 for t in tables)
+    assert len(rt.state.asset_of_acc) <= 2 * 8
     ref_outs, ref_rows, _ = reference
     assert len(tasks) == sum(1 for r in ref_rows if r[0] == "record")
     assert rt.state_rows() == ref_rows
@@ -177,3 +178,27 @@ def test_opening_a_big_ledger_pages_while_it_loads(reference, tmp_path, monkeypa
     armed = {key for _, key in rt.state.heaps["Task.deadline.passes"]}
     assert fired and armed and not armed & fired
     rt.close()
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_charter_run_reports_the_balances_of_a_paged_ledger(tmp_path, monkeypatch, as_json):
+    """The summary is read before the ledger closes (a paged table reads the file)."""
+    import json
+
+    from helpers import invoke
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS[:1500]))
+    flags = ["--json"] if as_json else []
+    got = {}
+    for cap in (10**9, 8):
+        monkeypatch.setattr(paged, "PAGE_CAP", cap)
+        for old in tmp_path.glob("l.sqlite*"):  # the same path both times (it is printed)
+            old.unlink()
+        r = invoke("run", GIG_POLICY, events, "--db", tmp_path / "l.sqlite", "--batch", "100",
+                   "-q", *flags)
+        assert r.exit_code == 0, r.output
+        # the text: what follows the counts (reasons, the balance table, the journal head)
+        got[cap] = json.loads(r.output)["balances"] if as_json else \
+            r.output.split("rejected:")[1]
+    assert got[8] == got[10**9] and "party:" in str(got[8])
