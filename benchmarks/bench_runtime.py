@@ -533,9 +533,14 @@ class SqliteGig(PlainGig):
     every state row kept up to date from the rows each commit replaces, which
     is how a reopened ledger notices an edited row).  Reopening is not
     implemented (the benchmark never reopens).  What differs by design: the
-    runtime keeps the chain hash only every 32 entries and compresses each
-    entry on its own with a dictionary (so a row is self-contained); this
-    version keeps every hash and compresses per chunk."""
+    runtime keeps the chain hash only every 32 entries, and its chunks (one
+    DEFLATE stream per 32-entry anchor block, ledger schema 6) hold each entry
+    without its seq and event id (the row has them), primed with a dictionary
+    of the policy's names, in the first entry's journal row (a chunk the next
+    commit continues is rewritten); this version keeps every hash and the
+    whole entry texts in a chunk table of their own.  The runtime's writer
+    also pages its state from the file once a table passes 32,768 entries
+    (``runtime/paged.py``); at the default sizes (100,000 events) none does."""
 
     def __init__(self, path: str, batch: int, genesis: str):
         super().__init__(genesis)

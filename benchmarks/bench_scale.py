@@ -13,7 +13,8 @@ row is wall time, CPU time (user+system) and peak RSS of that process alone
 (``os.wait4``); the machine may be shared, so CPU and RSS are the figures to compare,
 wall is what a user waited.  Then bytes per applied event of the ledger file, and
 start-up (``charter --version`` and ``import charter`` against ``python -c pass``), and
-whether ``run`` and the ledger commands imported z3 or lark (``-X importtime``).
+whether ``run`` and the ledger commands (every export format too) imported z3 or lark
+(``-X importtime``).
 Finally one table with a column per size (the figures the issue asks for), with the
 audit's and replay's CPU against the settlement's that built the ledger.
 """
@@ -98,7 +99,7 @@ def one_size(n: int, d: Path, imports: bool = False) -> dict:
     res["imports"] = {
         name: sorted(heavy & _imports(["-m", "charter.cli", *cmd], d))
         for name, cmd in [("run --memory", ["run", policy, str(events), "--memory", "-q"])]
-        + cmds[:2] + cmds[4:6]
+        + cmds
     } if imports else {}
     for name, cmd in cmds:
         res[name] = _run([*CHARTER, *cmd], d)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -95,6 +96,13 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-startup-"))
+    try:
+        measure(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> None:
     (tmp / "tiny.charter").write_text(TINY)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(PYTHONPYCACHEPREFIX=str(tmp / "pyc"), CHARTER_CACHE_DIR=str(tmp / "cache"),
@@ -113,6 +121,8 @@ def main() -> None:
         ("reference: python -c pass", [py, "-c", "pass"], None),
         ("reference: python -c 'import z3'", [py, "-c", "import z3"], None),
         ("charter --version", [*cli, "--version"], None),
+        ("python: import charter; charter.open_runtime",
+         [py, "-c", "import charter; charter.open_runtime"], None),
         ("charter check POLICY", [*cli, "check", pol], None),
         ("charter check POLICY, tables built", [*cli, "check", pol], no_tables),
         ("charter run gig example (53 events, --memory)",

@@ -15,7 +15,7 @@ prints them.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from charter.compiler.diagnostics import CharterError, Diagnostic
 from charter.compiler.ir import Policy
@@ -23,9 +23,18 @@ from charter.compiler.ir import Policy
 from charter.compiler.pipeline import Compilation, load_policy
 from charter.runtime import api as _runtime_api
 from charter.runtime.api import *  # noqa: F401,F403  (the runtime's public names)
-from charter.compiler.verify import Options as _VerifyOptions
-from charter.compiler.verify import Result as VerifyResult
-from charter.compiler.verify import verify as _verify
+
+if TYPE_CHECKING:
+    from charter.compiler.verify import Result as VerifyResult
+
+
+def __getattr__(name: str):  # PEP 562: the verifier (and Z3) load only when asked for
+    if name == "VerifyResult":
+        from charter.compiler.verify import Result
+
+        globals()[name] = Result
+        return Result
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def verify(policy: Policy, *, bound: int = 3, rlimit: Optional[int] = None,
@@ -33,7 +42,12 @@ def verify(policy: Policy, *, bound: int = 3, rlimit: Optional[int] = None,
     """Prove the policy's built-in and declared properties with Z3.
 
     ``rlimit`` (Z3 resource units per query) decides every verdict; ``timeout_ms`` is only a
-    wall-clock safety net per query (defaults: :class:`charter.compiler.verify.Options`)."""
+    wall-clock safety net per query (defaults: :class:`charter.compiler.verify.Options`).
+    The verifier and Z3 are imported on the first call: compiling and settling never load
+    them."""
+    from charter.compiler.verify import Options as _VerifyOptions
+    from charter.compiler.verify import verify as _verify
+
     opts = _VerifyOptions(bound=bound)
     if rlimit is not None:
         opts.rlimit = rlimit

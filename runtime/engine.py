@@ -766,7 +766,9 @@ class Runtime:
         """Every account's balance (supply accounts are minus the supply).  A runtime opened
         without its state reads them from the store's balance rows."""
         if self.state_loaded:
-            return {a: b for a, b in sorted(self.state.balances.items()) if b or include_zero}
+            # filtered before sorting: a paged ledger's closed escrow accounts are most rows
+            return dict(sorted((a, b) for a, b in self.state.balances.items()
+                               if b or include_zero))
         out = {}
         for a, b in self.store.kind_rows("balance"):
             if type(b) is not int:  # a row edited by hand: readers format it as an amount

@@ -1105,7 +1105,7 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
             if not _LEDGER_TABLES <= tables or app_id not in (0, APPLICATION_ID):
                 raise NotALedgerError(path, "is not a Charter ledger; it is left untouched")
             (version,) = old.execute("SELECT version FROM schema_version").fetchone()
-        except (sqlite3.Error, TypeError):
+        except (sqlite3.Error, TypeError, UnicodeDecodeError):  # a table name not UTF-8
             raise NotALedgerError(path, "is not a Charter ledger (unreadable); it is left untouched") from None
         if version == SCHEMA_VERSION:
             old.close()

@@ -175,15 +175,19 @@ def _inv_terms(m: HandlerModel, inv: Inv, state: State, key: Any) -> Any:
     return z3.Implies(live, _eval_side(enc, inv.cond, {inv.var: key}, state))
 
 
-def _inv_terms_at(m: HandlerModel, inv: Inv, state: State, keys: list, generic: Any) -> list:
-    """``[_inv_terms(m, inv, state, k) for k in keys]``, with the same side effects in the same
-    order (records touched, roles named, balances read), but each key's term made from the
-    term at ``generic`` - a key variable that occurs in no term but the ones made at it - by
-    substitution: one C call per key instead of encoding the invariant again (a handler
-    assumes every candidate invariant at every record key it touches).
+def _inv_terms_at(m: HandlerModel, inv: Inv, state: State, keys: list, generic: Any,
+                  post: Optional[State] = None) -> list:
+    """``[_inv_terms(m, inv, state, k) for k in keys]`` (and, given a later state ``post``,
+    ``_inv_terms(m, inv, post, generic)`` last), with the same side effects in the same order
+    (records touched, roles named, balances read), but each term made from the term at
+    ``generic`` in ``state`` - ``generic`` is a key variable that occurs in no term but the
+    ones made at it - by substitution: of the key, and for ``post`` of each component's value
+    in ``state`` by its value in ``post``.  One C call per term instead of encoding the
+    invariant again (a handler assumes every candidate invariant at every record key it
+    touches, and proves it after the event).
 
     When the evaluation at ``generic`` makes something of its own (a fresh variable, an
-    assumption, a product's lemmas, a collection's slots), that is undone and each key is
+    assumption, a product's lemmas, a collection's slots), that is undone and each term is
     encoded as before."""
     enc = m.encoder
     sizes = _sizes(enc)
@@ -197,7 +201,7 @@ def _inv_terms_at(m: HandlerModel, inv: Inv, state: State, keys: list, generic: 
         log, enc.touch_log = enc.touch_log, None
     reads = enc.balance_reads[n_reads:]
     made = _sizes(enc) != sizes
-    # undo the evaluation's side effects: they are made again below, key by key, in order
+    # undo the evaluation's side effects: they are made again below, term by term, in order
     _restore(enc, sizes)
     del enc.balance_reads[n_reads:]
     enc.touched.clear()
@@ -205,18 +209,26 @@ def _inv_terms_at(m: HandlerModel, inv: Inv, state: State, keys: list, generic: 
     enc.role_terms.clear()
     enc.role_terms.update(roles)
     if made:
-        return [_inv_terms(m, inv, state, k) for k in keys]
-    out = []
-    src = (z3.Ast * 1)()
-    dst = (z3.Ast * 1)()
-    src[0] = generic.as_ast()
+        out = [_inv_terms(m, inv, state, k) for k in keys]
+        return out + ([_inv_terms(m, inv, post, generic)] if post is not None else [])
+    subs = [[(generic, k)] for k in keys]
+    if post is not None:
+        # a component the term reads exists by now (reading one that does not would make it)
+        was = {name: state.cur.get(name, enc.pre_components.get(name)) for name in post.cur}
+        subs.append([(was[name], v) for name, v in post.cur.items()
+                     if was[name] is not None and not v.eq(was[name])])
     ctx = generic.ctx
+    out = []
+    for pairs in subs:
+        n = len(pairs)
+        src = (z3.Ast * n)()
+        dst = (z3.Ast * n)()
+        for i, (a, b) in enumerate(pairs):
+            src[i], dst[i] = a.as_ast(), b.as_ast()
 
-    def at(x: Any) -> Any:
-        return z3.z3._to_expr_ref(z3.Z3_substitute(ctx.ref(), x.as_ast(), 1, src, dst), ctx)
+        def at(x: Any) -> Any:
+            return z3.z3._to_expr_ref(z3.Z3_substitute(ctx.ref(), x.as_ast(), n, src, dst), ctx)
 
-    for k in keys:
-        dst[0] = k.as_ast()
         for fn, name, x in log:
             fn(name, at(x))
         enc.balance_reads += [(c, None if i is None else at(i)) for c, i in reads]

@@ -199,9 +199,13 @@ def _plan(run: Run) -> None:
             run.slots.append(Slot("handler", h.name, cached=cached))
             continue
         cost = _cost(run.prep_of(h.name))
-        group = f"handler {h.name}" if cost >= HEAVY else "the other handlers"
+        group = f"handler {h.name}" if cost >= HEAVY else REST
         work = partial(_check_handler, run, h, props)
         run.slots.append(Slot("handler", h.name, work=work, group=group, cost=cost, key=ckey))
+    light = [s for s in run.slots if s.group == REST]
+    if sum(s.cost for s in light) >= LIGHT_TOGETHER:  # enough for a worker of their own
+        for s in light:
+            s.group = "the light handlers"
     assume = {
         name: [t for inv in run.invs if inv.name in run.alive for t in prep.inv_pre[inv.name]]
         for name, prep in run.preps.items()
@@ -213,7 +217,7 @@ def _plan(run: Run) -> None:
         module, func = c.runner.split(":")
         check = getattr(importlib.import_module(f".{module}", __package__), func)
         # policy-wide checks first (LONG): on some policies one of them is the longest unit
-        group = "the authority check" if c.name == "authority" else "the other policy checks"
+        group = "the authority check" if c.name == "authority" else REST
         run.slots.append(Slot("policy", c.name, work=partial(check, scope), group=group,
                               cost=LONG))
     names = {h.name for h in policy.handlers}
@@ -225,14 +229,19 @@ def _plan(run: Run) -> None:
     if orphans:
         sub = attrs.evolve(policy, properties=tuple(orphans))
         run.slots.append(Slot("orphans", "", work=partial(check_declared, sub, {}, {}, opts),
-                              group="the other policy checks"))
+                              group=REST))
 
 
 # A handler whose encoding is at least this costly (:func:`_cost`) is a unit of its own; the
-# others share one: a unit costs a worker process (~20 ms of copying pages), more than a
-# handler without products, splits or many postings takes to check.
+# light ones share one with the policy checks other than authority (REST), or one of their
+# own when their estimates add up to LIGHT_TOGETHER.  Each unit costs a worker process
+# (20-40 ms of copying pages), more than a handler without products, splits or many postings
+# takes to check.  The authority check is a unit of its own: on some policies it is the
+# longest.  (Constants, never the number of workers: the grouping must not depend on it.)
 HEAVY = 80.0
+LIGHT_TOGETHER = 240.0
 LONG = 1e9
+REST = "the rest"
 
 
 def _cost(prep: Prepared) -> float:
@@ -264,14 +273,22 @@ def _group(slots: list[Slot]) -> tuple[list[Unit], list[list[Slot]]]:
 
 
 def _unit_name(slots: list[Slot]) -> str:
-    """What a unit checks, for messages: "handlers join and post", "the authority check"."""
-    names = [s.name for s in slots if s.name] + (
-        ["the properties naming no handler"] if any(s.kind == "orphans" for s in slots) else []
-    )
-    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    if slots[0].kind == "handler":
-        return ("handler " if len(names) == 1 else "handlers ") + listed
-    return f"the {listed} check" + ("s" if len(names) > 1 else "")
+    """What a unit checks, for messages: "handlers join and post, the once and issuance
+    checks", "the authority check"."""
+    handlers = [s.name for s in slots if s.kind == "handler"]
+    checks = [s.name for s in slots if s.kind == "policy"]
+    parts = []
+    if handlers:
+        parts.append(("handler " if len(handlers) == 1 else "handlers ") + _listed(handlers))
+    if checks:
+        parts.append(f"the {_listed(checks)} check" + ("s" if len(checks) > 1 else ""))
+    if any(s.kind == "orphans" for s in slots):
+        parts.append("the properties naming no handler")
+    return ", ".join(parts)
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _run_slots(slots: list[Slot]) -> list:

@@ -54,8 +54,8 @@ def prepare(policy: ir.Policy, h: ir.Handler, invs: list[Inv], opts: Options) ->
                 continue
             generic = z3.Int(f"inv!{inv.record}!key")
             keys = list(m.touched.get(inv.record, [])) + [generic]
-            prep.inv_pre[inv.name] = _inv_terms_at(m, inv, m.pre, keys, generic)
-            prep.inv_post[inv.name] = _inv_terms(m, inv, m.post, generic)
+            terms = _inv_terms_at(m, inv, m.pre, keys, generic, post=m.post)
+            prep.inv_pre[inv.name], prep.inv_post[inv.name] = terms[:-1], terms[-1]
         # keys the invariants mention (the generic key) are subject to the collection bound too
         prep.extra_assumptions = enc.finish_reads(n_reads) + enc.closed_world(
             m.post

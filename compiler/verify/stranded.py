@@ -43,6 +43,9 @@ def check_stranded(scope: Scope) -> list[Result]:
     out: list[Result] = []
     locked = {s.asset for h in policy.handlers for s in walk(h.body)
               if isinstance(s, ir.Move) and s.kind == "lock"}
+    # each holding record's lifecycle fields, found once (a walk over every handler)
+    stages = {rec.name: lifecycle_fields(policy, rec) for rec in policy.records
+              if rec.holds is not None}
     for h in policy.handlers:
         prep = preps.get(h.name)
         if prep is None or prep.model is None:
@@ -51,7 +54,7 @@ def check_stranded(scope: Scope) -> list[Result]:
         base = m.assumptions + prep.extra_assumptions + assume.get(h.name, [])
         for guard, span in m.encoder.dissolves:
             out.append(_dissolve(policy, h, m, base, guard, span, locked, invs, opts))
-        out += _closing(policy, h, prep, base, preps, assume, opts)
+        out += _closing(policy, h, prep, base, preps, assume, opts, stages)
     return out
 
 
@@ -144,11 +147,11 @@ def _payers(preps: dict, rec: ir.Record) -> list:
             and any(q.src_key[0] == comp for q in p.model.postings)]
 
 
-def _closing(policy, h, prep, base, preps, assume, opts) -> list[Result]:
+def _closing(policy, h, prep, base, preps, assume, opts, stages) -> list[Result]:
     m = prep.model
     out = []
     for rec in policy.records:
-        fields = lifecycle_fields(policy, rec)
+        fields = stages.get(rec.name)
         if rec.holds is None or not fields or not _sets_stage(h, rec, fields):
             continue
         keys = m.touched.get(rec.name, [])

@@ -68,6 +68,17 @@ def test_run_and_audit_never_load_z3(ledger, tmp_path):
     assert "charter.runtime.engine" in mods and "z3" not in mods and "lark" not in mods
 
 
+def test_the_embedding_api_loads_z3_only_for_verify(tmp_path):
+    """``charter.load_policy`` / ``open_runtime`` (simulate, serve, embedders) never load the
+    verifier; ``charter.verify`` and ``charter.VerifyResult`` still work, loading it then."""
+    mods = _imported("-c", "import charter; charter.open_runtime; charter.load_policy; "
+                     "charter.Runtime", cwd=tmp_path)
+    assert "charter.runtime.api" in mods  # (charter.api comes through importlib: not logged)
+    assert "z3" not in mods and not any(m.startswith("charter.compiler.verify") for m in mods)
+    mods = _imported("-c", "import charter; charter.VerifyResult", cwd=tmp_path)
+    assert "z3" in mods
+
+
 @pytest.mark.parametrize("cmd", [
     ("check",), ("fmt", "--check"), ("test",), ("compile", "-o", "{tmp}/p.json"),
 ])
