@@ -571,8 +571,11 @@ def _reject(
 def _failed_step(exc: BaseException) -> str:
     """The step whose frame the exception came from (read off the traceback: free when
     nothing fails, which is why the loop keeps no index); in a handler's path, the step
-    that wrote the failing line (the path's ``__charter_path_steps__``)."""
+    that wrote the failing line (the path's ``__charter_path_steps__``).  The traceback's
+    first entry is :func:`settle`'s own frame, which is no step: the walk starts after it
+    (each frame looked at costs a frame object)."""
     tb = exc.__traceback__
+    tb = tb.tb_next if tb is not None else None
     while tb is not None:
         frame = tb.tb_frame
         i = _STEP_OF_CODE.get(frame.f_code)
