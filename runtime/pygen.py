@@ -270,13 +270,15 @@ class PyGen:
 
     # ------------------------------------------------------------ handler
 
-    def body(self, h: ir.Handler) -> Callable[[Env], None]:
-        self.emit(1, "st = e.st; loc = e.loc; recs = st.records; bal = st.balances; P = e.params")
+    def _guarded_body(self, h: ir.Handler, steps: str, budget: str, over: str) -> None:
+        """The body's statements inside the ``try`` that gives a rejection without a span the
+        span of the statement it came from (``_s``).  As in the closure backend, the top-level
+        step check comes first, outside any statement.  ``steps``/``budget``/``over`` name the
+        step counter, the budget and the call that refuses the event when it is exceeded."""
         if h.body:
-            # as in the closure backend, the top-level step check is outside any statement
-            self.emit(1, f"e.steps += {len(h.body)}")
-            self.emit(1, "if e.steps > e.budget:")
-            self.emit(2, "_over(e)")
+            self.emit(1, f"{steps} += {len(h.body)}")
+            self.emit(1, f"if {steps} > {budget}:")
+            self.emit(2, over)
         self.emit(1, "_s = 0")
         self.emit(1, "try:")
         self.block(h.body, 2, count=False)
@@ -285,6 +287,10 @@ class PyGen:
         self.emit(2, "if r.span is None:")
         self.emit(3, "r.span = K[_s]")
         self.emit(2, "raise")
+
+    def body(self, h: ir.Handler) -> Callable[[Env], None]:
+        self.emit(1, "st = e.st; loc = e.loc; recs = st.records; bal = st.balances; P = e.params")
+        self._guarded_body(h, "e.steps", "e.budget", "_over(e)")
         if self.fast_locals:
             given = {f.name for f in h.params} | {getattr(h.auth, "binder", None), h.binder}
             if self.fallbacks or self.assigned & given:
@@ -316,18 +322,7 @@ class PyGen:
             raise ValueError("inline_handler needs PyGen(..., fast_locals=True, inline=True)")
         auth = self._inline_auth(h)
         mark = len(self.lines)
-        if h.body:
-            self.emit(1, f"_steps += {len(h.body)}")
-            self.emit(1, "if _steps > _budget:")
-            self.emit(2, "_over_at(_budget)")
-        self.emit(1, "_s = 0")
-        self.emit(1, "try:")
-        self.block(h.body, 2, count=False)
-        self.emit(2, "pass")
-        self.emit(1, "except Rejected as r:")
-        self.emit(2, "if r.span is None:")
-        self.emit(3, "r.span = K[_s]")
-        self.emit(2, "raise")
+        self._guarded_body(h, "_steps", "_budget", "_over_at(_budget)")
         body = self.lines[mark:]
         params = {f.name for f in h.params}
         binder = getattr(h.auth, "binder", None)
