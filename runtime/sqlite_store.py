@@ -54,6 +54,7 @@ money, so FULL is the default and batching is the way to go faster.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -122,6 +123,16 @@ if c_make_encoder is not None:  # the same encoding through one C encoder, made 
 
 _ID_ROOM = 1 << 17  # ids the first Bloom filter of applied ids is sized for (256 KB)
 _KEY_CACHE = 1 << 14  # stored record keys a writer remembers (ChangeBuffer._rec_keys)
+_HASH_CACHE = 1 << 16  # state row hashes a writer remembers (SqliteStore._hashes; ~14 MB)
+_MOD = 1 << 256
+
+
+def _row_hashes(rows: list[tuple[str, str, str]]) -> list[int]:
+    """Each text row's share of the state digest: ``integrity.state_digest`` of it alone
+    (``tests/runtime/test_store_encoding.py`` holds the two together)."""
+    sha, from_bytes = hashlib.sha256, int.from_bytes
+    return [from_bytes(sha(f"{len(k)}:{k}{len(key)}:{key}{v}".encode("utf-8", "surrogatepass"))
+                       .digest(), "big") for k, key, v in rows]
 
 _MAGIC = b"SQLite format 3\x00"
 _MAX_SEQ = (1 << 63) - 1
@@ -384,6 +395,13 @@ class SqliteStore(ChangeBuffer):
         self._check_state = check_state or not readonly
         self.integrity_problems: tuple[str, ...] = ()
         self._cp: Optional[Checkpoint] = None
+        # state row (kind, key) -> the hash its stored row adds to the checkpoint's state
+        # digest (integrity.state_digest), for the rows this writer committed lately: a
+        # commit drops a replaced row's hash without reading the row back.  _all_hashes:
+        # it holds every stored row (this writer wrote the state from empty), so a key it
+        # lacks has no row.  Bounded by _HASH_CACHE (then emptied, and rows read back).
+        self._hashes: dict[tuple[str, str], int] = {}
+        self._all_hashes = False
         self._reset_changes()
         # applied ids (has_event): a Bloom filter built once lookups pay for it
         self._id_filter: Optional[IdFilter] = None
@@ -477,6 +495,7 @@ class SqliteStore(ChangeBuffer):
                 return
             raise LedgerIntegrityError(self.path, problems)
         problems, self._cp = check_open(self, state=self._check_state)
+        self._all_hashes = self._cp is not None and self._cp.state_rows == 0
         if self.readonly:
             self.integrity_problems = tuple(problems)
         elif problems:
@@ -806,7 +825,15 @@ class SqliteStore(ChangeBuffer):
             self._rollback()
             raise StoreError(f"{self.path}: {exc}") from None
         self._cp = cp
+        self._forget_hashes()
+        self._all_hashes = cp.state_rows == 0
         self._codec = EntryCodec(meta["entry_dict"] if isinstance(meta["entry_dict"], str) else "")
+
+    def _forget_hashes(self) -> None:
+        """Stop trusting the kept row hashes (a failed commit, another writer, raw SQL):
+        the rows a commit replaces are read back."""
+        self._hashes = {}
+        self._all_hashes = False
 
     def flush(self, state: Any) -> None:
         if not self._pending:
@@ -818,15 +845,30 @@ class SqliteStore(ChangeBuffer):
         try:
             upserts, deletes = self._changes(state)
             c.execute("BEGIN IMMEDIATE")
-            # the rows this commit replaces leave the state digest, the new ones enter it
+            # the rows this commit replaces leave the state digest, the new ones enter it:
+            # a replaced row's hash is known when this writer wrote the row (_hashes), the
+            # others are read back (none when _hashes holds every stored row)
             keys = [(u[0], u[1]) for u in upserts] + deletes
-            old = (
-                c.execute(_OLD_ROWS, (json.dumps(keys, ensure_ascii=False),)).fetchall()
-                if keys
-                else []
-            )
+            hashes = self._hashes
+            out = n_out = 0
+            unknown = []
+            for k in keys:
+                h = hashes.get(k)
+                if h is None:
+                    unknown.append(k)
+                else:
+                    out += h
+                    n_out += 1
+            if unknown and not self._all_hashes:
+                out2, n2 = state_digest(c.execute(
+                    _OLD_ROWS, (json.dumps(unknown, ensure_ascii=False),)).fetchall())
+                out += out2
+                n_out += n2
+            new = _row_hashes(upserts)
             last = pending[-1]
-            cp = self._cp.advanced(last.seq, last.hash, old, upserts)
+            prev = self._cp
+            cp = Checkpoint(last.seq, last.hash, (prev.state_digest - out + sum(new)) % _MOD,
+                            prev.state_rows - n_out + len(new), prev.meta_digest)
             if self._run is _UNREAD:
                 self._run = _open_run(self._query, self.codec, self._cp.seq)
             rows, heads, run = _packed(self.codec, pending, self._run)
@@ -849,10 +891,16 @@ class SqliteStore(ChangeBuffer):
             # buffered: a later flush (Runtime.close) would write them over a state that
             # undid them -- journal entries whose effects the stored balances lack.
             self._reset_changes()
+            self._forget_hashes()
             self._run = _UNREAD
             raise StoreError(f"{self.path}: write failed: {_why(exc)}") from None
         self._cp = cp
         self._run = run
+        hashes.update(zip(keys, new))  # the upserts' keys come first, in order
+        for k in deletes:
+            hashes.pop(k, None)
+        if len(hashes) > _HASH_CACHE:
+            self._forget_hashes()
         self._committed()
         # the file now holds every value the state holds: big tables may page (paged.py)
         trim = getattr(state, "trim", None)
@@ -901,6 +949,7 @@ class SqliteStore(ChangeBuffer):
         self._lock.release()
         self._lock = None
         self._id_filter = None  # another writer may add ids meanwhile: built again when needed
+        self._forget_hashes()  # ... and change state rows
         self._id_queries = 0
 
     def resume_writer(self, wait: float = 0.0) -> bool:
@@ -935,6 +984,7 @@ class SqliteStore(ChangeBuffer):
 
     def execute(self, sql: str, args: tuple = ()) -> None:
         """Run raw SQL (tests use it to tamper with a ledger and prove audit notices)."""
+        self._forget_hashes()
         self.conn.execute(sql, args)
 
 
