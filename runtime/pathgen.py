@@ -40,9 +40,9 @@ from typing import Any, Callable, Optional
 
 from charter.compiler import ir
 
-from . import settle, signing
+from . import journal, settle, signing
 from .codegen import Compiler
-from .pygen import _HELPERS, PyGen, _Unsupported
+from .pygen import _HELPERS, _WRITE_LOCALS, PyGen, _Unsupported
 from .values import PolicyNotExecutable
 
 
@@ -116,11 +116,14 @@ def _authorise(c: _Ctx) -> list[str]:
 def _handler(c: _Ctx) -> list[str]:
     if c.inline is None:
         return ["handler(rt, tx)"]
-    return [
+    lines = [
         "if sub != 'clock' and sub not in st.parties:",
         "    st.add_party(sub)",
         "_steps = 0; _budget = rt.step_budget",
-    ] + _dedent(c.inline[2])
+    ]
+    if c.gen.writes:  # the body writes state itself, into the event's frame (pygen)
+        lines.append("_F = tx.frame; " + _WRITE_LOCALS)
+    return lines + _dedent(c.inline[2])
 
 
 def _ledger(c: _Ctx) -> list[str]:
@@ -145,14 +148,26 @@ def _encode(c: _Ctx) -> list[str]:
             "        break",
         ]
     return lines + [
-        "seq = tx.seq = rt.seq + 1",
-        "postings = tx.postings = tuple(st.postings)",
-        "flags = tx.flags = tuple(st.flags) if st.flags else ()",
+        "seq = rt.seq + 1",
+        "postings = tuple(st.postings)",
+        "flags = tuple(st.flags) if st.flags else ()",
+        "eid = tx.eid",
+        "_tm = tx.timers",
         "try:",
         "    sig = tx.sig",
-        "    if sig is not None:",
-        "        sig = {'key': sig['key'], 'signed': tx.signed, 'value': sig['value']}",
-        f"    entry = encode_entry(seq, tx.eid, sub, now, {c.k(c.h.name)}, args, tx.timers, "
+        "    entry = None",
+        # encode_entry's msgspec call written out for an unsigned event; anything it refuses
+        # goes to encode_entry, which decides (and words any failure)
+        "    if sig is None and _fast_canon is not None:",
+        "        try:",
+        f"            entry = _fast_canon(_Entry(_Event(args, eid, sub, now, {c.k(c.h.name)}), "
+        "flags, postings, seq, _tm)).decode()",
+        "        except Exception:",
+        "            pass",
+        "    if entry is None:",
+        "        if sig is not None:",
+        "            sig = {'key': sig['key'], 'signed': tx.signed, 'value': sig['value']}",
+        f"        entry = encode_entry(seq, eid, sub, now, {c.k(c.h.name)}, args, _tm, "
         "postings, flags, sig)",
         "    head = _sha256((rt.head + entry).encode()).hexdigest()",
         "except (ValueError, TypeError, UnicodeError, RecursionError) as _exc:",
@@ -164,7 +179,6 @@ def _encode(c: _Ctx) -> list[str]:
 def _commit(c: _Ctx) -> list[str]:
     return [
         "store = rt.store",
-        "eid = tx.eid",
         "store.append(_new_tuple(JournalRow, (seq, eid, entry, head)),",
         "             tx.frame if store.persistent else None, st)",
         "st.commit()",
@@ -174,7 +188,7 @@ def _commit(c: _Ctx) -> list[str]:
         "rt.clock = now",
         "if rt.add_applied_id is not None:",
         "    rt.add_applied_id(eid)",
-        "return _new_tuple(Receipt, (eid, seq, postings, head, flags, tuple(tx.timers), False))",
+        "return _new_tuple(Receipt, (eid, seq, postings, head, flags, tuple(_tm), False))",
     ]
 
 
@@ -209,6 +223,9 @@ _CALLS.update(
     fire_due=settle.fire_due,
     check_transaction=settle.check_transaction,
     encode_entry=settle.encode_entry,
+    _fast_canon=journal._fast_canon,
+    _Entry=getattr(journal, "_Entry", None),
+    _Event=getattr(journal, "_Event", None),
     to_json_value=settle.to_json_value,
     JournalRow=settle.JournalRow,
     Receipt=settle.Receipt,
