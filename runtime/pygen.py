@@ -704,7 +704,10 @@ class PyGen:
 
     def x_RecordRef(self, x: ir.RecordRef) -> str:
         r = self.k(x.record)
-        return f"_rref({self.table(x.record)}, {self.x(x.key)}, {r})"
+        t = self.table(x.record)
+        # the key of a live record as it is; _rref (which words the refusal) otherwise
+        first, kv = self.once("_rk", self.x(x.key))
+        return f"({kv} if {first} in {t} else _rref({t}, {kv}, {r}))"
 
     def x_RecordField(self, x: ir.RecordField) -> str:
         r = self.k(x.record)
