@@ -84,15 +84,16 @@ try:  # msgspec writes the same canonical text (sorted keys, no spaces, UTF-8) ~
     # sorted order, msgspec writes them without building and sorting two dicts per entry
     # (half the encoder's time); everything inside (arguments, timers, flags) is still
     # sorted by the encoder.  ``_EventSig`` is a signed event's (``sig`` between ``id``
-    # and ``submitter``, as sorting puts it).
-    class _Event(_msgspec.Struct):
+    # and ``submitter``, as sorting puts it).  Made and dropped once per entry, never in a
+    # cycle: not tracked by the garbage collector (gc=False).
+    class _Event(_msgspec.Struct, gc=False):
         args: Any
         id: str
         submitter: str
         time: int
         type: str
 
-    class _EventSig(_msgspec.Struct):
+    class _EventSig(_msgspec.Struct, gc=False):
         args: Any
         id: str
         sig: Any
@@ -100,7 +101,7 @@ try:  # msgspec writes the same canonical text (sorted keys, no spaces, UTF-8) ~
         time: int
         type: str
 
-    class _Entry(_msgspec.Struct):
+    class _Entry(_msgspec.Struct, gc=False):
         event: Any
         flags: Any
         postings: Any

@@ -40,9 +40,9 @@ from typing import Any, Callable, Optional
 
 from charter.compiler import ir
 
-from . import settle, signing
+from . import journal, settle, signing
 from .codegen import Compiler
-from .pygen import _HELPERS, PyGen, _Unsupported
+from .pygen import _HELPERS, _WRITE_LOCALS, PyGen, _Unsupported
 from .values import MAX_TEXT, Converter, PolicyNotExecutable
 
 
@@ -164,11 +164,14 @@ def _authorise(c: _Ctx) -> list[str]:
 def _handler(c: _Ctx) -> list[str]:
     if c.inline is None:
         return ["handler(rt, tx)"]
-    return [
+    lines = [
         "if sub != 'clock' and sub not in st.parties:",
         "    st.add_party(sub)",
         "_steps = 0; _budget = rt.step_budget",
-    ] + _dedent(c.inline[2])
+    ]
+    if c.gen.writes:  # the body writes state itself, into the event's frame (pygen)
+        lines.append("_F = frame; " + _WRITE_LOCALS)
+    return lines + _dedent(c.inline[2])
 
 
 def _ledger(c: _Ctx) -> list[str]:
@@ -197,9 +200,19 @@ def _encode(c: _Ctx) -> list[str]:
         "postings = tuple(st.postings)",
         "flags = tuple(st.flags) if st.flags else ()",
         "try:",
-        "    if sig is not None:",
-        "        sig = {'key': sig['key'], 'signed': signed, 'value': sig['value']}",
-        f"    entry = encode_entry(seq, eid, sub, now, {c.k(c.h.name)}, args, timers, "
+        "    entry = None",
+        # encode_entry's msgspec call written out for an unsigned event; anything it refuses
+        # goes to encode_entry, which decides (and words any failure)
+        "    if sig is None and _fast_canon is not None:",
+        "        try:",
+        f"            entry = _fast_canon(_Entry(_Event(args, eid, sub, now, {c.k(c.h.name)}), "
+        "flags, postings, seq, timers)).decode()",
+        "        except Exception:",
+        "            pass",
+        "    if entry is None:",
+        "        if sig is not None:",
+        "            sig = {'key': sig['key'], 'signed': signed, 'value': sig['value']}",
+        f"        entry = encode_entry(seq, eid, sub, now, {c.k(c.h.name)}, args, timers, "
         "postings, flags, sig)",
         "    head = _sha256((rt.head + entry).encode()).hexdigest()",
         "except (ValueError, TypeError, UnicodeError, RecursionError) as _exc:",
@@ -254,6 +267,9 @@ _CALLS.update(
     fire_due=settle.fire_due,
     check_transaction=settle.check_transaction,
     encode_entry=settle.encode_entry,
+    _fast_canon=journal._fast_canon,
+    _Entry=getattr(journal, "_Entry", None),
+    _Event=getattr(journal, "_Event", None),
     to_json_value=settle.to_json_value,
     JournalRow=settle.JournalRow,
     Receipt=settle.Receipt,
