@@ -123,9 +123,7 @@ def _timers(c: _Ctx) -> list[str]:
         due = " or ".join(f"({hp} and {hp}[0][0] <= now)" for hp in heaps)
     return lines + [
         f"if {due}:",
-        "    " + c.need_tx(),
-        "    fire_due(rt, tx)",
-        "    timers = tx.timers",
+        "    timers = fire_due(rt, now, tx is not None and tx.replaying, True)",
     ]
 
 

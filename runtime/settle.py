@@ -337,14 +337,14 @@ def timers(rt: Any, tx: Tx) -> None:
     if "t0" not in st.meta:
         st.set_meta("t0", tx.time)
     if rt.timed:
-        fire_due(rt, tx)
+        tx.timers = fire_due(rt, tx.time, tx.replaying, tx.ch is not None)
 
 
-def fire_due(rt: Any, tx: Tx) -> None:
+def fire_due(rt: Any, now: int, replaying: bool, handled: bool) -> Any:
     """The ``timers`` step once the event's frame is open: the timed handlers due at or
-    before its time, counted, then fired."""
-    st = rt.state
-    now = tx.time
+    before ``now``, counted, then fired; what fired (a list), or ``()`` when none was due.
+    ``handled``: the event is a policy handler's (refused if a firing dissolves the policy).
+    (Its arguments are the Tx's fields, not the Tx: a path calls it without making one.)"""
     if rt._only_deadlines:
         # deadline handlers only: nothing to do unless some heap's earliest entry is due (an
         # entry may be stale, a record closed or moved since: firing finds none, pops it, and
@@ -353,22 +353,23 @@ def fire_due(rt: Any, tx: Tx) -> None:
             if heap and heap[0][0] <= now:
                 break
         else:
-            return
+            return ()
     elif not rt.timers_due(now):
-        return
-    limit = None if tx.replaying else rt.max_timer_firings
+        return ()
+    limit = None if replaying else rt.max_timer_firings
     if limit is not None and rt.firings_may_exceed(limit, now):
         due = rt.due_firings(now, limit)
         if due > limit:  # refused before a single handler runs
             raise Rejected("timer_overflow", timer_overflow_message(limit))
-    tx.timers = []
-    rt.fire_timers(now, tx.timers, limit)
-    if "dissolved" in st.meta and tx.ch is not None:
+    fired: list = []
+    rt.fire_timers(now, fired, limit)
+    if handled and "dissolved" in rt.state.meta:
         raise Rejected(
             "dissolved",
             "the policy is dissolved by a timed handler due before this event; "
             "no further events apply",
         )
+    return fired
 
 
 def convert(rt: Any, tx: Tx) -> None:
