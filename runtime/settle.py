@@ -80,7 +80,6 @@ TICK = "@tick"
 RESERVED_PREFIX = TICK + "#"  # ids of the timer entries older ledgers hold
 KEYS = signing.KEYS  # the reserved type of key registry entries
 ENVELOPE = frozenset({"id", "type", "submitter", "time", "args", "sig"})
-_UNSIGNED = ENVELOPE - {"sig"}  # the envelope of settle's common case
 CLOCKS = ("events", "system")
 DEFAULT_MAX_SKEW = 300  # seconds a submitted time may differ from the system clock
 _NATIVE = (int, str, bool)
@@ -507,7 +506,8 @@ def settle(rt: Any, event: Any, replaying: bool = False, operator: bool = False)
 
     ``decode``'s common case is written out here: an unsigned event, neither
     replayed nor the operator's, whose envelope passes decode's first test of
-    every key (printable ASCII ``id`` not starting with ``@``, a plain
+    every key (exactly the keys ``id``, ``type``, ``submitter``, ``time`` and
+    maybe ``args``; a printable ASCII ``id`` not starting with ``@``, a plain
     ``submitter``, an int ``time``, an ``args`` object) goes to its handler's
     path as locals, with no :class:`Tx` (``tx`` None: the path makes one if a
     step's own function is needed).  Anything else takes :func:`decode`, which
@@ -517,17 +517,24 @@ def settle(rt: Any, event: Any, replaying: bool = False, operator: bool = False)
     eid = etype = None
     try:
         if type(event) is dict and not (replaying or operator):
-            eid = event.get("id")
-            etype = event.get("type")
-            sub = event.get("submitter")
-            now = event.get("time")
-            args = event.get("args", _NO_ARGS)
+            # exactly the keys id, type, submitter, time (and args): four or five keys, the
+            # four found (a KeyError: another key, or one missing - decode says which)
+            n = len(event)
+            try:
+                eid = event["id"]
+                etype = event["type"]
+                sub = event["submitter"]
+                now = event["time"]
+                args = event["args"] if n == 5 else _NO_ARGS
+            except KeyError:
+                n = 0
             if (
-                type(eid) is str and 0 < len(eid) <= 256 and eid[0] != "@" and eid.isascii()
+                (n == 4 or n == 5)
+                and type(eid) is str and 0 < len(eid) <= 256 and eid[0] != "@" and eid.isascii()
                 and eid.isprintable() and type(etype) is str
                 and type(sub) is str and 0 < len(sub) <= 256 and sub[0] != "@" and sub.isascii()
                 and sub.isprintable() and type(now) is int and 0 <= now <= MAX_INT
-                and type(args) is dict and event.keys() <= _UNSIGNED
+                and type(args) is dict
             ):  # fmt: skip
                 path = rt.paths.get(etype)
                 if path is not None:
