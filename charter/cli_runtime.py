@@ -388,6 +388,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         """
         from charter.runtime.api import DEFAULT_STEP_BUDGET, open_runtime
         from charter.runtime.engine import ParamError
+        from charter.runtime.spill import SpillingStore
         from charter.runtime.store import StoreError
 
         db_shown, schema = db, None
@@ -400,7 +401,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         try:
             rt = open_runtime(
                 pol,
-                ":memory:" if memory else db,
+                # in memory: the state's big tables page over a scratch file (spill.py)
+                SpillingStore() if memory else db,
                 params=overrides or None,
                 batch=batch,
                 clock=clock,

@@ -34,6 +34,7 @@ from .settle import CLOCKS, DEFAULT_MAX_SKEW
 from .journal import AuditReport, with_hashes
 from .ledger import Posting
 from .integrity import recorded_policy
+from .spill import SpillingStore
 from .sqlite_store import SqliteStore
 from .store_url import open_store
 from .store import (
@@ -270,7 +271,9 @@ class _Replay:
     difference is recorded and the rest only counted (a replay cannot go on past it)."""
 
     def __init__(self, live: Runtime, pol: ir.Policy, params: Any):
-        self.store = MemoryStore(window=1)  # compared entry by entry: one is enough
+        # compared entry by entry: one entry is enough; the rebuilt state's big tables page
+        # over a scratch file past the cap (spill.py): memory does not grow with the ledger
+        self.store = SpillingStore(window=1)
         try:
             self.fresh = Runtime(
                 pol,
@@ -315,13 +318,18 @@ class _Replay:
                 "entry (postings or content differ from the stored row)"
             )
 
+    def close(self) -> None:
+        """Delete the scratch file (if the state spilled)."""
+        self.store.close()
+
     def report(self, live: Runtime, store: Any) -> ReplayReport:
         """The final state against the stored one, and the report."""
         problems = self.problems
         fresh = self.fresh
         stored_head = live.head  # what the ledger recorded (a file: its checkpoint's head)
         if not problems and hasattr(store, "state_texts"):
-            problems += compare_state(store, fresh.state)
+            self.store.seal()  # the comparison's reads are let go as it goes (drop)
+            problems += compare_state(store, fresh.state, forget=self.store.drop)
         elif not problems:
             stored_rows = list(live.state.rows()) if not store.persistent else sorted(store.rows())
             fresh_rows = sorted(fresh.state.rows()) if store.persistent else list(fresh.state.rows())
@@ -369,9 +377,12 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
         if gone:
             return ReplayReport(False, live.seq, live.head, live.head, (gone,))
         rep = _Replay(live, pol, params)
-        for row in with_hashes(store.journal(), live.genesis):
-            rep.feed(row)
-        return rep.report(live, store)
+        try:
+            for row in with_hashes(store.journal(), live.genesis):
+                rep.feed(row)
+            return rep.report(live, store)
+        finally:
+            rep.close()
     finally:
         if not isinstance(source, Runtime) and store is not source:
             store.close()
@@ -400,16 +411,21 @@ def audit_and_replay(rt: Runtime) -> tuple[AuditReport, ReplayReport]:
     audit = rt._audit()
     store = rt.store
     rep = _Replay(rt, rt.policy, rt.params)
-    for row in store.journal():
-        rep.feed(row, False)  # the first pass compared every kept hash
-    return audit, rep.report(rt, store)
+    try:
+        for row in store.journal():
+            rep.feed(row, False)  # the first pass compared every kept hash
+        return audit, rep.report(rt, store)
+    finally:
+        rep.close()
 
 
-def compare_state(store: Any, state: Any, most: int = 20) -> list[str]:
+def compare_state(store: Any, state: Any, most: int = 20,
+                  forget: Optional[Any] = None) -> list[str]:
     """Differences between a store's state rows and ``state`` (replay's rebuilt one), read
     row by row (memory does not grow with the state): each stored row's text must be the
     very text the store would write for the rebuilt value, and no rebuilt row may be
-    missing from the store."""
+    missing from the store.  ``forget``: called now and then, lets a paged ``state`` drop
+    the rows it read (``SpillingStore.drop``)."""
     from .sqlite_store import row_json
 
     def shown(text: Optional[str]) -> Any:
@@ -422,6 +438,8 @@ def compare_state(store: Any, state: Any, most: int = 20) -> list[str]:
     n = 0
     for kind, key, text in store.state_texts():
         n += 1
+        if forget is not None and not n % 4096:
+            forget()
         try:
             want = state.value_of(kind, key)
         except (KeyError, ValueError, TypeError, RecursionError):
