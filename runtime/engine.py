@@ -57,16 +57,16 @@ from .journal import (
     ENTRY_CODEC,
     AuditReport,
     JournalRow,
-    audit_rows,
     chain,
     entry_dictionary,
     genesis_hash,
     policy_fingerprint,
+    verify_chain,
     with_hashes,
 )
 from .ledger import LedgerError, Posting, check_transaction, party_account, pool_account
 from .pygen import CompiledPolicy, compile_policy
-from . import signing
+from . import auditpass, signing
 from .settle import (
     CLOCKS,
     DEFAULT_MAX_SKEW,
@@ -921,30 +921,45 @@ class Runtime:
             raise
 
     def _audit(self) -> AuditReport:
-        """The chain and balances (``journal.audit_rows``), the per-account index, every
+        """The chain and balances (``journal.verify_chain``, ``auditpass``), the per-account index, every
         signature (``signing.SignatureAudit``, fed the same rows: one read of the journal),
         the stored balances against the running state, and the open-time check of the ledger
         as it is now.  ``api.audit_and_replay`` runs this, then a replay."""
         store = self.store
-        stored = dict(store.kind_rows("balance")) if store.persistent else \
-            dict(self.state.balances)
-        blocks: Optional[set[int]] = set() if hasattr(store, "account_blocks") else None
+        # the sums and the implied index pairs are bounded (auditpass.py): memory does not
+        # grow with the ledger
+        sums = auditpass.Sums()
+        index = auditpass.IndexCheck(store) if hasattr(store, "account_blocks") else None
         # every signature again, against the key registry rebuilt from the journal itself
         sigs = signing.SignatureAudit(self.genesis, self.same_signed_args, self.key_handler)
 
         def rows() -> Iterator[JournalRow]:
             feed = sigs.feed
-            for row in store.journal():
+            every = auditpass.EVERY
+            for i, row in enumerate(store.journal(), 1):
                 feed(row)
-                yield row
+                yield row  # verify_chain has summed it when this resumes
+                if not i % every:
+                    sums.maybe_spill()
+                    if index is not None:
+                        index.maybe_check(row.seq)
 
-        report = audit_rows(rows(), self.genesis, stored, credit=self.state.audit_lines(),
-                            blocks=blocks)
+        try:
+            found, head, n, _ = verify_chain(
+                rows(), self.genesis, blocks=None if index is None else index.pending,
+                bal=sums.delta)
+            stored = store.kind_rows("balance") if store.persistent else \
+                sorted(self.state.balances.items())
+            more, checked = sums.compare(stored, self.state.audit_lines())
+        finally:
+            sums.close()
+        report = AuditReport(not found and not more, n, head, tuple(found + more), checked)
         problems = list(report.problems)
-        if blocks is not None:
-            problems += _index_problems(store.account_blocks(), blocks)
+        if index is not None:
+            problems += index.problems()
         problems += sigs.problems
         if store.persistent and self.state_loaded:
+            stored = dict(store.kind_rows("balance"))  # a loaded state holds as much
             live = self.state.balances
             for acc in sorted(set(live) | set(stored)):
                 if live.get(acc, 0) != stored.get(acc, 0):
@@ -987,26 +1002,6 @@ class Runtime:
             st.rollback()
             raise
         st.commit()
-
-
-def _index_problems(stored: Iterable[int], implied: set[int]) -> list[str]:
-    """The per-account index a ledger file keeps against the one its postings imply (both
-    as ``tag << 32 | block``; ``implied`` is consumed)."""
-    extra = 0
-    for b in stored:
-        if b in implied:
-            implied.discard(b)
-        else:
-            extra += 1
-    out = []
-    if implied:
-        out.append(f"the per-account index lacks {len(implied)} (account, block) pair(s) the "
-                   "journal's postings imply: history --account would miss entries "
-                   "(edited outside Charter)")
-    if extra:
-        out.append(f"the per-account index holds {extra} (account, block) pair(s) no posting "
-                   "implies (edited outside Charter)")
-    return out
 
 
 def _decode_param(v: Any) -> Any:
