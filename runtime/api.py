@@ -318,6 +318,10 @@ class _Replay:
                 "entry (postings or content differ from the stored row)"
             )
 
+    def feed_unhashed(self, row: Any) -> None:
+        """:meth:`feed` without the hash (the caller verifies the chain)."""
+        self.feed(row, False)
+
     def close(self) -> None:
         """Delete the scratch file (if the state spilled)."""
         self.store.close()
@@ -389,15 +393,14 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
 
 
 def audit_and_replay(rt: Runtime) -> tuple[AuditReport, ReplayReport]:
-    """:meth:`Runtime.audit` and :func:`replay` of a ledger (``charter audit``) in two reads
-    of its journal instead of three: the first feeds each row to the chain and balance
-    check and to the signature check together, the second to the replay, which need not
-    re-hash (the first compared every kept hash; equal entries from the same genesis
-    chain to equal hashes).  Two passes, not one, so the audit's tables (balances from
-    the postings, the stored ones, the index the postings imply) are gone before the
-    replay builds its state: the peak is the larger of the two, not their sum.
+    """:meth:`Runtime.audit` and :func:`replay` of a ledger (``charter audit``) in one read
+    of its journal instead of two: each row goes to the chain and balance check, to the
+    signature check and to the replay, which need not re-hash (the chain check compares
+    every kept hash; equal entries from the same genesis chain to equal hashes).  Both
+    keep memory bounded (``auditpass``, ``spill``), so holding them together costs no
+    more than one of them did.
 
-    Finds what the two find apart: the chain and balances (``journal.audit_rows``), the
+    Finds what the two find apart: the chain and balances (``journal.verify_chain``), the
     per-account index, every signature (``signing.SignatureAudit``), the open-time check
     of the ledger as it is now, and replay's entry-by-entry and final-state comparison."""
     if rt.store_sync is not None and not getattr(rt.store, "readonly", False):
@@ -408,13 +411,10 @@ def audit_and_replay(rt: Runtime) -> tuple[AuditReport, ReplayReport]:
     if gone:
         return (AuditReport(False, rt.seq, rt.head, (gone,), 0),
                 ReplayReport(False, rt.seq, rt.head, rt.head, (gone,)))
-    audit = rt._audit()
-    store = rt.store
     rep = _Replay(rt, rt.policy, rt.params)
     try:
-        for row in store.journal():
-            rep.feed(row, False)  # the first pass compared every kept hash
-        return audit, rep.report(rt, store)
+        audit = rt._audit(also=rep.feed_unhashed)
+        return audit, rep.report(rt, rt.store)
     finally:
         rep.close()
 

@@ -920,11 +920,12 @@ class Runtime:
             self.broken = f"store failed, reopen the ledger: {exc}"
             raise
 
-    def _audit(self) -> AuditReport:
+    def _audit(self, also: Optional[Callable[[JournalRow], None]] = None) -> AuditReport:
         """The chain and balances (``journal.verify_chain``, ``auditpass``), the per-account index, every
         signature (``signing.SignatureAudit``, fed the same rows: one read of the journal),
         the stored balances against the running state, and the open-time check of the ledger
-        as it is now.  ``api.audit_and_replay`` runs this, then a replay."""
+        as it is now.  ``also``: handed each row too (``api.audit_and_replay``'s replay: one
+        read of the journal for both)."""
         store = self.store
         # the sums and the implied index pairs are bounded (auditpass.py): memory does not
         # grow with the ledger
@@ -938,6 +939,8 @@ class Runtime:
             every = auditpass.EVERY
             for i, row in enumerate(store.journal(), 1):
                 feed(row)
+                if also is not None:
+                    also(row)
                 yield row  # verify_chain has summed it when this resumes
                 if not i % every:
                     sums.maybe_spill()
