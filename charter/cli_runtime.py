@@ -600,7 +600,10 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                         f"ensures not checked after {post.unchecked} event(s) that fired timed "
                         "handlers first (old(...) was read before those ran)"
                     )
-        sys.exit(1 if (strict and rejected) or broken else 0)
+        from charter.cli import finish
+
+        # everything is written: the summary, the rejections file (closed), the ledger (closed)
+        finish(1 if (strict and rejected) or broken else 0)
 
     @cli.group()
     def ledger() -> None:
