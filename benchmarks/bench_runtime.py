@@ -538,11 +538,11 @@ class SqliteGig(PlainGig):
     is how a reopened ledger notices an edited row).  Reopening is not
     implemented (the benchmark never reopens).  What differs by design: the
     runtime keeps the chain hash only every 32 entries, and its chunks (one
-    DEFLATE stream per 32-entry anchor block, ledger schema 6) hold each entry
-    without its seq and event id (the row has them), primed with a dictionary
-    of the policy's names, in the first entry's journal row (a chunk the next
-    commit continues is rewritten); this version keeps every hash and the
-    whole entry texts in a chunk table of their own.  The runtime's writer
+    raw DEFLATE stream per 32-entry anchor block, ledger schema 7: level 3,
+    primed with a dictionary of the policy's names) live in the first entry's
+    journal row (a chunk the next commit continues is rewritten); this version
+    keeps every hash and its chunks (zlib level 6, no dictionary) in a table of
+    their own.  Both keep the whole entry texts.  The runtime's writer
     also pages its state from the file once a table passes 32,768 entries
     (``runtime/paged.py``); at the default sizes (100,000 events) none does."""
 

@@ -26,7 +26,7 @@ hypothesis.
 file instead: ``exported`` (exactly the bytes the intact ledger exports),
 ``exported-warned`` (after a warning that names the file and says it fails its integrity
 check) or ``refused`` (exit 1/2 with a message naming the file);
-``--target migrate`` mutates the ledger rewritten as schema 3, 4 or 5 (as older Charter
+``--target migrate`` mutates the ledger rewritten as schema 3, 4, 5 or 6 (as older Charter
 kept it, :func:`downgrade`) and runs ``charter ledger migrate``: ``migrated`` (and the
 result then opens with no integrity problem, audits and replays clean, and holds exactly
 the original ledger's head, entries, ids and state) or ``refused``.
@@ -126,16 +126,17 @@ def _old_state_row(st: Any, kind: str, key: str, value: str) -> tuple[str, str, 
 
 
 def downgrade(db: Path, version: int) -> None:
-    """Rewrite a current ledger as Charter kept it in schema ``version`` (3, 4 or 5):
-    schema 5: each entry packed on its own without its seq and id (no chunks), hashes at
-    anchors; schema 4: besides, entries packed whole (codec ``deflate-dict-1``) and state
+    """Rewrite a current ledger as Charter kept it in schema ``version`` (3 to 6):
+    schema 6: entries without their seq and id in chunks (codec ``deflate-dict-2``), hashes
+    at anchors; schema 5: each of them packed on its own (no chunks); schema 4: besides, entries packed whole (codec ``deflate-dict-1``) and state
     rows of the old shapes (records as objects, ``{"v": n}`` meta rows, ``fired:`` markers);
     schema 3: entry text and every hash as hex, no entry dictionary.  The one copy:
     tests/runtime/test_migrate.py and test_ledger_integrity.py use it too."""
     from charter.runtime.api import open_runtime
     from charter.runtime.integrity import Checkpoint, meta_digest, state_digest
-    from charter.runtime.journal import ANCHOR_EVERY, EntryCodec, chain
-    from charter.runtime.sqlite_store import tamper_connection
+    from charter.runtime.journal import (
+        ANCHOR_EVERY, ENTRY_CODEC_V1, ENTRY_CODEC_V2, EntryCodec, JournalRow, chain)
+    from charter.runtime.sqlite_store import _packed, tamper_connection
     from charter.runtime.state import State
 
     with open_runtime(None, str(db), readonly=True, load_state=False) as rt:
@@ -153,18 +154,22 @@ def downgrade(db: Path, version: int) -> None:
     c.executemany("INSERT INTO state VALUES (?, ?, ?)", state)
     c.execute("DROP TABLE journal")
     prev = genesis
-    if version in (4, 5):
+    if version in (4, 5, 6):
         c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
                   "entry BLOB NOT NULL, hash BLOB)")
-        codec = EntryCodec(json.loads(meta["entry_dict"]), strip=version == 5)
+        name = ENTRY_CODEC_V1 if version == 4 else ENTRY_CODEC_V2
+        codec = EntryCodec(json.loads(meta["entry_dict"]), name)
+        hashed = []
         for seq, eid, entry in rows:
             prev = chain(prev, entry)
-            kept = bytes.fromhex(prev) if seq % ANCHOR_EVERY == 0 else None
-            c.execute("INSERT INTO journal VALUES (?, ?, ?, ?)",
-                      (seq, eid, codec.pack(entry, seq, eid), kept))
-        if version == 4:
-            c.execute("UPDATE meta SET value = ? WHERE key = 'entry_codec'",
-                      (json.dumps("deflate-dict-1"),))
+            hashed.append(JournalRow(seq, eid, entry, prev))
+        if version == 6:  # chunks, as schema 6's writer packed them
+            c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", _packed(codec, hashed, None)[0])
+        else:
+            c.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", [
+                (r.seq, r.event_id, codec.pack(r.entry, r.seq, r.event_id),
+                 bytes.fromhex(r.hash) if r.seq % ANCHOR_EVERY == 0 else None) for r in hashed])
+        c.execute("UPDATE meta SET value = ? WHERE key = 'entry_codec'", (json.dumps(name),))
     else:
         c.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
                   "entry TEXT NOT NULL, hash TEXT NOT NULL)")
@@ -452,7 +457,7 @@ def main() -> None:
             export_truth(pristine) if target == "export" else None
         sources = {"open": [pristine], "export": [pristine], "history": [pristine],
                    "audit": [pristine],
-                   "migrate": [build_old_ledger(pristine, v) for v in (3, 4, 5)]}
+                   "migrate": [build_old_ledger(pristine, v) for v in (3, 4, 5, 6)]}
         sources = {k: [(p, p.stat().st_size, table_sizes(p)) for p in v]
                    for k, v in sources.items()}
         print(f"ledger: {snap.seq} entries, {len(snap.rows)} state rows, "

@@ -17,11 +17,10 @@ the one place that defines it, so every store keeps the same bytes):
 
 * :class:`EntryCodec` -- the entry text as raw DEFLATE primed with a
   dictionary made from the policy's own names (:func:`entry_dictionary`,
-  recorded in the ledger's metadata as ``entry_dict``), without the entry's
-  ``seq`` and event ``id`` (the row keeps both in columns of their own):
-  about 55 bytes for a 250-byte gig-market entry, decoded back to the
-  identical text; consecutive entries of one anchor block go in one stream
-  (a *chunk*, :data:`CHUNK`), which costs a fraction of the time and bytes;
+  recorded in the ledger's metadata as ``entry_dict``); consecutive entries
+  of one anchor block go in one stream (a *chunk*, :data:`CHUNK`), which
+  costs a fraction of the time and bytes: about 43 bytes for a 250-byte
+  gig-market entry, decoded back to the identical text;
 * the chain hash is implied by the entries, so a store keeps it only every
   :data:`ANCHOR_EVERY` entries (an *anchor*; the checkpoint keeps the head);
   :func:`verify_chain` re-hashes and compares at every kept hash, and
@@ -85,15 +84,16 @@ try:  # msgspec writes the same canonical text (sorted keys, no spaces, UTF-8) ~
     # sorted order, msgspec writes them without building and sorting two dicts per entry
     # (half the encoder's time); everything inside (arguments, timers, flags) is still
     # sorted by the encoder.  ``_EventSig`` is a signed event's (``sig`` between ``id``
-    # and ``submitter``, as sorting puts it).
-    class _Event(_msgspec.Struct):
+    # and ``submitter``, as sorting puts it).  Made and dropped once per entry, never in a
+    # cycle: not tracked by the garbage collector (gc=False).
+    class _Event(_msgspec.Struct, gc=False):
         args: Any
         id: str
         submitter: str
         time: int
         type: str
 
-    class _EventSig(_msgspec.Struct):
+    class _EventSig(_msgspec.Struct, gc=False):
         args: Any
         id: str
         sig: Any
@@ -101,7 +101,7 @@ try:  # msgspec writes the same canonical text (sorted keys, no spaces, UTF-8) ~
         time: int
         type: str
 
-    class _Entry(_msgspec.Struct):
+    class _Entry(_msgspec.Struct, gc=False):
         event: Any
         flags: Any
         postings: Any
@@ -184,24 +184,40 @@ def encode_entry_text(
 
 # ------------------------------------------------------------------ compact storage
 
-ENTRY_CODEC = "deflate-dict-2"  # recorded in a ledger's metadata: how its entries are kept
-# ledger schema 4's codec: the whole entry text (read by the migration only)
+# Recorded in a ledger's metadata: how its entries are kept.  ``deflate-dict-3`` (ledger
+# schema 7): the whole entry texts, newline-joined, one raw DEFLATE stream (level 3, a 32 KB
+# window) per chunk.  ``deflate-dict-2`` (schemas 5 and 6): each text without its seq and
+# event id (:func:`_strip`), level 6 with a 2 KB window.  ``deflate-dict-1`` (schema 4):
+# whole texts, each on its own, as ``-2``'s stream.  Stripping saved 7 bytes an entry but
+# cost as much time as the compression itself (and level 6 twice level 3's): a ledger
+# writer now spends on its entries about a third of what ``-2`` did.  The older codecs
+# are read by the migration (``charter ledger migrate``) and written by the tests'
+# downgrade of a ledger to an older schema.
+ENTRY_CODEC = "deflate-dict-3"
+ENTRY_CODEC_V2 = "deflate-dict-2"
 ENTRY_CODEC_V1 = "deflate-dict-1"
-# A packed entry that starts with this byte holds the whole text, seq and id included (an
-# entry whose text the stripping cannot reproduce exactly, or one written by a tool that
-# knows no seq).  No raw DEFLATE stream starts with it: BFINAL=1 with block type 3, which
-# DEFLATE reserves as an error.
+# codec -> (DEFLATE level, window bits, memory level, entries stripped of seq and id)
+_CODECS = {
+    ENTRY_CODEC: (3, 15, 8, False),
+    ENTRY_CODEC_V2: (6, 11, 5, True),
+    ENTRY_CODEC_V1: (6, 11, 5, False),
+}
+# A packed entry that starts with this byte holds the whole text, seq and id included, and is
+# no chunk (``-2``: an entry whose text the stripping cannot reproduce exactly, or one written
+# by a tool that knows no seq; ``-3``: an entry holding a raw newline, which no canonical text
+# does).  No raw DEFLATE stream starts with it: BFINAL=1 with block type 3, which DEFLATE
+# reserves as an error.
 _WHOLE = b"\x07"
-# A packed blob that starts with this byte is a *chunk*: the stripped texts of consecutive
-# entries of one anchor block (:func:`block_of`), newline-separated (canonical JSON holds no
-# raw newline), in one DEFLATE stream, kept in the row of the first of them (the chunk's
-# *head*); the chunk's other rows keep an empty blob.  One stream per chunk instead of one per
-# entry: DEFLATE's cost is mostly per stream.  No raw DEFLATE stream starts with this byte
-# either (BFINAL=0 with the reserved block type 3).
+# A packed blob that starts with this byte is a *chunk*: the texts (``-3``: whole, ``-2``:
+# stripped) of consecutive entries of one anchor block (:func:`block_of`), newline-separated
+# (canonical JSON holds no raw newline), in one DEFLATE stream, kept in the row of the first
+# of them (the chunk's *head*); the chunk's other rows keep an empty blob.  One stream per
+# chunk instead of one per entry: DEFLATE's cost is mostly per stream.  No raw DEFLATE
+# stream starts with this byte either (BFINAL=0 with the reserved block type 3).
 CHUNK = b"\x06"
 ANCHOR_EVERY = 32  # a store keeps the chain hash of every entry whose seq is a multiple of this
 _KINDS = ("transfer", "escrow", "release", "refund", "split", "mint", "burn", "decay", "stake")
-_DICT_MAX = 2048  # the DEFLATE window (wbits 11) holds the dictionary and the entry's start
+_DICT_MAX = 2048  # entry_dictionary's length (the -1/-2 codecs' window, 2**11, held it whole)
 
 
 def entry_dictionary(policy: Any) -> str:
@@ -277,50 +293,60 @@ def _unstrip(text: str, seq: int, event_id: str) -> Optional[str]:
 
 
 class EntryCodec:
-    """Entry text <-> the bytes a store keeps (raw DEFLATE primed with the ledger's
-    dictionary), without the ``seq`` and event id the row keeps in columns of its own.
+    """Entry text <-> the bytes a store keeps: raw DEFLATE primed with the ledger's
+    dictionary, for one of the codecs of :data:`_CODECS` (the current one by default).
 
-    ``pack`` checks that the stripped text gives the entry back exactly; any entry that
-    would not (hand-made, or with an id that also appears earlier) is kept whole, marked
-    by a leading :data:`_WHOLE` byte.  DEFLATE is deterministic for one zlib build; the
-    hash never depends on it (it covers the text), so a ledger stays valid whatever zlib
-    later reads it.  ``strip=False`` is ledger schema 4's codec (whole entries only)."""
+    ``-3`` keeps each text whole, so any entry comes back byte for byte; the row's seq
+    and event id are columns of their own, and :func:`verify_chain` checks that the text
+    names the same ones.  ``-2`` keeps the text without the ``seq`` and event id the row
+    has: ``pack`` checks that the stripped text gives the entry back exactly, and keeps
+    any entry that would not (hand-made, or with an id that also appears earlier) whole,
+    marked by a leading :data:`_WHOLE` byte.  ``-1`` keeps every text whole, unmarked.
+    DEFLATE is deterministic for one zlib build; the hash never depends on it (it covers
+    the text), so a ledger stays valid whatever zlib later reads it."""
 
-    __slots__ = ("dictionary", "strip", "_c", "_d")
+    __slots__ = ("dictionary", "codec", "strip", "chunks", "_level", "_wbits", "_mem", "_zd",
+                 "_d")
 
-    def __init__(self, dictionary: str, strip: bool = True):
+    def __init__(self, dictionary: str, codec: str = ENTRY_CODEC):
         self.dictionary = dictionary
-        self.strip = strip
-        zd = dictionary.encode("utf-8", "surrogatepass")[-_DICT_MAX:]
+        self.codec = codec
+        self._level, self._wbits, self._mem, self.strip = _CODECS[codec]
+        self.chunks = codec != ENTRY_CODEC_V1  # -1 packs each entry on its own
+        self._zd = dictionary.encode("utf-8", "surrogatepass")[-(1 << self._wbits):]
         # primed once; each entry gets a copy (cheaper than priming again)
-        self._c = zlib.compressobj(6, zlib.DEFLATED, -11, 5, zlib.Z_DEFAULT_STRATEGY, zd)
-        self._d = zlib.decompressobj(-11, zd)
+        self._d = zlib.decompressobj(-self._wbits, self._zd)
 
     def _deflate(self, text: str) -> bytes:
-        c = self._c.copy()
+        # a fresh stream primed with the dictionary: cheaper than copying a primed one
+        # (a 32 KB window's state is ~256 KB to copy)
+        c = zlib.compressobj(self._level, zlib.DEFLATED, -self._wbits, self._mem,
+                             zlib.Z_DEFAULT_STRATEGY, self._zd)
         return c.compress(text.encode("utf-8", "surrogatepass")) + c.flush()
 
     def pack(self, entry: str, seq: Optional[int] = None, event_id: Optional[str] = None) -> bytes:
-        """The bytes kept for ``entry`` (the entry of row ``seq`` / ``event_id``; without
-        them, or with ``strip=False``, the whole text)."""
-        if not self.strip:
+        """The bytes kept for ``entry`` on its own (the entry of row ``seq`` /
+        ``event_id``; ``-2`` strips them when it can)."""
+        if not self.chunks:
             return self._deflate(entry)
-        if type(seq) is int and type(event_id) is str:
-            short = _strip(entry, seq, event_id)
-            if short is not None:
-                return self._deflate(short)
+        short = self.stripped(entry, seq, event_id) if self.strip else (
+            entry if "\n" not in entry else None)
+        if short is not None:
+            return self._deflate(short)
         return _WHOLE + self._deflate(entry)
 
     def stripped(self, entry: str, seq: Any, event_id: Any) -> Optional[str]:
-        """The text a chunk keeps for an entry (``entry`` without its seq and id), or None
-        when the entry must be kept whole, on its own (see :meth:`pack`)."""
-        if not self.strip or type(seq) is not int or type(event_id) is not str:
+        """The text a chunk keeps for an entry (``-3``: the entry; ``-2``: without its seq
+        and id), or None when the entry must be kept whole, on its own (see :meth:`pack`)."""
+        if not self.strip:
+            return entry if self.chunks and "\n" not in entry else None
+        if type(seq) is not int or type(event_id) is not str:
             return None
         short = _strip(entry, seq, event_id)
         return short if short is not None and "\n" not in short else None
 
     def pack_run(self, texts: list[str]) -> bytes:
-        """The head's blob of a run of consecutive stripped entries (:meth:`stripped`): a
+        """The head's blob of a run of consecutive chunk texts (:meth:`stripped`): a
         chunk, or the one entry packed on its own."""
         if len(texts) == 1:
             return self._deflate(texts[0])
@@ -337,9 +363,9 @@ class EntryCodec:
             return None
 
     def run_texts(self, blob: Any) -> Optional[list[str]]:
-        """The stripped texts a head row's blob holds (one for an entry packed on its own),
+        """The chunk texts a head row's blob holds (one for an entry packed on its own),
         or None when it holds none (a whole entry, a damaged blob)."""
-        if type(blob) is not bytes or not blob or not self.strip or blob[:1] == _WHOLE:
+        if type(blob) is not bytes or not blob or not self.chunks or blob[:1] == _WHOLE:
             return None
         if blob[:1] == CHUNK:
             text = self._inflate(blob[1:])
@@ -347,18 +373,33 @@ class EntryCodec:
         text = self._inflate(blob)
         return None if text is None else [text]
 
+    def in_run(self, texts: Optional[list[str]], head: int, seq: Any, event_id: Any) -> Optional[str]:
+        """The text of entry ``seq`` of the run whose head is entry ``head`` (None when the
+        run does not hold it)."""
+        if texts is None or type(seq) is not int or type(event_id) is not str:
+            return None
+        i = seq - head
+        if not (0 <= i < len(texts)) or block_of(seq) != block_of(head):
+            return None
+        return _unstrip(texts[i], seq, event_id) if self.strip else texts[i]
+
     def unpack(self, blob: Any, seq: Any = None, event_id: Any = None) -> Optional[str]:
-        """The entry's text, or None when ``blob`` is not a well-formed packed entry (or
-        the row's ``seq``/``event_id`` it needs are not an int and a text).  A chunk's
-        head gives its own (first) entry; the chunk's other rows need the head
-        (:func:`entry_in_run`)."""
+        """The entry's text, or None when ``blob`` is not a well-formed packed entry (or,
+        ``-2``, the row's ``seq``/``event_id`` it needs are not an int and a text).  A
+        chunk's head gives its own (first) entry; the chunk's other rows need the head
+        (:meth:`in_run`)."""
         if type(blob) is not bytes:
             return None
-        whole = not self.strip or blob[:1] == _WHOLE
-        if whole:
-            return self._inflate(blob[1:] if self.strip else blob)
+        if not self.chunks:
+            return self._inflate(blob)
+        if blob[:1] == _WHOLE:
+            return self._inflate(blob[1:])
         texts = self.run_texts(blob)
-        if texts is None or type(seq) is not int or type(event_id) is not str:
+        if texts is None:
+            return None
+        if not self.strip:
+            return texts[0]
+        if type(seq) is not int or type(event_id) is not str:
             return None
         return _unstrip(texts[0], seq, event_id)
 
@@ -366,17 +407,6 @@ class EntryCodec:
 def block_of(seq: int) -> int:
     """The anchor block of entry ``seq`` (a chunk never spans two)."""
     return seq // ANCHOR_EVERY
-
-
-def entry_in_run(texts: Optional[list[str]], head: int, seq: Any, event_id: Any) -> Optional[str]:
-    """The text of entry ``seq`` of the run whose head is entry ``head`` (None when the run
-    does not hold it)."""
-    if texts is None or type(seq) is not int or type(event_id) is not str:
-        return None
-    i = seq - head
-    if not (0 <= i < len(texts)) or block_of(seq) != block_of(head):
-        return None
-    return _unstrip(texts[i], seq, event_id)
 
 
 # The per-account index (a ledger file's ``account_block`` table) names, for each account,

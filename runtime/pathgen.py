@@ -40,20 +40,33 @@ from typing import Any, Callable, Optional
 
 from charter.compiler import ir
 
-from . import settle, signing
+from . import journal, settle, signing
 from .codegen import Compiler
-from .pygen import _HELPERS, PyGen, _Unsupported
-from .values import PolicyNotExecutable
+from .pygen import _HELPERS, _WRITE_LOCALS, PyGen, _Unsupported
+from .values import MAX_TEXT, Converter, PolicyNotExecutable
 
 
 class _Ctx:
     """What the writers of one handler's path share."""
 
-    def __init__(self, gen: PyGen, h: ir.Handler, inline: Optional[tuple]):
+    def __init__(self, gen: PyGen, h: ir.Handler, inline: Optional[tuple], policy: ir.Policy):
         self.gen = gen
         self.h = h
         self.inline = inline  # (prologue, auth, body) lines, or None: the steps' functions
         self.k = gen.k
+        self.policy = policy
+        self._name: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        """The constant of the handler's name (one for every line that names it)."""
+        if self._name is None:
+            self._name = self.k(self.h.name)
+        return self._name
+
+    def need_tx(self) -> str:
+        """The line that makes the event's Tx when settle sent it here without one."""
+        return f"if tx is None: tx = path_tx(rt, ev, eid, {self.name}, sub, now, raw)"
 
 
 def _sync(c: _Ctx) -> list[str]:
@@ -62,7 +75,8 @@ def _sync(c: _Ctx) -> list[str]:
 
 def _identify(c: _Ctx) -> list[str]:
     return [
-        "if tx.eid in rt.applied_ids or 'dissolved' in meta:",
+        "if eid in rt.applied_ids or 'dissolved' in meta:",
+        "    " + c.need_tx(),
         "    _out = identify(rt, tx)",
         "    if _out is not None:",
         "        return _out",
@@ -70,45 +84,79 @@ def _identify(c: _Ctx) -> list[str]:
 
 
 def _signature(c: _Ctx) -> list[str]:
+    # an event with a Tx came by decode's own function: signed, replayed, the operator's, ...
     return [
-        "sub = tx.sub",
-        f"if tx.sig is not None or tx.operator or {c.k(signing.META_PREFIX)} + sub in meta:",
+        f"if tx is not None or {c.k(signing.META_PREFIX)} + sub in meta:",
+        "    " + c.need_tx(),
         "    signature(rt, tx)",
+        "    sig = tx.sig; signed = tx.signed",
     ]
 
 
 def _clock(c: _Ctx) -> list[str]:
     return [
-        "if rt.clock_policy != 'events' or (rt.clock is not None and tx.time < rt.clock):",
+        "if rt.clock_policy != 'events' or (rt.clock is not None and now < rt.clock):",
+        "    " + c.need_tx(),
         "    clock(rt, tx)",
-        "now = tx.time",
+        "    now = tx.time",
     ]
 
 
 def _timers(c: _Ctx) -> list[str]:
-    return [
+    lines = [
         "st.postings = []",
         "st.flags = []",
-        "tx.depth = len(st.frames)",
         "st.begin()",
-        "tx.frame = st.frames[-1]",
+        "frame = st.frames[-1]",
         "if 't0' not in meta:",
         "    st.set_meta('t0', now)",
-        "if rt.timed:",
+    ]
+    kinds = [h.kind for h in c.policy.handlers if h.kind in ("every", "deadline")]
+    if not kinds:
+        return lines
+    if "every" in kinds:
+        due = "rt.timed"  # fire_due asks
+    else:
+        # deadline handlers only (Runtime._heaps, in the policy's order): fire_due's first
+        # test, whether some heap's earliest entry is due, written out
+        heaps = [f"rt._heaps[{i}]" for i in range(len(kinds))]
+        due = " or ".join(f"({hp} and {hp}[0][0] <= now)" for hp in heaps)
+    return lines + [
+        f"if {due}:",
+        "    " + c.need_tx(),
         "    fire_due(rt, tx)",
+        "    timers = tx.timers",
     ]
 
 
 def _convert(c: _Ctx) -> list[str]:
-    return [
-        f"_c = rt._converters.get({c.k(c.h.name)})",
-        "args = tx.conv = _c(tx.args, st) if _c is not None else rt.convert_args(tx.ch, tx.args)",
+    name = c.name
+    general = [  # Runtime.convert_args, its lookup inline
+        f"_c = rt._converters.get({name})",
+        f"args = _c(raw, st) if _c is not None else rt.convert_args(rt.events[{name}], raw)",
+    ]
+    params = c.h.params
+    conv = Converter(c.policy)
+    tests = [conv.fast_test(f.type, f.lo, f.hi) for f in params]
+    if not params or any(t is None for t in tests):
+        return general
+    # the converter's common case written out: exactly the declared arguments, each passing
+    # its type's fast test (Converter.fast_test), so each is its own converted value and the
+    # converted arguments are ``raw`` as it is; anything else: the converter, which words it
+    lines = [f"if len(raw) == {len(params)}:"]
+    for i, (f, (test, consts)) in enumerate(zip(params, tests)):
+        pad = "    " * (i + 1)
+        own = {k: c.k(v) for k, v in consts.items()}
+        lines += [f"{pad}v = raw.get({c.k(f.name)})", f"{pad}if {test.format(**own)}:"]
+    lines += ["    " * (len(params) + 1) + "args = raw"]
+    return ["args = None", "state = st"] + lines + ["if args is None:"] + [
+        "    " + ln for ln in general
     ]
 
 
 def _authorise(c: _Ctx) -> list[str]:
     if c.inline is None:
-        return ["authorise(rt, tx)"]
+        return [c.need_tx(), "tx.conv = args", "authorise(rt, tx)"]
     prologue, auth, _ = c.inline
     return ["recs = st.records; bal = st.balances; P = rt.params"] + _dedent(prologue + auth)
 
@@ -116,16 +164,19 @@ def _authorise(c: _Ctx) -> list[str]:
 def _handler(c: _Ctx) -> list[str]:
     if c.inline is None:
         return ["handler(rt, tx)"]
-    return [
+    lines = [
         "if sub != 'clock' and sub not in st.parties:",
         "    st.add_party(sub)",
         "_steps = 0; _budget = rt.step_budget",
-    ] + _dedent(c.inline[2])
+    ]
+    if c.gen.writes:  # the body writes state itself, into the event's frame (pygen)
+        lines.append("_F = frame; " + _WRITE_LOCALS)
+    return lines + _dedent(c.inline[2])
 
 
 def _ledger(c: _Ctx) -> list[str]:
     return [
-        "_fb = tx.frame.bal",
+        "_fb = frame.bal",
         "if st.soft_credit and _fb:",
         "    st.flag_soft_credit(_fb)",
         "if st.postings or _fb:",
@@ -145,14 +196,23 @@ def _encode(c: _Ctx) -> list[str]:
             "        break",
         ]
     return lines + [
-        "seq = tx.seq = rt.seq + 1",
-        "postings = tx.postings = tuple(st.postings)",
-        "flags = tx.flags = tuple(st.flags) if st.flags else ()",
+        "seq = rt.seq + 1",
+        "postings = tuple(st.postings)",
+        "flags = tuple(st.flags) if st.flags else ()",
         "try:",
-        "    sig = tx.sig",
-        "    if sig is not None:",
-        "        sig = {'key': sig['key'], 'signed': tx.signed, 'value': sig['value']}",
-        f"    entry = encode_entry(seq, tx.eid, sub, now, {c.k(c.h.name)}, args, tx.timers, "
+        "    entry = None",
+        # encode_entry's msgspec call written out for an unsigned event; anything it refuses
+        # goes to encode_entry, which decides (and words any failure)
+        "    if sig is None and _fast_canon is not None:",
+        "        try:",
+        f"            entry = _fast_canon(_Entry(_Event(args, eid, sub, now, {c.k(c.h.name)}), "
+        "flags, postings, seq, timers)).decode()",
+        "        except Exception:",
+        "            pass",
+        "    if entry is None:",
+        "        if sig is not None:",
+        "            sig = {'key': sig['key'], 'signed': signed, 'value': sig['value']}",
+        f"        entry = encode_entry(seq, eid, sub, now, {c.k(c.h.name)}, args, timers, "
         "postings, flags, sig)",
         "    head = _sha256((rt.head + entry).encode()).hexdigest()",
         "except (ValueError, TypeError, UnicodeError, RecursionError) as _exc:",
@@ -164,17 +224,15 @@ def _encode(c: _Ctx) -> list[str]:
 def _commit(c: _Ctx) -> list[str]:
     return [
         "store = rt.store",
-        "eid = tx.eid",
         "store.append(_new_tuple(JournalRow, (seq, eid, entry, head)),",
-        "             tx.frame if store.persistent else None, st)",
+        "             frame if store.persistent else None, st)",
         "st.commit()",
-        "tx.frame = None",
         "rt.seq = seq",
         "rt.head = head",
         "rt.clock = now",
         "if rt.add_applied_id is not None:",
         "    rt.add_applied_id(eid)",
-        "return _new_tuple(Receipt, (eid, seq, postings, head, flags, tuple(tx.timers), False))",
+        "return _new_tuple(Receipt, (eid, seq, postings, head, flags, tuple(timers), False))",
     ]
 
 
@@ -209,12 +267,17 @@ _CALLS.update(
     fire_due=settle.fire_due,
     check_transaction=settle.check_transaction,
     encode_entry=settle.encode_entry,
+    _fast_canon=journal._fast_canon,
+    _Entry=getattr(journal, "_Entry", None),
+    _Event=getattr(journal, "_Event", None),
     to_json_value=settle.to_json_value,
     JournalRow=settle.JournalRow,
     Receipt=settle.Receipt,
     _NATIVE=settle._NATIVE,
     _sha256=settle._sha256,
     _new_tuple=settle._new_tuple,
+    path_tx=settle.path_tx,
+    MAX_TEXT=MAX_TEXT,
 )
 
 
@@ -235,8 +298,11 @@ def write_path(compiler: Compiler, h: ir.Handler) -> Callable[[Any, Any], Any]:
             inline = gen.inline_handler(h)
         except (_Unsupported, PolicyNotExecutable, RecursionError):
             gen = PyGen(compiler, fast_locals=True, inline=True)  # a fresh constant table
-    ctx = _Ctx(gen, h, inline)
-    lines = ["def path(rt, tx):", "    st = rt.state; meta = st.meta"]
+    ctx = _Ctx(gen, h, inline, compiler.policy)
+    lines = [
+        "def path(rt, tx, ev, eid, sub, now, raw):",
+        "    st = rt.state; meta = st.meta; sig = signed = None; timers = ()",
+    ]
     steps = ["", "", ""]  # the step of each line, by line number (1-based; [0] unused)
     for name, _fn in settle.STEPS[1:]:
         write = WRITERS[name]

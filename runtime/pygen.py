@@ -21,6 +21,7 @@ templates, indices and Python operators.
 from __future__ import annotations
 
 import re
+import sys
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -30,8 +31,9 @@ from charter.compiler import ir
 
 from . import semantics as sem
 from .codegen import CompiledHandler, Compiler, Env, _norm, _over_budget
-from .ledger import escrow_account, party_account, stake_account
-from .values import PolicyNotExecutable, Rejected, amount_text, show
+from .ledger import Posting, escrow_account, party_account, stake_account
+from .state import ABSENT, _check_values
+from .values import MAX_INT, PolicyNotExecutable, Rejected, amount_text, show
 
 _CMP = {"==", "!=", "<", "<=", ">", ">="}
 _PLAIN = re.compile(r"(?:_v|K)[0-9]+\Z")  # a generated local or constant: evaluated as it is
@@ -190,7 +192,17 @@ _HELPERS = {
     "_round": sem.round_half_up,
     "_pow": sem.ipow,
     "_none": _none,
+    # the state writes written out (see PyGen.write_lines)
+    "_ABSENT": ABSENT,
+    "_intern": sys.intern,
+    "_check_values": _check_values,
+    "_new_tuple": tuple.__new__,
+    "Posting": Posting,
 }
+
+# the names the written-out state writes read, bound once per body (``_F``: the open frame)
+_WRITE_LOCALS = ("_fb = _F.bal; _fr = _F.rec; _known = st.asset_of_acc; "
+                 "_pappend = st.postings.append")
 
 
 class _Unsupported(Exception):
@@ -220,6 +232,14 @@ class PyGen:
         self.steps = "_steps" if inline else "e.steps"
         self.budget = "_budget" if inline else "e.budget"
         self.over = "_over_at(_budget)" if inline else "_over(e)"
+        # whether the body writes state itself (the locals of _WRITE_LOCALS: the inline path
+        # binds them from its own frame, pathgen's handler writer)
+        self.writes = False
+        # deadline handlers by record: [(handler, field)] in the policy's order (State's)
+        self.deadlines: dict[str, list[tuple[str, str]]] = {}
+        for h in compiler.policy.handlers:
+            if h.kind == "deadline":
+                self.deadlines.setdefault(h.record, []).append((h.name, h.field))
 
     def name(self, n: str) -> str:
         v = self.pynames.get(n)
@@ -300,6 +320,8 @@ class PyGen:
                      if n not in self.assigned]
             if loads:
                 self.lines.insert(1, "    " + "; ".join(loads))
+        if self.writes:
+            self.lines.insert(1, "    _F = st.frames[-1]; " + _WRITE_LOCALS)
         if self.tables:
             self.lines.insert(1, "    " + "; ".join(
                 f"{name} = recs[{self.k(record)}]" for record, name in self.tables.items()))
@@ -448,7 +470,45 @@ class PyGen:
         self.emit(
             d + 1, f"raise Rejected('missing_record', 'no ' + {r} + ' with key ' + _show(_k))"
         )
-        self.emit(d, f"st.set_field({r}, _k, {self.k(s.field)}, {self.x(s.value)})")
+        self.write_field(d, s.record, s.field, s.value)
+
+    def checked_value(self, d: int, record: str, field: str, value: ir.Expr) -> str:
+        """The text of ``value`` as a record keeps it: evaluated into a fresh name whose text is
+        interned and whose other values are held to the bounds (``State.set_field``'s
+        checks, its refusal word for word); a constant that needs neither as it is."""
+        if isinstance(value, ir.Const) and (
+            value.value is None or isinstance(value.value, bool)
+            or (type(value.value) is int and -MAX_INT <= value.value <= MAX_INT)
+        ):
+            return self.x(value)
+        v = self.temp("_c")
+        self.emit(d, f"{v} = {self.x(value)}")
+        self.emit(d, f"if {v}.__class__ is str: {v} = _intern({v})")
+        self.emit(d, f"elif not ({v} is None or {v}.__class__ is bool or ({v}.__class__ is int "
+                     f"and -{MAX_INT} <= {v} <= {MAX_INT})):")
+        self.emit(d + 1, f"_check_values({self.k(record)}, {{{self.k(field)}: {v}}})")
+        return v
+
+    def write_field(self, d: int, record: str, field: str, value: ir.Expr) -> None:
+        """``State.set_field(record, _k, field, value)`` written out (``_k`` names a live
+        record): the record copied on its first write in the frame, the old dict kept as
+        its before image, the deadline re-armed when the field is one."""
+        if not self.inline and not self.fast_locals:
+            # a body that calls closures: they write through State, so does it
+            self.emit(d, f"st.set_field({self.k(record)}, _k, {self.k(field)}, {self.x(value)})")
+            return
+        self.writes = True
+        v = self.checked_value(d, record, field, value)
+        t = self.table(record)
+        self.emit(d, f"_rk = ({self.k(record)}, _k)")
+        self.emit(d, "if _rk in _fr:")
+        self.emit(d + 1, f"_r = {t}[_k]")  # a dict this frame made: nobody else holds it
+        self.emit(d, "else:")
+        self.emit(d + 1, f"_o = {t}[_k]; _fr[_rk] = _o; _r = {t}[_k] = _o.copy()")
+        self.emit(d, f"_r[{self.k(field)}] = {v}")
+        for handler, f in self.deadlines.get(record, ()):
+            if f == field:
+                self.emit(d, f"st._arm({self.k(handler)}, _r[{self.k(field)}], _k)")
 
     def s_Create(self, s: ir.Create, d: int) -> None:
         # the closure backend's create (codegen.Compiler.s_Create) written out: the key, its
@@ -457,10 +517,6 @@ class PyGen:
         if decl is None:
             raise _Unsupported  # the closure backend refuses it
         given = dict(s.values)
-        fields = []
-        for f in decl.fields:
-            x = given.get(f.name) or f.default
-            fields.append(f"{self.k(f.name)}: {self.x(x) if x is not None else 'None'}")
         r = self.k(s.record)
         span = self.k(s.span)
         self.emit(d, f"_k = {self.x(s.key)}")
@@ -470,7 +526,41 @@ class PyGen:
         self.emit(d, f"if _k in {self.table(s.record)}:")
         self.emit(d + 1, f"raise Rejected('record_exists', {r} + ' ' + repr(_k) + "
                          f"' already exists', {span})")
-        self.emit(d, f"st.create_record({r}, _k, {{{', '.join(fields)}}})")
+        values = [(f.name, given.get(f.name) or f.default) for f in decl.fields]
+        if not self.inline and not self.fast_locals:
+            fields = [f"{self.k(n)}: {self.x(x) if x is not None else 'None'}" for n, x in values]
+            self.emit(d, f"st.create_record({r}, _k, {{{', '.join(fields)}}})")
+            return
+        # State.create_record written out: every value evaluated in order, then checked in
+        # order (State._check_values' refusal), the before image (no record: the key was
+        # just found free), the record made as State.compact_record makes it (a copy of the
+        # kind's prototype, filled in the declared order), its deadlines armed
+        self.writes = True
+        texts = []
+        for n, x in values:
+            if x is None or (isinstance(x, ir.Const) and (
+                    x.value is None or isinstance(x.value, bool)
+                    or (type(x.value) is int and -MAX_INT <= x.value <= MAX_INT))):
+                texts.append((n, self.x(x) if x is not None else "None", False))
+            else:
+                v = self.temp("_c")
+                self.emit(d, f"{v} = {self.x(x)}")
+                texts.append((n, v, True))
+        for n, v, check in texts:
+            if check:
+                self.emit(d, f"if {v}.__class__ is str: {v} = _intern({v})")
+                self.emit(d, f"elif not ({v} is None or {v}.__class__ is bool or "
+                             f"({v}.__class__ is int and -{MAX_INT} <= {v} <= {MAX_INT})):")
+                self.emit(d + 1, f"_check_values({r}, {{{self.k(n)}: {v}}})")
+        self.emit(d, f"_rk = ({r}, _k)")
+        self.emit(d, "if _rk not in _fr:")
+        self.emit(d + 1, "_fr[_rk] = _ABSENT")
+        self.emit(d, f"_r = st._record_cls[{r}]().__dict__")
+        for n, v, _check in texts:
+            self.emit(d, f"_r[{self.k(n)}] = {v}")
+        self.emit(d, f"{self.table(s.record)}[_k] = _r")
+        for handler, f in self.deadlines.get(s.record, ()):
+            self.emit(d, f"st._arm({self.k(handler)}, _r[{self.k(f)}], _k)")
 
     def s_Update(self, s: ir.Update, d: int) -> None:
         key = self.x(s.key)
@@ -482,7 +572,7 @@ class PyGen:
         )
         if len(s.values) == 1:
             (n, v), = s.values
-            self.emit(d, f"st.set_field({r}, _k, {self.k(n)}, {self.x(v)})")
+            self.write_field(d, s.record, n, v)
             return
         items = ", ".join(f"{self.k(n)}: {self.x(v)}" for n, v in s.values)
         self.emit(d, f"st.set_fields({r}, _k, {{{items}}})")
@@ -515,19 +605,42 @@ class PyGen:
             f"_move(st, _a, _sa, _da, {self.k(s.asset)}, {self.k(s.kind)}, {supply}, "
             f"{self.k(a.cap)}, {self.k(s.span)}, {self.k(a.decimals)})"
         )
-        post = f"st.post(_sa, _da, {self.k(s.asset)}, _a, {self.k(s.kind)})"
+        if not self.inline and not self.fast_locals:
+            post = [f"st.post(_sa, _da, {self.k(s.asset)}, _a, {self.k(s.kind)})"]
+        else:
+            post = self.post_lines(s.asset, s.kind)
         # _move's checks written out for the common cases (it words the refusal when one
-        # fails): funds at the source, or a mint without a cap
+        # fails): funds at the source, or a mint's cap
         if from_supply and a.cap is not None:
-            self.emit(d, move)
+            self.emit(d, f"if -bal.get({supply}, 0) + _a > {self.k(a.cap)}:")
+            self.emit(d + 1, move)  # refuses it
+            self.emit(d, "elif _a:")
         elif from_supply:
             self.emit(d, "if _a:")
-            self.emit(d + 1, post)
         else:
             self.emit(d, "if bal.get(_sa, 0) < _a:")
-            self.emit(d + 1, move)
+            self.emit(d + 1, move)  # refuses it
             self.emit(d, "elif _a:")
-            self.emit(d + 1, post)
+        for ln in post:
+            self.emit(d + 1, ln)
+
+    def post_lines(self, asset: str, kind: str) -> list[str]:
+        """``State.post(_sa, _da, asset, _a, kind)`` written out: each balance's before image
+        (None: no account yet) kept in the frame on its first change, the accounts new to the
+        state registered, the posting appended."""
+        self.writes = True
+        a = self.k(asset)
+        return [
+            "_o = bal.get(_sa)",
+            "if _sa not in _fb: _fb[_sa] = _o",
+            "bal[_sa] = (_o or 0) - _a",
+            "_o = bal.get(_da)",
+            "if _da not in _fb: _fb[_da] = _o",
+            "bal[_da] = (_o or 0) + _a",
+            f"if _da not in _known: st._new_account(_da, {a})",
+            f"if _sa not in _known: st._new_account(_sa, {a})",
+            f"_pappend(_new_tuple(Posting, (_sa, _da, {a}, _a, {self.k(kind)})))",
+        ]
 
     # ------------------------------------------------------------ accounts
 
@@ -591,7 +704,10 @@ class PyGen:
 
     def x_RecordRef(self, x: ir.RecordRef) -> str:
         r = self.k(x.record)
-        return f"_rref({self.table(x.record)}, {self.x(x.key)}, {r})"
+        t = self.table(x.record)
+        # the key of a live record as it is; _rref (which words the refusal) otherwise
+        first, kv = self.once("_rk", self.x(x.key))
+        return f"({kv} if {first} in {t} else _rref({t}, {kv}, {r}))"
 
     def x_RecordField(self, x: ir.RecordField) -> str:
         r = self.k(x.record)

@@ -80,6 +80,7 @@ TICK = "@tick"
 RESERVED_PREFIX = TICK + "#"  # ids of the timer entries older ledgers hold
 KEYS = signing.KEYS  # the reserved type of key registry entries
 ENVELOPE = frozenset({"id", "type", "submitter", "time", "args", "sig"})
+_UNSIGNED = ENVELOPE - {"sig"}  # the envelope of settle's common case
 CLOCKS = ("events", "system")
 DEFAULT_MAX_SKEW = 300  # seconds a submitted time may differ from the system clock
 _NATIVE = (int, str, bool)
@@ -501,46 +502,74 @@ def settle(rt: Any, event: Any, replaying: bool = False, operator: bool = False)
 
     Never raises for anything an event contains; raises only when the store
     fails (:class:`StoreError`, after undoing the event) or on
-    KeyboardInterrupt and the like (likewise undone first)."""
-    tx = Tx(event, replaying, operator)
+    KeyboardInterrupt and the like (likewise undone first).
+
+    ``decode``'s common case is written out here: an unsigned event, neither
+    replayed nor the operator's, whose envelope passes decode's first test of
+    every key (printable ASCII ``id`` not starting with ``@``, a plain
+    ``submitter``, an int ``time``, an ``args`` object) goes to its handler's
+    path as locals, with no :class:`Tx` (``tx`` None: the path makes one if a
+    step's own function is needed).  Anything else takes :func:`decode`, which
+    accepts what that test accepts with the same values and words each refusal."""
+    depth = len(rt.state.frames)  # the frames the event opens are undone down to this
+    tx = None
+    eid = etype = None
     try:
+        if type(event) is dict and not (replaying or operator):
+            eid = event.get("id")
+            etype = event.get("type")
+            sub = event.get("submitter")
+            now = event.get("time")
+            args = event.get("args", _NO_ARGS)
+            if (
+                type(eid) is str and 0 < len(eid) <= 256 and eid[0] != "@" and eid.isascii()
+                and eid.isprintable() and type(etype) is str
+                and type(sub) is str and 0 < len(sub) <= 256 and sub[0] != "@" and sub.isascii()
+                and sub.isprintable() and type(now) is int and 0 <= now <= MAX_INT
+                and type(args) is dict and event.keys() <= _UNSIGNED
+            ):  # fmt: skip
+                path = rt.paths.get(etype)
+                if path is not None:
+                    return path(rt, None, event, eid, sub, now, args)
+        tx = Tx(event, replaying, operator)
         decode(rt, tx)
         # the handler's path: the steps after decode written out as one function
         # (runtime/pathgen.py); else the steps one by one
         path = rt.paths.get(tx.etype) if tx.ch is not None else None
         if path is not None:
-            return path(rt, tx)
+            return path(rt, tx, event, tx.eid, tx.sub, tx.time, tx.args)
         for step in _AFTER_DECODE:
             out = step(rt, tx)
             if out is not None:
                 return out
     except Rejected as r:
-        return _reject(rt, tx, r, r.code, r.message, r.span)
+        return _reject(rt, depth, tx, eid, etype, r, r.code, r.message, r.span)
     except BoundsError as exc:
-        return _reject(rt, tx, exc, "out_of_bounds", f"{exc}")
+        return _reject(rt, depth, tx, eid, etype, exc, "out_of_bounds", f"{exc}")
     except LedgerError as exc:
-        return _reject(rt, tx, exc, "ledger_check", f"ledger re-check failed: {exc}")
+        return _reject(rt, depth, tx, eid, etype, exc, "ledger_check",
+                       f"ledger re-check failed: {exc}")
     except sem.SemanticsError as exc:
-        return _reject(rt, tx, exc, exc.code, exc.message)
+        return _reject(rt, depth, tx, eid, etype, exc, exc.code, exc.message)
     except LedgerBusyError:
-        _undo(rt, tx)  # a shared ledger's lock not had in time: nothing happened, retry later
+        _undo(rt, depth)  # a shared ledger's lock not had in time: nothing happened, retry later
         raise
     except StoreError as exc:
-        _undo(rt, tx)
+        _undo(rt, depth)
         rt.broken = f"store failed, reopen the ledger: {exc}"
         raise
     except Exception as exc:  # noqa: BLE001 - whatever it is, the event must not half-apply
         if rt.debug:
-            _undo(rt, tx)
+            _undo(rt, depth)
             raise
         name = type(exc).__name__
         try:
             text = preview(str(exc), 200)
         except Exception:  # noqa: BLE001 - str() of an exception can itself fail
             text = "(no message)"
-        return _reject(rt, tx, exc, "runtime_error", f"{name}: {text}")
+        return _reject(rt, depth, tx, eid, etype, exc, "runtime_error", f"{name}: {text}")
     except BaseException:
-        _undo(rt, tx)
+        _undo(rt, depth)
         raise
     finally:
         # a shared ledger's lock is let go when the event is done, unless a batch holds it
@@ -549,23 +578,42 @@ def settle(rt: Any, event: Any, replaying: bool = False, operator: bool = False)
     raise AssertionError("the commit step returns the receipt")  # pragma: no cover
 
 
-def _undo(rt: Any, tx: Tx) -> None:
-    if tx.frame is not None:
-        st = rt.state
-        while len(st.frames) > tx.depth:
-            st.rollback()
-        tx.frame = None
+def path_tx(rt: Any, event: dict, eid: str, etype: str, sub: str, time: Any, args: dict) -> Tx:
+    """The :class:`Tx` of an event :func:`settle` sent to its handler's path without one (its
+    common case: unsigned, not replayed, not the operator's), made by the path when a step's
+    own function needs it (an applied id, a party's key, ``clock=system``, due timers, a
+    handler not written out)."""
+    tx = Tx(event, False)
+    tx.eid = eid
+    tx.etype = etype
+    tx.sub = sub
+    tx.time = time
+    tx.args = args
+    tx.ch = rt.events[etype]
+    return tx
+
+
+def _undo(rt: Any, depth: int) -> None:
+    st = rt.state
+    while len(st.frames) > depth:
+        st.rollback()
 
 
 def _reject(
-    rt: Any, tx: Tx, exc: BaseException, code: str, message: str,
-    span: Optional[ir.Span] = None,
+    rt: Any, depth: int, tx: Optional[Tx], eid: Any, etype: Any, exc: BaseException, code: str,
+    message: str, span: Optional[ir.Span] = None,
 ) -> Rejection:  # fmt: skip
-    _undo(rt, tx)
+    """The rejection of an event (``tx`` None: it went to its path from settle's common case
+    of decode, whose ``eid`` and ``etype`` are then the event's own)."""
+    _undo(rt, depth)
     step = _failed_step(exc)
-    if span is None and tx.ch is not None and step in ("authorise", "handler"):
-        span = tx.ch.handler.span
-    return Rejection(tx.eid, code, message, span, step)
+    if tx is not None:
+        eid, ch = tx.eid, tx.ch
+    else:
+        ch = rt.events.get(etype)
+    if span is None and ch is not None and step in ("authorise", "handler"):
+        span = ch.handler.span
+    return Rejection(eid, code, message, span, step)
 
 
 def _failed_step(exc: BaseException) -> str:

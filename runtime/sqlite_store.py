@@ -29,8 +29,12 @@ empty blob; a reader of one entry inflates at most its chunk.  The chunks
 depend only on the entries, not on how they were batched (a flush that
 continues the newest block's chunk rewrites that chunk's head row), so the
 same events give the same rows whatever ``batch`` is.  Older files are
-refused with their version named; ``charter ledger migrate`` rewrites them
-(:func:`migrate`).
+Version 7 (codec ``deflate-dict-3``) keeps the
+chunks' entry texts whole, DEFLATE level 3 in a 32 KB window: a writer
+spends about a third of version 6's time on its entries (stripping the seq
+and id cost as much as compressing), for 7 bytes more an entry.  Older files
+are refused with their version named; ``charter ledger migrate`` rewrites
+them (:func:`migrate`).
 
 Every flush writes the pending journal rows and the new values of every
 state row those events changed in **one** SQLite transaction, so after a
@@ -50,13 +54,14 @@ money, so FULL is the default and batching is the way to go faster.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 from fractions import Fraction
 from json.encoder import c_make_encoder, encode_basestring_ascii
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from .integrity import (
     Checkpoint,
@@ -72,11 +77,12 @@ from .journal import (
     CHUNK,
     account_tag,
     ENTRY_CODEC,
+    ENTRY_CODEC_V1,
+    ENTRY_CODEC_V2,
     EntryCodec,
     JournalRow,
     anchor_at_or_before,
     block_of,
-    entry_in_run,
     with_hashes,
 )
 from .idfilter import IdFilter
@@ -86,9 +92,10 @@ from .store import LedgerIntegrityError, NotALedgerError, StoreError, shown_rows
 
 # 2: balance rows hold the bare amount; 3: checkpoint row, application_id; 4: packed entries,
 # chain hashes kept at anchors only; 5: entries packed without seq/id, compact state rows;
-# 6: consecutive entries of an anchor block packed together (a chunk in the first one's row)
-SCHEMA_VERSION = 6
-MIGRATABLE = (2, 3, 4, 5)
+# 6: consecutive entries of an anchor block packed together (a chunk in the first one's row);
+# 7: chunks of whole entry texts, DEFLATE level 3 (codec deflate-dict-3)
+SCHEMA_VERSION = 7
+MIGRATABLE = (2, 3, 4, 5, 6)
 # state values are not hashed; records keep their (deterministic) field order.
 # row_json(value) is the text a state row keeps for a value (State.value_of's).
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -114,7 +121,18 @@ if c_make_encoder is not None:  # the same encoding through one C encoder, made 
     _record_json = _dumps
 
 
+_ID_ROOM = 1 << 17  # ids the first Bloom filter of applied ids is sized for (256 KB)
 _KEY_CACHE = 1 << 14  # stored record keys a writer remembers (ChangeBuffer._rec_keys)
+_HASH_CACHE = 1 << 16  # state row hashes a writer remembers (SqliteStore._hashes; ~14 MB)
+_MOD = 1 << 256
+
+
+def _row_hashes(rows: list[tuple[str, str, str]]) -> list[int]:
+    """Each text row's share of the state digest: ``integrity.state_digest`` of it alone
+    (``tests/runtime/test_store_encoding.py`` holds the two together)."""
+    sha, from_bytes = hashlib.sha256, int.from_bytes
+    return [from_bytes(sha(f"{len(k)}:{k}{len(key)}:{key}{v}".encode("utf-8", "surrogatepass"))
+                       .digest(), "big") for k, key, v in rows]
 
 _MAGIC = b"SQLite format 3\x00"
 _MAX_SEQ = (1 << 63) - 1
@@ -184,6 +202,9 @@ class ChangeBuffer:
         # encoded once; forgotten when it grows past _KEY_CACHE (it held every key ever
         # written: ~16 MB of a run's memory at 1M gig events)
         self._rec_keys: dict[tuple[str, str], str] = {}
+        # account -> its index tag (account_tag: a CRC of the name): the same few thousand
+        # accounts are touched batch after batch; forgotten past _KEY_CACHE like _rec_keys
+        self._tags: dict[str, int] = {}
 
     # The metadata table is the same in every store; each store's _query turns its
     # driver's errors into StoreError naming the ledger.
@@ -268,7 +289,17 @@ class ChangeBuffer:
     def index_rows(self) -> set[tuple[int, int]]:
         """The ``(account tag, block)`` rows of the per-account index the pending entries
         add (some may be stored already)."""
-        return {(account_tag(a), b) for b, accs in self._touched.items() for a in accs}
+        tags = self._tags
+        if len(tags) > _KEY_CACHE:
+            tags.clear()
+        out = set()
+        for b, accs in self._touched.items():
+            for a in accs:
+                t = tags.get(a)
+                if t is None:
+                    t = tags[a] = account_tag(a)
+                out.add((t, b))
+        return out
 
     def flush(self, state: Any) -> None:  # pragma: no cover - every store defines it
         raise NotImplementedError
@@ -364,6 +395,13 @@ class SqliteStore(ChangeBuffer):
         self._check_state = check_state or not readonly
         self.integrity_problems: tuple[str, ...] = ()
         self._cp: Optional[Checkpoint] = None
+        # state row (kind, key) -> the hash its stored row adds to the checkpoint's state
+        # digest (integrity.state_digest), for the rows this writer committed lately: a
+        # commit drops a replaced row's hash without reading the row back.  _all_hashes:
+        # it holds every stored row (this writer wrote the state from empty), so a key it
+        # lacks has no row.  Bounded by _HASH_CACHE (then emptied, and rows read back).
+        self._hashes: dict[tuple[str, str], int] = {}
+        self._all_hashes = False
         self._reset_changes()
         # applied ids (has_event): a Bloom filter built once lookups pay for it
         self._id_filter: Optional[IdFilter] = None
@@ -433,7 +471,7 @@ class SqliteStore(ChangeBuffer):
             if version in MIGRATABLE:
                 raise StoreError(
                     f"{self.path} has ledger schema version {version}; this Charter reads "
-                    f"version {SCHEMA_VERSION} (entries packed in chunks). Run `charter "
+                    f"version {SCHEMA_VERSION} (whole entries packed in chunks). Run `charter "
                     f"ledger migrate {self.path}` to rewrite it (the old file is kept as a backup)"
                 )
             raise StoreError(
@@ -457,6 +495,7 @@ class SqliteStore(ChangeBuffer):
                 return
             raise LedgerIntegrityError(self.path, problems)
         problems, self._cp = check_open(self, state=self._check_state)
+        self._all_hashes = self._cp is not None and self._cp.state_rows == 0
         if self.readonly:
             self.integrity_problems = tuple(problems)
         elif problems:
@@ -565,24 +604,7 @@ class SqliteStore(ChangeBuffer):
         where one is kept (None elsewhere; unreadable ones as a marker verification refuses).
         A row inside a chunk is read from the chunk's head (the last one read is kept, so a
         scan inflates each chunk once)."""
-        codec = self.codec
-        unpack = codec.unpack
-        head, texts = -1, None  # the chunk read last
-        for seq, eid, blob, h in self._scan(sql, args):
-            if h is not None:
-                h = h.hex() if type(h) is bytes and len(h) == 32 else f"<unreadable {h!r:.40}>"
-            if blob == b"":  # inside a chunk: its head is an earlier row of the block
-                if texts is None or not (type(seq) is int and head < seq < head + len(texts)
-                                         and block_of(seq) == block_of(head)):
-                    head, texts = _run_head(self._query, codec, seq)
-                yield JournalRow(seq, eid, entry_in_run(texts, head, seq, eid), h)
-                continue
-            if type(blob) is bytes and blob[:1] == CHUNK and type(seq) is int:
-                head, texts = seq, codec.run_texts(blob)
-                yield JournalRow(seq, eid, entry_in_run(texts, head, seq, eid), h)
-                continue
-            head, texts = -1, None
-            yield JournalRow(seq, eid, unpack(blob, seq, eid), h)
+        return _text_rows(self._scan(sql, args), self._query, self.codec)
 
     def journal(self, start: int = 1) -> Iterator[JournalRow]:
         """Journal rows from ``start`` on, in order (streamed: any length fits in memory).
@@ -721,7 +743,8 @@ class SqliteStore(ChangeBuffer):
     def _build_id_filter(self) -> Optional[IdFilter]:
         if self.readonly or self._cp is None:
             return None
-        f = IdFilter(2 * self._cp.seq + 2 * self.batch)
+        # room for 4x the stored ids (at least _ID_ROOM): each rebuild reads every stored id
+        f = IdFilter(max(4 * self._cp.seq + 2 * self.batch, _ID_ROOM))
         f.add_all(self.event_ids())  # the table itself, as event_ids reads it (pending too)
         self._id_filter = f
         return f
@@ -802,7 +825,15 @@ class SqliteStore(ChangeBuffer):
             self._rollback()
             raise StoreError(f"{self.path}: {exc}") from None
         self._cp = cp
+        self._forget_hashes()
+        self._all_hashes = cp.state_rows == 0
         self._codec = EntryCodec(meta["entry_dict"] if isinstance(meta["entry_dict"], str) else "")
+
+    def _forget_hashes(self) -> None:
+        """Stop trusting the kept row hashes (a failed commit, another writer, raw SQL):
+        the rows a commit replaces are read back."""
+        self._hashes = {}
+        self._all_hashes = False
 
     def flush(self, state: Any) -> None:
         if not self._pending:
@@ -814,15 +845,30 @@ class SqliteStore(ChangeBuffer):
         try:
             upserts, deletes = self._changes(state)
             c.execute("BEGIN IMMEDIATE")
-            # the rows this commit replaces leave the state digest, the new ones enter it
+            # the rows this commit replaces leave the state digest, the new ones enter it:
+            # a replaced row's hash is known when this writer wrote the row (_hashes), the
+            # others are read back (none when _hashes holds every stored row)
             keys = [(u[0], u[1]) for u in upserts] + deletes
-            old = (
-                c.execute(_OLD_ROWS, (json.dumps(keys, ensure_ascii=False),)).fetchall()
-                if keys
-                else []
-            )
+            hashes = self._hashes
+            out = n_out = 0
+            unknown = []
+            for k in keys:
+                h = hashes.get(k)
+                if h is None:
+                    unknown.append(k)
+                else:
+                    out += h
+                    n_out += 1
+            if unknown and not self._all_hashes:
+                out2, n2 = state_digest(c.execute(
+                    _OLD_ROWS, (json.dumps(unknown, ensure_ascii=False),)).fetchall())
+                out += out2
+                n_out += n2
+            new = _row_hashes(upserts)
             last = pending[-1]
-            cp = self._cp.advanced(last.seq, last.hash, old, upserts)
+            prev = self._cp
+            cp = Checkpoint(last.seq, last.hash, (prev.state_digest - out + sum(new)) % _MOD,
+                            prev.state_rows - n_out + len(new), prev.meta_digest)
             if self._run is _UNREAD:
                 self._run = _open_run(self._query, self.codec, self._cp.seq)
             rows, heads, run = _packed(self.codec, pending, self._run)
@@ -845,10 +891,16 @@ class SqliteStore(ChangeBuffer):
             # buffered: a later flush (Runtime.close) would write them over a state that
             # undid them -- journal entries whose effects the stored balances lack.
             self._reset_changes()
+            self._forget_hashes()
             self._run = _UNREAD
             raise StoreError(f"{self.path}: write failed: {_why(exc)}") from None
         self._cp = cp
         self._run = run
+        hashes.update(zip(keys, new))  # the upserts' keys come first, in order
+        for k in deletes:
+            hashes.pop(k, None)
+        if len(hashes) > _HASH_CACHE:
+            self._forget_hashes()
         self._committed()
         # the file now holds every value the state holds: big tables may page (paged.py)
         trim = getattr(state, "trim", None)
@@ -897,6 +949,7 @@ class SqliteStore(ChangeBuffer):
         self._lock.release()
         self._lock = None
         self._id_filter = None  # another writer may add ids meanwhile: built again when needed
+        self._forget_hashes()  # ... and change state rows
         self._id_queries = 0
 
     def resume_writer(self, wait: float = 0.0) -> bool:
@@ -931,6 +984,7 @@ class SqliteStore(ChangeBuffer):
 
     def execute(self, sql: str, args: tuple = ()) -> None:
         """Run raw SQL (tests use it to tamper with a ledger and prove audit notices)."""
+        self._forget_hashes()
         self.conn.execute(sql, args)
 
 
@@ -987,6 +1041,30 @@ def _packed(
     return out, heads, ((head, texts) if texts else None)
 
 
+def _text_rows(rows: Iterable[tuple], query: Any, codec: EntryCodec) -> Iterator[JournalRow]:
+    """Stored ``(seq, event_id, entry blob, hash)`` rows as text rows: the entry unpacked
+    (None when it cannot be), the hash as hex where one is kept (None elsewhere; unreadable
+    ones as a marker verification refuses).  A row inside a chunk is read from the chunk's
+    head (the last one read is kept, so a scan inflates each chunk once)."""
+    head, texts = -1, None  # the chunk read last
+    in_run = codec.in_run
+    for seq, eid, blob, h in rows:
+        if h is not None:
+            h = h.hex() if type(h) is bytes and len(h) == 32 else f"<unreadable {h!r:.40}>"
+        if blob == b"":  # inside a chunk: its head is an earlier row of the block
+            if texts is None or not (type(seq) is int and head < seq < head + len(texts)
+                                     and block_of(seq) == block_of(head)):
+                head, texts = _run_head(query, codec, seq)
+            yield JournalRow(seq, eid, in_run(texts, head, seq, eid), h)
+            continue
+        if type(blob) is bytes and blob[:1] == CHUNK and type(seq) is int:
+            head, texts = seq, codec.run_texts(blob)
+            yield JournalRow(seq, eid, in_run(texts, head, seq, eid), h)
+            continue
+        head, texts = -1, None
+        yield JournalRow(seq, eid, codec.unpack(blob, seq, eid), h)
+
+
 def _run_head(query: Any, codec: EntryCodec, seq: Any) -> tuple[int, Optional[list[str]]]:
     """(head seq, texts) of the chunk that holds stored entry ``seq`` (an empty-blob row):
     the newest non-empty row before it in its anchor block; texts None when there is none."""
@@ -1038,7 +1116,7 @@ def tamper_connection(path: str | os.PathLike) -> sqlite3.Connection:
                                         seq)
             finally:
                 reader.close()
-            return entry_in_run(texts, head, seq, event_id)
+            return codec.in_run(texts, head, seq, event_id)
         return codec.unpack(blob, seq, event_id)
 
     c.create_function("entry_text", 3, entry_text)
@@ -1124,25 +1202,25 @@ def migrate(path: str | os.PathLike) -> dict[str, Any]:
             stored: dict[str, int] = {}
             for key, value in old.execute("SELECT key, value FROM state WHERE kind = 'balance'"):
                 stored[key] = json.loads(value)
-            if version == 4 and meta.get("entry_codec") != ENTRY_CODEC_V1:
+            # version 4 packs each entry whole; 5 each on its own without seq/id; 6 those
+            # in chunks
+            codec_name = ENTRY_CODEC_V1 if version == 4 else ENTRY_CODEC_V2
+            if version >= 4 and meta.get("entry_codec") != codec_name:
                 raise LedgerIntegrityError(path, [f"unknown entry codec {meta.get('entry_codec')!r}"])
-            if version == 5 and meta.get("entry_codec") != ENTRY_CODEC:
-                raise LedgerIntegrityError(path, [f"unknown entry codec {meta.get('entry_codec')!r}"])
-            # version 5 packs each entry on its own, without seq/id; version 4 whole
-            old_codec = EntryCodec(str(meta.get("entry_dict", "")), strip=version == 5)
+            old_codec = EntryCodec(str(meta.get("entry_dict", "")), codec_name)
+
+            def old_query(sql: str, args: tuple = ()) -> list:
+                return old.execute(sql, args).fetchall()
 
             def old_rows() -> Iterator[JournalRow]:
-                """The old journal as text rows (version 4: packed whole, hashes at anchors)."""
+                """The old journal as text rows (version 4 on: packed, hashes at anchors)."""
                 if version < 4:
                     for r in old.execute("SELECT seq, event_id, entry, hash FROM journal ORDER BY seq"):
                         yield JournalRow(*r)
                     return
-                for seq, eid, blob, h in old.execute(
-                        "SELECT seq, event_id, CAST(entry AS BLOB), CAST(hash AS BLOB) FROM journal "
-                        "ORDER BY seq"):
-                    if h is not None:
-                        h = h.hex() if type(h) is bytes and len(h) == 32 else f"<unreadable {h!r:.40}>"
-                    yield JournalRow(seq, eid, old_codec.unpack(blob, seq, eid), h)
+                yield from _text_rows(old.execute(
+                    "SELECT seq, event_id, CAST(entry AS BLOB), CAST(hash AS BLOB) FROM journal "
+                    "ORDER BY seq"), old_query, old_codec)
 
             blocks: set[int] = set()
             found, head, n, recomputed = verify_chain(old_rows(), genesis, blocks=blocks)

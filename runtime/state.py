@@ -45,9 +45,11 @@ class Frame:
     __slots__ = ("bal", "rec", "role", "right", "meta", "parties", "pops", "npostings", "nflags")
 
     def __init__(self, npostings: int, nflags: int):
-        # most events only move value: the other before-image maps are made when first needed
+        # most events move value or write a record: the other before-image maps are made when
+        # first needed.  ``bal`` and ``rec`` are never replaced (a nested frame's are merged
+        # into them in place), so generated code reads them once per event (pygen, inline)
         self.bal: dict[str, Optional[int]] = {}
-        self.rec: Optional[dict[tuple[str, str], Any]] = None
+        self.rec: dict[tuple[str, str], Any] = {}
         self.role: Optional[dict[tuple[str, str], Any]] = None
         self.right: Optional[dict[tuple, Any]] = None
         self.meta: Optional[dict[str, Any]] = None
@@ -65,6 +67,13 @@ def _merged(outer: Optional[dict], inner: dict) -> dict:
         if k not in outer:
             outer[k] = v
     return outer
+
+
+def _merge_into(outer: dict, inner: dict) -> None:
+    """The entries of ``inner`` that ``outer`` lacks, added to ``outer`` itself."""
+    for k, v in inner.items():
+        if k not in outer:
+            outer[k] = v
 
 
 class State:
@@ -182,9 +191,9 @@ class State:
             # frame inside its event's, once per firing: written out, no getattr by name)
             outer = self.frames[-1]
             if f.bal:
-                outer.bal = _merged(outer.bal, f.bal)
+                _merge_into(outer.bal, f.bal)
             if f.rec:
-                outer.rec = _merged(outer.rec, f.rec)
+                _merge_into(outer.rec, f.rec)
             if f.meta:
                 outer.meta = _merged(outer.meta, f.meta)
             if f.role:
@@ -367,10 +376,7 @@ class State:
     # ------------------------------------------------------------ records
 
     def _save_record(self, r: str, k: str) -> None:
-        f = self.frames[-1]
-        fr = f.rec
-        if fr is None:
-            fr = f.rec = {}
+        fr = self.frames[-1].rec
         if (r, k) not in fr:
             fr[(r, k)] = self.records[r].get(k, _ABSENT)
 
@@ -397,10 +403,7 @@ class State:
 
     def set_fields(self, r: str, k: str, values: dict[str, Any]) -> None:
         _check_values(r, values)
-        f = self.frames[-1]
-        fr = f.rec
-        if fr is None:
-            fr = f.rec = {}
+        fr = self.frames[-1].rec
         recs = self.records[r]
         if (r, k) in fr:
             rec = recs[k]  # a dict this frame made: nobody else holds it
@@ -424,10 +427,7 @@ class State:
             v = _intern(v)
         elif not (v is None or t is bool or (t is int and -MAX_INT <= v <= MAX_INT)):
             _check_values(r, {name: v})
-        f = self.frames[-1]
-        fr = f.rec
-        if fr is None:
-            fr = f.rec = {}
+        fr = self.frames[-1].rec
         recs = self.records[r]
         rk = (r, k)
         if rk in fr:

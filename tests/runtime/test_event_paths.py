@@ -65,7 +65,8 @@ def test_a_path_writes_the_by_clause_and_body_of_a_plain_handler_inline(gig_poli
     rt = open_runtime(gig_policy)
     src = rt.paths["bid"].__charter_source__
     assert "authorise(rt, tx)" not in src and "handler(rt, tx)" not in src
-    assert "st.set_field(" in src  # the body
+    # the body, its record writes written out too (the before image into the event's frame)
+    assert "raise Rejected('require'" in src and "_fr[_rk] = _o" in src
     # a body that calls its closures (admit: roles) takes the steps' own functions
     assert "handler(rt, tx)" in rt.paths["join"].__charter_source__
 

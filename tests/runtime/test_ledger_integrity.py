@@ -357,14 +357,14 @@ def test_schema_3_ledger_is_refused_by_name_then_migrated(ledger, tmp_path):
     assert _digest(ledger) == old
     r = invoke("ledger", "migrate", ledger)
     assert r.exit_code == 0, r.output
-    assert "version 3 -> 6" in r.output
+    assert "version 3 -> 7" in r.output
     assert (tmp_path / (ledger.name + ".v3.bak")).is_file()
     after = audit_ledger(str(ledger))
     assert after.ok and after.head == before.head and after.entries == before.entries
     assert json.loads(invoke("ledger", "balances", ledger, "--json").output) == balances
     r = invoke("run", POLICY, EVENTS, "--db", ledger)  # resumes on the migrated file
     assert r.exit_code == 0 and "resumed after line" in r.output
-    assert invoke("ledger", "migrate", ledger).output.strip().endswith("already version 6")
+    assert invoke("ledger", "migrate", ledger).output.strip().endswith("already version 7")
 
 
 def test_a_tampered_old_ledger_is_not_migrated(ledger):
