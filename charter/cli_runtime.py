@@ -10,6 +10,7 @@ errors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -258,6 +259,29 @@ def _count_timer_failures(timers: Any, ev: dict, failed: dict[tuple, dict]) -> N
             )["count"] += 1
 
 
+@contextlib.contextmanager
+def _settling_gc() -> Iterator[None]:
+    """The cycle collector tuned for a long run of events, restored after.
+
+    What start-up made (modules, the compiled policy and handlers) lives as long as the
+    run: frozen, the collector's full passes do not walk it again.  Settling an event
+    makes few reference cycles but keeps what it applies (records, journal rows), so the
+    default young-generation pass every 700 net allocations, and the older passes it
+    triggers, kept re-walking a growing heap: ~0.55 s CPU of collection in 435,000 gig
+    events (3%), ~0.08 s with a young pass every 10,000 (-2.1% instructions over 50,000).
+    Cyclic garbage then waits at most 10,000 allocations instead of 700."""
+    import gc
+
+    saved = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(10_000, *saved[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
+        gc.unfreeze()
+
+
 def _printable(text: str) -> str:
     """``text`` with lone surrogates escaped: a finding may quote a hostile stored value
     (``"\\ud800"`` in a balance row), and writing one to stdout raised UnicodeEncodeError."""
@@ -467,7 +491,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             with (
                 click.progressbar(length=total, label="settling", file=sys.stderr, show_pos=True)
                 if show
-                else _NoBar() as bar
+                else _NoBar() as bar,
+                _settling_gc(),
             ):
                 submit = rt.submit
                 for n, ev in _read_events(events):
