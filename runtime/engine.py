@@ -698,23 +698,21 @@ class Runtime:
         st = self.state
         meta = st.meta
         fired = 0
+        timed = self._timed
+        # one deadline handler (the common case): its earliest due, unfired entry is the next
+        # firing, no comparison among handlers to make
+        one = timed[0] if len(timed) == 1 and timed[0][1].kind == "deadline" else None
         while True:
-            best = None
-            for ch, h in self._timed:
-                if h.kind == "every":
-                    t0 = meta.get("t0")
-                    k = meta.get("every:" + h.name, 0)
-                    due = t0 + (k + 1) * h.period
-                    cand = (due, h.name, "")
-                else:
-                    top = st.deadline_top(h.name, h.record, h.field, now)
-                    if top is None:
-                        continue
-                    cand = (top[0], h.name, top[1])
-                if cand[0] <= now and (best is None or cand < best[0]):
-                    best = (cand, ch, h)
-            if best is None:
-                return
+            if one is not None:
+                ch, h = one
+                top = st.deadline_top(h.name, h.record, h.field, now)
+                if top is None or top[0] > now:
+                    return
+                best = ((top[0], h.name, top[1]), ch, h)
+            else:
+                best = self._next_firing(now)
+                if best is None:
+                    return
             fired += 1
             if limit is not None and fired > limit:
                 raise Rejected("timer_overflow", timer_overflow_message(limit))
@@ -727,8 +725,7 @@ class Runtime:
             if h.kind == "every":
                 st.set_meta("every:" + name, meta.get("every:" + name, 0) + 1)
             else:
-                st.pop_deadline(name)
-                st.set_meta(st.fired_key(name, key), due)
+                st.fire_deadline(name, key, due)
             st.begin()
             frame = st.frames[-1]
             try:
@@ -736,10 +733,11 @@ class Runtime:
                 if h.kind == "deadline":
                     env.loc[h.binder or "it"] = key
                 ch.body(env)
-                if len(st.postings) > frame.npostings or frame.bal:
+                n = frame.npostings
+                if len(st.postings) > n or frame.bal:
                     check_transaction(
-                        st.postings[frame.npostings :], frame.bal, st.balances, st.asset_of_get,
-                        st.floor_of if st.credit else None,
+                        st.postings[n:] if n else st.postings, frame.bal, st.balances,
+                        st.asset_of_get, st.floor_of if st.credit else None,
                     )
             except (Rejected, sem.SemanticsError) as r:
                 st.rollback()
@@ -759,6 +757,27 @@ class Runtime:
                 st.commit()
                 info["status"] = "applied"
             out.append(info)
+
+    def _next_firing(self, now: int) -> Any:
+        """The earliest firing due at or before ``now`` among the timed handlers, as
+        ``((due, handler, key), compiled handler, handler)``, or None."""
+        st = self.state
+        meta = st.meta
+        best = None
+        for ch, h in self._timed:
+            if h.kind == "every":
+                t0 = meta.get("t0")
+                k = meta.get("every:" + h.name, 0)
+                due = t0 + (k + 1) * h.period
+                cand = (due, h.name, "")
+            else:
+                top = st.deadline_top(h.name, h.record, h.field, now)
+                if top is None:
+                    continue
+                cand = (top[0], h.name, top[1])
+            if cand[0] <= now and (best is None or cand < best[0]):
+                best = (cand, ch, h)
+        return best
 
     # ================================================================ queries
 
