@@ -437,6 +437,9 @@ def _stop(*_: Any) -> None:
 
 def main() -> None:
     args = sys.argv[1:]
+    if "--help" in args or "-h" in args:  # was read as no flags: a 100,000-mutation run began
+        print(__doc__)
+        return
     n = int(args[args.index("--mutations") + 1]) if "--mutations" in args else 100_000
     seed = int(args[args.index("--seed") + 1]) if "--seed" in args else 1
     target = args[args.index("--target") + 1] if "--target" in args else "open"

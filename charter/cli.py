@@ -8,6 +8,7 @@ grow without touching the others.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -72,10 +73,33 @@ def cli() -> None:
 
 cli._loaded = set()
 
+_program = False  # True once main() runs: this process is the `charter` program
+
+
+def finish(status: int) -> None:
+    """End a command that has written and flushed everything it makes.  As the ``charter``
+    program itself (the console script, or ``python -m charter.cli``), skip the
+    interpreter's teardown: it frees every object one by one (Z3's terms after a verify,
+    the live state after a long ``run``: ~0.2 s CPU after 435,000 events) and there is
+    nothing left to save.  Called any other way (a test's CliRunner, a program calling the
+    click command), it exits the ordinary way."""
+    if (_program or os.path.basename(sys.argv[0]) == "charter") and (
+        sys.stdout is sys.__stdout__
+    ):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
 
 def main() -> None:
     # click's usage errors exit with 2 already; anything unexpected must not
     # reach the user as a traceback.
+    # set where finish() reads it: with `python -m charter.cli` this file runs as __main__,
+    # a module apart from the charter.cli the commands import
+    import charter.cli
+
+    charter.cli._program = True
     try:
         cli.main(prog_name="charter", standalone_mode=True)
     except KeyboardInterrupt:

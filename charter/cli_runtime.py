@@ -10,6 +10,7 @@ errors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -189,46 +190,96 @@ def _open_ledger(
     return rt
 
 
+class _Unreadable(str):
+    """A line that holds no JSON value: why, worded for the rejections file.  Its own type,
+    so a line holding a JSON string (valid JSON, not an event) is not mistaken for one."""
+
+
+_CHUNK = 1 << 16  # bytes of lines read at a time: one read call per ~600 events
+
+
 def _read_events(path: str) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed JSON or an error string) for each non-blank line.
+    """(line number, parsed JSON or an :class:`_Unreadable`) for each non-blank line.
 
     A line that is not UTF-8, not JSON, nested too deeply or holding a number
-    of more than 4,300 digits is an error string for that line (the run goes on).
+    of more than 4,300 digits is unreadable (the run goes on).
 
-    msgspec reads each line (bytes in, ~4x faster than ``json.loads``; the same
+    msgspec reads each line (bytes in, ~5x faster than ``json.loads``; the same
     values for every line it accepts: exact integers, correctly rounded floats,
     the last of duplicate keys); a line it refuses is read again by the standard
     library, which accepts what JSON's Python reading accepts (``NaN``, lone
-    surrogate escapes, ``1e400``) and words every error as before."""
-    try:
-        from msgspec.json import decode as fast
-    except ImportError:  # pragma: no cover - msgspec is a dependency
-        fast = None
+    surrogate escapes, ``1e400``) and words every error as before.  Lines are
+    read a chunk at a time and each is decoded on its own: an error stays on
+    its line."""
+    from msgspec.json import Decoder
+
+    fast = Decoder().decode
+    n = 0
     with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            if fast is not None:
+        while True:
+            lines = fh.readlines(_CHUNK)
+            if not lines:
+                return
+            for raw in lines:
+                n += 1
                 try:
                     ev = fast(raw)
                 except Exception:  # noqa: BLE001 - read again below, which words the error
-                    pass
-                else:
-                    yield n, ev
-                    continue
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield n, f"line {n} is not valid UTF-8 (byte {exc.start + 1})"
-                continue
-            try:
-                yield n, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield n, f"line {n} is not valid JSON ({exc.msg} at column {exc.colno})"
-            except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-                yield n, f"line {n} is not acceptable JSON ({str(exc)[:120]})"
-            except RecursionError:
-                yield n, f"line {n} is nested too deeply to be an event"
+                    if not raw.strip():
+                        continue
+                    ev = _read_again(raw, n)
+                yield n, ev
+
+
+def _read_again(raw: bytes, n: int) -> Any:
+    """Line ``n``, which msgspec refused, read by the standard library: its value, or why
+    it is unreadable."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _Unreadable(f"line {n} is not valid UTF-8 (byte {exc.start + 1})")
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        return _Unreadable(f"line {n} is not valid JSON ({exc.msg} at column {exc.colno})")
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        return _Unreadable(f"line {n} is not acceptable JSON ({str(exc)[:120]})")
+    except RecursionError:
+        return _Unreadable(f"line {n} is nested too deeply to be an event")
+
+
+def _count_timer_failures(timers: Any, ev: dict, failed: dict[tuple, dict]) -> None:
+    """Count the rejected firings among an applied event's timers, by handler and reason
+    (with the first event before which each happened)."""
+    for t in timers:
+        if t.get("status") == "rejected":
+            key = (str(t.get("handler")), str(t.get("reason")))
+            failed.setdefault(
+                key, {"handler": key[0], "reason": key[1], "event_id": ev.get("id"), "count": 0}
+            )["count"] += 1
+
+
+@contextlib.contextmanager
+def _settling_gc() -> Iterator[None]:
+    """The cycle collector tuned for a long run of events, restored after.
+
+    What start-up made (modules, the compiled policy and handlers) lives as long as the
+    run: frozen, the collector's full passes do not walk it again.  Settling an event
+    makes few reference cycles but keeps what it applies (records, journal rows), so the
+    default young-generation pass every 700 net allocations, and the older passes it
+    triggers, kept re-walking a growing heap: ~0.55 s CPU of collection in 435,000 gig
+    events (3%), ~0.08 s with a young pass every 10,000 (-2.1% instructions over 50,000).
+    Cyclic garbage then waits at most 10,000 allocations instead of 700."""
+    import gc
+
+    saved = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(10_000, *saved[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
+        gc.unfreeze()
 
 
 def _printable(text: str) -> str:
@@ -388,6 +439,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         """
         from charter.runtime.api import DEFAULT_STEP_BUDGET, open_runtime
         from charter.runtime.engine import ParamError
+        from charter.runtime.spill import SpillingStore
         from charter.runtime.store import StoreError
 
         db_shown, schema = db, None
@@ -400,7 +452,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
         try:
             rt = open_runtime(
                 pol,
-                ":memory:" if memory else db,
+                # in memory: the state's big tables page over a scratch file (spill.py)
+                SpillingStore() if memory else db,
                 params=overrides or None,
                 batch=batch,
                 clock=clock,
@@ -440,51 +493,46 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
             with (
                 click.progressbar(length=total, label="settling", file=sys.stderr, show_pos=True)
                 if show
-                else _NoBar() as bar
+                else _NoBar() as bar,
+                _settling_gc(),
             ):
+                submit = rt.submit
                 for n, ev in _read_events(events):
+                    if show:
+                        bar.update(1)
                     if n <= resume_at:
                         # processed by an earlier run (applied, or rejected before the last
                         # applied line): re-evaluating it against later state could differ
                         skipped += 1
-                        bar.update(1)
                         continue
-                    if isinstance(ev, str):
-                        out = None
-                        rec = {"line": n, "event_id": None, "code": "bad_json", "message": ev}
+                    if type(ev) is _Unreadable:
+                        code, message = "bad_json", str(ev)
+                        rec = {"line": n, "event_id": None, "code": code, "message": message}
                     else:
                         pending = post.before(ev) if post is not None else None
-                        out = rt.submit(ev)
+                        out = submit(ev)
                         if out.applied:
                             if out.duplicate:
                                 duplicates += 1  # the same event again: a no-op
-                            else:
-                                applied += 1
-                                ticks += bool(out.timers)
-                                for t in out.timers or ():
-                                    if t.get("status") == "rejected":
-                                        key = (str(t.get("handler")), str(t.get("reason")))
-                                        timer_failed.setdefault(
-                                            key, {"handler": key[0], "reason": key[1],
-                                                  "event_id": ev.get("id"), "count": 0}
-                                        )["count"] += 1
-                                if post is not None:
-                                    for v in violations(rt) + post.after(pending, out):
-                                        key = (v["property"], v["record"])
-                                        if key not in broken:
-                                            broken[key] = {
-                                                **v,
-                                                "line": n,
-                                                "event_id": ev.get("id"),
-                                            }
-                            bar.update(1)
+                                continue
+                            applied += 1
+                            if out.timers:
+                                ticks += 1
+                                _count_timer_failures(out.timers, ev, timer_failed)
+                            if post is not None:
+                                for v in violations(rt) + post.after(pending, out):
+                                    key = (v["property"], v["record"])
+                                    if key not in broken:
+                                        broken[key] = {**v, "line": n, "event_id": ev.get("id")}
                             continue
-                        rec = {"line": n, **out.to_dict()}
-                        rec.pop("applied", None)
-                    reasons[(rec["code"], rec["message"])] += 1
+                        code, message = out.code, out.message
+                        rec = None
+                    reasons[(code, message)] += 1
                     if rej_file:
+                        if rec is None:
+                            rec = {"line": n, **out.to_dict()}
+                            rec.pop("applied", None)
                         rej_file.write(_jsonl(rec) + "\n")
-                    bar.update(1)
             # read before closing: a ledger file's state may page from the file (paged.py)
             final = rt.balances()
             rt.close()
@@ -579,7 +627,10 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one place that lists the
                         f"ensures not checked after {post.unchecked} event(s) that fired timed "
                         "handlers first (old(...) was read before those ran)"
                     )
-        sys.exit(1 if (strict and rejected) or broken else 0)
+        from charter.cli import finish
+
+        # everything is written: the summary, the rejections file (closed), the ledger (closed)
+        finish(1 if (strict and rejected) or broken else 0)
 
     @cli.group()
     def ledger() -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import click
+
+from charter.cli import finish
 
 # --jobs above this is a typo, not a machine (each worker is a process holding Z3's state)
 MAX_JOBS = 256
@@ -198,20 +199,7 @@ def verify_cmd(
             sys.exit(2)
     elif text:
         click.echo(text)
-    _finish(status)
-
-
-def _finish(status: int) -> None:
-    """End the command.  As the ``charter`` program itself, skip the interpreter's teardown:
-    it frees Z3's terms one by one (~0.15 s CPU after asset_royalties, a tenth of the
-    command) and there is nothing left to save - the report is written and flushed, the
-    cache entries are in place, every worker is reaped.  Called any other way (a test's
-    CliRunner, a program calling the click command), it exits the ordinary way."""
-    if Path(sys.argv[0]).name == "charter" and sys.stdout is sys.__stdout__:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-    sys.exit(status)
+    finish(status)
 
 
 def _compile(path: str):

@@ -34,6 +34,7 @@ from .settle import CLOCKS, DEFAULT_MAX_SKEW
 from .journal import AuditReport, with_hashes
 from .ledger import Posting
 from .integrity import recorded_policy
+from .spill import SpillingStore
 from .sqlite_store import SqliteStore
 from .store_url import open_store
 from .store import (
@@ -270,7 +271,9 @@ class _Replay:
     difference is recorded and the rest only counted (a replay cannot go on past it)."""
 
     def __init__(self, live: Runtime, pol: ir.Policy, params: Any):
-        self.store = MemoryStore(window=1)  # compared entry by entry: one is enough
+        # compared entry by entry: one entry is enough; the rebuilt state's big tables page
+        # over a scratch file past the cap (spill.py): memory does not grow with the ledger
+        self.store = SpillingStore(window=1)
         try:
             self.fresh = Runtime(
                 pol,
@@ -315,13 +318,22 @@ class _Replay:
                 "entry (postings or content differ from the stored row)"
             )
 
+    def feed_unhashed(self, row: Any) -> None:
+        """:meth:`feed` without the hash (the caller verifies the chain)."""
+        self.feed(row, False)
+
+    def close(self) -> None:
+        """Delete the scratch file (if the state spilled)."""
+        self.store.close()
+
     def report(self, live: Runtime, store: Any) -> ReplayReport:
         """The final state against the stored one, and the report."""
         problems = self.problems
         fresh = self.fresh
         stored_head = live.head  # what the ledger recorded (a file: its checkpoint's head)
         if not problems and hasattr(store, "state_texts"):
-            problems += compare_state(store, fresh.state)
+            self.store.seal()  # the comparison's reads are let go as it goes (drop)
+            problems += compare_state(store, fresh.state, forget=self.store.drop)
         elif not problems:
             stored_rows = list(live.state.rows()) if not store.persistent else sorted(store.rows())
             fresh_rows = sorted(fresh.state.rows()) if store.persistent else list(fresh.state.rows())
@@ -369,24 +381,26 @@ def replay(source: Union[Runtime, StoreLike], policy: PolicyLike = None) -> Repl
         if gone:
             return ReplayReport(False, live.seq, live.head, live.head, (gone,))
         rep = _Replay(live, pol, params)
-        for row in with_hashes(store.journal(), live.genesis):
-            rep.feed(row)
-        return rep.report(live, store)
+        try:
+            for row in with_hashes(store.journal(), live.genesis):
+                rep.feed(row)
+            return rep.report(live, store)
+        finally:
+            rep.close()
     finally:
         if not isinstance(source, Runtime) and store is not source:
             store.close()
 
 
 def audit_and_replay(rt: Runtime) -> tuple[AuditReport, ReplayReport]:
-    """:meth:`Runtime.audit` and :func:`replay` of a ledger (``charter audit``) in two reads
-    of its journal instead of three: the first feeds each row to the chain and balance
-    check and to the signature check together, the second to the replay, which need not
-    re-hash (the first compared every kept hash; equal entries from the same genesis
-    chain to equal hashes).  Two passes, not one, so the audit's tables (balances from
-    the postings, the stored ones, the index the postings imply) are gone before the
-    replay builds its state: the peak is the larger of the two, not their sum.
+    """:meth:`Runtime.audit` and :func:`replay` of a ledger (``charter audit``) in one read
+    of its journal instead of two: each row goes to the chain and balance check, to the
+    signature check and to the replay, which need not re-hash (the chain check compares
+    every kept hash; equal entries from the same genesis chain to equal hashes).  Both
+    keep memory bounded (``auditpass``, ``spill``), so holding them together costs no
+    more than one of them did.
 
-    Finds what the two find apart: the chain and balances (``journal.audit_rows``), the
+    Finds what the two find apart: the chain and balances (``journal.verify_chain``), the
     per-account index, every signature (``signing.SignatureAudit``), the open-time check
     of the ledger as it is now, and replay's entry-by-entry and final-state comparison."""
     if rt.store_sync is not None and not getattr(rt.store, "readonly", False):
@@ -397,19 +411,21 @@ def audit_and_replay(rt: Runtime) -> tuple[AuditReport, ReplayReport]:
     if gone:
         return (AuditReport(False, rt.seq, rt.head, (gone,), 0),
                 ReplayReport(False, rt.seq, rt.head, rt.head, (gone,)))
-    audit = rt._audit()
-    store = rt.store
     rep = _Replay(rt, rt.policy, rt.params)
-    for row in store.journal():
-        rep.feed(row, False)  # the first pass compared every kept hash
-    return audit, rep.report(rt, store)
+    try:
+        audit = rt._audit(also=rep.feed_unhashed)
+        return audit, rep.report(rt, rt.store)
+    finally:
+        rep.close()
 
 
-def compare_state(store: Any, state: Any, most: int = 20) -> list[str]:
+def compare_state(store: Any, state: Any, most: int = 20,
+                  forget: Optional[Any] = None) -> list[str]:
     """Differences between a store's state rows and ``state`` (replay's rebuilt one), read
     row by row (memory does not grow with the state): each stored row's text must be the
     very text the store would write for the rebuilt value, and no rebuilt row may be
-    missing from the store."""
+    missing from the store.  ``forget``: called now and then, lets a paged ``state`` drop
+    the rows it read (``SpillingStore.drop``)."""
     from .sqlite_store import row_json
 
     def shown(text: Optional[str]) -> Any:
@@ -422,6 +438,8 @@ def compare_state(store: Any, state: Any, most: int = 20) -> list[str]:
     n = 0
     for kind, key, text in store.state_texts():
         n += 1
+        if forget is not None and not n % 4096:
+            forget()
         try:
             want = state.value_of(kind, key)
         except (KeyError, ValueError, TypeError, RecursionError):

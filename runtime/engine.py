@@ -57,16 +57,16 @@ from .journal import (
     ENTRY_CODEC,
     AuditReport,
     JournalRow,
-    audit_rows,
     chain,
     entry_dictionary,
     genesis_hash,
     policy_fingerprint,
+    verify_chain,
     with_hashes,
 )
 from .ledger import LedgerError, Posting, check_transaction, party_account, pool_account
 from .pygen import CompiledPolicy, compile_policy
-from . import signing
+from . import auditpass, signing
 from .settle import (
     CLOCKS,
     DEFAULT_MAX_SKEW,
@@ -698,23 +698,21 @@ class Runtime:
         st = self.state
         meta = st.meta
         fired = 0
+        timed = self._timed
+        # one deadline handler (the common case): its earliest due, unfired entry is the next
+        # firing, no comparison among handlers to make
+        one = timed[0] if len(timed) == 1 and timed[0][1].kind == "deadline" else None
         while True:
-            best = None
-            for ch, h in self._timed:
-                if h.kind == "every":
-                    t0 = meta.get("t0")
-                    k = meta.get("every:" + h.name, 0)
-                    due = t0 + (k + 1) * h.period
-                    cand = (due, h.name, "")
-                else:
-                    top = st.deadline_top(h.name, h.record, h.field, now)
-                    if top is None:
-                        continue
-                    cand = (top[0], h.name, top[1])
-                if cand[0] <= now and (best is None or cand < best[0]):
-                    best = (cand, ch, h)
-            if best is None:
-                return
+            if one is not None:
+                ch, h = one
+                top = st.deadline_top(h.name, h.record, h.field, now)
+                if top is None or top[0] > now:
+                    return
+                best = ((top[0], h.name, top[1]), ch, h)
+            else:
+                best = self._next_firing(now)
+                if best is None:
+                    return
             fired += 1
             if limit is not None and fired > limit:
                 raise Rejected("timer_overflow", timer_overflow_message(limit))
@@ -727,8 +725,7 @@ class Runtime:
             if h.kind == "every":
                 st.set_meta("every:" + name, meta.get("every:" + name, 0) + 1)
             else:
-                st.pop_deadline(name)
-                st.set_meta(st.fired_key(name, key), due)
+                st.fire_deadline(name, key, due)
             st.begin()
             frame = st.frames[-1]
             try:
@@ -736,10 +733,11 @@ class Runtime:
                 if h.kind == "deadline":
                     env.loc[h.binder or "it"] = key
                 ch.body(env)
-                if len(st.postings) > frame.npostings or frame.bal:
+                n = frame.npostings
+                if len(st.postings) > n or frame.bal:
                     check_transaction(
-                        st.postings[frame.npostings :], frame.bal, st.balances, st.asset_of_get,
-                        st.floor_of if st.credit else None,
+                        st.postings[n:] if n else st.postings, frame.bal, st.balances,
+                        st.asset_of_get, st.floor_of if st.credit else None,
                     )
             except (Rejected, sem.SemanticsError) as r:
                 st.rollback()
@@ -759,6 +757,27 @@ class Runtime:
                 st.commit()
                 info["status"] = "applied"
             out.append(info)
+
+    def _next_firing(self, now: int) -> Any:
+        """The earliest firing due at or before ``now`` among the timed handlers, as
+        ``((due, handler, key), compiled handler, handler)``, or None."""
+        st = self.state
+        meta = st.meta
+        best = None
+        for ch, h in self._timed:
+            if h.kind == "every":
+                t0 = meta.get("t0")
+                k = meta.get("every:" + h.name, 0)
+                due = t0 + (k + 1) * h.period
+                cand = (due, h.name, "")
+            else:
+                top = st.deadline_top(h.name, h.record, h.field, now)
+                if top is None:
+                    continue
+                cand = (top[0], h.name, top[1])
+            if cand[0] <= now and (best is None or cand < best[0]):
+                best = (cand, ch, h)
+        return best
 
     # ================================================================ queries
 
@@ -920,31 +939,49 @@ class Runtime:
             self.broken = f"store failed, reopen the ledger: {exc}"
             raise
 
-    def _audit(self) -> AuditReport:
-        """The chain and balances (``journal.audit_rows``), the per-account index, every
+    def _audit(self, also: Optional[Callable[[JournalRow], None]] = None) -> AuditReport:
+        """The chain and balances (``journal.verify_chain``, ``auditpass``), the per-account index, every
         signature (``signing.SignatureAudit``, fed the same rows: one read of the journal),
         the stored balances against the running state, and the open-time check of the ledger
-        as it is now.  ``api.audit_and_replay`` runs this, then a replay."""
+        as it is now.  ``also``: handed each row too (``api.audit_and_replay``'s replay: one
+        read of the journal for both)."""
         store = self.store
-        stored = dict(store.kind_rows("balance")) if store.persistent else \
-            dict(self.state.balances)
-        blocks: Optional[set[int]] = set() if hasattr(store, "account_blocks") else None
+        # the sums and the implied index pairs are bounded (auditpass.py): memory does not
+        # grow with the ledger
+        sums = auditpass.Sums()
+        index = auditpass.IndexCheck(store) if hasattr(store, "account_blocks") else None
         # every signature again, against the key registry rebuilt from the journal itself
         sigs = signing.SignatureAudit(self.genesis, self.same_signed_args, self.key_handler)
 
         def rows() -> Iterator[JournalRow]:
             feed = sigs.feed
-            for row in store.journal():
+            every = auditpass.EVERY
+            for i, row in enumerate(store.journal(), 1):
                 feed(row)
-                yield row
+                if also is not None:
+                    also(row)
+                yield row  # verify_chain has summed it when this resumes
+                if not i % every:
+                    sums.maybe_spill()
+                    if index is not None:
+                        index.maybe_check(row.seq)
 
-        report = audit_rows(rows(), self.genesis, stored, credit=self.state.audit_lines(),
-                            blocks=blocks)
+        try:
+            found, head, n, _ = verify_chain(
+                rows(), self.genesis, blocks=None if index is None else index.pending,
+                bal=sums.delta)
+            stored = store.kind_rows("balance") if store.persistent else \
+                sorted(self.state.balances.items())
+            more, checked = sums.compare(stored, self.state.audit_lines())
+        finally:
+            sums.close()
+        report = AuditReport(not found and not more, n, head, tuple(found + more), checked)
         problems = list(report.problems)
-        if blocks is not None:
-            problems += _index_problems(store.account_blocks(), blocks)
+        if index is not None:
+            problems += index.problems()
         problems += sigs.problems
         if store.persistent and self.state_loaded:
+            stored = dict(store.kind_rows("balance"))  # a loaded state holds as much
             live = self.state.balances
             for acc in sorted(set(live) | set(stored)):
                 if live.get(acc, 0) != stored.get(acc, 0):
@@ -987,26 +1024,6 @@ class Runtime:
             st.rollback()
             raise
         st.commit()
-
-
-def _index_problems(stored: Iterable[int], implied: set[int]) -> list[str]:
-    """The per-account index a ledger file keeps against the one its postings imply (both
-    as ``tag << 32 | block``; ``implied`` is consumed)."""
-    extra = 0
-    for b in stored:
-        if b in implied:
-            implied.discard(b)
-        else:
-            extra += 1
-    out = []
-    if implied:
-        out.append(f"the per-account index lacks {len(implied)} (account, block) pair(s) the "
-                   "journal's postings imply: history --account would miss entries "
-                   "(edited outside Charter)")
-    if extra:
-        out.append(f"the per-account index holds {extra} (account, block) pair(s) no posting "
-                   "implies (edited outside Charter)")
-    return out
 
 
 def _decode_param(v: Any) -> Any:

@@ -303,7 +303,7 @@ def window_index_problems(q: Any, implied: set[int], start: int) -> list[str]:
     lacking = sum(len(b) for b in want.values())
     if not lacking:
         return []
-    # the audit's wording (engine._index_problems), so an audit that finds it too says it once
+    # the audit's wording (auditpass.IndexCheck), so an audit that finds it too says it once
     return [f"the per-account index lacks {lacking} (account, block) pair(s) the journal's "
             "postings imply: history --account would miss entries (edited outside Charter)"]
 

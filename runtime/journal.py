@@ -484,6 +484,7 @@ class AuditReport:
 def verify_chain(
     rows: Iterable[JournalRow], genesis: str, first_seq: int = 1,
     blocks: Optional[set[int]] = None,
+    bal: Optional[dict[str, int]] = None,
 ) -> tuple[list[str], str, int, dict[str, int]]:
     """Re-hash every entry; returns (problems, head, count, balances from the postings).
 
@@ -491,12 +492,15 @@ def verify_chain(
     ``first_seq`` (the open-time check verifies only the newest entries).
     Streams: memory does not grow with the number of rows.  ``blocks``, when
     given, receives the per-account index the postings imply (``tag << 32 | block``
-    for every account of every posting, see :data:`BLOCK_SHIFT`)."""
+    for every account of every posting, see :data:`BLOCK_SHIFT`).  ``bal``, when
+    given, is the dict the postings are summed into (``runtime/auditpass.py`` empties
+    it into a scratch file between rows: the audit's memory stays bounded)."""
     problems: list[str] = []
     prev = genesis
     n = 0
     since_kept = first_seq
-    bal: dict[str, int] = {}
+    if bal is None:
+        bal = {}
     get = bal.get
     loads = json.loads
     for row in rows:
@@ -556,8 +560,24 @@ def compare_balances(recomputed: dict[str, int], stored: dict[str, int]) -> list
     for acc in sorted(set(recomputed) | set(stored)):
         a, b = recomputed.get(acc, 0), stored.get(acc, 0)
         if a != b:
-            problems.append(f"balance of {acc} is {b} but the journal's postings give {a}")
+            problems.append(balance_problem(acc, a, b))
     return problems
+
+
+def balance_problem(acc: str, recomputed: Any, stored: Any) -> str:
+    return f"balance of {acc} is {stored} but the journal's postings give {recomputed}"
+
+
+def negative_problem(acc: str, bal: int, credit: Optional[dict[str, int]]) -> Optional[str]:
+    """What is wrong with account ``acc`` ending at ``bal`` by the journal's postings (a
+    party's own account below its credit line, any other but a supply below zero)."""
+    if bal < 0 and not acc.startswith("supply:"):
+        line = credit.get(acc.rpartition(":")[2], 0) if credit and \
+            acc.startswith("party:") else 0
+        if bal < -line:
+            return (f"account {acc} is negative ({bal}) in the journal"
+                    + (f", beyond its credit line of {line}" if line else ""))
+    return None
 
 
 def audit_rows(
@@ -573,12 +593,9 @@ def audit_rows(
     problems, head, n, recomputed = verify_chain(rows, genesis, blocks=blocks)
     problems += compare_balances(recomputed, stored_balances)
     for acc, bal in sorted(recomputed.items()):
-        if bal < 0 and not acc.startswith("supply:"):
-            line = credit.get(acc.rpartition(":")[2], 0) if credit and \
-                acc.startswith("party:") else 0
-            if bal < -line:
-                problems.append(f"account {acc} is negative ({bal}) in the journal"
-                                + (f", beyond its credit line of {line}" if line else ""))
+        p = negative_problem(acc, bal, credit)
+        if p is not None:
+            problems.append(p)
     return AuditReport(
         ok=not problems,
         entries=n,

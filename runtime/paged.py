@@ -58,10 +58,14 @@ class Pager:
         self.scan = scan
 
 
-def trimmed(table: dict, pager: Optional[Pager], cap: int) -> dict:
+def trimmed(table: dict, pager: Optional[Pager], cap: int,
+            evict: Optional[Callable[[list[tuple[Any, Any]]], None]] = None) -> dict:
     """``table`` after a commit: as it is below ``cap`` entries (or without a pager), else
     a :class:`PagedTable` holding at most half the cap (the newest entries: recent records
-    are the ones events touch again); the file holds every value then."""
+    are the ones events touch again); the file holds every value then.  ``evict``, when
+    given, is handed the ``(key, value)`` pairs about to leave the cache first (a value
+    may be :data:`GONE`): a store whose file does not yet hold them writes them there
+    (``runtime/spill.py``'s scratch file)."""
     if pager is None or dict.__len__(table) <= cap:
         return table
     if type(table) is not PagedTable:
@@ -71,7 +75,10 @@ def trimmed(table: dict, pager: Optional[Pager], cap: int) -> dict:
         table = out
     table._pager = pager
     drop = dict.__len__(table) - cap // 2
-    for k in [k for _, k in zip(range(drop), dict.__iter__(table))]:
+    out_keys = [k for _, k in zip(range(drop), dict.__iter__(table))]
+    if evict is not None:
+        evict([(k, dict.__getitem__(table, k)) for k in out_keys])
+    for k in out_keys:
         dict.__delitem__(table, k)
     return table
 

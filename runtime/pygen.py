@@ -103,6 +103,17 @@ def _rounded(name: str, lv: Any, rv: Any, div: bool) -> int:
     return sem.round_quotient(n, d, name)
 
 
+def _floor_mul(lv: Any, rv: Any) -> int:
+    """``floor(lv * rv)``: :func:`_rounded`'s common case (an int times an int or a ratio, a
+    Fraction, whose denominator is positive) without its calls; the rest goes to it."""
+    if lv.__class__ is int:
+        if rv.__class__ is Fraction:
+            return lv * rv.numerator // rv.denominator
+        if rv.__class__ is int:
+            return lv * rv
+    return _rounded("floor", lv, rv, False)
+
+
 def _move(
     st: Any,
     amt: Any,
@@ -180,6 +191,7 @@ _HELPERS = {
     "_eacc": _eacc,
     "_div": _div,
     "_rounded": _rounded,
+    "_floor_mul": _floor_mul,
     "_move": _move,
     "_some": _some,
     "_isqrt": _isqrt,
@@ -758,6 +770,8 @@ class PyGen:
         n, args = x.name, x.args
         if n in ("floor", "ceil", "round") and len(args) == 1:
             a = args[0]
+            if isinstance(a, ir.Binary) and a.op == "*" and n == "floor":
+                return f"_floor_mul({self.x(a.left)}, {self.x(a.right)})"
             if isinstance(a, ir.Binary) and a.op in ("*", "/"):
                 return f"_rounded({self.k(n)}, {self.x(a.left)}, {self.x(a.right)}, {a.op == '/'})"
             return f"_{n}({self.x(a)})"

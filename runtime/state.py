@@ -37,7 +37,6 @@ _ABSENT = object()
 _intern = sys.intern
 # NamedTuple instances made per posting/event skip the generated __new__ (a Python frame)
 _new_tuple = tuple.__new__
-_NONE: dict = {}
 _NATIVE = (int, str, bool)
 
 
@@ -148,38 +147,49 @@ class State:
 
     def rollback(self) -> None:
         f = self.frames.pop()
-        bal = self.balances
-        for acc, old in f.bal.items():
-            if old is None:
-                bal.pop(acc, None)
-            else:
-                bal[acc] = old
-        for (r, k), old in (f.rec or _NONE).items():
-            if old is _ABSENT:
-                self.records[r].pop(k, None)
-            else:
-                self.records[r][k] = old
-        for (role, p), old in (f.role or _NONE).items():
-            if old is _ABSENT:
-                self.roles[role].pop(p, None)
-            else:
-                self.roles[role][p] = old
-        for key, old in (f.right or _NONE).items():
-            if old is _ABSENT:
-                self.rights.pop(key, None)
-            else:
-                self.rights[key] = old
-        for key, old in (f.meta or _NONE).items():
-            if old is _ABSENT:
-                self.meta.pop(key, None)
-            else:
-                self.meta[key] = old
-        for p in f.parties or ():
-            self.parties.discard(p)
-        for heap, item in reversed(f.pops or ()):
-            heapq.heappush(heap, item)
-        del self.postings[f.npostings :]
-        del self.flags[f.nflags :]
+        # most frames wrote balances or records only: the other maps are None (not made)
+        if f.bal:
+            bal = self.balances
+            for acc, old in f.bal.items():
+                if old is None:
+                    bal.pop(acc, None)
+                else:
+                    bal[acc] = old
+        if f.rec:
+            records = self.records
+            for (r, k), old in f.rec.items():
+                if old is _ABSENT:
+                    records[r].pop(k, None)
+                else:
+                    records[r][k] = old
+        if f.role:
+            for (role, p), old in f.role.items():
+                if old is _ABSENT:
+                    self.roles[role].pop(p, None)
+                else:
+                    self.roles[role][p] = old
+        if f.right:
+            for key, old in f.right.items():
+                if old is _ABSENT:
+                    self.rights.pop(key, None)
+                else:
+                    self.rights[key] = old
+        if f.meta:
+            for key, old in f.meta.items():
+                if old is _ABSENT:
+                    self.meta.pop(key, None)
+                else:
+                    self.meta[key] = old
+        if f.parties:
+            for p in f.parties:
+                self.parties.discard(p)
+        if f.pops:
+            for heap, item in reversed(f.pops):
+                heapq.heappush(heap, item)
+        if len(self.postings) > f.npostings:
+            del self.postings[f.npostings :]
+        if len(self.flags) > f.nflags:
+            del self.flags[f.nflags :]
         if self._compact and not self.frames:
             self._compact_heaps()
 
@@ -517,6 +527,25 @@ class State:
             if f.pops is None:
                 f.pops = []
             f.pops.append((heap, item))
+
+    def fire_deadline(self, handler: str, key: str, due: int) -> None:
+        """A deadline firing's bookkeeping, in the open frame (undone with it): its entry,
+        the heap's top, popped (:meth:`pop_deadline`) and its "fired" marker set
+        (``set_meta(fired_key(handler, key), due)``) - one call per firing."""
+        heap = self.heaps[handler]
+        item = heapq.heappop(heap)
+        f = self.frames[-1]
+        if f.pops is None:
+            f.pops = []
+        f.pops.append((heap, item))
+        mk = self._fired_tag[handler] + key
+        fr = f.meta
+        if fr is None:
+            fr = f.meta = {}
+        meta = self.meta
+        if mk not in fr:
+            fr[mk] = meta.get(mk, _ABSENT)
+        meta[mk] = due
 
     # ------------------------------------------------------------ clock / misc
 

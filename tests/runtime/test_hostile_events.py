@@ -303,6 +303,22 @@ def test_cli_turns_every_bad_line_into_a_rejection(tmp_path):
     assert all(x["code"] in ("bad_json", "bad_envelope") for x in rej), rej
 
 
+def test_cli_a_line_holding_a_json_string_is_not_an_event(tmp_path):
+    # valid JSON but no object: refused by the envelope check like `null` or `[1]`, not taken
+    # for a reading error whose message is the string's own text
+    events = tmp_path / "e.jsonl"
+    events.write_text('"line 1 is not valid JSON"\n' + json.dumps(ev("a", "join", "ann", 1))
+                      + "\n")
+    rej_path = tmp_path / "r.jsonl"
+    r = CliRunner().invoke(cli, ["run", str(GIG / "policy.charter"), str(events), "--memory",
+                                 "--json", "--rejections", str(rej_path)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["applied"] == 1
+    rej = [json.loads(x) for x in rej_path.read_text().splitlines()]
+    assert [(x["line"], x["code"]) for x in rej] == [(1, "bad_envelope")], rej
+    assert "must be a JSON object" in rej[0]["message"]
+
+
 # ------------------------------------------------------------------ step budget
 
 

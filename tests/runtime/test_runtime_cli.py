@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,19 @@ def test_charter_test_command(tmp_path):
     broken.write_text('policy x version "1"\non oops(')
     r = invoke("test", broken)
     assert r.exit_code == 1 and "does not compile" in r.output
+
+
+def test_the_charter_program_writes_its_whole_summary_and_rejections(tmp_path):
+    # as the program (python -m charter.cli, the console script) run ends with os._exit, no
+    # interpreter teardown: the piped summary, the rejections file and the status are whole
+    rej = tmp_path / "r.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "charter.cli", "run", POLICY, EVENTS, "--memory", "--json",
+         "--strict", "--rejections", str(rej)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert done.returncode == 1, done.stderr  # --strict, and 25 events are rejected
+    summary = json.loads(done.stdout)
+    assert (summary["applied"], summary["rejected"]) == (27, 25)
+    assert summary["balances"] == EXPECTED
+    assert len(rej.read_text().splitlines()) == 25
