@@ -58,6 +58,15 @@ class Frame:
         self.nflags = nflags
 
 
+def _restore(table: Any, images: dict) -> None:
+    """Put back a frame's before images into one flat table (``_ABSENT``: the key was new)."""
+    for key, old in images.items():
+        if old is _ABSENT:
+            table.pop(key, None)
+        else:
+            table[key] = old
+
+
 def _merged(outer: Optional[dict], inner: dict) -> dict:
     """``outer`` with the entries of ``inner`` it lacks (``outer``'s values win)."""
     if not outer:
@@ -169,17 +178,9 @@ class State:
                 else:
                     self.roles[role][p] = old
         if f.right:
-            for key, old in f.right.items():
-                if old is _ABSENT:
-                    self.rights.pop(key, None)
-                else:
-                    self.rights[key] = old
+            _restore(self.rights, f.right)
         if f.meta:
-            for key, old in f.meta.items():
-                if old is _ABSENT:
-                    self.meta.pop(key, None)
-                else:
-                    self.meta[key] = old
+            _restore(self.meta, f.meta)
         if f.parties:
             for p in f.parties:
                 self.parties.discard(p)
